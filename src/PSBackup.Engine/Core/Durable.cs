@@ -1,0 +1,130 @@
+using System.Runtime.InteropServices;
+
+namespace PSBackup.Engine;
+
+/// <summary>Crash-safe file system steps: temp name, fsync, atomic rename, fsync the directory.</summary>
+public static partial class Durable
+{
+    private const int ORdOnly = 0;
+    private const int ODirectory = 0x10000; // Linux x64/arm64
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fsync(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+
+    /// <summary>Makes a rename or create inside <paramref name="directory"/> durable. On Windows
+    /// NTFS journals the metadata and a directory cannot be flushed, so this is a no-op there.</summary>
+    public static void FsyncDirectory(string directory)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+        int flags = OperatingSystem.IsLinux() ? ORdOnly | ODirectory : ORdOnly;
+        int fd = open(directory, flags);
+        if (fd < 0)
+        {
+            throw new IOException($"Cannot open directory '{directory}' to sync it (errno {Marshal.GetLastPInvokeError()}).");
+        }
+        try
+        {
+            if (fsync(fd) != 0)
+            {
+                throw new IOException($"Cannot sync directory '{directory}' (errno {Marshal.GetLastPInvokeError()}).");
+            }
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    /// <summary>Renames a finished, fsynced temp file to its final name without replacing an
+    /// existing file, then syncs the directory.</summary>
+    public static void CommitFile(string tempPath, string finalPath)
+    {
+        File.Move(tempPath, finalPath, overwrite: false);
+        FsyncDirectory(Path.GetDirectoryName(Path.GetFullPath(finalPath))!);
+    }
+
+    /// <summary>Fsyncs every file and folder of a finished temp tree, renames the tree to its
+    /// final name (fails if that exists), and syncs the parent.</summary>
+    public static void CommitDirectory(string tempDir, string finalDir)
+    {
+        FsyncTree(tempDir);
+        if (Directory.Exists(finalDir) || File.Exists(finalDir))
+        {
+            throw new ConflictException("AlreadyExists", $"'{finalDir}' already exists. Remove or rename it, then run again.", finalDir);
+        }
+        Directory.Move(tempDir, finalDir);
+        FsyncDirectory(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(finalDir)))!);
+    }
+
+    /// <summary>Fsyncs every directory below and including <paramref name="root"/> (files are
+    /// synced as they are written).</summary>
+    public static void FsyncTree(string root)
+    {
+        foreach (string dir in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories))
+        {
+            FsyncDirectory(dir);
+        }
+        FsyncDirectory(root);
+    }
+
+    /// <summary>Writes a file atomically: <c>{final}.tmp</c>, fsync, rename, fsync dir. Nothing
+    /// exists under the final name unless the whole write succeeded.</summary>
+    public static async Task WriteFileAsync(string finalPath, Func<Stream, CancellationToken, Task> write, CancellationToken ct, bool overwrite = false)
+    {
+        string temp = finalPath + ".tmp";
+        try
+        {
+            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            {
+                await write(stream, ct).ConfigureAwait(false);
+                await stream.FlushAsync(ct).ConfigureAwait(false);
+                stream.Flush(flushToDisk: true);
+            }
+            if (overwrite)
+            {
+                File.Move(temp, finalPath, overwrite: true);
+                FsyncDirectory(Path.GetDirectoryName(Path.GetFullPath(finalPath))!);
+            }
+            else
+            {
+                CommitFile(temp, finalPath);
+            }
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>Best-effort removal of a temp file or tree after a failure.</summary>
+    public static void TryDelete(string path)
+    {
+        try
+        {
+            if (Directory.Exists(path) && !new DirectoryInfo(path).Attributes.HasFlag(FileAttributes.ReparsePoint))
+            {
+                Directory.Delete(path, recursive: true);
+            }
+            else if (File.Exists(path) || new FileInfo(path).LinkTarget is not null)
+            {
+                File.Delete(path);
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

@@ -1,0 +1,57 @@
+namespace PSBackup.Engine;
+
+/// <summary>What kind of failure a user-facing error is; the CLI maps it to an exit code and
+/// PowerShell to an ErrorCategory, in one place each.</summary>
+public enum ErrorKind
+{
+    /// <summary>The caller passed something unusable (a bad path, name or value).</summary>
+    InvalidArgument,
+    /// <summary>A thing the caller named does not exist.</summary>
+    NotFound,
+    /// <summary>Stored or live bytes failed a check (checksum, structure, continuity).</summary>
+    Integrity,
+    /// <summary>The operation would overwrite or replace something it must not touch.</summary>
+    Conflict,
+    /// <summary>The operation could not complete for another reason (I/O, unstable source).</summary>
+    Failed,
+}
+
+/// <summary>Base of every error a user can cause or must act on. The message names the problem
+/// and the fix; <see cref="ErrorId"/> is stable for scripts and Pester's -ErrorId.</summary>
+public class PSBackupException : Exception
+{
+    public PSBackupException(ErrorKind kind, string errorId, string message, string? target = null, Exception? inner = null)
+        : base(message, inner)
+    {
+        Kind = kind;
+        ErrorId = errorId;
+        Target = target;
+    }
+
+    public ErrorKind Kind { get; }
+    public string ErrorId { get; }
+    /// <summary>The path, name or id the error is about, if any.</summary>
+    public string? Target { get; }
+}
+
+public sealed class InvalidInputException(string errorId, string message, string? target = null)
+    : PSBackupException(ErrorKind.InvalidArgument, errorId, message, target);
+
+public sealed class NotFoundException(string errorId, string message, string? target = null)
+    : PSBackupException(ErrorKind.NotFound, errorId, message, target);
+
+public class IntegrityException(string errorId, string message, string? target = null, Exception? inner = null)
+    : PSBackupException(ErrorKind.Integrity, errorId, message, target, inner);
+
+public sealed class ConflictException(string errorId, string message, string? target = null)
+    : PSBackupException(ErrorKind.Conflict, errorId, message, target);
+
+public sealed class OperationFailedException(string errorId, string message, string? target = null, Exception? inner = null)
+    : PSBackupException(ErrorKind.Failed, errorId, message, target, inner);
+
+/// <summary>A hole in a WAL: segment ids or log indexes that should be there and are not.</summary>
+public sealed class WalGapException(string message, string target, IReadOnlyList<long> missingSegmentIds)
+    : IntegrityException("WalGap", message, target)
+{
+    public IReadOnlyList<long> MissingSegmentIds { get; } = missingSegmentIds;
+}

@@ -1,0 +1,80 @@
+using System.Buffers;
+using System.Security.Cryptography;
+
+namespace PSBackup.Engine;
+
+/// <summary>Bytes and SHA-256 of a stream of file content.</summary>
+public readonly record struct ContentDigest(long Bytes, string Sha256);
+
+/// <summary>Streaming copy and hash with pooled buffers: never a whole file in memory.</summary>
+public static class FileCopy
+{
+    public const int BufferSize = 1 << 20;
+
+    /// <summary>Copies <paramref name="source"/> to a new file <paramref name="destination"/>
+    /// (which must not exist), hashing what was written, and fsyncs it.</summary>
+    public static async Task<ContentDigest> CopyAsync(string source, string destination, CancellationToken ct)
+    {
+        await using var input = OpenRead(source);
+        await using var output = new FileStream(destination, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+        ContentDigest digest = await CopyAsync(input, output, ct).ConfigureAwait(false);
+        output.Flush(flushToDisk: true);
+        return digest;
+    }
+
+    /// <summary>Copies a stream to another, hashing as it goes.</summary>
+    public static async Task<ContentDigest> CopyAsync(Stream input, Stream output, CancellationToken ct)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        long total = 0;
+        try
+        {
+            int read;
+            while ((read = await input.ReadAsync(buffer.AsMemory(0, BufferSize), ct).ConfigureAwait(false)) > 0)
+            {
+                hash.AppendData(buffer, 0, read);
+                await output.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
+                total += read;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return new ContentDigest(total, Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant());
+    }
+
+    /// <summary>Hashes a file's current content.</summary>
+    public static async Task<ContentDigest> HashAsync(string path, CancellationToken ct)
+    {
+        await using var input = OpenRead(path);
+        return await HashAsync(input, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Hashes a stream to its end.</summary>
+    public static async Task<ContentDigest> HashAsync(Stream input, CancellationToken ct)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        long total = 0;
+        try
+        {
+            int read;
+            while ((read = await input.ReadAsync(buffer.AsMemory(0, BufferSize), ct).ConfigureAwait(false)) > 0)
+            {
+                hash.AppendData(buffer, 0, read);
+                total += read;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return new ContentDigest(total, Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant());
+    }
+
+    /// <summary>Opens a file for a sequential read that tolerates concurrent writers and renames.</summary>
+    public static FileStream OpenRead(string path) =>
+        new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous | FileOptions.SequentialScan);
+}

@@ -1,0 +1,143 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
+
+namespace PSBackup.Engine;
+
+/// <summary>One file of a local backup: its path relative to the backup, size and SHA-256.</summary>
+public sealed record ManifestFile(string Path, long Size, string Sha256);
+
+/// <summary>Where a store snapshot stands in its namespace's WAL when it began (SPEC §2).</summary>
+public sealed record WalPosition(
+    IReadOnlyList<long> SegmentIds,
+    long? HighestLogIndex,
+    long? AppliedLogIndex);
+
+/// <summary>The JSON manifest written beside every local backup (object backup, store snapshot).
+/// Versioned; read back as hostile input.</summary>
+public sealed record BackupManifest
+{
+    public const int CurrentFormatVersion = 1;
+
+    public int FormatVersion { get; init; } = CurrentFormatVersion;
+    /// <summary>"object" or "snapshot".</summary>
+    public required string Kind { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset? CompletedAt { get; init; }
+    /// <summary>Where the backup was taken from (for people; never used as a path).</summary>
+    public required string Source { get; init; }
+    /// <summary>"Stable" or "Recent" for object backups.</summary>
+    public string? Consistency { get; init; }
+    public IReadOnlyList<string>? ChangedFiles { get; init; }
+    public WalPosition? Wal { get; init; }
+    public required IReadOnlyList<ManifestFile> Files { get; init; }
+    public string Tool { get; init; } = "PSBackup " + typeof(BackupManifest).Assembly.GetName().Version?.ToString(3);
+}
+
+/// <summary>Reads, writes and verifies <see cref="BackupManifest"/> files.</summary>
+public static partial class ManifestIO
+{
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    [GeneratedRegex("^[0-9a-f]{64}$")]
+    private static partial Regex Sha256Pattern();
+
+    /// <summary>Writes the manifest atomically (temp, fsync, rename, fsync dir).</summary>
+    public static Task WriteAsync(string path, BackupManifest manifest, CancellationToken ct) =>
+        Durable.WriteFileAsync(path, (s, c) => JsonSerializer.SerializeAsync(s, manifest, JsonOptions, c), ct);
+
+    /// <summary>Reads and validates a manifest: known version, safe relative paths, sane sizes
+    /// and hashes, no duplicates. Anything else is an integrity error naming the file.</summary>
+    public static BackupManifest Read(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new NotFoundException("ManifestNotFound", $"The manifest '{path}' does not exist; the backup is incomplete or not a PSBackup backup.", path);
+        }
+        BackupManifest? manifest;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            manifest = JsonSerializer.Deserialize<BackupManifest>(stream, JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new IntegrityException("ManifestCorrupt", $"The manifest '{path}' is not valid JSON ({e.Message}); the backup cannot be trusted.", path, e);
+        }
+        if (manifest is null || manifest.Files is null)
+        {
+            throw new IntegrityException("ManifestCorrupt", $"The manifest '{path}' is empty or has no file list; the backup cannot be trusted.", path);
+        }
+        if (manifest.FormatVersion != BackupManifest.CurrentFormatVersion)
+        {
+            throw new IntegrityException("ManifestVersion", $"The manifest '{path}' has format version {manifest.FormatVersion}; this PSBackup reads version {BackupManifest.CurrentFormatVersion}. Use a matching PSBackup version.", path);
+        }
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (ManifestFile file in manifest.Files)
+        {
+            string rel;
+            try
+            {
+                rel = SafePath.ValidateRelativePath(file?.Path, "manifest entry");
+            }
+            catch (InvalidInputException e)
+            {
+                throw new IntegrityException("ManifestCorrupt", $"The manifest '{path}' lists an unsafe path: {e.Message}", path, e);
+            }
+            if (file!.Size < 0 || file.Sha256 is null || !Sha256Pattern().IsMatch(file.Sha256) || !seen.Add(rel))
+            {
+                throw new IntegrityException("ManifestCorrupt", $"The manifest '{path}' has an invalid entry for '{SafePath.Printable(rel)}' (size, hash or duplicate); the backup cannot be trusted.", path);
+            }
+        }
+        return manifest;
+    }
+
+    /// <summary>Checks a backup tree (or single file) against its manifest: every listed file
+    /// present with the right size and SHA-256, nothing extra. Throws an
+    /// <see cref="IntegrityException"/> naming the backup and the first bad file.</summary>
+    public static async Task VerifyAsync(string backupPath, BackupManifest manifest, OperationContext context, string activity)
+    {
+        var expected = manifest.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
+        bool isDirectory = Directory.Exists(backupPath);
+        if (isDirectory)
+        {
+            foreach (string file in Directory.EnumerateFileSystemEntries(backupPath, "*", SearchOption.AllDirectories))
+            {
+                if (Directory.Exists(file) && new FileInfo(file).LinkTarget is null)
+                {
+                    continue;
+                }
+                string rel = Path.GetRelativePath(backupPath, file).Replace(Path.DirectorySeparatorChar, '/');
+                if (!expected.ContainsKey(rel))
+                {
+                    throw new IntegrityException("BackupFileUnexpected", $"Backup '{backupPath}' contains '{rel}', which its manifest does not list. The backup was altered; do not restore it.", file);
+                }
+            }
+        }
+        long total = manifest.Files.Sum(f => f.Size);
+        long done = 0;
+        foreach (ManifestFile entry in manifest.Files)
+        {
+            context.CancellationToken.ThrowIfCancellationRequested();
+            string file = isDirectory ? SafePath.Combine(backupPath, entry.Path, "manifest entry") : backupPath;
+            if (!File.Exists(file))
+            {
+                throw new IntegrityException("BackupFileMissing", $"Backup '{backupPath}' is missing '{entry.Path}', which its manifest lists. The backup is incomplete; do not restore it.", file);
+            }
+            ContentDigest digest = await FileCopy.HashAsync(file, context.CancellationToken).ConfigureAwait(false);
+            if (digest.Bytes != entry.Size || !string.Equals(digest.Sha256, entry.Sha256, StringComparison.Ordinal))
+            {
+                throw new IntegrityException("BackupFileCorrupt",
+                    $"Backup '{backupPath}' file '{entry.Path}' does not match its manifest (expected {entry.Size} bytes, SHA-256 {entry.Sha256[..12]}…; found {digest.Bytes} bytes, {digest.Sha256[..12]}…). The backup is damaged; do not restore it.",
+                    file);
+            }
+            done += entry.Size;
+            context.Report(activity, $"Verified {entry.Path}", done, total, entry.Path);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+namespace PSBackup.Engine.ObjectStore;
+
+public enum BackupConsistency
+{
+    /// <summary>No file changed while it was copied: each copied file equals its source at one instant.</summary>
+    Stable,
+    /// <summary>Some files changed during the copy (listed); "recent, not fenced" in the seed's words.</summary>
+    Recent,
+}
+
+public sealed record NewObjectBackupOptions(string DbRoot, string Dir, string Object)
+{
+    /// <summary>Run before the copy to pause writers (a fenced copy); Resume runs after, always.</summary>
+    public Func<CancellationToken, Task>? Quiesce { get; init; }
+    public Func<CancellationToken, Task>? Resume { get; init; }
+}
+
+public sealed record ObjectBackupResult
+{
+    public required string DbRoot { get; init; }
+    public required string Dir { get; init; }
+    public required string Object { get; init; }
+    /// <summary>The sibling folder name, <c>&lt;obj&gt;.backup-yyyyMMddTHHmmss</c>.</summary>
+    public required string BackupName { get; init; }
+    public required string BackupPath { get; init; }
+    public required string ManifestPath { get; init; }
+    public required int FileCount { get; init; }
+    public required long Bytes { get; init; }
+    public required BackupConsistency Consistency { get; init; }
+    public required IReadOnlyList<string> ChangedFiles { get; init; }
+    public required bool Fenced { get; init; }
+    public required DateTimeOffset StartedAt { get; init; }
+    public required TimeSpan Duration { get; init; }
+}
+
+public sealed record RestoreObjectBackupOptions(string DbRoot, string Dir, string Object, string From)
+{
+    /// <summary>Replace a live object that is not empty (it is kept aside, never deleted).</summary>
+    public bool Force { get; init; }
+}
+
+public sealed record ObjectRestoreResult
+{
+    public required string DbRoot { get; init; }
+    public required string Dir { get; init; }
+    public required string Object { get; init; }
+    public required string BackupName { get; init; }
+    public required string RestoredPath { get; init; }
+    /// <summary>Where the replaced live object was moved; null when there was none.</summary>
+    public string? ReplacedPath { get; init; }
+    public required int FileCount { get; init; }
+    public required long Bytes { get; init; }
+}
+
+public sealed record ClearStaleArtifactOptions(string Root);
+
+/// <summary>A stale <c>.new</c>/<c>.old</c>/<c>.tmp</c> artifact found by the sweep.</summary>
+public sealed record StaleArtifact(string Path, bool IsDirectory, long Bytes, bool Removed);

@@ -1,0 +1,8 @@
+namespace PSBackup.Engine.Snapshots;
+
+/// <summary>Engine operation behind New-StoreSnapshot.</summary>
+public static class SnapshotOperations
+{
+    public static Task<StoreSnapshotResult> CreateAsync(NewStoreSnapshotOptions options, OperationContext context) =>
+        throw new NotImplementedException();
+}

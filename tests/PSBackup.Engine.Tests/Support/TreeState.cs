@@ -1,0 +1,33 @@
+using System.Security.Cryptography;
+
+namespace PSBackup.Engine.Tests.Support;
+
+/// <summary>Every entry under a folder with its size and hash, to prove an operation wrote
+/// (or deleted) nothing: capture before, capture after, compare.</summary>
+public sealed record TreeState(IReadOnlyDictionary<string, string> Entries)
+{
+    public static TreeState Capture(string root)
+    {
+        var entries = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        if (Directory.Exists(root))
+        {
+            foreach (string path in Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories))
+            {
+                string rel = Path.GetRelativePath(root, path);
+                entries[rel] = Directory.Exists(path) ? "<dir>" : Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
+            }
+        }
+        return new TreeState(entries);
+    }
+
+    /// <summary>Asserts the folder is exactly as captured.</summary>
+    public void AssertUnchanged(string root)
+    {
+        TreeState now = Capture(root);
+        var added = now.Entries.Keys.Except(Entries.Keys).ToList();
+        var removed = Entries.Keys.Except(now.Entries.Keys).ToList();
+        var changed = Entries.Keys.Intersect(now.Entries.Keys).Where(k => Entries[k] != now.Entries[k]).ToList();
+        Assert.True(added.Count == 0 && removed.Count == 0 && changed.Count == 0,
+            $"tree changed: added [{string.Join(", ", added)}], removed [{string.Join(", ", removed)}], changed [{string.Join(", ", changed)}]");
+    }
+}
