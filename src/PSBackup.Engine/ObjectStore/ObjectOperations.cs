@@ -3,10 +3,12 @@ namespace PSBackup.Engine.ObjectStore;
 /// <summary>Engine operations behind New-ObjectBackup, Restore-ObjectBackup and Clear-StaleArtifact.</summary>
 public static class ObjectOperations
 {
-    public static Task<ObjectBackupResult> BackupAsync(NewObjectBackupOptions options, OperationContext context) =>
+    /// <summary>Null when ShouldProcess declined (-WhatIf).</summary>
+    public static Task<ObjectBackupResult?> BackupAsync(NewObjectBackupOptions options, OperationContext context) =>
         throw new NotImplementedException();
 
-    public static Task<ObjectRestoreResult> RestoreAsync(RestoreObjectBackupOptions options, OperationContext context) =>
+    /// <summary>Null when ShouldProcess declined (-WhatIf).</summary>
+    public static Task<ObjectRestoreResult?> RestoreAsync(RestoreObjectBackupOptions options, OperationContext context) =>
         throw new NotImplementedException();
 
     public static Task<IReadOnlyList<StaleArtifact>> ClearStaleArtifactsAsync(ClearStaleArtifactOptions options, OperationContext context) =>

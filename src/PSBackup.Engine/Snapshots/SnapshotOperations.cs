@@ -3,6 +3,7 @@ namespace PSBackup.Engine.Snapshots;
 /// <summary>Engine operation behind New-StoreSnapshot.</summary>
 public static class SnapshotOperations
 {
-    public static Task<StoreSnapshotResult> CreateAsync(NewStoreSnapshotOptions options, OperationContext context) =>
+    /// <summary>Null when ShouldProcess declined (-WhatIf).</summary>
+    public static Task<StoreSnapshotResult?> CreateAsync(NewStoreSnapshotOptions options, OperationContext context) =>
         throw new NotImplementedException();
 }
