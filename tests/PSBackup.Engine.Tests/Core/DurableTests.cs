@@ -1,0 +1,75 @@
+using PSBackup.Engine.Tests.Support;
+
+namespace PSBackup.Engine.Tests.Core;
+
+public class DurableTests
+{
+    [Fact]
+    public async Task WriteFileLeavesNothingWhenTheWriterFails()
+    {
+        using var dir = new TestDirectory();
+        string target = dir.Combine("out.json");
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Durable.WriteFileAsync(target, async (s, ct) =>
+        {
+            await s.WriteAsync(new byte[100], ct);
+            throw new InvalidOperationException("boom");
+        }, CancellationToken.None));
+
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
+    public async Task WriteFileNeverReplacesAnExistingFile()
+    {
+        using var dir = new TestDirectory();
+        string target = dir.Combine("out.json");
+        await File.WriteAllTextAsync(target, "original");
+
+        await Assert.ThrowsAsync<IOException>(() => Durable.WriteFileAsync(target, (s, ct) => s.WriteAsync(new byte[] { 1, 2, 3 }, ct).AsTask(), CancellationToken.None));
+
+        Assert.Equal("original", await File.ReadAllTextAsync(target));
+        Assert.Single(Directory.EnumerateFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
+    public async Task WriteFileCommitsCompleteContent()
+    {
+        using var dir = new TestDirectory();
+        string target = dir.Combine("out.bin");
+        byte[] data = Enumerable.Range(0, 300_000).Select(i => (byte)(i * 7)).ToArray();
+
+        await Durable.WriteFileAsync(target, (s, ct) => s.WriteAsync(data, ct).AsTask(), CancellationToken.None);
+
+        Assert.Equal(data, await File.ReadAllBytesAsync(target));
+        Assert.False(File.Exists(target + ".tmp"));
+    }
+
+    [Fact]
+    public void CommitDirectoryRefusesAnExistingTarget()
+    {
+        using var dir = new TestDirectory();
+        Directory.CreateDirectory(dir.Combine("tmp"));
+        File.WriteAllText(dir.Combine("tmp", "a"), "new");
+        Directory.CreateDirectory(dir.Combine("final"));
+        File.WriteAllText(dir.Combine("final", "a"), "old");
+
+        Assert.Throws<ConflictException>(() => Durable.CommitDirectory(dir.Combine("tmp"), dir.Combine("final")));
+        Assert.Equal("old", File.ReadAllText(dir.Combine("final", "a")));
+    }
+
+    [Fact]
+    public async Task CopyHashesWhatItWrites()
+    {
+        using var dir = new TestDirectory();
+        byte[] data = new byte[3 * FileCopy.BufferSize + 17];
+        new Random(7).NextBytes(data);
+        await File.WriteAllBytesAsync(dir.Combine("src"), data);
+
+        ContentDigest copied = await FileCopy.CopyAsync(dir.Combine("src"), dir.Combine("dst"), CancellationToken.None);
+
+        Assert.Equal(data, await File.ReadAllBytesAsync(dir.Combine("dst")));
+        Assert.Equal(data.LongLength, copied.Bytes);
+        Assert.Equal(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(data)).ToLowerInvariant(), copied.Sha256);
+    }
+}
