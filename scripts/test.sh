@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command from README.md: builds the solution (which assembles the module into
+# out/PSBackup) and runs the whole xunit suite. Prints one closing line "N passed, N failed, N skipped".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+configuration="${CONFIGURATION:-Release}"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
+dotnet build PSBackup.sln -c "$configuration" -nologo -v quiet
+set +e
+dotnet test PSBackup.sln -c "$configuration" --no-build -nologo "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+
+# dotnet test prints one summary per test assembly: "Passed!  - Failed: 0, Passed: 42, Skipped: 0, ..."
+summary=$(grep -Eo 'Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+' "$log" || true)
+if [ -z "$summary" ]; then
+  echo "tests: no test summary found (build or test host failure)" >&2
+  exit 1
+fi
+failed=$(echo "$summary" | awk -F'[:,]' '{s+=$2} END {print s}')
+passed=$(echo "$summary" | awk -F'[:,]' '{s+=$4} END {print s}')
+skipped=$(echo "$summary" | awk -F'[:,]' '{s+=$6} END {print s}')
+echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+  exit 1
+fi
