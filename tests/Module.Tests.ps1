@@ -113,9 +113,9 @@ Describe 'PSBackup module' {
 
     It 'does not ship System.Management.Automation.dll and ships the native SQLite library for this platform' {
         Join-Path $script:ModuleDir 'System.Management.Automation.dll' | Should -Not -Exist
-        $rid = [System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier
-        $native = Get-ChildItem -Path (Join-Path $script:ModuleDir 'runtimes') -Recurse -File -Filter '*e_sqlite3*'
-        $native | Should -Not -BeNullOrEmpty
-        $native.FullName -match [regex]::Escape($rid) | Should -Contain $true
+        $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
+        $arch = [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
+        $native = Join-Path $script:ModuleDir 'runtimes' "$os-$arch" 'native'
+        @(Get-ChildItem -LiteralPath $native -File -Filter '*e_sqlite3*') | Should -Not -BeNullOrEmpty
     }
 }

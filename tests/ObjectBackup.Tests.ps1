@@ -179,9 +179,9 @@ Describe 'Clear-StaleArtifact' {
     BeforeEach {
         $script:SweepRoot = Join-Path $TestDrive ('sweep-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
         $data = New-Item -ItemType Directory -Path (Join-Path $script:SweepRoot 'acme' 'orders' 'data') -Force
-        Set-Content -LiteralPath (Join-Path $data '001.bin') -Value 'live'
-        Set-Content -LiteralPath (Join-Path $data '001.bin.new') -Value 'half-built'
-        Set-Content -LiteralPath (Join-Path $data '002.bin.old') -Value 'replaced'
+        Set-Content -LiteralPath (Join-Path $data.FullName '001.bin') -Value 'live'
+        Set-Content -LiteralPath (Join-Path $data.FullName '001.bin.new') -Value 'half-built'
+        Set-Content -LiteralPath (Join-Path $data.FullName '002.bin.old') -Value 'replaced'
         Set-Content -LiteralPath (Join-Path $script:SweepRoot 'acme' 'orders' 'fields.conf.tmp') -Value 'temp'
     }
 

@@ -99,8 +99,7 @@ Describe 'Invoke-WalShip' {
     }
 
     It 'writes nothing under -WhatIf' {
-        $result = Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/archive' -WhatIf
-        $result | Should -BeNullOrEmpty
+        $null = Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/archive' -WhatIf
         if (Test-Path -LiteralPath $script:ArchiveDir) {
             @(Get-ChildItem -LiteralPath $script:ArchiveDir -File) | Should -BeNullOrEmpty
         }

@@ -12,7 +12,7 @@ namespace PSBackup;
 public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
 {
     private readonly CancellationTokenSource _stop = new();
-    private BlockingCollection<Action>? _queue;
+    private BlockingCollection<WorkItem>? _queue;
     private int _pipelineThreadId;
     private bool _disposed;
 
@@ -139,7 +139,7 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
 
     private void Post(Action action, Action? onDiscard = null)
     {
-        BlockingCollection<Action>? queue = _queue;
+        BlockingCollection<WorkItem>? queue = _queue;
         if (queue is null)
         {
             onDiscard?.Invoke();
@@ -147,7 +147,7 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
         }
         try
         {
-            queue.Add(action);
+            queue.Add(new WorkItem(action, onDiscard));
         }
         catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
         {
@@ -158,7 +158,7 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
 
     private void RunOnThreadPool(Func<Task> work)
     {
-        using var queue = new BlockingCollection<Action>();
+        using var queue = new BlockingCollection<WorkItem>();
         _queue = queue;
         _pipelineThreadId = Environment.CurrentManagedThreadId;
         Task task = Task.Run(async () =>
@@ -174,15 +174,17 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
         });
 
         Exception? pipelineFailure = null;
-        foreach (Action action in queue.GetConsumingEnumerable())
+        foreach (WorkItem item in queue.GetConsumingEnumerable())
         {
             if (pipelineFailure is not null)
             {
-                continue; // drain: the engine is being cancelled, its posts go nowhere
+                // Drain: the engine is being cancelled; release anyone waiting for an answer.
+                item.Discard?.Invoke();
+                continue;
             }
             try
             {
-                action();
+                item.Run();
             }
             catch (Exception e)
             {
@@ -214,6 +216,9 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(pipelineFailure).Throw();
         }
     }
+
+    /// <summary>Work for the pipeline thread, and what to do instead if it can no longer run.</summary>
+    private readonly record struct WorkItem(Action Run, Action? Discard);
 
     // ---- progress -------------------------------------------------------------------------------
 
