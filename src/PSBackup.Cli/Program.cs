@@ -1,1 +1,1 @@
-return 0;
+return await PSBackup.Cli.CliApp.RunConsoleAsync(args);

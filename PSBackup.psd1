@@ -1,0 +1,33 @@
+#
+# Source manifest of the PSBackup module. The build (src/PSBackup/PSBackup.csproj, target
+# AssemblePSBackupModule) copies it into out/PSBackup/ with ModuleVersion set from
+# Directory.Build.props; import the assembled module, never this file.
+#
+@{
+    RootModule           = 'PSBackup.dll'
+    ModuleVersion        = '0.0.0'
+    GUID                 = '6f0b7c1e-5a3d-4f47-9d2e-2b8f3c4a9e61'
+    Author               = 'PSBackup contributors'
+    CompanyName          = 'PSBackup contributors'
+    Copyright            = '(c) PSBackup contributors. All rights reserved.'
+    Description          = 'Backup, WAL archiving and point-in-time restore for file-based databases: verified, pipeline-friendly cmdlets over the PSBackup engine.'
+    PowerShellVersion    = '7.4'
+    CompatiblePSEditions = @('Core')
+    FormatsToProcess     = @('PSBackup.Format.ps1xml')
+    CmdletsToExport      = @(
+        'New-ObjectBackup'
+        'Restore-ObjectBackup'
+        'Clear-StaleArtifact'
+        'Get-WalSegment'
+        'Invoke-WalShip'
+        'New-StoreSnapshot'
+    )
+    FunctionsToExport    = @()
+    VariablesToExport    = @()
+    AliasesToExport      = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags       = @('Backup', 'Restore', 'WAL', 'PITR', 'SQLite', 'Database', 'PSEdition_Core', 'Windows', 'Linux', 'MacOS')
+        }
+    }
+}

@@ -1,0 +1,324 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using PSBackup.Engine;
+using PSBackup.Engine.ObjectStore;
+using PSBackup.Engine.Snapshots;
+using PSBackup.Engine.Wal;
+
+namespace PSBackup.Cli;
+
+/// <summary>The <c>psbackup</c> command line: one command per cmdlet over the same engine
+/// operation, each cmdlet parameter an option named by kebab-casing it (SPEC §2).</summary>
+public static class CliApp
+{
+    /// <summary>Entry point of the executable: console writers, Ctrl+C and SIGTERM cancel the run.</summary>
+    public static async Task<int> RunConsoleAsync(string[] args)
+    {
+        using var cancel = new CancellationTokenSource();
+        void OnCancelKey(object? sender, ConsoleCancelEventArgs e)
+        {
+            e.Cancel = true; // let the operation unwind and clean up; exit code 130
+            cancel.Cancel();
+        }
+        Console.CancelKeyPress += OnCancelKey;
+        using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;
+            cancel.Cancel();
+        });
+        try
+        {
+            return await RunAsync(args, Console.Out, Console.Error, cancel.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= OnCancelKey;
+        }
+    }
+
+    /// <summary>Runs the CLI in-process: parses <paramref name="args"/>, runs the command, writes
+    /// results to <paramref name="stdout"/> and one-line errors to <paramref name="stderr"/>, and
+    /// returns the exit code (see <see cref="ExitCodes"/>).</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken = default)
+    {
+        ParseResult parse = BuildRootCommand().Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            stderr.WriteLine($"psbackup: {string.Join(" ", parse.Errors.Select(e => e.Message).Distinct())} (see 'psbackup --help')");
+            return ExitCodes.InvalidArgument;
+        }
+        var configuration = new InvocationConfiguration
+        {
+            Output = stdout,
+            Error = stderr,
+            EnableDefaultExceptionHandler = false,
+            ProcessTerminationTimeout = null, // RunConsoleAsync owns Ctrl+C
+        };
+        try
+        {
+            return await parse.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            return Fail(stderr, e);
+        }
+    }
+
+    /// <summary>The command tree: object backup|restore, sweep, wal list|ship, snapshot create.</summary>
+    public static RootCommand BuildRootCommand()
+    {
+        var root = new RootCommand("PSBackup: backups, WAL archiving and point-in-time restore for file-based databases.");
+        var @object = new Command("object", "Back up and restore objects of an object store (shard-db layout).");
+        @object.Subcommands.Add(ObjectBackupCommand());
+        @object.Subcommands.Add(ObjectRestoreCommand());
+        root.Subcommands.Add(@object);
+        root.Subcommands.Add(SweepCommand());
+        var wal = new Command("wal", "Inspect and archive a namespace's write-ahead log.");
+        wal.Subcommands.Add(WalListCommand());
+        wal.Subcommands.Add(WalShipCommand());
+        root.Subcommands.Add(wal);
+        var snapshot = new Command("snapshot", "Snapshots of a namespace's B-tree store.");
+        snapshot.Subcommands.Add(SnapshotCreateCommand());
+        root.Subcommands.Add(snapshot);
+        return root;
+    }
+
+    // ---- commands -----------------------------------------------------------------------------
+
+    private static Command ObjectBackupCommand()
+    {
+        var command = new Command("backup", "Copy one object to a timestamped sibling backup with a manifest (New-ObjectBackup).");
+        Option<string> dbRoot = Required("--db-root", "The database root ($DB_ROOT).");
+        Option<string> dir = Required("--dir", "The tenant directory under the root.");
+        Option<string> obj = Required("--object", "The object to back up.");
+        var quiesce = new Option<string>("--quiesce-command") { Description = "Shell command run before the copy to pause writers (a fenced copy); non-zero exit fails the backup." };
+        var resume = new Option<string>("--resume-command") { Description = "Shell command run after the copy, always, when a quiesce command ran." };
+        command.Options.Add(dbRoot);
+        command.Options.Add(dir);
+        command.Options.Add(obj);
+        command.Options.Add(quiesce);
+        command.Options.Add(resume);
+        AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            string? quiesceCommand = parse.GetValue(quiesce);
+            string? resumeCommand = parse.GetValue(resume);
+            var options = new NewObjectBackupOptions(FullPath(parse.GetValue(dbRoot), "--db-root"), parse.GetValue(dir)!, parse.GetValue(obj)!)
+            {
+                Quiesce = Hook(quiesceCommand, "quiesce", io),
+                Resume = Hook(resumeCommand, "resume", io),
+            };
+            ObjectBackupResult? result = await ObjectOperations.BackupAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            if (result is not null)
+            {
+                CliOutput.ObjectBackup(io.Stdout, result, parse.GetValue(json));
+            }
+        }));
+        return command;
+    }
+
+    private static Command ObjectRestoreCommand()
+    {
+        var command = new Command("restore", "Verify an object backup and swap it in atomically, keeping the replaced object aside (Restore-ObjectBackup).");
+        Option<string> dbRoot = Required("--db-root", "The database root ($DB_ROOT).");
+        Option<string> dir = Required("--dir", "The tenant directory under the root.");
+        Option<string> obj = Required("--object", "The object to restore.");
+        Option<string> from = Required("--from", "The backup folder name, <object>.backup-yyyyMMddTHHmmss.");
+        var force = new Option<bool>("--force") { Description = "Replace a live object that is not empty (it is kept aside, never deleted)." };
+        command.Options.Add(dbRoot);
+        command.Options.Add(dir);
+        command.Options.Add(obj);
+        command.Options.Add(from);
+        command.Options.Add(force);
+        AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            var options = new RestoreObjectBackupOptions(FullPath(parse.GetValue(dbRoot), "--db-root"), parse.GetValue(dir)!, parse.GetValue(obj)!, parse.GetValue(from)!)
+            {
+                Force = parse.GetValue(force),
+            };
+            ObjectRestoreResult? result = await ObjectOperations.RestoreAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            if (result is not null)
+            {
+                CliOutput.ObjectRestore(io.Stdout, result, parse.GetValue(json));
+            }
+        }));
+        return command;
+    }
+
+    private static Command SweepCommand()
+    {
+        var command = new Command("sweep", "Remove stale .new/.old/.tmp artifacts under a root; --what-if lists them (Clear-StaleArtifact).");
+        Option<string> root = Required("--root", "The folder to sweep.");
+        command.Options.Add(root);
+        AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            IReadOnlyList<StaleArtifact> artifacts = await ObjectOperations.ClearStaleArtifactsAsync(
+                new ClearStaleArtifactOptions(FullPath(parse.GetValue(root), "--root")), io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            CliOutput.Sweep(io.Stdout, artifacts, parse.GetValue(json));
+        }));
+        return command;
+    }
+
+    private static Command WalListCommand()
+    {
+        var command = new Command("list", "Inspect a namespace's WAL segments (Get-WalSegment).");
+        Option<string> dataDir = Required("--data-dir", "The data directory holding one folder per namespace.");
+        Option<string> ns = Required("--namespace", "The namespace.");
+        var segmentId = new Option<long?>("--segment-id") { Description = "Only this segment." };
+        command.Options.Add(dataDir);
+        command.Options.Add(ns);
+        command.Options.Add(segmentId);
+        AddCommon(command, out Option<bool> json, out _, writes: false);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            var options = new GetWalSegmentOptions(FullPath(parse.GetValue(dataDir), "--data-dir"), parse.GetValue(ns)!)
+            {
+                SegmentId = parse.GetValue(segmentId),
+            };
+            WalDirectoryReport report = await WalOperations.GetSegmentsAsync(options, io.Context(whatIf: false)).ConfigureAwait(false);
+            CliOutput.WalList(io.Stdout, report, parse.GetValue(json));
+        }));
+        return command;
+    }
+
+    private static Command WalShipCommand()
+    {
+        var command = new Command("ship", "Copy sealed WAL segments after --after-segment-id into --backup-dir (Invoke-WalShip).");
+        Option<string> dataDir = Required("--data-dir", "The data directory holding one folder per namespace.");
+        Option<string> ns = Required("--namespace", "The namespace.");
+        Option<string> backupDir = Required("--backup-dir", "Relative to <data-dir>/backups/<namespace>, e.g. wal/archive.");
+        var after = new Option<long>("--after-segment-id") { Description = "Only segments with a greater id; 0 (default) ships all sealed segments." };
+        command.Options.Add(dataDir);
+        command.Options.Add(ns);
+        command.Options.Add(backupDir);
+        command.Options.Add(after);
+        AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            long afterId = parse.GetValue(after);
+            if (afterId < 0)
+            {
+                throw new InvalidInputException("InvalidSegmentId", $"--after-segment-id {afterId} is negative. Give 0 to ship all sealed segments, or the last shipped id.", afterId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            var options = new InvokeWalShipOptions(FullPath(parse.GetValue(dataDir), "--data-dir"), parse.GetValue(ns)!, parse.GetValue(backupDir)!)
+            {
+                AfterSegmentId = afterId,
+            };
+            WalShipResult result = await WalOperations.ShipAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            CliOutput.WalShip(io.Stdout, result, parse.GetValue(json));
+        }));
+        return command;
+    }
+
+    private static Command SnapshotCreateCommand()
+    {
+        var command = new Command("create", "A consistent snapshot of a namespace's B-tree store (New-StoreSnapshot).");
+        Option<string> dataDir = Required("--data-dir", "The data directory holding one folder per namespace.");
+        Option<string> ns = Required("--namespace", "The namespace.");
+        Option<string> path = Required("--path", "Relative to <data-dir>/backups/<namespace>, e.g. snapshots/users-20250108.snapshot.");
+        command.Options.Add(dataDir);
+        command.Options.Add(ns);
+        command.Options.Add(path);
+        AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            var options = new NewStoreSnapshotOptions(FullPath(parse.GetValue(dataDir), "--data-dir"), parse.GetValue(ns)!, parse.GetValue(path)!);
+            StoreSnapshotResult? result = await SnapshotOperations.CreateAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            if (result is not null)
+            {
+                CliOutput.Snapshot(io.Stdout, result, parse.GetValue(json));
+            }
+        }));
+        return command;
+    }
+
+    // ---- plumbing -----------------------------------------------------------------------------
+
+    private static Option<string> Required(string name, string description) =>
+        new(name) { Description = description, Required = true };
+
+    private static void AddCommon(Command command, out Option<bool> json, out Option<bool>? whatIf, bool writes)
+    {
+        json = new Option<bool>("--json") { Description = "Write the result as JSON (camelCase) for scripts." };
+        command.Options.Add(json);
+        whatIf = null;
+        if (writes)
+        {
+            whatIf = new Option<bool>("--what-if") { Description = "Show what would be written or deleted, and change nothing." };
+            command.Options.Add(whatIf);
+        }
+    }
+
+    /// <summary>A path option resolved against the process's working directory.</summary>
+    private static string FullPath(string? value, string option)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            throw new InvalidInputException("InvalidPath", $"{option} is empty. Give a directory path.", value);
+        }
+        try
+        {
+            return Path.GetFullPath(value);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new InvalidInputException("InvalidPath", $"{option} '{value}' is not a valid path: {e.Message}", value);
+        }
+    }
+
+    private static Func<CancellationToken, Task>? Hook(string? command, string what, CommandIO io) =>
+        string.IsNullOrWhiteSpace(command) ? null : ct => ShellCommand.RunAsync(command, what, io.Stderr, ct);
+
+    /// <summary>Runs a command body; every failure becomes one stderr line and an exit code here.</summary>
+    private static async Task<int> Run(ParseResult parse, CancellationToken cancellationToken, Func<CommandIO, Task> body)
+    {
+        TextWriter stdout = parse.InvocationConfiguration.Output;
+        TextWriter stderr = parse.InvocationConfiguration.Error;
+        bool json = parse.CommandResult.Command.Options.Any(o => o.Name == "--json") && parse.GetValue<bool>("--json");
+        var io = new CommandIO(stdout, stderr, json, cancellationToken);
+        try
+        {
+            await body(io).ConfigureAwait(false);
+            return ExitCodes.Success;
+        }
+        catch (Exception e)
+        {
+            return Fail(stderr, e);
+        }
+    }
+
+    private static int Fail(TextWriter stderr, Exception e)
+    {
+        string message = e switch
+        {
+            OperationCanceledException => "cancelled.",
+            PSBackupException p => p.Message,
+            UnauthorizedAccessException or IOException => e.Message,
+            _ => $"{e.Message} ({e.GetType().Name})",
+        };
+        stderr.WriteLine($"psbackup: {OneLine(message)}");
+        return ExitCodes.For(e);
+    }
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+
+    /// <summary>The writers and token of one invocation, and the engine context built from them.</summary>
+    private sealed record CommandIO(TextWriter Stdout, TextWriter Stderr, bool Json, CancellationToken CancellationToken)
+    {
+        /// <summary>--what-if answers every ShouldProcess with "no", saying what would have happened
+        /// (on stderr under --json, so stdout stays valid JSON).</summary>
+        public OperationContext Context(bool whatIf) => new()
+        {
+            CancellationToken = CancellationToken,
+            ShouldProcess = whatIf
+                ? (target, action) =>
+                {
+                    (Json ? Stderr : Stdout).WriteLine($"What if: {action} on {target}");
+                    return false;
+                }
+                : static (_, _) => true,
+        };
+    }
+}

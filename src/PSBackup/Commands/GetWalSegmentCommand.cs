@@ -1,0 +1,51 @@
+using System.Management.Automation;
+using PSBackup.Engine.Wal;
+
+namespace PSBackup.Commands;
+
+/// <summary>Inspects a namespace's WAL: one <see cref="WalSegmentInfo"/> per segment.</summary>
+[Cmdlet(VerbsCommon.Get, "WalSegment", DefaultParameterSetName = DefaultSet)]
+[OutputType(typeof(WalSegmentInfo))]
+public sealed class GetWalSegmentCommand : PSBackupCmdlet
+{
+    private const string DefaultSet = "Default";
+    private string _dataDir = "";
+
+    /// <summary>The database data directory holding one folder per namespace.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [ValidateNotNullOrEmpty]
+    public string DataDir { get; set; } = "";
+
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [ValidateNotNullOrEmpty]
+    public string Namespace { get; set; } = "";
+
+    /// <summary>Only this segment.</summary>
+    [Parameter(ParameterSetName = DefaultSet)]
+    [ValidateRange(0, long.MaxValue)]
+    public long? SegmentId { get; set; }
+
+    protected override void PrepareRecord() => _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));
+
+    protected override async Task ProcessRecordAsync()
+    {
+        var options = new GetWalSegmentOptions(_dataDir, Namespace) { SegmentId = SegmentId };
+        WalDirectoryReport report = await WalOperations.GetSegmentsAsync(options, CreateContext()).ConfigureAwait(false);
+        if (report.HasGap)
+        {
+            string missing = report.MissingSegmentIds.Count > 0
+                ? $" Missing segment ids: {string.Join(", ", report.MissingSegmentIds)}."
+                : "";
+            string continuity = report.ContinuityErrors.Count > 0 ? " " + string.Join(" ", report.ContinuityErrors) : "";
+            PostWriteWarning($"The WAL of namespace '{Namespace}' has a gap.{missing}{continuity}");
+        }
+        foreach (WalSegmentInfo segment in report.Segments)
+        {
+            if (!segment.Valid)
+            {
+                PostWriteVerbose($"Segment {segment.SegmentId} is not valid: {segment.Error}");
+            }
+            PostWriteObject(segment);
+        }
+    }
+}

@@ -1,0 +1,39 @@
+using System.Management.Automation;
+using PSBackup.Engine.Snapshots;
+
+namespace PSBackup.Commands;
+
+/// <summary>A consistent snapshot of a namespace's B-tree store to -Path (relative to
+/// <c>&lt;dataDir&gt;/backups/&lt;ns&gt;</c>), written as <c>{path}.tmp</c>, fsynced and renamed.</summary>
+[Cmdlet(VerbsCommon.New, "StoreSnapshot", SupportsShouldProcess = true, DefaultParameterSetName = DefaultSet)]
+[OutputType(typeof(StoreSnapshotResult))]
+public sealed class NewStoreSnapshotCommand : PSBackupCmdlet
+{
+    private const string DefaultSet = "Default";
+    private string _dataDir = "";
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [ValidateNotNullOrEmpty]
+    public string DataDir { get; set; } = "";
+
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [ValidateNotNullOrEmpty]
+    public string Namespace { get; set; } = "";
+
+    /// <summary>Relative to <c>&lt;dataDir&gt;/backups/&lt;ns&gt;</c>, e.g. <c>snapshots/users-20250108.snapshot</c>.</summary>
+    [Parameter(Mandatory = true, Position = 2, ParameterSetName = DefaultSet)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    protected override void PrepareRecord() => _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));
+
+    protected override async Task ProcessRecordAsync()
+    {
+        var options = new NewStoreSnapshotOptions(_dataDir, Namespace, Path);
+        StoreSnapshotResult? result = await SnapshotOperations.CreateAsync(options, CreateContext()).ConfigureAwait(false);
+        if (result is not null)
+        {
+            PostWriteObject(result);
+        }
+    }
+}

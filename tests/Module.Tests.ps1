@@ -1,0 +1,121 @@
+#Requires -Version 7.4
+# Pester 5: the assembled module (out/PSBackup) as PowerShell sees it.
+
+BeforeAll {
+    $script:ModuleDir = Join-Path $PSScriptRoot '..' 'out' 'PSBackup'
+    Import-Module (Join-Path $script:ModuleDir 'PSBackup.psd1') -Force -ErrorAction Stop
+    $script:Cmdlets = @(
+        'Clear-StaleArtifact'
+        'Get-WalSegment'
+        'Invoke-WalShip'
+        'New-ObjectBackup'
+        'New-StoreSnapshot'
+        'Restore-ObjectBackup'
+    )
+}
+
+AfterAll {
+    Remove-Module PSBackup -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'PSBackup module' {
+    It 'has a valid manifest that needs PowerShell 7.4 Core' {
+        $manifest = Test-ModuleManifest -Path (Join-Path $script:ModuleDir 'PSBackup.psd1') -ErrorAction Stop
+        $manifest.PowerShellVersion | Should -Be ([version]'7.4')
+        $manifest.CompatiblePSEditions | Should -Be @('Core')
+        $manifest.Version | Should -BeGreaterThan ([version]'0.0.0')
+    }
+
+    It 'exports exactly its six cmdlets and nothing else' {
+        $module = Get-Module PSBackup
+        @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be $script:Cmdlets
+        $module.ExportedFunctions.Count | Should -Be 0
+        $module.ExportedAliases.Count | Should -Be 0
+        $module.ExportedVariables.Count | Should -Be 0
+    }
+
+    It '<Name> is a compiled cmdlet in PSBackup.Commands' -ForEach @(
+        @{ Name = 'Clear-StaleArtifact' }
+        @{ Name = 'Get-WalSegment' }
+        @{ Name = 'Invoke-WalShip' }
+        @{ Name = 'New-ObjectBackup' }
+        @{ Name = 'New-StoreSnapshot' }
+        @{ Name = 'Restore-ObjectBackup' }
+    ) {
+        $command = Get-Command -Name $Name -Module PSBackup -ErrorAction Stop
+        $command.CommandType | Should -Be 'Cmdlet'
+        $command.ImplementingType.FullName | Should -Be ("PSBackup.Commands.{0}Command" -f ($Name -replace '-', ''))
+        $command.OutputType.Count | Should -BeGreaterThan 0
+    }
+
+    It '<Name> supports -WhatIf and -Confirm' -ForEach @(
+        @{ Name = 'Clear-StaleArtifact' }
+        @{ Name = 'Invoke-WalShip' }
+        @{ Name = 'New-ObjectBackup' }
+        @{ Name = 'New-StoreSnapshot' }
+        @{ Name = 'Restore-ObjectBackup' }
+    ) {
+        $parameters = (Get-Command -Name $Name -Module PSBackup).Parameters
+        $parameters.Keys | Should -Contain 'WhatIf'
+        $parameters.Keys | Should -Contain 'Confirm'
+    }
+
+    It 'Get-WalSegment only reads, so it has no -WhatIf' {
+        (Get-Command Get-WalSegment).Parameters.Keys | Should -Not -Contain 'WhatIf'
+    }
+
+    It 'Restore-ObjectBackup has ConfirmImpact High' {
+        $type = (Get-Command Restore-ObjectBackup).ImplementingType
+        $attribute = $type.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0]
+        $attribute.ConfirmImpact | Should -Be ([System.Management.Automation.ConfirmImpact]::High)
+    }
+
+    It 'has the parameters of SPEC 2' -ForEach @(
+        @{ Name = 'New-ObjectBackup'; Parameters = 'DbRoot', 'Dir', 'Object', 'QuiesceScript', 'ResumeScript' }
+        @{ Name = 'Restore-ObjectBackup'; Parameters = 'DbRoot', 'Dir', 'Object', 'From', 'Force' }
+        @{ Name = 'Clear-StaleArtifact'; Parameters = 'Root' }
+        @{ Name = 'Get-WalSegment'; Parameters = 'DataDir', 'Namespace', 'SegmentId' }
+        @{ Name = 'Invoke-WalShip'; Parameters = 'DataDir', 'Namespace', 'BackupDir', 'AfterSegmentId' }
+        @{ Name = 'New-StoreSnapshot'; Parameters = 'DataDir', 'Namespace', 'Path' }
+    ) {
+        $keys = (Get-Command -Name $Name -Module PSBackup).Parameters.Keys
+        foreach ($parameter in $Parameters) {
+            $keys | Should -Contain $parameter
+        }
+    }
+
+    It 'takes script blocks for the quiesce hooks' {
+        $parameters = (Get-Command New-ObjectBackup).Parameters
+        $parameters['QuiesceScript'].ParameterType | Should -Be ([scriptblock])
+        $parameters['ResumeScript'].ParameterType | Should -Be ([scriptblock])
+    }
+
+    It 'lets -From bind from a BackupName property' {
+        $from = (Get-Command Restore-ObjectBackup).Parameters['From']
+        $from.Aliases | Should -Contain 'BackupName'
+        $from.Attributes.Where({ $_ -is [System.Management.Automation.ParameterAttribute] }).ValueFromPipelineByPropertyName | Should -Contain $true
+    }
+
+    It 'has a table view for <TypeName>' -ForEach @(
+        @{ TypeName = 'PSBackup.Engine.ObjectStore.ObjectBackupResult' }
+        @{ TypeName = 'PSBackup.Engine.ObjectStore.ObjectRestoreResult' }
+        @{ TypeName = 'PSBackup.Engine.ObjectStore.StaleArtifact' }
+        @{ TypeName = 'PSBackup.Engine.Wal.WalSegmentInfo' }
+        @{ TypeName = 'PSBackup.Engine.Wal.ShippedSegment' }
+        @{ TypeName = 'PSBackup.Engine.Snapshots.StoreSnapshotResult' }
+    ) {
+        $format = Get-FormatData -TypeName $TypeName
+        $format | Should -Not -BeNullOrEmpty
+        $table = $format.FormatViewDefinition | Where-Object { $_.Control -is [System.Management.Automation.TableControl] }
+        $table | Should -Not -BeNullOrEmpty
+        $table.Control.Headers.Count | Should -BeIn (4..6)
+    }
+
+    It 'does not ship System.Management.Automation.dll and ships the native SQLite library for this platform' {
+        Join-Path $script:ModuleDir 'System.Management.Automation.dll' | Should -Not -Exist
+        $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
+        $arch = [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
+        $native = Join-Path $script:ModuleDir 'runtimes' "$os-$arch" 'native'
+        @(Get-ChildItem -LiteralPath $native -File -Filter '*e_sqlite3*') | Should -Not -BeNullOrEmpty
+    }
+}

@@ -1,0 +1,222 @@
+#Requires -Version 7.4
+# Pester 5: New-ObjectBackup, Restore-ObjectBackup and Clear-StaleArtifact against the example
+# object store (shard-db: tenants acme with customers and orders, globex with inventory).
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1') -Force -ErrorAction Stop
+
+    $script:Fixture = Join-Path $TestDrive 'example'
+    $generator = Join-Path $PSScriptRoot '..' 'examples' 'PSBackup.Example'
+    $output = & dotnet run --project $generator -- generate --out $script:Fixture --seed 7 2>&1
+    if ($LASTEXITCODE -ne 0) {
+        throw "psbackup-example generate failed ($LASTEXITCODE): $($output -join [Environment]::NewLine)"
+    }
+    $script:DbRoot = Join-Path $script:Fixture 'shard-db'
+
+    function Get-TreeState([string] $Path) {
+        # Relative path, length and hash of every file: equal states mean nothing was written.
+        Get-ChildItem -LiteralPath $Path -Recurse -File | Sort-Object FullName | ForEach-Object {
+            '{0} {1} {2}' -f [System.IO.Path]::GetRelativePath($Path, $_.FullName), $_.Length, (Get-FileHash -LiteralPath $_.FullName -Algorithm SHA256).Hash
+        }
+    }
+}
+
+AfterAll {
+    Remove-Module PSBackup -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'New-ObjectBackup' {
+    It 'copies an object to a timestamped sibling with a manifest' {
+        $result = New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object customers
+
+        $result | Should -BeOfType ([PSBackup.Engine.ObjectStore.ObjectBackupResult])
+        $result.Dir | Should -Be 'acme'
+        $result.Object | Should -Be 'customers'
+        $result.BackupName | Should -Match '^customers\.backup-\d{8}T\d{6}$'
+        $result.BackupPath | Should -Be (Join-Path $script:DbRoot 'acme' $result.BackupName)
+        $result.BackupPath | Should -Exist
+        $result.ManifestPath | Should -Exist
+        $result.FileCount | Should -BeGreaterThan 0
+        $result.Consistency | Should -Be ([PSBackup.Engine.ObjectStore.BackupConsistency]::Stable)
+        # A drop-in replacement: same layout as the live object.
+        Join-Path $result.BackupPath 'fields.conf' | Should -Exist
+        Join-Path $result.BackupPath 'data' | Should -Exist
+    }
+
+    It 'resolves a relative -DbRoot against the current PowerShell location' {
+        Push-Location -LiteralPath $script:Fixture
+        try {
+            $result = New-ObjectBackup -DbRoot 'shard-db' -Dir globex -Object inventory
+        }
+        finally {
+            Pop-Location
+        }
+        $result.BackupPath | Should -Exist
+        [System.IO.Path]::IsPathRooted($result.DbRoot) | Should -BeTrue
+        $result.BackupPath.StartsWith($script:DbRoot) | Should -BeTrue
+    }
+
+    It 'runs the quiesce and resume script blocks around the copy (a fenced copy)' {
+        $events = [System.Collections.Generic.List[string]]::new()
+        $result = New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders `
+            -QuiesceScript ({ $events.Add('quiesce') }.GetNewClosure()) `
+            -ResumeScript ({ $events.Add('resume') }.GetNewClosure())
+
+        $result.Fenced | Should -BeTrue
+        @($events) | Should -Be @('quiesce', 'resume')
+    }
+
+    It 'fails with QuiesceScriptFailed and leaves no backup when the quiesce script throws' {
+        $before = @(Get-ChildItem -LiteralPath (Join-Path $script:DbRoot 'globex') -Directory -Filter 'inventory.backup-*').Count
+        { New-ObjectBackup -DbRoot $script:DbRoot -Dir globex -Object inventory -QuiesceScript { throw 'writers will not pause' } -ErrorAction Stop } |
+            Should -Throw -ErrorId 'QuiesceScriptFailed,PSBackup.Commands.NewObjectBackupCommand'
+        @(Get-ChildItem -LiteralPath (Join-Path $script:DbRoot 'globex') -Directory -Filter 'inventory.backup-*').Count | Should -Be $before
+    }
+
+    It 'writes nothing under -WhatIf' {
+        $before = Get-TreeState $script:DbRoot
+        $result = New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object customers -WhatIf
+        $result | Should -BeNullOrEmpty
+        Get-TreeState $script:DbRoot | Should -Be $before
+    }
+
+    It 'rejects the unsafe object name <Name>' -ForEach @(
+        @{ Name = '../customers' }
+        @{ Name = 'a/b' }
+        @{ Name = '..' }
+    ) {
+        { New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object $Name -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidName,PSBackup.Commands.NewObjectBackupCommand'
+    }
+
+    It 'reports a missing object as ObjectNotFound with the object as target' {
+        $err = { New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object ghost -ErrorAction Stop } | Should -Throw -PassThru
+        $err.CategoryInfo.Category | Should -Be ([System.Management.Automation.ErrorCategory]::ObjectNotFound)
+        $err.FullyQualifiedErrorId | Should -BeLike '*,PSBackup.Commands.NewObjectBackupCommand'
+        $err.Exception.Message | Should -Match 'ghost'
+    }
+
+    It 'reports a per-item failure as a non-terminating error and carries on' {
+        $items = @(
+            [pscustomobject]@{ DbRoot = $script:DbRoot; Dir = 'acme'; Object = '../bad' }
+            [pscustomobject]@{ DbRoot = $script:DbRoot; Dir = 'globex'; Object = 'inventory' }
+        )
+        Start-Sleep -Seconds 1 # a new timestamped name for globex/inventory
+        $results = $items | New-ObjectBackup -ErrorVariable failures -ErrorAction SilentlyContinue
+        @($results).Count | Should -Be 1
+        $results.Object | Should -Be 'inventory'
+        @($failures).Count | Should -Be 1
+        $failures[0].FullyQualifiedErrorId | Should -Be 'InvalidName,PSBackup.Commands.NewObjectBackupCommand'
+    }
+}
+
+Describe 'Restore-ObjectBackup' {
+    It 'restores what New-ObjectBackup returns, bound by property name' {
+        Start-Sleep -Seconds 1
+        $restored = New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders |
+            Restore-ObjectBackup -Force -Confirm:$false
+
+        $restored | Should -BeOfType ([PSBackup.Engine.ObjectStore.ObjectRestoreResult])
+        $restored.Dir | Should -Be 'acme'
+        $restored.Object | Should -Be 'orders'
+        $restored.BackupName | Should -Match '^orders\.backup-'
+        $restored.RestoredPath | Should -Be (Join-Path $script:DbRoot 'acme' 'orders')
+        Join-Path $restored.RestoredPath 'fields.conf' | Should -Exist
+        # The replaced live object is kept aside, never deleted.
+        $restored.ReplacedPath | Should -Not -BeNullOrEmpty
+        $restored.ReplacedPath | Should -Exist
+    }
+
+    It 'refuses to replace a non-empty live object without -Force' {
+        Start-Sleep -Seconds 1
+        $backup = New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object customers
+        $before = Get-TreeState (Join-Path $script:DbRoot 'acme' 'customers')
+
+        $err = { Restore-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object customers -From $backup.BackupName -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -BeLike '*,PSBackup.Commands.RestoreObjectBackupCommand'
+        $err.CategoryInfo.Category | Should -Be ([System.Management.Automation.ErrorCategory]::ResourceExists)
+        Get-TreeState (Join-Path $script:DbRoot 'acme' 'customers') | Should -Be $before
+    }
+
+    It 'changes nothing under -WhatIf' {
+        Start-Sleep -Seconds 1
+        $backup = New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object customers
+        $before = Get-TreeState (Join-Path $script:DbRoot 'acme')
+        $result = $backup | Restore-ObjectBackup -Force -WhatIf
+        $result | Should -BeNullOrEmpty
+        Get-TreeState (Join-Path $script:DbRoot 'acme') | Should -Be $before
+    }
+
+    It 'accepts -BackupName as an alias of -From' {
+        Start-Sleep -Seconds 1
+        $backup = New-ObjectBackup -DbRoot $script:DbRoot -Dir globex -Object inventory
+        $restored = Restore-ObjectBackup -DbRoot $script:DbRoot -Dir globex -Object inventory -BackupName $backup.BackupName -Force -Confirm:$false
+        $restored.BackupName | Should -Be $backup.BackupName
+    }
+
+    It 'verifies the backup against its manifest and refuses a corrupt one' {
+        Start-Sleep -Seconds 1
+        $backup = New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders
+        $victim = Get-ChildItem -LiteralPath $backup.BackupPath -Recurse -File | Where-Object Length -GT 0 | Select-Object -First 1
+        $bytes = [System.IO.File]::ReadAllBytes($victim.FullName)
+        $bytes[0] = $bytes[0] -bxor 0xFF
+        [System.IO.File]::WriteAllBytes($victim.FullName, $bytes)
+        $before = Get-TreeState (Join-Path $script:DbRoot 'acme' 'orders')
+
+        { $backup | Restore-ObjectBackup -Force -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'BackupFileCorrupt,PSBackup.Commands.RestoreObjectBackupCommand'
+        Get-TreeState (Join-Path $script:DbRoot 'acme' 'orders') | Should -Be $before
+    }
+
+    It 'rejects an unsafe backup name' {
+        { Restore-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders -From '../../etc' -Force -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidName,PSBackup.Commands.RestoreObjectBackupCommand'
+    }
+}
+
+Describe 'Clear-StaleArtifact' {
+    BeforeEach {
+        $script:SweepRoot = Join-Path $TestDrive ('sweep-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
+        $data = New-Item -ItemType Directory -Path (Join-Path $script:SweepRoot 'acme' 'orders' 'data') -Force
+        Set-Content -LiteralPath (Join-Path $data.FullName '001.bin') -Value 'live'
+        Set-Content -LiteralPath (Join-Path $data.FullName '001.bin.new') -Value 'half-built'
+        Set-Content -LiteralPath (Join-Path $data.FullName '002.bin.old') -Value 'replaced'
+        Set-Content -LiteralPath (Join-Path $script:SweepRoot 'acme' 'orders' 'fields.conf.tmp') -Value 'temp'
+    }
+
+    It 'lists but removes nothing under -WhatIf' {
+        $before = Get-TreeState $script:SweepRoot
+        Clear-StaleArtifact -Root $script:SweepRoot -WhatIf | Out-Null
+        Get-TreeState $script:SweepRoot | Should -Be $before
+    }
+
+    It 'removes .new, .old and .tmp artifacts and keeps live files' {
+        $removed = Clear-StaleArtifact -Root $script:SweepRoot -Confirm:$false
+
+        $removed | Should -BeOfType ([PSBackup.Engine.ObjectStore.StaleArtifact])
+        @($removed).Count | Should -Be 3
+        $removed.Removed | Should -Not -Contain $false
+        Join-Path $script:SweepRoot 'acme' 'orders' 'data' '001.bin' | Should -Exist
+        Join-Path $script:SweepRoot 'acme' 'orders' 'data' '001.bin.new' | Should -Not -Exist
+        Join-Path $script:SweepRoot 'acme' 'orders' 'data' '002.bin.old' | Should -Not -Exist
+        Join-Path $script:SweepRoot 'acme' 'orders' 'fields.conf.tmp' | Should -Not -Exist
+    }
+
+    It 'resolves a relative -Root against the PowerShell location, not the process directory' {
+        Push-Location -LiteralPath $script:SweepRoot
+        try {
+            $removed = Clear-StaleArtifact -Root 'acme' -Confirm:$false
+        }
+        finally {
+            Pop-Location
+        }
+        @($removed).Count | Should -Be 3
+        Join-Path $script:SweepRoot 'acme' 'orders' 'data' '001.bin.new' | Should -Not -Exist
+    }
+
+    It 'reports a missing root as DirectoryNotFound' {
+        { Clear-StaleArtifact -Root (Join-Path $TestDrive 'nope') -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'DirectoryNotFound,PSBackup.Commands.ClearStaleArtifactCommand'
+    }
+}

@@ -1,0 +1,77 @@
+#Requires -Version 7.4
+# Pester 5: New-StoreSnapshot against the example namespace store (unison/<ns>/db/store.sqlite).
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1') -Force -ErrorAction Stop
+
+    $script:Fixture = Join-Path $TestDrive 'example'
+    $generator = Join-Path $PSScriptRoot '..' 'examples' 'PSBackup.Example'
+    $output = & dotnet run --project $generator -- generate --out $script:Fixture --seed 13 2>&1
+    if ($LASTEXITCODE -ne 0) {
+        throw "psbackup-example generate failed ($LASTEXITCODE): $($output -join [Environment]::NewLine)"
+    }
+    $script:DataDir = Join-Path $script:Fixture 'unison'
+}
+
+AfterAll {
+    Remove-Module PSBackup -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'New-StoreSnapshot' {
+    It 'writes a snapshot under backups/<ns> and returns a StoreSnapshotResult' {
+        $result = New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Path 'snapshots/users-1.snapshot'
+
+        $result | Should -BeOfType ([PSBackup.Engine.Snapshots.StoreSnapshotResult])
+        $result.Namespace | Should -Be 'users'
+        $result.Path | Should -BeLike (Join-Path $script:DataDir 'backups' 'users' 'snapshots' '*')
+        $result.Path | Should -Exist
+        $result.Bytes | Should -BeGreaterThan 0
+        $result.ManifestPath | Should -Exist
+        $result.WalPosition | Should -Not -BeNullOrEmpty
+        $result.WalPosition.SegmentIds.Count | Should -BeGreaterThan 0
+        # Written as {path}.tmp then renamed: no temporary file is left behind.
+        "$($result.Path).tmp" | Should -Not -Exist
+    }
+
+    It 'copies the SQLite store with the native library the module ships' {
+        $result = New-StoreSnapshot -DataDir $script:DataDir -Namespace events -Path 'snapshots/events-1.snapshot'
+        $files = if (Test-Path -LiteralPath $result.Path -PathType Leaf) { Get-Item -LiteralPath $result.Path } else { Get-ChildItem -LiteralPath $result.Path -Recurse -File -Filter '*.sqlite' }
+        $files | Should -Not -BeNullOrEmpty
+        $header = [System.Text.Encoding]::ASCII.GetString([System.IO.File]::ReadAllBytes(@($files)[0].FullName), 0, 15)
+        $header | Should -Be 'SQLite format 3'
+    }
+
+    It 'binds -DataDir and -Namespace by property name' {
+        $result = [pscustomobject]@{ DataDir = $script:DataDir; Namespace = 'users' } |
+            New-StoreSnapshot -Path 'snapshots/users-piped.snapshot'
+        $result.Path | Should -Exist
+    }
+
+    It 'writes nothing under -WhatIf' {
+        $result = New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Path 'snapshots/whatif.snapshot' -WhatIf
+        $result | Should -BeNullOrEmpty
+        Join-Path $script:DataDir 'backups' 'users' 'snapshots' 'whatif.snapshot' | Should -Not -Exist
+        Join-Path $script:DataDir 'backups' 'users' 'snapshots' 'whatif.snapshot.tmp' | Should -Not -Exist
+    }
+
+    It 'refuses to overwrite an existing snapshot' {
+        $null = New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Path 'snapshots/once.snapshot'
+        { New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Path 'snapshots/once.snapshot' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'AlreadyExists,PSBackup.Commands.NewStoreSnapshotCommand'
+    }
+
+    It 'rejects the path <Path>' -ForEach @(
+        @{ Path = '../escape.snapshot' }
+        @{ Path = '/tmp/absolute.snapshot' }
+        @{ Path = 'snapshots/../../escape.snapshot' }
+    ) {
+        { New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Path $Path -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidPath,PSBackup.Commands.NewStoreSnapshotCommand'
+        Join-Path $script:DataDir 'backups' 'escape.snapshot' | Should -Not -Exist
+    }
+
+    It 'reports a missing data directory as DirectoryNotFound' {
+        { New-StoreSnapshot -DataDir (Join-Path $TestDrive 'missing') -Namespace users -Path 's.snapshot' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'DirectoryNotFound,PSBackup.Commands.NewStoreSnapshotCommand'
+    }
+}
