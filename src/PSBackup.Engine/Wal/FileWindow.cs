@@ -27,7 +27,8 @@ internal sealed class FileWindow : IDisposable
     private byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(FileWindow));
 
     /// <summary>The <paramref name="length"/> bytes at <paramref name="offset"/> (at most
-    /// <see cref="Capacity"/>), or false when the file ends before them.</summary>
+    /// <see cref="Capacity"/>), or false when the file ends before them. The span is valid only
+    /// until the next call: a later read may refill the buffer under it.</summary>
     public bool TryGet(long offset, int length, out ReadOnlySpan<byte> bytes)
     {
         bytes = default;

@@ -71,9 +71,9 @@ public static class WalOperations
         SafePath.RejectLinksBelow(backupsRoot, nsRoot, "namespace backup root");
         string walDir = RequireWalDirectory(options.DataDir, ns);
 
-        // 2. What to ship: every segment after AfterSegmentId except an active newest one.
-        WalDirectoryReport report = await Task.Run(() => WalDirectory.Scan(walDir, ns, ct), ct).ConfigureAwait(false);
-        List<WalSegmentInfo> selected = Select(report, options.AfterSegmentId);
+        // 2. What to ship: every segment after AfterSegmentId except an active newest one. Only
+        // those and the one before them are validated, so shipping stays cheap on a long WAL.
+        List<WalSegmentInfo> selected = await Task.Run(() => Select(walDir, ns, options.AfterSegmentId, ct), ct).ConfigureAwait(false);
 
         // 3. Destinations already there: identical is fine (idempotent re-run), different is refused.
         var present = new Dictionary<long, ContentDigest>();
@@ -148,19 +148,36 @@ public static class WalOperations
     }
 
     /// <summary>The segments to ship, in id order, after proving they are valid and continuous.</summary>
-    private static List<WalSegmentInfo> Select(WalDirectoryReport report, long afterSegmentId)
+    private static List<WalSegmentInfo> Select(string walDir, string ns, long afterSegmentId, CancellationToken ct)
     {
-        IReadOnlyList<WalSegmentInfo> all = report.Segments;
-        var candidates = all.Where(s => s.SegmentId > afterSegmentId).ToList();
+        List<(long Id, string Path)> files = WalDirectory.ListSegmentFiles(walDir);
+        var inspected = new List<WalSegmentInfo>();
+        int firstAfter = files.FindIndex(f => f.Id > afterSegmentId);
+        int from = firstAfter < 0 ? files.Count : Math.Max(0, firstAfter - 1);
+        for (int i = from; i < files.Count; i++)
+        {
+            ct.ThrowIfCancellationRequested();
+            try
+            {
+                inspected.Add(WalSegmentReader.Inspect(files[i].Path, ns, files[i].Id));
+            }
+            catch (NotFoundException)
+            {
+                // removed between listing and reading: the id checks below see the hole
+            }
+        }
+        long newestId = inspected.Count > 0 ? inspected[^1].SegmentId : -1;
+
+        var candidates = inspected.Where(s => s.SegmentId > afterSegmentId).ToList();
         // The newest segment is active unless sealed; it is never shipped as sealed.
-        if (candidates.Count > 0 && candidates[^1].SegmentId == all[^1].SegmentId && !all[^1].Sealed)
+        if (candidates.Count > 0 && candidates[^1].SegmentId == newestId && !candidates[^1].Sealed)
         {
             candidates.RemoveAt(candidates.Count - 1);
         }
 
         // The chain checked for gaps starts at the newest sound segment at or before AfterSegmentId
         // (what a previous run shipped), so a hole right after it is caught too.
-        WalSegmentInfo? previous = all.LastOrDefault(s => s.SegmentId <= afterSegmentId);
+        WalSegmentInfo? previous = inspected.LastOrDefault(s => s.SegmentId <= afterSegmentId);
         var chain = new List<WalSegmentInfo>(candidates.Count + 1);
         if (previous is { Valid: true, Sealed: true } && candidates.Count > 0)
         {
@@ -180,8 +197,8 @@ public static class WalOperations
         if (missing.Count > 0)
         {
             throw new WalGapException(
-                $"WAL gap in '{report.WalDirectory}': segment{(missing.Count == 1 ? "" : "s")} {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} missing between {chain[0].SegmentId} and {chain[^1].SegmentId}. Nothing was shipped: an archive with a hole cannot restore past it. Recover the missing segments, or ship only up to the gap.",
-                report.WalDirectory, missing);
+                $"WAL gap in '{walDir}': segment{(missing.Count == 1 ? "" : "s")} {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} missing between {chain[0].SegmentId} and {chain[^1].SegmentId}. Nothing was shipped: an archive with a hole cannot restore past it. Recover the missing segments, or ship only up to the gap.",
+                walDir, missing);
         }
 
         foreach (WalSegmentInfo s in candidates)
@@ -195,7 +212,7 @@ public static class WalOperations
             if (!s.Sealed)
             {
                 throw new IntegrityException("WalSegmentNotSealed",
-                    $"Segment {s.SegmentId} ({s.Path}) is not sealed but newer segments exist (newest is {all[^1].SegmentId}), so it can never be completed. Nothing was shipped; check the database's WAL.",
+                    $"Segment {s.SegmentId} ({s.Path}) is not sealed but newer segments exist (newest is {newestId}), so it can never be completed. Nothing was shipped; check the database's WAL.",
                     s.Path);
             }
         }
@@ -211,8 +228,8 @@ public static class WalOperations
             if (s.FirstLogIndex != expected)
             {
                 throw new WalGapException(
-                    $"WAL gap in '{report.WalDirectory}': segment {s.SegmentId} starts at log index {s.FirstLogIndex} but segment {p.SegmentId} ends at {expected - 1}, so it should start at {expected}. Nothing was shipped.",
-                    report.WalDirectory, []);
+                    $"WAL gap in '{walDir}': segment {s.SegmentId} starts at log index {s.FirstLogIndex} but segment {p.SegmentId} ends at {expected - 1}, so it should start at {expected}. Nothing was shipped.",
+                    walDir, []);
             }
         }
         return candidates;

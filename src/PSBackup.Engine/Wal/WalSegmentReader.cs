@@ -471,7 +471,10 @@ public static class WalSegmentReader
             return new RecordCheck(RecordStatus.Invalid, 0, offset,
                 $"the trailer at offset {trailerAt} is not DE AD BE EF FE ED FA CE (torn write or wrong length field {length})");
         }
-        uint state = Crc32C.Update(Crc32C.InitialState, header[4..]);
+        // header points into the window, which the trailer read above may have refilled.
+        Span<byte> lengthBytes = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(lengthBytes, length);
+        uint state = Crc32C.Update(Crc32C.InitialState, lengthBytes);
         if (!window.TryUpdateCrc(offset + WalFormat.RecordHeaderSize, length, ref state))
         {
             return new RecordCheck(RecordStatus.Invalid, 0, offset, "its data could not be read");
@@ -502,20 +505,7 @@ public static class WalDirectory
     public static WalDirectoryReport Scan(string walDirectory, string @namespace, CancellationToken ct, Action<int, int, WalSegmentInfo>? inspected = null)
     {
         string dir = Path.GetFullPath(walDirectory);
-        if (!Directory.Exists(dir))
-        {
-            throw new NotFoundException("WalDirectoryNotFound", $"The WAL directory '{dir}' does not exist. Check the data directory and namespace.", dir);
-        }
-        var ids = new List<(long Id, string Path)>();
-        foreach (string file in Directory.EnumerateFiles(dir))
-        {
-            if (WalFormat.TryParseSegmentFileName(Path.GetFileName(file), out long id))
-            {
-                ids.Add((id, file));
-            }
-        }
-        ids.Sort((x, y) => x.Id.CompareTo(y.Id));
-
+        List<(long Id, string Path)> ids = ListSegmentFiles(dir);
         var segments = new List<WalSegmentInfo>(ids.Count);
         foreach ((long id, string path) in ids)
         {
@@ -534,6 +524,26 @@ public static class WalDirectory
         }
         var (missing, errors) = CheckContinuity(segments);
         return new WalDirectoryReport(dir, segments, missing, errors);
+    }
+
+    /// <summary>The files named like segments (^\d{9}\.wal$), sorted by id; nothing is read.</summary>
+    public static List<(long Id, string Path)> ListSegmentFiles(string walDirectory)
+    {
+        string dir = Path.GetFullPath(walDirectory);
+        if (!Directory.Exists(dir))
+        {
+            throw new NotFoundException("WalDirectoryNotFound", $"The WAL directory '{dir}' does not exist. Check the data directory and namespace.", dir);
+        }
+        var ids = new List<(long Id, string Path)>();
+        foreach (string file in Directory.EnumerateFiles(dir))
+        {
+            if (WalFormat.TryParseSegmentFileName(Path.GetFileName(file), out long id))
+            {
+                ids.Add((id, file));
+            }
+        }
+        ids.Sort((x, y) => x.Id.CompareTo(y.Id));
+        return ids;
     }
 
     /// <summary>Missing ids between the lowest and highest present, and every other continuity

@@ -71,6 +71,42 @@ public sealed class WalSegmentFormatTests : IDisposable
         Assert.Equal(seal ? SealedAt : null, info.LastModifiedAt);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void FullSegmentWithRecordsAcrossReadBufferBoundaries(bool seal)
+    {
+        // 1 MiB of ~1000-byte records: many records straddle the reader's 256 KiB window.
+        string path = _dir.Combine("000000001.wal");
+        var payloads = new List<byte[]>();
+        var random = new Random(11);
+        using (WalSegmentWriter writer = WalSegmentWriter.Create(path, 1, Created, 1 << 20))
+        {
+            while (true)
+            {
+                byte[] p = new byte[random.Next(900, 1100)];
+                random.NextBytes(p);
+                if (!writer.HasRoomFor(p.Length))
+                {
+                    break;
+                }
+                writer.Append(p);
+                payloads.Add(p);
+            }
+            if (seal)
+            {
+                writer.Seal(SealedAt);
+            }
+        }
+        WalSegmentInfo info = WalSegmentReader.Inspect(path, "ns");
+        Assert.True(info.Valid, info.Error);
+        Assert.False(info.TornTail);
+        Assert.Equal(payloads.Count, info.EntryCount);
+        List<WalRecord> records = WalSegmentReader.ReadRecords(path).ToList();
+        Assert.Equal(payloads.Count, records.Count);
+        Assert.True(payloads.Zip(records).All(x => x.First.AsSpan().SequenceEqual(x.Second.Data)));
+    }
+
     [Fact]
     public void EmptySegmentsAreValidSealedOrNot()
     {
