@@ -3,12 +3,273 @@ namespace PSBackup.Engine.Wal;
 /// <summary>Engine operations behind Get-WalSegment and Invoke-WalShip.</summary>
 public static class WalOperations
 {
-    /// <summary>Inspects every segment in <c>&lt;dataDir&gt;/&lt;ns&gt;/wal</c>.</summary>
-    public static Task<WalDirectoryReport> GetSegmentsAsync(GetWalSegmentOptions options, OperationContext context) =>
-        throw new NotImplementedException();
+    private const string ShipActivity = "Ship WAL segments";
+
+    /// <summary>Inspects every segment in <c>&lt;dataDir&gt;/&lt;ns&gt;/wal</c>. With
+    /// <see cref="GetWalSegmentOptions.SegmentId"/>, the report holds only that segment (continuity
+    /// is still checked over the whole directory).</summary>
+    public static Task<WalDirectoryReport> GetSegmentsAsync(GetWalSegmentOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(context);
+        string ns = SafePath.ValidateName(options.Namespace, "namespace");
+        if (options.SegmentId is < 0)
+        {
+            throw new InvalidInputException("InvalidSegmentId", $"The segment id {options.SegmentId} is negative. Give a segment id of 0 or more.", options.SegmentId.ToString());
+        }
+        string walDir = RequireWalDirectory(options.DataDir, ns);
+        return Task.Run(() =>
+        {
+            WalDirectoryReport report = WalDirectory.Scan(walDir, ns, context.CancellationToken,
+                (done, total, s) => context.Report("Inspect WAL segments", $"Segment {s.SegmentId}", done, total, s.Path));
+            if (options.SegmentId is long wanted)
+            {
+                WalSegmentInfo? one = report.Segments.FirstOrDefault(s => s.SegmentId == wanted);
+                if (one is null)
+                {
+                    string name = WalFormat.SegmentFileName(wanted);
+                    throw new NotFoundException("WalSegmentNotFound",
+                        $"Segment {wanted} ({name}) is not in '{walDir}'. Run Get-WalSegment without -SegmentId to list the segments present.",
+                        Path.Combine(walDir, name));
+                }
+                report = report with { Segments = [one] };
+            }
+            return report;
+        }, context.CancellationToken);
+    }
 
     /// <summary>Copies sealed segments with id &gt; AfterSegmentId into
     /// <c>&lt;dataDir&gt;/backups/&lt;ns&gt;/&lt;BackupDir&gt;</c>, each verified after the copy.</summary>
-    public static Task<WalShipResult> ShipAsync(InvokeWalShipOptions options, OperationContext context) =>
-        throw new NotImplementedException();
+    /// <remarks>Everything is checked before anything is written: the input, every selected
+    /// segment's validity, id and log-index continuity, and every destination that already exists
+    /// (same content: reported AlreadyPresent; different: refused, never overwritten). Each copy
+    /// goes to <c>{dest}.tmp</c>, is verified (structure, sealed, log range, SHA-256) and renamed.
+    /// The result's BackupDir is the full destination directory.</remarks>
+    public static async Task<WalShipResult> ShipAsync(InvokeWalShipOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(context);
+        CancellationToken ct = context.CancellationToken;
+
+        // 1. Input, before anything is read or written.
+        string ns = SafePath.ValidateName(options.Namespace, "namespace");
+        if (options.AfterSegmentId < 0)
+        {
+            throw new InvalidInputException("InvalidSegmentId",
+                $"AfterSegmentId {options.AfterSegmentId} is negative. Give 0 to ship every sealed segment, or the last segment id already shipped.",
+                options.AfterSegmentId.ToString());
+        }
+        if (options.DataDir is null)
+        {
+            throw new InvalidInputException("InvalidPath", "The data directory is empty. Give the database's data directory.", null);
+        }
+        string dataDir = Path.GetFullPath(options.DataDir);
+        string backupsRoot = Path.Combine(dataDir, "backups");
+        string nsRoot = Path.Combine(backupsRoot, ns);
+        string destDir = SafePath.Combine(nsRoot, options.BackupDir, "backup dir");
+        // backups/<ns> itself must not lead into another namespace's (or anyone's) folder.
+        SafePath.RejectLinksBelow(backupsRoot, nsRoot, "namespace backup root");
+        string walDir = RequireWalDirectory(options.DataDir, ns);
+
+        // 2. What to ship: every segment after AfterSegmentId except an active newest one.
+        WalDirectoryReport report = await Task.Run(() => WalDirectory.Scan(walDir, ns, ct), ct).ConfigureAwait(false);
+        List<WalSegmentInfo> selected = Select(report, options.AfterSegmentId);
+
+        // 3. Destinations already there: identical is fine (idempotent re-run), different is refused.
+        var present = new Dictionary<long, ContentDigest>();
+        foreach (WalSegmentInfo s in selected)
+        {
+            ct.ThrowIfCancellationRequested();
+            string dest = Path.Combine(destDir, WalFormat.SegmentFileName(s.SegmentId));
+            if (Directory.Exists(dest))
+            {
+                throw new ConflictException("WalSegmentConflict",
+                    $"'{dest}' is a folder where segment {s.SegmentId} would be archived. Move it away, then ship again.", dest);
+            }
+            if (!File.Exists(dest) && new FileInfo(dest).LinkTarget is null)
+            {
+                continue;
+            }
+            SafePath.RejectLinksBelow(nsRoot, dest, "archived segment");
+            ContentDigest source = await FileCopy.HashAsync(s.Path, ct).ConfigureAwait(false);
+            ContentDigest existing = await FileCopy.HashAsync(dest, ct).ConfigureAwait(false);
+            if (source != existing)
+            {
+                throw new ConflictException("WalSegmentConflict",
+                    $"'{dest}' already exists with different content (SHA-256 {existing.Sha256}, {existing.Bytes} bytes) than segment {s.SegmentId} (SHA-256 {source.Sha256}, {source.Bytes} bytes). PSBackup never overwrites an archived segment; investigate, move it away, then ship again.",
+                    dest);
+            }
+            present[s.SegmentId] = existing;
+        }
+
+        // 4. Copy, verify, commit; one ShouldProcess per segment.
+        var shipped = new List<ShippedSegment>(selected.Count);
+        bool dirReady = false;
+        for (int i = 0; i < selected.Count; i++)
+        {
+            ct.ThrowIfCancellationRequested();
+            WalSegmentInfo s = selected[i];
+            string dest = Path.Combine(destDir, WalFormat.SegmentFileName(s.SegmentId));
+            if (present.TryGetValue(s.SegmentId, out ContentDigest already))
+            {
+                shipped.Add(new ShippedSegment(ns, s.SegmentId, dest, already.Bytes, already.Sha256, AlreadyPresent: true));
+                context.Report(ShipActivity, $"Segment {s.SegmentId} already archived", i + 1, selected.Count, dest);
+                continue;
+            }
+            if (!context.ShouldProcess(dest, $"Ship WAL segment {s.SegmentId}"))
+            {
+                continue;
+            }
+            if (!dirReady)
+            {
+                CreateDirectoryDurably(destDir);
+                SafePath.RejectLinksBelow(nsRoot, destDir, "backup dir");
+                dirReady = true;
+            }
+            context.Report(ShipActivity, $"Copying segment {s.SegmentId}", i, selected.Count, dest);
+            ContentDigest digest = await CopyVerifiedAsync(s, dest, ns, ct).ConfigureAwait(false);
+            shipped.Add(new ShippedSegment(ns, s.SegmentId, dest, digest.Bytes, digest.Sha256, AlreadyPresent: false));
+            context.Report(ShipActivity, $"Shipped segment {s.SegmentId}", i + 1, selected.Count, dest);
+        }
+        return new WalShipResult(ns, destDir, shipped);
+    }
+
+    private static string RequireWalDirectory(string? dataDirectory, string ns)
+    {
+        string dataDir = SafePath.RequireDirectory(dataDirectory, "data directory", "Give the database's data directory (the folder holding one folder per namespace).");
+        string walDir = Path.Combine(dataDir, ns, "wal");
+        if (!Directory.Exists(walDir))
+        {
+            throw new NotFoundException("WalDirectoryNotFound",
+                $"Namespace '{ns}' has no WAL directory '{walDir}'. Check -Namespace and -DataDir: segments are expected in <dataDir>/<namespace>/wal.",
+                walDir);
+        }
+        return walDir;
+    }
+
+    /// <summary>The segments to ship, in id order, after proving they are valid and continuous.</summary>
+    private static List<WalSegmentInfo> Select(WalDirectoryReport report, long afterSegmentId)
+    {
+        IReadOnlyList<WalSegmentInfo> all = report.Segments;
+        var candidates = all.Where(s => s.SegmentId > afterSegmentId).ToList();
+        // The newest segment is active unless sealed; it is never shipped as sealed.
+        if (candidates.Count > 0 && candidates[^1].SegmentId == all[^1].SegmentId && !all[^1].Sealed)
+        {
+            candidates.RemoveAt(candidates.Count - 1);
+        }
+
+        // The chain checked for gaps starts at the newest sound segment at or before AfterSegmentId
+        // (what a previous run shipped), so a hole right after it is caught too.
+        WalSegmentInfo? previous = all.LastOrDefault(s => s.SegmentId <= afterSegmentId);
+        var chain = new List<WalSegmentInfo>(candidates.Count + 1);
+        if (previous is { Valid: true, Sealed: true } && candidates.Count > 0)
+        {
+            chain.Add(previous);
+        }
+        chain.AddRange(candidates);
+
+        // Missing ids first: there is nothing to look at for them.
+        var missing = new List<long>();
+        for (int i = 1; i < chain.Count; i++)
+        {
+            for (long id = Math.Max(chain[i - 1].SegmentId, afterSegmentId) + 1; id < chain[i].SegmentId; id++)
+            {
+                missing.Add(id);
+            }
+        }
+        if (missing.Count > 0)
+        {
+            throw new WalGapException(
+                $"WAL gap in '{report.WalDirectory}': segment{(missing.Count == 1 ? "" : "s")} {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} missing between {chain[0].SegmentId} and {chain[^1].SegmentId}. Nothing was shipped: an archive with a hole cannot restore past it. Recover the missing segments, or ship only up to the gap.",
+                report.WalDirectory, missing);
+        }
+
+        foreach (WalSegmentInfo s in candidates)
+        {
+            if (!s.Valid)
+            {
+                throw new IntegrityException("WalSegmentCorrupt",
+                    $"Segment {s.SegmentId} ({s.Path}) failed validation at offset {s.ErrorOffset}: {s.Error}. Nothing was shipped; a corrupt segment is never archived.",
+                    s.Path);
+            }
+            if (!s.Sealed)
+            {
+                throw new IntegrityException("WalSegmentNotSealed",
+                    $"Segment {s.SegmentId} ({s.Path}) is not sealed but newer segments exist (newest is {all[^1].SegmentId}), so it can never be completed. Nothing was shipped; check the database's WAL.",
+                    s.Path);
+            }
+        }
+
+        for (int i = 1; i < chain.Count; i++)
+        {
+            WalSegmentInfo p = chain[i - 1], s = chain[i];
+            if ((p.EntryCount == 0 && p.FirstLogIndex == 0) || (s.EntryCount == 0 && s.FirstLogIndex == 0))
+            {
+                continue; // an empty segment walfs has not assigned a first log index yet
+            }
+            long expected = p.FirstLogIndex + p.EntryCount;
+            if (s.FirstLogIndex != expected)
+            {
+                throw new WalGapException(
+                    $"WAL gap in '{report.WalDirectory}': segment {s.SegmentId} starts at log index {s.FirstLogIndex} but segment {p.SegmentId} ends at {expected - 1}, so it should start at {expected}. Nothing was shipped.",
+                    report.WalDirectory, []);
+            }
+        }
+        return candidates;
+    }
+
+    private static async Task<ContentDigest> CopyVerifiedAsync(WalSegmentInfo source, string dest, string ns, CancellationToken ct)
+    {
+        string temp = dest + ".tmp";
+        Durable.TryDelete(temp); // a leftover of an interrupted run
+        try
+        {
+            ContentDigest copied = await FileCopy.CopyAsync(source.Path, temp, ct).ConfigureAwait(false);
+            ContentDigest written = await FileCopy.HashAsync(temp, ct).ConfigureAwait(false);
+            if (written != copied)
+            {
+                throw new IntegrityException("WalShipVerifyFailed",
+                    $"The copy of segment {source.SegmentId} reads back as SHA-256 {written.Sha256} ({written.Bytes} bytes), not {copied.Sha256} ({copied.Bytes} bytes) as written. Nothing was archived; check the backup disk.",
+                    dest);
+            }
+            WalSegmentInfo check = WalSegmentReader.Inspect(temp, ns, source.SegmentId);
+            if (!check.Valid || !check.Sealed || check.FirstLogIndex != source.FirstLogIndex || check.EntryCount != source.EntryCount)
+            {
+                string why = !check.Valid ? $"{check.Error} (offset {check.ErrorOffset})"
+                    : !check.Sealed ? "it is not sealed"
+                    : $"it holds log indexes from {check.FirstLogIndex} ({check.EntryCount} records), not from {source.FirstLogIndex} ({source.EntryCount} records)";
+                throw new IntegrityException("WalShipVerifyFailed",
+                    $"The copy of segment {source.SegmentId} failed verification: {why}. The segment changed while it was copied or the backup disk is faulty; nothing was archived.",
+                    dest);
+            }
+            Durable.CommitFile(temp, dest);
+            return copied;
+        }
+        catch (Exception ex)
+        {
+            Durable.TryDelete(temp);
+            if (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new OperationFailedException("WalShipFailed",
+                    $"Shipping segment {source.SegmentId} to '{dest}' failed: {ex.Message} Nothing was left under the final name; fix the cause and ship again.",
+                    dest, ex);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>Creates a folder and any missing parents, syncing each parent that gained an entry.</summary>
+    private static void CreateDirectoryDurably(string directory)
+    {
+        var created = new Stack<string>();
+        for (string? d = directory; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d))
+        {
+            created.Push(d);
+        }
+        Directory.CreateDirectory(directory);
+        foreach (string d in created)
+        {
+            Durable.FsyncDirectory(Path.GetDirectoryName(d)!);
+        }
+    }
 }

@@ -1,0 +1,39 @@
+using System.Buffers.Binary;
+using System.Numerics;
+
+namespace PSBackup.Engine.Wal;
+
+/// <summary>CRC-32C (Castagnoli), as walfs uses it: standard ~0 initial value and final inversion.
+/// <see cref="BitOperations.Crc32C(uint, ulong)"/> uses the SSE4.2 / ARMv8 CRC instruction when
+/// present and a table otherwise.</summary>
+public static class Crc32C
+{
+    /// <summary>The running state before any byte is added.</summary>
+    public const uint InitialState = 0xFFFFFFFF;
+
+    /// <summary>The CRC of <paramref name="data"/> in one call.</summary>
+    public static uint Compute(ReadOnlySpan<byte> data) => Finish(Update(InitialState, data));
+
+    /// <summary>Adds bytes to a running state (start from <see cref="InitialState"/>).</summary>
+    public static uint Update(uint state, ReadOnlySpan<byte> data)
+    {
+        while (data.Length >= 8)
+        {
+            state = BitOperations.Crc32C(state, BinaryPrimitives.ReadUInt64LittleEndian(data));
+            data = data[8..];
+        }
+        if (data.Length >= 4)
+        {
+            state = BitOperations.Crc32C(state, BinaryPrimitives.ReadUInt32LittleEndian(data));
+            data = data[4..];
+        }
+        foreach (byte b in data)
+        {
+            state = BitOperations.Crc32C(state, b);
+        }
+        return state;
+    }
+
+    /// <summary>The CRC value of a running state.</summary>
+    public static uint Finish(uint state) => ~state;
+}
