@@ -327,7 +327,7 @@ public static class WalSegmentReader
         {
             if (ordinal != h.EntryCount)
             {
-                a.Fail($"The header's EntryCount is {h.EntryCount} but the records up to the write offset {wo} number {ordinal}", 32);
+                a.Fail($"The header's EntryCount (offset 32) is {h.EntryCount} but the records up to the write offset {wo} number {ordinal}", 32);
             }
             else if (nextEntry != entryCount)
             {
