@@ -1,9 +1,335 @@
+using System.Diagnostics;
+using Microsoft.Data.Sqlite;
+using PSBackup.Engine.Wal;
+
 namespace PSBackup.Engine.Snapshots;
 
-/// <summary>Engine operation behind New-StoreSnapshot.</summary>
+/// <summary>Engine operation behind New-StoreSnapshot (seed <c>POST /btree/backup</c>, local mode).</summary>
 public static class SnapshotOperations
 {
-    /// <summary>Null when ShouldProcess declined (-WhatIf).</summary>
-    public static Task<StoreSnapshotResult?> CreateAsync(NewStoreSnapshotOptions options, OperationContext context) =>
-        throw new NotImplementedException();
+    public const string Activity = "New-StoreSnapshot";
+
+    /// <summary>How often a non-SQLite file is re-read before the snapshot gives up on it.</summary>
+    public const int StableCopyAttempts = 5;
+
+    /// <summary>Snapshots <c>&lt;dataDir&gt;/&lt;ns&gt;/db</c> to
+    /// <c>&lt;dataDir&gt;/backups/&lt;ns&gt;/&lt;Path&gt;</c> (a single file when the store is one file,
+    /// else a folder mirroring <c>db/</c>), written as <c>{path}.tmp</c>, fsynced and renamed, then
+    /// <c>{path}.manifest.json</c>. Null when ShouldProcess declined (-WhatIf).</summary>
+    public static async Task<StoreSnapshotResult?> CreateAsync(NewStoreSnapshotOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(context);
+        CancellationToken ct = context.CancellationToken;
+
+        // Everything is validated before anything is written.
+        string ns = SafePath.ValidateName(options.Namespace, "namespace");
+        string dataDir = SafePath.RequireDirectory(options.DataDir, "data directory",
+            "Give the database's data directory, the folder that holds one folder per namespace.");
+        string nsDir = Path.Combine(dataDir, ns);
+        string dbDir = Path.Combine(nsDir, "db");
+        RequireStore(dataDir, ns, nsDir, dbDir);
+        string backupRoot = Path.Combine(dataDir, "backups", ns);
+        string finalPath = SafePath.Combine(backupRoot, options.Path, "snapshot path");
+        string tempPath = finalPath + ".tmp";
+        string manifestPath = finalPath + ".manifest.json";
+        RequireFree(finalPath, tempPath, manifestPath, backupRoot);
+        if (ListStoreFiles(dbDir, ns).Count == 0)
+        {
+            throw new NotFoundException("StoreEmpty",
+                $"The store folder '{dbDir}' of namespace '{ns}' holds no files, so there is nothing to snapshot. Check that the database has created its store there.", dbDir);
+        }
+        IReadOnlyList<IStoreAdapter> adapters = options.StoreAdapters ?? StoreAdapters.Default;
+
+        if (!context.ShouldProcess(finalPath, "Create store snapshot"))
+        {
+            return null;
+        }
+
+        long started = context.Clock.GetTimestamp();
+        DateTimeOffset createdAt = context.UtcNow;
+        bool committed = false;
+        try
+        {
+            // The WAL first: whatever the copy contains was applied from records that were in
+            // the WAL by now, or later.
+            context.Report(Activity, "Recording WAL position", 0, 0);
+            WalPosition walAtStart = ReadWalPosition(nsDir, ns);
+            IReadOnlyList<StoreFile> files = ListStoreFiles(dbDir, ns);
+            if (files.Count == 0)
+            {
+                throw new NotFoundException("StoreEmpty",
+                    $"The store folder '{dbDir}' of namespace '{ns}' became empty while the snapshot started. Check the database, then run again.", dbDir);
+            }
+            long total = files.Sum(f => SafeLength(f.FullPath));
+            Directory.CreateDirectory(Path.GetDirectoryName(finalPath)!);
+
+            bool single = files.Count == 1;
+            if (!single)
+            {
+                Directory.CreateDirectory(tempPath);
+            }
+            var entries = new List<ManifestFile>(files.Count);
+            var copies = new List<StoreFile>(files.Count);
+            long done = 0;
+            foreach (StoreFile file in files)
+            {
+                ct.ThrowIfCancellationRequested();
+                string destination = single ? tempPath : SafePath.Combine(tempPath, file.RelativePath, "store file");
+                Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
+                context.Report(Activity, $"Copying {file.RelativePath}", done, total, file.RelativePath);
+                ContentDigest digest = file.IsSqlite
+                    ? await CopySqliteAsync(file, destination, ct).ConfigureAwait(false)
+                    : await CopyStableAsync(file, destination, ns, context).ConfigureAwait(false);
+                entries.Add(new ManifestFile(file.RelativePath, digest.Bytes, digest.Sha256));
+                copies.Add(file with { FullPath = destination });
+                done += digest.Bytes;
+                context.Report(Activity, $"Copied {file.RelativePath}", done, Math.Max(total, done), file.RelativePath);
+            }
+
+            ct.ThrowIfCancellationRequested();
+            long? applied = ReadAppliedLogIndex(adapters, copies);
+            await RehashAsync(copies, entries, ct).ConfigureAwait(false);
+
+            ct.ThrowIfCancellationRequested();
+            if (single)
+            {
+                Durable.CommitFile(tempPath, finalPath);
+            }
+            else
+            {
+                Durable.CommitDirectory(tempPath, finalPath);
+            }
+            committed = true;
+
+            WalPosition position = walAtStart with { AppliedLogIndex = applied };
+            var manifest = new BackupManifest
+            {
+                Kind = "snapshot",
+                CreatedAt = createdAt,
+                CompletedAt = context.UtcNow,
+                Source = dbDir,
+                Wal = position,
+                Files = entries,
+            };
+            await ManifestIO.WriteAsync(manifestPath, manifest, ct).ConfigureAwait(false);
+
+            long bytes = entries.Sum(e => e.Size);
+            context.Report(Activity, "Snapshot complete", bytes, bytes);
+            return new StoreSnapshotResult
+            {
+                Namespace = ns,
+                Path = finalPath,
+                Bytes = bytes,
+                ManifestPath = manifestPath,
+                FileCount = entries.Count,
+                WalPosition = position,
+                CreatedAt = createdAt,
+                Duration = context.Clock.GetElapsedTime(started),
+            };
+        }
+        catch (Exception e)
+        {
+            Durable.TryDelete(tempPath);
+            if (committed)
+            {
+                Durable.TryDelete(finalPath);
+                Durable.TryDelete(manifestPath);
+            }
+            if (e is PSBackupException or OperationCanceledException)
+            {
+                throw;
+            }
+            if (e is IOException or UnauthorizedAccessException or SqliteException)
+            {
+                throw new OperationFailedException("SnapshotFailed",
+                    $"The snapshot of namespace '{ns}' failed: {e.Message} Nothing was left under '{finalPath}'. Fix the cause (disk space, permissions, a damaged store file) and run again.",
+                    finalPath, e);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>The WAL as it stands: segment ids present and the highest log index on disk.
+    /// No WAL folder means an empty position.</summary>
+    public static WalPosition ReadWalPosition(string namespaceDir, string @namespace)
+    {
+        string walDir = Path.Combine(namespaceDir, "wal");
+        if (!Directory.Exists(walDir))
+        {
+            return new WalPosition([], null, null);
+        }
+        WalDirectoryReport report = WalDirectory.Scan(walDir, @namespace);
+        var ids = report.Segments.Select(s => s.SegmentId).Order().ToList();
+        long? highest = report.Segments.Select(s => s.LastLogIndex).Max();
+        return new WalPosition(ids, highest, null);
+    }
+
+    /// <summary>Every file under <c>db/</c> a snapshot copies, sorted by relative path: SQLite
+    /// sidecars (-wal, -shm, -journal of a database in the set) are left out, their content
+    /// arrives through the database's own copy. A symbolic link is refused.</summary>
+    public static IReadOnlyList<StoreFile> ListStoreFiles(string dbDir, string @namespace)
+    {
+        var all = new List<(string Rel, string Full)>();
+        foreach (string entry in Directory.EnumerateFileSystemEntries(dbDir, "*", SearchOption.AllDirectories))
+        {
+            var info = new FileInfo(entry);
+            if (info.LinkTarget is not null || (info.Attributes & FileAttributes.ReparsePoint) != 0)
+            {
+                throw new InvalidInputException("SymbolicLink",
+                    $"The store of namespace '{@namespace}' contains a symbolic link '{entry}'. PSBackup does not follow links inside a store; replace it with the real file or folder.", entry);
+            }
+            if (Directory.Exists(entry))
+            {
+                continue;
+            }
+            all.Add((Path.GetRelativePath(dbDir, entry).Replace(Path.DirectorySeparatorChar, '/'), entry));
+        }
+        var databases = new HashSet<string>(StringComparer.Ordinal);
+        var files = new List<StoreFile>();
+        foreach ((string rel, string full) in all)
+        {
+            bool sqlite;
+            try
+            {
+                sqlite = SqliteStore.IsDatabase(full);
+            }
+            catch (FileNotFoundException)
+            {
+                continue; // removed since the listing: not part of the store any more
+            }
+            if (sqlite)
+            {
+                databases.Add(rel);
+            }
+            files.Add(new StoreFile(rel, full, sqlite));
+        }
+        return files
+            .Where(f => f.IsSqlite || !SqliteStore.SidecarSuffixes.Any(s => f.RelativePath.EndsWith(s, StringComparison.Ordinal) && databases.Contains(f.RelativePath[..^s.Length])))
+            .OrderBy(f => f.RelativePath, StringComparer.Ordinal)
+            .ToList();
+    }
+
+    private static void RequireStore(string dataDir, string ns, string nsDir, string dbDir)
+    {
+        if (!Directory.Exists(nsDir))
+        {
+            var present = Directory.EnumerateDirectories(dataDir)
+                .Where(d => Directory.Exists(Path.Combine(d, "db")))
+                .Select(Path.GetFileName)
+                .Order(StringComparer.Ordinal)
+                .Take(10)
+                .ToList();
+            string known = present.Count == 0 ? "none holds a db/ folder" : "namespaces found: " + string.Join(", ", present);
+            throw new NotFoundException("NamespaceNotFound",
+                $"Namespace '{ns}' does not exist in data directory '{dataDir}' ({known}). Check the namespace name and the data directory.", nsDir);
+        }
+        if (!Directory.Exists(dbDir))
+        {
+            throw new NotFoundException("StoreNotFound",
+                $"Namespace '{ns}' has no store folder '{dbDir}'. The B-tree store lives in <dataDir>/<namespace>/db; check the data directory, or start the database once so it creates its store.", dbDir);
+        }
+    }
+
+    private static void RequireFree(string finalPath, string tempPath, string manifestPath, string backupRoot)
+    {
+        if (File.Exists(finalPath) || Directory.Exists(finalPath))
+        {
+            throw new ConflictException("SnapshotExists",
+                $"A snapshot already exists at '{finalPath}'. Choose another -Path, or remove the old snapshot first.", finalPath);
+        }
+        if (File.Exists(manifestPath) || Directory.Exists(manifestPath))
+        {
+            throw new ConflictException("SnapshotExists",
+                $"A snapshot manifest already exists at '{manifestPath}'. Choose another -Path, or remove the old snapshot and its manifest first.", manifestPath);
+        }
+        foreach (string temp in new[] { tempPath, manifestPath + ".tmp" })
+        {
+            if (File.Exists(temp) || Directory.Exists(temp))
+            {
+                throw new ConflictException("SnapshotInProgress",
+                    $"'{temp}' exists: a snapshot to this path is in progress or was interrupted. Wait for it to finish, or if none is running remove the leftover with Clear-StaleArtifact (psbackup sweep), then run again.", temp);
+            }
+        }
+        // A file where a folder of the path must go would make the copy fail half-way.
+        string root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(backupRoot));
+        for (string? dir = Path.GetDirectoryName(finalPath); dir is not null && dir.Length > root.Length; dir = Path.GetDirectoryName(dir))
+        {
+            if (File.Exists(dir))
+            {
+                throw new ConflictException("PathBlocked",
+                    $"'{dir}' is a file, so the snapshot folder cannot be created under it. Choose another -Path, or move that file.", dir);
+            }
+        }
+    }
+
+    private static Task<ContentDigest> CopySqliteAsync(StoreFile file, string destination, CancellationToken ct) =>
+        Task.Run(async () =>
+        {
+            SqliteStore.Backup(file.FullPath, destination);
+            return await FileCopy.HashAsync(destination, ct).ConfigureAwait(false);
+        }, ct);
+
+    /// <summary>Copies a file that is not a SQLite database until one attempt reads the same
+    /// bytes before, during and after the copy.</summary>
+    private static async Task<ContentDigest> CopyStableAsync(StoreFile file, string destination, string ns, OperationContext context)
+    {
+        CancellationToken ct = context.CancellationToken;
+        for (int attempt = 1; attempt <= StableCopyAttempts; attempt++)
+        {
+            ct.ThrowIfCancellationRequested();
+            ContentDigest before = await FileCopy.HashAsync(file.FullPath, ct).ConfigureAwait(false);
+            Durable.TryDelete(destination);
+            ContentDigest copied = await FileCopy.CopyAsync(file.FullPath, destination, ct).ConfigureAwait(false);
+            ContentDigest after = await FileCopy.HashAsync(file.FullPath, ct).ConfigureAwait(false);
+            if (before == copied && copied == after)
+            {
+                return copied;
+            }
+            context.Report(Activity, $"{file.RelativePath} changed during the copy (attempt {attempt} of {StableCopyAttempts})", 0, 0, file.RelativePath);
+        }
+        Durable.TryDelete(destination);
+        throw new OperationFailedException("StoreFileUnstable",
+            $"Store file '{file.RelativePath}' of namespace '{ns}' changed during each of {StableCopyAttempts} copy attempts, so no consistent copy of it could be made. Pause writes to the store (quiesce or stop the database) while the snapshot runs, then run it again.",
+            file.FullPath);
+    }
+
+    private static long? ReadAppliedLogIndex(IReadOnlyList<IStoreAdapter> adapters, IReadOnlyList<StoreFile> copies)
+    {
+        foreach (IStoreAdapter adapter in adapters)
+        {
+            if (adapter.Recognizes(copies) && adapter.ReadAppliedLogIndex(copies) is long applied)
+            {
+                return applied;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Adapters may open the copies (SQLite does); the manifest must describe the bytes
+    /// that are committed, so copies that changed are re-hashed.</summary>
+    private static async Task RehashAsync(IReadOnlyList<StoreFile> copies, List<ManifestFile> entries, CancellationToken ct)
+    {
+        for (int i = 0; i < copies.Count; i++)
+        {
+            if (!copies[i].IsSqlite)
+            {
+                continue;
+            }
+            ContentDigest digest = await FileCopy.HashAsync(copies[i].FullPath, ct).ConfigureAwait(false);
+            entries[i] = entries[i] with { Size = digest.Bytes, Sha256 = digest.Sha256 };
+        }
+    }
+
+    private static long SafeLength(string path)
+    {
+        try
+        {
+            return new FileInfo(path).Length;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
 }

@@ -1,6 +1,11 @@
 namespace PSBackup.Engine.Snapshots;
 
-public sealed record NewStoreSnapshotOptions(string DataDir, string Namespace, string Path);
+public sealed record NewStoreSnapshotOptions(string DataDir, string Namespace, string Path)
+{
+    /// <summary>Adapters tried, in order, to read the store's applied log index from the
+    /// snapshot; null means <see cref="StoreAdapters.Default"/>.</summary>
+    public IReadOnlyList<IStoreAdapter>? StoreAdapters { get; init; }
+}
 
 /// <summary>The seed's response <c>{path, bytes}</c> plus what PSBackup records.</summary>
 public sealed record StoreSnapshotResult
