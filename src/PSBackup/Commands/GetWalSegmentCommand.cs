@@ -22,7 +22,7 @@ public sealed class GetWalSegmentCommand : PSBackupCmdlet
 
     /// <summary>Only this segment.</summary>
     [Parameter(ParameterSetName = DefaultSet)]
-    [ValidateRange(0, long.MaxValue)]
+    [ValidateRange(0L, long.MaxValue)]
     public long? SegmentId { get; set; }
 
     protected override void PrepareRecord() => _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));

@@ -27,7 +27,7 @@ public sealed class InvokeWalShipCommand : PSBackupCmdlet
 
     /// <summary>Only sealed segments with a greater id are shipped; 0 (the default) ships all.</summary>
     [Parameter(ParameterSetName = DefaultSet)]
-    [ValidateRange(0, long.MaxValue)]
+    [ValidateRange(0L, long.MaxValue)]
     public long AfterSegmentId { get; set; }
 
     protected override void PrepareRecord() => _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));

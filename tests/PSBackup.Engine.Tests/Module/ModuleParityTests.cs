@@ -247,6 +247,27 @@ public sealed partial class ModuleParityTests : IDisposable
         Assert.Contains(initializer.GetInterfaces(), i => i.FullName == "System.Management.Automation.IModuleAssemblyCleanup");
     }
 
+    /// <summary>PowerShell rejects a ValidateRange whose bounds differ in type (int 0 with
+    /// long.MaxValue) when it binds the parameter, so the cmdlet would fail in every call; and a
+    /// bound must be of the parameter's own type to compare.</summary>
+    [Fact]
+    public void Every_ValidateRange_has_bounds_of_the_parameter_type()
+    {
+        var ranges = _cmdletInfos.SelectMany(c => c.Parameters)
+            .SelectMany(p => p.GetCustomAttributesData()
+                .Where(a => a.AttributeType.FullName == "System.Management.Automation.ValidateRangeAttribute" && a.ConstructorArguments.Count == 2)
+                .Select(a => (Parameter: p, Min: a.ConstructorArguments[0].Value, Max: a.ConstructorArguments[1].Value)))
+            .ToList();
+        Assert.NotEmpty(ranges);
+        foreach (var (parameter, min, max) in ranges)
+        {
+            Type element = Nullable.GetUnderlyingType(parameter.PropertyType) ?? parameter.PropertyType;
+            Assert.True(min is not null && max is not null && min.GetType() == max.GetType(),
+                $"{parameter.DeclaringType!.Name}.{parameter.Name}: ValidateRange bounds are {min?.GetType().Name} and {max?.GetType().Name}");
+            Assert.Equal(element.FullName, min!.GetType().FullName);
+        }
+    }
+
     // ---- helpers ------------------------------------------------------------------------------
 
     private sealed record CmdletInfo(Type Type, string Verb, string Noun, string? DefaultParameterSetName,
