@@ -261,7 +261,8 @@ public sealed partial class ModuleParityTests : IDisposable
         Assert.NotEmpty(ranges);
         foreach (var (parameter, min, max) in ranges)
         {
-            Type element = Nullable.GetUnderlyingType(parameter.PropertyType) ?? parameter.PropertyType;
+            Type type = parameter.PropertyType; // a MetadataLoadContext type: compare by name
+            Type element = type.IsGenericType && type.GetGenericTypeDefinition().FullName == "System.Nullable`1" ? type.GetGenericArguments()[0] : type;
             Assert.True(min is not null && max is not null && min.GetType() == max.GetType(),
                 $"{parameter.DeclaringType!.Name}.{parameter.Name}: ValidateRange bounds are {min?.GetType().Name} and {max?.GetType().Name}");
             Assert.Equal(element.FullName, min!.GetType().FullName);
