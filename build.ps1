@@ -106,21 +106,37 @@ $settings = @{
 $env:PSBACKUP_PESTER_SETTINGS = $settings | ConvertTo-Json -Compress
 
 $runner = {
-    $ErrorActionPreference = 'Stop'
-    $settings = $env:PSBACKUP_PESTER_SETTINGS | ConvertFrom-Json
-    Import-Module $settings.PesterPath -Force
-    $configuration = New-PesterConfiguration
-    $configuration.Run.Path = [string[]] $settings.TestPath
-    $configuration.Run.Exit = $true
-    $configuration.Output.CIFormat = 'Auto'
-    $configuration.Output.Verbosity = 'Detailed'
-    $configuration.TestResult.Enabled = $true
-    $configuration.TestResult.OutputFormat = 'NUnitXml'
-    $configuration.TestResult.OutputPath = $settings.ResultPath
-    if ($settings.Tag) { $configuration.Filter.Tag = [string[]] $settings.Tag }
-    if ($settings.ExcludeTag) { $configuration.Filter.ExcludeTag = [string[]] $settings.ExcludeTag }
-    $null = New-Item -ItemType Directory -Path (Split-Path -Parent $settings.ResultPath) -Force
-    Invoke-Pester -Configuration $configuration
+    # Setup fails loudly (exit 1); the tests themselves run under the default preferences, as they
+    # do when a developer calls Invoke-Pester, never under a session-wide ErrorAction Stop.
+    $configuration = & {
+        $ErrorActionPreference = 'Stop'
+        try {
+            $settings = $env:PSBACKUP_PESTER_SETTINGS | ConvertFrom-Json
+            Import-Module $settings.PesterPath -Force
+            $c = New-PesterConfiguration
+            $c.Run.Path = [string[]] $settings.TestPath
+            $c.Run.PassThru = $true
+            $c.Output.CIFormat = 'Auto'
+            $c.Output.Verbosity = 'Detailed'
+            $c.TestResult.Enabled = $true
+            $c.TestResult.OutputFormat = 'NUnitXml'
+            $c.TestResult.OutputPath = $settings.ResultPath
+            if ($settings.Tag) { $c.Filter.Tag = [string[]] $settings.Tag }
+            if ($settings.ExcludeTag) { $c.Filter.ExcludeTag = [string[]] $settings.ExcludeTag }
+            $null = New-Item -ItemType Directory -Path (Split-Path -Parent $settings.ResultPath) -Force
+            , $c # as one object, never enumerated
+        }
+        catch {
+            Write-Host "FAILED: could not set up Pester: $_" -ForegroundColor Red
+            exit 1
+        }
+    }
+    # Not Run.Exit: Pester then exits only on failure, so a run that broke before any test
+    # would look green. The result object decides the exit code instead.
+    $run = Invoke-Pester -Configuration $configuration
+    if ($run -and $run.Result -eq 'Passed') { exit 0 }
+    Write-Host "FAILED: Pester result '$($run.Result)': $($run.FailedCount) test(s), $($run.FailedBlocksCount) block(s), $($run.FailedContainersCount) file(s) failed" -ForegroundColor Red
+    exit 1
 }
 
 $pwsh = [Environment]::ProcessPath

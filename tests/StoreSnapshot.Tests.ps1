@@ -56,8 +56,10 @@ Describe 'New-StoreSnapshot' {
 
     It 'refuses to overwrite an existing snapshot' {
         $null = New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Path 'snapshots/once.snapshot'
-        { New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Path 'snapshots/once.snapshot' -ErrorAction Stop } |
-            Should -Throw -ErrorId 'AlreadyExists,PSBackup.Commands.NewStoreSnapshotCommand'
+        # SnapshotOperations.RequireFree: ConflictException('SnapshotExists') -> ResourceExists.
+        $err = { New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Path 'snapshots/once.snapshot' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'SnapshotExists,PSBackup.Commands.NewStoreSnapshotCommand' -PassThru
+        $err.CategoryInfo.Category | Should -Be ([System.Management.Automation.ErrorCategory]::ResourceExists)
     }
 
     It 'rejects the path <Path>' -ForEach @(

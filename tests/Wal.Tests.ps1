@@ -133,9 +133,12 @@ Describe 'Invoke-WalShip' {
     }
 
     It 'never ships the active segment' {
-        $active = Get-WalSegment -DataDir $script:DataDir -Namespace users | Where-Object { -not $_.Sealed }
+        $active = @(Get-WalSegment -DataDir $script:DataDir -Namespace users | Where-Object { -not $_.Sealed })
+        $active.Count | Should -Be 1
         $shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/active-check')
-        $shipped.SegmentId | Should -Not -Contain $active.SegmentId
+        # Not vacuous: the sealed segments were shipped, only the active one was left out.
+        $shipped.Count | Should -Be $script:Sealed.Count
+        $shipped.SegmentId | Should -Not -Contain $active[0].SegmentId
     }
 
     It 'rejects the backup directory <BackupDir>' -ForEach @(

@@ -31,6 +31,7 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
 
     protected sealed override void ProcessRecord()
     {
+        _pipelineThreadId = Environment.CurrentManagedThreadId;
         PrepareRecord();
         try
         {
@@ -45,9 +46,28 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
             // A failure on this input item: report it and let the pipeline continue with the next.
             WriteError(ErrorMapping.ToErrorRecord(e));
         }
+        catch (Exception)
+        {
+            // Terminating: EndProcessing will not run, so close the progress bars here.
+            CompleteProgress();
+            throw;
+        }
     }
 
-    protected sealed override void StopProcessing() => _stop.Cancel();
+    /// <summary>Ctrl+C or a downstream stop: runs on another thread, possibly after Dispose.</summary>
+    protected sealed override void StopProcessing() => CancelQuietly();
+
+    private void CancelQuietly()
+    {
+        try
+        {
+            _stop.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The cmdlet has already finished.
+        }
+    }
 
     /// <summary>Builds the engine's context: ShouldProcess and progress bridged to the pipeline
     /// thread, cancellation from StopProcessing.</summary>
@@ -99,7 +119,7 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
     /// caller's thread (exceptions included).</summary>
     protected Task<T> InvokeOnPipelineThread<T>(Func<T> func)
     {
-        if (_queue is null || Environment.CurrentManagedThreadId == _pipelineThreadId)
+        if (Environment.CurrentManagedThreadId == _pipelineThreadId)
         {
             // Already on the pipeline thread (called outside an engine call): run it directly.
             try
@@ -160,7 +180,6 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
     {
         using var queue = new BlockingCollection<WorkItem>();
         _queue = queue;
-        _pipelineThreadId = Environment.CurrentManagedThreadId;
         Task task = Task.Run(async () =>
         {
             try
@@ -191,11 +210,10 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
                 // E.g. PipelineStoppedException from WriteObject, or a terminating error raised by
                 // a script block: stop the engine and surface this after it has unwound.
                 pipelineFailure = e;
-                _stop.Cancel();
+                CancelQuietly();
             }
         }
         _queue = null;
-        _pipelineThreadId = 0;
 
         try
         {
@@ -251,13 +269,23 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
 
     private void CompleteProgress()
     {
-        foreach (ProgressRecord record in _activities.Values)
+        try
         {
-            record.RecordType = ProgressRecordType.Completed;
-            record.PercentComplete = 100;
-            WriteProgress(record);
+            foreach (ProgressRecord record in _activities.Values)
+            {
+                record.RecordType = ProgressRecordType.Completed;
+                record.PercentComplete = 100;
+                WriteProgress(record);
+            }
         }
-        _activities.Clear();
+        catch (PipelineStoppedException)
+        {
+            // Stopping: PowerShell clears the progress display itself.
+        }
+        finally
+        {
+            _activities.Clear();
+        }
     }
 
     public void Dispose()
