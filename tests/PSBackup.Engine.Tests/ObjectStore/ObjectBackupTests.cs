@@ -79,6 +79,34 @@ public sealed class ObjectBackupTests
         Assert.Equal(BackupConsistency.Stable, result.Consistency);
     }
 
+    [Fact]
+    public async Task Files_added_or_removed_during_the_copy_make_it_recent_and_are_listed()
+    {
+        using var fx = new ObjectFixture();
+        string removed = Path.Combine(fx.ObjectPath, "metadata", "counts"); // copied after data/ and files/
+        byte[] added = ObjectFixture.Bytes("new shard", 5000);
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Status == "Copied data/000.bin")
+            {
+                File.Delete(removed);
+                ObjectFixture.Write(fx.ObjectPath, "data/003.bin", added);
+            }
+        });
+
+        ObjectBackupResult? result = await ObjectOperations.BackupAsync(fx.BackupOptions(), Context(progress: progress));
+
+        Assert.NotNull(result);
+        Assert.Equal(BackupConsistency.Recent, result.Consistency);
+        Assert.Equal(["data/003.bin", "metadata/counts"], result.ChangedFiles);
+        Assert.Equal(added, File.ReadAllBytes(Path.Combine(result.BackupPath, "data", "003.bin")));
+        Assert.False(File.Exists(Path.Combine(result.BackupPath, "metadata", "counts")));
+        BackupManifest manifest = ManifestIO.Read(result.ManifestPath);
+        Assert.Equal("Recent", manifest.Consistency);
+        Assert.Equal(result.ChangedFiles, manifest.ChangedFiles);
+        await ManifestIO.VerifyAsync(result.BackupPath, manifest, Context(), "verify");
+    }
+
     public static TheoryData<string> BadNames() => new() { "..", ".", "a/b", "/abs", "C:\\x", "a\\b", "", ".hidden", "a\0b", "users.tmp" };
 
     [Theory]
