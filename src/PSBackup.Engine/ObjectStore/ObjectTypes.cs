@@ -55,4 +55,8 @@ public sealed record ObjectRestoreResult
 public sealed record ClearStaleArtifactOptions(string Root);
 
 /// <summary>A stale <c>.new</c>/<c>.old</c>/<c>.tmp</c> artifact found by the sweep.</summary>
-public sealed record StaleArtifact(string Path, bool IsDirectory, long Bytes, bool Removed);
+public sealed record StaleArtifact(string Path, bool IsDirectory, long Bytes, bool Removed)
+{
+    /// <summary>Why removal failed; null when removed or when ShouldProcess declined.</summary>
+    public string? Error { get; init; }
+}

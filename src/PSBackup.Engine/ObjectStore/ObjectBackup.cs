@@ -1,0 +1,294 @@
+using System.Runtime.ExceptionServices;
+
+namespace PSBackup.Engine.ObjectStore;
+
+/// <summary>New-ObjectBackup: copies a live object to <c>&lt;obj&gt;.backup-&lt;ts&gt;</c> while the
+/// database may be writing, and tells a copy taken at one instant per file (Stable) from one where
+/// files moved under it (Recent).</summary>
+internal static class ObjectBackup
+{
+    /// <summary>How many times one file is copied before it is given up as changing.</summary>
+    internal const int MaxAttempts = 3;
+
+    private const string Activity = "New-ObjectBackup";
+
+    public static async Task<ObjectBackupResult?> RunAsync(NewObjectBackupOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(context);
+        CancellationToken ct = context.CancellationToken;
+
+        ObjectLocation location = ObjectLocation.Resolve(options.DbRoot, options.Dir, options.Object);
+        string objectPath = location.ObjectPath;
+        if (!Directory.Exists(objectPath))
+        {
+            throw File.Exists(objectPath)
+                ? new InvalidInputException("ObjectNotADirectory", $"'{objectPath}' is a file, not an object folder. Check -Dir and -Object.", objectPath)
+                : new NotFoundException("ObjectNotFound", $"The object '{location.Object}' does not exist in '{location.DirPath}'. Check -Dir and -Object (names are case-sensitive).", objectPath);
+        }
+
+        DateTimeOffset startedAt = context.UtcNow;
+        long startTimestamp = context.Clock.GetTimestamp();
+        string backupName = ObjectLayout.BackupName(location.Object, ObjectLayout.FormatTimestamp(startedAt));
+        string backupPath = Path.Combine(location.DirPath, backupName);
+        string manifestPath = Path.Combine(location.DirPath, ObjectLayout.ManifestName(backupName));
+        string tempPath = backupPath + ".tmp";
+        foreach (string taken in new[] { backupPath, manifestPath, tempPath })
+        {
+            if (Exists(taken))
+            {
+                throw new ConflictException("BackupExists",
+                    $"'{taken}' already exists: a backup of '{location.Object}' was already taken (or is running) in this second. Wait a second and run again; if it is a leftover '.tmp', run Clear-StaleArtifact first.",
+                    taken);
+            }
+        }
+
+        // Listing first rejects links and unsafe names before anything is written, also under -WhatIf.
+        ObjectTree tree = ObjectTree.List(objectPath, ct);
+
+        if (!context.ShouldProcess(backupPath, "Create object backup"))
+        {
+            return null;
+        }
+
+        var copy = new CopyState(objectPath, tempPath, context);
+        bool commitStarted = false;
+        try
+        {
+            Directory.CreateDirectory(tempPath);
+            await CopyFencedAsync(options, copy, tree).ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+
+            var manifest = new BackupManifest
+            {
+                Kind = "object",
+                CreatedAt = startedAt,
+                CompletedAt = context.UtcNow,
+                Source = objectPath,
+                Consistency = (copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent).ToString(),
+                ChangedFiles = copy.Changed.ToList(),
+                Files = copy.Copied.Values.ToList(),
+            };
+
+            context.Report(Activity, $"Committing {backupName}", copy.DoneBytes, copy.DoneBytes, backupName);
+            commitStarted = true;
+            Durable.CommitDirectory(tempPath, backupPath);
+            // The manifest is the commit marker; once the folder is in place it is written even if
+            // cancellation arrives now, so a committed copy never lacks it.
+            await ManifestIO.WriteAsync(manifestPath, manifest, CancellationToken.None).ConfigureAwait(false);
+
+            return new ObjectBackupResult
+            {
+                DbRoot = location.DbRoot,
+                Dir = location.Dir,
+                Object = location.Object,
+                BackupName = backupName,
+                BackupPath = backupPath,
+                ManifestPath = manifestPath,
+                FileCount = manifest.Files.Count,
+                Bytes = manifest.Files.Sum(f => f.Size),
+                Consistency = copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent,
+                ChangedFiles = manifest.ChangedFiles!,
+                Fenced = options.Quiesce is not null,
+                StartedAt = startedAt,
+                Duration = context.Clock.GetElapsedTime(startTimestamp),
+            };
+        }
+        catch (Exception e)
+        {
+            // Our own rename happened when the temp folder is gone; a conflict means the final name
+            // belongs to someone else and must not be touched.
+            bool committedOurs = commitStarted && e is not ConflictException && !Directory.Exists(tempPath) && Directory.Exists(backupPath);
+            Durable.TryDelete(tempPath);
+            if (committedOurs)
+            {
+                Durable.TryDelete(backupPath);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>Quiesce, copy, then Resume whatever happened (with no token: writers must not stay
+    /// paused because the user pressed Ctrl+C).</summary>
+    private static async Task CopyFencedAsync(NewObjectBackupOptions options, CopyState copy, ObjectTree tree)
+    {
+        Exception? failure = null;
+        try
+        {
+            if (options.Quiesce is not null)
+            {
+                await options.Quiesce(copy.Context.CancellationToken).ConfigureAwait(false);
+            }
+            await copy.CopyAllAsync(tree).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            failure = e;
+        }
+        if (options.Resume is not null)
+        {
+            try
+            {
+                await options.Resume(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                string before = failure is null ? "" : $" The copy had already failed: {failure.Message}";
+                failure = new OperationFailedException("ResumeFailed",
+                    $"The Resume hook failed ({e.Message}); writers of '{copy.SourceRoot}' may still be paused. Resume them by hand; no backup was kept.{before}",
+                    copy.SourceRoot, e);
+            }
+        }
+        if (failure is not null)
+        {
+            ExceptionDispatchInfo.Capture(failure).Throw();
+        }
+    }
+
+    private static bool Exists(string path) =>
+        File.Exists(path) || Directory.Exists(path) || new FileInfo(path).LinkTarget is not null;
+
+    /// <summary>The running copy of one object into a temp folder.</summary>
+    private sealed class CopyState(string sourceRoot, string destRoot, OperationContext context)
+    {
+        public string SourceRoot { get; } = sourceRoot;
+        public OperationContext Context { get; } = context;
+        public SortedDictionary<string, ManifestFile> Copied { get; } = new(StringComparer.Ordinal);
+        public SortedSet<string> Changed { get; } = new(StringComparer.Ordinal);
+        public long DoneBytes { get; private set; }
+
+        private readonly HashSet<string> _attempted = new(StringComparer.Ordinal);
+        private long _totalBytes;
+
+        /// <summary>Copies the listed tree, then lists it again: files that appeared are copied
+        /// (and listed as changed), files that went away are listed as changed; a last listing
+        /// catches what appeared or went away during that.</summary>
+        public async Task CopyAllAsync(ObjectTree tree)
+        {
+            CancellationToken ct = Context.CancellationToken;
+            _totalBytes = tree.TotalBytes;
+            CreateDirectories(tree);
+            foreach (string rel in tree.Files.Keys)
+            {
+                await CopyOneAsync(rel, appeared: false).ConfigureAwait(false);
+            }
+
+            ObjectTree second = ObjectTree.List(SourceRoot, ct);
+            CreateDirectories(second);
+            foreach (string rel in second.Files.Keys.Where(r => !_attempted.Contains(r)).ToList())
+            {
+                _totalBytes += second.Files[rel];
+                await CopyOneAsync(rel, appeared: true).ConfigureAwait(false);
+            }
+
+            ObjectTree last = ObjectTree.List(SourceRoot, ct);
+            foreach (string rel in last.Files.Keys.Where(r => !_attempted.Contains(r)))
+            {
+                Changed.Add(rel); // appeared at the very end: not in this backup
+            }
+            foreach (string rel in _attempted.Where(r => !last.Files.ContainsKey(r)))
+            {
+                Changed.Add(rel); // went away during the copy
+            }
+        }
+
+        private void CreateDirectories(ObjectTree tree)
+        {
+            foreach (string rel in tree.Directories)
+            {
+                Directory.CreateDirectory(Path.Combine(destRoot, rel));
+            }
+        }
+
+        private async Task CopyOneAsync(string rel, bool appeared)
+        {
+            CancellationToken ct = Context.CancellationToken;
+            ct.ThrowIfCancellationRequested();
+            _attempted.Add(rel);
+            Context.Report(Activity, $"Copying {rel}", DoneBytes, _totalBytes, rel);
+            string source = Path.Combine(SourceRoot, rel);
+            string dest = Path.Combine(destRoot, rel);
+            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
+
+            (ContentDigest Digest, bool Stable)? result = await CopyStableAsync(source, dest, ct).ConfigureAwait(false);
+            if (result is not { } done)
+            {
+                Changed.Add(rel); // removed before it could be read
+                return;
+            }
+            if (!done.Stable || appeared)
+            {
+                Changed.Add(rel);
+            }
+            Copied[rel] = new ManifestFile(rel, done.Digest.Bytes, done.Digest.Sha256);
+            DoneBytes += done.Digest.Bytes;
+            Context.Report(Activity, $"Copied {rel}", DoneBytes, Math.Max(_totalBytes, DoneBytes), rel);
+        }
+
+        /// <summary>Copies one file until a copy provably equals the source at one instant: same
+        /// size and last-write time before the copy and after a re-hash of the source by path, and
+        /// the re-hash equals what was copied. Null when the file vanished before it was read.</summary>
+        private static async Task<(ContentDigest Digest, bool Stable)?> CopyStableAsync(string source, string dest, CancellationToken ct)
+        {
+            for (int attempt = 1; ; attempt++)
+            {
+                var before = new FileInfo(source);
+                if (!before.Exists)
+                {
+                    return null;
+                }
+                if (ObjectLayout.IsLink(before))
+                {
+                    throw new InvalidInputException("SymbolicLinkInObject",
+                        $"'{SafePath.Printable(source)}' became a symbolic link during the backup. PSBackup does not follow links in an object; replace it with the real file, then run again.",
+                        source);
+                }
+                long sizeBefore = before.Length;
+                DateTime writtenBefore = before.LastWriteTimeUtc;
+                File.Delete(dest);
+
+                ContentDigest copied;
+                ContentDigest again;
+                try
+                {
+                    copied = await FileCopy.CopyAsync(source, dest, ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+                {
+                    File.Delete(dest);
+                    return null;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw CopyFailed(source, e);
+                }
+                try
+                {
+                    again = await FileCopy.HashAsync(source, ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+                {
+                    return (copied, false); // a real earlier version; it went away after
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw CopyFailed(source, e);
+                }
+
+                var after = new FileInfo(source);
+                bool stable = after.Exists
+                    && copied == again
+                    && copied.Bytes == sizeBefore
+                    && after.Length == sizeBefore
+                    && after.LastWriteTimeUtc == writtenBefore;
+                if (stable || attempt >= MaxAttempts)
+                {
+                    return (copied, stable);
+                }
+            }
+        }
+
+        private static OperationFailedException CopyFailed(string source, Exception e) =>
+            new("CopyFailed", $"Cannot copy '{source}' into the backup ({e.Message}). Check that the file is readable and the backup disk has space, then run again.", source, e);
+    }
+}

@@ -1,0 +1,261 @@
+using System.Security.Cryptography;
+
+namespace PSBackup.Engine.ObjectStore;
+
+/// <summary>Restore-ObjectBackup: the seed's manual "stop, rename, mv" done safely. The backup is
+/// verified against its manifest, copied (not moved, so it stays re-restorable) to a temp sibling,
+/// and swapped in with two renames; the replaced live object is kept aside.</summary>
+internal static class ObjectRestore
+{
+    private const string Activity = "Restore-ObjectBackup";
+    private const string FromHint = "Give -From a backup folder name '<object>.backup-yyyyMMddTHHmmss', its timestamp 'yyyyMMddTHHmmss', or 'latest'.";
+
+    public static async Task<ObjectRestoreResult?> RunAsync(RestoreObjectBackupOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(context);
+        CancellationToken ct = context.CancellationToken;
+
+        ObjectLocation location = ObjectLocation.Resolve(options.DbRoot, options.Dir, options.Object);
+        string backupName = ResolveFrom(options.From, location);
+        string backupPath = SafePath.Combine(location.DirPath, backupName, "backup");
+        string manifestPath = SafePath.Combine(location.DirPath, ObjectLayout.ManifestName(backupName), "backup manifest");
+        if (!Directory.Exists(backupPath))
+        {
+            throw new NotFoundException("BackupNotFound",
+                $"The backup '{backupName}' does not exist in '{location.DirPath}'. Check -From, or pass -From latest for the newest complete backup.", backupPath);
+        }
+        if (!File.Exists(manifestPath))
+        {
+            throw new NotFoundException("ManifestNotFound",
+                $"The backup '{backupName}' has no manifest '{manifestPath}': it is incomplete (interrupted) and cannot be verified. Restore another backup.", manifestPath);
+        }
+
+        BackupManifest manifest = ManifestIO.Read(manifestPath);
+        if (!string.Equals(manifest.Kind, "object", StringComparison.Ordinal))
+        {
+            throw new IntegrityException("ManifestKind",
+                $"The manifest '{manifestPath}' describes a '{SafePath.Printable(manifest.Kind ?? "")}' backup, not an object backup. Restore an object backup with Restore-ObjectBackup.", manifestPath);
+        }
+        await ManifestIO.VerifyAsync(backupPath, manifest, context, Activity + ": verifying " + backupName).ConfigureAwait(false);
+
+        string livePath = location.ObjectPath;
+        if (File.Exists(livePath))
+        {
+            throw new ConflictException("ObjectNotADirectory",
+                $"'{livePath}' is a file, not an object folder. Move it away by hand, then run again.", livePath);
+        }
+        if (!options.Force)
+        {
+            RequireEmptyOrMissing(livePath);
+        }
+
+        if (!context.ShouldProcess(livePath, $"Replace with backup {backupName}"))
+        {
+            return null;
+        }
+
+        string timestamp = ObjectLayout.FormatTimestamp(context.UtcNow);
+        string tempPath = Path.Combine(location.DirPath,
+            $"{location.Object}.restore-{timestamp}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant()}.tmp");
+        string? replacedPath = null;
+        try
+        {
+            Directory.CreateDirectory(tempPath);
+            await CopyVerifiedAsync(backupPath, backupName, tempPath, manifest, context).ConfigureAwait(false);
+            Durable.FsyncTree(tempPath);
+            ct.ThrowIfCancellationRequested();
+
+            if (!options.Force)
+            {
+                RequireEmptyOrMissing(livePath); // it may have filled while we copied
+            }
+            context.Report(Activity, $"Swapping in {backupName}", 1, 1, livePath);
+            replacedPath = Swap(location, tempPath, timestamp);
+        }
+        catch
+        {
+            Durable.TryDelete(tempPath);
+            throw;
+        }
+
+        return new ObjectRestoreResult
+        {
+            DbRoot = location.DbRoot,
+            Dir = location.Dir,
+            Object = location.Object,
+            BackupName = backupName,
+            RestoredPath = livePath,
+            ReplacedPath = replacedPath,
+            FileCount = manifest.Files.Count,
+            Bytes = manifest.Files.Sum(f => f.Size),
+        };
+    }
+
+    /// <summary>Turns -From into a backup folder name of this object, or refuses it before anything
+    /// is touched.</summary>
+    internal static string ResolveFrom(string? from, ObjectLocation location)
+    {
+        if (string.IsNullOrWhiteSpace(from))
+        {
+            throw new InvalidInputException("InvalidBackupName", $"-From is empty. {FromHint}", from);
+        }
+        string shown = SafePath.Printable(from);
+        if (from.Any(char.IsControl) || from.Contains('/') || from.Contains('\\') || from.Contains("..", StringComparison.Ordinal) || from.Contains(':'))
+        {
+            throw new InvalidInputException("InvalidBackupName",
+                $"-From '{shown}' is a path, not a backup name; backups are only looked up beside the object. {FromHint}", from);
+        }
+        if (string.Equals(from, "latest", StringComparison.OrdinalIgnoreCase))
+        {
+            return FindLatest(location);
+        }
+        if (ObjectLayout.IsTimestamp(from))
+        {
+            return ObjectLayout.BackupName(location.Object, from);
+        }
+        if (ObjectLayout.TryParseBackupName(from, out string obj, out _))
+        {
+            if (string.Equals(obj, location.Object, StringComparison.Ordinal))
+            {
+                return from;
+            }
+            throw new InvalidInputException("BackupOfOtherObject",
+                $"-From '{shown}' is a backup of object '{SafePath.Printable(obj)}', not of '{location.Object}'. Restore it with -Object {SafePath.Printable(obj)}, or pick a backup of '{location.Object}'.", from);
+        }
+        throw new InvalidInputException("InvalidBackupName", $"-From '{shown}' is not a backup name. {FromHint}", from);
+    }
+
+    /// <summary>The newest backup of the object that has its manifest (backups without one are
+    /// incomplete).</summary>
+    private static string FindLatest(ObjectLocation location)
+    {
+        string? best = null;
+        string? bestTimestamp = null;
+        foreach (FileSystemInfo entry in new DirectoryInfo(location.DirPath).EnumerateFileSystemInfos("*", ObjectTree.OneLevel))
+        {
+            if (entry is not DirectoryInfo || ObjectLayout.IsLink(entry)
+                || !ObjectLayout.TryParseBackupName(entry.Name, out string obj, out string timestamp)
+                || !string.Equals(obj, location.Object, StringComparison.Ordinal))
+            {
+                continue;
+            }
+            var manifest = new FileInfo(Path.Combine(location.DirPath, ObjectLayout.ManifestName(entry.Name)));
+            if (!manifest.Exists || ObjectLayout.IsLink(manifest))
+            {
+                continue;
+            }
+            if (bestTimestamp is null || string.CompareOrdinal(timestamp, bestTimestamp) > 0)
+            {
+                best = entry.Name;
+                bestTimestamp = timestamp;
+            }
+        }
+        return best ?? throw new NotFoundException("NoBackup",
+            $"There is no complete backup of '{location.Object}' in '{location.DirPath}' (a backup counts only with its manifest). Run New-ObjectBackup first, or name a backup with -From.",
+            location.DirPath);
+    }
+
+    private static void RequireEmptyOrMissing(string livePath)
+    {
+        if (Directory.Exists(livePath) && Directory.EnumerateFileSystemEntries(livePath).Any())
+        {
+            throw new ConflictException("ObjectNotEmpty",
+                $"The live object '{livePath}' is not empty. Stop the database and pass -Force to replace it; the current object will be kept aside as '<object>.replaced-<timestamp>'.",
+                livePath);
+        }
+    }
+
+    /// <summary>Copies every file the manifest lists (and the backup's folders, empty ones too),
+    /// checking each copied byte stream against the manifest: the backup may change after it was
+    /// verified.</summary>
+    private static async Task CopyVerifiedAsync(string backupPath, string backupName, string tempPath, BackupManifest manifest, OperationContext context)
+    {
+        CancellationToken ct = context.CancellationToken;
+        foreach (string dir in Directory.EnumerateDirectories(backupPath, "*", SearchOption.AllDirectories))
+        {
+            string rel = ObjectLayout.Relative(backupPath, dir);
+            SafePath.RejectLinksBelow(backupPath, dir, "backup folder");
+            Directory.CreateDirectory(Path.Combine(tempPath, rel));
+        }
+        long total = manifest.Files.Sum(f => f.Size);
+        long done = 0;
+        foreach (ManifestFile entry in manifest.Files)
+        {
+            ct.ThrowIfCancellationRequested();
+            context.Report(Activity, $"Restoring {entry.Path}", done, total, entry.Path);
+            string source = SafePath.Combine(backupPath, entry.Path, "backup file");
+            string dest = Path.Combine(tempPath, entry.Path);
+            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
+            ContentDigest digest = await FileCopy.CopyAsync(source, dest, ct).ConfigureAwait(false);
+            if (digest.Bytes != entry.Size || !string.Equals(digest.Sha256, entry.Sha256, StringComparison.Ordinal))
+            {
+                throw new IntegrityException("BackupFileCorrupt",
+                    $"Backup '{backupName}' file '{entry.Path}' changed while it was restored (it no longer matches its manifest). Nothing was replaced; check what is writing to the backup, then run again.",
+                    source);
+            }
+            done += entry.Size;
+        }
+        context.Report(Activity, $"Restored {manifest.Files.Count} files", done, total);
+    }
+
+    /// <summary>Moves the live object aside, renames the temp copy into its place, and syncs the
+    /// parent; if the second rename fails the live object is moved back.</summary>
+    private static string? Swap(ObjectLocation location, string tempPath, string timestamp)
+    {
+        string livePath = location.ObjectPath;
+        string? replacedPath = null;
+        if (Directory.Exists(livePath))
+        {
+            replacedPath = FreeReplacedPath(location, timestamp);
+            try
+            {
+                Directory.Move(livePath, replacedPath);
+            }
+            catch (IOException e)
+            {
+                throw new OperationFailedException("ReplaceFailed",
+                    $"Cannot move the live object '{livePath}' aside to '{replacedPath}' ({e.Message}). Nothing was replaced; stop whatever holds the object open, then run again.", livePath, e);
+            }
+        }
+        try
+        {
+            Directory.Move(tempPath, livePath);
+        }
+        catch (IOException e)
+        {
+            string undo = "";
+            if (replacedPath is not null)
+            {
+                try
+                {
+                    Directory.Move(replacedPath, livePath);
+                    undo = " The live object was put back unchanged.";
+                }
+                catch (IOException back)
+                {
+                    undo = $" Moving the live object back also failed ({back.Message}); it is kept at '{replacedPath}'.";
+                }
+            }
+            throw new OperationFailedException("ReplaceFailed",
+                $"Cannot rename the restored copy to '{livePath}' ({e.Message}).{undo} Make sure nothing recreates the object during a restore (stop the database), then run again.", livePath, e);
+        }
+        Durable.FsyncDirectory(location.DirPath);
+        return replacedPath;
+    }
+
+    private static string FreeReplacedPath(ObjectLocation location, string timestamp)
+    {
+        string basePath = Path.Combine(location.DirPath, location.Object + ObjectLayout.ReplacedInfix + timestamp);
+        for (int n = 1; n < 1000; n++)
+        {
+            string candidate = n == 1 ? basePath : $"{basePath}-{n}";
+            if (!Directory.Exists(candidate) && !File.Exists(candidate) && new FileInfo(candidate).LinkTarget is null)
+            {
+                return candidate;
+            }
+        }
+        throw new ConflictException("ReplacedExists",
+            $"Too many '{basePath}*' folders already exist. Remove old replaced copies, then run again.", basePath);
+    }
+}
