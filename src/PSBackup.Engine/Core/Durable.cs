@@ -81,10 +81,12 @@ public static partial class Durable
     public static async Task WriteFileAsync(string finalPath, Func<Stream, CancellationToken, Task> write, CancellationToken ct, bool overwrite = false)
     {
         string temp = finalPath + ".tmp";
+        bool created = false;
         try
         {
             await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
             {
+                created = true;
                 await write(stream, ct).ConfigureAwait(false);
                 await stream.FlushAsync(ct).ConfigureAwait(false);
                 stream.Flush(flushToDisk: true);
@@ -101,7 +103,10 @@ public static partial class Durable
         }
         catch
         {
-            TryDelete(temp);
+            if (created)
+            {
+                TryDelete(temp); // never a .tmp that another writer owns
+            }
             throw;
         }
     }

@@ -33,6 +33,19 @@ public class DurableTests
     }
 
     [Fact]
+    public async Task WriteFileNeverDeletesATempFileItDidNotCreate()
+    {
+        using var dir = new TestDirectory();
+        string target = dir.Combine("out.json");
+        await File.WriteAllTextAsync(target + ".tmp", "another writer's work");
+
+        await Assert.ThrowsAsync<IOException>(() => Durable.WriteFileAsync(target, (s, ct) => s.WriteAsync(new byte[] { 1 }, ct).AsTask(), CancellationToken.None));
+
+        Assert.Equal("another writer's work", await File.ReadAllTextAsync(target + ".tmp"));
+        Assert.False(File.Exists(target));
+    }
+
+    [Fact]
     public async Task WriteFileCommitsCompleteContent()
     {
         using var dir = new TestDirectory();
