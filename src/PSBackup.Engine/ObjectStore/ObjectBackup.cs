@@ -32,8 +32,10 @@ internal static class ObjectBackup
         string backupName = ObjectLayout.BackupName(location.Object, ObjectLayout.FormatTimestamp(startedAt));
         string backupPath = Path.Combine(location.DirPath, backupName);
         string manifestPath = Path.Combine(location.DirPath, ObjectLayout.ManifestName(backupName));
-        string tempPath = backupPath + ".tmp";
-        foreach (string taken in new[] { backupPath, manifestPath, tempPath })
+        // A unique temp name: two runs in the same second copy apart, and the second one's commit
+        // fails cleanly on the taken final name instead of both writing into one folder.
+        string tempPath = $"{backupPath}.{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)).ToLowerInvariant()}.tmp";
+        foreach (string taken in new[] { backupPath, manifestPath })
         {
             if (Exists(taken))
             {

@@ -200,6 +200,48 @@ public sealed class ObjectBackupTests
         Assert.Equal("users.backup-20260418T143006", (await ObjectOperations.BackupAsync(fx.BackupOptions(), Context(clock)))!.BackupName);
     }
 
+    /// <summary>Two runs racing in the same second must not copy into one temp folder: exactly
+    /// one commits, the other fails on the taken name, and the committed backup verifies.</summary>
+    [Fact]
+    public async Task Two_concurrent_backups_in_the_same_second_never_share_a_temp_folder()
+    {
+        using var fx = new ObjectFixture();
+        var clock = new FixedClock(T1);
+        using var bothStarted = new Barrier(2);
+        IProgress<OperationProgress> MeetOnce()
+        {
+            bool met = false;
+            return new SyncProgress(_ =>
+            {
+                if (!met)
+                {
+                    met = true;
+                    bothStarted.SignalAndWait(TimeSpan.FromSeconds(10)); // both copies under way at once
+                }
+            });
+        }
+        Task<ObjectBackupResult?> Run() => Task.Run(() => ObjectOperations.BackupAsync(fx.BackupOptions(), Context(clock, progress: MeetOnce())));
+
+        Task<ObjectBackupResult?>[] runs = [Run(), Run()];
+        var outcomes = new List<(ObjectBackupResult? Result, Exception? Error)>();
+        foreach (Task<ObjectBackupResult?> run in runs)
+        {
+            try
+            {
+                outcomes.Add((await run, null));
+            }
+            catch (Exception e)
+            {
+                outcomes.Add((null, e));
+            }
+        }
+
+        ObjectBackupResult won = Assert.Single(outcomes, o => o.Error is null).Result!;
+        Assert.IsType<ConflictException>(Assert.Single(outcomes, o => o.Error is not null).Error);
+        await ManifestIO.VerifyAsync(won.BackupPath, ManifestIO.Read(won.ManifestPath), OperationContext.Default, "verify");
+        Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(fx.DirPath), p => p.EndsWith(".tmp", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task Cancelled_after_the_first_file_leaves_no_backup_no_manifest_and_no_temp()
     {
