@@ -5,7 +5,7 @@ namespace PSBackup.Commands;
 
 /// <summary>The startup sweep: removes stale <c>.new</c>/<c>.old</c>/<c>.tmp</c> artifacts under a
 /// root. With -WhatIf it lists them and removes nothing.</summary>
-[Cmdlet(VerbsCommon.Clear, "StaleArtifact", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium,
+[Cmdlet(VerbsCommon.Clear, "StaleArtifact", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High,
     DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(StaleArtifact))]
 public sealed class ClearStaleArtifactCommand : PSBackupCmdlet

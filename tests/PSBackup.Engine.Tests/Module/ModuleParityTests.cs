@@ -128,7 +128,7 @@ public sealed partial class ModuleParityTests : IDisposable
                 $"{cmdlet.Name} has no [OutputType].");
             bool writes = cmdlet.Verb is not "Get";
             Assert.Equal(writes, cmdlet.SupportsShouldProcess);
-            if (cmdlet.Verb == "Restore")
+            if (cmdlet.Verb is "Restore" or "Clear" or "Remove")
             {
                 Assert.Equal(3 /* ConfirmImpact.High */, cmdlet.ConfirmImpact);
             }
