@@ -356,7 +356,9 @@ public sealed class StoreSnapshotTests
     public async Task FileThatKeepsChangingFailsTheSnapshotAndLeavesNothing()
     {
         using var dir = new TestDirectory();
-        string nsDir = CreateFileNamespace(dir.Path, "lmdb", 512 * 1024);
+        // 16 MiB: each copy attempt reads it three times, a window far longer than the writer
+        // thread's scheduling latency even on two busy cores, so no attempt can see it still.
+        string nsDir = CreateFileNamespace(dir.Path, "lmdb", 16 * 1024 * 1024);
         string hot = Path.Combine(nsDir, "db", "data.mdb");
         long writes = 0;
         using var stop = new CancellationTokenSource();
