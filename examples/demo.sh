@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out="${1:-examples/out}"
-dotnet build PSBackup.sln -c Release -nologo -v quiet
+build_log="$(mktemp)"
+if ! dotnet build PSBackup.sln -c Release -nologo -v quiet >"$build_log" 2>&1; then
+  cat "$build_log" >&2; rm -f "$build_log"; exit 1
+fi
+rm -f "$build_log"
 psbackup() { dotnet src/PSBackup.Cli/bin/Release/net10.0/psbackup.dll "$@"; }
 
 rm -rf "$out"

@@ -9,7 +9,7 @@ namespace PSBackup.Cli;
 
 /// <summary>The <c>psbackup</c> command line: one command per cmdlet over the same engine
 /// operation, each cmdlet parameter an option named by kebab-casing it (SPEC §2).</summary>
-public static class CliApp
+public static partial class CliApp
 {
     /// <summary>Entry point of the executable: console writers, Ctrl+C and SIGTERM cancel the run.</summary>
     public static async Task<int> RunConsoleAsync(string[] args)
@@ -298,11 +298,22 @@ public static class CliApp
             UnauthorizedAccessException or IOException => e.Message,
             _ => $"{e.Message} ({e.GetType().Name})",
         };
-        stderr.WriteLine($"psbackup: {OneLine(message)}");
+        stderr.WriteLine($"psbackup: {AsOptions(OneLine(message))}");
         return ExitCodes.For(e);
     }
 
     private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+
+    /// <summary>Engine messages name cmdlet parameters (-Force, -DataDir); the CLI user types
+    /// their kebab-cased options (--force, --data-dir), so the message says those.</summary>
+    internal static string AsOptions(string message) =>
+        ParameterMention().Replace(message, m => "--" + KebabBoundary().Replace(m.Groups[1].Value, "-$1").ToLowerInvariant());
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?<![\w-])-([A-Z][a-z]+(?:[A-Z][a-z]+)*)\b")]
+    private static partial System.Text.RegularExpressions.Regex ParameterMention();
+
+    [System.Text.RegularExpressions.GeneratedRegex("(?<!^)([A-Z])")]
+    private static partial System.Text.RegularExpressions.Regex KebabBoundary();
 
     /// <summary>The writers and token of one invocation, and the engine context built from them.</summary>
     private sealed record CommandIO(TextWriter Stdout, TextWriter Stderr, bool Json, CancellationToken CancellationToken)

@@ -308,4 +308,12 @@ public sealed class CliTests : IDisposable
             next += 3;
         }
     }
+
+    [Theory]
+    [InlineData("pass -Force to replace it", "pass --force to replace it")]
+    [InlineData("Check -Namespace and -DataDir: x", "Check --namespace and --data-dir: x")]
+    [InlineData("AfterSegmentId -1 is negative; give -AfterSegmentId 0", "AfterSegmentId -1 is negative; give --after-segment-id 0")]
+    [InlineData("file data-mdb and re-Run -x", "file data-mdb and re-Run -x")]
+    public void Error_messages_name_cli_options_not_cmdlet_parameters(string engine, string cli) =>
+        Assert.Equal(cli, PSBackup.Cli.CliApp.AsOptions(engine));
 }
