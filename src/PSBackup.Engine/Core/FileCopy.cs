@@ -53,26 +53,7 @@ public static class FileCopy
     }
 
     /// <summary>Hashes a stream to its end.</summary>
-    public static async Task<ContentDigest> HashAsync(Stream input, CancellationToken ct)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
-        long total = 0;
-        try
-        {
-            int read;
-            while ((read = await input.ReadAsync(buffer.AsMemory(0, BufferSize), ct).ConfigureAwait(false)) > 0)
-            {
-                hash.AppendData(buffer, 0, read);
-                total += read;
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-        return new ContentDigest(total, Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant());
-    }
+    public static Task<ContentDigest> HashAsync(Stream input, CancellationToken ct) => CopyAsync(input, Stream.Null, ct);
 
     /// <summary>Opens a file for a sequential read that tolerates concurrent writers and renames.</summary>
     public static FileStream OpenRead(string path) =>
