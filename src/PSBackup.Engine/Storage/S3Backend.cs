@@ -417,6 +417,7 @@ public sealed class S3Backend : IStorageBackend
     {
         StorageKey.ValidatePrefix(prefix);
         string? token = null;
+        string? previous = null;
         do
         {
             ListObjectsV2Response page;
@@ -440,6 +441,17 @@ public sealed class S3Backend : IStorageBackend
                 {
                     continue;
                 }
+                // S3 lists in UTF-8 byte order and pages by "start after the last key"; a server
+                // that breaks the order also skips keys across pages, so its listing is refused
+                // rather than trusted (s3rver 3.7.1 walks its folders and misplaces keys with
+                // characters below '/', such as "a-b" against "a/b").
+                if (previous is not null && CompareUtf8(item.Key, previous) <= 0)
+                {
+                    throw new StorageIOException(
+                        $"The S3 server listed '{SafePath.Printable(item.Key)}' after '{SafePath.Printable(previous)}', out of key order, while listing {Location}. " +
+                        "Its listings cannot be trusted to be complete; use an S3 service that lists keys in order.", null, Location, isTransient: false);
+                }
+                previous = item.Key;
                 string key = item.Key[_keyPrefix.Length..];
                 if (!IsValidKey(key))
                 {
@@ -482,6 +494,9 @@ public sealed class S3Backend : IStorageBackend
         var valid when valid == key => valid,
         _ => throw new InvalidInputException("InvalidPath", $"The storage key '{SafePath.Printable(key)}' ends with '/'. Keys name objects, not folders.", key),
     };
+
+    private static int CompareUtf8(string a, string b) =>
+        System.Text.Encoding.UTF8.GetBytes(a).AsSpan().SequenceCompareTo(System.Text.Encoding.UTF8.GetBytes(b));
 
     private static bool IsValidKey(string key)
     {
