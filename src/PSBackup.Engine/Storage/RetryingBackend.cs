@@ -7,7 +7,7 @@ namespace PSBackup.Engine.Storage;
 
 /// <summary>How <see cref="RetryingBackend"/> retries: bounded attempts and total time,
 /// exponential backoff with full jitter.</summary>
-public sealed record RetryPolicy
+public sealed record StorageRetryPolicy
 {
     /// <summary>Attempts per operation, the first included.</summary>
     public int MaxAttempts { get; init; } = 5;
@@ -57,9 +57,9 @@ public sealed record RetryPolicy
 /// <summary>Retries transient failures of another backend (kopia's retrying storage wrapper).
 /// A put is retried only when its source can be rewound (seekable); a read retries only the
 /// opening of the stream; a listing that fails part-way resumes after the last key it returned.</summary>
-public sealed class RetryingBackend(IStorageBackend inner, RetryPolicy? policy = null) : IStorageBackend
+public sealed class RetryingBackend(IStorageBackend inner, StorageRetryPolicy? policy = null) : IStorageBackend
 {
-    private readonly RetryPolicy _policy = policy ?? new RetryPolicy();
+    private readonly StorageRetryPolicy _policy = policy ?? new StorageRetryPolicy();
 
     public IStorageBackend Inner => inner;
 
@@ -169,5 +169,5 @@ public sealed class RetryingBackend(IStorageBackend inner, RetryPolicy? policy =
         }, ct);
 
     private bool ShouldRetry(Exception e, int attempt, TimeSpan elapsed, CancellationToken ct) =>
-        attempt < _policy.MaxAttempts && elapsed < _policy.MaxTotal && RetryPolicy.IsTransient(e, ct);
+        attempt < _policy.MaxAttempts && elapsed < _policy.MaxTotal && StorageRetryPolicy.IsTransient(e, ct);
 }

@@ -51,7 +51,7 @@ public sealed class S3Backend : IStorageBackend
         _client = client;
         _ownsClient = ownsClient;
         _keyPrefix = options.Prefix.Length == 0 ? "" : options.Prefix + "/";
-        Location = new S3Location(options.Bucket, options.Prefix).ToString();
+        Location = new S3RepositoryLocation(options.Bucket, options.Prefix).ToString();
     }
 
     public S3BackendOptions Options { get; }

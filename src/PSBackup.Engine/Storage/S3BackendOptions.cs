@@ -62,17 +62,17 @@ public sealed record S3BackendOptions
     /// <summary>Builds options from an <c>s3://bucket/prefix</c> location.</summary>
     public static S3BackendOptions FromLocation(string location)
     {
-        S3Location parsed = S3Location.Parse(location);
+        S3RepositoryLocation parsed = S3RepositoryLocation.Parse(location);
         return new S3BackendOptions { Bucket = parsed.Bucket, Prefix = parsed.Prefix };
     }
 
     /// <summary>Checks every value and returns this; the messages name the option and the fix.</summary>
     public S3BackendOptions Validate()
     {
-        S3Location.ValidateBucket(Bucket, Bucket);
+        S3RepositoryLocation.ValidateBucket(Bucket, Bucket);
         if (Prefix.Length > 0)
         {
-            S3Location.ValidatePrefix(Prefix, Prefix);
+            S3RepositoryLocation.ValidatePrefix(Prefix, Prefix);
         }
         if (Endpoint is not null && (!Uri.TryCreate(Endpoint, UriKind.Absolute, out Uri? uri) || (uri.Scheme != "http" && uri.Scheme != "https")))
         {
@@ -102,7 +102,7 @@ public sealed record S3BackendOptions
 }
 
 /// <summary>An <c>s3://bucket/prefix</c> location.</summary>
-public sealed partial record S3Location(string Bucket, string Prefix)
+public sealed partial record S3RepositoryLocation(string Bucket, string Prefix)
 {
     private const string Example = "Use s3://bucket or s3://bucket/prefix, for example s3://backups/hosts/db1.";
 
@@ -116,7 +116,7 @@ public sealed partial record S3Location(string Bucket, string Prefix)
 
     /// <summary>Parses <c>s3://bucket[/prefix][/]</c>; throws <see cref="InvalidInputException"/>
     /// naming what is wrong.</summary>
-    public static S3Location Parse(string? location)
+    public static S3RepositoryLocation Parse(string? location)
     {
         if (string.IsNullOrWhiteSpace(location))
         {
@@ -145,7 +145,7 @@ public sealed partial record S3Location(string Bucket, string Prefix)
         {
             ValidatePrefix(prefix, location);
         }
-        return new S3Location(bucket, prefix);
+        return new S3RepositoryLocation(bucket, prefix);
     }
 
     internal static void ValidateBucket(string? bucket, string? target)
@@ -153,7 +153,7 @@ public sealed partial record S3Location(string Bucket, string Prefix)
         if (string.IsNullOrEmpty(bucket) || !BucketPattern().IsMatch(bucket) || bucket.Contains("..") || IPAddress.TryParse(bucket, out _))
         {
             throw new InvalidInputException("InvalidS3Bucket",
-                $"'{SafePath.Printable(bucket ?? "")}' is not a valid S3 bucket name. Use 3-63 lowercase letters, digits, '.' or '-', starting and ending with a letter or digit.",
+                $"'{SafePath.Printable(bucket ?? "")}' is not a valid S3 bucket name. Use 3-63 lowercase letters, digits, '.' or '-', starting and ending with a letter or digit, as in s3://my-backups/prefix.",
                 target);
         }
     }
