@@ -6,7 +6,9 @@ namespace PSBackup.Engine.Storage;
 /// <summary>A repository in a folder: each key is a file under the root (folders for the '/'
 /// segments). A put writes a uniquely named temp file next to the target, fsyncs it, renames it
 /// over the key and fsyncs the folder, so a crash leaves the old object or the new one, never a
-/// torn one; a leftover temp file is invisible to the listing and harmless.</summary>
+/// torn one; a leftover temp file is invisible to the listing and harmless. A folder cannot
+/// hold both an object "a" and objects "a/..." (the second put fails with a non-transient
+/// <see cref="StorageIOException"/>); repository key layouts never need both.</summary>
 public sealed partial class LocalBackend : IStorageBackend
 {
     private const string What = "storage key";
