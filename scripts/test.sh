@@ -8,6 +8,12 @@ configuration="${CONFIGURATION:-Release}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
+# The S3 contract tests run against a real S3-compatible server (s3rver, pinned in
+# tests/s3/package-lock.json); install it on a fresh machine.
+if [ ! -d tests/s3/node_modules ]; then
+  npm ci --prefix tests/s3 --no-audit --no-fund
+fi
+
 dotnet build PSBackup.sln -c "$configuration" -nologo -v quiet
 set +e
 dotnet test PSBackup.sln -c "$configuration" --no-build -nologo "$@" 2>&1 | tee "$log"

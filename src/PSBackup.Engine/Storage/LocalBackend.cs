@@ -1,0 +1,283 @@
+using System.Runtime.CompilerServices;
+using System.Text.RegularExpressions;
+
+namespace PSBackup.Engine.Storage;
+
+/// <summary>A repository in a folder: each key is a file under the root (folders for the '/'
+/// segments). A put writes a uniquely named temp file next to the target, fsyncs it, renames it
+/// over the key and fsyncs the folder, so a crash leaves the old object or the new one, never a
+/// torn one; a leftover temp file is invisible to the listing and harmless. A folder cannot
+/// hold both an object "a" and objects "a/..." (the second put fails with a non-transient
+/// <see cref="StorageIOException"/>); repository key layouts never need both.</summary>
+public sealed partial class LocalBackend : IStorageBackend
+{
+    private const string What = "storage key";
+    private const int BufferSize = 1 << 16;
+    private readonly string _root;
+
+    /// <summary>Opens the repository folder <paramref name="root"/>, which must exist (creating
+    /// it is the caller's job, so a typo never silently starts an empty repository).</summary>
+    public LocalBackend(string root)
+    {
+        _root = SafePath.RequireDirectory(root, "repository folder", "Create the folder first or check the path.");
+    }
+
+    public string Location => _root;
+
+    /// <summary>Temp files a put writes next to its target; the listing never returns them and
+    /// keys of this shape are refused, so a stored object can never be mistaken for one.</summary>
+    [GeneratedRegex("^\\.psb-[0-9a-f]{32}\\.tmp$")]
+    private static partial Regex TempName();
+
+    public async Task PutAsync(string key, Stream content, long length, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        string path = Resolve(key);
+        ct.ThrowIfCancellationRequested();
+        string dir = Path.GetDirectoryName(path)!;
+        CreateFolders(dir);
+        if (Directory.Exists(path))
+        {
+            throw new StorageIOException($"Cannot store '{key}' in {_root}: a folder of that name holds other keys.", key, _root, isTransient: false);
+        }
+        string temp = Path.Combine(dir, $".psb-{Guid.NewGuid():N}.tmp");
+        try
+        {
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, BufferSize, FileOptions.Asynchronous))
+            {
+                await content.CopyToAsync(file, BufferSize, ct).ConfigureAwait(false);
+                await file.FlushAsync(ct).ConfigureAwait(false);
+                if (length >= 0 && file.Length != length)
+                {
+                    throw new StorageIOException(
+                        $"The content for '{key}' was {file.Length} bytes, not the {length} announced; nothing was stored.", key, _root, isTransient: false);
+                }
+                file.Flush(flushToDisk: true);
+            }
+            ct.ThrowIfCancellationRequested();
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            Durable.TryDelete(temp);
+            throw;
+        }
+        Durable.FsyncDirectory(dir);
+    }
+
+    public Task<Stream> GetAsync(string key, CancellationToken ct)
+    {
+        string path = Resolve(key);
+        ct.ThrowIfCancellationRequested();
+        return Task.FromResult<Stream>(Open(key, path));
+    }
+
+    public Task<Stream> GetRangeAsync(string key, long offset, long length, CancellationToken ct)
+    {
+        string path = Resolve(key);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ct.ThrowIfCancellationRequested();
+        FileStream file = Open(key, path);
+        try
+        {
+            if (offset > file.Length || length > file.Length - offset)
+            {
+                throw new StorageIOException(
+                    $"The range {offset}+{length} is past the end of '{key}' ({file.Length} bytes) in {_root}.", key, _root, isTransient: false);
+            }
+            file.Seek(offset, SeekOrigin.Begin);
+            return Task.FromResult<Stream>(new RangeStream(file, length, strict: true, what: $"'{key}'"));
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    public Task<StoredObject?> StatAsync(string key, CancellationToken ct)
+    {
+        string path = Resolve(key);
+        ct.ThrowIfCancellationRequested();
+        var info = new FileInfo(path);
+        if (!info.Exists)
+        {
+            RequireRoot();
+            return Task.FromResult<StoredObject?>(null);
+        }
+        return Task.FromResult<StoredObject?>(new StoredObject(key, info.Length, new DateTimeOffset(info.LastWriteTimeUtc, TimeSpan.Zero)));
+    }
+
+    public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        StorageKey.ValidatePrefix(prefix);
+        // The folder part of the prefix (up to the last '/') is walked; the rest filters names.
+        int slash = prefix.LastIndexOf('/');
+        string folderPart = slash < 0 ? "" : prefix[..slash];
+        string start = folderPart.Length == 0 ? _root : SafePath.Combine(_root, folderPart, "storage prefix");
+        RequireRoot();
+        if (!Directory.Exists(start))
+        {
+            yield break;
+        }
+        string keyBase = folderPart.Length == 0 ? "" : folderPart + "/";
+        foreach (StoredObject item in Walk(new DirectoryInfo(start), keyBase, prefix, ct))
+        {
+            yield return item;
+        }
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    /// <summary>Depth-first in ordinal key order without collecting the whole tree: within a
+    /// folder, a subfolder sorts as "name/" against files, which is exactly where its keys fall.</summary>
+    private IEnumerable<StoredObject> Walk(DirectoryInfo dir, string keyBase, string prefix, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var entries = new List<(string SortName, FileSystemInfo Info)>();
+        foreach (FileSystemInfo entry in dir.EnumerateFileSystemInfos())
+        {
+            if ((entry.Attributes & FileAttributes.ReparsePoint) != 0 || entry.LinkTarget is not null)
+            {
+                continue; // never follow or report links: they could point outside the root
+            }
+            if (entry is DirectoryInfo)
+            {
+                entries.Add((entry.Name + "/", entry));
+            }
+            else if (!TempName().IsMatch(entry.Name))
+            {
+                entries.Add((entry.Name, entry));
+            }
+        }
+        entries.Sort((a, b) => string.CompareOrdinal(a.SortName, b.SortName));
+        foreach ((string sortName, FileSystemInfo info) in entries)
+        {
+            string key = keyBase + sortName;
+            if (info is DirectoryInfo sub)
+            {
+                // Descend only where keys can still match the prefix.
+                if (key.StartsWith(prefix, StringComparison.Ordinal) || prefix.StartsWith(key, StringComparison.Ordinal))
+                {
+                    foreach (StoredObject item in Walk(sub, key, prefix, ct))
+                    {
+                        yield return item;
+                    }
+                }
+            }
+            else if (key.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                var file = (FileInfo)info;
+                long size;
+                DateTime modified;
+                try
+                {
+                    size = file.Length;
+                    modified = file.LastWriteTimeUtc;
+                }
+                catch (FileNotFoundException)
+                {
+                    continue; // deleted while listing
+                }
+                yield return new StoredObject(key, size, new DateTimeOffset(modified, TimeSpan.Zero));
+            }
+        }
+    }
+
+    public Task DeleteAsync(string key, CancellationToken ct)
+    {
+        string path = Resolve(key);
+        ct.ThrowIfCancellationRequested();
+        RequireRoot();
+        if (!File.Exists(path))
+        {
+            return Task.CompletedTask;
+        }
+        try
+        {
+            File.Delete(path);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return Task.CompletedTask;
+        }
+        Durable.FsyncDirectory(Path.GetDirectoryName(path)!);
+        return Task.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+    }
+
+    /// <summary>Validates the key (before any I/O) and maps it to a path inside the root.</summary>
+    private string Resolve(string key)
+    {
+        string valid = StorageKey.Validate(key);
+        if (!string.Equals(valid, key, StringComparison.Ordinal))
+        {
+            throw new InvalidInputException("InvalidPath", $"The storage key '{SafePath.Printable(key)}' ends with '/'. Keys name objects, not folders.", key);
+        }
+        string name = valid[(valid.LastIndexOf('/') + 1)..];
+        if (TempName().IsMatch(name))
+        {
+            throw new InvalidInputException("InvalidPath", $"The storage key '{SafePath.Printable(key)}' has the form of a temp file name, which the local backend reserves. Use another name.", key);
+        }
+        return SafePath.Combine(_root, valid, What);
+    }
+
+    private FileStream Open(string key, string path)
+    {
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                throw new StorageNotFoundException(key, _root);
+            }
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, BufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            RequireRoot();
+            throw new StorageNotFoundException(key, _root);
+        }
+    }
+
+    /// <summary>Creates the missing folders of <paramref name="dir"/> one by one (never through
+    /// a link) and makes each creation durable in its parent.</summary>
+    private void CreateFolders(string dir)
+    {
+        RequireRoot();
+        if (Directory.Exists(dir))
+        {
+            return;
+        }
+        var missing = new Stack<string>();
+        for (string? d = dir; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d))
+        {
+            missing.Push(d);
+        }
+        while (missing.Count > 0)
+        {
+            string d = missing.Pop();
+            SafePath.RejectLinksBelow(_root, Path.GetDirectoryName(d)!, What);
+            try
+            {
+                Directory.CreateDirectory(d);
+            }
+            catch (IOException) when (File.Exists(d))
+            {
+                throw new StorageIOException($"Cannot create folder '{d}' in {_root}: an object of that name exists.", null, _root, isTransient: false);
+            }
+            Durable.FsyncDirectory(Path.GetDirectoryName(d)!);
+        }
+    }
+
+    private void RequireRoot()
+    {
+        if (!Directory.Exists(_root))
+        {
+            throw new NotFoundException("RepositoryNotFound", $"The repository folder '{_root}' does not exist. Create it or check the path.", _root);
+        }
+    }
+}

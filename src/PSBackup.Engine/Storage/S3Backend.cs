@@ -1,0 +1,686 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
+using Amazon;
+using Amazon.Runtime;
+using Amazon.Runtime.CredentialManagement;
+using Amazon.S3;
+using Amazon.S3.Model;
+
+namespace PSBackup.Engine.Storage;
+
+/// <summary>A repository in an S3 bucket (AWS or any S3-compatible store), under a key prefix.
+/// Small objects go up in one PUT, large ones as a multipart upload streamed from the source in
+/// parts (at most two pooled part buffers), aborted on failure or cancellation. Checksums are
+/// calculated only when an operation requires them and chunked uploads are off: several
+/// S3-compatible servers store the SDK's aws-chunked framing as object bytes otherwise.</summary>
+public sealed class S3Backend : IStorageBackend
+{
+    private static readonly HashSet<string> AuthErrors = new(StringComparer.Ordinal)
+    {
+        "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+        "TokenRefreshRequired", "AuthorizationHeaderMalformed", "InvalidSecurity", "AccountProblem",
+    };
+
+    private static readonly HashSet<string> TransientErrors = new(StringComparer.Ordinal)
+    {
+        "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError", "ServiceUnavailable",
+        "RequestLimitExceeded", "TooManyRequestsException", "RequestTimeTooSkewed", "OperationAborted",
+    };
+
+    private readonly IAmazonS3 _client;
+    private readonly bool _ownsClient;
+    private readonly string _keyPrefix;
+
+    /// <summary>Connects with the options' credentials (explicit keys, else the named profile,
+    /// else the environment, else AWS_PROFILE or "default" from the shared credentials file).</summary>
+    public S3Backend(S3BackendOptions options)
+        : this(options, new AmazonS3Client(ResolveCredentials(options), CreateConfig(options)), ownsClient: true)
+    {
+    }
+
+    /// <summary>Uses an existing client (configured with <see cref="CreateConfig"/> or
+    /// equivalent checksum settings); disposes it with the backend when <paramref name="ownsClient"/>.</summary>
+    public S3Backend(S3BackendOptions options, IAmazonS3 client, bool ownsClient)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(client);
+        Options = options.Validate();
+        _client = client;
+        _ownsClient = ownsClient;
+        _keyPrefix = options.Prefix.Length == 0 ? "" : options.Prefix + "/";
+        Location = new S3RepositoryLocation(options.Bucket, options.Prefix).ToString();
+    }
+
+    public S3BackendOptions Options { get; }
+
+    /// <summary>s3://bucket/prefix.</summary>
+    public string Location { get; }
+
+    /// <summary>The SDK configuration for <paramref name="options"/>: endpoint, path style,
+    /// region, and checksums only when required.</summary>
+    public static AmazonS3Config CreateConfig(S3BackendOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var config = new AmazonS3Config
+        {
+            RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
+            ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
+        };
+        string region = string.IsNullOrEmpty(options.Region) ? "us-east-1" : options.Region;
+        if (options.Endpoint is not null)
+        {
+            config.ServiceURL = options.Endpoint;
+            config.AuthenticationRegion = region;
+            config.ForcePathStyle = options.ForcePathStyle ?? true;
+        }
+        else
+        {
+            config.RegionEndpoint = RegionEndpoint.GetBySystemName(region);
+            config.ForcePathStyle = options.ForcePathStyle ?? false;
+        }
+        if (options.Timeout is { } timeout)
+        {
+            config.Timeout = timeout;
+        }
+        if (options.SdkMaxErrorRetry is { } retries)
+        {
+            config.MaxErrorRetry = retries;
+        }
+        return config;
+    }
+
+    /// <summary>Finds credentials: explicit access/secret key (and session token); else the
+    /// explicitly named <see cref="S3BackendOptions.Profile"/>; else AWS_ACCESS_KEY_ID /
+    /// AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; else AWS_PROFILE (or "default") from the shared
+    /// credentials file. <paramref name="environment"/> replaces the process environment in tests.</summary>
+    public static AWSCredentials ResolveCredentials(S3BackendOptions options, Func<string, string?>? environment = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        environment ??= Environment.GetEnvironmentVariable;
+        if (options.AccessKey is not null && options.SecretKey is not null)
+        {
+            return Make(options.AccessKey, options.SecretKey, options.SessionToken);
+        }
+        if (options.Profile is null && environment("AWS_ACCESS_KEY_ID") is { Length: > 0 } envKey
+            && environment("AWS_SECRET_ACCESS_KEY") is { Length: > 0 } envSecret)
+        {
+            return Make(envKey, envSecret, environment("AWS_SESSION_TOKEN"));
+        }
+        string profile = options.Profile ?? (environment("AWS_PROFILE") is { Length: > 0 } p ? p : "default");
+        string? file = options.CredentialsFile ?? (environment("AWS_SHARED_CREDENTIALS_FILE") is { Length: > 0 } f ? f : null);
+        var chain = file is null ? new CredentialProfileStoreChain() : new CredentialProfileStoreChain(file);
+        if (chain.TryGetAWSCredentials(profile, out AWSCredentials? credentials) && credentials is not null)
+        {
+            return credentials;
+        }
+        throw new InvalidInputException("S3CredentialsMissing",
+            $"No S3 credentials found. Give an access key and secret key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, " +
+            $"or add a profile '{profile}' to the shared credentials file ({file ?? "~/.aws/credentials"}).", profile);
+
+        static AWSCredentials Make(string key, string secret, string? token) =>
+            string.IsNullOrEmpty(token) ? new BasicAWSCredentials(key, secret) : new SessionAWSCredentials(key, secret, token);
+    }
+
+    public async Task PutAsync(string key, Stream content, long length, CancellationToken ct)
+    {
+        string objectKey = ObjectKey(key);
+        ArgumentNullException.ThrowIfNull(content);
+        ct.ThrowIfCancellationRequested();
+        if (content.CanSeek)
+        {
+            long available = content.Length - content.Position;
+            if (length >= 0 && length != available)
+            {
+                throw new ArgumentException($"The content for '{key}' has {available} bytes left, not the {length} announced.", nameof(length));
+            }
+            if (available <= Options.MultipartThreshold)
+            {
+                // One PUT straight from the source: the SDK reads it to sign the payload and again
+                // to send it, through a view that starts at the caller's position.
+                var view = new SourceView(content, content.Position, available);
+                await PutSingleAsync(key, objectKey, view, available, ct).ConfigureAwait(false);
+                return;
+            }
+        }
+        int partSize = Options.PartSize;
+        byte[] first = ArrayPool<byte>.Shared.Rent(partSize);
+        bool handedOver = false;
+        try
+        {
+            int n = await FillAsync(content, first, partSize, ct).ConfigureAwait(false);
+            if (n < partSize)
+            {
+                CheckLength(key, n, length);
+                using var buffered = new MemoryStream(first, 0, n, writable: false);
+                await PutSingleAsync(key, objectKey, buffered, n, ct).ConfigureAwait(false);
+                return;
+            }
+            handedOver = true;
+            await PutMultipartAsync(key, objectKey, content, first, length, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (!handedOver)
+            {
+                ArrayPool<byte>.Shared.Return(first);
+            }
+        }
+    }
+
+    private async Task PutSingleAsync(string key, string objectKey, Stream body, long length, CancellationToken ct)
+    {
+        var request = new PutObjectRequest
+        {
+            BucketName = Options.Bucket,
+            Key = objectKey,
+            InputStream = body,
+            AutoCloseStream = false,
+            AutoResetStreamPosition = true,
+            UseChunkEncoding = false,
+        };
+        request.Headers.ContentLength = length;
+        try
+        {
+            await _client.PutObjectAsync(request, ct).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            if (body is SourceView { Fault: { } fault })
+            {
+                fault.Throw(); // the caller's stream failed: report that, not the SDK's wrapper
+            }
+            throw Map(e, "store", key, ct);
+        }
+    }
+
+    /// <summary>Uploads <paramref name="first"/> (a full part) and the rest of the source as
+    /// parts, reading the next part while the previous one uploads. Owns both buffers.</summary>
+    private async Task PutMultipartAsync(string key, string objectKey, Stream content, byte[] first, long length, CancellationToken ct)
+    {
+        int partSize = Options.PartSize;
+        byte[] current = first;
+        byte[]? spare = null;
+        Task<PartETag>? inflight = null;
+        string? uploadId = null;
+        try
+        {
+            InitiateMultipartUploadResponse started;
+            try
+            {
+                started = await _client.InitiateMultipartUploadAsync(
+                    new InitiateMultipartUploadRequest { BucketName = Options.Bucket, Key = objectKey }, ct).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                throw Map(e, "start a multipart upload of", key, ct);
+            }
+            uploadId = started.UploadId;
+            spare = ArrayPool<byte>.Shared.Rent(partSize);
+            var parts = new List<PartETag>();
+            int currentLength = partSize;
+            long total = 0;
+            for (int partNumber = 1; ; partNumber++)
+            {
+                if (partNumber > 10_000)
+                {
+                    throw new StorageIOException(
+                        $"'{key}' needs more than 10000 parts of {partSize} bytes. Raise the part size.", key, Location, isTransient: false);
+                }
+                inflight = UploadPartAsync(key, objectKey, uploadId, partNumber, current, currentLength, ct);
+                total += currentLength;
+                int next = currentLength == partSize ? await FillAsync(content, spare, partSize, ct).ConfigureAwait(false) : 0;
+                parts.Add(await inflight.ConfigureAwait(false));
+                inflight = null;
+                if (next == 0)
+                {
+                    break;
+                }
+                (current, spare) = (spare, current);
+                currentLength = next;
+            }
+            CheckLength(key, total, length);
+            ct.ThrowIfCancellationRequested();
+            try
+            {
+                // Not cancellable once sent: the object then either exists whole or not at all.
+                await _client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
+                {
+                    BucketName = Options.Bucket,
+                    Key = objectKey,
+                    UploadId = uploadId,
+                    PartETags = parts,
+                }, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                throw Map(e, "complete the multipart upload of", key, ct);
+            }
+            uploadId = null;
+        }
+        catch
+        {
+            if (inflight is not null)
+            {
+                // The part's buffer goes back to the pool below: the upload must be over first.
+                try
+                {
+                    await inflight.ConfigureAwait(false);
+                }
+                catch
+                {
+                    // already failing
+                }
+            }
+            if (uploadId is not null)
+            {
+                await AbortAsync(objectKey, uploadId).ConfigureAwait(false);
+            }
+            throw;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(current);
+            if (spare is not null)
+            {
+                ArrayPool<byte>.Shared.Return(spare);
+            }
+        }
+    }
+
+    private async Task<PartETag> UploadPartAsync(string key, string objectKey, string uploadId, int partNumber, byte[] buffer, int count, CancellationToken ct)
+    {
+        using var body = new MemoryStream(buffer, 0, count, writable: false);
+        try
+        {
+            UploadPartResponse response = await _client.UploadPartAsync(new UploadPartRequest
+            {
+                BucketName = Options.Bucket,
+                Key = objectKey,
+                UploadId = uploadId,
+                PartNumber = partNumber,
+                PartSize = count,
+                InputStream = body,
+                UseChunkEncoding = false,
+            }, ct).ConfigureAwait(false);
+            return new PartETag(partNumber, response.ETag);
+        }
+        catch (Exception e)
+        {
+            throw Map(e, $"upload part {partNumber} of", key, ct);
+        }
+    }
+
+    /// <summary>Best effort: a failed abort must not hide the failure that caused it (the
+    /// bucket's lifecycle rule for incomplete uploads is the backstop).</summary>
+    private async Task AbortAsync(string objectKey, string uploadId)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await _client.AbortMultipartUploadAsync(new AbortMultipartUploadRequest
+            {
+                BucketName = Options.Bucket,
+                Key = objectKey,
+                UploadId = uploadId,
+            }, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // ignored: see summary
+        }
+    }
+
+    public async Task<Stream> GetAsync(string key, CancellationToken ct)
+    {
+        string objectKey = ObjectKey(key);
+        GetObjectResponse response;
+        try
+        {
+            response = await _client.GetObjectAsync(new GetObjectRequest { BucketName = Options.Bucket, Key = objectKey }, ct).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            throw Map(e, "read", key, ct);
+        }
+        return new RangeStream(response.ResponseStream, response.ContentLength, response, strict: true, what: $"The S3 object '{key}'");
+    }
+
+    public async Task<Stream> GetRangeAsync(string key, long offset, long length, CancellationToken ct)
+    {
+        string objectKey = ObjectKey(key);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (length == 0)
+        {
+            StoredObject stat = await StatAsync(key, ct).ConfigureAwait(false) ?? throw new StorageNotFoundException(key, Location);
+            if (offset > stat.Size)
+            {
+                throw PastEnd(key, offset, length, null);
+            }
+            return new MemoryStream([], writable: false);
+        }
+        GetObjectResponse response;
+        try
+        {
+            response = await _client.GetObjectAsync(new GetObjectRequest
+            {
+                BucketName = Options.Bucket,
+                Key = objectKey,
+                ByteRange = new ByteRange(offset, offset + length - 1), // explicit range only
+            }, ct).ConfigureAwait(false);
+        }
+        catch (AmazonServiceException e) when (e.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable || e.ErrorCode == "InvalidRange")
+        {
+            throw PastEnd(key, offset, length, e);
+        }
+        catch (Exception e)
+        {
+            throw Map(e, "read", key, ct);
+        }
+        bool partial = response.HttpStatusCode == HttpStatusCode.PartialContent || (offset == 0 && response.HttpStatusCode == HttpStatusCode.OK);
+        if (!partial || response.ContentLength != length)
+        {
+            response.Dispose();
+            throw PastEnd(key, offset, length, null);
+        }
+        return new RangeStream(response.ResponseStream, length, response, strict: true, what: $"The S3 object '{key}'");
+    }
+
+    private StorageIOException PastEnd(string key, long offset, long length, Exception? inner) =>
+        new($"The range {offset}+{length} is past the end of '{key}' in {Location}.", key, Location, isTransient: false, inner);
+
+    public async Task<StoredObject?> StatAsync(string key, CancellationToken ct)
+    {
+        string objectKey = ObjectKey(key);
+        try
+        {
+            GetObjectMetadataResponse response = await _client.GetObjectMetadataAsync(
+                new GetObjectMetadataRequest { BucketName = Options.Bucket, Key = objectKey }, ct).ConfigureAwait(false);
+            return new StoredObject(key, response.ContentLength, ToOffset(response.LastModified));
+        }
+        catch (Exception e)
+        {
+            Exception mapped = Map(e, "stat", key, ct);
+            if (mapped is StorageNotFoundException)
+            {
+                return null;
+            }
+            throw mapped;
+        }
+    }
+
+    public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken ct)
+    {
+        StorageKey.ValidatePrefix(prefix);
+        string? token = null;
+        string? previous = null;
+        do
+        {
+            ListObjectsV2Response page;
+            try
+            {
+                page = await _client.ListObjectsV2Async(new ListObjectsV2Request
+                {
+                    BucketName = Options.Bucket,
+                    Prefix = _keyPrefix + prefix,
+                    MaxKeys = Options.MaxKeys,
+                    ContinuationToken = token,
+                }, ct).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                throw Map(e, "list", null, ct);
+            }
+            foreach (S3Object item in page.S3Objects ?? [])
+            {
+                if (item.Key is null || !item.Key.StartsWith(_keyPrefix, StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                // S3 lists in UTF-8 byte order and pages by "start after the last key"; a server
+                // that breaks the order also skips keys across pages, so its listing is refused
+                // rather than trusted (s3rver 3.7.1 walks its folders and misplaces keys with
+                // characters below '/', such as "a-b" against "a/b").
+                if (previous is not null && CompareUtf8(item.Key, previous) <= 0)
+                {
+                    throw new StorageIOException(
+                        $"The S3 server listed '{SafePath.Printable(item.Key)}' after '{SafePath.Printable(previous)}', out of key order, while listing {Location}. " +
+                        "Its listings cannot be trusted to be complete; use an S3 service that lists keys in order.", null, Location, isTransient: false);
+                }
+                previous = item.Key;
+                string key = item.Key[_keyPrefix.Length..];
+                if (!IsValidKey(key))
+                {
+                    continue; // folder markers ("dir/") and names this backend could never address
+                }
+                yield return new StoredObject(key, item.Size ?? 0, ToOffset(item.LastModified));
+            }
+            token = page.IsTruncated == true ? page.NextContinuationToken : null;
+        }
+        while (!string.IsNullOrEmpty(token));
+    }
+
+    public async Task DeleteAsync(string key, CancellationToken ct)
+    {
+        string objectKey = ObjectKey(key);
+        try
+        {
+            await _client.DeleteObjectAsync(new DeleteObjectRequest { BucketName = Options.Bucket, Key = objectKey }, ct).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            Exception mapped = Map(e, "delete", key, ct);
+            if (mapped is not StorageNotFoundException)
+            {
+                throw mapped;
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_ownsClient)
+        {
+            _client.Dispose();
+        }
+    }
+
+    private string ObjectKey(string key) => _keyPrefix + StorageKey.Validate(key) switch
+    {
+        var valid when valid == key => valid,
+        _ => throw new InvalidInputException("InvalidPath", $"The storage key '{SafePath.Printable(key)}' ends with '/'. Keys name objects, not folders.", key),
+    };
+
+    private static int CompareUtf8(string a, string b) =>
+        System.Text.Encoding.UTF8.GetBytes(a).AsSpan().SequenceCompareTo(System.Text.Encoding.UTF8.GetBytes(b));
+
+    private static bool IsValidKey(string key)
+    {
+        try
+        {
+            return StorageKey.Validate(key) == key;
+        }
+        catch (InvalidInputException)
+        {
+            return false;
+        }
+    }
+
+    private static DateTimeOffset? ToOffset(DateTime? value) =>
+        value is { } v ? new DateTimeOffset(v.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(v, DateTimeKind.Utc) : v.ToUniversalTime()) : null;
+
+    private void CheckLength(string key, long actual, long announced)
+    {
+        if (announced >= 0 && actual != announced)
+        {
+            throw new StorageIOException($"The content for '{key}' was {actual} bytes, not the {announced} announced; nothing was stored.", key, Location, isTransient: false);
+        }
+    }
+
+    private static async Task<int> FillAsync(Stream source, byte[] buffer, int count, CancellationToken ct)
+    {
+        int filled = 0;
+        while (filled < count)
+        {
+            int n = await source.ReadAsync(buffer.AsMemory(filled, count - filled), ct).ConfigureAwait(false);
+            if (n == 0)
+            {
+                break;
+            }
+            filled += n;
+        }
+        return filled;
+    }
+
+    /// <summary>Turns an SDK failure into the contract's errors: not found, access denied (a
+    /// PSBackupException naming the fix), or a <see cref="StorageIOException"/> with the key
+    /// and whether retrying can help. Cancellation by <paramref name="ct"/> passes through.</summary>
+    internal Exception Map(Exception e, string action, string? key, CancellationToken ct)
+    {
+        if (e is OperationCanceledException && ct.IsCancellationRequested)
+        {
+            return e;
+        }
+        string what = key is null ? $"{action} {Location}" : $"{action} '{key}' in {Location}";
+        if (e is AmazonServiceException service)
+        {
+            int status = (int)service.StatusCode;
+            string code = service.ErrorCode ?? "";
+            if (code == "NoSuchBucket")
+            {
+                string where = Options.Endpoint is null ? "" : $" at {Options.Endpoint}";
+                return new NotFoundException("S3BucketNotFound",
+                    $"The S3 bucket '{Options.Bucket}' does not exist{where}. Create it or check the location.", Location);
+            }
+            if (code == "NoSuchKey" || (status == 404 && key is not null && code is "" or "NotFound" or "NoSuchKey"))
+            {
+                return key is null ? new StorageIOException($"Cannot {what}: not found.", key, Location, false, e, status, code) : new StorageNotFoundException(key, Location);
+            }
+            if (status is 401 or 403 || AuthErrors.Contains(code))
+            {
+                return new OperationFailedException("S3AccessDenied",
+                    $"S3 refused access ({(code.Length > 0 ? code : status.ToString(System.Globalization.CultureInfo.InvariantCulture))}) when trying to {what}. " +
+                    "Check the S3 credentials (access key, secret key, session token or profile) and the bucket's permissions.",
+                    Location, e);
+            }
+            bool transient = status >= 500 || status == 429 || TransientErrors.Contains(code) || (status == 0 && IsNetworkFault(e));
+            return new StorageIOException($"Cannot {what}: S3 answered {status} {code}: {service.Message}", key, Location, transient, e, status == 0 ? null : status, code);
+        }
+        if (e is OperationCanceledException or TimeoutException)
+        {
+            return new StorageIOException($"Cannot {what}: the request timed out.", key, Location, isTransient: true, e);
+        }
+        if (IsNetworkFault(e))
+        {
+            return new StorageIOException($"Cannot {what}: {e.Message}", key, Location, isTransient: true, e);
+        }
+        if (e is AmazonClientException)
+        {
+            return new StorageIOException($"Cannot {what}: {e.Message}", key, Location, isTransient: false, e);
+        }
+        return e;
+    }
+
+    private static bool IsNetworkFault(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+        {
+            if (x is HttpRequestException or IOException or SocketException or TimeoutException or WebException)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>A seekable, read-only window [start, start+length) of the caller's stream that
+    /// remembers the first failure of the caller's stream, so it is reported as such.</summary>
+    private sealed class SourceView(Stream inner, long start, long length) : Stream
+    {
+        private long _position;
+
+        public ExceptionDispatchInfo? Fault { get; private set; }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => false;
+        public override long Length => length;
+
+        public override long Position
+        {
+            get => _position;
+            set => Seek(value, SeekOrigin.Begin);
+        }
+
+        public override long Seek(long offset, SeekOrigin origin)
+        {
+            long target = origin switch
+            {
+                SeekOrigin.Begin => offset,
+                SeekOrigin.Current => _position + offset,
+                _ => length + offset,
+            };
+            ArgumentOutOfRangeException.ThrowIfNegative(target, nameof(offset));
+            _position = target;
+            return target;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            int want = (int)Math.Clamp(length - _position, 0, buffer.Length);
+            if (want == 0)
+            {
+                return 0;
+            }
+            try
+            {
+                inner.Position = start + _position;
+                int n = inner.Read(buffer[..want]);
+                _position += n;
+                return n;
+            }
+            catch (Exception e)
+            {
+                Fault ??= ExceptionDispatchInfo.Capture(e);
+                throw;
+            }
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            int want = (int)Math.Clamp(length - _position, 0, buffer.Length);
+            if (want == 0)
+            {
+                return 0;
+            }
+            try
+            {
+                inner.Position = start + _position;
+                int n = await inner.ReadAsync(buffer[..want], cancellationToken).ConfigureAwait(false);
+                _position += n;
+                return n;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                Fault ??= ExceptionDispatchInfo.Capture(e);
+                throw;
+            }
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
