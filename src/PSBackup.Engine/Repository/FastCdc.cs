@@ -49,6 +49,7 @@ internal sealed class FastCdc
 
     /// <summary>The length of the next chunk at the start of <paramref name="data"/>. The caller
     /// passes at least <see cref="Max"/> bytes unless the input ends within them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int NextCut(ReadOnlySpan<byte> data)
     {
         int n = data.Length;

@@ -21,10 +21,20 @@ internal sealed class MemoryBackend : IStorageBackend
     public async Task PutAsync(string key, Stream content, long length, CancellationToken ct)
     {
         StorageKey.Validate(key);
-        using var ms = new MemoryStream();
-        await content.CopyToAsync(ms, ct);
+        byte[] bytes;
+        if (length >= 0)
+        {
+            bytes = new byte[length];
+            await content.ReadExactlyAsync(bytes, ct);
+        }
+        else
+        {
+            using var ms = new MemoryStream();
+            await content.CopyToAsync(ms, ct);
+            bytes = ms.ToArray();
+        }
         ct.ThrowIfCancellationRequested();
-        _objects[key] = ms.ToArray();
+        _objects[key] = bytes;
         Interlocked.Increment(ref _puts);
     }
 
