@@ -1,0 +1,453 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Runtime.ExceptionServices;
+using System.Security.Cryptography;
+using System.Threading.Channels;
+
+namespace PSBackup.Engine.Repository;
+
+/// <summary>Writes one backup. Files are added one after another (not concurrently) from streams
+/// or paths; each is read once, cut into content-defined chunks and hashed on the caller's thread.
+/// New chunks are gathered into ~1 MiB frames, which a pool of workers (one per core) compresses
+/// and, when the repository is encrypted, seals; an assembler appends the stored frames to a
+/// ~16 MiB pack, and an uploader puts finished packs. Every stage is joined by a bounded channel
+/// and buffers are pooled, so memory stays bounded whatever the file size.
+/// <para>Write order: packs, then index objects (one per 64 packs and one at the end), then the
+/// manifest, then the optional ref. Until the manifest is written the backup does not exist;
+/// <see cref="AbortAsync"/> (or disposing without committing) stops the pipeline and references
+/// nothing. Packs already uploaded stay as unreferenced garbage that check reports as a warning.</para></summary>
+public sealed class BackupWriter : IAsyncDisposable
+{
+    internal const int IndexFlushPacks = 64;
+
+    private sealed class FrameJob(byte[] buffer)
+    {
+        public byte[] Buffer { get; } = buffer;
+        public int Length { get; set; }
+        public List<ChunkEntry> Chunks { get; } = new();
+    }
+
+    private sealed record StoredFrame(byte[] Buffer, int Length, string Sha256, int PlainLength, List<ChunkEntry> Chunks);
+
+    private sealed record PackJob(byte[] Buffer, int Length, List<FrameEntry> Frames);
+
+    private enum State { Open, Failed, Committed, Aborted }
+
+    private readonly Repository _repo;
+    private readonly BackupInfo _info;
+    private readonly DateTimeOffset _createdAt;
+    private readonly CancellationTokenSource _cts = new();
+    private readonly Channel<FrameJob> _toCompress;
+    private readonly Channel<StoredFrame> _toPack;
+    private readonly Channel<PackJob> _toUpload;
+    private readonly Task[] _compressors;
+    private readonly Task _packer;
+    private readonly Task _uploader;
+    private readonly HashSet<ChunkId> _pending = new();
+    private readonly List<RepositoryFile> _files = new();
+    private readonly HashSet<string> _paths = new(StringComparer.OrdinalIgnoreCase);
+    private readonly List<IndexPack> _unindexed = new();
+    private readonly int _frameCapacity;
+    private ExceptionDispatchInfo? _failure;
+    private FrameJob? _frame;
+    private State _state = State.Open;
+    private long _newChunks, _newChunkBytes, _packs, _storedBytes;
+
+    internal BackupWriter(Repository repo, BackupInfo info)
+    {
+        _repo = repo;
+        _info = info;
+        _createdAt = info.CreatedAt == default ? DateTimeOffset.UtcNow : info.CreatedAt;
+        int workers = Math.Max(1, Environment.ProcessorCount);
+        _frameCapacity = repo.Config.FrameSize + Math.Max(repo.Config.DefaultChunking.MaxSize, repo.Config.StoreChunking.MaxSize);
+        _toCompress = Channel.CreateBounded<FrameJob>(new BoundedChannelOptions(workers) { SingleWriter = true });
+        _toPack = Channel.CreateBounded<StoredFrame>(new BoundedChannelOptions(workers) { SingleReader = true });
+        _toUpload = Channel.CreateBounded<PackJob>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
+        _compressors = Enumerable.Range(0, workers).Select(_ => Task.Run(CompressLoop)).ToArray();
+        _packer = Task.Run(PackLoop);
+        _uploader = Task.Run(UploadLoop);
+    }
+
+    /// <summary>The files added so far.</summary>
+    public IReadOnlyList<RepositoryFile> Files => _files;
+
+    /// <summary>Adds a file read from <paramref name="content"/> (read to its end, not disposed)
+    /// under the relative <paramref name="path"/>. Returns its manifest entry. If this throws, the
+    /// writer is unusable: abort or dispose it.</summary>
+    public async Task<RepositoryFile> AddFileAsync(string path, Stream content, ChunkingProfile profile = ChunkingProfile.Default, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        EnsureOpen();
+        string p = SafePath.ValidateRelativePath(path, "file path");
+        if (!_paths.Add(p))
+        {
+            throw new InvalidInputException("DuplicatePath", $"The file '{p}' was already added to this backup. Give each file once.", p);
+        }
+        _state = State.Failed;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _cts.Token);
+        try
+        {
+            RepositoryFile f = await ChunkFileAsync(p, content, _repo.Chunker(profile), linked.Token).ConfigureAwait(false);
+            _files.Add(f);
+            _state = State.Open;
+            return f;
+        }
+        catch (Exception e) when (_failure is not null && e is OperationCanceledException or ChannelClosedException)
+        {
+            _failure.Throw();
+            throw;
+        }
+    }
+
+    /// <summary>Adds the file at <paramref name="sourcePath"/> under the relative <paramref name="path"/>.</summary>
+    public async Task<RepositoryFile> AddFileFromPathAsync(string path, string sourcePath, ChunkingProfile profile = ChunkingProfile.Default, CancellationToken ct = default)
+    {
+        await using var fs = new FileStream(sourcePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        return await AddFileAsync(path, fs, profile, ct).ConfigureAwait(false);
+    }
+
+    private async Task<RepositoryFile> ChunkFileAsync(string path, Stream content, FastCdc cdc, CancellationToken ct)
+    {
+        int size = Math.Max(4 * 1024 * 1024, 2 * cdc.Max);
+        byte[] buf = ArrayPool<byte>.Shared.Rent(size);
+        using var fileHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var chunks = new List<ChunkId>();
+        long total = 0;
+        int start = 0, end = 0;
+        bool eof = false;
+        try
+        {
+            while (true)
+            {
+                if (!eof && end - start < cdc.Max)
+                {
+                    if (start > 0)
+                    {
+                        Buffer.BlockCopy(buf, start, buf, 0, end - start);
+                        end -= start;
+                        start = 0;
+                    }
+                    while (end < size)
+                    {
+                        int n = await content.ReadAsync(buf.AsMemory(end, size - end), ct).ConfigureAwait(false);
+                        if (n == 0)
+                        {
+                            eof = true;
+                            break;
+                        }
+                        fileHash.AppendData(buf, end, n);
+                        end += n;
+                        total += n;
+                    }
+                }
+                if (end == start)
+                {
+                    break;
+                }
+                int cut = cdc.NextCut(buf.AsSpan(start, end - start));
+                if (Stage(buf, start, cut, chunks))
+                {
+                    await SubmitFrameAsync(ct).ConfigureAwait(false);
+                }
+                start += cut;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buf);
+        }
+        return new RepositoryFile(path, total, Hex.Encode(fileHash.GetHashAndReset()), chunks);
+    }
+
+    /// <summary>Hashes one chunk; when it is new, copies it into the open frame. True when the frame is full.</summary>
+    private bool Stage(byte[] buf, int offset, int length, List<ChunkId> chunks)
+    {
+        ChunkId id = _repo.Codec.ComputeId(buf.AsSpan(offset, length));
+        chunks.Add(id);
+        if (_repo.Index.Contains(id) || !_pending.Add(id))
+        {
+            return false;
+        }
+        _frame ??= new FrameJob(ArrayPool<byte>.Shared.Rent(_frameCapacity));
+        Buffer.BlockCopy(buf, offset, _frame.Buffer, _frame.Length, length);
+        _frame.Chunks.Add(new ChunkEntry(id, _frame.Length, length));
+        _frame.Length += length;
+        _newChunks++;
+        _newChunkBytes += length;
+        return _frame.Length >= _repo.Config.FrameSize;
+    }
+
+    private async Task SubmitFrameAsync(CancellationToken ct)
+    {
+        if (_frame is { Length: > 0 } f)
+        {
+            _frame = null;
+            await _toCompress.Writer.WriteAsync(f, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task CompressLoop()
+    {
+        try
+        {
+            BlobCodec codec = _repo.Codec;
+            await foreach (FrameJob job in _toCompress.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
+            {
+                byte[] output = ArrayPool<byte>.Shared.Rent(codec.MaxStoredLength(job.Length));
+                byte[]? scratch = codec.Encrypted ? ArrayPool<byte>.Shared.Rent(codec.Zstd.MaxCompressedLength(job.Length)) : null;
+                int n;
+                try
+                {
+                    n = codec.Encode(job.Buffer.AsSpan(0, job.Length), output, scratch);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(job.Buffer);
+                    if (scratch is not null)
+                    {
+                        ArrayPool<byte>.Shared.Return(scratch);
+                    }
+                }
+                string sha = Hex.Encode(SHA256.HashData(output.AsSpan(0, n)));
+                await _toPack.Writer.WriteAsync(new StoredFrame(output, n, sha, job.Length, job.Chunks), _cts.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+    }
+
+    private async Task PackLoop()
+    {
+        byte[]? pack = null;
+        int len = 0;
+        var frames = new List<FrameEntry>();
+        try
+        {
+            await foreach (StoredFrame f in _toPack.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
+            {
+                pack ??= ArrayPool<byte>.Shared.Rent(_repo.Config.PackSize + _repo.Codec.MaxStoredLength(_frameCapacity));
+                if (len + f.Length > pack.Length)
+                {
+                    pack = Grow(pack, len, len + f.Length);
+                }
+                Buffer.BlockCopy(f.Buffer, 0, pack, len, f.Length);
+                frames.Add(new FrameEntry(len, f.Length, f.Sha256, f.PlainLength, f.Chunks));
+                len += f.Length;
+                ArrayPool<byte>.Shared.Return(f.Buffer);
+                if (len >= _repo.Config.PackSize)
+                {
+                    await FinishPackAsync(pack, len, frames).ConfigureAwait(false);
+                    pack = null;
+                    len = 0;
+                    frames = new List<FrameEntry>();
+                }
+            }
+            if (pack is not null && frames.Count > 0)
+            {
+                await FinishPackAsync(pack, len, frames).ConfigureAwait(false);
+                pack = null;
+            }
+            _toUpload.Writer.TryComplete();
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+            _toUpload.Writer.TryComplete(e);
+        }
+    }
+
+    private static byte[] Grow(byte[] old, int used, int need)
+    {
+        byte[] b = ArrayPool<byte>.Shared.Rent(need);
+        Buffer.BlockCopy(old, 0, b, 0, used);
+        ArrayPool<byte>.Shared.Return(old);
+        return b;
+    }
+
+    /// <summary>Appends the trailer (a zstd skippable frame holding the frame list) and hands the pack to the uploader.</summary>
+    private async Task FinishPackAsync(byte[] pack, int len, List<FrameEntry> frames)
+    {
+        byte[] trailer = _repo.Codec.EncodeJson(new PackTrailer(1, frames));
+        int total = len + 8 + trailer.Length + 12;
+        if (total > pack.Length)
+        {
+            pack = Grow(pack, len, total);
+        }
+        Span<byte> p = pack.AsSpan();
+        BinaryPrimitives.WriteUInt32LittleEndian(p[len..], RepositoryLayout.TrailerSkippableMagic);
+        BinaryPrimitives.WriteUInt32LittleEndian(p[(len + 4)..], (uint)(trailer.Length + 12));
+        trailer.CopyTo(p[(len + 8)..]);
+        BinaryPrimitives.WriteUInt32LittleEndian(p[(len + 8 + trailer.Length)..], (uint)trailer.Length);
+        RepositoryLayout.PackMagic.CopyTo(p[(len + 12 + trailer.Length)..]);
+        await _toUpload.Writer.WriteAsync(new PackJob(pack, total, frames), _cts.Token).ConfigureAwait(false);
+    }
+
+    private async Task UploadLoop()
+    {
+        try
+        {
+            await foreach (PackJob job in _toUpload.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
+            {
+                try
+                {
+                    string id = Hex.Encode(SHA256.HashData(job.Buffer.AsSpan(0, job.Length)));
+                    using (var ms = new MemoryStream(job.Buffer, 0, job.Length, writable: false))
+                    {
+                        await _repo.Backend.PutAsync(RepositoryLayout.PackKey(id), ms, job.Length, _cts.Token).ConfigureAwait(false);
+                    }
+                    Interlocked.Increment(ref _packs);
+                    Interlocked.Add(ref _storedBytes, job.Length);
+                    _unindexed.Add(new IndexPack(id, job.Length, job.Frames));
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(job.Buffer);
+                }
+                if (_unindexed.Count >= IndexFlushPacks)
+                {
+                    await FlushIndexAsync(_cts.Token).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+    }
+
+    /// <summary>Writes the packs uploaded since the last flush as one index object, then makes them
+    /// visible to this process's later writers.</summary>
+    private async Task FlushIndexAsync(CancellationToken ct)
+    {
+        if (_unindexed.Count == 0)
+        {
+            return;
+        }
+        byte[] blob = _repo.Codec.EncodeJson(new IndexObject(1, _unindexed));
+        string id = Hex.Encode(SHA256.HashData(blob));
+        await Repository.PutBytesAsync(_repo.Backend, RepositoryLayout.IndexKey(id), blob, ct).ConfigureAwait(false);
+        Interlocked.Add(ref _storedBytes, blob.Length);
+        foreach (IndexPack p in _unindexed)
+        {
+            _repo.Index.Add(p);
+        }
+        _unindexed.Clear();
+    }
+
+    private void Fail(Exception e)
+    {
+        if (e is OperationCanceledException && _cts.IsCancellationRequested && _failure is null && _state == State.Aborted)
+        {
+            return;
+        }
+        Interlocked.CompareExchange(ref _failure, ExceptionDispatchInfo.Capture(e), null);
+        _cts.Cancel();
+        _toCompress.Writer.TryComplete(e);
+        _toPack.Writer.TryComplete(e);
+        _toUpload.Writer.TryComplete(e);
+    }
+
+    private void EnsureOpen()
+    {
+        if (_state != State.Open)
+        {
+            throw new InvalidOperationException(_state switch
+            {
+                State.Committed => "This backup is already committed.",
+                State.Aborted => "This backup was aborted.",
+                _ => "An earlier step of this backup failed; abort it and start a new one.",
+            });
+        }
+    }
+
+    /// <summary>Finishes the backup: flushes the last frame and pack, writes the index object, then
+    /// the manifest, then (when <paramref name="refName"/> is given, e.g. <c>wal/ns1/000000043</c>)
+    /// the ref <c>refs/&lt;refName&gt;/&lt;manifestId&gt;</c>. Returns the manifest id and what was stored.</summary>
+    public async Task<BackupCommitResult> CommitAsync(string? refName = null, CancellationToken ct = default)
+    {
+        EnsureOpen();
+        string? name = refName is null ? null : Repository.ValidateRefName(refName);
+        _state = State.Failed;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _cts.Token);
+        try
+        {
+            await SubmitFrameAsync(linked.Token).ConfigureAwait(false);
+            _toCompress.Writer.TryComplete();
+            await Task.WhenAll(_compressors).ConfigureAwait(false);
+            _failure?.Throw();
+            _toPack.Writer.TryComplete();
+            await _packer.ConfigureAwait(false);
+            await _uploader.ConfigureAwait(false);
+            _failure?.Throw();
+            await FlushIndexAsync(linked.Token).ConfigureAwait(false);
+            var manifest = new RepositoryManifest
+            {
+                Kind = _info.Kind,
+                Namespace = _info.Namespace,
+                Dir = _info.Dir,
+                Object = _info.Object,
+                Host = _info.Host,
+                CreatedAt = _createdAt,
+                CompletedAt = DateTimeOffset.UtcNow,
+                Tool = "PSBackup " + typeof(BackupWriter).Assembly.GetName().Version?.ToString(3),
+                Consistency = _info.Consistency,
+                ChangedFiles = _info.ChangedFiles,
+                Wal = _info.Wal,
+                Segment = _info.Segment,
+                Properties = _info.Properties,
+                Files = _files.ToList(),
+            };
+            byte[] blob = _repo.Codec.EncodeJson(manifest);
+            string id = Hex.Encode(SHA256.HashData(blob));
+            await Repository.PutBytesAsync(_repo.Backend, RepositoryLayout.ManifestKey(id), blob, linked.Token).ConfigureAwait(false);
+            long stored = _storedBytes + blob.Length;
+            if (name is not null)
+            {
+                await Repository.PutBytesAsync(_repo.Backend, RepositoryLayout.RefKey(name, id), [], linked.Token).ConfigureAwait(false);
+            }
+            _state = State.Committed;
+            return new BackupCommitResult(id, _files.Count, _files.Sum(f => f.Size), _newChunks, _newChunkBytes, _packs, stored);
+        }
+        catch (Exception e) when (_failure is not null && e is OperationCanceledException or ChannelClosedException)
+        {
+            _failure.Throw();
+            throw;
+        }
+    }
+
+    /// <summary>Stops the pipeline; nothing of this backup is referenced by a manifest.</summary>
+    public async Task AbortAsync()
+    {
+        if (_state is State.Committed or State.Aborted)
+        {
+            return;
+        }
+        _state = State.Aborted;
+        _cts.Cancel();
+        _toCompress.Writer.TryComplete();
+        _toPack.Writer.TryComplete();
+        _toUpload.Writer.TryComplete();
+        try
+        {
+            await Task.WhenAll(_compressors.Append(_packer).Append(_uploader)).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Loops catch their own exceptions; nothing to report on abort.
+        }
+        if (_frame is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_frame.Buffer);
+            _frame = null;
+        }
+    }
+
+    /// <summary>Aborts unless committed.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await AbortAsync().ConfigureAwait(false);
+        _cts.Dispose();
+    }
+}

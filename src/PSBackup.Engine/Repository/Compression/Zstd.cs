@@ -1,0 +1,173 @@
+using System.Collections.Concurrent;
+using System.Reflection;
+using System.Runtime.InteropServices;
+
+namespace PSBackup.Engine.Repository.Compression;
+
+/// <summary>The one small compression interface the repository uses. Output is always one
+/// standard zstd frame (RFC 8878) with the content size in its header, so <c>zstd -d</c> reads it.</summary>
+public interface IBlockCompressor
+{
+    /// <summary>The largest frame <see cref="Compress"/> can produce for <paramref name="sourceLength"/> bytes.</summary>
+    int MaxCompressedLength(int sourceLength);
+
+    /// <summary>Compresses <paramref name="source"/> into one frame; returns the frame length.</summary>
+    int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level);
+
+    /// <summary>Decompresses one whole frame into <paramref name="destination"/>; returns the
+    /// plaintext length. Malformed input is an <see cref="InvalidDataException"/>.</summary>
+    int Decompress(ReadOnlySpan<byte> frame, Span<byte> destination);
+}
+
+/// <summary>A thin binding over the system libzstd (libzstd.so.1 on Linux, libzstd.1.dylib on
+/// macOS, libzstd.dll on Windows, or a copy under runtimes/&lt;rid&gt;/native beside the engine).
+/// The library is loaded with <see cref="NativeLibrary"/> and called through function pointers,
+/// so no assembly-wide DllImport resolver is claimed. Contexts are pooled, one per concurrent caller.</summary>
+public sealed unsafe class ZstdCompressor : IBlockCompressor
+{
+    private static readonly Lazy<ZstdCompressor> Shared = new(() => new ZstdCompressor(LoadLibrary()));
+
+    /// <summary>The process-wide instance; throws <see cref="OperationFailedException"/> (ZstdMissing)
+    /// naming the fix when libzstd cannot be loaded.</summary>
+    public static ZstdCompressor Instance => Shared.Value;
+
+    private readonly delegate* unmanaged<nuint, nuint> _compressBound;
+    private readonly delegate* unmanaged<nuint, uint> _isError;
+    private readonly delegate* unmanaged<nuint, byte*> _getErrorName;
+    private readonly delegate* unmanaged<nint> _createCCtx;
+    private readonly delegate* unmanaged<nint, nuint> _freeCCtx;
+    private readonly delegate* unmanaged<nint> _createDCtx;
+    private readonly delegate* unmanaged<nint, nuint> _freeDCtx;
+    private readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint> _compressCCtx;
+    private readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint> _decompressDCtx;
+    private readonly delegate* unmanaged<uint> _versionNumber;
+    private readonly ConcurrentBag<nint> _cctx = new();
+    private readonly ConcurrentBag<nint> _dctx = new();
+
+    private ZstdCompressor(nint lib)
+    {
+        _compressBound = (delegate* unmanaged<nuint, nuint>)NativeLibrary.GetExport(lib, "ZSTD_compressBound");
+        _isError = (delegate* unmanaged<nuint, uint>)NativeLibrary.GetExport(lib, "ZSTD_isError");
+        _getErrorName = (delegate* unmanaged<nuint, byte*>)NativeLibrary.GetExport(lib, "ZSTD_getErrorName");
+        _createCCtx = (delegate* unmanaged<nint>)NativeLibrary.GetExport(lib, "ZSTD_createCCtx");
+        _freeCCtx = (delegate* unmanaged<nint, nuint>)NativeLibrary.GetExport(lib, "ZSTD_freeCCtx");
+        _createDCtx = (delegate* unmanaged<nint>)NativeLibrary.GetExport(lib, "ZSTD_createDCtx");
+        _freeDCtx = (delegate* unmanaged<nint, nuint>)NativeLibrary.GetExport(lib, "ZSTD_freeDCtx");
+        _compressCCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint>)NativeLibrary.GetExport(lib, "ZSTD_compressCCtx");
+        _decompressDCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint>)NativeLibrary.GetExport(lib, "ZSTD_decompressDCtx");
+        _versionNumber = (delegate* unmanaged<uint>)NativeLibrary.GetExport(lib, "ZSTD_versionNumber");
+    }
+
+    /// <summary>The loaded library's version, e.g. 10504 for 1.5.4.</summary>
+    public uint Version => _versionNumber();
+
+    public int MaxCompressedLength(int sourceLength) => checked((int)_compressBound((nuint)sourceLength));
+
+    public int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+    {
+        nint ctx = RentC();
+        try
+        {
+            nuint r;
+            fixed (byte* s = source)
+            fixed (byte* d = destination)
+            {
+                r = _compressCCtx(ctx, d, (nuint)destination.Length, s, (nuint)source.Length, level);
+            }
+            if (_isError(r) != 0)
+            {
+                throw new InvalidOperationException("zstd compression failed: " + ErrorName(r));
+            }
+            return (int)r;
+        }
+        finally
+        {
+            _cctx.Add(ctx);
+        }
+    }
+
+    public int Decompress(ReadOnlySpan<byte> frame, Span<byte> destination)
+    {
+        nint ctx = RentD();
+        try
+        {
+            nuint r;
+            fixed (byte* s = frame)
+            fixed (byte* d = destination)
+            {
+                r = _decompressDCtx(ctx, d, (nuint)destination.Length, s, (nuint)frame.Length);
+            }
+            if (_isError(r) != 0)
+            {
+                throw new InvalidDataException("zstd decompression failed: " + ErrorName(r));
+            }
+            return (int)r;
+        }
+        finally
+        {
+            _dctx.Add(ctx);
+        }
+    }
+
+    private nint RentC()
+    {
+        if (_cctx.TryTake(out nint c))
+        {
+            return c;
+        }
+        nint n = _createCCtx();
+        return n != 0 ? n : throw new OutOfMemoryException("ZSTD_createCCtx failed.");
+    }
+
+    private nint RentD()
+    {
+        if (_dctx.TryTake(out nint c))
+        {
+            return c;
+        }
+        nint n = _createDCtx();
+        return n != 0 ? n : throw new OutOfMemoryException("ZSTD_createDCtx failed.");
+    }
+
+    private string ErrorName(nuint code) => Marshal.PtrToStringUTF8((nint)_getErrorName(code)) ?? "unknown error";
+
+    /// <summary>The file names tried, in order, for this platform.</summary>
+    internal static IReadOnlyList<string> CandidateNames()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return ["libzstd.dll", "zstd.dll"];
+        }
+        if (OperatingSystem.IsMacOS())
+        {
+            return ["libzstd.1.dylib", "libzstd.dylib", "/opt/homebrew/lib/libzstd.1.dylib", "/usr/local/lib/libzstd.1.dylib"];
+        }
+        return ["libzstd.so.1", "libzstd.so"];
+    }
+
+    private static nint LoadLibrary()
+    {
+        Assembly asm = typeof(ZstdCompressor).Assembly;
+        string baseDir = Path.GetDirectoryName(asm.Location) is { Length: > 0 } d ? d : AppContext.BaseDirectory;
+        string rid = RuntimeInformation.RuntimeIdentifier;
+        string arch = RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant();
+        string os = OperatingSystem.IsWindows() ? "win" : OperatingSystem.IsMacOS() ? "osx" : "linux";
+        foreach (string name in CandidateNames())
+        {
+            foreach (string dir in new[] { Path.Combine(baseDir, "runtimes", $"{os}-{arch}", "native"), Path.Combine(baseDir, "runtimes", rid, "native"), baseDir })
+            {
+                string local = Path.Combine(dir, name);
+                if (File.Exists(local) && NativeLibrary.TryLoad(local, out nint h1))
+                {
+                    return h1;
+                }
+            }
+            if (NativeLibrary.TryLoad(name, asm, DllImportSearchPath.SafeDirectories | DllImportSearchPath.AssemblyDirectory, out nint h2))
+            {
+                return h2;
+            }
+        }
+        throw new OperationFailedException("ZstdMissing",
+            $"The zstd library could not be loaded (tried {string.Join(", ", CandidateNames())}). Install zstd (Debian/Ubuntu: 'apt-get install libzstd1'; macOS: 'brew install zstd'; Windows: place libzstd.dll beside PSBackup.Engine.dll).");
+    }
+}

@@ -1,0 +1,288 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using PSBackup.Engine.Repository.Compression;
+
+namespace PSBackup.Engine.Repository;
+
+/// <summary>Key derivation, key wrapping and the byte encodings of frames and blobs.
+/// Stored frame = zstd frame, or when encrypted nonce(12) || AES-256-GCM(zstd frame) || tag(16).
+/// Stored blob (index, manifest, pack trailer) = the same encoding of UTF-8 JSON.</summary>
+public static class RepositoryCrypto
+{
+    public const int MinPbkdf2Iterations = 600_000;
+    internal const int NonceSize = 12;
+    internal const int TagSize = 16;
+    internal const int SealOverhead = NonceSize + TagSize;
+    internal const string KdfPbkdf2 = "pbkdf2-sha256";
+    internal const string KdfKeyFile = "hkdf-sha256-keyfile";
+
+    internal static byte[] DeriveWrapKey(KeyObject k, RepositoryCredentials cred, string where)
+    {
+        byte[] salt = Convert.FromBase64String(k.Salt);
+        if (k.Kdf == KdfPbkdf2)
+        {
+            if (cred.Passphrase is null)
+            {
+                throw new RepositoryKeyException($"The repository at {where} is encrypted with a passphrase. Give the passphrase (-Passphrase / --passphrase).", where);
+            }
+            return Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(cred.Passphrase), salt, k.Iterations, HashAlgorithmName.SHA256, 32);
+        }
+        if (k.Kdf == KdfKeyFile)
+        {
+            if (cred.KeyFile is null)
+            {
+                throw new RepositoryKeyException($"The repository at {where} is encrypted with a key file. Give the key file (-KeyFile / --key-file).", where);
+            }
+            return HKDF.DeriveKey(HashAlgorithmName.SHA256, ReadKeyFile(cred.KeyFile), 32, salt, Encoding.UTF8.GetBytes("psbackup key file"));
+        }
+        throw new RepositoryIntegrityException("KeyInvalid", $"The key object uses an unknown key derivation '{k.Kdf}'. Use a newer PSBackup.", where);
+    }
+
+    internal static byte[] ReadKeyFile(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidInputException("KeyFileUnreadable", $"The key file '{path}' cannot be read: {e.Message}. Give a readable key file.", path);
+        }
+        if (bytes.Length < 32)
+        {
+            throw new InvalidInputException("KeyFileTooShort", $"The key file '{path}' has {bytes.Length} bytes; a key file needs at least 32 random bytes (e.g. 'head -c 64 /dev/urandom > repo.key').", path);
+        }
+        return bytes;
+    }
+
+    /// <summary>Creates a key object wrapping <paramref name="master"/> (64 bytes: encKey || idKey).</summary>
+    internal static KeyObject CreateKey(RepositoryInitOptions o, string repoId, string configSha256, byte[] master, DateTimeOffset now)
+    {
+        byte[] salt = RandomNumberGenerator.GetBytes(32);
+        KeyObject k;
+        if (o.Passphrase is not null)
+        {
+            if (o.Passphrase.Length == 0)
+            {
+                throw new InvalidInputException("EmptyPassphrase", "The passphrase is empty. Give a non-empty passphrase or a key file.");
+            }
+            if (o.Pbkdf2Iterations < MinPbkdf2Iterations)
+            {
+                throw new InvalidInputException("InvalidIterations", $"PBKDF2 iterations must be at least {MinPbkdf2Iterations:N0}.");
+            }
+            k = new KeyObject { Kdf = KdfPbkdf2, Iterations = o.Pbkdf2Iterations, Salt = Convert.ToBase64String(salt), Nonce = "", Wrapped = "", ConfigSha256 = configSha256, Checksum = "" };
+        }
+        else
+        {
+            k = new KeyObject { Kdf = KdfKeyFile, Salt = Convert.ToBase64String(salt), Nonce = "", Wrapped = "", ConfigSha256 = configSha256, Checksum = "" };
+        }
+        byte[] wrapKey = DeriveWrapKey(k, new RepositoryCredentialsInternal(o.Passphrase, o.KeyFile).ToCredentials(), "(new repository)");
+        byte[] nonce = RandomNumberGenerator.GetBytes(NonceSize);
+        byte[] ct = new byte[master.Length + TagSize];
+        using (var gcm = new AesGcm(wrapKey, TagSize))
+        {
+            gcm.Encrypt(nonce, master, ct.AsSpan(0, master.Length), ct.AsSpan(master.Length), KeyAad(repoId));
+        }
+        k = k with { Nonce = Convert.ToBase64String(nonce), Wrapped = Convert.ToBase64String(ct), CreatedAt = now, Host = Environment.MachineName };
+        return k with { Checksum = k.ComputeChecksum() };
+    }
+
+    private sealed record RepositoryCredentialsInternal(string? Passphrase, string? KeyFile)
+    {
+        public RepositoryCredentials ToCredentials() =>
+            Passphrase is not null ? RepositoryCredentials.FromPassphrase(Passphrase) : RepositoryCredentials.FromKeyFile(KeyFile!);
+    }
+
+    /// <summary>Unwraps the master keys, or returns null when the tag does not verify (wrong key).</summary>
+    internal static byte[]? TryUnwrap(KeyObject k, byte[] wrapKey, string repoId)
+    {
+        byte[] nonce = Convert.FromBase64String(k.Nonce);
+        byte[] ct = Convert.FromBase64String(k.Wrapped);
+        if (nonce.Length != NonceSize || ct.Length != 64 + TagSize)
+        {
+            return null;
+        }
+        byte[] master = new byte[64];
+        try
+        {
+            using var gcm = new AesGcm(wrapKey, TagSize);
+            gcm.Decrypt(nonce, ct.AsSpan(0, 64), ct.AsSpan(64), master, KeyAad(repoId));
+            return master;
+        }
+        catch (AuthenticationTagMismatchException)
+        {
+            return null;
+        }
+    }
+
+    private static byte[] KeyAad(string repoId) => Encoding.UTF8.GetBytes("psbackup-key:" + repoId);
+}
+
+/// <summary>Turns plaintext into stored bytes and back for one repository (compression, and
+/// encryption when the repository is encrypted), and computes chunk ids.</summary>
+internal sealed class BlobCodec
+{
+    private readonly byte[]? _encKey;
+    private readonly byte[]? _idKey;
+    private readonly int _level;
+
+    public BlobCodec(IBlockCompressor zstd, byte[]? encKey, byte[]? idKey, int level)
+    {
+        Zstd = zstd;
+        _encKey = encKey;
+        _idKey = idKey;
+        _level = level;
+    }
+
+    public IBlockCompressor Zstd { get; }
+    public bool Encrypted => _encKey is not null;
+
+    public ChunkId ComputeId(ReadOnlySpan<byte> plaintext)
+    {
+        Span<byte> h = stackalloc byte[32];
+        if (_idKey is null)
+        {
+            SHA256.HashData(plaintext, h);
+        }
+        else
+        {
+            HMACSHA256.HashData(_idKey, plaintext, h);
+        }
+        return new ChunkId(h);
+    }
+
+    /// <summary>Buffer size <see cref="Encode"/> needs for <paramref name="plainLength"/> bytes.</summary>
+    public int MaxStoredLength(int plainLength) => Zstd.MaxCompressedLength(plainLength) + RepositoryCrypto.SealOverhead;
+
+    /// <summary>Encodes into <paramref name="output"/> (at least <see cref="MaxStoredLength"/>);
+    /// <paramref name="scratch"/> is needed when encrypted. Returns the stored length.</summary>
+    public int Encode(ReadOnlySpan<byte> plain, Span<byte> output, Span<byte> scratch)
+    {
+        if (_encKey is null)
+        {
+            return Zstd.Compress(plain, output, _level);
+        }
+        int n = Zstd.Compress(plain, scratch, _level);
+        Span<byte> nonce = output[..RepositoryCrypto.NonceSize];
+        RandomNumberGenerator.Fill(nonce);
+        using var gcm = new AesGcm(_encKey, RepositoryCrypto.TagSize);
+        gcm.Encrypt(nonce, scratch[..n], output.Slice(RepositoryCrypto.NonceSize, n), output.Slice(RepositoryCrypto.NonceSize + n, RepositoryCrypto.TagSize));
+        return n + RepositoryCrypto.SealOverhead;
+    }
+
+    /// <summary>Decodes stored bytes (already hash-checked) into <paramref name="plain"/>;
+    /// returns the plaintext length. Throws <see cref="InvalidDataException"/> on a bad tag or frame.</summary>
+    public int Decode(ReadOnlySpan<byte> stored, Span<byte> plain, Span<byte> scratch)
+    {
+        if (_encKey is null)
+        {
+            return Zstd.Decompress(stored, plain);
+        }
+        if (stored.Length < RepositoryCrypto.SealOverhead)
+        {
+            throw new InvalidDataException("The sealed object is shorter than its nonce and tag.");
+        }
+        int n = stored.Length - RepositoryCrypto.SealOverhead;
+        try
+        {
+            using var gcm = new AesGcm(_encKey, RepositoryCrypto.TagSize);
+            gcm.Decrypt(stored[..RepositoryCrypto.NonceSize], stored.Slice(RepositoryCrypto.NonceSize, n), stored[^RepositoryCrypto.TagSize..], scratch[..n]);
+        }
+        catch (AuthenticationTagMismatchException e)
+        {
+            throw new InvalidDataException("The AES-GCM tag does not verify.", e);
+        }
+        return Zstd.Decompress(scratch[..n], plain);
+    }
+
+    /// <summary>Encodes a JSON document as a stored blob.</summary>
+    public byte[] EncodeJson<T>(T value)
+    {
+        byte[] json = JsonSerializer.SerializeToUtf8Bytes(value, RepositoryJson.Options);
+        byte[] output = new byte[MaxStoredLength(json.Length)];
+        byte[] scratch = _encKey is null ? [] : new byte[Zstd.MaxCompressedLength(json.Length)];
+        int n = Encode(json, output, scratch);
+        return output.AsSpan(0, n).ToArray();
+    }
+
+    /// <summary>Decodes a stored blob to its JSON bytes (hash already checked by the caller).</summary>
+    public byte[] DecodeBlob(ReadOnlySpan<byte> stored, int maxPlain = 1 << 30)
+    {
+        ReadOnlySpan<byte> frame = stored;
+        byte[]? scratch = null;
+        if (_encKey is not null)
+        {
+            if (stored.Length < RepositoryCrypto.SealOverhead)
+            {
+                throw new InvalidDataException("The sealed object is shorter than its nonce and tag.");
+            }
+            int n = stored.Length - RepositoryCrypto.SealOverhead;
+            scratch = new byte[n];
+            try
+            {
+                using var gcm = new AesGcm(_encKey, RepositoryCrypto.TagSize);
+                gcm.Decrypt(stored[..RepositoryCrypto.NonceSize], stored.Slice(RepositoryCrypto.NonceSize, n), stored[^RepositoryCrypto.TagSize..], scratch);
+            }
+            catch (AuthenticationTagMismatchException e)
+            {
+                throw new InvalidDataException("The AES-GCM tag does not verify.", e);
+            }
+            frame = scratch;
+        }
+        long size = ZstdFrame.ContentSize(frame);
+        if (size < 0 || size > maxPlain)
+        {
+            throw new InvalidDataException("The zstd frame does not declare a plausible content size.");
+        }
+        byte[] plain = new byte[size];
+        int got = Zstd.Decompress(frame, plain);
+        return got == size ? plain : throw new InvalidDataException("The zstd frame's content size does not match its header.");
+    }
+}
+
+/// <summary>Reads the content size from a zstd frame header (RFC 8878 §3.1.1.1).</summary>
+internal static class ZstdFrame
+{
+    public const uint Magic = 0xFD2FB528;
+
+    /// <summary>The declared content size, or -1 when absent or malformed.</summary>
+    public static long ContentSize(ReadOnlySpan<byte> f)
+    {
+        if (f.Length < 6 || BinaryPrimitives.ReadUInt32LittleEndian(f) != Magic)
+        {
+            return -1;
+        }
+        byte fhd = f[4];
+        int fcsFlag = fhd >> 6;
+        bool single = (fhd & 0x20) != 0;
+        int didFlag = fhd & 3;
+        int pos = 5 + (single ? 0 : 1) + didFlag switch { 0 => 0, 1 => 1, 2 => 2, _ => 4 };
+        int fcsSize = fcsFlag switch { 0 => single ? 1 : 0, 1 => 2, 2 => 4, _ => 8 };
+        if (fcsSize == 0 || f.Length < pos + fcsSize)
+        {
+            return -1;
+        }
+        return fcsSize switch
+        {
+            1 => f[pos],
+            2 => BinaryPrimitives.ReadUInt16LittleEndian(f[pos..]) + 256,
+            4 => BinaryPrimitives.ReadUInt32LittleEndian(f[pos..]),
+            _ => (long)Math.Min(BinaryPrimitives.ReadUInt64LittleEndian(f[pos..]), long.MaxValue),
+        };
+    }
+}
+
+internal static class RepositoryJson
+{
+    public static readonly JsonSerializerOptions Options = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        WriteIndented = false,
+    };
+
+    public static readonly JsonSerializerOptions Indented = new(Options) { WriteIndented = true };
+}

@@ -1,0 +1,87 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace PSBackup.Engine.Repository;
+
+/// <summary>Content-defined chunking (FastCDC with normalized chunking, level 2). The gear table
+/// comes from SplitMix64 seeded with <see cref="RepositoryConfig.GearSeed"/>, so every writer of
+/// a repository cuts identical content at identical places and chunks dedup across hosts.</summary>
+internal sealed class FastCdc
+{
+    private readonly ulong[] _gear;
+    private readonly ulong _maskS;
+    private readonly ulong _maskL;
+
+    public FastCdc(ChunkingParameters p, ulong seed)
+    {
+        p.Validate();
+        Min = p.MinSize;
+        Avg = p.AvgSize;
+        Max = p.MaxSize;
+        _gear = GearTable(seed);
+        int bits = (int)Math.Round(Math.Log2(p.AvgSize));
+        // Normalized chunking: harder to cut before the average (2 more bits), easier after.
+        _maskS = TopBits(bits + 2);
+        _maskL = TopBits(bits - 2);
+    }
+
+    public int Min { get; }
+    public int Avg { get; }
+    public int Max { get; }
+
+    /// <summary>SplitMix64 from the seed: 256 64-bit gear values.</summary>
+    internal static ulong[] GearTable(ulong seed)
+    {
+        var t = new ulong[256];
+        ulong x = seed;
+        for (int i = 0; i < 256; i++)
+        {
+            x += 0x9E3779B97F4A7C15UL;
+            ulong z = x;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            t[i] = z ^ (z >> 31);
+        }
+        return t;
+    }
+
+    private static ulong TopBits(int n) => n <= 0 ? 0 : ~0UL << (64 - n);
+
+    /// <summary>The length of the next chunk at the start of <paramref name="data"/>. The caller
+    /// passes at least <see cref="Max"/> bytes unless the input ends within them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public int NextCut(ReadOnlySpan<byte> data)
+    {
+        int n = data.Length;
+        if (n <= Min)
+        {
+            return n;
+        }
+        if (n > Max)
+        {
+            n = Max;
+        }
+        int normal = Math.Min(Avg, n);
+        ulong h = 0;
+        ref byte src = ref MemoryMarshal.GetReference(data);
+        ref ulong gear = ref MemoryMarshal.GetArrayDataReference(_gear);
+        int i = Min;
+        for (; i < normal; i++)
+        {
+            h = (h << 1) + Unsafe.Add(ref gear, Unsafe.Add(ref src, i));
+            if ((h & _maskS) == 0)
+            {
+                return i + 1;
+            }
+        }
+        for (; i < n; i++)
+        {
+            h = (h << 1) + Unsafe.Add(ref gear, Unsafe.Add(ref src, i));
+            if ((h & _maskL) == 0)
+            {
+                return i + 1;
+            }
+        }
+        return n;
+    }
+}

@@ -1,0 +1,126 @@
+using System.Buffers.Binary;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace PSBackup.Engine.Repository;
+
+/// <summary>A 32-byte chunk identity: SHA-256 of the plaintext in an unencrypted repository,
+/// HMAC-SHA256(idKey, plaintext) in an encrypted one. Written as 64 lowercase hex digits.</summary>
+[JsonConverter(typeof(ChunkIdJsonConverter))]
+public readonly struct ChunkId : IEquatable<ChunkId>
+{
+    private readonly ulong _a, _b, _c, _d;
+
+    public ChunkId(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length != 32)
+        {
+            throw new ArgumentException("A chunk id is 32 bytes.", nameof(bytes));
+        }
+        _a = BinaryPrimitives.ReadUInt64BigEndian(bytes);
+        _b = BinaryPrimitives.ReadUInt64BigEndian(bytes[8..]);
+        _c = BinaryPrimitives.ReadUInt64BigEndian(bytes[16..]);
+        _d = BinaryPrimitives.ReadUInt64BigEndian(bytes[24..]);
+    }
+
+    public void CopyTo(Span<byte> destination)
+    {
+        BinaryPrimitives.WriteUInt64BigEndian(destination, _a);
+        BinaryPrimitives.WriteUInt64BigEndian(destination[8..], _b);
+        BinaryPrimitives.WriteUInt64BigEndian(destination[16..], _c);
+        BinaryPrimitives.WriteUInt64BigEndian(destination[24..], _d);
+    }
+
+    /// <summary>Parses 64 hex digits; anything else returns false.</summary>
+    public static bool TryParse(string? hex, out ChunkId id)
+    {
+        id = default;
+        if (hex is null || hex.Length != 64)
+        {
+            return false;
+        }
+        Span<byte> b = stackalloc byte[32];
+        if (!Hex.TryDecode(hex, b))
+        {
+            return false;
+        }
+        id = new ChunkId(b);
+        return true;
+    }
+
+    public static ChunkId Parse(string hex) =>
+        TryParse(hex, out ChunkId id) ? id : throw new FormatException($"'{hex}' is not a 64-digit hex chunk id.");
+
+    public bool Equals(ChunkId other) => _a == other._a && _b == other._b && _c == other._c && _d == other._d;
+    public override bool Equals(object? obj) => obj is ChunkId o && Equals(o);
+    public override int GetHashCode() => (int)_a ^ (int)(_a >> 32) ^ (int)_b;
+    public static bool operator ==(ChunkId x, ChunkId y) => x.Equals(y);
+    public static bool operator !=(ChunkId x, ChunkId y) => !x.Equals(y);
+
+    public override string ToString()
+    {
+        Span<byte> b = stackalloc byte[32];
+        CopyTo(b);
+        return Hex.Encode(b);
+    }
+}
+
+internal sealed class ChunkIdJsonConverter : JsonConverter<ChunkId>
+{
+    public override ChunkId Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        reader.TokenType == JsonTokenType.String && ChunkId.TryParse(reader.GetString(), out ChunkId id)
+            ? id
+            : throw new JsonException("A chunk id must be a string of 64 hex digits.");
+
+    public override void Write(Utf8JsonWriter writer, ChunkId value, JsonSerializerOptions options) =>
+        writer.WriteStringValue(value.ToString());
+}
+
+/// <summary>Lowercase hex without APIs newer than .NET 8.</summary>
+internal static class Hex
+{
+    public static string Encode(ReadOnlySpan<byte> bytes) => Convert.ToHexString(bytes).ToLowerInvariant();
+
+    public static bool TryDecode(string hex, Span<byte> destination)
+    {
+        if (hex.Length != destination.Length * 2)
+        {
+            return false;
+        }
+        for (int i = 0; i < destination.Length; i++)
+        {
+            int hi = Nibble(hex[2 * i]), lo = Nibble(hex[2 * i + 1]);
+            if (hi < 0 || lo < 0)
+            {
+                return false;
+            }
+            destination[i] = (byte)((hi << 4) | lo);
+        }
+        return true;
+    }
+
+    /// <summary>True for exactly 64 lowercase hex digits (the form every id in the repository takes).</summary>
+    public static bool IsSha256Hex(string? s)
+    {
+        if (s is null || s.Length != 64)
+        {
+            return false;
+        }
+        foreach (char c in s)
+        {
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static int Nibble(char c) => c switch
+    {
+        >= '0' and <= '9' => c - '0',
+        >= 'a' and <= 'f' => c - 'a' + 10,
+        >= 'A' and <= 'F' => c - 'A' + 10,
+        _ => -1,
+    };
+}

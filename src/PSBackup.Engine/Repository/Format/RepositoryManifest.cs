@@ -1,0 +1,138 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace PSBackup.Engine.Repository;
+
+/// <summary>What a backup in the repository holds.</summary>
+[JsonConverter(typeof(BackupKindJsonConverter))]
+public enum BackupKind
+{
+    /// <summary>"object": one object of the object store.</summary>
+    Object,
+    /// <summary>"store-snapshot": a B-tree store snapshot of a namespace.</summary>
+    StoreSnapshot,
+    /// <summary>"wal-segment": one WAL segment (or a partial prefix of one).</summary>
+    WalSegment,
+}
+
+internal sealed class BackupKindJsonConverter : JsonConverter<BackupKind>
+{
+    public static string ToName(BackupKind k) => k switch
+    {
+        BackupKind.Object => "object",
+        BackupKind.StoreSnapshot => "store-snapshot",
+        BackupKind.WalSegment => "wal-segment",
+        _ => throw new ArgumentOutOfRangeException(nameof(k)),
+    };
+
+    public override BackupKind Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        reader.GetString() switch
+        {
+            "object" => BackupKind.Object,
+            "store-snapshot" => BackupKind.StoreSnapshot,
+            "wal-segment" => BackupKind.WalSegment,
+            var s => throw new JsonException($"Unknown backup kind '{s}'."),
+        };
+
+    public override void Write(Utf8JsonWriter writer, BackupKind value, JsonSerializerOptions options) =>
+        writer.WriteStringValue(ToName(value));
+}
+
+/// <summary>A WAL segment's facts, recorded in a wal-segment manifest.</summary>
+public sealed record RepositorySegment
+{
+    public required long SegmentId { get; init; }
+    public required long FirstLogIndex { get; init; }
+    public required long EntryCount { get; init; }
+    public required bool Sealed { get; init; }
+    public DateTimeOffset? CreatedAt { get; init; }
+    public DateTimeOffset? LastModifiedAt { get; init; }
+    /// <summary>For a partial (prefix of the active segment): when the shipper observed it.</summary>
+    public DateTimeOffset? ObservedAt { get; init; }
+}
+
+/// <summary>The header of a backup: what it is and where it came from. Everything but the file list.</summary>
+public sealed record BackupInfo
+{
+    public required BackupKind Kind { get; init; }
+    public string? Namespace { get; init; }
+    public string? Dir { get; init; }
+    public string? Object { get; init; }
+    public string Host { get; init; } = Environment.MachineName;
+    /// <summary>When the backup began (the writer stamps now when left default).</summary>
+    public DateTimeOffset CreatedAt { get; init; }
+    /// <summary>Object backups: "Stable" or "Recent".</summary>
+    public string? Consistency { get; init; }
+    public IReadOnlyList<string>? ChangedFiles { get; init; }
+    /// <summary>Store snapshots: the WAL position the snapshot covers.</summary>
+    public WalPosition? Wal { get; init; }
+    /// <summary>WAL segment backups: the segment.</summary>
+    public RepositorySegment? Segment { get; init; }
+    /// <summary>Free-form source metadata (strings only).</summary>
+    public IReadOnlyDictionary<string, string>? Properties { get; init; }
+}
+
+/// <summary>One file of a backup: path (relative, '/'-separated), size, SHA-256 of the plaintext
+/// and the ordered chunk ids whose concatenation is the file.</summary>
+public sealed record RepositoryFile(string Path, long Size, string Sha256, IReadOnlyList<ChunkId> Chunks);
+
+/// <summary>A backup manifest (<c>snapshots/&lt;id&gt;</c>): JSON, versioned, validated as hostile input on read.</summary>
+public sealed record RepositoryManifest
+{
+    public const int CurrentFormatVersion = 1;
+
+    /// <summary>The manifest id: SHA-256 of the stored object (not part of the JSON).</summary>
+    [JsonIgnore]
+    public string Id { get; internal set; } = "";
+
+    public int FormatVersion { get; init; } = CurrentFormatVersion;
+    public required BackupKind Kind { get; init; }
+    public string? Namespace { get; init; }
+    public string? Dir { get; init; }
+    public string? Object { get; init; }
+    public required string Host { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset? CompletedAt { get; init; }
+    public string? Tool { get; init; }
+    public string? Consistency { get; init; }
+    public IReadOnlyList<string>? ChangedFiles { get; init; }
+    public WalPosition? Wal { get; init; }
+    public RepositorySegment? Segment { get; init; }
+    public IReadOnlyDictionary<string, string>? Properties { get; init; }
+    public required IReadOnlyList<RepositoryFile> Files { get; init; }
+
+    /// <summary>Sum of the file sizes.</summary>
+    [JsonIgnore]
+    public long TotalBytes => Files.Sum(f => f.Size);
+}
+
+/// <summary>One line of <see cref="Repository.ListBackupsAsync"/>.</summary>
+public sealed record BackupSummary(
+    string Id,
+    BackupKind Kind,
+    string? Namespace,
+    string? Dir,
+    string? Object,
+    string Host,
+    DateTimeOffset CreatedAt,
+    long Bytes,
+    int FileCount,
+    long? SegmentId);
+
+/// <summary>A named pointer to a backup (<c>refs/&lt;name&gt;/&lt;manifestId&gt;</c>). Names are
+/// relative paths such as <c>wal/ns1/000000043</c>; several manifests may carry one name.</summary>
+public sealed record RepositoryRef(string Name, string ManifestId);
+
+/// <summary>What a committed backup did. <paramref name="StoredBytes"/> counts every byte this
+/// backup stored: packs, index objects, manifest and ref.</summary>
+public sealed record BackupCommitResult(
+    string ManifestId,
+    int FileCount,
+    long Bytes,
+    long NewChunks,
+    long NewChunkBytes,
+    long PacksWritten,
+    long StoredBytes);
+
+/// <summary>What a restore did.</summary>
+public sealed record RestoreResult(string ManifestId, string Target, int FileCount, long Bytes);

@@ -1,0 +1,631 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using System.Text.Json;
+using PSBackup.Engine.Repository.Compression;
+using PSBackup.Engine.Storage;
+
+namespace PSBackup.Engine.Repository;
+
+/// <summary>An opened off-host repository (docs/repository-format.md). Create one with
+/// <see cref="InitializeAsync"/> or <see cref="OpenAsync"/>; back up with
+/// <see cref="BeginBackup"/>; read with <see cref="ListBackupsAsync"/>,
+/// <see cref="ReadManifestAsync"/> and <see cref="RestoreAsync"/>; verify with <see cref="CheckAsync"/>.
+/// Thread-safe: several writers and readers may use one instance at once. The caller owns the backend.</summary>
+public sealed class Repository
+{
+    private readonly FastCdc _defaultCdc;
+    private readonly FastCdc _storeCdc;
+    private readonly List<string> _damagedIndexes = new();
+
+    private Repository(IStorageBackend backend, RepositoryConfig config, string configSha256, byte[]? master, IBlockCompressor zstd)
+    {
+        Backend = backend;
+        Config = config;
+        ConfigSha256 = configSha256;
+        Codec = new BlobCodec(zstd, master?[..32], master?[32..], config.CompressionLevel);
+        _defaultCdc = new FastCdc(config.DefaultChunking, config.GearSeed);
+        _storeCdc = new FastCdc(config.StoreChunking, config.GearSeed);
+    }
+
+    public IStorageBackend Backend { get; }
+    public RepositoryConfig Config { get; }
+    public bool IsEncrypted => Config.IsEncrypted;
+    public string Location => Backend.Location;
+    internal string ConfigSha256 { get; }
+    internal BlobCodec Codec { get; }
+    internal RepositoryIndex Index { get; private set; } = new();
+    /// <summary>Index objects that failed their hash or did not parse when the index was loaded.</summary>
+    public IReadOnlyList<string> DamagedIndexes { get { lock (_damagedIndexes) { return _damagedIndexes.ToList(); } } }
+    /// <summary>How many chunks the loaded index knows.</summary>
+    public int IndexedChunkCount => Index.ChunkCount;
+
+    internal FastCdc Chunker(ChunkingProfile p) => p == ChunkingProfile.Store ? _storeCdc : _defaultCdc;
+
+    // ---------------------------------------------------------------- create / open
+
+    /// <summary>Creates a repository on an empty backend location. Refuses one that already has a
+    /// <c>config</c> (ConflictException RepositoryExists). Writes the key (when encrypted) before
+    /// the config, so an interrupted init leaves no repository and can simply be re-run.</summary>
+    public static async Task<Repository> InitializeAsync(IStorageBackend backend, RepositoryInitOptions options, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Passphrase is not null && options.KeyFile is not null)
+        {
+            throw new InvalidInputException("ConflictingCredentials", "Give either a passphrase or a key file, not both.");
+        }
+        if (options.FrameSize is < 64 * 1024 or > 16 * 1024 * 1024)
+        {
+            throw new InvalidInputException("InvalidFrameSize", "The frame size must be between 64 KiB and 16 MiB.");
+        }
+        if (options.PackSize is < 256 * 1024 or > 256 * 1024 * 1024)
+        {
+            throw new InvalidInputException("InvalidPackSize", "The pack size must be between 256 KiB and 256 MiB.");
+        }
+        if (options.CompressionLevel is < 1 or > 19)
+        {
+            throw new InvalidInputException("InvalidCompressionLevel", "The zstd level must be between 1 and 19.");
+        }
+        (options.DefaultChunking ?? ChunkingParameters.Default).Validate();
+        (options.StoreChunking ?? ChunkingParameters.StoreDefault).Validate();
+        if (options.KeyFile is not null)
+        {
+            RepositoryCrypto.ReadKeyFile(options.KeyFile);
+        }
+        IBlockCompressor zstd = ZstdCompressor.Instance;
+        if (await backend.StatAsync(RepositoryLayout.ConfigKey, ct).ConfigureAwait(false) is not null)
+        {
+            throw new ConflictException("RepositoryExists",
+                $"A repository already exists at {backend.Location}. Open it instead, or choose an empty location.", backend.Location);
+        }
+        bool encrypted = options.Passphrase is not null || options.KeyFile is not null;
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        var config = new RepositoryConfig
+        {
+            Id = Hex.Encode(RandomNumberGenerator.GetBytes(32)),
+            CreatedAt = now,
+            Encryption = encrypted ? RepositoryConfig.EncryptionAes256Gcm : RepositoryConfig.EncryptionNone,
+            ChunkIdAlgorithm = encrypted ? "hmac-sha256" : "sha256",
+            CompressionLevel = options.CompressionLevel,
+            DefaultChunking = options.DefaultChunking ?? ChunkingParameters.Default,
+            StoreChunking = options.StoreChunking ?? ChunkingParameters.StoreDefault,
+            FrameSize = options.FrameSize,
+            PackSize = options.PackSize,
+        };
+        byte[] configBytes = JsonSerializer.SerializeToUtf8Bytes(config, RepositoryJson.Indented);
+        string configSha = Hex.Encode(SHA256.HashData(configBytes));
+        byte[]? master = null;
+        if (encrypted)
+        {
+            master = RandomNumberGenerator.GetBytes(64);
+            KeyObject key = RepositoryCrypto.CreateKey(options, config.Id, configSha, master, now);
+            byte[] keyBytes = JsonSerializer.SerializeToUtf8Bytes(key, RepositoryJson.Indented);
+            await PutBytesAsync(backend, RepositoryLayout.KeyKey(Hex.Encode(SHA256.HashData(keyBytes))), keyBytes, ct).ConfigureAwait(false);
+        }
+        await PutBytesAsync(backend, RepositoryLayout.ConfigKey, configBytes, ct).ConfigureAwait(false);
+        return new Repository(backend, config, configSha, master, zstd);
+    }
+
+    /// <summary>Opens a repository: reads the config, unwraps the master keys when encrypted
+    /// (wrong passphrase or key file: <see cref="RepositoryKeyException"/>; damaged key or config:
+    /// <see cref="RepositoryIntegrityException"/>) and loads the index. Writes nothing.</summary>
+    public static async Task<Repository> OpenAsync(IStorageBackend backend, RepositoryCredentials credentials, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(credentials);
+        byte[] configBytes;
+        try
+        {
+            configBytes = await GetBytesAsync(backend, RepositoryLayout.ConfigKey, ct).ConfigureAwait(false);
+        }
+        catch (StorageNotFoundException)
+        {
+            throw new NotFoundException("RepositoryNotFound",
+                $"There is no repository at {backend.Location} (no 'config' object). Create one with Initialize-BackupRepository / 'psbackup repo init'.", backend.Location);
+        }
+        RepositoryConfig config = ParseConfig(configBytes, backend.Location);
+        string configSha = Hex.Encode(SHA256.HashData(configBytes));
+        List<(string Key, KeyObject? Key2, string? Problem)> keys = await ReadKeysAsync(backend, ct).ConfigureAwait(false);
+        byte[]? master = null;
+        if (config.IsEncrypted)
+        {
+            master = UnwrapMaster(backend.Location, config, configSha, keys, credentials);
+        }
+        else if (keys.Count > 0)
+        {
+            throw new RepositoryIntegrityException("ConfigInvalid",
+                $"The config at {backend.Location} says the repository is not encrypted, but it holds key objects ({keys[0].Key}). The config is damaged or was altered; restore it from a copy.",
+                RepositoryLayout.ConfigKey);
+        }
+        var repo = new Repository(backend, config, configSha, master, ZstdCompressor.Instance);
+        await repo.ReloadIndexAsync(ct).ConfigureAwait(false);
+        return repo;
+    }
+
+    internal static RepositoryConfig ParseConfig(byte[] bytes, string where)
+    {
+        RepositoryConfig? c;
+        try
+        {
+            c = JsonSerializer.Deserialize<RepositoryConfig>(bytes, RepositoryJson.Options);
+        }
+        catch (JsonException e)
+        {
+            throw new RepositoryIntegrityException("ConfigInvalid", $"The config of the repository at {where} does not parse ({e.Message}). It is damaged; restore it from a copy.", RepositoryLayout.ConfigKey, inner: e);
+        }
+        if (c is null)
+        {
+            throw new RepositoryIntegrityException("ConfigInvalid", $"The config of the repository at {where} is empty.", RepositoryLayout.ConfigKey);
+        }
+        if (c.FormatVersion > RepositoryConfig.CurrentFormatVersion)
+        {
+            throw new OperationFailedException("RepositoryTooNew", $"The repository at {where} has format version {c.FormatVersion}; this PSBackup reads up to {RepositoryConfig.CurrentFormatVersion}. Use a newer PSBackup.", where);
+        }
+        bool ok = c.FormatVersion >= 1 && Hex.IsSha256Hex(c.Id) && c.Compression == "zstd"
+            && ((c.Encryption == RepositoryConfig.EncryptionNone && c.ChunkIdAlgorithm == "sha256")
+                || (c.Encryption == RepositoryConfig.EncryptionAes256Gcm && c.ChunkIdAlgorithm == "hmac-sha256"))
+            && c.CompressionLevel is >= 1 and <= 19 && c.FrameSize is >= 64 * 1024 and <= 16 * 1024 * 1024
+            && c.PackSize is >= 256 * 1024 and <= 256 * 1024 * 1024 && c.DefaultChunking is not null && c.StoreChunking is not null;
+        if (ok)
+        {
+            try
+            {
+                c.DefaultChunking!.Validate();
+                c.StoreChunking!.Validate();
+            }
+            catch (InvalidInputException)
+            {
+                ok = false;
+            }
+        }
+        return ok ? c : throw new RepositoryIntegrityException("ConfigInvalid", $"The config of the repository at {where} has invalid or unknown values. It is damaged; restore it from a copy.", RepositoryLayout.ConfigKey);
+    }
+
+    internal static async Task<List<(string, KeyObject?, string?)>> ReadKeysAsync(IStorageBackend backend, CancellationToken ct)
+    {
+        var result = new List<(string, KeyObject?, string?)>();
+        await foreach (StoredObject o in backend.ListAsync(RepositoryLayout.KeysPrefix, ct).ConfigureAwait(false))
+        {
+            byte[] bytes = await GetBytesAsync(backend, o.Key, ct).ConfigureAwait(false);
+            string name = o.Key[RepositoryLayout.KeysPrefix.Length..];
+            if (Hex.Encode(SHA256.HashData(bytes)) != name)
+            {
+                result.Add((o.Key, null, "its SHA-256 does not match its name"));
+                continue;
+            }
+            try
+            {
+                KeyObject? k = JsonSerializer.Deserialize<KeyObject>(bytes, RepositoryJson.Options);
+                result.Add(k is not null && k.Checksum == k.ComputeChecksum() ? (o.Key, k, null) : (o.Key, null, "its checksum does not verify"));
+            }
+            catch (Exception e) when (e is JsonException or FormatException)
+            {
+                result.Add((o.Key, null, "it does not parse"));
+            }
+        }
+        return result;
+    }
+
+    private static byte[] UnwrapMaster(string where, RepositoryConfig config, string configSha, List<(string Key, KeyObject? Obj, string? Problem)> keys, RepositoryCredentials cred)
+    {
+        var damaged = keys.Where(k => k.Obj is null).ToList();
+        var sound = keys.Where(k => k.Obj is not null).ToList();
+        if (sound.Count == 0)
+        {
+            if (damaged.Count > 0)
+            {
+                throw new RepositoryIntegrityException("KeyCorrupt",
+                    $"The repository at {where} is encrypted but its key object {damaged[0].Key} is damaged ({damaged[0].Problem}). Restore the key object from a copy of the repository.", damaged[0].Key);
+            }
+            throw new RepositoryIntegrityException("KeyMissing", $"The repository at {where} is encrypted but holds no key object. Restore 'keys/' from a copy of the repository.", RepositoryLayout.KeysPrefix);
+        }
+        var bound = sound.Where(k => k.Obj!.ConfigSha256 == configSha).ToList();
+        if (bound.Count == 0)
+        {
+            throw new RepositoryIntegrityException("ConfigInvalid",
+                $"The config of the repository at {where} does not match any key object (it changed after the keys were made). The config is damaged or altered; restore it from a copy.", RepositoryLayout.ConfigKey);
+        }
+        if (cred.IsNone)
+        {
+            throw new RepositoryKeyException($"The repository at {where} is encrypted. Give its passphrase (-Passphrase / --passphrase) or key file (-KeyFile / --key-file).", where);
+        }
+        RepositoryKeyException? last = null;
+        foreach (var (_, k, _) in bound)
+        {
+            byte[] wrapKey;
+            try
+            {
+                wrapKey = RepositoryCrypto.DeriveWrapKey(k!, cred, where);
+            }
+            catch (RepositoryKeyException e)
+            {
+                last = e;
+                continue;
+            }
+            byte[]? master = RepositoryCrypto.TryUnwrap(k!, wrapKey, config.Id);
+            if (master is not null)
+            {
+                return master;
+            }
+        }
+        string what = cred.Passphrase is not null ? "passphrase" : "key file";
+        throw last is not null && bound.All(k => k.Obj!.Kdf != (cred.Passphrase is not null ? RepositoryCrypto.KdfPbkdf2 : RepositoryCrypto.KdfKeyFile))
+            ? last
+            : new RepositoryKeyException($"The {what} does not open the repository at {where}. Check the {what} (the key unwrap failed authentication; nothing was written) and try again.", where);
+    }
+
+    /// <summary>Re-reads every index object (e.g. to see what other hosts have written since open).
+    /// Damaged index objects are skipped and listed in <see cref="DamagedIndexes"/>.</summary>
+    public async Task ReloadIndexAsync(CancellationToken ct = default)
+    {
+        var index = new RepositoryIndex();
+        var damaged = new List<string>();
+        var keys = new List<string>();
+        await foreach (StoredObject o in Backend.ListAsync(RepositoryLayout.IndexPrefix, ct).ConfigureAwait(false))
+        {
+            keys.Add(o.Key);
+        }
+        await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = ct }, async (key, c) =>
+        {
+            try
+            {
+                IndexObject idx = await ReadIndexObjectAsync(key, c).ConfigureAwait(false);
+                foreach (IndexPack p in idx.Packs)
+                {
+                    index.Add(p);
+                }
+            }
+            catch (RepositoryIntegrityException)
+            {
+                lock (damaged)
+                {
+                    damaged.Add(key);
+                }
+            }
+        }).ConfigureAwait(false);
+        Index = index;
+        lock (_damagedIndexes)
+        {
+            _damagedIndexes.Clear();
+            _damagedIndexes.AddRange(damaged.Order(StringComparer.Ordinal));
+        }
+    }
+
+    internal async Task<IndexObject> ReadIndexObjectAsync(string key, CancellationToken ct)
+    {
+        byte[] plain = await ReadBlobAsync(key, key[RepositoryLayout.IndexPrefix.Length..], "IndexCorrupt", null, ct).ConfigureAwait(false);
+        IndexObject? idx;
+        try
+        {
+            idx = JsonSerializer.Deserialize<IndexObject>(plain, RepositoryJson.Options);
+        }
+        catch (JsonException e)
+        {
+            throw new RepositoryIntegrityException("IndexCorrupt", $"The index object {key} does not parse: {e.Message}", key, inner: e);
+        }
+        string? problem = RepositoryIndex.Validate(idx);
+        return problem is null ? idx! : throw new RepositoryIntegrityException("IndexCorrupt", $"The index object {key} is invalid: {problem}.", key);
+    }
+
+    /// <summary>Reads a content-addressed blob, checks its SHA-256 against <paramref name="expectedSha"/>
+    /// before decoding, and decodes it.</summary>
+    internal async Task<byte[]> ReadBlobAsync(string key, string expectedSha, string errorId, string? manifestId, CancellationToken ct)
+    {
+        byte[] stored = await GetBytesAsync(Backend, key, ct).ConfigureAwait(false);
+        if (Hex.Encode(SHA256.HashData(stored)) != expectedSha)
+        {
+            throw new RepositoryIntegrityException(errorId, $"The object {key} is damaged: its SHA-256 does not match its name.", key, manifestId);
+        }
+        try
+        {
+            return Codec.DecodeBlob(stored);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new RepositoryIntegrityException(errorId, $"The object {key} does not decode ({e.Message}).", key, manifestId, inner: e);
+        }
+    }
+
+    // ---------------------------------------------------------------- backups
+
+    /// <summary>Starts one backup. Add files, then <see cref="BackupWriter.CommitAsync"/>; dispose
+    /// or <see cref="BackupWriter.AbortAsync"/> without committing and the backup does not exist.</summary>
+    public BackupWriter BeginBackup(BackupInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        ValidateNames(info.Namespace, info.Dir, info.Object);
+        return new BackupWriter(this, info);
+    }
+
+    private static void ValidateNames(string? ns, string? dir, string? obj)
+    {
+        if (ns is not null) { SafePath.ValidateName(ns, "namespace"); }
+        if (dir is not null) { SafePath.ValidateName(dir, "dir"); }
+        if (obj is not null) { SafePath.ValidateName(obj, "object"); }
+    }
+
+    /// <summary>Summaries of every backup, newest first, optionally filtered. A manifest that
+    /// fails its hash or validation is an integrity error naming it.</summary>
+    public async Task<IReadOnlyList<BackupSummary>> ListBackupsAsync(BackupKind? kind = null, string? ns = null, CancellationToken ct = default)
+    {
+        var ids = new List<string>();
+        await foreach (StoredObject o in Backend.ListAsync(RepositoryLayout.SnapshotsPrefix, ct).ConfigureAwait(false))
+        {
+            ids.Add(o.Key[RepositoryLayout.SnapshotsPrefix.Length..]);
+        }
+        var result = new List<BackupSummary>();
+        await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = ct }, async (id, c) =>
+        {
+            RepositoryManifest m = await ReadManifestAsync(id, c).ConfigureAwait(false);
+            if ((kind is null || m.Kind == kind) && (ns is null || m.Namespace == ns))
+            {
+                var s = new BackupSummary(m.Id, m.Kind, m.Namespace, m.Dir, m.Object, m.Host, m.CreatedAt, m.TotalBytes, m.Files.Count, m.Segment?.SegmentId);
+                lock (result)
+                {
+                    result.Add(s);
+                }
+            }
+        }).ConfigureAwait(false);
+        return result.OrderByDescending(s => s.CreatedAt).ThenBy(s => s.Id, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>Reads and validates one manifest (hash, decryption, JSON, safe paths, names).</summary>
+    public async Task<RepositoryManifest> ReadManifestAsync(string id, CancellationToken ct = default)
+    {
+        if (!Hex.IsSha256Hex(id))
+        {
+            throw new InvalidInputException("InvalidBackupId", $"'{id}' is not a backup id (64 lowercase hex digits). Get ids from Get-Backup.", id);
+        }
+        string key = RepositoryLayout.ManifestKey(id);
+        byte[] plain;
+        try
+        {
+            plain = await ReadBlobAsync(key, id, "ManifestCorrupt", id, ct).ConfigureAwait(false);
+        }
+        catch (StorageNotFoundException)
+        {
+            throw new NotFoundException("BackupNotFound", $"Backup {id} does not exist in {Location}. List backups with Get-Backup.", id);
+        }
+        RepositoryManifest m = ParseManifest(plain, id);
+        m.Id = id;
+        return m;
+    }
+
+    internal static RepositoryManifest ParseManifest(byte[] json, string id)
+    {
+        RepositoryManifest? m;
+        try
+        {
+            m = JsonSerializer.Deserialize<RepositoryManifest>(json, RepositoryJson.Options);
+        }
+        catch (JsonException e)
+        {
+            throw new RepositoryIntegrityException("ManifestInvalid", $"Backup {id}: the manifest does not parse ({e.Message}).", RepositoryLayout.ManifestKey(id), id, inner: e);
+        }
+        if (m is null)
+        {
+            throw new RepositoryIntegrityException("ManifestInvalid", $"Backup {id}: the manifest is empty.", RepositoryLayout.ManifestKey(id), id);
+        }
+        ValidateManifest(m, id);
+        return m;
+    }
+
+    /// <summary>Validates a manifest read from storage as hostile input (SafePath rules for every
+    /// file path and name, no duplicates, no file under another file, sane sizes and hashes).</summary>
+    internal static void ValidateManifest(RepositoryManifest m, string id)
+    {
+        string key = RepositoryLayout.ManifestKey(id);
+        void Fail(string what, string? path = null) =>
+            throw new RepositoryIntegrityException("ManifestInvalid", $"Backup {id}: {what}. The manifest is damaged or hostile; it will not be restored.", key, id, path);
+        if (m.FormatVersion < 1 || m.FormatVersion > RepositoryManifest.CurrentFormatVersion)
+        {
+            Fail($"manifest format version {m.FormatVersion} is not supported (this PSBackup reads 1..{RepositoryManifest.CurrentFormatVersion})");
+        }
+        if (string.IsNullOrEmpty(m.Host) || m.Files is null)
+        {
+            Fail("the host or the file list is missing");
+        }
+        try
+        {
+            ValidateNames(m.Namespace, m.Dir, m.Object);
+        }
+        catch (InvalidInputException e)
+        {
+            Fail(e.Message);
+        }
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (RepositoryFile? f in m.Files!)
+        {
+            if (f is null)
+            {
+                Fail("a file entry is null");
+                continue;
+            }
+            try
+            {
+                string p = SafePath.ValidateRelativePath(f.Path, "manifest path");
+                if (p != f.Path)
+                {
+                    Fail($"the path '{f.Path}' is not in canonical form", f.Path);
+                }
+            }
+            catch (InvalidInputException e)
+            {
+                Fail(e.Message, f.Path);
+            }
+            if (!seen.Add(f.Path))
+            {
+                Fail($"the path '{f.Path}' appears twice", f.Path);
+            }
+            if (f.Size < 0 || !Hex.IsSha256Hex(f.Sha256) || f.Chunks is null || (f.Size == 0) != (f.Chunks.Count == 0))
+            {
+                Fail($"the entry for '{f.Path}' has an invalid size, hash or chunk list", f.Path);
+            }
+        }
+        foreach (string p in seen)
+        {
+            int slash = p.LastIndexOf('/');
+            while (slash > 0)
+            {
+                if (seen.Contains(p[..slash]))
+                {
+                    Fail($"'{p[..slash]}' is both a file and a folder", p);
+                }
+                slash = p.LastIndexOf('/', slash - 1);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- refs
+
+    /// <summary>Every ref whose name starts with <paramref name="prefix"/> (e.g. <c>wal/ns1/</c>), in name order.
+    /// Listing a prefix is how WAL shipping learns which segments the repository holds.</summary>
+    public async Task<IReadOnlyList<RepositoryRef>> ListRefsAsync(string prefix, CancellationToken ct = default)
+    {
+        var result = new List<RepositoryRef>();
+        await foreach (StoredObject o in Backend.ListAsync(RepositoryLayout.RefsPrefix + prefix, ct).ConfigureAwait(false))
+        {
+            string rest = o.Key[RepositoryLayout.RefsPrefix.Length..];
+            int slash = rest.LastIndexOf('/');
+            if (slash > 0 && Hex.IsSha256Hex(rest[(slash + 1)..]))
+            {
+                result.Add(new RepositoryRef(rest[..slash], rest[(slash + 1)..]));
+            }
+        }
+        return result;
+    }
+
+    /// <summary>The refs carrying exactly <paramref name="name"/> (usually one; more when two
+    /// writers committed the same name, e.g. a segment shipped twice).</summary>
+    public async Task<IReadOnlyList<RepositoryRef>> FindRefAsync(string name, CancellationToken ct = default)
+    {
+        string n = ValidateRefName(name);
+        return (await ListRefsAsync(n + "/", ct).ConfigureAwait(false)).Where(r => r.Name == n).ToList();
+    }
+
+    internal static string ValidateRefName(string name)
+    {
+        string n = SafePath.ValidateRelativePath(name, "ref name");
+        return n;
+    }
+
+    // ---------------------------------------------------------------- restore
+
+    /// <summary>Restores every file of <paramref name="manifest"/> under <paramref name="targetFolder"/>.
+    /// Each file is written as '&lt;name&gt;.tmp', verified (every frame hash, every chunk id, then the
+    /// whole-file SHA-256 and size) and only then renamed to its name. Existing files are refused
+    /// (ConflictException) unless <paramref name="overwrite"/>; the check happens before anything is written.</summary>
+    public async Task<RestoreResult> RestoreAsync(RepositoryManifest manifest, string targetFolder, bool overwrite = false,
+        IProgress<OperationProgress>? progress = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        ValidateManifest(manifest, manifest.Id);
+        string root = Path.GetFullPath(targetFolder);
+        var targets = manifest.Files.Select(f => SafePath.Combine(root, f.Path, "restored file")).ToList();
+        if (!overwrite)
+        {
+            foreach (string t in targets)
+            {
+                if (File.Exists(t) || Directory.Exists(t))
+                {
+                    throw new ConflictException("RestoreTargetExists", $"'{t}' already exists. Restore into an empty folder, or allow overwriting (-Force).", t);
+                }
+            }
+        }
+        Directory.CreateDirectory(root);
+        long total = manifest.TotalBytes, done = 0;
+        string? openTemp = null;
+        Stream? openStream = null;
+        try
+        {
+            await new ManifestReader(this, manifest).ReadAsync(manifest.Files,
+                (i, _) =>
+                {
+                    Directory.CreateDirectory(Path.GetDirectoryName(targets[i])!);
+                    openTemp = targets[i] + ".tmp";
+                    openStream = new FileStream(openTemp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                    return ValueTask.FromResult(openStream);
+                },
+                async (i, s, _) =>
+                {
+                    await s.FlushAsync(ct).ConfigureAwait(false);
+                    if (s is FileStream fs)
+                    {
+                        fs.Flush(true);
+                    }
+                    await s.DisposeAsync().ConfigureAwait(false);
+                    openStream = null;
+                    File.Move(openTemp!, targets[i], overwrite: true);
+                    openTemp = null;
+                    done += manifest.Files[i].Size;
+                    progress?.Report(new OperationProgress("Restore", manifest.Files[i].Path, done, total, manifest.Files[i].Path));
+                },
+                ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (openTemp is not null)
+            {
+                if (openStream is not null)
+                {
+                    await openStream.DisposeAsync().ConfigureAwait(false);
+                }
+                try { File.Delete(openTemp); } catch (IOException) { }
+            }
+        }
+        return new RestoreResult(manifest.Id, root, manifest.Files.Count, total);
+    }
+
+    /// <summary>Streams one file of a backup into <paramref name="destination"/>, verifying every
+    /// frame and chunk as it goes and the whole-file SHA-256 at the end (an integrity error after
+    /// the last byte means the destination holds bad data: discard it).</summary>
+    public Task RestoreFileAsync(RepositoryManifest manifest, RepositoryFile file, Stream destination, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        ArgumentNullException.ThrowIfNull(file);
+        ArgumentNullException.ThrowIfNull(destination);
+        return new ManifestReader(this, manifest).ReadAsync([file],
+            (_, _) => ValueTask.FromResult(destination),
+            (_, s, c) => new ValueTask(s.FlushAsync(c)), ct);
+    }
+
+    // ---------------------------------------------------------------- check
+
+    /// <summary>Checks the repository; see <see cref="RepositoryChecker"/>. Never throws for
+    /// damage: every problem lands in the report.</summary>
+    public Task<RepositoryCheckReport> CheckAsync(bool readData, IProgress<OperationProgress>? progress = null, CancellationToken ct = default) =>
+        new RepositoryChecker(this).RunAsync(readData, progress, ct);
+
+    // ---------------------------------------------------------------- storage helpers
+
+    internal static async Task PutBytesAsync(IStorageBackend backend, string key, byte[] bytes, CancellationToken ct)
+    {
+        using var ms = new MemoryStream(bytes, writable: false);
+        await backend.PutAsync(key, ms, bytes.Length, ct).ConfigureAwait(false);
+    }
+
+    internal static async Task<byte[]> GetBytesAsync(IStorageBackend backend, string key, CancellationToken ct)
+    {
+        await using Stream s = await backend.GetAsync(key, ct).ConfigureAwait(false);
+        using var ms = new MemoryStream();
+        await s.CopyToAsync(ms, ct).ConfigureAwait(false);
+        return ms.ToArray();
+    }
+
+    /// <summary>Reads exactly <paramref name="length"/> bytes at <paramref name="offset"/> into a rented buffer.</summary>
+    internal async Task<byte[]> GetRangeRentedAsync(string key, long offset, int length, CancellationToken ct)
+    {
+        byte[] buf = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
+        try
+        {
+            await using Stream s = await Backend.GetRangeAsync(key, offset, length, ct).ConfigureAwait(false);
+            await s.ReadExactlyAsync(buf.AsMemory(0, length), ct).ConfigureAwait(false);
+            return buf;
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buf);
+            throw;
+        }
+    }
+}

@@ -1,0 +1,336 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using PSBackup.Engine.Repository;
+using PSBackup.Engine.Tests.Support;
+using static PSBackup.Engine.Tests.Repository.RepositoryTestSupport;
+using Repo = PSBackup.Engine.Repository.Repository;
+
+namespace PSBackup.Engine.Tests.Repository;
+
+public sealed class RepositoryEncryptionTests
+{
+    [Fact]
+    public async Task WrongPassphraseIsATypedErrorAndWritesNothing()
+    {
+        using var backend = new MemoryBackend();
+        Repo repo = await Repo.InitializeAsync(backend, Small(passphrase: "correct horse"));
+        await BackupAsync(repo, [("a", Data(10_000, 1))]);
+        var keys = backend.Keys.ToList();
+        int puts = backend.Puts;
+
+        var e = await Assert.ThrowsAsync<RepositoryKeyException>(() => Repo.OpenAsync(backend, RepositoryCredentials.FromPassphrase("wrong")));
+        Assert.Equal("WrongRepositoryKey", e.ErrorId);
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("passphrase", e.Message);
+        var none = await Assert.ThrowsAsync<RepositoryKeyException>(() => Repo.OpenAsync(backend, RepositoryCredentials.None));
+        Assert.Contains("encrypted", none.Message);
+        Assert.Equal(keys, backend.Keys);
+        Assert.Equal(puts, backend.Puts);
+        Assert.Equal(0, backend.Deletes);
+
+        Repo ok = await Repo.OpenAsync(backend, RepositoryCredentials.FromPassphrase("correct horse"));
+        Assert.True(ok.IsEncrypted);
+        string keyJson = Encoding.UTF8.GetString(backend.Read(backend.Single("keys/")));
+        Assert.Contains("\"iterations\": 600000", keyJson);
+        Assert.Contains("pbkdf2-sha256", keyJson);
+    }
+
+    [Fact]
+    public async Task ChunkIdsAreKeyedAndNothingIsStoredInTheClear()
+    {
+        using var backend = new MemoryBackend();
+        using var dir = new TestDirectory();
+        Repo repo = await Repo.InitializeAsync(backend, Small(keyFile: KeyFile(dir)));
+        byte[] secret = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("SECRET-PAYLOAD-", 200)));
+        BackupCommitResult r = await BackupAsync(repo, [("secret.txt", secret)], refName: "wal/ns1/000000001");
+        RepositoryManifest m = await repo.ReadManifestAsync(r.ManifestId);
+        ChunkId only = Assert.Single(m.Files[0].Chunks);
+        Assert.NotEqual(Convert.ToHexString(SHA256.HashData(secret)).ToLowerInvariant(), only.ToString());
+        foreach (string key in backend.Keys.Where(k => k != "config" && !k.StartsWith("keys/", StringComparison.Ordinal)))
+        {
+            string text = Encoding.Latin1.GetString(backend.Read(key));
+            Assert.DoesNotContain("SECRET", text);
+            Assert.DoesNotContain("secret.txt", text);
+            Assert.DoesNotContain(only.ToString(), text);
+        }
+        Assert.Contains("aes-256-gcm", Encoding.UTF8.GetString(backend.Read("config")));
+        Repo reopened = await Repo.OpenAsync(backend, RepositoryCredentials.FromKeyFile(Path.Combine(dir.Path, "repo.key")));
+        Assert.Equal(secret, await RestoreBytesAsync(reopened, await reopened.ReadManifestAsync(r.ManifestId), "secret.txt"));
+        string otherKey = dir.Combine("other.key");
+        File.WriteAllBytes(otherKey, RandomNumberGenerator.GetBytes(64));
+        await Assert.ThrowsAsync<RepositoryKeyException>(() => Repo.OpenAsync(backend, RepositoryCredentials.FromKeyFile(otherKey)));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AFlippedByteInAPackNamesTheBackupAndFile(bool encrypted)
+    {
+        using var backend = new MemoryBackend();
+        using var dir = new TestDirectory();
+        Repo repo = await Repo.InitializeAsync(backend, Small(keyFile: encrypted ? KeyFile(dir) : null));
+        BackupCommitResult r = await BackupAsync(repo, [("ok.txt", Data(100, 1)), ("data/big.bin", Data(200_000, 2))]);
+        string pack = backend.Single("packs/");
+        backend.Flip(pack, backend.Read(pack).Length / 2);
+
+        RepositoryManifest m = await repo.ReadManifestAsync(r.ManifestId);
+        var e = await Assert.ThrowsAsync<RepositoryIntegrityException>(() => RestoreBytesAsync(repo, m, "data/big.bin"));
+        Assert.Equal(r.ManifestId, e.ManifestId);
+        Assert.Equal("data/big.bin", e.Path);
+        Assert.Contains(r.ManifestId, e.Message);
+        Assert.Contains("data/big.bin", e.Message);
+        Assert.Equal(ErrorKind.Integrity, e.Kind);
+
+        using var target = new TestDirectory();
+        await Assert.ThrowsAsync<RepositoryIntegrityException>(() => repo.RestoreAsync(m, target.Path));
+        Assert.False(File.Exists(Path.Combine(target.Path, "data", "big.bin")));
+        Assert.Empty(Directory.GetFiles(target.Path, "*.tmp", SearchOption.AllDirectories));
+
+        Assert.True((await repo.CheckAsync(readData: false)).Ok);
+        RepositoryCheckReport deep = await repo.CheckAsync(readData: true);
+        Assert.False(deep.Ok);
+        Assert.Contains(deep.Errors, i => i.Code == "PackCorrupt");
+        Assert.Contains(deep.Errors, i => i.Code == "DataCorrupt" && i.ManifestId == r.ManifestId && i.Path == "data/big.bin");
+        Assert.DoesNotContain(deep.Errors, i => i.Path == "ok.txt");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AFlippedByteInAnIndexOrManifestIsReportedWithTheBackup(bool encrypted)
+    {
+        using var backend = new MemoryBackend();
+        using var dir = new TestDirectory();
+        string? keyFile = encrypted ? KeyFile(dir) : null;
+        Repo repo = await Repo.InitializeAsync(backend, Small(keyFile: keyFile));
+        BackupCommitResult r1 = await BackupAsync(repo, [("one.bin", Data(50_000, 1))]);
+        var indexesAfterFirst = backend.Keys.Where(k => k.StartsWith("index/", StringComparison.Ordinal)).ToList();
+        BackupCommitResult r2 = await BackupAsync(repo, [("two.bin", Data(50_000, 2))]);
+        var cred = keyFile is null ? RepositoryCredentials.None : RepositoryCredentials.FromKeyFile(keyFile);
+
+        // Index of the second backup.
+        string index2 = backend.Keys.Single(k => k.StartsWith("index/", StringComparison.Ordinal) && !indexesAfterFirst.Contains(k));
+        backend.Flip(index2, 10);
+        Repo afterIndexFlip = await Repo.OpenAsync(backend, cred);
+        Assert.Equal([index2], afterIndexFlip.DamagedIndexes);
+        var e = await Assert.ThrowsAsync<RepositoryIntegrityException>(async () =>
+            await RestoreBytesAsync(afterIndexFlip, await afterIndexFlip.ReadManifestAsync(r2.ManifestId), "two.bin"));
+        Assert.Equal(r2.ManifestId, e.ManifestId);
+        Assert.Equal("two.bin", e.Path);
+        Assert.Contains(index2, e.Message);
+        RepositoryCheckReport check = await afterIndexFlip.CheckAsync(readData: false);
+        Assert.Contains(check.Errors, i => i.Code == "IndexCorrupt" && i.ObjectKey == index2);
+        Assert.Contains(check.Errors, i => i.Code == "ChunkMissing" && i.ManifestId == r2.ManifestId && i.Path == "two.bin");
+        Assert.DoesNotContain(check.Errors, i => i.ManifestId == r1.ManifestId);
+        backend.Flip(index2, 10);
+
+        // Manifest of the first backup.
+        string manifest1 = "snapshots/" + r1.ManifestId;
+        backend.Flip(manifest1, -5);
+        Repo afterManifestFlip = await Repo.OpenAsync(backend, cred);
+        var me = await Assert.ThrowsAsync<RepositoryIntegrityException>(() => afterManifestFlip.ReadManifestAsync(r1.ManifestId));
+        Assert.Equal(r1.ManifestId, me.ManifestId);
+        Assert.Equal("ManifestCorrupt", me.ErrorId);
+        RepositoryCheckReport check2 = await afterManifestFlip.CheckAsync(readData: true);
+        Assert.Contains(check2.Errors, i => i.Code == "ManifestCorrupt" && i.ManifestId == r1.ManifestId);
+        Assert.DoesNotContain(check2.Errors, i => i.ManifestId == r2.ManifestId);
+    }
+
+    [Fact]
+    public async Task AFlippedByteInTheKeyIsAnIntegrityErrorNotAWrongPassphrase()
+    {
+        using var backend = new MemoryBackend();
+        await Repo.InitializeAsync(backend, Small(passphrase: "pw"));
+        string key = backend.Single("keys/");
+        byte[] original = backend.Read(key);
+        int at = Encoding.UTF8.GetString(original).IndexOf("\"wrapped\"", StringComparison.Ordinal) + 14;
+        backend.Flip(key, at);
+        var e = await Assert.ThrowsAsync<RepositoryIntegrityException>(() => Repo.OpenAsync(backend, RepositoryCredentials.FromPassphrase("pw")));
+        Assert.Equal("KeyCorrupt", e.ErrorId);
+        Assert.Equal(key, e.ObjectKey);
+        backend.Write(key, original);
+
+        // A config altered (e.g. downgraded to "none") is caught by the key binding / key presence.
+        byte[] config = backend.Read("config");
+        backend.Write("config", Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(config).Replace("\"compressionLevel\": 3", "\"compressionLevel\": 4")));
+        var ce = await Assert.ThrowsAsync<RepositoryIntegrityException>(() => Repo.OpenAsync(backend, RepositoryCredentials.FromPassphrase("pw")));
+        Assert.Equal("ConfigInvalid", ce.ErrorId);
+        backend.Write("config", Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(config).Replace("aes-256-gcm", "none").Replace("hmac-sha256", "sha256")));
+        var de = await Assert.ThrowsAsync<RepositoryIntegrityException>(() => Repo.OpenAsync(backend, RepositoryCredentials.None));
+        Assert.Equal("ConfigInvalid", de.ErrorId);
+        backend.Write("config", config);
+        await Repo.OpenAsync(backend, RepositoryCredentials.FromPassphrase("pw"));
+    }
+}
+
+public sealed class RepositoryCrashAndConcurrencyTests
+{
+    [Fact]
+    public async Task AnExceptionHalfWayLeavesAValidRepositoryAndTheNextBackupCompletes()
+    {
+        using var backend = new MemoryBackend();
+        Repo repo = await Repo.InitializeAsync(backend, Small());
+        BackupCommitResult first = await BackupAsync(repo, [("a", Data(300_000, 1))]);
+        byte[] big = Data(3_000_000, 2);
+        await using (BackupWriter w = repo.BeginBackup(new BackupInfo { Kind = BackupKind.Object, Dir = "t", Object = "o" }))
+        {
+            await w.AddFileAsync("small", new MemoryStream(Data(5000, 3)));
+            await Assert.ThrowsAsync<IOException>(() => w.AddFileAsync("big", new InterruptingStream(big, 1_500_000)));
+            await Assert.ThrowsAsync<InvalidOperationException>(() => w.CommitAsync());
+        }
+        Assert.Single(await repo.ListBackupsAsync());
+        Repo reopened = await Repo.OpenAsync(backend, RepositoryCredentials.None);
+        RepositoryCheckReport check = await reopened.CheckAsync(readData: true);
+        Assert.True(check.Ok, string.Join("\n", check.Errors));
+        Assert.All(check.Warnings, w => Assert.Equal("PackUnreferenced", w.Code));
+
+        BackupCommitResult next = await BackupAsync(reopened, [("small", Data(5000, 3)), ("big", big)]);
+        Assert.Equal(big, await RestoreBytesAsync(reopened, await reopened.ReadManifestAsync(next.ManifestId), "big"));
+        Assert.Equal(2, (await reopened.ListBackupsAsync()).Count);
+        Assert.True((await reopened.CheckAsync(readData: true)).Ok);
+        Assert.Equal(Data(300_000, 1), await RestoreBytesAsync(reopened, await reopened.ReadManifestAsync(first.ManifestId), "a"));
+    }
+
+    [Fact]
+    public async Task CancellationHalfWayLeavesAValidRepositoryAndTheNextBackupCompletes()
+    {
+        using var backend = new MemoryBackend();
+        Repo repo = await Repo.InitializeAsync(backend, Small());
+        byte[] big = Data(4_000_000, 7);
+        using var cts = new CancellationTokenSource();
+        BackupWriter w = repo.BeginBackup(new BackupInfo { Kind = BackupKind.StoreSnapshot, Namespace = "ns1" });
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => w.AddFileAsync("db/data.mdb", new InterruptingStream(big, 2_000_000, cts), ChunkingProfile.Store, cts.Token));
+        await w.AbortAsync();
+        await w.DisposeAsync();
+        Assert.DoesNotContain(backend.Keys, k => k.StartsWith("snapshots/", StringComparison.Ordinal));
+        RepositoryCheckReport check = await (await Repo.OpenAsync(backend, RepositoryCredentials.None)).CheckAsync(readData: true);
+        Assert.True(check.Ok, string.Join("\n", check.Errors));
+
+        BackupCommitResult r = await BackupAsync(repo, [("db/data.mdb", big)], BackupKind.StoreSnapshot, ChunkingProfile.Store);
+        Assert.Equal(big, await RestoreBytesAsync(repo, await repo.ReadManifestAsync(r.ManifestId), "db/data.mdb"));
+    }
+
+    [Fact]
+    public async Task TwoWritersOnOneBackendAtOnceBothProduceValidBackups()
+    {
+        using var backend = new MemoryBackend();
+        await Repo.InitializeAsync(backend, Small(keyFile: null));
+        Repo hostA = await Repo.OpenAsync(backend, RepositoryCredentials.None);
+        Repo hostB = await Repo.OpenAsync(backend, RepositoryCredentials.None);
+        byte[] shared = Data(1_500_000, 11);
+        byte[] onlyA = Data(800_000, 12);
+        byte[] onlyB = Data(800_000, 13);
+        using var gate = new SemaphoreSlim(0, 2);
+        async Task<BackupCommitResult> Run(Repo repo, string host, byte[] own)
+        {
+            await using BackupWriter w = repo.BeginBackup(new BackupInfo { Kind = BackupKind.Object, Dir = "t", Object = host, Host = host });
+            await w.AddFileAsync("shared.bin", new MemoryStream(shared));
+            gate.Release();
+            await gate.WaitAsync();
+            await w.AddFileAsync("own.bin", new MemoryStream(own));
+            return await w.CommitAsync();
+        }
+        BackupCommitResult[] results = await Task.WhenAll(Task.Run(() => Run(hostA, "hostA", onlyA)), Task.Run(() => Run(hostB, "hostB", onlyB)));
+        Repo reader = await Repo.OpenAsync(backend, RepositoryCredentials.None);
+        Assert.Equal(2, (await reader.ListBackupsAsync()).Count);
+        RepositoryManifest a = await reader.ReadManifestAsync(results[0].ManifestId);
+        RepositoryManifest b = await reader.ReadManifestAsync(results[1].ManifestId);
+        Assert.Equal(onlyA, await RestoreBytesAsync(reader, a, "own.bin"));
+        Assert.Equal(onlyB, await RestoreBytesAsync(reader, b, "own.bin"));
+        Assert.Equal(shared, await RestoreBytesAsync(reader, a, "shared.bin"));
+        Assert.Equal(shared, await RestoreBytesAsync(reader, b, "shared.bin"));
+        RepositoryCheckReport check = await reader.CheckAsync(readData: true);
+        Assert.True(check.Ok, string.Join("\n", check.Errors));
+        Assert.True(check.Indexes >= 2);
+    }
+}
+
+public sealed class RepositoryHostileManifestTests
+{
+    [Theory]
+    [InlineData("../escape")]
+    [InlineData("/etc/passwd")]
+    [InlineData("a/../../b")]
+    [InlineData("C:/Windows/x")]
+    [InlineData("a\\b")]
+    [InlineData("a//b")]
+    [InlineData("dup")]
+    [InlineData("dir")]
+    public async Task HostilePathsAreRejectedOnReadCheckAndRestore(string path)
+    {
+        using var backend = new MemoryBackend();
+        Repo repo = await Repo.InitializeAsync(backend, Small());
+        BackupCommitResult r = await BackupAsync(repo, [("dup", Data(100, 1)), ("dir/x", Data(100, 2))]);
+        RepositoryManifest good = await repo.ReadManifestAsync(r.ManifestId);
+        var hostile = good with { Files = [.. good.Files, good.Files[0] with { Path = path }] };
+        byte[] blob = repo.Codec.EncodeJson(hostile);
+        string id = Convert.ToHexString(SHA256.HashData(blob)).ToLowerInvariant();
+        backend.Write("snapshots/" + id, blob);
+
+        var e = await Assert.ThrowsAsync<RepositoryIntegrityException>(() => repo.ReadManifestAsync(id));
+        Assert.Equal("ManifestInvalid", e.ErrorId);
+        Assert.Equal(id, e.ManifestId);
+        RepositoryCheckReport check = await repo.CheckAsync(readData: false);
+        Assert.Contains(check.Errors, i => i.Code == "ManifestInvalid" && i.ManifestId == id);
+
+        using var dir = new TestDirectory();
+        string target = dir.Combine("restore");
+        hostile.Id = id;
+        await Assert.ThrowsAnyAsync<PSBackupException>(() => repo.RestoreAsync(hostile, target));
+        Assert.False(Directory.Exists(target));
+        Assert.False(File.Exists(dir.Combine("escape")));
+    }
+}
+
+public sealed class RepositoryRefTests
+{
+    [Fact]
+    public async Task WalShippingCanListHeldSegmentsReShipIdempotentlyAndDetectDifferentContent()
+    {
+        using var backend = new MemoryBackend();
+        Repo repo = await Repo.InitializeAsync(backend, Small());
+        byte[] seg1 = Data(300_000, 1), seg2 = Data(300_000, 2);
+
+        // The ship algorithm a WAL shipper uses (no state file): list refs, skip what is held with
+        // the same content, refuse what is held with different content, ship the rest.
+        async Task<string> Ship(long segmentId, byte[] content)
+        {
+            string name = $"wal/ns1/{segmentId:D9}";
+            string sha = Convert.ToHexString(SHA256.HashData(content)).ToLowerInvariant();
+            foreach (RepositoryRef held in await repo.FindRefAsync(name))
+            {
+                RepositoryManifest m = await repo.ReadManifestAsync(held.ManifestId);
+                if (m.Files[0].Sha256 == sha)
+                {
+                    return "present";
+                }
+                throw new ConflictException("SegmentContentDiffers", $"Segment {segmentId} is archived with different content.");
+            }
+            await BackupAsync(repo, [($"{segmentId:D9}.wal", content)], refName: name, info: new BackupInfo
+            {
+                Kind = BackupKind.WalSegment,
+                Namespace = "ns1",
+                Segment = new RepositorySegment { SegmentId = segmentId, FirstLogIndex = 1, EntryCount = 10, Sealed = true },
+            });
+            return "shipped";
+        }
+
+        Assert.Equal("shipped", await Ship(1, seg1));
+        Assert.Equal("shipped", await Ship(2, seg2));
+        int puts = backend.Puts;
+        Assert.Equal("present", await Ship(1, seg1));
+        Assert.Equal(puts, backend.Puts);
+        await Assert.ThrowsAsync<ConflictException>(() => Ship(2, seg1));
+        var held = await repo.ListRefsAsync("wal/ns1/");
+        Assert.Equal(["wal/ns1/000000001", "wal/ns1/000000002"], held.Select(h => h.Name));
+        var segs = await repo.ListBackupsAsync(BackupKind.WalSegment, "ns1");
+        Assert.Equal([2L, 1L], segs.Select(s => s.SegmentId!.Value));
+        Assert.Empty(await repo.FindRefAsync("wal/ns1/00000000"));
+        await Assert.ThrowsAsync<InvalidInputException>(() => repo.FindRefAsync("../x"));
+
+        backend.Write("refs/wal/ns1/000000003/" + new string('a', 64), []);
+        RepositoryCheckReport check = await repo.CheckAsync(readData: false);
+        Assert.Contains(check.Errors, i => i.Code == "RefDangling");
+    }
+}
