@@ -1,0 +1,122 @@
+using PSBackup.Engine.Storage;
+
+namespace PSBackup.Engine.Repository;
+
+/// <summary>Where a repository is and how to open it: what <c>-Repository</c> and its companion
+/// parameters bind to, in every cmdlet and CLI command that reads or writes a repository.</summary>
+public sealed record RepositoryTarget
+{
+    /// <summary>A local folder, or <c>s3://bucket/prefix</c> on any S3-compatible store.</summary>
+    public required string Location { get; init; }
+
+    /// <summary>S3 endpoint URL for a non-AWS store (path-style addressing is then the default).</summary>
+    public string? Endpoint { get; init; }
+    public string? Region { get; init; }
+    /// <summary>S3 credentials; when absent: AWS_* environment variables, then the shared profile.</summary>
+    public string? AccessKey { get; init; }
+    public string? SecretKey { get; init; }
+    public string? Profile { get; init; }
+
+    /// <summary>Opens an encrypted repository; when absent, <c>PSBACKUP_PASSPHRASE</c>.</summary>
+    public string? Passphrase { get; init; }
+    /// <summary>Opens an encrypted repository with a key file; when absent, <c>PSBACKUP_KEY_FILE</c>.</summary>
+    public string? KeyFile { get; init; }
+
+    public bool IsS3 => S3RepositoryLocation.IsS3Location(Location);
+
+    /// <summary>The location as users wrote it, never with secrets.</summary>
+    public override string ToString() => Location;
+}
+
+/// <summary>Turns a <see cref="RepositoryTarget"/> into a storage backend and an open repository.
+/// The one place that knows backends, retries and where credentials come from.</summary>
+public static class RepositoryConnector
+{
+    public const string PassphraseVariable = "PSBACKUP_PASSPHRASE";
+    public const string KeyFileVariable = "PSBACKUP_KEY_FILE";
+
+    /// <summary>The backend for a target: a local folder (which must exist unless
+    /// <paramref name="createFolder"/>), or S3 behind the retrying wrapper.</summary>
+    public static IStorageBackend OpenBackend(RepositoryTarget target, bool createFolder = false)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        if (string.IsNullOrWhiteSpace(target.Location))
+        {
+            throw new InvalidInputException("InvalidRepository", "The repository location is empty. Give a folder path or s3://bucket/prefix.", target.Location);
+        }
+        if (target.IsS3)
+        {
+            S3BackendOptions options = S3BackendOptions.FromLocation(target.Location) with
+            {
+                Endpoint = target.Endpoint,
+                Region = target.Region,
+                AccessKey = target.AccessKey,
+                SecretKey = target.SecretKey,
+                Profile = target.Profile,
+            };
+            return new RetryingBackend(new S3Backend(options.Validate()));
+        }
+        if (target.Endpoint is not null || target.AccessKey is not null || target.SecretKey is not null || target.Profile is not null)
+        {
+            throw new InvalidInputException("InvalidRepository",
+                $"S3 options were given, but '{SafePath.Printable(target.Location)}' is a folder. Use s3://bucket/prefix for an S3 repository, or drop the S3 options.", target.Location);
+        }
+        string folder = Path.GetFullPath(target.Location);
+        if (createFolder)
+        {
+            Directory.CreateDirectory(folder);
+        }
+        return new LocalBackend(folder);
+    }
+
+    /// <summary>The credentials to open the repository: explicit parameters first, then the
+    /// environment. Giving both a passphrase and a key file is an error.</summary>
+    public static RepositoryCredentials Credentials(RepositoryTarget target, Func<string, string?>? environment = null)
+    {
+        environment ??= Environment.GetEnvironmentVariable;
+        string? passphrase = target.Passphrase;
+        string? keyFile = target.KeyFile;
+        if (passphrase is null && keyFile is null)
+        {
+            passphrase = NullIfEmpty(environment(PassphraseVariable));
+            keyFile = NullIfEmpty(environment(KeyFileVariable));
+        }
+        if (passphrase is not null && keyFile is not null)
+        {
+            throw new InvalidInputException("AmbiguousRepositoryKey",
+                $"Both a passphrase and a key file were given (parameters or {PassphraseVariable}/{KeyFileVariable}). Give one of them.");
+        }
+        return passphrase is not null ? RepositoryCredentials.FromPassphrase(passphrase)
+            : keyFile is not null ? RepositoryCredentials.FromKeyFile(keyFile)
+            : RepositoryCredentials.None;
+    }
+
+    /// <summary>Opens the repository at <paramref name="target"/>; dispose the result to release
+    /// the backend.</summary>
+    public static async Task<OpenRepository> OpenAsync(RepositoryTarget target, CancellationToken ct)
+    {
+        RepositoryCredentials credentials = Credentials(target);
+        IStorageBackend backend = OpenBackend(target);
+        try
+        {
+            Repository repository = await Repository.OpenAsync(backend, credentials, ct).ConfigureAwait(false);
+            return new OpenRepository(backend, repository);
+        }
+        catch
+        {
+            backend.Dispose();
+            throw;
+        }
+    }
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+}
+
+/// <summary>An open repository and the backend it owns.</summary>
+public sealed class OpenRepository(IStorageBackend backend, Repository repository) : IDisposable
+{
+    public Repository Repository { get; } = repository;
+    public IStorageBackend Backend { get; } = backend;
+
+    public void Dispose() => Backend.Dispose();
+}
