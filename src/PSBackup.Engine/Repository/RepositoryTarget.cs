@@ -22,7 +22,10 @@ public sealed record RepositoryTarget
     /// <summary>Opens an encrypted repository with a key file; when absent, <c>PSBACKUP_KEY_FILE</c>.</summary>
     public string? KeyFile { get; init; }
 
-    public bool IsS3 => S3RepositoryLocation.IsS3Location(Location);
+    public bool IsS3 => IsS3Location(Location);
+
+    /// <summary>True for <c>s3://...</c>; anything else is a folder path.</summary>
+    public static bool IsS3Location(string? location) => S3RepositoryLocation.IsS3Location(location);
 
     /// <summary>The location as users wrote it, never with secrets.</summary>
     public override string ToString() => Location;
