@@ -48,7 +48,14 @@ public static partial class Durable
     /// existing file, then syncs the directory.</summary>
     public static void CommitFile(string tempPath, string finalPath)
     {
-        File.Move(tempPath, finalPath, overwrite: false);
+        try
+        {
+            File.Move(tempPath, finalPath, overwrite: false);
+        }
+        catch (IOException) when (File.Exists(finalPath) || Directory.Exists(finalPath))
+        {
+            throw Taken(finalPath);
+        }
         FsyncDirectory(Path.GetDirectoryName(Path.GetFullPath(finalPath))!);
     }
 
@@ -59,11 +66,21 @@ public static partial class Durable
         FsyncTree(tempDir);
         if (Directory.Exists(finalDir) || File.Exists(finalDir))
         {
-            throw new ConflictException("AlreadyExists", $"'{finalDir}' already exists. Remove or rename it, then run again.", finalDir);
+            throw Taken(finalDir);
         }
-        Directory.Move(tempDir, finalDir);
+        try
+        {
+            Directory.Move(tempDir, finalDir);
+        }
+        catch (IOException) when (Directory.Exists(finalDir) || File.Exists(finalDir))
+        {
+            throw Taken(finalDir); // another writer took the name between the check and the rename
+        }
         FsyncDirectory(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(finalDir)))!);
     }
+
+    private static ConflictException Taken(string path) =>
+        new("AlreadyExists", $"'{path}' already exists. Remove or rename it, then run again.", path);
 
     /// <summary>Fsyncs every directory below and including <paramref name="root"/> (files are
     /// synced as they are written).</summary>

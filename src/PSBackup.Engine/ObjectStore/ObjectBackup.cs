@@ -96,11 +96,11 @@ internal static class ObjectBackup
                 Duration = context.Clock.GetElapsedTime(startTimestamp),
             };
         }
-        catch (Exception e)
+        catch (Exception)
         {
-            // Our own rename happened when the temp folder is gone; a conflict means the final name
-            // belongs to someone else and must not be touched.
-            bool committedOurs = commitStarted && e is not ConflictException && !Directory.Exists(tempPath) && Directory.Exists(backupPath);
+            // Our own rename happened exactly when the temp folder is gone; while it still exists,
+            // the final name (if any) belongs to someone else and must not be touched.
+            bool committedOurs = commitStarted && !Directory.Exists(tempPath) && Directory.Exists(backupPath);
             Durable.TryDelete(tempPath);
             if (committedOurs)
             {

@@ -26,7 +26,7 @@ public class DurableTests
         string target = dir.Combine("out.json");
         await File.WriteAllTextAsync(target, "original");
 
-        await Assert.ThrowsAsync<IOException>(() => Durable.WriteFileAsync(target, (s, ct) => s.WriteAsync(new byte[] { 1, 2, 3 }, ct).AsTask(), CancellationToken.None));
+        await Assert.ThrowsAsync<ConflictException>(() => Durable.WriteFileAsync(target, (s, ct) => s.WriteAsync(new byte[] { 1, 2, 3 }, ct).AsTask(), CancellationToken.None));
 
         Assert.Equal("original", await File.ReadAllTextAsync(target));
         Assert.Single(Directory.EnumerateFileSystemEntries(dir.Path));

@@ -286,7 +286,7 @@ public sealed class ObjectBackupTests
             }
         });
 
-        await Assert.ThrowsAnyAsync<IOException>(() => ObjectOperations.BackupAsync(fx.BackupOptions(), Context(progress: progress)));
+        await Assert.ThrowsAsync<ConflictException>(() => ObjectOperations.BackupAsync(fx.BackupOptions(), Context(progress: progress)));
 
         Assert.Equal("someone else's", File.ReadAllText(manifestPath));
         File.Delete(manifestPath);
