@@ -190,26 +190,30 @@ public static partial class CliApp
 
     private static Command WalShipCommand()
     {
-        var command = new Command("ship", "Copy sealed WAL segments after --after-segment-id into --backup-dir (Invoke-WalShip).");
+        var command = new Command("ship", "Copy sealed WAL segments after --after-segment-id into --backup-dir, or ship the ones a repository lacks (Invoke-WalShip).");
         Option<string> dataDir = Required("--data-dir", "The data directory holding one folder per namespace.");
         Option<string> ns = Required("--namespace", "The namespace.");
-        Option<string> backupDir = Required("--backup-dir", "Relative to <data-dir>/backups/<namespace>, e.g. wal/archive.");
+        var backupDir = new Option<string>("--backup-dir") { Description = "Relative to <data-dir>/backups/<namespace>, e.g. wal/archive (local mode)." };
         var after = new Option<long>("--after-segment-id") { Description = "Only segments with a greater id; 0 (default) ships all sealed segments." };
         command.Options.Add(dataDir);
         command.Options.Add(ns);
         command.Options.Add(backupDir);
         command.Options.Add(after);
+        var repository = AddRepositoryOptions(command, "Ship to this repository (a folder or s3://bucket/prefix): every sealed segment it does not hold yet.");
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
+            RepositoryTarget? target = RepositoryTargetOf(parse, repository);
+            string? local = LocalOrRepository(parse.GetValue(backupDir), target, "--backup-dir");
             long afterId = parse.GetValue(after);
             if (afterId < 0)
             {
                 throw new InvalidInputException("InvalidSegmentId", $"--after-segment-id {afterId} is negative. Give 0 to ship all sealed segments, or the last shipped id.", afterId.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
-            var options = new InvokeWalShipOptions(FullPath(parse.GetValue(dataDir), "--data-dir"), parse.GetValue(ns)!, parse.GetValue(backupDir)!)
+            var options = new InvokeWalShipOptions(FullPath(parse.GetValue(dataDir), "--data-dir"), parse.GetValue(ns)!, local)
             {
                 AfterSegmentId = afterId,
+                Repository = target,
             };
             WalShipResult result = await WalOperations.ShipAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             CliOutput.WalShip(io.Stdout, result, parse.GetValue(json));

@@ -2,6 +2,7 @@ using System.Globalization;
 using PSBackup.Engine.ObjectStore;
 using PSBackup.Engine.Repository;
 using PSBackup.Engine.Snapshots;
+using PSBackup.Engine.Wal;
 
 namespace PSBackup.Cli;
 
@@ -46,6 +47,41 @@ internal static partial class CliOutput
             .Column("Stored", rightAlign: true).Column("AppliedLogIndex", rightAlign: true);
         table.Row(result.Namespace, result.Path, result.BackupId ?? "", TableWriter.Size(result.Bytes), TableWriter.Size(result.StoredBytes ?? 0),
             result.WalPosition.AppliedLogIndex?.ToString(CultureInfo.InvariantCulture) ?? "");
+        table.WriteTo(output);
+    }
+
+    /// <summary>The seed's <c>{"backups":[{"segmentId","path"}]}</c> shape, path being the ref in the repository.</summary>
+    private static void RepositoryWalShip(TextWriter output, WalShipResult result, bool json)
+    {
+        if (json)
+        {
+            output.WriteLine(ToJson(new
+            {
+                backups = result.Backups.Select(b => new
+                {
+                    segmentId = b.SegmentId,
+                    path = b.Path,
+                    bytes = b.Bytes,
+                    sha256 = b.Sha256,
+                    alreadyPresent = b.AlreadyPresent,
+                    backupId = b.BackupId,
+                }),
+                repository = result.Repository,
+            }));
+            return;
+        }
+        if (result.Backups.Count == 0)
+        {
+            output.WriteLine($"No sealed segments to ship for '{result.Namespace}'.");
+            return;
+        }
+        var table = new TableWriter().Column("SegmentId", rightAlign: true).Column("Size", rightAlign: true)
+            .Column("Stored", rightAlign: true).Column("AlreadyPresent").Column("Path");
+        foreach (ShippedSegment s in result.Backups)
+        {
+            table.Row(s.SegmentId.ToString(CultureInfo.InvariantCulture), TableWriter.Size(s.Bytes),
+                s.StoredBytes is long stored ? TableWriter.Size(stored) : "", s.AlreadyPresent ? "True" : "False", s.Path);
+        }
         table.WriteTo(output);
     }
 }

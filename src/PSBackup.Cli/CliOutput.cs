@@ -123,6 +123,11 @@ internal static partial class CliOutput
     /// <summary>The seed's <c>POST /wal/backup</c> response shape, so <c>jq -r '.backups[-1].segmentId'</c> keeps working.</summary>
     public static void WalShip(TextWriter output, WalShipResult result, bool json)
     {
+        if (result.Repository is not null)
+        {
+            RepositoryWalShip(output, result, json);
+            return;
+        }
         if (json)
         {
             output.WriteLine(ToJson(new
