@@ -21,6 +21,9 @@
         'Get-WalSegment'
         'Invoke-WalShip'
         'New-StoreSnapshot'
+        'Get-Backup'
+        'Test-BackupRepository'
+        'Sync-BackupRepository'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -80,6 +80,7 @@ public static partial class CliApp
         var snapshot = new Command("snapshot", "Snapshots of a namespace's B-tree store.");
         snapshot.Subcommands.Add(SnapshotCreateCommand());
         root.Subcommands.Add(snapshot);
+        AddMaintenanceCommands(root);
         return root;
     }
 

@@ -67,7 +67,16 @@ public sealed partial class ModuleParityTests : IDisposable
     {
         Assert.Equal(
             ["Clear-StaleArtifact", "Get-WalSegment", "Invoke-WalShip", "New-ObjectBackup", "New-StoreSnapshot", "Restore-ObjectBackup"],
-            _cmdletInfos.Select(c => c.Name).Order(StringComparer.Ordinal));
+            _cmdletInfos.Select(c => c.Name).Where(n => n is not ("Get-Backup" or "Test-BackupRepository" or "Sync-BackupRepository" or "Initialize-BackupRepository")).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void The_module_defines_the_repository_maintenance_cmdlets()
+    {
+        string[] names = _cmdletInfos.Select(c => c.Name).ToArray();
+        Assert.Contains("Get-Backup", names);
+        Assert.Contains("Test-BackupRepository", names);
+        Assert.Contains("Sync-BackupRepository", names);
     }
 
     [Fact]
@@ -111,7 +120,8 @@ public sealed partial class ModuleParityTests : IDisposable
             Assert.Equal(className, cmdlet.Type.Name);
             Assert.Equal("PSBackup.Commands", cmdlet.Type.Namespace);
             Assert.True(cmdlet.Type.IsSealed, $"{className} is not sealed.");
-            Assert.Equal("PSBackup.PSBackupCmdlet", cmdlet.Type.BaseType?.FullName);
+            Assert.True(cmdlet.Type.BaseType?.FullName is "PSBackup.PSBackupCmdlet" || cmdlet.Type.BaseType?.BaseType?.FullName == "PSBackup.PSBackupCmdlet",
+                $"{className} derives from neither PSBackupCmdlet nor a PSBackupCmdlet base.");
             string file = Path.Combine(_repoRoot, "src", "PSBackup", "Commands", className + ".cs");
             Assert.True(File.Exists(file), $"{cmdlet.Name} should live in src/PSBackup/Commands/{className}.cs.");
             Assert.Contains($"class {className}", File.ReadAllText(file));
@@ -126,7 +136,7 @@ public sealed partial class ModuleParityTests : IDisposable
             Assert.False(string.IsNullOrEmpty(cmdlet.DefaultParameterSetName), $"{cmdlet.Name} has no DefaultParameterSetName.");
             Assert.True(cmdlet.Type.GetCustomAttributesData().Any(a => a.AttributeType.FullName == "System.Management.Automation.OutputTypeAttribute"),
                 $"{cmdlet.Name} has no [OutputType].");
-            bool writes = cmdlet.Verb is not "Get";
+            bool writes = cmdlet.Verb is not "Get" && cmdlet.Name != "Test-BackupRepository"; // read-only
             Assert.Equal(writes, cmdlet.SupportsShouldProcess);
             if (cmdlet.Verb is "Restore" or "Clear" or "Remove")
             {
