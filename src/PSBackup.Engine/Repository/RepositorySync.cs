@@ -316,7 +316,7 @@ public static class RepositorySync
                 }
                 catch (Exception e) when (e is PSBackupException or InvalidDataException)
                 {
-                    return e.Message.TrimEnd('.');
+                    return $"'{o.Key}' does not decode or validate: {e.Message.TrimEnd('.')}";
                 }
             }
             return null;
