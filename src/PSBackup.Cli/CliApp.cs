@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using PSBackup.Engine;
 using PSBackup.Engine.ObjectStore;
+using PSBackup.Engine.Repository;
 using PSBackup.Engine.Snapshots;
 using PSBackup.Engine.Wal;
 
@@ -64,7 +65,7 @@ public static partial class CliApp
         }
     }
 
-    /// <summary>The command tree: object backup|restore, sweep, wal list|ship, snapshot create.</summary>
+    /// <summary>The command tree: object backup|restore, sweep, wal list|ship, snapshot create, repo init.</summary>
     public static RootCommand BuildRootCommand()
     {
         var root = new RootCommand("PSBackup: backups, WAL archiving and point-in-time restore for file-based databases.");
@@ -80,6 +81,7 @@ public static partial class CliApp
         var snapshot = new Command("snapshot", "Snapshots of a namespace's B-tree store.");
         snapshot.Subcommands.Add(SnapshotCreateCommand());
         root.Subcommands.Add(snapshot);
+        root.Subcommands.Add(RepoCommand());
         AddMaintenanceCommands(root);
         return root;
     }
@@ -99,15 +101,18 @@ public static partial class CliApp
         command.Options.Add(obj);
         command.Options.Add(quiesce);
         command.Options.Add(resume);
+        var repository = AddRepositoryOptions(command, "Store the backup in this repository (a folder or s3://bucket/prefix) instead of a sibling folder.");
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
+            RepositoryTarget? target = RepositoryTargetOf(parse, repository);
             string? quiesceCommand = parse.GetValue(quiesce);
             string? resumeCommand = parse.GetValue(resume);
             var options = new NewObjectBackupOptions(FullPath(parse.GetValue(dbRoot), "--db-root"), parse.GetValue(dir)!, parse.GetValue(obj)!)
             {
                 Quiesce = Hook(quiesceCommand, "quiesce", io),
                 Resume = Hook(resumeCommand, "resume", io),
+                Repository = target,
             };
             ObjectBackupResult? result = await ObjectOperations.BackupAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is not null)
@@ -186,26 +191,30 @@ public static partial class CliApp
 
     private static Command WalShipCommand()
     {
-        var command = new Command("ship", "Copy sealed WAL segments after --after-segment-id into --backup-dir (Invoke-WalShip).");
+        var command = new Command("ship", "Copy sealed WAL segments after --after-segment-id into --backup-dir, or ship the ones a repository lacks (Invoke-WalShip).");
         Option<string> dataDir = Required("--data-dir", "The data directory holding one folder per namespace.");
         Option<string> ns = Required("--namespace", "The namespace.");
-        Option<string> backupDir = Required("--backup-dir", "Relative to <data-dir>/backups/<namespace>, e.g. wal/archive.");
+        var backupDir = new Option<string>("--backup-dir") { Description = "Relative to <data-dir>/backups/<namespace>, e.g. wal/archive (local mode)." };
         var after = new Option<long>("--after-segment-id") { Description = "Only segments with a greater id; 0 (default) ships all sealed segments." };
         command.Options.Add(dataDir);
         command.Options.Add(ns);
         command.Options.Add(backupDir);
         command.Options.Add(after);
+        var repository = AddRepositoryOptions(command, "Ship to this repository (a folder or s3://bucket/prefix): every sealed segment it does not hold yet.");
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
+            RepositoryTarget? target = RepositoryTargetOf(parse, repository);
+            string? local = LocalOrRepository(parse.GetValue(backupDir), target, "--backup-dir");
             long afterId = parse.GetValue(after);
             if (afterId < 0)
             {
                 throw new InvalidInputException("InvalidSegmentId", $"--after-segment-id {afterId} is negative. Give 0 to ship all sealed segments, or the last shipped id.", afterId.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
-            var options = new InvokeWalShipOptions(FullPath(parse.GetValue(dataDir), "--data-dir"), parse.GetValue(ns)!, parse.GetValue(backupDir)!)
+            var options = new InvokeWalShipOptions(FullPath(parse.GetValue(dataDir), "--data-dir"), parse.GetValue(ns)!, local)
             {
                 AfterSegmentId = afterId,
+                Repository = target,
             };
             WalShipResult result = await WalOperations.ShipAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             CliOutput.WalShip(io.Stdout, result, parse.GetValue(json));
@@ -218,14 +227,17 @@ public static partial class CliApp
         var command = new Command("create", "A consistent snapshot of a namespace's B-tree store (New-StoreSnapshot).");
         Option<string> dataDir = Required("--data-dir", "The data directory holding one folder per namespace.");
         Option<string> ns = Required("--namespace", "The namespace.");
-        Option<string> path = Required("--path", "Relative to <data-dir>/backups/<namespace>, e.g. snapshots/users-20250108.snapshot.");
+        var path = new Option<string>("--path") { Description = "Relative to <data-dir>/backups/<namespace>, e.g. snapshots/users-20250108.snapshot (local mode)." };
         command.Options.Add(dataDir);
         command.Options.Add(ns);
         command.Options.Add(path);
+        var repository = AddRepositoryOptions(command, "Store the snapshot in this repository (a folder or s3://bucket/prefix) instead of --path.");
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
-            var options = new NewStoreSnapshotOptions(FullPath(parse.GetValue(dataDir), "--data-dir"), parse.GetValue(ns)!, parse.GetValue(path)!);
+            RepositoryTarget? target = RepositoryTargetOf(parse, repository);
+            string? local = LocalOrRepository(parse.GetValue(path), target, "--path");
+            var options = new NewStoreSnapshotOptions(FullPath(parse.GetValue(dataDir), "--data-dir"), parse.GetValue(ns)!, local) { Repository = target };
             StoreSnapshotResult? result = await SnapshotOperations.CreateAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is not null)
             {

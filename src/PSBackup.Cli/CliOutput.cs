@@ -10,7 +10,7 @@ namespace PSBackup.Cli;
 /// <summary>How each command's result is shown: an aligned table for people (the same columns as
 /// the module's default views) or JSON for scripts, with camelCase names matching the seed API
 /// responses (<c>backups[].segmentId</c>, <c>path</c>, <c>bytes</c>).</summary>
-internal static class CliOutput
+internal static partial class CliOutput
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -27,6 +27,11 @@ internal static class CliOutput
         if (json)
         {
             output.WriteLine(ToJson(result));
+            return;
+        }
+        if (result.Repository is not null)
+        {
+            RepositoryObjectBackup(output, result);
             return;
         }
         var table = new TableWriter().Column("Dir").Column("Object").Column("BackupName").Column("Consistency")
@@ -118,6 +123,11 @@ internal static class CliOutput
     /// <summary>The seed's <c>POST /wal/backup</c> response shape, so <c>jq -r '.backups[-1].segmentId'</c> keeps working.</summary>
     public static void WalShip(TextWriter output, WalShipResult result, bool json)
     {
+        if (result.Repository is not null)
+        {
+            RepositoryWalShip(output, result, json);
+            return;
+        }
         if (json)
         {
             output.WriteLine(ToJson(new
@@ -153,6 +163,23 @@ internal static class CliOutput
     /// <summary>The seed's <c>POST /btree/backup</c> response <c>{path, bytes}</c>, then what PSBackup records.</summary>
     public static void Snapshot(TextWriter output, StoreSnapshotResult result, bool json)
     {
+        if (json && result.Repository is not null)
+        {
+            output.WriteLine(ToJson(new
+            {
+                path = result.Path,
+                bytes = result.Bytes,
+                @namespace = result.Namespace,
+                repository = result.Repository,
+                backupId = result.BackupId,
+                storedBytes = result.StoredBytes,
+                fileCount = result.FileCount,
+                walPosition = result.WalPosition,
+                createdAt = result.CreatedAt,
+                duration = result.Duration,
+            }));
+            return;
+        }
         if (json)
         {
             output.WriteLine(ToJson(new
@@ -166,6 +193,11 @@ internal static class CliOutput
                 createdAt = result.CreatedAt,
                 duration = result.Duration,
             }));
+            return;
+        }
+        if (result.Repository is not null)
+        {
+            RepositorySnapshot(output, result);
             return;
         }
         var table = new TableWriter().Column("Namespace").Column("Path").Column("Size", rightAlign: true)

@@ -25,6 +25,12 @@ internal sealed class RepositoryCliOptions
         }
     }
 
+    /// <summary>The first of these options given on the command line, or null: they mean nothing
+    /// without a repository, so a command in local mode refuses them.</summary>
+    public string? FirstGiven(ParseResult parse) =>
+        new Option[] { _endpoint, _region, _accessKey, _secretKey, _profile, _passphrase, _keyFile }
+            .FirstOrDefault(o => parse.GetResult(o) is { Implicit: false })?.Name;
+
     /// <summary>The engine's target for <paramref name="location"/>, or null when none was given.</summary>
     public RepositoryTarget? Target(ParseResult parse, string? location)
     {

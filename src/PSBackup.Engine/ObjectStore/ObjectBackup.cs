@@ -35,7 +35,7 @@ internal static class ObjectBackup
         // A unique temp name: two runs in the same second copy apart, and the second one's commit
         // fails cleanly on the taken final name instead of both writing into one folder.
         string tempPath = $"{backupPath}.{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)).ToLowerInvariant()}.tmp";
-        foreach (string taken in new[] { backupPath, manifestPath })
+        foreach (string taken in options.Repository is null ? new[] { backupPath, manifestPath } : [])
         {
             if (Exists(taken))
             {
@@ -48,12 +48,17 @@ internal static class ObjectBackup
         // Listing first rejects links and unsafe names before anything is written, also under -WhatIf.
         ObjectTree tree = ObjectTree.List(objectPath, ct);
 
+        if (options.Repository is { } target)
+        {
+            return await RunToRepositoryAsync(options, target, location, tree, backupName, startedAt, startTimestamp, context).ConfigureAwait(false);
+        }
+
         if (!context.ShouldProcess(backupPath, "Create object backup"))
         {
             return null;
         }
 
-        var copy = new CopyState(objectPath, tempPath, context);
+        var copy = new CopyState(objectPath, new FolderSink(tempPath), context);
         bool commitStarted = false;
         try
         {
@@ -110,6 +115,55 @@ internal static class ObjectBackup
         }
     }
 
+    /// <summary>The off-host path: the same listing, fence and Stable/Recent checks, but each file
+    /// streams into one repository backup (hashed while stored, re-hashed from the source after)
+    /// instead of a sibling folder. The manifest is the commit; a failure commits nothing.</summary>
+    private static async Task<ObjectBackupResult?> RunToRepositoryAsync(NewObjectBackupOptions options, Repository.RepositoryTarget target,
+        ObjectLocation location, ObjectTree tree, string backupName, DateTimeOffset startedAt, long startTimestamp, OperationContext context)
+    {
+        CancellationToken ct = context.CancellationToken;
+        // Opening checks the location, the S3 options and the key; it writes nothing.
+        using Repository.OpenRepository open = await Repository.RepositoryConnector.OpenAsync(target, ct).ConfigureAwait(false);
+        string refName = $"object/{location.Dir}/{location.Object}/{ObjectLayout.FormatTimestamp(startedAt)}";
+        if (!context.ShouldProcess($"{open.Repository.Location} ({location.Dir}/{location.Object})", "Create object backup in the repository"))
+        {
+            return null;
+        }
+        await using Repository.BackupWriter writer = open.Repository.BeginBackup(new Repository.BackupInfo
+        {
+            Kind = Repository.BackupKind.Object,
+            Dir = location.Dir,
+            Object = location.Object,
+            CreatedAt = startedAt,
+        });
+        var copy = new CopyState(location.ObjectPath, new RepositorySink(writer), context);
+        await CopyFencedAsync(options, copy, tree).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        BackupConsistency consistency = copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent;
+        writer.UpdateInfo(writer.Info with { Consistency = consistency.ToString(), ChangedFiles = copy.Changed.ToList() });
+        context.Report(Activity, $"Committing {backupName} to {open.Repository.Location}", copy.DoneBytes, copy.DoneBytes, backupName);
+        Repository.BackupCommitResult commit = await writer.CommitAsync(refName, ct).ConfigureAwait(false);
+        return new ObjectBackupResult
+        {
+            DbRoot = location.DbRoot,
+            Dir = location.Dir,
+            Object = location.Object,
+            BackupName = backupName,
+            BackupPath = null,
+            ManifestPath = null,
+            Repository = target.Location,
+            BackupId = commit.ManifestId,
+            StoredBytes = commit.StoredBytes,
+            FileCount = commit.FileCount,
+            Bytes = commit.Bytes,
+            Consistency = consistency,
+            ChangedFiles = copy.Changed.ToList(),
+            Fenced = options.Quiesce is not null,
+            StartedAt = startedAt,
+            Duration = context.Clock.GetElapsedTime(startTimestamp),
+        };
+    }
+
     /// <summary>Quiesce, copy, then Resume whatever happened (with no token: writers must not stay
     /// paused because the user pressed Ctrl+C).</summary>
     private static async Task CopyFencedAsync(NewObjectBackupOptions options, CopyState copy, ObjectTree tree)
@@ -150,8 +204,63 @@ internal static class ObjectBackup
     private static bool Exists(string path) =>
         File.Exists(path) || Directory.Exists(path) || new FileInfo(path).LinkTarget is not null;
 
-    /// <summary>The running copy of one object into a temp folder.</summary>
-    private sealed class CopyState(string sourceRoot, string destRoot, OperationContext context)
+    /// <summary>Where the copy of one file goes: a temp folder (local backups) or a repository
+    /// backup being written. Storing hashes what it stored; storing a path again replaces it.</summary>
+    private interface IFileSink
+    {
+        void CreateDirectory(string rel);
+
+        /// <summary>Stores the file (replacing an earlier attempt). FileNotFound/DirectoryNotFound
+        /// when the source is gone; the sink is left without the path then.</summary>
+        Task<ContentDigest> StoreAsync(string rel, string source, CancellationToken ct);
+
+        /// <summary>Forgets an earlier attempt of <paramref name="rel"/>.</summary>
+        void Discard(string rel);
+    }
+
+    private sealed class FolderSink(string destRoot) : IFileSink
+    {
+        public void CreateDirectory(string rel) => Directory.CreateDirectory(Path.Combine(destRoot, rel));
+
+        public async Task<ContentDigest> StoreAsync(string rel, string source, CancellationToken ct)
+        {
+            string dest = Path.Combine(destRoot, rel);
+            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
+            File.Delete(dest);
+            try
+            {
+                return await FileCopy.CopyAsync(source, dest, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                File.Delete(dest);
+                throw;
+            }
+        }
+
+        public void Discard(string rel) => File.Delete(Path.Combine(destRoot, rel));
+    }
+
+    /// <summary>Streams each file into one repository backup; nothing is buffered whole.</summary>
+    private sealed class RepositorySink(Repository.BackupWriter writer) : IFileSink
+    {
+        public void CreateDirectory(string rel)
+        {
+            // A repository backup holds files; folders come back with their files.
+        }
+
+        public async Task<ContentDigest> StoreAsync(string rel, string source, CancellationToken ct)
+        {
+            writer.RemoveFile(rel);
+            Repository.RepositoryFile f = await writer.AddFileFromPathAsync(rel, source, Repository.ChunkingProfile.Default, ct).ConfigureAwait(false);
+            return new ContentDigest(f.Size, f.Sha256);
+        }
+
+        public void Discard(string rel) => writer.RemoveFile(rel);
+    }
+
+    /// <summary>The running copy of one object into a sink.</summary>
+    private sealed class CopyState(string sourceRoot, IFileSink sink, OperationContext context)
     {
         public string SourceRoot { get; } = sourceRoot;
         public OperationContext Context { get; } = context;
@@ -198,7 +307,7 @@ internal static class ObjectBackup
         {
             foreach (string rel in tree.Directories)
             {
-                Directory.CreateDirectory(Path.Combine(destRoot, rel));
+                sink.CreateDirectory(rel);
             }
         }
 
@@ -209,10 +318,8 @@ internal static class ObjectBackup
             _attempted.Add(rel);
             Context.Report(Activity, $"Copying {rel}", DoneBytes, _totalBytes, rel);
             string source = Path.Combine(SourceRoot, rel);
-            string dest = Path.Combine(destRoot, rel);
-            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
 
-            (ContentDigest Digest, bool Stable)? result = await CopyStableAsync(source, dest, ct).ConfigureAwait(false);
+            (ContentDigest Digest, bool Stable)? result = await CopyStableAsync(source, rel, ct).ConfigureAwait(false);
             if (result is not { } done)
             {
                 Changed.Add(rel); // removed before it could be read
@@ -230,7 +337,7 @@ internal static class ObjectBackup
         /// <summary>Copies one file until a copy provably equals the source at one instant: same
         /// size and last-write time before the copy and after a re-hash of the source by path, and
         /// the re-hash equals what was copied. Null when the file vanished before it was read.</summary>
-        private static async Task<(ContentDigest Digest, bool Stable)?> CopyStableAsync(string source, string dest, CancellationToken ct)
+        private async Task<(ContentDigest Digest, bool Stable)?> CopyStableAsync(string source, string rel, CancellationToken ct)
         {
             for (int attempt = 1; ; attempt++)
             {
@@ -247,17 +354,16 @@ internal static class ObjectBackup
                 }
                 long sizeBefore = before.Length;
                 DateTime writtenBefore = before.LastWriteTimeUtc;
-                File.Delete(dest);
 
                 ContentDigest copied;
                 ContentDigest again;
                 try
                 {
-                    copied = await FileCopy.CopyAsync(source, dest, ct).ConfigureAwait(false);
+                    copied = await sink.StoreAsync(rel, source, ct).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
                 {
-                    File.Delete(dest);
+                    sink.Discard(rel);
                     return null;
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -13,6 +13,8 @@ public sealed record NewObjectBackupOptions(string DbRoot, string Dir, string Ob
     /// <summary>Run before the copy to pause writers (a fenced copy); Resume runs after, always.</summary>
     public Func<CancellationToken, Task>? Quiesce { get; init; }
     public Func<CancellationToken, Task>? Resume { get; init; }
+    /// <summary>Store the backup in this repository instead of a sibling folder.</summary>
+    public Repository.RepositoryTarget? Repository { get; init; }
 }
 
 public sealed record ObjectBackupResult
@@ -20,10 +22,20 @@ public sealed record ObjectBackupResult
     public required string DbRoot { get; init; }
     public required string Dir { get; init; }
     public required string Object { get; init; }
-    /// <summary>The sibling folder name, <c>&lt;obj&gt;.backup-yyyyMMddTHHmmss</c>.</summary>
+    /// <summary>The sibling folder name, <c>&lt;obj&gt;.backup-yyyyMMddTHHmmss</c> (in a repository:
+    /// the same name, also the last part of its ref <c>object/&lt;dir&gt;/&lt;obj&gt;/&lt;ts&gt;</c>).</summary>
     public required string BackupName { get; init; }
-    public required string BackupPath { get; init; }
-    public required string ManifestPath { get; init; }
+    /// <summary>The local backup folder; null when stored in a repository.</summary>
+    public string? BackupPath { get; init; }
+    /// <summary>The local manifest file; null when stored in a repository.</summary>
+    public string? ManifestPath { get; init; }
+    /// <summary>The repository the backup was stored in; null for a local backup.</summary>
+    public string? Repository { get; init; }
+    /// <summary>The backup's manifest id in the repository; null for a local backup.</summary>
+    public string? BackupId { get; init; }
+    /// <summary>Bytes this backup added to the repository (new chunks compressed, index,
+    /// manifest); null for a local backup.</summary>
+    public long? StoredBytes { get; init; }
     public required int FileCount { get; init; }
     public required long Bytes { get; init; }
     public required BackupConsistency Consistency { get; init; }

@@ -34,7 +34,7 @@ public sealed class BackupWriter : IAsyncDisposable
     private enum State { Open, Failed, Committed, Aborted }
 
     private readonly Repository _repo;
-    private readonly BackupInfo _info;
+    private BackupInfo _info;
     private readonly DateTimeOffset _createdAt;
     private readonly CancellationTokenSource _cts = new();
     private readonly Channel<FrameJob> _toCompress;
@@ -97,6 +97,38 @@ public sealed class BackupWriter : IAsyncDisposable
             _failure.Throw();
             throw;
         }
+    }
+
+    /// <summary>The header the manifest will carry.</summary>
+    public BackupInfo Info => _info;
+
+    /// <summary>Replaces the header before commit, for facts known only after the files were read
+    /// (an object backup's consistency). Kind and names cannot change.</summary>
+    public void UpdateInfo(BackupInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        EnsureOpen();
+        if (info.Kind != _info.Kind || info.Namespace != _info.Namespace || info.Dir != _info.Dir || info.Object != _info.Object)
+        {
+            throw new InvalidOperationException("A backup's kind and names are fixed when it begins.");
+        }
+        _info = info;
+    }
+
+    /// <summary>Takes a file added earlier out of the backup, so it can be added again (an object
+    /// backup re-reads a file that changed while it was stored). Its chunks may stay stored,
+    /// unreferenced by this backup's manifest. False when the path was not added.</summary>
+    public bool RemoveFile(string path)
+    {
+        EnsureOpen();
+        int i = _files.FindIndex(f => string.Equals(f.Path, path, StringComparison.OrdinalIgnoreCase));
+        if (i < 0)
+        {
+            return false;
+        }
+        _paths.Remove(_files[i].Path);
+        _files.RemoveAt(i);
+        return true;
     }
 
     /// <summary>Adds the file at <paramref name="sourcePath"/> under the relative <paramref name="path"/>.</summary>

@@ -30,7 +30,11 @@ public static class SnapshotOperations
         string dbDir = Path.Combine(nsDir, "db");
         RequireStore(dataDir, ns, nsDir, dbDir);
         string backupRoot = Path.Combine(dataDir, "backups", ns);
-        string finalPath = SafePath.Combine(backupRoot, options.Path, "snapshot path");
+        if (options.Repository is { } target)
+        {
+            return await CreateInRepositoryAsync(options, target, ns, nsDir, dbDir, backupRoot, context).ConfigureAwait(false);
+        }
+        string finalPath = SafePath.Combine(backupRoot, options.Path ?? "", "snapshot path");
         string tempPath = finalPath + ".tmp";
         string manifestPath = finalPath + ".manifest.json";
         RequireFree(finalPath, tempPath, manifestPath, backupRoot);
@@ -51,45 +55,8 @@ public static class SnapshotOperations
         bool committed = false;
         try
         {
-            // The WAL first: whatever the copy contains was applied from records that were in
-            // the WAL by now, or later.
-            context.Report(Activity, "Recording WAL position", 0, 0);
-            WalPosition walAtStart = ReadWalPosition(nsDir, ns);
-            IReadOnlyList<StoreFile> files = ListStoreFiles(dbDir, ns);
-            if (files.Count == 0)
-            {
-                throw new NotFoundException("StoreEmpty",
-                    $"The store folder '{dbDir}' of namespace '{ns}' became empty while the snapshot started. Check the database, then run again.", dbDir);
-            }
-            long total = files.Sum(f => SafeLength(f.FullPath));
             Directory.CreateDirectory(Path.GetDirectoryName(finalPath)!);
-
-            bool single = files.Count == 1;
-            if (!single)
-            {
-                Directory.CreateDirectory(tempPath);
-            }
-            var entries = new List<ManifestFile>(files.Count);
-            var copies = new List<StoreFile>(files.Count);
-            long done = 0;
-            foreach (StoreFile file in files)
-            {
-                ct.ThrowIfCancellationRequested();
-                string destination = single ? tempPath : SafePath.Combine(tempPath, file.RelativePath, "store file");
-                Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
-                context.Report(Activity, $"Copying {file.RelativePath}", done, total, file.RelativePath);
-                ContentDigest digest = file.IsSqlite
-                    ? await CopySqliteAsync(file, destination, ct).ConfigureAwait(false)
-                    : await CopyStableAsync(file, destination, ns, context).ConfigureAwait(false);
-                entries.Add(new ManifestFile(file.RelativePath, digest.Bytes, digest.Sha256));
-                copies.Add(file with { FullPath = destination });
-                done += digest.Bytes;
-                context.Report(Activity, $"Copied {file.RelativePath}", done, Math.Max(total, done), file.RelativePath);
-            }
-
-            ct.ThrowIfCancellationRequested();
-            long? applied = ReadAppliedLogIndex(adapters, copies);
-            await RehashAsync(copies, entries, ct).ConfigureAwait(false);
+            (List<ManifestFile> entries, bool single, WalPosition position) = await CopyStoreAsync(ns, nsDir, dbDir, tempPath, singleFileAllowed: true, adapters, context).ConfigureAwait(false);
 
             ct.ThrowIfCancellationRequested();
             if (single)
@@ -102,7 +69,6 @@ public static class SnapshotOperations
             }
             committed = true;
 
-            WalPosition position = walAtStart with { AppliedLogIndex = applied };
             var manifest = new BackupManifest
             {
                 Kind = "snapshot",
@@ -148,6 +114,137 @@ public static class SnapshotOperations
             }
             throw;
         }
+    }
+
+    /// <summary>The off-host snapshot: the same consistent copy into a temp folder under
+    /// <c>backups/&lt;ns&gt;</c> (a <c>.tmp</c> name the sweep removes after a crash), then stored
+    /// in the repository with the store chunking profile, so the next snapshot of a slightly
+    /// changed store adds only the changed chunks. The temp is removed whatever happens.</summary>
+    private static async Task<StoreSnapshotResult?> CreateInRepositoryAsync(NewStoreSnapshotOptions options, Repository.RepositoryTarget target,
+        string ns, string nsDir, string dbDir, string backupRoot, OperationContext context)
+    {
+        CancellationToken ct = context.CancellationToken;
+        if (ListStoreFiles(dbDir, ns).Count == 0)
+        {
+            throw new NotFoundException("StoreEmpty",
+                $"The store folder '{dbDir}' of namespace '{ns}' holds no files, so there is nothing to snapshot. Check that the database has created its store there.", dbDir);
+        }
+        IReadOnlyList<IStoreAdapter> adapters = options.StoreAdapters ?? StoreAdapters.Default;
+        using Repository.OpenRepository open = await Repository.RepositoryConnector.OpenAsync(target, ct).ConfigureAwait(false);
+        DateTimeOffset createdAt = context.UtcNow;
+        string refName = $"snapshot/{ns}/{createdAt.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture)}";
+        if (!context.ShouldProcess($"{open.Repository.Location} ({refName})", "Create store snapshot in the repository"))
+        {
+            return null;
+        }
+
+        long started = context.Clock.GetTimestamp();
+        string tempPath = Path.Combine(backupRoot, $"repository-snapshot-{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}.tmp");
+        try
+        {
+            Directory.CreateDirectory(backupRoot);
+            SafePath.RejectLinksBelow(Path.GetDirectoryName(Path.GetDirectoryName(backupRoot)!)!, backupRoot, "namespace backup root");
+            (List<ManifestFile> entries, _, WalPosition position) = await CopyStoreAsync(ns, nsDir, dbDir, tempPath, singleFileAllowed: false, adapters, context).ConfigureAwait(false);
+
+            await using Repository.BackupWriter writer = open.Repository.BeginBackup(new Repository.BackupInfo
+            {
+                Kind = Repository.BackupKind.StoreSnapshot,
+                Namespace = ns,
+                CreatedAt = createdAt,
+                Wal = position,
+            });
+            long total = entries.Sum(e => e.Size), done = 0;
+            foreach (ManifestFile entry in entries)
+            {
+                ct.ThrowIfCancellationRequested();
+                context.Report(Activity, $"Storing {entry.Path}", done, total, entry.Path);
+                Repository.RepositoryFile stored = await writer.AddFileFromPathAsync("db/" + entry.Path,
+                    SafePath.Combine(tempPath, entry.Path, "store file"), Repository.ChunkingProfile.Store, ct).ConfigureAwait(false);
+                if (stored.Sha256 != entry.Sha256 || stored.Size != entry.Size)
+                {
+                    throw new IntegrityException("SnapshotVerifyFailed",
+                        $"The copy of store file '{entry.Path}' of namespace '{ns}' read back as SHA-256 {stored.Sha256} ({stored.Size} bytes), not {entry.Sha256} ({entry.Size} bytes) as copied. Nothing was stored; check the disk under '{backupRoot}' and run again.",
+                        entry.Path);
+                }
+                done += entry.Size;
+            }
+            context.Report(Activity, $"Committing {refName}", done, total);
+            Repository.BackupCommitResult commit = await writer.CommitAsync(refName, ct).ConfigureAwait(false);
+            context.Report(Activity, "Snapshot complete", total, total);
+            return new StoreSnapshotResult
+            {
+                Namespace = ns,
+                Path = refName,
+                Bytes = commit.Bytes,
+                ManifestPath = null,
+                Repository = target.Location,
+                BackupId = commit.ManifestId,
+                StoredBytes = commit.StoredBytes,
+                FileCount = commit.FileCount,
+                WalPosition = position,
+                CreatedAt = createdAt,
+                Duration = context.Clock.GetElapsedTime(started),
+            };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SqliteException && e is not PSBackupException)
+        {
+            throw new OperationFailedException("SnapshotFailed",
+                $"The snapshot of namespace '{ns}' to {target.Location} failed: {e.Message} Nothing was committed to the repository. Fix the cause (disk space, permissions, network, a damaged store file) and run again.",
+                target.Location, e);
+        }
+        finally
+        {
+            Durable.TryDelete(tempPath);
+        }
+    }
+
+    /// <summary>Makes the consistent copy of <c>db/</c> at <paramref name="tempPath"/> (a file when
+    /// the store is one file and <paramref name="singleFileAllowed"/>, else a folder): the WAL
+    /// position first, SQLite through its online backup, other files by a stable copy, then the
+    /// applied log index read from the copy and the copies re-hashed. The caller removes the temp.</summary>
+    private static async Task<(List<ManifestFile> Entries, bool Single, WalPosition Position)> CopyStoreAsync(
+        string ns, string nsDir, string dbDir, string tempPath, bool singleFileAllowed, IReadOnlyList<IStoreAdapter> adapters, OperationContext context)
+    {
+        CancellationToken ct = context.CancellationToken;
+        // The WAL first: whatever the copy contains was applied from records that were in
+        // the WAL by now, or later.
+        context.Report(Activity, "Recording WAL position", 0, 0);
+        WalPosition walAtStart = ReadWalPosition(nsDir, ns);
+        IReadOnlyList<StoreFile> files = ListStoreFiles(dbDir, ns);
+        if (files.Count == 0)
+        {
+            throw new NotFoundException("StoreEmpty",
+                $"The store folder '{dbDir}' of namespace '{ns}' became empty while the snapshot started. Check the database, then run again.", dbDir);
+        }
+        long total = files.Sum(f => SafeLength(f.FullPath));
+        bool single = singleFileAllowed && files.Count == 1;
+        if (!single)
+        {
+            Directory.CreateDirectory(tempPath);
+        }
+        var entries = new List<ManifestFile>(files.Count);
+        var copies = new List<StoreFile>(files.Count);
+        long done = 0;
+        foreach (StoreFile file in files)
+        {
+            ct.ThrowIfCancellationRequested();
+            string destination = single ? tempPath : SafePath.Combine(tempPath, file.RelativePath, "store file");
+            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
+            context.Report(Activity, $"Copying {file.RelativePath}", done, total, file.RelativePath);
+            ContentDigest digest = file.IsSqlite
+                ? await CopySqliteAsync(file, destination, ct).ConfigureAwait(false)
+                : await CopyStableAsync(file, destination, ns, context).ConfigureAwait(false);
+            entries.Add(new ManifestFile(file.RelativePath, digest.Bytes, digest.Sha256));
+            copies.Add(file with { FullPath = destination });
+            done += digest.Bytes;
+            context.Report(Activity, $"Copied {file.RelativePath}", done, Math.Max(total, done), file.RelativePath);
+        }
+
+        ct.ThrowIfCancellationRequested();
+        long? applied = ReadAppliedLogIndex(adapters, copies);
+        await RehashAsync(copies, entries, ct).ConfigureAwait(false);
+
+        return (entries, single, walAtStart with { AppliedLogIndex = applied });
     }
 
     /// <summary>The WAL as it stands: segment ids present and the highest log index on disk.

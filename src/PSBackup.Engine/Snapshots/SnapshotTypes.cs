@@ -1,7 +1,10 @@
 namespace PSBackup.Engine.Snapshots;
 
-public sealed record NewStoreSnapshotOptions(string DataDir, string Namespace, string Path)
+public sealed record NewStoreSnapshotOptions(string DataDir, string Namespace, string? Path)
 {
+    /// <summary>Store the snapshot in this repository (then <see cref="Path"/> is not used).</summary>
+    public Repository.RepositoryTarget? Repository { get; init; }
+
     /// <summary>Adapters tried, in order, to read the store's applied log index from the
     /// snapshot; null means <see cref="StoreAdapters.Default"/>.</summary>
     public IReadOnlyList<IStoreAdapter>? StoreAdapters { get; init; }
@@ -11,9 +14,17 @@ public sealed record NewStoreSnapshotOptions(string DataDir, string Namespace, s
 public sealed record StoreSnapshotResult
 {
     public required string Namespace { get; init; }
+    /// <summary>The snapshot file or folder; in a repository, its ref <c>snapshot/&lt;ns&gt;/&lt;UTC yyyyMMddTHHmmssZ&gt;</c>.</summary>
     public required string Path { get; init; }
     public required long Bytes { get; init; }
-    public required string ManifestPath { get; init; }
+    /// <summary>The local manifest file; null when stored in a repository.</summary>
+    public string? ManifestPath { get; init; }
+    /// <summary>The repository the snapshot was stored in; null for a local snapshot.</summary>
+    public string? Repository { get; init; }
+    /// <summary>The snapshot's manifest id in the repository; null for a local snapshot.</summary>
+    public string? BackupId { get; init; }
+    /// <summary>Bytes this snapshot added to the repository; null for a local snapshot.</summary>
+    public long? StoredBytes { get; init; }
     public required int FileCount { get; init; }
     public required WalPosition WalPosition { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }

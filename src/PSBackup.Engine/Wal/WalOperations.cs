@@ -39,7 +39,9 @@ public static class WalOperations
     }
 
     /// <summary>Copies sealed segments with id &gt; AfterSegmentId into
-    /// <c>&lt;dataDir&gt;/backups/&lt;ns&gt;/&lt;BackupDir&gt;</c>, each verified after the copy.</summary>
+    /// <c>&lt;dataDir&gt;/backups/&lt;ns&gt;/&lt;BackupDir&gt;</c>, each verified after the copy; with
+    /// <see cref="InvokeWalShipOptions.Repository"/>, ships every sealed segment the repository
+    /// does not hold yet (see <see cref="WalRepositoryShip"/>).</summary>
     /// <remarks>Everything is checked before anything is written: the input, every selected
     /// segment's validity, id and log-index continuity, and every destination that already exists
     /// (same content: reported AlreadyPresent; different: refused, never overwritten). Each copy
@@ -63,10 +65,14 @@ public static class WalOperations
         {
             throw new InvalidInputException("InvalidPath", "The data directory is empty. Give the database's data directory.", null);
         }
+        if (options.Repository is { } target)
+        {
+            return await WalRepositoryShip.RunAsync(options, ns, RequireWalDirectory(options.DataDir, ns), target, context).ConfigureAwait(false);
+        }
         string dataDir = Path.GetFullPath(options.DataDir);
         string backupsRoot = Path.Combine(dataDir, "backups");
         string nsRoot = Path.Combine(backupsRoot, ns);
-        string destDir = SafePath.Combine(nsRoot, options.BackupDir, "backup dir");
+        string destDir = SafePath.Combine(nsRoot, options.BackupDir ?? "", "backup dir");
         // backups/<ns> itself must not lead into another namespace's (or anyone's) folder.
         SafePath.RejectLinksBelow(backupsRoot, nsRoot, "namespace backup root");
         string walDir = RequireWalDirectory(options.DataDir, ns);
@@ -148,7 +154,7 @@ public static class WalOperations
     }
 
     /// <summary>The segments to ship, in id order, after proving they are valid and continuous.</summary>
-    private static List<WalSegmentInfo> Select(string walDir, string ns, long afterSegmentId, CancellationToken ct)
+    internal static List<WalSegmentInfo> Select(string walDir, string ns, long afterSegmentId, CancellationToken ct)
     {
         List<(long Id, string Path)> files = WalDirectory.ListSegmentFiles(walDir);
         var inspected = new List<WalSegmentInfo>();

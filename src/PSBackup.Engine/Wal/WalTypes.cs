@@ -44,13 +44,30 @@ public sealed record GetWalSegmentOptions(string DataDir, string Namespace)
     public long? SegmentId { get; init; }
 }
 
-public sealed record InvokeWalShipOptions(string DataDir, string Namespace, string BackupDir)
+public sealed record InvokeWalShipOptions(string DataDir, string Namespace, string? BackupDir)
 {
     /// <summary>Only sealed segments with a greater id are shipped; 0 ships all.</summary>
     public long AfterSegmentId { get; init; }
+    /// <summary>Ship to this repository (then <see cref="BackupDir"/> is not used): every sealed
+    /// segment it does not hold yet, no state file.</summary>
+    public Repository.RepositoryTarget? Repository { get; init; }
 }
 
-/// <summary>One shipped segment; the seed's response item <c>{segmentId, path}</c> plus size and hash.</summary>
-public sealed record ShippedSegment(string Namespace, long SegmentId, string Path, long Bytes, string Sha256, bool AlreadyPresent);
+/// <summary>One shipped segment; the seed's response item <c>{segmentId, path}</c> plus size and
+/// hash. In a repository, <see cref="Path"/> is the ref <c>wal/&lt;ns&gt;/&lt;segmentId:D9&gt;</c>.</summary>
+public sealed record ShippedSegment(string Namespace, long SegmentId, string Path, long Bytes, string Sha256, bool AlreadyPresent)
+{
+    /// <summary>The repository shipped to; null when shipped to a local folder.</summary>
+    public string? Repository { get; init; }
+    /// <summary>The segment's manifest id in the repository; null when shipped to a local folder.</summary>
+    public string? BackupId { get; init; }
+    /// <summary>Bytes this segment added to the repository (null when already present or local).</summary>
+    public long? StoredBytes { get; init; }
+}
 
-public sealed record WalShipResult(string Namespace, string BackupDir, IReadOnlyList<ShippedSegment> Backups);
+/// <summary>What one ship did. <see cref="BackupDir"/> is the local destination folder (null when
+/// shipping to a repository).</summary>
+public sealed record WalShipResult(string Namespace, string? BackupDir, IReadOnlyList<ShippedSegment> Backups)
+{
+    public string? Repository { get; init; }
+}

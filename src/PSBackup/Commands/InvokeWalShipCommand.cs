@@ -1,22 +1,24 @@
 using System.Management.Automation;
+using PSBackup.Engine.Repository;
 using PSBackup.Engine.Wal;
 
 namespace PSBackup.Commands;
 
 /// <summary>Copies sealed WAL segments with id greater than -AfterSegmentId into -BackupDir
-/// (relative to <c>&lt;dataDir&gt;/backups/&lt;ns&gt;</c>); one <see cref="ShippedSegment"/> per segment.</summary>
+/// (relative to <c>&lt;dataDir&gt;/backups/&lt;ns&gt;</c>), or with -Repository every sealed segment the
+/// repository does not hold yet (no state file); one <see cref="ShippedSegment"/> per segment.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "WalShip", SupportsShouldProcess = true, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ShippedSegment))]
-public sealed class InvokeWalShipCommand : PSBackupCmdlet
+public sealed class InvokeWalShipCommand : PSBackupRepositoryCmdlet
 {
     private const string DefaultSet = "Default";
     private string _dataDir = "";
 
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string DataDir { get; set; } = "";
 
-    [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string Namespace { get; set; } = "";
 
@@ -26,17 +28,32 @@ public sealed class InvokeWalShipCommand : PSBackupCmdlet
     public string BackupDir { get; set; } = "";
 
     /// <summary>Only sealed segments with a greater id are shipped; 0 (the default) ships all.</summary>
-    [Parameter(ParameterSetName = DefaultSet)]
+    [Parameter]
     [ValidateRange(0L, long.MaxValue)]
     public long AfterSegmentId { get; set; }
 
-    protected override void PrepareRecord() => _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));
+    /// <summary>Ship to this repository (a folder or s3://bucket/prefix) instead of -BackupDir.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = RepositorySet)]
+    [ValidateNotNullOrEmpty]
+    public string Repository { get; set; } = "";
+
+    private RepositoryTarget? _repository;
+
+    protected override void PrepareRecord()
+    {
+        _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));
+        _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
+    }
 
     protected override async Task ProcessRecordAsync()
     {
-        var options = new InvokeWalShipOptions(_dataDir, Namespace, BackupDir) { AfterSegmentId = AfterSegmentId };
+        var options = new InvokeWalShipOptions(_dataDir, Namespace, _repository is null ? BackupDir : null)
+        {
+            AfterSegmentId = AfterSegmentId,
+            Repository = _repository,
+        };
         WalShipResult result = await WalOperations.ShipAsync(options, CreateContext()).ConfigureAwait(false);
-        PostWriteVerbose($"Shipped {result.Backups.Count} segment(s) of '{Namespace}' to '{result.BackupDir}'.");
+        PostWriteVerbose($"Shipped {result.Backups.Count(b => !b.AlreadyPresent)} segment(s) of '{Namespace}' to '{result.Repository ?? result.BackupDir}'; {result.Backups.Count(b => b.AlreadyPresent)} already there.");
         foreach (ShippedSegment segment in result.Backups)
         {
             PostWriteObject(segment);

@@ -1,41 +1,54 @@
 using System.Management.Automation;
 using PSBackup.Engine;
 using PSBackup.Engine.ObjectStore;
+using PSBackup.Engine.Repository;
 
 namespace PSBackup.Commands;
 
-/// <summary>Copies one object of an object store to a timestamped sibling backup with a manifest.</summary>
+/// <summary>Copies one object of an object store to a timestamped sibling backup with a manifest,
+/// or with -Repository stores it as one backup in a repository.</summary>
 [Cmdlet(VerbsCommon.New, "ObjectBackup", SupportsShouldProcess = true, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ObjectBackupResult))]
-public sealed class NewObjectBackupCommand : PSBackupCmdlet
+public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
 {
     private const string DefaultSet = "Default";
     private string _dbRoot = "";
 
     /// <summary>The database root ($DB_ROOT); relative paths resolve against the current location.</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string DbRoot { get; set; } = "";
 
     /// <summary>The tenant directory under the root.</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string Dir { get; set; } = "";
 
     /// <summary>The object to back up.</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string Object { get; set; } = "";
 
     /// <summary>Run before the copy to pause writers (a fenced copy).</summary>
-    [Parameter(ParameterSetName = DefaultSet)]
+    [Parameter]
     public ScriptBlock? QuiesceScript { get; set; }
 
     /// <summary>Run after the copy, always, when a quiesce script ran.</summary>
-    [Parameter(ParameterSetName = DefaultSet)]
+    [Parameter]
     public ScriptBlock? ResumeScript { get; set; }
 
-    protected override void PrepareRecord() => _dbRoot = ResolveFileSystemPath(DbRoot, nameof(DbRoot));
+    /// <summary>Store the backup in this repository (a folder or s3://bucket/prefix) instead of a sibling folder.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = RepositorySet)]
+    [ValidateNotNullOrEmpty]
+    public string Repository { get; set; } = "";
+
+    private RepositoryTarget? _repository;
+
+    protected override void PrepareRecord()
+    {
+        _dbRoot = ResolveFileSystemPath(DbRoot, nameof(DbRoot));
+        _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
+    }
 
     protected override async Task ProcessRecordAsync()
     {
@@ -43,8 +56,11 @@ public sealed class NewObjectBackupCommand : PSBackupCmdlet
         {
             Quiesce = HookFor(QuiesceScript, "QuiesceScriptFailed", "quiesce"),
             Resume = HookFor(ResumeScript, "ResumeScriptFailed", "resume"),
+            Repository = _repository,
         };
-        PostWriteVerbose($"Backing up object '{Dir}/{Object}' under '{_dbRoot}'.");
+        PostWriteVerbose(_repository is null
+            ? $"Backing up object '{Dir}/{Object}' under '{_dbRoot}'."
+            : $"Backing up object '{Dir}/{Object}' under '{_dbRoot}' to the repository {_repository}.");
         ObjectBackupResult? result = await ObjectOperations.BackupAsync(options, CreateContext()).ConfigureAwait(false);
         if (result is null)
         {

@@ -1,22 +1,25 @@
 using System.Management.Automation;
+using PSBackup.Engine.Repository;
 using PSBackup.Engine.Snapshots;
 
 namespace PSBackup.Commands;
 
 /// <summary>A consistent snapshot of a namespace's B-tree store to -Path (relative to
-/// <c>&lt;dataDir&gt;/backups/&lt;ns&gt;</c>), written as <c>{path}.tmp</c>, fsynced and renamed.</summary>
+/// <c>&lt;dataDir&gt;/backups/&lt;ns&gt;</c>), written as <c>{path}.tmp</c>, fsynced and renamed; with
+/// -Repository, stored in a repository (deduplicated against earlier snapshots) under the ref
+/// <c>snapshot/&lt;ns&gt;/&lt;UTC time&gt;</c>.</summary>
 [Cmdlet(VerbsCommon.New, "StoreSnapshot", SupportsShouldProcess = true, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(StoreSnapshotResult))]
-public sealed class NewStoreSnapshotCommand : PSBackupCmdlet
+public sealed class NewStoreSnapshotCommand : PSBackupRepositoryCmdlet
 {
     private const string DefaultSet = "Default";
     private string _dataDir = "";
 
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string DataDir { get; set; } = "";
 
-    [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string Namespace { get; set; } = "";
 
@@ -25,11 +28,22 @@ public sealed class NewStoreSnapshotCommand : PSBackupCmdlet
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = "";
 
-    protected override void PrepareRecord() => _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));
+    /// <summary>Store the snapshot in this repository (a folder or s3://bucket/prefix) instead of -Path.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = RepositorySet)]
+    [ValidateNotNullOrEmpty]
+    public string Repository { get; set; } = "";
+
+    private RepositoryTarget? _repository;
+
+    protected override void PrepareRecord()
+    {
+        _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));
+        _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
+    }
 
     protected override async Task ProcessRecordAsync()
     {
-        var options = new NewStoreSnapshotOptions(_dataDir, Namespace, Path);
+        var options = new NewStoreSnapshotOptions(_dataDir, Namespace, _repository is null ? Path : null) { Repository = _repository };
         StoreSnapshotResult? result = await SnapshotOperations.CreateAsync(options, CreateContext()).ConfigureAwait(false);
         if (result is not null)
         {

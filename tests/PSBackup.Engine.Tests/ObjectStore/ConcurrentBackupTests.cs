@@ -17,13 +17,13 @@ public sealed class ConcurrentBackupTests
     /// matched no version.</summary>
     private static async Task<int> AssertHonestAsync(ObjectBackupResult result, ShardWriter writer, FixedClock clock)
     {
-        BackupManifest manifest = ManifestIO.Read(result.ManifestPath);
-        await ManifestIO.VerifyAsync(result.BackupPath, manifest, Context(clock), "verify");
+        BackupManifest manifest = ManifestIO.Read(result.ManifestPath!);
+        await ManifestIO.VerifyAsync(result.BackupPath!, manifest, Context(clock), "verify");
         Assert.Equal(result.Consistency.ToString(), manifest.Consistency);
         Assert.Equal(result.ChangedFiles, manifest.ChangedFiles);
         Assert.Equal(result.Consistency == BackupConsistency.Stable, result.ChangedFiles.Count == 0);
         Assert.Equal(manifest.Files.Count, result.FileCount);
-        Assert.DoesNotContain(ObjectFixture.Snapshot(result.BackupPath, skipArtifacts: false).Keys,
+        Assert.DoesNotContain(ObjectFixture.Snapshot(result.BackupPath!, skipArtifacts: false).Keys,
             k => k.Split('/').Any(ObjectLayout.IsTransientArtifact));
 
         int torn = 0;
@@ -77,7 +77,7 @@ public sealed class ConcurrentBackupTests
         Assert.NotNull(quiet);
         Assert.Equal(BackupConsistency.Stable, quiet.Consistency);
         Assert.Empty(quiet.ChangedFiles);
-        Assert.Equal(ObjectFixture.Snapshot(fx.ObjectPath), ObjectFixture.Snapshot(quiet.BackupPath, skipArtifacts: false));
+        Assert.Equal(ObjectFixture.Snapshot(fx.ObjectPath), ObjectFixture.Snapshot(quiet.BackupPath!, skipArtifacts: false));
         Assert.Equal(0, await AssertHonestAsync(quiet, writer, clock));
     }
 
@@ -113,7 +113,7 @@ public sealed class ConcurrentBackupTests
         Assert.NotNull(result);
         Assert.True(result.Fenced);
         Assert.Equal(BackupConsistency.Stable, result.Consistency);
-        Assert.Equal(atPause, ObjectFixture.Snapshot(result.BackupPath));
+        Assert.Equal(atPause, ObjectFixture.Snapshot(result.BackupPath!));
         Assert.Equal((1, 1), (writer.Pauses, writer.Resumes));
         writer.WaitForWritesBeyond(writesAtResume); // really resumed
         writer.Stop();

@@ -27,16 +27,16 @@ public sealed class ObjectBackupTests
 
         Assert.NotNull(result);
         Assert.Equal("users.backup-20260418T143005", result.BackupName);
-        Assert.Equal(Path.Combine(fx.DirPath, "users.backup-20260418T143005"), result.BackupPath);
-        Assert.Equal(Path.Combine(fx.DirPath, "users.backup-20260418T143005.manifest.json"), result.ManifestPath);
+        Assert.Equal(Path.Combine(fx.DirPath, "users.backup-20260418T143005"), result.BackupPath!);
+        Assert.Equal(Path.Combine(fx.DirPath, "users.backup-20260418T143005.manifest.json"), result.ManifestPath!);
         Assert.Equal(BackupConsistency.Stable, result.Consistency);
         Assert.Empty(result.ChangedFiles);
         Assert.False(result.Fenced);
         Assert.Equal(T1, result.StartedAt);
-        Assert.Equal(before, ObjectFixture.Snapshot(result.BackupPath)); // empty folders too
+        Assert.Equal(before, ObjectFixture.Snapshot(result.BackupPath!)); // empty folders too
         Assert.Contains("indexes/unused", before.Keys);
 
-        BackupManifest manifest = ManifestIO.Read(result.ManifestPath);
+        BackupManifest manifest = ManifestIO.Read(result.ManifestPath!);
         Assert.Equal("object", manifest.Kind);
         Assert.Equal("Stable", manifest.Consistency);
         Assert.Equal(before.Where(kv => kv.Value != "<dir>").Select(kv => kv.Key), manifest.Files.Select(f => f.Path));
@@ -48,7 +48,7 @@ public sealed class ObjectBackupTests
         }
         Assert.Equal(manifest.Files.Count, result.FileCount);
         Assert.Equal(manifest.Files.Sum(f => f.Size), result.Bytes);
-        await ManifestIO.VerifyAsync(result.BackupPath, manifest, Context(), "verify");
+        await ManifestIO.VerifyAsync(result.BackupPath!, manifest, Context(), "verify");
         Assert.Equal(before, ObjectFixture.Snapshot(fx.ObjectPath)); // source untouched
         Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(fx.DirPath), p => p.EndsWith(".tmp", StringComparison.Ordinal));
     }
@@ -70,7 +70,7 @@ public sealed class ObjectBackupTests
         ObjectBackupResult? result = await ObjectOperations.BackupAsync(fx.BackupOptions(), Context());
 
         Assert.NotNull(result);
-        var copied = ObjectFixture.Snapshot(result.BackupPath, skipArtifacts: false);
+        var copied = ObjectFixture.Snapshot(result.BackupPath!, skipArtifacts: false);
         Assert.DoesNotContain(copied.Keys, k => k.Split('/').Any(ObjectLayout.IsTransientArtifact));
         Assert.Contains("files/x.newer", copied.Keys);
         Assert.Contains("files/file.tmpl", copied.Keys);
@@ -99,12 +99,12 @@ public sealed class ObjectBackupTests
         Assert.NotNull(result);
         Assert.Equal(BackupConsistency.Recent, result.Consistency);
         Assert.Equal(["data/003.bin", "metadata/counts"], result.ChangedFiles);
-        Assert.Equal(added, File.ReadAllBytes(Path.Combine(result.BackupPath, "data", "003.bin")));
-        Assert.False(File.Exists(Path.Combine(result.BackupPath, "metadata", "counts")));
-        BackupManifest manifest = ManifestIO.Read(result.ManifestPath);
+        Assert.Equal(added, File.ReadAllBytes(Path.Combine(result.BackupPath!, "data", "003.bin")));
+        Assert.False(File.Exists(Path.Combine(result.BackupPath!, "metadata", "counts")));
+        BackupManifest manifest = ManifestIO.Read(result.ManifestPath!);
         Assert.Equal("Recent", manifest.Consistency);
         Assert.Equal(result.ChangedFiles, manifest.ChangedFiles);
-        await ManifestIO.VerifyAsync(result.BackupPath, manifest, Context(), "verify");
+        await ManifestIO.VerifyAsync(result.BackupPath!, manifest, Context(), "verify");
     }
 
     public static TheoryData<string> BadNames() => new() { "..", ".", "a/b", "/abs", "C:\\x", "a\\b", "", ".hidden", "a\0b", "users.tmp" };
@@ -238,7 +238,7 @@ public sealed class ObjectBackupTests
 
         ObjectBackupResult won = Assert.Single(outcomes, o => o.Error is null).Result!;
         Assert.IsType<ConflictException>(Assert.Single(outcomes, o => o.Error is not null).Error);
-        await ManifestIO.VerifyAsync(won.BackupPath, ManifestIO.Read(won.ManifestPath), OperationContext.Default, "verify");
+        await ManifestIO.VerifyAsync(won.BackupPath!, ManifestIO.Read(won.ManifestPath!), OperationContext.Default, "verify");
         Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(fx.DirPath), p => p.EndsWith(".tmp", StringComparison.Ordinal));
     }
 

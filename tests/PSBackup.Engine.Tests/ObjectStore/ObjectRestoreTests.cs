@@ -28,7 +28,7 @@ public sealed class ObjectRestoreTests
         using var fx = new ObjectFixture();
         ObjectBackupResult backup = await BackupAsync(fx, T1);
         var backupState = TreeState.Capture(fx.DirPath + "/" + backup.BackupName);
-        string manifestText = File.ReadAllText(backup.ManifestPath);
+        string manifestText = File.ReadAllText(backup.ManifestPath!);
         ChangeLive(fx, 2);
         var oldLive = ObjectFixture.Snapshot(fx.ObjectPath);
         var asked = new List<(string, string)>();
@@ -43,10 +43,10 @@ public sealed class ObjectRestoreTests
         Assert.Equal(Path.Combine(fx.DirPath, "users.replaced-20260418T150000"), result.ReplacedPath);
         Assert.Equal(backup.FileCount, result.FileCount);
         Assert.Equal(backup.Bytes, result.Bytes);
-        Assert.Equal(ObjectFixture.Snapshot(backup.BackupPath), ObjectFixture.Snapshot(fx.ObjectPath)); // byte for byte, folders too
+        Assert.Equal(ObjectFixture.Snapshot(backup.BackupPath!), ObjectFixture.Snapshot(fx.ObjectPath)); // byte for byte, folders too
         Assert.Equal(oldLive, ObjectFixture.Snapshot(result.ReplacedPath!));
-        backupState.AssertUnchanged(backup.BackupPath);
-        Assert.Equal(manifestText, File.ReadAllText(backup.ManifestPath));
+        backupState.AssertUnchanged(backup.BackupPath!);
+        Assert.Equal(manifestText, File.ReadAllText(backup.ManifestPath!));
         Assert.Equal(
             new[] { "users", "users.backup-20260418T140000", "users.backup-20260418T140000.manifest.json", "users.replaced-20260418T150000" },
             Directory.EnumerateFileSystemEntries(fx.DirPath).Select(Path.GetFileName).Order(StringComparer.Ordinal));
@@ -55,7 +55,7 @@ public sealed class ObjectRestoreTests
         ChangeLive(fx, 3);
         ObjectRestoreResult? again = await ObjectOperations.RestoreAsync(fx.RestoreOptions("20260418T140000", force: true), Context(T1.AddHours(1)));
         Assert.Equal(Path.Combine(fx.DirPath, "users.replaced-20260418T150000-2"), again!.ReplacedPath);
-        Assert.Equal(ObjectFixture.Snapshot(backup.BackupPath), ObjectFixture.Snapshot(fx.ObjectPath));
+        Assert.Equal(ObjectFixture.Snapshot(backup.BackupPath!), ObjectFixture.Snapshot(fx.ObjectPath));
         Assert.Equal(oldLive, ObjectFixture.Snapshot(result.ReplacedPath!));
     }
 
@@ -84,12 +84,12 @@ public sealed class ObjectRestoreTests
         ObjectRestoreResult? result = await ObjectOperations.RestoreAsync(fx.RestoreOptions("latest"), Context(T1.AddHours(1)));
 
         Assert.Null(result!.ReplacedPath);
-        Assert.Equal(ObjectFixture.Snapshot(backup.BackupPath), ObjectFixture.Snapshot(fx.ObjectPath));
+        Assert.Equal(ObjectFixture.Snapshot(backup.BackupPath!), ObjectFixture.Snapshot(fx.ObjectPath));
 
         Directory.Delete(fx.ObjectPath, recursive: true);
         Directory.CreateDirectory(fx.ObjectPath);
         ObjectRestoreResult? overEmpty = await ObjectOperations.RestoreAsync(fx.RestoreOptions("latest"), Context(T1.AddHours(2)));
-        Assert.Equal(ObjectFixture.Snapshot(backup.BackupPath), ObjectFixture.Snapshot(fx.ObjectPath));
+        Assert.Equal(ObjectFixture.Snapshot(backup.BackupPath!), ObjectFixture.Snapshot(fx.ObjectPath));
         Assert.Empty(Directory.EnumerateFileSystemEntries(overEmpty!.ReplacedPath!));
     }
 
@@ -98,7 +98,7 @@ public sealed class ObjectRestoreTests
     {
         using var fx = new ObjectFixture();
         ObjectBackupResult backup = await BackupAsync(fx, T1);
-        string damaged = Path.Combine(backup.BackupPath, "indexes", "email", "000.idx");
+        string damaged = Path.Combine(backup.BackupPath!, "indexes", "email", "000.idx");
         byte[] bytes = File.ReadAllBytes(damaged);
         bytes[100] ^= 0x01;
         File.WriteAllBytes(damaged, bytes);
@@ -117,7 +117,7 @@ public sealed class ObjectRestoreTests
     {
         using var fx = new ObjectFixture();
         ObjectBackupResult backup = await BackupAsync(fx, T1);
-        ObjectFixture.Write(backup.BackupPath, "data/099.bin", [9, 9, 9]);
+        ObjectFixture.Write(backup.BackupPath!, "data/099.bin", [9, 9, 9]);
         var state = TreeState.Capture(fx.DbRoot);
 
         var e = await Assert.ThrowsAsync<IntegrityException>(() => ObjectOperations.RestoreAsync(fx.RestoreOptions(backup.BackupName, force: true), Context(T1.AddHours(1))));
@@ -131,7 +131,7 @@ public sealed class ObjectRestoreTests
     {
         using var fx = new ObjectFixture();
         ObjectBackupResult backup = await BackupAsync(fx, T1);
-        File.Delete(backup.ManifestPath);
+        File.Delete(backup.ManifestPath!);
         var state = TreeState.Capture(fx.DbRoot);
 
         await Assert.ThrowsAsync<NotFoundException>(() => ObjectOperations.RestoreAsync(fx.RestoreOptions(backup.BackupName, force: true), Context(T1.AddHours(1))));
@@ -159,7 +159,7 @@ public sealed class ObjectRestoreTests
         ObjectRestoreResult? result = await ObjectOperations.RestoreAsync(fx.RestoreOptions("latest", force: true), Context(T1.AddDays(2)));
 
         Assert.Equal("users.backup-20260419T140000", result!.BackupName);
-        Assert.Equal(ObjectFixture.Snapshot(newest.BackupPath), ObjectFixture.Snapshot(fx.ObjectPath));
+        Assert.Equal(ObjectFixture.Snapshot(newest.BackupPath!), ObjectFixture.Snapshot(fx.ObjectPath));
     }
 
     public static TheoryData<string> BadFrom() => new()
@@ -224,8 +224,8 @@ public sealed class ObjectRestoreTests
         ObjectBackupResult backup = await BackupAsync(fx, T1);
         using var elsewhere = new TestDirectory();
         string moved = Path.Combine(elsewhere.Path, backup.BackupName);
-        Directory.Move(backup.BackupPath, moved);
-        Directory.CreateSymbolicLink(backup.BackupPath, moved);
+        Directory.Move(backup.BackupPath!, moved);
+        Directory.CreateSymbolicLink(backup.BackupPath!, moved);
         var state = TreeState.Capture(fx.DbRoot);
 
         await Assert.ThrowsAsync<InvalidInputException>(() => ObjectOperations.RestoreAsync(fx.RestoreOptions(backup.BackupName, force: true), Context(T1.AddHours(1))));

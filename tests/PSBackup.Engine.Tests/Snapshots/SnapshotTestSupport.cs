@@ -51,7 +51,7 @@ internal static class SnapshotTestSupport
 
     public static async Task<BackupManifest> VerifyAsync(StoreSnapshotResult result)
     {
-        BackupManifest manifest = ManifestIO.Read(result.ManifestPath);
+        BackupManifest manifest = ManifestIO.Read(result.ManifestPath!);
         await ManifestIO.VerifyAsync(result.Path, manifest, OperationContext.Default, "verify");
         return manifest;
     }

@@ -1,0 +1,82 @@
+using System.CommandLine;
+using PSBackup.Engine;
+using PSBackup.Engine.Repository;
+
+namespace PSBackup.Cli;
+
+/// <summary>The repository side of the CLI: <c>repo init</c>, and the <c>--repository</c> option
+/// (with its S3 and key options) of the commands that can write to a repository.</summary>
+public static partial class CliApp
+{
+    private static Command RepoCommand()
+    {
+        var repo = new Command("repo", "Create and manage off-host backup repositories.");
+        repo.Subcommands.Add(RepoInitCommand());
+        return repo;
+    }
+
+    private static Command RepoInitCommand()
+    {
+        var command = new Command("init", "Create a repository in a folder (created when missing) or at s3://bucket/prefix, optionally encrypted (Initialize-BackupRepository).");
+        var repository = new Option<string>("--repository") { Description = "A folder, or s3://bucket/prefix.", Required = true };
+        command.Options.Add(repository);
+        var repoOptions = new RepositoryCliOptions(command);
+        AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            RepositoryTarget target = repoOptions.Target(parse, RequireLocation(parse.GetValue(repository)))!;
+            RepositoryInfo? info = await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target), io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            if (info is not null)
+            {
+                CliOutput.RepositoryInit(io.Stdout, info, parse.GetValue(json));
+            }
+        }));
+        return command;
+    }
+
+    /// <summary>Adds <c>--repository</c> and its companion options to a command that also has a local mode.</summary>
+    private static (Option<string> Repository, RepositoryCliOptions Options) AddRepositoryOptions(Command command, string description)
+    {
+        var repository = new Option<string>("--repository") { Description = description };
+        command.Options.Add(repository);
+        return (repository, new RepositoryCliOptions(command));
+    }
+
+    /// <summary>The repository target when <c>--repository</c> was given, else null after checking
+    /// that no repository-only option was given either.</summary>
+    private static RepositoryTarget? RepositoryTargetOf(ParseResult parse, (Option<string> Repository, RepositoryCliOptions Options) repo)
+    {
+        string? location = parse.GetValue(repo.Repository);
+        if (location is null)
+        {
+            if (repo.Options.FirstGiven(parse) is { } given)
+            {
+                throw new InvalidInputException("RepositoryOptionWithoutRepository",
+                    $"{given} only applies to a repository. Add --repository <folder or s3://bucket/prefix>, or drop {given}.", given);
+            }
+            return null;
+        }
+        return repo.Options.Target(parse, RequireLocation(location));
+    }
+
+    /// <summary>Local mode needs <paramref name="localOption"/>, repository mode must not have it.</summary>
+    private static string? LocalOrRepository(string? localValue, RepositoryTarget? target, string localOption)
+    {
+        if (target is not null && localValue is not null)
+        {
+            throw new InvalidInputException("AmbiguousDestination",
+                $"Give {localOption} for a local backup or --repository for a repository, not both.", localOption);
+        }
+        if (target is null && localValue is null)
+        {
+            throw new InvalidInputException("MissingDestination",
+                $"Give {localOption} for a local backup, or --repository <folder or s3://bucket/prefix>.", localOption);
+        }
+        return localValue;
+    }
+
+    private static string RequireLocation(string? location) =>
+        string.IsNullOrWhiteSpace(location)
+            ? throw new InvalidInputException("InvalidRepository", "--repository is empty. Give a folder path or s3://bucket/prefix.", location)
+            : location;
+}

@@ -1,0 +1,104 @@
+using PSBackup.Engine.Storage;
+
+namespace PSBackup.Engine.Repository;
+
+/// <summary>What Initialize-BackupRepository creates: where, and how it is protected.</summary>
+public sealed record InitializeRepositoryOptions(RepositoryTarget Repository);
+
+/// <summary>A repository as Initialize-BackupRepository reports it.</summary>
+public sealed record RepositoryInfo
+{
+    /// <summary>The location as given: a folder path or <c>s3://bucket/prefix</c>.</summary>
+    public required string Repository { get; init; }
+    /// <summary>The random id in the repository's config.</summary>
+    public required string RepositoryId { get; init; }
+    public required bool Encrypted { get; init; }
+    /// <summary>"none", or "passphrase" / "key-file" for an encrypted repository.</summary>
+    public required string KeyKind { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    public required int FormatVersion { get; init; }
+    public required string Compression { get; init; }
+    public required int CompressionLevel { get; init; }
+}
+
+/// <summary>Engine operations on repositories as a whole.</summary>
+public static class RepositoryOperations
+{
+    /// <summary>Creates a repository at <c>options.Repository</c>: a local folder (created when
+    /// missing) or <c>s3://bucket/prefix</c>; encrypted when a passphrase or key file is given
+    /// (or set in <c>PSBACKUP_PASSPHRASE</c> / <c>PSBACKUP_KEY_FILE</c>). An existing repository
+    /// is refused (ConflictException RepositoryExists) with nothing written. Null when
+    /// ShouldProcess declined (-WhatIf).</summary>
+    public static async Task<RepositoryInfo?> InitializeAsync(InitializeRepositoryOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(context);
+        CancellationToken ct = context.CancellationToken;
+        RepositoryTarget target = options.Repository ?? throw new InvalidInputException("InvalidRepository", "No repository was given. Give a folder path or s3://bucket/prefix.");
+        RepositoryCredentials credentials = RepositoryConnector.Credentials(target);
+        if (credentials.Passphrase is { Length: 0 })
+        {
+            throw new InvalidInputException("EmptyPassphrase", "The passphrase is empty. Give a non-empty passphrase, or none for an unencrypted repository.");
+        }
+        if (credentials.KeyFile is not null)
+        {
+            RepositoryCrypto.ReadKeyFile(credentials.KeyFile); // a missing or short key file fails before anything is written
+        }
+
+        // Everything that can be checked without writing is checked first: the location, S3
+        // options on a folder, and an existing repository (a folder is only read when it exists).
+        string location = target.IsS3 ? target.Location : ValidateFolder(target.Location);
+        try
+        {
+            using IStorageBackend probe = RepositoryConnector.OpenBackend(target);
+            if (await probe.StatAsync(RepositoryLayout.ConfigKey, ct).ConfigureAwait(false) is not null)
+            {
+                throw new ConflictException("RepositoryExists",
+                    $"A repository already exists at {probe.Location}. Use it as it is (-Repository), or choose an empty location.", probe.Location);
+            }
+        }
+        catch (NotFoundException) when (!target.IsS3 && !Directory.Exists(location))
+        {
+            // A missing folder: created below, once ShouldProcess agrees.
+        }
+
+        if (!context.ShouldProcess(location, credentials.IsNone ? "Create repository" : "Create encrypted repository"))
+        {
+            return null;
+        }
+        using IStorageBackend backend = RepositoryConnector.OpenBackend(target, createFolder: true);
+        var init = new RepositoryInitOptions { Passphrase = credentials.Passphrase, KeyFile = credentials.KeyFile };
+        Repository repo = await Repository.InitializeAsync(backend, init, ct).ConfigureAwait(false);
+        context.Report("Initialize-BackupRepository", "Repository created", 1, 1, location);
+        return new RepositoryInfo
+        {
+            Repository = location,
+            RepositoryId = repo.Config.Id,
+            Encrypted = repo.IsEncrypted,
+            KeyKind = credentials.Passphrase is not null ? "passphrase" : credentials.KeyFile is not null ? "key-file" : "none",
+            CreatedAt = repo.Config.CreatedAt,
+            FormatVersion = repo.Config.FormatVersion,
+            Compression = repo.Config.Compression,
+            CompressionLevel = repo.Config.CompressionLevel,
+        };
+    }
+
+    /// <summary>A folder location must be an absolute path (front ends resolve relative ones) and
+    /// must not be a file.</summary>
+    private static string ValidateFolder(string location)
+    {
+        if (string.IsNullOrWhiteSpace(location) || location.Any(char.IsControl))
+        {
+            throw new InvalidInputException("InvalidRepository", $"'{SafePath.Printable(location ?? "")}' is not a usable repository location. Give a folder path or s3://bucket/prefix.", location);
+        }
+        if (location.Contains("://", StringComparison.Ordinal))
+        {
+            throw new InvalidInputException("InvalidRepository", $"'{SafePath.Printable(location)}' is not a folder and not s3://bucket/prefix (the only URL scheme supported). Give a folder path or s3://bucket/prefix.", location);
+        }
+        if (File.Exists(location))
+        {
+            throw new InvalidInputException("InvalidRepository", $"'{SafePath.Printable(location)}' is a file. Give a folder (it is created when missing) or s3://bucket/prefix.", location);
+        }
+        return location;
+    }
+}
