@@ -66,6 +66,17 @@ public static class RepositorySync
             throw new NotFoundException("RepositoryNotFound",
                 $"There is no repository at {source.Location} (no 'config' object). Only a local folder can be synced as a plain backup root.", source.Location);
         }
+        // Open (and so authenticate) the source before the destination is touched: a wrong key writes nothing.
+        Repository? repo = null;
+        if (config is not null)
+        {
+            RepositoryConfig sourceConfig = Repository.ParseConfig(await Repository.GetBytesAsync(src, RepositoryLayout.ConfigKey, context.CancellationToken).ConfigureAwait(false), src.Location);
+            RepositoryCredentials credentials = RepositoryConnector.Credentials(source);
+            if (!sourceConfig.IsEncrypted || !credentials.IsNone)
+            {
+                repo = await Repository.OpenAsync(src, credentials, context.CancellationToken).ConfigureAwait(false);
+            }
+        }
         using IStorageBackend dst = OpenDestination(destination, context);
         var counter = new Counter();
         string mode;
@@ -78,7 +89,7 @@ public static class RepositorySync
         else
         {
             mode = "Repository";
-            id = await SyncRepositoryAsync(source, src, dst, context, counter).ConfigureAwait(false);
+            id = await SyncRepositoryAsync(repo, src, dst, context, counter).ConfigureAwait(false);
         }
         return new SyncResult
         {
@@ -147,7 +158,7 @@ public static class RepositorySync
 
     // ------------------------------------------------------------------ repository mode
 
-    private static async Task<string> SyncRepositoryAsync(RepositoryTarget source, IStorageBackend src, IStorageBackend dst, OperationContext context, Counter counter)
+    private static async Task<string> SyncRepositoryAsync(Repository? repo, IStorageBackend src, IStorageBackend dst, OperationContext context, Counter counter)
     {
         CancellationToken ct = context.CancellationToken;
         byte[] configBytes = await Repository.GetBytesAsync(src, RepositoryLayout.ConfigKey, ct).ConfigureAwait(false);
@@ -191,13 +202,7 @@ public static class RepositorySync
             }
         }
 
-        // Decoding needs the key; without it, every object is still verified by its content address.
-        Repository? repo = null;
-        RepositoryCredentials credentials = RepositoryConnector.Credentials(source);
-        if (!config.IsEncrypted || !credentials.IsNone)
-        {
-            repo = await Repository.OpenAsync(src, credentials, ct).ConfigureAwait(false);
-        }
+        // Decoding needs the key (repo is null without it); every object is still verified by its content address.
 
         // List newest-written first: anything a listed ref/manifest/index needs was written before it, so it is in a later listing.
         var refs = await ListAsync(src, RepositoryLayout.RefsPrefix, ct).ConfigureAwait(false);
