@@ -21,6 +21,7 @@
         'Get-WalSegment'
         'Invoke-WalShip'
         'New-StoreSnapshot'
+        'Initialize-BackupRepository'
         'Get-Backup'
         'Test-BackupRepository'
         'Sync-BackupRepository'

@@ -7,6 +7,7 @@ BeforeAll {
     $script:Cmdlets = @(
         'Clear-StaleArtifact'
         'Get-WalSegment'
+        'Initialize-BackupRepository'
         'Invoke-WalShip'
         'New-ObjectBackup'
         'New-StoreSnapshot'
@@ -26,7 +27,7 @@ Describe 'PSBackup module' {
         $manifest.Version | Should -BeGreaterThan ([version]'0.0.0')
     }
 
-    It 'exports exactly its six cmdlets and nothing else' {
+    It 'exports exactly its cmdlets and nothing else' {
         $module = Get-Module PSBackup
         @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be $script:Cmdlets
         $module.ExportedFunctions.Count | Should -Be 0
@@ -37,6 +38,7 @@ Describe 'PSBackup module' {
     It '<Name> is a compiled cmdlet in PSBackup.Commands' -ForEach @(
         @{ Name = 'Clear-StaleArtifact' }
         @{ Name = 'Get-WalSegment' }
+        @{ Name = 'Initialize-BackupRepository' }
         @{ Name = 'Invoke-WalShip' }
         @{ Name = 'New-ObjectBackup' }
         @{ Name = 'New-StoreSnapshot' }
@@ -50,6 +52,7 @@ Describe 'PSBackup module' {
 
     It '<Name> supports -WhatIf and -Confirm' -ForEach @(
         @{ Name = 'Clear-StaleArtifact' }
+        @{ Name = 'Initialize-BackupRepository' }
         @{ Name = 'Invoke-WalShip' }
         @{ Name = 'New-ObjectBackup' }
         @{ Name = 'New-StoreSnapshot' }
@@ -77,6 +80,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Get-WalSegment'; Parameters = 'DataDir', 'Namespace', 'SegmentId' }
         @{ Name = 'Invoke-WalShip'; Parameters = 'DataDir', 'Namespace', 'BackupDir', 'AfterSegmentId' }
         @{ Name = 'New-StoreSnapshot'; Parameters = 'DataDir', 'Namespace', 'Path' }
+        @{ Name = 'Initialize-BackupRepository'; Parameters = 'Repository', 'Endpoint', 'Region', 'AccessKey', 'SecretKey', 'Profile', 'Passphrase', 'KeyFile' }
     ) {
         $keys = (Get-Command -Name $Name -Module PSBackup).Parameters.Keys
         foreach ($parameter in $Parameters) {
@@ -103,12 +107,27 @@ Describe 'PSBackup module' {
         @{ TypeName = 'PSBackup.Engine.Wal.WalSegmentInfo' }
         @{ TypeName = 'PSBackup.Engine.Wal.ShippedSegment' }
         @{ TypeName = 'PSBackup.Engine.Snapshots.StoreSnapshotResult' }
+        @{ TypeName = 'PSBackup.Engine.Repository.RepositoryInfo' }
     ) {
         $format = Get-FormatData -TypeName $TypeName
         $format | Should -Not -BeNullOrEmpty
         $table = $format.FormatViewDefinition | Where-Object { $_.Control -is [System.Management.Automation.TableControl] }
         $table | Should -Not -BeNullOrEmpty
         $table.Control.Headers.Count | Should -BeIn (4..6)
+    }
+
+    It '<Name> has a Repository parameter set beside its default local one' -ForEach @(
+        @{ Name = 'New-ObjectBackup' }
+        @{ Name = 'New-StoreSnapshot' }
+        @{ Name = 'Invoke-WalShip' }
+    ) {
+        $command = Get-Command -Name $Name -Module PSBackup
+        $command.DefaultParameterSet | Should -Be 'Default'
+        $command.ParameterSets.Name | Should -Contain 'Repository'
+        $repositorySet = $command.ParameterSets | Where-Object Name -EQ 'Repository'
+        ($repositorySet.Parameters | Where-Object Name -EQ 'Repository').IsMandatory | Should -BeTrue
+        $repositorySet.Parameters.Name | Should -Contain 'Passphrase'
+        $repositorySet.Parameters.Name | Should -Contain 'Endpoint'
     }
 
     It 'does not ship System.Management.Automation.dll and ships the native SQLite library for this platform' {

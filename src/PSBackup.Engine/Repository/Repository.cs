@@ -227,7 +227,7 @@ public sealed class Repository
         }
         if (cred.IsNone)
         {
-            throw new RepositoryKeyException($"The repository at {where} is encrypted. Give its passphrase (-Passphrase / --passphrase) or key file (-KeyFile / --key-file).", where);
+            throw new RepositoryKeyException($"The repository at {where} is encrypted. Give its passphrase (-Passphrase, or the PSBACKUP_PASSPHRASE environment variable) or its key file (-KeyFile, or PSBACKUP_KEY_FILE).", where);
         }
         RepositoryKeyException? last = null;
         foreach (var (_, k, _) in bound)

@@ -25,7 +25,7 @@ public static class RepositoryCrypto
         {
             if (cred.Passphrase is null)
             {
-                throw new RepositoryKeyException($"The repository at {where} is encrypted with a passphrase. Give the passphrase (-Passphrase / --passphrase).", where);
+                throw new RepositoryKeyException($"The repository at {where} is encrypted with a passphrase. Give the passphrase (-Passphrase, or the PSBACKUP_PASSPHRASE environment variable).", where);
             }
             return Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(cred.Passphrase), salt, k.Iterations, HashAlgorithmName.SHA256, 32);
         }
@@ -33,7 +33,7 @@ public static class RepositoryCrypto
         {
             if (cred.KeyFile is null)
             {
-                throw new RepositoryKeyException($"The repository at {where} is encrypted with a key file. Give the key file (-KeyFile / --key-file).", where);
+                throw new RepositoryKeyException($"The repository at {where} is encrypted with a key file. Give the key file (-KeyFile, or the PSBACKUP_KEY_FILE environment variable).", where);
             }
             return HKDF.DeriveKey(HashAlgorithmName.SHA256, ReadKeyFile(cred.KeyFile), 32, salt, Encoding.UTF8.GetBytes("psbackup key file"));
         }

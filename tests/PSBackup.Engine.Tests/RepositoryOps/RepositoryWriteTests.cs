@@ -1,0 +1,495 @@
+using System.Text.Json;
+using PSBackup.Engine.ObjectStore;
+using PSBackup.Engine.Repository;
+using PSBackup.Engine.Snapshots;
+using PSBackup.Engine.Storage;
+using PSBackup.Engine.Tests.ObjectStore;
+using PSBackup.Engine.Tests.Snapshots;
+using PSBackup.Engine.Tests.Storage;
+using PSBackup.Engine.Tests.Support;
+using PSBackup.Engine.Wal;
+using static PSBackup.Engine.Tests.Wal.WalTestData;
+
+namespace PSBackup.Engine.Tests.RepositoryOps;
+
+/// <summary>The three write paths to a repository (object backup, store snapshot, WAL ship) and
+/// repository init, run against a local folder and against the real S3 server.</summary>
+public abstract class RepositoryWriteTests : IDisposable
+{
+    protected readonly TestDirectory Dir = new();
+
+    public void Dispose() => Dir.Dispose();
+
+    /// <summary>A location for a new repository, not yet initialized.</summary>
+    protected abstract Task<RepositoryTarget> NewLocationAsync();
+
+    protected async Task<RepositoryTarget> NewRepositoryAsync(string? passphrase = null)
+    {
+        RepositoryTarget target = await NewLocationAsync();
+        RepositoryInfo? info = await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target with { Passphrase = passphrase }), OperationContext.Default);
+        Assert.NotNull(info);
+        return target with { Passphrase = passphrase };
+    }
+
+    /// <summary>Every stored key with its size: equal before and after means nothing was written.</summary>
+    protected static async Task<SortedDictionary<string, long>> KeysAsync(RepositoryTarget target)
+    {
+        var keys = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        using IStorageBackend backend = RepositoryConnector.OpenBackend(target);
+        await foreach (StoredObject o in backend.ListAsync("", CancellationToken.None))
+        {
+            keys[o.Key] = o.Size;
+        }
+        return keys;
+    }
+
+    private static async Task<SortedDictionary<string, string>> RestoreAsync(RepositoryTarget target, string backupId, string into)
+    {
+        using OpenRepository open = await RepositoryConnector.OpenAsync(target, CancellationToken.None);
+        RepositoryManifest m = await open.Repository.ReadManifestAsync(backupId);
+        await open.Repository.RestoreAsync(m, into);
+        return ObjectFixture.Snapshot(into);
+    }
+
+    private static SortedDictionary<string, string> FilesOnly(SortedDictionary<string, string> tree) =>
+        new(tree.Where(kv => kv.Value != "<dir>").ToDictionary(), StringComparer.Ordinal);
+
+    // ---- object backups -------------------------------------------------------------------------
+
+    [Fact]
+    public async Task Object_backup_round_trips_through_the_repository_and_leaves_no_local_copy()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        ObjectFixture.Write(obj.ObjectPath, "data/003.bin.new", [1, 2, 3]); // a transient artifact: never stored
+
+        ObjectBackupResult? result = await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default);
+
+        Assert.NotNull(result);
+        Assert.Equal(repo.Location, result.Repository);
+        Assert.Matches("^[0-9a-f]{64}$", result.BackupId);
+        Assert.Null(result.BackupPath);
+        Assert.Null(result.ManifestPath);
+        Assert.Equal(BackupConsistency.Stable, result.Consistency);
+        Assert.Equal([ObjectFixture.Object], Directory.GetFileSystemEntries(obj.DirPath).Select(Path.GetFileName));
+        SortedDictionary<string, string> restored = await RestoreAsync(repo, result.BackupId!, Dir.Combine("restored"));
+        Assert.Equal(FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)), FilesOnly(restored));
+        Assert.DoesNotContain("data/003.bin.new", restored.Keys);
+
+        using OpenRepository open = await RepositoryConnector.OpenAsync(repo, CancellationToken.None);
+        RepositoryManifest m = await open.Repository.ReadManifestAsync(result.BackupId!);
+        Assert.Equal(BackupKind.Object, m.Kind);
+        Assert.Equal((ObjectFixture.Dir, ObjectFixture.Object, "Stable"), (m.Dir, m.Object, m.Consistency));
+        RepositoryRef r = Assert.Single(await open.Repository.ListRefsAsync($"object/{ObjectFixture.Dir}/{ObjectFixture.Object}/"));
+        Assert.Equal(result.BackupId, r.ManifestId);
+    }
+
+    [Fact]
+    public async Task A_second_object_backup_of_a_slightly_changed_object_stores_little()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        ObjectBackupResult first = (await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default))!;
+        ObjectFixture.Write(obj.ObjectPath, "metadata/counts", "rows=1001\n"u8.ToArray());
+
+        ObjectBackupResult second = (await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default))!;
+
+        Assert.NotEqual(first.BackupId, second.BackupId);
+        Assert.True(first.StoredBytes > 60_000, $"first run stored {first.StoredBytes} bytes");
+        Assert.True(second.StoredBytes < first.StoredBytes / 10, $"second run stored {second.StoredBytes} of the first's {first.StoredBytes} bytes");
+        SortedDictionary<string, string> restored = await RestoreAsync(repo, second.BackupId!, Dir.Combine("second"));
+        Assert.Equal(FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)), FilesOnly(restored));
+    }
+
+    [Fact]
+    public async Task Object_backup_refuses_a_symbolic_link_and_writes_nothing()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        File.CreateSymbolicLink(Path.Combine(obj.ObjectPath, "files", "link"), "/etc/hostname");
+        var before = await KeysAsync(repo);
+
+        var e = await Assert.ThrowsAsync<InvalidInputException>(() => ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default));
+
+        Assert.Equal("SymbolicLinkInObject", e.ErrorId);
+        Assert.Equal(before, await KeysAsync(repo));
+    }
+
+    [Fact]
+    public async Task WhatIf_writes_nothing_to_the_repository()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        string data = Dir.Combine("data");
+        CreateNamespace(data, "users", (3, true), (2, false));
+        SnapshotTestSupport.CreateFileNamespace(data, "users");
+        var before = await KeysAsync(repo);
+        var whatIf = new OperationContext { ShouldProcess = (_, _) => false };
+
+        Assert.Null(await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, whatIf));
+        Assert.Null(await SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "users", null) { Repository = repo }, whatIf));
+        Assert.Empty((await WalOperations.ShipAsync(new InvokeWalShipOptions(data, "users", null) { Repository = repo }, whatIf)).Backups);
+
+        Assert.Equal(before, await KeysAsync(repo));
+    }
+
+    // ---- store snapshots ----------------------------------------------------------------------
+
+    [Fact]
+    public async Task Store_snapshot_round_trips_with_its_WAL_position_and_removes_its_temp()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        string data = Dir.Combine("data");
+        SnapshotTestSupport.CreateSqliteNamespace(data, "ns1", keys: 200);
+        CreateNamespace(data, "ns1", (3, true), (2, false));
+
+        StoreSnapshotResult? result = await SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "ns1", null) { Repository = repo }, OperationContext.Default);
+
+        Assert.NotNull(result);
+        Assert.Matches("^snapshot/ns1/[0-9]{8}T[0-9]{6}Z$", result.Path);
+        Assert.Null(result.ManifestPath);
+        Assert.Equal(200, result.WalPosition.AppliedLogIndex);
+        Assert.Equal([1L, 2L], result.WalPosition.SegmentIds);
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(data, "backups", "ns1")));
+
+        string restored = Dir.Combine("restored");
+        SortedDictionary<string, string> files = await RestoreAsync(repo, result.BackupId!, restored);
+        string db = Assert.Single(files.Keys, k => files[k] != "<dir>");
+        Assert.StartsWith("db/", db);
+        Assert.Equal("ok", SnapshotTestSupport.IntegrityCheck(Path.Combine(restored, db)));
+        using OpenRepository open = await RepositoryConnector.OpenAsync(repo, CancellationToken.None);
+        RepositoryManifest m = await open.Repository.ReadManifestAsync(result.BackupId!);
+        Assert.Equal((BackupKind.StoreSnapshot, "ns1"), (m.Kind, m.Namespace));
+        Assert.Equal(result.WalPosition.AppliedLogIndex, m.Wal!.AppliedLogIndex);
+        Assert.Equal(result.BackupId, Assert.Single(await open.Repository.FindRefAsync(result.Path)).ManifestId);
+    }
+
+    [Fact]
+    public async Task A_second_snapshot_of_a_store_with_a_few_changed_pages_stores_little()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        string data = Dir.Combine("data");
+        string nsDir = SnapshotTestSupport.CreateFileNamespace(data, "ns1", size: 1 << 20);
+        StoreSnapshotResult first = (await SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "ns1", null) { Repository = repo }, OperationContext.Default))!;
+        using (var f = new FileStream(Path.Combine(nsDir, "db", "data.mdb"), FileMode.Open))
+        {
+            foreach (long page in new long[] { 3, 100, 200 })
+            {
+                f.Position = page * 4096;
+                f.Write(new byte[4096].Select((_, i) => (byte)(i * 7 + page)).ToArray());
+            }
+        }
+
+        StoreSnapshotResult second = (await SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "ns1", null) { Repository = repo }, OperationContext.Default))!;
+
+        Assert.True(first.StoredBytes > 3 << 20, $"first snapshot stored {first.StoredBytes} bytes");
+        Assert.True(second.StoredBytes < first.StoredBytes / 20, $"second snapshot stored {second.StoredBytes} of the first's {first.StoredBytes} bytes");
+        SortedDictionary<string, string> restored = await RestoreAsync(repo, second.BackupId!, Dir.Combine("restored"));
+        Assert.Equal(ObjectFixture.Sha256(File.ReadAllBytes(Path.Combine(nsDir, "db", "data.mdb"))).ToUpperInvariant(), restored["db/data.mdb"]);
+    }
+
+    // ---- WAL shipping -------------------------------------------------------------------------
+
+    private string NewWal(params (int Records, bool Sealed)[] segments)
+    {
+        string data = Dir.Combine("data");
+        CreateNamespace(data, "users", segments);
+        return data;
+    }
+
+    private static Task<WalShipResult> Ship(string data, RepositoryTarget repo, long after = 0, OperationContext? context = null) =>
+        WalOperations.ShipAsync(new InvokeWalShipOptions(data, "users", null) { Repository = repo, AfterSegmentId = after }, context ?? OperationContext.Default);
+
+    [Fact]
+    public async Task Wal_ship_archives_each_sealed_segment_once_and_a_rerun_ships_nothing()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        string data = NewWal((4, true), (3, true), (5, true), (2, true), (2, false));
+
+        WalShipResult first = await Ship(data, repo);
+
+        Assert.Equal([1L, 2L, 3L, 4L], first.Backups.Select(b => b.SegmentId));
+        Assert.All(first.Backups, b => Assert.False(b.AlreadyPresent));
+        Assert.Equal(["wal/users/000000001", "wal/users/000000002", "wal/users/000000003", "wal/users/000000004"], first.Backups.Select(b => b.Path));
+        string restored = Dir.Combine("restored");
+        await RestoreAsync(repo, first.Backups[2].BackupId!, restored);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(data, "users", "wal", "000000003.wal")), File.ReadAllBytes(Path.Combine(restored, "wal", "000000003.wal")));
+        using (OpenRepository open = await RepositoryConnector.OpenAsync(repo, CancellationToken.None))
+        {
+            RepositoryManifest m = await open.Repository.ReadManifestAsync(first.Backups[2].BackupId!);
+            Assert.Equal(BackupKind.WalSegment, m.Kind);
+            Assert.Equal((3L, 8L, 5L, true), (m.Segment!.SegmentId, m.Segment.FirstLogIndex, m.Segment.EntryCount, m.Segment.Sealed));
+            Assert.Equal(first.Backups[2].Sha256, Assert.Single(m.Files).Sha256);
+        }
+        var keys = await KeysAsync(repo);
+
+        WalShipResult again = await Ship(data, repo);
+
+        Assert.Equal([1L, 2L, 3L, 4L], again.Backups.Select(b => b.SegmentId));
+        Assert.All(again.Backups, b => Assert.True(b.AlreadyPresent));
+        Assert.Equal(first.Backups.Select(b => b.BackupId), again.Backups.Select(b => b.BackupId));
+        Assert.Equal(keys, await KeysAsync(repo));
+    }
+
+    [Fact]
+    public async Task Wal_ship_ships_only_what_is_new_after_the_database_sealed_more()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        string data = NewWal((4, true), (3, true), (2, false));
+        Assert.Equal([1L, 2L], (await Ship(data, repo)).Backups.Select(b => b.SegmentId));
+        // The database seals 3 and opens 4.
+        string wal = Path.Combine(data, "users", "wal");
+        File.Delete(Path.Combine(wal, "000000003.wal"));
+        WriteSegment(Path.Combine(wal, "000000003.wal"), 8, Payloads(2, 3 * 31), seal: true);
+        WriteSegment(Path.Combine(wal, "000000004.wal"), 10, Payloads(1, 4 * 31), seal: false);
+
+        WalShipResult next = await Ship(data, repo);
+
+        Assert.Equal([(1L, true), (2L, true), (3L, false)], next.Backups.Select(b => (b.SegmentId, b.AlreadyPresent)));
+    }
+
+    [Fact]
+    public async Task An_archived_segment_with_different_content_is_refused_never_overwritten()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        string data = NewWal((4, true), (3, true), (5, true), (2, false));
+        using (OpenRepository open = await RepositoryConnector.OpenAsync(repo, CancellationToken.None))
+        {
+            // Plant a different segment 2, as another host with a diverged WAL would have shipped it.
+            await using BackupWriter w = open.Repository.BeginBackup(new BackupInfo
+            {
+                Kind = BackupKind.WalSegment,
+                Namespace = "users",
+                Segment = new RepositorySegment { SegmentId = 2, FirstLogIndex = 5, EntryCount = 3, Sealed = true },
+            });
+            await w.AddFileAsync("wal/000000002.wal", new MemoryStream(new byte[SmallSegment]));
+            await w.CommitAsync("wal/users/000000002");
+        }
+        var before = await KeysAsync(repo);
+
+        var e = await Assert.ThrowsAsync<ConflictException>(() => Ship(data, repo));
+
+        Assert.Equal("WalSegmentConflict", e.ErrorId);
+        Assert.Contains("Segment 2 ", e.Message);
+        Assert.Equal("wal/users/000000002", e.Target);
+        Assert.Equal(before, await KeysAsync(repo));
+    }
+
+    [Fact]
+    public async Task A_gap_between_the_archive_and_the_WAL_is_refused_and_recorded_as_an_event()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        string data = NewWal((4, true), (3, true), (5, true), (2, true), (2, false));
+        string wal = Path.Combine(data, "users", "wal");
+        string aside = Dir.Combine("aside");
+        Directory.CreateDirectory(aside);
+        foreach (long id in new long[] { 2, 3, 4, 5 })
+        {
+            File.Move(Path.Combine(wal, WalFormat.SegmentFileName(id)), Path.Combine(aside, WalFormat.SegmentFileName(id)));
+        }
+        Assert.Equal([1L], (await Ship(data, repo)).Backups.Select(b => b.SegmentId));
+        // Segments 2 and 3 are lost before they were shipped; 4 (sealed) and 5 (active) remain.
+        foreach (long id in new long[] { 4, 5 })
+        {
+            File.Move(Path.Combine(aside, WalFormat.SegmentFileName(id)), Path.Combine(wal, WalFormat.SegmentFileName(id)));
+        }
+        File.Delete(Path.Combine(wal, WalFormat.SegmentFileName(1)));
+        var before = await KeysAsync(repo);
+
+        var e = await Assert.ThrowsAsync<WalGapException>(() => Ship(data, repo));
+
+        Assert.Equal([2L, 3L], e.MissingSegmentIds);
+        Assert.Contains("2, 3", e.Message);
+        var after = await KeysAsync(repo);
+        string added = Assert.Single(after.Keys.Except(before.Keys));
+        Assert.Matches("^events/users/[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}\\.json$", added);
+        using IStorageBackend backend = RepositoryConnector.OpenBackend(repo);
+        await using Stream s = await backend.GetAsync(added, CancellationToken.None);
+        using JsonDocument doc = await JsonDocument.ParseAsync(s);
+        Assert.Equal("wal-gap", doc.RootElement.GetProperty("kind").GetString());
+        Assert.Equal("users", doc.RootElement.GetProperty("namespace").GetString());
+        Assert.Equal([2L, 3L], doc.RootElement.GetProperty("missingSegmentIds").EnumerateArray().Select(x => x.GetInt64()));
+        Assert.True(doc.RootElement.TryGetProperty("detectedAt", out _));
+    }
+
+    [Fact]
+    public async Task A_log_index_gap_at_the_seam_with_the_archive_is_refused()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        string data = NewWal((4, true), (2, false));
+        Assert.Equal([1L], (await Ship(data, repo)).Backups.Select(b => b.SegmentId));
+        // Segment 2 is sealed claiming to start at 9, but 1 ended at 4: indexes 5..8 are missing.
+        string wal = Path.Combine(data, "users", "wal");
+        File.Delete(Path.Combine(wal, "000000001.wal"));
+        File.Delete(Path.Combine(wal, "000000002.wal"));
+        WriteSegment(Path.Combine(wal, "000000002.wal"), 9, Payloads(2, 62), seal: true);
+        var before = await KeysAsync(repo);
+
+        var e = await Assert.ThrowsAsync<WalGapException>(() => Ship(data, repo));
+
+        Assert.Contains("log indexes 5..8", e.Message);
+        Assert.Single((await KeysAsync(repo)).Keys.Except(before.Keys), k => k.StartsWith("events/users/", StringComparison.Ordinal));
+    }
+
+    // ---- bad input ----------------------------------------------------------------------------
+
+    [Fact]
+    public async Task Bad_names_are_refused_before_anything_is_written()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        string data = NewWal((2, true), (1, false));
+        var before = await KeysAsync(repo);
+
+        await Assert.ThrowsAsync<InvalidInputException>(() => ObjectOperations.BackupAsync(new NewObjectBackupOptions(obj.DbRoot, "..", "users") { Repository = repo }, OperationContext.Default));
+        await Assert.ThrowsAsync<InvalidInputException>(() => ObjectOperations.BackupAsync(new NewObjectBackupOptions(obj.DbRoot, ObjectFixture.Dir, "users.tmp") { Repository = repo }, OperationContext.Default));
+        await Assert.ThrowsAsync<InvalidInputException>(() => SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "../users", null) { Repository = repo }, OperationContext.Default));
+        await Assert.ThrowsAsync<InvalidInputException>(() => WalOperations.ShipAsync(new InvokeWalShipOptions(data, "users/x", null) { Repository = repo }, OperationContext.Default));
+
+        Assert.Equal(before, await KeysAsync(repo));
+    }
+
+    [Fact]
+    public async Task A_wrong_passphrase_is_a_key_error_that_never_shows_the_passphrase_and_writes_nothing()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync(passphrase: "correct horse battery staple");
+        using var obj = new ObjectFixture();
+        string data = NewWal((2, true), (1, false));
+        var before = await KeysAsync(repo);
+        const string wrong = "Tr0ub4dor&3-wrong";
+
+        var e1 = await Assert.ThrowsAsync<RepositoryKeyException>(() => ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo with { Passphrase = wrong } }, OperationContext.Default));
+        var e2 = await Assert.ThrowsAsync<RepositoryKeyException>(() => WalOperations.ShipAsync(new InvokeWalShipOptions(data, "users", null) { Repository = repo with { Passphrase = null } }, OperationContext.Default));
+
+        Assert.Equal(ErrorKind.InvalidArgument, e1.Kind);
+        Assert.DoesNotContain(wrong, e1.Message);
+        Assert.DoesNotContain("correct horse", e1.Message);
+        Assert.Contains("passphrase", e2.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(before, await KeysAsync(repo));
+
+        // The right passphrase works and the backup restores.
+        ObjectBackupResult ok = (await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default))!;
+        Assert.Equal(FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)), FilesOnly(await RestoreAsync(repo, ok.BackupId!, Dir.Combine("r"))));
+    }
+
+    [Fact]
+    public async Task Writing_to_a_location_without_a_repository_is_not_found()
+    {
+        RepositoryTarget location = await NewLocationAsync();
+        if (!location.IsS3)
+        {
+            Directory.CreateDirectory(location.Location);
+        }
+        using var obj = new ObjectFixture();
+
+        var e = await Assert.ThrowsAsync<NotFoundException>(() => ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = location }, OperationContext.Default));
+
+        Assert.Equal("RepositoryNotFound", e.ErrorId);
+        Assert.Empty(await KeysAsync(location));
+    }
+
+    // ---- init ---------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task Init_refuses_an_existing_repository_and_changes_nothing()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        var before = await KeysAsync(repo);
+
+        var e = await Assert.ThrowsAsync<ConflictException>(() => RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(repo with { Passphrase = "other" }), OperationContext.Default));
+
+        Assert.Equal("RepositoryExists", e.ErrorId);
+        Assert.Equal(before, await KeysAsync(repo));
+    }
+
+    [Fact]
+    public async Task Init_with_a_key_file_makes_an_encrypted_repository_that_the_key_file_opens()
+    {
+        RepositoryTarget location = await NewLocationAsync();
+        string keyFile = Dir.Combine("repo.key");
+        File.WriteAllBytes(keyFile, System.Security.Cryptography.RandomNumberGenerator.GetBytes(64));
+
+        RepositoryInfo info = (await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(location with { KeyFile = keyFile }), OperationContext.Default))!;
+
+        Assert.True(info.Encrypted);
+        Assert.Equal("key-file", info.KeyKind);
+        Assert.Matches("^[0-9a-f]{64}$", info.RepositoryId);
+        using OpenRepository open = await RepositoryConnector.OpenAsync(location with { KeyFile = keyFile }, CancellationToken.None);
+        Assert.Equal(info.RepositoryId, open.Repository.Config.Id);
+        await Assert.ThrowsAsync<RepositoryKeyException>(() => RepositoryConnector.OpenAsync(location, CancellationToken.None));
+    }
+}
+
+public sealed class LocalFolderRepositoryWriteTests : RepositoryWriteTests
+{
+    protected override Task<RepositoryTarget> NewLocationAsync() =>
+        Task.FromResult(new RepositoryTarget { Location = Dir.Combine("repo-" + Guid.NewGuid().ToString("N")[..8]) });
+
+    [Fact]
+    public async Task Init_creates_a_missing_folder_but_not_under_WhatIf()
+    {
+        string folder = Dir.Combine("new", "repo");
+        var target = new RepositoryTarget { Location = folder };
+
+        Assert.Null(await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target), new OperationContext { ShouldProcess = (_, _) => false }));
+        Assert.False(Directory.Exists(Dir.Combine("new")));
+
+        RepositoryInfo info = (await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target), OperationContext.Default))!;
+        Assert.Equal(folder, info.Repository);
+        Assert.False(info.Encrypted);
+        Assert.True(File.Exists(Path.Combine(folder, "config")));
+    }
+
+    [Fact]
+    public async Task Init_refuses_bad_locations_and_s3_options_on_a_folder_and_creates_nothing()
+    {
+        string file = Dir.Combine("a-file");
+        File.WriteAllText(file, "x");
+        var cases = new RepositoryTarget[]
+        {
+            new() { Location = Dir.Combine("r1"), Endpoint = "http://127.0.0.1:9" },
+            new() { Location = Dir.Combine("r2"), AccessKey = "AKIA" },
+            new() { Location = file },
+            new() { Location = "s3://" },
+            new() { Location = "s3://Bad_Bucket!/x" },
+            new() { Location = "ftp://host/x" },
+            new() { Location = "" },
+        };
+        TreeState before = TreeState.Capture(Dir.Path);
+        foreach (RepositoryTarget t in cases)
+        {
+            var e = await Assert.ThrowsAsync<InvalidInputException>(() => RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(t), OperationContext.Default));
+            Assert.False(string.IsNullOrEmpty(e.Message));
+        }
+        before.AssertUnchanged(Dir.Path);
+    }
+
+    [Fact]
+    public async Task Object_backup_with_s3_options_on_a_folder_repository_is_refused()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        var before = await KeysAsync(repo);
+
+        var e = await Assert.ThrowsAsync<InvalidInputException>(() => ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo with { Endpoint = "http://127.0.0.1:9" } }, OperationContext.Default));
+
+        Assert.Equal("InvalidRepository", e.ErrorId);
+        Assert.Equal(before, await KeysAsync(repo));
+    }
+}
+
+[Collection(S3ServerCollection.Name)]
+public sealed class S3RepositoryWriteTests(S3ServerFixture s3) : RepositoryWriteTests
+{
+    protected override async Task<RepositoryTarget> NewLocationAsync()
+    {
+        string bucket = await s3.CreateBucketAsync("repoops");
+        return new RepositoryTarget
+        {
+            Location = $"s3://{bucket}/backups/prod",
+            Endpoint = s3.Endpoint,
+            AccessKey = S3ServerFixture.AccessKey,
+            SecretKey = S3ServerFixture.SecretKey,
+        };
+    }
+}
