@@ -14,10 +14,11 @@ namespace PSBackup.Engine.Tests.Proofs;
 /// up) at seeded random points spread over a measured uninterrupted run; after every kill the
 /// repository passes <c>check --read-data</c>, and the next backup completes and restores byte-exact.</summary>
 [Trait("Category", "Proof")]
+[Collection(SerialProofs.Name)]
 public sealed class CrashSafetyTests(ITestOutputHelper output) : IDisposable
 {
     private const int Kills = 20;
-    private const int MaxRounds = 28;
+    private const int MaxRounds = 34;
     private const int Files = 8;
     private const long FileSize = 16L << 20;
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
@@ -73,6 +74,7 @@ public sealed class CrashSafetyTests(ITestOutputHelper output) : IDisposable
             round++;
             Mutate(round);
             int delay = rng.Next(0, (int)(full.TotalMilliseconds * 0.9));
+            // (full is the shortest uninterrupted incremental run seen so far: runs vary with load.)
             using (CliProcess victim = CliProcess.Start(BackupArgs))
             {
                 await Task.Delay(delay);
@@ -97,7 +99,12 @@ public sealed class CrashSafetyTests(ITestOutputHelper output) : IDisposable
             }
 
             // The next run completes, and restores byte-exact.
+            var next = Stopwatch.StartNew();
             string id = CliProcess.BackupIdOf(await CliProcess.RunOkAsync(Timeout, BackupArgs));
+            if (next.Elapsed < full)
+            {
+                full = next.Elapsed;
+            }
             SortedDictionary<string, string> expected = BulkData.Tree(ObjectPath);
             string target = _dir.Combine("restore");
             using (var backend = new LocalBackend(RepoPath))

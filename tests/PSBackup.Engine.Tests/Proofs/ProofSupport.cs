@@ -4,6 +4,14 @@ using System.Text.Json;
 
 namespace PSBackup.Engine.Tests.Proofs;
 
+/// <summary>Proofs that time a child process (kill points, peak memory) run alone, after the
+/// parallel tests, so other tests' load does not skew what they measure.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SerialProofs
+{
+    public const string Name = "Serial proofs";
+}
+
 /// <summary>The built CLI run as a real child process (<c>dotnet psbackup.dll ...</c>), so a test
 /// can kill it, run two at once or measure its memory.</summary>
 internal sealed class CliProcess : IDisposable

@@ -24,6 +24,7 @@ public sealed class LinuxFactAttribute : FactAttribute
 /// a 2 GiB file into a repository in a child process whose peak resident memory (VmHWM) stays
 /// under 300 MiB.</summary>
 [Trait("Category", "Proof")]
+[Collection(SerialProofs.Name)]
 public sealed class StreamingMemoryTests(ITestOutputHelper output) : IDisposable
 {
     private const long FileSize = 2L << 30;
