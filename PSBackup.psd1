@@ -22,6 +22,9 @@
         'Invoke-WalShip'
         'New-StoreSnapshot'
         'Initialize-BackupRepository'
+        'Get-Backup'
+        'Test-BackupRepository'
+        'Sync-BackupRepository'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -82,6 +82,7 @@ public static partial class CliApp
         snapshot.Subcommands.Add(SnapshotCreateCommand());
         root.Subcommands.Add(snapshot);
         root.Subcommands.Add(RepoCommand());
+        AddMaintenanceCommands(root);
         return root;
     }
 

@@ -286,7 +286,7 @@ public sealed partial class ModuleParityTests
             .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
             .Select(File.ReadAllText)
             .ToArray();
-        string[] fromPowerShell = ["ParameterArgumentValidationError", "ParameterArgumentTransformationError", "MissingMandatoryParameter", "ParameterBindingFailed", "AmbiguousParameterSet"];
+        string[] fromPowerShell = ["AmbiguousParameterSet", "ParameterArgumentValidationError", "ParameterArgumentTransformationError", "MissingMandatoryParameter", "ParameterBindingFailed"];
         int checkedIds = 0;
         foreach (string file in Directory.GetFiles(Path.Combine(_repoRoot, "tests"), "*.Tests.ps1"))
         {
@@ -323,7 +323,7 @@ public sealed partial class ModuleParityTests
     [GeneratedRegex(@"-ErrorId\s+'(?<id>[A-Za-z]+),PSBackup\.Commands\.(?<class>[A-Za-z]+)'")]
     private static partial Regex PesterErrorId();
 
-    [GeneratedRegex(@"\b(?<verb>New|Restore|Clear|Get|Invoke|Initialize)-(?<noun>ObjectBackup|StaleArtifact|WalSegment|WalShip|StoreSnapshot|BackupRepository)\b")]
+    [GeneratedRegex(@"\b(?<verb>New|Restore|Clear|Get|Invoke|Initialize|Test|Sync)-(?<noun>ObjectBackup|StaleArtifact|WalSegment|WalShip|StoreSnapshot|BackupRepository|Backup)\b")]
     private static partial Regex CmdletCall();
 
     private static object? Named(CustomAttributeData a, string name) =>

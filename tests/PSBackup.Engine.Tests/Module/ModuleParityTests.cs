@@ -66,7 +66,8 @@ public sealed partial class ModuleParityTests : IDisposable
     public void The_module_defines_its_cmdlets()
     {
         Assert.Equal(
-            ["Clear-StaleArtifact", "Get-WalSegment", "Initialize-BackupRepository", "Invoke-WalShip", "New-ObjectBackup", "New-StoreSnapshot", "Restore-ObjectBackup"],
+            ["Clear-StaleArtifact", "Get-Backup", "Get-WalSegment", "Initialize-BackupRepository", "Invoke-WalShip", "New-ObjectBackup", "New-StoreSnapshot",
+             "Restore-ObjectBackup", "Sync-BackupRepository", "Test-BackupRepository"],
             _cmdletInfos.Select(c => c.Name).Order(StringComparer.Ordinal));
     }
 
@@ -126,7 +127,7 @@ public sealed partial class ModuleParityTests : IDisposable
             Assert.False(string.IsNullOrEmpty(cmdlet.DefaultParameterSetName), $"{cmdlet.Name} has no DefaultParameterSetName.");
             Assert.True(cmdlet.Type.GetCustomAttributesData().Any(a => a.AttributeType.FullName == "System.Management.Automation.OutputTypeAttribute"),
                 $"{cmdlet.Name} has no [OutputType].");
-            bool writes = cmdlet.Verb is not "Get";
+            bool writes = cmdlet.Verb is not "Get" && cmdlet.Name != "Test-BackupRepository"; // read-only
             Assert.Equal(writes, cmdlet.SupportsShouldProcess);
             if (cmdlet.Verb is "Restore" or "Clear" or "Remove")
             {

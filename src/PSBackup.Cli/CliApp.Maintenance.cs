@@ -1,0 +1,202 @@
+using System.CommandLine;
+using System.Globalization;
+using PSBackup.Engine;
+using PSBackup.Engine.Repository;
+
+namespace PSBackup.Cli;
+
+/// <summary>Repository maintenance commands: <c>list</c> (Get-Backup), <c>check</c>
+/// (Test-BackupRepository) and <c>sync</c> (Sync-BackupRepository).</summary>
+public static partial class CliApp
+{
+    private static void AddMaintenanceCommands(RootCommand root)
+    {
+        root.Subcommands.Add(ListCommand());
+        root.Subcommands.Add(CheckCommand());
+        root.Subcommands.Add(SyncCommand());
+    }
+
+    private static Command ListCommand()
+    {
+        var command = new Command("list", "List the backups of a repository (--repository), of a namespace's local backup root (--data-dir --namespace) or of a tenant dir's local object backups (--db-root --dir) (Get-Backup).");
+        var repository = new Option<string>("--repository") { Description = "The repository: a folder or s3://bucket/prefix." };
+        var dataDir = new Option<string>("--data-dir") { Description = "List <data-dir>/backups/<namespace>: store snapshots and shipped WAL segments." };
+        var dbRoot = new Option<string>("--db-root") { Description = "List the local object backups under <db-root>/<dir>." };
+        var ns = new Option<string>("--namespace") { Description = "Only this namespace (required with --data-dir)." };
+        var dir = new Option<string>("--dir") { Description = "Only this tenant dir (required with --db-root)." };
+        var obj = new Option<string>("--object") { Description = "Only this object." };
+        var kind = new Option<string>("--kind") { Description = "Only this kind: object, store-snapshot or wal-segment." };
+        kind.AcceptOnlyFromAmong("object", "store-snapshot", "wal-segment");
+        var after = new Option<string>("--after") { Description = "Only backups taken at or after this time (ISO 8601; local time unless it carries an offset or Z)." };
+        var before = new Option<string>("--before") { Description = "Only backups taken at or before this time (ISO 8601)." };
+        foreach (Option o in new Option[] { repository, dataDir, dbRoot, ns, dir, obj, kind, after, before })
+        {
+            command.Options.Add(o);
+        }
+        var repo = new RepositoryCliOptions(command);
+        AddCommon(command, out Option<bool> json, out _, writes: false);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            string? d = parse.GetValue(dataDir), r = parse.GetValue(dbRoot);
+            var options = new GetBackupOptions
+            {
+                Repository = repo.Target(parse, parse.GetValue(repository)),
+                DataDir = d is null ? null : FullPath(d, "--data-dir"),
+                DbRoot = r is null ? null : FullPath(r, "--db-root"),
+                Namespace = parse.GetValue(ns),
+                Dir = parse.GetValue(dir),
+                Object = parse.GetValue(obj),
+                Kind = parse.GetValue(kind) is { } k ? BackupKinds.Parse(k) : null,
+                After = Time(parse.GetValue(after), "--after"),
+                Before = Time(parse.GetValue(before), "--before"),
+            };
+            IReadOnlyList<BackupRecord> records = await BackupCatalog.ListAsync(options, io.Context(whatIf: false)).ConfigureAwait(false);
+            MaintenanceOutput.List(io.Stdout, records, parse.GetValue(json));
+        }));
+        return command;
+    }
+
+    private static Command CheckCommand()
+    {
+        var command = new Command("check", "Check a repository's structure and references; --read-data also verifies every stored byte. Exit 4 when it finds damage (Test-BackupRepository).");
+        var repository = new Option<string>("--repository") { Description = "The repository: a folder or s3://bucket/prefix.", Required = true };
+        var readData = new Option<bool>("--read-data") { Description = "Download every pack and verify every frame and chunk." };
+        command.Options.Add(repository);
+        command.Options.Add(readData);
+        var repo = new RepositoryCliOptions(command);
+        AddCommon(command, out Option<bool> json, out _, writes: false);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            var options = new TestBackupRepositoryOptions(repo.Target(parse, parse.GetValue(repository))!) { ReadData = parse.GetValue(readData) };
+            RepositoryCheckResult result = await RepositoryCheckOperation.CheckAsync(options, io.Context(whatIf: false)).ConfigureAwait(false);
+            MaintenanceOutput.Check(io.Stdout, result, parse.GetValue(json));
+            if (!result.Passed)
+            {
+                RepositoryCheckFinding first = result.Errors[0];
+                throw new IntegrityException("RepositoryCheckFailed",
+                    $"The check found {result.ErrorCount} error(s) in {result.Repository}; first: {first.Code}{(first.BackupId is null ? "" : $" in backup {first.BackupId}")}{(first.File is null ? "" : $", file '{first.File}'")}.",
+                    result.Repository);
+            }
+        }));
+        return command;
+    }
+
+    private static Command SyncCommand()
+    {
+        var command = new Command("sync", "Copy a repository, or a local backup root, to a folder or s3:// prefix: only what is missing, verifying each object (Sync-BackupRepository).");
+        var source = new Option<string>("--source") { Description = "A repository (folder or s3://bucket/prefix), or a local backup folder such as <data-dir>/backups.", Required = true };
+        var destination = new Option<string>("--destination") { Description = "A folder or s3://bucket/prefix: empty, or an earlier copy of the source.", Required = true };
+        command.Options.Add(source);
+        command.Options.Add(destination);
+        var repo = new RepositoryCliOptions(command);
+        AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            var options = new SyncBackupRepositoryOptions(repo.Target(parse, parse.GetValue(source))!, repo.Target(parse, parse.GetValue(destination))!);
+            SyncResult result = await RepositorySync.SyncAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            MaintenanceOutput.Sync(io.Stdout, result, parse.GetValue(json));
+        }));
+        return command;
+    }
+
+    private static DateTimeOffset? Time(string? value, string option)
+    {
+        if (value is null)
+        {
+            return null;
+        }
+        return DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeLocal, out DateTimeOffset t)
+            ? t
+            : throw new InvalidInputException("InvalidTime", $"{option} '{value}' is not a time. Use ISO 8601, e.g. 2025-01-08T14:30:00Z.", value);
+    }
+}
+
+/// <summary>Tables and JSON for list, check and sync.</summary>
+internal static class MaintenanceOutput
+{
+    public static void List(TextWriter output, IReadOnlyList<BackupRecord> records, bool json)
+    {
+        if (json)
+        {
+            output.WriteLine(CliOutput.ToJson(new
+            {
+                backups = records.Select(r => new
+                {
+                    repository = r.Repository,
+                    backupId = r.BackupId,
+                    kind = BackupKinds.ToName(r.Kind),
+                    @namespace = r.Namespace,
+                    dir = r.Dir,
+                    @object = r.Object,
+                    time = r.Time,
+                    bytes = r.Bytes,
+                    fileCount = r.FileCount,
+                    complete = r.Complete,
+                    host = r.Host,
+                    consistency = r.Consistency,
+                    segmentId = r.SegmentId,
+                    firstLogIndex = r.FirstLogIndex,
+                    entryCount = r.EntryCount,
+                    @sealed = r.Sealed,
+                    wal = r.Wal,
+                    path = r.Path,
+                }),
+            }));
+            return;
+        }
+        if (records.Count == 0)
+        {
+            output.WriteLine("No backups.");
+            return;
+        }
+        var table = new TableWriter().Column("Time").Column("Kind").Column("Of").Column("Files", rightAlign: true)
+            .Column("Size", rightAlign: true).Column("BackupId");
+        foreach (BackupRecord r in records)
+        {
+            string of = r.Namespace ?? $"{r.Dir}/{r.Object}";
+            if (r.SegmentId is { } s)
+            {
+                of += $" #{s}{(r.Sealed == false ? " (partial)" : "")}";
+            }
+            table.Row(r.Time.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+                BackupKinds.ToName(r.Kind) + (r.Complete ? "" : " (incomplete)"), of,
+                r.FileCount.ToString(CultureInfo.InvariantCulture), TableWriter.Size(r.Bytes), r.BackupId);
+        }
+        table.WriteTo(output);
+    }
+
+    public static void Check(TextWriter output, RepositoryCheckResult result, bool json)
+    {
+        if (json)
+        {
+            output.WriteLine(CliOutput.ToJson(result));
+            return;
+        }
+        var table = new TableWriter().Column("Passed").Column("Errors", rightAlign: true).Column("Warnings", rightAlign: true)
+            .Column("Backups", rightAlign: true).Column("Packs", rightAlign: true).Column("Stored", rightAlign: true).Column("Read", rightAlign: true);
+        table.Row(result.Passed ? "True" : "False", result.ErrorCount.ToString(CultureInfo.InvariantCulture), result.WarningCount.ToString(CultureInfo.InvariantCulture),
+            result.Backups.ToString(CultureInfo.InvariantCulture), result.Packs.ToString(CultureInfo.InvariantCulture),
+            TableWriter.Size(result.StoredBytes), result.ReadData ? TableWriter.Size(result.BytesRead) : "-");
+        table.WriteTo(output);
+        foreach (RepositoryCheckFinding f in result.Errors.Concat(result.Warnings))
+        {
+            string where = string.Join(", ", new[] { f.BackupId is null ? null : $"backup {f.BackupId}", f.File is null ? null : $"file '{f.File}'", f.ObjectKey is null ? null : $"object {f.ObjectKey}" }.OfType<string>());
+            output.WriteLine($"{f.Severity.ToUpperInvariant()} {f.Code}{(where.Length > 0 ? $" ({where})" : "")}: {f.Message}");
+        }
+    }
+
+    public static void Sync(TextWriter output, SyncResult result, bool json)
+    {
+        if (json)
+        {
+            output.WriteLine(CliOutput.ToJson(result));
+            return;
+        }
+        var table = new TableWriter().Column("Mode").Column("Copied", rightAlign: true).Column("CopiedSize", rightAlign: true)
+            .Column("Skipped", rightAlign: true).Column("SkippedSize", rightAlign: true).Column("Declined", rightAlign: true).Column("Ignored", rightAlign: true);
+        table.Row(result.Mode, result.Copied.ToString(CultureInfo.InvariantCulture), TableWriter.Size(result.CopiedBytes),
+            result.Skipped.ToString(CultureInfo.InvariantCulture), TableWriter.Size(result.SkippedBytes),
+            result.Declined.ToString(CultureInfo.InvariantCulture), result.Ignored.ToString(CultureInfo.InvariantCulture));
+        table.WriteTo(output);
+    }
+}

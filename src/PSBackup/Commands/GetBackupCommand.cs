@@ -1,0 +1,88 @@
+using System.Management.Automation;
+using PSBackup.Engine.Repository;
+
+namespace PSBackup.Commands;
+
+/// <summary>Lists what a repository holds (default), a namespace's local backups (-DataDir with
+/// -Namespace) or a tenant dir's local object backups (-DbRoot with -Dir), newest first.</summary>
+[Cmdlet(VerbsCommon.Get, "Backup", DefaultParameterSetName = RepositorySet)]
+[OutputType(typeof(BackupRecord))]
+public sealed class GetBackupCommand : PSBackupRepositoryCmdlet
+{
+    private const string DataDirSet = "DataDir";
+    private const string DbRootSet = "DbRoot";
+    private RepositoryTarget? _repository;
+    private string? _dataDir;
+    private string? _dbRoot;
+
+    /// <summary>The repository: a folder or s3://bucket/prefix.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
+    [ValidateNotNullOrEmpty]
+    public string Repository { get; set; } = "";
+
+    /// <summary>A data directory: list &lt;DataDir&gt;/backups/&lt;Namespace&gt; (snapshots and shipped segments).</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DataDirSet)]
+    [ValidateNotNullOrEmpty]
+    public string DataDir { get; set; } = "";
+
+    /// <summary>An object store root: list the object backups of -Dir.</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DbRootSet)]
+    [ValidateNotNullOrEmpty]
+    public string DbRoot { get; set; } = "";
+
+    [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DataDirSet)]
+    [ValidateNotNullOrEmpty]
+    public string? Namespace { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DbRootSet)]
+    [ValidateNotNullOrEmpty]
+    public string? Dir { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
+    [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = DbRootSet)]
+    [ValidateNotNullOrEmpty]
+    public string? Object { get; set; }
+
+    /// <summary>object, store-snapshot or wal-segment.</summary>
+    [Parameter(ParameterSetName = RepositorySet)]
+    [Parameter(ParameterSetName = DataDirSet)]
+    [ValidateSet("object", "store-snapshot", "wal-segment", "StoreSnapshot", "WalSegment")]
+    public string? Kind { get; set; }
+
+    /// <summary>Only backups taken at or after this time.</summary>
+    [Parameter]
+    public DateTime? After { get; set; }
+
+    /// <summary>Only backups taken at or before this time.</summary>
+    [Parameter]
+    public DateTime? Before { get; set; }
+
+    protected override void PrepareRecord()
+    {
+        _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
+        _dataDir = ParameterSetName == DataDirSet ? ResolveFileSystemPath(DataDir, nameof(DataDir)) : null;
+        _dbRoot = ParameterSetName == DbRootSet ? ResolveFileSystemPath(DbRoot, nameof(DbRoot)) : null;
+    }
+
+    protected override async Task ProcessRecordAsync()
+    {
+        var options = new GetBackupOptions
+        {
+            Repository = _repository,
+            DataDir = _dataDir,
+            DbRoot = _dbRoot,
+            Namespace = Namespace,
+            Dir = Dir,
+            Object = Object,
+            Kind = Kind is null ? null : BackupKinds.Parse(Kind),
+            After = After is { } a ? new DateTimeOffset(a) : null,
+            Before = Before is { } b ? new DateTimeOffset(b) : null,
+        };
+        foreach (BackupRecord record in await BackupCatalog.ListAsync(options, CreateContext()).ConfigureAwait(false))
+        {
+            PostWriteObject(record);
+        }
+    }
+}

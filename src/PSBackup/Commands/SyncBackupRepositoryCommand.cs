@@ -1,0 +1,37 @@
+using System.Management.Automation;
+using PSBackup.Engine.Repository;
+
+namespace PSBackup.Commands;
+
+/// <summary>Copies a repository (or a plain local backup root) to another location, only what is
+/// missing there, verifying each object before it is stored. -WhatIf lists what would be copied.
+/// The S3 options (-Endpoint, ...) apply to whichever side is s3://; the key options to the source.</summary>
+[Cmdlet(VerbsData.Sync, "BackupRepository", SupportsShouldProcess = true, DefaultParameterSetName = RepositorySet)]
+[OutputType(typeof(SyncResult))]
+public sealed class SyncBackupRepositoryCommand : PSBackupRepositoryCmdlet
+{
+    private RepositoryTarget? _source;
+    private RepositoryTarget? _destination;
+
+    /// <summary>A repository (folder or s3://bucket/prefix), or a local backup folder.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
+    [ValidateNotNullOrEmpty]
+    public string Source { get; set; } = "";
+
+    /// <summary>A folder or s3://bucket/prefix: empty, or an earlier copy of the source.</summary>
+    [Parameter(Mandatory = true, Position = 1, ParameterSetName = RepositorySet)]
+    [ValidateNotNullOrEmpty]
+    public string Destination { get; set; } = "";
+
+    protected override void PrepareRecord()
+    {
+        _source = RepositoryTargetFor(Source);
+        _destination = RepositoryTargetFor(Destination);
+    }
+
+    protected override async Task ProcessRecordAsync()
+    {
+        SyncResult result = await RepositorySync.SyncAsync(new SyncBackupRepositoryOptions(_source!, _destination!), CreateContext()).ConfigureAwait(false);
+        PostWriteObject(result);
+    }
+}

@@ -1,0 +1,39 @@
+using System.Management.Automation;
+using PSBackup.Engine.Repository;
+
+namespace PSBackup.Commands;
+
+/// <summary>Checks a repository's structure and references; with -ReadData every stored byte.
+/// Returns one report; Passed is false when it found errors (each names the backup and file).</summary>
+[Cmdlet(VerbsDiagnostic.Test, "BackupRepository", DefaultParameterSetName = RepositorySet)]
+[OutputType(typeof(RepositoryCheckResult))]
+public sealed class TestBackupRepositoryCommand : PSBackupRepositoryCmdlet
+{
+    private RepositoryTarget? _repository;
+
+    /// <summary>The repository: a folder or s3://bucket/prefix.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
+    [ValidateNotNullOrEmpty]
+    public string Repository { get; set; } = "";
+
+    /// <summary>Download every pack and verify every frame and chunk.</summary>
+    [Parameter(ParameterSetName = RepositorySet)]
+    public SwitchParameter ReadData { get; set; }
+
+    protected override void PrepareRecord() => _repository = RepositoryTargetFor(Repository);
+
+    protected override async Task ProcessRecordAsync()
+    {
+        RepositoryCheckResult result = await RepositoryCheckOperation.CheckAsync(
+            new TestBackupRepositoryOptions(_repository!) { ReadData = ReadData.IsPresent }, CreateContext()).ConfigureAwait(false);
+        foreach (RepositoryCheckFinding finding in result.Errors)
+        {
+            PostWriteWarning($"{finding.Code}: {finding.Message}");
+        }
+        foreach (RepositoryCheckFinding finding in result.Warnings)
+        {
+            PostWriteVerbose($"{finding.Code}: {finding.Message}");
+        }
+        PostWriteObject(result);
+    }
+}
