@@ -248,15 +248,20 @@ public static class PointInTimePlanner
             }
         }
 
-        // A segment past a hole that is durable at T: the target lies across a gap.
+        // Evidence of records durable at T past where the walk stopped: a later segment sealed by
+        // T, or one created by T (walfs seals a segment before it creates the next). Then the
+        // walk stopped at a hole, and the target lies across a WAL gap.
         long effective = Math.Max(durable, applied ?? durable);
-        ArchivedSegment? beyond = complete.Values
-            .Where(s => s.LastLogIndex > effective && s.Sealed && s.SealedAt is { } sa && sa <= t)
-            .MaxBy(s => s.LastLogIndex);
-        if (beyond is not null)
+        long needed = complete.Values
+            .Select(s => s.Sealed && s.SealedAt is { } sa && sa <= t ? s.LastLogIndex : s.CreatedAt <= t ? s.FirstLogIndex - 1 : long.MinValue)
+            .DefaultIfEmpty(long.MinValue)
+            .Max();
+        if (needed > effective)
         {
-            // Chain names the missing ids or log indexes between the start and that segment.
-            Chain(ns, snapshot, start, beyond.LastLogIndex, complete);
+            Chain(ns, snapshot, start, needed, complete); // names the missing ids or log indexes
+            throw new WalGapException(
+                $"Cannot restore namespace '{ns}' to {shown}: archived segments show records up to log index {needed} were durable by then, but only records up to {effective} can be laid out from snapshot '{snapshot.Id}'. Nothing was written. Recover the missing segments into the backup root, or choose an earlier target.",
+                snapshot.Id, []);
         }
 
         bool past = reachedEnd && lastArchived is not null && effective >= lastArchived;
