@@ -268,7 +268,7 @@ public static class PointInTimePlanner
         if (past)
         {
             ArchivedSegment last = complete.Values.MaxBy(s => s.LastLogIndex)!;
-            notes.Add($"The target {shown} is past the last archived record ({lastArchived}, in segment {last.SegmentId}{(last.SealedAt is { } lsa ? $" sealed at {Format(lsa)}" : "")}); restoring to the latest archived state. Records written after it were not shipped.");
+            notes.Add($"The target {shown} is past the last archived record ({lastArchived}, in segment {last.SegmentId}{(last.SealedAt is { } lsa ? $" sealed at {Format(lsa)}" : "")}); restoring to the latest state the backups hold, log index {effective}. Records written after it were not shipped.");
         }
         else if (stopReason is not null)
         {
