@@ -1,0 +1,281 @@
+using PSBackup.Engine.Wal;
+
+namespace PSBackup.Engine.Restore;
+
+/// <summary>The restore source of a namespace's local backup root <c>&lt;dataDir&gt;/backups/&lt;ns&gt;</c>:
+/// store snapshots (a file or folder with <c>{path}.manifest.json</c> beside it) and shipped
+/// segments (<c>%09d.wal</c>) in any folder below the root.</summary>
+/// <remarks>Listing reads manifests and 64-byte segment headers only (an unsealed segment is
+/// scanned for its valid prefix); a restore validates every segment it copies in full. Links
+/// below the root are never followed, <c>.tmp</c> leftovers are ignored, and anything that
+/// cannot be read as a snapshot or segment is left out and named in <see cref="Ignored"/>.</remarks>
+public sealed class LocalRestoreSource : IRestoreSource
+{
+    private const string ManifestSuffix = ".manifest.json";
+    private readonly List<string> _ignored = [];
+
+    private LocalRestoreSource(string ns, string backupRoot)
+    {
+        Namespace = ns;
+        BackupRoot = backupRoot;
+    }
+
+    public string Namespace { get; }
+    public string BackupRoot { get; }
+    public string Description => $"backup root '{BackupRoot}'";
+
+    /// <summary>What the last listing left out and why (a corrupt manifest, a snapshot without its
+    /// data, an unreadable segment header, a superseded partial).</summary>
+    public IReadOnlyList<string> Ignored
+    {
+        get
+        {
+            lock (_ignored)
+            {
+                return _ignored.ToList();
+            }
+        }
+    }
+
+    /// <summary>The backup root of <paramref name="namespace"/> under <paramref name="dataDir"/>;
+    /// it must exist and must not be (or lead through) a link into another namespace's folder.</summary>
+    public static LocalRestoreSource Open(string? dataDir, string? @namespace)
+    {
+        string ns = SafePath.ValidateName(@namespace, "namespace");
+        string data = SafePath.RequireDirectory(dataDir, "data directory",
+            "Give the database's data directory; its backups are read from <dataDir>/backups/<namespace>.");
+        string backups = Path.Combine(data, "backups");
+        string root = Path.Combine(backups, ns);
+        if (!Directory.Exists(root))
+        {
+            throw new NotFoundException("BackupRootNotFound",
+                $"Namespace '{ns}' has no local backup root '{root}'. Check -DataDir and -Namespace, or create a snapshot with New-StoreSnapshot first.", root);
+        }
+        SafePath.RejectLinksBelow(backups, root, "namespace backup root");
+        return new LocalRestoreSource(ns, root);
+    }
+
+    public Task<IReadOnlyList<RestorableSnapshot>> ListSnapshotsAsync(CancellationToken ct) =>
+        Task.Run<IReadOnlyList<RestorableSnapshot>>(() =>
+        {
+            var snapshots = new List<RestorableSnapshot>();
+            foreach (string manifestPath in Walk(ct).Where(f => f.EndsWith(ManifestSuffix, StringComparison.Ordinal)))
+            {
+                string dataPath = manifestPath[..^ManifestSuffix.Length];
+                string id = Relative(dataPath);
+                BackupManifest manifest;
+                try
+                {
+                    manifest = ManifestIO.Read(manifestPath);
+                }
+                catch (PSBackupException e)
+                {
+                    Ignore($"snapshot '{id}': {e.Message}");
+                    continue;
+                }
+                if (!string.Equals(manifest.Kind, "snapshot", StringComparison.Ordinal))
+                {
+                    continue; // another kind of backup that happens to live here
+                }
+                bool isFile = File.Exists(dataPath), isDir = Directory.Exists(dataPath);
+                if ((!isFile && !isDir) || manifest.Wal is null || manifest.Files.Count == 0 || (isFile && manifest.Files.Count != 1))
+                {
+                    Ignore($"snapshot '{id}': its manifest has {(manifest.Wal is null ? "no WAL position" : $"{manifest.Files.Count} files")} and its data {(isFile ? "is one file" : isDir ? "is a folder" : "is missing")}");
+                    continue;
+                }
+                snapshots.Add(new RestorableSnapshot
+                {
+                    Id = id,
+                    CreatedAt = manifest.CreatedAt,
+                    CompletedAt = manifest.CompletedAt,
+                    Wal = manifest.Wal,
+                    Files = manifest.Files,
+                    Location = dataPath,
+                });
+            }
+            return snapshots;
+        }, ct);
+
+    public Task<IReadOnlyList<ArchivedSegment>> ListSegmentsAsync(CancellationToken ct) =>
+        Task.Run<IReadOnlyList<ArchivedSegment>>(() =>
+        {
+            var found = new List<ArchivedSegment>();
+            foreach (string path in Walk(ct))
+            {
+                if (!WalFormat.TryParseSegmentFileName(Path.GetFileName(path), out long id))
+                {
+                    continue;
+                }
+                ArchivedSegment? segment = Describe(path, id);
+                if (segment is not null)
+                {
+                    found.Add(segment);
+                }
+            }
+            return Deduplicate(found);
+        }, ct);
+
+    public Task<Stream> OpenSnapshotFileAsync(RestorableSnapshot snapshot, ManifestFile file, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentNullException.ThrowIfNull(file);
+        string dataPath = SafePath.Combine(BackupRoot, snapshot.Id, "snapshot path");
+        string path = Directory.Exists(dataPath) ? SafePath.Combine(dataPath, file.Path, "snapshot file") : dataPath;
+        return Task.FromResult<Stream>(OpenOrNotFound(path, $"snapshot '{snapshot.Id}' file '{file.Path}'"));
+    }
+
+    public Task<Stream> OpenSegmentAsync(ArchivedSegment segment, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(segment);
+        string path = Path.GetFullPath(segment.Location);
+        SafePath.RejectLinksBelow(BackupRoot, path, "archived segment");
+        if (!path.StartsWith(Path.TrimEndingDirectorySeparator(BackupRoot) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            throw new InvalidInputException("InvalidPath", $"Segment '{path}' is not inside {Description}.", path);
+        }
+        return Task.FromResult<Stream>(OpenOrNotFound(path, $"archived segment {segment.SegmentId}"));
+    }
+
+    private static FileStream OpenOrNotFound(string path, string what)
+    {
+        try
+        {
+            return FileCopy.OpenRead(path);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new NotFoundException("BackupFileMissing", $"The {what} '{path}' disappeared after it was listed (retention?). Run the restore again.", path);
+        }
+    }
+
+    private string Relative(string path) => Path.GetRelativePath(BackupRoot, path).Replace(Path.DirectorySeparatorChar, '/');
+
+    private void Ignore(string why)
+    {
+        lock (_ignored)
+        {
+            _ignored.Add(why);
+        }
+    }
+
+    /// <summary>Every regular file below the root, never through a link and never inside or named
+    /// like a <c>.tmp</c> leftover, in ordinal order.</summary>
+    private List<string> Walk(CancellationToken ct)
+    {
+        var pending = new Stack<string>();
+        pending.Push(BackupRoot);
+        var files = new List<string>();
+        while (pending.Count > 0)
+        {
+            ct.ThrowIfCancellationRequested();
+            string dir = pending.Pop();
+            foreach (FileSystemInfo entry in new DirectoryInfo(dir).EnumerateFileSystemInfos())
+            {
+                if (entry.LinkTarget is not null || (entry.Attributes & FileAttributes.ReparsePoint) != 0 || entry.Name.EndsWith(".tmp", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                if (entry is DirectoryInfo)
+                {
+                    pending.Push(entry.FullName);
+                }
+                else
+                {
+                    files.Add(entry.FullName);
+                }
+            }
+        }
+        files.Sort(StringComparer.Ordinal);
+        return files;
+    }
+
+    /// <summary>A segment from its header (sealed) or its valid prefix (unsealed); null, noted in
+    /// <see cref="Ignored"/>, when it cannot be read as one.</summary>
+    private ArchivedSegment? Describe(string path, long id)
+    {
+        try
+        {
+            WalHeader h;
+            long length;
+            using (var stream = FileCopy.OpenRead(path))
+            {
+                length = stream.Length;
+                Span<byte> bytes = stackalloc byte[WalFormat.HeaderSize];
+                if (length < WalFormat.HeaderSize)
+                {
+                    Ignore($"segment '{Relative(path)}': {length} bytes, shorter than a segment header");
+                    return null;
+                }
+                stream.ReadExactly(bytes);
+                h = WalHeader.Decode(bytes);
+                if (h.Magic != WalFormat.Magic || h.Version != WalFormat.Version || h.Crc != Crc32C.Compute(bytes[..56]) ||
+                    (h.Flags != WalFormat.FlagSealed && h.Flags != WalFormat.FlagActive) || h.FirstLogIndex < 0 || h.EntryCount < 0)
+                {
+                    Ignore($"segment '{Relative(path)}': the header is not a valid walfs v2 header");
+                    return null;
+                }
+            }
+            long count = h.EntryCount;
+            if (!h.IsSealed)
+            {
+                WalSegmentInfo info = WalSegmentReader.Inspect(path, Namespace, id);
+                if (!info.Valid)
+                {
+                    Ignore($"segment '{Relative(path)}': {info.Error}");
+                    return null;
+                }
+                count = info.EntryCount;
+            }
+            return new ArchivedSegment
+            {
+                SegmentId = id,
+                Sealed = h.IsSealed,
+                FirstLogIndex = h.FirstLogIndex,
+                EntryCount = count,
+                CreatedAt = WalFormat.FromUnixNanoseconds(h.CreatedAtNs),
+                SealedAt = h.IsSealed && h.LastModifiedAtNs != 0 ? WalFormat.FromUnixNanoseconds(h.LastModifiedAtNs) : null,
+                Bytes = length,
+                Location = path,
+            };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotFoundException)
+        {
+            Ignore($"segment '{Relative(path)}': {e.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>One entry per id: copies of a sealed segment must agree (a disagreement is an
+    /// integrity error, never a silent pick); a sealed copy supersedes unsealed ones; of several
+    /// unsealed copies the longest prefix is kept.</summary>
+    private List<ArchivedSegment> Deduplicate(List<ArchivedSegment> found)
+    {
+        var result = new List<ArchivedSegment>();
+        foreach (IGrouping<long, ArchivedSegment> group in found.GroupBy(s => s.SegmentId).OrderBy(g => g.Key))
+        {
+            var copies = group.ToList();
+            var sealedCopies = copies.Where(s => s.Sealed).ToList();
+            if (sealedCopies.Count > 0)
+            {
+                ArchivedSegment first = sealedCopies[0];
+                ArchivedSegment? other = sealedCopies.FirstOrDefault(s => s.FirstLogIndex != first.FirstLogIndex || s.EntryCount != first.EntryCount);
+                if (other is not null)
+                {
+                    throw new IntegrityException("WalSegmentConflict",
+                        $"Segment {group.Key} is archived twice with different content: '{first.Location}' holds log indexes {first.FirstLogIndex}..{first.LastLogIndex}, '{other.Location}' holds {other.FirstLogIndex}..{other.LastLogIndex}. Find out which is right and move the other out of {Description}, then run again.",
+                        other.Location);
+                }
+                foreach (ArchivedSegment s in copies.Where(s => !s.Sealed))
+                {
+                    Ignore($"segment '{Relative(s.Location)}': an unsealed copy, superseded by the sealed '{Relative(first.Location)}'");
+                }
+                result.Add(first);
+            }
+            else
+            {
+                result.Add(copies.OrderByDescending(s => s.EntryCount).First());
+            }
+        }
+        return result;
+    }
+}

@@ -1,0 +1,382 @@
+using System.Globalization;
+
+namespace PSBackup.Engine.Restore;
+
+/// <summary>What to restore to: a time (<c>-TargetTime</c>) or an exact record (<c>-TargetLogIndex</c>).
+/// Exactly one is set.</summary>
+public sealed record RestoreTarget
+{
+    private RestoreTarget(DateTimeOffset? time, long? logIndex)
+    {
+        Time = time;
+        LogIndex = logIndex;
+    }
+
+    public DateTimeOffset? Time { get; }
+    public long? LogIndex { get; }
+
+    public static RestoreTarget AtTime(DateTimeOffset time) => new(time.ToUniversalTime(), null);
+
+    public static RestoreTarget AtLogIndex(long logIndex)
+    {
+        if (logIndex < 1)
+        {
+            throw new InvalidInputException("InvalidTargetLogIndex",
+                $"-TargetLogIndex {logIndex.ToString(CultureInfo.InvariantCulture)} is not a log index; log indexes start at 1.", logIndex.ToString(CultureInfo.InvariantCulture));
+        }
+        return new(null, logIndex);
+    }
+
+    /// <summary>Exactly one of the two, or an InvalidInputException naming both parameters.</summary>
+    public static RestoreTarget From(DateTimeOffset? time, long? logIndex) => (time, logIndex) switch
+    {
+        (not null, null) => AtTime(time.Value),
+        (null, not null) => AtLogIndex(logIndex.Value),
+        _ => throw new InvalidInputException("InvalidRestoreTarget",
+            "Give exactly one of -TargetTime (restore what was durable at that instant) or -TargetLogIndex (restore up to and including that record).", null),
+    };
+
+    public override string ToString() => Time is { } t
+        ? "time " + t.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)
+        : "log index " + LogIndex!.Value.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>One segment of a plan: the archived segment and the last record of it to lay out.</summary>
+public sealed record PlannedSegment(ArchivedSegment Source, long LastLogIndex)
+{
+    public long SegmentId => Source.SegmentId;
+    public long FirstLogIndex => Source.FirstLogIndex;
+    /// <summary>Records laid out from this segment.</summary>
+    public long RecordCount => LastLogIndex - Source.FirstLogIndex + 1;
+    /// <summary>Laid out as a shorter, unsealed segment ending at <see cref="LastLogIndex"/>.</summary>
+    public bool Cut => LastLogIndex < Source.LastLogIndex;
+}
+
+/// <summary>A point-in-time restore, decided before anything is fetched: what <c>-WhatIf</c> prints.</summary>
+public sealed record PointInTimePlan
+{
+    public required string Namespace { get; init; }
+    public required RestoreTarget Target { get; init; }
+    public required RestorableSnapshot Snapshot { get; init; }
+    /// <summary>First record replay must apply (the snapshot's applied index + 1); null when the
+    /// snapshot records no applied index and the WAL is laid out from the oldest segment present
+    /// when it was taken (replay skips what the store already holds).</summary>
+    public long? StartLogIndex { get; init; }
+    /// <summary>Segments to lay out in <c>wal/</c>, ascending, contiguous.</summary>
+    public required IReadOnlyList<PlannedSegment> Segments { get; init; }
+    /// <summary>The last record the restored namespace holds once the database has replayed
+    /// its WAL: the target log index, or for a time target the last record provably durable at it.</summary>
+    public required long LastLogIndex { get; init; }
+    /// <summary>The target lies past the last archived record: the plan restores the latest
+    /// archived state instead, and <see cref="Notes"/> says so.</summary>
+    public required bool TargetPastArchive { get; init; }
+    /// <summary>The last log index any archived segment holds (null: none archived).</summary>
+    public long? LastArchivedLogIndex { get; init; }
+    /// <summary>Why the plan is what it is, for people.</summary>
+    public required IReadOnlyList<string> Notes { get; init; }
+
+    public long SegmentBytes => Segments.Sum(s => s.Source.Bytes);
+    public long Bytes => Snapshot.Bytes + SegmentBytes;
+}
+
+/// <summary>The target precedes every snapshot that could serve it: nothing older exists to
+/// replay forward from.</summary>
+public sealed class TargetBeforeFirstSnapshotException(string message, string target)
+    : PSBackupException(ErrorKind.NotFound, "TargetBeforeFirstSnapshot", message, target);
+
+/// <summary>Plans a point-in-time restore from listings alone: pure, no I/O.</summary>
+/// <remarks>
+/// <para>Snapshot: for a log-index target, the one with the highest applied index at or below
+/// it (a snapshot without an applied index may contain any record and never serves one); for
+/// a time target, the newest one completed at or before T (everything in its copy was written
+/// before it completed).</para>
+/// <para>WAL: from the segment holding applied + 1 (or the oldest segment present when the
+/// snapshot began, when no applied index is known) to the target; ids and log indexes must be
+/// contiguous over that range, else a <see cref="WalGapException"/> naming what is missing.</para>
+/// <para>Time targets count a record only when it is provably durable at T: every record of a
+/// segment sealed at or before T (the header's seal stamp), and of the segment open at T the
+/// records of a prefix the shipper observed at or before T. A local archive of sealed segments
+/// has no observations, so a segment sealed after T contributes nothing. The plan's last log
+/// index is the larger of that and the snapshot's applied index.</para>
+/// </remarks>
+public static class PointInTimePlanner
+{
+    public static PointInTimePlan Plan(
+        string @namespace,
+        RestoreTarget target,
+        IReadOnlyList<RestorableSnapshot> snapshots,
+        IReadOnlyList<ArchivedSegment> segments)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(snapshots);
+        ArgumentNullException.ThrowIfNull(segments);
+        if (snapshots.Count == 0)
+        {
+            throw new NotFoundException("NoSnapshot",
+                $"Namespace '{@namespace}' has no complete store snapshot to restore from. Create one with New-StoreSnapshot; point-in-time restore replays the WAL forward from a snapshot.", @namespace);
+        }
+        var byId = segments.GroupBy(s => s.SegmentId).ToDictionary(g => g.Key, g => (IReadOnlyList<ArchivedSegment>)g.ToList());
+        var complete = byId.ToDictionary(p => p.Key, p => Best(p.Value));
+        long? lastArchived = complete.Count == 0 ? null : complete.Values.Max(s => s.LastLogIndex);
+        var notes = new List<string>();
+
+        return target.LogIndex is long index
+            ? PlanLogIndex(@namespace, target, index, snapshots, complete, lastArchived, notes)
+            : PlanTime(@namespace, target, target.Time!.Value, snapshots, byId, complete, lastArchived, notes);
+    }
+
+    private static PointInTimePlan PlanLogIndex(string ns, RestoreTarget target, long wanted, IReadOnlyList<RestorableSnapshot> snapshots,
+        Dictionary<long, ArchivedSegment> complete, long? lastArchived, List<string> notes)
+    {
+        long maxApplied = snapshots.Max(s => s.Wal.AppliedLogIndex ?? 0);
+        long end = Math.Max(lastArchived ?? 0, maxApplied);
+        bool past = wanted > end;
+        long effective = past ? end : wanted;
+        var eligible = snapshots.Where(s => s.Wal.AppliedLogIndex is long a && a <= effective).ToList();
+        if (eligible.Count == 0)
+        {
+            var known = snapshots.Where(s => s.Wal.AppliedLogIndex is not null).OrderBy(s => s.Wal.AppliedLogIndex).ToList();
+            throw new TargetBeforeFirstSnapshotException(known.Count == 0
+                ? $"No snapshot of namespace '{ns}' records an applied log index, so none can be proven to hold nothing after log index {wanted}. Restore to a time (-TargetTime) instead, or take a snapshot with a store adapter that reads the applied index."
+                : $"Log index {wanted} is before the first snapshot of namespace '{ns}': the oldest, '{known[0].Id}', already contains records up to log index {known[0].Wal.AppliedLogIndex}. A restore cannot remove records; choose a target at or after {known[0].Wal.AppliedLogIndex}.",
+                wanted.ToString(CultureInfo.InvariantCulture));
+        }
+        RestorableSnapshot snapshot = eligible
+            .OrderByDescending(s => s.Wal.AppliedLogIndex)
+            .ThenByDescending(s => s.CompletedAt ?? s.CreatedAt)
+            .First();
+        if (past)
+        {
+            notes.Add($"Log index {wanted} is past the last archived record ({end}); restoring to the latest archived record, {end}. Records after it were never shipped.");
+        }
+        long applied = snapshot.Wal.AppliedLogIndex!.Value;
+        notes.Add($"Snapshot '{snapshot.Id}' holds records up to log index {applied}; replay starts at {applied + 1}.");
+        List<PlannedSegment> chain = Chain(ns, snapshot, applied + 1, effective, complete);
+        return new PointInTimePlan
+        {
+            Namespace = ns,
+            Target = target,
+            Snapshot = snapshot,
+            StartLogIndex = applied + 1,
+            Segments = chain,
+            LastLogIndex = effective,
+            TargetPastArchive = past,
+            LastArchivedLogIndex = lastArchived,
+            Notes = notes,
+        };
+    }
+
+    private static PointInTimePlan PlanTime(string ns, RestoreTarget target, DateTimeOffset t, IReadOnlyList<RestorableSnapshot> snapshots,
+        Dictionary<long, IReadOnlyList<ArchivedSegment>> byId, Dictionary<long, ArchivedSegment> complete, long? lastArchived, List<string> notes)
+    {
+        string shown = target.ToString();
+        var eligible = snapshots.Where(s => s.CompletedAt is { } c && c <= t).ToList();
+        if (eligible.Count == 0)
+        {
+            RestorableSnapshot? first = snapshots.Where(s => s.CompletedAt is not null).MinBy(s => s.CompletedAt);
+            throw new TargetBeforeFirstSnapshotException(first is null
+                ? $"No snapshot of namespace '{ns}' records when it completed, so none can serve a time target. Restore to a log index (-TargetLogIndex) instead."
+                : $"The target {shown} is before the first snapshot of namespace '{ns}': the oldest, '{first.Id}', completed at {Format(first.CompletedAt!.Value)}. Choose a target at or after that time.",
+                Format(t));
+        }
+        RestorableSnapshot snapshot = eligible.OrderByDescending(s => s.CompletedAt).ThenByDescending(s => s.Wal.AppliedLogIndex ?? -1).First();
+        long? applied = snapshot.Wal.AppliedLogIndex;
+
+        // Where the WAL starts: applied + 1, or the first record of the oldest segment the
+        // snapshot saw (replay skips what the store already holds).
+        long start;
+        if (applied is long a)
+        {
+            start = a + 1;
+        }
+        else
+        {
+            long? oldest = snapshot.Wal.SegmentIds.Count > 0 ? snapshot.Wal.SegmentIds.Min() : complete.Keys.Count > 0 ? complete.Keys.Min() : null;
+            if (oldest is long id && !complete.ContainsKey(id))
+            {
+                throw new WalGapException(
+                    $"Snapshot '{snapshot.Id}' records no applied log index, so replay must start at the oldest segment present when it was taken, {id}, which is not archived in the source. Restore from another snapshot or recover segment {id}.",
+                    snapshot.Id, [id]);
+            }
+            start = oldest is long o ? complete[o].FirstLogIndex : (snapshot.Wal.HighestLogIndex ?? 0) + 1;
+            notes.Add($"Snapshot '{snapshot.Id}' records no applied log index; the WAL is laid out from segment {oldest?.ToString(CultureInfo.InvariantCulture) ?? "(none)"} and replay skips what the store already holds.");
+        }
+
+        // The last record provably durable at T: walk the segments from the one holding start.
+        long durable = start - 1;
+        ArchivedSegment? at = complete.Values.Where(s => s.FirstLogIndex <= start && start <= s.LastLogIndex).MinBy(s => s.SegmentId);
+        string? stopReason = null;
+        bool reachedEnd = false;
+        if (at is null)
+        {
+            reachedEnd = lastArchived is null || lastArchived < start;
+        }
+        for (long id = at?.SegmentId ?? -1; at is not null; id++)
+        {
+            if (!byId.TryGetValue(id, out IReadOnlyList<ArchivedSegment>? copies))
+            {
+                reachedEnd = !complete.Keys.Any(k => k > id);
+                break;
+            }
+            ArchivedSegment full = complete[id];
+            if (full.FirstLogIndex != durable + 1 && id != at.SegmentId)
+            {
+                break; // a log-index discontinuity; Chain reports it if the target lies past it
+            }
+            // The most this id proves durable at T.
+            long before = durable;
+            long best = durable;
+            foreach (ArchivedSegment s in copies)
+            {
+                DateTimeOffset? proof = s.Sealed ? s.SealedAt : s.ObservedAt;
+                if (proof is { } p && p <= t && s.FirstLogIndex <= durable + 1)
+                {
+                    best = Math.Max(best, s.LastLogIndex);
+                }
+            }
+            durable = best;
+            if (!(full.Sealed && full.SealedAt is { } sealedAt && sealedAt <= t && best >= full.LastLogIndex))
+            {
+                stopReason = full.Sealed
+                    ? $"segment {id} was sealed at {(full.SealedAt is { } sa ? Format(sa) : "an unrecorded time")}, after the target, and no prefix of it was observed by then, so none of its records is provably durable at the target"
+                    : $"segment {id} is an unsealed copy{(full.ObservedAt is { } ob ? $" observed at {Format(ob)}" : " with no observation time")}";
+                if (best > before)
+                {
+                    stopReason = $"of segment {id}, records up to {best} were observed by the target";
+                }
+                break;
+            }
+        }
+
+        // Evidence of records durable at T past where the walk stopped: a later segment sealed by
+        // T, or one created by T (walfs seals a segment before it creates the next). Then the
+        // walk stopped at a hole, and the target lies across a WAL gap.
+        long effective = Math.Max(durable, applied ?? durable);
+        long needed = complete.Values
+            .Select(s => s.Sealed && s.SealedAt is { } sa && sa <= t ? s.LastLogIndex : s.CreatedAt <= t ? s.FirstLogIndex - 1 : long.MinValue)
+            .DefaultIfEmpty(long.MinValue)
+            .Max();
+        if (needed > effective)
+        {
+            Chain(ns, snapshot, start, needed, complete); // names the missing ids or log indexes
+            throw new WalGapException(
+                $"Cannot restore namespace '{ns}' to {shown}: archived segments show records up to log index {needed} were durable by then, but only records up to {effective} can be laid out from snapshot '{snapshot.Id}'. Nothing was written. Recover the missing segments into the backup root, or choose an earlier target.",
+                snapshot.Id, []);
+        }
+
+        bool past = reachedEnd && lastArchived is not null && effective >= lastArchived;
+        if (past)
+        {
+            ArchivedSegment last = complete.Values.MaxBy(s => s.LastLogIndex)!;
+            notes.Add($"The target {shown} is past the last archived record ({lastArchived}, in segment {last.SegmentId}{(last.SealedAt is { } lsa ? $" sealed at {Format(lsa)}" : "")}); restoring to the latest state the backups hold, log index {effective}. Records written after it were not shipped.");
+        }
+        else if (stopReason is not null)
+        {
+            notes.Add($"Restoring up to log index {effective}, the last record provably durable at the target: {stopReason}.");
+        }
+        if (applied is long ap && ap > durable)
+        {
+            notes.Add($"Snapshot '{snapshot.Id}' (completed {Format(snapshot.CompletedAt!.Value)}) already holds records up to {ap}, later than the archived WAL proves durable at the target; all of them were written before it completed.");
+        }
+        List<PlannedSegment> chain = Chain(ns, snapshot, start, effective, complete);
+        return new PointInTimePlan
+        {
+            Namespace = ns,
+            Target = target,
+            Snapshot = snapshot,
+            StartLogIndex = applied is null ? null : start,
+            Segments = chain,
+            LastLogIndex = effective,
+            TargetPastArchive = past,
+            LastArchivedLogIndex = lastArchived,
+            Notes = notes,
+        };
+    }
+
+    /// <summary>The segments holding <paramref name="start"/>..<paramref name="last"/>, ids and log
+    /// indexes contiguous. When <paramref name="start"/> &gt; <paramref name="last"/> (the snapshot
+    /// holds the target itself) the segment holding <paramref name="last"/>, cut there, when it
+    /// is archived: the database's log then resumes right after the target.</summary>
+    private static List<PlannedSegment> Chain(string ns, RestorableSnapshot snapshot, long start, long last,
+        Dictionary<long, ArchivedSegment> complete)
+    {
+        var chain = new List<PlannedSegment>();
+        if (start > last)
+        {
+            ArchivedSegment? holding = complete.Values.Where(s => s.FirstLogIndex <= last && last <= s.LastLogIndex).MinBy(s => s.SegmentId);
+            if (holding is not null && last >= 1)
+            {
+                chain.Add(new PlannedSegment(holding, last));
+            }
+            return chain;
+        }
+        ArchivedSegment? first = complete.Values.Where(s => s.FirstLogIndex <= start && start <= s.LastLogIndex).MinBy(s => s.SegmentId);
+        if (first is null)
+        {
+            // Which ids should hold the record: between the newest archived segment below it and
+            // the oldest above it; below everything archived, the ids the snapshot saw.
+            ArchivedSegment? below = complete.Values.Where(s => s.LastLogIndex < start).MaxBy(s => s.SegmentId);
+            ArchivedSegment? above = complete.Values.Where(s => s.FirstLogIndex > start).MinBy(s => s.SegmentId);
+            var missing = new List<long>();
+            if (below is not null && above is not null)
+            {
+                for (long id = below.SegmentId + 1; id < above.SegmentId; id++)
+                {
+                    missing.Add(id);
+                }
+            }
+            else if (above is not null)
+            {
+                missing.AddRange(snapshot.Wal.SegmentIds.Where(id => id < above.SegmentId && !complete.ContainsKey(id)).Order());
+            }
+            throw Gap(ns, snapshot, start, last, missing,
+                $"log index {start}, the first record after snapshot '{snapshot.Id}', is in no archived segment{(above is not null ? $" (the next archived segment, {above.SegmentId}, starts at {above.FirstLogIndex})" : "")}");
+        }
+        long next = start;
+        ArchivedSegment current = first;
+        while (true)
+        {
+            long upTo = Math.Min(current.LastLogIndex, last);
+            chain.Add(new PlannedSegment(current, upTo));
+            if (upTo >= last)
+            {
+                return chain;
+            }
+            next = upTo + 1;
+            long nextId = current.SegmentId + 1;
+            if (!complete.TryGetValue(nextId, out ArchivedSegment? following))
+            {
+                ArchivedSegment? after = complete.Values.Where(s => s.SegmentId > nextId).MinBy(s => s.SegmentId);
+                var missing = new List<long>();
+                for (long id = nextId; id < (after?.SegmentId ?? nextId + 1); id++)
+                {
+                    missing.Add(id);
+                }
+                throw Gap(ns, snapshot, start, last, missing,
+                    after is null
+                        ? $"segment {nextId} (log index {next} on) is not archived"
+                        : $"segment{(missing.Count == 1 ? "" : "s")} {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} not archived (log indexes {next}..{after.FirstLogIndex - 1})");
+            }
+            if (following.FirstLogIndex != next)
+            {
+                string what = !current.Sealed
+                    ? $"segment {current.SegmentId} is archived only as an unsealed prefix ending at log index {current.LastLogIndex}, and segment {nextId} starts at {following.FirstLogIndex}"
+                    : following.FirstLogIndex > next
+                        ? $"segment {nextId} starts at log index {following.FirstLogIndex} but segment {current.SegmentId} ends at {current.LastLogIndex}: log indexes {next}..{following.FirstLogIndex - 1} are missing"
+                        : $"segment {nextId} starts at log index {following.FirstLogIndex}, overlapping segment {current.SegmentId}, which ends at {current.LastLogIndex}";
+                throw Gap(ns, snapshot, start, last, [], what);
+            }
+            current = following;
+        }
+    }
+
+    private static WalGapException Gap(string ns, RestorableSnapshot snapshot, long start, long last, IReadOnlyList<long> missing, string what) =>
+        new($"Cannot restore namespace '{ns}' to log index {last} from snapshot '{snapshot.Id}': the archived WAL has a gap between {start} and {last}: {what}. Nothing was written. Recover the missing segments into the backup root, or choose a target before the gap.",
+            snapshot.Id, missing);
+
+    /// <summary>Of several copies of one id, the one holding the most: a sealed one if any.</summary>
+    private static ArchivedSegment Best(IReadOnlyList<ArchivedSegment> copies) =>
+        copies.OrderByDescending(s => s.Sealed).ThenByDescending(s => s.EntryCount).First();
+
+    private static string Format(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,466 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using PSBackup.Engine.Wal;
+
+namespace PSBackup.Engine.Restore;
+
+/// <summary>Engine operations behind Restore-StoreSnapshot and Restore-PointInTime. Each has an
+/// overload taking the <see cref="IRestoreSource"/> to read from; the plain one reads the
+/// namespace's local backup root.</summary>
+/// <remarks>Both build the result in a temp sibling (<c>*.restore-&lt;ts&gt;-&lt;rand&gt;.tmp</c>, which
+/// the startup sweep removes if a crash leaves one), verify every byte against the manifest or
+/// segment structure, fsync the tree and swap it in with renames. What they replace is moved
+/// aside as <c>*.replaced-&lt;ts&gt;</c> (as Restore-ObjectBackup does), never deleted. On failure or
+/// cancellation the temp is removed and nothing changes under the final name.</remarks>
+public static class RestoreOperations
+{
+    public const string SnapshotActivity = "Restore-StoreSnapshot";
+    public const string PointInTimeActivity = "Restore-PointInTime";
+    private const string TimestampFormat = "yyyyMMddTHHmmss";
+
+    public static Task<StoreSnapshotRestoreResult?> RestoreSnapshotAsync(RestoreStoreSnapshotOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return RestoreSnapshotAsync(options, LocalRestoreSource.Open(options.DataDir, options.Namespace), context);
+    }
+
+    /// <summary>Verifies the snapshot against its manifest, then copies it (checked again) into a
+    /// temp sibling of <c>db/</c> and swaps it in. Null when ShouldProcess declined.</summary>
+    public static async Task<StoreSnapshotRestoreResult?> RestoreSnapshotAsync(RestoreStoreSnapshotOptions options, IRestoreSource source, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(context);
+        CancellationToken ct = context.CancellationToken;
+        long started = context.Clock.GetTimestamp();
+
+        string ns = SafePath.ValidateName(options.Namespace, "namespace");
+        RequireSameNamespace(ns, source);
+        string? wanted = options.Snapshot is null ? null : SafePath.ValidateRelativePath(options.Snapshot, "snapshot path");
+        string targetDataDir = ResolveTargetDataDir(options.TargetDataDir ?? options.DataDir);
+        string nsDir = Path.Combine(targetDataDir, ns);
+        string dbDir = Path.Combine(nsDir, "db");
+        SafePath.RejectLinksBelow(targetDataDir, dbDir, "restore target");
+        RequireRestorable(dbDir, options.Force, "store folder", "db");
+
+        IReadOnlyList<RestorableSnapshot> snapshots = await source.ListSnapshotsAsync(ct).ConfigureAwait(false);
+        RestorableSnapshot snapshot = PickSnapshot(ns, source, snapshots, wanted);
+
+        // Every byte first: a damaged snapshot is refused before anything is touched.
+        await VerifySnapshotAsync(source, snapshot, context, SnapshotActivity).ConfigureAwait(false);
+
+        if (!context.ShouldProcess(dbDir, $"Restore store snapshot '{snapshot.Id}' ({snapshot.Files.Count} files, {snapshot.Bytes} bytes)"))
+        {
+            return null;
+        }
+
+        string stamp = context.UtcNow.UtcDateTime.ToString(TimestampFormat, CultureInfo.InvariantCulture);
+        string temp = Path.Combine(nsDir, $"db.restore-{stamp}-{RandomSuffix()}.tmp");
+        string? replaced;
+        try
+        {
+            CreateDirectoryDurably(nsDir);
+            Directory.CreateDirectory(temp);
+            await CopySnapshotAsync(source, snapshot, temp, context, SnapshotActivity, maxParallelism: 1).ConfigureAwait(false);
+            Durable.FsyncTree(temp);
+            ct.ThrowIfCancellationRequested();
+            RequireRestorable(dbDir, options.Force, "store folder", "db"); // it may have filled meanwhile
+            replaced = Swap(temp, dbDir, stamp);
+        }
+        catch (Exception e)
+        {
+            Durable.TryDelete(temp);
+            Exception wrapped = Wrap(e, $"Restoring snapshot '{snapshot.Id}' into '{dbDir}'");
+            if (ReferenceEquals(wrapped, e))
+            {
+                throw;
+            }
+            throw wrapped;
+        }
+        context.Report(SnapshotActivity, "Restore complete", snapshot.Bytes, snapshot.Bytes, dbDir);
+        return new StoreSnapshotRestoreResult
+        {
+            Namespace = ns,
+            Snapshot = snapshot.Id,
+            SnapshotPath = snapshot.Location,
+            RestoredPath = dbDir,
+            ReplacedPath = replaced,
+            FileCount = snapshot.Files.Count,
+            Bytes = snapshot.Bytes,
+            WalPosition = snapshot.Wal,
+            Duration = context.Clock.GetElapsedTime(started),
+        };
+    }
+
+    public static Task<PointInTimePlan> PlanPointInTimeAsync(RestorePointInTimeOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return PlanPointInTimeAsync(options, LocalRestoreSource.Open(options.DataDir, options.Namespace), context);
+    }
+
+    /// <summary>The plan alone, from the source's listings; reads no data and writes nothing.</summary>
+    public static async Task<PointInTimePlan> PlanPointInTimeAsync(RestorePointInTimeOptions options, IRestoreSource source, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(context);
+        string ns = SafePath.ValidateName(options.Namespace, "namespace");
+        RequireSameNamespace(ns, source);
+        RestoreTarget target = RestoreTarget.From(options.TargetTime, options.TargetLogIndex);
+        CancellationToken ct = context.CancellationToken;
+        context.Report(PointInTimeActivity, "Listing snapshots and WAL segments", 0, 0);
+        Task<IReadOnlyList<RestorableSnapshot>> snapshots = source.ListSnapshotsAsync(ct);
+        Task<IReadOnlyList<ArchivedSegment>> segments = source.ListSegmentsAsync(ct);
+        await Task.WhenAll(snapshots, segments).ConfigureAwait(false);
+        PointInTimePlan plan = PointInTimePlanner.Plan(ns, target, snapshots.Result, segments.Result);
+        if (source is LocalRestoreSource local && local.Ignored.Count > 0)
+        {
+            plan = plan with { Notes = [.. plan.Notes, .. local.Ignored.Select(i => "Ignored " + i + ".")] };
+        }
+        return plan;
+    }
+
+    public static Task<PointInTimeRestoreResult> RestorePointInTimeAsync(RestorePointInTimeOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return RestorePointInTimeAsync(options, LocalRestoreSource.Open(options.DataDir, options.Namespace), context);
+    }
+
+    /// <summary>Plans, then lays out <c>&lt;target&gt;/&lt;ns&gt;/db</c> (the snapshot) and <c>wal/</c>
+    /// (the planned segments, the boundary one cut) in a temp sibling, fetching and verifying files
+    /// in parallel, and renames it into place. When ShouldProcess declines (-WhatIf) the result
+    /// carries the plan with <see cref="PointInTimeRestoreResult.Restored"/> false and nothing is written.</summary>
+    public static async Task<PointInTimeRestoreResult> RestorePointInTimeAsync(RestorePointInTimeOptions options, IRestoreSource source, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(context);
+        CancellationToken ct = context.CancellationToken;
+        long started = context.Clock.GetTimestamp();
+        if (options.MaxParallelism < 1)
+        {
+            throw new InvalidInputException("InvalidParallelism", $"MaxParallelism {options.MaxParallelism} must be 1 or more.", null);
+        }
+        string ns = SafePath.ValidateName(options.Namespace, "namespace");
+        string targetDataDir = ResolveTargetDataDir(options.TargetDataDir ?? options.DataDir);
+        string nsDir = Path.Combine(targetDataDir, ns);
+        SafePath.RejectLinksBelow(targetDataDir, nsDir, "restore target");
+        PointInTimePlan plan = await PlanPointInTimeAsync(options, source, context).ConfigureAwait(false);
+        RequireRestorable(nsDir, options.Force, "namespace folder", ns);
+
+        string action = $"Restore to {plan.Target}: snapshot '{plan.Snapshot.Id}' + {plan.Segments.Count} WAL segment(s), up to log index {plan.LastLogIndex}{(plan.TargetPastArchive ? " (the latest archived)" : "")}";
+        if (!context.ShouldProcess(nsDir, action))
+        {
+            return new PointInTimeRestoreResult
+            {
+                Namespace = ns,
+                Plan = plan,
+                Restored = false,
+                RestoredPath = nsDir,
+                Bytes = 0,
+                Duration = context.Clock.GetElapsedTime(started),
+            };
+        }
+
+        string stamp = context.UtcNow.UtcDateTime.ToString(TimestampFormat, CultureInfo.InvariantCulture);
+        string temp = Path.Combine(targetDataDir, $"{ns}.restore-{stamp}-{RandomSuffix()}.tmp");
+        string? replaced;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(temp, "db"));
+            Directory.CreateDirectory(Path.Combine(temp, "wal"));
+            var progress = new ProgressCounter(context, PointInTimeActivity, plan.Bytes);
+            Task snapshotCopy = CopySnapshotAsync(source, plan.Snapshot, Path.Combine(temp, "db"), context, PointInTimeActivity, options.MaxParallelism, progress);
+            Task walCopy = FetchSegmentsAsync(source, plan, Path.Combine(temp, "wal"), context, options.MaxParallelism, progress);
+            await Task.WhenAll(snapshotCopy, walCopy).ConfigureAwait(false);
+            Durable.FsyncTree(temp);
+            ct.ThrowIfCancellationRequested();
+            RequireRestorable(nsDir, options.Force, "namespace folder", ns);
+            replaced = Swap(temp, nsDir, stamp);
+        }
+        catch (Exception e)
+        {
+            Durable.TryDelete(temp);
+            Exception wrapped = Wrap(e, $"Restoring namespace '{ns}' to {plan.Target} into '{nsDir}'");
+            if (ReferenceEquals(wrapped, e))
+            {
+                throw;
+            }
+            throw wrapped;
+        }
+        context.Report(PointInTimeActivity, "Restore complete", plan.Bytes, plan.Bytes, nsDir);
+        return new PointInTimeRestoreResult
+        {
+            Namespace = ns,
+            Plan = plan,
+            Restored = true,
+            RestoredPath = nsDir,
+            ReplacedPath = replaced,
+            Bytes = plan.Bytes,
+            Duration = context.Clock.GetElapsedTime(started),
+        };
+    }
+
+    private static void RequireSameNamespace(string ns, IRestoreSource source)
+    {
+        if (!string.Equals(ns, source.Namespace, StringComparison.Ordinal))
+        {
+            throw new InvalidInputException("NamespaceMismatch",
+                $"The restore source holds namespace '{source.Namespace}', not '{ns}'. One namespace never restores from another's backups.", ns);
+        }
+    }
+
+    private static string ResolveTargetDataDir(string? path)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            throw new InvalidInputException("InvalidPath", "The target data directory is empty. Give the data directory to restore into.", path);
+        }
+        string full = Path.GetFullPath(path);
+        if (File.Exists(full))
+        {
+            throw new ConflictException("PathBlocked", $"The target data directory '{full}' is a file. Give a folder.", full);
+        }
+        return full;
+    }
+
+    /// <summary>A missing or empty folder is free; a non-empty one needs Force; a file never.</summary>
+    private static void RequireRestorable(string path, bool force, string what, string name)
+    {
+        if (File.Exists(path))
+        {
+            throw new ConflictException("RestoreTargetIsFile",
+                $"'{path}' is a file where the {what} '{name}' goes. Move it away, then run again.", path);
+        }
+        if (!force && Directory.Exists(path) && Directory.EnumerateFileSystemEntries(path).Any())
+        {
+            throw new ConflictException("RestoreTargetNotEmpty",
+                $"The {what} '{path}' is not empty. Stop the database and pass -Force to replace it; the current one will be kept aside as '{name}.replaced-<timestamp>'.",
+                path);
+        }
+    }
+
+    private static RestorableSnapshot PickSnapshot(string ns, IRestoreSource source, IReadOnlyList<RestorableSnapshot> snapshots, string? wanted)
+    {
+        if (wanted is null)
+        {
+            return snapshots
+                .OrderByDescending(s => s.CompletedAt ?? s.CreatedAt)
+                .ThenByDescending(s => s.Id, StringComparer.Ordinal)
+                .FirstOrDefault()
+                ?? throw new NotFoundException("NoSnapshot",
+                    $"Namespace '{ns}' has no complete store snapshot in the {source.Description} (a snapshot counts only with its manifest). Create one with New-StoreSnapshot, or check -DataDir and -Namespace.",
+                    source.Description);
+        }
+        RestorableSnapshot? match = snapshots.FirstOrDefault(s => string.Equals(s.Id, wanted, StringComparison.Ordinal));
+        if (match is null)
+        {
+            string known = snapshots.Count == 0 ? "there are none" : "present: " + string.Join(", ", snapshots.Select(s => s.Id).Order(StringComparer.Ordinal).Take(10));
+            throw new NotFoundException("SnapshotNotFound",
+                $"There is no complete snapshot '{SafePath.Printable(wanted)}' of namespace '{ns}' in the {source.Description} ({known}). Give -Snapshot as the path the snapshot was created with, or leave it out for the newest.",
+                wanted);
+        }
+        return match;
+    }
+
+    private static async Task VerifySnapshotAsync(IRestoreSource source, RestorableSnapshot snapshot, OperationContext context, string activity)
+    {
+        CancellationToken ct = context.CancellationToken;
+        long done = 0;
+        foreach (ManifestFile file in snapshot.Files)
+        {
+            ct.ThrowIfCancellationRequested();
+            ContentDigest digest;
+            await using (Stream stream = await source.OpenSnapshotFileAsync(snapshot, file, ct).ConfigureAwait(false))
+            {
+                digest = await FileCopy.HashAsync(stream, ct).ConfigureAwait(false);
+            }
+            RequireMatch(snapshot, file, digest, "is damaged");
+            done += file.Size;
+            context.Report(activity, $"Verified {file.Path}", done, snapshot.Bytes, file.Path);
+        }
+    }
+
+    private static void RequireMatch(RestorableSnapshot snapshot, ManifestFile file, ContentDigest digest, string verdict)
+    {
+        if (digest.Bytes != file.Size || !string.Equals(digest.Sha256, file.Sha256, StringComparison.Ordinal))
+        {
+            throw new IntegrityException("BackupFileCorrupt",
+                $"Snapshot '{snapshot.Id}' file '{file.Path}' does not match its manifest (expected {file.Size} bytes, SHA-256 {file.Sha256[..12]}…; found {digest.Bytes} bytes, {digest.Sha256[..12]}…): the snapshot {verdict}. Nothing was restored; restore another snapshot.",
+                snapshot.Location);
+        }
+    }
+
+    /// <summary>Copies every file of the snapshot into <paramref name="dbDir"/>, each hashed as it
+    /// is written and checked against the manifest (the source may change after verification).</summary>
+    private static Task CopySnapshotAsync(IRestoreSource source, RestorableSnapshot snapshot, string dbDir, OperationContext context, string activity, int maxParallelism, ProgressCounter? progress = null)
+    {
+        progress ??= new ProgressCounter(context, activity, snapshot.Bytes);
+        return Parallel.ForEachAsync(snapshot.Files, new ParallelOptions { MaxDegreeOfParallelism = maxParallelism, CancellationToken = context.CancellationToken }, async (file, ct) =>
+        {
+            string dest = SafePath.Combine(dbDir, file.Path, "snapshot file");
+            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
+            ContentDigest digest;
+            await using (Stream input = await source.OpenSnapshotFileAsync(snapshot, file, ct).ConfigureAwait(false))
+            await using (var output = new FileStream(dest, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
+            {
+                digest = await FileCopy.CopyAsync(input, output, ct).ConfigureAwait(false);
+                output.Flush(flushToDisk: true);
+            }
+            RequireMatch(snapshot, file, digest, "changed while it was restored");
+            progress.Add(file.Size, $"Restored {file.Path}", file.Path);
+        });
+    }
+
+    /// <summary>Fetches the planned segments in parallel (bounded); each copy is checked against
+    /// the source's SHA-256 when it has one and always by structure: valid, sealed as listed, the
+    /// listed first log index and record count. The boundary segment is then cut.</summary>
+    private static Task FetchSegmentsAsync(IRestoreSource source, PointInTimePlan plan, string walDir, OperationContext context, int maxParallelism, ProgressCounter progress) =>
+        Parallel.ForEachAsync(plan.Segments, new ParallelOptions { MaxDegreeOfParallelism = maxParallelism, CancellationToken = context.CancellationToken }, async (planned, ct) =>
+        {
+            ArchivedSegment s = planned.Source;
+            string final = Path.Combine(walDir, WalFormat.SegmentFileName(s.SegmentId));
+            string fetched = planned.Cut ? final + ".fetch" : final;
+            ContentDigest digest;
+            await using (Stream input = await source.OpenSegmentAsync(s, ct).ConfigureAwait(false))
+            await using (var output = new FileStream(fetched, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
+            {
+                digest = await FileCopy.CopyAsync(input, output, ct).ConfigureAwait(false);
+                output.Flush(flushToDisk: true);
+            }
+            if (s.Sha256 is not null && (!string.Equals(digest.Sha256, s.Sha256, StringComparison.Ordinal) || digest.Bytes != s.Bytes))
+            {
+                throw new IntegrityException("WalSegmentCorrupt",
+                    $"Archived segment {s.SegmentId} ('{s.Location}') reads as SHA-256 {digest.Sha256[..12]}… ({digest.Bytes} bytes), not {s.Sha256[..Math.Min(12, s.Sha256.Length)]}… ({s.Bytes} bytes) as recorded. Nothing was restored; the archive is damaged.",
+                    s.Location);
+            }
+            ct.ThrowIfCancellationRequested();
+            WalSegmentInfo check = WalSegmentReader.Inspect(fetched, plan.Namespace, s.SegmentId);
+            if (!check.Valid || check.Sealed != s.Sealed || check.FirstLogIndex != s.FirstLogIndex || check.EntryCount != s.EntryCount)
+            {
+                string why = !check.Valid ? $"{check.Error} (offset {check.ErrorOffset})"
+                    : $"it holds {check.EntryCount} records from log index {check.FirstLogIndex} (sealed={check.Sealed}), not {s.EntryCount} from {s.FirstLogIndex} (sealed={s.Sealed}) as listed";
+                throw new IntegrityException("WalSegmentCorrupt",
+                    $"Archived segment {s.SegmentId} ('{s.Location}') failed verification: {why}. Nothing was restored; the archive is damaged or changed during the restore.",
+                    s.Location);
+            }
+            if (planned.Cut)
+            {
+                WalCutter.Cut(fetched, final, planned.LastLogIndex, plan.Namespace, s.SegmentId);
+                File.Delete(fetched);
+            }
+            progress.Add(s.Bytes, $"Fetched segment {s.SegmentId}{(planned.Cut ? $", cut after log index {planned.LastLogIndex}" : "")}", final);
+        });
+
+    /// <summary>Moves <paramref name="livePath"/> aside (if it holds anything) and renames the
+    /// finished temp into its place; if that fails the live folder is moved back. Returns where
+    /// the replaced folder went, or null.</summary>
+    private static string? Swap(string tempPath, string livePath, string stamp)
+    {
+        string parent = Path.GetDirectoryName(livePath)!;
+        string? replaced = null;
+        if (Directory.Exists(livePath))
+        {
+            if (!Directory.EnumerateFileSystemEntries(livePath).Any())
+            {
+                Directory.Delete(livePath); // empty: nothing to keep
+            }
+            else
+            {
+                replaced = FreeReplacedPath(livePath, stamp);
+                try
+                {
+                    Directory.Move(livePath, replaced);
+                }
+                catch (IOException e)
+                {
+                    throw new OperationFailedException("ReplaceFailed",
+                        $"Cannot move '{livePath}' aside to '{replaced}' ({e.Message}). Nothing was replaced; stop whatever holds it open (the database), then run again.", livePath, e);
+                }
+            }
+        }
+        try
+        {
+            Durable.CommitDirectory(tempPath, livePath);
+        }
+        catch (Exception e) when (e is IOException or ConflictException)
+        {
+            string undo = "";
+            if (replaced is not null)
+            {
+                try
+                {
+                    Directory.Move(replaced, livePath);
+                    undo = " The previous folder was put back unchanged.";
+                    replaced = null;
+                }
+                catch (IOException back)
+                {
+                    undo = $" Moving the previous folder back also failed ({back.Message}); it is kept at '{replaced}'.";
+                }
+            }
+            string message = $"Cannot rename the restored copy to '{livePath}' ({e.Message}).{undo} Make sure nothing recreates it during a restore (stop the database), then run again.";
+            if (e is ConflictException)
+            {
+                throw new ConflictException("RestoreTargetTaken", message, livePath);
+            }
+            throw new OperationFailedException("ReplaceFailed", message, livePath, e);
+        }
+        Durable.FsyncDirectory(parent);
+        return replaced;
+    }
+
+    private static string FreeReplacedPath(string livePath, string stamp)
+    {
+        string basePath = livePath + ".replaced-" + stamp;
+        for (int n = 1; n < 1000; n++)
+        {
+            string candidate = n == 1 ? basePath : $"{basePath}-{n}";
+            if (!Directory.Exists(candidate) && !File.Exists(candidate) && new FileInfo(candidate).LinkTarget is null)
+            {
+                return candidate;
+            }
+        }
+        throw new ConflictException("ReplacedExists", $"Too many '{basePath}*' folders already exist. Remove old replaced copies, then run again.", basePath);
+    }
+
+    private static void CreateDirectoryDurably(string directory)
+    {
+        var created = new Stack<string>();
+        for (string? d = directory; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d))
+        {
+            created.Push(d);
+        }
+        Directory.CreateDirectory(directory);
+        foreach (string d in created)
+        {
+            Durable.FsyncDirectory(Path.GetDirectoryName(d)!);
+        }
+    }
+
+    private static string RandomSuffix() => Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant();
+
+    private static Exception Wrap(Exception e, string what) => e switch
+    {
+        PSBackupException or OperationCanceledException => e,
+        IOException or UnauthorizedAccessException => new OperationFailedException("RestoreFailed",
+            $"{what} failed: {e.Message} Nothing was changed under the final name; fix the cause (disk space, permissions) and run again.", null, e),
+        _ => e,
+    };
+
+    /// <summary>Progress from parallel copies, reported one at a time.</summary>
+    private sealed class ProgressCounter(OperationContext context, string activity, long total)
+    {
+        private readonly object _lock = new();
+        private long _done;
+
+        public void Add(long bytes, string status, string item)
+        {
+            lock (_lock)
+            {
+                _done += bytes;
+                context.Report(activity, status, _done, Math.Max(total, _done), item);
+            }
+        }
+    }
+}

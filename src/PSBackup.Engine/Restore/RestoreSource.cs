@@ -1,0 +1,79 @@
+namespace PSBackup.Engine.Restore;
+
+/// <summary>A store snapshot a restore can start from, as its source lists it.</summary>
+public sealed record RestorableSnapshot
+{
+    /// <summary>The source's name for it: for a local backup root the snapshot's path relative to
+    /// <c>&lt;dataDir&gt;/backups/&lt;ns&gt;</c> ('/'-separated), the <c>-Path</c> it was created with.</summary>
+    public required string Id { get; init; }
+    /// <summary>When the snapshot began (its WAL position was read then).</summary>
+    public required DateTimeOffset CreatedAt { get; init; }
+    /// <summary>When the snapshot's copy was complete: everything it contains was written before
+    /// this instant. Point-in-time restore to T only starts from a snapshot completed at or
+    /// before T. Null when the source cannot tell; such a snapshot never serves a time target.</summary>
+    public DateTimeOffset? CompletedAt { get; init; }
+    /// <summary>The WAL position recorded with the snapshot.</summary>
+    public required WalPosition Wal { get; init; }
+    /// <summary>The files of <c>db/</c> the snapshot holds (path relative to <c>db/</c>, size, SHA-256).</summary>
+    public required IReadOnlyList<ManifestFile> Files { get; init; }
+    /// <summary>Where it lives, for messages (a local path or a repository id).</summary>
+    public required string Location { get; init; }
+
+    public long Bytes => Files.Sum(f => f.Size);
+}
+
+/// <summary>One archived WAL segment (or a partial prefix of the then-active segment), described
+/// from its header and, for partials, from when the shipper observed it.</summary>
+public sealed record ArchivedSegment
+{
+    public required long SegmentId { get; init; }
+    /// <summary>The header's sealed flag. A sealed segment is complete.</summary>
+    public required bool Sealed { get; init; }
+    public required long FirstLogIndex { get; init; }
+    /// <summary>Records held (sealed: the header's count; unsealed: the valid prefix).</summary>
+    public required long EntryCount { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    /// <summary>The header's LastModifiedAt, stamped when the segment was sealed; null if unsealed.</summary>
+    public DateTimeOffset? SealedAt { get; init; }
+    /// <summary>For an unsealed prefix: when the shipper saw these <see cref="EntryCount"/> records
+    /// durable in the live WAL. Every one of them was written at or before this instant. Null
+    /// when nobody recorded it (a local copy of an active segment): then the prefix proves nothing
+    /// about time.</summary>
+    public DateTimeOffset? ObservedAt { get; init; }
+    /// <summary>File size in bytes.</summary>
+    public required long Bytes { get; init; }
+    /// <summary>SHA-256 of the stored bytes when the source records one (a repository does); the
+    /// copy is checked against it. Null for a local archive, which is checked by structure.</summary>
+    public string? Sha256 { get; init; }
+    /// <summary>Where it lives, for messages and for the source to open it again.</summary>
+    public required string Location { get; init; }
+
+    /// <summary>Log index of the last record, or FirstLogIndex - 1 when empty.</summary>
+    public long LastLogIndex => FirstLogIndex + EntryCount - 1;
+}
+
+/// <summary>Where restores read from: the snapshots and archived WAL segments of one namespace.
+/// The local backup root is one implementation (<see cref="LocalRestoreSource"/>); an off-host
+/// repository is another, behind the same four calls. Implementations validate what they return
+/// (names, manifests) as hostile input; the restore verifies every byte it copies.</summary>
+public interface IRestoreSource
+{
+    /// <summary>The namespace this source holds backups of.</summary>
+    string Namespace { get; }
+
+    /// <summary>For messages: "backup root '/data/backups/users'".</summary>
+    string Description { get; }
+
+    /// <summary>Complete snapshots (those with a manifest) of the namespace, any order.</summary>
+    Task<IReadOnlyList<RestorableSnapshot>> ListSnapshotsAsync(CancellationToken ct);
+
+    /// <summary>Archived segments, any order; may hold several entries for one id (a sealed
+    /// segment and partial prefixes of it).</summary>
+    Task<IReadOnlyList<ArchivedSegment>> ListSegmentsAsync(CancellationToken ct);
+
+    /// <summary>Opens one file of a snapshot (an entry of <see cref="RestorableSnapshot.Files"/>) for reading.</summary>
+    Task<Stream> OpenSnapshotFileAsync(RestorableSnapshot snapshot, ManifestFile file, CancellationToken ct);
+
+    /// <summary>Opens an archived segment for reading, as listed.</summary>
+    Task<Stream> OpenSegmentAsync(ArchivedSegment segment, CancellationToken ct);
+}
