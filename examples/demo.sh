@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: generate the bundled example database (fixed seed)
-# under examples/out and back it up locally with psbackup, the seeds' way but verified.
+# under examples/out, back it up into a local repository (deduplicated, compressed, verified),
+# and run the seeds' local backup jobs beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,23 +17,39 @@ rm -rf "$out"
 dotnet examples/PSBackup.Example/bin/Release/net10.0/psbackup-example.dll generate --out "$out"
 db="$out/shard-db"
 data="$out/unison"
+repo="$out/repository"
 
-echo; echo "== psbackup object backup (per-object backup, seed 000)"
+echo; echo "== psbackup repo init (a local repository: the embedded default)"
+psbackup repo init --repository "$repo"
+
+echo; echo "== psbackup object backup --repository (every object of the object store)"
+for object in acme/customers acme/orders globex/inventory; do
+  psbackup object backup --db-root "$db" --dir "${object%/*}" --object "${object#*/}" --repository "$repo"
+done
+
+echo; echo "== psbackup snapshot create --repository (online SQLite backup, WAL position recorded)"
+for ns in users events; do
+  psbackup snapshot create --data-dir "$data" --namespace "$ns" --repository "$repo"
+done
+
+echo; echo "== psbackup wal ship --repository (sealed segments; no state file to keep)"
+for ns in users events; do
+  psbackup wal ship --data-dir "$data" --namespace "$ns" --repository "$repo"
+done
+
+echo; echo "== psbackup wal ship again: the repository already holds every sealed segment"
+psbackup wal ship --data-dir "$data" --namespace users --repository "$repo"
+
+echo; echo "== psbackup list (what the repository holds)"
+psbackup list --repository "$repo" --kind store-snapshot
+psbackup list --repository "$repo" --kind object
+
+echo; echo "== psbackup check --read-data (every stored byte verified)"
+psbackup check --repository "$repo" --read-data
+
+echo; echo "== the seeds' local jobs: object backup beside the object, WAL ship and snapshot to backups/<ns>"
 psbackup object backup --db-root "$db" --dir acme --object customers
-
-echo; echo "== psbackup wal list (namespace users)"
-psbackup wal list --data-dir "$data" --namespace users
-
-echo; echo "== psbackup wal ship (sealed segments to backups/users/wal/archive)"
-psbackup wal ship --data-dir "$data" --namespace users --backup-dir wal/archive --json
-
-echo; echo "== psbackup wal ship again: idempotent, nothing new is copied"
 psbackup wal ship --data-dir "$data" --namespace users --backup-dir wal/archive
+psbackup snapshot create --data-dir "$data" --namespace users --path snapshots/users-example.db
 
-echo; echo "== psbackup snapshot create (online SQLite backup of the B-tree store)"
-psbackup snapshot create --data-dir "$data" --namespace users --path snapshots/users-example.db --json
-
-echo; echo "== psbackup sweep --what-if (the startup sweep: lists stale .new/.old/.tmp)"
-psbackup sweep --root "$db" --what-if
-
-echo; echo "Done: backups are under $db/acme and $data/backups/users"
+echo; echo "Done: repository in $repo; local backups under $db/acme and $data/backups/users"
