@@ -6,12 +6,15 @@ BeforeAll {
     Import-Module (Join-Path $script:ModuleDir 'PSBackup.psd1') -Force -ErrorAction Stop
     $script:Cmdlets = @(
         'Clear-StaleArtifact'
+        'Get-Backup'
         'Get-WalSegment'
         'Initialize-BackupRepository'
         'Invoke-WalShip'
         'New-ObjectBackup'
         'New-StoreSnapshot'
         'Restore-ObjectBackup'
+        'Sync-BackupRepository'
+        'Test-BackupRepository'
     )
 }
 
@@ -29,7 +32,7 @@ Describe 'PSBackup module' {
 
     It 'exports exactly its cmdlets and nothing else' {
         $module = Get-Module PSBackup
-        @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be $script:Cmdlets
+        @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be @($script:Cmdlets | Sort-Object)
         $module.ExportedFunctions.Count | Should -Be 0
         $module.ExportedAliases.Count | Should -Be 0
         $module.ExportedVariables.Count | Should -Be 0
@@ -37,12 +40,15 @@ Describe 'PSBackup module' {
 
     It '<Name> is a compiled cmdlet in PSBackup.Commands' -ForEach @(
         @{ Name = 'Clear-StaleArtifact' }
+        @{ Name = 'Get-Backup' }
         @{ Name = 'Get-WalSegment' }
         @{ Name = 'Initialize-BackupRepository' }
         @{ Name = 'Invoke-WalShip' }
         @{ Name = 'New-ObjectBackup' }
         @{ Name = 'New-StoreSnapshot' }
         @{ Name = 'Restore-ObjectBackup' }
+        @{ Name = 'Sync-BackupRepository' }
+        @{ Name = 'Test-BackupRepository' }
     ) {
         $command = Get-Command -Name $Name -Module PSBackup -ErrorAction Stop
         $command.CommandType | Should -Be 'Cmdlet'
@@ -57,14 +63,19 @@ Describe 'PSBackup module' {
         @{ Name = 'New-ObjectBackup' }
         @{ Name = 'New-StoreSnapshot' }
         @{ Name = 'Restore-ObjectBackup' }
+        @{ Name = 'Sync-BackupRepository' }
     ) {
         $parameters = (Get-Command -Name $Name -Module PSBackup).Parameters
         $parameters.Keys | Should -Contain 'WhatIf'
         $parameters.Keys | Should -Contain 'Confirm'
     }
 
-    It 'Get-WalSegment only reads, so it has no -WhatIf' {
-        (Get-Command Get-WalSegment).Parameters.Keys | Should -Not -Contain 'WhatIf'
+    It '<Name> only reads, so it has no -WhatIf' -ForEach @(
+        @{ Name = 'Get-WalSegment' }
+        @{ Name = 'Get-Backup' }
+        @{ Name = 'Test-BackupRepository' }
+    ) {
+        (Get-Command -Name $Name -Module PSBackup).Parameters.Keys | Should -Not -Contain 'WhatIf'
     }
 
     It 'Restore-ObjectBackup has ConfirmImpact High' {
@@ -81,6 +92,9 @@ Describe 'PSBackup module' {
         @{ Name = 'Invoke-WalShip'; Parameters = 'DataDir', 'Namespace', 'BackupDir', 'AfterSegmentId' }
         @{ Name = 'New-StoreSnapshot'; Parameters = 'DataDir', 'Namespace', 'Path' }
         @{ Name = 'Initialize-BackupRepository'; Parameters = 'Repository', 'Endpoint', 'Region', 'AccessKey', 'SecretKey', 'Profile', 'Passphrase', 'KeyFile' }
+        @{ Name = 'Get-Backup'; Parameters = 'Repository', 'DataDir', 'DbRoot', 'Namespace', 'Dir', 'Object', 'Kind', 'After', 'Before', 'Passphrase' }
+        @{ Name = 'Test-BackupRepository'; Parameters = 'Repository', 'ReadData', 'Endpoint', 'Passphrase', 'KeyFile' }
+        @{ Name = 'Sync-BackupRepository'; Parameters = 'Source', 'Destination', 'Endpoint', 'Passphrase', 'KeyFile' }
     ) {
         $keys = (Get-Command -Name $Name -Module PSBackup).Parameters.Keys
         foreach ($parameter in $Parameters) {
@@ -108,6 +122,9 @@ Describe 'PSBackup module' {
         @{ TypeName = 'PSBackup.Engine.Wal.ShippedSegment' }
         @{ TypeName = 'PSBackup.Engine.Snapshots.StoreSnapshotResult' }
         @{ TypeName = 'PSBackup.Engine.Repository.RepositoryInfo' }
+        @{ TypeName = 'PSBackup.Engine.Repository.BackupRecord' }
+        @{ TypeName = 'PSBackup.Engine.Repository.RepositoryCheckResult' }
+        @{ TypeName = 'PSBackup.Engine.Repository.SyncResult' }
     ) {
         $format = Get-FormatData -TypeName $TypeName
         $format | Should -Not -BeNullOrEmpty

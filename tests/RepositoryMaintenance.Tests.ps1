@@ -200,22 +200,38 @@ Describe 'Maintenance against an S3 repository' -Tag 'Integration' {
         $s3Data = Join-Path $TestDrive 's3rver'
         $null = New-Item -ItemType Directory -Path $s3Data
         $log = Join-Path $TestDrive 's3rver.log'
+        $errLog = Join-Path $TestDrive 's3rver.err'
+        # Start-Process joins -ArgumentList with single spaces and quotes nothing, so a checkout or
+        # temp path with a space would split: quote every argument and pass one command line.
+        $arguments = @($s3rver, '-d', $s3Data, '-a', '127.0.0.1', '-p', '0', '--no-vhost-buckets', '--configure-bucket', $script:Bucket) |
+            ForEach-Object { '"{0}"' -f $_ }
+        $node = (Get-Command -Name node -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
+        # s3rver 3.7.1 encrypts listing continuation tokens with a cipher Node 17+ only offers through
+        # the legacy OpenSSL provider (as tests/PSBackup.Engine.Tests' S3ServerFixture does); the
+        # child inherits it, and this session gets its own value back.
+        $previousNodeOptions = $env:NODE_OPTIONS
         $env:NODE_OPTIONS = '--openssl-legacy-provider'
-        $script:S3Process = Start-Process -FilePath 'node' -PassThru -RedirectStandardOutput $log -RedirectStandardError (Join-Path $TestDrive 's3rver.err') -ArgumentList @(
-            $s3rver, '-d', $s3Data, '-a', '127.0.0.1', '-p', '0', '--no-vhost-buckets', '--configure-bucket', $script:Bucket
-        )
-        $env:NODE_OPTIONS = $null
+        try {
+            $script:S3Process = Start-Process -FilePath $node -ArgumentList ($arguments -join ' ') -PassThru `
+                -RedirectStandardOutput $log -RedirectStandardError $errLog
+        }
+        finally {
+            $env:NODE_OPTIONS = $previousNodeOptions
+        }
         $script:Endpoint = $null
-        foreach ($i in 1..100) {
+        foreach ($i in 1..150) {
             $line = Get-Content -LiteralPath $log -ErrorAction SilentlyContinue | Select-String 'listening on 127\.0\.0\.1:(\d+)' | Select-Object -First 1
             if ($line) {
                 $script:Endpoint = 'http://127.0.0.1:{0}' -f $line.Matches[0].Groups[1].Value
                 break
             }
+            if ($script:S3Process.HasExited) {
+                break
+            }
             Start-Sleep -Milliseconds 200
         }
         if (-not $script:Endpoint) {
-            throw "s3rver did not start: $(Get-Content -LiteralPath $log -Raw)"
+            throw "s3rver did not start: $(Get-Content -LiteralPath $log -Raw -ErrorAction SilentlyContinue) $(Get-Content -LiteralPath $errLog -Raw -ErrorAction SilentlyContinue)"
         }
         $script:S3 = @{
             Endpoint  = $script:Endpoint
@@ -228,6 +244,8 @@ Describe 'Maintenance against an S3 repository' -Tag 'Integration' {
     AfterAll {
         if ($script:S3Process -and -not $script:S3Process.HasExited) {
             Stop-Process -Id $script:S3Process.Id -Force
+            # Gone before Pester clears TestDrive (Windows cannot delete the open data folder).
+            $null = $script:S3Process.WaitForExit(10000)
         }
     }
 

@@ -47,8 +47,9 @@ public abstract class PSBackupRepositoryCmdlet : PSBackupCmdlet
     public string? KeyFile { get; set; }
 
     /// <summary>The engine's target for <paramref name="location"/> with this cmdlet's options; a
-    /// folder location is resolved against PowerShell's current location. Null when no location.</summary>
-    protected RepositoryTarget? RepositoryTargetFor(string? location)
+    /// folder location is resolved against PowerShell's current location (a failure names
+    /// <paramref name="parameterName"/>, e.g. -Source). Null when no location.</summary>
+    protected RepositoryTarget? RepositoryTargetFor(string? location, string parameterName = "Repository")
     {
         if (string.IsNullOrEmpty(location))
         {
@@ -56,7 +57,7 @@ public abstract class PSBackupRepositoryCmdlet : PSBackupCmdlet
         }
         return new RepositoryTarget
         {
-            Location = RepositoryTarget.IsS3Location(location) ? location : ResolveFileSystemPath(location, "Repository"),
+            Location = RepositoryTarget.IsS3Location(location) ? location : ResolveFileSystemPath(location, parameterName),
             Endpoint = Endpoint,
             Region = Region,
             AccessKey = AccessKey,

@@ -25,8 +25,8 @@ public sealed class SyncBackupRepositoryCommand : PSBackupRepositoryCmdlet
 
     protected override void PrepareRecord()
     {
-        _source = RepositoryTargetFor(Source);
-        _destination = RepositoryTargetFor(Destination);
+        _source = RepositoryTargetFor(Source, nameof(Source));
+        _destination = RepositoryTargetFor(Destination, nameof(Destination));
     }
 
     protected override async Task ProcessRecordAsync()
