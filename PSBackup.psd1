@@ -25,6 +25,8 @@
         'Get-Backup'
         'Test-BackupRepository'
         'Sync-BackupRepository'
+        'Restore-StoreSnapshot'
+        'Restore-PointInTime'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -80,7 +80,9 @@ public static partial class CliApp
         root.Subcommands.Add(wal);
         var snapshot = new Command("snapshot", "Snapshots of a namespace's B-tree store.");
         snapshot.Subcommands.Add(SnapshotCreateCommand());
+        snapshot.Subcommands.Add(SnapshotRestoreCommand());
         root.Subcommands.Add(snapshot);
+        root.Subcommands.Add(PitrCommand());
         root.Subcommands.Add(RepoCommand());
         AddMaintenanceCommands(root);
         return root;

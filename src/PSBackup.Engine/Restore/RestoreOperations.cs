@@ -18,10 +18,22 @@ public static class RestoreOperations
     public const string PointInTimeActivity = "Restore-PointInTime";
     private const string TimestampFormat = "yyyyMMddTHHmmss";
 
-    public static Task<StoreSnapshotRestoreResult?> RestoreSnapshotAsync(RestoreStoreSnapshotOptions options, OperationContext context)
+    /// <summary>From the namespace's local backup root, or from <see cref="RestoreStoreSnapshotOptions.Repository"/> when set.</summary>
+    public static async Task<StoreSnapshotRestoreResult?> RestoreSnapshotAsync(RestoreStoreSnapshotOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return RestoreSnapshotAsync(options, LocalRestoreSource.Open(options.DataDir, options.Namespace), context);
+        ArgumentNullException.ThrowIfNull(context);
+        if (options.Repository is null)
+        {
+            return await RestoreSnapshotAsync(options, LocalRestoreSource.Open(options.DataDir, options.Namespace), context).ConfigureAwait(false);
+        }
+        if (options.Snapshot is not null && !Repository.Hex.IsSha256Hex(options.Snapshot))
+        {
+            throw new InvalidInputException("InvalidBackupId", $"'{SafePath.Printable(options.Snapshot!)}' is not a backup id (64 lowercase hex digits). Get ids from Get-Backup -Kind StoreSnapshot, or leave -BackupId out for the newest snapshot.", options.Snapshot);
+        }
+        using RepositoryRestoreSource source = await RepositoryRestoreSource.OpenAsync(options.Repository, options.Namespace, context.CancellationToken).ConfigureAwait(false);
+        StoreSnapshotRestoreResult? result = await RestoreSnapshotAsync(options, source, context).ConfigureAwait(false);
+        return result is null ? null : result with { Repository = options.Repository.Location, BackupId = result.Snapshot };
     }
 
     /// <summary>Verifies the snapshot against its manifest, then copies it (checked again) into a
@@ -92,10 +104,18 @@ public static class RestoreOperations
         };
     }
 
-    public static Task<PointInTimePlan> PlanPointInTimeAsync(RestorePointInTimeOptions options, OperationContext context)
+    /// <summary>From the namespace's local backup root, or from <see cref="RestorePointInTimeOptions.Repository"/> when set.</summary>
+    public static async Task<PointInTimePlan> PlanPointInTimeAsync(RestorePointInTimeOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return PlanPointInTimeAsync(options, LocalRestoreSource.Open(options.DataDir, options.Namespace), context);
+        ArgumentNullException.ThrowIfNull(context);
+        if (options.Repository is null)
+        {
+            return await PlanPointInTimeAsync(options, LocalRestoreSource.Open(options.DataDir, options.Namespace), context).ConfigureAwait(false);
+        }
+        RestoreTarget.From(options.TargetTime, options.TargetLogIndex); // before any I/O
+        using RepositoryRestoreSource source = await RepositoryRestoreSource.OpenAsync(options.Repository, options.Namespace, context.CancellationToken).ConfigureAwait(false);
+        return await PlanPointInTimeAsync(options, source, context).ConfigureAwait(false);
     }
 
     /// <summary>The plan alone, from the source's listings; reads no data and writes nothing.</summary>
@@ -113,17 +133,32 @@ public static class RestoreOperations
         Task<IReadOnlyList<ArchivedSegment>> segments = source.ListSegmentsAsync(ct);
         await Task.WhenAll(snapshots, segments).ConfigureAwait(false);
         PointInTimePlan plan = PointInTimePlanner.Plan(ns, target, snapshots.Result, segments.Result);
-        if (source is LocalRestoreSource local && local.Ignored.Count > 0)
+        IReadOnlyList<string> ignored = source switch
         {
-            plan = plan with { Notes = [.. plan.Notes, .. local.Ignored.Select(i => "Ignored " + i + ".")] };
+            LocalRestoreSource local => local.Ignored,
+            RepositoryRestoreSource repository => repository.Ignored,
+            _ => [],
+        };
+        if (ignored.Count > 0)
+        {
+            plan = plan with { Notes = [.. plan.Notes, .. ignored.Select(i => "Ignored " + i + ".")] };
         }
         return plan;
     }
 
-    public static Task<PointInTimeRestoreResult> RestorePointInTimeAsync(RestorePointInTimeOptions options, OperationContext context)
+    /// <summary>From the namespace's local backup root, or from <see cref="RestorePointInTimeOptions.Repository"/> when set.</summary>
+    public static async Task<PointInTimeRestoreResult> RestorePointInTimeAsync(RestorePointInTimeOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return RestorePointInTimeAsync(options, LocalRestoreSource.Open(options.DataDir, options.Namespace), context);
+        ArgumentNullException.ThrowIfNull(context);
+        RestoreTarget.From(options.TargetTime, options.TargetLogIndex); // exactly one target, before any I/O
+        if (options.Repository is null)
+        {
+            return await RestorePointInTimeAsync(options, LocalRestoreSource.Open(options.DataDir, options.Namespace), context).ConfigureAwait(false);
+        }
+        using RepositoryRestoreSource source = await RepositoryRestoreSource.OpenAsync(options.Repository, options.Namespace, context.CancellationToken).ConfigureAwait(false);
+        PointInTimeRestoreResult result = await RestorePointInTimeAsync(options, source, context).ConfigureAwait(false);
+        return result with { Repository = options.Repository.Location };
     }
 
     /// <summary>Plans, then lays out <c>&lt;target&gt;/&lt;ns&gt;/db</c> (the snapshot) and <c>wal/</c>

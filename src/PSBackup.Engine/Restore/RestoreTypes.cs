@@ -11,12 +11,19 @@ public sealed record RestoreStoreSnapshotOptions(string DataDir, string Namespac
     public string? TargetDataDir { get; init; }
     /// <summary>Replace a non-empty <c>db/</c>; the replaced one is kept aside, never deleted.</summary>
     public bool Force { get; init; }
+    /// <summary>Read the snapshot from this repository instead of <c>&lt;DataDir&gt;/backups/&lt;Namespace&gt;</c>;
+    /// <see cref="Snapshot"/> is then a backup id (null: the newest snapshot of the namespace).</summary>
+    public Repository.RepositoryTarget? Repository { get; init; }
 }
 
 public sealed record StoreSnapshotRestoreResult
 {
     public required string Namespace { get; init; }
-    /// <summary>The snapshot's id (path relative to the backup root).</summary>
+    /// <summary>The repository restored from; null for a local backup root.</summary>
+    public string? Repository { get; init; }
+    /// <summary>The snapshot's backup id in <see cref="Repository"/>; null for a local backup root.</summary>
+    public string? BackupId { get; init; }
+    /// <summary>The snapshot's id (path relative to the backup root, or the backup id in a repository).</summary>
     public required string Snapshot { get; init; }
     public required string SnapshotPath { get; init; }
     /// <summary>The restored <c>&lt;target&gt;/&lt;ns&gt;/db</c>.</summary>
@@ -42,12 +49,18 @@ public sealed record RestorePointInTimeOptions(string DataDir, string Namespace)
     public bool Force { get; init; }
     /// <summary>Files fetched and verified at once.</summary>
     public int MaxParallelism { get; init; } = 4;
+    /// <summary>Read snapshots and WAL from this repository instead of <c>&lt;DataDir&gt;/backups/&lt;Namespace&gt;</c>.</summary>
+    public Repository.RepositoryTarget? Repository { get; init; }
 }
 
 public sealed record PointInTimeRestoreResult
 {
     public required string Namespace { get; init; }
+    /// <summary>The repository restored from; null for a local backup root.</summary>
+    public string? Repository { get; init; }
     public required PointInTimePlan Plan { get; init; }
+    /// <summary>The snapshot the restore starts from (its path, or backup id in a repository).</summary>
+    public string Snapshot => Plan.Snapshot.Id;
     /// <summary>False when ShouldProcess declined (-WhatIf): the plan only, nothing written.</summary>
     public required bool Restored { get; init; }
     /// <summary>The namespace folder laid out (or that would be).</summary>

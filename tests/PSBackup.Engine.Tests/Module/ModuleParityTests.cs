@@ -67,7 +67,7 @@ public sealed partial class ModuleParityTests : IDisposable
     {
         Assert.Equal(
             ["Clear-StaleArtifact", "Get-Backup", "Get-WalSegment", "Initialize-BackupRepository", "Invoke-WalShip", "New-ObjectBackup", "New-StoreSnapshot",
-             "Restore-ObjectBackup", "Sync-BackupRepository", "Test-BackupRepository"],
+             "Restore-ObjectBackup", "Restore-PointInTime", "Restore-StoreSnapshot", "Sync-BackupRepository", "Test-BackupRepository"],
             _cmdletInfos.Select(c => c.Name).Order(StringComparer.Ordinal));
     }
 

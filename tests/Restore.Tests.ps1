@@ -1,0 +1,114 @@
+#Requires -Version 7.4
+# Pester 5: Restore-StoreSnapshot and Restore-PointInTime against the example database.
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1') -Force -ErrorAction Stop
+
+    $script:Fixture = Join-Path $TestDrive 'example'
+    $generator = Join-Path $PSScriptRoot '..' 'examples' 'PSBackup.Example'
+    $output = & dotnet run --project $generator -- generate --out $script:Fixture --seed 13 2>&1
+    if ($LASTEXITCODE -ne 0) {
+        throw "psbackup-example generate failed ($LASTEXITCODE): $($output -join [Environment]::NewLine)"
+    }
+    $script:DataDir = Join-Path $script:Fixture 'unison'
+    $script:Snapshot = New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Path 'snapshots/users-1.snapshot'
+    $null = Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal'
+    $script:Repo = Join-Path $TestDrive 'repo'
+    $null = Initialize-BackupRepository -Repository $script:Repo
+    $script:RepoSnapshot = New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Repository $script:Repo
+    $null = Invoke-WalShip -DataDir $script:DataDir -Namespace users -Repository $script:Repo
+}
+
+AfterAll {
+    Remove-Module PSBackup -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'Restore-StoreSnapshot' {
+    It 'restores the newest local snapshot into -TargetDataDir' {
+        $into = Join-Path $TestDrive 'snap-local'
+        $result = Restore-StoreSnapshot -DataDir $script:DataDir -Namespace users -TargetDataDir $into -Confirm:$false
+
+        $result | Should -BeOfType ([PSBackup.Engine.Restore.StoreSnapshotRestoreResult])
+        $result.Snapshot | Should -Be 'snapshots/users-1.snapshot'
+        $result.RestoredPath | Should -Be (Join-Path $into 'users' 'db')
+        $result.Bytes | Should -BeGreaterThan 0
+        $result.ReplacedPath | Should -BeNullOrEmpty
+        Join-Path $into 'users' 'db' | Should -Exist
+    }
+
+    It 'restores from a repository by -BackupId' {
+        $into = Join-Path $TestDrive 'snap-repo'
+        $result = Restore-StoreSnapshot -Repository $script:Repo -Namespace users -BackupId $script:RepoSnapshot.BackupId -TargetDataDir $into -Confirm:$false
+        $result.BackupId | Should -Be $script:RepoSnapshot.BackupId
+        $result.Repository | Should -Be $script:Repo
+        $result.WalPosition.AppliedLogIndex | Should -Be $script:RepoSnapshot.WalPosition.AppliedLogIndex
+    }
+
+    It 'refuses a non-empty db/ without -Force and keeps it aside with -Force' {
+        $into = Join-Path $TestDrive 'snap-force'
+        $null = Restore-StoreSnapshot -DataDir $script:DataDir -Namespace users -TargetDataDir $into -Confirm:$false
+        { Restore-StoreSnapshot -DataDir $script:DataDir -Namespace users -TargetDataDir $into -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'RestoreTargetNotEmpty,PSBackup.Commands.RestoreStoreSnapshotCommand'
+        $result = Restore-StoreSnapshot -DataDir $script:DataDir -Namespace users -TargetDataDir $into -Force -Confirm:$false
+        $result.ReplacedPath | Should -Exist
+    }
+
+    It 'writes nothing under -WhatIf' {
+        $into = Join-Path $TestDrive 'snap-whatif'
+        $result = Restore-StoreSnapshot -DataDir $script:DataDir -Namespace users -TargetDataDir $into -WhatIf
+        $result | Should -BeNullOrEmpty
+        Join-Path $into 'users' 'db' | Should -Not -Exist
+    }
+
+    It 'names a missing snapshot' {
+        { Restore-StoreSnapshot -DataDir $script:DataDir -Namespace users -Snapshot 'snapshots/nope' -TargetDataDir (Join-Path $TestDrive 'x') -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'SnapshotNotFound,PSBackup.Commands.RestoreStoreSnapshotCommand'
+    }
+}
+
+Describe 'Restore-PointInTime' {
+    It 'emits the plan under -WhatIf and writes nothing' {
+        $into = Join-Path $TestDrive 'pitr-whatif'
+        $applied = $script:Snapshot.WalPosition.AppliedLogIndex
+        $plan = Restore-PointInTime -DataDir $script:DataDir -Namespace users -TargetLogIndex $applied -TargetDataDir $into -WhatIf
+        $plan | Should -BeOfType ([PSBackup.Engine.Restore.PointInTimePlan])
+        $plan.LastLogIndex | Should -Be $applied
+        $plan.Snapshot.Id | Should -Be 'snapshots/users-1.snapshot'
+        $into | Should -Not -Exist
+    }
+
+    It 'restores to a log index from the local backup root' {
+        $into = Join-Path $TestDrive 'pitr-local'
+        $applied = $script:Snapshot.WalPosition.AppliedLogIndex
+        $result = Restore-PointInTime -DataDir $script:DataDir -Namespace users -TargetLogIndex $applied -TargetDataDir $into -Confirm:$false
+        $result | Should -BeOfType ([PSBackup.Engine.Restore.PointInTimeRestoreResult])
+        $result.Restored | Should -BeTrue
+        $result.LastLogIndex | Should -Be $applied
+        Join-Path $into 'users' 'db' | Should -Exist
+        Join-Path $into 'users' 'wal' | Should -Exist
+    }
+
+    It 'restores the latest from a repository with a warning when the target is past the last shipped record' {
+        $into = Join-Path $TestDrive 'pitr-repo'
+        $result = Restore-PointInTime -Repository $script:Repo -Namespace users -TargetLogIndex 999999 -TargetDataDir $into -Confirm:$false -WarningVariable warnings -WarningAction SilentlyContinue
+        $result.TargetPastArchive | Should -BeTrue
+        $result.Repository | Should -Be $script:Repo
+        ($warnings -join ' ') | Should -BeLike '*past the last shipped record*'
+    }
+
+    It 'needs exactly one of -TargetTime and -TargetLogIndex' {
+        { Restore-PointInTime -DataDir $script:DataDir -Namespace users -TargetDataDir (Join-Path $TestDrive 'x') -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidRestoreTarget,PSBackup.Commands.RestorePointInTimeCommand'
+        { Restore-PointInTime -DataDir $script:DataDir -Namespace users -TargetLogIndex 5 -TargetTime ([datetime]::UtcNow) -TargetDataDir (Join-Path $TestDrive 'x') -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidRestoreTarget,PSBackup.Commands.RestorePointInTimeCommand'
+    }
+
+    It 'refuses a target before the first snapshot and writes nothing' {
+        $into = Join-Path $TestDrive 'pitr-early'
+        { Restore-PointInTime -DataDir $script:DataDir -Namespace users -TargetLogIndex 3 -TargetDataDir $into -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'TargetBeforeFirstSnapshot,PSBackup.Commands.RestorePointInTimeCommand'
+        { Restore-PointInTime -DataDir $script:DataDir -Namespace users -TargetTime ([datetime]'2000-01-01') -TargetDataDir $into -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'TargetBeforeFirstSnapshot,PSBackup.Commands.RestorePointInTimeCommand'
+        $into | Should -Not -Exist
+    }
+}
