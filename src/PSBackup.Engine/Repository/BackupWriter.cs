@@ -48,16 +48,18 @@ public sealed class BackupWriter : IAsyncDisposable
     private readonly HashSet<string> _paths = new(StringComparer.OrdinalIgnoreCase);
     private readonly List<IndexPack> _unindexed = new();
     private readonly int _frameCapacity;
+    private readonly TimeProvider _clock;
     private ExceptionDispatchInfo? _failure;
     private FrameJob? _frame;
     private State _state = State.Open;
     private long _newChunks, _newChunkBytes, _packs, _storedBytes;
 
-    internal BackupWriter(Repository repo, BackupInfo info)
+    internal BackupWriter(Repository repo, BackupInfo info, TimeProvider clock)
     {
         _repo = repo;
         _info = info;
-        _createdAt = info.CreatedAt == default ? DateTimeOffset.UtcNow : info.CreatedAt;
+        _clock = clock;
+        _createdAt = info.CreatedAt == default ? clock.GetUtcNow() : info.CreatedAt;
         int workers = Math.Max(1, Environment.ProcessorCount);
         _frameCapacity = repo.Config.FrameSize + Math.Max(repo.Config.DefaultChunking.MaxSize, repo.Config.StoreChunking.MaxSize);
         _toCompress = Channel.CreateBounded<FrameJob>(new BoundedChannelOptions(workers) { SingleWriter = true });
@@ -422,7 +424,7 @@ public sealed class BackupWriter : IAsyncDisposable
                 Object = _info.Object,
                 Host = _info.Host,
                 CreatedAt = _createdAt,
-                CompletedAt = DateTimeOffset.UtcNow,
+                CompletedAt = _clock.GetUtcNow(),
                 Tool = "PSBackup " + typeof(BackupWriter).Assembly.GetName().Version?.ToString(3),
                 Consistency = _info.Consistency,
                 ChangedFiles = _info.ChangedFiles,

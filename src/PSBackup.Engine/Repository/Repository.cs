@@ -329,12 +329,14 @@ public sealed class Repository
     // ---------------------------------------------------------------- backups
 
     /// <summary>Starts one backup. Add files, then <see cref="BackupWriter.CommitAsync"/>; dispose
-    /// or <see cref="BackupWriter.AbortAsync"/> without committing and the backup does not exist.</summary>
-    public BackupWriter BeginBackup(BackupInfo info)
+    /// or <see cref="BackupWriter.AbortAsync"/> without committing and the backup does not exist.
+    /// <paramref name="clock"/> stamps the manifest's CompletedAt at commit (the operation's clock,
+    /// so it agrees with CreatedAt; the system clock when null).</summary>
+    public BackupWriter BeginBackup(BackupInfo info, TimeProvider? clock = null)
     {
         ArgumentNullException.ThrowIfNull(info);
         ValidateNames(info.Namespace, info.Dir, info.Object);
-        return new BackupWriter(this, info);
+        return new BackupWriter(this, info, clock ?? TimeProvider.System);
     }
 
     private static void ValidateNames(string? ns, string? dir, string? obj)

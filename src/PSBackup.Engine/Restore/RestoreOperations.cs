@@ -113,9 +113,15 @@ public static class RestoreOperations
         Task<IReadOnlyList<ArchivedSegment>> segments = source.ListSegmentsAsync(ct);
         await Task.WhenAll(snapshots, segments).ConfigureAwait(false);
         PointInTimePlan plan = PointInTimePlanner.Plan(ns, target, snapshots.Result, segments.Result);
-        if (source is LocalRestoreSource local && local.Ignored.Count > 0)
+        IReadOnlyList<string> ignored = source switch
         {
-            plan = plan with { Notes = [.. plan.Notes, .. local.Ignored.Select(i => "Ignored " + i + ".")] };
+            LocalRestoreSource local => local.Ignored,
+            RepositoryRestoreSource repository => repository.Ignored,
+            _ => [],
+        };
+        if (ignored.Count > 0)
+        {
+            plan = plan with { Notes = [.. plan.Notes, .. ignored.Select(i => "Ignored " + i + ".")] };
         }
         return plan;
     }

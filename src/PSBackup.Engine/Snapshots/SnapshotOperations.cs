@@ -152,7 +152,7 @@ public static class SnapshotOperations
                 Namespace = ns,
                 CreatedAt = createdAt,
                 Wal = position,
-            });
+            }, context.Clock);
             long total = entries.Sum(e => e.Size), done = 0;
             foreach (ManifestFile entry in entries)
             {

@@ -130,7 +130,7 @@ internal static class WalRepositoryShip
                     CreatedAt = s.CreatedAt,
                     LastModifiedAt = s.LastModifiedAt,
                 },
-            });
+            }, context.Clock);
             RepositoryFile f = await writer.AddFileFromPathAsync("wal/" + WalFormat.SegmentFileName(s.SegmentId), s.Path, ChunkingProfile.Default, c).ConfigureAwait(false);
             if (f.Sha256 != expected.Sha256 || f.Size != expected.Bytes)
             {

@@ -16,8 +16,10 @@ internal sealed class ManualClock(DateTimeOffset now) : TimeProvider
 
 /// <summary>One example namespace written record by record with known times and log indexes,
 /// three snapshots taken along the way and its sealed segments shipped to two folders of the
-/// local backup root. Remembers the full row state after every record. Built once per class.</summary>
-public sealed class PitrScenario : IDisposable
+/// local backup root. Remembers the full row state after every record. Built once per class.
+/// <see cref="RepositoryPitrScenario"/> also takes each snapshot and ships the WAL into a
+/// local-folder repository, at the same instants.</summary>
+public class PitrScenario : IDisposable
 {
     public const string Ns = "users";
     public const long SegmentSize = 16 << 10;
@@ -25,9 +27,19 @@ public sealed class PitrScenario : IDisposable
     private readonly TestDirectory _dir = new();
 
     public PitrScenario()
+        : this(withRepository: false)
+    {
+    }
+
+    protected PitrScenario(bool withRepository)
     {
         Root = _dir.Path;
         DataDir = _dir.Combine("data");
+        if (withRepository)
+        {
+            Repository = new PSBackup.Engine.Repository.RepositoryTarget { Location = _dir.Combine("repository") };
+            Assert.NotNull(PSBackup.Engine.Repository.RepositoryOperations.InitializeAsync(new PSBackup.Engine.Repository.InitializeRepositoryOptions(Repository), OperationContext.Default).GetAwaiter().GetResult());
+        }
         string nsDir = Path.Combine(DataDir, Ns);
         var random = new Random(4711);
         var clock = new ManualClock(Base);
@@ -65,16 +77,30 @@ public sealed class PitrScenario : IDisposable
                     StoreSnapshotResult snapshot = SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(DataDir, Ns, $"snapshots/s{i}.sqlite"), context).GetAwaiter().GetResult()!;
                     Assert.Equal(writer.AppliedLogIndex, snapshot.WalPosition.AppliedLogIndex);
                     Snapshots.Add((snapshot.Path, writer.AppliedLogIndex, clock.Now));
+                    if (Repository is not null)
+                    {
+                        StoreSnapshotResult stored = SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(DataDir, Ns, null) { Repository = Repository }, context).GetAwaiter().GetResult()!;
+                        Assert.Equal(writer.AppliedLogIndex, stored.WalPosition.AppliedLogIndex);
+                        RepositorySnapshots.Add((stored.BackupId!, writer.AppliedLogIndex, clock.Now));
+                    }
                 }
                 if (i == 500)
                 {
                     WalShipResult first = WalOperations.ShipAsync(new InvokeWalShipOptions(DataDir, Ns, "wal/2026-03-01"), context).GetAwaiter().GetResult();
                     FirstShipLastId = first.Backups.Max(b => b.SegmentId);
+                    if (Repository is not null)
+                    {
+                        WalOperations.ShipAsync(new InvokeWalShipOptions(DataDir, Ns, null) { Repository = Repository }, context).GetAwaiter().GetResult();
+                    }
                 }
             }
             LastLogIndex = writer.LastLogIndex;
         }
         WalOperations.ShipAsync(new InvokeWalShipOptions(DataDir, Ns, "wal/later") { AfterSegmentId = FirstShipLastId }, context).GetAwaiter().GetResult();
+        if (Repository is not null)
+        {
+            WalOperations.ShipAsync(new InvokeWalShipOptions(DataDir, Ns, null) { Repository = Repository }, context).GetAwaiter().GetResult();
+        }
 
         BackupRoot = Path.Combine(DataDir, "backups", Ns);
         foreach (string file in Directory.EnumerateFiles(BackupRoot, "*.wal", SearchOption.AllDirectories))
@@ -87,6 +113,10 @@ public sealed class PitrScenario : IDisposable
     }
 
     public string Root { get; }
+    /// <summary>The local-folder repository (null for the plain scenario).</summary>
+    public PSBackup.Engine.Repository.RepositoryTarget? Repository { get; }
+    /// <summary>(backup id, applied log index, completed at) of the repository snapshots, oldest first.</summary>
+    public List<(string BackupId, long Applied, DateTimeOffset CompletedAt)> RepositorySnapshots { get; } = [];
     public string DataDir { get; }
     public string BackupRoot { get; }
     /// <summary>Row state after each log index (index 0: empty).</summary>
@@ -127,5 +157,18 @@ public sealed class PitrScenario : IDisposable
         Assert.Equal(expected, actual.Rows);
     }
 
-    public void Dispose() => _dir.Dispose();
+    public void Dispose()
+    {
+        _dir.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>The scenario with its snapshots and WAL also in a local-folder repository.</summary>
+public sealed class RepositoryPitrScenario : PitrScenario
+{
+    public RepositoryPitrScenario()
+        : base(withRepository: true)
+    {
+    }
 }
