@@ -253,9 +253,13 @@ public static class RestoreDrill
         };
     }
 
-    private static Task<RestoreDrillResult?> RunRepositoryAsync(TestRestoreOptions options, OperationContext context) =>
-        throw new InvalidInputException("RepositoryDrillUnsupported",
-            "Restore drills from a repository are not available in this build yet; drill a local backup root with -DataDir.", options.Repository?.Location);
+    /// <summary>Opens the repository (a wrong key or missing repository is bad input: thrown) and
+    /// drills it, recording into its <c>events/&lt;ns&gt;/</c>.</summary>
+    private static async Task<RestoreDrillResult?> RunRepositoryAsync(TestRestoreOptions options, OperationContext context)
+    {
+        using RepositoryRestoreSource source = await RepositoryRestoreSource.OpenAsync(options.Repository!, options.Namespace, context.CancellationToken).ConfigureAwait(false);
+        return await RunAsync(options, source, EventLog.ForBackend(source.Repository.Backend), context).ConfigureAwait(false);
+    }
 
     private static void CheckInput(TestRestoreOptions options)
     {
