@@ -25,6 +25,7 @@
         'Get-Backup'
         'Test-BackupRepository'
         'Sync-BackupRepository'
+        'Test-Restore'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -83,6 +83,7 @@ public static partial class CliApp
         root.Subcommands.Add(snapshot);
         root.Subcommands.Add(RepoCommand());
         AddMaintenanceCommands(root);
+        root.Subcommands.Add(TestRestoreCommand());
         return root;
     }
 
