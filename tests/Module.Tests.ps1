@@ -6,12 +6,16 @@ BeforeAll {
     Import-Module (Join-Path $script:ModuleDir 'PSBackup.psd1') -Force -ErrorAction Stop
     $script:Cmdlets = @(
         'Clear-StaleArtifact'
+        'Get-Backup'
         'Get-WalSegment'
         'Initialize-BackupRepository'
         'Invoke-WalShip'
         'New-ObjectBackup'
         'New-StoreSnapshot'
         'Restore-ObjectBackup'
+        'Sync-BackupRepository'
+        'Test-BackupRepository'
+        'Test-Restore'
     )
 }
 
