@@ -27,6 +27,7 @@
         'Sync-BackupRepository'
         'Restore-StoreSnapshot'
         'Restore-PointInTime'
+        'Test-Restore'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -13,8 +13,11 @@ BeforeAll {
         'New-ObjectBackup'
         'New-StoreSnapshot'
         'Restore-ObjectBackup'
+        'Restore-PointInTime'
+        'Restore-StoreSnapshot'
         'Sync-BackupRepository'
         'Test-BackupRepository'
+        'Test-Restore'
     )
 }
 
@@ -47,8 +50,11 @@ Describe 'PSBackup module' {
         @{ Name = 'New-ObjectBackup' }
         @{ Name = 'New-StoreSnapshot' }
         @{ Name = 'Restore-ObjectBackup' }
+        @{ Name = 'Restore-PointInTime' }
+        @{ Name = 'Restore-StoreSnapshot' }
         @{ Name = 'Sync-BackupRepository' }
         @{ Name = 'Test-BackupRepository' }
+        @{ Name = 'Test-Restore' }
     ) {
         $command = Get-Command -Name $Name -Module PSBackup -ErrorAction Stop
         $command.CommandType | Should -Be 'Cmdlet'
@@ -63,7 +69,10 @@ Describe 'PSBackup module' {
         @{ Name = 'New-ObjectBackup' }
         @{ Name = 'New-StoreSnapshot' }
         @{ Name = 'Restore-ObjectBackup' }
+        @{ Name = 'Restore-PointInTime' }
+        @{ Name = 'Restore-StoreSnapshot' }
         @{ Name = 'Sync-BackupRepository' }
+        @{ Name = 'Test-Restore' }
     ) {
         $parameters = (Get-Command -Name $Name -Module PSBackup).Parameters
         $parameters.Keys | Should -Contain 'WhatIf'
@@ -78,8 +87,13 @@ Describe 'PSBackup module' {
         (Get-Command -Name $Name -Module PSBackup).Parameters.Keys | Should -Not -Contain 'WhatIf'
     }
 
-    It 'Restore-ObjectBackup has ConfirmImpact High' {
-        $type = (Get-Command Restore-ObjectBackup).ImplementingType
+    It '<Name> has ConfirmImpact High' -ForEach @(
+        @{ Name = 'Restore-ObjectBackup' }
+        @{ Name = 'Restore-PointInTime' }
+        @{ Name = 'Restore-StoreSnapshot' }
+        @{ Name = 'Clear-StaleArtifact' }
+    ) {
+        $type = (Get-Command -Name $Name -Module PSBackup).ImplementingType
         $attribute = $type.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0]
         $attribute.ConfirmImpact | Should -Be ([System.Management.Automation.ConfirmImpact]::High)
     }
@@ -95,6 +109,9 @@ Describe 'PSBackup module' {
         @{ Name = 'Get-Backup'; Parameters = 'Repository', 'DataDir', 'DbRoot', 'Namespace', 'Dir', 'Object', 'Kind', 'After', 'Before', 'Passphrase' }
         @{ Name = 'Test-BackupRepository'; Parameters = 'Repository', 'ReadData', 'Endpoint', 'Passphrase', 'KeyFile' }
         @{ Name = 'Sync-BackupRepository'; Parameters = 'Source', 'Destination', 'Endpoint', 'Passphrase', 'KeyFile' }
+        @{ Name = 'Restore-StoreSnapshot'; Parameters = 'DataDir', 'Namespace', 'Snapshot', 'Repository', 'BackupId', 'TargetDataDir', 'Force' }
+        @{ Name = 'Restore-PointInTime'; Parameters = 'DataDir', 'Namespace', 'Repository', 'TargetTime', 'TargetLogIndex', 'TargetDataDir', 'Force' }
+        @{ Name = 'Test-Restore'; Parameters = 'DataDir', 'Namespace', 'Repository', 'BackupId', 'Snapshot', 'TargetTime', 'TargetLogIndex', 'ScratchPath', 'Keep', 'ValidationScript' }
     ) {
         $keys = (Get-Command -Name $Name -Module PSBackup).Parameters.Keys
         foreach ($parameter in $Parameters) {
@@ -125,6 +142,10 @@ Describe 'PSBackup module' {
         @{ TypeName = 'PSBackup.Engine.Repository.BackupRecord' }
         @{ TypeName = 'PSBackup.Engine.Repository.RepositoryCheckResult' }
         @{ TypeName = 'PSBackup.Engine.Repository.SyncResult' }
+        @{ TypeName = 'PSBackup.Engine.Restore.StoreSnapshotRestoreResult' }
+        @{ TypeName = 'PSBackup.Engine.Restore.PointInTimeRestoreResult' }
+        @{ TypeName = 'PSBackup.Engine.Restore.PointInTimePlan' }
+        @{ TypeName = 'PSBackup.Engine.Restore.RestoreDrillResult' }
     ) {
         $format = Get-FormatData -TypeName $TypeName
         $format | Should -Not -BeNullOrEmpty

@@ -8,7 +8,14 @@ namespace PSBackup.Cli;
 /// stays clean for --json; a non-zero exit is a failure.</summary>
 internal static class ShellCommand
 {
-    public static async Task RunAsync(string command, string what, TextWriter log, CancellationToken cancellationToken)
+    public static Task RunAsync(string command, string what, TextWriter log, CancellationToken cancellationToken) =>
+        RunAsync(command, what, what == "quiesce" ? "QuiesceCommandFailed" : "ResumeCommandFailed", log, null, null, cancellationToken);
+
+    /// <summary>Runs <paramref name="command"/> with <paramref name="argument"/> as its first
+    /// positional argument (<c>$1</c> under /bin/sh; appended, quoted, under cmd) and the given
+    /// environment variables; a failure is an OperationFailedException with <paramref name="errorId"/>.</summary>
+    public static async Task RunAsync(string command, string what, string errorId, TextWriter log,
+        string? argument, IReadOnlyDictionary<string, string>? environment, CancellationToken cancellationToken)
     {
         var start = new ProcessStartInfo
         {
@@ -18,9 +25,24 @@ internal static class ShellCommand
             UseShellExecute = false,
         };
         start.ArgumentList.Add(OperatingSystem.IsWindows() ? "/c" : "-c");
-        start.ArgumentList.Add(command);
-
-        string errorId = what == "quiesce" ? "QuiesceCommandFailed" : "ResumeCommandFailed";
+        if (argument is null)
+        {
+            start.ArgumentList.Add(command);
+        }
+        else if (OperatingSystem.IsWindows())
+        {
+            start.ArgumentList.Add($"{command} \"{argument}\"");
+        }
+        else
+        {
+            start.ArgumentList.Add(command);
+            start.ArgumentList.Add("psbackup-" + what); // $0
+            start.ArgumentList.Add(argument);           // $1
+        }
+        foreach ((string name, string value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
         using var process = new Process { StartInfo = start };
         var outputLock = new object();
         void Forward(object sender, DataReceivedEventArgs e)
