@@ -4,21 +4,12 @@
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1') -Force -ErrorAction Stop
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
 
     $script:Fixture = Join-Path $TestDrive 'example'
-    $generator = Join-Path $PSScriptRoot '..' 'examples' 'PSBackup.Example'
-    $output = & dotnet run --project $generator -- generate --out $script:Fixture --seed 7 2>&1
-    if ($LASTEXITCODE -ne 0) {
-        throw "psbackup-example generate failed ($LASTEXITCODE): $($output -join [Environment]::NewLine)"
-    }
+    New-ExampleDatabase -Path $script:Fixture -Seed 7
     $script:DbRoot = Join-Path $script:Fixture 'shard-db'
 
-    function Get-TreeState([string] $Path) {
-        # Relative path, length and hash of every file: equal states mean nothing was written.
-        Get-ChildItem -LiteralPath $Path -Recurse -File | Sort-Object FullName | ForEach-Object {
-            '{0} {1} {2}' -f [System.IO.Path]::GetRelativePath($Path, $_.FullName), $_.Length, (Get-FileHash -LiteralPath $_.FullName -Algorithm SHA256).Hash
-        }
-    }
 }
 
 AfterAll {

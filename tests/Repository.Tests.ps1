@@ -5,22 +5,13 @@
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1') -Force -ErrorAction Stop
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
 
     $script:Fixture = Join-Path $TestDrive 'example'
-    $generator = Join-Path $PSScriptRoot '..' 'examples' 'PSBackup.Example'
-    $output = & dotnet run --project $generator -- generate --out $script:Fixture --seed 13 2>&1
-    if ($LASTEXITCODE -ne 0) {
-        throw "psbackup-example generate failed ($LASTEXITCODE): $($output -join [Environment]::NewLine)"
-    }
+    New-ExampleDatabase -Path $script:Fixture -Seed 13
     $script:DbRoot = Join-Path $script:Fixture 'shard-db'
     $script:DataDir = Join-Path $script:Fixture 'unison'
 
-    function Get-TreeState([string] $Path) {
-        # Relative path, length and hash of every file: equal states mean nothing was written.
-        Get-ChildItem -LiteralPath $Path -Recurse -File -Force | Sort-Object FullName | ForEach-Object {
-            '{0} {1} {2}' -f [System.IO.Path]::GetRelativePath($Path, $_.FullName), $_.Length, (Get-FileHash -LiteralPath $_.FullName -Algorithm SHA256).Hash
-        }
-    }
 }
 
 AfterAll {
@@ -195,49 +186,10 @@ Describe 'An encrypted repository' {
 
 Describe 'An S3 repository' -Tag 'Integration' {
     BeforeAll {
-        $s3rver = Join-Path $PSScriptRoot 's3' 'node_modules' 's3rver' 'bin' 's3rver.js'
-        if (-not (Test-Path -LiteralPath $s3rver)) {
-            throw "s3rver is not installed: run 'npm ci --prefix tests/s3' first."
-        }
         $script:Bucket = 'pester-repo'
-        $s3Data = Join-Path $TestDrive 's3rver'
-        $null = New-Item -ItemType Directory -Path $s3Data
-        $log = Join-Path $TestDrive 's3rver.log'
-        $errLog = Join-Path $TestDrive 's3rver.err'
-        # Start-Process joins -ArgumentList with single spaces and quotes nothing, so a checkout or
-        # temp path with a space would split: quote every argument and pass one command line.
-        $arguments = @($s3rver, '-d', $s3Data, '-a', '127.0.0.1', '-p', '0', '--no-vhost-buckets', '--configure-bucket', $script:Bucket) |
-            ForEach-Object { '"{0}"' -f $_ }
-        $node = (Get-Command -Name node -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
-        # s3rver 3.7.1 encrypts listing continuation tokens with a cipher Node 17+ only offers through
-        # the legacy OpenSSL provider (as tests/PSBackup.Engine.Tests' S3ServerFixture does); the
-        # child inherits it, and this session gets its own value back.
-        $previousNodeOptions = $env:NODE_OPTIONS
-        $env:NODE_OPTIONS = '--openssl-legacy-provider'
-        try {
-            $script:S3Process = Start-Process -FilePath $node -ArgumentList ($arguments -join ' ') -PassThru `
-                -RedirectStandardOutput $log -RedirectStandardError $errLog
-        }
-        finally {
-            $env:NODE_OPTIONS = $previousNodeOptions
-        }
-        $script:Endpoint = $null
-        foreach ($i in 1..150) {
-            $line = Get-Content -LiteralPath $log -ErrorAction SilentlyContinue | Select-String 'listening on 127\.0\.0\.1:(\d+)' | Select-Object -First 1
-            if ($line) {
-                $script:Endpoint = 'http://127.0.0.1:{0}' -f $line.Matches[0].Groups[1].Value
-                break
-            }
-            if ($script:S3Process.HasExited) {
-                break
-            }
-            Start-Sleep -Milliseconds 200
-        }
-        if (-not $script:Endpoint) {
-            throw "s3rver did not start: $(Get-Content -LiteralPath $log -Raw -ErrorAction SilentlyContinue) $(Get-Content -LiteralPath $errLog -Raw -ErrorAction SilentlyContinue)"
-        }
+        $script:S3Server = Start-TestS3Server -Bucket $script:Bucket -WorkPath $TestDrive
         $script:S3 = @{
-            Endpoint  = $script:Endpoint
+            Endpoint  = $script:S3Server.Endpoint
             AccessKey = 'S3RVER'
             SecretKey = (ConvertTo-SecureString 'S3RVER' -AsPlainText -Force)
         }
@@ -245,11 +197,7 @@ Describe 'An S3 repository' -Tag 'Integration' {
     }
 
     AfterAll {
-        if ($script:S3Process -and -not $script:S3Process.HasExited) {
-            Stop-Process -Id $script:S3Process.Id -Force
-            # Gone before Pester clears TestDrive (Windows cannot delete the open data folder).
-            $null = $script:S3Process.WaitForExit(10000)
-        }
+        Stop-TestS3Server -Server $script:S3Server
     }
 
     It 'initializes once and refuses a second init' {

@@ -1,0 +1,86 @@
+# Shared helpers for the Pester tests: dot-source inside BeforeAll,
+#   . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+# so the functions are visible in every It of the file.
+
+function New-ExampleDatabase {
+    <# Generates the bundled example database (shard-db + unison) into $Path from $Seed. #>
+    param(
+        [Parameter(Mandatory)] [string] $Path,
+        [Parameter(Mandatory)] [int] $Seed
+    )
+    $generator = Join-Path $PSScriptRoot '..' 'examples' 'PSBackup.Example'
+    $output = & dotnet run --project $generator -- generate --out $Path --seed $Seed 2>&1
+    if ($LASTEXITCODE -ne 0) {
+        throw "psbackup-example generate failed ($LASTEXITCODE): $($output -join [Environment]::NewLine)"
+    }
+}
+
+function Get-TreeState {
+    <# Relative path, length and hash of every file: equal states mean nothing was written. #>
+    param([Parameter(Mandatory)] [string] $Path)
+    Get-ChildItem -LiteralPath $Path -Recurse -File -Force | Sort-Object FullName | ForEach-Object {
+        '{0} {1} {2}' -f [System.IO.Path]::GetRelativePath($Path, $_.FullName), $_.Length, (Get-FileHash -LiteralPath $_.FullName -Algorithm SHA256).Hash
+    }
+}
+
+function Start-TestS3Server {
+    <# Starts s3rver (tests/s3, `npm ci --prefix tests/s3`) on 127.0.0.1 with $Bucket, data under
+       $WorkPath. Returns the process and the endpoint; s3rver's keys are S3RVER / S3RVER. #>
+    param(
+        [Parameter(Mandatory)] [string] $Bucket,
+        [Parameter(Mandatory)] [string] $WorkPath
+    )
+    $s3rver = Join-Path $PSScriptRoot 's3' 'node_modules' 's3rver' 'bin' 's3rver.js'
+    if (-not (Test-Path -LiteralPath $s3rver)) {
+        throw "s3rver is not installed: run 'npm ci --prefix tests/s3' first."
+    }
+    $data = Join-Path $WorkPath 's3rver'
+    $null = New-Item -ItemType Directory -Path $data -Force
+    $log = Join-Path $WorkPath 's3rver.log'
+    $errLog = Join-Path $WorkPath 's3rver.err'
+    # Start-Process joins -ArgumentList with single spaces and quotes nothing, so a checkout or
+    # temp path with a space would split: quote every argument and pass one command line.
+    $arguments = @($s3rver, '-d', $data, '-a', '127.0.0.1', '-p', '0', '--no-vhost-buckets', '--configure-bucket', $Bucket) |
+        ForEach-Object { '"{0}"' -f $_ }
+    $node = (Get-Command -Name node -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
+    # s3rver 3.7.1 encrypts listing continuation tokens with a cipher Node 17+ only offers through
+    # the legacy OpenSSL provider; the child inherits it, and this session gets its own value back.
+    $previousNodeOptions = $env:NODE_OPTIONS
+    $env:NODE_OPTIONS = '--openssl-legacy-provider'
+    try {
+        $process = Start-Process -FilePath $node -ArgumentList ($arguments -join ' ') -PassThru `
+            -RedirectStandardOutput $log -RedirectStandardError $errLog
+    }
+    finally {
+        $env:NODE_OPTIONS = $previousNodeOptions
+    }
+    $endpoint = $null
+    foreach ($i in 1..150) {
+        $line = Get-Content -LiteralPath $log -ErrorAction SilentlyContinue | Select-String 'listening on 127\.0\.0\.1:(\d+)' | Select-Object -First 1
+        if ($line) {
+            $endpoint = 'http://127.0.0.1:{0}' -f $line.Matches[0].Groups[1].Value
+            break
+        }
+        if ($process.HasExited) {
+            break
+        }
+        Start-Sleep -Milliseconds 200
+    }
+    if (-not $endpoint) {
+        throw "s3rver did not start: $(Get-Content -LiteralPath $log -Raw -ErrorAction SilentlyContinue) $(Get-Content -LiteralPath $errLog -Raw -ErrorAction SilentlyContinue)"
+    }
+    [pscustomobject]@{
+        Process  = $process
+        Endpoint = $endpoint
+    }
+}
+
+function Stop-TestS3Server {
+    <# Stops a server from Start-TestS3Server and waits, so Pester can clear TestDrive (Windows
+       cannot delete the open data folder). #>
+    param([object] $Server)
+    if ($Server -and $Server.Process -and -not $Server.Process.HasExited) {
+        Stop-Process -Id $Server.Process.Id -Force
+        $null = $Server.Process.WaitForExit(10000)
+    }
+}
