@@ -44,6 +44,19 @@ Describe 'Restore-StoreSnapshot' {
         $result.WalPosition.AppliedLogIndex | Should -Be $script:RepoSnapshot.WalPosition.AppliedLogIndex
     }
 
+    It 'binds local and repository records from Get-Backup (their null DataDir or Repository is no binding error)' {
+        $into = Join-Path $TestDrive 'snap-piped-local'
+        $result = Get-Backup -DataDir $script:DataDir -Namespace users -Kind store-snapshot |
+            Restore-StoreSnapshot -TargetDataDir $into -Confirm:$false
+        $result.Snapshot | Should -Be 'snapshots/users-1.snapshot'
+        $result.Repository | Should -BeNullOrEmpty
+
+        $into = Join-Path $TestDrive 'snap-piped-repo'
+        $result = Get-Backup -Repository $script:Repo -Namespace users -Kind store-snapshot |
+            Restore-StoreSnapshot -TargetDataDir $into -Confirm:$false
+        $result.BackupId | Should -Be $script:RepoSnapshot.BackupId
+    }
+
     It 'refuses a non-empty db/ without -Force and keeps it aside with -Force' {
         $into = Join-Path $TestDrive 'snap-force'
         $null = Restore-StoreSnapshot -DataDir $script:DataDir -Namespace users -TargetDataDir $into -Confirm:$false

@@ -103,6 +103,39 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
         return resolved;
     }
 
+    /// <summary>A -TargetTime as an instant: a local or unspecified time (Get-Date, '2025-01-08')
+    /// is local; a value whose UTC instant falls outside DateTimeOffset's range
+    /// ([datetime]::MinValue east of UTC, MaxValue west of it) is clamped instead of failing with
+    /// ArgumentOutOfRangeException.</summary>
+    protected static DateTimeOffset InstantOf(DateTime value)
+    {
+        if (value.Kind == DateTimeKind.Utc)
+        {
+            return new DateTimeOffset(value);
+        }
+        TimeSpan offset = TimeZoneInfo.Local.GetUtcOffset(value);
+        if (offset > TimeSpan.Zero && value < DateTime.MinValue + offset)
+        {
+            return DateTimeOffset.MinValue;
+        }
+        if (offset < TimeSpan.Zero && value > DateTime.MaxValue + offset)
+        {
+            return DateTimeOffset.MaxValue;
+        }
+        return new DateTimeOffset(value, offset);
+    }
+
+    /// <summary>True when this call runs under -WhatIf (the switch, or $WhatIfPreference when the
+    /// switch is not given); -WhatIf:$false is not.</summary>
+    protected bool IsWhatIf()
+    {
+        if (MyInvocation.BoundParameters.TryGetValue("WhatIf", out object? value))
+        {
+            return value is SwitchParameter s ? s.IsPresent : LanguagePrimitives.IsTrue(value);
+        }
+        return LanguagePrimitives.IsTrue(SessionState.PSVariable.GetValue("WhatIfPreference"));
+    }
+
     // ---- members safe to call from the engine's thread ---------------------------------------
 
     protected void PostWriteObject(object? value) => Post(() => WriteObject(value));

@@ -68,6 +68,32 @@ public abstract class PSBackupRepositoryCmdlet : PSBackupCmdlet
         };
     }
 
+    /// <summary>For cmdlets that read either a local backup root (-DataDir) or a repository
+    /// (-Repository) and take both by property name from Get-Backup's records, where one of them
+    /// is null: checks per record that there is a source. <paramref name="dataDirIsSource"/>
+    /// false means -DataDir may come with -Repository (it is then only where to restore).
+    /// Empty counts as not given. Failures are terminating (bad input).</summary>
+    protected void RequireSource(string? dataDir, string? repository, bool dataDirIsSource)
+    {
+        bool hasDataDir = !string.IsNullOrEmpty(dataDir);
+        bool hasRepository = !string.IsNullOrEmpty(repository);
+        if (!hasRepository && ParameterSetName == RepositorySet)
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("RepositoryRequired",
+                "-Endpoint, -Region, -AccessKey, -SecretKey, -Profile, -Passphrase and -KeyFile say how to open a repository: give -Repository too.", null)));
+        }
+        if (!hasDataDir && !hasRepository)
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("SourceRequired",
+                "Give -DataDir (the local backup root <DataDir>/backups/<Namespace>) or -Repository (a folder or s3://bucket/prefix), or pipe a record from Get-Backup.", null)));
+        }
+        if (dataDirIsSource && hasDataDir && hasRepository)
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("AmbiguousSource",
+                $"Give one of -DataDir '{dataDir}' (a local backup root) and -Repository '{repository}', not both.", null)));
+        }
+    }
+
     private static string? Plain(SecureString? value)
     {
         if (value is null)

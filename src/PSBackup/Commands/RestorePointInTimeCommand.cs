@@ -22,11 +22,13 @@ public sealed class RestorePointInTimeCommand : PSBackupRepositoryCmdlet
     private RepositoryTarget? _repository;
     private bool _whatIf;
 
-    /// <summary>The database's data directory. In the repository set it is only where to restore
-    /// when -TargetDataDir is not given.</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
-    [Parameter(ParameterSetName = RepositorySet, ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
+    /// <summary>The database's data directory. With -Repository it is only where to restore when
+    /// -TargetDataDir is not given.</summary>
+    /// <remarks>-DataDir and -Repository are in every parameter set, optional and without null
+    /// validation: Get-Backup's records carry both and one of them is always null, and PowerShell
+    /// binds a null property by name (failing a [ValidateNotNullOrEmpty] parameter). The source
+    /// is checked per record in <see cref="PrepareRecord"/>.</remarks>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     public string? DataDir { get; set; }
 
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
@@ -34,8 +36,7 @@ public sealed class RestorePointInTimeCommand : PSBackupRepositoryCmdlet
     public string Namespace { get; set; } = "";
 
     /// <summary>The repository to read snapshots and WAL from (a folder or s3://bucket/prefix).</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
-    [ValidateNotNullOrEmpty]
+    [Parameter(ValueFromPipelineByPropertyName = true)]
     public string? Repository { get; set; }
 
     /// <summary>Restore what was provably durable at this instant (a DateTime without a zone is local time).</summary>
@@ -63,10 +64,11 @@ public sealed class RestorePointInTimeCommand : PSBackupRepositoryCmdlet
             ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("InvalidRestoreTarget",
                 "Give exactly one of -TargetTime (restore what was durable at that instant) or -TargetLogIndex (restore up to and including that record).", null)));
         }
-        _whatIf = MyInvocation.BoundParameters.ContainsKey("WhatIf");
-        _dataDir = DataDir is null ? null : ResolveFileSystemPath(DataDir, nameof(DataDir));
+        RequireSource(DataDir, Repository, dataDirIsSource: false);
+        _whatIf = IsWhatIf();
+        _dataDir = string.IsNullOrEmpty(DataDir) ? null : ResolveFileSystemPath(DataDir, nameof(DataDir));
         _targetDataDir = TargetDataDir is null ? null : ResolveFileSystemPath(TargetDataDir, nameof(TargetDataDir));
-        _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
+        _repository = RepositoryTargetFor(Repository);
         if (_repository is not null && _dataDir is null && _targetDataDir is null)
         {
             ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("MissingTargetDataDir",
@@ -78,7 +80,7 @@ public sealed class RestorePointInTimeCommand : PSBackupRepositoryCmdlet
     {
         var options = new RestorePointInTimeOptions(_dataDir ?? _targetDataDir!, Namespace)
         {
-            TargetTime = TargetTime is DateTime t ? new DateTimeOffset(t.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(t, DateTimeKind.Local) : t) : null,
+            TargetTime = TargetTime is DateTime t ? InstantOf(t) : null,
             TargetLogIndex = TargetLogIndex,
             TargetDataDir = _targetDataDir,
             Force = Force.IsPresent,

@@ -6,7 +6,8 @@ namespace PSBackup.Commands;
 
 /// <summary>Restores a store snapshot into <c>&lt;TargetDataDir&gt;/&lt;ns&gt;/db</c>: from the local backup
 /// root <c>&lt;DataDir&gt;/backups/&lt;ns&gt;</c> (-Snapshot, its relative path; the newest when left out)
-/// or from a repository (-BackupId; the newest when left out). Every byte is verified before
+/// or from a repository (-Repository, -BackupId; the newest when left out); Get-Backup's
+/// store-snapshot records, local or repository, bind by property name. Every byte is verified before
 /// anything is touched; a non-empty <c>db/</c> needs -Force and is kept aside, never deleted.</summary>
 [Cmdlet(VerbsData.Restore, "StoreSnapshot", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(StoreSnapshotRestoreResult))]
@@ -17,29 +18,32 @@ public sealed class RestoreStoreSnapshotCommand : PSBackupRepositoryCmdlet
     private string? _targetDataDir;
     private RepositoryTarget? _repository;
 
-    /// <summary>The database's data directory (one folder per namespace). In the repository set it
-    /// is only where to restore when -TargetDataDir is not given.</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
-    [Parameter(ParameterSetName = RepositorySet, ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
+    /// <summary>The database's data directory (one folder per namespace). With -Repository it is
+    /// only where to restore when -TargetDataDir is not given.</summary>
+    /// <remarks>-DataDir and -Repository are in every parameter set, optional and without null
+    /// validation, because Get-Backup's records carry both and one of them is always null (a
+    /// repository record has no DataDir, a local one no Repository): PowerShell binds a null
+    /// property by name and would fail a [ValidateNotNullOrEmpty] parameter, or latch on to the
+    /// wrong set. Which one is given is checked per record in <see cref="PrepareRecord"/>.</remarks>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     public string? DataDir { get; set; }
 
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string Namespace { get; set; } = "";
 
-    /// <summary>The snapshot's path relative to <c>&lt;DataDir&gt;/backups/&lt;ns&gt;</c> (its New-StoreSnapshot -Path).</summary>
+    /// <summary>Local: the snapshot's path relative to <c>&lt;DataDir&gt;/backups/&lt;ns&gt;</c> (its New-StoreSnapshot -Path).</summary>
     [Parameter(ParameterSetName = DefaultSet)]
     [ValidateNotNullOrEmpty]
     public string? Snapshot { get; set; }
 
     /// <summary>The repository to read from (a folder or s3://bucket/prefix).</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
-    [ValidateNotNullOrEmpty]
+    [Parameter(ValueFromPipelineByPropertyName = true)]
     public string? Repository { get; set; }
 
-    /// <summary>The snapshot's backup id in the repository (Get-Backup -Kind StoreSnapshot).</summary>
-    [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
+    /// <summary>The snapshot as Get-Backup reports it: its backup id in a repository, its path
+    /// under the backup root locally (the same as -Snapshot). Default: the newest.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string? BackupId { get; set; }
 
@@ -54,9 +58,15 @@ public sealed class RestoreStoreSnapshotCommand : PSBackupRepositoryCmdlet
 
     protected override void PrepareRecord()
     {
-        _dataDir = DataDir is null ? null : ResolveFileSystemPath(DataDir, nameof(DataDir));
+        RequireSource(DataDir, Repository, dataDirIsSource: false);
+        if (Snapshot is not null && BackupId is not null && !string.Equals(Snapshot, BackupId, StringComparison.Ordinal))
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("AmbiguousSnapshot",
+                $"-Snapshot '{Snapshot}' and -BackupId '{BackupId}' name different snapshots. Give one of them.", Snapshot)));
+        }
+        _dataDir = string.IsNullOrEmpty(DataDir) ? null : ResolveFileSystemPath(DataDir, nameof(DataDir));
         _targetDataDir = TargetDataDir is null ? null : ResolveFileSystemPath(TargetDataDir, nameof(TargetDataDir));
-        _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
+        _repository = RepositoryTargetFor(Repository);
         if (_repository is not null && _dataDir is null && _targetDataDir is null)
         {
             ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("MissingTargetDataDir",
@@ -68,7 +78,7 @@ public sealed class RestoreStoreSnapshotCommand : PSBackupRepositoryCmdlet
     {
         var options = new RestoreStoreSnapshotOptions(_dataDir ?? _targetDataDir!, Namespace)
         {
-            Snapshot = _repository is null ? Snapshot : BackupId,
+            Snapshot = Snapshot ?? BackupId,
             TargetDataDir = _targetDataDir,
             Force = Force.IsPresent,
             Repository = _repository,

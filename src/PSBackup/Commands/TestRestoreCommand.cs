@@ -20,14 +20,16 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
     private RepositoryTarget? _repository;
 
     /// <summary>The data directory whose local backup root (&lt;DataDir&gt;/backups/&lt;Namespace&gt;) is drilled.</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DataDirSet)]
-    [ValidateNotNullOrEmpty]
-    public string DataDir { get; set; } = "";
+    /// <remarks>-DataDir and -Repository are in every parameter set, optional and without null
+    /// validation: Get-Backup's records carry both and one of them is always null, and PowerShell
+    /// binds a null property by name (failing a [ValidateNotNullOrEmpty] parameter, or latching
+    /// on to the wrong parameter set). Exactly one is checked per record in <see cref="PrepareRecord"/>.</remarks>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    public string? DataDir { get; set; }
 
     /// <summary>The repository to drill: a folder or s3://bucket/prefix.</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
-    [ValidateNotNullOrEmpty]
-    public string Repository { get; set; } = "";
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? Repository { get; set; }
 
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
@@ -70,8 +72,9 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
 
     protected override void PrepareRecord()
     {
-        _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
-        _dataDir = ParameterSetName == DataDirSet ? ResolveFileSystemPath(DataDir, nameof(DataDir)) : null;
+        RequireSource(DataDir, Repository, dataDirIsSource: true);
+        _repository = RepositoryTargetFor(Repository);
+        _dataDir = string.IsNullOrEmpty(DataDir) ? null : ResolveFileSystemPath(DataDir, nameof(DataDir));
         _scratchPath = ScratchPath is null ? null : ResolveFileSystemPath(ScratchPath, nameof(ScratchPath));
         if (Snapshot is not null && BackupId is not null && !string.Equals(Snapshot, BackupId, StringComparison.Ordinal))
         {
@@ -87,7 +90,7 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
             DataDir = _dataDir,
             Repository = _repository,
             Snapshot = Snapshot ?? BackupId,
-            TargetTime = TargetTime is { } t ? new DateTimeOffset(t) : null,
+            TargetTime = TargetTime is { } t ? InstantOf(t) : null,
             TargetLogIndex = TargetLogIndex,
             ScratchPath = _scratchPath,
             Keep = Keep.IsPresent,

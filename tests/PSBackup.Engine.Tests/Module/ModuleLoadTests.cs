@@ -56,7 +56,14 @@ public sealed partial class ModuleParityTests
             HashSet<string> sets = attributes.Select(a => a.Set).Where(s => s != AllParameterSets).ToHashSet(StringComparer.Ordinal);
             if (sets.Count > 0)
             {
-                Assert.Contains(cmdlet.DefaultParameterSetName!, sets);
+                // PowerShell adds the default set to its map even when no parameter names it
+                // (MergedCommandParameterMetadata.GenerateParameterSetMappingFromMetadata): the
+                // parameters in all sets make it up, e.g. Restore-PointInTime's local mode.
+                Assert.False(string.IsNullOrEmpty(cmdlet.DefaultParameterSetName), $"{cmdlet.Name} has parameter sets but no default set.");
+                if (!sets.Contains(cmdlet.DefaultParameterSetName!))
+                {
+                    sets.Add(cmdlet.DefaultParameterSetName!);
+                }
             }
             foreach (string set in sets.DefaultIfEmpty(AllParameterSets))
             {
@@ -108,6 +115,9 @@ public sealed partial class ModuleParityTests
     [Theory]
     [InlineData("New-ObjectBackup", "Restore-ObjectBackup")]
     [InlineData("New-ObjectBackup", "Clear-StaleArtifact")]
+    [InlineData("Get-Backup", "Test-Restore")]
+    [InlineData("Get-Backup", "Restore-StoreSnapshot")]
+    [InlineData("Get-Backup", "Restore-PointInTime")]
     public void Results_bind_by_property_name_into_the_next_cmdlet(string from, string to)
     {
         CmdletInfo producer = _cmdletInfos.Single(c => c.Name == from);
@@ -122,6 +132,43 @@ public sealed partial class ModuleParityTests
                 Assert.True(Aliases(parameter).Prepend(parameter.Name).Any(properties.Contains),
                     $"{from} outputs {output.Name}, which has no property (or alias) for {to} -{parameter.Name}.");
             }
+        }
+    }
+
+    /// <summary>Get-Backup's store-snapshot records always carry these; every other property is
+    /// null for a local record, a repository record, or both.</summary>
+    private static readonly string[] StoreSnapshotRecordAlwaysSet =
+        ["BackupId", "Kind", "Namespace", "Time", "Bytes", "FileCount", "Complete", "Wal"];
+
+    /// <summary>PowerShell binds a property by name even when its value is null: a null into a
+    /// mandatory or [ValidateNotNull(OrEmpty)] parameter fails the record ("Cannot bind argument
+    /// to parameter ... because it is null"), and a null bound into a parameter of one set latches
+    /// the call on to that set. So a parameter fed from a BackupRecord property that may be null
+    /// must be optional, in every set and without null validation (the cmdlet checks the value).</summary>
+    [Theory]
+    [InlineData("Test-Restore")]
+    [InlineData("Restore-StoreSnapshot")]
+    [InlineData("Restore-PointInTime")]
+    public void Parameters_fed_from_a_nullable_BackupRecord_property_tolerate_null(string consumer)
+    {
+        Type record = _engine.GetType("PSBackup.Engine.Repository.BackupRecord", throwOnError: true)!;
+        HashSet<string> properties = record.GetProperties().Select(p => p.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        CmdletInfo cmdlet = _cmdletInfos.Single(c => c.Name == consumer);
+        foreach (PropertyInfo parameter in cmdlet.Parameters.Where(p => ParameterAttributes(p).Any(a => a.ByPropertyName)))
+        {
+            string? property = Aliases(parameter).Prepend(parameter.Name).FirstOrDefault(properties.Contains);
+            if (property is null || StoreSnapshotRecordAlwaysSet.Contains(property, StringComparer.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+            Assert.All(ParameterAttributes(parameter), a =>
+            {
+                Assert.False(a.Mandatory, $"{consumer} -{parameter.Name} is mandatory but BackupRecord.{property} may be null.");
+                Assert.True(a.Set == AllParameterSets, $"{consumer} -{parameter.Name} is in set '{a.Set}' only: a null BackupRecord.{property} would latch the call on to it.");
+            });
+            string[] nullChecks = parameter.GetCustomAttributesData().Select(a => a.AttributeType.Name)
+                .Where(n => n is "ValidateNotNullAttribute" or "ValidateNotNullOrEmptyAttribute" or "ValidateNotNullOrWhiteSpaceAttribute").ToArray();
+            Assert.True(nullChecks.Length == 0, $"{consumer} -{parameter.Name} has {string.Join(", ", nullChecks)} but BackupRecord.{property} may be null.");
         }
     }
 

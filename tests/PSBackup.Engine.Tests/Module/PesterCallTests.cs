@@ -124,7 +124,11 @@ public sealed partial class ModuleParityTests
     private static IEnumerable<string> SetsOf(CmdletInfo cmdlet)
     {
         string[] named = cmdlet.Parameters.SelectMany(ParameterAttributes).Select(a => a.Set).Where(s => s != AllParameterSets).Distinct().ToArray();
-        return named.Length > 0 ? named : [AllParameterSets];
+        // PowerShell maps the default set even when no parameter names it (its parameters are
+        // those in all sets).
+        return named.Length == 0 ? [AllParameterSets]
+            : named.Contains(cmdlet.DefaultParameterSetName) || string.IsNullOrEmpty(cmdlet.DefaultParameterSetName) ? named
+            : [.. named, cmdlet.DefaultParameterSetName];
     }
 
     private static IEnumerable<string> SetsOfParameter(CmdletInfo cmdlet, PropertyInfo parameter)
