@@ -3,13 +3,10 @@
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1') -Force -ErrorAction Stop
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
 
     $script:Fixture = Join-Path $TestDrive 'example'
-    $generator = Join-Path $PSScriptRoot '..' 'examples' 'PSBackup.Example'
-    $output = & dotnet run --project $generator -- generate --out $script:Fixture --seed 13 2>&1
-    if ($LASTEXITCODE -ne 0) {
-        throw "psbackup-example generate failed ($LASTEXITCODE): $($output -join [Environment]::NewLine)"
-    }
+    New-ExampleDatabase -Path $script:Fixture -Seed 13
     $script:DataDir = Join-Path $script:Fixture 'unison'
     $script:Snapshot = New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Path 'snapshots/users-1.snapshot'
     $null = Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal'

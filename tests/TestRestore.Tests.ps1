@@ -4,13 +4,10 @@
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1') -Force -ErrorAction Stop
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
 
     $script:Fixture = Join-Path $TestDrive 'example'
-    $generator = Join-Path $PSScriptRoot '..' 'examples' 'PSBackup.Example'
-    $output = & dotnet run --project $generator -- generate --out $script:Fixture --seed 33 2>&1
-    if ($LASTEXITCODE -ne 0) {
-        throw "psbackup-example generate failed ($LASTEXITCODE): $($output -join [Environment]::NewLine)"
-    }
+    New-ExampleDatabase -Path $script:Fixture -Seed 33
     $script:DataDir = Join-Path $script:Fixture 'unison'
     $script:BackupRoot = Join-Path $script:DataDir 'backups' 'users'
 
