@@ -17,8 +17,9 @@ public sealed record RetentionPolicy
     public int? KeepYearly { get; init; }
     public TimeSpan? KeepWithin { get; init; }
 
-    public bool IsEmpty => KeepLast is null && KeepHourly is null && KeepDaily is null && KeepWeekly is null
-        && KeepMonthly is null && KeepYearly is null && KeepWithin is null;
+    /// <summary>No rule keeps anything: every count absent or 0 and no keep-within (restic refuses
+    /// such a policy too).</summary>
+    public bool IsEmpty => Counts().All(c => c.Value is null or 0) && (KeepWithin is null || KeepWithin == TimeSpan.Zero);
 
     /// <summary>Refuses a policy with no rule (it would delete everything) and negative values.</summary>
     public void Validate()
