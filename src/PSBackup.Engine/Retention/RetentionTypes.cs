@@ -1,0 +1,74 @@
+using PSBackup.Engine.Repository;
+using PSBackup.Engine.Restore;
+
+namespace PSBackup.Engine.Retention;
+
+public enum RetentionItemKind
+{
+    Snapshot,
+    WalSegment,
+    ObjectBackup,
+    Pack,
+}
+
+public enum RetentionDecision
+{
+    Keep,
+    Remove,
+}
+
+/// <summary>Remove-ExpiredBackup: one source (a repository, a namespace's local backup root, or a
+/// tenant dir's local object backups) and a policy applied per namespace / per dir+object.</summary>
+public sealed record RemoveExpiredBackupOptions
+{
+    public RepositoryTarget? Repository { get; init; }
+    public string? DataDir { get; init; }
+    public string? DbRoot { get; init; }
+    /// <summary>Required with <see cref="DataDir"/>; with a repository, limits pruning to one namespace.</summary>
+    public string? Namespace { get; init; }
+    /// <summary>Required with <see cref="DbRoot"/>; with a repository, limits object backups to one dir.</summary>
+    public string? Dir { get; init; }
+    public string? Object { get; init; }
+    public required RetentionPolicy Policy { get; init; }
+    /// <summary>Repository only: unreferenced packs younger than this are never removed (a
+    /// concurrent backup may have written them and not yet committed its manifest).</summary>
+    public TimeSpan PackGracePeriod { get; init; } = TimeSpan.FromHours(1);
+}
+
+/// <summary>One backup, WAL segment or pack and what retention decided about it (restic's
+/// <c>forget</c> output: kept and removed, with the rules that kept each).</summary>
+public sealed record RetentionItem
+{
+    public required RetentionItemKind Kind { get; init; }
+    public required RetentionDecision Decision { get; init; }
+    /// <summary>True once it is gone; false for kept items and for removals ShouldProcess declined (-WhatIf).</summary>
+    public required bool Removed { get; init; }
+    /// <summary>Snapshot path / backup id / segment id / pack id.</summary>
+    public required string Id { get; init; }
+    public string? Repository { get; init; }
+    public string? BackupId { get; init; }
+    public string? Namespace { get; init; }
+    public string? Dir { get; init; }
+    public string? Object { get; init; }
+    public long? SegmentId { get; init; }
+    public DateTimeOffset? Time { get; init; }
+    public required long Bytes { get; init; }
+    /// <summary>Why: the rules that kept it ("daily", "within 14d", "newest", "needed for PITR by ...")
+    /// or why it goes.</summary>
+    public required IReadOnlyList<string> Reasons { get; init; }
+    public string Reason => string.Join(", ", Reasons);
+    /// <summary>Local path (local roots) or storage key (packs).</summary>
+    public string? Path { get; init; }
+}
+
+/// <summary>A decision about one item of a pure plan.</summary>
+public sealed record Decided<T>(T Item, bool Keep, IReadOnlyList<string> Reasons);
+
+/// <summary>What retention decides for one namespace: its snapshots and archived segments.</summary>
+public sealed record NamespaceRetentionPlan(
+    IReadOnlyList<Decided<RestorableSnapshot>> Snapshots,
+    IReadOnlyList<Decided<ArchivedSegment>> Segments)
+{
+    public IReadOnlyList<RestorableSnapshot> KeptSnapshots => Snapshots.Where(d => d.Keep).Select(d => d.Item).ToList();
+    public IReadOnlyList<ArchivedSegment> KeptSegments => Segments.Where(d => d.Keep).Select(d => d.Item).ToList();
+}
