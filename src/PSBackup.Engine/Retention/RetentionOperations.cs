@@ -64,7 +64,7 @@ public static class RetentionOperations
                 Id = s.Id, Namespace = ns, Time = s.CreatedAt, Bytes = s.Bytes, Reasons = d.Reasons, Path = s.Location,
             });
         }
-        items.AddRange(DecideSegments(plan, ns, null, ctx, seg => DeleteFile(seg.Location), seg => seg.Location));
+        items.AddRange(DecideLocalSegments(plan, ns, ctx));
         return items;
     }
 
@@ -109,8 +109,8 @@ public static class RetentionOperations
         Time = r.Time, Bytes = r.Bytes, Reasons = d.Reasons,
     };
 
-    private static IEnumerable<RetentionItem> DecideSegments(NamespaceRetentionPlan plan, string ns, string? repository, OperationContext ctx,
-        Action<ArchivedSegment> delete, Func<ArchivedSegment, string> where)
+    /// <summary>Keeps or deletes the shipped segment files of a local backup root.</summary>
+    private static IEnumerable<RetentionItem> DecideLocalSegments(NamespaceRetentionPlan plan, string ns, OperationContext ctx)
     {
         var items = new List<RetentionItem>();
         foreach (Decided<ArchivedSegment> d in plan.Segments)
@@ -118,23 +118,20 @@ public static class RetentionOperations
             ctx.CancellationToken.ThrowIfCancellationRequested();
             ArchivedSegment seg = d.Item;
             string id = seg.SegmentId.ToString("D9", CultureInfo.InvariantCulture) + (seg.Sealed ? "" : " (partial)");
-            bool removed = !d.Keep && ctx.ShouldProcess($"WAL segment {id} of namespace '{ns}' (log {seg.FirstLogIndex}..{seg.LastLogIndex}, {where(seg)})", Action);
+            bool removed = !d.Keep && ctx.ShouldProcess($"WAL segment {id} of namespace '{ns}' (log {seg.FirstLogIndex}..{seg.LastLogIndex}, {seg.Location})", Action);
             if (removed)
             {
-                delete(seg);
+                DeleteFile(seg.Location);
             }
             items.Add(new RetentionItem
             {
                 Kind = RetentionItemKind.WalSegment, Decision = d.Keep ? RetentionDecision.Keep : RetentionDecision.Remove, Removed = removed,
-                Id = id, Repository = repository, Namespace = ns, SegmentId = seg.SegmentId, Time = seg.SealedAt ?? seg.CreatedAt,
-                Bytes = seg.Bytes, Reasons = d.Reasons, Path = repository is null ? seg.Location : null,
-                BackupId = repository is null ? null : seg.Sha256 is null ? null : ManifestIdOf(seg),
+                Id = id, Namespace = ns, SegmentId = seg.SegmentId, Time = seg.SealedAt ?? seg.CreatedAt,
+                Bytes = seg.Bytes, Reasons = d.Reasons, Path = seg.Location,
             });
         }
         return items;
     }
-
-    private static string? ManifestIdOf(ArchivedSegment seg) => seg.Location.Length > 64 ? seg.Location[..64] : null;
 
     private static void DeleteFile(string path)
     {
