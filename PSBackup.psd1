@@ -28,6 +28,7 @@
         'Restore-StoreSnapshot'
         'Restore-PointInTime'
         'Test-Restore'
+        'Remove-ExpiredBackup'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

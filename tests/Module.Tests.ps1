@@ -12,6 +12,7 @@ BeforeAll {
         'Invoke-WalShip'
         'New-ObjectBackup'
         'New-StoreSnapshot'
+        'Remove-ExpiredBackup'
         'Restore-ObjectBackup'
         'Restore-PointInTime'
         'Restore-StoreSnapshot'
@@ -49,6 +50,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Invoke-WalShip' }
         @{ Name = 'New-ObjectBackup' }
         @{ Name = 'New-StoreSnapshot' }
+        @{ Name = 'Remove-ExpiredBackup' }
         @{ Name = 'Restore-ObjectBackup' }
         @{ Name = 'Restore-PointInTime' }
         @{ Name = 'Restore-StoreSnapshot' }
@@ -68,6 +70,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Invoke-WalShip' }
         @{ Name = 'New-ObjectBackup' }
         @{ Name = 'New-StoreSnapshot' }
+        @{ Name = 'Remove-ExpiredBackup' }
         @{ Name = 'Restore-ObjectBackup' }
         @{ Name = 'Restore-PointInTime' }
         @{ Name = 'Restore-StoreSnapshot' }
@@ -92,6 +95,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Restore-PointInTime' }
         @{ Name = 'Restore-StoreSnapshot' }
         @{ Name = 'Clear-StaleArtifact' }
+        @{ Name = 'Remove-ExpiredBackup' }
     ) {
         $type = (Get-Command -Name $Name -Module PSBackup).ImplementingType
         $attribute = $type.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0]
@@ -112,6 +116,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Restore-StoreSnapshot'; Parameters = 'DataDir', 'Namespace', 'Snapshot', 'Repository', 'BackupId', 'TargetDataDir', 'Force' }
         @{ Name = 'Restore-PointInTime'; Parameters = 'DataDir', 'Namespace', 'Repository', 'TargetTime', 'TargetLogIndex', 'TargetDataDir', 'Force' }
         @{ Name = 'Test-Restore'; Parameters = 'DataDir', 'Namespace', 'Repository', 'BackupId', 'Snapshot', 'TargetTime', 'TargetLogIndex', 'ScratchPath', 'Keep', 'ValidationScript' }
+        @{ Name = 'Remove-ExpiredBackup'; Parameters = 'Repository', 'DataDir', 'DbRoot', 'Namespace', 'Dir', 'Object', 'KeepLast', 'KeepHourly', 'KeepDaily', 'KeepWeekly', 'KeepMonthly', 'KeepYearly', 'KeepWithin', 'PackGracePeriod', 'Passphrase' }
     ) {
         $keys = (Get-Command -Name $Name -Module PSBackup).Parameters.Keys
         foreach ($parameter in $Parameters) {
@@ -146,6 +151,7 @@ Describe 'PSBackup module' {
         @{ TypeName = 'PSBackup.Engine.Restore.PointInTimeRestoreResult' }
         @{ TypeName = 'PSBackup.Engine.Restore.PointInTimePlan' }
         @{ TypeName = 'PSBackup.Engine.Restore.RestoreDrillResult' }
+        @{ TypeName = 'PSBackup.Engine.Retention.RetentionItem' }
     ) {
         $format = Get-FormatData -TypeName $TypeName
         $format | Should -Not -BeNullOrEmpty

@@ -85,6 +85,7 @@ public static partial class CliApp
         root.Subcommands.Add(PitrCommand());
         root.Subcommands.Add(RepoCommand());
         AddMaintenanceCommands(root);
+        root.Subcommands.Add(PruneCommand());
         root.Subcommands.Add(TestRestoreCommand());
         return root;
     }

@@ -67,7 +67,7 @@ public sealed partial class ModuleParityTests : IDisposable
     {
         Assert.Equal(
             ["Clear-StaleArtifact", "Get-Backup", "Get-WalSegment", "Initialize-BackupRepository", "Invoke-WalShip", "New-ObjectBackup", "New-StoreSnapshot",
-             "Restore-ObjectBackup", "Restore-PointInTime", "Restore-StoreSnapshot", "Sync-BackupRepository", "Test-BackupRepository", "Test-Restore"],
+             "Remove-ExpiredBackup", "Restore-ObjectBackup", "Restore-PointInTime", "Restore-StoreSnapshot", "Sync-BackupRepository", "Test-BackupRepository", "Test-Restore"],
             _cmdletInfos.Select(c => c.Name).Order(StringComparer.Ordinal));
     }
 
