@@ -28,6 +28,8 @@
         'Restore-StoreSnapshot'
         'Restore-PointInTime'
         'Test-Restore'
+        'Get-BackupHealth'
+        'Export-BackupMetric'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -18,6 +18,8 @@ BeforeAll {
         'Sync-BackupRepository'
         'Test-BackupRepository'
         'Test-Restore'
+        'Get-BackupHealth'
+        'Export-BackupMetric'
     )
 }
 
@@ -55,6 +57,8 @@ Describe 'PSBackup module' {
         @{ Name = 'Sync-BackupRepository' }
         @{ Name = 'Test-BackupRepository' }
         @{ Name = 'Test-Restore' }
+        @{ Name = 'Get-BackupHealth' }
+        @{ Name = 'Export-BackupMetric' }
     ) {
         $command = Get-Command -Name $Name -Module PSBackup -ErrorAction Stop
         $command.CommandType | Should -Be 'Cmdlet'
@@ -73,6 +77,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Restore-StoreSnapshot' }
         @{ Name = 'Sync-BackupRepository' }
         @{ Name = 'Test-Restore' }
+        @{ Name = 'Export-BackupMetric' }
     ) {
         $parameters = (Get-Command -Name $Name -Module PSBackup).Parameters
         $parameters.Keys | Should -Contain 'WhatIf'
@@ -83,6 +88,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Get-WalSegment' }
         @{ Name = 'Get-Backup' }
         @{ Name = 'Test-BackupRepository' }
+        @{ Name = 'Get-BackupHealth' }
     ) {
         (Get-Command -Name $Name -Module PSBackup).Parameters.Keys | Should -Not -Contain 'WhatIf'
     }
@@ -112,6 +118,8 @@ Describe 'PSBackup module' {
         @{ Name = 'Restore-StoreSnapshot'; Parameters = 'DataDir', 'Namespace', 'Snapshot', 'Repository', 'BackupId', 'TargetDataDir', 'Force' }
         @{ Name = 'Restore-PointInTime'; Parameters = 'DataDir', 'Namespace', 'Repository', 'TargetTime', 'TargetLogIndex', 'TargetDataDir', 'Force' }
         @{ Name = 'Test-Restore'; Parameters = 'DataDir', 'Namespace', 'Repository', 'BackupId', 'Snapshot', 'TargetTime', 'TargetLogIndex', 'ScratchPath', 'Keep', 'ValidationScript' }
+        @{ Name = 'Get-BackupHealth'; Parameters = 'Repository', 'DataDir', 'Namespace', 'MaxAge', 'SizeChangeThreshold', 'FailureThreshold', 'MaxRestoreTestAge' }
+        @{ Name = 'Export-BackupMetric'; Parameters = 'Repository', 'DataDir', 'Namespace', 'Path' }
     ) {
         $keys = (Get-Command -Name $Name -Module PSBackup).Parameters.Keys
         foreach ($parameter in $Parameters) {
@@ -146,6 +154,7 @@ Describe 'PSBackup module' {
         @{ TypeName = 'PSBackup.Engine.Restore.PointInTimeRestoreResult' }
         @{ TypeName = 'PSBackup.Engine.Restore.PointInTimePlan' }
         @{ TypeName = 'PSBackup.Engine.Restore.RestoreDrillResult' }
+        @{ TypeName = 'PSBackup.Engine.Events.HealthAlert' }
     ) {
         $format = Get-FormatData -TypeName $TypeName
         $format | Should -Not -BeNullOrEmpty

@@ -86,6 +86,8 @@ public static partial class CliApp
         root.Subcommands.Add(RepoCommand());
         AddMaintenanceCommands(root);
         root.Subcommands.Add(TestRestoreCommand());
+        root.Subcommands.Add(HealthCommand());
+        root.Subcommands.Add(MetricsCommand());
         return root;
     }
 
