@@ -33,7 +33,9 @@ Describe 'Export-BackupMetric' {
         $dataDir = Join-Path $TestDrive 'data2'
         New-Item -ItemType Directory -Path (Join-Path $dataDir 'backups') -Force | Out-Null
         $path = Join-Path $TestDrive 'psbackup.prom'
-        Export-BackupMetric -DataDir $dataDir -Path $path
+        $result = Export-BackupMetric -DataDir $dataDir -Path $path
+        $result | Should -BeOfType ([PSBackup.Engine.Events.MetricExportResult])
+        $result.Path | Should -Be $path
         Get-Content $path -Raw | Should -Match '# TYPE backup_success_total counter'
     }
 }

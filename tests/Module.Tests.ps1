@@ -155,6 +155,7 @@ Describe 'PSBackup module' {
         @{ TypeName = 'PSBackup.Engine.Restore.PointInTimePlan' }
         @{ TypeName = 'PSBackup.Engine.Restore.RestoreDrillResult' }
         @{ TypeName = 'PSBackup.Engine.Events.HealthAlert' }
+        @{ TypeName = 'PSBackup.Engine.Events.MetricExportResult' }
     ) {
         $format = Get-FormatData -TypeName $TypeName
         $format | Should -Not -BeNullOrEmpty

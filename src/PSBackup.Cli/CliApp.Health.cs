@@ -78,17 +78,29 @@ public static partial class CliApp
             command.Options.Add(o);
         }
         var repository = AddRepositoryOptions(command, "Read this repository (a folder or s3://bucket/prefix).");
-        AddCommon(command, out _, out Option<bool>? whatIf, writes: true);
+        AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
             (RepositoryTarget? target, string? local) = HealthSource(parse, repository, dataDir);
             string? file = parse.GetValue(path);
-            if (file is null)
+            var options = new MetricExportOptions { Repository = target, DataDir = local, Namespace = parse.GetValue(ns), Path = file is null ? null : FullPath(file, "--path") };
+            MetricExportResult? result = await BackupHealth.ExportMetricsAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            if (result is null)
             {
-                io.Stdout.Write(await BackupHealth.GetMetricsTextAsync(target, local, parse.GetValue(ns), io.Context(false)).ConfigureAwait(false));
                 return;
             }
-            await BackupHealth.ExportMetricsAsync(target, local, parse.GetValue(ns), FullPath(file, "--path"), io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            if (result.Path is null)
+            {
+                io.Stdout.Write(result.Text);
+            }
+            else if (parse.GetValue(json))
+            {
+                io.Stdout.WriteLine(CliOutput.ToJson(new { result.Path, result.Namespaces, result.Samples, result.Bytes }));
+            }
+            else
+            {
+                io.Stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {result.Samples} samples for {result.Namespaces} namespace(s) to {result.Path}"));
+            }
         }));
         return command;
     }

@@ -313,6 +313,7 @@ public static partial class CliApp
         {
             OperationCanceledException => "cancelled.",
             PSBackupException p => p.Message,
+            UnhealthyException u => u.Message,
             UnauthorizedAccessException or IOException => e.Message,
             _ => $"{e.Message} ({e.GetType().Name})",
         };
@@ -341,6 +342,7 @@ public static partial class CliApp
         public OperationContext Context(bool whatIf) => new()
         {
             CancellationToken = CancellationToken,
+            WhatIf = whatIf,
             ShouldProcess = whatIf
                 ? (target, action) =>
                 {

@@ -208,10 +208,12 @@ public static class BackupHealth
                 KindStatus k = status.Kind(kind);
                 k.LastSuccess = Max(k.LastSuccess, r.Time);
             }
-            var missing = new SortedSet<long>(SegmentHoles(catalog.Where(r => r.Namespace == ns && r.Kind == BackupKind.WalSegment && r.SegmentId is not null).Select(r => r.SegmentId!.Value)));
+            var archived = catalog.Where(r => r.Namespace == ns && r.Kind == BackupKind.WalSegment && r.SegmentId is not null).Select(r => r.SegmentId!.Value).ToHashSet();
+            var missing = new SortedSet<long>(SegmentHoles(archived));
             if (lastGap is { } gap && (lastShip is null || gap.Time > lastShip))
             {
-                missing.UnionWith(gap.Ids);
+                // A recorded gap is resolved once every missing id is archived.
+                missing.UnionWith(gap.Ids.Where(id => !archived.Contains(id)));
                 if (gap.Ids.Count == 0 && missing.Count == 0)
                 {
                     missing.Add(-1); // a gap error without ids (local ship): counted as one
@@ -320,34 +322,47 @@ public static class BackupHealth
     private static HealthAlert Alert(HealthSeverity severity, string ns, string kind, string code, string message, DateTimeOffset? time = null) =>
         new() { Severity = severity, Namespace = ns, Kind = kind, Code = code, Message = message, Time = time };
 
-    /// <summary>Export-BackupMetric: the Prometheus text exposition of the history.</summary>
-    public static async Task<string> GetMetricsTextAsync(RepositoryTarget? repository, string? dataDir, IReadOnlyList<string>? namespaces, OperationContext context)
+    /// <summary>Export-BackupMetric: the Prometheus text exposition of the history; with
+    /// <see cref="MetricExportOptions.Path"/> also written there atomically (a temp file in the same
+    /// folder, then renamed over the old one) so the textfile collector never reads half a file.
+    /// Null when ShouldProcess declined writing the file.</summary>
+    public static async Task<MetricExportResult?> ExportMetricsAsync(MetricExportOptions options, OperationContext context)
     {
-        IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(repository, dataDir, namespaces, context).ConfigureAwait(false);
-        return PrometheusText.Render(statuses, context.UtcNow);
-    }
-
-    /// <summary>Writes the exposition to <paramref name="path"/> atomically (temp file in the same
-    /// folder, then rename over the old one) so the textfile collector never reads half a file.</summary>
-    public static async Task<string> ExportMetricsAsync(RepositoryTarget? repository, string? dataDir, IReadOnlyList<string>? namespaces, string path, OperationContext context)
-    {
+        ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
-        if (string.IsNullOrWhiteSpace(path))
+        string? full = null;
+        if (options.Path is not null)
         {
-            throw new InvalidInputException("InvalidPath", "The metrics file path is empty. Give e.g. /var/lib/node_exporter/textfile_collector/psbackup.prom.", path);
+            if (string.IsNullOrWhiteSpace(options.Path))
+            {
+                throw new InvalidInputException("InvalidPath", "The metrics file path is empty. Give e.g. /var/lib/node_exporter/textfile_collector/psbackup.prom.", options.Path);
+            }
+            full = System.IO.Path.GetFullPath(options.Path);
+            string dir = System.IO.Path.GetDirectoryName(full)!;
+            if (!Directory.Exists(dir))
+            {
+                throw new NotFoundException("MetricsFolderNotFound", $"The folder '{dir}' for the metrics file does not exist. Create it (the node_exporter textfile collector directory) first.", dir);
+            }
         }
-        string full = Path.GetFullPath(path);
-        string dir = Path.GetDirectoryName(full)!;
-        if (!Directory.Exists(dir))
+        IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(options.Repository, options.DataDir, options.Namespace, context).ConfigureAwait(false);
+        string text = PrometheusText.Render(statuses, context.UtcNow);
+        var result = new MetricExportResult
         {
-            throw new NotFoundException("MetricsFolderNotFound", $"The folder '{dir}' for the metrics file does not exist. Create it (the node_exporter textfile collector directory) first.", dir);
+            Path = full,
+            Namespaces = statuses.Count,
+            Samples = text.Split('\n').Count(l => l.Length > 0 && l[0] != '#'),
+            Bytes = Encoding.UTF8.GetByteCount(text),
+            Text = text,
+        };
+        if (full is null)
+        {
+            return result;
         }
-        string text = await GetMetricsTextAsync(repository, dataDir, namespaces, context).ConfigureAwait(false);
         if (!context.ShouldProcess(full, "Write Prometheus metrics"))
         {
-            return text;
+            return null;
         }
-        string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        string temp = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(full)!, $".{System.IO.Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
         try
         {
             await File.WriteAllTextAsync(temp, text, new UTF8Encoding(false), context.CancellationToken).ConfigureAwait(false);
@@ -357,8 +372,30 @@ public static class BackupHealth
         {
             File.Delete(temp);
         }
-        return text;
+        return result;
     }
+}
+
+/// <summary>What Export-BackupMetric reads and where it writes.</summary>
+public sealed record MetricExportOptions
+{
+    public RepositoryTarget? Repository { get; init; }
+    public string? DataDir { get; init; }
+    public IReadOnlyList<string>? Namespace { get; init; }
+    /// <summary>The .prom file; null: only return the text.</summary>
+    public string? Path { get; init; }
+}
+
+/// <summary>Export-BackupMetric's result: where the text went and the text itself.</summary>
+public sealed record MetricExportResult
+{
+    /// <summary>The file written; null when none was asked for.</summary>
+    public string? Path { get; init; }
+    public required int Namespaces { get; init; }
+    public required int Samples { get; init; }
+    public required long Bytes { get; init; }
+    /// <summary>The exposition text.</summary>
+    public required string Text { get; init; }
 }
 
 /// <summary>Renders namespace statuses in the Prometheus text exposition format 0.0.4.</summary>

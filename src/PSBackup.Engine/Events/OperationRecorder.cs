@@ -74,18 +74,36 @@ public sealed record OperationScope
 /// that succeeded stays a success; a failure's own exception is rethrown unchanged).</summary>
 public static class OperationRecorder
 {
-    public static async Task<T> RunAsync<T>(OperationScope scope, OperationContext context, Func<Task<T>> work, Func<T, OperationOutcome?> describe)
+    public static async Task<T> RunAsync<T>(OperationScope scope, OperationContext context, Func<OperationContext, Task<T>> work, Func<T, OperationOutcome?> describe)
     {
         ArgumentNullException.ThrowIfNull(scope);
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(work);
         ArgumentNullException.ThrowIfNull(describe);
+        if (context.WhatIf)
+        {
+            return await work(context).ConfigureAwait(false);
+        }
         DateTimeOffset started = context.UtcNow;
         long timestamp = context.Clock.GetTimestamp();
+        int accepted = 0, declined = 0;
+        var watched = new OperationContext
+        {
+            ShouldProcess = (target, action) =>
+            {
+                bool ok = context.ShouldProcess(target, action);
+                Interlocked.Increment(ref ok ? ref accepted : ref declined);
+                return ok;
+            },
+            Progress = context.Progress,
+            CancellationToken = context.CancellationToken,
+            Clock = context.Clock,
+            AuditLogPath = context.AuditLogPath,
+        };
         T result;
         try
         {
-            result = await work().ConfigureAwait(false);
+            result = await work(watched).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -95,8 +113,16 @@ public static class OperationRecorder
         catch (Exception ex)
         {
             string id = ex is PSBackupException p ? p.ErrorId : ex.GetType().Name;
-            await RecordAsync(scope, context, started, timestamp, new OperationOutcome(0, false, id, ex.Message), history: true).ConfigureAwait(false);
+            // Bad input (invalid or unknown names, paths, ids, credentials) is refused before
+            // anything is written (SPEC §4): it reaches the audit log, never the history.
+            bool badInput = ex is PSBackupException { Kind: ErrorKind.InvalidArgument or ErrorKind.NotFound };
+            await RecordAsync(scope, context, started, timestamp, new OperationOutcome(0, false, id, ex.Message), history: !badInput).ConfigureAwait(false);
             throw;
+        }
+        // Everything declined (-WhatIf through ShouldProcess, -Confirm answered No): nothing ran.
+        if (declined > 0 && accepted == 0)
+        {
+            return result;
         }
         if (result is not null && describe(result) is { } outcome)
         {
@@ -183,9 +209,8 @@ public sealed record AuditEntry
 
 /// <summary>The audit log: JSON Lines, one line per operation. Its path is
 /// <see cref="OperationContext.AuditLogPath"/>, else <c>PSBACKUP_AUDIT_LOG</c>, else
-/// <c>&lt;dataDir&gt;/backups/audit.jsonl</c> for namespace operations and
-/// <c>&lt;user data&gt;/PSBackup/audit.jsonl</c> for the others. Setting either to <c>off</c>
-/// disables it. Each line is appended with one write to a file opened for append, then flushed.</summary>
+/// <c>&lt;user data folder&gt;/PSBackup/audit.jsonl</c> (never inside a data directory or repository:
+/// bad input writes nothing there). Setting either to <c>off</c> disables it. Each line is appended with one write to a file opened for append, then flushed.</summary>
 public static class AuditLog
 {
     public const string PathVariable = "PSBACKUP_AUDIT_LOG";
@@ -203,14 +228,11 @@ public static class AuditLog
     /// <summary>The audit log file for an operation, or null when disabled.</summary>
     public static string? ResolvePath(OperationContext context, OperationScope scope)
     {
+        ArgumentNullException.ThrowIfNull(context);
         string? configured = context.AuditLogPath ?? Environment.GetEnvironmentVariable(PathVariable);
         if (!string.IsNullOrWhiteSpace(configured))
         {
             return string.Equals(configured.Trim(), "off", StringComparison.OrdinalIgnoreCase) ? null : Path.GetFullPath(configured);
-        }
-        if (scope.DataDir is { } dd && Directory.Exists(dd))
-        {
-            return Path.Combine(Path.GetFullPath(dd), "backups", FileName);
         }
         return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "PSBackup", FileName);
     }

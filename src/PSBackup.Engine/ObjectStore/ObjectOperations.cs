@@ -10,13 +10,13 @@ public static class ObjectOperations
     /// declined (-WhatIf).</summary>
     public static Task<ObjectBackupResult?> BackupAsync(NewObjectBackupOptions options, OperationContext context) =>
         OperationRecorder.RunAsync(new OperationScope { Operation = "New-ObjectBackup", Category = OperationKinds.Object, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", Repository = options?.Repository },
-            context, () => ObjectBackup.RunAsync(options!, context), r => r is null ? null : new OperationOutcome(r.Bytes));
+            context, c => ObjectBackup.RunAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes));
 
     /// <summary>Verifies a backup and swaps it in for the live object, keeping the replaced object
     /// aside. Null when ShouldProcess declined (-WhatIf).</summary>
     public static Task<ObjectRestoreResult?> RestoreAsync(RestoreObjectBackupOptions options, OperationContext context) =>
         OperationRecorder.RunAsync(new OperationScope { Operation = "Restore-ObjectBackup", Category = OperationKinds.ObjectRestore, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", History = false },
-            context, () => ObjectRestore.RunAsync(options!, context), r => r is null ? null : new OperationOutcome(r.Bytes));
+            context, c => ObjectRestore.RunAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes));
 
     /// <summary>Finds (and, where ShouldProcess allows, removes) stale .new/.old/.tmp artifacts
     /// under a root. Every artifact found is returned, removed or not.</summary>

@@ -78,7 +78,7 @@ public static class RestoreDrill
     /// <summary>Opens the source and event log named by the options and runs the drill.</summary>
     public static Task<RestoreDrillResult?> RunAsync(TestRestoreOptions options, OperationContext context) =>
         OperationRecorder.RunAsync(new OperationScope { Operation = Activity, Category = OperationKinds.RestoreDrill, Namespace = options?.Namespace, Target = options?.Repository?.Location ?? options?.DataDir, DataDir = options?.DataDir, History = false },
-            context, () => RunCoreAsync(options!, context), r => r is null ? null : new OperationOutcome(r.Bytes, r.Passed, r.Passed ? null : "RestoreDrillFailed", r.Passed ? null : string.Join("; ", r.Errors)));
+            context, c => RunCoreAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes, r.Passed, r.Passed ? null : "RestoreDrillFailed", r.Passed ? null : string.Join("; ", r.Errors)));
 
     private static async Task<RestoreDrillResult?> RunCoreAsync(TestRestoreOptions options, OperationContext context)
     {

@@ -22,7 +22,7 @@ public static class RestoreOperations
     /// <summary>From the namespace's local backup root, or from <see cref="RestoreStoreSnapshotOptions.Repository"/> when set.</summary>
     public static Task<StoreSnapshotRestoreResult?> RestoreSnapshotAsync(RestoreStoreSnapshotOptions options, OperationContext context) =>
         OperationRecorder.RunAsync(new OperationScope { Operation = SnapshotActivity, Category = OperationKinds.SnapshotRestore, Namespace = options?.Namespace, Target = options?.TargetDataDir ?? options?.DataDir, DataDir = options?.DataDir, Repository = options?.Repository },
-            context, () => RestoreSnapshotCoreAsync(options!, context), r => r is null ? null : new OperationOutcome(r.Bytes));
+            context, c => RestoreSnapshotCoreAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes));
 
     private static async Task<StoreSnapshotRestoreResult?> RestoreSnapshotCoreAsync(RestoreStoreSnapshotOptions options, OperationContext context)
     {
@@ -154,7 +154,7 @@ public static class RestoreOperations
     /// <summary>From the namespace's local backup root, or from <see cref="RestorePointInTimeOptions.Repository"/> when set.</summary>
     public static Task<PointInTimeRestoreResult> RestorePointInTimeAsync(RestorePointInTimeOptions options, OperationContext context) =>
         OperationRecorder.RunAsync(new OperationScope { Operation = PointInTimeActivity, Category = OperationKinds.PointInTimeRestore, Namespace = options?.Namespace, Target = options?.TargetDataDir ?? options?.DataDir, DataDir = options?.DataDir, Repository = options?.Repository },
-            context, () => RestorePointInTimeCoreAsync(options!, context), r => r.Restored ? new OperationOutcome(r.Bytes) : null);
+            context, c => RestorePointInTimeCoreAsync(options!, c), r => r.Restored ? new OperationOutcome(r.Bytes) : null);
 
     private static async Task<PointInTimeRestoreResult> RestorePointInTimeCoreAsync(RestorePointInTimeOptions options, OperationContext context)
     {

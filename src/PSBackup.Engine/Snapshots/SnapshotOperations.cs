@@ -19,7 +19,7 @@ public static class SnapshotOperations
     /// <c>{path}.manifest.json</c>. Null when ShouldProcess declined (-WhatIf).</summary>
     public static Task<StoreSnapshotResult?> CreateAsync(NewStoreSnapshotOptions options, OperationContext context) =>
         OperationRecorder.RunAsync(new OperationScope { Operation = Activity, Category = OperationKinds.StoreSnapshot, Namespace = options?.Namespace, Target = options?.Repository?.Location ?? options?.Path, DataDir = options?.DataDir, Repository = options?.Repository },
-            context, () => CreateCoreAsync(options!, context), r => r is null ? null : new OperationOutcome(r.Bytes));
+            context, c => CreateCoreAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes));
 
     private static async Task<StoreSnapshotResult?> CreateCoreAsync(NewStoreSnapshotOptions options, OperationContext context)
     {

@@ -51,7 +51,7 @@ public static class WalOperations
     /// The result's BackupDir is the full destination directory.</remarks>
     public static Task<WalShipResult> ShipAsync(InvokeWalShipOptions options, OperationContext context) =>
         OperationRecorder.RunAsync(new OperationScope { Operation = "Invoke-WalShip", Category = OperationKinds.WalSegment, Namespace = options?.Namespace, Target = options?.Repository?.Location ?? options?.BackupDir, DataDir = options?.DataDir, Repository = options?.Repository },
-            context, () => ShipCoreAsync(options!, context), r => new OperationOutcome(r.Backups.Where(b => !b.AlreadyPresent).Sum(b => b.Bytes)));
+            context, c => ShipCoreAsync(options!, c), r => new OperationOutcome(r.Backups.Where(b => !b.AlreadyPresent).Sum(b => b.Bytes)));
 
     private static async Task<WalShipResult> ShipCoreAsync(InvokeWalShipOptions options, OperationContext context)
     {

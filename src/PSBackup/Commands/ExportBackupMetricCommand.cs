@@ -6,9 +6,9 @@ namespace PSBackup.Commands;
 
 /// <summary>Writes the operation history of a repository (default) or a local backup root
 /// (-DataDir) as Prometheus text exposition to -Path, atomically (temp file + rename), for the
-/// node_exporter textfile collector. Without -Path the text is written to the pipeline.</summary>
+/// node_exporter textfile collector. The result's Text holds the exposition (without -Path only that).</summary>
 [Cmdlet(VerbsData.Export, "BackupMetric", DefaultParameterSetName = RepositorySet, SupportsShouldProcess = true)]
-[OutputType(typeof(string))]
+[OutputType(typeof(MetricExportResult))]
 public sealed class ExportBackupMetricCommand : PSBackupRepositoryCmdlet
 {
     private const string DataDirSet = "DataDir";
@@ -42,11 +42,10 @@ public sealed class ExportBackupMetricCommand : PSBackupRepositoryCmdlet
 
     protected override async Task ProcessRecordAsync()
     {
-        if (_path is null)
+        var options = new MetricExportOptions { Repository = _repository, DataDir = _dataDir, Namespace = Namespace, Path = _path };
+        if (await BackupHealth.ExportMetricsAsync(options, CreateContext()).ConfigureAwait(false) is { } result)
         {
-            PostWriteObject(await BackupHealth.GetMetricsTextAsync(_repository, _dataDir, Namespace, CreateContext()).ConfigureAwait(false));
-            return;
+            PostWriteObject(result);
         }
-        await BackupHealth.ExportMetricsAsync(_repository, _dataDir, Namespace, _path, CreateContext()).ConfigureAwait(false);
     }
 }

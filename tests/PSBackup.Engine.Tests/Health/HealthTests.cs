@@ -146,7 +146,8 @@ public sealed class HealthTests : IDisposable
         await Append(dataDir, Op(OperationKinds.WalSegment, now.AddHours(-1), true, 500));
         await EventLog.ForDataDir(dataDir).AppendAsync(Ns, now, new RestoreDrillEvent { Namespace = Ns, Passed = true, Segments = 0, Bytes = 0, DurationSeconds = 1, Errors = [], Time = now.AddMinutes(-10), Host = "h" }, CancellationToken.None);
         string path = _dir.Combine("psbackup.prom");
-        await BackupHealth.ExportMetricsAsync(null, dataDir, null, path, Context(now));
+        MetricExportResult? written = await BackupHealth.ExportMetricsAsync(new MetricExportOptions { DataDir = dataDir, Path = path }, Context(now));
+        Assert.Equal(path, written!.Path);
         Assert.Single(Directory.EnumerateFiles(_dir.Path, "*prom*"));
 
         JsonElement families = ParseWithPrometheusParser(path);
