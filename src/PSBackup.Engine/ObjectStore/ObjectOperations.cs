@@ -21,5 +21,6 @@ public static class ObjectOperations
     /// <summary>Finds (and, where ShouldProcess allows, removes) stale .new/.old/.tmp artifacts
     /// under a root. Every artifact found is returned, removed or not.</summary>
     public static Task<IReadOnlyList<StaleArtifact>> ClearStaleArtifactsAsync(ClearStaleArtifactOptions options, OperationContext context) =>
-        StaleArtifactSweep.RunAsync(options, context);
+        OperationRecorder.RunAsync(new OperationScope { Operation = "Clear-StaleArtifact", Category = "sweep", Target = options?.Root, History = false },
+            context, c => StaleArtifactSweep.RunAsync(options!, c), r => new OperationOutcome(r.Where(a => a.Removed).Sum(a => a.Bytes), r.All(a => a.Error is null), r.Any(a => a.Error is not null) ? "SweepIncomplete" : null, r.FirstOrDefault(a => a.Error is not null)?.Error));
 }
