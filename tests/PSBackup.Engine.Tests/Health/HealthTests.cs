@@ -81,10 +81,22 @@ public sealed class HealthTests : IDisposable
         Assert.NotEqual(0, code);
         messages.Add(stdout.ToString() + stderr.ToString());
 
+        // A key-file repository: the key's bytes (distinctive text here) never appear either.
+        string keyFile = _dir.Combine("repo.key");
+        File.WriteAllText(keyFile, "Zebra-Passphrase-keyfile-" + new string('k', 64));
+        string wrongKey = _dir.Combine("wrong.key");
+        File.WriteAllText(wrongKey, "Zebra-Passphrase-wrongkey-" + new string('w', 64));
+        string keyed = _dir.Combine("keyed");
+        var keyTarget = new RepositoryTarget { Location = keyed, KeyFile = keyFile };
+        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(keyTarget), Context());
+        await SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(dataDir, Ns, null) { Repository = keyTarget }, Context());
+        Exception e2 = await Assert.ThrowsAnyAsync<Exception>(() => SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(dataDir, Ns, null) { Repository = keyTarget with { KeyFile = wrongKey } }, Context()));
+        messages.Add(e2.ToString());
+
         string audit = File.ReadAllText(Audit);
         Assert.Contains("failure", audit, StringComparison.Ordinal);
         var everything = new List<string>(messages) { audit };
-        everything.AddRange(Directory.EnumerateFiles(repo, "*", SearchOption.AllDirectories).Where(f => f.Contains("events", StringComparison.Ordinal)).Select(File.ReadAllText));
+        everything.AddRange(new[] { repo, keyed }.SelectMany(r => Directory.EnumerateFiles(r, "*", SearchOption.AllDirectories)).Where(f => f.Contains("events", StringComparison.Ordinal)).Select(File.ReadAllText));
         everything.AddRange(Directory.EnumerateFiles(dataDir, "*.jsonl", SearchOption.AllDirectories).Select(File.ReadAllText));
         foreach (string text in everything)
         {
