@@ -29,6 +29,8 @@
         'Restore-PointInTime'
         'Test-Restore'
         'Remove-ExpiredBackup'
+        'Get-BackupHealth'
+        'Export-BackupMetric'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -13,6 +13,11 @@ trap 'rm -f "$log"' EXIT
 if [ ! -d tests/s3/node_modules ]; then
   npm ci --prefix tests/s3 --no-audit --no-fund
 fi
+# The metrics tests parse Export-BackupMetric's output with a real exposition-format parser
+# (parse-prometheus-text-format, pinned in tests/prom/package-lock.json).
+if [ ! -d tests/prom/node_modules/parse-prometheus-text-format ]; then
+  npm ci --prefix tests/prom --no-audit --no-fund
+fi
 
 dotnet build PSBackup.sln -c "$configuration" -nologo -v quiet
 set +e

@@ -19,6 +19,8 @@ BeforeAll {
         'Sync-BackupRepository'
         'Test-BackupRepository'
         'Test-Restore'
+        'Get-BackupHealth'
+        'Export-BackupMetric'
     )
 }
 
@@ -57,6 +59,8 @@ Describe 'PSBackup module' {
         @{ Name = 'Sync-BackupRepository' }
         @{ Name = 'Test-BackupRepository' }
         @{ Name = 'Test-Restore' }
+        @{ Name = 'Get-BackupHealth' }
+        @{ Name = 'Export-BackupMetric' }
     ) {
         $command = Get-Command -Name $Name -Module PSBackup -ErrorAction Stop
         $command.CommandType | Should -Be 'Cmdlet'
@@ -76,6 +80,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Restore-StoreSnapshot' }
         @{ Name = 'Sync-BackupRepository' }
         @{ Name = 'Test-Restore' }
+        @{ Name = 'Export-BackupMetric' }
     ) {
         $parameters = (Get-Command -Name $Name -Module PSBackup).Parameters
         $parameters.Keys | Should -Contain 'WhatIf'
@@ -86,6 +91,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Get-WalSegment' }
         @{ Name = 'Get-Backup' }
         @{ Name = 'Test-BackupRepository' }
+        @{ Name = 'Get-BackupHealth' }
     ) {
         (Get-Command -Name $Name -Module PSBackup).Parameters.Keys | Should -Not -Contain 'WhatIf'
     }
@@ -117,6 +123,8 @@ Describe 'PSBackup module' {
         @{ Name = 'Restore-PointInTime'; Parameters = 'DataDir', 'Namespace', 'Repository', 'TargetTime', 'TargetLogIndex', 'TargetDataDir', 'Force' }
         @{ Name = 'Test-Restore'; Parameters = 'DataDir', 'Namespace', 'Repository', 'BackupId', 'Snapshot', 'TargetTime', 'TargetLogIndex', 'ScratchPath', 'Keep', 'ValidationScript' }
         @{ Name = 'Remove-ExpiredBackup'; Parameters = 'Repository', 'DataDir', 'DbRoot', 'Namespace', 'Dir', 'Object', 'KeepLast', 'KeepHourly', 'KeepDaily', 'KeepWeekly', 'KeepMonthly', 'KeepYearly', 'KeepWithin', 'PackGracePeriod', 'Passphrase' }
+        @{ Name = 'Get-BackupHealth'; Parameters = 'Repository', 'DataDir', 'Namespace', 'MaxAge', 'SizeChangeThreshold', 'FailureThreshold', 'MaxRestoreTestAge' }
+        @{ Name = 'Export-BackupMetric'; Parameters = 'Repository', 'DataDir', 'Namespace', 'Path' }
     ) {
         $keys = (Get-Command -Name $Name -Module PSBackup).Parameters.Keys
         foreach ($parameter in $Parameters) {
@@ -152,6 +160,8 @@ Describe 'PSBackup module' {
         @{ TypeName = 'PSBackup.Engine.Restore.PointInTimePlan' }
         @{ TypeName = 'PSBackup.Engine.Restore.RestoreDrillResult' }
         @{ TypeName = 'PSBackup.Engine.Retention.RetentionItem' }
+        @{ TypeName = 'PSBackup.Engine.Events.HealthAlert' }
+        @{ TypeName = 'PSBackup.Engine.Events.MetricExportResult' }
     ) {
         $format = Get-FormatData -TypeName $TypeName
         $format | Should -Not -BeNullOrEmpty

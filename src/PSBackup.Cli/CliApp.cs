@@ -87,6 +87,8 @@ public static partial class CliApp
         AddMaintenanceCommands(root);
         root.Subcommands.Add(PruneCommand());
         root.Subcommands.Add(TestRestoreCommand());
+        root.Subcommands.Add(HealthCommand());
+        root.Subcommands.Add(MetricsCommand());
         return root;
     }
 
@@ -312,6 +314,7 @@ public static partial class CliApp
         {
             OperationCanceledException => "cancelled.",
             PSBackupException p => p.Message,
+            UnhealthyException u => u.Message,
             UnauthorizedAccessException or IOException => e.Message,
             _ => $"{e.Message} ({e.GetType().Name})",
         };
@@ -340,6 +343,7 @@ public static partial class CliApp
         public OperationContext Context(bool whatIf) => new()
         {
             CancellationToken = CancellationToken,
+            WhatIf = whatIf,
             ShouldProcess = whatIf
                 ? (target, action) =>
                 {

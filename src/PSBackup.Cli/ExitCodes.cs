@@ -12,6 +12,8 @@ public static class ExitCodes
     public const int NotFound = 3;
     public const int Integrity = 4;
     public const int Conflict = 5;
+    /// <summary><c>psbackup health</c> found at least one Critical alert (for schedulers).</summary>
+    public const int Unhealthy = 6;
     /// <summary>Cancelled by Ctrl+C or SIGTERM (128 + SIGINT, as shells report it).</summary>
     public const int Cancelled = 130;
 
@@ -27,7 +29,11 @@ public static class ExitCodes
     public static int For(Exception exception) => exception switch
     {
         PSBackupException e => For(e.Kind),
+        UnhealthyException => Unhealthy,
         OperationCanceledException => Cancelled,
         _ => Failed,
     };
 }
+
+/// <summary>Thrown by <c>psbackup health</c> after printing its alerts when any is Critical.</summary>
+public sealed class UnhealthyException(string message) : Exception(message);

@@ -76,6 +76,7 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
         ShouldProcess = (target, action) => ShouldProcessAsync(target, action).GetAwaiter().GetResult(),
         Progress = new ProgressBridge(this),
         CancellationToken = CancelToken,
+        WhatIf = MyInvocation.BoundParameters.TryGetValue("WhatIf", out object? w) && w is SwitchParameter { IsPresent: true },
     };
 
     /// <summary>Resolves a path given by the user against PowerShell's current location (never the

@@ -16,6 +16,11 @@ public sealed class OperationContext
     public IProgress<OperationProgress>? Progress { get; init; }
     public CancellationToken CancellationToken { get; init; }
     public TimeProvider Clock { get; init; } = TimeProvider.System;
+    /// <summary>The audit log file (JSON Lines); null: <c>PSBACKUP_AUDIT_LOG</c>, else the default
+    /// (see <see cref="Events.AuditLog"/>); <c>off</c> disables it.</summary>
+    public string? AuditLogPath { get; init; }
+    /// <summary>-WhatIf / --what-if: nothing may be written, not even the operation's history or audit line.</summary>
+    public bool WhatIf { get; init; }
 
     public static OperationContext Default { get; } = new();
 

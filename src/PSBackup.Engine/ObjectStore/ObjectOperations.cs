@@ -1,3 +1,5 @@
+using PSBackup.Engine.Events;
+
 namespace PSBackup.Engine.ObjectStore;
 
 /// <summary>Engine operations behind New-ObjectBackup, Restore-ObjectBackup and Clear-StaleArtifact.</summary>
@@ -7,15 +9,18 @@ public static class ObjectOperations
     /// <c>&lt;Object&gt;.backup-&lt;UTC yyyyMMddTHHmmss&gt;</c> plus its manifest. Null when ShouldProcess
     /// declined (-WhatIf).</summary>
     public static Task<ObjectBackupResult?> BackupAsync(NewObjectBackupOptions options, OperationContext context) =>
-        ObjectBackup.RunAsync(options, context);
+        OperationRecorder.RunAsync(new OperationScope { Operation = "New-ObjectBackup", Category = OperationKinds.Object, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", Repository = options?.Repository },
+            context, c => ObjectBackup.RunAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes));
 
     /// <summary>Verifies a backup and swaps it in for the live object, keeping the replaced object
     /// aside. Null when ShouldProcess declined (-WhatIf).</summary>
     public static Task<ObjectRestoreResult?> RestoreAsync(RestoreObjectBackupOptions options, OperationContext context) =>
-        ObjectRestore.RunAsync(options, context);
+        OperationRecorder.RunAsync(new OperationScope { Operation = "Restore-ObjectBackup", Category = OperationKinds.ObjectRestore, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", History = false },
+            context, c => ObjectRestore.RunAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes));
 
     /// <summary>Finds (and, where ShouldProcess allows, removes) stale .new/.old/.tmp artifacts
     /// under a root. Every artifact found is returned, removed or not.</summary>
     public static Task<IReadOnlyList<StaleArtifact>> ClearStaleArtifactsAsync(ClearStaleArtifactOptions options, OperationContext context) =>
-        StaleArtifactSweep.RunAsync(options, context);
+        OperationRecorder.RunAsync(new OperationScope { Operation = "Clear-StaleArtifact", Category = "sweep", Target = options?.Root, History = false },
+            context, c => StaleArtifactSweep.RunAsync(options!, c), r => new OperationOutcome(r.Where(a => a.Removed).Sum(a => a.Bytes), r.All(a => a.Error is null), r.Any(a => a.Error is not null) ? "SweepIncomplete" : null, r.FirstOrDefault(a => a.Error is not null)?.Error));
 }

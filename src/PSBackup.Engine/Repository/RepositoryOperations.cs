@@ -1,3 +1,4 @@
+using PSBackup.Engine.Events;
 using PSBackup.Engine.Storage;
 
 namespace PSBackup.Engine.Repository;
@@ -29,7 +30,11 @@ public static class RepositoryOperations
     /// (or set in <c>PSBACKUP_PASSPHRASE</c> / <c>PSBACKUP_KEY_FILE</c>). An existing repository
     /// is refused (ConflictException RepositoryExists) with nothing written. Null when
     /// ShouldProcess declined (-WhatIf).</summary>
-    public static async Task<RepositoryInfo?> InitializeAsync(InitializeRepositoryOptions options, OperationContext context)
+    public static Task<RepositoryInfo?> InitializeAsync(InitializeRepositoryOptions options, OperationContext context) =>
+        OperationRecorder.RunAsync(new OperationScope { Operation = "Initialize-BackupRepository", Category = "repository", Target = options?.Repository?.Location, History = false },
+            context, c => InitializeCoreAsync(options!, c), r => r is null ? null : new OperationOutcome(0));
+
+    private static async Task<RepositoryInfo?> InitializeCoreAsync(InitializeRepositoryOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using PSBackup.Engine.Events;
 using PSBackup.Engine.ObjectStore;
 using PSBackup.Engine.Storage;
 
@@ -48,7 +49,11 @@ public static class RepositorySync
     /// <summary>Objects up to this size are verified in memory; larger ones spool to a temp file.</summary>
     private const long MemoryLimit = 64L * 1024 * 1024;
 
-    public static async Task<SyncResult> SyncAsync(SyncBackupRepositoryOptions options, OperationContext context)
+    public static Task<SyncResult> SyncAsync(SyncBackupRepositoryOptions options, OperationContext context) =>
+        OperationRecorder.RunAsync(new OperationScope { Operation = "Sync-BackupRepository", Category = "sync", Target = $"{options?.Source} -> {options?.Destination}", History = false },
+            context, c => SyncCoreAsync(options!, c), r => new OperationOutcome(r.CopiedBytes));
+
+    private static async Task<SyncResult> SyncCoreAsync(SyncBackupRepositoryOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);

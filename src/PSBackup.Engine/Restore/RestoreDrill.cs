@@ -76,7 +76,11 @@ public static class RestoreDrill
     public const string Activity = "Test-Restore";
 
     /// <summary>Opens the source and event log named by the options and runs the drill.</summary>
-    public static async Task<RestoreDrillResult?> RunAsync(TestRestoreOptions options, OperationContext context)
+    public static Task<RestoreDrillResult?> RunAsync(TestRestoreOptions options, OperationContext context) =>
+        OperationRecorder.RunAsync(new OperationScope { Operation = Activity, Category = OperationKinds.RestoreDrill, Namespace = options?.Namespace, Target = options?.Repository?.Location ?? options?.DataDir, DataDir = options?.DataDir, History = false },
+            context, c => RunCoreAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes, r.Passed, r.Passed ? null : "RestoreDrillFailed", r.Passed ? null : string.Join("; ", r.Errors)));
+
+    private static async Task<RestoreDrillResult?> RunCoreAsync(TestRestoreOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);

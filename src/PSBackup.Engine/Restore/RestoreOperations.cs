@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using PSBackup.Engine.Events;
 using PSBackup.Engine.Wal;
 
 namespace PSBackup.Engine.Restore;
@@ -19,7 +20,11 @@ public static class RestoreOperations
     private const string TimestampFormat = "yyyyMMddTHHmmss";
 
     /// <summary>From the namespace's local backup root, or from <see cref="RestoreStoreSnapshotOptions.Repository"/> when set.</summary>
-    public static async Task<StoreSnapshotRestoreResult?> RestoreSnapshotAsync(RestoreStoreSnapshotOptions options, OperationContext context)
+    public static Task<StoreSnapshotRestoreResult?> RestoreSnapshotAsync(RestoreStoreSnapshotOptions options, OperationContext context) =>
+        OperationRecorder.RunAsync(new OperationScope { Operation = SnapshotActivity, Category = OperationKinds.SnapshotRestore, Namespace = options?.Namespace, Target = options?.TargetDataDir ?? options?.DataDir, DataDir = options?.DataDir, Repository = options?.Repository },
+            context, c => RestoreSnapshotCoreAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes));
+
+    private static async Task<StoreSnapshotRestoreResult?> RestoreSnapshotCoreAsync(RestoreStoreSnapshotOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
@@ -147,7 +152,11 @@ public static class RestoreOperations
     }
 
     /// <summary>From the namespace's local backup root, or from <see cref="RestorePointInTimeOptions.Repository"/> when set.</summary>
-    public static async Task<PointInTimeRestoreResult> RestorePointInTimeAsync(RestorePointInTimeOptions options, OperationContext context)
+    public static Task<PointInTimeRestoreResult> RestorePointInTimeAsync(RestorePointInTimeOptions options, OperationContext context) =>
+        OperationRecorder.RunAsync(new OperationScope { Operation = PointInTimeActivity, Category = OperationKinds.PointInTimeRestore, Namespace = options?.Namespace, Target = options?.TargetDataDir ?? options?.DataDir, DataDir = options?.DataDir, Repository = options?.Repository },
+            context, c => RestorePointInTimeCoreAsync(options!, c), r => r.Restored ? new OperationOutcome(r.Bytes) : null);
+
+    private static async Task<PointInTimeRestoreResult> RestorePointInTimeCoreAsync(RestorePointInTimeOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);

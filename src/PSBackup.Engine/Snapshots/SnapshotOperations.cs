@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Data.Sqlite;
+using PSBackup.Engine.Events;
 using PSBackup.Engine.Wal;
 
 namespace PSBackup.Engine.Snapshots;
@@ -16,7 +17,11 @@ public static class SnapshotOperations
     /// <c>&lt;dataDir&gt;/backups/&lt;ns&gt;/&lt;Path&gt;</c> (a single file when the store is one file,
     /// else a folder mirroring <c>db/</c>), written as <c>{path}.tmp</c>, fsynced and renamed, then
     /// <c>{path}.manifest.json</c>. Null when ShouldProcess declined (-WhatIf).</summary>
-    public static async Task<StoreSnapshotResult?> CreateAsync(NewStoreSnapshotOptions options, OperationContext context)
+    public static Task<StoreSnapshotResult?> CreateAsync(NewStoreSnapshotOptions options, OperationContext context) =>
+        OperationRecorder.RunAsync(new OperationScope { Operation = Activity, Category = OperationKinds.StoreSnapshot, Namespace = options?.Namespace, Target = options?.Repository?.Location ?? options?.Path, DataDir = options?.DataDir, Repository = options?.Repository },
+            context, c => CreateCoreAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes));
+
+    private static async Task<StoreSnapshotResult?> CreateCoreAsync(NewStoreSnapshotOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);

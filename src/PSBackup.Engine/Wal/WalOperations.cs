@@ -1,3 +1,5 @@
+using PSBackup.Engine.Events;
+
 namespace PSBackup.Engine.Wal;
 
 /// <summary>Engine operations behind Get-WalSegment and Invoke-WalShip.</summary>
@@ -47,7 +49,11 @@ public static class WalOperations
     /// (same content: reported AlreadyPresent; different: refused, never overwritten). Each copy
     /// goes to <c>{dest}.tmp</c>, is verified (structure, sealed, log range, SHA-256) and renamed.
     /// The result's BackupDir is the full destination directory.</remarks>
-    public static async Task<WalShipResult> ShipAsync(InvokeWalShipOptions options, OperationContext context)
+    public static Task<WalShipResult> ShipAsync(InvokeWalShipOptions options, OperationContext context) =>
+        OperationRecorder.RunAsync(new OperationScope { Operation = "Invoke-WalShip", Category = OperationKinds.WalSegment, Namespace = options?.Namespace, Target = options?.Repository?.Location ?? options?.BackupDir, DataDir = options?.DataDir, Repository = options?.Repository },
+            context, c => ShipCoreAsync(options!, c), r => new OperationOutcome(r.Backups.Where(b => !b.AlreadyPresent).Sum(b => b.Bytes)));
+
+    private static async Task<WalShipResult> ShipCoreAsync(InvokeWalShipOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);

@@ -66,7 +66,7 @@ public sealed partial class ModuleParityTests : IDisposable
     public void The_module_defines_its_cmdlets()
     {
         Assert.Equal(
-            ["Clear-StaleArtifact", "Get-Backup", "Get-WalSegment", "Initialize-BackupRepository", "Invoke-WalShip", "New-ObjectBackup", "New-StoreSnapshot",
+            ["Clear-StaleArtifact", "Export-BackupMetric", "Get-Backup", "Get-BackupHealth", "Get-WalSegment", "Initialize-BackupRepository", "Invoke-WalShip", "New-ObjectBackup", "New-StoreSnapshot",
              "Remove-ExpiredBackup", "Restore-ObjectBackup", "Restore-PointInTime", "Restore-StoreSnapshot", "Sync-BackupRepository", "Test-BackupRepository", "Test-Restore"],
             _cmdletInfos.Select(c => c.Name).Order(StringComparer.Ordinal));
     }

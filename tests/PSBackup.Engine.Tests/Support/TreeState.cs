@@ -3,7 +3,8 @@ using System.Security.Cryptography;
 namespace PSBackup.Engine.Tests.Support;
 
 /// <summary>Every entry under a folder with its size and hash, to prove an operation wrote
-/// (or deleted) nothing: capture before, capture after, compare.</summary>
+/// (or deleted) nothing: capture before, capture after, compare. Operation-history records
+/// (<see cref="History"/>) and the events folders holding them are not part of the state.</summary>
 public sealed record TreeState(IReadOnlyDictionary<string, string> Entries)
 {
     public static TreeState Capture(string root)
@@ -13,6 +14,11 @@ public sealed record TreeState(IReadOnlyDictionary<string, string> Entries)
         {
             foreach (string path in Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories))
             {
+                // The operation history records refusals too; "nothing written" means nothing else.
+                if (Directory.Exists(path) ? History.OnlyHoldsOperationEvents(path) : History.IsOperationEventFile(path))
+                {
+                    continue;
+                }
                 string rel = Path.GetRelativePath(root, path);
                 entries[rel] = Directory.Exists(path) ? "<dir>" : Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
             }

@@ -1,0 +1,118 @@
+using System.CommandLine;
+using System.Globalization;
+using PSBackup.Engine;
+using PSBackup.Engine.Events;
+using PSBackup.Engine.Repository;
+
+namespace PSBackup.Cli;
+
+/// <summary><c>psbackup health</c> (Get-BackupHealth) and <c>psbackup metrics</c> (Export-BackupMetric).</summary>
+public static partial class CliApp
+{
+    internal static Command HealthCommand()
+    {
+        var command = new Command("health",
+            $"Alerts from the operation history: consecutive failures, stale backups, size anomalies, WAL gaps, failed or overdue restore drills. Exit {ExitCodes.Unhealthy} when any alert is Critical (Get-BackupHealth).");
+        var dataDir = new Option<string>("--data-dir") { Description = "Check the local backup roots under <data-dir>/backups." };
+        var ns = new Option<string[]>("--namespace") { Description = "Only these namespaces (repeatable; default: all).", AllowMultipleArgumentsPerToken = true };
+        var maxAge = new Option<TimeSpan?>("--max-age") { Description = "Newest successful backup older than this is Critical (d.hh:mm:ss; default 1.00:00:00)." };
+        var sizeChange = new Option<double?>("--size-change-threshold") { Description = "Percent change between the last two backups of a kind that is an anomaly (default 50)." };
+        var failures = new Option<int?>("--failure-threshold") { Description = "Consecutive failures that are Critical (default 2)." };
+        var drillAge = new Option<TimeSpan?>("--max-restore-test-age") { Description = "Last restore drill older than this is a Warning (default 31.00:00:00)." };
+        foreach (Option o in new Option[] { dataDir, ns, maxAge, sizeChange, failures, drillAge })
+        {
+            command.Options.Add(o);
+        }
+        var repository = AddRepositoryOptions(command, "Check this repository (a folder or s3://bucket/prefix).");
+        AddCommon(command, out Option<bool> json, out _, writes: false);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            (RepositoryTarget? target, string? local) = HealthSource(parse, repository, dataDir);
+            var defaults = new BackupHealthOptions();
+            var options = new BackupHealthOptions
+            {
+                Repository = target,
+                DataDir = local,
+                Namespace = parse.GetValue(ns),
+                MaxAge = parse.GetValue(maxAge) ?? defaults.MaxAge,
+                SizeChangeThreshold = parse.GetValue(sizeChange) ?? defaults.SizeChangeThreshold,
+                FailureThreshold = parse.GetValue(failures) ?? defaults.FailureThreshold,
+                MaxRestoreTestAge = parse.GetValue(drillAge) ?? defaults.MaxRestoreTestAge,
+            };
+            IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(options, io.Context(false)).ConfigureAwait(false);
+            if (parse.GetValue(json))
+            {
+                io.Stdout.WriteLine(CliOutput.ToJson(new { healthy = alerts.Count == 0, alerts = alerts.Select(a => new { severity = a.Severity.ToString(), a.Namespace, a.Kind, a.Code, a.Message, a.Time }) }));
+            }
+            else if (alerts.Count == 0)
+            {
+                io.Stdout.WriteLine("healthy: no alerts");
+            }
+            else
+            {
+                var table = new TableWriter().Column("Severity").Column("Namespace").Column("Kind").Column("Code").Column("Message");
+                foreach (HealthAlert a in alerts)
+                {
+                    table.Row(a.Severity.ToString(), a.Namespace, a.Kind, a.Code, a.Message);
+                }
+                table.WriteTo(io.Stdout);
+            }
+            int critical = alerts.Count(a => a.Severity == HealthSeverity.Critical);
+            if (critical > 0)
+            {
+                throw new UnhealthyException(string.Create(CultureInfo.InvariantCulture, $"unhealthy: {critical} critical alert(s)."));
+            }
+        }));
+        return command;
+    }
+
+    internal static Command MetricsCommand()
+    {
+        var command = new Command("metrics",
+            "Prometheus text exposition of the operation history for the node_exporter textfile collector, written atomically to --path (stdout without it) (Export-BackupMetric).");
+        var dataDir = new Option<string>("--data-dir") { Description = "Read the local backup roots under <data-dir>/backups." };
+        var ns = new Option<string[]>("--namespace") { Description = "Only these namespaces (repeatable; default: all).", AllowMultipleArgumentsPerToken = true };
+        var path = new Option<string>("--path") { Description = "The .prom file to write (temp file + rename)." };
+        foreach (Option o in new Option[] { dataDir, ns, path })
+        {
+            command.Options.Add(o);
+        }
+        var repository = AddRepositoryOptions(command, "Read this repository (a folder or s3://bucket/prefix).");
+        AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            (RepositoryTarget? target, string? local) = HealthSource(parse, repository, dataDir);
+            string? file = parse.GetValue(path);
+            var options = new MetricExportOptions { Repository = target, DataDir = local, Namespace = parse.GetValue(ns), Path = file is null ? null : FullPath(file, "--path") };
+            MetricExportResult? result = await BackupHealth.ExportMetricsAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            if (result is null)
+            {
+                return;
+            }
+            if (result.Path is null)
+            {
+                io.Stdout.Write(result.Text);
+            }
+            else if (parse.GetValue(json))
+            {
+                io.Stdout.WriteLine(CliOutput.ToJson(new { result.Path, result.Namespaces, result.Samples, result.Bytes }));
+            }
+            else
+            {
+                io.Stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {result.Samples} samples for {result.Namespaces} namespace(s) to {result.Path}"));
+            }
+        }));
+        return command;
+    }
+
+    private static (RepositoryTarget? Target, string? DataDir) HealthSource(ParseResult parse, (Option<string> Repository, RepositoryCliOptions Options) repository, Option<string> dataDir)
+    {
+        RepositoryTarget? target = RepositoryTargetOf(parse, repository);
+        string? local = parse.GetValue(dataDir);
+        if ((local is null) == (target is null))
+        {
+            throw new InvalidInputException("MissingSource", "Give --data-dir for local backup roots or --repository for a repository (exactly one).", "--data-dir");
+        }
+        return (target, local is null ? null : FullPath(local, "--data-dir"));
+    }
+}

@@ -1,0 +1,439 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using PSBackup.Engine.Repository;
+using PSBackup.Engine.Storage;
+using PSBackup.Engine.Wal;
+
+namespace PSBackup.Engine.Events;
+
+public enum HealthSeverity
+{
+    Warning,
+    Critical,
+}
+
+/// <summary>One health alert (Get-BackupHealth).</summary>
+public sealed record HealthAlert
+{
+    public required HealthSeverity Severity { get; init; }
+    public required string Namespace { get; init; }
+    /// <summary>One of <see cref="OperationKinds"/>.</summary>
+    public required string Kind { get; init; }
+    /// <summary>Stable: ConsecutiveFailures, BackupTooOld, NoSuccessfulBackup, SizeAnomaly, WalGap, RestoreDrillFailed, RestoreDrillTooOld, NoRestoreDrill.</summary>
+    public required string Code { get; init; }
+    public required string Message { get; init; }
+    public DateTimeOffset? Time { get; init; }
+}
+
+/// <summary>Where to read the history from and the alert thresholds.</summary>
+public sealed record BackupHealthOptions
+{
+    public RepositoryTarget? Repository { get; init; }
+    public string? DataDir { get; init; }
+    /// <summary>Only these namespaces; null or empty: every namespace with backups or events.</summary>
+    public IReadOnlyList<string>? Namespace { get; init; }
+    public TimeSpan MaxAge { get; init; } = TimeSpan.FromHours(24);
+    /// <summary>Percent change between the last two successful backups of a kind that is an anomaly.</summary>
+    public double SizeChangeThreshold { get; init; } = 50;
+    public int FailureThreshold { get; init; } = 2;
+    public TimeSpan MaxRestoreTestAge { get; init; } = TimeSpan.FromDays(31);
+}
+
+/// <summary>What the history says about one namespace and kind.</summary>
+public sealed record KindStatus(string Namespace, string Kind)
+{
+    public int Successes { get; set; }
+    public int Failures { get; set; }
+    public int ConsecutiveFailures { get; set; }
+    public long Bytes { get; set; }
+    public DateTimeOffset? LastSuccess { get; set; }
+    public List<long> SuccessSizes { get; } = new();
+    public string? LastError { get; set; }
+}
+
+/// <summary>What the history and the archive say about one namespace.</summary>
+public sealed record NamespaceStatus(string Namespace)
+{
+    public SortedDictionary<string, KindStatus> Kinds { get; } = new(StringComparer.Ordinal);
+    public IReadOnlyList<long> MissingSegmentIds { get; set; } = [];
+    public DateTimeOffset? LastDrill { get; set; }
+    public bool? LastDrillPassed { get; set; }
+    public DateTimeOffset? LastDrillSuccess { get; set; }
+    public int DrillSuccesses { get; set; }
+    public int DrillFailures { get; set; }
+
+    public KindStatus Kind(string kind) => Kinds.TryGetValue(kind, out KindStatus? k) ? k : Kinds[kind] = new KindStatus(Namespace, kind);
+}
+
+/// <summary>Engine operations behind Get-BackupHealth and Export-BackupMetric: both read the
+/// operation history (<see cref="OperationEvent"/>, <see cref="RestoreDrillEvent"/>,
+/// <see cref="WalGapEvent"/>) and the archive listing of a repository or local backup root.</summary>
+public static class BackupHealth
+{
+    /// <summary>Reads every selected namespace's status.</summary>
+    public static async Task<IReadOnlyList<NamespaceStatus>> ReadStatusAsync(RepositoryTarget? repository, string? dataDir, IReadOnlyList<string>? namespaces, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        CancellationToken ct = context.CancellationToken;
+        if ((repository is null) == (dataDir is null))
+        {
+            throw new InvalidInputException("InvalidSource", "Give either a repository or a data directory (-Repository or -DataDir).", null);
+        }
+        IEventLog log;
+        IReadOnlyList<BackupRecord> catalog;
+        var names = new SortedSet<string>(StringComparer.Ordinal);
+        if (repository is not null)
+        {
+            IStorageBackend backend = RepositoryConnector.OpenBackend(repository);
+            log = EventLog.ForBackend(backend);
+            await foreach (StoredObject o in backend.ListAsync("events/", ct).ConfigureAwait(false))
+            {
+                string[] parts = o.Key.Split('/');
+                if (parts.Length == 3)
+                {
+                    names.Add(parts[1]);
+                }
+            }
+            catalog = await BackupCatalog.ListAsync(new GetBackupOptions { Repository = repository }, context).ConfigureAwait(false);
+        }
+        else
+        {
+            string dd = SafePath.RequireDirectory(dataDir, "data directory", "Give the database's data directory (its backups are under <dataDir>/backups).");
+            log = EventLog.ForDataDir(dd);
+            string backups = Path.Combine(dd, "backups");
+            if (Directory.Exists(backups))
+            {
+                foreach (string d in Directory.EnumerateDirectories(backups))
+                {
+                    names.Add(Path.GetFileName(d));
+                }
+            }
+            var records = new List<BackupRecord>();
+            foreach (string ns in names.ToList())
+            {
+                if (namespaces is { Count: > 0 } && !namespaces.Contains(ns, StringComparer.Ordinal))
+                {
+                    continue;
+                }
+                try
+                {
+                    records.AddRange(await BackupCatalog.ListAsync(new GetBackupOptions { DataDir = dd, Namespace = ns }, context).ConfigureAwait(false));
+                }
+                catch (InvalidInputException)
+                {
+                    names.Remove(ns); // a folder under backups/ that is not a namespace's
+                }
+            }
+            catalog = records;
+        }
+        foreach (BackupRecord r in catalog)
+        {
+            if ((r.Namespace ?? r.Dir) is { } n)
+            {
+                names.Add(n);
+            }
+        }
+        if (namespaces is { Count: > 0 })
+        {
+            foreach (string n in namespaces)
+            {
+                SafePath.ValidateName(n, "namespace");
+            }
+            names.IntersectWith(namespaces);
+            names.UnionWith(namespaces);
+        }
+
+        var result = new List<NamespaceStatus>();
+        foreach (string ns in names)
+        {
+            ct.ThrowIfCancellationRequested();
+            var status = new NamespaceStatus(ns);
+            DateTimeOffset? lastShip = null;
+            (DateTimeOffset Time, IReadOnlyList<long> Ids, string Message)? lastGap = null;
+            foreach (StoredEvent e in await log.ListAsync(ns, ct).ConfigureAwait(false))
+            {
+                switch (e.Kind)
+                {
+                    case OperationEvent.EventKind:
+                        OperationEvent op = e.As<OperationEvent>();
+                        KindStatus k = status.Kind(op.Category);
+                        if (op.Success)
+                        {
+                            k.Successes++;
+                            k.ConsecutiveFailures = 0;
+                            k.Bytes += op.Bytes;
+                            k.LastSuccess = Max(k.LastSuccess, op.Time);
+                            k.SuccessSizes.Add(op.Bytes);
+                            if (op.Category == OperationKinds.WalSegment)
+                            {
+                                lastShip = op.Time;
+                            }
+                        }
+                        else
+                        {
+                            k.Failures++;
+                            k.ConsecutiveFailures++;
+                            k.LastError = $"{op.ErrorId}: {op.Error}";
+                            if (op.ErrorId == "WalGap")
+                            {
+                                lastGap = (op.Time, [], op.Error ?? "");
+                            }
+                        }
+                        break;
+                    case RestoreDrillEvent.EventKind:
+                        RestoreDrillEvent d = e.As<RestoreDrillEvent>();
+                        status.LastDrill = d.Time;
+                        status.LastDrillPassed = d.Passed;
+                        if (d.Passed)
+                        {
+                            status.DrillSuccesses++;
+                            status.LastDrillSuccess = d.Time;
+                        }
+                        else
+                        {
+                            status.DrillFailures++;
+                        }
+                        break;
+                    case "wal-gap":
+                        WalGapEvent g = e.As<WalGapEvent>();
+                        lastGap = (g.DetectedAt, g.MissingSegmentIds, g.Message);
+                        break;
+                }
+            }
+            // Backups made before (or without) the history still count as the newest backup.
+            foreach (BackupRecord r in catalog.Where(r => (r.Namespace ?? r.Dir) == ns && r.Complete))
+            {
+                string kind = r.Kind switch { BackupKind.Object => OperationKinds.Object, BackupKind.StoreSnapshot => OperationKinds.StoreSnapshot, _ => OperationKinds.WalSegment };
+                KindStatus k = status.Kind(kind);
+                k.LastSuccess = Max(k.LastSuccess, r.Time);
+            }
+            var archived = catalog.Where(r => r.Namespace == ns && r.Kind == BackupKind.WalSegment && r.SegmentId is not null).Select(r => r.SegmentId!.Value).ToHashSet();
+            var missing = new SortedSet<long>(SegmentHoles(archived));
+            if (lastGap is { } gap && (lastShip is null || gap.Time > lastShip))
+            {
+                // A recorded gap is resolved once every missing id is archived.
+                missing.UnionWith(gap.Ids.Where(id => !archived.Contains(id)));
+                if (gap.Ids.Count == 0 && missing.Count == 0)
+                {
+                    missing.Add(-1); // a gap error without ids (local ship): counted as one
+                }
+            }
+            status.MissingSegmentIds = missing.ToList();
+            result.Add(status);
+        }
+        return result;
+    }
+
+    private static DateTimeOffset Max(DateTimeOffset? a, DateTimeOffset b) => a is { } x && x > b ? x : b;
+
+    private static IEnumerable<long> SegmentHoles(IEnumerable<long> ids)
+    {
+        long? previous = null;
+        foreach (long id in ids.Distinct().Order())
+        {
+            if (previous is { } p)
+            {
+                for (long m = p + 1; m < id && m - p <= 10_000; m++)
+                {
+                    yield return m;
+                }
+            }
+            previous = id;
+        }
+    }
+
+    /// <summary>Get-BackupHealth: the alerts, most severe first (empty: healthy).</summary>
+    public static async Task<IReadOnlyList<HealthAlert>> GetAlertsAsync(BackupHealthOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(context);
+        if (options.MaxAge <= TimeSpan.Zero || options.MaxRestoreTestAge <= TimeSpan.Zero)
+        {
+            throw new InvalidInputException("InvalidThreshold", "MaxAge and MaxRestoreTestAge must be positive durations.", null);
+        }
+        if (options.SizeChangeThreshold <= 0 || options.FailureThreshold < 1)
+        {
+            throw new InvalidInputException("InvalidThreshold", "SizeChangeThreshold must be a positive percentage and FailureThreshold 1 or more.", null);
+        }
+        IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(options.Repository, options.DataDir, options.Namespace, context).ConfigureAwait(false);
+        DateTimeOffset now = context.UtcNow;
+        var alerts = new List<HealthAlert>();
+        foreach (NamespaceStatus s in statuses)
+        {
+            string ns = s.Namespace;
+            foreach (KindStatus k in s.Kinds.Values)
+            {
+                if (k.ConsecutiveFailures >= options.FailureThreshold)
+                {
+                    alerts.Add(Alert(HealthSeverity.Critical, ns, k.Kind, "ConsecutiveFailures", $"The last {k.ConsecutiveFailures} {k.Kind} operations of namespace '{ns}' failed (latest: {k.LastError})."));
+                }
+                if (!OperationKinds.Backups.Contains(k.Kind))
+                {
+                    continue;
+                }
+                if (k.LastSuccess is not { } last)
+                {
+                    alerts.Add(Alert(HealthSeverity.Critical, ns, k.Kind, "NoSuccessfulBackup", $"Namespace '{ns}' has no successful {k.Kind} backup."));
+                }
+                else if (now - last > options.MaxAge)
+                {
+                    alerts.Add(Alert(HealthSeverity.Critical, ns, k.Kind, "BackupTooOld", $"The newest successful {k.Kind} backup of namespace '{ns}' is from {last:u}, {Hours(now - last)} ago (threshold {Hours(options.MaxAge)}).", last));
+                }
+                if (k.Kind != OperationKinds.WalSegment && k.SuccessSizes.Count >= 2)
+                {
+                    long previous = k.SuccessSizes[^2], latest = k.SuccessSizes[^1];
+                    double change = previous == 0 ? (latest == 0 ? 0 : double.PositiveInfinity) : Math.Abs(latest - previous) * 100.0 / previous;
+                    if (change > options.SizeChangeThreshold)
+                    {
+                        alerts.Add(Alert(HealthSeverity.Warning, ns, k.Kind, "SizeAnomaly",
+                            $"The last {k.Kind} backup of namespace '{ns}' is {latest} bytes, the one before {previous} bytes: a change of {(double.IsInfinity(change) ? "∞" : change.ToString("0", CultureInfo.InvariantCulture))} % (threshold {options.SizeChangeThreshold.ToString(CultureInfo.InvariantCulture)} %)."));
+                    }
+                }
+            }
+            if (s.MissingSegmentIds.Count > 0)
+            {
+                IEnumerable<long> known = s.MissingSegmentIds.Where(i => i >= 0);
+                alerts.Add(Alert(HealthSeverity.Critical, ns, OperationKinds.WalSegment, "WalGap",
+                    known.Any() ? $"The WAL archive of namespace '{ns}' is missing segment(s) {string.Join(", ", known.Take(20))}; point-in-time recovery across them is impossible. Take a new snapshot and ship again."
+                                : $"The last WAL ship of namespace '{ns}' failed with a WAL gap and none succeeded since. Take a new snapshot and ship again."));
+            }
+            if (s.LastDrill is { } drill)
+            {
+                if (s.LastDrillPassed == false)
+                {
+                    alerts.Add(Alert(HealthSeverity.Critical, ns, OperationKinds.RestoreDrill, "RestoreDrillFailed", $"The last restore drill of namespace '{ns}' ({drill:u}) failed. Run Test-Restore and read its errors.", drill));
+                }
+                else if (now - drill > options.MaxRestoreTestAge)
+                {
+                    alerts.Add(Alert(HealthSeverity.Warning, ns, OperationKinds.RestoreDrill, "RestoreDrillTooOld", $"The last restore drill of namespace '{ns}' is from {drill:u}, older than {options.MaxRestoreTestAge.TotalDays.ToString("0.#", CultureInfo.InvariantCulture)} days. Run Test-Restore.", drill));
+                }
+            }
+            else if (s.Kinds.ContainsKey(OperationKinds.StoreSnapshot))
+            {
+                alerts.Add(Alert(HealthSeverity.Warning, ns, OperationKinds.RestoreDrill, "NoRestoreDrill", $"Namespace '{ns}' has no recorded restore drill. Run Test-Restore."));
+            }
+        }
+        return alerts.OrderByDescending(a => a.Severity).ThenBy(a => a.Namespace, StringComparer.Ordinal).ThenBy(a => a.Kind, StringComparer.Ordinal).ToList();
+    }
+
+    private static string Hours(TimeSpan t) => t.TotalHours.ToString("0.#", CultureInfo.InvariantCulture) + " h";
+
+    private static HealthAlert Alert(HealthSeverity severity, string ns, string kind, string code, string message, DateTimeOffset? time = null) =>
+        new() { Severity = severity, Namespace = ns, Kind = kind, Code = code, Message = message, Time = time };
+
+    /// <summary>Export-BackupMetric: the Prometheus text exposition of the history; with
+    /// <see cref="MetricExportOptions.Path"/> also written there atomically (a temp file in the same
+    /// folder, then renamed over the old one) so the textfile collector never reads half a file.
+    /// Null when ShouldProcess declined writing the file.</summary>
+    public static async Task<MetricExportResult?> ExportMetricsAsync(MetricExportOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(context);
+        string? full = null;
+        if (options.Path is not null)
+        {
+            if (string.IsNullOrWhiteSpace(options.Path))
+            {
+                throw new InvalidInputException("InvalidPath", "The metrics file path is empty. Give e.g. /var/lib/node_exporter/textfile_collector/psbackup.prom.", options.Path);
+            }
+            full = System.IO.Path.GetFullPath(options.Path);
+            string dir = System.IO.Path.GetDirectoryName(full)!;
+            if (!Directory.Exists(dir))
+            {
+                throw new NotFoundException("MetricsFolderNotFound", $"The folder '{dir}' for the metrics file does not exist. Create it (the node_exporter textfile collector directory) first.", dir);
+            }
+        }
+        IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(options.Repository, options.DataDir, options.Namespace, context).ConfigureAwait(false);
+        string text = PrometheusText.Render(statuses, context.UtcNow);
+        var result = new MetricExportResult
+        {
+            Path = full,
+            Namespaces = statuses.Count,
+            Samples = text.Split('\n').Count(l => l.Length > 0 && l[0] != '#'),
+            Bytes = Encoding.UTF8.GetByteCount(text),
+            Text = text,
+        };
+        if (full is null)
+        {
+            return result;
+        }
+        if (!context.ShouldProcess(full, "Write Prometheus metrics"))
+        {
+            return null;
+        }
+        string temp = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(full)!, $".{System.IO.Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            await File.WriteAllTextAsync(temp, text, new UTF8Encoding(false), context.CancellationToken).ConfigureAwait(false);
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+        return result;
+    }
+}
+
+/// <summary>What Export-BackupMetric reads and where it writes.</summary>
+public sealed record MetricExportOptions
+{
+    public RepositoryTarget? Repository { get; init; }
+    public string? DataDir { get; init; }
+    public IReadOnlyList<string>? Namespace { get; init; }
+    /// <summary>The .prom file; null: only return the text.</summary>
+    public string? Path { get; init; }
+}
+
+/// <summary>Export-BackupMetric's result: where the text went and the text itself.</summary>
+public sealed record MetricExportResult
+{
+    /// <summary>The file written; null when none was asked for.</summary>
+    public string? Path { get; init; }
+    public required int Namespaces { get; init; }
+    public required int Samples { get; init; }
+    public required long Bytes { get; init; }
+    /// <summary>The exposition text.</summary>
+    public required string Text { get; init; }
+}
+
+/// <summary>Renders namespace statuses in the Prometheus text exposition format 0.0.4.</summary>
+public static class PrometheusText
+{
+    public static string Render(IReadOnlyList<NamespaceStatus> statuses, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(statuses);
+        var sb = new StringBuilder();
+        IEnumerable<KindStatus> kinds = statuses.SelectMany(s => s.Kinds.Values).ToList();
+        Family(sb, "backup_success_total", "counter", "Successful operations recorded in the history.", kinds.Select(k => (Labels(k), (double)k.Successes)));
+        Family(sb, "backup_failure_total", "counter", "Failed operations recorded in the history.", kinds.Select(k => (Labels(k), (double)k.Failures)));
+        Family(sb, "backup_last_timestamp_seconds", "gauge", "Unix time of the newest successful operation.", kinds.Where(k => k.LastSuccess is not null).Select(k => (Labels(k), (double)k.LastSuccess!.Value.ToUnixTimeMilliseconds() / 1000)));
+        Family(sb, "backup_age_seconds", "gauge", "Seconds since the newest successful operation.", kinds.Where(k => k.LastSuccess is not null).Select(k => (Labels(k), Math.Max(0, (now - k.LastSuccess!.Value).TotalSeconds))));
+        Family(sb, "backup_bytes_total", "counter", "Bytes written or restored by successful operations.", kinds.Select(k => (Labels(k), (double)k.Bytes)));
+        Family(sb, "backup_last_bytes", "gauge", "Bytes of the newest successful operation.", kinds.Where(k => k.SuccessSizes.Count > 0).Select(k => (Labels(k), (double)k.SuccessSizes[^1])));
+        Family(sb, "wal_gap_segments", "gauge", "WAL segments missing from the archive (0: contiguous).", statuses.Select(s => (NsLabel(s.Namespace), (double)s.MissingSegmentIds.Count)));
+        Family(sb, "restore_test_last_success_timestamp_seconds", "gauge", "Unix time of the newest passed restore drill.", statuses.Where(s => s.LastDrillSuccess is not null).Select(s => (NsLabel(s.Namespace), (double)s.LastDrillSuccess!.Value.ToUnixTimeMilliseconds() / 1000)));
+        Family(sb, "restore_test_success_total", "counter", "Passed restore drills.", statuses.Select(s => (NsLabel(s.Namespace), (double)s.DrillSuccesses)));
+        Family(sb, "restore_test_failure_total", "counter", "Failed restore drills.", statuses.Select(s => (NsLabel(s.Namespace), (double)s.DrillFailures)));
+        return sb.ToString();
+    }
+
+    private static string Labels(KindStatus k) => $"namespace=\"{Escape(k.Namespace)}\",kind=\"{Escape(k.Kind)}\"";
+
+    private static string NsLabel(string ns) => $"namespace=\"{Escape(ns)}\"";
+
+    /// <summary>Label value escaping of the text format: backslash, double quote and line feed.</summary>
+    public static string Escape(string value) =>
+        value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+
+    private static void Family(StringBuilder sb, string name, string type, string help, IEnumerable<(string Labels, double Value)> samples)
+    {
+        sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
+        sb.Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+        foreach ((string labels, double value) in samples)
+        {
+            sb.Append(name).Append('{').Append(labels).Append("} ").Append(value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+        }
+    }
+}

@@ -1,0 +1,265 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using PSBackup.Engine.Repository;
+
+namespace PSBackup.Engine.Events;
+
+/// <summary>The kinds of work the operation history and health checks tell apart (the metrics'
+/// <c>kind</c> label).</summary>
+public static class OperationKinds
+{
+    public const string Object = "object";
+    public const string StoreSnapshot = "store-snapshot";
+    public const string WalSegment = "wal-segment";
+    public const string ObjectRestore = "object-restore";
+    public const string SnapshotRestore = "snapshot-restore";
+    public const string PointInTimeRestore = "pitr";
+    public const string RestoreDrill = "restore-drill";
+
+    /// <summary>The kinds that are backups (age, size and failure alerts).</summary>
+    public static IReadOnlyList<string> Backups { get; } = [Object, StoreSnapshot, WalSegment];
+}
+
+/// <summary>One operation's outcome in the history (<c>events/&lt;ns&gt;/</c> of a repository,
+/// <c>&lt;dataDir&gt;/backups/&lt;ns&gt;/events/</c> of a local backup root).</summary>
+public sealed record OperationEvent
+{
+    public const string EventKind = "operation";
+
+    public int FormatVersion { get; init; } = 1;
+    public string Kind { get; init; } = EventKind;
+    public required string Namespace { get; init; }
+    /// <summary>The cmdlet that ran, e.g. <c>New-StoreSnapshot</c>.</summary>
+    public required string Operation { get; init; }
+    /// <summary>One of <see cref="OperationKinds"/>.</summary>
+    public required string Category { get; init; }
+    public required bool Success { get; init; }
+    /// <summary>Bytes backed up, shipped or restored (0 on failure).</summary>
+    public required long Bytes { get; init; }
+    public string? Target { get; init; }
+    public string? ErrorId { get; init; }
+    public string? Error { get; init; }
+    public required DateTimeOffset Time { get; init; }
+    public required double DurationSeconds { get; init; }
+    public required string Host { get; init; }
+}
+
+/// <summary>What an operation reports about itself for the history and the audit log.</summary>
+/// <param name="Bytes">Bytes backed up, shipped or restored.</param>
+/// <param name="Success">False for an operation that returns a failed result (a failed drill).</param>
+public readonly record struct OperationOutcome(long Bytes, bool Success = true, string? ErrorId = null, string? Error = null);
+
+/// <summary>Who an operation is about and where its history goes.</summary>
+public sealed record OperationScope
+{
+    /// <summary>The cmdlet name, e.g. <c>Invoke-WalShip</c>.</summary>
+    public required string Operation { get; init; }
+    public required string Category { get; init; }
+    /// <summary>The namespace (or, for object backups, the tenant dir); events need a valid one.</summary>
+    public string? Namespace { get; init; }
+    /// <summary>What the audit line names: a path, a repository location, <c>dir/object</c>.</summary>
+    public string? Target { get; init; }
+    /// <summary>The data directory whose local backup root keeps the history (when no repository).</summary>
+    public string? DataDir { get; init; }
+    public RepositoryTarget? Repository { get; init; }
+    /// <summary>False when the operation keeps its own history (the restore drill's event).</summary>
+    public bool History { get; init; } = true;
+}
+
+/// <summary>The one place that appends an operation's outcome to the history and the audit log.
+/// Each operation's public entry point wraps its work in <see cref="RunAsync{T}"/>; declined
+/// work (-WhatIf: a null result or <c>describe</c> returning null) records nothing. Recording never
+/// changes the operation's outcome: a history or audit write that fails is ignored (an operation
+/// that succeeded stays a success; a failure's own exception is rethrown unchanged).</summary>
+public static class OperationRecorder
+{
+    public static async Task<T> RunAsync<T>(OperationScope scope, OperationContext context, Func<OperationContext, Task<T>> work, Func<T, OperationOutcome?> describe)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(work);
+        ArgumentNullException.ThrowIfNull(describe);
+        if (context.WhatIf)
+        {
+            return await work(context).ConfigureAwait(false);
+        }
+        DateTimeOffset started = context.UtcNow;
+        long timestamp = context.Clock.GetTimestamp();
+        int accepted = 0, declined = 0;
+        var watched = new OperationContext
+        {
+            ShouldProcess = (target, action) =>
+            {
+                bool ok = context.ShouldProcess(target, action);
+                Interlocked.Increment(ref ok ? ref accepted : ref declined);
+                return ok;
+            },
+            Progress = context.Progress,
+            CancellationToken = context.CancellationToken,
+            Clock = context.Clock,
+            AuditLogPath = context.AuditLogPath,
+        };
+        T result;
+        try
+        {
+            result = await work(watched).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            await RecordAsync(scope, context, started, timestamp, new OperationOutcome(0, false, "Cancelled", "The operation was cancelled."), history: false).ConfigureAwait(false);
+            throw;
+        }
+        catch (Exception ex)
+        {
+            string id = ex is PSBackupException p ? p.ErrorId : ex.GetType().Name;
+            // Bad input (invalid or unknown names, paths, ids, credentials) is refused before
+            // anything is written (SPEC §4): it reaches the audit log, never the history.
+            bool badInput = ex is PSBackupException { Kind: ErrorKind.InvalidArgument or ErrorKind.NotFound };
+            await RecordAsync(scope, context, started, timestamp, new OperationOutcome(0, false, id, ex.Message), history: !badInput).ConfigureAwait(false);
+            throw;
+        }
+        // Everything declined (-WhatIf through ShouldProcess, -Confirm answered No): nothing ran.
+        if (declined > 0 && accepted == 0)
+        {
+            return result;
+        }
+        if (result is not null && describe(result) is { } outcome)
+        {
+            await RecordAsync(scope, context, started, timestamp, outcome, history: true).ConfigureAwait(false);
+        }
+        return result;
+    }
+
+    private static async Task RecordAsync(OperationScope scope, OperationContext context, DateTimeOffset started, long timestamp, OperationOutcome outcome, bool history)
+    {
+        TimeSpan duration = context.Clock.GetElapsedTime(timestamp);
+        AuditLog.Append(AuditLog.ResolvePath(context, scope), new AuditEntry
+        {
+            Time = started,
+            Operation = scope.Operation,
+            Namespace = scope.Namespace,
+            Target = scope.Target,
+            Outcome = outcome.Success ? "success" : outcome.ErrorId == "Cancelled" ? "cancelled" : "failure",
+            Bytes = outcome.Bytes,
+            Error = outcome.Error is null ? null : (outcome.ErrorId is null ? outcome.Error : $"{outcome.ErrorId}: {outcome.Error}"),
+            DurationSeconds = Math.Round(duration.TotalSeconds, 3),
+        });
+        if (!history || !scope.History || !IsValidName(scope.Namespace))
+        {
+            return;
+        }
+        try
+        {
+            IEventLog? log = scope.Repository is { } repo ? EventLog.ForBackend(RepositoryConnector.OpenBackend(repo))
+                : scope.DataDir is { } dd && Directory.Exists(dd) ? EventLog.ForDataDir(Path.GetFullPath(dd)) : null;
+            if (log is null)
+            {
+                return;
+            }
+            await log.AppendAsync(scope.Namespace!, started, new OperationEvent
+            {
+                Namespace = scope.Namespace!,
+                Operation = scope.Operation,
+                Category = scope.Category,
+                Success = outcome.Success,
+                Bytes = outcome.Bytes,
+                Target = scope.Target,
+                ErrorId = outcome.ErrorId,
+                Error = outcome.Error,
+                Time = started,
+                DurationSeconds = Math.Round(duration.TotalSeconds, 3),
+                Host = Environment.MachineName,
+            }, CancellationToken.None).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // recording must never change the operation's outcome
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+    }
+
+    private static bool IsValidName(string? ns)
+    {
+        try
+        {
+            SafePath.ValidateName(ns, "namespace");
+            return true;
+        }
+        catch (InvalidInputException)
+        {
+            return false;
+        }
+    }
+}
+
+/// <summary>One line of the audit log.</summary>
+public sealed record AuditEntry
+{
+    public required DateTimeOffset Time { get; init; }
+    public required string Operation { get; init; }
+    public string? Namespace { get; init; }
+    public string? Target { get; init; }
+    /// <summary><c>success</c>, <c>failure</c> or <c>cancelled</c>.</summary>
+    public required string Outcome { get; init; }
+    public required long Bytes { get; init; }
+    public string? Error { get; init; }
+    public double DurationSeconds { get; init; }
+}
+
+/// <summary>The audit log: JSON Lines, one line per operation. Its path is
+/// <see cref="OperationContext.AuditLogPath"/>, else <c>PSBACKUP_AUDIT_LOG</c>, else
+/// <c>&lt;user data folder&gt;/PSBackup/audit.jsonl</c> (never inside a data directory or repository:
+/// bad input writes nothing there). Setting either to <c>off</c> disables it. Each line is appended with one write to a file opened for append, then flushed.</summary>
+public static class AuditLog
+{
+    public const string PathVariable = "PSBACKUP_AUDIT_LOG";
+    public const string FileName = "audit.jsonl";
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        WriteIndented = false,
+    };
+
+    private static readonly object Gate = new();
+
+    /// <summary>The audit log file for an operation, or null when disabled.</summary>
+    public static string? ResolvePath(OperationContext context, OperationScope scope)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        string? configured = context.AuditLogPath ?? Environment.GetEnvironmentVariable(PathVariable);
+        if (!string.IsNullOrWhiteSpace(configured))
+        {
+            return string.Equals(configured.Trim(), "off", StringComparison.OrdinalIgnoreCase) ? null : Path.GetFullPath(configured);
+        }
+        return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "PSBackup", FileName);
+    }
+
+    /// <summary>Appends one line; failures are ignored (auditing never fails an operation).</summary>
+    public static void Append(string? path, AuditEntry entry)
+    {
+        if (path is null)
+        {
+            return;
+        }
+        byte[] line = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(entry, Json) + "\n");
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            lock (Gate)
+            {
+                using var fs = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
+                fs.Write(line);
+                fs.Flush(flushToDisk: true);
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

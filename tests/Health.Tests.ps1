@@ -1,0 +1,59 @@
+#Requires -Modules Pester
+# Get-BackupHealth and Export-BackupMetric over a local backup root with a recorded history.
+
+BeforeAll {
+    $script:ModuleDir = Join-Path $PSScriptRoot '..' 'out' 'PSBackup'
+    Import-Module (Join-Path $script:ModuleDir 'PSBackup.psd1') -Force
+    $env:PSBACKUP_AUDIT_LOG = Join-Path $TestDrive 'audit.jsonl'
+    $script:DataDir = Join-Path $TestDrive 'data'
+    $db = New-Item -ItemType Directory -Path (Join-Path $script:DataDir 'users' 'db') -Force
+    Set-Content -Path (Join-Path $db.FullName 'data.mdb') -Value ('x' * 4096) -NoNewline
+    # One snapshot, then two refused ones (the path is taken): two consecutive failures.
+    New-StoreSnapshot -DataDir $script:DataDir -Namespace 'users' -Path 'snapshots/one' | Out-Null
+    foreach ($i in 1..2) {
+        New-StoreSnapshot -DataDir $script:DataDir -Namespace 'users' -Path 'snapshots/one' -ErrorAction SilentlyContinue | Out-Null
+    }
+}
+
+AfterAll {
+    Remove-Item Env:PSBACKUP_AUDIT_LOG -ErrorAction SilentlyContinue
+    Remove-Module PSBackup -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'Get-BackupHealth' {
+    It 'reports two consecutive failures as a Critical alert' {
+        $alerts = @(Get-BackupHealth -DataDir $script:DataDir -Namespace 'users')
+        $alerts[0] | Should -BeOfType ([PSBackup.Engine.Events.HealthAlert])
+        $failures = @($alerts | Where-Object Code -EQ 'ConsecutiveFailures')
+        $failures.Count | Should -Be 1
+        $failures[0].Severity | Should -Be 'Critical'
+        $failures[0].Kind | Should -Be 'store-snapshot'
+    }
+
+    It 'takes its thresholds as parameters' {
+        @(Get-BackupHealth -DataDir $script:DataDir -FailureThreshold 3 | Where-Object Code -EQ 'ConsecutiveFailures').Count | Should -Be 0
+    }
+
+    It 'writes every operation to the audit log' {
+        $lines = @(Get-Content $env:PSBACKUP_AUDIT_LOG | ConvertFrom-Json)
+        $lines.Count | Should -Be 3
+        $lines[0].outcome | Should -Be 'success'
+        $lines[1].outcome | Should -Be 'failure'
+    }
+}
+
+Describe 'Export-BackupMetric' {
+    It 'writes the exposition text to -Path' {
+        $path = Join-Path $TestDrive 'psbackup.prom'
+        $result = Export-BackupMetric -DataDir $script:DataDir -Path $path
+        $result | Should -BeOfType ([PSBackup.Engine.Events.MetricExportResult])
+        $result.Path | Should -Be $path
+        Get-Content $path -Raw | Should -Match 'backup_failure_total\{namespace="users",kind="store-snapshot"\} 2'
+    }
+
+    It 'writes nothing under -WhatIf' {
+        $path = Join-Path $TestDrive 'whatif.prom'
+        Export-BackupMetric -DataDir $script:DataDir -Path $path -WhatIf
+        Test-Path $path | Should -BeFalse
+    }
+}
