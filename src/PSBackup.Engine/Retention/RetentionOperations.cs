@@ -1,3 +1,4 @@
+using PSBackup.Engine.Events;
 using System.Globalization;
 using System.Security.Cryptography;
 using PSBackup.Engine.ObjectStore;
@@ -12,7 +13,18 @@ public static class RetentionOperations
 {
     private const string Action = "Remove expired backup";
 
-    public static async Task<IReadOnlyList<RetentionItem>> RemoveExpiredAsync(RemoveExpiredBackupOptions options, OperationContext context)
+    /// <summary>Applies the policy and removes what it does not keep (audited like every
+    /// operation; not part of the backup history, which records backups, ships and restores).</summary>
+    public static Task<IReadOnlyList<RetentionItem>> RemoveExpiredAsync(RemoveExpiredBackupOptions options, OperationContext context) =>
+        OperationRecorder.RunAsync(new OperationScope
+            {
+                Operation = "Remove-ExpiredBackup", Category = "retention", Namespace = options?.Namespace ?? options?.Dir,
+                Target = options?.Repository?.Location ?? options?.DataDir ?? options?.DbRoot, History = false,
+            },
+            context, c => RemoveExpiredCoreAsync(options!, c),
+            r => new OperationOutcome(r.Where(i => i.Removed).Sum(i => i.Bytes), true, null, null));
+
+    private static async Task<IReadOnlyList<RetentionItem>> RemoveExpiredCoreAsync(RemoveExpiredBackupOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);

@@ -110,8 +110,12 @@ public sealed class RetentionExampleTests
         Assert.Equal(4, (await repo.ListBackupsAsync()).Count);
         Assert.NotEmpty(whatIf);
 
-        IReadOnlyList<RetentionItem> result = await RetentionOperations.RemoveExpiredAsync(options, new OperationContext { Clock = new FixedClock(DateTimeOffset.UtcNow.AddHours(2)) });
+        string audit = System.IO.Path.Combine(dir.Path, "audit.jsonl");
+        IReadOnlyList<RetentionItem> result = await RetentionOperations.RemoveExpiredAsync(options, new OperationContext { Clock = new FixedClock(DateTimeOffset.UtcNow.AddHours(2)), AuditLogPath = audit });
         Assert.Equal(2, result.Count(i => i.Kind == RetentionItemKind.ObjectBackup && i.Removed));
+        string line = Assert.Single(File.ReadAllLines(audit)); // the prune is audited like every operation
+        Assert.Contains("\"Remove-ExpiredBackup\"", line);
+        Assert.Contains(repoDir, line);
         Assert.Contains(result, i => i.Kind == RetentionItemKind.Pack && i.Removed);
         Assert.All(result.Where(i => i.Kind == RetentionItemKind.ObjectBackup && i.Decision == RetentionDecision.Keep), i => Assert.Equal(["last"], i.Reasons));
 
