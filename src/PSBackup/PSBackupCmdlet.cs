@@ -104,7 +104,7 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
         return resolved;
     }
 
-    /// <summary>A -TargetTime as an instant: a local or unspecified time (Get-Date, '2025-01-08')
+    /// <summary>A time parameter (-TargetTime, -After, -Before) as an instant: a local or unspecified time (Get-Date, '2025-01-08')
     /// is local; a value whose UTC instant falls outside DateTimeOffset's range
     /// ([datetime]::MinValue east of UTC, MaxValue west of it) is clamped instead of failing with
     /// ArgumentOutOfRangeException.</summary>

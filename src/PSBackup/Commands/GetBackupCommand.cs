@@ -77,33 +77,12 @@ public sealed class GetBackupCommand : PSBackupRepositoryCmdlet
             Dir = Dir,
             Object = Object,
             Kind = Kind is null ? null : BackupKinds.Parse(Kind),
-            After = After is { } a ? ToInstant(a) : null,
-            Before = Before is { } b ? ToInstant(b) : null,
+            After = After is { } a ? InstantOf(a) : null,
+            Before = Before is { } b ? InstantOf(b) : null,
         };
         foreach (BackupRecord record in await BackupCatalog.ListAsync(options, CreateContext()).ConfigureAwait(false))
         {
             PostWriteObject(record);
         }
-    }
-
-    /// <summary>A local or unspecified time (Get-Date, '2025-01-08') is local; a value whose UTC
-    /// instant falls outside DateTimeOffset's range ([datetime]::MinValue east of UTC, MaxValue
-    /// west of it) is clamped instead of failing with ArgumentOutOfRangeException.</summary>
-    private static DateTimeOffset ToInstant(DateTime value)
-    {
-        if (value.Kind == DateTimeKind.Utc)
-        {
-            return new DateTimeOffset(value);
-        }
-        TimeSpan offset = TimeZoneInfo.Local.GetUtcOffset(value);
-        if (offset > TimeSpan.Zero && value < DateTime.MinValue + offset)
-        {
-            return DateTimeOffset.MinValue;
-        }
-        if (offset < TimeSpan.Zero && value > DateTime.MaxValue + offset)
-        {
-            return DateTimeOffset.MaxValue;
-        }
-        return new DateTimeOffset(value, offset);
     }
 }
