@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark (SPEC §5, issue 6): PSBackup against tar | zstd -3 -T0, restic and
+# borg, in one run, on the same data, on the same disk. One command on a fresh machine:
+#
+#   bash bench/run.sh [--runs 3] [--size-mib 1024] [--small-mib 256] [--seed 6] [--quick]
+#
+# Installs the peers from Debian when missing, builds Release, generates the dataset under
+# bench/out/ (reused when seed and size match), times every scenario for every tool with
+# /usr/bin/time (wall, peak RSS), and prints bench/out/results.md (also written to disk).
+# Raw measurements: bench/out/raw.tsv. Nothing here needs root except installing packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+runs=3 size=1024 small=256 seed=6 segments=64 cases=10
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) runs=$2; shift 2 ;;
+    --size-mib) size=$2; shift 2 ;;
+    --small-mib) small=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    --quick) runs=1 size=128 small=32 segments=8 cases=4; shift ;;
+    *) echo "usage: bash bench/run.sh [--runs N] [--size-mib M] [--small-mib M] [--seed N] [--quick]" >&2; exit 2 ;;
+  esac
+done
+
+out=$root/bench/out
+work=$out/work
+raw=$out/raw.tsv
+mkdir -p "$out"
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# --- 1. Peers from Debian --------------------------------------------------------------------
+missing=()
+command -v zstd >/dev/null || missing+=(zstd)
+command -v restic >/dev/null || missing+=(restic)
+command -v borg >/dev/null || missing+=(borgbackup)
+[ -x /usr/bin/time ] || missing+=(time)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- 2. Build ----------------------------------------------------------------------------------
+log "building Release"
+build_log=$(mktemp)
+if ! dotnet build PSBackup.sln -c Release -nologo -v quiet >"$build_log" 2>&1; then
+  cat "$build_log" >&2; rm -f "$build_log"; exit 1
+fi
+rm -f "$build_log"
+psbackup() { "$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup" "$@"; }
+bench() { "$root/bench/PSBackup.Bench/bin/Release/net10.0/psbackup-bench" "$@"; }
+export -f psbackup
+export root
+
+# Same secrets for every tool; no audit log lines from the benchmark.
+export PSBACKUP_PASSPHRASE=bench-passphrase RESTIC_PASSWORD=bench-passphrase BORG_PASSPHRASE=bench-passphrase
+export PSBACKUP_AUDIT_LOG=off RESTIC_CACHE_DIR=$out/cache/restic BORG_BASE_DIR=$out/cache/borg
+export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+
+# bytes PATH: the bytes of the files under PATH (a file: its size).
+bytes() { find "$1" -type f -printf '%s\n' | awk '{ n += $1 } END { print n + 0 }'; }
+# restored DIR BYTES: part of each timed restore, so an incomplete restore is a failure.
+restored() { [ "$(bytes "$1")" = "$2" ] || { echo "restored $(bytes "$1") bytes into $1, expected $2" >&2; return 1; }; }
+export -f bytes restored
+
+# --- 3. Data -------------------------------------------------------------------------------------
+# dataset SIZE -> prints the dataset folder, generating it unless one with this seed/size exists.
+dataset() {
+  local dir=$out/dataset-$1mib-seed$seed-wal$segments
+  if ! grep -qs "\"Version\":1,\"Seed\":$seed,\"SizeMiB\":$1,\"Segments\":$segments," "$dir/dataset.json"; then
+    log "generating $1 MiB + $segments WAL segments (seed $seed) in $dir"
+    rm -rf "$dir"
+    bench generate --out "$dir" --size-mib "$1" --segments "$segments" --seed "$seed" >&2
+  fi
+  echo "$dir"
+}
+ds=$(dataset "$size")
+ds_small=$(dataset "$small")
+objects=()
+for o in "$ds"/db/*/*; do objects+=("$(basename "$(dirname "$o")")/$(basename "$o")"); done
+export objects_list="${objects[*]}"
+wal_bytes=$(bytes "$ds/data/ledger/wal")
+last_log_index=$(sed 's/.*"LastLogIndex":\([0-9]*\).*/\1/' "$ds/dataset.json")
+mapfile -t wal_segments < <(ls "$ds/data/ledger/wal"/*.wal | sort)
+
+if psbackup object restore --help 2>/dev/null | grep -q -- '--repository'; then restore_ready=yes; else restore_ready=no; fi
+
+# --- 4. Measuring --------------------------------------------------------------------------------
+# measure SCENARIO TOOL RUN INPUT_BYTES STORED_PATH COMMAND: runs COMMAND (bash) under
+# /usr/bin/time after a sync, appends one line to raw.tsv; STORED_PATH ("-" for none) is sized
+# after the command. A failing command is recorded as FAIL with its output shown.
+measure() {
+  local scenario=$1 tool=$2 run=$3 input=$4 stored_path=$5 command=$6 wall rss stored=""
+  sync
+  if /usr/bin/time -f '%e %M' -o "$out/time.txt" bash -c "set -euo pipefail; $command" >"$out/cmd.log" 2>&1; then
+    read -r wall rss < <(tail -n 1 "$out/time.txt")
+    [ "$stored_path" = - ] || stored=$(bytes "$stored_path")
+  else
+    wall=FAIL rss=0
+    echo "FAILED: $scenario / $tool: $command" >&2; tail -n 5 "$out/cmd.log" >&2
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n' "$scenario" "$tool" "$run" "$wall" "$rss" "$input" "$stored" >>"$raw"
+  printf '  %-12s %-20s %8s s %8s KiB\n' "$scenario" "$tool" "$wall" "$rss" >&2
+}
+na() { printf '%s\t%s\t%s\tn/a (%s)\t0\t%s\t\t\n' "$1" "$2" "$3" "$4" "$5" >>"$raw"; }
+
+# One PSBackup CLI call per object (the CLI backs up or restores one object per call), summed.
+psb_backup_db='for o in $objects_list; do psbackup object backup --db-root "$W/db" --dir "${o%/*}" --object "${o#*/}" --repository "$W/psb" >/dev/null; done'
+psb_restore_db='for o in $objects_list; do mkdir -p "$W/rp/${o%/*}"; psbackup object restore --db-root "$W/rp" --dir "${o%/*}" --object "${o#*/}" --repository "$W/psb" >/dev/null; done'
+tar_backup='tar -C "$W" -cf - db | zstd -3 -T0 -q -f -o "$W/tar/db.tar.zst"'
+restic_backup='cd "$W" && restic -r "$W/restic" backup -q --tag db db'
+borg_backup() { echo "cd \"\$W\" && borg create --compression zstd,3 \"\$W/borg::$1\" db"; }
+
+# backup_round SCENARIO RUN: one backup of the current db/ with every tool.
+backup_round() {
+  local db_bytes; db_bytes=$(bytes "$W/db")
+  measure "$1" psbackup "$2" "$db_bytes" "$W/psb" "$psb_backup_db"
+  measure "$1" "tar | zstd -3 -T0" "$2" "$db_bytes" "$W/tar/db.tar.zst" "$tar_backup"
+  measure "$1" restic "$2" "$db_bytes" "$W/restic" "$restic_backup"
+  measure "$1" borg "$2" "$db_bytes" "$W/borg" "$(borg_backup "$1")"
+}
+
+rm -f "$raw"
+start=$(date +%s)
+for run in $(seq 1 "$runs"); do
+  log "run $run of $runs"
+  rm -rf "$work"; mkdir -p "$work/tar"
+  export W=$work
+  cp -a "$ds/db" "$W/db"               # a private copy: the incremental scenario changes it
+  cp -al "$ds/data" "$W/data"          # hard links: nothing writes into the WAL
+  psbackup repo init --repository "$W/psb" >/dev/null
+  restic -r "$W/restic" init -q >/dev/null
+  borg init --encryption repokey "$W/borg" >/dev/null 2>&1
+
+  backup_round full "$run"
+  log "mutate: $(bench mutate --out "$W" --percent 5 --seed "$run")"
+  backup_round incremental "$run"
+  backup_round nochange "$run"
+
+  export db_bytes; db_bytes=$(bytes "$W/db")
+  if [ "$restore_ready" = yes ]; then
+    measure restore psbackup "$run" "$db_bytes" - "$psb_restore_db"'; restored "$W/rp" $db_bytes'
+  else
+    na restore psbackup "$run" "pending: object restore --repository" "$db_bytes"
+  fi
+  mkdir -p "$W/rt" "$W/rb"
+  measure restore "tar | zstd -3 -T0" "$run" "$db_bytes" - 'zstd -d -q -c "$W/tar/db.tar.zst" | tar -C "$W/rt" -xf -; restored "$W/rt" $db_bytes'
+  measure restore restic "$run" "$db_bytes" - 'restic -r "$W/restic" restore -q latest --tag db --target "$W/rr"; restored "$W/rr" $db_bytes'
+  measure restore borg "$run" "$db_bytes" - 'cd "$W/rb" && borg extract "$W/borg::nochange"; restored "$W/rb" $db_bytes'
+  rm -rf "$W/rp" "$W/rt" "$W/rr" "$W/rb"
+
+  measure verify psbackup "$run" "$db_bytes" - 'psbackup check --repository "$W/psb" --read-data >/dev/null'
+  measure verify "tar | zstd -3 -T0" "$run" "$db_bytes" - 'zstd -t -q "$W/tar/db.tar.zst"'
+  measure verify restic "$run" "$db_bytes" - 'restic -r "$W/restic" check -q --read-data'
+  measure verify borg "$run" "$db_bytes" - 'borg check --verify-data "$W/borg"'
+
+  # WAL: a store snapshot first (untimed; PITR needs it), then ship 64 sealed segments.
+  psbackup snapshot create --data-dir "$W/data" --namespace ledger --repository "$W/psb" >/dev/null
+  measure walship psbackup "$run" "$wal_bytes" - 'psbackup wal ship --data-dir "$W/data" --namespace ledger --repository "$W/psb" >/dev/null'
+  measure walship "tar | zstd -3 -T0" "$run" "$wal_bytes" - 'tar -C "$W/data" -cf - ledger | zstd -3 -T0 -q -f -o "$W/tar/wal.tar.zst"'
+  measure walship restic "$run" "$wal_bytes" - 'cd "$W/data" && restic -r "$W/restic" backup -q --tag wal ledger'
+  measure walship borg "$run" "$wal_bytes" - 'cd "$W/data" && borg create --compression zstd,3 "$W/borg::wal" ledger'
+
+  mkdir -p "$W/pt" "$W/pb"
+  measure pitr psbackup "$run" "$wal_bytes" - "psbackup pitr --namespace ledger --repository \"\$W/psb\" --target-log-index $last_log_index --target-data-dir \"\$W/pp\" >/dev/null"
+  measure pitr "tar | zstd -3 -T0" "$run" "$wal_bytes" - 'zstd -d -q -c "$W/tar/wal.tar.zst" | tar -C "$W/pt" -xf -'
+  measure pitr restic "$run" "$wal_bytes" - 'restic -r "$W/restic" restore -q latest --tag wal --target "$W/pr"'
+  measure pitr borg "$run" "$wal_bytes" - 'cd "$W/pb" && borg extract "$W/borg::wal"'
+  rm -rf "$W/pp" "$W/pt" "$W/pr" "$W/pb"
+
+  # One newly sealed segment: in-process (engine call, no process start) and through the CLI,
+  # both in the steady state "the repository holds the earlier segment, the WAL the new one".
+  bench ship-latency --out "$ds" --work "$W/latency" --cases "$cases" --run "$run" --tsv "$raw" >&2
+  mkdir -p "$W/s1/data/ledger/wal"
+  psbackup repo init --repository "$W/s1/repo" >/dev/null
+  ln "${wal_segments[0]}" "$W/s1/data/ledger/wal/"
+  psbackup wal ship --data-dir "$W/s1/data" --namespace ledger --repository "$W/s1/repo" >/dev/null
+  ln "${wal_segments[1]}" "$W/s1/data/ledger/wal/"
+  measure ship1 "psbackup (CLI)" "$run" "$(bytes "${wal_segments[1]}")" - 'psbackup wal ship --data-dir "$W/s1/data" --namespace ledger --repository "$W/s1/repo" >/dev/null'
+
+  if [ "$run" = 1 ]; then
+    # Peak RSS as the data grows: the same full backup of the smaller dataset.
+    rm -rf "$W/small"; mkdir -p "$W/small"
+    cp -a "$ds_small/db" "$W/small/db"
+    psbackup repo init --repository "$W/small/psb" >/dev/null
+    measure full-small psbackup "$run" "$(bytes "$W/small/db")" "$W/small/psb" "W=\"\$W/small\"; $psb_backup_db"
+  fi
+  rm -rf "$work"
+done
+
+# --- 5. Table ---------------------------------------------------------------------------------------
+{
+  echo "# PSBackup benchmark results"
+  echo
+  echo "$(date -u +%Y-%m-%dT%H:%MZ); dataset ${size} MiB object store + ${segments} × 16 MiB WAL segments (seed $seed), smaller dataset ${small} MiB; $runs run(s) in $(( $(date +%s) - start )) s."
+  echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(df -h --output=fstype "$out" | tail -1 | tr -d ' ') on $(df --output=source "$out" | tail -1)."
+  echo "Peers: $(zstd --version | sed 's/.*v\([0-9.]*\).*/zstd \1/'), $(restic version | cut -d' ' -f1-2) (repository v2, compression auto), $(borg --version) (--compression zstd,3, --encryption repokey); PSBackup repository encrypted (passphrase), PSBackup objects backed up and restored one CLI call per object (${#objects[@]} objects, times summed)."
+  echo
+  bench report --raw "$raw"
+} | tee "$out/results.md"
