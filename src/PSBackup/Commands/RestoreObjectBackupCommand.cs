@@ -46,8 +46,8 @@ public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
 
     /// <summary>The backup as Get-Backup reports it: its manifest id in a repository (default: the
     /// newest backup of the object), its folder name locally (the same as -From).</summary>
+    /// <remarks>No null validation: a local New-ObjectBackup result has a null BackupId.</remarks>
     [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
     public string? BackupId { get; set; }
 
     /// <summary>Replace a live object that is not empty (it is kept aside, never deleted).</summary>
@@ -63,7 +63,7 @@ public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
             ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("DbRootRequired",
                 "Give -DbRoot: the database root ($DB_ROOT) that holds the tenant dir to restore into.", null)));
         }
-        if (!repository && string.IsNullOrEmpty(From) && BackupId is null)
+        if (!repository && string.IsNullOrEmpty(From) && string.IsNullOrEmpty(BackupId))
         {
             ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("SourceRequired",
                 "Give -From (a backup folder beside the object, its timestamp, or 'latest') or -Repository (a folder or s3://bucket/prefix), or pipe a record from Get-Backup.", null)));
@@ -79,7 +79,7 @@ public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
         {
             Force = Force.IsPresent,
             Repository = _repository,
-            BackupId = BackupId,
+            BackupId = string.IsNullOrEmpty(BackupId) ? null : BackupId,
         };
         string source = _repository is null ? $"'{from ?? BackupId}'" : $"{_repository.Location} ({BackupId ?? "newest backup"})";
         PostWriteVerbose($"Restoring '{Dir}/{Object}' under '{_dbRoot}' from {source}.");

@@ -149,8 +149,8 @@ public abstract class RepositoryWriteTests : IDisposable
         Assert.Equal((secondTree.Count, second.Bytes), (newest.FileCount, newest.Bytes));
 
         ObjectRestoreResult? byId = await ObjectOperations.RestoreAsync(
-            new RestoreObjectBackupOptions(obj.DbRoot, ObjectFixture.Dir, ObjectFixture.Object, null) { Repository = repo, BackupId = first.BackupId, Force = true },
-            OperationContext.Default);
+            new RestoreObjectBackupOptions(obj.DbRoot, ObjectFixture.Dir, ObjectFixture.Object, first.BackupName) { Repository = repo, BackupId = first.BackupId, Force = true },
+            OperationContext.Default); // a New-ObjectBackup -Repository result carries both
 
         Assert.Equal(first.BackupName, byId!.BackupName);
         Assert.Equal(firstTree, FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)));
