@@ -110,7 +110,7 @@ Describe 'PSBackup module' {
 
     It 'has the parameters of SPEC 2' -ForEach @(
         @{ Name = 'New-ObjectBackup'; Parameters = 'DbRoot', 'Dir', 'Object', 'QuiesceScript', 'ResumeScript' }
-        @{ Name = 'Restore-ObjectBackup'; Parameters = 'DbRoot', 'Dir', 'Object', 'From', 'Force' }
+        @{ Name = 'Restore-ObjectBackup'; Parameters = 'DbRoot', 'Dir', 'Object', 'From', 'Repository', 'BackupId', 'Force', 'Passphrase', 'KeyFile' }
         @{ Name = 'Clear-StaleArtifact'; Parameters = 'Root' }
         @{ Name = 'Get-WalSegment'; Parameters = 'DataDir', 'Namespace', 'SegmentId' }
         @{ Name = 'Invoke-WalShip'; Parameters = 'DataDir', 'Namespace', 'BackupDir', 'AfterSegmentId' }

@@ -160,6 +160,52 @@ Describe 'Restore-ObjectBackup' {
         Get-TreeState (Join-Path $script:DbRoot 'acme' 'orders') | Should -Be $before
     }
 
+    Context 'from a repository' {
+        BeforeAll {
+            $script:ObjRepo = Join-Path $TestDrive 'object-repo'
+            Initialize-BackupRepository -Repository $script:ObjRepo | Out-Null
+        }
+
+        It 'restores the newest backup of the object piped from Get-Backup, byte-exact, in the repository history' {
+            $first = New-ObjectBackup -DbRoot $script:DbRoot -Dir globex -Object inventory -Repository $script:ObjRepo
+            $expected = Get-TreeState (Join-Path $script:DbRoot 'globex' 'inventory')
+            Set-Content -LiteralPath (Join-Path $script:DbRoot 'globex' 'inventory' 'fields.conf') -Value 'changed after the backup'
+
+            $restored = Get-Backup -Repository $script:ObjRepo -Kind object -Dir globex -Object inventory |
+                Select-Object -First 1 |
+                Restore-ObjectBackup -DbRoot $script:DbRoot -Force -Confirm:$false
+
+            $restored | Should -BeOfType ([PSBackup.Engine.ObjectStore.ObjectRestoreResult])
+            $restored.BackupId | Should -Be $first.BackupId
+            $restored.Repository | Should -Be $script:ObjRepo
+            $restored.ReplacedPath | Should -Exist
+            Get-TreeState (Join-Path $script:DbRoot 'globex' 'inventory') | Should -Be $expected
+        }
+
+        It 'restores what New-ObjectBackup -Repository returns, bound by property name' {
+            Start-Sleep -Seconds 1
+            $backup = New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders -Repository $script:ObjRepo
+            $restored = $backup | Restore-ObjectBackup -Force -Confirm:$false
+            $restored.BackupId | Should -Be $backup.BackupId
+            $restored.BackupName | Should -Be $backup.BackupName
+        }
+
+        It 'changes nothing under -WhatIf' {
+            $before = Get-TreeState (Join-Path $script:DbRoot 'acme')
+            $result = Restore-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders -Repository $script:ObjRepo -Force -WhatIf
+            $result | Should -BeNullOrEmpty
+            Get-TreeState (Join-Path $script:DbRoot 'acme') | Should -Be $before
+        }
+
+        It 'refuses another object''s backup and -From without -BackupId' {
+            $other = Get-Backup -Repository $script:ObjRepo -Kind object -Dir globex -Object inventory | Select-Object -First 1
+            { Restore-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders -Repository $script:ObjRepo -BackupId $other.BackupId -Force -Confirm:$false -ErrorAction Stop } |
+                Should -Throw -ErrorId 'BackupOfOtherObject,PSBackup.Commands.RestoreObjectBackupCommand'
+            { Restore-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders -Repository $script:ObjRepo -From latest -Force -Confirm:$false -ErrorAction Stop } |
+                Should -Throw -ErrorId 'FromWithRepository,PSBackup.Commands.RestoreObjectBackupCommand'
+        }
+    }
+
     It 'rejects an unsafe backup name' {
         { Restore-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders -From '../../etc' -Force -Confirm:$false -ErrorAction Stop } |
             Should -Throw -ErrorId 'InvalidName,PSBackup.Commands.RestoreObjectBackupCommand'

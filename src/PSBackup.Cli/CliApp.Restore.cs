@@ -120,7 +120,7 @@ public static partial class CliApp
         }
         if (repository is not null && localValue is not null)
         {
-            throw new InvalidInputException("LocalOptionWithRepository", $"{localOption} names a snapshot in the local backup root; with --repository give {repositoryOption}.", localOption);
+            throw new InvalidInputException("LocalOptionWithRepository", $"{localOption} names a local backup; with --repository give {repositoryOption}.", localOption);
         }
         return repository is null ? localValue : repositoryValue;
     }

@@ -131,23 +131,33 @@ public static partial class CliApp
 
     private static Command ObjectRestoreCommand()
     {
-        var command = new Command("restore", "Verify an object backup and swap it in atomically, keeping the replaced object aside (Restore-ObjectBackup).");
+        var command = new Command("restore", "Verify an object backup (a sibling folder or a repository backup) and swap it in atomically, keeping the replaced object aside (Restore-ObjectBackup).");
         Option<string> dbRoot = Required("--db-root", "The database root ($DB_ROOT).");
         Option<string> dir = Required("--dir", "The tenant directory under the root.");
         Option<string> obj = Required("--object", "The object to restore.");
-        Option<string> from = Required("--from", "The backup folder name, <object>.backup-yyyyMMddTHHmmss.");
+        var from = new Option<string>("--from") { Description = "The backup folder name <object>.backup-yyyyMMddTHHmmss, its timestamp, or 'latest' (local mode)." };
+        var backupId = new Option<string>("--backup-id") { Description = "The backup's id in the repository (repository mode); default: the newest backup of the object." };
         var force = new Option<bool>("--force") { Description = "Replace a live object that is not empty (it is kept aside, never deleted)." };
-        command.Options.Add(dbRoot);
-        command.Options.Add(dir);
-        command.Options.Add(obj);
-        command.Options.Add(from);
-        command.Options.Add(force);
+        foreach (Option option in new Option[] { dbRoot, dir, obj, from, backupId, force })
+        {
+            command.Options.Add(option);
+        }
+        var repository = AddRepositoryOptions(command, "Restore from this repository (a folder or s3://bucket/prefix) instead of a sibling folder.");
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
-            var options = new RestoreObjectBackupOptions(FullPath(parse.GetValue(dbRoot), "--db-root"), parse.GetValue(dir)!, parse.GetValue(obj)!, parse.GetValue(from)!)
+            RepositoryTarget? target = RepositoryTargetOf(parse, repository);
+            string? picked = PickOne(parse.GetValue(from), "--from", parse.GetValue(backupId), "--backup-id", target);
+            if (target is null && picked is null)
+            {
+                throw new InvalidInputException("MissingSource",
+                    "Give --from (a backup folder beside the object, its timestamp, or 'latest') or --repository <folder or s3://bucket/prefix>.", "--from");
+            }
+            var options = new RestoreObjectBackupOptions(FullPath(parse.GetValue(dbRoot), "--db-root"), parse.GetValue(dir)!, parse.GetValue(obj)!, target is null ? picked : null)
             {
                 Force = parse.GetValue(force),
+                Repository = target,
+                BackupId = target is null ? null : picked,
             };
             ObjectRestoreResult? result = await ObjectOperations.RestoreAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is not null)

@@ -57,9 +57,10 @@ internal static partial class CliOutput
             output.WriteLine(ToJson(result));
             return;
         }
-        var table = new TableWriter().Column("Dir").Column("Object").Column("BackupName")
+        // From a repository the id is what Get-Backup and --backup-id use; locally the folder name.
+        var table = new TableWriter().Column("Dir").Column("Object").Column(result.BackupId is null ? "BackupName" : "BackupId")
             .Column("Files", rightAlign: true).Column("Size", rightAlign: true).Column("ReplacedPath");
-        table.Row(result.Dir, result.Object, result.BackupName, result.FileCount.ToString(CultureInfo.InvariantCulture),
+        table.Row(result.Dir, result.Object, result.BackupId ?? result.BackupName, result.FileCount.ToString(CultureInfo.InvariantCulture),
             TableWriter.Size(result.Bytes), result.ReplacedPath ?? "");
         table.WriteTo(output);
     }

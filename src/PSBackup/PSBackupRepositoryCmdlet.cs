@@ -77,11 +77,7 @@ public abstract class PSBackupRepositoryCmdlet : PSBackupCmdlet
     {
         bool hasDataDir = !string.IsNullOrEmpty(dataDir);
         bool hasRepository = !string.IsNullOrEmpty(repository);
-        if (!hasRepository && ParameterSetName == RepositorySet)
-        {
-            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("RepositoryRequired",
-                "-Endpoint, -Region, -AccessKey, -SecretKey, -Profile, -Passphrase and -KeyFile say how to open a repository: give -Repository too.", null)));
-        }
+        RequireRepositoryForOptions(repository);
         if (!hasDataDir && !hasRepository)
         {
             ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("SourceRequired",
@@ -91,6 +87,17 @@ public abstract class PSBackupRepositoryCmdlet : PSBackupCmdlet
         {
             ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("AmbiguousSource",
                 $"Give one of -DataDir '{dataDir}' (a local backup root) and -Repository '{repository}', not both.", null)));
+        }
+    }
+
+    /// <summary>The repository set's options mean nothing without -Repository (empty counts as
+    /// not given): a terminating bad-input error.</summary>
+    protected void RequireRepositoryForOptions(string? repository)
+    {
+        if (string.IsNullOrEmpty(repository) && ParameterSetName == RepositorySet)
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("RepositoryRequired",
+                "-Endpoint, -Region, -AccessKey, -SecretKey, -Profile, -Passphrase and -KeyFile say how to open a repository: give -Repository too.", null)));
         }
     }
 

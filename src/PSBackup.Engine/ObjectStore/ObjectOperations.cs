@@ -12,10 +12,12 @@ public static class ObjectOperations
         OperationRecorder.RunAsync(new OperationScope { Operation = "New-ObjectBackup", Category = OperationKinds.Object, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", Repository = options?.Repository },
             context, c => ObjectBackup.RunAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes));
 
-    /// <summary>Verifies a backup and swaps it in for the live object, keeping the replaced object
-    /// aside. Null when ShouldProcess declined (-WhatIf).</summary>
+    /// <summary>Verifies a backup (a sibling folder, or one in <see cref="RestoreObjectBackupOptions.Repository"/>)
+    /// and swaps it in for the live object, keeping the replaced object aside. Null when
+    /// ShouldProcess declined (-WhatIf). A repository restore is recorded in that repository's
+    /// history (the tenant dir as namespace); a local one only in the audit log.</summary>
     public static Task<ObjectRestoreResult?> RestoreAsync(RestoreObjectBackupOptions options, OperationContext context) =>
-        OperationRecorder.RunAsync(new OperationScope { Operation = "Restore-ObjectBackup", Category = OperationKinds.ObjectRestore, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", History = false },
+        OperationRecorder.RunAsync(new OperationScope { Operation = "Restore-ObjectBackup", Category = OperationKinds.ObjectRestore, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", Repository = options?.Repository, History = options?.Repository is not null },
             context, c => ObjectRestore.RunAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes));
 
     /// <summary>Finds (and, where ShouldProcess allows, removes) stale .new/.old/.tmp artifacts

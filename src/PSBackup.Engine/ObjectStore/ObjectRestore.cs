@@ -14,10 +14,17 @@ internal static class ObjectRestore
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
-        CancellationToken ct = context.CancellationToken;
-
         ObjectLocation location = ObjectLocation.Resolve(options.DbRoot, options.Dir, options.Object);
-        string backupName = ResolveFrom(options.From, location);
+        if (options.Repository is { } target)
+        {
+            return await RunFromRepositoryAsync(options, target, location, context).ConfigureAwait(false);
+        }
+        if (options.From is not null && options.BackupId is not null && !string.Equals(options.BackupId, options.From, StringComparison.Ordinal))
+        {
+            throw new InvalidInputException("AmbiguousBackup",
+                $"-From '{SafePath.Printable(options.From)}' and -BackupId '{SafePath.Printable(options.BackupId)}' name different backups. Give one of them.", options.BackupId);
+        }
+        string backupName = ResolveFrom(options.From ?? options.BackupId, location);
         string backupPath = SafePath.Combine(location.DirPath, backupName, "backup");
         string manifestPath = SafePath.Combine(location.DirPath, ObjectLayout.ManifestName(backupName), "backup manifest");
         if (!Directory.Exists(backupPath))
@@ -39,18 +46,113 @@ internal static class ObjectRestore
         }
         await ManifestIO.VerifyAsync(backupPath, manifest, context, Activity + ": verifying " + backupName).ConfigureAwait(false);
 
+        var outcome = await ReplaceAsync(location, options.Force, $"Replace with backup {backupName}", backupName, context,
+            temp => CopyVerifiedAsync(backupPath, backupName, temp, manifest, context)).ConfigureAwait(false);
+        return outcome is null ? null : new ObjectRestoreResult
+        {
+            DbRoot = location.DbRoot,
+            Dir = location.Dir,
+            Object = location.Object,
+            BackupName = backupName,
+            RestoredPath = location.ObjectPath,
+            ReplacedPath = outcome.ReplacedPath,
+            FileCount = manifest.Files.Count,
+            Bytes = manifest.Files.Sum(f => f.Size),
+        };
+    }
+
+    /// <summary>The repository twin: the backup (by id, else the newest of this dir/object) is
+    /// streamed out of the repository into the temp sibling, where every frame, chunk and whole
+    /// file is checked as it is written (<see cref="Repository.Repository.RestoreAsync"/>), so the
+    /// data is read once; nothing outside the temp is touched before every file has passed.</summary>
+    private static async Task<ObjectRestoreResult?> RunFromRepositoryAsync(RestoreObjectBackupOptions options, Repository.RepositoryTarget target,
+        ObjectLocation location, OperationContext context)
+    {
+        CancellationToken ct = context.CancellationToken;
+        if (options.BackupId is not null && !Repository.Hex.IsSha256Hex(options.BackupId))
+        {
+            throw new InvalidInputException("InvalidBackupId",
+                $"'{SafePath.Printable(options.BackupId)}' is not a backup id (64 lowercase hex digits). Get ids from Get-Backup -Kind Object, or leave -BackupId out for the newest backup.", options.BackupId);
+        }
+        if (options.From is not null && options.BackupId is null)
+        {
+            throw new InvalidInputException("FromWithRepository",
+                $"-From names a backup folder beside the object; with -Repository give -BackupId, or leave it out for the newest backup of '{location.Dir}/{location.Object}'.", options.From);
+        }
+        using Repository.OpenRepository open = await Repository.RepositoryConnector.OpenAsync(target, ct).ConfigureAwait(false);
+        Repository.Repository repo = open.Repository;
+        string id = options.BackupId ?? await FindLatestInRepositoryAsync(repo, location, ct).ConfigureAwait(false);
+        Repository.RepositoryManifest manifest = await repo.ReadManifestAsync(id, ct).ConfigureAwait(false);
+        if (manifest.Kind != Repository.BackupKind.Object
+            || !string.Equals(manifest.Dir, location.Dir, StringComparison.Ordinal)
+            || !string.Equals(manifest.Object, location.Object, StringComparison.Ordinal))
+        {
+            string what = manifest.Kind != Repository.BackupKind.Object
+                ? $"a {Repository.BackupKinds.ToName(manifest.Kind)} backup"
+                : $"a backup of '{SafePath.Printable(manifest.Dir ?? "")}/{SafePath.Printable(manifest.Object ?? "")}'";
+            throw new InvalidInputException("BackupOfOtherObject",
+                $"Backup {id} in {repo.Location} is {what}, not of '{location.Dir}/{location.Object}'. One object is never restored from another's backup; pick an id from Get-Backup -Kind Object -Dir {location.Dir} -Object {location.Object}.", id);
+        }
+        string backupName = ObjectLayout.BackupName(location.Object, ObjectLayout.FormatTimestamp(manifest.CreatedAt));
+        if (options.From is not null && !string.Equals(options.From, backupName, StringComparison.Ordinal))
+        {
+            throw new InvalidInputException("AmbiguousBackup",
+                $"-From '{SafePath.Printable(options.From)}' is not backup {id} (that one is '{backupName}'). Give -BackupId alone.", options.From);
+        }
+
+        var outcome = await ReplaceAsync(location, options.Force,
+            $"Replace with backup {backupName} ({id}, {manifest.Files.Count} files, {manifest.TotalBytes} bytes) from {repo.Location}", backupName, context,
+            temp => repo.RestoreAsync(manifest, temp, overwrite: false, new RestoreProgress(context, manifest.TotalBytes), ct)).ConfigureAwait(false);
+        return outcome is null ? null : new ObjectRestoreResult
+        {
+            DbRoot = location.DbRoot,
+            Dir = location.Dir,
+            Object = location.Object,
+            BackupName = backupName,
+            Repository = target.Location,
+            BackupId = id,
+            RestoredPath = location.ObjectPath,
+            ReplacedPath = outcome.ReplacedPath,
+            FileCount = manifest.Files.Count,
+            Bytes = manifest.TotalBytes,
+        };
+    }
+
+    /// <summary>The newest backup of the object by its ref <c>object/&lt;dir&gt;/&lt;obj&gt;/&lt;ts&gt;</c>
+    /// (a ref is written after its manifest, so a listed ref is a complete backup).</summary>
+    private static async Task<string> FindLatestInRepositoryAsync(Repository.Repository repo, ObjectLocation location, CancellationToken ct)
+    {
+        string prefix = $"object/{location.Dir}/{location.Object}/";
+        IReadOnlyList<Repository.RepositoryRef> refs = await repo.ListRefsAsync(prefix, ct).ConfigureAwait(false);
+        Repository.RepositoryRef? newest = refs
+            .Where(r => ObjectLayout.IsTimestamp(r.Name[prefix.Length..]))
+            .OrderByDescending(r => r.Name, StringComparer.Ordinal)
+            .ThenByDescending(r => r.ManifestId, StringComparer.Ordinal)
+            .FirstOrDefault();
+        return newest?.ManifestId ?? throw new NotFoundException("NoBackup",
+            $"There is no backup of '{location.Dir}/{location.Object}' in {repo.Location}. Run New-ObjectBackup -Repository first, or check -Dir and -Object (names are case-sensitive).",
+            repo.Location);
+    }
+
+    /// <summary>What both restores share once the backup is chosen and checked: the live object
+    /// must be empty or missing (unless -Force), ShouldProcess is asked, <paramref name="fill"/>
+    /// builds the verified copy in a temp sibling, which is fsynced and swapped in. Null when
+    /// declined; the temp is removed on any failure, leaving the live object untouched.</summary>
+    private static async Task<Replacement?> ReplaceAsync(ObjectLocation location, bool force, string action, string backupName,
+        OperationContext context, Func<string, Task> fill)
+    {
+        CancellationToken ct = context.CancellationToken;
         string livePath = location.ObjectPath;
         if (File.Exists(livePath))
         {
             throw new ConflictException("ObjectNotADirectory",
                 $"'{livePath}' is a file, not an object folder. Move it away by hand, then run again.", livePath);
         }
-        if (!options.Force)
+        if (!force)
         {
             RequireEmptyOrMissing(livePath);
         }
-
-        if (!context.ShouldProcess(livePath, $"Replace with backup {backupName}"))
+        if (!context.ShouldProcess(livePath, action))
         {
             return null;
         }
@@ -58,38 +160,34 @@ internal static class ObjectRestore
         string timestamp = ObjectLayout.FormatTimestamp(context.UtcNow);
         string tempPath = Path.Combine(location.DirPath,
             $"{location.Object}.restore-{timestamp}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant()}.tmp");
-        string? replacedPath = null;
         try
         {
             Directory.CreateDirectory(tempPath);
-            await CopyVerifiedAsync(backupPath, backupName, tempPath, manifest, context).ConfigureAwait(false);
+            await fill(tempPath).ConfigureAwait(false);
             Durable.FsyncTree(tempPath);
             ct.ThrowIfCancellationRequested();
-
-            if (!options.Force)
+            if (!force)
             {
                 RequireEmptyOrMissing(livePath); // it may have filled while we copied
             }
             context.Report(Activity, $"Swapping in {backupName}", 1, 1, livePath);
-            replacedPath = Swap(location, tempPath, timestamp);
+            return new Replacement(Swap(location, tempPath, timestamp));
         }
         catch
         {
             Durable.TryDelete(tempPath);
             throw;
         }
+    }
 
-        return new ObjectRestoreResult
-        {
-            DbRoot = location.DbRoot,
-            Dir = location.Dir,
-            Object = location.Object,
-            BackupName = backupName,
-            RestoredPath = livePath,
-            ReplacedPath = replacedPath,
-            FileCount = manifest.Files.Count,
-            Bytes = manifest.Files.Sum(f => f.Size),
-        };
+    /// <summary>Where the replaced live object went (null when there was none).</summary>
+    private sealed record Replacement(string? ReplacedPath);
+
+    /// <summary>Forwards the repository's per-file progress as this activity's.</summary>
+    private sealed class RestoreProgress(OperationContext context, long total) : IProgress<OperationProgress>
+    {
+        public void Report(OperationProgress value) =>
+            context.Report(Activity, $"Restored {value.CurrentItem}", value.Completed, total, value.CurrentItem);
     }
 
     /// <summary>Turns -From into a backup folder name of this object, or refuses it before anything

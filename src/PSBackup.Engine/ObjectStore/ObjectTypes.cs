@@ -45,8 +45,16 @@ public sealed record ObjectBackupResult
     public required TimeSpan Duration { get; init; }
 }
 
-public sealed record RestoreObjectBackupOptions(string DbRoot, string Dir, string Object, string From)
+/// <param name="From">A local backup: its folder name, timestamp or 'latest'. With
+/// <see cref="Repository"/> it may only repeat the name of the backup <see cref="BackupId"/> names.</param>
+public sealed record RestoreObjectBackupOptions(string DbRoot, string Dir, string Object, string? From)
 {
+    /// <summary>Restore from this repository instead of a sibling folder.</summary>
+    public Repository.RepositoryTarget? Repository { get; init; }
+    /// <summary>Repository: the backup's manifest id (default: the newest backup of the object).
+    /// Local: the backup folder name, as Get-Backup reports it (the same as <see cref="From"/>).</summary>
+    public string? BackupId { get; init; }
+
     /// <summary>Replace a live object that is not empty (it is kept aside, never deleted).</summary>
     public bool Force { get; init; }
 }
@@ -57,6 +65,10 @@ public sealed record ObjectRestoreResult
     public required string Dir { get; init; }
     public required string Object { get; init; }
     public required string BackupName { get; init; }
+    /// <summary>The repository restored from; null for a local backup.</summary>
+    public string? Repository { get; init; }
+    /// <summary>The backup's manifest id in the repository; null for a local backup.</summary>
+    public string? BackupId { get; init; }
     public required string RestoredPath { get; init; }
     /// <summary>Where the replaced live object was moved; null when there was none.</summary>
     public string? ReplacedPath { get; init; }

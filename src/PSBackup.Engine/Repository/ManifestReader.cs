@@ -6,11 +6,15 @@ namespace PSBackup.Engine.Repository;
 
 /// <summary>Reads the files of one manifest in order. Consecutive chunks in one frame form a run;
 /// each run's frame is fetched once with GetRange, its stored bytes checked against the index's
-/// SHA-256 before decoding, decoded, and every chunk's id recomputed. A few runs are fetched and
-/// decoded ahead in parallel (bounded), and consumed in order.</summary>
+/// SHA-256 before decoding (and authenticated by AES-GCM when encrypted), and decoded. A few runs
+/// are fetched and decoded ahead in parallel (bounded), and consumed in order. Each file's size and
+/// SHA-256 are compared with the (hash-checked) manifest before it is closed; chunk ids are not
+/// recomputed here, since the file hash already proves every byte and a third SHA-256 pass over the
+/// plaintext cost a fifth of a restore's CPU (docs/design.md, "Performance (issue 6): read path").
+/// Test-BackupRepository -ReadData still checks every chunk id.</summary>
 internal sealed class ManifestReader(Repository repo, RepositoryManifest manifest)
 {
-    private sealed record Item(int File, ChunkId Id, int Offset, int Length);
+    private readonly record struct Item(int File, int Offset, int Length);
 
     private sealed class Run(RepositoryIndex.FrameInfo frame)
     {
@@ -111,7 +115,7 @@ internal sealed class ManifestReader(Repository repo, RepositoryManifest manifes
                         }
                         run = new Run(loc.Frame);
                     }
-                    run.Items.Add(new Item(fi, id, loc.Offset, loc.Length));
+                    run.Items.Add(new Item(fi, loc.Offset, loc.Length));
                 }
             }
             if (run is not null)
@@ -197,21 +201,6 @@ internal sealed class ManifestReader(Repository repo, RepositoryManifest manifes
             if (n != fr.PlainLength)
             {
                 throw Bad("FrameCorrupt", $"the frame at offset {fr.Offset} of pack {packKey} decodes to {n} bytes, not {fr.PlainLength}", firstPath);
-            }
-            ChunkId last = default;
-            bool any = false;
-            foreach (Item it in run.Items)
-            {
-                if (any && it.Id == last)
-                {
-                    continue;
-                }
-                if (repo.Codec.ComputeId(plain.AsSpan(it.Offset, it.Length)) != it.Id)
-                {
-                    throw Bad("ChunkCorrupt", $"chunk {it.Id} in pack {packKey} does not match its id", files[it.File].Path);
-                }
-                last = it.Id;
-                any = true;
             }
             byte[] result = plain;
             plain = null;

@@ -513,6 +513,9 @@ public sealed class Repository
 
     // ---------------------------------------------------------------- restore
 
+    /// <summary>Restored files being fsynced and renamed at once.</summary>
+    private const int CloseParallelism = 4;
+
     /// <summary>Restores every file of <paramref name="manifest"/> under <paramref name="targetFolder"/>.
     /// Each file is written as '&lt;name&gt;.tmp', verified (every frame hash, every chunk id, then the
     /// whole-file SHA-256 and size) and only then renamed to its name. Existing files are refused
@@ -538,6 +541,11 @@ public sealed class Repository
         long total = manifest.TotalBytes, done = 0;
         string? openTemp = null;
         Stream? openStream = null;
+        // A verified file is fsynced, closed and renamed off the reading path, a few at a time,
+        // so the next file is decoded while the disk writes this one back.
+        using var closers = new SemaphoreSlim(CloseParallelism);
+        var closing = new List<Task>();
+        var unfinished = new HashSet<string>(StringComparer.Ordinal);
         try
         {
             await new ManifestReader(this, manifest).ReadAsync(manifest.Files,
@@ -545,34 +553,61 @@ public sealed class Repository
                 {
                     Directory.CreateDirectory(Path.GetDirectoryName(targets[i])!);
                     openTemp = targets[i] + ".tmp";
-                    openStream = new FileStream(openTemp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                    lock (unfinished)
+                    {
+                        unfinished.Add(openTemp);
+                    }
+                    openStream = new FileStream(openTemp, FileMode.Create, FileAccess.Write, FileShare.None, 0);
                     return ValueTask.FromResult(openStream);
                 },
                 async (i, s, _) =>
                 {
-                    await s.FlushAsync(ct).ConfigureAwait(false);
-                    if (s is FileStream fs)
-                    {
-                        fs.Flush(true);
-                    }
-                    await s.DisposeAsync().ConfigureAwait(false);
-                    openStream = null;
-                    File.Move(openTemp!, targets[i], overwrite: true);
+                    string temp = openTemp!;
                     openTemp = null;
-                    done += manifest.Files[i].Size;
-                    progress?.Report(new OperationProgress("Restore", manifest.Files[i].Path, done, total, manifest.Files[i].Path));
+                    openStream = null;
+                    await closers.WaitAsync(ct).ConfigureAwait(false);
+                    closing.Add(Task.Run(async () =>
+                    {
+                        try
+                        {
+                            await using (s.ConfigureAwait(false))
+                            {
+                                ((FileStream)s).Flush(flushToDisk: true);
+                            }
+                            File.Move(temp, targets[i], overwrite: true);
+                            lock (unfinished)
+                            {
+                                unfinished.Remove(temp);
+                                done += manifest.Files[i].Size;
+                                progress?.Report(new OperationProgress("Restore", manifest.Files[i].Path, done, total, manifest.Files[i].Path));
+                            }
+                        }
+                        finally
+                        {
+                            closers.Release();
+                        }
+                    }, CancellationToken.None));
                 },
                 ct).ConfigureAwait(false);
+            await Task.WhenAll(closing).ConfigureAwait(false);
         }
         finally
         {
-            if (openTemp is not null)
+            if (openStream is not null)
             {
-                if (openStream is not null)
-                {
-                    await openStream.DisposeAsync().ConfigureAwait(false);
-                }
-                try { File.Delete(openTemp); } catch (IOException) { }
+                await openStream.DisposeAsync().ConfigureAwait(false);
+            }
+            try
+            {
+                await Task.WhenAll(closing).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // The first failure is the one already propagating.
+            }
+            foreach (string temp in unfinished)
+            {
+                try { File.Delete(temp); } catch (IOException) { }
             }
         }
         return new RestoreResult(manifest.Id, root, manifest.Files.Count, total);

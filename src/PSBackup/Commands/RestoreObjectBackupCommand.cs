@@ -1,46 +1,88 @@
 using System.Management.Automation;
 using PSBackup.Engine.ObjectStore;
+using PSBackup.Engine.Repository;
 
 namespace PSBackup.Commands;
 
 /// <summary>Verifies an object backup against its manifest and swaps it in atomically, keeping
-/// the replaced live object aside.</summary>
+/// the replaced live object aside. The backup is a sibling folder (-From) or lives in a repository
+/// (-Repository, -BackupId; the newest backup of the object when left out). Get-Backup's object
+/// records, local or repository, bind by property name.</summary>
+/// <remarks>-DbRoot, -From (alias BackupName), -Repository and -BackupId are in every parameter
+/// set, optional and without null validation: Get-Backup's records carry them and some are null
+/// (a repository record has no DbRoot or BackupName, a local one no Repository), and PowerShell
+/// binds a null property by name, which would fail a validated parameter or latch the call on to
+/// one set. So -From and -Repository exclude each other per record, in <see cref="PrepareRecord"/>.</remarks>
 [Cmdlet(VerbsData.Restore, "ObjectBackup", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High,
     DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ObjectRestoreResult))]
-public sealed class RestoreObjectBackupCommand : PSBackupCmdlet
+public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
 {
     private const string DefaultSet = "Default";
     private string _dbRoot = "";
+    private RepositoryTarget? _repository;
 
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
-    [ValidateNotNullOrEmpty]
-    public string DbRoot { get; set; } = "";
+    /// <summary>The database root ($DB_ROOT) holding the tenant dirs.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? DbRoot { get; set; }
 
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string Dir { get; set; } = "";
 
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string Object { get; set; } = "";
 
-    /// <summary>The backup folder name (<c>&lt;obj&gt;.backup-yyyyMMddTHHmmss</c>), a sibling of the object.</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    /// <summary>The backup folder name (<c>&lt;obj&gt;.backup-yyyyMMddTHHmmss</c>), a sibling of the
+    /// object, its timestamp, or 'latest'.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
     [Alias("BackupName")]
-    [ValidateNotNullOrEmpty]
-    public string From { get; set; } = "";
+    public string? From { get; set; }
+
+    /// <summary>The repository to restore from (a folder or s3://bucket/prefix).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? Repository { get; set; }
+
+    /// <summary>The backup as Get-Backup reports it: its manifest id in a repository (default: the
+    /// newest backup of the object), its folder name locally (the same as -From).</summary>
+    /// <remarks>No null validation: a local New-ObjectBackup result has a null BackupId.</remarks>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? BackupId { get; set; }
 
     /// <summary>Replace a live object that is not empty (it is kept aside, never deleted).</summary>
-    [Parameter(ParameterSetName = DefaultSet)]
+    [Parameter]
     public SwitchParameter Force { get; set; }
 
-    protected override void PrepareRecord() => _dbRoot = ResolveFileSystemPath(DbRoot, nameof(DbRoot));
+    protected override void PrepareRecord()
+    {
+        bool repository = !string.IsNullOrEmpty(Repository);
+        RequireRepositoryForOptions(Repository);
+        if (string.IsNullOrEmpty(DbRoot))
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("DbRootRequired",
+                "Give -DbRoot: the database root ($DB_ROOT) that holds the tenant dir to restore into.", null)));
+        }
+        if (!repository && string.IsNullOrEmpty(From) && string.IsNullOrEmpty(BackupId))
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("SourceRequired",
+                "Give -From (a backup folder beside the object, its timestamp, or 'latest') or -Repository (a folder or s3://bucket/prefix), or pipe a record from Get-Backup.", null)));
+        }
+        _dbRoot = ResolveFileSystemPath(DbRoot!, nameof(DbRoot));
+        _repository = RepositoryTargetFor(Repository);
+    }
 
     protected override async Task ProcessRecordAsync()
     {
-        var options = new RestoreObjectBackupOptions(_dbRoot, Dir, Object, From) { Force = Force.IsPresent };
-        PostWriteVerbose($"Restoring '{Dir}/{Object}' under '{_dbRoot}' from '{From}'.");
+        string? from = string.IsNullOrEmpty(From) ? null : From;
+        var options = new RestoreObjectBackupOptions(_dbRoot, Dir, Object, from)
+        {
+            Force = Force.IsPresent,
+            Repository = _repository,
+            BackupId = string.IsNullOrEmpty(BackupId) ? null : BackupId,
+        };
+        string source = _repository is null ? $"'{from ?? BackupId}'" : $"{_repository.Location} ({BackupId ?? "newest backup"})";
+        PostWriteVerbose($"Restoring '{Dir}/{Object}' under '{_dbRoot}' from {source}.");
         ObjectRestoreResult? result = await ObjectOperations.RestoreAsync(options, CreateContext()).ConfigureAwait(false);
         if (result is not null)
         {

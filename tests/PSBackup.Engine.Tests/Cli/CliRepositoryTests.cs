@@ -92,6 +92,35 @@ public sealed class CliRepositoryTests : IDisposable
     }
 
     [Fact]
+    public async Task Object_restore_from_a_repository_restores_byte_exact_and_refuses_bad_combinations()
+    {
+        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo)).ExitCode);
+        using var obj = new ObjectFixture();
+        Run backup = await RunCli("object", "backup", "--db-root", obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", ObjectFixture.Object, "--repository", Repo, "--json");
+        string id = backup.Json.GetProperty("backupId").GetString()!;
+        var backedUp = ObjectFixture.Snapshot(obj.ObjectPath).Where(kv => kv.Value != "<dir>").ToDictionary();
+        ObjectFixture.Populate(obj.ObjectPath, seed: 5);
+        string[] target = ["object", "restore", "--db-root", obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", ObjectFixture.Object];
+        TreeState before = TreeState.Capture(obj.DbRoot);
+
+        Run whatIf = await RunCli([.. target, "--repository", Repo, "--force", "--what-if"]);
+        Assert.Equal((0, ""), (whatIf.ExitCode, whatIf.Stderr));
+        Assert.Contains("Replace with backup", whatIf.Stdout);
+        AssertFails(await RunCli([.. target, "--repository", Repo]), 5, "--force");
+        AssertFails(await RunCli([.. target, "--repository", Repo, "--from", "latest", "--force"]), 2, "--backup-id");
+        AssertFails(await RunCli([.. target, "--backup-id", id, "--force"]), 2, "--repository");
+        AssertFails(await RunCli([.. target, "--force"]), 2, "--from");
+        AssertFails(await RunCli("object", "restore", "--db-root", obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", "orders", "--repository", Repo, "--backup-id", id, "--force"), 2, "not of 'tenant1/orders'");
+        before.AssertUnchanged(obj.DbRoot);
+
+        Run restored = await RunCli([.. target, "--repository", Repo, "--backup-id", id, "--force", "--json"]);
+
+        Assert.Equal((0, ""), (restored.ExitCode, restored.Stderr));
+        Assert.Equal((id, Repo), (restored.Json.GetProperty("backupId").GetString(), restored.Json.GetProperty("repository").GetString()));
+        Assert.Equal(backedUp, ObjectFixture.Snapshot(obj.ObjectPath).Where(kv => kv.Value != "<dir>").ToDictionary());
+    }
+
+    [Fact]
     public async Task Wal_ship_to_a_repository_keeps_the_seed_json_shape_and_a_rerun_ships_nothing()
     {
         Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo)).ExitCode);
@@ -223,5 +252,12 @@ public sealed class CliS3RepositoryTests(S3ServerFixture s3) : IDisposable
         Assert.Equal((0, ""), (ship.Code, ship.Err));
         Assert.Equal("wal/users/000000001", JsonDocument.Parse(ship.Out).RootElement.GetProperty("backups")[0].GetProperty("path").GetString());
         Assert.DoesNotContain(S3ServerFixture.SecretKey + "x", backup.Out);
+
+        var expected = ObjectFixture.Snapshot(obj.ObjectPath).Where(kv => kv.Value != "<dir>").ToDictionary();
+        ObjectFixture.Populate(obj.ObjectPath, seed: 4);
+        var restore = await Cli("object", "restore", "--db-root", obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", ObjectFixture.Object, "--repository", repo, "--force", "--json");
+        Assert.Equal((0, ""), (restore.Code, restore.Err));
+        Assert.Equal(JsonDocument.Parse(backup.Out).RootElement.GetProperty("backupId").GetString(), JsonDocument.Parse(restore.Out).RootElement.GetProperty("backupId").GetString());
+        Assert.Equal(expected, ObjectFixture.Snapshot(obj.ObjectPath).Where(kv => kv.Value != "<dir>").ToDictionary());
     }
 }

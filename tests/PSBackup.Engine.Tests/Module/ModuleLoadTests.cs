@@ -118,6 +118,7 @@ public sealed partial class ModuleParityTests
     [InlineData("Get-Backup", "Test-Restore")]
     [InlineData("Get-Backup", "Restore-StoreSnapshot")]
     [InlineData("Get-Backup", "Restore-PointInTime")]
+    [InlineData("Get-Backup", "Restore-ObjectBackup")]
     public void Results_bind_by_property_name_into_the_next_cmdlet(string from, string to)
     {
         CmdletInfo producer = _cmdletInfos.Single(c => c.Name == from);
@@ -135,10 +136,12 @@ public sealed partial class ModuleParityTests
         }
     }
 
-    /// <summary>Get-Backup's store-snapshot records always carry these; every other property is
-    /// null for a local record, a repository record, or both.</summary>
+    /// <summary>Get-Backup's store-snapshot (object) records always carry these; every other
+    /// property is null for a local record, a repository record, or both.</summary>
     private static readonly string[] StoreSnapshotRecordAlwaysSet =
         ["BackupId", "Kind", "Namespace", "Time", "Bytes", "FileCount", "Complete", "Wal"];
+    private static readonly string[] ObjectRecordAlwaysSet =
+        ["BackupId", "Kind", "Dir", "Object", "Time", "Bytes", "FileCount", "Complete"];
 
     /// <summary>PowerShell binds a property by name even when its value is null: a null into a
     /// mandatory or [ValidateNotNull(OrEmpty)] parameter fails the record ("Cannot bind argument
@@ -149,15 +152,17 @@ public sealed partial class ModuleParityTests
     [InlineData("Test-Restore")]
     [InlineData("Restore-StoreSnapshot")]
     [InlineData("Restore-PointInTime")]
+    [InlineData("Restore-ObjectBackup")]
     public void Parameters_fed_from_a_nullable_BackupRecord_property_tolerate_null(string consumer)
     {
+        string[] alwaysSet = consumer == "Restore-ObjectBackup" ? ObjectRecordAlwaysSet : StoreSnapshotRecordAlwaysSet;
         Type record = _engine.GetType("PSBackup.Engine.Repository.BackupRecord", throwOnError: true)!;
         HashSet<string> properties = record.GetProperties().Select(p => p.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
         CmdletInfo cmdlet = _cmdletInfos.Single(c => c.Name == consumer);
         foreach (PropertyInfo parameter in cmdlet.Parameters.Where(p => ParameterAttributes(p).Any(a => a.ByPropertyName)))
         {
             string? property = Aliases(parameter).Prepend(parameter.Name).FirstOrDefault(properties.Contains);
-            if (property is null || StoreSnapshotRecordAlwaysSet.Contains(property, StringComparer.OrdinalIgnoreCase))
+            if (property is null || alwaysSet.Contains(property, StringComparer.OrdinalIgnoreCase))
             {
                 continue;
             }

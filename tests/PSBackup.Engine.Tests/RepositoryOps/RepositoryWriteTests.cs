@@ -112,6 +112,131 @@ public abstract class RepositoryWriteTests : IDisposable
         Assert.Equal(FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)), FilesOnly(restored));
     }
 
+    // ---- object restore from the repository ---------------------------------------------------
+
+    /// <summary>Two backups a minute apart (the clock names them), the live object changed after each.</summary>
+    private async Task<(RepositoryTarget Repo, ObjectFixture Obj, ObjectBackupResult First, ObjectBackupResult Second, SortedDictionary<string, string> FirstTree, SortedDictionary<string, string> SecondTree)> TwoObjectBackupsAsync()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        var obj = new ObjectFixture();
+        var clock = new FixedClock(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero));
+        ObjectBackupResult first = (await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, new OperationContext { Clock = clock }))!;
+        SortedDictionary<string, string> firstTree = FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath));
+        ObjectFixture.Populate(obj.ObjectPath, seed: 2);
+        clock.Now = clock.Now.AddMinutes(1);
+        ObjectBackupResult second = (await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, new OperationContext { Clock = clock }))!;
+        SortedDictionary<string, string> secondTree = FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath));
+        ObjectFixture.Populate(obj.ObjectPath, seed: 3); // the live object moves on
+        return (repo, obj, first, second, firstTree, secondTree);
+    }
+
+    [Fact]
+    public async Task Object_restore_from_the_repository_is_byte_exact_newest_by_default_and_by_id()
+    {
+        var (repo, obj, first, second, firstTree, secondTree) = await TwoObjectBackupsAsync();
+        using ObjectFixture owned = obj;
+        SortedDictionary<string, string> live = FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath));
+        string audit = Dir.Combine("audit.jsonl");
+
+        ObjectRestoreResult? newest = await ObjectOperations.RestoreAsync(
+            new RestoreObjectBackupOptions(obj.DbRoot, ObjectFixture.Dir, ObjectFixture.Object, null) { Repository = repo, Force = true },
+            new OperationContext { AuditLogPath = audit });
+
+        Assert.NotNull(newest);
+        Assert.Equal((second.BackupId, second.BackupName, repo.Location), (newest.BackupId, newest.BackupName, newest.Repository));
+        Assert.Equal(secondTree, FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)));
+        Assert.Equal(live, FilesOnly(ObjectFixture.Snapshot(newest.ReplacedPath!))); // the replaced object is kept aside
+        Assert.Equal((secondTree.Count, second.Bytes), (newest.FileCount, newest.Bytes));
+
+        ObjectRestoreResult? byId = await ObjectOperations.RestoreAsync(
+            new RestoreObjectBackupOptions(obj.DbRoot, ObjectFixture.Dir, ObjectFixture.Object, first.BackupName) { Repository = repo, BackupId = first.BackupId, Force = true },
+            OperationContext.Default); // a New-ObjectBackup -Repository result carries both
+
+        Assert.Equal(first.BackupName, byId!.BackupName);
+        Assert.Equal(firstTree, FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)));
+        Assert.Empty(Directory.EnumerateDirectories(obj.DirPath, "*.tmp"));
+        // Recorded like the other restores: an audit line, and history in the repository under the dir.
+        Assert.Contains(File.ReadLines(audit), l => l.Contains("\"Restore-ObjectBackup\"", StringComparison.Ordinal) && l.Contains("tenant1/users", StringComparison.Ordinal));
+        using IStorageBackend backend = RepositoryConnector.OpenBackend(repo);
+        var events = new List<string>();
+        await foreach (StoredObject o in backend.ListAsync($"events/{ObjectFixture.Dir}/", CancellationToken.None))
+        {
+            await using Stream st = await backend.GetAsync(o.Key, CancellationToken.None);
+            events.Add(await new StreamReader(st).ReadToEndAsync());
+        }
+        Assert.Equal(2, events.Count(e => e.Contains("\"object-restore\"", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task Object_restore_from_the_repository_refuses_another_objects_backup_and_a_non_empty_object()
+    {
+        var (repo, obj, first, _, _, _) = await TwoObjectBackupsAsync();
+        using ObjectFixture owned = obj;
+        Directory.CreateDirectory(Path.Combine(obj.DbRoot, "tenant2"));
+        ObjectFixture.Populate(Path.Combine(obj.DbRoot, "tenant2", "orders"), seed: 9);
+        var before = ObjectFixture.Snapshot(obj.DbRoot);
+
+        var otherDir = await Assert.ThrowsAsync<InvalidInputException>(() => ObjectOperations.RestoreAsync(
+            new RestoreObjectBackupOptions(obj.DbRoot, "tenant2", ObjectFixture.Object, null) { Repository = repo, BackupId = first.BackupId, Force = true }, OperationContext.Default));
+        var otherObject = await Assert.ThrowsAsync<InvalidInputException>(() => ObjectOperations.RestoreAsync(
+            new RestoreObjectBackupOptions(obj.DbRoot, ObjectFixture.Dir, "orders", null) { Repository = repo, BackupId = first.BackupId, Force = true }, OperationContext.Default));
+        var none = await Assert.ThrowsAsync<NotFoundException>(() => ObjectOperations.RestoreAsync(
+            new RestoreObjectBackupOptions(obj.DbRoot, "tenant2", "orders", null) { Repository = repo, Force = true }, OperationContext.Default));
+        var notEmpty = await Assert.ThrowsAsync<ConflictException>(() => ObjectOperations.RestoreAsync(
+            new RestoreObjectBackupOptions(obj.DbRoot, ObjectFixture.Dir, ObjectFixture.Object, null) { Repository = repo }, OperationContext.Default));
+        var badId = await Assert.ThrowsAsync<InvalidInputException>(() => ObjectOperations.RestoreAsync(
+            new RestoreObjectBackupOptions(obj.DbRoot, ObjectFixture.Dir, ObjectFixture.Object, null) { Repository = repo, BackupId = "../x", Force = true }, OperationContext.Default));
+        var fromOther = await Assert.ThrowsAsync<InvalidInputException>(() => ObjectOperations.RestoreAsync(
+            new RestoreObjectBackupOptions(obj.DbRoot, ObjectFixture.Dir, ObjectFixture.Object, "users.backup-20990101T000000") { Repository = repo, BackupId = first.BackupId, Force = true }, OperationContext.Default));
+
+        Assert.Equal(("BackupOfOtherObject", "BackupOfOtherObject", "NoBackup", "ObjectNotEmpty", "InvalidBackupId", "AmbiguousBackup"),
+            (otherDir.ErrorId, otherObject.ErrorId, none.ErrorId, notEmpty.ErrorId, badId.ErrorId, fromOther.ErrorId));
+        Assert.Equal(before, ObjectFixture.Snapshot(obj.DbRoot));
+    }
+
+    [Fact]
+    public async Task Object_restore_from_a_damaged_pack_is_an_integrity_error_and_WhatIf_writes_nothing()
+    {
+        var (repo, obj, _, _, _, _) = await TwoObjectBackupsAsync();
+        using ObjectFixture owned = obj;
+        var before = ObjectFixture.Snapshot(obj.DbRoot, skipArtifacts: false);
+        var asked = new List<string>();
+
+        ObjectRestoreResult? declined = await ObjectOperations.RestoreAsync(
+            new RestoreObjectBackupOptions(obj.DbRoot, ObjectFixture.Dir, ObjectFixture.Object, null) { Repository = repo, Force = true },
+            new OperationContext { ShouldProcess = (target, action) => { asked.Add(action); return false; } });
+
+        Assert.Null(declined);
+        Assert.Contains(asked, a => a.Contains("Replace with backup users.backup-20260301T120100", StringComparison.Ordinal));
+        Assert.Equal(before, ObjectFixture.Snapshot(obj.DbRoot));
+
+        using (IStorageBackend backend = RepositoryConnector.OpenBackend(repo))
+        {
+            var packs = new List<string>();
+            await foreach (StoredObject o in backend.ListAsync("packs/", CancellationToken.None))
+            {
+                packs.Add(o.Key);
+            }
+            foreach (string key in packs)
+            {
+                byte[] bytes;
+                await using (Stream st = await backend.GetAsync(key, CancellationToken.None))
+                using (var ms = new MemoryStream())
+                {
+                    await st.CopyToAsync(ms);
+                    bytes = ms.ToArray();
+                }
+                bytes[bytes.Length / 2] ^= 0x5a;
+                await backend.PutAsync(key, new MemoryStream(bytes), bytes.Length, CancellationToken.None);
+            }
+        }
+
+        await Assert.ThrowsAnyAsync<RepositoryIntegrityException>(() => ObjectOperations.RestoreAsync(
+            new RestoreObjectBackupOptions(obj.DbRoot, ObjectFixture.Dir, ObjectFixture.Object, null) { Repository = repo, Force = true }, OperationContext.Default));
+
+        Assert.Equal(before, ObjectFixture.Snapshot(obj.DbRoot, skipArtifacts: false)); // no temp left, live object untouched
+    }
+
     [Fact]
     public async Task Object_backup_refuses_a_symbolic_link_and_writes_nothing()
     {
