@@ -34,6 +34,16 @@ Describe 'Get-BackupHealth' {
         @(Get-BackupHealth -DataDir $script:DataDir -FailureThreshold 3 | Where-Object Code -EQ 'ConsecutiveFailures').Count | Should -Be 0
     }
 
+    It 'takes -MaxAge and -MaxRestoreTestAge as durations like -KeepWithin' {
+        @(Get-BackupHealth -DataDir $script:DataDir -MaxAge '14d' -MaxRestoreTestAge '1y' | Where-Object Code -EQ 'BackupTooOld').Count | Should -Be 0
+        @(Get-BackupHealth -DataDir $script:DataDir -MaxAge ([TimeSpan]::FromDays(2)) | Where-Object Code -EQ 'BackupTooOld').Count | Should -Be 0
+    }
+
+    It 'refuses a bad duration with the error Remove-ExpiredBackup gives' {
+        { Get-BackupHealth -DataDir $script:DataDir -MaxAge '3x' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidDuration,PSBackup.Commands.GetBackupHealthCommand'
+    }
+
     It 'writes every operation to the audit log' {
         $lines = @(Get-Content $env:PSBACKUP_AUDIT_LOG | ConvertFrom-Json)
         $lines.Count | Should -Be 3

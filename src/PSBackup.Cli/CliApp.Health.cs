@@ -15,10 +15,10 @@ public static partial class CliApp
             $"Alerts from the operation history: consecutive failures, stale backups, size anomalies, WAL gaps, failed or overdue restore drills. Exit {ExitCodes.Unhealthy} when any alert is Critical (Get-BackupHealth).");
         var dataDir = new Option<string>("--data-dir") { Description = "Check the local backup roots under <data-dir>/backups." };
         var ns = new Option<string[]>("--namespace") { Description = "Only these namespaces (repeatable; default: all).", AllowMultipleArgumentsPerToken = true };
-        var maxAge = new Option<TimeSpan?>("--max-age") { Description = "Newest successful backup older than this is Critical (d.hh:mm:ss; default 1.00:00:00)." };
+        var maxAge = new Option<string>("--max-age") { Description = "Newest successful backup older than this is Critical (24h, 2d, 1d12h or d.hh:mm:ss; default 24h)." };
         var sizeChange = new Option<double?>("--size-change-threshold") { Description = "Percent change between the last two backups of a kind that is an anomaly (default 50)." };
         var failures = new Option<int?>("--failure-threshold") { Description = "Consecutive failures that are Critical (default 2)." };
-        var drillAge = new Option<TimeSpan?>("--max-restore-test-age") { Description = "Last restore drill older than this is a Warning (default 31.00:00:00)." };
+        var drillAge = new Option<string>("--max-restore-test-age") { Description = "Last restore drill older than this is a Warning (like --max-age; default 31d)." };
         foreach (Option o in new Option[] { dataDir, ns, maxAge, sizeChange, failures, drillAge })
         {
             command.Options.Add(o);
@@ -34,10 +34,10 @@ public static partial class CliApp
                 Repository = target,
                 DataDir = local,
                 Namespace = parse.GetValue(ns),
-                MaxAge = parse.GetValue(maxAge) ?? defaults.MaxAge,
+                MaxAge = parse.GetValue(maxAge) is { } age ? Durations.Parse(age) : defaults.MaxAge,
                 SizeChangeThreshold = parse.GetValue(sizeChange) ?? defaults.SizeChangeThreshold,
                 FailureThreshold = parse.GetValue(failures) ?? defaults.FailureThreshold,
-                MaxRestoreTestAge = parse.GetValue(drillAge) ?? defaults.MaxRestoreTestAge,
+                MaxRestoreTestAge = parse.GetValue(drillAge) is { } drill ? Durations.Parse(drill) : defaults.MaxRestoreTestAge,
             };
             IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(options, io.Context(false)).ConfigureAwait(false);
             if (parse.GetValue(json))

@@ -366,7 +366,7 @@ public static class RetentionOperations
             string what = has ? "used by no remaining backup" : "in no index (left by an interrupted backup)";
             if (pack.LastModified is not { } written || written > cutoff)
             {
-                items.Add(Make(RetentionDecision.Keep, false, $"{what}, but younger than the grace period ({RetentionEvaluator.FormatDuration(grace)}): a running backup may still commit it"));
+                items.Add(Make(RetentionDecision.Keep, false, $"{what}, but younger than the grace period ({Durations.Format(grace)}): a running backup may still commit it"));
                 continue;
             }
             if (has && chunks!.Overlaps(liveNow))

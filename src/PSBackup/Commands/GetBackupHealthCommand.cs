@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using PSBackup.Engine;
 using PSBackup.Engine.Events;
 using PSBackup.Engine.Repository;
 
@@ -29,9 +30,11 @@ public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
     [ValidateNotNullOrEmpty]
     public string[]? Namespace { get; set; }
 
-    /// <summary>Alert when the newest successful backup of a kind is older (default 24 h).</summary>
+    /// <summary>Alert when the newest successful backup of a kind is older (default 24h): 24h, 2d,
+    /// 1d12h or a TimeSpan such as 1.12:00:00, like Remove-ExpiredBackup's -KeepWithin.</summary>
     [Parameter]
-    public TimeSpan MaxAge { get; set; } = TimeSpan.FromHours(24);
+    [ValidateNotNullOrEmpty]
+    public string? MaxAge { get; set; }
 
     /// <summary>Alert when the last two successful backups of a kind differ by more than this percentage (default 50).</summary>
     [Parameter]
@@ -43,14 +46,28 @@ public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
     [ValidateRange(1, int.MaxValue)]
     public int FailureThreshold { get; set; } = 2;
 
-    /// <summary>Alert when the last restore drill is older (default 31 days).</summary>
+    /// <summary>Alert when the last restore drill is older (default 31d); written like -MaxAge.</summary>
     [Parameter]
-    public TimeSpan MaxRestoreTestAge { get; set; } = TimeSpan.FromDays(31);
+    [ValidateNotNullOrEmpty]
+    public string? MaxRestoreTestAge { get; set; }
+
+    private TimeSpan _maxAge;
+    private TimeSpan _maxRestoreTestAge;
 
     protected override void PrepareRecord()
     {
         _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
         _dataDir = ParameterSetName == DataDirSet ? ResolveFileSystemPath(DataDir, nameof(DataDir)) : null;
+        var defaults = new BackupHealthOptions();
+        try
+        {
+            _maxAge = MaxAge is null ? defaults.MaxAge : Durations.Parse(MaxAge);
+            _maxRestoreTestAge = MaxRestoreTestAge is null ? defaults.MaxRestoreTestAge : Durations.Parse(MaxRestoreTestAge);
+        }
+        catch (InvalidInputException e)
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(e));
+        }
     }
 
     protected override async Task ProcessRecordAsync()
@@ -60,10 +77,10 @@ public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
             Repository = _repository,
             DataDir = _dataDir,
             Namespace = Namespace,
-            MaxAge = MaxAge,
+            MaxAge = _maxAge,
             SizeChangeThreshold = SizeChangeThreshold,
             FailureThreshold = FailureThreshold,
-            MaxRestoreTestAge = MaxRestoreTestAge,
+            MaxRestoreTestAge = _maxRestoreTestAge,
         };
         IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(options, CreateContext()).ConfigureAwait(false);
         foreach (HealthAlert alert in alerts)

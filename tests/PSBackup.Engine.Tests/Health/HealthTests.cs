@@ -148,6 +148,36 @@ public sealed class HealthTests : IDisposable
     }
 
     [Fact]
+    public async Task Health_thresholds_take_the_durations_prune_takes_with_the_same_error()
+    {
+        string dataDir = _dir.Combine("data");
+        Directory.CreateDirectory(dataDir);
+        await Append(dataDir, Op(OperationKinds.StoreSnapshot, DateTimeOffset.UtcNow.AddDays(-3), true));
+
+        var stdout = new StringWriter();
+        Assert.Equal(ExitCodes.Unhealthy, await CliApp.RunAsync(["health", "--data-dir", dataDir], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Contains("BackupTooOld", stdout.ToString(), StringComparison.Ordinal);
+        stdout = new StringWriter();
+        Assert.Equal(0, await CliApp.RunAsync(["health", "--data-dir", dataDir, "--max-age", "3d12h", "--max-restore-test-age", "1y"], stdout, new StringWriter(), CancellationToken.None));
+        Assert.DoesNotContain("BackupTooOld", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains("NoRestoreDrill", stdout.ToString(), StringComparison.Ordinal);
+        stdout = new StringWriter();
+        Assert.Equal(ExitCodes.Unhealthy, await CliApp.RunAsync(["health", "--data-dir", dataDir, "--max-age", "2.00:00:00"], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Contains("BackupTooOld", stdout.ToString(), StringComparison.Ordinal);
+
+        // A bad duration is the same typed error, with the same message and exit code, as prune's.
+        var healthError = new StringWriter();
+        int healthCode = await CliApp.RunAsync(["health", "--data-dir", dataDir, "--max-age", "3x"], new StringWriter(), healthError, CancellationToken.None);
+        var pruneError = new StringWriter();
+        int pruneCode = await CliApp.RunAsync(["prune", "--data-dir", dataDir, "--namespace", Ns, "--keep-within", "3x"], new StringWriter(), pruneError, CancellationToken.None);
+        Assert.Equal(ExitCodes.InvalidArgument, healthCode);
+        Assert.Equal(pruneCode, healthCode);
+        Assert.Equal(pruneError.ToString(), healthError.ToString());
+        Assert.Contains("'3x' is not a duration", healthError.ToString(), StringComparison.Ordinal);
+        Assert.Equal("InvalidDuration", Assert.Throws<InvalidInputException>(() => Durations.Parse("1d3m")).ErrorId);
+    }
+
+    [Fact]
     public async Task Metrics_are_valid_exposition_text_for_a_real_parser_and_written_atomically()
     {
         DateTimeOffset now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
