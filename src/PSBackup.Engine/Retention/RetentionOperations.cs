@@ -176,8 +176,13 @@ public static class RetentionOperations
         string? onlyNs = o.Namespace is null ? null : SafePath.ValidateName(o.Namespace, "namespace");
         string? onlyDir = o.Dir is null ? null : SafePath.ValidateName(o.Dir, "dir");
         string? onlyObj = o.Object is null ? null : SafePath.ValidateName(o.Object, "object");
-        using OpenRepository open = await RepositoryConnector.OpenAsync(o.Repository!, ct).ConfigureAwait(false);
+        // Exclusive: no backup may reuse a pack this prune is about to delete (-WhatIf deletes nothing and takes no lock).
+        await using OpenRepository open = await RepositoryConnector.OpenForWriteAsync(o.Repository!, RepositoryLockMode.Exclusive, "Remove-ExpiredBackup", ctx).ConfigureAwait(false);
         Repository.Repository repo = open.Repository;
+        if (open.Lock is not null)
+        {
+            await RepositoryLock.RemoveStaleAsync(repo.Backend, ctx.Clock, ct).ConfigureAwait(false);
+        }
         string location = repo.Location;
 
         ctx.Report("Remove-ExpiredBackup", "Reading manifests", 0, 0);
