@@ -19,7 +19,8 @@ public static partial class CliApp
         var sizeChange = new Option<double?>("--size-change-threshold") { Description = "Percent change between the last two backups of a kind that is an anomaly (default 50)." };
         var failures = new Option<int?>("--failure-threshold") { Description = "Consecutive failures that are Critical (default 2)." };
         var drillAge = new Option<string>("--max-restore-test-age") { Description = "Last restore drill older than this is a Warning (like --max-age; default 31d)." };
-        foreach (Option o in new Option[] { dataDir, ns, maxAge, sizeChange, failures, drillAge })
+        Option<string> history = HistoryPathOption("Check the history folder local object backups record into (object backup --history-path).");
+        foreach (Option o in new Option[] { dataDir, history, ns, maxAge, sizeChange, failures, drillAge })
         {
             command.Options.Add(o);
         }
@@ -27,12 +28,13 @@ public static partial class CliApp
         AddCommon(command, out Option<bool> json, out _, writes: false);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
-            (RepositoryTarget? target, string? local) = HealthSource(parse, repository, dataDir);
+            (RepositoryTarget? target, string? local, string? historyPath) = HealthSource(parse, repository, dataDir, history);
             var defaults = new BackupHealthOptions();
             var options = new BackupHealthOptions
             {
                 Repository = target,
                 DataDir = local,
+                HistoryPath = historyPath,
                 Namespace = parse.GetValue(ns),
                 MaxAge = parse.GetValue(maxAge) is { } age ? Durations.Parse(age) : defaults.MaxAge,
                 SizeChangeThreshold = parse.GetValue(sizeChange) ?? defaults.SizeChangeThreshold,
@@ -73,7 +75,8 @@ public static partial class CliApp
         var dataDir = new Option<string>("--data-dir") { Description = "Read the local backup roots under <data-dir>/backups." };
         var ns = new Option<string[]>("--namespace") { Description = "Only these namespaces (repeatable; default: all).", AllowMultipleArgumentsPerToken = true };
         var path = new Option<string>("--path") { Description = "The .prom file to write (temp file + rename)." };
-        foreach (Option o in new Option[] { dataDir, ns, path })
+        Option<string> history = HistoryPathOption("Read the history folder local object backups record into (object backup --history-path).");
+        foreach (Option o in new Option[] { dataDir, history, ns, path })
         {
             command.Options.Add(o);
         }
@@ -81,9 +84,9 @@ public static partial class CliApp
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
-            (RepositoryTarget? target, string? local) = HealthSource(parse, repository, dataDir);
+            (RepositoryTarget? target, string? local, string? historyPath) = HealthSource(parse, repository, dataDir, history);
             string? file = parse.GetValue(path);
-            var options = new MetricExportOptions { Repository = target, DataDir = local, Namespace = parse.GetValue(ns), Path = file is null ? null : FullPath(file, "--path") };
+            var options = new MetricExportOptions { Repository = target, DataDir = local, HistoryPath = historyPath, Namespace = parse.GetValue(ns), Path = file is null ? null : FullPath(file, "--path") };
             MetricExportResult? result = await BackupHealth.ExportMetricsAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is null)
             {
@@ -105,14 +108,16 @@ public static partial class CliApp
         return command;
     }
 
-    private static (RepositoryTarget? Target, string? DataDir) HealthSource(ParseResult parse, (Option<string> Repository, RepositoryCliOptions Options) repository, Option<string> dataDir)
+    private static (RepositoryTarget? Target, string? DataDir, string? HistoryPath) HealthSource(ParseResult parse, (Option<string> Repository, RepositoryCliOptions Options) repository,
+        Option<string> dataDir, Option<string> history)
     {
         RepositoryTarget? target = RepositoryTargetOf(parse, repository);
         string? local = parse.GetValue(dataDir);
-        if ((local is null) == (target is null))
+        string? folder = parse.GetValue(history);
+        if ((local is null ? 0 : 1) + (target is null ? 0 : 1) + (folder is null ? 0 : 1) != 1)
         {
-            throw new InvalidInputException("MissingSource", "Give --data-dir for local backup roots or --repository for a repository (exactly one).", "--data-dir");
+            throw new InvalidInputException("MissingSource", "Give --data-dir for local backup roots, --repository for a repository or --history-path for a history folder (exactly one).", "--data-dir");
         }
-        return (target, local is null ? null : FullPath(local, "--data-dir"));
+        return (target, local is null ? null : FullPath(local, "--data-dir"), folder is null ? null : FullPath(folder, "--history-path"));
     }
 }

@@ -107,6 +107,8 @@ public static partial class CliApp
         command.Options.Add(obj);
         command.Options.Add(quiesce);
         command.Options.Add(resume);
+        Option<string> history = HistoryPathOption("Local backups: record the outcome in this history folder, outside the db root (default: $PSBACKUP_HISTORY_PATH).");
+        command.Options.Add(history);
         var repository = AddRepositoryOptions(command, "Store the backup in this repository (a folder or s3://bucket/prefix) instead of a sibling folder.");
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
@@ -119,6 +121,7 @@ public static partial class CliApp
                 Quiesce = Hook(quiesceCommand, "quiesce", io),
                 Resume = Hook(resumeCommand, "resume", io),
                 Repository = target,
+                HistoryPath = parse.GetValue(history) is { } h ? FullPath(h, "--history-path") : null,
             };
             ObjectBackupResult? result = await ObjectOperations.BackupAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is not null)
@@ -142,12 +145,15 @@ public static partial class CliApp
         command.Options.Add(obj);
         command.Options.Add(from);
         command.Options.Add(force);
+        Option<string> history = HistoryPathOption("Record the outcome in this history folder, outside the db root (default: $PSBACKUP_HISTORY_PATH).");
+        command.Options.Add(history);
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
             var options = new RestoreObjectBackupOptions(FullPath(parse.GetValue(dbRoot), "--db-root"), parse.GetValue(dir)!, parse.GetValue(obj)!, parse.GetValue(from)!)
             {
                 Force = parse.GetValue(force),
+                HistoryPath = parse.GetValue(history) is { } h ? FullPath(h, "--history-path") : null,
             };
             ObjectRestoreResult? result = await ObjectOperations.RestoreAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is not null)
@@ -254,6 +260,8 @@ public static partial class CliApp
     }
 
     // ---- plumbing -----------------------------------------------------------------------------
+
+    private static Option<string> HistoryPathOption(string description) => new("--history-path") { Description = description };
 
     private static Option<string> Required(string name, string description) =>
         new(name) { Description = description, Required = true };

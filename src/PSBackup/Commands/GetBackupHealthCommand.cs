@@ -14,6 +14,7 @@ namespace PSBackup.Commands;
 public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
 {
     private const string DataDirSet = "DataDir";
+    private const string HistorySet = "History";
     private RepositoryTarget? _repository;
     private string? _dataDir;
 
@@ -24,6 +25,13 @@ public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DataDirSet)]
     [ValidateNotNullOrEmpty]
     public string DataDir { get; set; } = "";
+
+    /// <summary>Check the history folder local object backups record into (New-ObjectBackup -HistoryPath).</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = HistorySet)]
+    [ValidateNotNullOrEmpty]
+    public string HistoryPath { get; set; } = "";
+
+    private string? _historyPath;
 
     /// <summary>Only these namespaces (default: every namespace with backups or history).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -58,6 +66,7 @@ public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
     {
         _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
         _dataDir = ParameterSetName == DataDirSet ? ResolveFileSystemPath(DataDir, nameof(DataDir)) : null;
+        _historyPath = ParameterSetName == HistorySet ? ResolveFileSystemPath(HistoryPath, nameof(HistoryPath)) : null;
         var defaults = new BackupHealthOptions();
         try
         {
@@ -76,6 +85,7 @@ public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
         {
             Repository = _repository,
             DataDir = _dataDir,
+            HistoryPath = _historyPath,
             Namespace = Namespace,
             MaxAge = _maxAge,
             SizeChangeThreshold = SizeChangeThreshold,

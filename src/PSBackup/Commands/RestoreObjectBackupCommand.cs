@@ -35,11 +35,22 @@ public sealed class RestoreObjectBackupCommand : PSBackupCmdlet
     [Parameter(ParameterSetName = DefaultSet)]
     public SwitchParameter Force { get; set; }
 
-    protected override void PrepareRecord() => _dbRoot = ResolveFileSystemPath(DbRoot, nameof(DbRoot));
+    /// <summary>Record the outcome in this history folder (outside $DB_ROOT; default: PSBACKUP_HISTORY_PATH).</summary>
+    [Parameter(ParameterSetName = DefaultSet)]
+    [ValidateNotNullOrEmpty]
+    public string? HistoryPath { get; set; }
+
+    private string? _historyPath;
+
+    protected override void PrepareRecord()
+    {
+        _dbRoot = ResolveFileSystemPath(DbRoot, nameof(DbRoot));
+        _historyPath = HistoryPath is null ? null : GetUnresolvedProviderPathFromPSPath(HistoryPath);
+    }
 
     protected override async Task ProcessRecordAsync()
     {
-        var options = new RestoreObjectBackupOptions(_dbRoot, Dir, Object, From) { Force = Force.IsPresent };
+        var options = new RestoreObjectBackupOptions(_dbRoot, Dir, Object, From) { Force = Force.IsPresent, HistoryPath = _historyPath };
         PostWriteVerbose($"Restoring '{Dir}/{Object}' under '{_dbRoot}' from '{From}'.");
         ObjectRestoreResult? result = await ObjectOperations.RestoreAsync(options, CreateContext()).ConfigureAwait(false);
         if (result is not null)
