@@ -452,6 +452,14 @@ public abstract class RepositoryWriteTests : IDisposable
     protected static RemoveExpiredBackupOptions PruneToOne(RepositoryTarget repo) =>
         new() { Repository = repo, Policy = new RetentionPolicy { KeepLast = 1 }, PackGracePeriod = TimeSpan.Zero };
 
+    /// <summary>A keep-last-1 prune that runs (no live lock), removes one object backup and leaves no lock behind.</summary>
+    protected static async Task PruneRemovesOneAndLeavesNoLockAsync(RepositoryTarget repo)
+    {
+        IReadOnlyList<RetentionItem> items = await RetentionOperations.RemoveExpiredAsync(PruneToOne(repo), OperationContext.Default);
+        Assert.Single(items, i => i.Kind == RetentionItemKind.ObjectBackup && i.Removed);
+        Assert.Empty(await LockKeysAsync(repo));
+    }
+
     /// <summary>Two object backups a minute apart, so a keep-last-1 prune has one to remove.</summary>
     protected static async Task TwoBackupsAsync(ObjectFixture obj, RepositoryTarget repo)
     {
@@ -482,9 +490,7 @@ public abstract class RepositoryWriteTests : IDisposable
             Assert.Equal([held.Key], await LockKeysAsync(repo));
         }
         Assert.Empty(await LockKeysAsync(repo));
-        IReadOnlyList<RetentionItem> items = await RetentionOperations.RemoveExpiredAsync(PruneToOne(repo), OperationContext.Default);
-        Assert.Single(items, i => i.Kind == RetentionItemKind.ObjectBackup && i.Removed);
-        Assert.Empty(await LockKeysAsync(repo));
+        await PruneRemovesOneAndLeavesNoLockAsync(repo);
     }
 
     [Fact]
@@ -528,9 +534,7 @@ public abstract class RepositoryWriteTests : IDisposable
         Assert.True(Assert.Single(await RepositoryLock.ListAsync(backend, TimeProvider.System, CancellationToken.None)).Stale);
 
         await TwoBackupsAsync(obj, repo);
-        IReadOnlyList<RetentionItem> items = await RetentionOperations.RemoveExpiredAsync(PruneToOne(repo), OperationContext.Default);
-        Assert.Single(items, i => i.Kind == RetentionItemKind.ObjectBackup && i.Removed);
-        Assert.Empty(await LockKeysAsync(repo));
+        await PruneRemovesOneAndLeavesNoLockAsync(repo);
     }
 
     [Fact]
@@ -599,9 +603,7 @@ public sealed class LocalFolderRepositoryWriteTests : RepositoryWriteTests
         child.Kill();
         await child.WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Single(await LockKeysAsync(repo));
-        IReadOnlyList<RetentionItem> items = await RetentionOperations.RemoveExpiredAsync(PruneToOne(repo), OperationContext.Default);
-        Assert.Single(items, i => i.Kind == RetentionItemKind.ObjectBackup && i.Removed);
-        Assert.Empty(await LockKeysAsync(repo));
+        await PruneRemovesOneAndLeavesNoLockAsync(repo);
     }
 
     [Fact]
