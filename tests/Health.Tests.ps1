@@ -34,6 +34,16 @@ Describe 'Get-BackupHealth' {
         @(Get-BackupHealth -DataDir $script:DataDir -FailureThreshold 3 | Where-Object Code -EQ 'ConsecutiveFailures').Count | Should -Be 0
     }
 
+    It 'takes -MaxAge and -MaxRestoreTestAge as durations like -KeepWithin' {
+        @(Get-BackupHealth -DataDir $script:DataDir -MaxAge '14d' -MaxRestoreTestAge '1y' | Where-Object Code -EQ 'BackupTooOld').Count | Should -Be 0
+        @(Get-BackupHealth -DataDir $script:DataDir -MaxAge ([TimeSpan]::FromDays(2)) | Where-Object Code -EQ 'BackupTooOld').Count | Should -Be 0
+    }
+
+    It 'refuses a bad duration with the error Remove-ExpiredBackup gives' {
+        { Get-BackupHealth -DataDir $script:DataDir -MaxAge '3x' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidDuration,PSBackup.Commands.GetBackupHealthCommand'
+    }
+
     It 'writes every operation to the audit log' {
         $lines = @(Get-Content $env:PSBACKUP_AUDIT_LOG | ConvertFrom-Json)
         $lines.Count | Should -Be 3
@@ -57,3 +67,46 @@ Describe 'Export-BackupMetric' {
         Test-Path $path | Should -BeFalse
     }
 }
+
+Describe 'Local object backup history (-HistoryPath)' {
+    BeforeAll {
+        $script:DbRoot = Join-Path $TestDrive 'db'
+        $object = New-Item -ItemType Directory -Path (Join-Path $script:DbRoot 'acme' 'orders') -Force
+        Set-Content -Path (Join-Path $object.FullName 'data.bin') -Value ('y' * 2048) -NoNewline
+        $script:History = Join-Path $TestDrive 'history'
+        $script:Backup = New-ObjectBackup -DbRoot $script:DbRoot -Dir 'acme' -Object 'orders' -HistoryPath $script:History
+        foreach ($i in 1..2) {
+            New-ObjectBackup -DbRoot $script:DbRoot -Dir 'acme' -Object 'orders' -HistoryPath $script:History `
+                -QuiesceScript { throw 'writers did not pause' } -ErrorAction SilentlyContinue | Out-Null
+        }
+    }
+
+    It 'records local object backups outside the db root' {
+        @(Get-ChildItem -LiteralPath (Join-Path $script:History 'acme' 'events') -File).Count | Should -Be 3
+        @(Get-ChildItem -LiteralPath $script:DbRoot -Directory -Recurse | Where-Object Name -EQ 'events').Count | Should -Be 0
+    }
+
+    It 'alerts on two consecutive failed object backups' {
+        $alert = @(Get-BackupHealth -HistoryPath $script:History | Where-Object Code -EQ 'ConsecutiveFailures')
+        $alert.Count | Should -Be 1
+        $alert[0].Kind | Should -Be 'object'
+        $alert[0].Namespace | Should -Be 'acme'
+    }
+
+    It 'exports the object backups as metrics' {
+        $result = Export-BackupMetric -HistoryPath $script:History
+        $result.Text | Should -Match 'backup_success_total\{namespace="acme",kind="object"\} 1'
+        $result.Text | Should -Match 'backup_failure_total\{namespace="acme",kind="object"\} 2'
+    }
+
+    It 'records a local object restore too' {
+        Restore-ObjectBackup -DbRoot $script:DbRoot -Dir 'acme' -Object 'orders' -From $script:Backup.BackupName -Force -Confirm:$false -HistoryPath $script:History | Out-Null
+        (Export-BackupMetric -HistoryPath $script:History).Text | Should -Match 'backup_success_total\{namespace="acme",kind="object-restore"\} 1'
+    }
+
+    It 'refuses a history folder inside the db root' {
+        { New-ObjectBackup -DbRoot $script:DbRoot -Dir 'acme' -Object 'orders' -HistoryPath (Join-Path $script:DbRoot 'history') -ErrorAction Stop } |
+            Should -Throw -ErrorId 'HistoryInsideDbRoot,PSBackup.Commands.NewObjectBackupCommand'
+    }
+}
+

@@ -109,8 +109,8 @@ Describe 'PSBackup module' {
     }
 
     It 'has the parameters of SPEC 2' -ForEach @(
-        @{ Name = 'New-ObjectBackup'; Parameters = 'DbRoot', 'Dir', 'Object', 'QuiesceScript', 'ResumeScript' }
-        @{ Name = 'Restore-ObjectBackup'; Parameters = 'DbRoot', 'Dir', 'Object', 'From', 'Repository', 'BackupId', 'Force', 'Passphrase', 'KeyFile' }
+        @{ Name = 'New-ObjectBackup'; Parameters = 'DbRoot', 'Dir', 'Object', 'QuiesceScript', 'ResumeScript', 'HistoryPath' }
+        @{ Name = 'Restore-ObjectBackup'; Parameters = 'DbRoot', 'Dir', 'Object', 'From', 'Repository', 'BackupId', 'Force', 'Passphrase', 'KeyFile', 'HistoryPath' }
         @{ Name = 'Clear-StaleArtifact'; Parameters = 'Root' }
         @{ Name = 'Get-WalSegment'; Parameters = 'DataDir', 'Namespace', 'SegmentId' }
         @{ Name = 'Invoke-WalShip'; Parameters = 'DataDir', 'Namespace', 'BackupDir', 'AfterSegmentId' }
@@ -123,8 +123,8 @@ Describe 'PSBackup module' {
         @{ Name = 'Restore-PointInTime'; Parameters = 'DataDir', 'Namespace', 'Repository', 'TargetTime', 'TargetLogIndex', 'TargetDataDir', 'Force' }
         @{ Name = 'Test-Restore'; Parameters = 'DataDir', 'Namespace', 'Repository', 'BackupId', 'Snapshot', 'TargetTime', 'TargetLogIndex', 'ScratchPath', 'Keep', 'ValidationScript' }
         @{ Name = 'Remove-ExpiredBackup'; Parameters = 'Repository', 'DataDir', 'DbRoot', 'Namespace', 'Dir', 'Object', 'KeepLast', 'KeepHourly', 'KeepDaily', 'KeepWeekly', 'KeepMonthly', 'KeepYearly', 'KeepWithin', 'PackGracePeriod', 'Passphrase' }
-        @{ Name = 'Get-BackupHealth'; Parameters = 'Repository', 'DataDir', 'Namespace', 'MaxAge', 'SizeChangeThreshold', 'FailureThreshold', 'MaxRestoreTestAge' }
-        @{ Name = 'Export-BackupMetric'; Parameters = 'Repository', 'DataDir', 'Namespace', 'Path' }
+        @{ Name = 'Get-BackupHealth'; Parameters = 'Repository', 'DataDir', 'HistoryPath', 'Namespace', 'MaxAge', 'SizeChangeThreshold', 'FailureThreshold', 'MaxRestoreTestAge' }
+        @{ Name = 'Export-BackupMetric'; Parameters = 'Repository', 'DataDir', 'HistoryPath', 'Namespace', 'Path' }
     ) {
         $keys = (Get-Command -Name $Name -Module PSBackup).Parameters.Keys
         foreach ($parameter in $Parameters) {

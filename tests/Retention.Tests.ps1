@@ -33,7 +33,7 @@ Describe 'Remove-ExpiredBackup' {
         { Remove-ExpiredBackup -Repository $script:Repo -KeepLast 0 -Confirm:$false -ErrorAction Stop } |
             Should -Throw -ErrorId 'NoRetentionRule,PSBackup.Commands.RemoveExpiredBackupCommand'
         { Remove-ExpiredBackup -Repository $script:Repo -KeepWithin '3m' -Confirm:$false -ErrorAction Stop } |
-            Should -Throw -ErrorId 'InvalidRetentionDuration,PSBackup.Commands.RemoveExpiredBackupCommand'
+            Should -Throw -ErrorId 'InvalidDuration,PSBackup.Commands.RemoveExpiredBackupCommand'
 
         Get-TreeState -Path $script:Repo | Should -Be $before
     }

@@ -15,11 +15,12 @@ public static partial class CliApp
             $"Alerts from the operation history: consecutive failures, stale backups, size anomalies, WAL gaps, failed or overdue restore drills. Exit {ExitCodes.Unhealthy} when any alert is Critical (Get-BackupHealth).");
         var dataDir = new Option<string>("--data-dir") { Description = "Check the local backup roots under <data-dir>/backups." };
         var ns = new Option<string[]>("--namespace") { Description = "Only these namespaces (repeatable; default: all).", AllowMultipleArgumentsPerToken = true };
-        var maxAge = new Option<TimeSpan?>("--max-age") { Description = "Newest successful backup older than this is Critical (d.hh:mm:ss; default 1.00:00:00)." };
+        var maxAge = new Option<string>("--max-age") { Description = "Newest successful backup older than this is Critical (24h, 2d, 1d12h or d.hh:mm:ss; default 24h)." };
         var sizeChange = new Option<double?>("--size-change-threshold") { Description = "Percent change between the last two backups of a kind that is an anomaly (default 50)." };
         var failures = new Option<int?>("--failure-threshold") { Description = "Consecutive failures that are Critical (default 2)." };
-        var drillAge = new Option<TimeSpan?>("--max-restore-test-age") { Description = "Last restore drill older than this is a Warning (default 31.00:00:00)." };
-        foreach (Option o in new Option[] { dataDir, ns, maxAge, sizeChange, failures, drillAge })
+        var drillAge = new Option<string>("--max-restore-test-age") { Description = "Last restore drill older than this is a Warning (like --max-age; default 31d)." };
+        Option<string> history = HistoryPathOption("Check the history folder local object backups record into (object backup --history-path).");
+        foreach (Option o in new Option[] { dataDir, history, ns, maxAge, sizeChange, failures, drillAge })
         {
             command.Options.Add(o);
         }
@@ -27,17 +28,18 @@ public static partial class CliApp
         AddCommon(command, out Option<bool> json, out _, writes: false);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
-            (RepositoryTarget? target, string? local) = HealthSource(parse, repository, dataDir);
+            (RepositoryTarget? target, string? local, string? historyPath) = HealthSource(parse, repository, dataDir, history);
             var defaults = new BackupHealthOptions();
             var options = new BackupHealthOptions
             {
                 Repository = target,
                 DataDir = local,
+                HistoryPath = historyPath,
                 Namespace = parse.GetValue(ns),
-                MaxAge = parse.GetValue(maxAge) ?? defaults.MaxAge,
+                MaxAge = parse.GetValue(maxAge) is { } age ? Durations.Parse(age) : defaults.MaxAge,
                 SizeChangeThreshold = parse.GetValue(sizeChange) ?? defaults.SizeChangeThreshold,
                 FailureThreshold = parse.GetValue(failures) ?? defaults.FailureThreshold,
-                MaxRestoreTestAge = parse.GetValue(drillAge) ?? defaults.MaxRestoreTestAge,
+                MaxRestoreTestAge = parse.GetValue(drillAge) is { } drill ? Durations.Parse(drill) : defaults.MaxRestoreTestAge,
             };
             IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(options, io.Context(false)).ConfigureAwait(false);
             if (parse.GetValue(json))
@@ -73,7 +75,8 @@ public static partial class CliApp
         var dataDir = new Option<string>("--data-dir") { Description = "Read the local backup roots under <data-dir>/backups." };
         var ns = new Option<string[]>("--namespace") { Description = "Only these namespaces (repeatable; default: all).", AllowMultipleArgumentsPerToken = true };
         var path = new Option<string>("--path") { Description = "The .prom file to write (temp file + rename)." };
-        foreach (Option o in new Option[] { dataDir, ns, path })
+        Option<string> history = HistoryPathOption("Read the history folder local object backups record into (object backup --history-path).");
+        foreach (Option o in new Option[] { dataDir, history, ns, path })
         {
             command.Options.Add(o);
         }
@@ -81,9 +84,9 @@ public static partial class CliApp
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
-            (RepositoryTarget? target, string? local) = HealthSource(parse, repository, dataDir);
+            (RepositoryTarget? target, string? local, string? historyPath) = HealthSource(parse, repository, dataDir, history);
             string? file = parse.GetValue(path);
-            var options = new MetricExportOptions { Repository = target, DataDir = local, Namespace = parse.GetValue(ns), Path = file is null ? null : FullPath(file, "--path") };
+            var options = new MetricExportOptions { Repository = target, DataDir = local, HistoryPath = historyPath, Namespace = parse.GetValue(ns), Path = file is null ? null : FullPath(file, "--path") };
             MetricExportResult? result = await BackupHealth.ExportMetricsAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is null)
             {
@@ -105,14 +108,16 @@ public static partial class CliApp
         return command;
     }
 
-    private static (RepositoryTarget? Target, string? DataDir) HealthSource(ParseResult parse, (Option<string> Repository, RepositoryCliOptions Options) repository, Option<string> dataDir)
+    private static (RepositoryTarget? Target, string? DataDir, string? HistoryPath) HealthSource(ParseResult parse, (Option<string> Repository, RepositoryCliOptions Options) repository,
+        Option<string> dataDir, Option<string> history)
     {
         RepositoryTarget? target = RepositoryTargetOf(parse, repository);
         string? local = parse.GetValue(dataDir);
-        if ((local is null) == (target is null))
+        string? folder = parse.GetValue(history);
+        if ((local is null ? 0 : 1) + (target is null ? 0 : 1) + (folder is null ? 0 : 1) != 1)
         {
-            throw new InvalidInputException("MissingSource", "Give --data-dir for local backup roots or --repository for a repository (exactly one).", "--data-dir");
+            throw new InvalidInputException("MissingSource", "Give --data-dir for local backup roots, --repository for a repository or --history-path for a history folder (exactly one).", "--data-dir");
         }
-        return (target, local is null ? null : FullPath(local, "--data-dir"));
+        return (target, local is null ? null : FullPath(local, "--data-dir"), folder is null ? null : FullPath(folder, "--history-path"));
     }
 }

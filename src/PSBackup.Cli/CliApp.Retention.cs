@@ -44,7 +44,7 @@ public static partial class CliApp
                 KeepWeekly = parse.GetValue(keepWeekly),
                 KeepMonthly = parse.GetValue(keepMonthly),
                 KeepYearly = parse.GetValue(keepYearly),
-                KeepWithin = parse.GetValue(keepWithin) is { } w ? RetentionPolicy.ParseDuration(w) : null,
+                KeepWithin = parse.GetValue(keepWithin) is { } w ? Durations.Parse(w) : null,
             };
             policy.Validate();
             string? location = parse.GetValue(repository);
@@ -71,7 +71,7 @@ public static partial class CliApp
                 Dir = parse.GetValue(dir),
                 Object = parse.GetValue(obj),
                 Policy = policy,
-                PackGracePeriod = parse.GetValue(grace) is { } g ? RetentionPolicy.ParseDuration(g) : TimeSpan.FromHours(1),
+                PackGracePeriod = parse.GetValue(grace) is { } g ? Durations.Parse(g) : TimeSpan.FromHours(1),
             };
             IReadOnlyList<RetentionItem> items = await RetentionOperations.RemoveExpiredAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             RetentionOutput.Prune(io.Stdout, items, parse.GetValue(json), parse.GetValue(whatIf!));

@@ -107,6 +107,8 @@ public static partial class CliApp
         command.Options.Add(obj);
         command.Options.Add(quiesce);
         command.Options.Add(resume);
+        Option<string> history = HistoryPathOption("Local backups: record the outcome in this history folder, outside the db root (default: $PSBACKUP_HISTORY_PATH).");
+        command.Options.Add(history);
         var repository = AddRepositoryOptions(command, "Store the backup in this repository (a folder or s3://bucket/prefix) instead of a sibling folder.");
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
@@ -119,6 +121,7 @@ public static partial class CliApp
                 Quiesce = Hook(quiesceCommand, "quiesce", io),
                 Resume = Hook(resumeCommand, "resume", io),
                 Repository = target,
+                HistoryPath = parse.GetValue(history) is { } h ? FullPath(h, "--history-path") : null,
             };
             ObjectBackupResult? result = await ObjectOperations.BackupAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is not null)
@@ -138,7 +141,8 @@ public static partial class CliApp
         var from = new Option<string>("--from") { Description = "The backup folder name <object>.backup-yyyyMMddTHHmmss, its timestamp, or 'latest' (local mode)." };
         var backupId = new Option<string>("--backup-id") { Description = "The backup's id in the repository (repository mode); default: the newest backup of the object." };
         var force = new Option<bool>("--force") { Description = "Replace a live object that is not empty (it is kept aside, never deleted)." };
-        foreach (Option option in new Option[] { dbRoot, dir, obj, from, backupId, force })
+        Option<string> history = HistoryPathOption("Record the outcome of a local restore in this history folder, outside the db root (default: $PSBACKUP_HISTORY_PATH).");
+        foreach (Option option in new Option[] { dbRoot, dir, obj, from, backupId, force, history })
         {
             command.Options.Add(option);
         }
@@ -158,6 +162,7 @@ public static partial class CliApp
                 Force = parse.GetValue(force),
                 Repository = target,
                 BackupId = target is null ? null : picked,
+                HistoryPath = parse.GetValue(history) is { } h ? FullPath(h, "--history-path") : null,
             };
             ObjectRestoreResult? result = await ObjectOperations.RestoreAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is not null)
@@ -264,6 +269,8 @@ public static partial class CliApp
     }
 
     // ---- plumbing -----------------------------------------------------------------------------
+
+    private static Option<string> HistoryPathOption(string description) => new("--history-path") { Description = description };
 
     private static Option<string> Required(string name, string description) =>
         new(name) { Description = description, Required = true };

@@ -101,6 +101,9 @@ public static partial class SafePath
             {
                 return;
             }
+            // A folder another writer created after FileInfo cached "missing" reads as attributes -1
+            // (every flag, ReparsePoint included): read them again.
+            info.Refresh();
             if (info.LinkTarget is not null || (info.Attributes & FileAttributes.ReparsePoint) != 0)
             {
                 throw new InvalidInputException("SymbolicLink",

@@ -31,6 +31,8 @@ public sealed record BackupHealthOptions
 {
     public RepositoryTarget? Repository { get; init; }
     public string? DataDir { get; init; }
+    /// <summary>A history folder (local object backups: <c>ObjectHistory</c>).</summary>
+    public string? HistoryPath { get; init; }
     /// <summary>Only these namespaces; null or empty: every namespace with backups or events.</summary>
     public IReadOnlyList<string>? Namespace { get; init; }
     public TimeSpan MaxAge { get; init; } = TimeSpan.FromHours(24);
@@ -71,19 +73,31 @@ public sealed record NamespaceStatus(string Namespace)
 /// <see cref="WalGapEvent"/>) and the archive listing of a repository or local backup root.</summary>
 public static class BackupHealth
 {
-    /// <summary>Reads every selected namespace's status.</summary>
-    public static async Task<IReadOnlyList<NamespaceStatus>> ReadStatusAsync(RepositoryTarget? repository, string? dataDir, IReadOnlyList<string>? namespaces, OperationContext context)
+    /// <summary>Reads every selected namespace's status from one source: a repository, a data
+    /// directory's local backup roots, or a history folder (events only: local object backups
+    /// have no catalog outside <c>$DB_ROOT</c>).</summary>
+    public static async Task<IReadOnlyList<NamespaceStatus>> ReadStatusAsync(RepositoryTarget? repository, string? dataDir, string? historyPath, IReadOnlyList<string>? namespaces, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         CancellationToken ct = context.CancellationToken;
-        if ((repository is null) == (dataDir is null))
+        if ((repository is not null ? 1 : 0) + (dataDir is not null ? 1 : 0) + (historyPath is not null ? 1 : 0) != 1)
         {
-            throw new InvalidInputException("InvalidSource", "Give either a repository or a data directory (-Repository or -DataDir).", null);
+            throw new InvalidInputException("InvalidSource", "Give exactly one of a repository, a data directory or a history folder (-Repository, -DataDir or -HistoryPath).", null);
         }
         IEventLog log;
         IReadOnlyList<BackupRecord> catalog;
         var names = new SortedSet<string>(StringComparer.Ordinal);
-        if (repository is not null)
+        if (historyPath is not null)
+        {
+            string folder = SafePath.RequireDirectory(historyPath, "history folder", "Give the folder local object backups record into (-HistoryPath / PSBACKUP_HISTORY_PATH).");
+            log = EventLog.ForFolder(folder);
+            foreach (string d in Directory.EnumerateDirectories(folder).Where(d => Directory.Exists(Path.Combine(d, "events"))))
+            {
+                names.Add(Path.GetFileName(d));
+            }
+            catalog = [];
+        }
+        else if (repository is not null)
         {
             IStorageBackend backend = RepositoryConnector.OpenBackend(repository);
             log = EventLog.ForBackend(backend);
@@ -256,7 +270,7 @@ public static class BackupHealth
         {
             throw new InvalidInputException("InvalidThreshold", "SizeChangeThreshold must be a positive percentage and FailureThreshold 1 or more.", null);
         }
-        IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(options.Repository, options.DataDir, options.Namespace, context).ConfigureAwait(false);
+        IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(options.Repository, options.DataDir, options.HistoryPath, options.Namespace, context).ConfigureAwait(false);
         DateTimeOffset now = context.UtcNow;
         var alerts = new List<HealthAlert>();
         foreach (NamespaceStatus s in statuses)
@@ -344,7 +358,7 @@ public static class BackupHealth
                 throw new NotFoundException("MetricsFolderNotFound", $"The folder '{dir}' for the metrics file does not exist. Create it (the node_exporter textfile collector directory) first.", dir);
             }
         }
-        IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(options.Repository, options.DataDir, options.Namespace, context).ConfigureAwait(false);
+        IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(options.Repository, options.DataDir, options.HistoryPath, options.Namespace, context).ConfigureAwait(false);
         string text = PrometheusText.Render(statuses, context.UtcNow);
         var result = new MetricExportResult
         {
@@ -381,6 +395,8 @@ public sealed record MetricExportOptions
 {
     public RepositoryTarget? Repository { get; init; }
     public string? DataDir { get; init; }
+    /// <summary>A history folder (local object backups: <c>ObjectHistory</c>).</summary>
+    public string? HistoryPath { get; init; }
     public IReadOnlyList<string>? Namespace { get; init; }
     /// <summary>The .prom file; null: only return the text.</summary>
     public string? Path { get; init; }

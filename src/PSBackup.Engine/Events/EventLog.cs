@@ -69,7 +69,11 @@ public static class EventLog
     };
 
     /// <summary>The event log of a local backup root: <c>&lt;dataDir&gt;/backups/&lt;ns&gt;/events/</c>.</summary>
-    public static IEventLog ForDataDir(string dataDir) => new LocalEventLog(dataDir);
+    public static IEventLog ForDataDir(string dataDir) => new LocalEventLog(Path.Combine(dataDir, "backups"), dataDir);
+
+    /// <summary>A history folder (-HistoryPath, <c>PSBACKUP_HISTORY_PATH</c>) laid out like a local
+    /// backup root: <c>&lt;historyPath&gt;/&lt;ns&gt;/events/</c>; local object backups use it.</summary>
+    public static IEventLog ForFolder(string historyPath) => new LocalEventLog(historyPath, historyPath);
 
     /// <summary>The event log of a repository: <c>events/&lt;ns&gt;/</c>.</summary>
     public static IEventLog ForBackend(IStorageBackend backend) => new RepositoryEventLog(backend);
@@ -105,18 +109,19 @@ public static class EventLog
     }
 }
 
-/// <summary>Events as files of <c>&lt;dataDir&gt;/backups/&lt;ns&gt;/events/</c>, each written atomically
-/// (<see cref="Durable.WriteFileAsync"/>: <c>.tmp</c>, fsync, rename without replacing).</summary>
-internal sealed class LocalEventLog(string dataDir) : IEventLog
+/// <summary>Events as files of <c>&lt;root&gt;/&lt;ns&gt;/events/</c> (root: a data dir's <c>backups</c>
+/// or a history folder), each written atomically (<see cref="Durable.WriteFileAsync"/>: <c>.tmp</c>,
+/// fsync, rename without replacing); no link below <paramref name="linkBase"/> is followed.</summary>
+internal sealed class LocalEventLog(string root, string linkBase) : IEventLog
 {
-    public string Location => Path.Combine(dataDir, "backups");
+    public string Location => root;
 
-    private string Folder(string ns) => Path.Combine(dataDir, "backups", SafePath.ValidateName(ns, "namespace"), "events");
+    private string Folder(string ns) => Path.Combine(root, SafePath.ValidateName(ns, "namespace"), "events");
 
     public async Task<string> AppendAsync<T>(string @namespace, DateTimeOffset time, T document, CancellationToken ct)
     {
         string folder = Folder(@namespace);
-        SafePath.RejectLinksBelow(dataDir, folder, "event folder");
+        SafePath.RejectLinksBelow(linkBase, folder, "event folder");
         Directory.CreateDirectory(folder);
         byte[] bytes = EventLog.Serialize(document);
         string name = EventLog.NewName(time);

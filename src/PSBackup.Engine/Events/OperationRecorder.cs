@@ -63,6 +63,9 @@ public sealed record OperationScope
     /// <summary>The data directory whose local backup root keeps the history (when no repository).</summary>
     public string? DataDir { get; init; }
     public RepositoryTarget? Repository { get; init; }
+    /// <summary>A history folder (<see cref="EventLog.ForFolder"/>) for operations with neither a
+    /// repository nor a data directory: local object backups and restores.</summary>
+    public string? HistoryPath { get; init; }
     /// <summary>False when the operation keeps its own history (the restore drill's event).</summary>
     public bool History { get; init; } = true;
 }
@@ -152,7 +155,8 @@ public static class OperationRecorder
         try
         {
             IEventLog? log = scope.Repository is { } repo ? EventLog.ForBackend(RepositoryConnector.OpenBackend(repo))
-                : scope.DataDir is { } dd && Directory.Exists(dd) ? EventLog.ForDataDir(Path.GetFullPath(dd)) : null;
+                : scope.DataDir is { } dd && Directory.Exists(dd) ? EventLog.ForDataDir(Path.GetFullPath(dd))
+                : scope.HistoryPath is { } hp ? EventLog.ForFolder(Path.GetFullPath(hp)) : null;
             if (log is null)
             {
                 return;

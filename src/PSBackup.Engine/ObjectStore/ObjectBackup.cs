@@ -122,8 +122,8 @@ internal static class ObjectBackup
         ObjectLocation location, ObjectTree tree, string backupName, DateTimeOffset startedAt, long startTimestamp, OperationContext context)
     {
         CancellationToken ct = context.CancellationToken;
-        // Opening checks the location, the S3 options and the key; it writes nothing.
-        using Repository.OpenRepository open = await Repository.RepositoryConnector.OpenAsync(target, ct).ConfigureAwait(false);
+        // Opening checks the location, the S3 options and the key, then takes a shared lock (released on return).
+        await using Repository.OpenRepository open = await Repository.RepositoryConnector.OpenForWriteAsync(target, Repository.RepositoryLockMode.Shared, "New-ObjectBackup", context).ConfigureAwait(false);
         string refName = $"object/{location.Dir}/{location.Object}/{ObjectLayout.FormatTimestamp(startedAt)}";
         if (!context.ShouldProcess($"{open.Repository.Location} ({location.Dir}/{location.Object})", "Create object backup in the repository"))
         {

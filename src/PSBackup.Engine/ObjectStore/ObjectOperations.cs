@@ -8,21 +8,78 @@ public static class ObjectOperations
     /// <summary>Copies <c>$DbRoot/&lt;Dir&gt;/&lt;Object&gt;</c> to the sibling
     /// <c>&lt;Object&gt;.backup-&lt;UTC yyyyMMddTHHmmss&gt;</c> plus its manifest. Null when ShouldProcess
     /// declined (-WhatIf).</summary>
-    public static Task<ObjectBackupResult?> BackupAsync(NewObjectBackupOptions options, OperationContext context) =>
-        OperationRecorder.RunAsync(new OperationScope { Operation = "New-ObjectBackup", Category = OperationKinds.Object, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", Repository = options?.Repository },
-            context, c => ObjectBackup.RunAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes));
+    public static Task<ObjectBackupResult?> BackupAsync(NewObjectBackupOptions options, OperationContext context)
+    {
+        string? history = options?.Repository is null ? ObjectHistory.Resolve(options?.HistoryPath) : null;
+        return OperationRecorder.RunAsync(new OperationScope { Operation = "New-ObjectBackup", Category = OperationKinds.Object, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", Repository = options?.Repository, HistoryPath = history },
+            context, c =>
+            {
+                ObjectHistory.Validate(options!.Repository, options.HistoryPath, history, options.DbRoot);
+                return ObjectBackup.RunAsync(options, c);
+            }, r => r is null ? null : new OperationOutcome(r.Bytes));
+    }
 
     /// <summary>Verifies a backup (a sibling folder, or one in <see cref="RestoreObjectBackupOptions.Repository"/>)
     /// and swaps it in for the live object, keeping the replaced object aside. Null when
     /// ShouldProcess declined (-WhatIf). A repository restore is recorded in that repository's
-    /// history (the tenant dir as namespace); a local one only in the audit log.</summary>
-    public static Task<ObjectRestoreResult?> RestoreAsync(RestoreObjectBackupOptions options, OperationContext context) =>
-        OperationRecorder.RunAsync(new OperationScope { Operation = "Restore-ObjectBackup", Category = OperationKinds.ObjectRestore, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", Repository = options?.Repository, History = options?.Repository is not null },
-            context, c => ObjectRestore.RunAsync(options!, c), r => r is null ? null : new OperationOutcome(r.Bytes));
+    /// history (the tenant dir as namespace); a local one in the history folder, when there is one.</summary>
+    public static Task<ObjectRestoreResult?> RestoreAsync(RestoreObjectBackupOptions options, OperationContext context)
+    {
+        string? history = options?.Repository is null ? ObjectHistory.Resolve(options?.HistoryPath) : null;
+        return OperationRecorder.RunAsync(new OperationScope { Operation = "Restore-ObjectBackup", Category = OperationKinds.ObjectRestore, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", Repository = options?.Repository, HistoryPath = history },
+            context, c =>
+            {
+                ObjectHistory.Validate(options!.Repository, options.HistoryPath, history, options.DbRoot);
+                return ObjectRestore.RunAsync(options, c);
+            }, r => r is null ? null : new OperationOutcome(r.Bytes));
+    }
 
     /// <summary>Finds (and, where ShouldProcess allows, removes) stale .new/.old/.tmp artifacts
     /// under a root. Every artifact found is returned, removed or not.</summary>
     public static Task<IReadOnlyList<StaleArtifact>> ClearStaleArtifactsAsync(ClearStaleArtifactOptions options, OperationContext context) =>
         OperationRecorder.RunAsync(new OperationScope { Operation = "Clear-StaleArtifact", Category = "sweep", Target = options?.Root, History = false },
             context, c => StaleArtifactSweep.RunAsync(options!, c), r => new OperationOutcome(r.Where(a => a.Removed).Sum(a => a.Bytes), r.All(a => a.Error is null), r.Any(a => a.Error is not null) ? "SweepIncomplete" : null, r.FirstOrDefault(a => a.Error is not null)?.Error));
+}
+
+/// <summary>Where local object backups and restores keep their operation history: a folder given
+/// by -HistoryPath / <c>--history-path</c>, else <c>PSBACKUP_HISTORY_PATH</c>, laid out like a local
+/// backup root (<c>&lt;folder&gt;/&lt;dir&gt;/events/</c>, <see cref="Events.EventLog.ForFolder"/>). Never a default
+/// inside <c>$DB_ROOT</c>: every folder there is the database's (a tenant dir), so the history must
+/// live outside it, like pgBackRest's repository or restic's cache.</summary>
+public static class ObjectHistory
+{
+    public const string PathVariable = "PSBACKUP_HISTORY_PATH";
+
+    /// <summary>The history folder to record in: the given one, else the environment's, else null (none).</summary>
+    public static string? Resolve(string? given)
+    {
+        string? path = string.IsNullOrWhiteSpace(given) ? Environment.GetEnvironmentVariable(PathVariable) : given;
+        return string.IsNullOrWhiteSpace(path) ? null : Path.GetFullPath(path);
+    }
+
+    /// <summary>Refuses -HistoryPath beside a repository (which keeps its own history), and a history
+    /// folder inside the database root (it would read as a tenant dir) or that is a file.</summary>
+    public static void Validate(Repository.RepositoryTarget? repository, string? given, string? history, string dbRoot)
+    {
+        if (repository is not null && given is not null)
+        {
+            throw new InvalidInputException("HistoryPathWithRepository",
+                "-HistoryPath is for local object backups and restores; with -Repository the history is kept in the repository. Drop one of them.", given);
+        }
+        if (history is null)
+        {
+            return;
+        }
+        string root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dbRoot));
+        StringComparison cmp = OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        if (history.Equals(root, cmp) || history.StartsWith(root + Path.DirectorySeparatorChar, cmp))
+        {
+            throw new InvalidInputException("HistoryInsideDbRoot",
+                $"The history folder '{history}' is inside the database root '{root}', where every folder belongs to the database. Give a -HistoryPath (or {PathVariable}) outside it, e.g. /var/lib/psbackup/history.", history);
+        }
+        if (File.Exists(history))
+        {
+            throw new InvalidInputException("HistoryPathIsFile", $"The history folder '{history}' is a file. Give a folder (it is created when missing).", history);
+        }
+    }
 }

@@ -15,6 +15,8 @@ public sealed record NewObjectBackupOptions(string DbRoot, string Dir, string Ob
     public Func<CancellationToken, Task>? Resume { get; init; }
     /// <summary>Store the backup in this repository instead of a sibling folder.</summary>
     public Repository.RepositoryTarget? Repository { get; init; }
+    /// <summary>A local backup's history folder (<see cref="ObjectHistory"/>); null: <c>PSBACKUP_HISTORY_PATH</c>, else none.</summary>
+    public string? HistoryPath { get; init; }
 }
 
 public sealed record ObjectBackupResult
@@ -57,6 +59,8 @@ public sealed record RestoreObjectBackupOptions(string DbRoot, string Dir, strin
 
     /// <summary>Replace a live object that is not empty (it is kept aside, never deleted).</summary>
     public bool Force { get; init; }
+    /// <summary>The history folder (<see cref="ObjectHistory"/>); null: <c>PSBACKUP_HISTORY_PATH</c>, else none.</summary>
+    public string? HistoryPath { get; init; }
 }
 
 public sealed record ObjectRestoreResult

@@ -108,8 +108,9 @@ public sealed class Repository
 
     /// <summary>Opens a repository: reads the config, unwraps the master keys when encrypted
     /// (wrong passphrase or key file: <see cref="RepositoryKeyException"/>; damaged key or config:
-    /// <see cref="RepositoryIntegrityException"/>) and loads the index. Writes nothing.</summary>
-    public static async Task<Repository> OpenAsync(IStorageBackend backend, RepositoryCredentials credentials, CancellationToken ct = default)
+    /// <see cref="RepositoryIntegrityException"/>) and loads the index (unless
+    /// <paramref name="loadIndex"/> is false: a writer loads it once it holds its lock). Writes nothing.</summary>
+    public static async Task<Repository> OpenAsync(IStorageBackend backend, RepositoryCredentials credentials, CancellationToken ct = default, bool loadIndex = true)
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(credentials);
@@ -138,7 +139,10 @@ public sealed class Repository
                 RepositoryLayout.ConfigKey);
         }
         var repo = new Repository(backend, config, configSha, master, ZstdCompressor.Instance);
-        await repo.ReloadIndexAsync(ct).ConfigureAwait(false);
+        if (loadIndex)
+        {
+            await repo.ReloadIndexAsync(ct).ConfigureAwait(false);
+        }
         return repo;
     }
 

@@ -199,13 +199,18 @@ public static class RepositorySync
         {
             await foreach (StoredObject o in dst.ListAsync("", ct).ConfigureAwait(false))
             {
-                if (!o.Key.StartsWith(RepositoryLayout.KeysPrefix, StringComparison.Ordinal))
+                // Keys and a lock: what an interrupted first sync leaves behind.
+                if (!o.Key.StartsWith(RepositoryLayout.KeysPrefix, StringComparison.Ordinal) && !o.Key.StartsWith(RepositoryLock.Prefix, StringComparison.Ordinal))
                 {
                     throw new ConflictException("DestinationNotEmpty",
                         $"The destination {dst.Location} is not empty ('{o.Key}') and holds no repository. Sync a repository only into an empty destination or into a copy of itself.", dst.Location);
                 }
             }
         }
+
+        // A writer like any backup: no prune may delete what this sync is about to reference.
+        await using RepositoryLock? held = context.WhatIf || dst is EmptyBackend ? null
+            : await RepositoryLock.AcquireAsync(dst, RepositoryLockMode.Shared, "Sync-BackupRepository", context.Clock, ct).ConfigureAwait(false);
 
         // Decoding needs the key (repo is null without it); every object is still verified by its content address.
 

@@ -112,14 +112,58 @@ public static class RepositoryConnector
         }
     }
 
+    /// <summary>Opens the repository for writing: after the config and key checks (a wrong key or
+    /// a folder that holds no repository writes nothing) it takes a <paramref name="mode"/> lock
+    /// (<see cref="RepositoryLock"/>), then loads the index, so a writer never reuses a pack that a
+    /// prune finishing just before deleted. No lock under -WhatIf. Dispose (await using) releases it.</summary>
+    public static async Task<OpenRepository> OpenForWriteAsync(RepositoryTarget target, RepositoryLockMode mode, string operation, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        CancellationToken ct = context.CancellationToken;
+        RepositoryCredentials credentials = Credentials(target);
+        IStorageBackend backend = OpenBackend(target);
+        RepositoryLock? held = null;
+        try
+        {
+            Repository repository = await Repository.OpenAsync(backend, credentials, ct, loadIndex: false).ConfigureAwait(false);
+            if (!context.WhatIf)
+            {
+                held = await RepositoryLock.AcquireAsync(backend, mode, operation, context.Clock, ct).ConfigureAwait(false);
+            }
+            await repository.ReloadIndexAsync(ct).ConfigureAwait(false);
+            return new OpenRepository(backend, repository, held);
+        }
+        catch
+        {
+            if (held is not null)
+            {
+                await held.DisposeAsync().ConfigureAwait(false);
+            }
+            backend.Dispose();
+            throw;
+        }
+    }
+
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 }
 
-/// <summary>An open repository and the backend it owns.</summary>
-public sealed class OpenRepository(IStorageBackend backend, Repository repository) : IDisposable
+/// <summary>An open repository, the backend it owns and, when opened for writing, its lock.
+/// Dispose asynchronously (<c>await using</c>) to release the lock without blocking.</summary>
+public sealed class OpenRepository(IStorageBackend backend, Repository repository, RepositoryLock? held = null) : IDisposable, IAsyncDisposable
 {
     public Repository Repository { get; } = repository;
     public IStorageBackend Backend { get; } = backend;
+    /// <summary>The lock this writer holds; null for readers and under -WhatIf.</summary>
+    public RepositoryLock? Lock { get; } = held;
 
-    public void Dispose() => Backend.Dispose();
+    public async ValueTask DisposeAsync()
+    {
+        if (Lock is not null)
+        {
+            await Lock.DisposeAsync().ConfigureAwait(false);
+        }
+        Backend.Dispose();
+    }
+
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 }

@@ -176,8 +176,13 @@ public static class RetentionOperations
         string? onlyNs = o.Namespace is null ? null : SafePath.ValidateName(o.Namespace, "namespace");
         string? onlyDir = o.Dir is null ? null : SafePath.ValidateName(o.Dir, "dir");
         string? onlyObj = o.Object is null ? null : SafePath.ValidateName(o.Object, "object");
-        using OpenRepository open = await RepositoryConnector.OpenAsync(o.Repository!, ct).ConfigureAwait(false);
+        // Exclusive: no backup may reuse a pack this prune is about to delete (-WhatIf deletes nothing and takes no lock).
+        await using OpenRepository open = await RepositoryConnector.OpenForWriteAsync(o.Repository!, RepositoryLockMode.Exclusive, "Remove-ExpiredBackup", ctx).ConfigureAwait(false);
         Repository.Repository repo = open.Repository;
+        if (open.Lock is not null)
+        {
+            await RepositoryLock.RemoveStaleAsync(repo.Backend, ctx.Clock, ct).ConfigureAwait(false);
+        }
         string location = repo.Location;
 
         ctx.Report("Remove-ExpiredBackup", "Reading manifests", 0, 0);
@@ -366,7 +371,7 @@ public static class RetentionOperations
             string what = has ? "used by no remaining backup" : "in no index (left by an interrupted backup)";
             if (pack.LastModified is not { } written || written > cutoff)
             {
-                items.Add(Make(RetentionDecision.Keep, false, $"{what}, but younger than the grace period ({RetentionEvaluator.FormatDuration(grace)}): a running backup may still commit it"));
+                items.Add(Make(RetentionDecision.Keep, false, $"{what}, but younger than the grace period ({Durations.Format(grace)}): a running backup may still commit it"));
                 continue;
             }
             if (has && chunks!.Overlaps(liveNow))

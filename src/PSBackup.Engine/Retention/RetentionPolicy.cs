@@ -39,7 +39,7 @@ public sealed record RetentionPolicy
         }
         if (KeepWithin is { } w && w < TimeSpan.Zero)
         {
-            throw new InvalidInputException("InvalidRetentionDuration",
+            throw new InvalidInputException("InvalidDuration",
                 $"-KeepWithin {w} is negative; give a duration such as 14d or 24h. Nothing was removed.", w.ToString());
         }
     }
@@ -49,45 +49,6 @@ public sealed record RetentionPolicy
         ("KeepLast", KeepLast), ("KeepHourly", KeepHourly), ("KeepDaily", KeepDaily),
         ("KeepWeekly", KeepWeekly), ("KeepMonthly", KeepMonthly), ("KeepYearly", KeepYearly),
     ];
-
-    /// <summary>"14d", "24h", "2w", "1y" (365 days) and combinations like "1d12h"; or a TimeSpan
-    /// ("1.12:00:00"). restic's "m" (months) is not accepted: a month has no fixed length.</summary>
-    public static TimeSpan ParseDuration(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        string s = text.Trim();
-        if (TimeSpan.TryParse(s, CultureInfo.InvariantCulture, out TimeSpan plain) && s.Contains(':', StringComparison.Ordinal))
-        {
-            return plain;
-        }
-        TimeSpan total = TimeSpan.Zero;
-        int i = 0;
-        bool any = false;
-        while (i < s.Length)
-        {
-            int start = i;
-            while (i < s.Length && char.IsAsciiDigit(s[i])) { i++; }
-            if (start == i || i == s.Length)
-            {
-                throw Bad(text);
-            }
-            long n = long.Parse(s.AsSpan(start, i - start), NumberStyles.None, CultureInfo.InvariantCulture);
-            char unit = s[i++];
-            total += unit switch
-            {
-                'y' => TimeSpan.FromDays(365 * n),
-                'w' => TimeSpan.FromDays(7 * n),
-                'd' => TimeSpan.FromDays(n),
-                'h' => TimeSpan.FromHours(n),
-                _ => throw Bad(text),
-            };
-            any = true;
-        }
-        return any ? total : throw Bad(text);
-    }
-
-    private static InvalidInputException Bad(string text) => new("InvalidRetentionDuration",
-        $"'{text}' is not a duration; write it as a number and a unit (y, w, d, h), e.g. 14d, 24h or 1d12h.", text);
 }
 
 /// <summary>One candidate for a retention decision: an id and the time it is bucketed by.</summary>
@@ -155,21 +116,13 @@ public static class RetentionEvaluator
         if (policy.KeepWithin is TimeSpan within && sorted.Count > 0)
         {
             DateTimeOffset from = sorted[0].Time - within;
-            string label = "within " + FormatDuration(within);
+            string label = "within " + Durations.Format(within);
             foreach (RetentionCandidate c in sorted.Where(c => c.Time > from || c.Time == sorted[0].Time))
             {
                 Keep(c, label);
             }
         }
         return reasons.ToDictionary(p => p.Key, p => (IReadOnlyList<string>)p.Value, StringComparer.Ordinal);
-    }
-
-    internal static string FormatDuration(TimeSpan d)
-    {
-        if (d.Ticks % TimeSpan.TicksPerDay == 0) { return ((long)d.TotalDays).ToString(CultureInfo.InvariantCulture) + "d"; }
-        if (d.Ticks % TimeSpan.TicksPerHour == 0) { return ((long)d.TotalHours).ToString(CultureInfo.InvariantCulture) + "h"; }
-        if (d.Ticks % TimeSpan.TicksPerMinute == 0) { return ((long)d.TotalMinutes).ToString(CultureInfo.InvariantCulture) + "m"; }
-        return d.ToString("c", CultureInfo.InvariantCulture);
     }
 }
 

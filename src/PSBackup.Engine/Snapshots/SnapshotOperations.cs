@@ -135,7 +135,7 @@ public static class SnapshotOperations
                 $"The store folder '{dbDir}' of namespace '{ns}' holds no files, so there is nothing to snapshot. Check that the database has created its store there.", dbDir);
         }
         IReadOnlyList<IStoreAdapter> adapters = options.StoreAdapters ?? StoreAdapters.Default;
-        using Repository.OpenRepository open = await Repository.RepositoryConnector.OpenAsync(target, ct).ConfigureAwait(false);
+        await using Repository.OpenRepository open = await Repository.RepositoryConnector.OpenForWriteAsync(target, Repository.RepositoryLockMode.Shared, "New-StoreSnapshot", context).ConfigureAwait(false);
         DateTimeOffset createdAt = context.UtcNow;
         string refName = $"snapshot/{ns}/{createdAt.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture)}";
         if (!context.ShouldProcess($"{open.Repository.Location} ({refName})", "Create store snapshot in the repository"))

@@ -37,7 +37,7 @@ internal static class WalRepositoryShip
     public static async Task<WalShipResult> RunAsync(InvokeWalShipOptions options, string ns, string walDir, RepositoryTarget target, OperationContext context)
     {
         CancellationToken ct = context.CancellationToken;
-        using OpenRepository open = await RepositoryConnector.OpenAsync(target, ct).ConfigureAwait(false);
+        await using OpenRepository open = await RepositoryConnector.OpenForWriteAsync(target, RepositoryLockMode.Shared, "Invoke-WalShip", context).ConfigureAwait(false);
         Repository.Repository repo = open.Repository;
 
         // 1. What the repository holds: segment id -> manifest ids (partials and foreign names ignored).

@@ -12,6 +12,7 @@ namespace PSBackup.Commands;
 public sealed class ExportBackupMetricCommand : PSBackupRepositoryCmdlet
 {
     private const string DataDirSet = "DataDir";
+    private const string HistorySet = "History";
     private RepositoryTarget? _repository;
     private string? _dataDir;
     private string? _path;
@@ -23,6 +24,13 @@ public sealed class ExportBackupMetricCommand : PSBackupRepositoryCmdlet
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DataDirSet)]
     [ValidateNotNullOrEmpty]
     public string DataDir { get; set; } = "";
+
+    /// <summary>Read the history folder local object backups record into (New-ObjectBackup -HistoryPath).</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = HistorySet)]
+    [ValidateNotNullOrEmpty]
+    public string HistoryPath { get; set; } = "";
+
+    private string? _historyPath;
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
@@ -37,12 +45,13 @@ public sealed class ExportBackupMetricCommand : PSBackupRepositoryCmdlet
     {
         _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
         _dataDir = ParameterSetName == DataDirSet ? ResolveFileSystemPath(DataDir, nameof(DataDir)) : null;
+        _historyPath = ParameterSetName == HistorySet ? ResolveFileSystemPath(HistoryPath, nameof(HistoryPath)) : null;
         _path = Path is null ? null : GetUnresolvedProviderPathFromPSPath(Path);
     }
 
     protected override async Task ProcessRecordAsync()
     {
-        var options = new MetricExportOptions { Repository = _repository, DataDir = _dataDir, Namespace = Namespace, Path = _path };
+        var options = new MetricExportOptions { Repository = _repository, DataDir = _dataDir, HistoryPath = _historyPath, Namespace = Namespace, Path = _path };
         if (await BackupHealth.ExportMetricsAsync(options, CreateContext()).ConfigureAwait(false) is { } result)
         {
             PostWriteObject(result);

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using PSBackup.Engine;
 using PSBackup.Engine.Events;
 using PSBackup.Engine.Repository;
 
@@ -13,6 +14,7 @@ namespace PSBackup.Commands;
 public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
 {
     private const string DataDirSet = "DataDir";
+    private const string HistorySet = "History";
     private RepositoryTarget? _repository;
     private string? _dataDir;
 
@@ -24,14 +26,23 @@ public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
     [ValidateNotNullOrEmpty]
     public string DataDir { get; set; } = "";
 
+    /// <summary>Check the history folder local object backups record into (New-ObjectBackup -HistoryPath).</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = HistorySet)]
+    [ValidateNotNullOrEmpty]
+    public string HistoryPath { get; set; } = "";
+
+    private string? _historyPath;
+
     /// <summary>Only these namespaces (default: every namespace with backups or history).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string[]? Namespace { get; set; }
 
-    /// <summary>Alert when the newest successful backup of a kind is older (default 24 h).</summary>
+    /// <summary>Alert when the newest successful backup of a kind is older (default 24h): 24h, 2d,
+    /// 1d12h or a TimeSpan such as 1.12:00:00, like Remove-ExpiredBackup's -KeepWithin.</summary>
     [Parameter]
-    public TimeSpan MaxAge { get; set; } = TimeSpan.FromHours(24);
+    [ValidateNotNullOrEmpty]
+    public string? MaxAge { get; set; }
 
     /// <summary>Alert when the last two successful backups of a kind differ by more than this percentage (default 50).</summary>
     [Parameter]
@@ -43,14 +54,29 @@ public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
     [ValidateRange(1, int.MaxValue)]
     public int FailureThreshold { get; set; } = 2;
 
-    /// <summary>Alert when the last restore drill is older (default 31 days).</summary>
+    /// <summary>Alert when the last restore drill is older (default 31d); written like -MaxAge.</summary>
     [Parameter]
-    public TimeSpan MaxRestoreTestAge { get; set; } = TimeSpan.FromDays(31);
+    [ValidateNotNullOrEmpty]
+    public string? MaxRestoreTestAge { get; set; }
+
+    private TimeSpan _maxAge;
+    private TimeSpan _maxRestoreTestAge;
 
     protected override void PrepareRecord()
     {
         _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
         _dataDir = ParameterSetName == DataDirSet ? ResolveFileSystemPath(DataDir, nameof(DataDir)) : null;
+        _historyPath = ParameterSetName == HistorySet ? ResolveFileSystemPath(HistoryPath, nameof(HistoryPath)) : null;
+        var defaults = new BackupHealthOptions();
+        try
+        {
+            _maxAge = MaxAge is null ? defaults.MaxAge : Durations.Parse(MaxAge);
+            _maxRestoreTestAge = MaxRestoreTestAge is null ? defaults.MaxRestoreTestAge : Durations.Parse(MaxRestoreTestAge);
+        }
+        catch (InvalidInputException e)
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(e));
+        }
     }
 
     protected override async Task ProcessRecordAsync()
@@ -59,11 +85,12 @@ public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
         {
             Repository = _repository,
             DataDir = _dataDir,
+            HistoryPath = _historyPath,
             Namespace = Namespace,
-            MaxAge = MaxAge,
+            MaxAge = _maxAge,
             SizeChangeThreshold = SizeChangeThreshold,
             FailureThreshold = FailureThreshold,
-            MaxRestoreTestAge = MaxRestoreTestAge,
+            MaxRestoreTestAge = _maxRestoreTestAge,
         };
         IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(options, CreateContext()).ConfigureAwait(false);
         foreach (HealthAlert alert in alerts)

@@ -45,12 +45,20 @@ public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
     [ValidateNotNullOrEmpty]
     public string Repository { get; set; } = "";
 
+    /// <summary>Local backups only: record the outcome in this history folder (outside $DB_ROOT;
+    /// default: PSBACKUP_HISTORY_PATH) for Get-BackupHealth / Export-BackupMetric -HistoryPath.</summary>
+    [Parameter(ParameterSetName = DefaultSet)]
+    [ValidateNotNullOrEmpty]
+    public string? HistoryPath { get; set; }
+
     private RepositoryTarget? _repository;
+    private string? _historyPath;
 
     protected override void PrepareRecord()
     {
         _dbRoot = ResolveFileSystemPath(DbRoot, nameof(DbRoot));
         _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
+        _historyPath = HistoryPath is null ? null : GetUnresolvedProviderPathFromPSPath(HistoryPath);
     }
 
     protected override async Task ProcessRecordAsync()
@@ -60,6 +68,7 @@ public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
             Quiesce = HookFor(QuiesceScript, "QuiesceScriptFailed", "quiesce"),
             Resume = HookFor(ResumeScript, "ResumeScriptFailed", "resume"),
             Repository = _repository,
+            HistoryPath = _historyPath,
         };
         PostWriteVerbose(_repository is null
             ? $"Backing up object '{Dir}/{Object}' under '{_dbRoot}'."

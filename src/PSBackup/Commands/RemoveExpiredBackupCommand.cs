@@ -106,7 +106,7 @@ public sealed class RemoveExpiredBackupCommand : PSBackupRepositoryCmdlet
                 KeepWeekly = KeepWeekly,
                 KeepMonthly = KeepMonthly,
                 KeepYearly = KeepYearly,
-                KeepWithin = KeepWithin is null ? null : RetentionPolicy.ParseDuration(KeepWithin),
+                KeepWithin = KeepWithin is null ? null : Durations.Parse(KeepWithin),
             };
             policy.Validate();
             RepositoryTarget? repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
@@ -119,7 +119,7 @@ public sealed class RemoveExpiredBackupCommand : PSBackupRepositoryCmdlet
                 Dir = Dir,
                 Object = Object,
                 Policy = policy,
-                PackGracePeriod = PackGracePeriod is null ? TimeSpan.FromHours(1) : RetentionPolicy.ParseDuration(PackGracePeriod),
+                PackGracePeriod = PackGracePeriod is null ? TimeSpan.FromHours(1) : Durations.Parse(PackGracePeriod),
             };
         }
         catch (InvalidInputException e)

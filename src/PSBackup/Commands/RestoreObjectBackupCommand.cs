@@ -54,6 +54,14 @@ public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    /// <summary>Record the outcome of a local restore in this history folder (outside $DB_ROOT;
+    /// default: PSBACKUP_HISTORY_PATH). A repository restore records in the repository.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? HistoryPath { get; set; }
+
+    private string? _historyPath;
+
     protected override void PrepareRecord()
     {
         bool repository = !string.IsNullOrEmpty(Repository);
@@ -70,6 +78,7 @@ public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
         }
         _dbRoot = ResolveFileSystemPath(DbRoot!, nameof(DbRoot));
         _repository = RepositoryTargetFor(Repository);
+        _historyPath = HistoryPath is null ? null : GetUnresolvedProviderPathFromPSPath(HistoryPath);
     }
 
     protected override async Task ProcessRecordAsync()
@@ -80,6 +89,7 @@ public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
             Force = Force.IsPresent,
             Repository = _repository,
             BackupId = string.IsNullOrEmpty(BackupId) ? null : BackupId,
+            HistoryPath = _historyPath,
         };
         string source = _repository is null ? $"'{from ?? BackupId}'" : $"{_repository.Location} ({BackupId ?? "newest backup"})";
         PostWriteVerbose($"Restoring '{Dir}/{Object}' under '{_dbRoot}' from {source}.");

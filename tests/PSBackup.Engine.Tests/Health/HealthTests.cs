@@ -148,6 +148,36 @@ public sealed class HealthTests : IDisposable
     }
 
     [Fact]
+    public async Task Health_thresholds_take_the_durations_prune_takes_with_the_same_error()
+    {
+        string dataDir = _dir.Combine("data");
+        Directory.CreateDirectory(dataDir);
+        await Append(dataDir, Op(OperationKinds.StoreSnapshot, DateTimeOffset.UtcNow.AddDays(-3), true));
+
+        var stdout = new StringWriter();
+        Assert.Equal(ExitCodes.Unhealthy, await CliApp.RunAsync(["health", "--data-dir", dataDir], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Contains("BackupTooOld", stdout.ToString(), StringComparison.Ordinal);
+        stdout = new StringWriter();
+        Assert.Equal(0, await CliApp.RunAsync(["health", "--data-dir", dataDir, "--max-age", "3d12h", "--max-restore-test-age", "1y"], stdout, new StringWriter(), CancellationToken.None));
+        Assert.DoesNotContain("BackupTooOld", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains("NoRestoreDrill", stdout.ToString(), StringComparison.Ordinal);
+        stdout = new StringWriter();
+        Assert.Equal(ExitCodes.Unhealthy, await CliApp.RunAsync(["health", "--data-dir", dataDir, "--max-age", "2.00:00:00"], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Contains("BackupTooOld", stdout.ToString(), StringComparison.Ordinal);
+
+        // A bad duration is the same typed error, with the same message and exit code, as prune's.
+        var healthError = new StringWriter();
+        int healthCode = await CliApp.RunAsync(["health", "--data-dir", dataDir, "--max-age", "3x"], new StringWriter(), healthError, CancellationToken.None);
+        var pruneError = new StringWriter();
+        int pruneCode = await CliApp.RunAsync(["prune", "--data-dir", dataDir, "--namespace", Ns, "--keep-within", "3x"], new StringWriter(), pruneError, CancellationToken.None);
+        Assert.Equal(ExitCodes.InvalidArgument, healthCode);
+        Assert.Equal(pruneCode, healthCode);
+        Assert.Equal(pruneError.ToString(), healthError.ToString());
+        Assert.Contains("'3x' is not a duration", healthError.ToString(), StringComparison.Ordinal);
+        Assert.Equal("InvalidDuration", Assert.Throws<InvalidInputException>(() => Durations.Parse("1d3m")).ErrorId);
+    }
+
+    [Fact]
     public async Task Metrics_are_valid_exposition_text_for_a_real_parser_and_written_atomically()
     {
         DateTimeOffset now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
@@ -182,6 +212,65 @@ public sealed class HealthTests : IDisposable
         var stdout = new StringWriter();
         Assert.Equal(0, await CliApp.RunAsync(["metrics", "--data-dir", dataDir], stdout, new StringWriter(), CancellationToken.None));
         Assert.Contains("# TYPE wal_gap_segments gauge", stdout.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Local_object_backups_and_restores_record_into_a_history_folder_that_health_and_metrics_read()
+    {
+        using var obj = new PSBackup.Engine.Tests.ObjectStore.ObjectFixture();
+        string history = _dir.Combine("history");
+        string dir = PSBackup.Engine.Tests.ObjectStore.ObjectFixture.Dir;
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        var ok = await PSBackup.Engine.ObjectStore.ObjectOperations.BackupAsync(obj.BackupOptions() with { HistoryPath = history }, Context(now.AddMinutes(-30)));
+        Assert.NotNull(ok);
+        var failing = obj.BackupOptions() with { HistoryPath = history, Quiesce = _ => throw new OperationFailedException("QuiesceFailed", "the writer did not pause") };
+        for (int i = 1; i <= 2; i++)
+        {
+            await Assert.ThrowsAsync<OperationFailedException>(() => PSBackup.Engine.ObjectStore.ObjectOperations.BackupAsync(failing, Context(now.AddMinutes(-20 + i))));
+        }
+        Assert.NotNull(await PSBackup.Engine.ObjectStore.ObjectOperations.RestoreAsync(obj.RestoreOptions(ok.BackupName, force: true) with { HistoryPath = history }, Context(now.AddMinutes(-5))));
+        // The history lives outside $DB_ROOT: the root holds only its tenant dir, and no events anywhere below.
+        Assert.Equal([obj.DirPath], Directory.GetFileSystemEntries(obj.DbRoot));
+        Assert.Empty(Directory.GetDirectories(obj.DbRoot, "events", SearchOption.AllDirectories));
+        Assert.Equal(4, Directory.GetFiles(Path.Combine(history, dir, "events")).Length);
+
+        IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(new BackupHealthOptions { HistoryPath = history }, Context(now));
+        HealthAlert failures = Assert.Single(alerts);
+        Assert.Equal(("ConsecutiveFailures", OperationKinds.Object, dir, HealthSeverity.Critical), (failures.Code, failures.Kind, failures.Namespace, failures.Severity));
+        Assert.Contains("QuiesceFailed", failures.Message, StringComparison.Ordinal);
+        var stdout = new StringWriter();
+        Assert.Equal(ExitCodes.Unhealthy, await CliApp.RunAsync(["health", "--history-path", history], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Contains("ConsecutiveFailures", stdout.ToString(), StringComparison.Ordinal);
+
+        string prom = _dir.Combine("objects.prom");
+        Assert.Equal(0, await CliApp.RunAsync(["metrics", "--history-path", history, "--path", prom], new StringWriter(), new StringWriter(), CancellationToken.None));
+        var byName = ParseWithPrometheusParser(prom).EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!);
+        string Value(string family, string kind) => byName[family].GetProperty("metrics").EnumerateArray()
+            .Single(m => m.GetProperty("labels").GetProperty("kind").GetString() == kind && m.GetProperty("labels").GetProperty("namespace").GetString() == dir).GetProperty("value").GetString()!;
+        Assert.Equal("1", Value("backup_success_total", OperationKinds.Object));
+        Assert.Equal("2", Value("backup_failure_total", OperationKinds.Object));
+        Assert.Equal(ok.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture), Value("backup_last_bytes", OperationKinds.Object));
+        Assert.Equal("1", Value("backup_success_total", OperationKinds.ObjectRestore));
+
+        // A success resets the streak.
+        Assert.NotNull(await PSBackup.Engine.ObjectStore.ObjectOperations.BackupAsync(obj.BackupOptions() with { HistoryPath = history }, Context(now.AddMinutes(-1))));
+        Assert.Empty(await BackupHealth.GetAlertsAsync(new BackupHealthOptions { HistoryPath = history }, Context(now)));
+    }
+
+    [Fact]
+    public async Task A_history_folder_inside_the_db_root_is_refused_and_nothing_is_written()
+    {
+        using var obj = new PSBackup.Engine.Tests.ObjectStore.ObjectFixture();
+        TreeState before = TreeState.Capture(obj.DbRoot);
+        InvalidInputException e = await Assert.ThrowsAsync<InvalidInputException>(() =>
+            PSBackup.Engine.ObjectStore.ObjectOperations.BackupAsync(obj.BackupOptions() with { HistoryPath = Path.Combine(obj.DbRoot, "history") }, Context()));
+        Assert.Equal("HistoryInsideDbRoot", e.ErrorId);
+        before.AssertUnchanged(obj.DbRoot);
+        var stderr = new StringWriter();
+        Assert.Equal(ExitCodes.InvalidArgument, await CliApp.RunAsync(["object", "backup", "--db-root", obj.DbRoot, "--dir", PSBackup.Engine.Tests.ObjectStore.ObjectFixture.Dir,
+            "--object", PSBackup.Engine.Tests.ObjectStore.ObjectFixture.Object, "--history-path", Path.Combine(obj.DbRoot, "h")], new StringWriter(), stderr, CancellationToken.None));
+        Assert.Contains("inside the database root", stderr.ToString(), StringComparison.Ordinal);
+        before.AssertUnchanged(obj.DbRoot);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using PSBackup.Engine.ObjectStore;
 using PSBackup.Engine.Repository;
+using PSBackup.Engine.Retention;
 using PSBackup.Engine.Snapshots;
 using PSBackup.Engine.Storage;
 using PSBackup.Engine.Tests.ObjectStore;
@@ -554,12 +555,181 @@ public abstract class RepositoryWriteTests : IDisposable
         Assert.Equal(info.RepositoryId, open.Repository.Config.Id);
         await Assert.ThrowsAsync<RepositoryKeyException>(() => RepositoryConnector.OpenAsync(location, CancellationToken.None));
     }
+
+    // ---- locks --------------------------------------------------------------------------------
+
+    protected sealed class At(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
+    }
+
+    protected static async Task<string[]> LockKeysAsync(RepositoryTarget target)
+    {
+        using IStorageBackend backend = RepositoryConnector.OpenBackend(target);
+        var keys = new List<string>();
+        await foreach (StoredObject o in backend.ListAsync(RepositoryLock.Prefix, CancellationToken.None))
+        {
+            keys.Add(o.Key);
+        }
+        return keys.ToArray();
+    }
+
+    protected static RemoveExpiredBackupOptions PruneToOne(RepositoryTarget repo) =>
+        new() { Repository = repo, Policy = new RetentionPolicy { KeepLast = 1 }, PackGracePeriod = TimeSpan.Zero };
+
+    /// <summary>A keep-last-1 prune that runs (no live lock), removes one object backup and leaves no lock behind.</summary>
+    protected static async Task PruneRemovesOneAndLeavesNoLockAsync(RepositoryTarget repo)
+    {
+        IReadOnlyList<RetentionItem> items = await RetentionOperations.RemoveExpiredAsync(PruneToOne(repo), OperationContext.Default);
+        Assert.Single(items, i => i.Kind == RetentionItemKind.ObjectBackup && i.Removed);
+        Assert.Empty(await LockKeysAsync(repo));
+    }
+
+    /// <summary>Two object backups a minute apart, so a keep-last-1 prune has one to remove.</summary>
+    protected static async Task TwoBackupsAsync(ObjectFixture obj, RepositoryTarget repo)
+    {
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        Assert.NotNull(await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, new OperationContext { Clock = new At(now.AddMinutes(-2)) }));
+        File.WriteAllText(Path.Combine(obj.ObjectPath, "changed.txt"), "new data for the second backup");
+        Assert.NotNull(await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, new OperationContext { Clock = new At(now.AddMinutes(-1)) }));
+    }
+
+    [Fact]
+    public async Task A_held_shared_lock_makes_prune_refuse_with_nothing_deleted()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        await TwoBackupsAsync(obj, repo);
+        Assert.Empty(await LockKeysAsync(repo)); // released after each backup
+        using IStorageBackend backend = RepositoryConnector.OpenBackend(repo);
+        await using (RepositoryLock held = await RepositoryLock.AcquireAsync(backend, RepositoryLockMode.Shared, "New-ObjectBackup", TimeProvider.System, CancellationToken.None))
+        {
+            var before = await KeysAsync(repo);
+            ConflictException e = await Assert.ThrowsAsync<ConflictException>(() => RetentionOperations.RemoveExpiredAsync(PruneToOne(repo), OperationContext.Default));
+            Assert.Equal("RepositoryLocked", e.ErrorId);
+            Assert.Contains("a shared lock of New-ObjectBackup", e.Message, StringComparison.Ordinal);
+            Assert.Contains($"host '{Environment.MachineName}' (pid {Environment.ProcessId}", e.Message, StringComparison.Ordinal);
+            Assert.Contains("Wait until that operation finishes", e.Message, StringComparison.Ordinal);
+            Assert.Equal(held.Key, e.Target);
+            Assert.Equal(before, await KeysAsync(repo));
+            Assert.Equal([held.Key], await LockKeysAsync(repo));
+        }
+        Assert.Empty(await LockKeysAsync(repo));
+        await PruneRemovesOneAndLeavesNoLockAsync(repo);
+    }
+
+    [Fact]
+    public async Task An_exclusive_lock_makes_every_writer_refuse_and_write_nothing()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        string data = Dir.Combine("data");
+        CreateNamespace(data, "users", (3, true), (2, false));
+        SnapshotTestSupport.CreateFileNamespace(data, "users");
+        using IStorageBackend backend = RepositoryConnector.OpenBackend(repo);
+        await using RepositoryLock prune = await RepositoryLock.AcquireAsync(backend, RepositoryLockMode.Exclusive, "Remove-ExpiredBackup", TimeProvider.System, CancellationToken.None);
+        var before = await KeysAsync(repo);
+
+        var errors = new List<ConflictException>
+        {
+            await Assert.ThrowsAsync<ConflictException>(() => ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default)),
+            await Assert.ThrowsAsync<ConflictException>(() => SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "users", null) { Repository = repo }, OperationContext.Default)),
+            await Assert.ThrowsAsync<ConflictException>(() => WalOperations.ShipAsync(new InvokeWalShipOptions(data, "users", null) { Repository = repo }, OperationContext.Default)),
+            await Assert.ThrowsAsync<ConflictException>(() => RetentionOperations.RemoveExpiredAsync(PruneToOne(repo), OperationContext.Default)),
+        };
+        Assert.All(errors, e => Assert.Equal("RepositoryLocked", e.ErrorId));
+        Assert.All(errors, e => Assert.Contains("an exclusive lock of Remove-ExpiredBackup", e.Message, StringComparison.Ordinal));
+        Assert.Equal(before, await KeysAsync(repo));
+        Assert.Equal([prune.Key], await LockKeysAsync(repo));
+    }
+
+    [Fact]
+    public async Task A_stale_lock_is_ignored_and_prune_removes_it()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        using IStorageBackend backend = RepositoryConnector.OpenBackend(repo);
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        var stale = new RepositoryLockInfo { Operation = "Remove-ExpiredBackup", Exclusive = true, Host = "a-host-that-crashed", Pid = 4242, Created = now.AddHours(-2), Refreshed = now - RepositoryLock.StaleAfter - TimeSpan.FromMinutes(10) };
+        byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(stale, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
+        await backend.PutAsync("locks/0123456789abcdef0123456789abcdef", new MemoryStream(bytes), bytes.Length, CancellationToken.None);
+        // Fresh (refreshed a minute ago) on another host: still counts.
+        var live = stale with { Host = "another-host", Refreshed = now.AddMinutes(-1) };
+        Assert.False(RepositoryLock.IsStale(live, now));
+        Assert.True(Assert.Single(await RepositoryLock.ListAsync(backend, TimeProvider.System, CancellationToken.None)).Stale);
+
+        await TwoBackupsAsync(obj, repo);
+        await PruneRemovesOneAndLeavesNoLockAsync(repo);
+    }
+
+    [Fact]
+    public async Task Locks_are_released_after_a_failure_and_refreshed_under_a_new_key()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        var failing = obj.BackupOptions() with { Repository = repo, Quiesce = _ => throw new OperationFailedException("QuiesceFailed", "the writer did not pause") };
+        Assert.Equal("QuiesceFailed", (await Assert.ThrowsAsync<OperationFailedException>(() => ObjectOperations.BackupAsync(failing, OperationContext.Default))).ErrorId);
+        Assert.Empty(await LockKeysAsync(repo));
+
+        using IStorageBackend backend = RepositoryConnector.OpenBackend(repo);
+        DateTimeOffset t0 = DateTimeOffset.UtcNow;
+        var clock = new MovableClock(t0);
+        await using RepositoryLock held = await RepositoryLock.AcquireAsync(backend, RepositoryLockMode.Shared, "Invoke-WalShip", clock, CancellationToken.None);
+        string first = held.Key;
+        clock.Now = t0 + RepositoryLock.RefreshInterval;
+        await held.RefreshAsync(CancellationToken.None);
+        Assert.NotEqual(first, held.Key);
+        RepositoryLockHolder now = Assert.Single(await RepositoryLock.ListAsync(backend, clock, CancellationToken.None));
+        Assert.Equal(held.Key, now.Key);
+        Assert.Equal(t0 + RepositoryLock.RefreshInterval, now.Info.Refreshed);
+        Assert.Equal(t0, now.Info.Created);
+        Assert.False(now.Stale);
+    }
+
+    protected sealed class MovableClock(DateTimeOffset now) : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = now;
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
 }
 
 public sealed class LocalFolderRepositoryWriteTests : RepositoryWriteTests
 {
     protected override Task<RepositoryTarget> NewLocationAsync() =>
         Task.FromResult(new RepositoryTarget { Location = Dir.Combine("repo-" + Guid.NewGuid().ToString("N")[..8]) });
+
+    [Fact]
+    public async Task A_CLI_backup_holds_its_lock_until_killed_then_the_lock_is_stale()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        await TwoBackupsAsync(obj, repo);
+        string started = Dir.Combine("quiesce-started"), go = Dir.Combine("quiesce-go");
+        using var child = Proofs.CliProcess.Start("object", "backup", "--db-root", obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", ObjectFixture.Object, "--repository", repo.Location,
+            "--quiesce-command", $"touch '{started}'; while [ ! -f '{go}' ]; do sleep 0.05; done");
+        // The quiesce command runs after the repository was opened and locked.
+        using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(120)))
+        {
+            while (!File.Exists(started))
+            {
+                Assert.False(child.HasExited, "the CLI backup ended early: " + child.Stderr);
+                await Task.Delay(50, wait.Token);
+            }
+        }
+        var before = await KeysAsync(repo);
+        ConflictException e = await Assert.ThrowsAsync<ConflictException>(() => RetentionOperations.RemoveExpiredAsync(PruneToOne(repo), OperationContext.Default));
+        Assert.Contains($"a shared lock of New-ObjectBackup on host '{Environment.MachineName}' (pid {child.Id}", e.Message, StringComparison.Ordinal);
+        var cli = new StringWriter();
+        Assert.Equal(PSBackup.Cli.ExitCodes.Conflict, await PSBackup.Cli.CliApp.RunAsync(["prune", "--repository", repo.Location, "--keep-last", "1"], new StringWriter(), cli, CancellationToken.None));
+        Assert.Contains("is locked by a shared lock of New-ObjectBackup", cli.ToString(), StringComparison.Ordinal);
+        Assert.Equal(before, await KeysAsync(repo));
+
+        // Killed mid-backup: the lock stays behind, but its process is gone, so it is stale.
+        child.Kill();
+        await child.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Single(await LockKeysAsync(repo));
+        await PruneRemovesOneAndLeavesNoLockAsync(repo);
+    }
 
     [Fact]
     public async Task Init_creates_a_missing_folder_but_not_under_WhatIf()

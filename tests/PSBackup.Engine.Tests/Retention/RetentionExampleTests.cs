@@ -60,7 +60,7 @@ public sealed class RetentionExampleTests
     [InlineData("24h", 24)]
     [InlineData("1d12h", 36)]
     [InlineData("2w", 14 * 24)]
-    public void DurationsParse(string text, int hours) => Assert.Equal(TimeSpan.FromHours(hours), RetentionPolicy.ParseDuration(text));
+    public void DurationsParse(string text, int hours) => Assert.Equal(TimeSpan.FromHours(hours), Durations.Parse(text));
 
     [Theory]
     [InlineData("")]
@@ -68,7 +68,7 @@ public sealed class RetentionExampleTests
     [InlineData("3x")]
     [InlineData("6m")]
     public void BadDurationsAreTypedErrors(string text) =>
-        Assert.Equal("InvalidRetentionDuration", Assert.Throws<InvalidInputException>(() => RetentionPolicy.ParseDuration(text)).ErrorId);
+        Assert.Equal("InvalidDuration", Assert.Throws<InvalidInputException>(() => Durations.Parse(text)).ErrorId);
 
     [Fact]
     public async Task NoRuleOrANegativeCountIsRefusedAndNothingIsDeleted()

@@ -1,0 +1,58 @@
+using System.Globalization;
+
+namespace PSBackup.Engine;
+
+/// <summary>The one way durations are written on every command line and cmdlet (retention's
+/// -KeepWithin and -PackGracePeriod, health's -MaxAge and -MaxRestoreTestAge): restic's style
+/// "14d", "24h", "2w", "1y" (365 days) and combinations like "1d12h", or a TimeSpan
+/// ("1.12:00:00").</summary>
+public static class Durations
+{
+    /// <summary>Parses a duration; anything else is <c>InvalidDuration</c>. restic's "m" (months)
+    /// is not accepted: a month has no fixed length.</summary>
+    public static TimeSpan Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        string s = text.Trim();
+        if (TimeSpan.TryParse(s, CultureInfo.InvariantCulture, out TimeSpan plain) && s.Contains(':', StringComparison.Ordinal))
+        {
+            return plain;
+        }
+        TimeSpan total = TimeSpan.Zero;
+        int i = 0;
+        bool any = false;
+        while (i < s.Length)
+        {
+            int start = i;
+            while (i < s.Length && char.IsAsciiDigit(s[i])) { i++; }
+            if (start == i || i == s.Length)
+            {
+                throw Bad(text);
+            }
+            long n = long.Parse(s.AsSpan(start, i - start), NumberStyles.None, CultureInfo.InvariantCulture);
+            char unit = s[i++];
+            total += unit switch
+            {
+                'y' => TimeSpan.FromDays(365 * n),
+                'w' => TimeSpan.FromDays(7 * n),
+                'd' => TimeSpan.FromDays(n),
+                'h' => TimeSpan.FromHours(n),
+                _ => throw Bad(text),
+            };
+            any = true;
+        }
+        return any ? total : throw Bad(text);
+    }
+
+    /// <summary>The shortest of "14d", "24h", "90m" that is exact, else d.hh:mm:ss.</summary>
+    public static string Format(TimeSpan d)
+    {
+        if (d.Ticks % TimeSpan.TicksPerDay == 0) { return ((long)d.TotalDays).ToString(CultureInfo.InvariantCulture) + "d"; }
+        if (d.Ticks % TimeSpan.TicksPerHour == 0) { return ((long)d.TotalHours).ToString(CultureInfo.InvariantCulture) + "h"; }
+        if (d.Ticks % TimeSpan.TicksPerMinute == 0) { return ((long)d.TotalMinutes).ToString(CultureInfo.InvariantCulture) + "m"; }
+        return d.ToString("c", CultureInfo.InvariantCulture);
+    }
+
+    private static InvalidInputException Bad(string text) => new("InvalidDuration",
+        $"'{text}' is not a duration; write it as a number and a unit (y, w, d, h), e.g. 14d, 24h or 1d12h, or as d.hh:mm:ss.", text);
+}

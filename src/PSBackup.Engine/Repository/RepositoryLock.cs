@@ -1,0 +1,282 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using PSBackup.Engine.Storage;
+
+namespace PSBackup.Engine.Repository;
+
+public enum RepositoryLockMode
+{
+    /// <summary>Writers (backups, snapshots, WAL ships, sync into the repository): any number at once.</summary>
+    Shared,
+    /// <summary>Prune: alone, no other lock.</summary>
+    Exclusive,
+}
+
+/// <summary>One lock object, <c>locks/&lt;32 hex&gt;</c>: plain JSON (docs/repository-format.md, "Locks").</summary>
+public sealed record RepositoryLockInfo
+{
+    public int FormatVersion { get; init; } = 1;
+    /// <summary>The cmdlet that holds it, e.g. <c>New-ObjectBackup</c>.</summary>
+    public required string Operation { get; init; }
+    public required bool Exclusive { get; init; }
+    public required string Host { get; init; }
+    public required int Pid { get; init; }
+    public string? User { get; init; }
+    public required DateTimeOffset Created { get; init; }
+    /// <summary>Rewritten every <see cref="RepositoryLock.RefreshInterval"/> while the operation runs.</summary>
+    public required DateTimeOffset Refreshed { get; init; }
+}
+
+/// <summary>A lock found in a repository and whether it still counts.</summary>
+public sealed record RepositoryLockHolder(string Key, RepositoryLockInfo Info, bool Stale)
+{
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture,
+            $"{(Info.Exclusive ? "an exclusive" : "a shared")} lock of {Info.Operation} on host '{Info.Host}' (pid {Info.Pid}{(Info.User is null ? "" : ", user " + Info.User)}, since {Info.Created:u}, refreshed {Info.Refreshed:u}; {Key})");
+}
+
+/// <summary>restic-style repository locks, written through the storage backend (so they work on
+/// every backend): a writer holds a shared lock, prune an exclusive one. A lock is taken by (1)
+/// listing the locks and refusing on a conflict before writing anything, (2) writing its own
+/// uniquely named lock object and (3) listing again, removing its own and refusing on a conflict
+/// (two operations starting at once: at least one of them sees the other). It is refreshed every
+/// <see cref="RefreshInterval"/> (a new object, then the old one deleted: nothing is updated in
+/// place) and deleted on dispose. A lock not refreshed for <see cref="StaleAfter"/>, or one of this
+/// host whose process is gone, is stale: ignored, and removed by prune.</summary>
+public sealed class RepositoryLock : IAsyncDisposable
+{
+    public const string Prefix = "locks/";
+    public static readonly TimeSpan StaleAfter = TimeSpan.FromMinutes(30);
+    public static readonly TimeSpan RefreshInterval = TimeSpan.FromMinutes(5);
+
+    private readonly IStorageBackend _backend;
+    private readonly TimeProvider _clock;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _refresher;
+    private RepositoryLockInfo _info;
+    private bool _released;
+
+    private RepositoryLock(IStorageBackend backend, TimeProvider clock, string key, RepositoryLockInfo info)
+    {
+        _backend = backend;
+        _clock = clock;
+        Key = key;
+        _info = info;
+        _refresher = RefreshLoopAsync(_stop.Token);
+    }
+
+    /// <summary>The current key of this lock (it changes on refresh).</summary>
+    public string Key { get; private set; }
+
+    public RepositoryLockInfo Info => _info;
+
+    /// <summary>Takes a lock, or throws <see cref="ConflictException"/> <c>RepositoryLocked</c>
+    /// naming the holder and the fix (nothing is left behind).</summary>
+    public static async Task<RepositoryLock> AcquireAsync(IStorageBackend backend, RepositoryLockMode mode, string operation, TimeProvider clock, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(clock);
+        await ThrowIfConflictAsync(backend, mode, operation, null, clock, ct).ConfigureAwait(false);
+        DateTimeOffset now = clock.GetUtcNow();
+        var info = new RepositoryLockInfo
+        {
+            Operation = operation,
+            Exclusive = mode == RepositoryLockMode.Exclusive,
+            Host = Environment.MachineName,
+            Pid = Environment.ProcessId,
+            User = Environment.UserName,
+            Created = now,
+            Refreshed = now,
+        };
+        string key = NewKey();
+        await PutAsync(backend, key, info, ct).ConfigureAwait(false);
+        try
+        {
+            await ThrowIfConflictAsync(backend, mode, operation, key, clock, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await backend.DeleteAsync(key, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+        return new RepositoryLock(backend, clock, key, info);
+    }
+
+    /// <summary>Every lock of the repository, oldest first; objects under <c>locks/</c> that are
+    /// not lock documents are skipped, and so are locks released while listing.</summary>
+    public static async Task<IReadOnlyList<RepositoryLockHolder>> ListAsync(IStorageBackend backend, TimeProvider clock, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(clock);
+        DateTimeOffset now = clock.GetUtcNow();
+        var keys = new List<string>();
+        await foreach (StoredObject o in backend.ListAsync(Prefix, ct).ConfigureAwait(false))
+        {
+            keys.Add(o.Key);
+        }
+        var holders = new List<RepositoryLockHolder>();
+        foreach (string key in keys)
+        {
+            RepositoryLockInfo? info;
+            try
+            {
+                byte[] bytes = await Repository.GetBytesAsync(backend, key, ct).ConfigureAwait(false);
+                info = JsonSerializer.Deserialize<RepositoryLockInfo>(bytes, RepositoryJson.Options);
+            }
+            catch (StorageNotFoundException)
+            {
+                continue;
+            }
+            catch (JsonException)
+            {
+                continue;
+            }
+            if (info is not null)
+            {
+                holders.Add(new RepositoryLockHolder(key, info, IsStale(info, now)));
+            }
+        }
+        return holders.OrderBy(h => h.Info.Created).ToList();
+    }
+
+    /// <summary>Deletes the stale locks (prune does this once it holds its exclusive lock).</summary>
+    public static async Task<int> RemoveStaleAsync(IStorageBackend backend, TimeProvider clock, CancellationToken ct)
+    {
+        int removed = 0;
+        foreach (RepositoryLockHolder h in await ListAsync(backend, clock, ct).ConfigureAwait(false))
+        {
+            if (h.Stale)
+            {
+                await backend.DeleteAsync(h.Key, ct).ConfigureAwait(false);
+                removed++;
+            }
+        }
+        return removed;
+    }
+
+    /// <summary>Not refreshed for <see cref="StaleAfter"/>, or written on this host by a process
+    /// that no longer runs (restic's rule).</summary>
+    public static bool IsStale(RepositoryLockInfo info, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        if (now - info.Refreshed > StaleAfter)
+        {
+            return true;
+        }
+        if (!string.Equals(info.Host, Environment.MachineName, StringComparison.Ordinal) || info.Pid == Environment.ProcessId)
+        {
+            return false;
+        }
+        try
+        {
+            using Process p = Process.GetProcessById(info.Pid);
+            return p.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return true; // no such process
+        }
+    }
+
+    private static async Task ThrowIfConflictAsync(IStorageBackend backend, RepositoryLockMode mode, string operation, string? own, TimeProvider clock, CancellationToken ct)
+    {
+        foreach (RepositoryLockHolder h in await ListAsync(backend, clock, ct).ConfigureAwait(false))
+        {
+            if (h.Stale || h.Key == own || (mode == RepositoryLockMode.Shared && !h.Info.Exclusive))
+            {
+                continue;
+            }
+            string why = mode == RepositoryLockMode.Exclusive
+                ? $"{operation} needs the repository to itself (a backup that reuses data a prune deletes would lose it)"
+                : $"{operation} cannot write while a prune may delete the data it would reuse";
+            throw new ConflictException("RepositoryLocked",
+                $"The repository {backend.Location} is locked by {h}: {why}. Nothing was written. Wait until that operation finishes and run again. " +
+                $"If its process is gone, the lock is stale once it has not been refreshed for {Durations.Format(StaleAfter)} (at once when checked on the same host) and is then ignored; the next prune removes it.",
+                h.Key);
+        }
+    }
+
+    private static string NewKey() => Prefix + Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant();
+
+    private static async Task PutAsync(IStorageBackend backend, string key, RepositoryLockInfo info, CancellationToken ct)
+    {
+        byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(info, RepositoryJson.Indented);
+        using var ms = new MemoryStream(bytes, writable: false);
+        await backend.PutAsync(key, ms, bytes.Length, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes the lock again with the current time under a new key, then deletes the old one.</summary>
+    internal async Task RefreshAsync(CancellationToken ct)
+    {
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (_released)
+            {
+                return;
+            }
+            RepositoryLockInfo info = _info with { Refreshed = _clock.GetUtcNow() };
+            string key = NewKey();
+            await PutAsync(_backend, key, info, ct).ConfigureAwait(false);
+            string old = Key;
+            (Key, _info) = (key, info);
+            await _backend.DeleteAsync(old, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task RefreshLoopAsync(CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(RefreshInterval, _clock, stop).ConfigureAwait(false);
+                await RefreshAsync(stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+#pragma warning disable CA1031 // a failed refresh is retried at the next interval; the lock goes stale only after 30 min
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+            }
+        }
+    }
+
+    /// <summary>Stops refreshing and deletes the lock. A delete that fails leaves a lock that goes stale.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _refresher.ConfigureAwait(false);
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            _released = true;
+            await _backend.DeleteAsync(Key, CancellationToken.None).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // releasing never fails the operation: the lock goes stale instead
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+        finally
+        {
+            _gate.Release();
+            _stop.Dispose();
+            _gate.Dispose();
+        }
+    }
+}
