@@ -79,14 +79,11 @@ dataset() {
 }
 ds=$(dataset "$size")
 ds_small=$(dataset "$small")
-objects=()
-for o in "$ds"/db/*/*; do objects+=("$(basename "$(dirname "$o")")/$(basename "$o")"); done
-export objects_list="${objects[*]}"
+objects=("$ds"/db/*/*)
 wal_bytes=$(bytes "$ds/data/ledger/wal")
 last_log_index=$(sed 's/.*"LastLogIndex":\([0-9]*\).*/\1/' "$ds/dataset.json")
 mapfile -t wal_segments < <(ls "$ds/data/ledger/wal"/*.wal | sort)
 
-if psbackup object restore --help 2>/dev/null | grep -q -- '--repository'; then restore_ready=yes; else restore_ready=no; fi
 
 # --- 4. Measuring --------------------------------------------------------------------------------
 # measure SCENARIO TOOL RUN INPUT_BYTES STORED_PATH COMMAND: runs COMMAND (bash) under
@@ -105,11 +102,10 @@ measure() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n' "$scenario" "$tool" "$run" "$wall" "$rss" "$input" "$stored" >>"$raw"
   printf '  %-12s %-20s %8s s %8s KiB\n' "$scenario" "$tool" "$wall" "$rss" >&2
 }
-na() { printf '%s\t%s\t%s\tn/a (%s)\t0\t%s\t\t\n' "$1" "$2" "$3" "$4" "$5" >>"$raw"; }
 
-# One PSBackup CLI call per object (the CLI backs up or restores one object per call), summed.
-psb_backup_db='for o in $objects_list; do psbackup object backup --db-root "$W/db" --dir "${o%/*}" --object "${o#*/}" --repository "$W/psb" >/dev/null; done'
-psb_restore_db='for o in $objects_list; do mkdir -p "$W/rp/${o%/*}"; psbackup object restore --db-root "$W/rp" --dir "${o%/*}" --object "${o#*/}" --repository "$W/psb" >/dev/null; done'
+# One PSBackup CLI call for every object (--dir '*' --object '*'), as an operator's job runs it.
+psb_backup_db='psbackup object backup --db-root "$W/db" --dir "*" --object "*" --repository "$W/psb" >/dev/null'
+psb_restore_db='mkdir -p "$W/rp"; psbackup object restore --db-root "$W/rp" --dir "*" --object "*" --repository "$W/psb" >/dev/null'
 tar_backup='tar -C "$W" -cf - db | zstd -3 -T0 -q -f -o "$W/tar/db.tar.zst"'
 restic_backup='cd "$W" && restic -r "$W/restic" backup -q --tag db db'
 borg_backup() { echo "cd \"\$W\" && borg create --compression zstd,3 \"\$W/borg::$1\" db"; }
@@ -141,11 +137,7 @@ for run in $(seq 1 "$runs"); do
   backup_round nochange "$run"
 
   export db_bytes; db_bytes=$(bytes "$W/db")
-  if [ "$restore_ready" = yes ]; then
-    measure restore psbackup "$run" "$db_bytes" - "$psb_restore_db"'; restored "$W/rp" $db_bytes'
-  else
-    na restore psbackup "$run" "pending: object restore --repository" "$db_bytes"
-  fi
+  measure restore psbackup "$run" "$db_bytes" - "$psb_restore_db"'; restored "$W/rp" $db_bytes'
   mkdir -p "$W/rt" "$W/rb"
   measure restore "tar | zstd -3 -T0" "$run" "$db_bytes" - 'zstd -d -q -c "$W/tar/db.tar.zst" | tar -C "$W/rt" -xf -; restored "$W/rt" $db_bytes'
   measure restore restic "$run" "$db_bytes" - 'restic -r "$W/restic" restore -q latest --tag db --target "$W/rr"; restored "$W/rr" $db_bytes'
@@ -197,7 +189,7 @@ done
   echo
   echo "$(date -u +%Y-%m-%dT%H:%MZ); dataset ${size} MiB object store + ${segments} × 16 MiB WAL segments (seed $seed), smaller dataset ${small} MiB; $runs run(s) in $(( $(date +%s) - start )) s."
   echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(df -h --output=fstype "$out" | tail -1 | tr -d ' ') on $(df --output=source "$out" | tail -1)."
-  echo "Peers: $(zstd --version | sed 's/.*v\([0-9.]*\).*/zstd \1/'), $(restic version | cut -d' ' -f1-2) (repository v2, compression auto), $(borg --version) (--compression zstd,3, --encryption repokey); PSBackup repository encrypted (passphrase), PSBackup objects backed up and restored one CLI call per object (${#objects[@]} objects, times summed)."
+  echo "Peers: $(zstd --version | sed 's/.*v\([0-9.]*\).*/zstd \1/'), $(restic version | cut -d' ' -f1-2) (repository v2, compression auto), $(borg --version) (--compression zstd,3, --encryption repokey); PSBackup repository encrypted (passphrase), PSBackup backs up and restores the ${#objects[@]} objects in one CLI call each way (--dir '*' --object '*')."
   echo
   bench report --raw "$raw"
 } | tee "$out/results.md"

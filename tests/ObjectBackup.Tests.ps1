@@ -99,6 +99,22 @@ Describe 'New-ObjectBackup' {
         @($failures).Count | Should -Be 1
         $failures[0].FullyQualifiedErrorId | Should -Be 'InvalidName,PSBackup.Commands.NewObjectBackupCommand'
     }
+
+    It 'backs up every object that -Dir * -Object * selects, one backup each, in one call' {
+        $repo = Join-Path $TestDrive 'wildcard-repo'
+        Initialize-BackupRepository -Repository $repo | Out-Null
+
+        $results = New-ObjectBackup -DbRoot $script:DbRoot -Dir '*' -Object '*' -Repository $repo
+
+        @($results | ForEach-Object { "$($_.Dir)/$($_.Object)" }) | Should -Be @('acme/customers', 'acme/orders', 'globex/inventory')
+        @(Get-Backup -Repository $repo -Kind object).Count | Should -Be 3
+    }
+
+    It 'reports a pattern that selects no object as ObjectNotMatched' {
+        $err = { New-ObjectBackup -DbRoot $script:DbRoot -Dir '*' -Object 'zz*' -ErrorAction Stop } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -Be 'ObjectNotMatched,PSBackup.Commands.NewObjectBackupCommand'
+        $err.CategoryInfo.Category | Should -Be ([System.Management.Automation.ErrorCategory]::ObjectNotFound)
+    }
 }
 
 Describe 'Restore-ObjectBackup' {
@@ -188,6 +204,25 @@ Describe 'Restore-ObjectBackup' {
             $restored = $backup | Restore-ObjectBackup -Force -Confirm:$false
             $restored.BackupId | Should -Be $backup.BackupId
             $restored.BackupName | Should -Be $backup.BackupName
+        }
+
+        It 'restores every object -Dir * -Object * selects, newest backup each, into an empty root' {
+            $repo = Join-Path $TestDrive 'dr-repo'
+            Initialize-BackupRepository -Repository $repo | Out-Null
+            New-ObjectBackup -DbRoot $script:DbRoot -Dir '*' -Object '*' -Repository $repo | Out-Null
+            $expected = Get-TreeState (Join-Path $script:DbRoot 'acme' 'orders')
+            $empty = Join-Path $TestDrive 'dr-root'
+            New-Item -ItemType Directory -Path $empty | Out-Null
+
+            $restored = Restore-ObjectBackup -DbRoot $empty -Dir '*' -Object '*' -Repository $repo -Confirm:$false
+
+            @($restored | ForEach-Object { "$($_.Dir)/$($_.Object)" }) | Should -Be @('acme/customers', 'acme/orders', 'globex/inventory')
+            Get-TreeState (Join-Path $empty 'acme' 'orders') | Should -Be $expected
+        }
+
+        It 'refuses wildcards without -Repository as WildcardNeedsRepository' {
+            $err = { Restore-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object '*' -From latest -Confirm:$false -ErrorAction Stop } | Should -Throw -PassThru
+            $err.FullyQualifiedErrorId | Should -Be 'WildcardNeedsRepository,PSBackup.Commands.RestoreObjectBackupCommand'
         }
 
         It 'changes nothing under -WhatIf' {

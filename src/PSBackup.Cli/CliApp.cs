@@ -96,10 +96,10 @@ public static partial class CliApp
 
     private static Command ObjectBackupCommand()
     {
-        var command = new Command("backup", "Copy one object to a timestamped sibling backup with a manifest (New-ObjectBackup).");
+        var command = new Command("backup", "Copy an object to a timestamped sibling backup with a manifest, or store it in a repository; wildcards in --dir/--object back up several, one backup each (New-ObjectBackup).");
         Option<string> dbRoot = Required("--db-root", "The database root ($DB_ROOT).");
-        Option<string> dir = Required("--dir", "The tenant directory under the root.");
-        Option<string> obj = Required("--object", "The object to back up.");
+        Option<string> dir = Required("--dir", "The tenant directory under the root; * and ? select several (quote them).");
+        Option<string> obj = Required("--object", "The object to back up; * and ? select several (quote them), e.g. --dir '*' --object '*' for all.");
         var quiesce = new Option<string>("--quiesce-command") { Description = "Shell command run before the copy to pause writers (a fenced copy); non-zero exit fails the backup." };
         var resume = new Option<string>("--resume-command") { Description = "Shell command run after the copy, always, when a quiesce command ran." };
         command.Options.Add(dbRoot);
@@ -123,11 +123,9 @@ public static partial class CliApp
                 Repository = target,
                 HistoryPath = parse.GetValue(history) is { } h ? FullPath(h, "--history-path") : null,
             };
-            ObjectBackupResult? result = await ObjectOperations.BackupAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
-            if (result is not null)
-            {
-                CliOutput.ObjectBackup(io.Stdout, result, parse.GetValue(json));
-            }
+            bool list = ObjectSelection.IsPattern(options.Dir) || ObjectSelection.IsPattern(options.Object);
+            await RunEachAsync(ObjectOperations.BackupEachAsync(options, io.Context(parse.GetValue(whatIf!))), list, "backups", io,
+                results => CliOutput.ObjectBackups(io.Stdout, results, parse.GetValue(json), list)).ConfigureAwait(false);
         }));
         return command;
     }
@@ -136,8 +134,8 @@ public static partial class CliApp
     {
         var command = new Command("restore", "Verify an object backup (a sibling folder or a repository backup) and swap it in atomically, keeping the replaced object aside (Restore-ObjectBackup).");
         Option<string> dbRoot = Required("--db-root", "The database root ($DB_ROOT).");
-        Option<string> dir = Required("--dir", "The tenant directory under the root.");
-        Option<string> obj = Required("--object", "The object to restore.");
+        Option<string> dir = Required("--dir", "The tenant directory under the root; with --repository, * and ? select several (quote them).");
+        Option<string> obj = Required("--object", "The object to restore; with --repository, * and ? restore the newest backup of each match (quote them).");
         var from = new Option<string>("--from") { Description = "The backup folder name <object>.backup-yyyyMMddTHHmmss, its timestamp, or 'latest' (local mode)." };
         var backupId = new Option<string>("--backup-id") { Description = "The backup's id in the repository (repository mode); default: the newest backup of the object." };
         var force = new Option<bool>("--force") { Description = "Replace a live object that is not empty (it is kept aside, never deleted)." };
@@ -164,11 +162,9 @@ public static partial class CliApp
                 BackupId = target is null ? null : picked,
                 HistoryPath = parse.GetValue(history) is { } h ? FullPath(h, "--history-path") : null,
             };
-            ObjectRestoreResult? result = await ObjectOperations.RestoreAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
-            if (result is not null)
-            {
-                CliOutput.ObjectRestore(io.Stdout, result, parse.GetValue(json));
-            }
+            bool list = ObjectSelection.IsPattern(options.Dir) || ObjectSelection.IsPattern(options.Object);
+            await RunEachAsync(ObjectOperations.RestoreEachAsync(options, io.Context(parse.GetValue(whatIf!))), list, "restores", io,
+                results => CliOutput.ObjectRestores(io.Stdout, results, parse.GetValue(json), list)).ConfigureAwait(false);
         }));
         return command;
     }
@@ -306,6 +302,38 @@ public static partial class CliApp
 
     private static Func<CancellationToken, Task>? Hook(string? command, string what, CommandIO io) =>
         string.IsNullOrWhiteSpace(command) ? null : ct => ShellCommand.RunAsync(command, what, io.Stderr, ct);
+
+    /// <summary>The per-object loop of object backup/restore. Named by wildcards, a failed object is
+    /// one stderr line and the others go on; after <paramref name="print"/> has shown what worked,
+    /// the command fails with the first failure's kind (its exit code). One named object's
+    /// failure is the command's own, as before.</summary>
+    private static async Task RunEachAsync<T>(IAsyncEnumerable<ObjectOutcome<T>> outcomes, bool list, string what, CommandIO io, Action<List<T>> print) where T : class
+    {
+        var results = new List<T>();
+        var failed = new List<ObjectOutcome<T>>();
+        await foreach (ObjectOutcome<T> outcome in outcomes.ConfigureAwait(false))
+        {
+            if (outcome.Error is { } error)
+            {
+                if (!list)
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+                }
+                failed.Add(outcome);
+                io.Stderr.WriteLine($"psbackup: {outcome.Dir}/{outcome.Object}: {AsOptions(OneLine(error.Message))}");
+            }
+            else if (outcome.Result is { } result)
+            {
+                results.Add(result);
+            }
+        }
+        print(results);
+        if (failed.Count > 0)
+        {
+            throw new PSBackupException(failed[0].Error!.Kind, "ObjectsFailed",
+                $"{failed.Count} of {failed.Count + results.Count} selected object {what} failed ({string.Join(", ", failed.Select(f => $"{f.Dir}/{f.Object}"))}); the others succeeded. Fix the errors above and run again.");
+        }
+    }
 
     /// <summary>Runs a command body; every failure becomes one stderr line and an exit code here.</summary>
     private static async Task<int> Run(ParseResult parse, CancellationToken cancellationToken, Func<CommandIO, Task> body)

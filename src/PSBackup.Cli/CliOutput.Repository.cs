@@ -23,24 +23,6 @@ internal static partial class CliOutput
         table.WriteTo(output);
     }
 
-    private static void RepositoryObjectBackup(TextWriter output, ObjectBackupResult result)
-    {
-        var table = new TableWriter().Column("Dir").Column("Object").Column("BackupId").Column("Consistency")
-            .Column("Files", rightAlign: true).Column("Size", rightAlign: true).Column("Stored", rightAlign: true);
-        table.Row(result.Dir, result.Object, result.BackupId ?? "", result.Consistency.ToString(),
-            result.FileCount.ToString(CultureInfo.InvariantCulture), TableWriter.Size(result.Bytes), TableWriter.Size(result.StoredBytes ?? 0));
-        table.WriteTo(output);
-        if (result.ChangedFiles.Count > 0)
-        {
-            output.WriteLine();
-            output.WriteLine($"Changed during the copy ({result.ChangedFiles.Count}); use --quiesce-command for a fenced copy:");
-            foreach (string file in result.ChangedFiles)
-            {
-                output.WriteLine($"  {file}");
-            }
-        }
-    }
-
     private static void RepositorySnapshot(TextWriter output, StoreSnapshotResult result)
     {
         var table = new TableWriter().Column("Namespace").Column("Path").Column("BackupId").Column("Size", rightAlign: true)

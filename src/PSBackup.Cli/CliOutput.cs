@@ -22,46 +22,84 @@ internal static partial class CliOutput
 
     // ---- object backup / restore ------------------------------------------------------------
 
-    public static void ObjectBackup(TextWriter output, ObjectBackupResult result, bool json)
+    /// <summary>Object backups: one table row each (a repository backup shows its id and the bytes it
+    /// added), then the files that changed during each copy. JSON: the one result, or an array
+    /// when <paramref name="list"/> (the command named objects by wildcard).</summary>
+    public static void ObjectBackups(TextWriter output, IReadOnlyList<ObjectBackupResult> results, bool json, bool list)
     {
         if (json)
         {
-            output.WriteLine(ToJson(result));
+            JsonOneOrList(output, results, list);
             return;
         }
-        if (result.Repository is not null)
+        if (results.Count == 0)
         {
-            RepositoryObjectBackup(output, result);
             return;
         }
-        var table = new TableWriter().Column("Dir").Column("Object").Column("BackupName").Column("Consistency")
+        bool repository = results[0].Repository is not null;
+        var table = new TableWriter().Column("Dir").Column("Object").Column(repository ? "BackupId" : "BackupName").Column("Consistency")
             .Column("Files", rightAlign: true).Column("Size", rightAlign: true);
-        table.Row(result.Dir, result.Object, result.BackupName, result.Consistency.ToString(),
-            result.FileCount.ToString(CultureInfo.InvariantCulture), TableWriter.Size(result.Bytes));
+        if (repository)
+        {
+            table.Column("Stored", rightAlign: true);
+        }
+        foreach (ObjectBackupResult r in results)
+        {
+            var cells = new List<string> { r.Dir, r.Object, repository ? r.BackupId ?? "" : r.BackupName, r.Consistency.ToString(),
+                r.FileCount.ToString(CultureInfo.InvariantCulture), TableWriter.Size(r.Bytes) };
+            if (repository)
+            {
+                cells.Add(TableWriter.Size(r.StoredBytes ?? 0));
+            }
+            table.Row([.. cells]);
+        }
         table.WriteTo(output);
-        if (result.ChangedFiles.Count > 0)
+        foreach (ObjectBackupResult r in results.Where(r => r.ChangedFiles.Count > 0))
         {
             output.WriteLine();
-            output.WriteLine($"Changed during the copy ({result.ChangedFiles.Count}); use --quiesce-command for a fenced copy:");
-            foreach (string file in result.ChangedFiles)
+            output.WriteLine($"{r.Dir}/{r.Object}: changed during the copy ({r.ChangedFiles.Count}); use --quiesce-command for a fenced copy:");
+            foreach (string file in r.ChangedFiles)
             {
                 output.WriteLine($"  {file}");
             }
         }
     }
 
-    public static void ObjectRestore(TextWriter output, ObjectRestoreResult result, bool json)
+    /// <summary>JSON of a per-object command: an array when objects were named by wildcard (also
+    /// empty), else the one result (nothing when -WhatIf declined it).</summary>
+    private static void JsonOneOrList<T>(TextWriter output, IReadOnlyList<T> results, bool list) where T : class
+    {
+        if (list)
+        {
+            output.WriteLine(ToJson(results));
+        }
+        else if (results.Count > 0)
+        {
+            output.WriteLine(ToJson(results[0]));
+        }
+    }
+
+    /// <summary>Object restores, one row each; JSON as <see cref="ObjectBackups"/>.</summary>
+    public static void ObjectRestores(TextWriter output, IReadOnlyList<ObjectRestoreResult> results, bool json, bool list)
     {
         if (json)
         {
-            output.WriteLine(ToJson(result));
+            JsonOneOrList(output, results, list);
+            return;
+        }
+        if (results.Count == 0)
+        {
             return;
         }
         // From a repository the id is what Get-Backup and --backup-id use; locally the folder name.
-        var table = new TableWriter().Column("Dir").Column("Object").Column(result.BackupId is null ? "BackupName" : "BackupId")
+        bool repository = results[0].BackupId is not null;
+        var table = new TableWriter().Column("Dir").Column("Object").Column(repository ? "BackupId" : "BackupName")
             .Column("Files", rightAlign: true).Column("Size", rightAlign: true).Column("ReplacedPath");
-        table.Row(result.Dir, result.Object, result.BackupId ?? result.BackupName, result.FileCount.ToString(CultureInfo.InvariantCulture),
-            TableWriter.Size(result.Bytes), result.ReplacedPath ?? "");
+        foreach (ObjectRestoreResult r in results)
+        {
+            table.Row(r.Dir, r.Object, r.BackupId ?? r.BackupName, r.FileCount.ToString(CultureInfo.InvariantCulture),
+                TableWriter.Size(r.Bytes), r.ReplacedPath ?? "");
+        }
         table.WriteTo(output);
     }
 

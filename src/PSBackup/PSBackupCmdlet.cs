@@ -141,6 +141,25 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
 
     protected void PostWriteObject(object? value) => Post(() => WriteObject(value));
 
+    /// <summary>Writes each selected object's result (after <paramref name="before"/>), and each typed
+    /// failure as a non-terminating error, so one failed object does not stop the others. A
+    /// declined item (-WhatIf) writes nothing.</summary>
+    protected async Task WriteEachAsync<T>(IAsyncEnumerable<Engine.ObjectStore.ObjectOutcome<T>> outcomes, Action<T>? before = null) where T : class
+    {
+        await foreach (Engine.ObjectStore.ObjectOutcome<T> outcome in outcomes.ConfigureAwait(false))
+        {
+            if (outcome.Error is not null)
+            {
+                PostWriteError(ErrorMapping.ToErrorRecord(outcome.Error));
+            }
+            else if (outcome.Result is { } result)
+            {
+                before?.Invoke(result);
+                PostWriteObject(result);
+            }
+        }
+    }
+
     protected void PostWriteVerbose(string message) => Post(() => WriteVerbose(message));
 
     protected void PostWriteError(ErrorRecord record) => Post(() => WriteError(record));

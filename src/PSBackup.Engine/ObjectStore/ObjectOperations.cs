@@ -19,6 +19,65 @@ public static class ObjectOperations
             }, r => r is null ? null : new OperationOutcome(r.Bytes));
     }
 
+    /// <summary>Backs up every object that <see cref="NewObjectBackupOptions.Dir"/> and
+    /// <see cref="NewObjectBackupOptions.Object"/> select (wildcards <c>*</c>, <c>?</c>; see
+    /// <see cref="ObjectSelection.Expand"/>), one backup each through <see cref="BackupAsync"/>, in
+    /// order. A typed failure of one object is yielded and the next object still runs, as a
+    /// scheduled job needs.</summary>
+    public static IAsyncEnumerable<ObjectOutcome<ObjectBackupResult>> BackupEachAsync(NewObjectBackupOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return EachAsync(() => Task.FromResult(ObjectSelection.Expand(options.DbRoot, options.Dir, options.Object)),
+            (dir, obj) => BackupAsync(options with { Dir = dir, Object = obj }, context), context.CancellationToken);
+    }
+
+    /// <summary>Restores every object that <see cref="RestoreObjectBackupOptions.Dir"/> and
+    /// <see cref="RestoreObjectBackupOptions.Object"/> select, each from its newest backup in
+    /// <see cref="RestoreObjectBackupOptions.Repository"/> (the disaster-recovery case: the objects
+    /// come from the repository's list, not the live tree), through <see cref="RestoreAsync"/>;
+    /// like <see cref="BackupEachAsync"/>, a typed failure of one object does not stop the others.
+    /// Wildcards need a repository and exclude -From/-BackupId, which name one backup.</summary>
+    public static IAsyncEnumerable<ObjectOutcome<ObjectRestoreResult>> RestoreEachAsync(RestoreObjectBackupOptions options, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return EachAsync(async () =>
+        {
+            if (!ObjectSelection.IsPattern(options.Dir) && !ObjectSelection.IsPattern(options.Object))
+            {
+                return [(options.Dir, options.Object)];
+            }
+            if (options.Repository is null || options.From is not null || options.BackupId is not null)
+            {
+                throw new InvalidInputException("WildcardNeedsRepository",
+                    "Wildcards in -Dir/-Object restore the newest backup of each matching object from a repository: give -Repository and leave out -From and -BackupId, or name one object.", $"{options.Dir}/{options.Object}");
+            }
+            return await ObjectSelection.ExpandBackedUpAsync(options.Repository, options.Dir, options.Object, context.CancellationToken).ConfigureAwait(false);
+        }, (dir, obj) => RestoreAsync(options with { Dir = dir, Object = obj }, context), context.CancellationToken);
+    }
+
+    /// <summary>Runs <paramref name="run"/> for each selected object in order, yielding its result or
+    /// typed failure; cancellation and unexpected exceptions stop the run. In one process the
+    /// repository key is derived once for all of them.</summary>
+    private static async IAsyncEnumerable<ObjectOutcome<T>> EachAsync<T>(Func<Task<IReadOnlyList<(string Dir, string Object)>>> select,
+        Func<string, string, Task<T?>> run, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default) where T : class
+    {
+        foreach ((string dir, string obj) in await select().ConfigureAwait(false))
+        {
+            ct.ThrowIfCancellationRequested();
+            T? result = null;
+            PSBackupException? error = null;
+            try
+            {
+                result = await run(dir, obj).ConfigureAwait(false);
+            }
+            catch (PSBackupException e)
+            {
+                error = e;
+            }
+            yield return new ObjectOutcome<T>(dir, obj, result, error);
+        }
+    }
+
     /// <summary>Verifies a backup (a sibling folder, or one in <see cref="RestoreObjectBackupOptions.Repository"/>)
     /// and swaps it in for the live object, keeping the replaced object aside. Null when
     /// ShouldProcess declined (-WhatIf). A repository restore is recorded in that repository's

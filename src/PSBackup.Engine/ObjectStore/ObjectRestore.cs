@@ -14,7 +14,9 @@ internal static class ObjectRestore
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
-        ObjectLocation location = ObjectLocation.Resolve(options.DbRoot, options.Dir, options.Object);
+        // A repository restore may recreate a lost tenant dir (disaster recovery): the backup it
+        // names exists, so a mistyped dir is NoBackup, not a new folder.
+        ObjectLocation location = ObjectLocation.Resolve(options.DbRoot, options.Dir, options.Object, requireDir: options.Repository is null);
         if (options.Repository is { } target)
         {
             return await RunFromRepositoryAsync(options, target, location, context).ConfigureAwait(false);
@@ -157,6 +159,12 @@ internal static class ObjectRestore
             return null;
         }
 
+        bool createdDir = !Directory.Exists(location.DirPath);
+        if (createdDir)
+        {
+            Directory.CreateDirectory(location.DirPath);
+            Durable.FsyncDirectory(location.DbRoot);
+        }
         string timestamp = ObjectLayout.FormatTimestamp(context.UtcNow);
         string tempPath = Path.Combine(location.DirPath,
             $"{location.Object}.restore-{timestamp}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant()}.tmp");
@@ -176,6 +184,16 @@ internal static class ObjectRestore
         catch
         {
             Durable.TryDelete(tempPath);
+            if (createdDir)
+            {
+                try
+                {
+                    Directory.Delete(location.DirPath); // only when still empty
+                }
+                catch (IOException)
+                {
+                }
+            }
             throw;
         }
     }

@@ -6,7 +6,9 @@ using PSBackup.Engine.Repository;
 namespace PSBackup.Commands;
 
 /// <summary>Copies one object of an object store to a timestamped sibling backup with a manifest,
-/// or with -Repository stores it as one backup in a repository.</summary>
+/// or with -Repository stores it as one backup in a repository. -Dir and -Object take wildcards
+/// (<c>-Dir * -Object *</c>: every object under the root), one backup per object; an object that
+/// fails is a non-terminating error and the others still run.</summary>
 [Cmdlet(VerbsCommon.New, "ObjectBackup", SupportsShouldProcess = true, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ObjectBackupResult))]
 public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
@@ -20,16 +22,18 @@ public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
     [ValidateNotNullOrEmpty]
     public string DbRoot { get; set; } = "";
 
-    /// <summary>The tenant directory under the root.</summary>
+    /// <summary>The tenant directory under the root; wildcards select several.</summary>
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string Dir { get; set; } = "";
 
-    /// <summary>The object to back up.</summary>
+    /// <summary>The object to back up; wildcards select several.</summary>
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string Object { get; set; } = "";
 
     /// <summary>Run before the copy to pause writers (a fenced copy).</summary>
@@ -73,16 +77,13 @@ public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
         PostWriteVerbose(_repository is null
             ? $"Backing up object '{Dir}/{Object}' under '{_dbRoot}'."
             : $"Backing up object '{Dir}/{Object}' under '{_dbRoot}' to the repository {_repository}.");
-        ObjectBackupResult? result = await ObjectOperations.BackupAsync(options, CreateContext()).ConfigureAwait(false);
-        if (result is null)
+        await WriteEachAsync(ObjectOperations.BackupEachAsync(options, CreateContext()), result =>
         {
-            return; // -WhatIf, or declined at -Confirm
-        }
-        if (result.Consistency == BackupConsistency.Recent)
-        {
-            PostWriteWarning($"Backup '{result.BackupName}' is Recent, not Stable: {result.ChangedFiles.Count} file(s) changed during the copy. Use -QuiesceScript/-ResumeScript for a fenced copy.");
-        }
-        PostWriteObject(result);
+            if (result.Consistency == BackupConsistency.Recent)
+            {
+                PostWriteWarning($"Backup '{result.BackupName}' is Recent, not Stable: {result.ChangedFiles.Count} file(s) changed during the copy. Use -QuiesceScript/-ResumeScript for a fenced copy.");
+            }
+        }).ConfigureAwait(false);
     }
 
     /// <summary>A script block hook the engine can await; it runs on the pipeline thread, and a

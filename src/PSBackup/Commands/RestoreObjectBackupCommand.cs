@@ -7,7 +7,9 @@ namespace PSBackup.Commands;
 /// <summary>Verifies an object backup against its manifest and swaps it in atomically, keeping
 /// the replaced live object aside. The backup is a sibling folder (-From) or lives in a repository
 /// (-Repository, -BackupId; the newest backup of the object when left out). Get-Backup's object
-/// records, local or repository, bind by property name.</summary>
+/// records, local or repository, bind by property name. With -Repository, -Dir/-Object wildcards
+/// restore the newest backup of every matching object (disaster recovery; a lost tenant dir is
+/// recreated); an object that fails is a non-terminating error and the others still run.</summary>
 /// <remarks>-DbRoot, -From (alias BackupName), -Repository and -BackupId are in every parameter
 /// set, optional and without null validation: Get-Backup's records carry them and some are null
 /// (a repository record has no DbRoot or BackupName, a local one no Repository), and PowerShell
@@ -26,12 +28,16 @@ public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
     [Parameter(ValueFromPipelineByPropertyName = true)]
     public string? DbRoot { get; set; }
 
+    /// <summary>The tenant dir; with -Repository, wildcards restore several (the newest backup of each).</summary>
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string Dir { get; set; } = "";
 
+    /// <summary>The object; with -Repository, wildcards restore several (the newest backup of each).</summary>
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string Object { get; set; } = "";
 
     /// <summary>The backup folder name (<c>&lt;obj&gt;.backup-yyyyMMddTHHmmss</c>), a sibling of the
@@ -93,10 +99,6 @@ public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
         };
         string source = _repository is null ? $"'{from ?? BackupId}'" : $"{_repository.Location} ({BackupId ?? "newest backup"})";
         PostWriteVerbose($"Restoring '{Dir}/{Object}' under '{_dbRoot}' from {source}.");
-        ObjectRestoreResult? result = await ObjectOperations.RestoreAsync(options, CreateContext()).ConfigureAwait(false);
-        if (result is not null)
-        {
-            PostWriteObject(result);
-        }
+        await WriteEachAsync(ObjectOperations.RestoreEachAsync(options, CreateContext())).ConfigureAwait(false);
     }
 }
