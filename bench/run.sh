@@ -110,10 +110,15 @@ tar_backup='tar -C "$W" -cf - db | zstd -3 -T0 -q -f -o "$W/tar/db.tar.zst"'
 restic_backup='cd "$W" && restic -r "$W/restic" backup -q --tag db db'
 borg_backup() { echo "cd \"\$W\" && borg create --compression zstd,3 \"\$W/borg::$1\" db"; }
 
+# The same on a key-file repository (no PBKDF2 in each process), to show what the passphrase's
+# key derivation costs the short runs.
+psbk_backup_db='env -u PSBACKUP_PASSPHRASE "$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup" object backup --db-root "$W/db" --dir "*" --object "*" --repository "$W/psbk" --key-file "$W/psbk.key" >/dev/null'
+
 # backup_round SCENARIO RUN: one backup of the current db/ with every tool.
 backup_round() {
   local db_bytes; db_bytes=$(bytes "$W/db")
   measure "$1" psbackup "$2" "$db_bytes" "$W/psb" "$psb_backup_db"
+  measure "$1" "psbackup (key file)" "$2" "$db_bytes" "$W/psbk" "$psbk_backup_db"
   measure "$1" "tar | zstd -3 -T0" "$2" "$db_bytes" "$W/tar/db.tar.zst" "$tar_backup"
   measure "$1" restic "$2" "$db_bytes" "$W/restic" "$restic_backup"
   measure "$1" borg "$2" "$db_bytes" "$W/borg" "$(borg_backup "$1")"
@@ -128,6 +133,8 @@ for run in $(seq 1 "$runs"); do
   cp -a "$ds/db" "$W/db"               # a private copy: the incremental scenario changes it
   cp -al "$ds/data" "$W/data"          # hard links: nothing writes into the WAL
   psbackup repo init --repository "$W/psb" >/dev/null
+  head -c 64 /dev/urandom >"$W/psbk.key"
+  env -u PSBACKUP_PASSPHRASE "$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup" repo init --repository "$W/psbk" --key-file "$W/psbk.key" >/dev/null
   restic -r "$W/restic" init -q >/dev/null
   borg init --encryption repokey "$W/borg" >/dev/null 2>&1
 

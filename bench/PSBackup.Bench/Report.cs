@@ -14,6 +14,9 @@ public sealed record Measurement(string Scenario, string Tool, int Run, double? 
 public static class Report
 {
     public const string PsBackup = "psbackup";
+    /// <summary>PSBackup on a key-file repository: no PBKDF2 per process, which shows what the
+    /// passphrase's key derivation costs the short backups.</summary>
+    public const string KeyFile = "psbackup (key file)";
     public const string InProcess = "psbackup (in-process)";
     public const string Cli = "psbackup (CLI)";
     public const string Tar = "tar | zstd -3 -T0";
@@ -39,7 +42,7 @@ public static class Report
     /// <summary>"Flat": peak RSS of the full backup at the full size at most this much above the small size.</summary>
     public const double RssFlatFactor = 1.25;
 
-    private static readonly string[] ToolOrder = [PsBackup, InProcess, Cli, Tar, Restic, Borg];
+    private static readonly string[] ToolOrder = [PsBackup, KeyFile, InProcess, Cli, Tar, Restic, Borg];
 
     public static List<Measurement> Parse(IEnumerable<string> lines)
     {
@@ -94,7 +97,13 @@ public static class Report
             foreach (Row row in rows.Where(r => r.Scenario == id).OrderBy(r => Array.IndexOf(ToolOrder, r.Tool)))
             {
                 string ratio = "", target = "", met = "";
-                if (row.Tool is not (PsBackup or InProcess or Cli) && ours?.Wall is double a && row.Wall is double b && b > 0)
+                if (row.Tool == KeyFile && peer is not null && row.Wall is double k && Find(id, peer)?.Wall is double p && p > 0)
+                {
+                    ratio = $"{Fixed(k / p, 2)}× {Cell(peer)}";
+                    target = $"≤ {Fixed(maxRatio, 1)}×";
+                    met = k / p <= maxRatio ? "yes" : "no";
+                }
+                if (row.Tool is not (PsBackup or KeyFile or InProcess or Cli) && ours?.Wall is double a && row.Wall is double b && b > 0)
                 {
                     ratio = Fixed(a / b, 2) + "×";
                     if (row.Tool == peer)
