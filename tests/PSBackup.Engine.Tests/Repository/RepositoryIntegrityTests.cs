@@ -37,6 +37,25 @@ public sealed class RepositoryEncryptionTests
     }
 
     [Fact]
+    public async Task APassphraseThatOpenedARepositorySkipsTheKeyDerivationNextTimeButAWrongOneStillFails()
+    {
+        using var backend = new MemoryBackend();
+        await Repo.InitializeAsync(backend, Small(passphrase: "cached horse"));
+        KeyObject key = System.Text.Json.JsonSerializer.Deserialize<KeyObject>(backend.Read(backend.Single("keys/")), RepositoryJson.Options)!;
+        Assert.Null(WrapKeyCache.TryGet("cached horse", key.Salt, key.Iterations));
+
+        await Repo.OpenAsync(backend, RepositoryCredentials.FromPassphrase("cached horse"));
+        byte[]? remembered = WrapKeyCache.TryGet("cached horse", key.Salt, key.Iterations);
+        Assert.Equal(Rfc2898DeriveBytes.Pbkdf2("cached horse", Convert.FromBase64String(key.Salt), key.Iterations, HashAlgorithmName.SHA256, 32), remembered);
+
+        // A failed open remembers nothing, and the remembered key never stands in for another passphrase.
+        await Assert.ThrowsAsync<RepositoryKeyException>(() => Repo.OpenAsync(backend, RepositoryCredentials.FromPassphrase("cached horse ")));
+        Assert.Null(WrapKeyCache.TryGet("cached horse ", key.Salt, key.Iterations));
+        Repo again = await Repo.OpenAsync(backend, RepositoryCredentials.FromPassphrase("cached horse"));
+        Assert.True(again.IsEncrypted);
+    }
+
+    [Fact]
     public async Task ChunkIdsAreKeyedAndNothingIsStoredInTheClear()
     {
         using var backend = new MemoryBackend();
