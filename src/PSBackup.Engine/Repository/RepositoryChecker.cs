@@ -219,14 +219,16 @@ internal sealed class RepositoryChecker(Repository repo)
             index.ChunkCount, storedBytes, bytesRead);
     }
 
-    /// <summary>Downloads a pack, checks its id, its trailer against the index, and every frame and chunk.</summary>
+    /// <summary>Streams a pack once, front to back: its SHA-256 against its id, every frame (SHA-256,
+    /// decode, every chunk id) as it passes, then the trailer against the index. One stored frame
+    /// and its plaintext are held at a time, so memory does not grow with the pack size.</summary>
     private async Task<long> VerifyPackAsync(IndexPack p, Dictionary<ChunkId, string> badChunks, CancellationToken ct)
     {
         string key = RepositoryLayout.PackKey(p.Id);
-        byte[] data;
+        Stream stream;
         try
         {
-            data = await Repository.GetBytesAsync(repo.Backend, key, ct).ConfigureAwait(false);
+            stream = await repo.Backend.GetAsync(key, ct).ConfigureAwait(false);
         }
         catch (StorageNotFoundException)
         {
@@ -242,82 +244,119 @@ internal sealed class RepositoryChecker(Repository repo)
                 }
             }
         }
-        if (Hex.Encode(SHA256.HashData(data)) != p.Id)
+        using var packHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        long position = 0;
+        // Reads count bytes into buffer (fewer only where the pack ends) and hashes them.
+        async Task<bool> ReadAsync(byte[] buffer, int count)
+        {
+            int n = await stream.ReadAtLeastAsync(buffer.AsMemory(0, count), count, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+            packHash.AppendData(buffer, 0, n);
+            position += n;
+            return n == count;
+        }
+        using var rest = new MemoryStream();
+        await using (stream.ConfigureAwait(false))
+        {
+            foreach (FrameEntry f in p.Frames.OrderBy(f => f.Offset))
+            {
+                long gap = f.Offset - position;
+                if (gap < 0 || f.Length < 0 || f.Offset + f.Length > p.Size)
+                {
+                    BadChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} overlaps another frame or lies outside the pack");
+                    continue;
+                }
+                byte[] stored = ArrayPool<byte>.Shared.Rent((int)Math.Max(1, Math.Max(f.Length, gap)));
+                try
+                {
+                    if (!await ReadAsync(stored, (int)gap).ConfigureAwait(false) || !await ReadAsync(stored, f.Length).ConfigureAwait(false))
+                    {
+                        BadChunks(f.Chunks, $"pack {p.Id} is too short for the frame at {f.Offset}");
+                        continue;
+                    }
+                    VerifyFrame(stored.AsSpan(0, f.Length), f, p, BadChunks);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(stored);
+                }
+            }
+            // What follows the last frame: the trailer, in a pack that matches its index.
+            await stream.CopyToAsync(rest, ct).ConfigureAwait(false);
+        }
+        packHash.AppendData(rest.GetBuffer(), 0, (int)rest.Length);
+        position += rest.Length;
+        if (Hex.Encode(packHash.GetHashAndReset()) != p.Id)
         {
             Error(new CheckIssue("PackCorrupt", $"Pack {p.Id} fails its SHA-256 (its bytes changed after it was written).", key));
         }
-        string? trailerProblem = CheckTrailer(data, p);
+        string? trailerProblem = CheckTrailer(rest.GetBuffer().AsSpan(0, (int)rest.Length), p);
         if (trailerProblem is not null)
         {
             Error(new CheckIssue("PackTrailerInvalid", $"Pack {p.Id}: {trailerProblem}.", key));
         }
-        BlobCodec codec = repo.Codec;
-        foreach (FrameEntry f in p.Frames)
-        {
-            if (f.Offset + f.Length > data.Length)
-            {
-                BadChunks(f.Chunks, $"pack {p.Id} is too short for the frame at {f.Offset}");
-                continue;
-            }
-            ReadOnlySpan<byte> stored = data.AsSpan((int)f.Offset, f.Length);
-            if (Hex.Encode(SHA256.HashData(stored)) != f.Sha256)
-            {
-                BadChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} fails its SHA-256");
-                continue;
-            }
-            byte[] plain = ArrayPool<byte>.Shared.Rent(Math.Max(1, f.PlainLength));
-            byte[] scratch = ArrayPool<byte>.Shared.Rent(f.Length);
-            try
-            {
-                int n;
-                try
-                {
-                    n = codec.Decode(stored, plain.AsSpan(0, f.PlainLength), scratch);
-                }
-                catch (InvalidDataException e)
-                {
-                    BadChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} does not decode ({e.Message})");
-                    continue;
-                }
-                if (n != f.PlainLength)
-                {
-                    BadChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} has the wrong length");
-                    continue;
-                }
-                foreach (ChunkEntry c in f.Chunks)
-                {
-                    if (codec.ComputeId(plain.AsSpan(c.Offset, c.Length)) != c.Id)
-                    {
-                        BadChunks([c], $"chunk {c.Id} in pack {p.Id} does not match its id");
-                    }
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(plain);
-                ArrayPool<byte>.Shared.Return(scratch);
-            }
-        }
-        return data.Length;
+        return position;
     }
 
-    private string? CheckTrailer(byte[] data, IndexPack p)
+    /// <summary>Checks one stored frame: its SHA-256, that it decodes to its plain length, and every chunk id.</summary>
+    private void VerifyFrame(ReadOnlySpan<byte> stored, FrameEntry f, IndexPack p, Action<IEnumerable<ChunkEntry>, string> badChunks)
+    {
+        if (Hex.Encode(SHA256.HashData(stored)) != f.Sha256)
+        {
+            badChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} fails its SHA-256");
+            return;
+        }
+        BlobCodec codec = repo.Codec;
+        byte[] plain = ArrayPool<byte>.Shared.Rent(Math.Max(1, f.PlainLength));
+        byte[] scratch = ArrayPool<byte>.Shared.Rent(f.Length);
+        try
+        {
+            int n;
+            try
+            {
+                n = codec.Decode(stored, plain.AsSpan(0, f.PlainLength), scratch);
+            }
+            catch (InvalidDataException e)
+            {
+                badChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} does not decode ({e.Message})");
+                return;
+            }
+            if (n != f.PlainLength)
+            {
+                badChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} has the wrong length");
+                return;
+            }
+            foreach (ChunkEntry c in f.Chunks)
+            {
+                if (codec.ComputeId(plain.AsSpan(c.Offset, c.Length)) != c.Id)
+                {
+                    badChunks([c], $"chunk {c.Id} in pack {p.Id} does not match its id");
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(plain);
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    private string? CheckTrailer(ReadOnlySpan<byte> data, IndexPack p)
     {
         int n = data.Length;
-        if (n < 20 || !data.AsSpan(n - 8).SequenceEqual(RepositoryLayout.PackMagic))
+        if (n < 20 || !data[(n - 8)..].SequenceEqual(RepositoryLayout.PackMagic))
         {
             return "it does not end with the pack magic";
         }
-        int tlen = (int)BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(n - 12));
+        int tlen = (int)BinaryPrimitives.ReadUInt32LittleEndian(data[(n - 12)..]);
         int start = n - 12 - tlen;
-        if (tlen <= 0 || start - 8 < 0 || BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(start - 8)) != RepositoryLayout.TrailerSkippableMagic
-            || BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(start - 4)) != (uint)(tlen + 12))
+        if (tlen <= 0 || start - 8 < 0 || BinaryPrimitives.ReadUInt32LittleEndian(data[(start - 8)..]) != RepositoryLayout.TrailerSkippableMagic
+            || BinaryPrimitives.ReadUInt32LittleEndian(data[(start - 4)..]) != (uint)(tlen + 12))
         {
             return "its trailer frame header is damaged";
         }
         try
         {
-            PackTrailer? t = JsonSerializer.Deserialize<PackTrailer>(repo.Codec.DecodeBlob(data.AsSpan(start, tlen)), RepositoryJson.Options);
+            PackTrailer? t = JsonSerializer.Deserialize<PackTrailer>(repo.Codec.DecodeBlob(data.Slice(start, tlen)), RepositoryJson.Options);
             if (t?.Frames is null || t.Frames.Count != p.Frames.Count || t.Frames.Zip(p.Frames).Any(x => x.First.Offset != x.Second.Offset || x.First.Sha256 != x.Second.Sha256))
             {
                 return "its trailer does not match the index";

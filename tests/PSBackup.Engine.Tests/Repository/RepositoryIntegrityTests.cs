@@ -114,6 +114,28 @@ public sealed class RepositoryEncryptionTests
         Assert.DoesNotContain(deep.Errors, i => i.Path == "ok.txt");
     }
 
+    [Fact]
+    public async Task ATruncatedPackIsReportedFrameByFrameWhileStreamed()
+    {
+        using var backend = new MemoryBackend();
+        Repo repo = await Repo.InitializeAsync(backend, Small());
+        await BackupAsync(repo, [("first.bin", Data(100_000, 3)), ("second.bin", Data(100_000, 4))]);
+        string pack = backend.Single("packs/");
+        IndexPack indexed = Assert.Single((await repo.ReadIndexObjectAsync(backend.Single("index/"), CancellationToken.None)).Packs);
+        Assert.True(indexed.Frames.Count >= 2);
+        // Cut inside the last frame: the frames before it still verify, the last one and the trailer do not.
+        FrameEntry last = indexed.Frames.MaxBy(f => f.Offset)!;
+        backend.Write(pack, backend.Read(pack)[..(int)(last.Offset + last.Length / 2)]);
+
+        RepositoryCheckReport deep = await repo.CheckAsync(readData: true);
+        Assert.Contains(deep.Errors, i => i.Code == "PackSizeMismatch");
+        Assert.Contains(deep.Errors, i => i.Code == "PackCorrupt");
+        Assert.Contains(deep.Errors, i => i.Code == "PackTrailerInvalid");
+        Assert.Contains(deep.Errors, i => i.Code == "DataCorrupt" && i.Path == "second.bin" && i.Message.Contains("too short", StringComparison.Ordinal));
+        Assert.DoesNotContain(deep.Errors, i => i.Path == "first.bin");
+        Assert.Equal(last.Offset + last.Length / 2, deep.BytesRead);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
