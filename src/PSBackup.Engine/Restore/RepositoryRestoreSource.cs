@@ -61,6 +61,9 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
 
     public Repository.Repository Repository { get; }
     public string Namespace { get; }
+    /// <summary>The repository checks every frame and each file's size and SHA-256 (against the
+    /// manifest the listing came from) before a stream ends.</summary>
+    public bool VerifiesContent => true;
     public string Description => $"repository '{Repository.Location}'";
 
     /// <summary>What the last listings left out and why (a manifest of another kind or namespace,
