@@ -101,6 +101,9 @@ public static partial class SafePath
             {
                 return;
             }
+            // A folder another thread created since info was read: info still holds "missing"
+            // (Attributes -1, which has the reparse-point bit), so read it again.
+            info.Refresh();
             if (info.LinkTarget is not null || (info.Attributes & FileAttributes.ReparsePoint) != 0)
             {
                 throw new InvalidInputException("SymbolicLink",
