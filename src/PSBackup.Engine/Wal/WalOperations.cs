@@ -160,8 +160,10 @@ public static class WalOperations
         return walDir;
     }
 
-    /// <summary>The segments to ship, in id order, after proving they are valid and continuous.</summary>
-    internal static List<WalSegmentInfo> Select(string walDir, string ns, long afterSegmentId, CancellationToken ct)
+    /// <summary>The segments to ship, in id order, after proving they are valid and continuous.
+    /// Segments in <paramref name="headerOnly"/> (already archived: the caller compares their
+    /// SHA-256 with the archived copy, validated when it was shipped) have only their header read.</summary>
+    internal static List<WalSegmentInfo> Select(string walDir, string ns, long afterSegmentId, CancellationToken ct, IReadOnlySet<long>? headerOnly = null)
     {
         List<(long Id, string Path)> files = WalDirectory.ListSegmentFiles(walDir);
         int firstAfter = files.FindIndex(f => f.Id > afterSegmentId);
@@ -174,7 +176,8 @@ public static class WalOperations
             {
                 try
                 {
-                    slots[i] = WalSegmentReader.Inspect(files[from + i].Path, ns, files[from + i].Id);
+                    (long id, string path) = files[from + i];
+                    slots[i] = WalSegmentReader.Inspect(path, ns, id, headerOnly?.Contains(id) == true);
                 }
                 catch (NotFoundException)
                 {

@@ -62,7 +62,9 @@ internal static class WalRepositoryShip
         List<WalSegmentInfo> selected;
         try
         {
-            selected = await Task.Run(() => WalOperations.Select(walDir, ns, options.AfterSegmentId, ct), ct).ConfigureAwait(false);
+            // Archived segments are proven by their SHA-256 below, so only their headers are read here.
+            var known = archived.Keys.ToHashSet();
+            selected = await Task.Run(() => WalOperations.Select(walDir, ns, options.AfterSegmentId, ct, known), ct).ConfigureAwait(false);
         }
         catch (WalGapException gap)
         {
