@@ -219,21 +219,16 @@ internal sealed class RepositoryChecker(Repository repo)
             index.ChunkCount, storedBytes, bytesRead);
     }
 
-    /// <summary>Streams a pack once, front to back: its SHA-256 against its id, every frame (SHA-256,
-    /// decode, every chunk id) as it passes, then the trailer against the index. One stored frame
-    /// and its plaintext are held at a time, so memory does not grow with the pack size.</summary>
+    /// <summary>Streams a pack front to back: its SHA-256 against its id, every frame (decode,
+    /// every chunk id) as it passes, then the trailer against the index. One stored frame and its
+    /// plaintext are held at a time, so memory does not grow with the pack size. A frame's own
+    /// SHA-256 is computed only where something failed: the pack hash covers every stored byte and
+    /// the chunk ids every plaintext byte, so on a sound pack it would prove nothing more. When the
+    /// pack hash fails, the pack is streamed again and every frame hash checked, so damage that
+    /// still decodes to the right chunks (which a restore refuses) is named too.</summary>
     private async Task<long> VerifyPackAsync(IndexPack p, Dictionary<ChunkId, string> badChunks, CancellationToken ct)
     {
         string key = RepositoryLayout.PackKey(p.Id);
-        Stream stream;
-        try
-        {
-            stream = await repo.Backend.GetAsync(key, ct).ConfigureAwait(false);
-        }
-        catch (StorageNotFoundException)
-        {
-            return 0;
-        }
         void BadChunks(IEnumerable<ChunkEntry> chunks, string why)
         {
             lock (badChunks)
@@ -243,6 +238,47 @@ internal sealed class RepositoryChecker(Repository repo)
                     badChunks.TryAdd(c.Id, why);
                 }
             }
+        }
+        PackRead? read = await StreamPackAsync(p, (stored, f) => VerifyFrame(stored.AsSpan(0, f.Length), f, p, BadChunks), BadChunks, ct).ConfigureAwait(false);
+        if (read is null)
+        {
+            return 0;
+        }
+        if (!read.HashMatches)
+        {
+            Error(new CheckIssue("PackCorrupt", $"Pack {p.Id} fails its SHA-256 (its bytes changed after it was written).", key));
+            await StreamPackAsync(p, (stored, f) =>
+            {
+                if (!FrameHashMatches(stored.AsSpan(0, f.Length), f))
+                {
+                    BadChunks(f.Chunks, FrameHashFailure(f, p));
+                }
+            }, (_, _) => { }, ct).ConfigureAwait(false);
+        }
+        string? trailerProblem = CheckTrailer(read.Rest, p);
+        if (trailerProblem is not null)
+        {
+            Error(new CheckIssue("PackTrailerInvalid", $"Pack {p.Id}: {trailerProblem}.", key));
+        }
+        return read.Bytes;
+    }
+
+    /// <summary>What streaming a pack found: bytes read, whether they hash to the pack id, and the
+    /// bytes after the last frame (the trailer, in a pack that matches its index).</summary>
+    private sealed record PackRead(long Bytes, bool HashMatches, byte[] Rest);
+
+    /// <summary>Reads a pack once, hashing every byte, and hands each indexed frame's stored bytes
+    /// (in a pooled buffer, valid during the call) to <paramref name="frame"/>. Null when the pack is missing.</summary>
+    private async Task<PackRead?> StreamPackAsync(IndexPack p, Action<byte[], FrameEntry> frame, Action<IEnumerable<ChunkEntry>, string> badChunks, CancellationToken ct)
+    {
+        Stream stream;
+        try
+        {
+            stream = await repo.Backend.GetAsync(RepositoryLayout.PackKey(p.Id), ct).ConfigureAwait(false);
+        }
+        catch (StorageNotFoundException)
+        {
+            return null;
         }
         using var packHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         long position = 0;
@@ -262,7 +298,7 @@ internal sealed class RepositoryChecker(Repository repo)
                 long gap = f.Offset - position;
                 if (gap < 0 || f.Length < 0 || f.Offset + f.Length > p.Size)
                 {
-                    BadChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} overlaps another frame or lies outside the pack");
+                    badChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} overlaps another frame or lies outside the pack");
                     continue;
                 }
                 byte[] stored = ArrayPool<byte>.Shared.Rent((int)Math.Max(1, Math.Max(f.Length, gap)));
@@ -270,64 +306,75 @@ internal sealed class RepositoryChecker(Repository repo)
                 {
                     if (!await ReadAsync(stored, (int)gap).ConfigureAwait(false) || !await ReadAsync(stored, f.Length).ConfigureAwait(false))
                     {
-                        BadChunks(f.Chunks, $"pack {p.Id} is too short for the frame at {f.Offset}");
+                        badChunks(f.Chunks, $"pack {p.Id} is too short for the frame at {f.Offset}");
                         continue;
                     }
-                    VerifyFrame(stored.AsSpan(0, f.Length), f, p, BadChunks);
+                    frame(stored, f);
                 }
                 finally
                 {
                     ArrayPool<byte>.Shared.Return(stored);
                 }
             }
-            // What follows the last frame: the trailer, in a pack that matches its index.
             await stream.CopyToAsync(rest, ct).ConfigureAwait(false);
         }
         packHash.AppendData(rest.GetBuffer(), 0, (int)rest.Length);
         position += rest.Length;
-        if (Hex.Encode(packHash.GetHashAndReset()) != p.Id)
-        {
-            Error(new CheckIssue("PackCorrupt", $"Pack {p.Id} fails its SHA-256 (its bytes changed after it was written).", key));
-        }
-        string? trailerProblem = CheckTrailer(rest.GetBuffer().AsSpan(0, (int)rest.Length), p);
-        if (trailerProblem is not null)
-        {
-            Error(new CheckIssue("PackTrailerInvalid", $"Pack {p.Id}: {trailerProblem}.", key));
-        }
-        return position;
+        return new PackRead(position, Hex.Encode(packHash.GetHashAndReset()) == p.Id, rest.ToArray());
     }
 
-    /// <summary>Checks one stored frame: its SHA-256, that it decodes to its plain length, and every chunk id.</summary>
+    private static bool FrameHashMatches(ReadOnlySpan<byte> stored, FrameEntry f) => Hex.Encode(SHA256.HashData(stored)) == f.Sha256;
+
+    private static string FrameHashFailure(FrameEntry f, IndexPack p) => $"the frame at offset {f.Offset} of pack {p.Id} fails its SHA-256";
+
+    /// <summary>Checks one stored frame: that it decodes to its plain length and every chunk id. On
+    /// any failure its SHA-256 decides the message (changed bytes, or bytes that never were right).</summary>
     private void VerifyFrame(ReadOnlySpan<byte> stored, FrameEntry f, IndexPack p, Action<IEnumerable<ChunkEntry>, string> badChunks)
     {
-        if (Hex.Encode(SHA256.HashData(stored)) != f.Sha256)
-        {
-            badChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} fails its SHA-256");
-            return;
-        }
         BlobCodec codec = repo.Codec;
         byte[] plain = ArrayPool<byte>.Shared.Rent(Math.Max(1, f.PlainLength));
         byte[] scratch = ArrayPool<byte>.Shared.Rent(f.Length);
         try
         {
-            int n;
+            string? frameProblem = null;
+            List<ChunkEntry>? wrongIds = null;
             try
             {
-                n = codec.Decode(stored, plain.AsSpan(0, f.PlainLength), scratch);
+                int n = codec.Decode(stored, plain.AsSpan(0, f.PlainLength), scratch);
+                if (n != f.PlainLength)
+                {
+                    frameProblem = $"the frame at offset {f.Offset} of pack {p.Id} has the wrong length";
+                }
             }
             catch (InvalidDataException e)
             {
-                badChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} does not decode ({e.Message})");
-                return;
+                frameProblem = $"the frame at offset {f.Offset} of pack {p.Id} does not decode ({e.Message})";
             }
-            if (n != f.PlainLength)
+            if (frameProblem is null)
             {
-                badChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} has the wrong length");
-                return;
+                foreach (ChunkEntry c in f.Chunks)
+                {
+                    if (codec.ComputeId(plain.AsSpan(c.Offset, c.Length)) != c.Id)
+                    {
+                        (wrongIds ??= new()).Add(c);
+                    }
+                }
+                if (wrongIds is null)
+                {
+                    return;
+                }
             }
-            foreach (ChunkEntry c in f.Chunks)
+            if (!FrameHashMatches(stored, f))
             {
-                if (codec.ComputeId(plain.AsSpan(c.Offset, c.Length)) != c.Id)
+                badChunks(f.Chunks, FrameHashFailure(f, p));
+            }
+            else if (frameProblem is not null)
+            {
+                badChunks(f.Chunks, frameProblem);
+            }
+            else
+            {
+                foreach (ChunkEntry c in wrongIds!)
                 {
                     badChunks([c], $"chunk {c.Id} in pack {p.Id} does not match its id");
                 }

@@ -136,6 +136,22 @@ public sealed class RepositoryEncryptionTests
         Assert.Equal(last.Offset + last.Length / 2, deep.BytesRead);
     }
 
+    [Fact]
+    public async Task DamageOutsideEveryFrameFailsThePackButNoBackup()
+    {
+        using var backend = new MemoryBackend();
+        Repo repo = await Repo.InitializeAsync(backend, Small());
+        await BackupAsync(repo, [("first.bin", Data(100_000, 5))]);
+        string pack = backend.Single("packs/");
+        backend.Flip(pack, backend.Read(pack).Length - 13); // the last byte of the trailer frame
+
+        RepositoryCheckReport deep = await repo.CheckAsync(readData: true);
+
+        Assert.Contains(deep.Errors, i => i.Code == "PackCorrupt");
+        Assert.Contains(deep.Errors, i => i.Code == "PackTrailerInvalid");
+        Assert.DoesNotContain(deep.Errors, i => i.Code == "DataCorrupt");
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
