@@ -21,8 +21,10 @@ public sealed record ShipLatencyResult(IReadOnlyList<double> Milliseconds)
 /// <summary>Times the engine's ship of ONE newly sealed 16 MiB segment into a repository,
 /// in-process (so .NET start-up, ~80 ms, does not swamp a figure meant to be tens of
 /// milliseconds). Steady state: the namespace's WAL holds the segment shipped last time and the
-/// new one; the repository already holds every earlier segment. The first ship (JIT, first
-/// repository open) is a warm-up and not counted.</summary>
+/// new one; the repository already holds every earlier segment. Each ship opens the repository,
+/// as a runbook calling Invoke-WalShip every minute in one session does; the first ship (JIT, and
+/// the passphrase's key derivation, which the engine then remembers for the process) is a warm-up
+/// and not counted.</summary>
 public static class ShipLatency
 {
     public static async Task<ShipLatencyResult> MeasureAsync(string datasetDir, string workDir, int cases)

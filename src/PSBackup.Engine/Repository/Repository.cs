@@ -236,17 +236,16 @@ public sealed class Repository
         RepositoryKeyException? last = null;
         foreach (var (_, k, _) in bound)
         {
-            byte[] wrapKey;
+            byte[]? master;
             try
             {
-                wrapKey = RepositoryCrypto.DeriveWrapKey(k!, cred, where);
+                master = RepositoryCrypto.Unwrap(k!, cred, config.Id, where);
             }
             catch (RepositoryKeyException e)
             {
                 last = e;
                 continue;
             }
-            byte[]? master = RepositoryCrypto.TryUnwrap(k!, wrapKey, config.Id);
             if (master is not null)
             {
                 return master;

@@ -219,19 +219,16 @@ internal sealed class RepositoryChecker(Repository repo)
             index.ChunkCount, storedBytes, bytesRead);
     }
 
-    /// <summary>Downloads a pack, checks its id, its trailer against the index, and every frame and chunk.</summary>
+    /// <summary>Streams a pack front to back: its SHA-256 against its id, every frame (decode,
+    /// every chunk id) as it passes, then the trailer against the index. One stored frame and its
+    /// plaintext are held at a time, so memory does not grow with the pack size. A frame's own
+    /// SHA-256 is computed only where something failed: the pack hash covers every stored byte and
+    /// the chunk ids every plaintext byte, so on a sound pack it would prove nothing more. When the
+    /// pack hash fails, the pack is streamed again and every frame hash checked, so damage that
+    /// still decodes to the right chunks (which a restore refuses) is named too.</summary>
     private async Task<long> VerifyPackAsync(IndexPack p, Dictionary<ChunkId, string> badChunks, CancellationToken ct)
     {
         string key = RepositoryLayout.PackKey(p.Id);
-        byte[] data;
-        try
-        {
-            data = await Repository.GetBytesAsync(repo.Backend, key, ct).ConfigureAwait(false);
-        }
-        catch (StorageNotFoundException)
-        {
-            return 0;
-        }
         void BadChunks(IEnumerable<ChunkEntry> chunks, string why)
         {
             lock (badChunks)
@@ -242,82 +239,171 @@ internal sealed class RepositoryChecker(Repository repo)
                 }
             }
         }
-        if (Hex.Encode(SHA256.HashData(data)) != p.Id)
+        PackRead? read = await StreamPackAsync(p, (stored, f) => VerifyFrame(stored.AsSpan(0, f.Length), f, p, BadChunks), BadChunks, ct).ConfigureAwait(false);
+        if (read is null)
+        {
+            return 0;
+        }
+        if (!read.HashMatches)
         {
             Error(new CheckIssue("PackCorrupt", $"Pack {p.Id} fails its SHA-256 (its bytes changed after it was written).", key));
+            await StreamPackAsync(p, (stored, f) =>
+            {
+                if (!FrameHashMatches(stored.AsSpan(0, f.Length), f))
+                {
+                    BadChunks(f.Chunks, FrameHashFailure(f, p));
+                }
+            }, (_, _) => { }, ct).ConfigureAwait(false);
         }
-        string? trailerProblem = CheckTrailer(data, p);
+        string? trailerProblem = CheckTrailer(read.Rest, p);
         if (trailerProblem is not null)
         {
             Error(new CheckIssue("PackTrailerInvalid", $"Pack {p.Id}: {trailerProblem}.", key));
         }
-        BlobCodec codec = repo.Codec;
-        foreach (FrameEntry f in p.Frames)
+        return read.Bytes;
+    }
+
+    /// <summary>What streaming a pack found: bytes read, whether they hash to the pack id, and the
+    /// bytes after the last frame (the trailer, in a pack that matches its index).</summary>
+    private sealed record PackRead(long Bytes, bool HashMatches, byte[] Rest);
+
+    /// <summary>Reads a pack once, hashing every byte, and hands each indexed frame's stored bytes
+    /// (in a pooled buffer, valid during the call) to <paramref name="frame"/>. Null when the pack is missing.</summary>
+    private async Task<PackRead?> StreamPackAsync(IndexPack p, Action<byte[], FrameEntry> frame, Action<IEnumerable<ChunkEntry>, string> badChunks, CancellationToken ct)
+    {
+        Stream stream;
+        try
         {
-            if (f.Offset + f.Length > data.Length)
+            stream = await repo.Backend.GetAsync(RepositoryLayout.PackKey(p.Id), ct).ConfigureAwait(false);
+        }
+        catch (StorageNotFoundException)
+        {
+            return null;
+        }
+        using var packHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        long position = 0;
+        // Reads count bytes into buffer (fewer only where the pack ends) and hashes them.
+        async Task<bool> ReadAsync(byte[] buffer, int count)
+        {
+            int n = await stream.ReadAtLeastAsync(buffer.AsMemory(0, count), count, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+            packHash.AppendData(buffer, 0, n);
+            position += n;
+            return n == count;
+        }
+        using var rest = new MemoryStream();
+        await using (stream.ConfigureAwait(false))
+        {
+            foreach (FrameEntry f in p.Frames.OrderBy(f => f.Offset))
             {
-                BadChunks(f.Chunks, $"pack {p.Id} is too short for the frame at {f.Offset}");
-                continue;
-            }
-            ReadOnlySpan<byte> stored = data.AsSpan((int)f.Offset, f.Length);
-            if (Hex.Encode(SHA256.HashData(stored)) != f.Sha256)
-            {
-                BadChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} fails its SHA-256");
-                continue;
-            }
-            byte[] plain = ArrayPool<byte>.Shared.Rent(Math.Max(1, f.PlainLength));
-            byte[] scratch = ArrayPool<byte>.Shared.Rent(f.Length);
-            try
-            {
-                int n;
+                long gap = f.Offset - position;
+                if (gap < 0 || f.Length < 0 || f.Offset + f.Length > p.Size)
+                {
+                    badChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} overlaps another frame or lies outside the pack");
+                    continue;
+                }
+                byte[] stored = ArrayPool<byte>.Shared.Rent((int)Math.Max(1, Math.Max(f.Length, gap)));
                 try
                 {
-                    n = codec.Decode(stored, plain.AsSpan(0, f.PlainLength), scratch);
+                    if (!await ReadAsync(stored, (int)gap).ConfigureAwait(false) || !await ReadAsync(stored, f.Length).ConfigureAwait(false))
+                    {
+                        badChunks(f.Chunks, $"pack {p.Id} is too short for the frame at {f.Offset}");
+                        continue;
+                    }
+                    frame(stored, f);
                 }
-                catch (InvalidDataException e)
+                finally
                 {
-                    BadChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} does not decode ({e.Message})");
-                    continue;
+                    ArrayPool<byte>.Shared.Return(stored);
                 }
+            }
+            await stream.CopyToAsync(rest, ct).ConfigureAwait(false);
+        }
+        packHash.AppendData(rest.GetBuffer(), 0, (int)rest.Length);
+        position += rest.Length;
+        return new PackRead(position, Hex.Encode(packHash.GetHashAndReset()) == p.Id, rest.ToArray());
+    }
+
+    private static bool FrameHashMatches(ReadOnlySpan<byte> stored, FrameEntry f) => Hex.Encode(SHA256.HashData(stored)) == f.Sha256;
+
+    private static string FrameHashFailure(FrameEntry f, IndexPack p) => $"the frame at offset {f.Offset} of pack {p.Id} fails its SHA-256";
+
+    /// <summary>Checks one stored frame: that it decodes to its plain length and every chunk id. On
+    /// any failure its SHA-256 decides the message (changed bytes, or bytes that never were right).</summary>
+    private void VerifyFrame(ReadOnlySpan<byte> stored, FrameEntry f, IndexPack p, Action<IEnumerable<ChunkEntry>, string> badChunks)
+    {
+        BlobCodec codec = repo.Codec;
+        byte[] plain = ArrayPool<byte>.Shared.Rent(Math.Max(1, f.PlainLength));
+        byte[] scratch = ArrayPool<byte>.Shared.Rent(f.Length);
+        try
+        {
+            string? frameProblem = null;
+            List<ChunkEntry>? wrongIds = null;
+            try
+            {
+                int n = codec.Decode(stored, plain.AsSpan(0, f.PlainLength), scratch);
                 if (n != f.PlainLength)
                 {
-                    BadChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} has the wrong length");
-                    continue;
+                    frameProblem = $"the frame at offset {f.Offset} of pack {p.Id} has the wrong length";
                 }
+            }
+            catch (InvalidDataException e)
+            {
+                frameProblem = $"the frame at offset {f.Offset} of pack {p.Id} does not decode ({e.Message})";
+            }
+            if (frameProblem is null)
+            {
                 foreach (ChunkEntry c in f.Chunks)
                 {
                     if (codec.ComputeId(plain.AsSpan(c.Offset, c.Length)) != c.Id)
                     {
-                        BadChunks([c], $"chunk {c.Id} in pack {p.Id} does not match its id");
+                        (wrongIds ??= new()).Add(c);
                     }
                 }
+                if (wrongIds is null)
+                {
+                    return;
+                }
             }
-            finally
+            if (!FrameHashMatches(stored, f))
             {
-                ArrayPool<byte>.Shared.Return(plain);
-                ArrayPool<byte>.Shared.Return(scratch);
+                badChunks(f.Chunks, FrameHashFailure(f, p));
+            }
+            else if (frameProblem is not null)
+            {
+                badChunks(f.Chunks, frameProblem);
+            }
+            else
+            {
+                foreach (ChunkEntry c in wrongIds!)
+                {
+                    badChunks([c], $"chunk {c.Id} in pack {p.Id} does not match its id");
+                }
             }
         }
-        return data.Length;
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(plain);
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
     }
 
-    private string? CheckTrailer(byte[] data, IndexPack p)
+    private string? CheckTrailer(ReadOnlySpan<byte> data, IndexPack p)
     {
         int n = data.Length;
-        if (n < 20 || !data.AsSpan(n - 8).SequenceEqual(RepositoryLayout.PackMagic))
+        if (n < 20 || !data[(n - 8)..].SequenceEqual(RepositoryLayout.PackMagic))
         {
             return "it does not end with the pack magic";
         }
-        int tlen = (int)BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(n - 12));
+        int tlen = (int)BinaryPrimitives.ReadUInt32LittleEndian(data[(n - 12)..]);
         int start = n - 12 - tlen;
-        if (tlen <= 0 || start - 8 < 0 || BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(start - 8)) != RepositoryLayout.TrailerSkippableMagic
-            || BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(start - 4)) != (uint)(tlen + 12))
+        if (tlen <= 0 || start - 8 < 0 || BinaryPrimitives.ReadUInt32LittleEndian(data[(start - 8)..]) != RepositoryLayout.TrailerSkippableMagic
+            || BinaryPrimitives.ReadUInt32LittleEndian(data[(start - 4)..]) != (uint)(tlen + 12))
         {
             return "its trailer frame header is damaged";
         }
         try
         {
-            PackTrailer? t = JsonSerializer.Deserialize<PackTrailer>(repo.Codec.DecodeBlob(data.AsSpan(start, tlen)), RepositoryJson.Options);
+            PackTrailer? t = JsonSerializer.Deserialize<PackTrailer>(repo.Codec.DecodeBlob(data.Slice(start, tlen)), RepositoryJson.Options);
             if (t?.Frames is null || t.Frames.Count != p.Frames.Count || t.Frames.Zip(p.Frames).Any(x => x.First.Offset != x.Second.Offset || x.First.Sha256 != x.Second.Sha256))
             {
                 return "its trailer does not match the index";

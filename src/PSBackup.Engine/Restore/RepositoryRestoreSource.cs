@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Threading.Channels;
@@ -60,6 +61,9 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
 
     public Repository.Repository Repository { get; }
     public string Namespace { get; }
+    /// <summary>The repository checks every frame and each file's size and SHA-256 (against the
+    /// manifest the listing came from) before a stream ends.</summary>
+    public bool VerifiesContent => true;
     public string Description => $"repository '{Repository.Location}'";
 
     /// <summary>What the last listings left out and why (a manifest of another kind or namespace,
@@ -235,15 +239,20 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
 
     /// <summary>A read-only stream fed by a producer writing into a bounded channel. The reader sees
     /// the producer's failure as the read's exception, and end-of-stream only after the producer
-    /// finished without one. Disposing the reader cancels the producer.</summary>
+    /// finished without one. Disposing the reader cancels the producer. Writes are copied into
+    /// pooled buffers that the reader returns once consumed; at most <see cref="Depth"/> wait in
+    /// the channel, so a stream holds a few decoded frames whatever the file size.</summary>
     private sealed class ChannelStream : Stream
     {
-        private readonly Channel<byte[]> _channel = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(16) { SingleReader = true, SingleWriter = true });
+        private const int Depth = 2;
+        private readonly Channel<Piece> _channel = Channel.CreateBounded<Piece>(new BoundedChannelOptions(Depth) { SingleReader = true, SingleWriter = true });
         private readonly CancellationTokenSource _cts;
         private readonly Task _producer;
-        private byte[] _current = [];
+        private Piece _current = new([], 0);
         private int _offset;
         private bool _ended;
+
+        private readonly record struct Piece(byte[] Buffer, int Length);
 
         public ChannelStream(Func<Stream, CancellationToken, Task> produce, CancellationToken ct)
         {
@@ -286,22 +295,33 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 {
                     return 0;
                 }
+                ReleaseCurrent();
                 // Throws the producer's exception when it failed.
                 if (!await _channel.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
                 {
                     _ended = true;
                     return 0;
                 }
-                if (_channel.Reader.TryRead(out byte[]? next))
+                if (_channel.Reader.TryRead(out Piece next))
                 {
                     _current = next;
                     _offset = 0;
                 }
             }
             int n = Math.Min(buffer.Length, _current.Length - _offset);
-            _current.AsMemory(_offset, n).CopyTo(buffer);
+            _current.Buffer.AsMemory(_offset, n).CopyTo(buffer);
             _offset += n;
             return n;
+        }
+
+        private void ReleaseCurrent()
+        {
+            if (_current.Buffer.Length > 0)
+            {
+                ArrayPool<byte>.Shared.Return(_current.Buffer);
+            }
+            _current = new([], 0);
+            _offset = 0;
         }
 
         public override void Flush()
@@ -318,13 +338,21 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
             {
                 _cts.Cancel();
                 _channel.Writer.TryComplete();
-                _ = _producer.ContinueWith(_ => _cts.Dispose(), TaskScheduler.Default);
+                ReleaseCurrent();
+                _ = _producer.ContinueWith(_ =>
+                {
+                    while (_channel.Reader.TryRead(out Piece left))
+                    {
+                        ArrayPool<byte>.Shared.Return(left.Buffer);
+                    }
+                    _cts.Dispose();
+                }, TaskScheduler.Default);
             }
             base.Dispose(disposing);
         }
 
         /// <summary>The producer's end: each write is copied into the channel, waiting while it is full.</summary>
-        private sealed class Sink(ChannelWriter<byte[]> writer, CancellationToken token) : Stream
+        private sealed class Sink(ChannelWriter<Piece> writer, CancellationToken token) : Stream
         {
             public override bool CanRead => false;
             public override bool CanSeek => false;
@@ -338,7 +366,16 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
             {
                 if (!buffer.IsEmpty)
                 {
-                    writer.WriteAsync(buffer.ToArray(), token).AsTask().GetAwaiter().GetResult();
+                    Piece piece = Copy(buffer);
+                    try
+                    {
+                        writer.WriteAsync(piece, token).AsTask().GetAwaiter().GetResult();
+                    }
+                    catch
+                    {
+                        ArrayPool<byte>.Shared.Return(piece.Buffer);
+                        throw;
+                    }
                 }
             }
 
@@ -350,8 +387,24 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 if (!buffer.IsEmpty)
                 {
                     using var linked = CancellationTokenSource.CreateLinkedTokenSource(token, cancellationToken);
-                    await writer.WriteAsync(buffer.ToArray(), linked.Token).ConfigureAwait(false);
+                    Piece piece = Copy(buffer.Span);
+                    try
+                    {
+                        await writer.WriteAsync(piece, linked.Token).ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        ArrayPool<byte>.Shared.Return(piece.Buffer);
+                        throw;
+                    }
                 }
+            }
+
+            private static Piece Copy(ReadOnlySpan<byte> bytes)
+            {
+                byte[] buffer = ArrayPool<byte>.Shared.Rent(bytes.Length);
+                bytes.CopyTo(buffer);
+                return new Piece(buffer, bytes.Length);
             }
 
             public override void Flush()

@@ -348,7 +348,7 @@ public static class RestoreOperations
             await using (Stream input = await source.OpenSnapshotFileAsync(snapshot, file, ct).ConfigureAwait(false))
             await using (var output = new FileStream(dest, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
             {
-                digest = await FileCopy.CopyAsync(input, output, ct).ConfigureAwait(false);
+                digest = await CopyAsync(source, input, output, file.Sha256, ct).ConfigureAwait(false);
                 output.Flush(flushToDisk: true);
             }
             RequireMatch(snapshot, file, digest, "changed while it was restored");
@@ -369,7 +369,7 @@ public static class RestoreOperations
             await using (Stream input = await source.OpenSegmentAsync(s, ct).ConfigureAwait(false))
             await using (var output = new FileStream(fetched, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
             {
-                digest = await FileCopy.CopyAsync(input, output, ct).ConfigureAwait(false);
+                digest = await CopyAsync(source, input, output, s.Sha256, ct).ConfigureAwait(false);
                 output.Flush(flushToDisk: true);
             }
             if (s.Sha256 is not null && (!string.Equals(digest.Sha256, s.Sha256, StringComparison.Ordinal) || digest.Bytes != s.Bytes))
@@ -395,6 +395,19 @@ public static class RestoreOperations
             }
             progress.Add(s.Bytes, $"Fetched segment {s.SegmentId}{(planned.Cut ? $", cut after log index {planned.LastLogIndex}" : "")}", final);
         });
+
+    /// <summary>Copies a source stream into a new file and returns what was copied. A source that
+    /// verifies its own streams (<see cref="IRestoreSource.VerifiesContent"/>) already proved the
+    /// bytes match <paramref name="listedSha256"/>, so only the size is taken; else they are hashed.</summary>
+    private static async Task<ContentDigest> CopyAsync(IRestoreSource source, Stream input, FileStream output, string? listedSha256, CancellationToken ct)
+    {
+        if (!source.VerifiesContent || listedSha256 is null)
+        {
+            return await FileCopy.CopyAsync(input, output, ct).ConfigureAwait(false);
+        }
+        await input.CopyToAsync(output, FileCopy.BufferSize, ct).ConfigureAwait(false);
+        return new ContentDigest(output.Length, listedSha256);
+    }
 
     /// <summary>Moves <paramref name="livePath"/> aside (if it holds anything) and renames the
     /// finished temp into its place; if that fails the live folder is moved back. Returns where

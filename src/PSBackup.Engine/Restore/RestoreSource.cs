@@ -76,4 +76,9 @@ public interface IRestoreSource
 
     /// <summary>Opens an archived segment for reading, as listed.</summary>
     Task<Stream> OpenSegmentAsync(ArchivedSegment segment, CancellationToken ct);
+
+    /// <summary>True when every stream this source opens ends only after its bytes were checked
+    /// against the listed size and SHA-256 (a failed check is the read's exception), so a copy
+    /// need not hash them again.</summary>
+    bool VerifiesContent => false;
 }

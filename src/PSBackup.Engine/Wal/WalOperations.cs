@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using PSBackup.Engine.Events;
 
 namespace PSBackup.Engine.Wal;
@@ -159,25 +160,36 @@ public static class WalOperations
         return walDir;
     }
 
-    /// <summary>The segments to ship, in id order, after proving they are valid and continuous.</summary>
-    internal static List<WalSegmentInfo> Select(string walDir, string ns, long afterSegmentId, CancellationToken ct)
+    /// <summary>The segments to ship, in id order, after proving they are valid and continuous.
+    /// Segments in <paramref name="headerOnly"/> (already archived: the caller compares their
+    /// SHA-256 with the archived copy, validated when it was shipped) have only their header read.</summary>
+    internal static List<WalSegmentInfo> Select(string walDir, string ns, long afterSegmentId, CancellationToken ct, IReadOnlySet<long>? headerOnly = null)
     {
         List<(long Id, string Path)> files = WalDirectory.ListSegmentFiles(walDir);
-        var inspected = new List<WalSegmentInfo>();
         int firstAfter = files.FindIndex(f => f.Id > afterSegmentId);
         int from = firstAfter < 0 ? files.Count : Math.Max(0, firstAfter - 1);
-        for (int i = from; i < files.Count; i++)
+        // Validation reads every byte and is CPU-bound (CRC-32C per record): one segment per core.
+        var slots = new WalSegmentInfo?[files.Count - from];
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            try
+            Parallel.For(0, slots.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct }, i =>
             {
-                inspected.Add(WalSegmentReader.Inspect(files[i].Path, ns, files[i].Id));
-            }
-            catch (NotFoundException)
-            {
-                // removed between listing and reading: the id checks below see the hole
-            }
+                try
+                {
+                    (long id, string path) = files[from + i];
+                    slots[i] = WalSegmentReader.Inspect(path, ns, id, headerOnly?.Contains(id) == true);
+                }
+                catch (NotFoundException)
+                {
+                    // removed between listing and reading: the id checks below see the hole
+                }
+            });
         }
+        catch (AggregateException e)
+        {
+            ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+        }
+        var inspected = slots.OfType<WalSegmentInfo>().ToList();
         long newestId = inspected.Count > 0 ? inspected[^1].SegmentId : -1;
 
         var candidates = inspected.Where(s => s.SegmentId > afterSegmentId).ToList();

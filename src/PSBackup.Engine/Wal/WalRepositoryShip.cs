@@ -25,8 +25,10 @@ public sealed record WalGapEvent
 /// checked against the hash taken before the upload, and committed with its ref.</summary>
 internal static class WalRepositoryShip
 {
-    /// <summary>Segments uploaded at once.</summary>
-    internal const int Parallelism = 4;
+    /// <summary>Segments uploaded at once. Each backup writer already compresses on every core and
+    /// holds up to three ~16 MiB packs (being filled, queued, being put), so more segments at once
+    /// add memory, not speed: two keep both the serial chunking stage and the upload busy.</summary>
+    internal const int Parallelism = 2;
 
     private const string Activity = "Ship WAL segments";
 
@@ -60,7 +62,9 @@ internal static class WalRepositoryShip
         List<WalSegmentInfo> selected;
         try
         {
-            selected = await Task.Run(() => WalOperations.Select(walDir, ns, options.AfterSegmentId, ct), ct).ConfigureAwait(false);
+            // Archived segments are proven by their SHA-256 below, so only their headers are read here.
+            var known = archived.Keys.ToHashSet();
+            selected = await Task.Run(() => WalOperations.Select(walDir, ns, options.AfterSegmentId, ct, known), ct).ConfigureAwait(false);
         }
         catch (WalGapException gap)
         {

@@ -21,7 +21,13 @@ public static class WalSegmentReader
 
     /// <summary>As <see cref="Inspect(string, string)"/>, for a file whose name is not its segment
     /// name (a temp copy being verified).</summary>
-    public static WalSegmentInfo Inspect(string path, string @namespace, long segmentId)
+    public static WalSegmentInfo Inspect(string path, string @namespace, long segmentId) => Inspect(path, @namespace, segmentId, headerOnly: false);
+
+    /// <summary>With <paramref name="headerOnly"/>, only the header is read and checked (magic,
+    /// version, CRC, flags); the record count and valid end are the header's. For a segment whose
+    /// bytes the caller proves identical to a copy validated earlier (WAL ship compares an archived
+    /// segment's SHA-256), so it is not parsed record by record again.</summary>
+    internal static WalSegmentInfo Inspect(string path, string @namespace, long segmentId, bool headerOnly)
     {
         string full = Path.GetFullPath(path);
         SegmentAnalysis a;
@@ -30,7 +36,7 @@ public static class WalSegmentReader
         {
             using SafeFileHandle handle = OpenHandle(full);
             length = RandomAccess.GetLength(handle);
-            a = Analyze(handle, length);
+            a = Analyze(handle, length, headerOnly);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && ex is not FileNotFoundException and not DirectoryNotFoundException)
         {
@@ -149,10 +155,10 @@ public static class WalSegmentReader
         }
     }
 
-    internal static SegmentAnalysis Analyze(SafeFileHandle handle, long length)
+    internal static SegmentAnalysis Analyze(SafeFileHandle handle, long length, bool headerOnly = false)
     {
         var a = new SegmentAnalysis();
-        using var window = new FileWindow(handle, length, WindowSize);
+        using var window = new FileWindow(handle, length, headerOnly ? WalFormat.HeaderSize : WindowSize);
         if (length < WalFormat.HeaderSize)
         {
             a.ValidEnd = 0;
@@ -166,7 +172,12 @@ public static class WalSegmentReader
             a.Fail(headerError, headerErrorOffset);
             return a;
         }
-        if (a.Header.IsSealed)
+        if (headerOnly)
+        {
+            a.Count = a.Header.IsSealed ? a.Header.EntryCount : 0;
+            a.ValidEnd = a.Header.IsSealed ? a.Header.WriteOffset : WalFormat.HeaderSize;
+        }
+        else if (a.Header.IsSealed)
         {
             AnalyzeSealed(handle, window, length, a);
         }

@@ -37,6 +37,25 @@ public sealed class RepositoryEncryptionTests
     }
 
     [Fact]
+    public async Task APassphraseThatOpenedARepositorySkipsTheKeyDerivationNextTimeButAWrongOneStillFails()
+    {
+        using var backend = new MemoryBackend();
+        await Repo.InitializeAsync(backend, Small(passphrase: "cached horse"));
+        KeyObject key = System.Text.Json.JsonSerializer.Deserialize<KeyObject>(backend.Read(backend.Single("keys/")), RepositoryJson.Options)!;
+        Assert.Null(WrapKeyCache.TryGet("cached horse", key.Salt, key.Iterations));
+
+        await Repo.OpenAsync(backend, RepositoryCredentials.FromPassphrase("cached horse"));
+        byte[]? remembered = WrapKeyCache.TryGet("cached horse", key.Salt, key.Iterations);
+        Assert.Equal(Rfc2898DeriveBytes.Pbkdf2("cached horse", Convert.FromBase64String(key.Salt), key.Iterations, HashAlgorithmName.SHA256, 32), remembered);
+
+        // A failed open remembers nothing, and the remembered key never stands in for another passphrase.
+        await Assert.ThrowsAsync<RepositoryKeyException>(() => Repo.OpenAsync(backend, RepositoryCredentials.FromPassphrase("cached horse ")));
+        Assert.Null(WrapKeyCache.TryGet("cached horse ", key.Salt, key.Iterations));
+        Repo again = await Repo.OpenAsync(backend, RepositoryCredentials.FromPassphrase("cached horse"));
+        Assert.True(again.IsEncrypted);
+    }
+
+    [Fact]
     public async Task ChunkIdsAreKeyedAndNothingIsStoredInTheClear()
     {
         using var backend = new MemoryBackend();
@@ -93,6 +112,44 @@ public sealed class RepositoryEncryptionTests
         Assert.Contains(deep.Errors, i => i.Code == "PackCorrupt");
         Assert.Contains(deep.Errors, i => i.Code == "DataCorrupt" && i.ManifestId == r.ManifestId && i.Path == "data/big.bin");
         Assert.DoesNotContain(deep.Errors, i => i.Path == "ok.txt");
+    }
+
+    [Fact]
+    public async Task ATruncatedPackIsReportedFrameByFrameWhileStreamed()
+    {
+        using var backend = new MemoryBackend();
+        Repo repo = await Repo.InitializeAsync(backend, Small());
+        await BackupAsync(repo, [("first.bin", Data(100_000, 3)), ("second.bin", Data(100_000, 4))]);
+        string pack = backend.Single("packs/");
+        IndexPack indexed = Assert.Single((await repo.ReadIndexObjectAsync(backend.Single("index/"), CancellationToken.None)).Packs);
+        Assert.True(indexed.Frames.Count >= 2);
+        // Cut inside the last frame: the frames before it still verify, the last one and the trailer do not.
+        FrameEntry last = indexed.Frames.MaxBy(f => f.Offset)!;
+        backend.Write(pack, backend.Read(pack)[..(int)(last.Offset + last.Length / 2)]);
+
+        RepositoryCheckReport deep = await repo.CheckAsync(readData: true);
+        Assert.Contains(deep.Errors, i => i.Code == "PackSizeMismatch");
+        Assert.Contains(deep.Errors, i => i.Code == "PackCorrupt");
+        Assert.Contains(deep.Errors, i => i.Code == "PackTrailerInvalid");
+        Assert.Contains(deep.Errors, i => i.Code == "DataCorrupt" && i.Path == "second.bin" && i.Message.Contains("too short", StringComparison.Ordinal));
+        Assert.DoesNotContain(deep.Errors, i => i.Path == "first.bin");
+        Assert.Equal(last.Offset + last.Length / 2, deep.BytesRead);
+    }
+
+    [Fact]
+    public async Task DamageOutsideEveryFrameFailsThePackButNoBackup()
+    {
+        using var backend = new MemoryBackend();
+        Repo repo = await Repo.InitializeAsync(backend, Small());
+        await BackupAsync(repo, [("first.bin", Data(100_000, 5))]);
+        string pack = backend.Single("packs/");
+        backend.Flip(pack, backend.Read(pack).Length - 13); // the last byte of the trailer frame
+
+        RepositoryCheckReport deep = await repo.CheckAsync(readData: true);
+
+        Assert.Contains(deep.Errors, i => i.Code == "PackCorrupt");
+        Assert.Contains(deep.Errors, i => i.Code == "PackTrailerInvalid");
+        Assert.DoesNotContain(deep.Errors, i => i.Code == "DataCorrupt");
     }
 
     [Theory]

@@ -386,6 +386,32 @@ public abstract class RepositoryWriteTests : IDisposable
     }
 
     [Fact]
+    public async Task An_archived_segment_damaged_locally_after_shipping_is_refused_though_only_its_header_is_reread()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        string data = NewWal((4, true), (3, true), (2, false));
+        Assert.Equal([1L, 2L], (await Ship(data, repo)).Backups.Select(b => b.SegmentId));
+        // A record of archived segment 2 rots on the local disk (the header is intact), then the
+        // database seals 3 and opens 4.
+        string wal = Path.Combine(data, "users", "wal");
+        string two = Path.Combine(wal, "000000002.wal");
+        byte[] bytes = File.ReadAllBytes(two);
+        bytes[WalFormat.HeaderSize + 20] ^= 0x5a;
+        File.WriteAllBytes(two, bytes);
+        Assert.False(WalSegmentReader.Inspect(two, "users").Valid);
+        File.Delete(Path.Combine(wal, "000000003.wal"));
+        WriteSegment(Path.Combine(wal, "000000003.wal"), 8, Payloads(2, 3 * 31), seal: true);
+        WriteSegment(Path.Combine(wal, "000000004.wal"), 10, Payloads(1, 4 * 31), seal: false);
+        var before = await KeysAsync(repo);
+
+        var e = await Assert.ThrowsAsync<ConflictException>(() => Ship(data, repo));
+
+        Assert.Equal("WalSegmentConflict", e.ErrorId);
+        Assert.Equal("wal/users/000000002", e.Target);
+        Assert.Equal(before, await KeysAsync(repo));
+    }
+
+    [Fact]
     public async Task An_archived_segment_with_different_content_is_refused_never_overwritten()
     {
         RepositoryTarget repo = await NewRepositoryAsync();

@@ -96,8 +96,27 @@ public static class RepositoryCrypto
             Passphrase is not null ? RepositoryCredentials.FromPassphrase(Passphrase) : RepositoryCredentials.FromKeyFile(KeyFile!);
     }
 
+    /// <summary>The master keys wrapped in <paramref name="k"/>, or null when the credential does not
+    /// open it. A passphrase's PBKDF2 result is remembered in <see cref="WrapKeyCache"/> once it has
+    /// unwrapped a key, so later opens in this process skip the derivation (never the unwrap).</summary>
+    internal static byte[]? Unwrap(KeyObject k, RepositoryCredentials cred, string repoId, string where)
+    {
+        bool pbkdf2 = k.Kdf == KdfPbkdf2 && cred.Passphrase is not null;
+        if (pbkdf2 && WrapKeyCache.TryGet(cred.Passphrase!, k.Salt, k.Iterations) is { } cached)
+        {
+            return TryUnwrap(k, cached, repoId);
+        }
+        byte[] wrapKey = DeriveWrapKey(k, cred, where);
+        byte[]? master = TryUnwrap(k, wrapKey, repoId);
+        if (master is not null && pbkdf2)
+        {
+            WrapKeyCache.Add(cred.Passphrase!, k.Salt, k.Iterations, wrapKey);
+        }
+        return master;
+    }
+
     /// <summary>Unwraps the master keys, or returns null when the tag does not verify (wrong key).</summary>
-    internal static byte[]? TryUnwrap(KeyObject k, byte[] wrapKey, string repoId)
+    private static byte[]? TryUnwrap(KeyObject k, byte[] wrapKey, string repoId)
     {
         byte[] nonce = Convert.FromBase64String(k.Nonce);
         byte[] ct = Convert.FromBase64String(k.Wrapped);
