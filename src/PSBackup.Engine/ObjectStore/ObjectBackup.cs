@@ -58,7 +58,7 @@ internal static class ObjectBackup
             return null;
         }
 
-        var copy = new CopyState(objectPath, new FolderSink(tempPath), context);
+        var copy = new CopyState(objectPath, new FolderSink(tempPath), context, options.RacyWindow);
         bool commitStarted = false;
         try
         {
@@ -136,7 +136,7 @@ internal static class ObjectBackup
             Object = location.Object,
             CreatedAt = startedAt,
         });
-        var copy = new CopyState(location.ObjectPath, new RepositorySink(writer), context);
+        var copy = new CopyState(location.ObjectPath, new RepositorySink(writer), context, options.RacyWindow);
         await CopyFencedAsync(options, copy, tree).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         BackupConsistency consistency = copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent;
@@ -211,8 +211,13 @@ internal static class ObjectBackup
         void CreateDirectory(string rel);
 
         /// <summary>Stores the file (replacing an earlier attempt). FileNotFound/DirectoryNotFound
-        /// when the source is gone; the sink is left without the path then.</summary>
-        Task<ContentDigest> StoreAsync(string rel, string source, CancellationToken ct);
+        /// when the source is gone; the sink is left without the path then. <paramref name="settled"/>
+        /// is the file's settled stamp before the copy: a sink that has a proven copy of exactly that
+        /// stamp (a repository's parent backup) may reuse it without reading.</summary>
+        Task<ContentDigest> StoreAsync(string rel, string source, FileStamp? settled, CancellationToken ct);
+
+        /// <summary>The stored copy of <paramref name="rel"/> is proven to be the file as stamped.</summary>
+        void Settle(string rel, FileStamp stamp);
 
         /// <summary>Forgets an earlier attempt of <paramref name="rel"/>.</summary>
         void Discard(string rel);
@@ -222,7 +227,7 @@ internal static class ObjectBackup
     {
         public void CreateDirectory(string rel) => Directory.CreateDirectory(Path.Combine(destRoot, rel));
 
-        public async Task<ContentDigest> StoreAsync(string rel, string source, CancellationToken ct)
+        public async Task<ContentDigest> StoreAsync(string rel, string source, FileStamp? settled, CancellationToken ct)
         {
             string dest = Path.Combine(destRoot, rel);
             Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
@@ -239,6 +244,11 @@ internal static class ObjectBackup
         }
 
         public void Discard(string rel) => File.Delete(Path.Combine(destRoot, rel));
+
+        public void Settle(string rel, FileStamp stamp)
+        {
+            // A folder copy has no parent to compare with next time.
+        }
     }
 
     /// <summary>Streams each file into one repository backup; nothing is buffered whole.</summary>
@@ -249,7 +259,7 @@ internal static class ObjectBackup
             // A repository backup holds files; folders come back with their files.
         }
 
-        public async Task<ContentDigest> StoreAsync(string rel, string source, CancellationToken ct)
+        public async Task<ContentDigest> StoreAsync(string rel, string source, FileStamp? settled, CancellationToken ct)
         {
             writer.RemoveFile(rel);
             Repository.RepositoryFile f = await writer.AddFileFromPathAsync(rel, source, Repository.ChunkingProfile.Default, ct).ConfigureAwait(false);
@@ -257,10 +267,14 @@ internal static class ObjectBackup
         }
 
         public void Discard(string rel) => writer.RemoveFile(rel);
+
+        public void Settle(string rel, FileStamp stamp)
+        {
+        }
     }
 
     /// <summary>The running copy of one object into a sink.</summary>
-    private sealed class CopyState(string sourceRoot, IFileSink sink, OperationContext context)
+    private sealed class CopyState(string sourceRoot, IFileSink sink, OperationContext context, TimeSpan racyWindow)
     {
         public string SourceRoot { get; } = sourceRoot;
         public OperationContext Context { get; } = context;
@@ -316,7 +330,6 @@ internal static class ObjectBackup
             CancellationToken ct = Context.CancellationToken;
             ct.ThrowIfCancellationRequested();
             _attempted.Add(rel);
-            Context.Report(Activity, $"Copying {rel}", DoneBytes, _totalBytes, rel);
             string source = Path.Combine(SourceRoot, rel);
 
             (ContentDigest Digest, bool Stable)? result = await CopyStableAsync(source, rel, ct).ConfigureAwait(false);
@@ -334,32 +347,39 @@ internal static class ObjectBackup
             Context.Report(Activity, $"Copied {rel}", DoneBytes, Math.Max(_totalBytes, DoneBytes), rel);
         }
 
-        /// <summary>Copies one file until a copy provably equals the source at one instant: same
-        /// size and last-write time before the copy and after a re-hash of the source by path, and
-        /// the re-hash equals what was copied. Null when the file vanished before it was read.</summary>
+        /// <summary>Copies one file until a copy provably equals the source at one instant. The proof
+        /// is the file's stamp (size, last-write and change time, device and inode): the same before
+        /// and after the copy, the copy as long as the stamp says, and the times settled (older than
+        /// the racy window when the copy began), so a write during the copy would
+        /// have changed the stamp. A file written too recently for that ("racy") is re-hashed by path
+        /// and must hash as copied. Null when the file vanished before it was read.</summary>
         private async Task<(ContentDigest Digest, bool Stable)?> CopyStableAsync(string source, string rel, CancellationToken ct)
         {
             for (int attempt = 1; ; attempt++)
             {
-                var before = new FileInfo(source);
-                if (!before.Exists)
+                var info = new FileInfo(source);
+                if (!info.Exists)
                 {
                     return null;
                 }
-                if (ObjectLayout.IsLink(before))
+                if (ObjectLayout.IsLink(info))
                 {
                     throw new InvalidInputException("SymbolicLinkInObject",
                         $"'{SafePath.Printable(source)}' became a symbolic link during the backup. PSBackup does not follow links in an object; replace it with the real file, then run again.",
                         source);
                 }
-                long sizeBefore = before.Length;
-                DateTime writtenBefore = before.LastWriteTimeUtc;
+                DateTime readStart = DateTime.UtcNow;
+                if (StampOf(source) is not { } before)
+                {
+                    return null;
+                }
+                Context.Report(Activity, $"Copying {rel}", DoneBytes, _totalBytes, rel);
+                bool settled = before.IsSettledAt(readStart, racyWindow);
 
                 ContentDigest copied;
-                ContentDigest again;
                 try
                 {
-                    copied = await sink.StoreAsync(rel, source, ct).ConfigureAwait(false);
+                    copied = await sink.StoreAsync(rel, source, settled ? before : null, ct).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
                 {
@@ -370,29 +390,48 @@ internal static class ObjectBackup
                 {
                     throw CopyFailed(source, e);
                 }
-                try
+                bool stable = copied.Bytes == before.Size && StampOf(source) == before;
+                if (stable && !settled)
                 {
-                    again = await FileCopy.HashAsync(source, ct).ConfigureAwait(false);
+                    stable = await RehashesAsAsync(source, copied, ct).ConfigureAwait(false) && StampOf(source) == before;
                 }
-                catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+                if (stable && settled)
                 {
-                    return (copied, false); // a real earlier version; it went away after
+                    sink.Settle(rel, before);
                 }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    throw CopyFailed(source, e);
-                }
-
-                var after = new FileInfo(source);
-                bool stable = after.Exists
-                    && copied == again
-                    && copied.Bytes == sizeBefore
-                    && after.Length == sizeBefore
-                    && after.LastWriteTimeUtc == writtenBefore;
                 if (stable || attempt >= MaxAttempts)
                 {
                     return (copied, stable);
                 }
+            }
+        }
+
+        /// <summary>True when the file at <paramref name="source"/> hashes as <paramref name="copied"/>; false when it differs or went away.</summary>
+        private static async Task<bool> RehashesAsAsync(string source, ContentDigest copied, CancellationToken ct)
+        {
+            try
+            {
+                return await FileCopy.HashAsync(source, ct).ConfigureAwait(false) == copied;
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                return false; // a real earlier version; it went away after
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw CopyFailed(source, e);
+            }
+        }
+
+        private static FileStamp? StampOf(string source)
+        {
+            try
+            {
+                return FileStamp.Read(source);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw CopyFailed(source, e);
             }
         }
 

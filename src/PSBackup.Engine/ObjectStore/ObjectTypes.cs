@@ -15,6 +15,9 @@ public sealed record NewObjectBackupOptions(string DbRoot, string Dir, string Ob
     public Func<CancellationToken, Task>? Resume { get; init; }
     /// <summary>Store the backup in this repository instead of a sibling folder.</summary>
     public Repository.RepositoryTarget? Repository { get; init; }
+    /// <summary>How recent a file's times may be and still prove it unchanged without a re-read
+    /// (tests shorten it; see <see cref="FileStamp.RacyWindow"/>).</summary>
+    internal TimeSpan RacyWindow { get; init; } = FileStamp.RacyWindow;
 }
 
 public sealed record ObjectBackupResult
