@@ -108,6 +108,8 @@ public static partial class CliApp
         command.Options.Add(quiesce);
         command.Options.Add(resume);
         var repository = AddRepositoryOptions(command, "Store the backup in this repository (a folder or s3://bucket/prefix) instead of a sibling folder.");
+        var force = new Option<bool>("--force") { Description = "With --repository: read every file, even those unchanged (same size, times, inode) since this host's latest backup of the object." };
+        command.Options.Add(force);
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
@@ -119,6 +121,7 @@ public static partial class CliApp
                 Quiesce = Hook(quiesceCommand, "quiesce", io),
                 Resume = Hook(resumeCommand, "resume", io),
                 Repository = target,
+                Force = parse.GetValue(force),
             };
             ObjectBackupResult? result = await ObjectOperations.BackupAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is not null)

@@ -30,6 +30,9 @@ internal static partial class CliOutput
         table.Row(result.Dir, result.Object, result.BackupId ?? "", result.Consistency.ToString(),
             result.FileCount.ToString(CultureInfo.InvariantCulture), TableWriter.Size(result.Bytes), TableWriter.Size(result.StoredBytes ?? 0));
         table.WriteTo(output);
+        output.WriteLine(result.ParentId is null
+            ? $"Read {result.FilesRead} file(s); no parent backup to reuse unchanged files from."
+            : $"Read {result.FilesRead} file(s); reused {result.FilesReused} unchanged since parent {result.ParentId}.");
         if (result.ChangedFiles.Count > 0)
         {
             output.WriteLine();

@@ -93,6 +93,7 @@ internal static class ObjectBackup
                 BackupPath = backupPath,
                 ManifestPath = manifestPath,
                 FileCount = manifest.Files.Count,
+                FilesRead = manifest.Files.Count,
                 Bytes = manifest.Files.Sum(f => f.Size),
                 Consistency = copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent,
                 ChangedFiles = manifest.ChangedFiles!,
@@ -116,8 +117,10 @@ internal static class ObjectBackup
     }
 
     /// <summary>The off-host path: the same listing, fence and Stable/Recent checks, but each file
-    /// streams into one repository backup (hashed while stored, re-hashed from the source after)
-    /// instead of a sibling folder. The manifest is the commit; a failure commits nothing.</summary>
+    /// streams into one repository backup instead of a sibling folder; a file whose settled stamp
+    /// equals the one recorded in this host's latest backup of the object (the parent) reuses the
+    /// parent's chunk list unread, unless <see cref="NewObjectBackupOptions.Force"/>. The manifest
+    /// is the commit; a failure commits nothing.</summary>
     private static async Task<ObjectBackupResult?> RunToRepositoryAsync(NewObjectBackupOptions options, Repository.RepositoryTarget target,
         ObjectLocation location, ObjectTree tree, string backupName, DateTimeOffset startedAt, long startTimestamp, OperationContext context)
     {
@@ -136,7 +139,9 @@ internal static class ObjectBackup
             Object = location.Object,
             CreatedAt = startedAt,
         });
-        var copy = new CopyState(location.ObjectPath, new RepositorySink(writer), context, options.RacyWindow);
+        Repository.RepositoryManifest? parent = options.Force ? null : await FindParentAsync(open.Repository, location, writer.Info.Host, ct).ConfigureAwait(false);
+        var sink = new RepositorySink(writer, parent);
+        var copy = new CopyState(location.ObjectPath, sink, context, options.RacyWindow);
         await CopyFencedAsync(options, copy, tree).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         BackupConsistency consistency = copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent;
@@ -154,6 +159,9 @@ internal static class ObjectBackup
             Repository = target.Location,
             BackupId = commit.ManifestId,
             StoredBytes = commit.StoredBytes,
+            ParentId = parent?.Id,
+            FilesReused = sink.Reused.Count,
+            FilesRead = commit.FileCount - sink.Reused.Count,
             FileCount = commit.FileCount,
             Bytes = commit.Bytes,
             Consistency = consistency,
@@ -162,6 +170,45 @@ internal static class ObjectBackup
             StartedAt = startedAt,
             Duration = context.Clock.GetElapsedTime(startTimestamp),
         };
+    }
+
+    /// <summary>How many of the newest ref names of the object are looked at for a parent.</summary>
+    private const int ParentCandidates = 10;
+
+    /// <summary>The newest backup of this object written by <paramref name="host"/> (stamps, inodes
+    /// included, only mean something on the host that took them), found by the object's refs
+    /// (named by the second a backup began; backups begun in the same second are told apart by
+    /// their manifests' start time). A candidate that cannot be read is skipped: a damaged old
+    /// backup must not stop new ones.</summary>
+    private static async Task<Repository.RepositoryManifest?> FindParentAsync(Repository.Repository repo, ObjectLocation location, string host, CancellationToken ct)
+    {
+        IReadOnlyList<Repository.RepositoryRef> refs = await repo.ListRefsAsync($"object/{location.Dir}/{location.Object}/", ct).ConfigureAwait(false);
+        foreach (IGrouping<string, Repository.RepositoryRef> name in refs.GroupBy(r => r.Name).OrderByDescending(g => g.Key, StringComparer.Ordinal).Take(ParentCandidates))
+        {
+            Repository.RepositoryManifest? newest = null;
+            foreach (Repository.RepositoryRef r in name)
+            {
+                Repository.RepositoryManifest m;
+                try
+                {
+                    m = await repo.ReadManifestAsync(r.ManifestId, ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is Repository.RepositoryIntegrityException or NotFoundException)
+                {
+                    continue;
+                }
+                if (m.Kind == Repository.BackupKind.Object && m.Dir == location.Dir && m.Object == location.Object && m.Host == host
+                    && (newest is null || m.CreatedAt > newest.CreatedAt))
+                {
+                    newest = m;
+                }
+            }
+            if (newest is not null)
+            {
+                return newest;
+            }
+        }
+        return null;
     }
 
     /// <summary>Quiesce, copy, then Resume whatever happened (with no token: writers must not stay
@@ -251,9 +298,16 @@ internal static class ObjectBackup
         }
     }
 
-    /// <summary>Streams each file into one repository backup; nothing is buffered whole.</summary>
-    private sealed class RepositorySink(Repository.BackupWriter writer) : IFileSink
+    /// <summary>Streams each file into one repository backup; nothing is buffered whole. A file the
+    /// parent backup proved with the same settled stamp is referenced, not read.</summary>
+    private sealed class RepositorySink(Repository.BackupWriter writer, Repository.RepositoryManifest? parent) : IFileSink
     {
+        private readonly Dictionary<string, Repository.RepositoryFile> _parentFiles =
+            parent?.Files.Where(f => f.Stamp is not null).ToDictionary(f => f.Path, StringComparer.Ordinal) ?? new(StringComparer.Ordinal);
+
+        /// <summary>The paths stored from the parent without reading.</summary>
+        public HashSet<string> Reused { get; } = new(StringComparer.Ordinal);
+
         public void CreateDirectory(string rel)
         {
             // A repository backup holds files; folders come back with their files.
@@ -261,16 +315,27 @@ internal static class ObjectBackup
 
         public async Task<ContentDigest> StoreAsync(string rel, string source, FileStamp? settled, CancellationToken ct)
         {
-            writer.RemoveFile(rel);
+            Discard(rel);
+            if (settled is { } s
+                && _parentFiles.TryGetValue(rel, out Repository.RepositoryFile? p)
+                && p.Size == s.Size
+                && p.Stamp == Repository.RepositoryFileStamp.From(s)
+                && writer.TryReuseFile(p))
+            {
+                Reused.Add(rel);
+                return new ContentDigest(p.Size, p.Sha256);
+            }
             Repository.RepositoryFile f = await writer.AddFileFromPathAsync(rel, source, Repository.ChunkingProfile.Default, ct).ConfigureAwait(false);
             return new ContentDigest(f.Size, f.Sha256);
         }
 
-        public void Discard(string rel) => writer.RemoveFile(rel);
-
-        public void Settle(string rel, FileStamp stamp)
+        public void Discard(string rel)
         {
+            writer.RemoveFile(rel);
+            Reused.Remove(rel);
         }
+
+        public void Settle(string rel, FileStamp stamp) => writer.SetStamp(rel, Repository.RepositoryFileStamp.From(stamp));
     }
 
     /// <summary>The running copy of one object into a sink.</summary>

@@ -123,13 +123,55 @@ public sealed class BackupWriter : IAsyncDisposable
     public bool RemoveFile(string path)
     {
         EnsureOpen();
-        int i = _files.FindIndex(f => string.Equals(f.Path, path, StringComparison.OrdinalIgnoreCase));
+        if (!_paths.Contains(path))
+        {
+            return false;
+        }
+        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.OrdinalIgnoreCase));
         if (i < 0)
         {
             return false;
         }
         _paths.Remove(_files[i].Path);
         _files.RemoveAt(i);
+        return true;
+    }
+
+    /// <summary>Adds a file of an earlier backup as it is, without reading it: its chunk list is
+    /// referenced again. False (nothing added) when one of its chunks is no longer in the index
+    /// (pruned since); the caller then reads the file.</summary>
+    public bool TryReuseFile(RepositoryFile file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        EnsureOpen();
+        string p = SafePath.ValidateRelativePath(file.Path, "file path");
+        if (_paths.Contains(p))
+        {
+            throw new InvalidInputException("DuplicatePath", $"The file '{p}' was already added to this backup. Give each file once.", p);
+        }
+        foreach (ChunkId id in file.Chunks)
+        {
+            if (!_repo.Index.Contains(id))
+            {
+                return false;
+            }
+        }
+        _paths.Add(p);
+        _files.Add(file with { Path = p, Stamp = null });
+        return true;
+    }
+
+    /// <summary>Records the source stamp that proves the added file <paramref name="path"/> (see
+    /// <see cref="RepositoryFile.Stamp"/>). False when the path was not added.</summary>
+    public bool SetStamp(string path, RepositoryFileStamp stamp)
+    {
+        EnsureOpen();
+        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.OrdinalIgnoreCase));
+        if (i < 0)
+        {
+            return false;
+        }
+        _files[i] = _files[i] with { Stamp = stamp };
         return true;
     }
 

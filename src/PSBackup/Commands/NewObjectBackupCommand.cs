@@ -45,6 +45,11 @@ public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
     [ValidateNotNullOrEmpty]
     public string Repository { get; set; } = "";
 
+    /// <summary>With -Repository: read every file, even those whose stamp (size, times, inode) shows
+    /// them unchanged since this host's latest backup of the object (restic's --force).</summary>
+    [Parameter(ParameterSetName = RepositorySet)]
+    public SwitchParameter Force { get; set; }
+
     private RepositoryTarget? _repository;
 
     protected override void PrepareRecord()
@@ -60,6 +65,7 @@ public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
             Quiesce = HookFor(QuiesceScript, "QuiesceScriptFailed", "quiesce"),
             Resume = HookFor(ResumeScript, "ResumeScriptFailed", "resume"),
             Repository = _repository,
+            Force = Force.IsPresent,
         };
         PostWriteVerbose(_repository is null
             ? $"Backing up object '{Dir}/{Object}' under '{_dbRoot}'."

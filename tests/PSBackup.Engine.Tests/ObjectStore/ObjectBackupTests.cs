@@ -79,23 +79,11 @@ public sealed class ObjectBackupTests
         Assert.Equal(BackupConsistency.Stable, result.Consistency);
     }
 
-    /// <summary>Sets every file's last-write time an hour back and shortens the racy window to
-    /// nothing, so each stamp counts as settled and the copy is proven by stamps alone (no re-read).</summary>
-    private static NewObjectBackupOptions SettledOptions(ObjectFixture fx)
-    {
-        DateTime old = DateTime.UtcNow.AddHours(-1);
-        foreach (string f in Directory.EnumerateFiles(fx.ObjectPath, "*", SearchOption.AllDirectories))
-        {
-            File.SetLastWriteTimeUtc(f, old);
-        }
-        return fx.BackupOptions() with { RacyWindow = TimeSpan.Zero };
-    }
-
     [Fact]
     public async Task A_settled_file_written_during_its_copy_is_recent_without_a_re_read_proving_it()
     {
         using var fx = new ObjectFixture();
-        NewObjectBackupOptions options = SettledOptions(fx);
+        NewObjectBackupOptions options = fx.SettledBackupOptions();
         string target = Path.Combine(fx.ObjectPath, "data", "001.bin");
         int writes = 0;
         // Reported after the file's stamp is taken and before its bytes are read: a write lands mid-copy.
@@ -122,7 +110,7 @@ public sealed class ObjectBackupTests
     public async Task A_settled_file_replaced_during_its_copy_by_one_of_the_same_size_and_time_is_recent()
     {
         using var fx = new ObjectFixture();
-        NewObjectBackupOptions options = SettledOptions(fx);
+        NewObjectBackupOptions options = fx.SettledBackupOptions();
         string target = Path.Combine(fx.ObjectPath, "data", "001.bin");
         DateTime written = File.GetLastWriteTimeUtc(target);
         int length = (int)new FileInfo(target).Length, replaced = 0;
@@ -149,7 +137,7 @@ public sealed class ObjectBackupTests
     public async Task Settled_files_of_a_quiet_object_are_proven_by_their_stamps_and_copied_exactly()
     {
         using var fx = new ObjectFixture();
-        NewObjectBackupOptions options = SettledOptions(fx);
+        NewObjectBackupOptions options = fx.SettledBackupOptions();
         var before = ObjectFixture.Snapshot(fx.ObjectPath);
 
         ObjectBackupResult? result = await ObjectOperations.BackupAsync(options, Context());
