@@ -7,11 +7,12 @@ using System.Threading.Channels;
 namespace PSBackup.Engine.Repository;
 
 /// <summary>Writes one backup. Files are added one after another (not concurrently) from streams
-/// or paths; each is read once, cut into content-defined chunks and hashed on the caller's thread.
-/// New chunks are gathered into ~1 MiB frames, which a pool of workers (one per core) compresses
-/// and, when the repository is encrypted, seals; an assembler appends the stored frames to a
-/// ~16 MiB pack, and an uploader puts finished packs. Every stage is joined by a bounded channel
-/// and buffers are pooled, so memory stays bounded whatever the file size.
+/// or paths; each is read once in blocks, and per block the whole-file SHA-256, the chunk cuts
+/// and the chunk ids are computed at once (see <see cref="ChunkFileAsync"/>). New chunks are
+/// gathered into ~1 MiB frames, which a pool of workers (one per core) compresses and, when the
+/// repository is encrypted, seals; an assembler appends the stored frames to a ~16 MiB pack, and
+/// an uploader puts finished packs. Every stage is joined by a bounded channel, frame buffers are
+/// pooled and exactly two pack buffers exist, so memory stays bounded whatever the data size.
 /// <para>Write order: packs, then index objects (one per 64 packs and one at the end), then the
 /// manifest, then the optional ref. Until the manifest is written the backup does not exist;
 /// <see cref="AbortAsync"/> (or disposing without committing) stops the pipeline and references
@@ -43,6 +44,11 @@ public sealed class BackupWriter : IAsyncDisposable
     private readonly Task[] _compressors;
     private readonly Task _packer;
     private readonly Task _uploader;
+    /// <summary>Pack buffers (exactly pack-sized, not pooled power-of-two arrays): one filling, one
+    /// uploading; the packer waits for a free one, so at most <see cref="PackBuffers"/> exist.</summary>
+    private readonly Channel<byte[]> _freePacks = Channel.CreateUnbounded<byte[]>();
+    private int _packBuffersMade;
+    private const int PackBuffers = 2;
     private readonly HashSet<ChunkId> _pending = new();
     private readonly List<RepositoryFile> _files = new();
     private readonly HashSet<string> _paths = new(StringComparer.OrdinalIgnoreCase);
@@ -349,7 +355,7 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             await foreach (StoredFrame f in _toPack.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
             {
-                pack ??= ArrayPool<byte>.Shared.Rent(_repo.Config.PackSize + _repo.Codec.MaxStoredLength(_frameCapacity));
+                pack ??= await TakePackBufferAsync().ConfigureAwait(false);
                 if (len + f.Length > pack.Length)
                 {
                     pack = Grow(pack, len, len + f.Length);
@@ -380,11 +386,26 @@ public sealed class BackupWriter : IAsyncDisposable
         }
     }
 
+    private async Task<byte[]> TakePackBufferAsync()
+    {
+        if (_freePacks.Reader.TryRead(out byte[]? free))
+        {
+            return free;
+        }
+        if (_packBuffersMade < PackBuffers)
+        {
+            _packBuffersMade++;
+            // Room for a full pack, one more frame and a typical trailer, so Grow is rare.
+            return GC.AllocateUninitializedArray<byte>(_repo.Config.PackSize + _repo.Codec.MaxStoredLength(_frameCapacity) + (256 << 10));
+        }
+        return await _freePacks.Reader.ReadAsync(_cts.Token).ConfigureAwait(false);
+    }
+
+    /// <summary>A larger copy of a pack buffer; it takes the old one's place among the pack buffers.</summary>
     private static byte[] Grow(byte[] old, int used, int need)
     {
-        byte[] b = ArrayPool<byte>.Shared.Rent(need);
+        byte[] b = GC.AllocateUninitializedArray<byte>(need);
         Buffer.BlockCopy(old, 0, b, 0, used);
-        ArrayPool<byte>.Shared.Return(old);
         return b;
     }
 
@@ -425,7 +446,7 @@ public sealed class BackupWriter : IAsyncDisposable
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(job.Buffer);
+                    _freePacks.Writer.TryWrite(job.Buffer);
                 }
                 if (_unindexed.Count >= IndexFlushPacks)
                 {
