@@ -322,19 +322,14 @@ public sealed class BackupWriter : IAsyncDisposable
             await foreach (FrameJob job in _toCompress.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
             {
                 byte[] output = ArrayPool<byte>.Shared.Rent(codec.MaxStoredLength(job.Length));
-                byte[]? scratch = codec.Encrypted ? ArrayPool<byte>.Shared.Rent(codec.Zstd.MaxCompressedLength(job.Length)) : null;
                 int n;
                 try
                 {
-                    n = codec.Encode(job.Buffer.AsSpan(0, job.Length), output, scratch);
+                    n = codec.Encode(job.Buffer.AsSpan(0, job.Length), output);
                 }
                 finally
                 {
                     ArrayPool<byte>.Shared.Return(job.Buffer);
-                    if (scratch is not null)
-                    {
-                        ArrayPool<byte>.Shared.Return(scratch);
-                    }
                 }
                 string sha = Hex.Encode(SHA256.HashData(output.AsSpan(0, n)));
                 await _toPack.Writer.WriteAsync(new StoredFrame(output, n, sha, job.Length, job.Chunks), _cts.Token).ConfigureAwait(false);
