@@ -96,6 +96,15 @@ Describe 'Backing up to a folder repository' {
         $first = New-ObjectBackup -DbRoot $script:DbRoot -Dir globex -Object inventory -Repository $script:Repo
         $second = New-ObjectBackup -DbRoot $script:DbRoot -Dir globex -Object inventory -Repository $script:Repo
         $second.StoredBytes | Should -BeLessThan ($first.StoredBytes / 10)
+        $second.ParentId | Should -Be $first.BackupId
+    }
+
+    It 'New-ObjectBackup -Force reads every file, reusing none from the parent' {
+        $forced = New-ObjectBackup -DbRoot $script:DbRoot -Dir globex -Object inventory -Repository $script:Repo -Force
+
+        $forced.ParentId | Should -BeNullOrEmpty
+        $forced.FilesReused | Should -Be 0
+        $forced.FilesRead | Should -Be $forced.FileCount
     }
 
     It 'New-StoreSnapshot -Repository needs no -Path and records the WAL position' {

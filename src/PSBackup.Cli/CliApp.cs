@@ -110,6 +110,8 @@ public static partial class CliApp
         Option<string> history = HistoryPathOption("Local backups: record the outcome in this history folder, outside the db root (default: $PSBACKUP_HISTORY_PATH).");
         command.Options.Add(history);
         var repository = AddRepositoryOptions(command, "Store the backup in this repository (a folder or s3://bucket/prefix) instead of a sibling folder.");
+        var force = new Option<bool>("--force") { Description = "With --repository: read every file, even those unchanged (same size, times, inode) since this host's latest backup of the object." };
+        command.Options.Add(force);
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
@@ -122,6 +124,7 @@ public static partial class CliApp
                 Resume = Hook(resumeCommand, "resume", io),
                 Repository = target,
                 HistoryPath = parse.GetValue(history) is { } h ? FullPath(h, "--history-path") : null,
+                Force = parse.GetValue(force),
             };
             bool list = ObjectSelection.IsPattern(options.Dir) || ObjectSelection.IsPattern(options.Object);
             await RunEachAsync(ObjectOperations.BackupEachAsync(options, io.Context(parse.GetValue(whatIf!))), list, "backups", io,

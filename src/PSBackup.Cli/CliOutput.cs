@@ -54,6 +54,13 @@ internal static partial class CliOutput
             table.Row([.. cells]);
         }
         table.WriteTo(output);
+        foreach (ObjectBackupResult r in repository ? results : [])
+        {
+            string reuse = r.ParentId is null
+                ? $"Read {r.FilesRead} file(s); no parent backup to reuse unchanged files from."
+                : $"Read {r.FilesRead} file(s); reused {r.FilesReused} unchanged since parent {r.ParentId}.";
+            output.WriteLine(results.Count > 1 ? $"{r.Dir}/{r.Object}: {reuse}" : reuse);
+        }
         foreach (ObjectBackupResult r in results.Where(r => r.ChangedFiles.Count > 0))
         {
             output.WriteLine();

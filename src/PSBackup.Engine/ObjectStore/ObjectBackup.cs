@@ -58,7 +58,7 @@ internal static class ObjectBackup
             return null;
         }
 
-        var copy = new CopyState(objectPath, new FolderSink(tempPath), context);
+        var copy = new CopyState(objectPath, new FolderSink(tempPath), context, options.RacyWindow);
         bool commitStarted = false;
         try
         {
@@ -93,6 +93,7 @@ internal static class ObjectBackup
                 BackupPath = backupPath,
                 ManifestPath = manifestPath,
                 FileCount = manifest.Files.Count,
+                FilesRead = manifest.Files.Count,
                 Bytes = manifest.Files.Sum(f => f.Size),
                 Consistency = copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent,
                 ChangedFiles = manifest.ChangedFiles!,
@@ -116,8 +117,10 @@ internal static class ObjectBackup
     }
 
     /// <summary>The off-host path: the same listing, fence and Stable/Recent checks, but each file
-    /// streams into one repository backup (hashed while stored, re-hashed from the source after)
-    /// instead of a sibling folder. The manifest is the commit; a failure commits nothing.</summary>
+    /// streams into one repository backup instead of a sibling folder; a file whose settled stamp
+    /// equals the one recorded in this host's latest backup of the object (the parent) reuses the
+    /// parent's chunk list unread, unless <see cref="NewObjectBackupOptions.Force"/>. The manifest
+    /// is the commit; a failure commits nothing.</summary>
     private static async Task<ObjectBackupResult?> RunToRepositoryAsync(NewObjectBackupOptions options, Repository.RepositoryTarget target,
         ObjectLocation location, ObjectTree tree, string backupName, DateTimeOffset startedAt, long startTimestamp, OperationContext context)
     {
@@ -136,7 +139,9 @@ internal static class ObjectBackup
             Object = location.Object,
             CreatedAt = startedAt,
         });
-        var copy = new CopyState(location.ObjectPath, new RepositorySink(writer), context);
+        Repository.RepositoryManifest? parent = options.Force ? null : await FindParentAsync(open.Repository, location, writer.Info.Host, ct).ConfigureAwait(false);
+        var sink = new RepositorySink(writer, parent);
+        var copy = new CopyState(location.ObjectPath, sink, context, options.RacyWindow);
         await CopyFencedAsync(options, copy, tree).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         BackupConsistency consistency = copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent;
@@ -154,6 +159,9 @@ internal static class ObjectBackup
             Repository = target.Location,
             BackupId = commit.ManifestId,
             StoredBytes = commit.StoredBytes,
+            ParentId = parent?.Id,
+            FilesReused = sink.Reused.Count,
+            FilesRead = commit.FileCount - sink.Reused.Count,
             FileCount = commit.FileCount,
             Bytes = commit.Bytes,
             Consistency = consistency,
@@ -162,6 +170,45 @@ internal static class ObjectBackup
             StartedAt = startedAt,
             Duration = context.Clock.GetElapsedTime(startTimestamp),
         };
+    }
+
+    /// <summary>How many of the newest ref names of the object are looked at for a parent.</summary>
+    private const int ParentCandidates = 10;
+
+    /// <summary>The newest backup of this object written by <paramref name="host"/> (stamps, inodes
+    /// included, only mean something on the host that took them), found by the object's refs
+    /// (named by the second a backup began; backups begun in the same second are told apart by
+    /// their manifests' start time). A candidate that cannot be read is skipped: a damaged old
+    /// backup must not stop new ones.</summary>
+    private static async Task<Repository.RepositoryManifest?> FindParentAsync(Repository.Repository repo, ObjectLocation location, string host, CancellationToken ct)
+    {
+        IReadOnlyList<Repository.RepositoryRef> refs = await repo.ListRefsAsync($"object/{location.Dir}/{location.Object}/", ct).ConfigureAwait(false);
+        foreach (IGrouping<string, Repository.RepositoryRef> name in refs.GroupBy(r => r.Name).OrderByDescending(g => g.Key, StringComparer.Ordinal).Take(ParentCandidates))
+        {
+            Repository.RepositoryManifest? newest = null;
+            foreach (Repository.RepositoryRef r in name)
+            {
+                Repository.RepositoryManifest m;
+                try
+                {
+                    m = await repo.ReadManifestAsync(r.ManifestId, ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is Repository.RepositoryIntegrityException or NotFoundException)
+                {
+                    continue;
+                }
+                if (m.Kind == Repository.BackupKind.Object && m.Dir == location.Dir && m.Object == location.Object && m.Host == host
+                    && (newest is null || m.CreatedAt > newest.CreatedAt))
+                {
+                    newest = m;
+                }
+            }
+            if (newest is not null)
+            {
+                return newest;
+            }
+        }
+        return null;
     }
 
     /// <summary>Quiesce, copy, then Resume whatever happened (with no token: writers must not stay
@@ -211,8 +258,13 @@ internal static class ObjectBackup
         void CreateDirectory(string rel);
 
         /// <summary>Stores the file (replacing an earlier attempt). FileNotFound/DirectoryNotFound
-        /// when the source is gone; the sink is left without the path then.</summary>
-        Task<ContentDigest> StoreAsync(string rel, string source, CancellationToken ct);
+        /// when the source is gone; the sink is left without the path then. <paramref name="settled"/>
+        /// is the file's settled stamp before the copy: a sink that has a proven copy of exactly that
+        /// stamp (a repository's parent backup) may reuse it without reading.</summary>
+        Task<ContentDigest> StoreAsync(string rel, string source, FileStamp? settled, CancellationToken ct);
+
+        /// <summary>The stored copy of <paramref name="rel"/> is proven to be the file as stamped.</summary>
+        void Settle(string rel, FileStamp stamp);
 
         /// <summary>Forgets an earlier attempt of <paramref name="rel"/>.</summary>
         void Discard(string rel);
@@ -222,7 +274,7 @@ internal static class ObjectBackup
     {
         public void CreateDirectory(string rel) => Directory.CreateDirectory(Path.Combine(destRoot, rel));
 
-        public async Task<ContentDigest> StoreAsync(string rel, string source, CancellationToken ct)
+        public async Task<ContentDigest> StoreAsync(string rel, string source, FileStamp? settled, CancellationToken ct)
         {
             string dest = Path.Combine(destRoot, rel);
             Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
@@ -239,28 +291,55 @@ internal static class ObjectBackup
         }
 
         public void Discard(string rel) => File.Delete(Path.Combine(destRoot, rel));
+
+        public void Settle(string rel, FileStamp stamp)
+        {
+            // A folder copy has no parent to compare with next time.
+        }
     }
 
-    /// <summary>Streams each file into one repository backup; nothing is buffered whole.</summary>
-    private sealed class RepositorySink(Repository.BackupWriter writer) : IFileSink
+    /// <summary>Streams each file into one repository backup; nothing is buffered whole. A file the
+    /// parent backup proved with the same settled stamp is referenced, not read.</summary>
+    private sealed class RepositorySink(Repository.BackupWriter writer, Repository.RepositoryManifest? parent) : IFileSink
     {
+        private readonly Dictionary<string, Repository.RepositoryFile> _parentFiles =
+            parent?.Files.Where(f => f.Stamp is not null).ToDictionary(f => f.Path, StringComparer.Ordinal) ?? new(StringComparer.Ordinal);
+
+        /// <summary>The paths stored from the parent without reading.</summary>
+        public HashSet<string> Reused { get; } = new(StringComparer.Ordinal);
+
         public void CreateDirectory(string rel)
         {
             // A repository backup holds files; folders come back with their files.
         }
 
-        public async Task<ContentDigest> StoreAsync(string rel, string source, CancellationToken ct)
+        public async Task<ContentDigest> StoreAsync(string rel, string source, FileStamp? settled, CancellationToken ct)
         {
-            writer.RemoveFile(rel);
+            Discard(rel);
+            if (settled is { } s
+                && _parentFiles.TryGetValue(rel, out Repository.RepositoryFile? p)
+                && p.Size == s.Size
+                && p.Stamp == Repository.RepositoryFileStamp.From(s)
+                && writer.TryReuseFile(p))
+            {
+                Reused.Add(rel);
+                return new ContentDigest(p.Size, p.Sha256);
+            }
             Repository.RepositoryFile f = await writer.AddFileFromPathAsync(rel, source, Repository.ChunkingProfile.Default, ct).ConfigureAwait(false);
             return new ContentDigest(f.Size, f.Sha256);
         }
 
-        public void Discard(string rel) => writer.RemoveFile(rel);
+        public void Discard(string rel)
+        {
+            writer.RemoveFile(rel);
+            Reused.Remove(rel);
+        }
+
+        public void Settle(string rel, FileStamp stamp) => writer.SetStamp(rel, Repository.RepositoryFileStamp.From(stamp));
     }
 
     /// <summary>The running copy of one object into a sink.</summary>
-    private sealed class CopyState(string sourceRoot, IFileSink sink, OperationContext context)
+    private sealed class CopyState(string sourceRoot, IFileSink sink, OperationContext context, TimeSpan racyWindow)
     {
         public string SourceRoot { get; } = sourceRoot;
         public OperationContext Context { get; } = context;
@@ -316,7 +395,6 @@ internal static class ObjectBackup
             CancellationToken ct = Context.CancellationToken;
             ct.ThrowIfCancellationRequested();
             _attempted.Add(rel);
-            Context.Report(Activity, $"Copying {rel}", DoneBytes, _totalBytes, rel);
             string source = Path.Combine(SourceRoot, rel);
 
             (ContentDigest Digest, bool Stable)? result = await CopyStableAsync(source, rel, ct).ConfigureAwait(false);
@@ -334,32 +412,39 @@ internal static class ObjectBackup
             Context.Report(Activity, $"Copied {rel}", DoneBytes, Math.Max(_totalBytes, DoneBytes), rel);
         }
 
-        /// <summary>Copies one file until a copy provably equals the source at one instant: same
-        /// size and last-write time before the copy and after a re-hash of the source by path, and
-        /// the re-hash equals what was copied. Null when the file vanished before it was read.</summary>
+        /// <summary>Copies one file until a copy provably equals the source at one instant. The proof
+        /// is the file's stamp (size, last-write and change time, device and inode): the same before
+        /// and after the copy, the copy as long as the stamp says, and the times settled (older than
+        /// the racy window when the copy began), so a write during the copy would
+        /// have changed the stamp. A file written too recently for that ("racy") is re-hashed by path
+        /// and must hash as copied. Null when the file vanished before it was read.</summary>
         private async Task<(ContentDigest Digest, bool Stable)?> CopyStableAsync(string source, string rel, CancellationToken ct)
         {
             for (int attempt = 1; ; attempt++)
             {
-                var before = new FileInfo(source);
-                if (!before.Exists)
+                var info = new FileInfo(source);
+                if (!info.Exists)
                 {
                     return null;
                 }
-                if (ObjectLayout.IsLink(before))
+                if (ObjectLayout.IsLink(info))
                 {
                     throw new InvalidInputException("SymbolicLinkInObject",
                         $"'{SafePath.Printable(source)}' became a symbolic link during the backup. PSBackup does not follow links in an object; replace it with the real file, then run again.",
                         source);
                 }
-                long sizeBefore = before.Length;
-                DateTime writtenBefore = before.LastWriteTimeUtc;
+                DateTime readStart = DateTime.UtcNow;
+                if (StampOf(source) is not { } before)
+                {
+                    return null;
+                }
+                Context.Report(Activity, $"Copying {rel}", DoneBytes, _totalBytes, rel);
+                bool settled = before.IsSettledAt(readStart, racyWindow);
 
                 ContentDigest copied;
-                ContentDigest again;
                 try
                 {
-                    copied = await sink.StoreAsync(rel, source, ct).ConfigureAwait(false);
+                    copied = await sink.StoreAsync(rel, source, settled ? before : null, ct).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
                 {
@@ -370,29 +455,48 @@ internal static class ObjectBackup
                 {
                     throw CopyFailed(source, e);
                 }
-                try
+                bool stable = copied.Bytes == before.Size && StampOf(source) == before;
+                if (stable && !settled)
                 {
-                    again = await FileCopy.HashAsync(source, ct).ConfigureAwait(false);
+                    stable = await RehashesAsAsync(source, copied, ct).ConfigureAwait(false) && StampOf(source) == before;
                 }
-                catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+                if (stable && settled)
                 {
-                    return (copied, false); // a real earlier version; it went away after
+                    sink.Settle(rel, before);
                 }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    throw CopyFailed(source, e);
-                }
-
-                var after = new FileInfo(source);
-                bool stable = after.Exists
-                    && copied == again
-                    && copied.Bytes == sizeBefore
-                    && after.Length == sizeBefore
-                    && after.LastWriteTimeUtc == writtenBefore;
                 if (stable || attempt >= MaxAttempts)
                 {
                     return (copied, stable);
                 }
+            }
+        }
+
+        /// <summary>True when the file at <paramref name="source"/> hashes as <paramref name="copied"/>; false when it differs or went away.</summary>
+        private static async Task<bool> RehashesAsAsync(string source, ContentDigest copied, CancellationToken ct)
+        {
+            try
+            {
+                return await FileCopy.HashAsync(source, ct).ConfigureAwait(false) == copied;
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                return false; // a real earlier version; it went away after
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw CopyFailed(source, e);
+            }
+        }
+
+        private static FileStamp? StampOf(string source)
+        {
+            try
+            {
+                return FileStamp.Read(source);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw CopyFailed(source, e);
             }
         }
 

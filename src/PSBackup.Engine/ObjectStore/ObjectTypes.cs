@@ -17,6 +17,11 @@ public sealed record NewObjectBackupOptions(string DbRoot, string Dir, string Ob
     public Repository.RepositoryTarget? Repository { get; init; }
     /// <summary>A local backup's history folder (<see cref="ObjectHistory"/>); null: <c>PSBACKUP_HISTORY_PATH</c>, else none.</summary>
     public string? HistoryPath { get; init; }
+    /// <summary>How recent a file's times may be and still prove it unchanged without a re-read
+    /// (tests shorten it; see <see cref="FileStamp.RacyWindow"/>).</summary>
+    internal TimeSpan RacyWindow { get; init; } = FileStamp.RacyWindow;
+    /// <summary>Repository backups: read every file, even those the parent backup proves unchanged.</summary>
+    public bool Force { get; init; }
 }
 
 public sealed record ObjectBackupResult
@@ -38,6 +43,14 @@ public sealed record ObjectBackupResult
     /// <summary>Bytes this backup added to the repository (new chunks compressed, index,
     /// manifest); null for a local backup.</summary>
     public long? StoredBytes { get; init; }
+    /// <summary>Repository backups: the parent backup (this host's latest of the object) whose
+    /// unchanged files were reused unread; null when there was none or with -Force.</summary>
+    public string? ParentId { get; init; }
+    /// <summary>Files read from the source (all of them for a local backup).</summary>
+    public int FilesRead { get; init; }
+    /// <summary>Files whose content was taken from the parent backup without reading them,
+    /// because their stamp (size, times, inode) had not changed.</summary>
+    public int FilesReused { get; init; }
     public required int FileCount { get; init; }
     public required long Bytes { get; init; }
     public required BackupConsistency Consistency { get; init; }

@@ -7,11 +7,12 @@ using System.Threading.Channels;
 namespace PSBackup.Engine.Repository;
 
 /// <summary>Writes one backup. Files are added one after another (not concurrently) from streams
-/// or paths; each is read once, cut into content-defined chunks and hashed on the caller's thread.
-/// New chunks are gathered into ~1 MiB frames, which a pool of workers (one per core) compresses
-/// and, when the repository is encrypted, seals; an assembler appends the stored frames to a
-/// ~16 MiB pack, and an uploader puts finished packs. Every stage is joined by a bounded channel
-/// and buffers are pooled, so memory stays bounded whatever the file size.
+/// or paths; each is read once in blocks, and per block the whole-file SHA-256, the chunk cuts
+/// and the chunk ids are computed at once (see <see cref="ChunkFileAsync"/>). New chunks are
+/// gathered into ~1 MiB frames, which a pool of workers (one per core) compresses and, when the
+/// repository is encrypted, seals; an assembler appends the stored frames to a ~16 MiB pack, and
+/// an uploader puts finished packs. Every stage is joined by a bounded channel, frame buffers are
+/// pooled and exactly two pack buffers exist, so memory stays bounded whatever the data size.
 /// <para>Write order: packs, then index objects (one per 64 packs and one at the end), then the
 /// manifest, then the optional ref. Until the manifest is written the backup does not exist;
 /// <see cref="AbortAsync"/> (or disposing without committing) stops the pipeline and references
@@ -43,6 +44,11 @@ public sealed class BackupWriter : IAsyncDisposable
     private readonly Task[] _compressors;
     private readonly Task _packer;
     private readonly Task _uploader;
+    /// <summary>Pack buffers (exactly pack-sized, not pooled power-of-two arrays): one filling, one
+    /// uploading; the packer waits for a free one, so at most <see cref="PackBuffers"/> exist.</summary>
+    private readonly Channel<byte[]> _freePacks = Channel.CreateUnbounded<byte[]>();
+    private int _packBuffersMade;
+    private const int PackBuffers = 2;
     private readonly HashSet<ChunkId> _pending = new();
     private readonly List<RepositoryFile> _files = new();
     private readonly HashSet<string> _paths = new(StringComparer.OrdinalIgnoreCase);
@@ -123,13 +129,55 @@ public sealed class BackupWriter : IAsyncDisposable
     public bool RemoveFile(string path)
     {
         EnsureOpen();
-        int i = _files.FindIndex(f => string.Equals(f.Path, path, StringComparison.OrdinalIgnoreCase));
+        if (!_paths.Contains(path))
+        {
+            return false;
+        }
+        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.OrdinalIgnoreCase));
         if (i < 0)
         {
             return false;
         }
         _paths.Remove(_files[i].Path);
         _files.RemoveAt(i);
+        return true;
+    }
+
+    /// <summary>Adds a file of an earlier backup as it is, without reading it: its chunk list is
+    /// referenced again. False (nothing added) when one of its chunks is no longer in the index
+    /// (pruned since); the caller then reads the file.</summary>
+    public bool TryReuseFile(RepositoryFile file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        EnsureOpen();
+        string p = SafePath.ValidateRelativePath(file.Path, "file path");
+        if (_paths.Contains(p))
+        {
+            throw new InvalidInputException("DuplicatePath", $"The file '{p}' was already added to this backup. Give each file once.", p);
+        }
+        foreach (ChunkId id in file.Chunks)
+        {
+            if (!_repo.Index.Contains(id))
+            {
+                return false;
+            }
+        }
+        _paths.Add(p);
+        _files.Add(file with { Path = p, Stamp = null });
+        return true;
+    }
+
+    /// <summary>Records the source stamp that proves the added file <paramref name="path"/> (see
+    /// <see cref="RepositoryFile.Stamp"/>). False when the path was not added.</summary>
+    public bool SetStamp(string path, RepositoryFileStamp stamp)
+    {
+        EnsureOpen();
+        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.OrdinalIgnoreCase));
+        if (i < 0)
+        {
+            return false;
+        }
+        _files[i] = _files[i] with { Stamp = stamp };
         return true;
     }
 
@@ -140,12 +188,18 @@ public sealed class BackupWriter : IAsyncDisposable
         return await AddFileAsync(path, fs, profile, ct).ConfigureAwait(false);
     }
 
+    /// <summary>Reads the file in blocks of at least 4 MiB. Per block, three pieces of per-byte work
+    /// run at once: the whole-file SHA-256 of the bytes just read on a pool thread, while this
+    /// thread cuts the block into chunks and the chunk ids are then hashed across the cores; only
+    /// staging (dedup and the copy of new chunks into a frame) is in file order.</summary>
     private async Task<RepositoryFile> ChunkFileAsync(string path, Stream content, FastCdc cdc, CancellationToken ct)
     {
         int size = Math.Max(4 * 1024 * 1024, 2 * cdc.Max);
         byte[] buf = ArrayPool<byte>.Shared.Rent(size);
         using var fileHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var chunks = new List<ChunkId>();
+        var cuts = new List<(int Offset, int Length)>();
+        Task hashing = Task.CompletedTask;
         long total = 0;
         int start = 0, end = 0;
         bool eof = false;
@@ -155,12 +209,14 @@ public sealed class BackupWriter : IAsyncDisposable
             {
                 if (!eof && end - start < cdc.Max)
                 {
+                    await hashing.ConfigureAwait(false); // the bytes are about to move
                     if (start > 0)
                     {
                         Buffer.BlockCopy(buf, start, buf, 0, end - start);
                         end -= start;
                         start = 0;
                     }
+                    int from = end;
                     while (end < size)
                     {
                         int n = await content.ReadAsync(buf.AsMemory(end, size - end), ct).ConfigureAwait(false);
@@ -169,34 +225,72 @@ public sealed class BackupWriter : IAsyncDisposable
                             eof = true;
                             break;
                         }
-                        fileHash.AppendData(buf, end, n);
                         end += n;
-                        total += n;
                     }
+                    total += end - from;
+                    int count = end - from;
+                    hashing = count == 0 ? Task.CompletedTask : Task.Run(() => fileHash.AppendData(buf, from, count), ct);
                 }
                 if (end == start)
                 {
                     break;
                 }
-                int cut = cdc.NextCut(buf.AsSpan(start, end - start));
-                if (Stage(buf, start, cut, chunks))
+                cuts.Clear();
+                int pos = start;
+                while (pos < end && (eof || end - pos >= cdc.Max))
                 {
-                    await SubmitFrameAsync(ct).ConfigureAwait(false);
+                    int cut = cdc.NextCut(buf.AsSpan(pos, end - pos));
+                    cuts.Add((pos, cut));
+                    pos += cut;
                 }
-                start += cut;
+                ChunkId[] ids = ComputeIds(buf, cuts);
+                for (int i = 0; i < ids.Length; i++)
+                {
+                    if (Stage(buf, cuts[i].Offset, cuts[i].Length, ids[i], chunks))
+                    {
+                        await SubmitFrameAsync(ct).ConfigureAwait(false);
+                    }
+                }
+                start = pos;
             }
+            await hashing.ConfigureAwait(false);
         }
         finally
         {
+            // A failed read or stage may leave the hash running over the buffer: let it finish first.
+            await hashing.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
             ArrayPool<byte>.Shared.Return(buf);
         }
         return new RepositoryFile(path, total, Hex.Encode(fileHash.GetHashAndReset()), chunks);
     }
 
-    /// <summary>Hashes one chunk; when it is new, copies it into the open frame. True when the frame is full.</summary>
-    private bool Stage(byte[] buf, int offset, int length, List<ChunkId> chunks)
+    /// <summary>The ids of the chunks cut from one block, hashed in parallel (one range per core).</summary>
+    private ChunkId[] ComputeIds(byte[] buf, List<(int Offset, int Length)> cuts)
     {
-        ChunkId id = _repo.Codec.ComputeId(buf.AsSpan(offset, length));
+        var ids = new ChunkId[cuts.Count];
+        BlobCodec codec = _repo.Codec;
+        int ranges = Math.Min(cuts.Count, Environment.ProcessorCount);
+        if (ranges <= 1)
+        {
+            for (int i = 0; i < ids.Length; i++)
+            {
+                ids[i] = codec.ComputeId(buf.AsSpan(cuts[i].Offset, cuts[i].Length));
+            }
+            return ids;
+        }
+        Parallel.For(0, ranges, r =>
+        {
+            for (int i = r; i < ids.Length; i += ranges)
+            {
+                ids[i] = codec.ComputeId(buf.AsSpan(cuts[i].Offset, cuts[i].Length));
+            }
+        });
+        return ids;
+    }
+
+    /// <summary>Records one chunk; when it is new, copies it into the open frame. True when the frame is full.</summary>
+    private bool Stage(byte[] buf, int offset, int length, ChunkId id, List<ChunkId> chunks)
+    {
         chunks.Add(id);
         if (_repo.Index.Contains(id) || !_pending.Add(id))
         {
@@ -228,19 +322,14 @@ public sealed class BackupWriter : IAsyncDisposable
             await foreach (FrameJob job in _toCompress.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
             {
                 byte[] output = ArrayPool<byte>.Shared.Rent(codec.MaxStoredLength(job.Length));
-                byte[]? scratch = codec.Encrypted ? ArrayPool<byte>.Shared.Rent(codec.Zstd.MaxCompressedLength(job.Length)) : null;
                 int n;
                 try
                 {
-                    n = codec.Encode(job.Buffer.AsSpan(0, job.Length), output, scratch);
+                    n = codec.Encode(job.Buffer.AsSpan(0, job.Length), output);
                 }
                 finally
                 {
                     ArrayPool<byte>.Shared.Return(job.Buffer);
-                    if (scratch is not null)
-                    {
-                        ArrayPool<byte>.Shared.Return(scratch);
-                    }
                 }
                 string sha = Hex.Encode(SHA256.HashData(output.AsSpan(0, n)));
                 await _toPack.Writer.WriteAsync(new StoredFrame(output, n, sha, job.Length, job.Chunks), _cts.Token).ConfigureAwait(false);
@@ -261,7 +350,7 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             await foreach (StoredFrame f in _toPack.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
             {
-                pack ??= ArrayPool<byte>.Shared.Rent(_repo.Config.PackSize + _repo.Codec.MaxStoredLength(_frameCapacity));
+                pack ??= await TakePackBufferAsync().ConfigureAwait(false);
                 if (len + f.Length > pack.Length)
                 {
                     pack = Grow(pack, len, len + f.Length);
@@ -292,11 +381,26 @@ public sealed class BackupWriter : IAsyncDisposable
         }
     }
 
+    private async Task<byte[]> TakePackBufferAsync()
+    {
+        if (_freePacks.Reader.TryRead(out byte[]? free))
+        {
+            return free;
+        }
+        if (_packBuffersMade < PackBuffers)
+        {
+            _packBuffersMade++;
+            // Room for a full pack, one more frame and a typical trailer, so Grow is rare.
+            return GC.AllocateUninitializedArray<byte>(_repo.Config.PackSize + _repo.Codec.MaxStoredLength(_frameCapacity) + (256 << 10));
+        }
+        return await _freePacks.Reader.ReadAsync(_cts.Token).ConfigureAwait(false);
+    }
+
+    /// <summary>A larger copy of a pack buffer; it takes the old one's place among the pack buffers.</summary>
     private static byte[] Grow(byte[] old, int used, int need)
     {
-        byte[] b = ArrayPool<byte>.Shared.Rent(need);
+        byte[] b = GC.AllocateUninitializedArray<byte>(need);
         Buffer.BlockCopy(old, 0, b, 0, used);
-        ArrayPool<byte>.Shared.Return(old);
         return b;
     }
 
@@ -337,7 +441,7 @@ public sealed class BackupWriter : IAsyncDisposable
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(job.Buffer);
+                    _freePacks.Writer.TryWrite(job.Buffer);
                 }
                 if (_unindexed.Count >= IndexFlushPacks)
                 {

@@ -54,6 +54,10 @@ public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
     [Parameter(ParameterSetName = DefaultSet)]
     [ValidateNotNullOrEmpty]
     public string? HistoryPath { get; set; }
+    /// <summary>With -Repository: read every file, even those whose stamp (size, times, inode) shows
+    /// them unchanged since this host's latest backup of the object (restic's --force).</summary>
+    [Parameter(ParameterSetName = RepositorySet)]
+    public SwitchParameter Force { get; set; }
 
     private RepositoryTarget? _repository;
     private string? _historyPath;
@@ -73,6 +77,7 @@ public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
             Resume = HookFor(ResumeScript, "ResumeScriptFailed", "resume"),
             Repository = _repository,
             HistoryPath = _historyPath,
+            Force = Force.IsPresent,
         };
         PostWriteVerbose(_repository is null
             ? $"Backing up object '{Dir}/{Object}' under '{_dbRoot}'."

@@ -80,6 +80,74 @@ public sealed class ObjectBackupTests
     }
 
     [Fact]
+    public async Task A_settled_file_written_during_its_copy_is_recent_without_a_re_read_proving_it()
+    {
+        using var fx = new ObjectFixture();
+        NewObjectBackupOptions options = fx.SettledBackupOptions();
+        string target = Path.Combine(fx.ObjectPath, "data", "001.bin");
+        int writes = 0;
+        // Reported after the file's stamp is taken and before its bytes are read: a write lands mid-copy.
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Status == "Copying data/001.bin")
+            {
+                using var f = new FileStream(target, FileMode.Open, FileAccess.Write);
+                f.Position = 100;
+                f.Write(ObjectFixture.Bytes($"write{++writes}", 50));
+            }
+        });
+
+        ObjectBackupResult? result = await ObjectOperations.BackupAsync(options, Context(progress: progress));
+
+        Assert.NotNull(result);
+        Assert.Equal(BackupConsistency.Recent, result.Consistency);
+        Assert.Equal(["data/001.bin"], result.ChangedFiles);
+        Assert.Equal(ObjectBackup.MaxAttempts, writes);
+        await ManifestIO.VerifyAsync(result.BackupPath!, ManifestIO.Read(result.ManifestPath!), Context(), "verify");
+    }
+
+    [Fact]
+    public async Task A_settled_file_replaced_during_its_copy_by_one_of_the_same_size_and_time_is_recent()
+    {
+        using var fx = new ObjectFixture();
+        NewObjectBackupOptions options = fx.SettledBackupOptions();
+        string target = Path.Combine(fx.ObjectPath, "data", "001.bin");
+        DateTime written = File.GetLastWriteTimeUtc(target);
+        int length = (int)new FileInfo(target).Length, replaced = 0;
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Status == "Copying data/001.bin")
+            {
+                // The atomic-replace writer: same size and last-write time, another inode.
+                string temp = Path.Combine(fx.DirPath, "replacement");
+                File.WriteAllBytes(temp, ObjectFixture.Bytes($"replacement{++replaced}", length));
+                File.SetLastWriteTimeUtc(temp, written);
+                File.Move(temp, target, overwrite: true);
+            }
+        });
+
+        ObjectBackupResult? result = await ObjectOperations.BackupAsync(options, Context(progress: progress));
+
+        Assert.NotNull(result);
+        Assert.Equal(BackupConsistency.Recent, result.Consistency);
+        Assert.Equal(["data/001.bin"], result.ChangedFiles);
+    }
+
+    [Fact]
+    public async Task Settled_files_of_a_quiet_object_are_proven_by_their_stamps_and_copied_exactly()
+    {
+        using var fx = new ObjectFixture();
+        NewObjectBackupOptions options = fx.SettledBackupOptions();
+        var before = ObjectFixture.Snapshot(fx.ObjectPath);
+
+        ObjectBackupResult? result = await ObjectOperations.BackupAsync(options, Context());
+
+        Assert.NotNull(result);
+        Assert.Equal(BackupConsistency.Stable, result.Consistency);
+        Assert.Equal(before, ObjectFixture.Snapshot(result.BackupPath!));
+    }
+
+    [Fact]
     public async Task Files_added_or_removed_during_the_copy_make_it_recent_and_are_listed()
     {
         using var fx = new ObjectFixture();

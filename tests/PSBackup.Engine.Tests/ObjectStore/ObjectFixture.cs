@@ -77,6 +77,19 @@ public sealed class ObjectFixture : IDisposable
 
     public NewObjectBackupOptions BackupOptions() => new(DbRoot, Dir, Object);
 
+    /// <summary>Sets every file's last-write time an hour back and shortens the racy window to
+    /// nothing, so each stamp counts as settled: copies are proven by stamps alone (no re-read)
+    /// and repository backups record the stamps their next backup compares with.</summary>
+    public NewObjectBackupOptions SettledBackupOptions()
+    {
+        DateTime old = DateTime.UtcNow.AddHours(-1);
+        foreach (string f in Directory.EnumerateFiles(ObjectPath, "*", SearchOption.AllDirectories))
+        {
+            File.SetLastWriteTimeUtc(f, old);
+        }
+        return BackupOptions() with { RacyWindow = TimeSpan.Zero };
+    }
+
     public RestoreObjectBackupOptions RestoreOptions(string from, bool force = false) => new(DbRoot, Dir, Object, from) { Force = force };
 
     public void Dispose() => _root.Dispose();

@@ -239,6 +239,55 @@ public abstract class RepositoryWriteTests : IDisposable
     }
 
     [Fact]
+    public async Task Files_unchanged_since_the_parent_backup_are_reused_unread_and_a_changed_one_is_read()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        NewObjectBackupOptions options = obj.SettledBackupOptions() with { Repository = repo };
+        ObjectBackupResult first = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+        Assert.Null(first.ParentId);
+        Assert.Equal((first.FileCount, 0), (first.FilesRead, first.FilesReused));
+
+        ObjectBackupResult same = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+        Assert.Equal(first.BackupId, same.ParentId);
+        Assert.Equal((0, first.FileCount), (same.FilesRead, same.FilesReused));
+        Assert.Equal(BackupConsistency.Stable, same.Consistency);
+
+        // Same size, new content, a new (still settled) last-write time: read again.
+        string changed = Path.Combine(obj.ObjectPath, "data", "001.bin");
+        byte[] content = ObjectFixture.Bytes("changed", (int)new FileInfo(changed).Length);
+        File.WriteAllBytes(changed, content);
+        File.SetLastWriteTimeUtc(changed, DateTime.UtcNow.AddMinutes(-30));
+        ObjectBackupResult third = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+
+        Assert.Equal(same.BackupId, third.ParentId);
+        Assert.Equal((1, first.FileCount - 1), (third.FilesRead, third.FilesReused));
+        SortedDictionary<string, string> restored = await RestoreAsync(repo, third.BackupId!, Dir.Combine("third"));
+        Assert.Equal(FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)), FilesOnly(restored));
+        Assert.Equal(ObjectFixture.Sha256(content).ToUpperInvariant(), restored["data/001.bin"]);
+
+        ObjectBackupResult forced = (await ObjectOperations.BackupAsync(options with { Force = true }, OperationContext.Default))!;
+        Assert.Null(forced.ParentId);
+        Assert.Equal((first.FileCount, 0), (forced.FilesRead, forced.FilesReused));
+    }
+
+    [Fact]
+    public async Task Files_written_within_the_racy_window_record_no_stamp_and_are_read_next_time()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture(); // just written: every stamp is racy under the default window
+
+        ObjectBackupResult first = (await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default))!;
+        ObjectBackupResult second = (await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default))!;
+
+        Assert.Equal(first.BackupId, second.ParentId);
+        Assert.Equal((first.FileCount, 0), (second.FilesRead, second.FilesReused));
+        using OpenRepository open = await RepositoryConnector.OpenAsync(repo, CancellationToken.None);
+        RepositoryManifest m = await open.Repository.ReadManifestAsync(second.BackupId!);
+        Assert.All(m.Files, f => Assert.Null(f.Stamp));
+    }
+
+    [Fact]
     public async Task Object_backup_refuses_a_symbolic_link_and_writes_nothing()
     {
         RepositoryTarget repo = await NewRepositoryAsync();

@@ -176,19 +176,21 @@ internal sealed class BlobCodec
     /// <summary>Buffer size <see cref="Encode"/> needs for <paramref name="plainLength"/> bytes.</summary>
     public int MaxStoredLength(int plainLength) => Zstd.MaxCompressedLength(plainLength) + RepositoryCrypto.SealOverhead;
 
-    /// <summary>Encodes into <paramref name="output"/> (at least <see cref="MaxStoredLength"/>);
-    /// <paramref name="scratch"/> is needed when encrypted. Returns the stored length.</summary>
-    public int Encode(ReadOnlySpan<byte> plain, Span<byte> output, Span<byte> scratch)
+    /// <summary>Encodes into <paramref name="output"/> (at least <see cref="MaxStoredLength"/>).
+    /// When encrypted, the zstd frame is written after the nonce and sealed in place. Returns the
+    /// stored length.</summary>
+    public int Encode(ReadOnlySpan<byte> plain, Span<byte> output)
     {
         if (_encKey is null)
         {
             return Zstd.Compress(plain, output, _level);
         }
-        int n = Zstd.Compress(plain, scratch, _level);
+        Span<byte> frame = output[RepositoryCrypto.NonceSize..^RepositoryCrypto.TagSize];
+        int n = Zstd.Compress(plain, frame, _level);
         Span<byte> nonce = output[..RepositoryCrypto.NonceSize];
         RandomNumberGenerator.Fill(nonce);
         using var gcm = new AesGcm(_encKey, RepositoryCrypto.TagSize);
-        gcm.Encrypt(nonce, scratch[..n], output.Slice(RepositoryCrypto.NonceSize, n), output.Slice(RepositoryCrypto.NonceSize + n, RepositoryCrypto.TagSize));
+        gcm.Encrypt(nonce, frame[..n], frame[..n], output.Slice(RepositoryCrypto.NonceSize + n, RepositoryCrypto.TagSize));
         return n + RepositoryCrypto.SealOverhead;
     }
 
@@ -222,8 +224,7 @@ internal sealed class BlobCodec
     {
         byte[] json = JsonSerializer.SerializeToUtf8Bytes(value, RepositoryJson.Options);
         byte[] output = new byte[MaxStoredLength(json.Length)];
-        byte[] scratch = _encKey is null ? [] : new byte[Zstd.MaxCompressedLength(json.Length)];
-        int n = Encode(json, output, scratch);
+        int n = Encode(json, output);
         return output.AsSpan(0, n).ToArray();
     }
 

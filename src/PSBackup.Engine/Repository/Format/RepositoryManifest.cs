@@ -74,7 +74,21 @@ public sealed record BackupInfo
 
 /// <summary>One file of a backup: path (relative, '/'-separated), size, SHA-256 of the plaintext
 /// and the ordered chunk ids whose concatenation is the file.</summary>
-public sealed record RepositoryFile(string Path, long Size, string Sha256, IReadOnlyList<ChunkId> Chunks);
+public sealed record RepositoryFile(string Path, long Size, string Sha256, IReadOnlyList<ChunkId> Chunks)
+{
+    /// <summary>Object backups: the source file's settled stamp when this content was proven to
+    /// be the file; the next backup of the object reuses the chunk list without reading the file
+    /// when its stamp is still this one. Null when not proven so (then it is read again).</summary>
+    public RepositoryFileStamp? Stamp { get; init; }
+}
+
+/// <summary>What the file system said about a source file (see <see cref="FileStamp"/>):
+/// last-write and change time in nanoseconds since 1970 (UTC), device and inode (0 where the
+/// platform does not tell).</summary>
+public sealed record RepositoryFileStamp(long ModifiedNs, long ChangedNs, ulong Device, ulong Inode)
+{
+    public static RepositoryFileStamp From(FileStamp s) => new(s.ModifiedNs, s.ChangedNs, s.Device, s.Inode);
+}
 
 /// <summary>A backup manifest (<c>snapshots/&lt;id&gt;</c>): JSON, versioned, validated as hostile input on read.</summary>
 public sealed record RepositoryManifest

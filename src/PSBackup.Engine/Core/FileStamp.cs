@@ -1,0 +1,102 @@
+using System.Runtime.InteropServices;
+
+namespace PSBackup.Engine;
+
+/// <summary>What the file system says about a file without reading it: size, last-write time and,
+/// on Linux, change time and identity (device and inode, from statx). A write changes the size or
+/// the times; a rename over the path changes the identity. Where the platform does not expose
+/// change time and inode they are 0 and compare equal, leaving size and last-write time.</summary>
+public readonly record struct FileStamp(long Size, long ModifiedNs, long ChangedNs, ulong Device, ulong Inode)
+{
+    /// <summary>How close to "now" a last-write (or change) time must be for the stamp to prove
+    /// nothing about later writes (git's "racily clean"): a write in the same tick of a coarse
+    /// file-system clock leaves the times unchanged, and a write through a shared memory map updates
+    /// them only when a clean page is first dirtied, so a page dirtied before the copy may be
+    /// written again without a new time until the kernel writes it back. The window is the larger
+    /// of 2 s (FAT/SMB/HFS+ clocks) and, on Linux, the writeback expiry plus the flusher interval
+    /// (35 s by default).</summary>
+    public static TimeSpan RacyWindow { get; } = ComputeRacyWindow();
+
+    /// <summary>True when the times are older than <paramref name="racyWindow"/> before <paramref name="nowUtc"/>
+    /// (the real wall clock, which stamps the file system), so any write after <paramref name="nowUtc"/>
+    /// would give a different stamp.</summary>
+    public bool IsSettledAt(DateTime nowUtc, TimeSpan racyWindow)
+    {
+        long limit = (nowUtc - DateTime.UnixEpoch - racyWindow).Ticks * 100;
+        return ModifiedNs < limit && ChangedNs < limit;
+    }
+
+    /// <summary>The stamp of the file at <paramref name="path"/> (links are not followed), or null
+    /// when nothing is there.</summary>
+    public static FileStamp? Read(string path)
+    {
+        if (OperatingSystem.IsLinux() && StatxAvailable)
+        {
+            try
+            {
+                return ReadLinux(path);
+            }
+            catch (EntryPointNotFoundException)
+            {
+                StatxAvailable = false;
+            }
+        }
+        var fi = new FileInfo(path);
+        if (!fi.Exists)
+        {
+            return null;
+        }
+        return new FileStamp(fi.Length, (fi.LastWriteTimeUtc - DateTime.UnixEpoch).Ticks * 100, 0, 0, 0);
+    }
+
+    private static bool StatxAvailable = true;
+
+    private const int AtFdCwd = -100;
+    private const int AtSymlinkNoFollow = 0x100;
+    private const uint StatxBasicStats = 0x7ff;
+    private const int ENOENT = 2, ENOTDIR = 20;
+
+    [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
+    private static extern unsafe int Statx(int dirfd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, byte* buffer);
+
+    /// <summary>struct statx (linux/stat.h): ino at 32, size at 40, ctime at 96, mtime at 112
+    /// (each a 64-bit second and a 32-bit nanosecond), dev major/minor at 136/140.</summary>
+    private static unsafe FileStamp? ReadLinux(string path)
+    {
+        byte* b = stackalloc byte[256];
+        if (Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxBasicStats, b) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            return errno is ENOENT or ENOTDIR
+                ? null
+                : throw new IOException($"Cannot read the file status of '{path}' (errno {errno}).");
+        }
+        static long Ns(byte* t) => *(long*)t * 1_000_000_000L + *(uint*)(t + 8);
+        ulong dev = ((ulong)*(uint*)(b + 136) << 32) | *(uint*)(b + 140);
+        return new FileStamp(*(long*)(b + 40), Ns(b + 112), Ns(b + 96), dev, *(ulong*)(b + 32));
+    }
+
+    private static TimeSpan ComputeRacyWindow()
+    {
+        var window = TimeSpan.FromSeconds(2);
+        if (OperatingSystem.IsLinux())
+        {
+            long expire = ReadCentiseconds("/proc/sys/vm/dirty_expire_centisecs", 3000);
+            long flush = ReadCentiseconds("/proc/sys/vm/dirty_writeback_centisecs", 500);
+            window = TimeSpan.FromMilliseconds(Math.Max(window.TotalMilliseconds, (expire + flush) * 10));
+        }
+        return window;
+    }
+
+    private static long ReadCentiseconds(string path, long fallback)
+    {
+        try
+        {
+            return long.TryParse(File.ReadAllText(path).Trim(), out long v) && v > 0 ? v : fallback;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return fallback;
+        }
+    }
+}
