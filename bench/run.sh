@@ -126,11 +126,24 @@ backup_round() {
 
 rm -f "$raw"
 start=$(date +%s)
+# Private copies of the object store (the incremental scenario changes them), made up front and
+# aged past PSBackup's racy window: a file whose change time is under 35 s old is read twice to
+# prove the copy (docs/design.md, "Object backups: what Stable and Recent mean"), and `cp -a`
+# sets every change time to now. A live database's files are older than that; restic and borg
+# have no such rule, so a fresh copy would charge PSBackup a second read nobody else pays.
+rm -rf "$out/copies"; mkdir -p "$out/copies"
+for run in $(seq 1 "$runs"); do cp -a "$ds/db" "$out/copies/db-$run"; done
+cp -a "$ds_small/db" "$out/copies/db-small"
+copied=$(date +%s)
+if [ $(( copied + 36 - $(date +%s) )) -gt 0 ]; then
+  log "letting the copies age past the racy window"
+  sleep $(( copied + 36 - $(date +%s) ))
+fi
 for run in $(seq 1 "$runs"); do
   log "run $run of $runs"
   rm -rf "$work"; mkdir -p "$work/tar"
   export W=$work
-  cp -a "$ds/db" "$W/db"               # a private copy: the incremental scenario changes it
+  mv "$out/copies/db-$run" "$W/db"
   cp -al "$ds/data" "$W/data"          # hard links: nothing writes into the WAL
   psbackup repo init --repository "$W/psb" >/dev/null
   head -c 64 /dev/urandom >"$W/psbk.key"
@@ -183,12 +196,13 @@ for run in $(seq 1 "$runs"); do
   if [ "$run" = 1 ]; then
     # Peak RSS as the data grows: the same full backup of the smaller dataset.
     rm -rf "$W/small"; mkdir -p "$W/small"
-    cp -a "$ds_small/db" "$W/small/db"
+    mv "$out/copies/db-small" "$W/small/db"
     psbackup repo init --repository "$W/small/psb" >/dev/null
     measure full-small psbackup "$run" "$(bytes "$W/small/db")" "$W/small/psb" "W=\"\$W/small\"; $psb_backup_db"
   fi
   rm -rf "$work"
 done
+rm -rf "$out/copies"
 
 # --- 5. Table ---------------------------------------------------------------------------------------
 {
