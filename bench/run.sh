@@ -186,6 +186,7 @@ for run in $(seq 1 "$runs"); do
   # One newly sealed segment: in-process (engine call, no process start) and through the CLI,
   # both in the steady state "the repository holds the earlier segment, the WAL the new one".
   bench ship-latency --out "$ds" --work "$W/latency" --cases "$cases" --run "$run" --tsv "$raw" >&2
+  bench ship-latency --target local --out "$ds" --work "$W/latency" --cases "$cases" --run "$run" --tsv "$raw" >&2
   mkdir -p "$W/s1/data/ledger/wal"
   psbackup repo init --repository "$W/s1/repo" >/dev/null
   ln "${wal_segments[0]}" "$W/s1/data/ledger/wal/"

@@ -14,7 +14,7 @@ public static class BenchProgram
     private const string Usage = """
         usage: psbackup-bench generate --out DIR [--size-mib 1024] [--segments 64] [--seed N]
                psbackup-bench mutate --out DIR [--percent 5] [--seed N]
-               psbackup-bench ship-latency --out DIR --work DIR [--cases 10] [--run N] [--tsv FILE]
+               psbackup-bench ship-latency --out DIR --work DIR [--target repository|local] [--cases 10] [--run N] [--tsv FILE]
                psbackup-bench report --raw FILE [--md FILE]
         """;
 
@@ -57,13 +57,20 @@ public static class BenchProgram
                 }
                 case "ship-latency":
                 {
-                    ShipLatencyResult r = await ShipLatency.MeasureAsync(Required("out"), Required("work"), (int)Number("cases", 10)).ConfigureAwait(false);
-                    Console.WriteLine($"ship of one sealed segment, in-process: median {r.Median:F1} ms, p90 {r.P90:F1} ms over {r.Milliseconds.Count} cases");
+                    bool local = Get("target", "repository") switch
+                    {
+                        "repository" => false,
+                        "local" => true,
+                        string other => throw new ArgumentException($"--target is 'repository' or 'local', not '{other}'."),
+                    };
+                    ShipLatencyResult r = await ShipLatency.MeasureAsync(Required("out"), Required("work"), (int)Number("cases", 10), repository: !local).ConfigureAwait(false);
+                    string tool = local ? Report.InProcessLocal : Report.InProcess;
+                    Console.WriteLine($"ship of one sealed segment ({tool}): median {r.Median:F1} ms, p90 {r.P90:F1} ms over {r.Milliseconds.Count} cases");
                     if (options.TryGetValue("tsv", out string? tsv))
                     {
                         long run = Number("run", 1);
                         File.AppendAllLines(tsv, r.Milliseconds.Select(ms =>
-                            string.Create(CultureInfo.InvariantCulture, $"ship1\t{Report.InProcess}\t{run}\t{ms / 1000:F6}\t0\t{16L << 20}\t\t")));
+                            string.Create(CultureInfo.InvariantCulture, $"ship1\t{tool}\t{run}\t{ms / 1000:F6}\t0\t{16L << 20}\t\t")));
                     }
                     return 0;
                 }

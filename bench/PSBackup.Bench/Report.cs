@@ -18,6 +18,8 @@ public static class Report
     /// passphrase's key derivation costs the short backups.</summary>
     public const string KeyFile = "psbackup (key file)";
     public const string InProcess = "psbackup (in-process)";
+    /// <summary>The seed's local ship (a verified copy into the backup folder), in-process.</summary>
+    public const string InProcessLocal = "psbackup (in-process, local folder)";
     public const string Cli = "psbackup (CLI)";
     public const string Tar = "tar | zstd -3 -T0";
     public const string Restic = "restic";
@@ -42,7 +44,7 @@ public static class Report
     /// <summary>"Flat": peak RSS of the full backup at the full size at most this much above the small size.</summary>
     public const double RssFlatFactor = 1.25;
 
-    private static readonly string[] ToolOrder = [PsBackup, KeyFile, InProcess, Cli, Tar, Restic, Borg];
+    private static readonly string[] ToolOrder = [PsBackup, KeyFile, InProcess, InProcessLocal, Cli, Tar, Restic, Borg];
 
     public static List<Measurement> Parse(IEnumerable<string> lines)
     {
@@ -103,7 +105,7 @@ public static class Report
                     target = $"≤ {Fixed(maxRatio, 1)}×";
                     met = k / p <= maxRatio ? "yes" : "no";
                 }
-                if (row.Tool is not (PsBackup or KeyFile or InProcess or Cli) && ours?.Wall is double a && row.Wall is double b && b > 0)
+                if (row.Tool is not (PsBackup or KeyFile or InProcess or InProcessLocal or Cli) && ours?.Wall is double a && row.Wall is double b && b > 0)
                 {
                     ratio = Fixed(a / b, 2) + "×";
                     if (row.Tool == peer)
@@ -117,7 +119,7 @@ public static class Report
                         }
                     }
                 }
-                if (id == "ship1" && row.Tool == InProcess && row.Wall is double ship)
+                if (id == "ship1" && row.Tool is InProcess or InProcessLocal && row.Wall is double ship)
                 {
                     target = $"median ≤ {ShipTargetSeconds * 1000:0} ms";
                     met = ship <= ShipTargetSeconds ? "yes" : "no";

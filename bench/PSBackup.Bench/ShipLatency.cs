@@ -27,7 +27,9 @@ public sealed record ShipLatencyResult(IReadOnlyList<double> Milliseconds)
 /// and not counted.</summary>
 public static class ShipLatency
 {
-    public static async Task<ShipLatencyResult> MeasureAsync(string datasetDir, string workDir, int cases)
+    /// <param name="repository">True: ship into a repository (chunk, compress, encrypt, commit);
+    /// false: the seed's local ship, a verified copy into the namespace's backup folder.</param>
+    public static async Task<ShipLatencyResult> MeasureAsync(string datasetDir, string workDir, int cases, bool repository = true)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(cases, 1);
         string sourceWal = Path.Combine(Path.GetFullPath(datasetDir), "data", Dataset.Namespace, "wal");
@@ -47,7 +49,10 @@ public static class ShipLatency
         // Encrypted exactly when the CLI's would be: PSBACKUP_PASSPHRASE / PSBACKUP_KEY_FILE.
         var target = new RepositoryTarget { Location = Path.Combine(work, "repository") };
         var context = new OperationContext { AuditLogPath = "off" };
-        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target), context).ConfigureAwait(false);
+        if (repository)
+        {
+            await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target), context).ConfigureAwait(false);
+        }
 
         var times = new List<double>(cases);
         for (int i = 0; i <= cases; i++)
@@ -58,7 +63,10 @@ public static class ShipLatency
             }
             File.Copy(segments[i].Path, Path.Combine(walDir, Path.GetFileName(segments[i].Path)));
             var watch = Stopwatch.StartNew();
-            WalShipResult result = await WalOperations.ShipAsync(new InvokeWalShipOptions(dataDir, Dataset.Namespace, null) { Repository = target }, context).ConfigureAwait(false);
+            var options = repository
+                ? new InvokeWalShipOptions(dataDir, Dataset.Namespace, null) { Repository = target }
+                : new InvokeWalShipOptions(dataDir, Dataset.Namespace, "wal") { AfterSegmentId = i == 0 ? 0 : segments[i - 1].Id };
+            WalShipResult result = await WalOperations.ShipAsync(options, context).ConfigureAwait(false);
             watch.Stop();
             int shipped = result.Backups.Count(b => !b.AlreadyPresent);
             if (shipped != 1)

@@ -60,6 +60,13 @@ public sealed class BackupWriter : IAsyncDisposable
     private State _state = State.Open;
     private long _newChunks, _newChunkBytes, _packs, _storedBytes;
 
+    /// <summary>WAL segments are compressed at zstd level 1 (or the repository's level if lower):
+    /// shipping a sealed segment is on the recovery point's critical path, level 1 compresses
+    /// about twice as fast as 3 for ~6 % more stored bytes, and segments are never deduplicated.</summary>
+    internal const int WalCompressionLevel = 1;
+
+    private readonly int _level;
+
     internal BackupWriter(Repository repo, BackupInfo info, TimeProvider clock)
     {
         _repo = repo;
@@ -67,6 +74,7 @@ public sealed class BackupWriter : IAsyncDisposable
         _clock = clock;
         _createdAt = info.CreatedAt == default ? clock.GetUtcNow() : info.CreatedAt;
         int workers = Math.Max(1, Environment.ProcessorCount);
+        _level = Math.Min(repo.Config.CompressionLevel, info.Kind == BackupKind.WalSegment ? WalCompressionLevel : int.MaxValue);
         _frameCapacity = repo.Config.FrameSize + Math.Max(repo.Config.DefaultChunking.MaxSize, repo.Config.StoreChunking.MaxSize);
         _toCompress = Channel.CreateBounded<FrameJob>(new BoundedChannelOptions(workers) { SingleWriter = true });
         _toPack = Channel.CreateBounded<StoredFrame>(new BoundedChannelOptions(workers) { SingleReader = true });
@@ -325,7 +333,7 @@ public sealed class BackupWriter : IAsyncDisposable
                 int n;
                 try
                 {
-                    n = codec.Encode(job.Buffer.AsSpan(0, job.Length), output);
+                    n = codec.Encode(job.Buffer.AsSpan(0, job.Length), output, _level);
                 }
                 finally
                 {

@@ -179,14 +179,18 @@ internal sealed class BlobCodec
     /// <summary>Encodes into <paramref name="output"/> (at least <see cref="MaxStoredLength"/>).
     /// When encrypted, the zstd frame is written after the nonce and sealed in place. Returns the
     /// stored length.</summary>
-    public int Encode(ReadOnlySpan<byte> plain, Span<byte> output)
+    public int Encode(ReadOnlySpan<byte> plain, Span<byte> output) => Encode(plain, output, _level);
+
+    /// <summary>As <see cref="Encode(ReadOnlySpan{byte}, Span{byte})"/> at another zstd level (any
+    /// level decodes the same way: the level is the writer's choice, not part of the format).</summary>
+    public int Encode(ReadOnlySpan<byte> plain, Span<byte> output, int level)
     {
         if (_encKey is null)
         {
-            return Zstd.Compress(plain, output, _level);
+            return Zstd.Compress(plain, output, level);
         }
         Span<byte> frame = output[RepositoryCrypto.NonceSize..^RepositoryCrypto.TagSize];
-        int n = Zstd.Compress(plain, frame, _level);
+        int n = Zstd.Compress(plain, frame, level);
         Span<byte> nonce = output[..RepositoryCrypto.NonceSize];
         RandomNumberGenerator.Fill(nonce);
         using var gcm = new AesGcm(_encKey, RepositoryCrypto.TagSize);
