@@ -8,16 +8,9 @@ public static class ObjectOperations
     /// <summary>Copies <c>$DbRoot/&lt;Dir&gt;/&lt;Object&gt;</c> to the sibling
     /// <c>&lt;Object&gt;.backup-&lt;UTC yyyyMMddTHHmmss&gt;</c> plus its manifest. Null when ShouldProcess
     /// declined (-WhatIf).</summary>
-    public static Task<ObjectBackupResult?> BackupAsync(NewObjectBackupOptions options, OperationContext context)
-    {
-        string? history = options?.Repository is null ? ObjectHistory.Resolve(options?.HistoryPath) : null;
-        return OperationRecorder.RunAsync(new OperationScope { Operation = "New-ObjectBackup", Category = OperationKinds.Object, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", Repository = options?.Repository, HistoryPath = history },
-            context, c =>
-            {
-                ObjectHistory.Validate(options!.Repository, options.HistoryPath, history, options.DbRoot);
-                return ObjectBackup.RunAsync(options, c);
-            }, r => r is null ? null : new OperationOutcome(r.Bytes));
-    }
+    public static Task<ObjectBackupResult?> BackupAsync(NewObjectBackupOptions options, OperationContext context) =>
+        RecordedAsync("New-ObjectBackup", OperationKinds.Object, options?.DbRoot, options?.Dir, options?.Object, options?.Repository, options?.HistoryPath,
+            context, c => ObjectBackup.RunAsync(options!, c), r => r.Bytes);
 
     /// <summary>Backs up every object that <see cref="NewObjectBackupOptions.Dir"/> and
     /// <see cref="NewObjectBackupOptions.Object"/> select (wildcards <c>*</c>, <c>?</c>; see
@@ -82,15 +75,23 @@ public static class ObjectOperations
     /// and swaps it in for the live object, keeping the replaced object aside. Null when
     /// ShouldProcess declined (-WhatIf). A repository restore is recorded in that repository's
     /// history (the tenant dir as namespace); a local one in the history folder, when there is one.</summary>
-    public static Task<ObjectRestoreResult?> RestoreAsync(RestoreObjectBackupOptions options, OperationContext context)
+    public static Task<ObjectRestoreResult?> RestoreAsync(RestoreObjectBackupOptions options, OperationContext context) =>
+        RecordedAsync("Restore-ObjectBackup", OperationKinds.ObjectRestore, options?.DbRoot, options?.Dir, options?.Object, options?.Repository, options?.HistoryPath,
+            context, c => ObjectRestore.RunAsync(options!, c), r => r.Bytes);
+
+    /// <summary>One object operation recorded where its history lives: the repository's when it used
+    /// one, else the history folder (-HistoryPath, PSBACKUP_HISTORY_PATH), else only the audit log;
+    /// the tenant dir is the namespace.</summary>
+    private static Task<T?> RecordedAsync<T>(string operation, string category, string? dbRoot, string? dir, string? obj,
+        Repository.RepositoryTarget? repository, string? historyPath, OperationContext context, Func<OperationContext, Task<T?>> run, Func<T, long> bytes) where T : class
     {
-        string? history = options?.Repository is null ? ObjectHistory.Resolve(options?.HistoryPath) : null;
-        return OperationRecorder.RunAsync(new OperationScope { Operation = "Restore-ObjectBackup", Category = OperationKinds.ObjectRestore, Namespace = options?.Dir, Target = $"{options?.Dir}/{options?.Object}", Repository = options?.Repository, HistoryPath = history },
+        string? history = repository is null ? ObjectHistory.Resolve(historyPath) : null;
+        return OperationRecorder.RunAsync(new OperationScope { Operation = operation, Category = category, Namespace = dir, Target = $"{dir}/{obj}", Repository = repository, HistoryPath = history },
             context, c =>
             {
-                ObjectHistory.Validate(options!.Repository, options.HistoryPath, history, options.DbRoot);
-                return ObjectRestore.RunAsync(options, c);
-            }, r => r is null ? null : new OperationOutcome(r.Bytes));
+                ObjectHistory.Validate(repository, historyPath, history, dbRoot!);
+                return run(c);
+            }, r => r is null ? null : new OperationOutcome(bytes(r)));
     }
 
     /// <summary>Finds (and, where ShouldProcess allows, removes) stale .new/.old/.tmp artifacts
