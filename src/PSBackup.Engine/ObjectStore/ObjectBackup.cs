@@ -125,8 +125,12 @@ internal static class ObjectBackup
         ObjectLocation location, ObjectTree tree, string backupName, DateTimeOffset startedAt, long startTimestamp, OperationContext context)
     {
         CancellationToken ct = context.CancellationToken;
-        // Opening checks the location, the S3 options and the key, then takes a shared lock (released on return).
-        await using Repository.OpenRepository open = await Repository.RepositoryConnector.OpenForWriteAsync(target, Repository.RepositoryLockMode.Shared, "New-ObjectBackup", context).ConfigureAwait(false);
+        // Opening checks the location, the S3 options and the key, then takes a shared lock (released
+        // on return); a wildcard run hands every object the session it opened once.
+        await using Repository.OpenRepository? owned = options.Session is null
+            ? await Repository.RepositoryConnector.OpenForWriteAsync(target, Repository.RepositoryLockMode.Shared, "New-ObjectBackup", context).ConfigureAwait(false)
+            : null;
+        Repository.OpenRepository open = options.Session ?? owned!;
         string refName = $"object/{location.Dir}/{location.Object}/{ObjectLayout.FormatTimestamp(startedAt)}";
         if (!context.ShouldProcess($"{open.Repository.Location} ({location.Dir}/{location.Object})", "Create object backup in the repository"))
         {

@@ -17,11 +17,36 @@ public static class ObjectOperations
     /// <see cref="ObjectSelection.Expand"/>), one backup each through <see cref="BackupAsync"/>, in
     /// order. A typed failure of one object is yielded and the next object still runs, as a
     /// scheduled job needs.</summary>
-    public static IAsyncEnumerable<ObjectOutcome<ObjectBackupResult>> BackupEachAsync(NewObjectBackupOptions options, OperationContext context)
+    public static async IAsyncEnumerable<ObjectOutcome<ObjectBackupResult>> BackupEachAsync(NewObjectBackupOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return EachAsync(() => Task.FromResult(ObjectSelection.Expand(options.DbRoot, options.Dir, options.Object)),
-            (dir, obj) => BackupAsync(options with { Dir = dir, Object = obj }, context), context.CancellationToken);
+        ArgumentNullException.ThrowIfNull(context);
+        IReadOnlyList<(string Dir, string Object)> selected = ObjectSelection.Expand(options.DbRoot, options.Dir, options.Object);
+        Repository.OpenRepository? session = selected.Count > 1 && options.Repository is { } target ? await TryOpenSessionAsync(target, context).ConfigureAwait(false) : null;
+        await using (session)
+        {
+            await foreach (ObjectOutcome<ObjectBackupResult> outcome in EachAsync(() => Task.FromResult(selected),
+                (dir, obj) => BackupAsync(options with { Dir = dir, Object = obj, Session = session }, context), context.CancellationToken).ConfigureAwait(false))
+            {
+                yield return outcome;
+            }
+        }
+    }
+
+    /// <summary>Several objects into one repository share one open: one key check, one index load,
+    /// one lock, and each backup's new chunks deduplicate the next one's in memory. When it cannot
+    /// be opened, null: each backup then opens it itself and fails, so every object's failure is
+    /// recorded in the history and the audit log as a single backup's would be.</summary>
+    private static async Task<Repository.OpenRepository?> TryOpenSessionAsync(Repository.RepositoryTarget target, OperationContext context)
+    {
+        try
+        {
+            return await Repository.RepositoryConnector.OpenForWriteAsync(target, Repository.RepositoryLockMode.Shared, "New-ObjectBackup", context).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is PSBackupException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Restores every object that <see cref="RestoreObjectBackupOptions.Dir"/> and

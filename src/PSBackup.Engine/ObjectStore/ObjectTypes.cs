@@ -22,6 +22,9 @@ public sealed record NewObjectBackupOptions(string DbRoot, string Dir, string Ob
     internal TimeSpan RacyWindow { get; init; } = FileStamp.RacyWindow;
     /// <summary>Repository backups: read every file, even those the parent backup proves unchanged.</summary>
     public bool Force { get; init; }
+    /// <summary>An open, locked <see cref="Repository"/> shared by the backups of one wildcard run
+    /// (<see cref="ObjectOperations.BackupEachAsync"/>); null: the backup opens its own.</summary>
+    internal Repository.OpenRepository? Session { get; init; }
 }
 
 public sealed record ObjectBackupResult

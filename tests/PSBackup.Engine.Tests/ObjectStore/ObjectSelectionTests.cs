@@ -153,6 +153,28 @@ public sealed class ObjectSelectionTests
             await ObjectSelection.ExpandBackedUpAsync(target, "g*", "*", CancellationToken.None));
     }
 
+    [Fact]
+    public async Task A_repository_that_cannot_be_opened_fails_each_selected_object_on_its_own_and_writes_nothing()
+    {
+        using var root = Root();
+        using var store = new TestDirectory();
+        var right = new RepositoryTarget { Location = store.Combine("repo"), Passphrase = "right passphrase" };
+        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(right), OperationContext.Default);
+        var repoState = TreeState.Capture(store.Path);
+
+        var outcomes = await All(ObjectOperations.BackupEachAsync(
+            new NewObjectBackupOptions(root.Path, "*", "*") { Repository = right with { Passphrase = "wrong passphrase" } }, Context()));
+
+        Assert.Equal(3, outcomes.Count);
+        Assert.All(outcomes, o =>
+        {
+            Assert.Null(o.Result);
+            Assert.NotNull(o.Error);
+            Assert.DoesNotContain("wrong passphrase", o.Error!.Message);
+        });
+        repoState.AssertUnchanged(store.Path);
+    }
+
     [Theory]
     [InlineData(false, null, null)]
     [InlineData(true, "latest", null)]
