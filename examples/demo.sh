@@ -22,10 +22,8 @@ repo="$out/repository"
 echo; echo "== psbackup repo init (a local repository: the embedded default)"
 psbackup repo init --repository "$repo"
 
-echo; echo "== psbackup object backup --repository (every object of the object store)"
-for object in acme/customers acme/orders globex/inventory; do
-  psbackup object backup --db-root "$db" --dir "${object%/*}" --object "${object#*/}" --repository "$repo"
-done
+echo; echo "== psbackup object backup --repository (every object of the object store, one call)"
+psbackup object backup --db-root "$db" --dir '*' --object '*' --repository "$repo"
 
 echo; echo "== psbackup snapshot create --repository (online SQLite backup, WAL position recorded)"
 for ns in users events; do
