@@ -76,6 +76,7 @@ Describe 'Local object backup history (-HistoryPath)' {
         $script:History = Join-Path $TestDrive 'history'
         $script:Backup = New-ObjectBackup -DbRoot $script:DbRoot -Dir 'acme' -Object 'orders' -HistoryPath $script:History
         foreach ($i in 1..2) {
+            Start-Sleep -Seconds 1 # backup names have one-second resolution: fail by the quiesce script, not BackupExists
             New-ObjectBackup -DbRoot $script:DbRoot -Dir 'acme' -Object 'orders' -HistoryPath $script:History `
                 -QuiesceScript { throw 'writers did not pause' } -ErrorAction SilentlyContinue | Out-Null
         }

@@ -3,6 +3,8 @@
 # object store (shard-db: tenants acme with customers and orders, globex with inventory).
 
 BeforeAll {
+    # Audit lines of these runs go to the test drive, not the user's audit log.
+    $env:PSBACKUP_AUDIT_LOG = Join-Path $TestDrive 'audit.jsonl'
     Import-Module (Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1') -Force -ErrorAction Stop
     . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
 
@@ -13,6 +15,7 @@ BeforeAll {
 }
 
 AfterAll {
+    Remove-Item Env:PSBACKUP_AUDIT_LOG -ErrorAction SilentlyContinue
     Remove-Module PSBackup -Force -ErrorAction SilentlyContinue
 }
 
@@ -58,6 +61,7 @@ Describe 'New-ObjectBackup' {
     }
 
     It 'fails with QuiesceScriptFailed and leaves no backup when the quiesce script throws' {
+        Start-Sleep -Seconds 1 # globex/inventory was backed up above; in the same second the name is taken (BackupExists)
         $before = @(Get-ChildItem -LiteralPath (Join-Path $script:DbRoot 'globex') -Directory -Filter 'inventory.backup-*').Count
         { New-ObjectBackup -DbRoot $script:DbRoot -Dir globex -Object inventory -QuiesceScript { throw 'writers will not pause' } -ErrorAction Stop } |
             Should -Throw -ErrorId 'QuiesceScriptFailed,PSBackup.Commands.NewObjectBackupCommand'

@@ -4,6 +4,8 @@
 # server (s3rver from tests/s3, installed by `npm ci --prefix tests/s3`) are tagged Integration.
 
 BeforeAll {
+    # Audit lines of these runs go to the test drive, not the user's audit log.
+    $env:PSBACKUP_AUDIT_LOG = Join-Path $TestDrive 'audit.jsonl'
     Import-Module (Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1') -Force -ErrorAction Stop
     . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
 
@@ -15,6 +17,7 @@ BeforeAll {
 }
 
 AfterAll {
+    Remove-Item Env:PSBACKUP_AUDIT_LOG -ErrorAction SilentlyContinue
     Remove-Module PSBackup -Force -ErrorAction SilentlyContinue
 }
 
