@@ -31,39 +31,4 @@ internal static partial class CliOutput
             result.WalPosition.AppliedLogIndex?.ToString(CultureInfo.InvariantCulture) ?? "");
         table.WriteTo(output);
     }
-
-    /// <summary>The seed's <c>{"backups":[{"segmentId","path"}]}</c> shape, path being the ref in the repository.</summary>
-    private static void RepositoryWalShip(TextWriter output, WalShipResult result, bool json)
-    {
-        if (json)
-        {
-            output.WriteLine(ToJson(new
-            {
-                backups = result.Backups.Select(b => new
-                {
-                    segmentId = b.SegmentId,
-                    path = b.Path,
-                    bytes = b.Bytes,
-                    sha256 = b.Sha256,
-                    alreadyPresent = b.AlreadyPresent,
-                    backupId = b.BackupId,
-                }),
-                repository = result.Repository,
-            }));
-            return;
-        }
-        if (result.Backups.Count == 0)
-        {
-            output.WriteLine($"No sealed segments to ship for '{result.Namespace}'.");
-            return;
-        }
-        var table = new TableWriter().Column("SegmentId", rightAlign: true).Column("Size", rightAlign: true)
-            .Column("Stored", rightAlign: true).Column("AlreadyPresent").Column("Path");
-        foreach (ShippedSegment s in result.Backups)
-        {
-            table.Row(s.SegmentId.ToString(CultureInfo.InvariantCulture), TableWriter.Size(s.Bytes),
-                s.StoredBytes is long stored ? TableWriter.Size(stored) : "", s.AlreadyPresent ? "True" : "False", s.Path);
-        }
-        table.WriteTo(output);
-    }
 }

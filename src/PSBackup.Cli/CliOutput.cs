@@ -166,27 +166,17 @@ internal static partial class CliOutput
         }
     }
 
-    /// <summary>The seed's <c>POST /wal/backup</c> response shape, so <c>jq -r '.backups[-1].segmentId'</c> keeps working.</summary>
+    /// <summary>The seed's <c>POST /wal/backup</c> response shape, so <c>jq -r '.backups[-1].segmentId'</c>
+    /// keeps working; shipped to a repository, each entry adds its <c>backupId</c> (its path is the
+    /// ref there), the response the repository, and the table the bytes each segment stored.</summary>
     public static void WalShip(TextWriter output, WalShipResult result, bool json)
     {
-        if (result.Repository is not null)
-        {
-            RepositoryWalShip(output, result, json);
-            return;
-        }
+        bool repository = result.Repository is not null;
         if (json)
         {
-            output.WriteLine(ToJson(new
-            {
-                backups = result.Backups.Select(b => new
-                {
-                    segmentId = b.SegmentId,
-                    path = b.Path,
-                    bytes = b.Bytes,
-                    sha256 = b.Sha256,
-                    alreadyPresent = b.AlreadyPresent,
-                }),
-            }));
+            output.WriteLine(ToJson(new SeedShipResponse(
+                result.Backups.Select(b => new SeedShippedSegment(b.SegmentId, b.Path, b.Bytes, b.Sha256, b.AlreadyPresent, repository ? b.BackupId : null)).ToList(),
+                result.Repository)));
             return;
         }
         if (result.Backups.Count == 0)
@@ -194,15 +184,32 @@ internal static partial class CliOutput
             output.WriteLine($"No sealed segments to ship for '{result.Namespace}'.");
             return;
         }
-        var table = new TableWriter().Column("SegmentId", rightAlign: true).Column("Size", rightAlign: true)
-            .Column("AlreadyPresent").Column("Path");
+        var table = new TableWriter().Column("SegmentId", rightAlign: true).Column("Size", rightAlign: true);
+        if (repository)
+        {
+            table.Column("Stored", rightAlign: true);
+        }
+        table.Column("AlreadyPresent").Column("Path");
         foreach (ShippedSegment s in result.Backups)
         {
-            table.Row(s.SegmentId.ToString(CultureInfo.InvariantCulture), TableWriter.Size(s.Bytes),
-                s.AlreadyPresent ? "True" : "False", s.Path);
+            var cells = new List<string> { s.SegmentId.ToString(CultureInfo.InvariantCulture), TableWriter.Size(s.Bytes) };
+            if (repository)
+            {
+                cells.Add(s.StoredBytes is long stored ? TableWriter.Size(stored) : "");
+            }
+            cells.Add(s.AlreadyPresent ? "True" : "False");
+            cells.Add(s.Path);
+            table.Row([.. cells]);
         }
         table.WriteTo(output);
     }
+
+    private sealed record SeedShipResponse(
+        IReadOnlyList<SeedShippedSegment> Backups,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Repository);
+
+    private sealed record SeedShippedSegment(long SegmentId, string Path, long Bytes, string Sha256, bool AlreadyPresent,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? BackupId);
 
     // ---- snapshot ---------------------------------------------------------------------------
 
