@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using PSBackup.Engine.Events;
-using PSBackup.Engine.Repository;
 
 namespace PSBackup.Commands;
 
@@ -9,32 +8,9 @@ namespace PSBackup.Commands;
 /// node_exporter textfile collector. The result's Text holds the exposition (without -Path only that).</summary>
 [Cmdlet(VerbsData.Export, "BackupMetric", DefaultParameterSetName = RepositorySet, SupportsShouldProcess = true)]
 [OutputType(typeof(MetricExportResult))]
-public sealed class ExportBackupMetricCommand : PSBackupRepositoryCmdlet
+public sealed class ExportBackupMetricCommand : PSBackupHistoryCmdlet
 {
-    private const string DataDirSet = "DataDir";
-    private const string HistorySet = "History";
-    private RepositoryTarget? _repository;
-    private string? _dataDir;
     private string? _path;
-
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
-    [ValidateNotNullOrEmpty]
-    public string Repository { get; set; } = "";
-
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DataDirSet)]
-    [ValidateNotNullOrEmpty]
-    public string DataDir { get; set; } = "";
-
-    /// <summary>Read the history folder local object backups record into (New-ObjectBackup -HistoryPath).</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = HistorySet)]
-    [ValidateNotNullOrEmpty]
-    public string HistoryPath { get; set; } = "";
-
-    private string? _historyPath;
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    public string[]? Namespace { get; set; }
 
     /// <summary>The .prom file to write (e.g. in the textfile collector directory).</summary>
     [Parameter]
@@ -43,15 +19,13 @@ public sealed class ExportBackupMetricCommand : PSBackupRepositoryCmdlet
 
     protected override void PrepareRecord()
     {
-        _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
-        _dataDir = ParameterSetName == DataDirSet ? ResolveFileSystemPath(DataDir, nameof(DataDir)) : null;
-        _historyPath = ParameterSetName == HistorySet ? ResolveFileSystemPath(HistoryPath, nameof(HistoryPath)) : null;
+        base.PrepareRecord();
         _path = Path is null ? null : GetUnresolvedProviderPathFromPSPath(Path);
     }
 
     protected override async Task ProcessRecordAsync()
     {
-        var options = new MetricExportOptions { Repository = _repository, DataDir = _dataDir, HistoryPath = _historyPath, Namespace = Namespace, Path = _path };
+        var options = new MetricExportOptions { Repository = SourceRepository, DataDir = SourceDataDir, HistoryPath = SourceHistoryPath, Namespace = Namespace, Path = _path };
         if (await BackupHealth.ExportMetricsAsync(options, CreateContext()).ConfigureAwait(false) is { } result)
         {
             PostWriteObject(result);

@@ -1,7 +1,6 @@
 using System.Management.Automation;
 using PSBackup.Engine;
 using PSBackup.Engine.Events;
-using PSBackup.Engine.Repository;
 
 namespace PSBackup.Commands;
 
@@ -11,33 +10,8 @@ namespace PSBackup.Commands;
 /// (and an information message) when healthy.</summary>
 [Cmdlet(VerbsCommon.Get, "BackupHealth", DefaultParameterSetName = RepositorySet)]
 [OutputType(typeof(HealthAlert))]
-public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
+public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
 {
-    private const string DataDirSet = "DataDir";
-    private const string HistorySet = "History";
-    private RepositoryTarget? _repository;
-    private string? _dataDir;
-
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
-    [ValidateNotNullOrEmpty]
-    public string Repository { get; set; } = "";
-
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DataDirSet)]
-    [ValidateNotNullOrEmpty]
-    public string DataDir { get; set; } = "";
-
-    /// <summary>Check the history folder local object backups record into (New-ObjectBackup -HistoryPath).</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = HistorySet)]
-    [ValidateNotNullOrEmpty]
-    public string HistoryPath { get; set; } = "";
-
-    private string? _historyPath;
-
-    /// <summary>Only these namespaces (default: every namespace with backups or history).</summary>
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    public string[]? Namespace { get; set; }
-
     /// <summary>Alert when the newest successful backup of a kind is older (default 24h): 24h, 2d,
     /// 1d12h or a TimeSpan such as 1.12:00:00, like Remove-ExpiredBackup's -KeepWithin.</summary>
     [Parameter]
@@ -64,9 +38,7 @@ public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
 
     protected override void PrepareRecord()
     {
-        _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
-        _dataDir = ParameterSetName == DataDirSet ? ResolveFileSystemPath(DataDir, nameof(DataDir)) : null;
-        _historyPath = ParameterSetName == HistorySet ? ResolveFileSystemPath(HistoryPath, nameof(HistoryPath)) : null;
+        base.PrepareRecord();
         var defaults = new BackupHealthOptions();
         try
         {
@@ -83,9 +55,9 @@ public sealed class GetBackupHealthCommand : PSBackupRepositoryCmdlet
     {
         var options = new BackupHealthOptions
         {
-            Repository = _repository,
-            DataDir = _dataDir,
-            HistoryPath = _historyPath,
+            Repository = SourceRepository,
+            DataDir = SourceDataDir,
+            HistoryPath = SourceHistoryPath,
             Namespace = Namespace,
             MaxAge = _maxAge,
             SizeChangeThreshold = SizeChangeThreshold,
