@@ -25,7 +25,7 @@ public static class ObjectOperations
         Repository.OpenRepository? session = selected.Count > 1 && options.Repository is { } target ? await TryOpenSessionAsync(target, context).ConfigureAwait(false) : null;
         await using (session)
         {
-            await foreach (ObjectOutcome<ObjectBackupResult> outcome in EachAsync(() => Task.FromResult(selected),
+            await foreach (ObjectOutcome<ObjectBackupResult> outcome in EachAsync(selected,
                 (dir, obj) => BackupAsync(options with { Dir = dir, Object = obj, Session = session }, context), context.CancellationToken).ConfigureAwait(false))
             {
                 yield return outcome;
@@ -55,31 +55,37 @@ public static class ObjectOperations
     /// come from the repository's list, not the live tree), through <see cref="RestoreAsync"/>;
     /// like <see cref="BackupEachAsync"/>, a typed failure of one object does not stop the others.
     /// Wildcards need a repository and exclude -From/-BackupId, which name one backup.</summary>
-    public static IAsyncEnumerable<ObjectOutcome<ObjectRestoreResult>> RestoreEachAsync(RestoreObjectBackupOptions options, OperationContext context)
+    public static async IAsyncEnumerable<ObjectOutcome<ObjectRestoreResult>> RestoreEachAsync(RestoreObjectBackupOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return EachAsync(async () =>
+        ArgumentNullException.ThrowIfNull(context);
+        IReadOnlyList<(string Dir, string Object)> selected;
+        if (!ObjectSelection.IsPattern(options.Dir) && !ObjectSelection.IsPattern(options.Object))
         {
-            if (!ObjectSelection.IsPattern(options.Dir) && !ObjectSelection.IsPattern(options.Object))
-            {
-                return [(options.Dir, options.Object)];
-            }
-            if (options.Repository is null || options.From is not null || options.BackupId is not null)
-            {
-                throw new InvalidInputException("WildcardNeedsRepository",
-                    "Wildcards in -Dir/-Object restore the newest backup of each matching object from a repository: give -Repository and leave out -From and -BackupId, or name one object.", $"{options.Dir}/{options.Object}");
-            }
-            return await ObjectSelection.ExpandBackedUpAsync(options.Repository, options.Dir, options.Object, context.CancellationToken).ConfigureAwait(false);
-        }, (dir, obj) => RestoreAsync(options with { Dir = dir, Object = obj }, context), context.CancellationToken);
+            selected = [(options.Dir, options.Object)];
+        }
+        else if (options.Repository is null || options.From is not null || options.BackupId is not null)
+        {
+            throw new InvalidInputException("WildcardNeedsRepository",
+                "Wildcards in -Dir/-Object restore the newest backup of each matching object from a repository: give -Repository and leave out -From and -BackupId, or name one object.", $"{options.Dir}/{options.Object}");
+        }
+        else
+        {
+            selected = await ObjectSelection.ExpandBackedUpAsync(options.Repository, options.Dir, options.Object, context.CancellationToken).ConfigureAwait(false);
+        }
+        await foreach (ObjectOutcome<ObjectRestoreResult> outcome in EachAsync(selected,
+            (dir, obj) => RestoreAsync(options with { Dir = dir, Object = obj }, context), context.CancellationToken).ConfigureAwait(false))
+        {
+            yield return outcome;
+        }
     }
 
     /// <summary>Runs <paramref name="run"/> for each selected object in order, yielding its result or
-    /// typed failure; cancellation and unexpected exceptions stop the run. In one process the
-    /// repository key is derived once for all of them.</summary>
-    private static async IAsyncEnumerable<ObjectOutcome<T>> EachAsync<T>(Func<Task<IReadOnlyList<(string Dir, string Object)>>> select,
+    /// typed failure; cancellation and unexpected exceptions stop the run.</summary>
+    private static async IAsyncEnumerable<ObjectOutcome<T>> EachAsync<T>(IReadOnlyList<(string Dir, string Object)> selected,
         Func<string, string, Task<T?>> run, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default) where T : class
     {
-        foreach ((string dir, string obj) in await select().ConfigureAwait(false))
+        foreach ((string dir, string obj) in selected)
         {
             ct.ThrowIfCancellationRequested();
             T? result = null;
