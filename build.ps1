@@ -14,14 +14,18 @@
     The build configuration. Default: Release.
 
 .PARAMETER InstallPester
-    Install Pester 5 from the PowerShell Gallery for the current user when it is missing.
+    Restore Pester 5.9.1 from NuGet (a PackageDownload restore) when it is not in the NuGet cache.
     Without it, a missing Pester fails the build (the Pester tests are part of it).
 
 .PARAMETER SkipPester
     Build and run the xunit tests only.
 
 .PARAMETER Tag
-    Only run Pester tests with these tags. ExcludeTag defaults to 'Integration'.
+    Only run Pester tests with these tags.
+
+.PARAMETER ExcludeTag
+    Skip Pester tests with these tags (none by default: the Integration tests start their own
+    s3rver on 127.0.0.1).
 
 .EXAMPLE
     ./build.ps1 -InstallPester
@@ -37,7 +41,7 @@ param(
 
     [string[]] $Tag,
 
-    [string[]] $ExcludeTag = @('Integration')
+    [string[]] $ExcludeTag
 )
 
 Set-StrictMode -Version Latest
@@ -47,7 +51,6 @@ $root = $PSScriptRoot
 $solution = Join-Path $root 'PSBackup.sln'
 $testProject = Join-Path $root 'tests' 'PSBackup.Engine.Tests'
 $moduleManifest = Join-Path $root 'out' 'PSBackup' 'PSBackup.psd1'
-$minimumPester = [version]'5.5.0'
 
 function Invoke-Step {
     param([string] $Name, [scriptblock] $Action)
@@ -77,76 +80,44 @@ if ($SkipPester) {
     exit 0
 }
 
-$pester = Get-Module -ListAvailable -Name Pester |
-    Where-Object { $_.Version -ge $minimumPester } |
-    Sort-Object Version -Descending |
-    Select-Object -First 1
-if (-not $pester) {
+# The S3 and metrics tests need s3rver and an exposition parser from npm (pinned lock files).
+foreach ($npmProject in 'tests/s3', 'tests/prom') {
+    if (-not (Test-Path -LiteralPath (Join-Path $root $npmProject 'node_modules'))) {
+        Invoke-Step "npm ci --prefix $npmProject" { npm ci --prefix (Join-Path $root $npmProject) --no-audit --no-fund }
+    }
+}
+
+# Pester 5.9.1 comes from NuGet (the package carries the module under tools/), like in scripts/test.sh.
+$pesterVersion = '5.9.1'
+$packages = ((dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').TrimEnd('/', '\')
+$pesterPath = Join-Path $packages 'pester' $pesterVersion 'tools' 'Pester.psd1'
+if (-not (Test-Path -LiteralPath $pesterPath)) {
     if (-not $InstallPester) {
-        Write-Host "FAILED: Pester $minimumPester or later is not installed. Re-run with -InstallPester, or: Install-Module Pester -MinimumVersion $minimumPester -Scope CurrentUser" -ForegroundColor Red
+        Write-Host "FAILED: Pester $pesterVersion is not in the NuGet cache. Re-run with -InstallPester (it restores the Pester package from NuGet)." -ForegroundColor Red
         exit 1
     }
-    Write-Host "==> Installing Pester $minimumPester+ for the current user" -ForegroundColor Cyan
-    Install-Module -Name Pester -MinimumVersion $minimumPester -Scope CurrentUser -Force -SkipPublisherCheck -Repository PSGallery
-    $pester = Get-Module -ListAvailable -Name Pester |
-        Where-Object { $_.Version -ge $minimumPester } |
-        Sort-Object Version -Descending |
-        Select-Object -First 1
-}
-
-# The Pester run happens in a fresh process: a binary module cannot be unloaded, so this session
-# may hold an older PSBackup.dll. Settings travel as JSON through an environment variable.
-$settings = @{
-    PesterPath = $pester.Path
-    TestPath   = @(Get-ChildItem -Path (Join-Path $root 'tests') -Filter '*.Tests.ps1' -File | ForEach-Object FullName)
-    ResultPath = Join-Path $root 'out' 'TestResults' 'pester.xml'
-    Tag        = @($Tag | Where-Object { $_ })
-    ExcludeTag = @($ExcludeTag | Where-Object { $_ })
-}
-$env:PSBACKUP_PESTER_SETTINGS = $settings | ConvertTo-Json -Compress
-
-$runner = {
-    # Setup fails loudly (exit 1); the tests themselves run under the default preferences, as they
-    # do when a developer calls Invoke-Pester, never under a session-wide ErrorAction Stop.
-    $configuration = & {
-        $ErrorActionPreference = 'Stop'
-        try {
-            $settings = $env:PSBACKUP_PESTER_SETTINGS | ConvertFrom-Json
-            Import-Module $settings.PesterPath -Force
-            $c = New-PesterConfiguration
-            $c.Run.Path = [string[]] $settings.TestPath
-            $c.Run.PassThru = $true
-            $c.Output.CIFormat = 'Auto'
-            $c.Output.Verbosity = 'Detailed'
-            $c.TestResult.Enabled = $true
-            $c.TestResult.OutputFormat = 'NUnitXml'
-            $c.TestResult.OutputPath = $settings.ResultPath
-            if ($settings.Tag) { $c.Filter.Tag = [string[]] $settings.Tag }
-            if ($settings.ExcludeTag) { $c.Filter.ExcludeTag = [string[]] $settings.ExcludeTag }
-            $null = New-Item -ItemType Directory -Path (Split-Path -Parent $settings.ResultPath) -Force
-            , $c # as one object, never enumerated
-        }
-        catch {
-            Write-Host "FAILED: could not set up Pester: $_" -ForegroundColor Red
-            exit 1
-        }
-    }
-    # Not Run.Exit: Pester then exits only on failure, so a run that broke before any test
-    # would look green. The result object decides the exit code instead.
-    $run = Invoke-Pester -Configuration $configuration
-    if ($run -and $run.Result -eq 'Passed') { exit 0 }
-    Write-Host "FAILED: Pester result '$($run.Result)': $($run.FailedCount) test(s), $($run.FailedBlocksCount) block(s), $($run.FailedContainersCount) file(s) failed" -ForegroundColor Red
-    exit 1
+    $restore = Join-Path ([System.IO.Path]::GetTempPath()) "psbackup-pester-$([guid]::NewGuid().ToString('n'))"
+    $null = New-Item -ItemType Directory -Path $restore
+    Set-Content -LiteralPath (Join-Path $restore 'pester-restore.csproj') -Value @"
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
+  <ItemGroup><PackageDownload Include="Pester" Version="[$pesterVersion]" /></ItemGroup>
+</Project>
+"@
+    Invoke-Step "Restore Pester $pesterVersion from NuGet" { dotnet restore (Join-Path $restore 'pester-restore.csproj') --nologo -v quiet }
+    Remove-Item -LiteralPath $restore -Recurse -Force
 }
 
 $pwsh = [Environment]::ProcessPath
 if (-not $pwsh -or [System.IO.Path]::GetFileNameWithoutExtension($pwsh) -ne 'pwsh') {
     $pwsh = (Get-Command pwsh -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
 }
-$encoded = [Convert]::ToBase64String([System.Text.Encoding]::Unicode.GetBytes($runner.ToString()))
-Invoke-Step 'Invoke-Pester (tests/*.Tests.ps1, fresh pwsh)' {
-    & $pwsh -NoProfile -NonInteractive -EncodedCommand $encoded
-}
+# A fresh process: a binary module cannot be unloaded, so this session may hold an older PSBackup.dll.
+# -OutputFormat Text keeps the output plain text when it is logged to a file.
+$pesterArgs = @('-NoProfile', '-NonInteractive', '-OutputFormat', 'Text', '-File', (Join-Path $root 'scripts' 'pester.ps1'), '-PesterPath', $pesterPath)
+if ($Tag) { $pesterArgs += @('-Tag', ($Tag -join ',')) }
+if ($ExcludeTag) { $pesterArgs += @('-ExcludeTag', ($ExcludeTag -join ',')) }
+Invoke-Step 'Invoke-Pester (tests/*.Tests.ps1, fresh pwsh)' { & $pwsh @pesterArgs }
 
 Write-Host 'All builds and tests passed.' -ForegroundColor Green
 exit 0

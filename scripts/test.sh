@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command from README.md: builds the solution (which assembles the module into
-# out/PSBackup) and runs the whole xunit suite. Prints one closing line "N passed, N failed, N skipped".
+# out/PSBackup), runs the whole xunit suite, then every Pester test against the assembled module.
+# Prints one closing line "tests: N passed, N failed, N skipped (xunit p/f/s, pester p/f/s)".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,22 +20,39 @@ if [ ! -d tests/prom/node_modules/parse-prometheus-text-format ]; then
   npm ci --prefix tests/prom --no-audit --no-fund
 fi
 
+# pwsh 7.6.10 and Pester 5.9.1 from NuGet, for the Pester half of the suite.
+tools=$(bash scripts/install-pwsh.sh)
+pwsh=$(echo "$tools" | sed -n 's/^pwsh=//p')
+pester=$(echo "$tools" | sed -n 's/^pester=//p')
+
 dotnet build PSBackup.sln -c "$configuration" -nologo -v quiet
 set +e
 dotnet test PSBackup.sln -c "$configuration" --no-build -nologo "$@" 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+xunit_status=${PIPESTATUS[0]}
+# Every Pester test (Integration ones included) against the module the build just assembled,
+# in a fresh pwsh; -OutputFormat Text keeps a logged run plain text.
+"$pwsh" -NoProfile -NonInteractive -OutputFormat Text -File scripts/pester.ps1 -PesterPath "$pester" 2>&1 | tee -a "$log"
+pester_status=${PIPESTATUS[0]}
 set -e
 
 # dotnet test prints one summary per test assembly: "Passed!  - Failed: 0, Passed: 42, Skipped: 0, ..."
 summary=$(grep -Eo 'Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+' "$log" || true)
 if [ -z "$summary" ]; then
-  echo "tests: no test summary found (build or test host failure)" >&2
+  echo "tests: no xunit summary found (build or test host failure)" >&2
   exit 1
 fi
-failed=$(echo "$summary" | awk -F'[:,]' '{s+=$2} END {print s}')
-passed=$(echo "$summary" | awk -F'[:,]' '{s+=$4} END {print s}')
-skipped=$(echo "$summary" | awk -F'[:,]' '{s+=$6} END {print s}')
-echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"
-if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+xfailed=$(echo "$summary" | awk -F'[:,]' '{s+=$2} END {print s}')
+xpassed=$(echo "$summary" | awk -F'[:,]' '{s+=$4} END {print s}')
+xskipped=$(echo "$summary" | awk -F'[:,]' '{s+=$6} END {print s}')
+pline=$(grep -E '^pester: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$log" | tail -1 || true)
+if [ -z "$pline" ]; then
+  echo "tests: no Pester summary found (Pester failed to start)" >&2
+  pline="pester: 0 passed, 1 failed, 0 skipped"
+fi
+ppassed=$(echo "$pline" | awk '{print $2}')
+pfailed=$(echo "$pline" | awk '{print $4}')
+pskipped=$(echo "$pline" | awk '{print $6}')
+echo "tests: $((xpassed + ppassed)) passed, $((xfailed + pfailed)) failed, $((xskipped + pskipped)) skipped (xunit ${xpassed}/${xfailed}/${xskipped}, pester ${ppassed}/${pfailed}/${pskipped})"
+if [ "$xunit_status" -ne 0 ] || [ "$pester_status" -ne 0 ] || [ "$xfailed" -ne 0 ] || [ "$pfailed" -ne 0 ] || [ "$xpassed" -eq 0 ] || [ "$ppassed" -eq 0 ]; then
   exit 1
 fi

@@ -247,7 +247,7 @@ Describe 'Restore-ObjectBackup' {
 
     It 'rejects an unsafe backup name' {
         { Restore-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders -From '../../etc' -Force -Confirm:$false -ErrorAction Stop } |
-            Should -Throw -ErrorId 'InvalidName,PSBackup.Commands.RestoreObjectBackupCommand'
+            Should -Throw -ErrorId 'InvalidBackupName,PSBackup.Commands.RestoreObjectBackupCommand'
     }
 }
 

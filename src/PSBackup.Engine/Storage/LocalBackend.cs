@@ -19,7 +19,12 @@ public sealed partial class LocalBackend : IStorageBackend
     /// it is the caller's job, so a typo never silently starts an empty repository).</summary>
     public LocalBackend(string root)
     {
-        _root = SafePath.RequireDirectory(root, "repository folder", "Create the folder first or check the path.");
+        if (string.IsNullOrWhiteSpace(root))
+        {
+            throw new InvalidInputException("InvalidPath", "The repository location is empty. Give a folder path or an s3:// location.", root);
+        }
+        _root = Path.GetFullPath(root);
+        RequireRoot();
     }
 
     public string Location => _root;
@@ -277,7 +282,7 @@ public sealed partial class LocalBackend : IStorageBackend
     {
         if (!Directory.Exists(_root))
         {
-            throw new NotFoundException("RepositoryNotFound", $"The repository folder '{_root}' does not exist. Create it or check the path.", _root);
+            throw new NotFoundException("RepositoryNotFound", $"The repository folder '{_root}' does not exist. Create it with Initialize-BackupRepository (psbackup repo init), or check the path.", _root);
         }
     }
 }

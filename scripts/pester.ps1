@@ -1,0 +1,48 @@
+#Requires -Version 7.4
+<#
+.SYNOPSIS
+    Runs every Pester test (tests/*.Tests.ps1, Integration ones included) against the assembled
+    module in out/PSBackup, and prints one closing line "pester: N passed, N failed, N skipped".
+.DESCRIPTION
+    Called by scripts/test.sh and build.ps1 in a fresh pwsh process, so the freshly built
+    PSBackup.dll is the one loaded. Exits 0 only when the run passed and ran at least one test.
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory)] [string] $PesterPath,
+    [string] $ResultPath = (Join-Path $PSScriptRoot '..' 'out' 'TestResults' 'pester.xml'),
+    [string[]] $Tag,
+    [string[]] $ExcludeTag
+)
+
+$ErrorActionPreference = 'Stop'
+try {
+    Import-Module $PesterPath -Force
+    $c = New-PesterConfiguration
+    $c.Run.Path = [string[]] @(Get-ChildItem -Path (Join-Path $PSScriptRoot '..' 'tests') -Filter '*.Tests.ps1' -File | ForEach-Object FullName)
+    $c.Run.PassThru = $true
+    $c.Output.Verbosity = 'Normal'
+    $c.Output.RenderMode = 'Plaintext'
+    $c.TestResult.Enabled = $true
+    $c.TestResult.OutputFormat = 'NUnitXml'
+    $c.TestResult.OutputPath = $ResultPath
+    # pwsh -File passes "a,b" as one string: split it.
+    if ($Tag) { $c.Filter.Tag = [string[]] ($Tag -split ',') }
+    if ($ExcludeTag) { $c.Filter.ExcludeTag = [string[]] ($ExcludeTag -split ',') }
+    $null = New-Item -ItemType Directory -Path (Split-Path -Parent $ResultPath) -Force
+}
+catch {
+    Write-Host "pester: could not set up Pester: $_"
+    exit 1
+}
+# The tests run under the default preferences, as when a developer calls Invoke-Pester.
+$ErrorActionPreference = 'Continue'
+$run = Invoke-Pester -Configuration $c
+if (-not $run) {
+    Write-Host 'pester: no result (Pester failed before running tests)'
+    exit 1
+}
+$skipped = $run.SkippedCount + $run.NotRunCount
+Write-Host ("pester: {0} passed, {1} failed, {2} skipped" -f $run.PassedCount, ($run.FailedCount + $run.FailedBlocksCount + $run.FailedContainersCount), $skipped)
+if ($run.Result -eq 'Passed' -and $run.PassedCount -gt 0) { exit 0 }
+exit 1
