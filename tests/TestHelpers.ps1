@@ -84,3 +84,33 @@ function Stop-TestS3Server {
         $null = $Server.Process.WaitForExit(10000)
     }
 }
+
+function Get-UnisonOracle {
+    <# The UnisonDB oracle binary (unisondb-walfs, or -V2 for unisondb-walfs-v2) from
+       $env:PSBACKUP_UNISONDB_BIN or shared/unisondb/bin beside the checkout or a folder above it.
+       Fails (never skips) when it is missing: UnisonDB's own code judges every restore. #>
+    param([switch] $V2)
+    $name = if ($V2) { 'unisondb-walfs-v2' } else { 'unisondb-walfs' }
+    $dirs = @()
+    if ($env:PSBACKUP_UNISONDB_BIN) { $dirs += $env:PSBACKUP_UNISONDB_BIN }
+    $d = Get-Item -LiteralPath (Join-Path $PSScriptRoot '..')
+    while ($d) {
+        $dirs += Join-Path $d.FullName 'shared' 'unisondb' 'bin'
+        if ($d.Parent) { $dirs += Join-Path $d.Parent.FullName 'shared' 'unisondb' 'bin' }
+        $d = $d.Parent
+    }
+    foreach ($dir in $dirs) {
+        $candidate = Join-Path $dir $name
+        if (Test-Path -LiteralPath $candidate -PathType Leaf) { return $candidate }
+    }
+    throw "The UnisonDB oracle '$name' was not found (shared/unisondb/bin beside the checkout); set PSBACKUP_UNISONDB_BIN."
+}
+
+function Copy-UnisonFixture {
+    <# Copies tests/fixtures/unisondb/<Name> (v1-small, v2-small, v1-store-bolt, v1-store-lmdb) into
+       $DataDir, giving $DataDir/users/... . #>
+    param([Parameter(Mandatory)] [string] $Name, [Parameter(Mandatory)] [string] $DataDir)
+    $source = Join-Path $PSScriptRoot 'fixtures' 'unisondb' $Name
+    $null = New-Item -ItemType Directory -Path $DataDir -Force
+    Copy-Item -Path (Join-Path $source '*') -Destination $DataDir -Recurse -Force
+}
