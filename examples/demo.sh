@@ -19,8 +19,8 @@ db="$out/shard-db"
 data="$out/unison"
 repo="$out/repository"
 
-echo; echo "== psbackup repo init (a local repository: the embedded default)"
-psbackup repo init --repository "$repo"
+echo; echo "== psbackup repo init (a local repository; unencrypted only when asked for)"
+psbackup repo init --repository "$repo" --unencrypted
 
 echo; echo "== psbackup object backup --repository (every object of the object store, one call)"
 psbackup object backup --db-root "$db" --dir '*' --object '*' --repository "$repo"

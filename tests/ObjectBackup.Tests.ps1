@@ -106,7 +106,7 @@ Describe 'New-ObjectBackup' {
 
     It 'backs up every object that -Dir * -Object * selects, one backup each, in one call' {
         $repo = Join-Path $TestDrive 'wildcard-repo'
-        Initialize-BackupRepository -Repository $repo | Out-Null
+        Initialize-BackupRepository -Repository $repo -Unencrypted | Out-Null
 
         $results = New-ObjectBackup -DbRoot $script:DbRoot -Dir '*' -Object '*' -Repository $repo
 
@@ -183,7 +183,7 @@ Describe 'Restore-ObjectBackup' {
     Context 'from a repository' {
         BeforeAll {
             $script:ObjRepo = Join-Path $TestDrive 'object-repo'
-            Initialize-BackupRepository -Repository $script:ObjRepo | Out-Null
+            Initialize-BackupRepository -Repository $script:ObjRepo -Unencrypted | Out-Null
         }
 
         It 'restores the newest backup of the object piped from Get-Backup, byte-exact, in the repository history' {
@@ -212,7 +212,7 @@ Describe 'Restore-ObjectBackup' {
 
         It 'restores every object -Dir * -Object * selects, newest backup each, into an empty root' {
             $repo = Join-Path $TestDrive 'dr-repo'
-            Initialize-BackupRepository -Repository $repo | Out-Null
+            Initialize-BackupRepository -Repository $repo -Unencrypted | Out-Null
             New-ObjectBackup -DbRoot $script:DbRoot -Dir '*' -Object '*' -Repository $repo | Out-Null
             $expected = Get-TreeState (Join-Path $script:DbRoot 'acme' 'orders')
             $empty = Join-Path $TestDrive 'dr-root'

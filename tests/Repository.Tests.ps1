@@ -24,7 +24,7 @@ AfterAll {
 Describe 'Initialize-BackupRepository' {
     It 'creates a missing folder and returns a RepositoryInfo' {
         $path = Join-Path $TestDrive 'repos' 'plain'
-        $info = Initialize-BackupRepository -Repository $path
+        $info = Initialize-BackupRepository -Repository $path -Unencrypted
 
         $info | Should -BeOfType ([PSBackup.Engine.Repository.RepositoryInfo])
         $info.Repository | Should -Be $path
@@ -36,7 +36,7 @@ Describe 'Initialize-BackupRepository' {
     It 'resolves a relative -Repository against the current PowerShell location' {
         Push-Location $TestDrive
         try {
-            $info = Initialize-BackupRepository -Repository 'relative-repo'
+            $info = Initialize-BackupRepository -Repository 'relative-repo' -Unencrypted
             $info.Repository | Should -Be (Join-Path $TestDrive 'relative-repo')
         }
         finally {
@@ -46,16 +46,16 @@ Describe 'Initialize-BackupRepository' {
 
     It 'creates nothing under -WhatIf' {
         $path = Join-Path $TestDrive 'repos' 'whatif'
-        Initialize-BackupRepository -Repository $path -WhatIf | Should -BeNullOrEmpty
+        Initialize-BackupRepository -Repository $path -Unencrypted -WhatIf | Should -BeNullOrEmpty
         $path | Should -Not -Exist
     }
 
     It 'refuses an existing repository and changes nothing' {
         $path = Join-Path $TestDrive 'repos' 'twice'
-        $null = Initialize-BackupRepository -Repository $path
+        $null = Initialize-BackupRepository -Repository $path -Unencrypted
         $before = Get-TreeState $path
 
-        { Initialize-BackupRepository -Repository $path -ErrorAction Stop } |
+        { Initialize-BackupRepository -Repository $path -Unencrypted -ErrorAction Stop } |
             Should -Throw -ErrorId 'RepositoryExists,PSBackup.Commands.InitializeBackupRepositoryCommand'
         Get-TreeState $path | Should -Be $before
     }
@@ -68,9 +68,27 @@ Describe 'Initialize-BackupRepository' {
         @(Get-ChildItem -LiteralPath (Join-Path $path 'keys') -File).Count | Should -Be 1
     }
 
+    It 'refuses to choose encryption for the operator: no key needs -Unencrypted, a key refuses it' {
+        $path = Join-Path $TestDrive 'repos' 'undecided'
+        { Initialize-BackupRepository -Repository $path -ErrorAction Stop } |
+            Should -Throw -ErrorId 'EncryptionNotChosen,PSBackup.Commands.InitializeBackupRepositoryCommand'
+        $pass = ConvertTo-SecureString 'pester passphrase' -AsPlainText -Force
+        { Initialize-BackupRepository -Repository $path -Unencrypted -Passphrase $pass -ErrorAction Stop } |
+            Should -Throw -ErrorId 'ConflictingEncryption,PSBackup.Commands.InitializeBackupRepositoryCommand'
+        $env:PSBACKUP_PASSPHRASE = 'from the environment'
+        try {
+            { Initialize-BackupRepository -Repository $path -Unencrypted -ErrorAction Stop } |
+                Should -Throw -ErrorId 'ConflictingEncryption,PSBackup.Commands.InitializeBackupRepositoryCommand'
+            (Initialize-BackupRepository -Repository $path).Encrypted | Should -BeTrue
+        }
+        finally {
+            Remove-Item Env:PSBACKUP_PASSPHRASE -ErrorAction SilentlyContinue
+        }
+    }
+
     It 'refuses S3 options on a folder' {
         $path = Join-Path $TestDrive 'repos' 'not-s3'
-        { Initialize-BackupRepository -Repository $path -Endpoint 'http://127.0.0.1:9' -ErrorAction Stop } |
+        { Initialize-BackupRepository -Repository $path -Unencrypted -Endpoint 'http://127.0.0.1:9' -ErrorAction Stop } |
             Should -Throw -ErrorId 'InvalidRepository,PSBackup.Commands.InitializeBackupRepositoryCommand'
         $path | Should -Not -Exist
     }
@@ -79,7 +97,7 @@ Describe 'Initialize-BackupRepository' {
 Describe 'Backing up to a folder repository' {
     BeforeAll {
         $script:Repo = Join-Path $TestDrive 'repos' 'main'
-        $null = Initialize-BackupRepository -Repository $script:Repo
+        $null = Initialize-BackupRepository -Repository $script:Repo -Unencrypted
     }
 
     It 'New-ObjectBackup -Repository stores the object and leaves no sibling folder' {
@@ -213,9 +231,9 @@ Describe 'An S3 repository' -Tag 'Integration' {
     }
 
     It 'initializes once and refuses a second init' {
-        $info = Initialize-BackupRepository -Repository $script:S3Repo @script:S3
+        $info = Initialize-BackupRepository -Repository $script:S3Repo -Unencrypted @script:S3
         $info.Repository | Should -Be $script:S3Repo
-        { Initialize-BackupRepository -Repository $script:S3Repo @script:S3 -ErrorAction Stop } |
+        { Initialize-BackupRepository -Repository $script:S3Repo -Unencrypted @script:S3 -ErrorAction Stop } |
             Should -Throw -ErrorId 'RepositoryExists,PSBackup.Commands.InitializeBackupRepositoryCommand'
     }
 

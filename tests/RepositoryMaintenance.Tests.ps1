@@ -14,7 +14,7 @@ BeforeAll {
 
     # One repository with an object backup, a store snapshot and the shipped WAL of 'events'.
     $script:Repo = Join-Path $TestDrive 'repos' 'main'
-    $null = Initialize-BackupRepository -Repository $script:Repo
+    $null = Initialize-BackupRepository -Repository $script:Repo -Unencrypted
     $script:ObjectBackup = New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders -Repository $script:Repo
     $script:Snapshot = New-StoreSnapshot -DataDir $script:DataDir -Namespace events -Repository $script:Repo
     $script:Shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace events -Repository $script:Repo)
@@ -158,7 +158,7 @@ Describe 'Sync-BackupRepository' {
 
     It 'refuses a destination holding a different repository and leaves it unchanged' {
         $other = Join-Path $TestDrive 'repos' 'other'
-        $null = Initialize-BackupRepository -Repository $other
+        $null = Initialize-BackupRepository -Repository $other -Unencrypted
         $before = Get-TreeState $other
         { Sync-BackupRepository -Source $script:Repo -Destination $other -ErrorAction Stop } |
             Should -Throw -ErrorId 'DifferentRepository,PSBackup.Commands.SyncBackupRepositoryCommand'
@@ -207,7 +207,7 @@ Describe 'Maintenance against an S3 repository' -Tag 'Integration' {
 
     It 'refuses to sync another repository onto the S3 copy' {
         $other = Join-Path $TestDrive 'repos' 'other-s3-source'
-        $null = Initialize-BackupRepository -Repository $other
+        $null = Initialize-BackupRepository -Repository $other -Unencrypted
         { Sync-BackupRepository -Source $other -Destination $script:S3Repo @script:S3 -ErrorAction Stop } |
             Should -Throw -ErrorId 'DifferentRepository,PSBackup.Commands.SyncBackupRepositoryCommand'
     }

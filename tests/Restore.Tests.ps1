@@ -11,7 +11,7 @@ BeforeAll {
     $script:Snapshot = New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Path 'snapshots/users-1.snapshot'
     $null = Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal'
     $script:Repo = Join-Path $TestDrive 'repo'
-    $null = Initialize-BackupRepository -Repository $script:Repo
+    $null = Initialize-BackupRepository -Repository $script:Repo -Unencrypted
     $script:RepoSnapshot = New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Repository $script:Repo
     $null = Invoke-WalShip -DataDir $script:DataDir -Namespace users -Repository $script:Repo
 }

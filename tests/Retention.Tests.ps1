@@ -13,7 +13,7 @@ BeforeAll {
 
     # A repository with three object backups of acme/orders, oldest first.
     $script:Repo = Join-Path $TestDrive 'repos' 'retention'
-    $null = Initialize-BackupRepository -Repository $script:Repo
+    $null = Initialize-BackupRepository -Repository $script:Repo -Unencrypted
     $script:Backups = foreach ($i in 1..3) {
         New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders -Repository $script:Repo
         Start-Sleep -Milliseconds 50

@@ -17,7 +17,7 @@ BeforeAll {
 
     # A repository with the same.
     $script:Repo = Join-Path $TestDrive 'repo'
-    $null = Initialize-BackupRepository -Repository $script:Repo
+    $null = Initialize-BackupRepository -Repository $script:Repo -Unencrypted
     $null = New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Repository $script:Repo
     $null = Invoke-WalShip -DataDir $script:DataDir -Namespace users -Repository $script:Repo
 

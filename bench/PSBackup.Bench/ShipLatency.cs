@@ -51,7 +51,7 @@ public static class ShipLatency
         var context = new OperationContext { AuditLogPath = "off" };
         if (repository)
         {
-            await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target), context).ConfigureAwait(false);
+            await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target) { Unencrypted = RepositoryConnector.Credentials(target).IsNone }, context).ConfigureAwait(false);
         }
 
         var times = new List<double>(cases);

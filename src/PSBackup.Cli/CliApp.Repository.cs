@@ -17,15 +17,17 @@ public static partial class CliApp
 
     private static Command RepoInitCommand()
     {
-        var command = new Command("init", "Create a repository in a folder (created when missing) or at s3://bucket/prefix, optionally encrypted (Initialize-BackupRepository).");
+        var command = new Command("init", "Create a repository in a folder (created when missing) or at s3://bucket/prefix, encrypted with a passphrase or key file, or --unencrypted (Initialize-BackupRepository).");
         var repository = new Option<string>("--repository") { Description = "A folder, or s3://bucket/prefix.", Required = true };
         command.Options.Add(repository);
+        var unencrypted = new Option<bool>("--unencrypted") { Description = "Create it without encryption (required when no passphrase or key file is given)." };
+        command.Options.Add(unencrypted);
         var repoOptions = new RepositoryCliOptions(command);
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
             RepositoryTarget target = repoOptions.Target(parse, RequireLocation(parse.GetValue(repository)))!;
-            RepositoryInfo? info = await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target), io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            RepositoryInfo? info = await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target) { Unencrypted = parse.GetValue(unencrypted) }, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (info is not null)
             {
                 CliOutput.RepositoryInit(io.Stdout, info, parse.GetValue(json));

@@ -3,8 +3,14 @@ using PSBackup.Engine.Storage;
 
 namespace PSBackup.Engine.Repository;
 
-/// <summary>What Initialize-BackupRepository creates: where, and how it is protected.</summary>
-public sealed record InitializeRepositoryOptions(RepositoryTarget Repository);
+/// <summary>What Initialize-BackupRepository creates: where, and how it is protected. A repository
+/// is encrypted with the target's passphrase or key file; one without encryption must be asked
+/// for with <see cref="Unencrypted"/> (anyone who can read the storage can then read the backups).</summary>
+public sealed record InitializeRepositoryOptions(RepositoryTarget Repository)
+{
+    /// <summary>Create the repository without encryption (-Unencrypted / --unencrypted).</summary>
+    public bool Unencrypted { get; init; }
+}
 
 /// <summary>A repository as Initialize-BackupRepository reports it.</summary>
 public sealed record RepositoryInfo
@@ -26,10 +32,11 @@ public sealed record RepositoryInfo
 public static class RepositoryOperations
 {
     /// <summary>Creates a repository at <c>options.Repository</c>: a local folder (created when
-    /// missing) or <c>s3://bucket/prefix</c>; encrypted when a passphrase or key file is given
-    /// (or set in <c>PSBACKUP_PASSPHRASE</c> / <c>PSBACKUP_KEY_FILE</c>). An existing repository
-    /// is refused (ConflictException RepositoryExists) with nothing written. Null when
-    /// ShouldProcess declined (-WhatIf).</summary>
+    /// missing) or <c>s3://bucket/prefix</c>; encrypted with the passphrase or key file given
+    /// (or set in <c>PSBACKUP_PASSPHRASE</c> / <c>PSBACKUP_KEY_FILE</c>), unencrypted only with
+    /// <see cref="InitializeRepositoryOptions.Unencrypted"/> (neither is EncryptionNotChosen, both
+    /// ConflictingEncryption). An existing repository is refused (ConflictException
+    /// RepositoryExists) with nothing written. Null when ShouldProcess declined (-WhatIf).</summary>
     public static Task<RepositoryInfo?> InitializeAsync(InitializeRepositoryOptions options, OperationContext context) =>
         OperationRecorder.RunAsync(new OperationScope { Operation = "Initialize-BackupRepository", Category = "repository", Target = options?.Repository?.Location, History = false },
             context, c => InitializeCoreAsync(options!, c), r => r is null ? null : new OperationOutcome(0));
@@ -43,7 +50,19 @@ public static class RepositoryOperations
         RepositoryCredentials credentials = RepositoryConnector.Credentials(target);
         if (credentials.Passphrase is { Length: 0 })
         {
-            throw new InvalidInputException("EmptyPassphrase", "The passphrase is empty. Give a non-empty passphrase, or none for an unencrypted repository.");
+            throw new InvalidInputException("EmptyPassphrase", "The passphrase is empty. Give a non-empty passphrase, or -Unencrypted (and no passphrase) for an unencrypted repository.");
+        }
+        if (credentials.IsNone && !options.Unencrypted)
+        {
+            throw new InvalidInputException("EncryptionNotChosen",
+                $"No key was given for the new repository at {target}. Give -Passphrase or -KeyFile (or set {RepositoryConnector.PassphraseVariable} / {RepositoryConnector.KeyFileVariable}) " +
+                "to encrypt it, or -Unencrypted (--unencrypted) to store the backups readable by anyone who can read the storage.", target.Location);
+        }
+        if (!credentials.IsNone && options.Unencrypted)
+        {
+            throw new InvalidInputException("ConflictingEncryption",
+                $"-Unencrypted was given together with a {(credentials.Passphrase is not null ? "passphrase" : "key file")} (a parameter, or {RepositoryConnector.PassphraseVariable} / {RepositoryConnector.KeyFileVariable} in the environment). " +
+                "Drop -Unencrypted to create an encrypted repository, or drop the key (unset the variable) for an unencrypted one.", target.Location);
         }
         if (credentials.KeyFile is not null)
         {

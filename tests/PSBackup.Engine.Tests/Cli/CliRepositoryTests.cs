@@ -43,7 +43,7 @@ public sealed class CliRepositoryTests : IDisposable
     [Fact]
     public async Task Repo_init_creates_the_folder_reports_json_and_refuses_a_second_init_with_exit_5()
     {
-        Run run = await RunCli("repo", "init", "--repository", Repo, "--json");
+        Run run = await RunCli("repo", "init", "--repository", Repo, "--unencrypted", "--json");
 
         Assert.Equal(0, run.ExitCode);
         Assert.Equal(Repo, run.Json.GetProperty("repository").GetString());
@@ -52,14 +52,22 @@ public sealed class CliRepositoryTests : IDisposable
         Assert.True(run.Json.TryGetProperty("createdAt", out _));
         TreeState before = TreeState.Capture(Repo);
 
-        AssertFails(await RunCli("repo", "init", "--repository", Repo), 5, "already exists");
+        AssertFails(await RunCli("repo", "init", "--repository", Repo, "--unencrypted"), 5, "already exists");
         before.AssertUnchanged(Repo);
+    }
+
+    [Fact]
+    public async Task Repo_init_without_a_key_or_unencrypted_is_bad_input_and_creates_nothing()
+    {
+        AssertFails(await RunCli("repo", "init", "--repository", Repo), 2, "--unencrypted");
+        AssertFails(await RunCli("repo", "init", "--repository", Repo, "--unencrypted", "--passphrase", "a passphrase"), 2, "Drop --unencrypted");
+        Assert.False(Directory.Exists(Repo));
     }
 
     [Fact]
     public async Task Repo_init_what_if_creates_nothing()
     {
-        Run run = await RunCli("repo", "init", "--repository", Repo, "--what-if");
+        Run run = await RunCli("repo", "init", "--repository", Repo, "--unencrypted", "--what-if");
         Assert.Equal(0, run.ExitCode);
         Assert.Contains("What if: Create repository", run.Stdout);
         Assert.False(Directory.Exists(Repo));
@@ -68,14 +76,14 @@ public sealed class CliRepositoryTests : IDisposable
     [Fact]
     public async Task Repo_init_with_s3_options_on_a_folder_is_bad_input()
     {
-        AssertFails(await RunCli("repo", "init", "--repository", Repo, "--endpoint", "http://127.0.0.1:9"), 2, "s3://");
+        AssertFails(await RunCli("repo", "init", "--repository", Repo, "--unencrypted", "--endpoint", "http://127.0.0.1:9"), 2, "s3://");
         Assert.False(Directory.Exists(Repo));
     }
 
     [Fact]
     public async Task Object_backup_to_a_repository_prints_the_backup_id_and_json()
     {
-        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo)).ExitCode);
+        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo, "--unencrypted")).ExitCode);
         using var obj = new ObjectFixture();
 
         Run table = await RunCli("object", "backup", "--db-root", obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", ObjectFixture.Object, "--repository", Repo);
@@ -94,7 +102,7 @@ public sealed class CliRepositoryTests : IDisposable
     [Fact]
     public async Task Object_restore_from_a_repository_restores_byte_exact_and_refuses_bad_combinations()
     {
-        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo)).ExitCode);
+        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo, "--unencrypted")).ExitCode);
         using var obj = new ObjectFixture();
         Run backup = await RunCli("object", "backup", "--db-root", obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", ObjectFixture.Object, "--repository", Repo, "--json");
         string id = backup.Json.GetProperty("backupId").GetString()!;
@@ -123,7 +131,7 @@ public sealed class CliRepositoryTests : IDisposable
     [Fact]
     public async Task Wal_ship_to_a_repository_keeps_the_seed_json_shape_and_a_rerun_ships_nothing()
     {
-        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo)).ExitCode);
+        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo, "--unencrypted")).ExitCode);
         string data = _dir.Combine("data");
         CreateNamespace(data, "users", (4, true), (3, true), (2, false));
 
@@ -142,7 +150,7 @@ public sealed class CliRepositoryTests : IDisposable
     [Fact]
     public async Task Wal_ship_gap_is_exit_4_naming_the_missing_ids()
     {
-        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo)).ExitCode);
+        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo, "--unencrypted")).ExitCode);
         string data = _dir.Combine("data");
         string wal = CreateNamespace(data, "users", (4, true), (3, true), (5, true), (2, true), (1, false));
         foreach (int id in new[] { 2, 3, 4, 5 })
@@ -163,7 +171,7 @@ public sealed class CliRepositoryTests : IDisposable
     [Fact]
     public async Task Snapshot_to_a_repository_json_has_path_bytes_and_the_backup_id()
     {
-        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo)).ExitCode);
+        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo, "--unencrypted")).ExitCode);
         string data = _dir.Combine("data");
         SnapshotTestSupport.CreateSqliteNamespace(data, "ns1", keys: 50);
 
@@ -240,8 +248,8 @@ public sealed class CliS3RepositoryTests(S3ServerFixture s3) : IDisposable
         string data = _dir.Combine("data");
         CreateNamespace(data, "users", (4, true), (2, false));
 
-        var init = await Cli("repo", "init", "--repository", repo, "--json");
-        var again = await Cli("repo", "init", "--repository", repo);
+        var init = await Cli("repo", "init", "--repository", repo, "--unencrypted", "--json");
+        var again = await Cli("repo", "init", "--repository", repo, "--unencrypted");
         var backup = await Cli("object", "backup", "--db-root", obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", ObjectFixture.Object, "--repository", repo, "--json");
         var ship = await Cli("wal", "ship", "--data-dir", data, "--namespace", "users", "--repository", repo, "--json");
 

@@ -38,7 +38,7 @@ public sealed class CliRetentionTests : IDisposable
     /// different content (so older ones own packs nothing newer uses); ids oldest first.</summary>
     private async Task<List<string>> RepositoryWithBackups(int count)
     {
-        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo)).ExitCode);
+        Assert.Equal(0, (await RunCli("repo", "init", "--repository", Repo, "--unencrypted")).ExitCode);
         var ids = new List<string>();
         for (int i = 0; i < count; i++)
         {

@@ -129,7 +129,7 @@ public sealed class ObjectSelectionTests
         using var root = Root();
         using var store = new TestDirectory();
         var target = new RepositoryTarget { Location = store.Combine("repo") };
-        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target), OperationContext.Default);
+        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target) { Unencrypted = true }, OperationContext.Default);
         var expected = new Dictionary<string, Dictionary<string, string>>
         {
             ["acme/customers"] = Files(root.Combine("acme", "customers")),

@@ -27,7 +27,7 @@ public abstract class RepositoryWriteTests : IDisposable
     protected async Task<RepositoryTarget> NewRepositoryAsync(string? passphrase = null)
     {
         RepositoryTarget target = await NewLocationAsync();
-        RepositoryInfo? info = await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target with { Passphrase = passphrase }), OperationContext.Default);
+        RepositoryInfo? info = await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target with { Passphrase = passphrase }) { Unencrypted = passphrase is null }, OperationContext.Default);
         Assert.NotNull(info);
         return target with { Passphrase = passphrase };
     }
@@ -812,13 +812,30 @@ public sealed class LocalFolderRepositoryWriteTests : RepositoryWriteTests
         string folder = Dir.Combine("new", "repo");
         var target = new RepositoryTarget { Location = folder };
 
-        Assert.Null(await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target), new OperationContext { ShouldProcess = (_, _) => false }));
+        Assert.Null(await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target) { Unencrypted = true }, new OperationContext { ShouldProcess = (_, _) => false }));
         Assert.False(Directory.Exists(Dir.Combine("new")));
 
-        RepositoryInfo info = (await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target), OperationContext.Default))!;
+        RepositoryInfo info = (await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target) { Unencrypted = true }, OperationContext.Default))!;
         Assert.Equal(folder, info.Repository);
         Assert.False(info.Encrypted);
         Assert.True(File.Exists(Path.Combine(folder, "config")));
+    }
+
+    [Fact]
+    public async Task Init_needs_a_key_or_an_explicit_unencrypted_and_not_both()
+    {
+        var target = new RepositoryTarget { Location = Dir.Combine("undecided") };
+        TreeState before = TreeState.Capture(Dir.Path);
+
+        var none = await Assert.ThrowsAsync<InvalidInputException>(() => RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target), OperationContext.Default));
+        var both = await Assert.ThrowsAsync<InvalidInputException>(() => RepositoryOperations.InitializeAsync(
+            new InitializeRepositoryOptions(target with { Passphrase = "a passphrase" }) { Unencrypted = true }, OperationContext.Default));
+
+        Assert.Equal("EncryptionNotChosen", none.ErrorId);
+        Assert.Contains("-Unencrypted", none.Message);
+        Assert.Contains("-Passphrase or -KeyFile", none.Message);
+        Assert.Equal("ConflictingEncryption", both.ErrorId);
+        before.AssertUnchanged(Dir.Path);
     }
 
     [Fact]
@@ -839,7 +856,7 @@ public sealed class LocalFolderRepositoryWriteTests : RepositoryWriteTests
         TreeState before = TreeState.Capture(Dir.Path);
         foreach (RepositoryTarget t in cases)
         {
-            var e = await Assert.ThrowsAsync<InvalidInputException>(() => RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(t), OperationContext.Default));
+            var e = await Assert.ThrowsAsync<InvalidInputException>(() => RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(t) { Unencrypted = true }, OperationContext.Default));
             Assert.False(string.IsNullOrEmpty(e.Message));
         }
         before.AssertUnchanged(Dir.Path);

@@ -38,7 +38,7 @@ public class PitrScenario : IDisposable
         if (withRepository)
         {
             Repository = new PSBackup.Engine.Repository.RepositoryTarget { Location = _dir.Combine("repository") };
-            Assert.NotNull(PSBackup.Engine.Repository.RepositoryOperations.InitializeAsync(new PSBackup.Engine.Repository.InitializeRepositoryOptions(Repository), OperationContext.Default).GetAwaiter().GetResult());
+            Assert.NotNull(PSBackup.Engine.Repository.RepositoryOperations.InitializeAsync(new PSBackup.Engine.Repository.InitializeRepositoryOptions(Repository) { Unencrypted = true }, OperationContext.Default).GetAwaiter().GetResult());
         }
         string nsDir = Path.Combine(DataDir, Ns);
         var random = new Random(4711);

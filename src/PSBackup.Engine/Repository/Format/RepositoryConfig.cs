@@ -94,7 +94,8 @@ public sealed record RepositoryCredentials
     public static RepositoryCredentials FromPassphrase(string passphrase) => new() { Passphrase = passphrase };
     public static RepositoryCredentials FromKeyFile(string path) => new() { KeyFile = path };
 
-    internal bool IsNone => Passphrase is null && KeyFile is null;
+    /// <summary>No key: the repository is (or is to be) unencrypted.</summary>
+    public bool IsNone => Passphrase is null && KeyFile is null;
 }
 
 /// <summary>The <c>keys/&lt;id&gt;</c> object: the master keys wrapped under a key derived from
