@@ -35,6 +35,10 @@ catch {
     Write-Host "pester: could not set up Pester: $_"
     exit 1
 }
+# What clients remember about repositories goes to a folder of this run, not the user's.
+if (-not $env:PSBACKUP_STATE_PATH) {
+    $env:PSBACKUP_STATE_PATH = Join-Path ([System.IO.Path]::GetTempPath()) "psbackup-pester-state-$PID"
+}
 # The tests run under the default preferences, as when a developer calls Invoke-Pester.
 $ErrorActionPreference = 'Continue'
 $run = Invoke-Pester -Configuration $c

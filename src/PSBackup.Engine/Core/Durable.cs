@@ -94,14 +94,18 @@ public static partial class Durable
     }
 
     /// <summary>Writes a file atomically: <c>{final}.tmp</c>, fsync, rename, fsync dir. Nothing
-    /// exists under the final name unless the whole write succeeded.</summary>
-    public static async Task WriteFileAsync(string finalPath, Func<Stream, CancellationToken, Task> write, CancellationToken ct, bool overwrite = false)
+    /// exists under the final name unless the whole write succeeded. <paramref name="unixMode"/>:
+    /// the file's mode on Unix (given at creation, so it is never more open); null for the default.</summary>
+    public static async Task WriteFileAsync(string finalPath, Func<Stream, CancellationToken, Task> write, CancellationToken ct, bool overwrite = false,
+        UnixFileMode? unixMode = null)
     {
         string temp = finalPath + ".tmp";
         bool created = false;
         try
         {
-            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            FileStreamOptions options = unixMode is { } mode ? PrivateFiles.CreateNew(mode: mode)
+                : new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 1 << 16, Options = FileOptions.Asynchronous };
+            await using (var stream = new FileStream(temp, options))
             {
                 created = true;
                 await write(stream, ct).ConfigureAwait(false);

@@ -103,6 +103,10 @@ public sealed class Repository
             await PutBytesAsync(backend, RepositoryLayout.KeyKey(Hex.Encode(SHA256.HashData(keyBytes))), keyBytes, ct).ConfigureAwait(false);
         }
         await PutBytesAsync(backend, RepositoryLayout.ConfigKey, configBytes, ct).ConfigureAwait(false);
+        if (encrypted)
+        {
+            KnownRepositories.RememberEncrypted(config.Id, backend.Location);
+        }
         return new Repository(backend, config, configSha, master, zstd);
     }
 
@@ -137,6 +141,23 @@ public sealed class Repository
             throw new RepositoryIntegrityException("ConfigInvalid",
                 $"The config at {backend.Location} says the repository is not encrypted, but it holds key objects ({keys[0].Key}). The config is damaged or was altered; restore it from a copy.",
                 RepositoryLayout.ConfigKey);
+        }
+        else if (KnownRepositories.WasEncrypted(config.Id))
+        {
+            throw new RepositoryIntegrityException("EncryptionDowngrade",
+                $"The repository at {backend.Location} (id {config.Id}) was encrypted when this user last opened it, but its config now says it is not and it holds no key. Someone who can write the storage replaced the config and removed the keys; nothing was written. Do not use it: restore 'config' and 'keys/' from a copy of the repository.",
+                RepositoryLayout.ConfigKey);
+        }
+        else if (!credentials.IsNone)
+        {
+            string what = credentials.Passphrase is not null ? "passphrase" : "key file";
+            throw new RepositoryIntegrityException("RepositoryNotEncrypted",
+                $"A {what} was given (a parameter, {RepositoryConnector.PassphraseVariable} or {RepositoryConnector.KeyFileVariable}), but the repository at {backend.Location} is not encrypted, so nothing was read or written. If it was created unencrypted, give no {what}; if it was encrypted, someone who can write the storage replaced its config and keys: restore them from a copy.",
+                RepositoryLayout.ConfigKey);
+        }
+        if (master is not null)
+        {
+            KnownRepositories.RememberEncrypted(config.Id, backend.Location);
         }
         var repo = new Repository(backend, config, configSha, master, ZstdCompressor.Instance);
         if (loadIndex)

@@ -79,10 +79,25 @@ public static class RepositoryConnector
         environment ??= Environment.GetEnvironmentVariable;
         string? passphrase = target.Passphrase;
         string? keyFile = target.KeyFile;
-        if (passphrase is null && keyFile is null)
+        bool fromEnvironment = passphrase is null && keyFile is null;
+        if (fromEnvironment)
         {
-            passphrase = NullIfEmpty(environment(PassphraseVariable));
-            keyFile = NullIfEmpty(environment(KeyFileVariable));
+            passphrase = environment(PassphraseVariable);
+            keyFile = environment(KeyFileVariable);
+        }
+        // An empty passphrase (or key file path) is a mistake, never "no encryption": a variable set
+        // to "" by a template or a lost secret would otherwise create or open a repository in the clear.
+        if (passphrase is { Length: 0 })
+        {
+            throw new InvalidInputException("EmptyPassphrase", fromEnvironment
+                ? $"{PassphraseVariable} is set but empty. Set it to the repository's passphrase, or unset it (Remove-Item Env:{PassphraseVariable}; unset {PassphraseVariable}) for an unencrypted repository."
+                : "The passphrase is empty. Give the repository's passphrase, or none for an unencrypted repository.");
+        }
+        if (keyFile is not null && string.IsNullOrWhiteSpace(keyFile))
+        {
+            throw new InvalidInputException("EmptyKeyFile", fromEnvironment
+                ? $"{KeyFileVariable} is set but empty. Set it to the key file's path, or unset it."
+                : "The key file path is empty. Give the key file's path, or none for an unencrypted repository.");
         }
         if (passphrase is not null && keyFile is not null)
         {
@@ -143,8 +158,6 @@ public static class RepositoryConnector
             throw;
         }
     }
-
-    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 }
 
 /// <summary>An open repository, the backend it owns and, when opened for writing, its lock.

@@ -35,7 +35,11 @@ internal sealed class CliProcess : IDisposable
         }
     }
 
-    public static CliProcess Start(params string[] args)
+    public static CliProcess Start(params string[] args) => Start(null, args);
+
+    /// <summary>Starts the CLI with <paramref name="environment"/> applied on top of this process's
+    /// environment (a null value removes the variable).</summary>
+    public static CliProcess Start(IReadOnlyDictionary<string, string?>? environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -51,6 +55,17 @@ internal sealed class CliProcess : IDisposable
         start.Environment.Remove("PSBACKUP_PASSPHRASE");
         start.Environment.Remove("PSBACKUP_KEY_FILE");
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null)
+            {
+                start.Environment.Remove(name);
+            }
+            else
+            {
+                start.Environment[name] = value;
+            }
+        }
         var p = new CliProcess(Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start"));
         p._process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (p._stdout) { p._stdout.AppendLine(e.Data); } } };
         p._process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (p._stderr) { p._stderr.AppendLine(e.Data); } } };

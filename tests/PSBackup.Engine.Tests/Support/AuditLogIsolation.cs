@@ -15,5 +15,11 @@ internal static class AuditLogIsolation
             Environment.SetEnvironmentVariable(AuditLog.PathVariable,
                 Path.Combine(Path.GetTempPath(), "psbackup-tests", $"audit-{Environment.ProcessId}.jsonl"));
         }
+        // What clients remember about repositories (KnownRepositories) stays out of the user's folder too.
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(PSBackup.Engine.Repository.KnownRepositories.PathVariable)))
+        {
+            Environment.SetEnvironmentVariable(PSBackup.Engine.Repository.KnownRepositories.PathVariable,
+                Path.Combine(Path.GetTempPath(), "psbackup-tests", $"state-{Environment.ProcessId}"));
+        }
     }
 }
