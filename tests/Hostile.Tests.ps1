@@ -56,7 +56,7 @@ Describe 'Encryption downgrade' {
 
     It 'refuses a passphrase for a repository that was never encrypted' {
         $path = Join-Path $TestDrive 'plain'
-        $null = Initialize-BackupRepository -Repository $path
+        $null = Initialize-BackupRepository -Repository $path -Unencrypted
         { Get-Backup -Repository $path -Passphrase (ConvertTo-SecureString 'x' -AsPlainText -Force) -ErrorAction Stop } |
             Should -Throw -ErrorId 'RepositoryNotEncrypted,PSBackup.Commands.GetBackupCommand'
     }
