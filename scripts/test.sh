@@ -20,6 +20,14 @@ if [ ! -d tests/prom/node_modules/parse-prometheus-text-format ]; then
   npm ci --prefix tests/prom --no-audit --no-fund
 fi
 
+# LMDB 0.9 (Debian liblmdb0): live LMDB snapshots of UnisonDB stores go through LMDB's own
+# environment copy; lmdb-utils' mdb_load is the concurrent writer in the snapshot tests.
+if ! { ldconfig -p 2>/dev/null | grep -q 'liblmdb\.so\.0'; } || ! command -v mdb_load >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && apt-get install -y -qq liblmdb0 lmdb-utils) >/dev/null 2>&1 || echo "test.sh: could not install liblmdb0/lmdb-utils; LMDB tests will fail" >&2
+  fi
+fi
+
 # pwsh 7.6.10 and Pester 5.9.1 from NuGet, for the Pester half of the suite.
 tools=$(bash scripts/install-pwsh.sh)
 pwsh=$(echo "$tools" | sed -n 's/^pwsh=//p')

@@ -37,11 +37,40 @@ public static partial class CliApp
     }
 
     /// <summary>Adds <c>--repository</c> and its companion options to a command that also has a local mode.</summary>
-    private static (Option<string> Repository, RepositoryCliOptions Options) AddRepositoryOptions(Command command, string description)
+    private static (Option<string> Repository, RepositoryCliOptions Options) AddRepositoryOptions(Command command, string description, string s3EndpointName = "--endpoint")
     {
         var repository = new Option<string>("--repository") { Description = description };
         command.Options.Add(repository);
-        return (repository, new RepositoryCliOptions(command));
+        return (repository, new RepositoryCliOptions(command, s3EndpointName));
+    }
+
+    /// <summary><c>--endpoint</c> (UnisonDB's HTTP API) and <c>--endpoint-timeout</c>.</summary>
+    private static (Option<string> Endpoint, Option<string> Timeout) AddUnisonEndpointOptions(Command command, string description)
+    {
+        var endpoint = new Option<string>("--endpoint") { Description = description };
+        var timeout = new Option<string>("--endpoint-timeout") { Description = "How long to wait for the server's reply (e.g. 90s, 10m; default 30m)." };
+        command.Options.Add(endpoint);
+        command.Options.Add(timeout);
+        return (endpoint, timeout);
+    }
+
+    private static (Uri? Endpoint, TimeSpan? Timeout) UnisonEndpointOf(ParseResult parse, (Option<string> Endpoint, Option<string> Timeout) options)
+    {
+        string? text = parse.GetValue(options.Endpoint);
+        string? timeout = parse.GetValue(options.Timeout);
+        if (text is null)
+        {
+            if (timeout is not null)
+            {
+                throw new InvalidInputException("EndpointTimeoutWithoutEndpoint", "--endpoint-timeout only applies with --endpoint.", timeout);
+            }
+            return (null, null);
+        }
+        if (!Uri.TryCreate(text, UriKind.Absolute, out Uri? uri))
+        {
+            throw new InvalidInputException("InvalidEndpoint", $"--endpoint '{text}' is not an address. Give the server's HTTP API as http://host:port.", text);
+        }
+        return (uri, timeout is null ? null : Durations.Parse(timeout));
     }
 
     /// <summary>The repository target when <c>--repository</c> was given, else null after checking

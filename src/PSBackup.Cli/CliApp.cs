@@ -220,7 +220,8 @@ public static partial class CliApp
         command.Options.Add(ns);
         command.Options.Add(backupDir);
         command.Options.Add(after);
-        var repository = AddRepositoryOptions(command, "Ship to this repository (a folder or s3://bucket/prefix): every sealed segment it does not hold yet.");
+        var repository = AddRepositoryOptions(command, "Ship to this repository (a folder or s3://bucket/prefix): every sealed segment it does not hold yet.", "--s3-endpoint");
+        var endpoint = AddUnisonEndpointOptions(command, "UnisonDB's HTTP API (http://host:port): the server copies its sealed segments (POST /api/v1/<ns>/wal/backup) and PSBackup verifies and archives them.");
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
@@ -231,10 +232,13 @@ public static partial class CliApp
             {
                 throw new InvalidInputException("InvalidSegmentId", $"--after-segment-id {afterId} is negative. Give 0 to ship all sealed segments, or the last shipped id.", afterId.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
+            (Uri? server, TimeSpan? serverTimeout) = UnisonEndpointOf(parse, endpoint);
             var options = new InvokeWalShipOptions(FullPath(parse.GetValue(dataDir), "--data-dir"), parse.GetValue(ns)!, local)
             {
                 AfterSegmentId = afterId,
                 Repository = target,
+                Endpoint = server,
+                EndpointTimeout = serverTimeout,
             };
             WalShipResult result = await WalOperations.ShipAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             CliOutput.WalShip(io.Stdout, result, parse.GetValue(json));
@@ -251,13 +255,15 @@ public static partial class CliApp
         command.Options.Add(dataDir);
         command.Options.Add(ns);
         command.Options.Add(path);
-        var repository = AddRepositoryOptions(command, "Store the snapshot in this repository (a folder or s3://bucket/prefix) instead of --path.");
+        var repository = AddRepositoryOptions(command, "Store the snapshot in this repository (a folder or s3://bucket/prefix) instead of --path.", "--s3-endpoint");
+        var endpoint = AddUnisonEndpointOptions(command, "UnisonDB's HTTP API (http://host:port): the server makes the snapshot itself (POST /api/v1/<ns>/btree/backup); needed for a bbolt store while the server runs.");
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
             RepositoryTarget? target = RepositoryTargetOf(parse, repository);
             string? local = LocalOrRepository(parse.GetValue(path), target, "--path");
-            var options = new NewStoreSnapshotOptions(FullPath(parse.GetValue(dataDir), "--data-dir"), parse.GetValue(ns)!, local) { Repository = target };
+            (Uri? server, TimeSpan? serverTimeout) = UnisonEndpointOf(parse, endpoint);
+            var options = new NewStoreSnapshotOptions(FullPath(parse.GetValue(dataDir), "--data-dir"), parse.GetValue(ns)!, local) { Repository = target, Endpoint = server, EndpointTimeout = serverTimeout };
             StoreSnapshotResult? result = await SnapshotOperations.CreateAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is not null)
             {

@@ -8,7 +8,7 @@ namespace PSBackup.Cli;
 /// (PSBACKUP_PASSPHRASE, AWS_SECRET_ACCESS_KEY) or --key-file than on a command line.</summary>
 internal sealed class RepositoryCliOptions
 {
-    private readonly Option<string> _endpoint = new("--endpoint") { Description = "S3 endpoint URL of a non-AWS store (path-style addressing)." };
+    private readonly Option<string> _endpoint;
     private readonly Option<string> _region = new("--region") { Description = "S3 region." };
     private readonly Option<string> _accessKey = new("--access-key") { Description = "S3 access key (default: AWS_ACCESS_KEY_ID, then the shared profile)." };
     private readonly Option<string> _secretKey = new("--secret-key") { Description = "S3 secret key (prefer AWS_SECRET_ACCESS_KEY)." };
@@ -17,8 +17,10 @@ internal sealed class RepositoryCliOptions
     private readonly Option<string> _keyFile = new("--key-file") { Description = "Key file of an encrypted repository (or PSBACKUP_KEY_FILE)." };
 
     /// <summary>Adds the options to <paramref name="command"/>.</summary>
-    public RepositoryCliOptions(Command command)
+    /// <param name="s3EndpointName">"--endpoint", or "--s3-endpoint" where --endpoint is UnisonDB's API.</param>
+    public RepositoryCliOptions(Command command, string s3EndpointName = "--endpoint")
     {
+        _endpoint = new(s3EndpointName) { Description = "S3 endpoint URL of a non-AWS store (path-style addressing)." };
         foreach (Option option in new Option[] { _endpoint, _region, _accessKey, _secretKey, _profile, _passphrase, _keyFile })
         {
             command.Options.Add(option);

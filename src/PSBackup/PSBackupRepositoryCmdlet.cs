@@ -10,14 +10,24 @@ namespace PSBackup;
 /// <see cref="RepositorySet"/> parameter set; cmdlets whose only mode is a repository make it
 /// their default set. S3 credentials fall back to the AWS_* environment and the shared profile,
 /// the key to <c>PSBACKUP_PASSPHRASE</c> / <c>PSBACKUP_KEY_FILE</c>.</summary>
-public abstract class PSBackupRepositoryCmdlet : PSBackupCmdlet
+public abstract class PSBackupRepositoryCmdlet : PSBackupRepositoryOptionsCmdlet
 {
-    protected const string RepositorySet = "Repository";
-
     /// <summary>S3 endpoint URL of a non-AWS store (path-style addressing).</summary>
     [Parameter(ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
     public string? Endpoint { get; set; }
+
+    protected override string? S3EndpointValue => Endpoint;
+}
+
+/// <summary>The repository options without the S3 endpoint's name: cmdlets whose <c>-Endpoint</c>
+/// is UnisonDB's own HTTP API (New-StoreSnapshot, Invoke-WalShip) take it as <c>-S3Endpoint</c>.</summary>
+public abstract class PSBackupRepositoryOptionsCmdlet : PSBackupCmdlet
+{
+    protected const string RepositorySet = "Repository";
+
+    /// <summary>The S3 endpoint given, whatever the parameter is called.</summary>
+    protected abstract string? S3EndpointValue { get; }
 
     [Parameter(ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
@@ -58,7 +68,7 @@ public abstract class PSBackupRepositoryCmdlet : PSBackupCmdlet
         return new RepositoryTarget
         {
             Location = RepositoryTarget.IsS3Location(location) ? location : ResolveFileSystemPath(location, parameterName),
-            Endpoint = Endpoint,
+            Endpoint = S3EndpointValue,
             Region = Region,
             AccessKey = AccessKey,
             SecretKey = Plain(SecretKey),
@@ -97,7 +107,7 @@ public abstract class PSBackupRepositoryCmdlet : PSBackupCmdlet
         if (string.IsNullOrEmpty(repository) && ParameterSetName == RepositorySet)
         {
             ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("RepositoryRequired",
-                "-Endpoint, -Region, -AccessKey, -SecretKey, -Profile, -Passphrase and -KeyFile say how to open a repository: give -Repository too.", null)));
+                $"{(this is PSBackupRepositoryCmdlet ? "-Endpoint" : "-S3Endpoint")}, -Region, -AccessKey, -SecretKey, -Profile, -Passphrase and -KeyFile say how to open a repository: give -Repository too.", null)));
         }
     }
 

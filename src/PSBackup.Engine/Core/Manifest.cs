@@ -8,10 +8,20 @@ namespace PSBackup.Engine;
 public sealed record ManifestFile(string Path, long Size, string Sha256);
 
 /// <summary>Where a store snapshot stands in its namespace's WAL when it began (SPEC §2).</summary>
+/// <remarks><see cref="AppliedLogIndex"/> is the last record the copy contains (UnisonDB: the log
+/// index of the record at its checkpoint). <see cref="Checkpoint"/> is the store's own WAL
+/// checkpoint when the store adapter reads one: replay starts by reading (and skipping) the
+/// record at that position, so the WAL must be laid out from the checkpoint's segment.
+/// <see cref="CompletedLogIndex"/> is the WAL's high-water mark when the copy had finished: the
+/// copy holds no record after it, which bounds a snapshot whose adapter knows no applied index.</remarks>
 public sealed record WalPosition(
     IReadOnlyList<long> SegmentIds,
     long? HighestLogIndex,
-    long? AppliedLogIndex);
+    long? AppliedLogIndex)
+{
+    public Snapshots.StoreCheckpoint? Checkpoint { get; init; }
+    public long? CompletedLogIndex { get; init; }
+}
 
 /// <summary>The JSON manifest written beside every local backup (object backup, store snapshot).
 /// Versioned; read back as hostile input.</summary>
@@ -30,6 +40,9 @@ public sealed record BackupManifest
     public string? Consistency { get; init; }
     public IReadOnlyList<string>? ChangedFiles { get; init; }
     public WalPosition? Wal { get; init; }
+    /// <summary>Store snapshots: the store engine (<see cref="Snapshots.StoreEngines"/>: "bolt",
+    /// "lmdb", "db"); it decides where a restore lays the files out. Null (older manifests): "db".</summary>
+    public string? Store { get; init; }
     public required IReadOnlyList<ManifestFile> Files { get; init; }
     public string Tool { get; init; } = "PSBackup " + typeof(BackupManifest).Assembly.GetName().Version?.ToString(3);
 }

@@ -557,6 +557,7 @@ public sealed class BackupWriter : IAsyncDisposable
                 Consistency = _info.Consistency,
                 ChangedFiles = _info.ChangedFiles,
                 Wal = _info.Wal,
+                Store = _info.Store,
                 Segment = _info.Segment,
                 Properties = _info.Properties,
                 Files = _files.ToList(),

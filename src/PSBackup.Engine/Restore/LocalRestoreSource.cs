@@ -89,6 +89,7 @@ public sealed class LocalRestoreSource : IRestoreSource
                     CreatedAt = manifest.CreatedAt,
                     CompletedAt = manifest.CompletedAt,
                     Wal = manifest.Wal,
+                    Store = manifest.Store,
                     Files = manifest.Files,
                     Location = dataPath,
                 });

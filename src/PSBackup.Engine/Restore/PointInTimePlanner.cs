@@ -132,38 +132,72 @@ public static class PointInTimePlanner
         long end = Math.Max(lastArchived ?? 0, maxApplied);
         bool past = wanted > end;
         long effective = past ? end : wanted;
-        var eligible = snapshots.Where(s => s.Wal.AppliedLogIndex is long a && a <= effective).ToList();
+        // A snapshot serves a log-index target when it provably holds nothing after it: its applied
+        // index is at or below the target, or, when its store records none, the WAL's high-water
+        // mark when its copy had finished is (the copy cannot hold a record the WAL did not).
+        var eligible = snapshots.Where(s => Bound(s) is long b && b <= effective).ToList();
         if (eligible.Count == 0)
         {
-            var known = snapshots.Where(s => s.Wal.AppliedLogIndex is not null).OrderBy(s => s.Wal.AppliedLogIndex).ToList();
+            var known = snapshots.Where(s => Bound(s) is not null).OrderBy(s => Bound(s)).ToList();
             throw new TargetBeforeFirstSnapshotException(known.Count == 0
-                ? $"No snapshot of namespace '{ns}' records an applied log index, so none can be proven to hold nothing after log index {wanted}. Restore to a time (-TargetTime) instead, or take a snapshot with a store adapter that reads the applied index."
-                : $"Log index {wanted} is before the first snapshot of namespace '{ns}': the oldest, '{known[0].Id}', already contains records up to log index {known[0].Wal.AppliedLogIndex}. A restore cannot remove records; choose a target at or after {known[0].Wal.AppliedLogIndex}.",
+                ? $"No snapshot of namespace '{ns}' records an applied log index or the WAL's end when it finished, so none can be proven to hold nothing after log index {wanted}. Restore to a time (-TargetTime) instead, or take a new snapshot."
+                : $"Log index {wanted} is before the first snapshot of namespace '{ns}': the oldest, '{known[0].Id}', may already contain records up to log index {Bound(known[0])}. A restore cannot remove records; choose a target at or after {Bound(known[0])}.",
                 wanted.ToString(CultureInfo.InvariantCulture));
         }
         RestorableSnapshot snapshot = eligible
-            .OrderByDescending(s => s.Wal.AppliedLogIndex)
+            .OrderByDescending(s => s.Wal.AppliedLogIndex is not null)
+            .ThenByDescending(s => Bound(s))
             .ThenByDescending(s => s.CompletedAt ?? s.CreatedAt)
             .First();
         if (past)
         {
             notes.Add($"Log index {wanted} is past the last archived record ({end}); restoring to the latest archived record, {end}. Records after it were never shipped.");
         }
-        long applied = snapshot.Wal.AppliedLogIndex!.Value;
-        notes.Add($"Snapshot '{snapshot.Id}' holds records up to log index {applied}; replay starts at {applied + 1}.");
-        List<PlannedSegment> chain = Chain(ns, snapshot, applied + 1, effective, complete);
+        long start;
+        long? startIndex;
+        if (snapshot.Wal.AppliedLogIndex is long applied)
+        {
+            start = applied + 1;
+            startIndex = start;
+            notes.Add(snapshot.Wal.Checkpoint is { } cp
+                ? $"Snapshot '{snapshot.Id}' holds records up to log index {applied} (its checkpoint, {cp.SegmentId}:{cp.Offset}); replay starts at {applied + 1}."
+                : $"Snapshot '{snapshot.Id}' holds records up to log index {applied}; replay starts at {applied + 1}.");
+        }
+        else
+        {
+            start = OldestStart(ns, snapshot, complete);
+            startIndex = null;
+            notes.Add($"Snapshot '{snapshot.Id}' records no applied log index, but holds no record after {snapshot.Wal.CompletedLogIndex} (the WAL's end when its copy finished); the WAL is laid out from log index {start} and replay skips what the store already holds.");
+        }
+        List<PlannedSegment> chain = Chain(ns, snapshot, start, effective, complete);
         return new PointInTimePlan
         {
             Namespace = ns,
             Target = target,
             Snapshot = snapshot,
-            StartLogIndex = applied + 1,
+            StartLogIndex = startIndex,
             Segments = chain,
             LastLogIndex = effective,
             TargetPastArchive = past,
             LastArchivedLogIndex = lastArchived,
             Notes = notes,
         };
+    }
+
+    /// <summary>The last log index a snapshot can hold: its applied index, else the WAL's end when its copy finished.</summary>
+    private static long? Bound(RestorableSnapshot s) => s.Wal.AppliedLogIndex ?? s.Wal.CompletedLogIndex;
+
+    /// <summary>First record of the oldest segment present when the snapshot began (it must be archived).</summary>
+    private static long OldestStart(string ns, RestorableSnapshot snapshot, Dictionary<long, ArchivedSegment> complete)
+    {
+        long? oldest = snapshot.Wal.SegmentIds.Count > 0 ? snapshot.Wal.SegmentIds.Min() : complete.Keys.Count > 0 ? complete.Keys.Min() : null;
+        if (oldest is long id && !complete.ContainsKey(id))
+        {
+            throw new WalGapException(
+                $"Snapshot '{snapshot.Id}' records no applied log index, so replay must start at the oldest segment present when it was taken, {id}, which is not archived in the source. Restore from another snapshot or recover segment {id}.",
+                snapshot.Id, [id]);
+        }
+        return oldest is long o ? complete[o].FirstLogIndex : (snapshot.Wal.HighestLogIndex ?? 0) + 1;
     }
 
     private static PointInTimePlan PlanTime(string ns, RestoreTarget target, DateTimeOffset t, IReadOnlyList<RestorableSnapshot> snapshots,
@@ -300,6 +334,13 @@ public static class PointInTimePlanner
     private static List<PlannedSegment> Chain(string ns, RestorableSnapshot snapshot, long start, long last,
         Dictionary<long, ArchivedSegment> complete)
     {
+        // A store with a WAL checkpoint (UnisonDB) starts replay by reading the record at the
+        // checkpoint and skipping it: that record's segment must be laid out too, even when the
+        // next record is the first of the following segment.
+        if (snapshot.Wal.Checkpoint?.LogIndex is long checkpointRecord && checkpointRecord >= 1 && checkpointRecord < start && checkpointRecord <= last)
+        {
+            start = checkpointRecord;
+        }
         var chain = new List<PlannedSegment>();
         if (start > last)
         {

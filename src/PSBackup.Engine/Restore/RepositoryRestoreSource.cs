@@ -108,6 +108,7 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 CreatedAt = m.CreatedAt,
                 CompletedAt = m.CompletedAt,
                 Wal = m.Wal!,
+                Store = m.Store,
                 Files = m.Files.Select(f => new ManifestFile(f.Path["db/".Length..], f.Size, f.Sha256)).ToList(),
                 Location = $"{Repository.Location} backup {id}",
             });

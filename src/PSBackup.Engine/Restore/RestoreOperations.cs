@@ -56,12 +56,14 @@ public static class RestoreOperations
         string? wanted = options.Snapshot is null ? null : SafePath.ValidateRelativePath(options.Snapshot, "snapshot path");
         string targetDataDir = ResolveTargetDataDir(options.TargetDataDir ?? options.DataDir);
         string nsDir = Path.Combine(targetDataDir, ns);
-        string dbDir = Path.Combine(nsDir, "db");
-        SafePath.RejectLinksBelow(targetDataDir, dbDir, "restore target");
-        RequireRestorable(dbDir, options.Force, "store folder", "db");
 
         IReadOnlyList<RestorableSnapshot> snapshots = await source.ListSnapshotsAsync(ct).ConfigureAwait(false);
         RestorableSnapshot snapshot = PickSnapshot(ns, source, snapshots, wanted);
+        RequireLayout(snapshot);
+        string entry = Snapshots.StoreEngines.RestoredEntry(snapshot.Store);
+        string dbDir = Path.Combine(nsDir, entry);
+        SafePath.RejectLinksBelow(targetDataDir, dbDir, "restore target");
+        RequireRestorable(dbDir, options.Force, "store", entry);
 
         // Every byte first: a damaged snapshot is refused before anything is touched.
         await VerifySnapshotAsync(source, snapshot, context, SnapshotActivity).ConfigureAwait(false);
@@ -72,17 +74,27 @@ public static class RestoreOperations
         }
 
         string stamp = context.UtcNow.UtcDateTime.ToString(TimestampFormat, CultureInfo.InvariantCulture);
-        string temp = Path.Combine(nsDir, $"db.restore-{stamp}-{RandomSuffix()}.tmp");
+        string temp = Path.Combine(nsDir, $"{entry}.restore-{stamp}-{RandomSuffix()}.tmp");
         string? replaced;
         try
         {
             CreateDirectoryDurably(nsDir);
             Directory.CreateDirectory(temp);
+            // bbolt: the one file unison.db; LMDB: the folder unison.db holding data.mdb (never a
+            // lock.mdb: LMDB creates a fresh one); otherwise the files of db/.
             await CopySnapshotAsync(source, snapshot, temp, context, SnapshotActivity, maxParallelism: 1).ConfigureAwait(false);
             Durable.FsyncTree(temp);
             ct.ThrowIfCancellationRequested();
-            RequireRestorable(dbDir, options.Force, "store folder", "db"); // it may have filled meanwhile
-            replaced = Swap(temp, dbDir, stamp);
+            RequireRestorable(dbDir, options.Force, "store", entry); // it may have filled meanwhile
+            if (snapshot.Store == Snapshots.StoreEngines.Bolt)
+            {
+                replaced = SwapFile(Path.Combine(temp, Snapshots.UnisonStore.StoreName), dbDir, stamp);
+                Durable.TryDelete(temp);
+            }
+            else
+            {
+                replaced = Swap(temp, dbDir, stamp);
+            }
         }
         catch (Exception e)
         {
@@ -190,6 +202,7 @@ public static class RestoreOperations
         string nsDir = Path.Combine(targetDataDir, ns);
         SafePath.RejectLinksBelow(targetDataDir, nsDir, "restore target");
         PointInTimePlan plan = await PlanPointInTimeAsync(options, source, context).ConfigureAwait(false);
+        RequireLayout(plan.Snapshot);
         RequireRestorable(nsDir, options.Force, "namespace folder", ns);
 
         string action = $"Restore to {plan.Target}: snapshot '{plan.Snapshot.Id}' + {plan.Segments.Count} WAL segment(s), up to log index {plan.LastLogIndex}{(plan.TargetPastArchive ? " (the latest archived)" : "")}";
@@ -211,10 +224,11 @@ public static class RestoreOperations
         string? replaced;
         try
         {
-            Directory.CreateDirectory(Path.Combine(temp, "db"));
+            string placement = Snapshots.StoreEngines.PlacementFolder(plan.Snapshot.Store, temp);
+            Directory.CreateDirectory(placement);
             Directory.CreateDirectory(Path.Combine(temp, "wal"));
             var progress = new ProgressCounter(context, PointInTimeActivity, plan.Bytes);
-            Task snapshotCopy = CopySnapshotAsync(source, plan.Snapshot, Path.Combine(temp, "db"), context, PointInTimeActivity, options.MaxParallelism, progress);
+            Task snapshotCopy = CopySnapshotAsync(source, plan.Snapshot, placement, context, PointInTimeActivity, options.MaxParallelism, progress);
             Task walCopy = FetchSegmentsAsync(source, plan, Path.Combine(temp, "wal"), context, options.MaxParallelism, progress);
             await Task.WhenAll(snapshotCopy, walCopy).ConfigureAwait(false);
             Durable.FsyncTree(temp);
@@ -271,6 +285,15 @@ public static class RestoreOperations
     /// <summary>A missing or empty folder is free; a non-empty one needs Force; a file never.</summary>
     private static void RequireRestorable(string path, bool force, string what, string name)
     {
+        if (File.Exists(path) && name == Snapshots.UnisonStore.StoreName)
+        {
+            if (!force)
+            {
+                throw new ConflictException("RestoreTargetNotEmpty",
+                    $"The {what} '{path}' exists. Stop the database and pass -Force to replace it; the current one will be kept aside as '{name}.replaced-<timestamp>'.", path);
+            }
+            return;
+        }
         if (File.Exists(path))
         {
             throw new ConflictException("RestoreTargetIsFile",
@@ -281,6 +304,26 @@ public static class RestoreOperations
             throw new ConflictException("RestoreTargetNotEmpty",
                 $"The {what} '{path}' is not empty. Stop the database and pass -Force to replace it; the current one will be kept aside as '{name}.replaced-<timestamp>'.",
                 path);
+        }
+    }
+
+    /// <summary>A snapshot's engine and files must be a layout the engine starts from: bbolt one file
+    /// "unison.db", LMDB one file "data.mdb" (a lock.mdb is never restored), "db" any files.
+    /// Manifests are hostile input, so anything else is refused before a byte is written.</summary>
+    private static void RequireLayout(RestorableSnapshot snapshot)
+    {
+        string? why = snapshot.Store switch
+        {
+            null or Snapshots.StoreEngines.DbFolder => null,
+            Snapshots.StoreEngines.Bolt => snapshot.Files.Count == 1 && snapshot.Files[0].Path == Snapshots.UnisonStore.StoreName ? null : "a bbolt snapshot must hold exactly the file 'unison.db'",
+            Snapshots.StoreEngines.Lmdb => snapshot.Files.Count == 1 && snapshot.Files[0].Path == "data.mdb" ? null : "an LMDB snapshot must hold exactly the file 'data.mdb'",
+            var other => $"its store engine '{SafePath.Printable(other)}' is unknown",
+        };
+        if (why is not null)
+        {
+            throw new IntegrityException("SnapshotLayoutInvalid",
+                $"Snapshot '{snapshot.Id}' cannot be laid out: {why} (it lists {string.Join(", ", snapshot.Files.Take(5).Select(f => "'" + SafePath.Printable(f.Path) + "'"))}). Nothing was restored; restore another snapshot.",
+                snapshot.Location);
         }
     }
 
@@ -416,7 +459,13 @@ public static class RestoreOperations
     {
         string parent = Path.GetDirectoryName(livePath)!;
         string? replaced = null;
-        if (Directory.Exists(livePath))
+        if (File.Exists(livePath))
+        {
+            // e.g. a bbolt unison.db where an LMDB folder is restored
+            replaced = FreeReplacedPath(livePath, stamp);
+            File.Move(livePath, replaced);
+        }
+        else if (Directory.Exists(livePath))
         {
             if (!Directory.EnumerateFileSystemEntries(livePath).Any())
             {
@@ -462,6 +511,55 @@ public static class RestoreOperations
                 throw new ConflictException("RestoreTargetTaken", message, livePath);
             }
             throw new OperationFailedException("ReplaceFailed", message, livePath, e);
+        }
+        Durable.FsyncDirectory(parent);
+        return replaced;
+    }
+
+    /// <summary>As <see cref="Swap"/> for a single file (bbolt's unison.db): the live file (or a
+    /// folder of that name) is moved aside, the restored file renamed into place, the folder fsynced.</summary>
+    private static string? SwapFile(string tempFile, string livePath, string stamp)
+    {
+        string parent = Path.GetDirectoryName(livePath)!;
+        string? replaced = null;
+        if (File.Exists(livePath) || Directory.Exists(livePath))
+        {
+            replaced = FreeReplacedPath(livePath, stamp);
+            try
+            {
+                if (Directory.Exists(livePath))
+                {
+                    Directory.Move(livePath, replaced);
+                }
+                else
+                {
+                    File.Move(livePath, replaced);
+                }
+            }
+            catch (IOException e)
+            {
+                throw new OperationFailedException("ReplaceFailed",
+                    $"Cannot move '{livePath}' aside to '{replaced}' ({e.Message}). Nothing was replaced; stop whatever holds it open (the database), then run again.", livePath, e);
+            }
+        }
+        try
+        {
+            File.Move(tempFile, livePath, overwrite: false);
+        }
+        catch (IOException e)
+        {
+            if (replaced is not null)
+            {
+                try
+                {
+                    if (Directory.Exists(replaced)) { Directory.Move(replaced, livePath); } else { File.Move(replaced, livePath); }
+                    replaced = null;
+                }
+                catch (IOException)
+                {
+                }
+            }
+            throw new OperationFailedException("ReplaceFailed", $"Cannot rename the restored store to '{livePath}' ({e.Message}). Stop the database, then run again.", livePath, e);
         }
         Durable.FsyncDirectory(parent);
         return replaced;

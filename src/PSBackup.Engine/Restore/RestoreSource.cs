@@ -14,6 +14,8 @@ public sealed record RestorableSnapshot
     public DateTimeOffset? CompletedAt { get; init; }
     /// <summary>The WAL position recorded with the snapshot.</summary>
     public required WalPosition Wal { get; init; }
+    /// <summary>The store engine (<see cref="Snapshots.StoreEngines"/>); null means files of <c>db/</c>.</summary>
+    public string? Store { get; init; }
     /// <summary>The files of <c>db/</c> the snapshot holds (path relative to <c>db/</c>, size, SHA-256).</summary>
     public required IReadOnlyList<ManifestFile> Files { get; init; }
     /// <summary>Where it lives, for messages (a local path or a repository id).</summary>

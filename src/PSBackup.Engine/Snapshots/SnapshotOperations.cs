@@ -32,22 +32,23 @@ public static class SnapshotOperations
         string dataDir = SafePath.RequireDirectory(options.DataDir, "data directory",
             "Give the database's data directory, the folder that holds one folder per namespace.");
         string nsDir = Path.Combine(dataDir, ns);
-        string dbDir = Path.Combine(nsDir, "db");
-        RequireStore(dataDir, ns, nsDir, dbDir);
         string backupRoot = Path.Combine(dataDir, "backups", ns);
+        RequireNamespace(dataDir, ns, nsDir);
+        if (options.Endpoint is not null)
+        {
+            return await EndpointSnapshot.CreateAsync(options, ns, dataDir, nsDir, backupRoot, context).ConfigureAwait(false);
+        }
+        DiscoveredStore store = UnisonStore.Discover(nsDir, ns);
+        string dbDir = store.Path;
         if (options.Repository is { } target)
         {
-            return await CreateInRepositoryAsync(options, target, ns, nsDir, dbDir, backupRoot, context).ConfigureAwait(false);
+            return await CreateInRepositoryAsync(options, target, ns, nsDir, store, backupRoot, context).ConfigureAwait(false);
         }
         string finalPath = SafePath.Combine(backupRoot, options.Path ?? "", "snapshot path");
         string tempPath = finalPath + ".tmp";
         string manifestPath = finalPath + ".manifest.json";
         RequireFree(finalPath, tempPath, manifestPath, backupRoot);
-        if (ListStoreFiles(dbDir, ns).Count == 0)
-        {
-            throw new NotFoundException("StoreEmpty",
-                $"The store folder '{dbDir}' of namespace '{ns}' holds no files, so there is nothing to snapshot. Check that the database has created its store there.", dbDir);
-        }
+        RequireNotEmpty(store, ns);
         IReadOnlyList<IStoreAdapter> adapters = options.StoreAdapters ?? StoreAdapters.Default;
 
         if (!context.ShouldProcess(finalPath, "Create store snapshot"))
@@ -61,7 +62,7 @@ public static class SnapshotOperations
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(finalPath)!);
-            (List<ManifestFile> entries, bool single, WalPosition position) = await CopyStoreAsync(ns, nsDir, dbDir, tempPath, singleFileAllowed: true, adapters, context).ConfigureAwait(false);
+            (List<ManifestFile> entries, bool single, WalPosition position) = await CopyStoreAsync(ns, nsDir, store, tempPath, singleFileAllowed: true, adapters, context).ConfigureAwait(false);
 
             ct.ThrowIfCancellationRequested();
             if (single)
@@ -81,6 +82,7 @@ public static class SnapshotOperations
                 CompletedAt = context.UtcNow,
                 Source = dbDir,
                 Wal = position,
+                Store = store.Engine,
                 Files = entries,
             };
             await ManifestIO.WriteAsync(manifestPath, manifest, ct).ConfigureAwait(false);
@@ -95,6 +97,7 @@ public static class SnapshotOperations
                 ManifestPath = manifestPath,
                 FileCount = entries.Count,
                 WalPosition = position,
+                Store = store.Engine,
                 CreatedAt = createdAt,
                 Duration = context.Clock.GetElapsedTime(started),
             };
@@ -126,18 +129,14 @@ public static class SnapshotOperations
     /// in the repository with the store chunking profile, so the next snapshot of a slightly
     /// changed store adds only the changed chunks. The temp is removed whatever happens.</summary>
     private static async Task<StoreSnapshotResult?> CreateInRepositoryAsync(NewStoreSnapshotOptions options, Repository.RepositoryTarget target,
-        string ns, string nsDir, string dbDir, string backupRoot, OperationContext context)
+        string ns, string nsDir, DiscoveredStore store, string backupRoot, OperationContext context)
     {
         CancellationToken ct = context.CancellationToken;
-        if (ListStoreFiles(dbDir, ns).Count == 0)
-        {
-            throw new NotFoundException("StoreEmpty",
-                $"The store folder '{dbDir}' of namespace '{ns}' holds no files, so there is nothing to snapshot. Check that the database has created its store there.", dbDir);
-        }
+        RequireNotEmpty(store, ns);
         IReadOnlyList<IStoreAdapter> adapters = options.StoreAdapters ?? StoreAdapters.Default;
         await using Repository.OpenRepository open = await Repository.RepositoryConnector.OpenForWriteAsync(target, Repository.RepositoryLockMode.Shared, "New-StoreSnapshot", context).ConfigureAwait(false);
         DateTimeOffset createdAt = context.UtcNow;
-        string refName = $"snapshot/{ns}/{createdAt.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture)}";
+        string refName = RefName(ns, createdAt);
         if (!context.ShouldProcess($"{open.Repository.Location} ({refName})", "Create store snapshot in the repository"))
         {
             return null;
@@ -149,14 +148,39 @@ public static class SnapshotOperations
         {
             Directory.CreateDirectory(backupRoot);
             SafePath.RejectLinksBelow(Path.GetDirectoryName(Path.GetDirectoryName(backupRoot)!)!, backupRoot, "namespace backup root");
-            (List<ManifestFile> entries, _, WalPosition position) = await CopyStoreAsync(ns, nsDir, dbDir, tempPath, singleFileAllowed: false, adapters, context).ConfigureAwait(false);
+            (List<ManifestFile> entries, bool single, WalPosition position) = await CopyStoreAsync(ns, nsDir, store, tempPath, singleFileAllowed: store.Engine != StoreEngines.DbFolder, adapters, context).ConfigureAwait(false);
+            return await StoreInRepositoryAsync(open, target, ns, store.Engine, refName, createdAt, entries, single, tempPath, position, backupRoot, started, context).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SqliteException && e is not PSBackupException)
+        {
+            throw new OperationFailedException("SnapshotFailed",
+                $"The snapshot of namespace '{ns}' to {target.Location} failed: {e.Message} Nothing was committed to the repository. Fix the cause (disk space, permissions, network, a damaged store file) and run again.",
+                target.Location, e);
+        }
+        finally
+        {
+            Durable.TryDelete(tempPath);
+        }
+    }
 
+    /// <summary>The ref a snapshot made at <paramref name="createdAt"/> gets.</summary>
+    internal static string RefName(string ns, DateTimeOffset createdAt) =>
+        $"snapshot/{ns}/{createdAt.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture)}";
+
+    /// <summary>Stores a finished copy (a file or a folder at <paramref name="copyPath"/>) as one
+    /// snapshot backup, each file checked against the hash taken when it was copied.</summary>
+    internal static async Task<StoreSnapshotResult> StoreInRepositoryAsync(Repository.OpenRepository open, Repository.RepositoryTarget target, string ns, string engine,
+        string refName, DateTimeOffset createdAt, List<ManifestFile> entries, bool single, string copyPath, WalPosition position, string backupRoot, long started, OperationContext context)
+    {
+        CancellationToken ct = context.CancellationToken;
+        {
             await using Repository.BackupWriter writer = open.Repository.BeginBackup(new Repository.BackupInfo
             {
                 Kind = Repository.BackupKind.StoreSnapshot,
                 Namespace = ns,
                 CreatedAt = createdAt,
                 Wal = position,
+                Store = engine,
             }, context.Clock);
             long total = entries.Sum(e => e.Size), done = 0;
             foreach (ManifestFile entry in entries)
@@ -164,7 +188,7 @@ public static class SnapshotOperations
                 ct.ThrowIfCancellationRequested();
                 context.Report(Activity, $"Storing {entry.Path}", done, total, entry.Path);
                 Repository.RepositoryFile stored = await writer.AddFileFromPathAsync("db/" + entry.Path,
-                    SafePath.Combine(tempPath, entry.Path, "store file"), Repository.ChunkingProfile.Store, ct).ConfigureAwait(false);
+                    single ? copyPath : SafePath.Combine(copyPath, entry.Path, "store file"), Repository.ChunkingProfile.Store, ct).ConfigureAwait(false);
                 if (stored.Sha256 != entry.Sha256 || stored.Size != entry.Size)
                 {
                     throw new IntegrityException("SnapshotVerifyFailed",
@@ -187,19 +211,10 @@ public static class SnapshotOperations
                 StoredBytes = commit.StoredBytes,
                 FileCount = commit.FileCount,
                 WalPosition = position,
+                Store = engine,
                 CreatedAt = createdAt,
                 Duration = context.Clock.GetElapsedTime(started),
             };
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SqliteException && e is not PSBackupException)
-        {
-            throw new OperationFailedException("SnapshotFailed",
-                $"The snapshot of namespace '{ns}' to {target.Location} failed: {e.Message} Nothing was committed to the repository. Fix the cause (disk space, permissions, network, a damaged store file) and run again.",
-                target.Location, e);
-        }
-        finally
-        {
-            Durable.TryDelete(tempPath);
         }
     }
 
@@ -208,13 +223,19 @@ public static class SnapshotOperations
     /// position first, SQLite through its online backup, other files by a stable copy, then the
     /// applied log index read from the copy and the copies re-hashed. The caller removes the temp.</summary>
     private static async Task<(List<ManifestFile> Entries, bool Single, WalPosition Position)> CopyStoreAsync(
-        string ns, string nsDir, string dbDir, string tempPath, bool singleFileAllowed, IReadOnlyList<IStoreAdapter> adapters, OperationContext context)
+        string ns, string nsDir, DiscoveredStore store, string tempPath, bool singleFileAllowed, IReadOnlyList<IStoreAdapter> adapters, OperationContext context)
     {
         CancellationToken ct = context.CancellationToken;
         // The WAL first: whatever the copy contains was applied from records that were in
         // the WAL by now, or later.
         context.Report(Activity, "Recording WAL position", 0, 0);
         WalPosition walAtStart = ReadWalPosition(nsDir, ns);
+        if (store.Engine != StoreEngines.DbFolder)
+        {
+            (ManifestFile entry, WalPosition position) = await UnisonCopy.CopyAsync(ns, nsDir, store, tempPath, walAtStart, context).ConfigureAwait(false);
+            return ([entry], true, position);
+        }
+        string dbDir = store.Path;
         IReadOnlyList<StoreFile> files = ListStoreFiles(dbDir, ns);
         if (files.Count == 0)
         {
@@ -249,7 +270,35 @@ public static class SnapshotOperations
         long? applied = ReadAppliedLogIndex(adapters, copies);
         await RehashAsync(copies, entries, ct).ConfigureAwait(false);
 
-        return (entries, single, walAtStart with { AppliedLogIndex = applied });
+        return (entries, single, walAtStart with { AppliedLogIndex = applied, CompletedLogIndex = HighWaterLogIndex(nsDir, ns) });
+    }
+
+    /// <summary>The highest log index in the namespace's WAL right now (the newest segment's last
+    /// record), or null when there is none or it cannot be read. Only the newest segments are read.</summary>
+    public static long? HighWaterLogIndex(string namespaceDir, string @namespace)
+    {
+        string walDir = Path.Combine(namespaceDir, "wal");
+        if (!Directory.Exists(walDir))
+        {
+            return null;
+        }
+        try
+        {
+            List<(long Id, string Path)> ids = WalDirectory.ListSegmentFiles(walDir);
+            for (int i = ids.Count - 1; i >= 0; i--)
+            {
+                WalSegmentInfo info = WalSegmentReader.Inspect(ids[i].Path, @namespace, ids[i].Id);
+                if (info.LastLogIndex is long last)
+                {
+                    return last;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or PSBackupException)
+        {
+            return null;
+        }
+        return null;
     }
 
     /// <summary>The WAL as it stands: segment ids present and the highest log index on disk.
@@ -312,24 +361,28 @@ public static class SnapshotOperations
             .ToList();
     }
 
-    private static void RequireStore(string dataDir, string ns, string nsDir, string dbDir)
+    private static void RequireNamespace(string dataDir, string ns, string nsDir)
     {
         if (!Directory.Exists(nsDir))
         {
             var present = Directory.EnumerateDirectories(dataDir)
-                .Where(d => Directory.Exists(Path.Combine(d, "db")))
+                .Where(d => Directory.Exists(Path.Combine(d, "db")) || Path.Exists(Path.Combine(d, UnisonStore.StoreName)) || Directory.Exists(Path.Combine(d, "wal")))
                 .Select(Path.GetFileName)
                 .Order(StringComparer.Ordinal)
                 .Take(10)
                 .ToList();
-            string known = present.Count == 0 ? "none holds a db/ folder" : "namespaces found: " + string.Join(", ", present);
+            string known = present.Count == 0 ? "none holds a store or a WAL" : "namespaces found: " + string.Join(", ", present);
             throw new NotFoundException("NamespaceNotFound",
                 $"Namespace '{ns}' does not exist in data directory '{dataDir}' ({known}). Check the namespace name and the data directory.", nsDir);
         }
-        if (!Directory.Exists(dbDir))
+    }
+
+    private static void RequireNotEmpty(DiscoveredStore store, string ns)
+    {
+        if (store.Engine == StoreEngines.DbFolder && ListStoreFiles(store.Path, ns).Count == 0)
         {
-            throw new NotFoundException("StoreNotFound",
-                $"Namespace '{ns}' has no store folder '{dbDir}'. The B-tree store lives in <dataDir>/<namespace>/db; check the data directory, or start the database once so it creates its store.", dbDir);
+            throw new NotFoundException("StoreEmpty",
+                $"The store folder '{store.Path}' of namespace '{ns}' holds no files, so there is nothing to snapshot. Check that the database has created its store there.", store.Path);
         }
     }
 

@@ -8,6 +8,14 @@ public sealed record NewStoreSnapshotOptions(string DataDir, string Namespace, s
     /// <summary>Adapters tried, in order, to read the store's applied log index from the
     /// snapshot; null means <see cref="StoreAdapters.Default"/>.</summary>
     public IReadOnlyList<IStoreAdapter>? StoreAdapters { get; init; }
+
+    /// <summary>UnisonDB's HTTP address (<c>http://host:8080</c>): the snapshot is made by the
+    /// server's own <c>POST /api/v1/{namespace}/btree/backup</c> into the namespace's backup root,
+    /// then verified and recorded (or stored in <see cref="Repository"/>).</summary>
+    public Uri? Endpoint { get; init; }
+
+    /// <summary>How long to wait for the endpoint's reply; null means 30 minutes.</summary>
+    public TimeSpan? EndpointTimeout { get; init; }
 }
 
 /// <summary>The seed's response <c>{path, bytes}</c> plus what PSBackup records.</summary>
@@ -27,6 +35,10 @@ public sealed record StoreSnapshotResult
     public long? StoredBytes { get; init; }
     public required int FileCount { get; init; }
     public required WalPosition WalPosition { get; init; }
+    /// <summary>The store engine snapshotted: "bolt", "lmdb" (UnisonDB's unison.db) or "db" (files of db/).</summary>
+    public string? Store { get; init; }
+    /// <summary>The store's WAL checkpoint recorded with the snapshot (UnisonDB), else null.</summary>
+    public StoreCheckpoint? Checkpoint => WalPosition.Checkpoint;
     public required DateTimeOffset CreatedAt { get; init; }
     public required TimeSpan Duration { get; init; }
 }

@@ -6,7 +6,7 @@ namespace PSBackup.Engine.Wal;
 /// <summary>Engine operations behind Get-WalSegment and Invoke-WalShip.</summary>
 public static class WalOperations
 {
-    private const string ShipActivity = "Ship WAL segments";
+    internal const string ShipActivity = "Ship WAL segments";
 
     /// <summary>Inspects every segment in <c>&lt;dataDir&gt;/&lt;ns&gt;/wal</c>. With
     /// <see cref="GetWalSegmentOptions.SegmentId"/>, the report holds only that segment (continuity
@@ -71,6 +71,10 @@ public static class WalOperations
         if (options.DataDir is null)
         {
             throw new InvalidInputException("InvalidPath", "The data directory is empty. Give the database's data directory.", null);
+        }
+        if (options.Endpoint is not null)
+        {
+            return await EndpointWalShip.RunAsync(options, ns, context).ConfigureAwait(false);
         }
         if (options.Repository is { } target)
         {

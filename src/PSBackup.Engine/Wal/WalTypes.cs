@@ -51,6 +51,11 @@ public sealed record InvokeWalShipOptions(string DataDir, string Namespace, stri
     /// <summary>Ship to this repository (then <see cref="BackupDir"/> is not used): every sealed
     /// segment it does not hold yet, no state file.</summary>
     public Repository.RepositoryTarget? Repository { get; init; }
+    /// <summary>UnisonDB's HTTP API: the server copies its sealed segments (<c>POST /wal/backup</c>)
+    /// and PSBackup verifies and archives them.</summary>
+    public Uri? Endpoint { get; init; }
+    /// <summary>How long to wait for the endpoint; null means 30 minutes.</summary>
+    public TimeSpan? EndpointTimeout { get; init; }
 }
 
 /// <summary>One shipped segment; the seed's response item <c>{segmentId, path}</c> plus size and

@@ -9,7 +9,7 @@ namespace PSBackup.Commands;
 /// repository does not hold yet (no state file); one <see cref="ShippedSegment"/> per segment.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "WalShip", SupportsShouldProcess = true, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ShippedSegment))]
-public sealed class InvokeWalShipCommand : PSBackupRepositoryCmdlet
+public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
 {
     private const string DefaultSet = "Default";
     private string _dataDir = "";
@@ -37,12 +37,32 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryCmdlet
     [ValidateNotNullOrEmpty]
     public string Repository { get; set; } = "";
 
+    /// <summary>UnisonDB's HTTP API (http://host:port): the server copies its sealed segments with
+    /// <c>POST /api/v1/{namespace}/wal/backup</c>; PSBackup verifies and archives them.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public Uri? Endpoint { get; set; }
+
+    /// <summary>How long to wait for the server's reply (e.g. '90s', '10m'); 30 minutes by default.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? EndpointTimeout { get; set; }
+
+    /// <summary>S3 endpoint URL of a non-AWS repository store (path-style addressing).</summary>
+    [Parameter(ParameterSetName = RepositorySet)]
+    [ValidateNotNullOrEmpty]
+    public string? S3Endpoint { get; set; }
+
+    protected override string? S3EndpointValue => S3Endpoint;
+
     private RepositoryTarget? _repository;
+    private TimeSpan? _timeout;
 
     protected override void PrepareRecord()
     {
         _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));
         _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
+        _timeout = EndpointTimeout is null ? null : Engine.Durations.Parse(EndpointTimeout);
     }
 
     protected override async Task ProcessRecordAsync()
@@ -51,6 +71,8 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryCmdlet
         {
             AfterSegmentId = AfterSegmentId,
             Repository = _repository,
+            Endpoint = Endpoint,
+            EndpointTimeout = _timeout,
         };
         WalShipResult result = await WalOperations.ShipAsync(options, CreateContext()).ConfigureAwait(false);
         PostWriteVerbose($"Shipped {result.Backups.Count(b => !b.AlreadyPresent)} segment(s) of '{Namespace}' to '{result.Repository ?? result.BackupDir}'; {result.Backups.Count(b => b.AlreadyPresent)} already there.");

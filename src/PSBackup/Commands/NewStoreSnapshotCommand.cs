@@ -10,7 +10,7 @@ namespace PSBackup.Commands;
 /// <c>snapshot/&lt;ns&gt;/&lt;UTC time&gt;</c>.</summary>
 [Cmdlet(VerbsCommon.New, "StoreSnapshot", SupportsShouldProcess = true, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(StoreSnapshotResult))]
-public sealed class NewStoreSnapshotCommand : PSBackupRepositoryCmdlet
+public sealed class NewStoreSnapshotCommand : PSBackupRepositoryOptionsCmdlet
 {
     private const string DefaultSet = "Default";
     private string _dataDir = "";
@@ -33,17 +33,37 @@ public sealed class NewStoreSnapshotCommand : PSBackupRepositoryCmdlet
     [ValidateNotNullOrEmpty]
     public string Repository { get; set; } = "";
 
+    /// <summary>UnisonDB's HTTP API (http://host:port): the server makes the snapshot with its own
+    /// <c>POST /api/v1/{namespace}/btree/backup</c>; the way to snapshot a bbolt store while it runs.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public Uri? Endpoint { get; set; }
+
+    /// <summary>How long to wait for the server's reply (e.g. '90s', '10m'); 30 minutes by default.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? EndpointTimeout { get; set; }
+
+    /// <summary>S3 endpoint URL of a non-AWS repository store (path-style addressing).</summary>
+    [Parameter(ParameterSetName = RepositorySet)]
+    [ValidateNotNullOrEmpty]
+    public string? S3Endpoint { get; set; }
+
+    protected override string? S3EndpointValue => S3Endpoint;
+
     private RepositoryTarget? _repository;
+    private TimeSpan? _timeout;
 
     protected override void PrepareRecord()
     {
         _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));
         _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
+        _timeout = EndpointTimeout is null ? null : Engine.Durations.Parse(EndpointTimeout);
     }
 
     protected override async Task ProcessRecordAsync()
     {
-        var options = new NewStoreSnapshotOptions(_dataDir, Namespace, _repository is null ? Path : null) { Repository = _repository };
+        var options = new NewStoreSnapshotOptions(_dataDir, Namespace, _repository is null ? Path : null) { Repository = _repository, Endpoint = Endpoint, EndpointTimeout = _timeout };
         StoreSnapshotResult? result = await SnapshotOperations.CreateAsync(options, CreateContext()).ConfigureAwait(false);
         if (result is not null)
         {

@@ -66,6 +66,8 @@ public sealed record BackupInfo
     public IReadOnlyList<string>? ChangedFiles { get; init; }
     /// <summary>Store snapshots: the WAL position the snapshot covers.</summary>
     public WalPosition? Wal { get; init; }
+    /// <summary>Store snapshots: the store engine ("bolt", "lmdb", "db"; null means "db").</summary>
+    public string? Store { get; init; }
     /// <summary>WAL segment backups: the segment.</summary>
     public RepositorySegment? Segment { get; init; }
     /// <summary>Free-form source metadata (strings only).</summary>
@@ -111,6 +113,7 @@ public sealed record RepositoryManifest
     public string? Consistency { get; init; }
     public IReadOnlyList<string>? ChangedFiles { get; init; }
     public WalPosition? Wal { get; init; }
+    public string? Store { get; init; }
     public RepositorySegment? Segment { get; init; }
     public IReadOnlyDictionary<string, string>? Properties { get; init; }
     public required IReadOnlyList<RepositoryFile> Files { get; init; }
