@@ -74,3 +74,61 @@ Describe 'New-StoreSnapshot' {
             Should -Throw -ErrorId 'DirectoryNotFound,PSBackup.Commands.NewStoreSnapshotCommand'
     }
 }
+
+Describe 'New-StoreSnapshot on UnisonDB stores (unison.db)' {
+    BeforeAll {
+        $script:Oracle = Get-UnisonOracle
+    }
+
+    It 'snapshots a <Engine> store with its checkpoint, and Restore-StoreSnapshot lays it out as UnisonDB opens it' -ForEach @(
+        @{ Fixture = 'v1-store-bolt'; Engine = 'bolt' }
+        @{ Fixture = 'v1-store-lmdb'; Engine = 'lmdb' }
+    ) {
+        $data = Join-Path $TestDrive "u-$Engine"
+        Copy-UnisonFixture -Name $Fixture -DataDir $data
+        $snap = New-StoreSnapshot -DataDir $data -Namespace users -Path "snapshots/$Engine.db"
+        $snap.Store | Should -Be $Engine
+        $snap.Checkpoint.SegmentId | Should -Be 2
+        $snap.Checkpoint.Offset | Should -Be 222128
+        $snap.Checkpoint.LogIndex | Should -Be 420
+        $snap.WalPosition.AppliedLogIndex | Should -Be 420
+
+        $target = Join-Path $TestDrive "r-$Engine"
+        $restored = Restore-StoreSnapshot -DataDir $data -Namespace users -TargetDataDir $target -Confirm:$false
+        $restored.RestoredPath | Should -Be (Join-Path $target 'users' 'unison.db')
+        if ($Engine -eq 'lmdb') {
+            @(Get-ChildItem -LiteralPath $restored.RestoredPath -File).Name | Should -Be @('data.mdb')
+        }
+        $info = & $script:Oracle store-info -db $restored.RestoredPath
+        $LASTEXITCODE | Should -Be 0
+        ($info -join "`n") | Should -Match 'content sha256 cc0223e5d261bc7258d66ba39331b66f7f46695c3901d8870995a3f75cd953c8'
+    }
+
+    It 'refuses a bbolt store a running server holds, naming -Endpoint, and writes no snapshot' {
+        $data = Join-Path $TestDrive 'u-held'
+        Copy-UnisonFixture -Name 'v1-store-bolt' -DataDir $data
+        $file = Join-Path $data 'users' 'unison.db'
+        $holder = Start-Process -FilePath flock -ArgumentList @('-x', $file, 'sleep', '120') -PassThru
+        try {
+            $deadline = [DateTime]::UtcNow.AddSeconds(30)
+            do { & flock -n -s $file true; $held = $LASTEXITCODE -ne 0 } until ($held -or [DateTime]::UtcNow -gt $deadline)
+            { New-StoreSnapshot -DataDir $data -Namespace users -Path 'snapshots/held.db' } |
+                Should -Throw -ErrorId 'StoreInUse,PSBackup.Commands.NewStoreSnapshotCommand'
+            Join-Path $data 'backups' 'users' 'snapshots' 'held.db' | Should -Not -Exist
+        }
+        finally {
+            Stop-Process -Id $holder.Id -Force -ErrorAction SilentlyContinue
+            $null = $holder.WaitForExit(10000)
+        }
+    }
+
+    It 'reports an unreachable -Endpoint as a clear error and writes nothing' {
+        $data = Join-Path $TestDrive 'u-endpoint'
+        Copy-UnisonFixture -Name 'v1-store-bolt' -DataDir $data
+        $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+        $listener.Start(); $port = $listener.LocalEndpoint.Port; $listener.Stop()
+        { New-StoreSnapshot -DataDir $data -Namespace users -Path 's/users.db' -Endpoint "http://127.0.0.1:$port" -EndpointTimeout 10s } |
+            Should -Throw -ErrorId 'EndpointUnreachable,PSBackup.Commands.NewStoreSnapshotCommand'
+        Join-Path $data 'backups' 'users' 's' 'users.db' | Should -Not -Exist
+    }
+}
