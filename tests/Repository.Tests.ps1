@@ -223,6 +223,12 @@ Describe 'An S3 repository' -Tag 'Integration' {
             AccessKey = 'S3RVER'
             SecretKey = (ConvertTo-SecureString 'S3RVER' -AsPlainText -Force)
         }
+        # On New-StoreSnapshot and Invoke-WalShip -Endpoint is UnisonDB's HTTP API; S3's is -S3Endpoint.
+        $script:S3Store = @{
+            S3Endpoint = $script:S3Server.Endpoint
+            AccessKey  = 'S3RVER'
+            SecretKey  = (ConvertTo-SecureString 'S3RVER' -AsPlainText -Force)
+        }
         $script:S3Repo = "s3://$($script:Bucket)/psbackup"
     }
 
@@ -239,9 +245,9 @@ Describe 'An S3 repository' -Tag 'Integration' {
 
     It 'takes an object backup, a snapshot and the WAL' {
         $object = New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders -Repository $script:S3Repo @script:S3
-        $snapshot = New-StoreSnapshot -DataDir $script:DataDir -Namespace events -Repository $script:S3Repo @script:S3
-        $wal = @(Invoke-WalShip -DataDir $script:DataDir -Namespace events -Repository $script:S3Repo @script:S3)
-        $again = @(Invoke-WalShip -DataDir $script:DataDir -Namespace events -Repository $script:S3Repo @script:S3)
+        $snapshot = New-StoreSnapshot -DataDir $script:DataDir -Namespace events -Repository $script:S3Repo @script:S3Store
+        $wal = @(Invoke-WalShip -DataDir $script:DataDir -Namespace events -Repository $script:S3Repo @script:S3Store)
+        $again = @(Invoke-WalShip -DataDir $script:DataDir -Namespace events -Repository $script:S3Repo @script:S3Store)
 
         $object.BackupId | Should -Match '^[0-9a-f]{64}$'
         $snapshot.Path | Should -BeLike 'snapshot/events/*'

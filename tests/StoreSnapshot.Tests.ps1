@@ -112,7 +112,7 @@ Describe 'New-StoreSnapshot on UnisonDB stores (unison.db)' {
         try {
             $deadline = [DateTime]::UtcNow.AddSeconds(30)
             do { & flock -n -s $file true; $held = $LASTEXITCODE -ne 0 } until ($held -or [DateTime]::UtcNow -gt $deadline)
-            { New-StoreSnapshot -DataDir $data -Namespace users -Path 'snapshots/held.db' } |
+            { New-StoreSnapshot -DataDir $data -Namespace users -Path 'snapshots/held.db' -ErrorAction Stop } |
                 Should -Throw -ErrorId 'StoreInUse,PSBackup.Commands.NewStoreSnapshotCommand'
             Join-Path $data 'backups' 'users' 'snapshots' 'held.db' | Should -Not -Exist
         }
@@ -127,7 +127,7 @@ Describe 'New-StoreSnapshot on UnisonDB stores (unison.db)' {
         Copy-UnisonFixture -Name 'v1-store-bolt' -DataDir $data
         $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
         $listener.Start(); $port = $listener.LocalEndpoint.Port; $listener.Stop()
-        { New-StoreSnapshot -DataDir $data -Namespace users -Path 's/users.db' -Endpoint "http://127.0.0.1:$port" -EndpointTimeout 10s } |
+        { New-StoreSnapshot -DataDir $data -Namespace users -Path 's/users.db' -Endpoint "http://127.0.0.1:$port" -EndpointTimeoutSeconds 10 -ErrorAction Stop } |
             Should -Throw -ErrorId 'EndpointUnreachable,PSBackup.Commands.NewStoreSnapshotCommand'
         Join-Path $data 'backups' 'users' 's' 'users.db' | Should -Not -Exist
     }

@@ -25,7 +25,9 @@ public static partial class CliApp
         var scratchPath = new Option<string>("--scratch-path") { Description = "Folder the drill creates its scratch folder in (default: the system temp dir)." };
         var keep = new Option<bool>("--keep") { Description = "Keep the restored copy and print its path." };
         var validate = new Option<string>("--validate-command") { Description = $"Shell command run against the restored copy: the namespace folder is its first argument ($1) and {RestoredPathVariable}; non-zero exit fails the drill." };
-        foreach (Option o in new Option[] { dataDir, ns, backupId, snapshot, targetTime, targetLogIndex, scratchPath, keep, validate })
+        var oracle = new Option<string>("--unison-oracle") { Description = "UnisonDB namespaces: the unisondb-walfs binary whose store-recover replays the restored copy; the drill passes only if UnisonDB's recovery ends at the planned record." };
+        var expectedHash = new Option<string>("--expected-content-hash") { Description = "With --unison-oracle: the content hash (store-info's SHA-256) the recovered namespace must have." };
+        foreach (Option o in new Option[] { dataDir, ns, backupId, snapshot, targetTime, targetLogIndex, scratchPath, keep, validate, oracle, expectedHash })
         {
             command.Options.Add(o);
         }
@@ -62,6 +64,8 @@ public static partial class CliApp
                 Validation = string.IsNullOrWhiteSpace(validateCommand) ? null : (path, c) => ShellCommand.RunAsync(
                     validateCommand, "validate", "ValidateCommandFailed", io.Stderr, path,
                     new Dictionary<string, string> { [RestoredPathVariable] = path }, c),
+                UnisonOracle = parse.GetValue(oracle) is { } o ? FullPath(o, "--unison-oracle") : null,
+                ExpectedContentHash = parse.GetValue(expectedHash),
             };
             RestoreDrillResult? result = await RestoreDrill.RunAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is null)

@@ -45,24 +45,28 @@ public static partial class CliApp
     }
 
     /// <summary><c>--endpoint</c> (UnisonDB's HTTP API) and <c>--endpoint-timeout</c>.</summary>
-    private static (Option<string> Endpoint, Option<string> Timeout) AddUnisonEndpointOptions(Command command, string description)
+    private static (Option<string> Endpoint, Option<int?> Timeout) AddUnisonEndpointOptions(Command command, string description)
     {
         var endpoint = new Option<string>("--endpoint") { Description = description };
-        var timeout = new Option<string>("--endpoint-timeout") { Description = "How long to wait for the server's reply (e.g. 90s, 10m; default 30m)." };
+        var timeout = new Option<int?>("--endpoint-timeout-seconds") { Description = "How long to wait for the server's reply, in seconds (default 1800)." };
         command.Options.Add(endpoint);
         command.Options.Add(timeout);
         return (endpoint, timeout);
     }
 
-    private static (Uri? Endpoint, TimeSpan? Timeout) UnisonEndpointOf(ParseResult parse, (Option<string> Endpoint, Option<string> Timeout) options)
+    private static (Uri? Endpoint, TimeSpan? Timeout) UnisonEndpointOf(ParseResult parse, (Option<string> Endpoint, Option<int?> Timeout) options)
     {
         string? text = parse.GetValue(options.Endpoint);
-        string? timeout = parse.GetValue(options.Timeout);
+        int? timeout = parse.GetValue(options.Timeout);
+        if (timeout is < 1)
+        {
+            throw new InvalidInputException("InvalidEndpointTimeout", "--endpoint-timeout-seconds must be 1 or more.", timeout.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
         if (text is null)
         {
             if (timeout is not null)
             {
-                throw new InvalidInputException("EndpointTimeoutWithoutEndpoint", "--endpoint-timeout only applies with --endpoint.", timeout);
+                throw new InvalidInputException("EndpointTimeoutWithoutEndpoint", "--endpoint-timeout-seconds only applies with --endpoint.", null);
             }
             return (null, null);
         }
@@ -70,7 +74,7 @@ public static partial class CliApp
         {
             throw new InvalidInputException("InvalidEndpoint", $"--endpoint '{text}' is not an address. Give the server's HTTP API as http://host:port.", text);
         }
-        return (uri, timeout is null ? null : Durations.Parse(timeout));
+        return (uri, timeout is int seconds ? TimeSpan.FromSeconds(seconds) : null);
     }
 
     /// <summary>The repository target when <c>--repository</c> was given, else null after checking

@@ -31,6 +31,9 @@ internal static partial class CliOutput
             createdAt = plan.Snapshot.CreatedAt,
             completedAt = plan.Snapshot.CompletedAt,
             appliedLogIndex = plan.Snapshot.Wal.AppliedLogIndex,
+            store = plan.Snapshot.Store ?? "db",
+            checkpoint = plan.Snapshot.Wal.Checkpoint is { } cp ? new { segmentId = cp.SegmentId, offset = cp.Offset, recordsProcessed = cp.RecordsProcessed, logIndex = cp.LogIndex } : null,
+            completedLogIndex = plan.Snapshot.Wal.CompletedLogIndex,
             fileCount = plan.Snapshot.Files.Count,
             bytes = plan.Snapshot.Bytes,
             location = plan.Snapshot.Location,
@@ -66,6 +69,10 @@ internal static partial class CliOutput
             plan.TargetPastArchive ? "True" : "False", TableWriter.Size(plan.Bytes));
         head.WriteTo(output);
         output.WriteLine();
+        if (plan.Snapshot.Wal.Checkpoint is { } checkpoint)
+        {
+            output.WriteLine($"Checkpoint {checkpoint} -> target log index {plan.LastLogIndex.ToString(CultureInfo.InvariantCulture)}: replay reads the checkpoint record and applies what follows.");
+        }
         if (plan.Segments.Count == 0)
         {
             output.WriteLine("No WAL segments: the snapshot holds the target.");

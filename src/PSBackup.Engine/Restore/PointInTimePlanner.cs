@@ -75,6 +75,9 @@ public sealed record PointInTimePlan
     /// <summary>Why the plan is what it is, for people.</summary>
     public required IReadOnlyList<string> Notes { get; init; }
 
+    /// <summary>The store's own WAL checkpoint the restore starts from (UnisonDB), else null.</summary>
+    public Snapshots.StoreCheckpoint? Checkpoint => Snapshot.Wal.Checkpoint;
+
     public long SegmentBytes => Segments.Sum(s => s.Source.Bytes);
     public long Bytes => Snapshot.Bytes + SegmentBytes;
 }

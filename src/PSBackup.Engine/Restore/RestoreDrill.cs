@@ -30,6 +30,14 @@ public sealed record TestRestoreOptions(string Namespace)
     /// with the exception's message.</summary>
     public Func<string, CancellationToken, Task>? Validation { get; init; }
     public int MaxParallelism { get; init; } = 4;
+    /// <summary>UnisonDB namespaces: UnisonDB's own recovery as the proof. The path of a
+    /// <c>unisondb-walfs</c> oracle (built from UnisonDB's walfs and kvdrivers): its
+    /// <c>store-recover</c> replays the restored WAL from the restored store's checkpoint on a copy,
+    /// and the recovered checkpoint must be the plan's last record.</summary>
+    public string? UnisonOracle { get; init; }
+    /// <summary>With <see cref="UnisonOracle"/>: the namespace's content hash (store-info's SHA-256
+    /// over its keys and values) the recovered copy must have.</summary>
+    public string? ExpectedContentHash { get; init; }
 }
 
 /// <summary>What one drill found. A failed drill is a result (<see cref="Passed"/> false, the
@@ -65,6 +73,8 @@ public sealed record RestoreDrillResult
     public string? EventName { get; init; }
     public string? RecordError { get; init; }
     public IReadOnlyList<string> Notes { get; init; } = [];
+    /// <summary>What UnisonDB's recovery made of the restored copy (with -UnisonOracle), else null.</summary>
+    public UnisonRecovery? UnisonRecovery { get; init; }
 }
 
 /// <summary>The restore drill: restore the latest (or a given) backup into a scratch folder with
@@ -134,6 +144,7 @@ public static class RestoreDrill
         ErrorKind? failure = null;
         bool? validationPassed = null;
         PointInTimeRestoreResult? restored = null;
+        UnisonRecovery? recovery = null;
         string nsDir = Path.Combine(scratch, ns);
         bool keep = options.Keep;
         try
@@ -157,6 +168,19 @@ public static class RestoreDrill
                 if (errors.Count > 0)
                 {
                     failure = ErrorKind.Integrity;
+                }
+                else if (options.UnisonOracle is { } oracle)
+                {
+                    context.Report(Activity, "UnisonDB's recovery of the restored copy", 0, 0, nsDir);
+                    string work = Path.Combine(scratch, "unison-recovery");
+                    (List<string> found, recovery) = await UnisonRecoveryCheck.RunAsync(oracle, nsDir, ns, restored.Plan.Snapshot.Store ?? Snapshots.StoreEngines.DbFolder,
+                        restored.LastLogIndex, options.ExpectedContentHash, work, ct).ConfigureAwait(false);
+                    Durable.TryDelete(work);
+                    if (found.Count > 0)
+                    {
+                        errors.AddRange(found);
+                        failure = ErrorKind.Integrity;
+                    }
                 }
             }
             catch (PSBackupException e) when (e.Kind is ErrorKind.InvalidArgument or ErrorKind.NotFound or ErrorKind.Conflict)
@@ -254,6 +278,7 @@ public static class RestoreDrill
             EventName = eventName,
             RecordError = recordError,
             Notes = notes,
+            UnisonRecovery = recovery,
         };
     }
 
@@ -290,6 +315,16 @@ public static class RestoreDrill
         {
             throw new InvalidInputException("InvalidParallelism", "MaxParallelism must be at least 1.", null);
         }
+        if (options.UnisonOracle is { } oracle && !File.Exists(oracle))
+        {
+            throw new InvalidInputException("OracleNotFound", $"-UnisonOracle '{oracle}' is not a file. Give the path of the unisondb-walfs binary (built from UnisonDB's own code).", oracle);
+        }
+        if (options.ExpectedContentHash is { } hash && (options.UnisonOracle is null || !Repository.Hex.IsSha256Hex(hash.ToLowerInvariant())))
+        {
+            throw new InvalidInputException("InvalidContentHash", options.UnisonOracle is null
+                ? "-ExpectedContentHash is checked by UnisonDB's recovery: give -UnisonOracle too."
+                : $"-ExpectedContentHash '{SafePath.Printable(hash)}' is not a SHA-256 (64 hex digits).", hash);
+        }
     }
 
     private static string ResolveScratchParent(string? scratchPath)
@@ -321,7 +356,7 @@ public static class RestoreDrill
     {
         var errors = new List<string>();
         PointInTimePlan plan = restored.Plan;
-        string dbDir = Path.Combine(restored.RestoredPath, "db");
+        string dbDir = Snapshots.StoreEngines.PlacementFolder(plan.Snapshot.Store, restored.RestoredPath);
         foreach (ManifestFile file in plan.Snapshot.Files)
         {
             string path = SafePath.Combine(dbDir, file.Path, "snapshot file");

@@ -136,6 +136,12 @@ public static class WalRetention
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         ArgumentNullException.ThrowIfNull(segments);
+        if (snapshot.Wal.Checkpoint?.LogIndex is long checkpoint)
+        {
+            // UnisonDB's recovery reads the checkpoint record itself before skipping it, so its
+            // segment is needed even when the next record opens the following one.
+            return checkpoint;
+        }
         if (snapshot.Wal.AppliedLogIndex is long a)
         {
             return a + 1;

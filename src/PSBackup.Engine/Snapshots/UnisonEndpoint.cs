@@ -30,7 +30,7 @@ public sealed class UnisonEndpoint
         }
         if (timeout is { } t && t <= TimeSpan.Zero)
         {
-            throw new InvalidInputException("InvalidEndpointTimeout", "-EndpointTimeout must be positive.", t.ToString());
+            throw new InvalidInputException("InvalidEndpointTimeout", "-EndpointTimeoutSeconds must be positive.", t.ToString());
         }
         _base = endpoint;
         _timeout = timeout ?? DefaultTimeout;
@@ -112,7 +112,7 @@ public sealed class UnisonEndpoint
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             throw new OperationFailedException("EndpointTimeout",
-                $"UnisonDB at {_base} did not answer POST {url.AbsolutePath} within {Durations.Format(_timeout)}. Nothing was recorded; check the server's load and log, or raise -EndpointTimeout.", url.ToString());
+                $"UnisonDB at {_base} did not answer POST {url.AbsolutePath} within {Durations.Format(_timeout)}. Nothing was recorded; check the server's load and log, or raise -EndpointTimeoutSeconds.", url.ToString());
         }
         catch (HttpRequestException e)
         {

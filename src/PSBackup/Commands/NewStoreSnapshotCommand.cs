@@ -39,10 +39,10 @@ public sealed class NewStoreSnapshotCommand : PSBackupRepositoryOptionsCmdlet
     [ValidateNotNull]
     public Uri? Endpoint { get; set; }
 
-    /// <summary>How long to wait for the server's reply (e.g. '90s', '10m'); 30 minutes by default.</summary>
+    /// <summary>How long to wait for the server's reply, in seconds; 1800 (30 minutes) by default.</summary>
     [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? EndpointTimeout { get; set; }
+    [ValidateRange(1, 7 * 24 * 3600)]
+    public int? EndpointTimeoutSeconds { get; set; }
 
     /// <summary>S3 endpoint URL of a non-AWS repository store (path-style addressing).</summary>
     [Parameter(ParameterSetName = RepositorySet)]
@@ -58,7 +58,7 @@ public sealed class NewStoreSnapshotCommand : PSBackupRepositoryOptionsCmdlet
     {
         _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));
         _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
-        _timeout = EndpointTimeout is null ? null : Engine.Durations.Parse(EndpointTimeout);
+        _timeout = EndpointTimeoutSeconds is int seconds ? TimeSpan.FromSeconds(seconds) : null;
     }
 
     protected override async Task ProcessRecordAsync()

@@ -70,6 +70,19 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
     [ValidateNotNull]
     public ScriptBlock? ValidationScript { get; set; }
 
+    /// <summary>UnisonDB namespaces: the <c>unisondb-walfs</c> binary (built from UnisonDB's own code)
+    /// whose <c>store-recover</c> replays the restored copy from its checkpoint; the drill passes only
+    /// if UnisonDB's recovery ends exactly at the planned last record.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? UnisonOracle { get; set; }
+
+    /// <summary>With -UnisonOracle: the content hash (SHA-256, as store-info prints it) the recovered
+    /// namespace must have.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ExpectedContentHash { get; set; }
+
     protected override void PrepareRecord()
     {
         RequireSource(DataDir, Repository, dataDirIsSource: true);
@@ -95,6 +108,8 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
             ScratchPath = _scratchPath,
             Keep = Keep.IsPresent,
             Validation = ValidationFor(ValidationScript),
+            UnisonOracle = UnisonOracle is null ? null : ResolveFileSystemPath(UnisonOracle, nameof(UnisonOracle)),
+            ExpectedContentHash = ExpectedContentHash,
         };
         RestoreDrillResult? result = await RestoreDrill.RunAsync(options, CreateContext()).ConfigureAwait(false);
         if (result is null)

@@ -251,7 +251,12 @@ public sealed class CliS3RepositoryTests(S3ServerFixture s3) : IDisposable
         var init = await Cli("repo", "init", "--repository", repo, "--unencrypted", "--json");
         var again = await Cli("repo", "init", "--repository", repo, "--unencrypted");
         var backup = await Cli("object", "backup", "--db-root", obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", ObjectFixture.Object, "--repository", repo, "--json");
-        var ship = await Cli("wal", "ship", "--data-dir", data, "--namespace", "users", "--repository", repo, "--json");
+        // On wal ship (and snapshot create) --endpoint is UnisonDB's HTTP API; S3's is --s3-endpoint.
+        var o2 = new StringWriter();
+        var e2 = new StringWriter();
+        int shipCode = await CliApp.RunAsync(["wal", "ship", "--data-dir", data, "--namespace", "users", "--repository", repo, "--json",
+            "--s3-endpoint", s3.Endpoint, "--access-key", S3ServerFixture.AccessKey, "--secret-key", S3ServerFixture.SecretKey], o2, e2);
+        var ship = (Code: shipCode, Out: o2.ToString(), Err: e2.ToString());
 
         Assert.Equal((0, ""), (init.Code, init.Err));
         Assert.Equal(repo, JsonDocument.Parse(init.Out).RootElement.GetProperty("repository").GetString());

@@ -112,7 +112,7 @@ public sealed partial class ModuleParityTests : IDisposable
             Assert.Equal(className, cmdlet.Type.Name);
             Assert.Equal("PSBackup.Commands", cmdlet.Type.Namespace);
             Assert.True(cmdlet.Type.IsSealed, $"{className} is not sealed.");
-            Assert.Contains(cmdlet.Type.BaseType?.FullName, new[] { "PSBackup.PSBackupCmdlet", "PSBackup.PSBackupRepositoryCmdlet", "PSBackup.PSBackupHistoryCmdlet" });
+            Assert.Contains(cmdlet.Type.BaseType?.FullName, new[] { "PSBackup.PSBackupCmdlet", "PSBackup.PSBackupRepositoryCmdlet", "PSBackup.PSBackupRepositoryOptionsCmdlet", "PSBackup.PSBackupHistoryCmdlet" });
             string file = Path.Combine(_repoRoot, "src", "PSBackup", "Commands", className + ".cs");
             Assert.True(File.Exists(file), $"{cmdlet.Name} should live in src/PSBackup/Commands/{className}.cs.");
             Assert.Contains($"class {className}", File.ReadAllText(file));

@@ -311,6 +311,35 @@ public sealed class UnisonStoreSnapshotTests : IDisposable
         Assert.Contains("wal", missing.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task UnisonDBs_recovery_proves_a_restored_namespace_or_names_what_is_wrong()
+    {
+        string data = UnisonOracle.CopyFixture("v1-store-lmdb", _dir.Combine("data"));
+        await SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "users", "s/users.mdb"), Context());
+        string target = _dir.Combine("restored");
+        await RestoreOperations.RestoreSnapshotAsync(new RestoreStoreSnapshotOptions(data, "users") { TargetDataDir = target }, Context());
+        CopyWal("v1-store-lmdb", Path.Combine(target, "users", "wal"));
+        string oracle = Path.Combine(UnisonOracle.BinDir, UnisonOracle.V1);
+        string nsDir = Path.Combine(target, "users");
+
+        (List<string> errors, UnisonRecovery? recovery) = await UnisonRecoveryCheck.RunAsync(oracle, nsDir, "users", StoreEngines.Lmdb, 600, FixtureRecoveredHash, _dir.Combine("w1"), CancellationToken.None);
+        Assert.Empty(errors);
+        Assert.Equal((180L, 600L, 525, FixtureRecoveredHash), (recovery!.RecordsRecovered, recovery.Checkpoint!.LogIndex!.Value, recovery.Keys, recovery.ContentSha256));
+        // The restored copy itself is untouched: recovery ran on a copy.
+        Assert.Equal(420UL, UnisonOracle.StoreInfoOf(Path.Combine(nsDir, "unison.db")).RecordProcessed);
+
+        // A plan that promised another end, or another expected content, fails with the reason.
+        (errors, _) = await UnisonRecoveryCheck.RunAsync(oracle, nsDir, "users", StoreEngines.Lmdb, 599, null, _dir.Combine("w2"), CancellationToken.None);
+        Assert.Contains(errors, e => e.Contains("ends at log index 600", StringComparison.Ordinal));
+        (errors, _) = await UnisonRecoveryCheck.RunAsync(oracle, nsDir, "users", StoreEngines.Lmdb, 600, FixtureStartHash, _dir.Combine("w3"), CancellationToken.None);
+        Assert.Contains(errors, e => e.Contains("not the expected " + FixtureStartHash, StringComparison.Ordinal));
+
+        // Without the checkpoint's segment UnisonDB cannot start: the check says so.
+        File.Delete(Path.Combine(nsDir, "wal", "000000002.seg"));
+        (errors, _) = await UnisonRecoveryCheck.RunAsync(oracle, nsDir, "users", StoreEngines.Lmdb, 600, null, _dir.Combine("w4"), CancellationToken.None);
+        Assert.NotEmpty(errors);
+    }
+
     private static void StoreGen(string data, string engine, int records, int checkpoint, int seed)
     {
         UnisonOracle.OracleRun run = UnisonOracle.Run(UnisonOracle.V1, "store-gen", "-data", data, "-ns", "users", "-engine", engine,
