@@ -197,7 +197,7 @@ public sealed class UnisonStoreSnapshotTests : IDisposable
         string data = _dir.Combine("data");
         StoreGen(data, engine, records, checkpoint, seed);
         string repo = _dir.Combine("repo");
-        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(new RepositoryTarget { Location = repo }), Context());
+        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(new RepositoryTarget { Location = repo }) { Unencrypted = true }, Context());
         StoreSnapshotResult snap = (await SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "users", null) { Repository = new RepositoryTarget { Location = repo } }, Context()))!;
         Assert.Equal(checkpoint == 0 ? 0 : checkpoint, snap.WalPosition.AppliedLogIndex);
         Assert.Equal(checkpoint == 0, snap.Checkpoint is null);
@@ -230,7 +230,7 @@ public sealed class UnisonStoreSnapshotTests : IDisposable
 
         // Into a repository: the server's file is stored and removed.
         string repo = _dir.Combine("repo");
-        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(new RepositoryTarget { Location = repo }), Context());
+        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(new RepositoryTarget { Location = repo }) { Unencrypted = true }, Context());
         StoreSnapshotResult stored = (await SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "users", null) { Endpoint = server.Endpoint, Repository = new RepositoryTarget { Location = repo } }, Context()))!;
         Assert.NotNull(stored.BackupId);
         Assert.Equal(["daily", "events"], Directory.GetFileSystemEntries(Path.Combine(data, "backups", "users")).Select(p => Path.GetFileName(p)!).Order(StringComparer.Ordinal).ToArray());
