@@ -108,7 +108,8 @@ Describe 'New-StoreSnapshot on UnisonDB stores (unison.db)' {
         $data = Join-Path $TestDrive 'u-held'
         Copy-UnisonFixture -Name 'v1-store-bolt' -DataDir $data
         $file = Join-Path $data 'users' 'unison.db'
-        $holder = Start-Process -FilePath flock -ArgumentList @('-x', $file, 'sleep', '120') -PassThru
+        # flock(1) takes bbolt's exclusive flock(2) on a descriptor the shell hands to sleep: one process holds it.
+        $holder = Start-Process -FilePath bash -ArgumentList @('-c', '"exec 9<\"$0\"; flock -x 9; exec sleep 120"', "`"$file`"") -PassThru
         try {
             $deadline = [DateTime]::UtcNow.AddSeconds(30)
             do { & flock -n -s $file true; $held = $LASTEXITCODE -ne 0 } until ($held -or [DateTime]::UtcNow -gt $deadline)

@@ -76,8 +76,9 @@ public sealed class UnisonStoreSnapshotTests : IDisposable
     {
         string data = UnisonOracle.CopyFixture("v1-store-bolt", _dir.Combine("data"));
         string file = Path.Combine(data, "users", "unison.db");
-        // flock(1) takes the same exclusive flock(2) lock a bbolt writer holds (bolt_unix.go).
-        using Process holder = Process.Start(new ProcessStartInfo("flock", ["-x", file, "sleep", "120"]) { UseShellExecute = false })!;
+        // flock(1) takes the same exclusive flock(2) lock a bbolt writer holds (bolt_unix.go), on a
+        // descriptor the shell then hands to sleep: one process holds the lock until it is killed.
+        using Process holder = Process.Start(new ProcessStartInfo("bash", ["-c", "exec 9<\"$0\"; flock -x 9; exec sleep 120", file]) { UseShellExecute = false })!;
         try
         {
             WaitUntilLocked(file);
@@ -93,6 +94,7 @@ public sealed class UnisonStoreSnapshotTests : IDisposable
         {
             holder.Kill(entireProcessTree: true);
             holder.WaitForExit();
+            WaitUntilLocked(file, locked: false);
         }
         // Once the writer is gone the same call works.
         StoreSnapshotResult ok = (await SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "users", "snapshots/free.db"), Context()))!;
@@ -360,19 +362,21 @@ public sealed class UnisonStoreSnapshotTests : IDisposable
         }
     }
 
-    private static void WaitUntilLocked(string file)
+    /// <summary>Polls with flock(1) itself (not the code under test) until the file's lock is
+    /// held (or, with <paramref name="locked"/> false, free).</summary>
+    private static void WaitUntilLocked(string file, bool locked = true)
     {
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < TimeSpan.FromSeconds(30))
         {
             using Process probe = Process.Start(new ProcessStartInfo("flock", ["-n", "-s", file, "true"]) { UseShellExecute = false })!;
             probe.WaitForExit();
-            if (probe.ExitCode != 0)
+            if ((probe.ExitCode != 0) == locked)
             {
                 return;
             }
             Thread.Sleep(50);
         }
-        throw new TimeoutException("flock never took the lock.");
+        throw new TimeoutException(locked ? "flock never took the lock." : "the lock was never released.");
     }
 }
