@@ -356,30 +356,32 @@ public sealed class StoreSnapshotTests
     public async Task FileThatKeepsChangingFailsTheSnapshotAndLeavesNothing()
     {
         using var dir = new TestDirectory();
-        // 16 MiB: each copy attempt reads it three times, a window far longer than the writer
-        // thread's scheduling latency even on two busy cores, so no attempt can see it still.
-        string nsDir = CreateFileNamespace(dir.Path, "lmdb", 16 * 1024 * 1024);
+        // 32 MiB: each copy attempt reads it three times, a window far longer than a writer thread's
+        // scheduling latency. Three writer threads, so that a copy attempt can only see the file
+        // still if all three are starved for its whole window at once (one writer was, once, under
+        // load 45 on two cores).
+        string nsDir = CreateFileNamespace(dir.Path, "lmdb", 32 * 1024 * 1024);
         string hot = Path.Combine(nsDir, "db", "data.mdb");
         long writes = 0;
         using var stop = new CancellationTokenSource();
-        var writer = new Thread(() =>
+        var writers = Enumerable.Range(0, 3).Select(w => new Thread(() =>
         {
             using var stream = new FileStream(hot, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
             byte[] counter = new byte[8];
             long length = stream.Length;
             for (long n = 1; !stop.IsCancellationRequested; n++)
             {
-                BitConverter.TryWriteBytes(counter, n);
-                stream.Position = n * 4096 % (length - 8);
+                BitConverter.TryWriteBytes(counter, n * 3 + w);
+                stream.Position = (n * 4096 + w * 1024) % (length - 8);
                 stream.Write(counter);
                 stream.Flush();
-                Volatile.Write(ref writes, n);
+                Interlocked.Increment(ref writes);
             }
-        }) { IsBackground = true, Name = "rewriter" };
-        writer.Start();
+        }) { IsBackground = true, Name = $"rewriter-{w}" }).ToList();
+        writers.ForEach(t => t.Start());
         try
         {
-            Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref writes) > 1000, TimeSpan.FromSeconds(30)));
+            Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref writes) > 3000, TimeSpan.FromSeconds(30)));
             string final = Path.Combine(dir.Path, "backups", "lmdb", "snaps", "hot");
 
             var e = await Assert.ThrowsAsync<OperationFailedException>(() => SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(dir.Path, "lmdb", "snaps/hot"), OperationContext.Default));
@@ -392,7 +394,7 @@ public sealed class StoreSnapshotTests
         finally
         {
             stop.Cancel();
-            writer.Join();
+            writers.ForEach(t => t.Join());
         }
     }
 
