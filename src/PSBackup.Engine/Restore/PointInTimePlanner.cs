@@ -190,6 +190,24 @@ public static class PointInTimePlanner
     /// <summary>The last log index a snapshot can hold: its applied index, else the WAL's end when its copy finished.</summary>
     private static long? Bound(RestorableSnapshot s) => s.Wal.AppliedLogIndex ?? s.Wal.CompletedLogIndex;
 
+    /// <summary>The latest instant a snapshot may hold a record from: when its copy completed, or,
+    /// for a store with a WAL checkpoint (UnisonDB), the checkpoint record's own time (HLC), since
+    /// the store holds exactly the records up to it and record times rise with the log index; a
+    /// UnisonDB store with no checkpoint has applied no record at all.</summary>
+    private static DateTimeOffset? HoldsNothingAfter(RestorableSnapshot s)
+    {
+        if (s.Wal.Checkpoint is { Hlc: long hlc } && hlc > 0 && s.Wal.AppliedLogIndex is not null)
+        {
+            DateTimeOffset data = DateTimeOffset.FromUnixTimeMilliseconds(Math.Min(hlc, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()));
+            return s.CompletedAt is { } c && c < data ? c : data;
+        }
+        if (s.Wal.Checkpoint is null && s.Wal.AppliedLogIndex == 0 && s.Store is Snapshots.StoreEngines.Bolt or Snapshots.StoreEngines.Lmdb)
+        {
+            return DateTimeOffset.MinValue;
+        }
+        return s.CompletedAt;
+    }
+
     /// <summary>First record of the oldest segment present when the snapshot began (it must be archived).</summary>
     private static long OldestStart(string ns, RestorableSnapshot snapshot, Dictionary<long, ArchivedSegment> complete)
     {
@@ -207,16 +225,16 @@ public static class PointInTimePlanner
         Dictionary<long, IReadOnlyList<ArchivedSegment>> byId, Dictionary<long, ArchivedSegment> complete, long? lastArchived, List<string> notes)
     {
         string shown = target.ToString();
-        var eligible = snapshots.Where(s => s.CompletedAt is { } c && c <= t).ToList();
+        var eligible = snapshots.Where(s => HoldsNothingAfter(s) is { } c && c <= t).ToList();
         if (eligible.Count == 0)
         {
-            RestorableSnapshot? first = snapshots.Where(s => s.CompletedAt is not null).MinBy(s => s.CompletedAt);
+            RestorableSnapshot? first = snapshots.Where(s => HoldsNothingAfter(s) is not null).MinBy(HoldsNothingAfter);
             throw new TargetBeforeFirstSnapshotException(first is null
                 ? $"No snapshot of namespace '{ns}' records when it completed, so none can serve a time target. Restore to a log index (-TargetLogIndex) instead."
-                : $"The target {shown} is before the first snapshot of namespace '{ns}': the oldest, '{first.Id}', completed at {Format(first.CompletedAt!.Value)}. Choose a target at or after that time.",
+                : $"The target {shown} is before the first snapshot of namespace '{ns}': the oldest, '{first.Id}', holds records up to {Format(HoldsNothingAfter(first)!.Value)}. Choose a target at or after that time.",
                 Format(t));
         }
-        RestorableSnapshot snapshot = eligible.OrderByDescending(s => s.CompletedAt).ThenByDescending(s => s.Wal.AppliedLogIndex ?? -1).First();
+        RestorableSnapshot snapshot = eligible.OrderByDescending(HoldsNothingAfter).ThenByDescending(s => s.Wal.AppliedLogIndex ?? -1).First();
         long? applied = snapshot.Wal.AppliedLogIndex;
 
         // Where the WAL starts: applied + 1, or the first record of the oldest segment the
@@ -313,7 +331,7 @@ public static class PointInTimePlanner
         }
         if (applied is long ap && ap > durable)
         {
-            notes.Add($"Snapshot '{snapshot.Id}' (completed {Format(snapshot.CompletedAt!.Value)}) already holds records up to {ap}, later than the archived WAL proves durable at the target; all of them were written before it completed.");
+            notes.Add($"Snapshot '{snapshot.Id}' (holding records up to {Format(HoldsNothingAfter(snapshot)!.Value)}) already holds records up to {ap}, later than the archived WAL proves durable at the target; all of them were written by then.");
         }
         List<PlannedSegment> chain = Chain(ns, snapshot, start, effective, complete);
         return new PointInTimePlan
