@@ -4,7 +4,7 @@
 # Directory.Build.props; import the assembled module, never this file.
 #
 @{
-    RootModule           = 'PSBackup.dll'
+    RootModule           = 'PSBackup.psm1'
     ModuleVersion        = '0.0.0'
     GUID                 = '6f0b7c1e-5a3d-4f47-9d2e-2b8f3c4a9e61'
     Author               = 'PSBackup contributors'

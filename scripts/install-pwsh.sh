@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the Pester tests need on a fresh machine, from NuGet only (no PowerShell Gallery):
 #   PowerShell 7.6.10 as a .NET tool into .tools/pwsh (pinned: 7.7.0 does not run here), and
-#   Pester 5.9.1 through a throwaway project's PackageDownload restore (its module is under tools/).
-# Prints two lines: "pwsh=<path>" and "pester=<path to Pester.psd1>". Reuses earlier installs.
+#   Pester 5.9.1 through a throwaway project's PackageDownload restore (its module is under tools/),
+#   and, the same way, AWSSDK.Core 3.7 (the AWS.Tools generation), which the module-isolation test
+#   loads into pwsh before PSBackup (whose dependencies are AWSSDK.Core 4).
+# Prints three lines: "pwsh=<path>", "pester=<path to Pester.psd1>" and "awssdk3=<folder of the
+# AWSSDK.Core 3.x package>". Reuses earlier installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pwsh_version=7.6.10
 pester_version=5.9.1
+awssdk3_version=3.7.402
 tools="$PWD/.tools"
 mkdir -p "$tools"
 
@@ -19,14 +23,18 @@ fi
 
 packages=$(dotnet nuget locals global-packages --list | sed -E 's/^global-packages: *//; s:/*$::')
 pester="$packages/pester/$pester_version/tools/Pester.psd1"
-if [ ! -f "$pester" ]; then
+awssdk3="$packages/awssdk.core/$awssdk3_version"
+if [ ! -f "$pester" ] || [ ! -d "$awssdk3/lib" ]; then
   # Outside the repository, so its Directory.*.props (central versions, warnings as errors) stay out.
   restore=$(mktemp -d)
   trap 'rm -rf "$restore"' EXIT
   cat > "$restore/pester-restore.csproj" <<PROJ
 <Project Sdk="Microsoft.NET.Sdk">
   <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
-  <ItemGroup><PackageDownload Include="Pester" Version="[$pester_version]" /></ItemGroup>
+  <ItemGroup>
+    <PackageDownload Include="Pester" Version="[$pester_version]" />
+    <PackageDownload Include="AWSSDK.Core" Version="[$awssdk3_version]" />
+  </ItemGroup>
 </Project>
 PROJ
   dotnet restore "$restore/pester-restore.csproj" -nologo -v quiet >&2
@@ -35,5 +43,10 @@ if [ ! -f "$pester" ]; then
   echo "install-pwsh: Pester $pester_version did not arrive at $pester" >&2
   exit 1
 fi
+if [ ! -d "$awssdk3/lib" ]; then
+  echo "install-pwsh: AWSSDK.Core $awssdk3_version did not arrive at $awssdk3" >&2
+  exit 1
+fi
 echo "pwsh=$pwsh"
 echo "pester=$pester"
+echo "awssdk3=$awssdk3"

@@ -37,6 +37,15 @@ dotnet build PSBackup.sln -c "$configuration" -nologo -v quiet
 set +e
 dotnet test PSBackup.sln -c "$configuration" --no-build -nologo "$@" 2>&1 | tee "$log"
 xunit_status=${PIPESTATUS[0]}
+# The repository suite again with the managed zstd codec (ZstdSharp.Port, what Windows and Azure
+# Automation run): every repository, repository-operation, maintenance and repository-restore test,
+# plus ZstdCodecTests, which asserts this pass really ran on the managed codec. Its summary line
+# counts in the totals like the first pass's.
+managed_filter="FullyQualifiedName~PSBackup.Engine.Tests.Repository.|FullyQualifiedName~PSBackup.Engine.Tests.RepositoryOps.|FullyQualifiedName~PSBackup.Engine.Tests.Maintenance.|FullyQualifiedName~PSBackup.Engine.Tests.Restore.Repository|FullyQualifiedName~PSBackup.Engine.Tests.Cli.CliRepository|FullyQualifiedName~PSBackup.Engine.Tests.Cli.CliRestore"
+echo "xunit: repository suite with PSBACKUP_ZSTD=managed"
+PSBACKUP_ZSTD=managed dotnet test tests/PSBackup.Engine.Tests -c "$configuration" --no-build -nologo --filter "$managed_filter" "$@" 2>&1 | tee -a "$log"
+managed_status=${PIPESTATUS[0]}
+if [ "$managed_status" -ne 0 ]; then xunit_status=$managed_status; fi
 # Every Pester test (Integration ones included) against the module the build just assembled,
 # in a fresh pwsh; -OutputFormat Text keeps a logged run plain text.
 "$pwsh" -NoProfile -NonInteractive -OutputFormat Text -File scripts/pester.ps1 -PesterPath "$pester" 2>&1 | tee -a "$log"

@@ -72,7 +72,7 @@ public sealed class Repository
         {
             RepositoryCrypto.ReadKeyFile(options.KeyFile);
         }
-        IBlockCompressor zstd = ZstdCompressor.Instance;
+        IBlockCompressor zstd = ZstdCodecs.Default;
         if (await backend.StatAsync(RepositoryLayout.ConfigKey, ct).ConfigureAwait(false) is not null)
         {
             throw new ConflictException("RepositoryExists",
@@ -159,7 +159,7 @@ public sealed class Repository
         {
             KnownRepositories.RememberEncrypted(config.Id, backend.Location);
         }
-        var repo = new Repository(backend, config, configSha, master, ZstdCompressor.Instance);
+        var repo = new Repository(backend, config, configSha, master, ZstdCodecs.Default);
         if (loadIndex)
         {
             await repo.ReloadIndexAsync(ct).ConfigureAwait(false);

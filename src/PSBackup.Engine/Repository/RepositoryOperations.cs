@@ -72,6 +72,8 @@ public static class RepositoryOperations
         // Everything that can be checked without writing is checked first: the location, S3
         // options on a folder, and an existing repository (a folder is only read when it exists).
         string location = target.IsS3 ? target.Location : ValidateFolder(target.Location);
+        // The codec is chosen before anything is created: a bad PSBACKUP_ZSTD leaves no folder behind.
+        _ = Compression.ZstdCodecs.Default;
         try
         {
             using IStorageBackend probe = RepositoryConnector.OpenBackend(target);

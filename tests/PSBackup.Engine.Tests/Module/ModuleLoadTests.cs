@@ -184,7 +184,7 @@ public sealed partial class ModuleParityTests
     [Fact]
     public void The_managed_dependency_closure_loads_on_NET_8()
     {
-        var shipped = Directory.GetFiles(_moduleDir, "*.dll")
+        var shipped = Directory.GetFiles(_dependencyDir, "*.dll")
             .ToDictionary(f => Path.GetFileNameWithoutExtension(f), ReadAssemblyVersion, StringComparer.OrdinalIgnoreCase);
         var pending = new Queue<string>(["PSBackup"]);
         var visited = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -195,7 +195,7 @@ public sealed partial class ModuleParityTests
             {
                 continue;
             }
-            foreach ((string reference, Version version) in ReadReferences(Path.Combine(_moduleDir, name + ".dll")))
+            foreach ((string reference, Version version) in ReadReferences(Path.Combine(_dependencyDir, name + ".dll")))
             {
                 if (shipped.TryGetValue(reference, out Version? have))
                 {
@@ -218,13 +218,13 @@ public sealed partial class ModuleParityTests
         Assert.Contains("Microsoft.Data.Sqlite", visited);
     }
 
-    /// <summary>ModuleInitializer answers the provider's DllImport by name: the name SQLitePCLRaw's
+    /// <summary>The module's load context answers the provider's DllImport by name: the name SQLitePCLRaw's
     /// provider imports must be the one the module ships under runtimes/&lt;rid&gt;/native, with
     /// the file names the resolver probes.</summary>
     [Fact]
     public void The_native_resolver_matches_the_provider_DllImport_name_and_the_shipped_files()
     {
-        string provider = Path.Combine(_moduleDir, "SQLitePCLRaw.provider.e_sqlite3.dll");
+        string provider = Path.Combine(_dependencyDir, "SQLitePCLRaw.provider.e_sqlite3.dll");
         string[] imports = ReadModuleReferences(provider);
         Assert.Contains("e_sqlite3", imports);
         foreach (string rid in ModuleRids)
@@ -232,11 +232,11 @@ public sealed partial class ModuleParityTests
             string file = rid.StartsWith("win", StringComparison.Ordinal) ? "e_sqlite3.dll"
                 : rid.StartsWith("osx", StringComparison.Ordinal) ? "libe_sqlite3.dylib"
                 : "libe_sqlite3.so";
-            Assert.True(File.Exists(Path.Combine(_moduleDir, "runtimes", rid, "native", file)),
+            Assert.True(File.Exists(Path.Combine(_dependencyDir, "runtimes", rid, "native", file)),
                 $"runtimes/{rid}/native/{file} is missing: the resolver would not find e_sqlite3 there.");
         }
-        string source = File.ReadAllText(Path.Combine(_repoRoot, "src", "PSBackup", "ModuleInitializer.cs"));
-        Assert.Contains("ResolvingUnmanagedDll", source);
+        string source = File.ReadAllText(Path.Combine(_repoRoot, "src", "PSBackup.Loader", "LoadContext.cs"));
+        Assert.Contains("override IntPtr LoadUnmanagedDll", source);
         Assert.Contains("\"runtimes\"", source);
         Assert.Contains("\"native\"", source);
     }

@@ -37,6 +37,8 @@ public sealed partial class ModuleParityTests : IDisposable
 
     private readonly string _repoRoot;
     private readonly string _moduleDir;
+    /// <summary>Where the assembled module keeps its assemblies (loaded into its own load context).</summary>
+    private readonly string _dependencyDir;
     private readonly MetadataLoadContext _mlc;
     private readonly Assembly _cmdlets;
     private readonly Assembly _engine;
@@ -46,17 +48,18 @@ public sealed partial class ModuleParityTests : IDisposable
     {
         _repoRoot = FindRepoRoot();
         _moduleDir = Path.Combine(_repoRoot, "out", "PSBackup");
-        Assert.True(File.Exists(Path.Combine(_moduleDir, "PSBackup.dll")),
+        _dependencyDir = Path.Combine(_moduleDir, "dependencies");
+        Assert.True(File.Exists(Path.Combine(_dependencyDir, "PSBackup.dll")),
             $"The assembled module is missing from {_moduleDir}: run 'dotnet build PSBackup.sln' first.");
 
         string psStandard = Path.Combine(NuGetRoot(), "powershellstandard.library", "5.1.0-preview-06", "lib", "netstandard2.0", "System.Management.Automation.dll");
         Assert.True(File.Exists(psStandard), $"PowerShellStandard.Library reference assembly not found at {psStandard} (restore the solution).");
         IEnumerable<string> paths = Directory.GetFiles(RuntimeEnvironment.GetRuntimeDirectory(), "*.dll")
-            .Concat(Directory.GetFiles(_moduleDir, "*.dll"))
+            .Concat(Directory.GetFiles(_dependencyDir, "*.dll"))
             .Append(psStandard);
         _mlc = new MetadataLoadContext(new PathAssemblyResolver(paths));
-        _cmdlets = _mlc.LoadFromAssemblyPath(Path.Combine(_moduleDir, "PSBackup.dll"));
-        _engine = _mlc.LoadFromAssemblyPath(Path.Combine(_moduleDir, "PSBackup.Engine.dll"));
+        _cmdlets = _mlc.LoadFromAssemblyPath(Path.Combine(_dependencyDir, "PSBackup.dll"));
+        _engine = _mlc.LoadFromAssemblyPath(Path.Combine(_dependencyDir, "PSBackup.Engine.dll"));
         _cmdletInfos = ReadCmdlets(_cmdlets);
     }
 
@@ -91,7 +94,7 @@ public sealed partial class ModuleParityTests : IDisposable
         Assert.Equal(expected, Regex.Match(assembled, @"ModuleVersion\s*=\s*'([^']*)'").Groups[1].Value);
         Assert.Equal(Normalize(VersionLine().Replace(source, "")), Normalize(VersionLine().Replace(assembled, "")));
 
-        Assert.Matches(@"RootModule\s*=\s*'PSBackup\.dll'", assembled);
+        Assert.Matches(@"RootModule\s*=\s*'PSBackup\.psm1'", assembled);
         Assert.Matches(@"PowerShellVersion\s*=\s*'7\.4'", assembled);
         Assert.Matches(@"CompatiblePSEditions\s*=\s*@\('Core'\)", assembled);
         Assert.Matches(@"FormatsToProcess\s*=\s*@\('PSBackup\.Format\.ps1xml'\)", assembled);
@@ -224,22 +227,39 @@ public sealed partial class ModuleParityTests : IDisposable
     [Fact]
     public void The_module_folder_ships_native_sqlite_and_not_System_Management_Automation()
     {
-        Assert.False(File.Exists(Path.Combine(_moduleDir, "System.Management.Automation.dll")),
+        Assert.False(File.Exists(Path.Combine(_moduleDir, "System.Management.Automation.dll")) || File.Exists(Path.Combine(_dependencyDir, "System.Management.Automation.dll")),
             "The module must not ship System.Management.Automation.dll: pwsh provides it.");
         foreach (string rid in ModuleRids)
         {
-            string native = Path.Combine(_moduleDir, "runtimes", rid, "native");
+            string native = Path.Combine(_dependencyDir, "runtimes", rid, "native");
             Assert.True(Directory.Exists(native) && Directory.GetFiles(native, "*e_sqlite3*").Length > 0,
-                $"The module has no native e_sqlite3 for {rid} under runtimes/{rid}/native.");
+                $"The module has no native e_sqlite3 for {rid} under dependencies/runtimes/{rid}/native.");
         }
-        foreach (string dll in new[] { "PSBackup.dll", "PSBackup.Engine.dll", "Microsoft.Data.Sqlite.dll", "SQLitePCLRaw.core.dll", "SQLitePCLRaw.provider.e_sqlite3.dll", "PSBackup.Format.ps1xml" })
+        foreach (string dll in new[] { "PSBackup.dll", "PSBackup.Engine.dll", "Microsoft.Data.Sqlite.dll", "SQLitePCLRaw.core.dll", "SQLitePCLRaw.provider.e_sqlite3.dll", "ZstdSharp.dll", "AWSSDK.Core.dll" })
         {
-            Assert.True(File.Exists(Path.Combine(_moduleDir, dll)), $"The module folder lacks {dll}.");
+            Assert.True(File.Exists(Path.Combine(_dependencyDir, dll)), $"The module's dependencies/ folder lacks {dll}.");
+        }
+        foreach (string file in new[] { "PSBackup.psd1", "PSBackup.psm1", "PSBackup.Loader.dll", "PSBackup.Format.ps1xml" })
+        {
+            Assert.True(File.Exists(Path.Combine(_moduleDir, file)), $"The module folder lacks {file}.");
         }
     }
 
+    /// <summary>Only the loader sits in the module folder itself: any other assembly there could be
+    /// loaded into PowerShell's shared load context, where another module's AWSSDK.Core or
+    /// Azure.Core would clash with it.</summary>
     [Fact]
-    public void The_module_registers_a_native_library_resolver_on_import()
+    public void Only_the_loader_is_outside_the_dependencies_folder()
+    {
+        Assert.Equal(["PSBackup.Loader.dll"], Directory.GetFiles(_moduleDir, "*.dll").Select(f => Path.GetFileName(f)!).ToArray());
+        Assert.False(Directory.Exists(Path.Combine(_moduleDir, "runtimes")), "Native libraries belong under dependencies/runtimes, where the load context finds them.");
+        string psm1 = File.ReadAllText(Path.Combine(_moduleDir, "PSBackup.psm1"));
+        Assert.Contains("PSBackup.Loader.dll", psm1);
+        Assert.Contains("Import-Module", psm1);
+    }
+
+    [Fact]
+    public void The_module_checks_its_load_context_on_import()
     {
         Type[] initializers = _cmdlets.GetTypes()
             .Where(t => t.GetInterfaces().Any(i => i.FullName == "System.Management.Automation.IModuleAssemblyInitializer"))

@@ -8,6 +8,9 @@ namespace PSBackup.Engine.Repository.Compression;
 /// standard zstd frame (RFC 8878) with the content size in its header, so <c>zstd -d</c> reads it.</summary>
 public interface IBlockCompressor
 {
+    /// <summary>Which implementation this is, e.g. <c>libzstd 1.5.4</c> or <c>ZstdSharp 0.8.8 (managed)</c>.</summary>
+    string Name { get; }
+
     /// <summary>The largest frame <see cref="Compress"/> can produce for <paramref name="sourceLength"/> bytes.</summary>
     int MaxCompressedLength(int sourceLength);
 
@@ -19,7 +22,7 @@ public interface IBlockCompressor
     int Decompress(ReadOnlySpan<byte> frame, Span<byte> destination);
 }
 
-/// <summary>A thin binding over the system libzstd (libzstd.so.1 on Linux, libzstd.1.dylib on
+/// <summary>The fast path: a thin binding over the system libzstd (libzstd.so.1 on Linux, libzstd.1.dylib on
 /// macOS, libzstd.dll on Windows, or a copy under runtimes/&lt;rid&gt;/native beside the engine).
 /// The library is loaded with <see cref="NativeLibrary"/> and called through function pointers,
 /// so no assembly-wide DllImport resolver is claimed. Contexts are pooled, one per concurrent caller.</summary>
@@ -60,6 +63,22 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
 
     /// <summary>The loaded library's version, e.g. 10504 for 1.5.4.</summary>
     public uint Version => _versionNumber();
+
+    public string Name => $"libzstd {Version / 10000}.{Version / 100 % 100}.{Version % 100}";
+
+    /// <summary>The native library when it loads and has every function used; null otherwise
+    /// (then <see cref="ZstdCodecs"/> falls back to the managed port).</summary>
+    internal static ZstdCompressor? TryLoad()
+    {
+        try
+        {
+            return Shared.Value;
+        }
+        catch (Exception e) when (e is OperationFailedException or EntryPointNotFoundException or DllNotFoundException or BadImageFormatException)
+        {
+            return null;
+        }
+    }
 
     public int MaxCompressedLength(int sourceLength) => checked((int)_compressBound((nuint)sourceLength));
 
@@ -167,7 +186,10 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
                 return h2;
             }
         }
-        throw new OperationFailedException("ZstdMissing",
-            $"The zstd library could not be loaded (tried {string.Join(", ", CandidateNames())}). Install zstd (Debian/Ubuntu: 'apt-get install libzstd1'; macOS: 'brew install zstd'; Windows: place libzstd.dll beside PSBackup.Engine.dll).");
+        throw MissingError();
     }
+
+    /// <summary>ZstdMissing: only raised when <c>PSBACKUP_ZSTD=native</c> demands the library.</summary>
+    internal static OperationFailedException MissingError() => new("ZstdMissing",
+        $"The zstd library could not be loaded (tried {string.Join(", ", CandidateNames())}). {ZstdCodecs.Variable}=native requires it: install zstd (Debian/Ubuntu: 'apt-get install libzstd1'; macOS: 'brew install zstd'; Windows: place libzstd.dll beside PSBackup.Engine.dll), or unset {ZstdCodecs.Variable} to use the managed codec.");
 }
