@@ -29,3 +29,26 @@ if ($innerModule) {
         $addExportedCmdlet.Invoke($ExecutionContext.SessionState.Module, @(, $cmdlet))
     }
 }
+
+# PowerShell resolves a type literal ([PSBackup.Engine.ObjectStore.ObjectBackupResult]) only in its
+# shared load context, so the result types of the module's own context get type accelerators under
+# their full names: scripts keep writing `-is [PSBackup.Engine....]` and `Should -BeOfType`.
+# Only PSBackup's own public types are registered (never a dependency's), and an accelerator of that
+# name already present is left alone; Remove-Module takes ours away again.
+$accelerators = [psobject].Assembly.GetType('System.Management.Automation.TypeAccelerators')
+$loadContext = [Runtime.Loader.AssemblyLoadContext]::GetLoadContext($moduleAssembly)
+$registered = [Collections.Generic.List[string]]::new()
+foreach ($name in 'PSBackup', 'PSBackup.Engine') {
+    $assembly = $loadContext.LoadFromAssemblyName([AssemblyName]::new($name))
+    foreach ($type in $assembly.GetExportedTypes()) {
+        if (-not $accelerators::Get.ContainsKey($type.FullName)) {
+            $accelerators::Add($type.FullName, $type)
+            $registered.Add($type.FullName)
+        }
+    }
+}
+$ExecutionContext.SessionState.Module.OnRemove = {
+    foreach ($name in $registered) {
+        $null = $accelerators::Remove($name)
+    }
+}.GetNewClosure()

@@ -186,9 +186,10 @@ Describe 'PSBackup module' {
 
     It 'does not ship System.Management.Automation.dll and ships the native SQLite library for this platform' {
         Join-Path $script:ModuleDir 'System.Management.Automation.dll' | Should -Not -Exist
+        Join-Path $script:ModuleDir 'dependencies' 'System.Management.Automation.dll' | Should -Not -Exist
         $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
         $arch = [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
-        $native = Join-Path $script:ModuleDir 'runtimes' "$os-$arch" 'native'
+        $native = Join-Path $script:ModuleDir 'dependencies' 'runtimes' "$os-$arch" 'native'
         @(Get-ChildItem -LiteralPath $native -File -Filter '*e_sqlite3*') | Should -Not -BeNullOrEmpty
     }
 }
