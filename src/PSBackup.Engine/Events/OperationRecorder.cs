@@ -214,11 +214,24 @@ public sealed record AuditEntry
 /// <summary>The audit log: JSON Lines, one line per operation. Its path is
 /// <see cref="OperationContext.AuditLogPath"/>, else <c>PSBACKUP_AUDIT_LOG</c>, else
 /// <c>&lt;user data folder&gt;/PSBackup/audit.jsonl</c> (never inside a data directory or repository:
-/// bad input writes nothing there). Setting either to <c>off</c> disables it. Each line is appended with one write to a file opened for append, then flushed.</summary>
+/// bad input writes nothing there). Setting either to <c>off</c> disables it.
+/// <para>Lines are never lost or interleaved across processes: .NET's <c>FileMode.Append</c> is not
+/// <c>O_APPEND</c> (it seeks to the end once at open and writes at its own offset), so concurrent
+/// writers overwrote each other's lines. Each append now holds the file exclusively against other
+/// writers while it seeks to the end, writes the whole line and flushes it to disk: on Windows by
+/// denying write sharing (readers that allow writers, such as <c>Get-Content -Wait</c>, are not
+/// disturbed), on Unix by <see cref="FileShare.None"/>, which .NET takes as <c>flock(LOCK_EX)</c>
+/// (advisory: readers never notice). A writer that finds the file held retries with a short
+/// randomized backoff for up to <see cref="LockWait"/>. A line left torn by a crash is closed with
+/// a newline before the next one, so one bad line never swallows the next.</para></summary>
 public static class AuditLog
 {
     public const string PathVariable = "PSBACKUP_AUDIT_LOG";
     public const string FileName = "audit.jsonl";
+
+    /// <summary>How long an append waits for other writers before it gives up (auditing never
+    /// fails an operation; a line is lost only if another process held the file this long).</summary>
+    public static TimeSpan LockWait { get; } = TimeSpan.FromSeconds(60);
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -252,18 +265,58 @@ public static class AuditLog
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            lock (Gate)
-            {
-                using var fs = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
-                fs.Write(line);
-                fs.Flush(flushToDisk: true);
-            }
+            AppendLine(path, line, LockWait);
         }
         catch (IOException)
         {
         }
         catch (UnauthorizedAccessException)
         {
+        }
+    }
+
+    /// <summary>Appends <paramref name="line"/> (ending in '\n') as one write while holding the file
+    /// against every other writer, process or thread; throws the last IOException when the file
+    /// stayed held for <paramref name="wait"/>.</summary>
+    internal static void AppendLine(string path, ReadOnlySpan<byte> line, TimeSpan wait)
+    {
+        FileShare share = OperatingSystem.IsWindows() ? FileShare.Read | FileShare.Delete : FileShare.None;
+        long deadline = Environment.TickCount64 + (long)wait.TotalMilliseconds;
+        int backoff = 1;
+        lock (Gate)
+        {
+            while (true)
+            {
+                FileStream fs;
+                try
+                {
+                    fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, share, 1, FileOptions.None);
+                }
+                catch (IOException e) when (e is not (DirectoryNotFoundException or PathTooLongException) && Environment.TickCount64 < deadline)
+                {
+                    // Held by another writer (a sharing violation on Windows, EWOULDBLOCK from flock on Unix).
+                    Thread.Sleep(Random.Shared.Next(backoff, (2 * backoff) + 1));
+                    backoff = Math.Min(backoff * 2, 32);
+                    continue;
+                }
+                using (fs)
+                {
+                    long end = fs.Length;
+                    if (end > 0)
+                    {
+                        fs.Position = end - 1;
+                        if (fs.ReadByte() != '\n')
+                        {
+                            fs.Position = end;
+                            fs.WriteByte((byte)'\n'); // close a line torn by a crash
+                        }
+                    }
+                    fs.Position = fs.Length;
+                    fs.Write(line);
+                    fs.Flush(flushToDisk: true);
+                }
+                return;
+            }
         }
     }
 }
