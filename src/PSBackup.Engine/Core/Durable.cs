@@ -50,9 +50,9 @@ public static partial class Durable
     {
         try
         {
-            File.Move(tempPath, finalPath, overwrite: false);
+            FolderSwap.Retry(() => File.Move(tempPath, finalPath, overwrite: false), FolderSwap.DefaultAttempts);
         }
-        catch (IOException) when (File.Exists(finalPath) || Directory.Exists(finalPath))
+        catch (Exception e) when (FolderSwap.IsRenameFailure(e) && (File.Exists(finalPath) || Directory.Exists(finalPath)))
         {
             throw Taken(finalPath);
         }
@@ -70,9 +70,10 @@ public static partial class Durable
         }
         try
         {
-            Directory.Move(tempDir, finalDir);
+            // Windows refuses the rename while a scanner holds a file inside: retried there.
+            FolderSwap.Retry(() => Directory.Move(tempDir, finalDir), FolderSwap.DefaultAttempts);
         }
-        catch (IOException) when (Directory.Exists(finalDir) || File.Exists(finalDir))
+        catch (Exception e) when (FolderSwap.IsRenameFailure(e) && (Directory.Exists(finalDir) || File.Exists(finalDir)))
         {
             throw Taken(finalDir); // another writer took the name between the check and the rename
         }
@@ -114,7 +115,9 @@ public static partial class Durable
             }
             if (overwrite)
             {
-                File.Move(temp, finalPath, overwrite: true);
+                // Windows refuses to replace a file another process holds without FileShare.Delete:
+                // retried there (a reader closes soon).
+                FolderSwap.Retry(() => File.Move(temp, finalPath, overwrite: true), FolderSwap.DefaultAttempts);
                 FsyncDirectory(Path.GetDirectoryName(Path.GetFullPath(finalPath))!);
             }
             else
@@ -137,7 +140,7 @@ public static partial class Durable
     {
         try
         {
-            if (Directory.Exists(path) && !new DirectoryInfo(path).Attributes.HasFlag(FileAttributes.ReparsePoint))
+            if (Directory.Exists(path) && !SafePath.IsLink(new DirectoryInfo(path)))
             {
                 Directory.Delete(path, recursive: true);
             }

@@ -179,7 +179,7 @@ internal static class ObjectRestore
                 RequireEmptyOrMissing(livePath); // it may have filled while we copied
             }
             context.Report(Activity, $"Swapping in {backupName}", 1, 1, livePath);
-            return new Replacement(Swap(location, tempPath, timestamp));
+            return new Replacement(FolderSwap.Replace(tempPath, livePath, timestamp, "live object", deleteEmptyLive: false));
         }
         catch
         {
@@ -313,65 +313,5 @@ internal static class ObjectRestore
             done += entry.Size;
         }
         context.Report(Activity, $"Restored {manifest.Files.Count} files", done, total);
-    }
-
-    /// <summary>Moves the live object aside, renames the temp copy into its place, and syncs the
-    /// parent; if the second rename fails the live object is moved back.</summary>
-    private static string? Swap(ObjectLocation location, string tempPath, string timestamp)
-    {
-        string livePath = location.ObjectPath;
-        string? replacedPath = null;
-        if (Directory.Exists(livePath))
-        {
-            replacedPath = FreeReplacedPath(location, timestamp);
-            try
-            {
-                Directory.Move(livePath, replacedPath);
-            }
-            catch (IOException e)
-            {
-                throw new OperationFailedException("ReplaceFailed",
-                    $"Cannot move the live object '{livePath}' aside to '{replacedPath}' ({e.Message}). Nothing was replaced; stop whatever holds the object open, then run again.", livePath, e);
-            }
-        }
-        try
-        {
-            Directory.Move(tempPath, livePath);
-        }
-        catch (IOException e)
-        {
-            string undo = "";
-            if (replacedPath is not null)
-            {
-                try
-                {
-                    Directory.Move(replacedPath, livePath);
-                    undo = " The live object was put back unchanged.";
-                }
-                catch (IOException back)
-                {
-                    undo = $" Moving the live object back also failed ({back.Message}); it is kept at '{replacedPath}'.";
-                }
-            }
-            throw new OperationFailedException("ReplaceFailed",
-                $"Cannot rename the restored copy to '{livePath}' ({e.Message}).{undo} Make sure nothing recreates the object during a restore (stop the database), then run again.", livePath, e);
-        }
-        Durable.FsyncDirectory(location.DirPath);
-        return replacedPath;
-    }
-
-    private static string FreeReplacedPath(ObjectLocation location, string timestamp)
-    {
-        string basePath = Path.Combine(location.DirPath, location.Object + ObjectLayout.ReplacedInfix + timestamp);
-        for (int n = 1; n < 1000; n++)
-        {
-            string candidate = n == 1 ? basePath : $"{basePath}-{n}";
-            if (!Directory.Exists(candidate) && !File.Exists(candidate) && new FileInfo(candidate).LinkTarget is null)
-            {
-                return candidate;
-            }
-        }
-        throw new ConflictException("ReplacedExists",
-            $"Too many '{basePath}*' folders already exist. Remove old replaced copies, then run again.", basePath);
     }
 }

@@ -53,7 +53,7 @@ public static class RestoreOperations
 
         string ns = SafePath.ValidateName(options.Namespace, "namespace");
         RequireSameNamespace(ns, source);
-        string? wanted = options.Snapshot is null ? null : SafePath.ValidateRelativePath(options.Snapshot, "snapshot path");
+        string? wanted = options.Snapshot is null ? null : SafePath.ValidateUserPath(options.Snapshot, "snapshot path");
         string targetDataDir = ResolveTargetDataDir(options.TargetDataDir ?? options.DataDir);
         string nsDir = Path.Combine(targetDataDir, ns);
 
@@ -88,12 +88,12 @@ public static class RestoreOperations
             RequireRestorable(dbDir, options.Force, "store", entry); // it may have filled meanwhile
             if (snapshot.Store == Snapshots.StoreEngines.Bolt)
             {
-                replaced = SwapFile(Path.Combine(temp, Snapshots.UnisonStore.StoreName), dbDir, stamp);
+                replaced = FolderSwap.Replace(Path.Combine(temp, Snapshots.UnisonStore.StoreName), dbDir, stamp, "store", deleteEmptyLive: true);
                 Durable.TryDelete(temp);
             }
             else
             {
-                replaced = Swap(temp, dbDir, stamp);
+                replaced = FolderSwap.Replace(temp, dbDir, stamp, "store", deleteEmptyLive: true);
             }
         }
         catch (Exception e)
@@ -234,7 +234,7 @@ public static class RestoreOperations
             Durable.FsyncTree(temp);
             ct.ThrowIfCancellationRequested();
             RequireRestorable(nsDir, options.Force, "namespace folder", ns);
-            replaced = Swap(temp, nsDir, stamp);
+            replaced = FolderSwap.Replace(temp, nsDir, stamp, "namespace folder", deleteEmptyLive: true);
         }
         catch (Exception e)
         {
@@ -450,133 +450,6 @@ public static class RestoreOperations
         }
         await input.CopyToAsync(output, FileCopy.BufferSize, ct).ConfigureAwait(false);
         return new ContentDigest(output.Length, listedSha256);
-    }
-
-    /// <summary>Moves <paramref name="livePath"/> aside (if it holds anything) and renames the
-    /// finished temp into its place; if that fails the live folder is moved back. Returns where
-    /// the replaced folder went, or null.</summary>
-    private static string? Swap(string tempPath, string livePath, string stamp)
-    {
-        string parent = Path.GetDirectoryName(livePath)!;
-        string? replaced = null;
-        if (File.Exists(livePath))
-        {
-            // e.g. a bbolt unison.db where an LMDB folder is restored
-            replaced = FreeReplacedPath(livePath, stamp);
-            File.Move(livePath, replaced);
-        }
-        else if (Directory.Exists(livePath))
-        {
-            if (!Directory.EnumerateFileSystemEntries(livePath).Any())
-            {
-                Directory.Delete(livePath); // empty: nothing to keep
-            }
-            else
-            {
-                replaced = FreeReplacedPath(livePath, stamp);
-                try
-                {
-                    Directory.Move(livePath, replaced);
-                }
-                catch (IOException e)
-                {
-                    throw new OperationFailedException("ReplaceFailed",
-                        $"Cannot move '{livePath}' aside to '{replaced}' ({e.Message}). Nothing was replaced; stop whatever holds it open (the database), then run again.", livePath, e);
-                }
-            }
-        }
-        try
-        {
-            Durable.CommitDirectory(tempPath, livePath);
-        }
-        catch (Exception e) when (e is IOException or ConflictException)
-        {
-            string undo = "";
-            if (replaced is not null)
-            {
-                try
-                {
-                    Directory.Move(replaced, livePath);
-                    undo = " The previous folder was put back unchanged.";
-                    replaced = null;
-                }
-                catch (IOException back)
-                {
-                    undo = $" Moving the previous folder back also failed ({back.Message}); it is kept at '{replaced}'.";
-                }
-            }
-            string message = $"Cannot rename the restored copy to '{livePath}' ({e.Message}).{undo} Make sure nothing recreates it during a restore (stop the database), then run again.";
-            if (e is ConflictException)
-            {
-                throw new ConflictException("RestoreTargetTaken", message, livePath);
-            }
-            throw new OperationFailedException("ReplaceFailed", message, livePath, e);
-        }
-        Durable.FsyncDirectory(parent);
-        return replaced;
-    }
-
-    /// <summary>As <see cref="Swap"/> for a single file (bbolt's unison.db): the live file (or a
-    /// folder of that name) is moved aside, the restored file renamed into place, the folder fsynced.</summary>
-    private static string? SwapFile(string tempFile, string livePath, string stamp)
-    {
-        string parent = Path.GetDirectoryName(livePath)!;
-        string? replaced = null;
-        if (File.Exists(livePath) || Directory.Exists(livePath))
-        {
-            replaced = FreeReplacedPath(livePath, stamp);
-            try
-            {
-                if (Directory.Exists(livePath))
-                {
-                    Directory.Move(livePath, replaced);
-                }
-                else
-                {
-                    File.Move(livePath, replaced);
-                }
-            }
-            catch (IOException e)
-            {
-                throw new OperationFailedException("ReplaceFailed",
-                    $"Cannot move '{livePath}' aside to '{replaced}' ({e.Message}). Nothing was replaced; stop whatever holds it open (the database), then run again.", livePath, e);
-            }
-        }
-        try
-        {
-            File.Move(tempFile, livePath, overwrite: false);
-        }
-        catch (IOException e)
-        {
-            if (replaced is not null)
-            {
-                try
-                {
-                    if (Directory.Exists(replaced)) { Directory.Move(replaced, livePath); } else { File.Move(replaced, livePath); }
-                    replaced = null;
-                }
-                catch (IOException)
-                {
-                }
-            }
-            throw new OperationFailedException("ReplaceFailed", $"Cannot rename the restored store to '{livePath}' ({e.Message}). Stop the database, then run again.", livePath, e);
-        }
-        Durable.FsyncDirectory(parent);
-        return replaced;
-    }
-
-    private static string FreeReplacedPath(string livePath, string stamp)
-    {
-        string basePath = livePath + ".replaced-" + stamp;
-        for (int n = 1; n < 1000; n++)
-        {
-            string candidate = n == 1 ? basePath : $"{basePath}-{n}";
-            if (!Directory.Exists(candidate) && !File.Exists(candidate) && new FileInfo(candidate).LinkTarget is null)
-            {
-                return candidate;
-            }
-        }
-        throw new ConflictException("ReplacedExists", $"Too many '{basePath}*' folders already exist. Remove old replaced copies, then run again.", basePath);
     }
 
     private static void CreateDirectoryDurably(string directory)

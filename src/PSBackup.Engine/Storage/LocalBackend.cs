@@ -40,6 +40,7 @@ public sealed partial class LocalBackend : IStorageBackend
         string path = Resolve(key);
         ct.ThrowIfCancellationRequested();
         string dir = Path.GetDirectoryName(path)!;
+        RequireSpelling(key);
         CreateFolders(dir);
         if (Directory.Exists(path))
         {
@@ -60,7 +61,9 @@ public sealed partial class LocalBackend : IStorageBackend
                 file.Flush(flushToDisk: true);
             }
             ct.ThrowIfCancellationRequested();
-            File.Move(temp, path, overwrite: true);
+            // Windows refuses to replace a file another process holds without FileShare.Delete
+            // (a scanner): retried there.
+            FolderSwap.Retry(() => File.Move(temp, path, overwrite: true), FolderSwap.DefaultAttempts);
         }
         catch
         {
@@ -143,7 +146,7 @@ public sealed partial class LocalBackend : IStorageBackend
         var entries = new List<(string SortName, FileSystemInfo Info)>();
         foreach (FileSystemInfo entry in dir.EnumerateFileSystemInfos())
         {
-            if ((entry.Attributes & FileAttributes.ReparsePoint) != 0 || entry.LinkTarget is not null)
+            if (SafePath.IsLink(entry))
             {
                 continue; // never follow or report links: they could point outside the root
             }
@@ -275,6 +278,35 @@ public sealed partial class LocalBackend : IStorageBackend
                 throw new StorageIOException($"Cannot create folder '{d}' in {_root}: an object of that name exists.", null, _root, isTransient: false);
             }
             Durable.FsyncDirectory(Path.GetDirectoryName(d)!);
+        }
+    }
+
+    /// <summary>On a file system that ignores case (Windows, macOS) two keys differing only in case
+    /// would be one file (the second put silently replacing the first) or mix their folders: such a
+    /// put is refused, naming the key already there. Repository keys never differ only in case
+    /// (hex ids, and names that take their on-disk spelling), so this only stops a foreign writer.</summary>
+    private void RequireSpelling(string key)
+    {
+        if (!SafePath.NamesIgnoreCase)
+        {
+            return;
+        }
+        string current = _root;
+        foreach (string segment in key.Split('/'))
+        {
+            string next = Path.Combine(current, segment);
+            if (!File.Exists(next) && !Directory.Exists(next))
+            {
+                return;
+            }
+            string onDisk = ObjectStore.ObjectLocation.OnDiskName(current, segment);
+            if (!string.Equals(onDisk, segment, StringComparison.Ordinal))
+            {
+                throw new StorageIOException(
+                    $"Cannot store '{key}' in {_root}: '{onDisk}' is already there and this file system does not tell names apart by case. Store it in a case-sensitive location (S3, or a folder on a case-sensitive volume).",
+                    key, _root, isTransient: false);
+            }
+            current = next;
         }
     }
 
