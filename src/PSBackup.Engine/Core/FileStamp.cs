@@ -2,11 +2,15 @@ using System.Runtime.InteropServices;
 
 namespace PSBackup.Engine;
 
-/// <summary>What the file system says about a file without reading it: size, last-write time and,
-/// on Linux, change time and identity (device and inode, from statx). A write changes the size or
-/// the times; a rename over the path changes the identity. Where the platform does not expose
-/// change time and inode they are 0 and compare equal, leaving size and last-write time.</summary>
-public readonly record struct FileStamp(long Size, long ModifiedNs, long ChangedNs, ulong Device, ulong Inode)
+/// <summary>What the file system says about a file without reading it: size, last-write time,
+/// change time and identity: on Linux from statx (device, inode), on Windows from
+/// GetFileInformationByHandleEx (ChangeTime, volume serial, file id; <see cref="WindowsFiles"/>).
+/// A write changes the size or the times; a rename over the path changes the identity. Where the
+/// platform does not expose change time and identity (macOS here) they are 0 and compare equal,
+/// leaving size and last-write time. <see cref="WriterOpen"/> (Windows) says another handle holds
+/// the file with write access: NTFS may not move its times until that handle closes, and a writer
+/// through a memory map may not move them at all, so such a stamp never counts as settled.</summary>
+public readonly record struct FileStamp(long Size, long ModifiedNs, long ChangedNs, ulong Device, ulong Inode, bool WriterOpen = false)
 {
     /// <summary>How close to "now" a last-write (or change) time must be for the stamp to prove
     /// nothing about later writes (git's "racily clean"): a write in the same tick of a coarse
@@ -23,13 +27,17 @@ public readonly record struct FileStamp(long Size, long ModifiedNs, long Changed
     public bool IsSettledAt(DateTime nowUtc, TimeSpan racyWindow)
     {
         long limit = (nowUtc - DateTime.UnixEpoch - racyWindow).Ticks * 100;
-        return ModifiedNs < limit && ChangedNs < limit;
+        return !WriterOpen && ModifiedNs < limit && ChangedNs < limit;
     }
 
     /// <summary>The stamp of the file at <paramref name="path"/> (links are not followed), or null
     /// when nothing is there.</summary>
     public static FileStamp? Read(string path)
     {
+        if (OperatingSystem.IsWindows())
+        {
+            return WindowsFiles.ReadStamp(path);
+        }
         if (OperatingSystem.IsLinux() && StatxAvailable)
         {
             try

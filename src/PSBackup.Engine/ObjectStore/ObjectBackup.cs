@@ -58,7 +58,7 @@ internal static class ObjectBackup
             return null;
         }
 
-        var copy = new CopyState(objectPath, new FolderSink(tempPath), context, options.RacyWindow);
+        var copy = new CopyState(objectPath, new FolderSink(tempPath), context, options.RacyWindow, options.Stamps);
         bool commitStarted = false;
         try
         {
@@ -145,7 +145,7 @@ internal static class ObjectBackup
         });
         Repository.RepositoryManifest? parent = options.Force ? null : await FindParentAsync(open.Repository, location, writer.Info.Host, ct).ConfigureAwait(false);
         var sink = new RepositorySink(writer, parent);
-        var copy = new CopyState(location.ObjectPath, sink, context, options.RacyWindow);
+        var copy = new CopyState(location.ObjectPath, sink, context, options.RacyWindow, options.Stamps);
         await CopyFencedAsync(options, copy, tree).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         BackupConsistency consistency = copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent;
@@ -343,7 +343,7 @@ internal static class ObjectBackup
     }
 
     /// <summary>The running copy of one object into a sink.</summary>
-    private sealed class CopyState(string sourceRoot, IFileSink sink, OperationContext context, TimeSpan racyWindow)
+    private sealed class CopyState(string sourceRoot, IFileSink sink, OperationContext context, TimeSpan racyWindow, Func<string, FileStamp?> stamps)
     {
         public string SourceRoot { get; } = sourceRoot;
         public OperationContext Context { get; } = context;
@@ -492,11 +492,11 @@ internal static class ObjectBackup
             }
         }
 
-        private static FileStamp? StampOf(string source)
+        private FileStamp? StampOf(string source)
         {
             try
             {
-                return FileStamp.Read(source);
+                return stamps(source);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

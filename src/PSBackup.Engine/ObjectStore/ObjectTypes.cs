@@ -20,6 +20,9 @@ public sealed record NewObjectBackupOptions(string DbRoot, string Dir, string Ob
     /// <summary>How recent a file's times may be and still prove it unchanged without a re-read
     /// (tests shorten it; see <see cref="FileStamp.RacyWindow"/>).</summary>
     internal TimeSpan RacyWindow { get; init; } = FileStamp.RacyWindow;
+    /// <summary>Where file stamps come from (<see cref="FileStamp.Read"/>; tests substitute what
+    /// NTFS reports while a writer holds a file open).</summary>
+    internal Func<string, FileStamp?> Stamps { get; init; } = FileStamp.Read;
     /// <summary>Repository backups: read every file, even those the parent backup proves unchanged.</summary>
     public bool Force { get; init; }
     /// <summary>An open, locked <see cref="Repository"/> shared by the backups of one wildcard run

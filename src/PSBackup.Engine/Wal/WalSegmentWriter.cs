@@ -56,7 +56,8 @@ public sealed class WalSegmentWriter : IDisposable
             throw new ArgumentOutOfRangeException(nameof(fileSize), fileSize,
                 $"A segment must be between {MinimumFileSize} and {WalFormat.MaxSegmentSize} bytes.");
         }
-        var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 1, FileOptions.None);
+        // Shared like a Go program's files on Windows (UnisonDB): readers and renames never hit a sharing violation.
+        var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
         try
         {
             file.SetLength(fileSize); // zero fill: unwritten bytes read as zeros
