@@ -17,28 +17,7 @@ internal static class ShellCommand
     public static async Task RunAsync(string command, string what, string errorId, TextWriter log,
         string? argument, IReadOnlyDictionary<string, string>? environment, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo
-        {
-            FileName = OperatingSystem.IsWindows() ? "cmd.exe" : "/bin/sh",
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(OperatingSystem.IsWindows() ? "/c" : "-c");
-        if (argument is null)
-        {
-            start.ArgumentList.Add(command);
-        }
-        else if (OperatingSystem.IsWindows())
-        {
-            start.ArgumentList.Add($"{command} \"{argument}\"");
-        }
-        else
-        {
-            start.ArgumentList.Add(command);
-            start.ArgumentList.Add("psbackup-" + what); // $0
-            start.ArgumentList.Add(argument);           // $1
-        }
+        ProcessStartInfo start = CreateStartInfo(command, what, argument, OperatingSystem.IsWindows(), Environment.GetEnvironmentVariable("ComSpec"));
         foreach ((string name, string value) in environment ?? new Dictionary<string, string>())
         {
             start.Environment[name] = value;
@@ -89,5 +68,43 @@ internal static class ShellCommand
             throw new OperationFailedException(errorId,
                 $"The {what} command exited with code {process.ExitCode}: {command}", command);
         }
+    }
+
+    /// <summary>How the command is started. Unix: <c>/bin/sh -c &lt;command&gt; psbackup-&lt;what&gt; &lt;argument&gt;</c>
+    /// (so <c>$1</c>), every piece its own argv entry. Windows: cmd.exe does not parse the C runtime's
+    /// quoting that <see cref="ProcessStartInfo.ArgumentList"/> produces (an inner <c>"</c> would
+    /// arrive as <c>\"</c> and break <c>"C:\Program Files\tool.exe" "x"</c>), so the command line is
+    /// given verbatim: <c>/d /s /c "&lt;command&gt; "&lt;argument&gt;""</c>. <c>/s</c> makes cmd strip exactly
+    /// the outer pair of quotes and run the rest as typed, <c>/d</c> skips AutoRun (node's
+    /// child_process does the same for <c>shell: true</c>). The argument (a path, which cannot
+    /// contain <c>"</c> on Windows) is appended in quotes, so it is <c>%1</c>-like for the command.</summary>
+    internal static ProcessStartInfo CreateStartInfo(string command, string what, string? argument, bool windows, string? comSpec)
+    {
+        var start = new ProcessStartInfo
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        if (windows)
+        {
+            if (argument is not null && argument.Contains('"'))
+            {
+                throw new InvalidInputException("InvalidPath", $"The path '{SafePath.Printable(argument)}' contains a double quote, which cmd.exe cannot pass to the {what} command.", argument);
+            }
+            start.FileName = string.IsNullOrWhiteSpace(comSpec) ? "cmd.exe" : comSpec;
+            string line = argument is null ? command : $"{command} \"{argument}\"";
+            start.Arguments = $"/d /s /c \"{line}\"";
+            return start;
+        }
+        start.FileName = "/bin/sh";
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add(command);
+        if (argument is not null)
+        {
+            start.ArgumentList.Add("psbackup-" + what); // $0
+            start.ArgumentList.Add(argument);           // $1
+        }
+        return start;
     }
 }

@@ -12,9 +12,61 @@ public static partial class SafePath
     [GeneratedRegex("^[A-Za-z]:")]
     private static partial Regex DriveQualified();
 
+    /// <summary>DOS device names, which Windows resolves to a device in any folder and with any
+    /// extension (<c>nul.txt</c> is NUL): a file or folder of that name cannot exist there.</summary>
+    [GeneratedRegex(@"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9\u00B9\u00B2\u00B3]|LPT[0-9\u00B9\u00B2\u00B3])(\..*)?$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex WindowsDeviceName();
+
+    /// <summary>Characters Windows refuses in a name (besides the separators and control characters);
+    /// ':' would name an alternate data stream of the file before it.</summary>
+    private static readonly char[] WindowsInvalidChars = ['<', '>', ':', '"', '|', '?', '*'];
+
+    /// <summary>Whether the platform's file systems treat names case-insensitively by default
+    /// (Windows' NTFS, macOS' APFS): there wildcards match ignoring case and names take their
+    /// on-disk spelling.</summary>
+    public static bool NamesIgnoreCase => OperatingSystem.IsWindows() || OperatingSystem.IsMacOS();
+
+    /// <summary>Whether Windows' name rules apply (they do on Windows; tests pass them explicitly,
+    /// so the rules are proven on every OS).</summary>
+    public static bool WindowsRules => OperatingSystem.IsWindows();
+
+    /// <summary>Why <paramref name="segment"/> (one name, no separators) cannot exist on Windows,
+    /// or null when it can: a reserved device name, a character Windows refuses, or a trailing dot
+    /// or space (Windows strips them, so 'a.' would silently be 'a').</summary>
+    public static string? WindowsNameProblem(string segment)
+    {
+        if (WindowsDeviceName().IsMatch(segment.TrimEnd(' ')))
+        {
+            return $"'{Printable(segment)}' is a Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9, with any extension)";
+        }
+        int bad = segment.IndexOfAny(WindowsInvalidChars);
+        if (bad >= 0)
+        {
+            return segment[bad] == ':'
+                ? $"'{Printable(segment)}' contains ':', which Windows reads as an alternate data stream"
+                : $"'{Printable(segment)}' contains '{segment[bad]}', which Windows does not allow in a name";
+        }
+        if (segment.EndsWith('.') || segment.EndsWith(' '))
+        {
+            return $"'{Printable(segment)}' ends with a dot or a space, which Windows strips";
+        }
+        return null;
+    }
+
+    /// <summary>A relative path as a user types it (-Path, -BackupDir, -Snapshot): '\' is a folder
+    /// separator on every platform (PowerShell users write <c>snapshots\users.db</c>), and Windows'
+    /// name rules apply on every platform, so a backup root made on Linux restores on Windows.
+    /// Names read from disk or from a manifest never go through here: there a backslash is a
+    /// character, and refused.</summary>
+    public static string ValidateUserPath(string? value, string what) =>
+        ValidateRelativePath(value?.Replace('\\', '/'), what, windows: true);
+
     /// <summary>Validates a namespace, tenant dir or object name: 1-128 of letters, digits,
     /// '.', '_', '-', not starting with '.' or '-'. Returns the name.</summary>
-    public static string ValidateName(string? value, string what)
+    public static string ValidateName(string? value, string what) => ValidateName(value, what, WindowsRules);
+
+    /// <summary><see cref="ValidateName(string?, string)"/> with Windows' rules on or off.</summary>
+    public static string ValidateName(string? value, string what, bool windows)
     {
         if (string.IsNullOrEmpty(value))
         {
@@ -26,13 +78,22 @@ public static partial class SafePath
                 $"The {what} name '{Printable(value)}' is not allowed. Use 1-128 letters, digits, '.', '_' or '-', starting with a letter, digit or '_' and not ending with '.'.",
                 value);
         }
+        if (windows && WindowsNameProblem(value) is { } problem)
+        {
+            throw new InvalidInputException("InvalidName", $"The {what} name {problem}. Choose another name.", value);
+        }
         return value;
     }
 
-    /// <summary>Validates a relative path given by a user or read from a manifest: no absolute,
-    /// rooted, drive-qualified or UNC form, no backslash, no '.' or '..' or empty segment, no
-    /// control characters. Returns it with '/' separators and no trailing slash.</summary>
-    public static string ValidateRelativePath(string? value, string what)
+    /// <summary>Validates a relative path read from a manifest, a listing or (after
+    /// <see cref="ValidateUserPath"/>) a user: no absolute, rooted, drive-qualified or UNC form, no
+    /// backslash, no '.' or '..' or empty segment, no control characters, and on Windows no segment
+    /// Windows cannot hold. Returns it with '/' separators and no trailing slash.</summary>
+    public static string ValidateRelativePath(string? value, string what) => ValidateRelativePath(value, what, WindowsRules);
+
+    /// <summary><see cref="ValidateRelativePath(string?, string)"/> with Windows' name rules on or
+    /// off for each segment (<see cref="WindowsNameProblem"/>).</summary>
+    public static string ValidateRelativePath(string? value, string what, bool windows)
     {
         if (string.IsNullOrWhiteSpace(value))
         {
@@ -61,6 +122,10 @@ public static partial class SafePath
             if (segment is "." or "..")
             {
                 throw new InvalidInputException("InvalidPath", $"The {what} '{shown}' contains '{segment}'. Paths may not climb out of or refer to the current folder; give a plain relative path.", value);
+            }
+            if (windows && WindowsNameProblem(segment) is { } problem)
+            {
+                throw new InvalidInputException("InvalidPath", $"The {what} '{shown}' cannot be used on Windows: {problem}. Rename it.", value);
             }
         }
         return trimmed;
@@ -104,13 +169,45 @@ public static partial class SafePath
             // A folder another writer created after FileInfo cached "missing" reads as attributes -1
             // (every flag, ReparsePoint included): read them again.
             info.Refresh();
-            if (info.LinkTarget is not null || (info.Attributes & FileAttributes.ReparsePoint) != 0)
+            if (IsLink(info))
             {
                 throw new InvalidInputException("SymbolicLink",
                     $"The {what} path '{current}' is a symbolic link. PSBackup does not follow links below a root; replace it with a real folder.", current);
             }
         }
     }
+
+    /// <summary>True for what redirects to another path: a symbolic link, a junction or another
+    /// name-surrogate reparse point. False for a regular file or folder, including a reparse point
+    /// that only changes how the data is stored: Windows Server Data Deduplication
+    /// (IO_REPARSE_TAG_DEDUP), OneDrive/cloud files (IO_REPARSE_TAG_CLOUD_*), Azure File Sync
+    /// tiering (IO_REPARSE_TAG_STORAGE_SYNC), WOF compression. Those are ordinary files to every
+    /// program, so backups read them and listings list them. On Windows the tag is read
+    /// (<c>FILE_ATTRIBUTE_TAG_INFO</c>); the name-surrogate bit (winnt.h
+    /// <c>IsReparseTagNameSurrogate</c>, 0x20000000) decides.</summary>
+    public static bool IsLink(FileSystemInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        return IsLink(info.Attributes, info.LinkTarget, () => OperatingSystem.IsWindows() ? WindowsFiles.ReparseTag(info.FullName) : null);
+    }
+
+    /// <summary>The rule of <see cref="IsLink(FileSystemInfo)"/> on given facts (tests feed it Windows
+    /// tags on any OS). A reparse point whose tag cannot be read counts as a link: never followed.</summary>
+    internal static bool IsLink(FileAttributes attributes, string? linkTarget, Func<uint?> reparseTag)
+    {
+        if (linkTarget is not null)
+        {
+            return true;
+        }
+        if ((int)attributes == -1 || (attributes & FileAttributes.ReparsePoint) == 0)
+        {
+            return false; // missing (attributes -1) or no reparse point
+        }
+        return reparseTag() is not { } tag || (tag & NameSurrogateBit) != 0;
+    }
+
+    /// <summary>winnt.h: reparse tags with this bit name another file or folder.</summary>
+    internal const uint NameSurrogateBit = 0x20000000;
 
     /// <summary>Fails with NotFound unless <paramref name="path"/> is an existing directory.</summary>
     public static string RequireDirectory(string? path, string what, string hint)

@@ -86,9 +86,10 @@ public static partial class ObjectLayout
         return false;
     }
 
-    /// <summary>True when the file system entry is a symbolic link, junction or other reparse point.</summary>
-    internal static bool IsLink(FileSystemInfo info) =>
-        info.LinkTarget is not null || (info.Attributes & FileAttributes.ReparsePoint) != 0;
+    /// <summary>True when the file system entry is a symbolic link, junction or other link-like
+    /// reparse point (<see cref="SafePath.IsLink(FileSystemInfo)"/>: a deduplicated or cloud file is
+    /// not one).</summary>
+    internal static bool IsLink(FileSystemInfo info) => SafePath.IsLink(info);
 
     /// <summary>Relative '/' path of <paramref name="path"/> under <paramref name="root"/>.</summary>
     internal static string Relative(string root, string path) =>

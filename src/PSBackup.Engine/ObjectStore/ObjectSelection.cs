@@ -40,7 +40,7 @@ public static class ObjectSelection
         if (found.Count == 0)
         {
             throw new NotFoundException("ObjectNotMatched",
-                $"No object under '{root}' matches -Dir '{dir}' -Object '{obj}'. Check the patterns (names are case-sensitive; * matches any run of characters, ? one).", root);
+                $"No object under '{root}' matches -Dir '{dir}' -Object '{obj}'. Check the patterns (* matches any run of characters, ? one; names are case-sensitive except on Windows and macOS).", root);
         }
         return found;
     }
@@ -68,7 +68,7 @@ public static class ObjectSelection
             // object/<dir>/<obj>/<ts>/<manifest id>; anything else (or a hostile name) is not a backup.
             string[] parts = o.Key[prefix.Length..].Split('/');
             if (parts.Length == 4 && IsObjectName(parts[0]) && IsObjectName(parts[1]) && ObjectLayout.IsTimestamp(parts[2])
-                && Matches(parts[0], dir) && Matches(parts[1], obj))
+                && Matches(parts[0], dir, SafePath.NamesIgnoreCase) && Matches(parts[1], obj, SafePath.NamesIgnoreCase))
             {
                 found.Add((parts[0], parts[1]));
             }
@@ -76,7 +76,7 @@ public static class ObjectSelection
         if (found.Count == 0)
         {
             throw new NotFoundException("ObjectNotMatched",
-                $"No object backed up in {repository.Location} matches -Dir '{dir}' -Object '{obj}'. Check the patterns (names are case-sensitive; * matches any run of characters, ? one), or list the backups with Get-Backup -Kind Object.", repository.Location);
+                $"No object backed up in {repository.Location} matches -Dir '{dir}' -Object '{obj}'. Check the patterns (* matches any run of characters, ? one; names are case-sensitive except on Windows and macOS), or list the backups with Get-Backup -Kind Object.", repository.Location);
         }
         return [.. found];
     }
@@ -87,10 +87,10 @@ public static class ObjectSelection
     {
         if (!IsPattern(pattern))
         {
-            return Directory.Exists(Path.Combine(parent, pattern)) ? [pattern] : [];
+            return Directory.Exists(Path.Combine(parent, pattern)) ? [ObjectLocation.OnDiskName(parent, pattern)] : [];
         }
         return new DirectoryInfo(parent).EnumerateDirectories()
-            .Where(d => !ObjectLayout.IsLink(d) && IsObjectName(d.Name) && Matches(d.Name, pattern))
+            .Where(d => !ObjectLayout.IsLink(d) && IsObjectName(d.Name) && Matches(d.Name, pattern, SafePath.NamesIgnoreCase))
             .Select(d => d.Name)
             .Order(StringComparer.Ordinal);
     }
@@ -128,12 +128,16 @@ public static class ObjectSelection
     }
 
     /// <summary>Glob match of <c>*</c> (any run, also empty) and <c>?</c> (one character), ordinal.</summary>
-    internal static bool Matches(string name, string pattern)
+    internal static bool Matches(string name, string pattern) => Matches(name, pattern, ignoreCase: false);
+
+    /// <summary>The glob match, ignoring case where names do (Windows, macOS: <c>acm*</c> selects
+    /// <c>ACME</c>, as PowerShell's own wildcards do there).</summary>
+    internal static bool Matches(string name, string pattern, bool ignoreCase)
     {
         int n = 0, p = 0, star = -1, mark = 0;
         while (n < name.Length)
         {
-            if (p < pattern.Length && (pattern[p] == '?' || pattern[p] == name[n]))
+            if (p < pattern.Length && (pattern[p] == '?' || pattern[p] == name[n] || (ignoreCase && pattern[p] != '*' && char.ToUpperInvariant(pattern[p]) == char.ToUpperInvariant(name[n]))))
             {
                 n++;
                 p++;

@@ -158,26 +158,67 @@ public sealed class RepositoryLock : IAsyncDisposable
     }
 
     /// <summary>Not refreshed for <see cref="StaleAfter"/>, or written on this host by a process
-    /// that no longer runs (restic's rule).</summary>
-    public static bool IsStale(RepositoryLockInfo info, DateTimeOffset now)
+    /// that no longer runs (restic's rule). A process that cannot be inspected (Windows refuses to
+    /// open another account's process: Win32Exception, access denied) is alive: such a lock goes
+    /// stale by age only, never by a guess.</summary>
+    public static bool IsStale(RepositoryLockInfo info, DateTimeOffset now) => IsStale(info, now, ProcessIsRunning);
+
+    internal static bool IsStale(RepositoryLockInfo info, DateTimeOffset now, Func<int, bool?> isRunning)
     {
         ArgumentNullException.ThrowIfNull(info);
         if (now - info.Refreshed > StaleAfter)
         {
             return true;
         }
-        if (!string.Equals(info.Host, Environment.MachineName, StringComparison.Ordinal) || info.Pid == Environment.ProcessId)
+        if (!string.Equals(info.Host, Environment.MachineName, StringComparison.OrdinalIgnoreCase) || info.Pid == Environment.ProcessId)
         {
             return false;
         }
+        return isRunning(info.Pid) == false;
+    }
+
+    /// <summary>True/false when this host can tell whether process <paramref name="pid"/> runs;
+    /// null when it cannot (another account's process on Windows).</summary>
+    internal static bool? ProcessIsRunning(int pid)
+    {
+        Process p;
         try
         {
-            using Process p = Process.GetProcessById(info.Pid);
-            return p.HasExited;
+            p = Process.GetProcessById(pid);
         }
         catch (ArgumentException)
         {
-            return true; // no such process
+            return false; // no such process
+        }
+        using (p)
+        {
+            return Liveness(() => p.HasExited);
+        }
+    }
+
+    /// <summary><paramref name="hasExited"/> asked safely: an exit seen between lookup and query is
+    /// "not running" (InvalidOperationException), a process the OS will not let us open is unknown.</summary>
+    internal static bool? Liveness(Func<bool> hasExited)
+    {
+        try
+        {
+            return !hasExited();
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null;
+        }
+        catch (NotSupportedException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
         }
     }
 

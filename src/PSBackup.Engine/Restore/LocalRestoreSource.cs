@@ -172,7 +172,7 @@ public sealed class LocalRestoreSource : IRestoreSource
             string dir = pending.Pop();
             foreach (FileSystemInfo entry in new DirectoryInfo(dir).EnumerateFileSystemInfos())
             {
-                if (entry.LinkTarget is not null || (entry.Attributes & FileAttributes.ReparsePoint) != 0 || entry.Name.EndsWith(".tmp", StringComparison.Ordinal))
+                if (SafePath.IsLink(entry) || entry.Name.EndsWith(".tmp", StringComparison.Ordinal))
                 {
                     continue;
                 }

@@ -122,8 +122,10 @@ public static class RestoreDrill
         long started = context.Clock.GetTimestamp();
         string scratchParent = ResolveScratchParent(options.ScratchPath);
         IRestoreSource restoreFrom = source;
-        if (options.Snapshot is { } wanted)
+        if (options.Snapshot is { } given)
         {
+            // A local snapshot id is a relative path: 'snapshots\users.db' names 'snapshots/users.db'.
+            string wanted = options.Repository is null ? given.Replace('\\', '/') : given;
             IReadOnlyList<RestorableSnapshot> all = await source.ListSnapshotsAsync(ct).ConfigureAwait(false);
             RestorableSnapshot match = all.FirstOrDefault(s => string.Equals(s.Id, wanted, StringComparison.Ordinal))
                 ?? throw new NotFoundException("SnapshotNotFound",
@@ -309,7 +311,7 @@ public static class RestoreDrill
         }
         if (options.Snapshot is not null && options.Repository is null)
         {
-            SafePath.ValidateRelativePath(options.Snapshot, "snapshot path");
+            SafePath.ValidateUserPath(options.Snapshot, "snapshot path");
         }
         if (options.MaxParallelism < 1)
         {

@@ -44,7 +44,7 @@ public static class SnapshotOperations
         {
             return await CreateInRepositoryAsync(options, target, ns, nsDir, store, backupRoot, context).ConfigureAwait(false);
         }
-        string finalPath = SafePath.Combine(backupRoot, options.Path ?? "", "snapshot path");
+        string finalPath = SafePath.Combine(backupRoot, SafePath.ValidateUserPath(options.Path, "snapshot path"), "snapshot path");
         string tempPath = finalPath + ".tmp";
         string manifestPath = finalPath + ".manifest.json";
         RequireFree(finalPath, tempPath, manifestPath, backupRoot);
@@ -325,7 +325,7 @@ public static class SnapshotOperations
         foreach (string entry in Directory.EnumerateFileSystemEntries(dbDir, "*", SearchOption.AllDirectories))
         {
             var info = new FileInfo(entry);
-            if (info.LinkTarget is not null || (info.Attributes & FileAttributes.ReparsePoint) != 0)
+            if (SafePath.IsLink(info))
             {
                 throw new InvalidInputException("SymbolicLink",
                     $"The store of namespace '{@namespace}' contains a symbolic link '{entry}'. PSBackup does not follow links inside a store; replace it with the real file or folder.", entry);

@@ -83,7 +83,7 @@ public static class WalOperations
         string dataDir = Path.GetFullPath(options.DataDir);
         string backupsRoot = Path.Combine(dataDir, "backups");
         string nsRoot = Path.Combine(backupsRoot, ns);
-        string destDir = SafePath.Combine(nsRoot, options.BackupDir ?? "", "backup dir");
+        string destDir = SafePath.Combine(nsRoot, SafePath.ValidateUserPath(options.BackupDir, "backup dir"), "backup dir");
         // backups/<ns> itself must not lead into another namespace's (or anyone's) folder.
         SafePath.RejectLinksBelow(backupsRoot, nsRoot, "namespace backup root");
         string walDir = RequireWalDirectory(options.DataDir, ns);
