@@ -205,9 +205,16 @@ public sealed class StoreSnapshotTests
     [InlineData("/abs")]
     [InlineData("C:\\x")]
     [InlineData("\\\\srv\\share")]
-    [InlineData("a\\b")]
     [InlineData("")]
     [InlineData("snap/./x")]
+    [InlineData("nul")]
+    [InlineData("a/con.txt")]
+    [InlineData("a:stream")]
+    [InlineData("a/b.")]
+    [InlineData("a/b ")]
+    [InlineData("a|b")]
+    [InlineData("a?")]
+    [InlineData(@"\\?\C:\x")]
     public async Task BadSnapshotPathIsRejectedBeforeAnythingIsWritten(string path)
     {
         using var dir = new TestDirectory();

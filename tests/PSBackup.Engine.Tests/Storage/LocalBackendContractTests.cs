@@ -10,6 +10,8 @@ public sealed class LocalBackendContractTests : StorageContractTests, IDisposabl
 
     protected override int LargeSize => (6 << 20) + 123;
 
+    protected override bool KeysIgnoreCase => SafePath.NamesIgnoreCase;
+
     protected override Task<IStorageBackend> CreateBackendAsync() => Task.FromResult<IStorageBackend>(new LocalBackend(_dir.Path));
 
     protected override Task AssertNoLeftoversAsync(string key)

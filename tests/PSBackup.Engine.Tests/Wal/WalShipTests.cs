@@ -176,10 +176,17 @@ public sealed class WalShipTests : IDisposable
     [InlineData("C:\\x")]
     [InlineData("C:x")]
     [InlineData("\\\\server\\share")]
-    [InlineData("a\\b")]
     [InlineData("")]
     [InlineData("a//b")]
     [InlineData("./a")]
+    [InlineData("nul")]
+    [InlineData("a/con.txt")]
+    [InlineData("a:stream")]
+    [InlineData("a/b.")]
+    [InlineData("a/b ")]
+    [InlineData("a|b")]
+    [InlineData("a?")]
+    [InlineData(@"\\?\C:\x")]
     public async Task BadBackupDirIsRejectedBeforeAnythingIsWritten(string backupDir)
     {
         TreeState before = TreeState.Capture(_data);
