@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command from README.md: builds the solution (which assembles the module into
 # out/PSBackup), runs the whole xunit suite, then every Pester test against the assembled module.
-# Prints one closing line "tests: N passed, N failed, N skipped (xunit p/f/s, pester p/f/s)".
+# Then the Windows leg under Wine (scripts/wine-test.sh) when Wine is installed.
+# Prints one closing line "tests: N passed, N failed, N skipped (xunit p/f/s, pester p/f/s, wine p/f/s)".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +51,19 @@ if [ "$managed_status" -ne 0 ]; then xunit_status=$managed_status; fi
 # in a fresh pwsh; -OutputFormat Text keeps a logged run plain text.
 "$pwsh" -NoProfile -NonInteractive -OutputFormat Text -File scripts/pester.ps1 -PesterPath "$pester" 2>&1 | tee -a "$log"
 pester_status=${PIPESTATUS[0]}
+# The Windows leg: the CLI and chosen xunit classes published for win-x64 and run under Wine
+# (.ci/run installs it and sets PSBACKUP_WINE=required). PSBACKUP_WINE=off skips it on a
+# developer machine; without Wine it is skipped with a note.
+wine_status=0
+if [ "${PSBACKUP_WINE:-}" != "off" ] && command -v wine >/dev/null 2>&1; then
+  CONFIGURATION="$configuration" bash scripts/wine-test.sh 2>&1 | tee -a "$log"
+  wine_status=${PIPESTATUS[0]}
+elif [ "${PSBACKUP_WINE:-}" = "required" ]; then
+  echo "wine: Windows leg required (PSBACKUP_WINE=required) but wine is not installed"
+  wine_status=1
+else
+  echo "wine: Windows leg not run (wine is not installed, or PSBACKUP_WINE=off)"
+fi
 set -e
 
 # dotnet test prints one summary per test assembly: "Passed!  - Failed: 0, Passed: 42, Skipped: 0, ..."
@@ -69,7 +83,16 @@ fi
 ppassed=$(echo "$pline" | awk '{print $2}')
 pfailed=$(echo "$pline" | awk '{print $4}')
 pskipped=$(echo "$pline" | awk '{print $6}')
-echo "tests: $((xpassed + ppassed)) passed, $((xfailed + pfailed)) failed, $((xskipped + pskipped)) skipped (xunit ${xpassed}/${xfailed}/${xskipped}, pester ${ppassed}/${pfailed}/${pskipped})"
-if [ "$xunit_status" -ne 0 ] || [ "$pester_status" -ne 0 ] || [ "$xfailed" -ne 0 ] || [ "$pfailed" -ne 0 ] || [ "$xpassed" -eq 0 ] || [ "$ppassed" -eq 0 ]; then
+wline=$(grep -E '^wine: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$log" | tail -1 || true)
+wpassed=0 wfailed=0 wskipped=0
+if [ -n "$wline" ]; then
+  wpassed=$(echo "$wline" | awk '{print $2}')
+  wfailed=$(echo "$wline" | awk '{print $4}')
+  wskipped=$(echo "$wline" | awk '{print $6}')
+elif [ "$wine_status" -ne 0 ]; then
+  wfailed=1
+fi
+echo "tests: $((xpassed + ppassed + wpassed)) passed, $((xfailed + pfailed + wfailed)) failed, $((xskipped + pskipped + wskipped)) skipped (xunit ${xpassed}/${xfailed}/${xskipped}, pester ${ppassed}/${pfailed}/${pskipped}, wine ${wpassed}/${wfailed}/${wskipped})"
+if [ "$xunit_status" -ne 0 ] || [ "$pester_status" -ne 0 ] || [ "$wine_status" -ne 0 ] || [ "$xfailed" -ne 0 ] || [ "$pfailed" -ne 0 ] || [ "$wfailed" -ne 0 ] || [ "$xpassed" -eq 0 ] || [ "$ppassed" -eq 0 ]; then
   exit 1
 fi

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# The Windows leg (issue 13): the CLI and chosen xunit test classes, published for win-x64
+# (self-contained), run under Wine from Debian. What Wine does and does not reproduce of Windows:
+# docs/platforms.md and /work/shared/windows/WINE.md.
+#
+#   1. the CLI over Windows paths (C:\..., \\?\C:\..., forward slashes, mixed-case names) with a
+#      key-file repository (PBKDF2 fails under Wine): repo init, object backup (wildcards,
+#      case-insensitive), list, check --read-data, object restore (repository and local), wal ship
+#      (local, backslash --backup-dir, and into the repository), snapshot create (backslash --path),
+#      pitr to the end and to a log index, judged by UnisonDB's own walfs code (the Linux oracle
+#      binary), test-restore with a cmd.exe validation command, refused Windows names;
+#   2. xunit classes, one per process (Wine's whole-suite runs crash), through the test assembly's
+#      own in-process runner (tests/PSBackup.Engine.Tests/Support/InProcessRunner.cs).
+# Every Wine run is under a timeout and retried once when Wine itself crashed or hung.
+# Prints "wine: N passed, N failed, N skipped" and the leg's duration; exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+configuration="${CONFIGURATION:-Release}"
+leg_start=$(date +%s)
+passed=0
+failed=0
+skipped=0
+
+finish() {
+  echo "wine: leg took $(( $(date +%s) - leg_start )) s"
+  echo "wine: $passed passed, $failed failed, $skipped skipped"
+  [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+  exit $?
+}
+
+if ! command -v wine >/dev/null 2>&1; then
+  echo "wine: not installed (.ci/run installs Debian's wine, wine64); the Windows leg cannot run"
+  failed=1
+  finish
+fi
+
+export WINEPREFIX="${PSBACKUP_WINEPREFIX:-$root/.tools/wine-prefix}"
+export WINEDEBUG=-all
+# WINE.md: every .NET process needs W^X off; these two make Wine's thread suspension crash less.
+export DOTNET_EnableWriteXorExecute=0 DOTNET_gcConcurrent=0 DOTNET_ThreadPool_ThreadTimeoutMs=-1
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+# mscoree must stay enabled at run time (Wine's mscoree loads IL-only assemblies); disabling it
+# (with mshtml) is only for wineboot, to skip the Mono/Gecko installers.
+unset WINEDLLOVERRIDES
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+  mkdir -p "$WINEPREFIX"
+  WINEDLLOVERRIDES="mscoree,mshtml=" wineboot -i >/dev/null 2>&1
+  wine winecfg -v win10 >/dev/null 2>&1
+  wineserver -w
+fi
+drive_c="$WINEPREFIX/drive_c"
+
+out="$root/out/win-x64"
+echo "wine: publishing the CLI and the test assembly for win-x64"
+publish() {
+  # PSBackupModuleDir= keeps the module assembly step (a Linux build's job) out of these builds.
+  dotnet publish "$1" -c "$configuration" -r win-x64 --self-contained true -o "$2" -nologo -v quiet -p:PSBackupModuleDir= >"$2.log" 2>&1 \
+    || { cat "$2.log"; echo "wine: publishing $1 failed"; failed=$((failed + 1)); finish; }
+}
+mkdir -p "$out"
+publish src/PSBackup.Cli/PSBackup.Cli.csproj "$out/cli"
+publish tests/PSBackup.Engine.Tests/PSBackup.Engine.Tests.csproj "$out/tests"
+# The executables are copied into the prefix: C:\ paths throughout, as on a real host.
+rm -rf "$drive_c/psb-cli" "$drive_c/psb-tests"
+cp -r "$out/cli" "$drive_c/psb-cli"
+cp -r "$out/tests" "$drive_c/psb-tests"
+
+# One Wine run under a timeout; retried once when Wine hung (124) or crashed (its own fatal
+# errors), never when the program itself failed.
+wine_run() {
+  local limit=$1 attempt output code
+  shift
+  for attempt in 1 2; do
+    output=$(timeout "$limit" wine "$@" 2>&1)
+    code=$?
+    if [ "$code" -ne 124 ] && ! grep -qE 'SuspendThread failed|Internal CLR error|wine: Unhandled (page fault|exception 0xc)' <<<"$output"; then
+      break
+    fi
+    echo "  (wine crashed or hung, exit $code; retrying once)" >&2
+  done
+  printf '%s\n' "$output"
+  return "$code"
+}
+
+psbackup() { wine_run 300 'C:\psb-cli\psbackup.exe' "$@"; }
+
+pass() { passed=$((passed + 1)); echo "[PASS] $1"; }
+fail() { failed=$((failed + 1)); echo "[FAIL] $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | tail -20 | sed 's/^/    /'; }
+
+# check NAME EXPECTED_EXIT COMMAND...: runs COMMAND, passes when it exits EXPECTED_EXIT.
+last=""
+check() {
+  local name=$1 expected=$2 code
+  shift 2
+  last=$("$@" 2>&1)
+  code=$?
+  if [ "$code" -eq "$expected" ]; then pass "$name"; return 0; fi
+  fail "$name (exit $code, expected $expected)" "$last"
+  return 1
+}
+
+oracle="${PSBACKUP_UNISONDB_BIN:-}"
+for d in "$oracle" "$root/../shared/unisondb/bin" "$root/../../shared/unisondb/bin"; do
+  if [ -n "$d" ] && [ -x "$d/unisondb-walfs" ]; then oracle="$d/unisondb-walfs"; break; fi
+done
+
+# ---- 1. the CLI over Windows paths ---------------------------------------------------------------
+echo "wine: CLI scenarios"
+work="$drive_c/psbw"
+rm -rf "$work"
+mkdir -p "$work"
+dotnet "$root/examples/PSBackup.Example/bin/$configuration/net10.0/psbackup-example.dll" generate --out "$work/example" --seed 13 >/dev/null \
+  || { fail "generate the example database"; finish; }
+mv "$work/example/shard-db/acme" "$work/example/shard-db/Acme"   # the on-disk spelling; the CLI is asked for ACME
+head -c 64 /dev/urandom > "$work/repo.key"
+export PSBACKUP_AUDIT_LOG='C:\psbw\audit.jsonl'
+K=(--key-file 'C:\psbw\repo.key')
+db='C:\psbw\example\shard-db'
+data='C:\psbw\example\unison'
+cp -r "$work/example/shard-db/Acme/orders" "$work/orders.original"
+
+check "repo init on C:\\psbw\\repo" 0 psbackup repo init --repository 'C:\psbw\repo' "${K[@]}"
+check "object backup --dir ACME --object '*' into \\\\?\\C:\\psbw\\repo" 0 psbackup object backup --db-root "$db" --dir ACME --object '*' --repository '\\?\C:\psbw\repo' "${K[@]}"
+if check "list --json names the on-disk spelling" 0 psbackup list --repository 'C:/psbw/repo' --kind object --json "${K[@]}"; then
+  if grep -q '"Acme"' <<<"$last" && ! grep -q '"ACME"' <<<"$last"; then
+    pass "one history per object whatever the case typed"
+  else
+    fail "one history per object whatever the case typed" "$last"
+  fi
+fi
+check "a second backup typed acme reuses the first (same object)" 0 psbackup object backup --db-root "$db" --dir acme --object orders --repository 'C:\psbw\repo' "${K[@]}"
+check "check --read-data (managed zstd: no libzstd.dll)" 0 psbackup check --repository 'C:\psbw\repo' --read-data "${K[@]}"
+rm -rf "$work/example/shard-db/Acme/orders"
+check "object restore from the repository (object gone)" 0 psbackup object restore --db-root "$db" --dir acme --object orders --repository 'C:\psbw\repo' "${K[@]}"
+if diff -r "$work/orders.original" "$work/example/shard-db/Acme/orders" >/dev/null 2>&1; then pass "restored object equals the original byte for byte"; else fail "restored object equals the original byte for byte" "$(diff -rq "$work/orders.original" "$work/example/shard-db/Acme/orders" 2>&1)"; fi
+check "local object backup beside the object" 0 psbackup object backup --db-root "$db" --dir Acme --object customers
+cp -r "$work/example/shard-db/Acme/customers" "$work/customers.original"
+printf 'damaged' > "$work/example/shard-db/Acme/customers/fields.conf"
+check "local object restore --from latest --force" 0 psbackup object restore --db-root "$db" --dir ACME --object CUSTOMERS --from latest --force
+if diff -r "$work/customers.original" "$work/example/shard-db/Acme/customers" >/dev/null 2>&1; then pass "local restore equals the backup"; else fail "local restore equals the backup"; fi
+if ls -d "$work/example/shard-db/Acme/customers.replaced-"* >/dev/null 2>&1; then pass "the replaced object is kept aside"; else fail "the replaced object is kept aside"; fi
+
+check "wal ship --backup-dir 'wal\\archive' (backslashes)" 0 psbackup wal ship --data-dir "$data" --namespace users --backup-dir 'wal\archive'
+if ls "$work/example/unison/backups/users/wal/archive/"*.wal >/dev/null 2>&1; then pass "segments archived under wal/archive"; else fail "segments archived under wal/archive"; fi
+check "snapshot create --path 'snapshots\\users.db'" 0 psbackup snapshot create --data-dir "$data" --namespace users --path 'snapshots\users.db'
+if [ -f "$work/example/unison/backups/users/snapshots/users.db" ]; then pass "snapshot written to snapshots/users.db"; else fail "snapshot written to snapshots/users.db"; fi
+before=$(find "$work/example/unison/backups" -type f | sort | xargs sha256sum 2>/dev/null | sha256sum)
+check "snapshot path 'snapshots\\con.db' is refused (a device name)" 2 psbackup snapshot create --data-dir "$data" --namespace users --path 'snapshots\con.db'
+check "snapshot path 'snap:alt' is refused (an alternate data stream)" 2 psbackup snapshot create --data-dir "$data" --namespace users --path 'snap:alt'
+after=$(find "$work/example/unison/backups" -type f | sort | xargs sha256sum 2>/dev/null | sha256sum)
+if [ "$before" = "$after" ]; then pass "refused paths wrote nothing"; else fail "refused paths wrote nothing"; fi
+
+check "snapshot create into the repository" 0 psbackup snapshot create --data-dir "$data" --namespace users --repository 'C:\psbw\repo' "${K[@]}"
+check "wal ship into the repository" 0 psbackup wal ship --data-dir "$data" --namespace users --repository 'C:\psbw\repo' "${K[@]}"
+check "pitr to the end into C:\\psbw\\restored" 0 psbackup pitr --data-dir "$data" --namespace users --repository 'C:\psbw\repo' --target-data-dir 'C:\psbw\restored' "${K[@]}"
+check "pitr --target-log-index 8500 into C:\\psbw\\restored-8500" 0 psbackup pitr --data-dir "$data" --namespace users --repository 'C:\psbw\repo' --target-log-index 8500 --target-data-dir 'C:\psbw\restored-8500' "${K[@]}"
+expected_last=$("$oracle" replay -dir "$work/example/unison/users/wal" -ext .wal -raw 2>/dev/null | sed -n 's/^bounds: first=[0-9]* last=\([0-9]*\)$/\1/p')
+if [ -x "$oracle" ]; then
+  for pair in "restored:$expected_last" "restored-8500:8500"; do
+    dir=${pair%%:*}
+    want=${pair##*:}
+    replay=$("$oracle" replay -dir "$work/$dir/users/wal" -ext .wal -raw 2>&1)
+    code=$?
+    got=$(sed -n 's/^bounds: first=[0-9]* last=\([0-9]*\)$/\1/p' <<<"$replay")
+    if [ "$code" -eq 0 ] && [ -n "$want" ] && [ "$got" = "$want" ]; then
+      pass "UnisonDB's walfs replays $dir to log index $want"
+    else
+      fail "UnisonDB's walfs replays $dir to log index $want (exit $code, last $got)" "$replay"
+    fi
+  done
+else
+  skipped=$((skipped + 2))
+  echo "[SKIP] the UnisonDB oracle (shared/unisondb/bin/unisondb-walfs) is missing"
+fi
+check "test-restore with a quoted cmd.exe validation command" 0 psbackup test-restore --data-dir "$data" --namespace users --repository 'C:\psbw\repo' --scratch-path 'C:\psbw\scratch' \
+  --validate-command 'if exist "%PSBACKUP_RESTORED_PATH%\wal" (exit 0) else (exit 9)' "${K[@]}"
+check "a failing cmd.exe validation fails the drill" 1 psbackup test-restore --data-dir "$data" --namespace users --repository 'C:\psbw\repo' --scratch-path 'C:\psbw\scratch' \
+  --validate-command 'if exist "%PSBACKUP_RESTORED_PATH%\no such folder" (exit 0) else (exit 9)' "${K[@]}"
+if python3 -c '
+import json, sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+assert len(lines) >= 15, len(lines)
+for l in lines: json.loads(l)
+' "$work/audit.jsonl" 2>/dev/null; then pass "every audit line is whole JSON"; else fail "every audit line is whole JSON"; fi
+
+# ---- 2. xunit classes, one per process -----------------------------------------------------------
+echo "wine: xunit classes"
+classes=(
+  PSBackup.Engine.Tests.Core.WindowsFileSemanticsTests
+  PSBackup.Engine.Tests.Core.WindowsRulesTests
+  PSBackup.Engine.Tests.Core.SafePathTests
+  PSBackup.Engine.Tests.Core.DurableTests
+  PSBackup.Engine.Tests.Health.AuditLogTests
+  PSBackup.Engine.Tests.Storage.LocalBackendContractTests
+  PSBackup.Engine.Tests.Storage.LocalBackendTests
+  PSBackup.Engine.Tests.Repository.RepositoryRoundTripTests
+  PSBackup.Engine.Tests.ObjectStore.ObjectRestoreTests
+)
+for class in "${classes[@]}"; do
+  result=$(wine_run 600 'C:\psb-tests\PSBackup.Engine.Tests.exe' --class "$class")
+  code=$?
+  summary=$(grep -E '^wine-xunit: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' <<<"$result" | tail -1)
+  if [ "$code" -eq 0 ] && [ -n "$summary" ]; then
+    pass "$class ($summary)"
+  else
+    fail "$class (exit $code${summary:+, $summary})" "$(grep -E '^\[FAIL\]|^   at ' <<<"$result" | head -30)"
+  fi
+done
+
+finish
