@@ -2,7 +2,10 @@
 # The side-by-side benchmark (SPEC §5, issue 6): PSBackup against tar | zstd -3 -T0, restic and
 # borg, in one run, on the same data, on the same disk. One command on a fresh machine:
 #
-#   bash bench/run.sh [--runs 3] [--size-mib 1024] [--small-mib 256] [--seed 6] [--quick]
+#   bash bench/run.sh [--runs 3] [--size-mib 1024] [--small-mib 256] [--seed 6] [--quick] [--codecs both|native|managed]
+# --codecs: which zstd codec the PSBackup rows use: libzstd ("psbackup"), the managed ZstdSharp.Port
+# that Windows and Azure Automation run ("psbackup (managed zstd)", PSBACKUP_ZSTD=managed), or both
+# (the default).
 #
 # Installs the peers from Debian when missing, builds Release, generates the dataset under
 # bench/out/ (reused when seed and size match), times every scenario for every tool with
@@ -12,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-runs=3 size=1024 small=256 seed=6 segments=64 cases=10
+runs=3 size=1024 small=256 seed=6 segments=64 cases=10 codecs=both
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
@@ -20,9 +23,16 @@ while [ $# -gt 0 ]; do
     --small-mib) small=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --quick) runs=1 size=128 small=32 segments=8 cases=4; shift ;;
-    *) echo "usage: bash bench/run.sh [--runs N] [--size-mib M] [--small-mib M] [--seed N] [--quick]" >&2; exit 2 ;;
+    --codecs) codecs=$2; shift 2 ;;
+    *) echo "usage: bash bench/run.sh [--runs N] [--size-mib M] [--small-mib M] [--seed N] [--quick] [--codecs both|native|managed]" >&2; exit 2 ;;
   esac
 done
+case "$codecs" in
+  both) native=1 managed=1 ;;
+  native) native=1 managed=0 ;;
+  managed) native=0 managed=1 ;;
+  *) echo "bench: --codecs is both, native or managed, not '$codecs'" >&2; exit 2 ;;
+esac
 
 out=$root/bench/out
 work=$out/work
@@ -51,8 +61,10 @@ if ! dotnet build PSBackup.sln -c Release -nologo -v quiet >"$build_log" 2>&1; t
 fi
 rm -f "$build_log"
 psbackup() { "$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup" "$@"; }
+# The same CLI on the managed zstd codec (what runs where no libzstd loads).
+psbackupm() { PSBACKUP_ZSTD=managed "$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup" "$@"; }
 bench() { "$root/bench/PSBackup.Bench/bin/Release/net10.0/psbackup-bench" "$@"; }
-export -f psbackup
+export -f psbackup psbackupm
 export root
 
 # Same secrets for every tool; no audit log lines from the benchmark.
@@ -114,10 +126,15 @@ borg_backup() { echo "cd \"\$W\" && borg create --compression zstd,3 \"\$W/borg:
 # key derivation costs the short runs.
 psbk_backup_db='env -u PSBACKUP_PASSPHRASE "$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup" object backup --db-root "$W/db" --dir "*" --object "*" --repository "$W/psbk" --key-file "$W/psbk.key" >/dev/null'
 
+# The managed-codec twin of the passphrase repository (its own repository, so dedup is alike).
+psbm_backup_db='psbackupm object backup --db-root "$W/db" --dir "*" --object "*" --repository "$W/psbm" >/dev/null'
+psbm_restore_db='mkdir -p "$W/rm"; psbackupm object restore --db-root "$W/rm" --dir "*" --object "*" --repository "$W/psbm" >/dev/null'
+
 # backup_round SCENARIO RUN: one backup of the current db/ with every tool.
 backup_round() {
   local db_bytes; db_bytes=$(bytes "$W/db")
-  measure "$1" psbackup "$2" "$db_bytes" "$W/psb" "$psb_backup_db"
+  [ "$native" = 1 ] && measure "$1" psbackup "$2" "$db_bytes" "$W/psb" "$psb_backup_db"
+  [ "$managed" = 1 ] && measure "$1" "psbackup (managed zstd)" "$2" "$db_bytes" "$W/psbm" "$psbm_backup_db"
   measure "$1" "psbackup (key file)" "$2" "$db_bytes" "$W/psbk" "$psbk_backup_db"
   measure "$1" "tar | zstd -3 -T0" "$2" "$db_bytes" "$W/tar/db.tar.zst" "$tar_backup"
   measure "$1" restic "$2" "$db_bytes" "$W/restic" "$restic_backup"
@@ -146,6 +163,7 @@ for run in $(seq 1 "$runs"); do
   mv "$out/copies/db-$run" "$W/db"
   cp -al "$ds/data" "$W/data"          # hard links: nothing writes into the WAL
   psbackup repo init --repository "$W/psb" >/dev/null
+  psbackupm repo init --repository "$W/psbm" >/dev/null
   head -c 64 /dev/urandom >"$W/psbk.key"
   env -u PSBACKUP_PASSPHRASE "$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup" repo init --repository "$W/psbk" --key-file "$W/psbk.key" >/dev/null
   restic -r "$W/restic" init -q >/dev/null
@@ -160,14 +178,16 @@ for run in $(seq 1 "$runs"); do
   backup_round nochange "$run"
 
   export db_bytes; db_bytes=$(bytes "$W/db")
-  measure restore psbackup "$run" "$db_bytes" - "$psb_restore_db"'; restored "$W/rp" $db_bytes'
+  [ "$native" = 1 ] && measure restore psbackup "$run" "$db_bytes" - "$psb_restore_db"'; restored "$W/rp" $db_bytes'
+  [ "$managed" = 1 ] && measure restore "psbackup (managed zstd)" "$run" "$db_bytes" - "$psbm_restore_db"'; restored "$W/rm" $db_bytes'
   mkdir -p "$W/rt" "$W/rb"
   measure restore "tar | zstd -3 -T0" "$run" "$db_bytes" - 'zstd -d -q -c "$W/tar/db.tar.zst" | tar -C "$W/rt" -xf -; restored "$W/rt" $db_bytes'
   measure restore restic "$run" "$db_bytes" - 'restic -r "$W/restic" restore -q latest --tag db --target "$W/rr"; restored "$W/rr" $db_bytes'
   measure restore borg "$run" "$db_bytes" - 'cd "$W/rb" && borg extract "$W/borg::nochange"; restored "$W/rb" $db_bytes'
-  rm -rf "$W/rp" "$W/rt" "$W/rr" "$W/rb"
+  rm -rf "$W/rp" "$W/rm" "$W/rt" "$W/rr" "$W/rb"
 
-  measure verify psbackup "$run" "$db_bytes" - 'psbackup check --repository "$W/psb" --read-data >/dev/null'
+  [ "$native" = 1 ] && measure verify psbackup "$run" "$db_bytes" - 'psbackup check --repository "$W/psb" --read-data >/dev/null'
+  [ "$managed" = 1 ] && measure verify "psbackup (managed zstd)" "$run" "$db_bytes" - 'psbackupm check --repository "$W/psbm" --read-data >/dev/null'
   measure verify "tar | zstd -3 -T0" "$run" "$db_bytes" - 'zstd -t -q "$W/tar/db.tar.zst"'
   measure verify restic "$run" "$db_bytes" - 'restic -r "$W/restic" check -q --read-data'
   measure verify borg "$run" "$db_bytes" - 'borg check --verify-data "$W/borg"'
@@ -175,16 +195,21 @@ for run in $(seq 1 "$runs"); do
   # WAL: a store snapshot first (untimed; PITR needs it), then ship 64 sealed segments.
   psbackup snapshot create --data-dir "$W/data" --namespace ledger --repository "$W/psb" >/dev/null
   measure walship psbackup "$run" "$wal_bytes" - 'psbackup wal ship --data-dir "$W/data" --namespace ledger --repository "$W/psb" >/dev/null'
+  if [ "$managed" = 1 ]; then
+    psbackupm snapshot create --data-dir "$W/data" --namespace ledger --repository "$W/psbm" >/dev/null
+    measure walship "psbackup (managed zstd)" "$run" "$wal_bytes" - 'psbackupm wal ship --data-dir "$W/data" --namespace ledger --repository "$W/psbm" >/dev/null'
+  fi
   measure walship "tar | zstd -3 -T0" "$run" "$wal_bytes" - 'tar -C "$W/data" -cf - ledger | zstd -3 -T0 -q -f -o "$W/tar/wal.tar.zst"'
   measure walship restic "$run" "$wal_bytes" - 'cd "$W/data" && restic -r "$W/restic" backup -q --tag wal ledger'
   measure walship borg "$run" "$wal_bytes" - 'cd "$W/data" && borg create --compression zstd,3 "$W/borg::wal" ledger'
 
   mkdir -p "$W/pt" "$W/pb"
   measure pitr psbackup "$run" "$wal_bytes" - "psbackup pitr --namespace ledger --repository \"\$W/psb\" --target-log-index $last_log_index --target-data-dir \"\$W/pp\" >/dev/null"
+  [ "$managed" = 1 ] && measure pitr "psbackup (managed zstd)" "$run" "$wal_bytes" - "psbackupm pitr --namespace ledger --repository \"\$W/psbm\" --target-log-index $last_log_index --target-data-dir \"\$W/pm\" >/dev/null"
   measure pitr "tar | zstd -3 -T0" "$run" "$wal_bytes" - 'zstd -d -q -c "$W/tar/wal.tar.zst" | tar -C "$W/pt" -xf -'
   measure pitr restic "$run" "$wal_bytes" - 'restic -r "$W/restic" restore -q latest --tag wal --target "$W/pr"'
   measure pitr borg "$run" "$wal_bytes" - 'cd "$W/pb" && borg extract "$W/borg::wal"'
-  rm -rf "$W/pp" "$W/pt" "$W/pr" "$W/pb"
+  rm -rf "$W/pp" "$W/pm" "$W/pt" "$W/pr" "$W/pb"
 
   # One newly sealed segment: in-process (engine call, no process start) and through the CLI,
   # both in the steady state "the repository holds the earlier segment, the WAL the new one".

@@ -17,6 +17,9 @@ public static class Report
     /// <summary>PSBackup on a key-file repository: no PBKDF2 per process, which shows what the
     /// passphrase's key derivation costs the short backups.</summary>
     public const string KeyFile = "psbackup (key file)";
+    /// <summary>PSBackup on the managed zstd codec (PSBACKUP_ZSTD=managed): what runs where no
+    /// libzstd loads (Windows, Azure Automation).</summary>
+    public const string ManagedZstd = "psbackup (managed zstd)";
     public const string InProcess = "psbackup (in-process)";
     /// <summary>The seed's local ship (a verified copy into the backup folder), in-process.</summary>
     public const string InProcessLocal = "psbackup (in-process, local folder)";
@@ -44,7 +47,7 @@ public static class Report
     /// <summary>"Flat": peak RSS of the full backup at the full size at most this much above the small size.</summary>
     public const double RssFlatFactor = 1.25;
 
-    private static readonly string[] ToolOrder = [PsBackup, KeyFile, InProcess, InProcessLocal, Cli, Tar, Restic, Borg];
+    private static readonly string[] ToolOrder = [PsBackup, ManagedZstd, KeyFile, InProcess, InProcessLocal, Cli, Tar, Restic, Borg];
 
     public static List<Measurement> Parse(IEnumerable<string> lines)
     {
