@@ -137,7 +137,9 @@ public static partial class SafePath
     {
         string rel = ValidateRelativePath(relative, what);
         string fullRoot = Path.GetFullPath(root);
-        string full = Path.GetFullPath(Path.Combine(fullRoot, rel));
+        // Joined with the platform's separator: an extended-length root (\\?\C:\...) is taken
+        // verbatim by Windows, so a '/' left inside it would be part of a name ("Invalid name").
+        string full = Path.GetFullPath(Path.Combine(fullRoot, rel.Replace('/', Path.DirectorySeparatorChar)));
         string rootWithSep = Path.EndsInDirectorySeparator(fullRoot) ? fullRoot : fullRoot + Path.DirectorySeparatorChar;
         if (!full.StartsWith(rootWithSep, StringComparison.Ordinal))
         {
