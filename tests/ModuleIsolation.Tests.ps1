@@ -56,7 +56,7 @@ $script:S3 = @{
     SecretKey = (ConvertTo-SecureString 'S3RVER' -AsPlainText -Force)
 }
 $repo = "s3://$Bucket/isolated"
-$null = Initialize-BackupRepository -Repository $repo @script:S3
+$null = Initialize-BackupRepository -Repository $repo -Unencrypted @script:S3
 $backup = New-ObjectBackup -DbRoot $DbRoot -Dir acme -Object orders -Repository $repo @script:S3
 "backup=$($backup.BackupId)"
 $listed = @(Get-Backup -Repository $repo @script:S3)
@@ -151,7 +151,7 @@ Describe 'Repository cmdlets without libzstd' {
 param($Manifest, $Db, $Repo)
 $ErrorActionPreference = 'Stop'
 Import-Module $Manifest
-$null = Initialize-BackupRepository -Repository $Repo
+$null = Initialize-BackupRepository -Repository $Repo -Unencrypted
 $backup = New-ObjectBackup -DbRoot $Db -Dir acme -Object orders -Repository $Repo
 "listed=$(@(Get-Backup -Repository $Repo).Count)"
 "check=$((Test-BackupRepository -Repository $Repo -ReadData).Passed)"

@@ -322,7 +322,7 @@ public sealed class WindowsRulesTests
     {
         using var loc = new TestDirectory();
         RepositoryTarget repo = new() { Location = loc.Combine("repo") };
-        Assert.NotNull(await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(repo), OperationContext.Default));
+        Assert.NotNull(await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(repo) { Unencrypted = true }, OperationContext.Default));
         using var obj = new ObjectFixture();
         NewObjectBackupOptions options = obj.SettledBackupOptions() with { Repository = repo };
         ObjectBackupResult first = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
