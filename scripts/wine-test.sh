@@ -213,14 +213,44 @@ classes=(
   PSBackup.Engine.Tests.Repository.RepositoryRoundTripTests
   PSBackup.Engine.Tests.ObjectStore.ObjectRestoreTests
 )
+# A test process under Wine sometimes never exits after its last test (a thread left hanging
+# in Wine; the process shows as defunct): the class's closing line decides, and the process is
+# ended once it has printed it. No closing line within the limit is a hang: retried once.
+run_class() {
+  local class=$1 log attempt pid deadline
+  log=$(mktemp)
+  for attempt in 1 2; do
+    wine 'C:\psb-tests\PSBackup.Engine.Tests.exe' --class "$class" >"$log" 2>&1 &
+    pid=$!
+    deadline=$((SECONDS + 300))
+    while kill -0 "$pid" 2>/dev/null; do
+      if grep -qE '^wine-xunit: ' "$log"; then
+        sleep 2
+        kill -9 "$pid" 2>/dev/null
+        break
+      fi
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        kill -9 "$pid" 2>/dev/null
+        break
+      fi
+      sleep 1
+    done
+    wait "$pid" 2>/dev/null
+    if grep -qE '^wine-xunit: ' "$log"; then
+      break
+    fi
+    echo "  ($class: no result, wine crashed or hung; retrying once)" >&2
+  done
+  cat "$log"
+  rm -f "$log"
+}
 for class in "${classes[@]}"; do
-  result=$(wine_run 600 'C:\psb-tests\PSBackup.Engine.Tests.exe' --class "$class")
-  code=$?
+  result=$(run_class "$class")
   summary=$(grep -E '^wine-xunit: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' <<<"$result" | tail -1)
-  if [ "$code" -eq 0 ] && [ -n "$summary" ]; then
+  if [ -n "$summary" ] && grep -qE ' 0 failed' <<<"$summary" && ! grep -qE '^wine-xunit: 0 passed' <<<"$summary"; then
     pass "$class ($summary)"
   else
-    fail "$class (exit $code${summary:+, $summary})" "$(grep -E '^\[FAIL\]|^   at ' <<<"$result" | head -30)"
+    fail "$class (${summary:-no result})" "$(grep -E '^\[FAIL\]|^   at ' <<<"$result" | head -30)"
   fi
 done
 
