@@ -202,16 +202,15 @@ for l in lines: json.loads(l)
 
 # ---- 2. xunit classes, one per process -----------------------------------------------------------
 echo "wine: xunit classes"
+# Classes that create symbolic links are left out (File.CreateSymbolicLink fails under Wine, see
+# docs/platforms.md): SafePathTests, LocalBackendTests, ObjectRestoreTests.
 classes=(
   PSBackup.Engine.Tests.Core.WindowsFileSemanticsTests
   PSBackup.Engine.Tests.Core.WindowsRulesTests
-  PSBackup.Engine.Tests.Core.SafePathTests
   PSBackup.Engine.Tests.Core.DurableTests
   PSBackup.Engine.Tests.Health.AuditLogTests
   PSBackup.Engine.Tests.Storage.LocalBackendContractTests
-  PSBackup.Engine.Tests.Storage.LocalBackendTests
   PSBackup.Engine.Tests.Repository.RepositoryRoundTripTests
-  PSBackup.Engine.Tests.ObjectStore.ObjectRestoreTests
 )
 # A test process under Wine sometimes never exits after its last test (a thread left hanging
 # in Wine; the process shows as defunct): the class's closing line decides, and the process is
