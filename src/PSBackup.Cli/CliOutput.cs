@@ -141,21 +141,34 @@ internal static partial class CliOutput
             output.WriteLine(ToJson(new
             {
                 walDirectory = report.WalDirectory,
+                naming = report.Naming,
                 segments = report.Segments,
                 missingSegmentIds = report.MissingSegmentIds,
                 continuityErrors = report.ContinuityErrors,
+                warnings = report.Warnings,
+                otherFiles = report.OtherFiles,
             }));
             return;
         }
-        var table = new TableWriter().Column("SegmentId", rightAlign: true).Column("Sealed").Column("FirstLogIndex", rightAlign: true)
+        var table = new TableWriter().Column("SegmentId", rightAlign: true).Column("Name").Column("V", rightAlign: true).Column("Sealed")
+            .Column("FirstLogIndex", rightAlign: true).Column("LastLogIndex", rightAlign: true).Column("FirstRecordTime").Column("LastRecordTime")
             .Column("Entries", rightAlign: true).Column("Size", rightAlign: true).Column("Valid");
         foreach (WalSegmentInfo s in report.Segments)
         {
-            table.Row(s.SegmentId.ToString(CultureInfo.InvariantCulture), s.Sealed ? "True" : "False",
-                s.FirstLogIndex.ToString(CultureInfo.InvariantCulture), s.EntryCount.ToString(CultureInfo.InvariantCulture),
-                TableWriter.Size(s.Bytes), s.Valid ? "True" : $"False: {s.Error}");
+            table.Row(s.SegmentId.ToString(CultureInfo.InvariantCulture), s.FileName, s.Version.ToString(CultureInfo.InvariantCulture), s.Sealed ? "True" : "False",
+                s.FirstLogIndex.ToString(CultureInfo.InvariantCulture), s.LastLogIndex?.ToString(CultureInfo.InvariantCulture) ?? "",
+                RecordTime(s.FirstRecordTime), RecordTime(s.LastRecordTime), s.EntryCount.ToString(CultureInfo.InvariantCulture),
+                TableWriter.Size(s.Bytes), s.Valid ? (s.TornTail ? "True (torn tail)" : "True") : $"False: {s.Error}");
         }
         table.WriteTo(output);
+        foreach (string warning in report.Warnings)
+        {
+            output.WriteLine($"Warning: {warning}");
+        }
+        if (report.OtherFiles.Count > 0)
+        {
+            output.WriteLine($"Not segments (not archived): {string.Join(", ", report.OtherFiles)}");
+        }
         if (report.MissingSegmentIds.Count > 0)
         {
             output.WriteLine($"WAL gap: missing segment ids {string.Join(", ", report.MissingSegmentIds)}.");
@@ -165,6 +178,9 @@ internal static partial class CliOutput
             output.WriteLine($"WAL gap: {error}");
         }
     }
+
+    private static string RecordTime(DateTimeOffset? t) =>
+        t is { } v ? v.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture) : "";
 
     /// <summary>The seed's <c>POST /wal/backup</c> response shape, so <c>jq -r '.backups[-1].segmentId'</c>
     /// keeps working; shipped to a repository, each entry adds its <c>backupId</c> (its path is the

@@ -20,7 +20,7 @@ public sealed record HealthAlert
     public required string Namespace { get; init; }
     /// <summary>One of <see cref="OperationKinds"/>.</summary>
     public required string Kind { get; init; }
-    /// <summary>Stable: ConsecutiveFailures, BackupTooOld, NoSuccessfulBackup, SizeAnomaly, WalGap, RestoreDrillFailed, RestoreDrillTooOld, NoRestoreDrill.</summary>
+    /// <summary>Stable: ConsecutiveFailures, BackupTooOld, NoSuccessfulBackup, SizeAnomaly, WalGap, WalDirectoryMissing, WalNoSegments, WalMixedNaming, RestoreDrillFailed, RestoreDrillTooOld, NoRestoreDrill.</summary>
     public required string Code { get; init; }
     public required string Message { get; init; }
     public DateTimeOffset? Time { get; init; }
@@ -59,6 +59,9 @@ public sealed record NamespaceStatus(string Namespace)
 {
     public SortedDictionary<string, KindStatus> Kinds { get; } = new(StringComparer.Ordinal);
     public IReadOnlyList<long> MissingSegmentIds { get; set; } = [];
+    /// <summary>Problems of the live WAL that make archiving it impossible (no <c>wal/</c>, no
+    /// recognisable segment, mixed naming): (alert id, message). Read from a data directory only.</summary>
+    public List<(string Id, string Message)> WalProblems { get; } = [];
     public DateTimeOffset? LastDrill { get; set; }
     public bool? LastDrillPassed { get; set; }
     public DateTimeOffset? LastDrillSuccess { get; set; }
@@ -121,6 +124,14 @@ public static class BackupHealth
                 foreach (string d in Directory.EnumerateDirectories(backups))
                 {
                     names.Add(Path.GetFileName(d));
+                }
+            }
+            foreach (string d in Directory.EnumerateDirectories(dd))
+            {
+                string name = Path.GetFileName(d);
+                if (name != "backups" && LooksLikeNamespaceFolder(d) && IsNamespaceName(name))
+                {
+                    names.Add(name);
                 }
             }
             var records = new List<BackupRecord>();
@@ -234,12 +245,85 @@ public static class BackupHealth
                 }
             }
             status.MissingSegmentIds = missing.ToList();
+            if (dataDir is not null)
+            {
+                CheckLiveWal(Path.Combine(Path.GetFullPath(dataDir), ns), ns, status);
+            }
             result.Add(status);
         }
         return result;
     }
 
     private static DateTimeOffset Max(DateTimeOffset? a, DateTimeOffset b) => a is { } x && x > b ? x : b;
+
+    /// <summary>A folder of the data directory that a database keeps a namespace in: it has a WAL,
+    /// a store (UnisonDB's <c>unison.db</c>, the example's <c>db/</c>) or UnisonDB's lock.</summary>
+    private static bool LooksLikeNamespaceFolder(string dir) =>
+        Directory.Exists(Path.Combine(dir, "wal")) || Path.Exists(Path.Combine(dir, "unison.db")) ||
+        Directory.Exists(Path.Combine(dir, "db")) || File.Exists(Path.Combine(dir, "pid.lock"));
+
+    private static bool IsNamespaceName(string name)
+    {
+        try
+        {
+            SafePath.ValidateName(name, "namespace");
+            return !name.Contains(".replaced-", StringComparison.Ordinal) && !name.EndsWith(".tmp", StringComparison.Ordinal);
+        }
+        catch (InvalidInputException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The live WAL of a namespace folder: one that cannot be archived (no <c>wal/</c>,
+    /// files but no segment, mixed naming) is a problem; one that holds a sealed segment makes the
+    /// WAL kind expected, so an archive without any shipped segment is "NoSuccessfulBackup".</summary>
+    private static void CheckLiveWal(string nsDir, string ns, NamespaceStatus status)
+    {
+        if (!Directory.Exists(nsDir))
+        {
+            return; // backups of a namespace this host does not run
+        }
+        string walDir = Path.Combine(nsDir, "wal");
+        if (!Directory.Exists(walDir))
+        {
+            status.WalProblems.Add(("WalDirectoryMissing", $"Namespace folder '{nsDir}' has no WAL directory 'wal': nothing of its WAL can be archived. Check where the database writes its WAL."));
+            return;
+        }
+        WalDirectoryListing listing;
+        try
+        {
+            listing = WalDirectory.List(walDir);
+        }
+        catch (PSBackupException e)
+        {
+            status.WalProblems.Add((e.ErrorId, e.Message));
+            return;
+        }
+        if (listing.Segments.Count == 0)
+        {
+            if (listing.OtherFiles.Count > 0)
+            {
+                status.WalProblems.Add(("WalNoSegments", $"The WAL directory '{walDir}' holds {listing.OtherFiles.Count} file(s) ({string.Join(", ", listing.OtherFiles.Take(5))}) but no segment named %09d.seg or %09d.wal: nothing of it can be archived."));
+            }
+            return;
+        }
+        bool anySealed = listing.Segments.Count > 1;
+        if (!anySealed)
+        {
+            try
+            {
+                anySealed = WalSegmentReader.Inspect(listing.Segments[0].Path, ns, listing.Segments[0].Id, headerOnly: true).Sealed;
+            }
+            catch (NotFoundException)
+            {
+            }
+        }
+        if (anySealed)
+        {
+            status.Kind(OperationKinds.WalSegment); // a WAL to archive: none archived is NoSuccessfulBackup
+        }
+    }
 
     private static IEnumerable<long> SegmentHoles(IEnumerable<long> ids)
     {
@@ -304,6 +388,10 @@ public static class BackupHealth
                             $"The last {k.Kind} backup of namespace '{ns}' is {latest} bytes, the one before {previous} bytes: a change of {(double.IsInfinity(change) ? "∞" : change.ToString("0", CultureInfo.InvariantCulture))} % (threshold {options.SizeChangeThreshold.ToString(CultureInfo.InvariantCulture)} %)."));
                     }
                 }
+            }
+            foreach ((string id, string message) in s.WalProblems)
+            {
+                alerts.Add(Alert(HealthSeverity.Critical, ns, OperationKinds.WalSegment, id, message));
             }
             if (s.MissingSegmentIds.Count > 0)
             {

@@ -190,53 +190,35 @@ public sealed class LocalRestoreSource : IRestoreSource
         return files;
     }
 
-    /// <summary>A segment from its header (sealed) or its valid prefix (unsealed); null, noted in
-    /// <see cref="Ignored"/>, when it cannot be read as one.</summary>
+    /// <summary>A segment from its header and a walk over its record frames (first and last log
+    /// index and record time; no CRCs: the restore validates every segment it copies in full);
+    /// null, noted in <see cref="Ignored"/>, when it cannot be read as one.</summary>
     private ArchivedSegment? Describe(string path, long id)
     {
         try
         {
-            WalHeader h;
-            long length;
-            using (var stream = FileCopy.OpenRead(path))
+            WalSegmentInfo info = WalSegmentReader.Summarize(path, Namespace, id);
+            if (info.Version == 0 || (info.Error is not null && !info.TornTail))
             {
-                length = stream.Length;
-                Span<byte> bytes = stackalloc byte[WalFormat.HeaderSize];
-                if (length < WalFormat.HeaderSize)
-                {
-                    Ignore($"segment '{Relative(path)}': {length} bytes, shorter than a segment header");
-                    return null;
-                }
-                stream.ReadExactly(bytes);
-                h = WalHeader.Decode(bytes);
-                if (h.Magic != WalFormat.Magic || h.Version != WalFormat.Version || h.Crc != Crc32C.Compute(bytes[..56]) ||
-                    (h.Flags != WalFormat.FlagSealed && h.Flags != WalFormat.FlagActive) || h.FirstLogIndex < 0 || h.EntryCount < 0)
-                {
-                    Ignore($"segment '{Relative(path)}': the header is not a valid walfs v2 header");
-                    return null;
-                }
-            }
-            long count = h.EntryCount;
-            if (!h.IsSealed)
-            {
-                WalSegmentInfo info = WalSegmentReader.Inspect(path, Namespace, id);
-                if (!info.Valid)
-                {
-                    Ignore($"segment '{Relative(path)}': {info.Error}");
-                    return null;
-                }
-                count = info.EntryCount;
+                Ignore($"segment '{Relative(path)}': {info.Error ?? "not a walfs segment"}");
+                return null;
             }
             return new ArchivedSegment
             {
                 SegmentId = id,
-                Sealed = h.IsSealed,
-                FirstLogIndex = h.FirstLogIndex,
-                EntryCount = count,
-                CreatedAt = WalFormat.FromUnixNanoseconds(h.CreatedAtNs),
-                SealedAt = h.IsSealed && h.LastModifiedAtNs != 0 ? WalFormat.FromUnixNanoseconds(h.LastModifiedAtNs) : null,
-                Bytes = length,
-                Location = path,
+                Sealed = info.Sealed,
+                FirstLogIndex = info.FirstLogIndex,
+                EntryCount = info.EntryCount,
+                LastLogIndex = info.LastLogIndex ?? info.FirstLogIndex - 1,
+                CreatedAt = info.CreatedAt,
+                SealedAt = info.Sealed ? info.LastModifiedAt : null,
+                Bytes = info.Bytes,
+                Location = info.Path,
+                FileName = info.FileName,
+                Version = info.Version,
+                PayloadFormat = info.PayloadFormat,
+                FirstRecordTime = info.FirstRecordTime,
+                LastRecordTime = info.LastRecordTime,
             };
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotFoundException)

@@ -160,9 +160,23 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 Bytes = file!.Size,
                 Sha256 = file.Sha256,
                 Location = location,
+                FileName = SegmentName(file.Path, s.SegmentId),
+                Version = s.Version ?? 0,
+                PayloadFormat = Enum.TryParse(s.PayloadFormat, out Wal.WalPayloadFormat f) ? f : Wal.WalPayloadFormat.Opaque,
+                LastLogIndex = s.LastLogIndex is long last && last >= s.FirstLogIndex - 1 ? last : s.FirstLogIndex + s.EntryCount - 1,
+                FirstRecordTime = s.FirstRecordTime,
+                LastRecordTime = s.LastRecordTime,
             });
         }).ConfigureAwait(false);
         return Deduplicate(found);
+    }
+
+    /// <summary>The segment's own file name from its stored path ("wal/000000043.seg"); a path
+    /// that is not a segment name of this id falls back to "%09d.seg".</summary>
+    private static string? SegmentName(string storedPath, long segmentId)
+    {
+        string name = storedPath[(storedPath.LastIndexOf('/') + 1)..];
+        return Wal.WalFormat.TryParseSegmentFileName(name, out long id) && id == segmentId ? name : null;
     }
 
     public Task<Stream> OpenSnapshotFileAsync(RestorableSnapshot snapshot, ManifestFile file, CancellationToken ct)

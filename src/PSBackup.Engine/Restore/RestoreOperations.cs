@@ -406,7 +406,7 @@ public static class RestoreOperations
         Parallel.ForEachAsync(plan.Segments, new ParallelOptions { MaxDegreeOfParallelism = maxParallelism, CancellationToken = context.CancellationToken }, async (planned, ct) =>
         {
             ArchivedSegment s = planned.Source;
-            string final = Path.Combine(walDir, WalFormat.SegmentFileName(s.SegmentId));
+            string final = Path.Combine(walDir, s.LayoutFileName);
             string fetched = planned.Cut ? final + ".fetch" : final;
             ContentDigest digest;
             await using (Stream input = await source.OpenSegmentAsync(s, ct).ConfigureAwait(false))

@@ -50,8 +50,30 @@ public sealed record ArchivedSegment
     /// <summary>Where it lives, for messages and for the source to open it again.</summary>
     public required string Location { get; init; }
 
-    /// <summary>Log index of the last record, or FirstLogIndex - 1 when empty.</summary>
-    public long LastLogIndex => FirstLogIndex + EntryCount - 1;
+    private readonly long? _lastLogIndex;
+    /// <summary>Log index of the last record, or FirstLogIndex - 1 when empty. The payload's own
+    /// when the segment's payloads carry one (UnisonDB may skip an index inside a segment), else
+    /// FirstLogIndex + EntryCount - 1.</summary>
+    public long LastLogIndex
+    {
+        get => _lastLogIndex ?? FirstLogIndex + EntryCount - 1;
+        init => _lastLogIndex = value;
+    }
+    /// <summary>The segment's file name as its source named it ("000000043.seg" or ".wal"); a
+    /// restore lays it out under this name.</summary>
+    public string? FileName { get; init; }
+    /// <summary>walfs version (1 or 2; 0 when unknown).</summary>
+    public int Version { get; init; }
+    /// <summary>How the payloads read: with LogRecord or Raft, log indexes and times are the records' own.</summary>
+    public Wal.WalPayloadFormat PayloadFormat { get; init; }
+    /// <summary>The first and last record's own time (UnisonDB HLC); null for opaque payloads.</summary>
+    public DateTimeOffset? FirstRecordTime { get; init; }
+    public DateTimeOffset? LastRecordTime { get; init; }
+    /// <summary>Records carry their own log index and time (UnisonDB payloads).</summary>
+    public bool HasRecordTimes => PayloadFormat != Wal.WalPayloadFormat.Opaque && FirstRecordTime is not null && LastRecordTime is not null;
+
+    /// <summary>The name to lay the segment out under: its own, else "%09d.seg".</summary>
+    public string LayoutFileName => FileName ?? Wal.WalFormat.SegmentFileName(SegmentId, Wal.WalFormat.SegExtension);
 }
 
 /// <summary>Where restores read from: the snapshots and archived WAL segments of one namespace.

@@ -41,3 +41,39 @@ public static class Crc32C
     /// <summary>The CRC value of a running state.</summary>
     public static uint Finish(uint state) => ~state;
 }
+
+/// <summary>CRC-32 with the IEEE polynomial (reflected 0xEDB88320), as Go's
+/// <c>crc32.ChecksumIEEE</c>: walfs segments written before May 2025 use it.</summary>
+public static class Crc32Ieee
+{
+    private static readonly uint[] Table = BuildTable();
+
+    public static uint Compute(ReadOnlySpan<byte> data) => Finish(Update(Crc32C.InitialState, data));
+
+    public static uint Update(uint state, ReadOnlySpan<byte> data)
+    {
+        uint[] table = Table;
+        foreach (byte b in data)
+        {
+            state = table[(state ^ b) & 0xFF] ^ (state >> 8);
+        }
+        return state;
+    }
+
+    public static uint Finish(uint state) => ~state;
+
+    private static uint[] BuildTable()
+    {
+        var table = new uint[256];
+        for (uint i = 0; i < 256; i++)
+        {
+            uint c = i;
+            for (int k = 0; k < 8; k++)
+            {
+                c = (c & 1) != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1;
+            }
+            table[i] = c;
+        }
+        return table;
+    }
+}

@@ -3,7 +3,9 @@ using System.Globalization;
 
 namespace PSBackup.Engine.Wal;
 
-/// <summary>Constants and names of the walfs v2 segment format (SPEC appendix A).</summary>
+/// <summary>Constants and names of the walfs segment formats, version 1 (UnisonDB's released
+/// walfs: no footer, optional <c>.seg.idx</c> sidecar) and version 2 (the newer line's <c>WALF</c>
+/// footer), SPEC appendix A and <c>shared/unisondb/README.md</c>.</summary>
 public static class WalFormat
 {
     public const long DefaultSegmentSize = 16L << 20;
@@ -13,9 +15,17 @@ public static class WalFormat
 
     public const int HeaderSize = 64;
     public const uint Magic = 0x5557414C; // "UWAL"
-    public const uint Version = 2;
+    /// <summary>UnisonDB's released walfs (pkg/walfs/segment.go segmentHeaderVersion = 1).</summary>
+    public const uint Version1 = 1;
+    /// <summary>The newer walfs line with the footer.</summary>
+    public const uint Version2 = 2;
     public const uint FlagSealed = 2;
     public const uint FlagActive = 8;
+
+    /// <summary>Header custom marker UnisonDB writes (dbkernel/internal/wal/wal.go): standalone mode.</summary>
+    public const uint MarkerStandalone = 1;
+    /// <summary>Header custom marker UnisonDB writes in raft mode.</summary>
+    public const uint MarkerRaft = 2;
 
     /// <summary>[u32 crc][u32 length] before each record's data.</summary>
     public const int RecordHeaderSize = 8;
@@ -32,21 +42,50 @@ public static class WalFormat
     public const uint FooterLengthSentinel = 0xFFFFFFFF;
     public const ushort FooterVersion = 1;
 
-    /// <summary>The footer's sparse index holds one entry per this many bytes of records.</summary>
-    public const int SparseInterval = 64 << 10;
+    /// <summary>The v2 footer's sparse index holds one entry per this many bytes of records (the
+    /// walfs v2 line samples every 4 KiB; readers accept any spacing).</summary>
+    public const int SparseInterval = 4 << 10;
 
-    /// <summary>"%09d.wal".</summary>
-    public static string SegmentFileName(long segmentId)
+    /// <summary>One v1 sidecar entry: <c>{u64 offset, u32 length, u32 0}</c>.</summary>
+    public const int SidecarEntrySize = 16;
+
+    /// <summary>UnisonDB's segment extension (<c>%09d.seg</c>).</summary>
+    public const string SegExtension = ".seg";
+    /// <summary>The seed runbooks' archive naming (<c>%09d.wal</c>).</summary>
+    public const string WalExtension = ".wal";
+    /// <summary>Appended to a segment's name for its v1 sparse-index sidecar (<c>%09d.seg.idx</c>).</summary>
+    public const string SidecarSuffix = ".idx";
+
+    /// <summary>"%09d.wal" (the seed's naming; see <see cref="SegmentFileName(long, string)"/>).</summary>
+    public static string SegmentFileName(long segmentId) => SegmentFileName(segmentId, WalExtension);
+
+    /// <summary>"%09d" + <paramref name="extension"/> (".seg" or ".wal").</summary>
+    public static string SegmentFileName(long segmentId, string extension)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(segmentId);
-        return segmentId.ToString("D9", CultureInfo.InvariantCulture) + ".wal";
+        if (extension is not (SegExtension or WalExtension))
+        {
+            throw new ArgumentException($"A segment extension is {SegExtension} or {WalExtension}, not '{extension}'.", nameof(extension));
+        }
+        return segmentId.ToString("D9", CultureInfo.InvariantCulture) + extension;
     }
 
-    /// <summary>Parses "000000043.wal" to 43; false for anything else.</summary>
-    public static bool TryParseSegmentFileName(string fileName, out long segmentId)
+    /// <summary>Parses "000000043.seg" or "000000043.wal" to 43; false for anything else.</summary>
+    public static bool TryParseSegmentFileName(string fileName, out long segmentId) =>
+        TryParseSegmentFileName(fileName, out segmentId, out _);
+
+    /// <summary>As <see cref="TryParseSegmentFileName(string, out long)"/>, also giving the extension.</summary>
+    public static bool TryParseSegmentFileName(string fileName, out long segmentId, out string extension)
     {
         segmentId = 0;
-        if (fileName is null || fileName.Length != 13 || !fileName.EndsWith(".wal", StringComparison.Ordinal))
+        extension = "";
+        if (fileName is null || fileName.Length != 13)
+        {
+            return false;
+        }
+        string ext = fileName.EndsWith(SegExtension, StringComparison.Ordinal) ? SegExtension
+            : fileName.EndsWith(WalExtension, StringComparison.Ordinal) ? WalExtension : "";
+        if (ext.Length == 0)
         {
             return false;
         }
@@ -58,6 +97,25 @@ public static class WalFormat
             }
         }
         segmentId = long.Parse(fileName.AsSpan(0, 9), NumberStyles.None, CultureInfo.InvariantCulture);
+        extension = ext;
+        return true;
+    }
+
+    /// <summary>Parses a sidecar name ("000000043.seg.idx") to its segment's id and name.</summary>
+    public static bool TryParseSidecarFileName(string fileName, out long segmentId, out string segmentFileName)
+    {
+        segmentFileName = "";
+        segmentId = 0;
+        if (fileName is null || !fileName.EndsWith(SidecarSuffix, StringComparison.Ordinal))
+        {
+            return false;
+        }
+        string segment = fileName[..^SidecarSuffix.Length];
+        if (!TryParseSegmentFileName(segment, out segmentId))
+        {
+            return false;
+        }
+        segmentFileName = segment;
         return true;
     }
 
@@ -110,6 +168,13 @@ internal readonly record struct WalHeader(
 {
     public bool IsSealed => (Flags & WalFormat.FlagSealed) != 0;
 
+    /// <summary>The CRC stored at offset 56 matches bytes 0..55 under CRC-32C (current walfs) or,
+    /// for segments written before 2025-05, under the IEEE polynomial; null when neither.</summary>
+    public static WalCrcKind? CheckCrc(ReadOnlySpan<byte> b, uint stored) =>
+        stored == Crc32C.Compute(b[..56]) ? WalCrcKind.Castagnoli
+        : stored == Crc32Ieee.Compute(b[..56]) ? WalCrcKind.Ieee
+        : null;
+
     public static WalHeader Decode(ReadOnlySpan<byte> b) => new(
         BinaryPrimitives.ReadUInt32LittleEndian(b),
         BinaryPrimitives.ReadUInt32LittleEndian(b[4..]),
@@ -123,18 +188,30 @@ internal readonly record struct WalHeader(
         BinaryPrimitives.ReadUInt32LittleEndian(b[56..]));
 
     /// <summary>Writes all 64 bytes with a freshly computed CRC (the stored <see cref="Crc"/> is ignored).</summary>
-    public void Encode(Span<byte> b)
+    public void Encode(Span<byte> b) => Encode(b, (ulong)WriteOffset, WalCrcKind.Castagnoli);
+
+    /// <summary>Writes all 64 bytes with <paramref name="writeOffsetField"/> as the stored write
+    /// offset (walfs v1 stores only its low 32 bits while a segment is active).</summary>
+    public void Encode(Span<byte> b, ulong writeOffsetField, WalCrcKind crc)
     {
         b[..WalFormat.HeaderSize].Clear();
         BinaryPrimitives.WriteUInt32LittleEndian(b, Magic);
         BinaryPrimitives.WriteUInt32LittleEndian(b[4..], Version);
         BinaryPrimitives.WriteInt64LittleEndian(b[8..], CreatedAtNs);
         BinaryPrimitives.WriteInt64LittleEndian(b[16..], LastModifiedAtNs);
-        BinaryPrimitives.WriteInt64LittleEndian(b[24..], WriteOffset);
+        BinaryPrimitives.WriteUInt64LittleEndian(b[24..], writeOffsetField);
         BinaryPrimitives.WriteInt64LittleEndian(b[32..], EntryCount);
         BinaryPrimitives.WriteUInt32LittleEndian(b[40..], Flags);
         BinaryPrimitives.WriteInt64LittleEndian(b[44..], FirstLogIndex);
         BinaryPrimitives.WriteUInt32LittleEndian(b[52..], CustomMarker);
-        BinaryPrimitives.WriteUInt32LittleEndian(b[56..], Crc32C.Compute(b[..56]));
+        BinaryPrimitives.WriteUInt32LittleEndian(b[56..], crc == WalCrcKind.Ieee ? Crc32Ieee.Compute(b[..56]) : Crc32C.Compute(b[..56]));
     }
+}
+
+/// <summary>Which CRC-32 polynomial a segment's header (and records) use: walfs switched from
+/// IEEE to Castagnoli in May 2025 (records in 489329f, headers in 8d913ba).</summary>
+public enum WalCrcKind
+{
+    Castagnoli,
+    Ieee,
 }

@@ -25,12 +25,13 @@ public static class WalOperations
         {
             WalDirectoryReport report = WalDirectory.Scan(walDir, ns, context.CancellationToken,
                 (done, total, s) => context.Report("Inspect WAL segments", $"Segment {s.SegmentId}", done, total, s.Path));
+            RequireSegments(report.WalDirectory, report.Segments.Count, report.OtherFiles);
             if (options.SegmentId is long wanted)
             {
                 WalSegmentInfo? one = report.Segments.FirstOrDefault(s => s.SegmentId == wanted);
                 if (one is null)
                 {
-                    string name = WalFormat.SegmentFileName(wanted);
+                    string name = WalFormat.SegmentFileName(wanted, report.Naming ?? WalFormat.SegExtension);
                     throw new NotFoundException("WalSegmentNotFound",
                         $"Segment {wanted} ({name}) is not in '{walDir}'. Run Get-WalSegment without -SegmentId to list the segments present.",
                         Path.Combine(walDir, name));
@@ -97,7 +98,7 @@ public static class WalOperations
         foreach (WalSegmentInfo s in selected)
         {
             ct.ThrowIfCancellationRequested();
-            string dest = Path.Combine(destDir, WalFormat.SegmentFileName(s.SegmentId));
+            string dest = Path.Combine(destDir, s.FileName);
             if (Directory.Exists(dest))
             {
                 throw new ConflictException("WalSegmentConflict",
@@ -126,7 +127,7 @@ public static class WalOperations
         {
             ct.ThrowIfCancellationRequested();
             WalSegmentInfo s = selected[i];
-            string dest = Path.Combine(destDir, WalFormat.SegmentFileName(s.SegmentId));
+            string dest = Path.Combine(destDir, s.FileName);
             if (present.TryGetValue(s.SegmentId, out ContentDigest already))
             {
                 shipped.Add(new ShippedSegment(ns, s.SegmentId, dest, already.Bytes, already.Sha256, AlreadyPresent: true));
@@ -151,17 +152,32 @@ public static class WalOperations
         return new WalShipResult(ns, destDir, shipped);
     }
 
-    private static string RequireWalDirectory(string? dataDirectory, string ns)
+    internal static string RequireWalDirectory(string? dataDirectory, string ns)
     {
         string dataDir = SafePath.RequireDirectory(dataDirectory, "data directory", "Give the database's data directory (the folder holding one folder per namespace).");
-        string walDir = Path.Combine(dataDir, ns, "wal");
+        string nsDir = Path.Combine(dataDir, ns);
+        string walDir = Path.Combine(nsDir, "wal");
         if (!Directory.Exists(walDir))
         {
-            throw new NotFoundException("WalDirectoryNotFound",
-                $"Namespace '{ns}' has no WAL directory '{walDir}'. Check -Namespace and -DataDir: segments are expected in <dataDir>/<namespace>/wal.",
+            throw new NotFoundException("WalDirectoryNotFound", Directory.Exists(nsDir)
+                ? $"Namespace folder '{nsDir}' has no WAL directory '{walDir}'. UnisonDB keeps the namespace's segments in <dataDir>/<namespace>/wal; check -DataDir and -Namespace, or whether the database's WAL lives elsewhere."
+                : $"Namespace '{ns}' has no folder in '{dataDir}' (looked for '{walDir}'). Check -Namespace and -DataDir: segments are expected in <dataDir>/<namespace>/wal.",
                 walDir);
         }
         return walDir;
+    }
+
+    /// <summary>A WAL folder holding files but no segment under either naming is refused: its WAL
+    /// is somewhere else or named in a way nothing would archive, and "nothing to ship" would be
+    /// silent loss.</summary>
+    internal static void RequireSegments(string walDir, int segmentCount, IReadOnlyList<string> otherFiles)
+    {
+        if (segmentCount == 0 && otherFiles.Count > 0)
+        {
+            throw new IntegrityException("WalNoSegments",
+                $"The WAL directory '{walDir}' holds {otherFiles.Count} file(s) ({string.Join(", ", otherFiles.Take(5))}{(otherFiles.Count > 5 ? ", ..." : "")}) but no WAL segment: segments are named %09d.seg (UnisonDB) or %09d.wal (the seed's archives). Nothing can be archived from it; check that -DataDir and -Namespace point at the database's WAL, or rename the segments.",
+                walDir);
+        }
     }
 
     /// <summary>The segments to ship, in id order, after proving they are valid and continuous.
@@ -171,7 +187,9 @@ public static class WalOperations
     /// the chain's anchor, and its header carries what continuity needs (first index, count).</summary>
     internal static List<WalSegmentInfo> Select(string walDir, string ns, long afterSegmentId, CancellationToken ct, IReadOnlySet<long>? headerOnly = null)
     {
-        List<(long Id, string Path)> files = WalDirectory.ListSegmentFiles(walDir);
+        WalDirectoryListing listing = WalDirectory.List(walDir);
+        RequireSegments(listing.WalDirectory, listing.Segments.Count, listing.OtherFiles);
+        List<(long Id, string Path)> files = [.. listing.Segments];
         int firstAfter = files.FindIndex(f => f.Id > afterSegmentId);
         int from = firstAfter < 0 ? files.Count : Math.Max(0, firstAfter - 1);
         // Validation reads every byte and is CPU-bound (CRC-32C per record): one segment per core.
@@ -254,12 +272,18 @@ public static class WalOperations
             {
                 continue; // an empty segment walfs has not assigned a first log index yet
             }
-            long expected = p.FirstLogIndex + p.EntryCount;
-            if (s.FirstLogIndex != expected)
+            // A header-only anchor knows only its header's count; the payload-decoded last index
+            // of a fully read segment is exact (UnisonDB may skip log indexes inside a segment).
+            long prevLast = p.LastLogIndex ?? p.FirstLogIndex - 1;
+            WalPayloadFormat prevFormat = p.PayloadFormat;
+            if (p.PayloadFormat == WalPayloadFormat.Opaque && s.PayloadFormat != WalPayloadFormat.Opaque && s.FirstLogIndex > prevLast)
             {
-                throw new WalGapException(
-                    $"WAL gap in '{walDir}': segment {s.SegmentId} starts at log index {s.FirstLogIndex} but segment {p.SegmentId} ends at {expected - 1}, so it should start at {expected}. Nothing was shipped.",
-                    walDir, []);
+                prevFormat = s.PayloadFormat; // read from its header only: trust the decoded neighbour
+            }
+            string? seam = WalDirectory.DescribeSeam(p.SegmentId, p.FirstLogIndex, prevLast, prevFormat, s.SegmentId, s.FirstLogIndex, s.PayloadFormat, out bool skipped);
+            if (seam is not null && !skipped)
+            {
+                throw new WalGapException($"WAL gap in '{walDir}': {seam} Nothing was shipped.", walDir, []);
             }
         }
         return candidates;

@@ -133,9 +133,14 @@ internal static class WalRepositoryShip
                     Sealed = s.Sealed,
                     CreatedAt = s.CreatedAt,
                     LastModifiedAt = s.LastModifiedAt,
+                    LastLogIndex = s.LastLogIndex,
+                    FirstRecordTime = s.FirstRecordTime,
+                    LastRecordTime = s.LastRecordTime,
+                    PayloadFormat = s.PayloadFormat.ToString(),
+                    Version = s.Version,
                 },
             }, context.Clock);
-            RepositoryFile f = await writer.AddFileFromPathAsync("wal/" + WalFormat.SegmentFileName(s.SegmentId), s.Path, ChunkingProfile.Default, c).ConfigureAwait(false);
+            RepositoryFile f = await writer.AddFileFromPathAsync("wal/" + s.FileName, s.Path, ChunkingProfile.Default, c).ConfigureAwait(false);
             if (f.Sha256 != expected.Sha256 || f.Size != expected.Bytes)
             {
                 throw new IntegrityException("WalShipVerifyFailed",
@@ -208,15 +213,18 @@ internal static class WalRepositoryShip
         {
             return;
         }
-        (long prevId, long prevFirst, long prevCount, long nextId, long nextFirst) = after
-            ? (a.SegmentId, a.FirstLogIndex, a.EntryCount, local.SegmentId, local.FirstLogIndex)
-            : (local.SegmentId, local.FirstLogIndex, local.EntryCount, a.SegmentId, a.FirstLogIndex);
-        long expected = prevFirst + prevCount;
-        if (nextFirst != expected)
+        // A manifest from before payload decoding records no format: judge it like its local neighbour.
+        WalPayloadFormat archivedFormat = a.PayloadFormat is null ? local.PayloadFormat
+            : Enum.TryParse(a.PayloadFormat, out WalPayloadFormat f) ? f : WalPayloadFormat.Opaque;
+        long archivedLast = a.LastLogIndex ?? a.FirstLogIndex + a.EntryCount - 1;
+        (long prevId, long prevFirst, long prevLast, WalPayloadFormat prevFormat, long nextId, long nextFirst, WalPayloadFormat nextFormat) = after
+            ? (a.SegmentId, a.FirstLogIndex, archivedLast, archivedFormat, local.SegmentId, local.FirstLogIndex, local.PayloadFormat)
+            : (local.SegmentId, local.FirstLogIndex, local.LastLogIndex ?? local.FirstLogIndex - 1, local.PayloadFormat, a.SegmentId, a.FirstLogIndex, archivedFormat);
+        string? seam = WalDirectory.DescribeSeam(prevId, prevFirst, prevLast, prevFormat, nextId, nextFirst, nextFormat, out bool skipped);
+        if (seam is not null && !skipped)
         {
-            string missingIndexes = nextFirst > expected ? $" (log indexes {expected}..{nextFirst - 1} are missing)" : "";
             throw await RecordGapAsync(open, ns, new WalGapException(
-                $"WAL gap for namespace '{ns}': segment {nextId} starts at log index {nextFirst} but segment {prevId} ends at {expected - 1}, so it should start at {expected}{missingIndexes}. One of them is {(after ? "archived" : "local")} in {open.Repository.Location}. Nothing was shipped.",
+                $"WAL gap for namespace '{ns}': {seam} One of them is {(after ? "archived" : "local")} in {open.Repository.Location}. Nothing was shipped.",
                 RefPrefix(ns), []), context).ConfigureAwait(false);
         }
     }

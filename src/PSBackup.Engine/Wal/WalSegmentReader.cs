@@ -1,12 +1,18 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using Microsoft.Win32.SafeHandles;
 
 namespace PSBackup.Engine.Wal;
 
-/// <summary>One record of a segment's valid prefix.</summary>
-public sealed record WalRecord(long LogIndex, long Offset, byte[] Data);
+/// <summary>One record of a segment's valid prefix: its log index (the payload's own when the
+/// segment's payloads decode, else the header's first index + ordinal), byte offset, time (the
+/// payload's HLC or raft append time; null for opaque payloads) and data.</summary>
+public sealed record WalRecord(long LogIndex, long Offset, byte[] Data)
+{
+    public DateTimeOffset? Time { get; init; }
+}
 
-/// <summary>Reads and validates walfs v2 segments.</summary>
+/// <summary>Reads and validates walfs segments, version 1 and 2.</summary>
 public static class WalSegmentReader
 {
     private const int WindowSize = 256 << 10;
@@ -26,7 +32,8 @@ public static class WalSegmentReader
     /// <summary>With <paramref name="headerOnly"/>, only the header is read and checked (magic,
     /// version, CRC, flags); the record count and valid end are the header's. For a segment whose
     /// bytes the caller proves identical to a copy validated earlier (WAL ship compares an archived
-    /// segment's SHA-256), so it is not parsed record by record again.</summary>
+    /// segment's SHA-256), so it is not parsed record by record again. A v1 sidecar
+    /// (<c>{path}.idx</c>) is checked when it exists and the whole segment is read.</summary>
     internal static WalSegmentInfo Inspect(string path, string @namespace, long segmentId, bool headerOnly)
     {
         string full = Path.GetFullPath(path);
@@ -36,7 +43,8 @@ public static class WalSegmentReader
         {
             using SafeFileHandle handle = OpenHandle(full);
             length = RandomAccess.GetLength(handle);
-            a = Analyze(handle, length, headerOnly);
+            string sidecar = full + WalFormat.SidecarSuffix;
+            a = Analyze(handle, length, headerOnly, headerOnly || !File.Exists(sidecar) ? null : sidecar);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && ex is not FileNotFoundException and not DirectoryNotFoundException)
         {
@@ -56,8 +64,14 @@ public static class WalSegmentReader
                 ErrorOffset = 0,
             };
         }
+        return ToInfo(a, full, @namespace, segmentId, length);
+    }
 
+    private static WalSegmentInfo ToInfo(SegmentAnalysis a, string full, string @namespace, long segmentId, long length)
+    {
         WalHeader h = a.Header;
+        bool decoded = a.Payload != WalPayloadFormat.Opaque && a.Count > 0;
+        long first = decoded ? a.FirstIndex : a.HeaderReadable ? h.FirstLogIndex : 0;
         return new WalSegmentInfo
         {
             Namespace = @namespace,
@@ -66,7 +80,8 @@ public static class WalSegmentReader
             Sealed = a.HeaderReadable && h.IsSealed,
             CreatedAt = a.HeaderReadable ? WalFormat.FromUnixNanoseconds(h.CreatedAtNs) : DateTimeOffset.UnixEpoch,
             LastModifiedAt = a.HeaderReadable && h.LastModifiedAtNs != 0 ? WalFormat.FromUnixNanoseconds(h.LastModifiedAtNs) : null,
-            FirstLogIndex = a.HeaderReadable ? h.FirstLogIndex : 0,
+            FirstLogIndex = first,
+            LastLogIndex = decoded ? a.LastIndex : a.Count > 0 ? first + a.Count - 1 : null,
             EntryCount = a.Count,
             Bytes = length,
             ValidBytes = a.ValidEnd,
@@ -74,6 +89,22 @@ public static class WalSegmentReader
             Error = a.Error,
             ErrorOffset = a.ErrorOffset,
             TornTail = a.TornTail,
+            Version = a.HeaderReadable ? (int)h.Version : 0,
+            HeaderCrc = a.Crc,
+            Mode = !a.HeaderReadable ? null : h.CustomMarker switch
+            {
+                WalFormat.MarkerStandalone => "standalone",
+                WalFormat.MarkerRaft => "raft",
+                0 => null,
+                uint other => $"marker {other}",
+            },
+            PayloadFormat = a.Payload,
+            FirstRecordTime = decoded ? a.FirstTime : null,
+            LastRecordTime = decoded ? a.LastTime : null,
+            LastRecordOffset = a.Count > 0 ? a.LastOffset : null,
+            LogIndexGaps = a.Gaps is null ? [] : a.Gaps.Select(g => g with { SegmentId = segmentId }).ToList(),
+            Sidecar = a.SidecarPath is null ? null : Path.GetFileName(a.SidecarPath),
+            Warnings = a.Warnings is null ? [] : a.Warnings,
         };
     }
 
@@ -83,16 +114,27 @@ public static class WalSegmentReader
     {
         string full = Path.GetFullPath(path);
         SafeFileHandle handle = OpenHandle(full);
-        return ReadRecords(full, handle);
+        WalPayloadFormat format;
+        try
+        {
+            SegmentAnalysis a = Analyze(handle, RandomAccess.GetLength(handle), headerOnly: false, sidecarPath: null);
+            format = a.Payload;
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+        return ReadRecords(full, handle, format);
     }
 
-    private static IEnumerable<WalRecord> ReadRecords(string path, SafeFileHandle handle)
+    private static IEnumerable<WalRecord> ReadRecords(string path, SafeFileHandle handle, WalPayloadFormat format)
     {
         using (handle)
         {
             long length = RandomAccess.GetLength(handle);
             using var window = new FileWindow(handle, length, WindowSize);
-            (WalHeader header, string? error, long errorOffset) = ReadHeader(window);
+            (WalHeader header, string? error, long errorOffset, WalCrcKind crcKind) = ReadHeader(window);
             if (error is not null)
             {
                 throw new IntegrityException("WalSegmentCorrupt", $"Segment '{path}': {error} (offset {errorOffset}).", path);
@@ -108,7 +150,7 @@ public static class WalSegmentReader
             long ordinal = 0;
             while (offset < limit)
             {
-                RecordCheck check = CheckRecord(window, offset, limit, limitName);
+                RecordCheck check = CheckRecord(window, offset, limit, limitName, crcKind);
                 if (check.Status != RecordStatus.Valid)
                 {
                     yield break;
@@ -118,14 +160,21 @@ public static class WalSegmentReader
                 {
                     yield break;
                 }
-                yield return new WalRecord(header.FirstLogIndex + ordinal, offset, data);
+                long logIndex = header.FirstLogIndex + ordinal;
+                DateTimeOffset? time = null;
+                if (format != WalPayloadFormat.Opaque && WalPayload.TryDecode(data, data.Length, format, out WalPayloadFacts facts, out _))
+                {
+                    logIndex = facts.LogIndex;
+                    time = facts.Time;
+                }
+                yield return new WalRecord(logIndex, offset, data) { Time = time };
                 ordinal++;
                 offset = check.Next;
             }
         }
     }
 
-    private static SafeFileHandle OpenHandle(string path)
+    internal static SafeFileHandle OpenHandle(string path)
     {
         try
         {
@@ -142,101 +191,293 @@ public static class WalSegmentReader
         public WalHeader Header;
         /// <summary>At least 64 bytes were there to decode (the values may still be corrupt).</summary>
         public bool HeaderReadable;
+        public WalCrcKind? Crc;
         public long Count;
         public long ValidEnd = WalFormat.HeaderSize;
+        public long LastOffset;
         public string? Error;
         public long? ErrorOffset;
         public bool TornTail;
+        public string? SidecarPath;
+        public List<string>? Warnings;
+        /// <summary>Framing only (length, trailer): no CRC, padding, zero-fill or footer checks.</summary>
+        public bool Light;
+        /// <summary>Stop at the record starting at this offset (checked in full) and describe it.</summary>
+        public long? StopAt;
+        public (long LogIndex, DateTimeOffset? Time, int Length, long Next, long Ordinal)? StopRecord;
+        /// <summary>A record spans <see cref="StopAt"/>: it is not a record start.</summary>
+        public bool StopPassed;
+
+        // Payload facts, while every record decodes in one format.
+        public WalPayloadFormat Payload = WalPayloadFormat.Opaque;
+        private bool _payloadFailed;
+        public long FirstIndex, LastIndex;
+        public DateTimeOffset? FirstTime, LastTime;
+        public List<WalLogIndexGap>? Gaps;
+        public long SegmentId = -1;
+
+        /// <summary>Record (offset, data length) pairs, kept only while a sidecar is to be checked.</summary>
+        public List<(long Offset, int Length)>? Records;
 
         public void Fail(string error, long offset)
         {
             Error ??= error;
             ErrorOffset ??= offset;
         }
+
+        public void Warn(string warning) => (Warnings ??= []).Add(warning);
+
+        /// <summary>Adds a valid record's payload facts. The first record picks the format (by the
+        /// header's mode marker); one record that does not decode, a log index that does not rise,
+        /// or a first index other than the header's makes the whole segment opaque.</summary>
+        /// <summary>Records observed so far.</summary>
+        public long Observed;
+
+        public void Observe(long offset, int length, ReadOnlySpan<byte> prefix, Func<int, byte[]?> readMore)
+        {
+            LastOffset = offset;
+            Records?.Add((offset, length));
+            long ordinal = Observed++;
+            if (_payloadFailed)
+            {
+                return;
+            }
+            WalPayloadFacts facts = default;
+            bool ok = false;
+            if (ordinal == 0)
+            {
+                foreach (WalPayloadFormat f in Header.CustomMarker switch
+                {
+                    WalFormat.MarkerRaft => new[] { WalPayloadFormat.Raft },
+                    WalFormat.MarkerStandalone => new[] { WalPayloadFormat.LogRecord },
+                    _ => new[] { WalPayloadFormat.LogRecord, WalPayloadFormat.Raft },
+                })
+                {
+                    if (Decode(f, length, prefix, readMore, out facts))
+                    {
+                        Payload = f;
+                        ok = Header.FirstLogIndex == 0 || facts.LogIndex == Header.FirstLogIndex;
+                        break;
+                    }
+                }
+                if (ok)
+                {
+                    FirstIndex = facts.LogIndex;
+                    FirstTime = facts.Time;
+                }
+            }
+            else
+            {
+                ok = Decode(Payload, length, prefix, readMore, out facts) && facts.LogIndex > LastIndex;
+                if (ok && facts.LogIndex != LastIndex + 1)
+                {
+                    (Gaps ??= []).Add(new WalLogIndexGap(SegmentId, offset, LastIndex, facts.LogIndex));
+                }
+            }
+            if (!ok)
+            {
+                _payloadFailed = true;
+                Payload = WalPayloadFormat.Opaque;
+                Gaps = null;
+                return;
+            }
+            LastIndex = facts.LogIndex;
+            LastTime = facts.Time;
+        }
+
+        private static bool Decode(WalPayloadFormat format, int length, ReadOnlySpan<byte> prefix, Func<int, byte[]?> readMore, out WalPayloadFacts facts)
+        {
+            if (WalPayload.TryDecode(prefix, length, format, out facts, out int more))
+            {
+                return true;
+            }
+            if (more > prefix.Length && readMore(Math.Min(more, length)) is { } bigger)
+            {
+                return WalPayload.TryDecode(bigger, length, format, out facts, out _);
+            }
+            return false;
+        }
     }
 
-    internal static SegmentAnalysis Analyze(SafeFileHandle handle, long length, bool headerOnly = false)
+    /// <summary>A segment's facts from its header and a walk over its record frames (lengths and
+    /// trailers, each payload's first bytes), without CRCs: what a listing needs (first and last
+    /// log index and time) for a fraction of a full validation's reads. Never throws for damage;
+    /// <see cref="WalSegmentInfo.Valid"/> then reflects only what the walk saw.</summary>
+    internal static WalSegmentInfo Summarize(string path, string @namespace, long segmentId)
     {
-        var a = new SegmentAnalysis();
-        using var window = new FileWindow(handle, length, headerOnly ? WalFormat.HeaderSize : WindowSize);
+        string full = Path.GetFullPath(path);
+        using SafeFileHandle handle = OpenHandle(full);
+        long length = RandomAccess.GetLength(handle);
+        SegmentAnalysis a = Analyze(handle, length, headerOnly: false, sidecarPath: null, light: true);
+        return ToInfo(a, full, @namespace, segmentId, length);
+    }
+
+    internal static SegmentAnalysis Analyze(SafeFileHandle handle, long length, bool headerOnly = false, string? sidecarPath = null, bool light = false, long? stopAt = null)
+    {
+        var a = new SegmentAnalysis { Light = light, StopAt = stopAt };
+        using var window = new FileWindow(handle, length, headerOnly ? WalFormat.HeaderSize : light ? 64 << 10 : WindowSize);
         if (length < WalFormat.HeaderSize)
         {
             a.ValidEnd = 0;
             a.Fail($"The file is {length} bytes, shorter than the {WalFormat.HeaderSize}-byte segment header: it is truncated", length);
             return a;
         }
-        (a.Header, string? headerError, long headerErrorOffset) = ReadHeader(window);
+        (a.Header, string? headerError, long headerErrorOffset, WalCrcKind crc) = ReadHeader(window);
         a.HeaderReadable = true;
         if (headerError is not null)
         {
             a.Fail(headerError, headerErrorOffset);
             return a;
         }
+        a.Crc = crc;
+        if (crc == WalCrcKind.Ieee)
+        {
+            a.Warn("The header CRC uses the IEEE polynomial: written by walfs before May 2025 (later segments use CRC-32C).");
+        }
         if (headerOnly)
         {
             a.Count = a.Header.IsSealed ? a.Header.EntryCount : 0;
             a.ValidEnd = a.Header.IsSealed ? a.Header.WriteOffset : WalFormat.HeaderSize;
+            a.FirstIndex = a.Header.FirstLogIndex;
+            return a;
         }
-        else if (a.Header.IsSealed)
+        if (a.Header.IsSealed && sidecarPath is not null)
         {
-            AnalyzeSealed(handle, window, length, a);
+            a.SidecarPath = sidecarPath;
+            a.Records = [];
+        }
+        if (a.Header.IsSealed)
+        {
+            AnalyzeSealed(handle, window, length, a, crc);
+            if (a.Error is null && sidecarPath is not null)
+            {
+                CheckSidecar(sidecarPath, a);
+            }
         }
         else
         {
-            AnalyzeActive(window, length, a);
+            AnalyzeActive(window, length, a, crc);
+            if (sidecarPath is not null && File.Exists(sidecarPath))
+            {
+                a.SidecarPath = sidecarPath;
+                a.Warn($"'{Path.GetFileName(sidecarPath)}' beside an active segment is not checked: walfs rewrites it when the segment is sealed (or truncated in raft mode).");
+            }
         }
         return a;
     }
 
-    private static (WalHeader Header, string? Error, long Offset) ReadHeader(FileWindow window)
+    private static (WalHeader Header, string? Error, long Offset, WalCrcKind Crc) ReadHeader(FileWindow window)
     {
         if (!window.TryGet(0, WalFormat.HeaderSize, out ReadOnlySpan<byte> bytes))
         {
-            return (default, $"The file is {window.Length} bytes, shorter than the {WalFormat.HeaderSize}-byte segment header: it is truncated", window.Length);
+            return (default, $"The file is {window.Length} bytes, shorter than the {WalFormat.HeaderSize}-byte segment header: it is truncated", window.Length, default);
         }
         WalHeader h = WalHeader.Decode(bytes);
-        uint crc = Crc32C.Compute(bytes[..56]);
+        WalCrcKind? crc = WalHeader.CheckCrc(bytes, h.Crc);
         if (h.Magic != WalFormat.Magic)
         {
-            return (h, $"Bad magic 0x{h.Magic:X8} at offset 0 (expected 0x{WalFormat.Magic:X8} \"UWAL\"): not a walfs segment", 0);
+            return (h, $"Bad magic 0x{h.Magic:X8} at offset 0 (expected 0x{WalFormat.Magic:X8} \"UWAL\"): not a walfs segment", 0, default);
         }
-        if (h.Version != WalFormat.Version)
+        if (crc is null)
         {
-            return (h, $"Unsupported segment version {h.Version} at offset 4 (expected {WalFormat.Version})", 4);
+            uint c = Crc32C.Compute(bytes[..56]);
+            return (h, $"Header CRC mismatch at offset 56 (stored 0x{h.Crc:X8}, computed CRC-32C 0x{c:X8}, IEEE 0x{Crc32Ieee.Compute(bytes[..56]):X8}): the header is damaged", 56, default);
         }
-        if (h.Crc != crc)
+        if (h.Version is not (WalFormat.Version1 or WalFormat.Version2))
         {
-            return (h, $"Header CRC mismatch at offset 56 (stored 0x{h.Crc:X8}, computed 0x{crc:X8}): the header is damaged", 56);
+            return (h, $"Unsupported segment version {h.Version} at offset 4 (walfs writes 1 or 2)", 4, default);
         }
         const uint known = WalFormat.FlagActive | WalFormat.FlagSealed;
         if ((h.Flags & ~known) != 0 || (h.Flags != WalFormat.FlagActive && h.Flags != WalFormat.FlagSealed))
         {
-            return (h, $"Invalid header flags 0x{h.Flags:X8} at offset 40 (expected Active=0x8 or Sealed=0x2)", 40);
+            return (h, $"Invalid header flags 0x{h.Flags:X8} at offset 40 (expected Active=0x8 or Sealed=0x2)", 40, default);
         }
-        return (h, null, 0);
+        if (h.EntryCount < 0 || h.FirstLogIndex < 0)
+        {
+            return (h, $"Invalid header: EntryCount {h.EntryCount} (offset 32) or FirstLogIndex {h.FirstLogIndex} (offset 44) is negative", h.EntryCount < 0 ? 32 : 44, default);
+        }
+        return (h, null, 0, crc.Value);
+    }
+
+    /// <summary>Reads a record's payload facts from the window (the prefix is usually already in it).</summary>
+    private static void Observe(FileWindow window, SegmentAnalysis a, long offset, int length)
+    {
+        int take = Math.Min(length, WalPayload.PrefixSize);
+        Span<byte> prefix = stackalloc byte[WalPayload.PrefixSize];
+        prefix = prefix[..take];
+        if (!window.TryCopy(offset + WalFormat.RecordHeaderSize, prefix))
+        {
+            prefix = default;
+        }
+        a.Observe(offset, length, prefix, more =>
+        {
+            byte[] buffer = new byte[more];
+            return window.TryCopy(offset + WalFormat.RecordHeaderSize, buffer) ? buffer : null;
+        });
+    }
+
+    /// <summary>For <see cref="SegmentAnalysis.StopAt"/>: true when the walk is to end at
+    /// <paramref name="offset"/> (the wanted record, checked in full and described, or passed).</summary>
+    private static bool AtStop(FileWindow window, SegmentAnalysis a, long offset, long limit, string limitName, WalCrcKind crc)
+    {
+        if (a.StopAt is not long stop || offset < stop)
+        {
+            return false;
+        }
+        if (offset > stop)
+        {
+            a.StopPassed = true;
+            return true;
+        }
+        RecordCheck check = CheckRecord(window, offset, limit, limitName, crc);
+        if (check.Status != RecordStatus.Valid)
+        {
+            a.Fail($"The record at offset {offset} is invalid: {check.Reason ?? "there is no record there (zero fill)"}", offset);
+            return true;
+        }
+        long ordinal = a.Observed;
+        Observe(window, a, offset, check.Length);
+        a.Count = a.Observed;
+        bool decoded = a.Payload != WalPayloadFormat.Opaque;
+        a.StopRecord = (decoded ? a.LastIndex : a.Header.FirstLogIndex + ordinal, decoded ? a.LastTime : null, check.Length, check.Next, ordinal);
+        return true;
     }
 
     /// <summary>An active segment is scanned until the first record that is not valid: zero fill
     /// is its clean end, anything else is a torn tail (not an error for an active segment).</summary>
-    private static void AnalyzeActive(FileWindow window, long length, SegmentAnalysis a)
+    private static void AnalyzeActive(FileWindow window, long length, SegmentAnalysis a, WalCrcKind crc)
     {
         long offset = WalFormat.HeaderSize;
         while (true)
         {
-            RecordCheck check = CheckRecord(window, offset, length, "the end of the file");
+            if (AtStop(window, a, offset, length, "the end of the file", crc))
+            {
+                a.ValidEnd = offset;
+                return;
+            }
+            RecordCheck check = CheckRecord(window, offset, length, "the end of the file", crc, a.Light);
             if (check.Status == RecordStatus.Valid)
             {
+                Observe(window, a, offset, check.Length);
                 a.Count++;
                 offset = check.Next;
                 continue;
             }
             if (check.Status is RecordStatus.ZeroHeader or RecordStatus.NoRoom)
             {
-                long nonZero = window.FindNonZero(offset, length);
+                long nonZero = a.Light ? -1 : window.FindNonZero(offset, length);
                 if (nonZero >= 0)
                 {
-                    a.TornTail = true;
-                    a.Fail($"Torn tail: the record at offset {offset} is incomplete (zero record header, but non-zero bytes at offset {nonZero})", offset);
+                    if (a.Header.CustomMarker == WalFormat.MarkerRaft)
+                    {
+                        // walfs TruncateTo (raft log truncation) zeroes only 1 KiB after the new end.
+                        a.Warn($"Bytes after the last record (first non-zero at offset {nonZero}) are left over from a raft log truncation; ignored.");
+                    }
+                    else
+                    {
+                        a.TornTail = true;
+                        a.Fail($"Torn tail: the record at offset {offset} is incomplete (zero record header, but non-zero bytes at offset {nonZero})", offset);
+                    }
                 }
             }
             else
@@ -249,31 +490,42 @@ public static class WalSegmentReader
         a.ValidEnd = offset;
     }
 
-    private static void AnalyzeSealed(SafeFileHandle handle, FileWindow window, long length, SegmentAnalysis a)
+    private static void AnalyzeSealed(SafeFileHandle handle, FileWindow window, long length, SegmentAnalysis a, WalCrcKind crc)
     {
         WalHeader h = a.Header;
+        bool v2 = h.Version == WalFormat.Version2;
         long wo = h.WriteOffset;
         long scanLimit = length;
         string limitName = "the end of the file";
         bool writeOffsetUsable = false;
         long entryCount = 0; // footer index entries, once the footer checked out
         bool footerOk = false;
+        long footerEnd = wo;
 
         if (wo < WalFormat.HeaderSize || wo % WalFormat.Alignment != 0 || wo > WalFormat.MaxSegmentSize)
         {
             a.Fail($"Invalid write offset {wo} in the header at offset 24 (records end at an 8-byte aligned offset of at least {WalFormat.HeaderSize})", 24);
         }
-        else if (wo + WalFormat.FooterHeadSize > length)
+        else if (v2 && wo + WalFormat.FooterHeadSize > length)
         {
             scanLimit = Math.Min(wo, length);
             a.Fail($"The file ends at offset {length}, before the end of the footer head at {wo + WalFormat.FooterHeadSize}: the sealed segment is truncated", length);
+        }
+        else if (!v2 && wo > length)
+        {
+            scanLimit = length;
+            a.Fail($"The file ends at offset {length}, before the header's write offset {wo} (offset 24): the sealed segment is truncated", length);
         }
         else
         {
             writeOffsetUsable = true;
             scanLimit = wo;
             limitName = "the header's write offset";
-            (footerOk, entryCount) = CheckFooter(window, length, h, a);
+            if (v2)
+            {
+                (footerOk, entryCount) = a.Light ? (true, 0) : CheckFooter(window, length, h, a);
+                footerEnd = wo + WalFormat.FooterHeadSize + entryCount * WalFormat.FooterEntrySize;
+            }
         }
 
         // Records: every one valid, ending exactly at the write offset, the footer index pointing at them.
@@ -283,7 +535,7 @@ public static class WalSegmentReader
         void LoadEntry()
         {
             entryOrdinal = -1;
-            if (footerOk && nextEntry < entryCount &&
+            if (footerOk && !a.Light && nextEntry < entryCount &&
                 entries.TryGet(wo + WalFormat.FooterHeadSize + nextEntry * WalFormat.FooterEntrySize, WalFormat.FooterEntrySize, out ReadOnlySpan<byte> e))
             {
                 entryOrdinal = BinaryPrimitives.ReadUInt32LittleEndian(e);
@@ -297,7 +549,12 @@ public static class WalSegmentReader
         bool recordsOk = true;
         while (offset < scanLimit)
         {
-            RecordCheck check = CheckRecord(window, offset, scanLimit, limitName);
+            if (AtStop(window, a, offset, scanLimit, limitName, crc))
+            {
+                a.ValidEnd = offset;
+                return;
+            }
+            RecordCheck check = CheckRecord(window, offset, scanLimit, limitName, crc, a.Light);
             if (check.Status != RecordStatus.Valid)
             {
                 if (writeOffsetUsable)
@@ -313,6 +570,7 @@ public static class WalSegmentReader
                 }
                 break;
             }
+            Observe(window, a, offset, check.Length);
             if (ordinal == entryOrdinal)
             {
                 if (entryOffset != offset)
@@ -334,18 +592,77 @@ public static class WalSegmentReader
         a.Count = ordinal;
         a.ValidEnd = offset;
 
-        if (footerOk && recordsOk)
+        if ((footerOk || !v2) && recordsOk && writeOffsetUsable)
         {
             if (ordinal != h.EntryCount)
             {
                 a.Fail($"The header's EntryCount (offset 32) is {h.EntryCount} but the records up to the write offset {wo} number {ordinal}", 32);
             }
-            else if (nextEntry != entryCount)
+            else if (a.Light)
+            {
+            }
+            else if (v2 && nextEntry != entryCount)
             {
                 long at = wo + WalFormat.FooterHeadSize + nextEntry * WalFormat.FooterEntrySize;
                 a.Fail($"Footer index entry {nextEntry} at offset {at} points past the last record", at);
             }
+            else
+            {
+                // Nothing follows the records (v1) or the footer (v2) but zero fill; in raft mode a
+                // truncated-then-resealed segment may keep stale bytes there, which nothing reads.
+                long nonZero = window.FindNonZero(footerEnd, length);
+                if (nonZero >= 0)
+                {
+                    if (h.CustomMarker == WalFormat.MarkerRaft)
+                    {
+                        a.Warn($"Bytes after the {(v2 ? "footer" : "write offset")} (first non-zero at offset {nonZero}) are left over from a raft log truncation; ignored.");
+                    }
+                    else
+                    {
+                        a.Fail($"Non-zero byte at offset {nonZero} after the {(v2 ? $"footer (which ends at {footerEnd})" : $"header's write offset {wo}")}: a sealed segment holds only zero fill there", nonZero);
+                    }
+                }
+            }
         }
+    }
+
+    /// <summary>Checks a v1 sparse-index sidecar: exactly one 16-byte entry <c>{u64 offset, u32
+    /// length, u32 0}</c> per record, each naming that record's offset and data length.</summary>
+    private static void CheckSidecar(string sidecarPath, SegmentAnalysis a)
+    {
+        string name = Path.GetFileName(sidecarPath);
+        const string Fix = "Delete it: UnisonDB rebuilds a missing sidecar from the segment when it opens it";
+        List<(long Offset, int Length)> records = a.Records!;
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(sidecarPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            a.Fail($"The sidecar '{name}' could not be read: {e.Message}", 0);
+            return;
+        }
+        if (bytes.Length != (long)records.Count * WalFormat.SidecarEntrySize)
+        {
+            long at = Math.Min(bytes.Length, (long)records.Count * WalFormat.SidecarEntrySize);
+            a.Fail($"Sidecar '{name}' is {bytes.Length} bytes but the segment has {records.Count} records ({records.Count * WalFormat.SidecarEntrySize} bytes of 16-byte entries expected); it is damaged at sidecar offset {at}. {Fix}", at);
+            return;
+        }
+        for (int i = 0; i < records.Count; i++)
+        {
+            ReadOnlySpan<byte> e = bytes.AsSpan(i * WalFormat.SidecarEntrySize, WalFormat.SidecarEntrySize);
+            ulong offset = BinaryPrimitives.ReadUInt64LittleEndian(e);
+            uint length = BinaryPrimitives.ReadUInt32LittleEndian(e[8..]);
+            uint reserved = BinaryPrimitives.ReadUInt32LittleEndian(e[12..]);
+            if (offset != (ulong)records[i].Offset || length != (uint)records[i].Length || reserved != 0)
+            {
+                long at = (long)i * WalFormat.SidecarEntrySize;
+                a.Fail($"Sidecar '{name}' entry {i} at sidecar offset {at} says {{offset {offset}, length {length}, {reserved}}}, but record {i} is at segment offset {records[i].Offset} with {records[i].Length} data bytes; the sidecar is damaged. {Fix}", at);
+                return;
+            }
+        }
+        a.Records = null;
     }
 
     /// <summary>Checks the footer head and index entries (CRCs, markers, counts, ordering). Entries
@@ -366,6 +683,7 @@ public static class WalSegmentReader
         uint n = BinaryPrimitives.ReadUInt32LittleEndian(head[16..]);
         uint storedEntriesCrc = BinaryPrimitives.ReadUInt32LittleEndian(head[20..]);
         ushort version = BinaryPrimitives.ReadUInt16LittleEndian(head[24..]);
+        ushort reserved = BinaryPrimitives.ReadUInt16LittleEndian(head[26..]);
         if (magic != WalFormat.FooterMagic)
         {
             a.Fail($"Footer magic 0x{magic:X8} at offset {wo} is not \"WALF\" (0x{WalFormat.FooterMagic:X8}): the footer is missing or damaged", wo);
@@ -381,12 +699,14 @@ public static class WalSegmentReader
             a.Fail($"Footer marker 0x{sentinel:X8} at offset {wo + 4} is not 0xFFFFFFFF", wo + 4);
             return (false, 0);
         }
-        if (version != WalFormat.FooterVersion)
+        if (version != WalFormat.FooterVersion || reserved != 0)
         {
-            a.Fail($"Unsupported footer version {version} at offset {wo + 24} (expected {WalFormat.FooterVersion})", wo + 24);
+            a.Fail(version != WalFormat.FooterVersion
+                ? $"Unsupported footer version {version} at offset {wo + 24} (expected {WalFormat.FooterVersion})"
+                : $"Footer reserved field at offset {wo + 26} is {reserved}, not 0", version != WalFormat.FooterVersion ? wo + 24 : wo + 26);
             return (false, 0);
         }
-        if (h.EntryCount < 0 || count != (ulong)h.EntryCount)
+        if (count != (ulong)h.EntryCount)
         {
             a.Fail($"Footer record count {count} at offset {wo + 8} does not match the header's EntryCount {h.EntryCount}", wo + 8);
             return (false, 0);
@@ -455,9 +775,14 @@ public static class WalSegmentReader
 
     internal readonly record struct RecordCheck(RecordStatus Status, int Length, long Next, string? Reason);
 
+    internal static RecordCheck CheckRecord(FileWindow window, long offset, long limit, string limitName) =>
+        CheckRecord(window, offset, limit, limitName, WalCrcKind.Castagnoli);
+
     /// <summary>Validates the record at <paramref name="offset"/>: its length bounded by
-    /// <paramref name="limit"/> before anything is read, its trailer, its CRC and its padding.</summary>
-    internal static RecordCheck CheckRecord(FileWindow window, long offset, long limit, string limitName)
+    /// <paramref name="limit"/> before anything is read, its trailer, its CRC and its padding.
+    /// Segments whose header uses the IEEE polynomial (walfs before May 2025) may have records
+    /// under either polynomial.</summary>
+    internal static RecordCheck CheckRecord(FileWindow window, long offset, long limit, string limitName, WalCrcKind crcKind, bool light = false)
     {
         if (offset + WalFormat.RecordHeaderSize > limit || !window.TryGet(offset, WalFormat.RecordHeaderSize, out ReadOnlySpan<byte> header))
         {
@@ -482,6 +807,10 @@ public static class WalSegmentReader
             return new RecordCheck(RecordStatus.Invalid, 0, offset,
                 $"the trailer at offset {trailerAt} is not DE AD BE EF FE ED FA CE (torn write or wrong length field {length})");
         }
+        if (light)
+        {
+            return new RecordCheck(RecordStatus.Valid, (int)length, offset + size, null);
+        }
         // header points into the window, which the trailer read above may have refilled.
         Span<byte> lengthBytes = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32LittleEndian(lengthBytes, length);
@@ -491,6 +820,10 @@ public static class WalSegmentReader
             return new RecordCheck(RecordStatus.Invalid, 0, offset, "its data could not be read");
         }
         uint computed = Crc32C.Finish(state);
+        if (computed != stored && crcKind == WalCrcKind.Ieee && IeeeRecordCrc(window, offset, length) == stored)
+        {
+            computed = stored;
+        }
         if (computed != stored)
         {
             return new RecordCheck(RecordStatus.Invalid, 0, offset,
@@ -503,7 +836,33 @@ public static class WalSegmentReader
         }
         return new RecordCheck(RecordStatus.Valid, (int)length, offset + size, null);
     }
+
+    private static uint IeeeRecordCrc(FileWindow window, long offset, uint length)
+    {
+        Span<byte> lengthBytes = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(lengthBytes, length);
+        uint state = Crc32Ieee.Update(Crc32C.InitialState, lengthBytes);
+        long at = offset + WalFormat.RecordHeaderSize;
+        long left = length;
+        while (left > 0)
+        {
+            int piece = (int)Math.Min(left, window.Capacity);
+            if (!window.TryGet(at, piece, out ReadOnlySpan<byte> span))
+            {
+                return 0;
+            }
+            state = Crc32Ieee.Update(state, span);
+            at += piece;
+            left -= piece;
+        }
+        return Crc32Ieee.Finish(state);
+    }
 }
+
+/// <summary>What a WAL folder holds, by name alone: its segments (one naming, <c>%09d.seg</c> or
+/// <c>%09d.wal</c>), their v1 sidecars, and anything else.</summary>
+public sealed record WalDirectoryListing(string WalDirectory, string? Extension, IReadOnlyList<(long Id, string Path)> Segments,
+    IReadOnlyList<string> Sidecars, IReadOnlyList<string> OtherFiles);
 
 /// <summary>Scans a WAL directory and checks id and log-index continuity.</summary>
 public static class WalDirectory
@@ -516,9 +875,9 @@ public static class WalDirectory
     public static WalDirectoryReport Scan(string walDirectory, string @namespace, CancellationToken ct, Action<int, int, WalSegmentInfo>? inspected = null)
     {
         string dir = Path.GetFullPath(walDirectory);
-        List<(long Id, string Path)> ids = ListSegmentFiles(dir);
-        var segments = new List<WalSegmentInfo>(ids.Count);
-        foreach ((long id, string path) in ids)
+        WalDirectoryListing listing = List(dir);
+        var segments = new List<WalSegmentInfo>(listing.Segments.Count);
+        foreach ((long id, string path) in listing.Segments)
         {
             ct.ThrowIfCancellationRequested();
             WalSegmentInfo info;
@@ -531,30 +890,65 @@ public static class WalDirectory
                 continue; // removed (retention) between listing and reading
             }
             segments.Add(info);
-            inspected?.Invoke(segments.Count, ids.Count, info);
+            inspected?.Invoke(segments.Count, listing.Segments.Count, info);
         }
-        var (missing, errors) = CheckContinuity(segments);
-        return new WalDirectoryReport(dir, segments, missing, errors);
+        var (missing, errors, warnings) = CheckContinuityWithWarnings(segments);
+        return new WalDirectoryReport(dir, segments, missing, errors)
+        {
+            Naming = listing.Extension,
+            OtherFiles = listing.OtherFiles,
+            Warnings = warnings,
+        };
     }
 
-    /// <summary>The files named like segments (^\d{9}\.wal$), sorted by id; nothing is read.</summary>
-    public static List<(long Id, string Path)> ListSegmentFiles(string walDirectory)
+    /// <summary>The files named like segments (<c>%09d.seg</c> or <c>%09d.wal</c>), sorted by id; nothing is read.</summary>
+    public static List<(long Id, string Path)> ListSegmentFiles(string walDirectory) => [.. List(walDirectory).Segments];
+
+    /// <summary>Sorts a WAL folder's files by name: segments (one naming per folder, else an
+    /// IntegrityException <c>WalMixedNaming</c>), <c>.seg.idx</c> sidecars, and other files.</summary>
+    public static WalDirectoryListing List(string walDirectory)
     {
         string dir = Path.GetFullPath(walDirectory);
         if (!Directory.Exists(dir))
         {
-            throw new NotFoundException("WalDirectoryNotFound", $"The WAL directory '{dir}' does not exist. Check the data directory and namespace.", dir);
+            throw new NotFoundException("WalDirectoryNotFound", $"The WAL directory '{dir}' does not exist. Check the data directory and namespace: segments are expected in <dataDir>/<namespace>/wal.", dir);
         }
-        var ids = new List<(long Id, string Path)>();
-        foreach (string file in Directory.EnumerateFiles(dir))
+        var seg = new List<(long Id, string Path)>();
+        var wal = new List<(long Id, string Path)>();
+        var sidecars = new List<string>();
+        var others = new List<string>();
+        foreach (string entry in Directory.EnumerateFileSystemEntries(dir))
         {
-            if (WalFormat.TryParseSegmentFileName(Path.GetFileName(file), out long id))
+            string name = Path.GetFileName(entry);
+            if (Directory.Exists(entry))
             {
-                ids.Add((id, file));
+                others.Add(name + Path.DirectorySeparatorChar);
+            }
+            else if (WalFormat.TryParseSegmentFileName(name, out long id, out string ext))
+            {
+                (ext == WalFormat.SegExtension ? seg : wal).Add((id, entry));
+            }
+            else if (WalFormat.TryParseSidecarFileName(name, out _, out _))
+            {
+                sidecars.Add(name);
+            }
+            else
+            {
+                others.Add(name);
             }
         }
-        ids.Sort((x, y) => x.Id.CompareTo(y.Id));
-        return ids;
+        if (seg.Count > 0 && wal.Count > 0)
+        {
+            throw new IntegrityException("WalMixedNaming",
+                $"The WAL directory '{dir}' holds both '%09d.seg' segments ({seg.Count}, e.g. {Path.GetFileName(seg[0].Path)}) and '%09d.wal' segments ({wal.Count}, e.g. {Path.GetFileName(wal[0].Path)}). One folder uses one naming: UnisonDB writes .seg, the seed's archives .wal. Move the files of the other naming out of the folder, then run again.",
+                dir);
+        }
+        List<(long Id, string Path)> segments = seg.Count > 0 ? seg : wal;
+        segments.Sort((x, y) => x.Id.CompareTo(y.Id));
+        sidecars.Sort(StringComparer.Ordinal);
+        others.Sort(StringComparer.Ordinal);
+        string? extension = seg.Count > 0 ? WalFormat.SegExtension : wal.Count > 0 ? WalFormat.WalExtension : null;
+        return new WalDirectoryListing(dir, extension, segments, sidecars, others);
     }
 
     /// <summary>Missing ids between the lowest and highest present, and every other continuity
@@ -562,12 +956,26 @@ public static class WalDirectory
     /// newest, a segment that failed validation. <paramref name="segments"/> is sorted by id.</summary>
     internal static (IReadOnlyList<long> Missing, IReadOnlyList<string> Errors) CheckContinuity(IReadOnlyList<WalSegmentInfo> segments)
     {
+        var (missing, errors, _) = CheckContinuityWithWarnings(segments);
+        return (missing, errors);
+    }
+
+    /// <summary>As <see cref="CheckContinuity"/>, plus warnings: log indexes that UnisonDB skipped
+    /// (a failed append consumes one) inside a segment or between two whose payloads carry their
+    /// own log index. Those are not gaps: no record is missing, the index was never written.</summary>
+    internal static (IReadOnlyList<long> Missing, IReadOnlyList<string> Errors, IReadOnlyList<string> Warnings) CheckContinuityWithWarnings(IReadOnlyList<WalSegmentInfo> segments)
+    {
         var missing = new List<long>();
         var errors = new List<string>();
+        var warnings = new List<string>();
         for (int i = 0; i < segments.Count; i++)
         {
             WalSegmentInfo s = segments[i];
             bool newest = i == segments.Count - 1;
+            foreach (WalLogIndexGap g in s.LogIndexGaps)
+            {
+                warnings.Add(g.Describe());
+            }
             if (!s.Valid)
             {
                 errors.Add($"Segment {s.SegmentId} ({Path.GetFileName(s.Path)}) is {(s.Sealed ? "sealed but corrupt" : "unreadable")}: {s.Error}.");
@@ -596,16 +1004,40 @@ public static class WalDirectory
             {
                 continue;
             }
-            long expected = p.FirstLogIndex + p.EntryCount;
-            if (s.FirstLogIndex != expected)
+            string? seam = DescribeSeam(p.SegmentId, p.FirstLogIndex, p.LastLogIndex ?? p.FirstLogIndex - 1, p.PayloadFormat, s.SegmentId, s.FirstLogIndex, s.PayloadFormat, out bool skipped);
+            if (seam is not null)
             {
-                errors.Add(s.FirstLogIndex > expected
-                    ? $"Log index gap between segments {p.SegmentId} and {s.SegmentId}: segment {s.SegmentId} starts at log index {s.FirstLogIndex}, expected {expected} (segment {p.SegmentId} holds {p.FirstLogIndex}..{expected - 1}); log indexes {expected}..{s.FirstLogIndex - 1} are missing."
-                    : $"Log index overlap between segments {p.SegmentId} and {s.SegmentId}: segment {s.SegmentId} starts at log index {s.FirstLogIndex}, expected {expected} (segment {p.SegmentId} holds {p.FirstLogIndex}..{expected - 1}).");
+                (skipped ? warnings : errors).Add(seam);
             }
         }
-        return (missing, errors);
+        return (missing, errors, warnings);
     }
+
+    /// <summary>Null when segment <paramref name="nextId"/> continues <paramref name="prevId"/>; else
+    /// what is wrong. <paramref name="skipped"/>: a forward jump between two segments whose
+    /// payloads carry their own log indexes, which UnisonDB produces when an append fails (it
+    /// consumes the index) and which loses no record: a warning, not a gap.</summary>
+    internal static string? DescribeSeam(long prevId, long prevFirst, long prevLast, WalPayloadFormat prevFormat, long nextId, long nextFirst, WalPayloadFormat nextFormat, out bool skipped)
+    {
+        skipped = false;
+        long expected = prevLast + 1;
+        if (nextFirst == expected)
+        {
+            return null;
+        }
+        if (nextFirst < expected)
+        {
+            return $"Log index overlap between segments {prevId} and {nextId}: segment {nextId} starts at log index {nextFirst}, expected {expected} (segment {prevId} holds {prevFirst}..{prevLast}).";
+        }
+        if (prevFormat != WalPayloadFormat.Opaque && nextFormat != WalPayloadFormat.Opaque)
+        {
+            skipped = true;
+            return $"Log index discontinuity between segments {prevId} and {nextId}: segment {prevId} ends at log index {prevLast}, segment {nextId} starts at {nextFirst}; {FormatRange(expected, nextFirst - 1)} never written (UnisonDB consumes a log index when an append fails). No record is missing.";
+        }
+        return $"Log index gap between segments {prevId} and {nextId}: segment {nextId} starts at log index {nextFirst}, expected {expected} (segment {prevId} holds {prevFirst}..{prevLast}, so it should start at {expected}); log indexes {expected}..{nextFirst - 1} are missing.";
+    }
+
+    internal static string FormatRange(long from, long to) => from == to ? $"log index {from} was" : $"log indexes {from}..{to} were";
 
     private static bool IsUnassigned(WalSegmentInfo s) => s.EntryCount == 0 && s.FirstLogIndex == 0;
 

@@ -39,6 +39,14 @@ public sealed class GetWalSegmentCommand : PSBackupCmdlet
             string continuity = report.ContinuityErrors.Count > 0 ? " " + string.Join(" ", report.ContinuityErrors) : "";
             PostWriteWarning($"The WAL of namespace '{Namespace}' has a gap.{missing}{continuity}");
         }
+        foreach (string warning in report.Warnings)
+        {
+            PostWriteWarning(warning);
+        }
+        if (report.OtherFiles.Count > 0)
+        {
+            PostWriteWarning($"The WAL directory '{report.WalDirectory}' also holds {report.OtherFiles.Count} file(s) that are neither segments nor .seg.idx sidecars, and are not archived: {string.Join(", ", report.OtherFiles)}.");
+        }
         foreach (WalSegmentInfo segment in report.Segments)
         {
             if (!segment.Valid)

@@ -75,7 +75,7 @@ public sealed class WalCorruptionTests : IDisposable
     public void UnsupportedVersion()
     {
         string path = Sealed();
-        WriteUInt32(path, 4, 1);
+        WriteUInt32(path, 4, 3);
         FixHeaderCrc(path);
         AssertInvalid(path, "version", 4);
     }

@@ -49,6 +49,16 @@ public sealed record RepositorySegment
     public DateTimeOffset? LastModifiedAt { get; init; }
     /// <summary>For a partial (prefix of the active segment): when the shipper observed it.</summary>
     public DateTimeOffset? ObservedAt { get; init; }
+    /// <summary>The last record's log index when the payloads carry their own (may differ from
+    /// FirstLogIndex + EntryCount - 1 where UnisonDB skipped an index); null in older manifests.</summary>
+    public long? LastLogIndex { get; init; }
+    /// <summary>The first and last record's own time (UnisonDB HLC); null for opaque payloads.</summary>
+    public DateTimeOffset? FirstRecordTime { get; init; }
+    public DateTimeOffset? LastRecordTime { get; init; }
+    /// <summary>"LogRecord", "Raft" or "Opaque" (null in older manifests: opaque).</summary>
+    public string? PayloadFormat { get; init; }
+    /// <summary>walfs version (1 or 2); null in older manifests.</summary>
+    public int? Version { get; init; }
 }
 
 /// <summary>The header of a backup: what it is and where it came from. Everything but the file list.</summary>
