@@ -160,3 +160,111 @@ Describe 'Invoke-WalShip' {
             Should -Throw -ErrorId 'ParameterArgumentValidationError,PSBackup.Commands.InvokeWalShipCommand'
     }
 }
+
+Describe 'A real UnisonDB WAL (walfs v1 and v2 fixtures written by UnisonDB''s own code)' {
+    BeforeAll {
+        $script:Oracle = Get-UnisonOracle
+    }
+
+    It 'lists the <Fixture> segments with their own log indexes and record times, as UnisonDB replays them' -ForEach @(
+        @{ Fixture = 'v1-small'; Version = 1; V2 = $false }
+        @{ Fixture = 'v2-small'; Version = 2; V2 = $true }
+    ) {
+        $data = Join-Path $TestDrive "list-$Fixture"
+        Copy-UnisonFixture -Name $Fixture -DataDir $data
+        $segments = @(Get-WalSegment -DataDir $data -Namespace users)
+        $segments.Count | Should -Be 6
+        $segments.FileName | Should -Be @('000000001.seg', '000000002.seg', '000000003.seg', '000000004.seg', '000000005.seg', '000000006.seg')
+        $segments.Version | Sort-Object -Unique | Should -Be $Version
+        $segments.Valid | Should -Not -Contain $false
+        # The oracle's own per-record listing (replay -v) decides the first/last log index and HLC of each segment.
+        $oracle = Get-UnisonOracle -V2:$V2
+        $lines = & $oracle replay -dir (Join-Path $data 'users' 'wal') -seg-size 1048576 -v | Where-Object { $_ -match '^\s+SegmentID=' }
+        foreach ($s in $segments) {
+            $mine = @($lines | Where-Object { $_ -match "SegmentID=$($s.SegmentId), " })
+            $first = [regex]::Match($mine[0], 'lsn=(\d+) hlc=(\d+)')
+            $last = [regex]::Match($mine[-1], 'lsn=(\d+) hlc=(\d+)')
+            $s.FirstLogIndex | Should -Be ([long]$first.Groups[1].Value)
+            $s.LastLogIndex | Should -Be ([long]$last.Groups[1].Value)
+            $s.FirstRecordTime.ToUnixTimeMilliseconds() | Should -Be ([long]$first.Groups[2].Value)
+            $s.LastRecordTime.ToUnixTimeMilliseconds() | Should -Be ([long]$last.Groups[2].Value)
+        }
+    }
+
+    It 'ships the sealed segments locally and to a repository under their own names; a second ship adds nothing' {
+        $data = Join-Path $TestDrive 'ship-v1'
+        Copy-UnisonFixture -Name 'v1-small' -DataDir $data
+        $local = @(Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal')
+        $local.SegmentId | Should -Be @(1, 2, 3, 4, 5)
+        ($local.Path | Split-Path -Leaf) | Should -Be @('000000001.seg', '000000002.seg', '000000003.seg', '000000004.seg', '000000005.seg')
+        @(Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal').AlreadyPresent | Should -Not -Contain $false
+
+        $repo = Join-Path $TestDrive 'ship-v1-repo'
+        $null = Initialize-BackupRepository -Repository $repo
+        $first = @(Invoke-WalShip -DataDir $data -Namespace users -Repository $repo)
+        @($first | Where-Object { -not $_.AlreadyPresent }).SegmentId | Should -Be @(1, 2, 3, 4, 5)
+        $second = @(Invoke-WalShip -DataDir $data -Namespace users -Repository $repo)
+        $second.Count | Should -Be 5
+        $second.AlreadyPresent | Should -Not -Contain $false
+    }
+
+    It 'reports a flipped sidecar byte with the segment, offset and reason, and never ships it' {
+        $data = Join-Path $TestDrive 'flip-sidecar'
+        Copy-UnisonFixture -Name 'v1-small' -DataDir $data
+        $idx = Join-Path $data 'users' 'wal' '000000003.seg.idx'
+        $bytes = [System.IO.File]::ReadAllBytes($idx)
+        $bytes[40] = $bytes[40] -bxor 0x10
+        [System.IO.File]::WriteAllBytes($idx, $bytes)
+
+        $bad = Get-WalSegment -DataDir $data -Namespace users -SegmentId 3 -WarningAction SilentlyContinue
+        $bad.Valid | Should -BeFalse
+        $bad.ErrorOffset | Should -Be 32
+        $bad.Error | Should -Match "000000003\.seg\.idx' entry 2 at sidecar offset 32"
+        { Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'WalSegmentCorrupt,PSBackup.Commands.InvokeWalShipCommand'
+        Join-Path $data 'backups' 'users' 'wal' | Should -Not -Exist
+    }
+
+    It 'refuses a WAL folder without any segment, and one mixing .seg and .wal names' {
+        $data = Join-Path $TestDrive 'no-segments'
+        $wal = New-Item -ItemType Directory -Path (Join-Path $data 'users' 'wal') -Force
+        Set-Content -LiteralPath (Join-Path $wal 'segment-1.log') -Value 'x'
+        { Get-WalSegment -DataDir $data -Namespace users -ErrorAction Stop } |
+            Should -Throw -ErrorId 'WalNoSegments,PSBackup.Commands.GetWalSegmentCommand'
+        { Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'WalNoSegments,PSBackup.Commands.InvokeWalShipCommand'
+
+        $mixed = Join-Path $TestDrive 'mixed'
+        Copy-UnisonFixture -Name 'v1-small' -DataDir $mixed
+        Copy-Item -LiteralPath (Join-Path $mixed 'users' 'wal' '000000006.seg') -Destination (Join-Path $mixed 'users' 'wal' '000000007.wal')
+        { Get-WalSegment -DataDir $mixed -Namespace users -ErrorAction Stop } |
+            Should -Throw -ErrorId 'WalMixedNaming,PSBackup.Commands.GetWalSegmentCommand'
+    }
+
+    It 'warns with the exact log index when UnisonDB consumed one on a failed append, and still ships' {
+        $data = Join-Path $TestDrive 'fail-at'
+        $wal = New-Item -ItemType Directory -Path (Join-Path $data 'users' 'wal') -Force
+        $null = & $script:Oracle gen -dir $wal -seg-size 262144 -records 120 -sessions 1 -fail-at 30 -seed 9
+        $LASTEXITCODE | Should -Be 0
+        $null = Get-WalSegment -DataDir $data -Namespace users -WarningVariable warnings -WarningAction SilentlyContinue
+        ($warnings -join ' ') | Should -Match 'log index 31 was never written'
+        ($warnings -join ' ') | Should -Not -Match 'gap'
+        @(Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal').Count | Should -BeGreaterThan 0
+    }
+
+    It 'makes Get-BackupHealth raise a Critical alert while nothing of the WAL is archived, and for a WAL it cannot archive' {
+        $data = Join-Path $TestDrive 'health'
+        Copy-UnisonFixture -Name 'v1-small' -DataDir $data
+        $alert = @(Get-BackupHealth -DataDir $data | Where-Object { $_.Kind -eq 'wal-segment' })
+        $alert.Code | Should -Be 'NoSuccessfulBackup'
+        $alert.Severity | Should -Be 'Critical'
+        $null = Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal'
+        @(Get-BackupHealth -DataDir $data | Where-Object { $_.Kind -eq 'wal-segment' }) | Should -BeNullOrEmpty
+
+        Get-ChildItem -LiteralPath (Join-Path $data 'users' 'wal') -Filter '0*' | Rename-Item -NewName { 'x' + $_.Name }
+        $none = @(Get-BackupHealth -DataDir $data | Where-Object Code -EQ 'WalNoSegments')
+        $none.Severity | Should -Be 'Critical'
+        Remove-Item -LiteralPath (Join-Path $data 'users' 'wal') -Recurse
+        @(Get-BackupHealth -DataDir $data | Where-Object Code -EQ 'WalDirectoryMissing').Severity | Should -Be 'Critical'
+    }
+}

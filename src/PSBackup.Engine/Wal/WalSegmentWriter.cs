@@ -4,8 +4,10 @@ using Microsoft.Win32.SafeHandles;
 
 namespace PSBackup.Engine.Wal;
 
-/// <summary>Writes a walfs v2 segment: preallocated, records appended, header kept current on
-/// <see cref="Sync"/>, and <see cref="Seal"/> writes the footer and flips the flags.</summary>
+/// <summary>Writes a walfs segment, version 2 (the default: <see cref="Seal"/> writes the footer)
+/// or version 1 (UnisonDB's released walfs: no footer, <see cref="Seal"/> writes the
+/// <c>.seg.idx</c> sidecar): preallocated, records appended, header kept current on
+/// <see cref="Sync"/>, and <see cref="Seal"/> flips the flags.</summary>
 /// <remarks>Records are written with positional writes; nothing is durable until <see cref="Sync"/>
 /// or <see cref="Seal"/>. <see cref="Dispose"/> closes the file without writing, so a writer
 /// disposed without a sync leaves the header as last synced (a reader scans an active segment
@@ -17,19 +19,30 @@ public sealed class WalSegmentWriter : IDisposable
     private readonly long _fileSize;
     private readonly long _createdAtNs;
     private readonly List<(uint Ordinal, uint Offset)> _sparse = [];
+    private readonly List<(long Offset, int Length)> _records = [];
+    private readonly string _path;
+    private readonly uint _customMarker;
+    private readonly bool _writeSidecar;
+    private long _firstLogIndex;
     private long _lastSampledOffset = -WalFormat.SparseInterval;
     private long _lastModifiedNs;
     private bool _sealed;
     private bool _disposed;
 
-    private WalSegmentWriter(FileStream file, long firstLogIndex, long createdAtNs, long fileSize)
+    private WalSegmentWriter(FileStream file, string path, long firstLogIndex, long createdAtNs, long fileSize, int version, uint customMarker, bool writeSidecar)
     {
         _file = file;
+        _path = path;
         _handle = file.SafeFileHandle;
-        FirstLogIndex = firstLogIndex;
+        _firstLogIndex = firstLogIndex;
         _createdAtNs = createdAtNs;
         _fileSize = fileSize;
+        _customMarker = customMarker;
+        _writeSidecar = writeSidecar;
+        Version = version;
         WriteOffset = WalFormat.HeaderSize;
+        // walfs v1 stamps LastModifiedAt with every write (segment.go Write); the creation time until then.
+        _lastModifiedNs = version == 1 ? createdAtNs : 0;
     }
 
     /// <summary>The smallest segment that holds the header, one empty record and the footer reserve.</summary>
@@ -46,11 +59,22 @@ public sealed class WalSegmentWriter : IDisposable
         }
     }
 
-    /// <summary>Creates a new active segment file (fails if it exists), zero-filled to <paramref name="fileSize"/>.</summary>
-    public static WalSegmentWriter Create(string path, long firstLogIndex, DateTimeOffset createdAt, long fileSize = WalFormat.DefaultSegmentSize)
+    /// <summary>Creates a new active walfs v2 segment file (fails if it exists), zero-filled to <paramref name="fileSize"/>.</summary>
+    public static WalSegmentWriter Create(string path, long firstLogIndex, DateTimeOffset createdAt, long fileSize = WalFormat.DefaultSegmentSize) =>
+        Create(path, firstLogIndex, createdAt, fileSize, version: 2, customMarker: 0);
+
+    /// <summary>Creates a new active segment of walfs <paramref name="version"/> (1 or 2) with
+    /// UnisonDB's mode marker (<see cref="WalFormat.MarkerStandalone"/>, <see cref="WalFormat.MarkerRaft"/>,
+    /// or 0). A version 1 segment's header holds FirstLogIndex 0 until its first record, as walfs
+    /// writes it; <paramref name="writeSidecar"/> makes <see cref="Seal"/> write its <c>.seg.idx</c>.</summary>
+    public static WalSegmentWriter Create(string path, long firstLogIndex, DateTimeOffset createdAt, long fileSize, int version, uint customMarker, bool writeSidecar = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfNegative(firstLogIndex);
+        if (version is not (1 or 2))
+        {
+            throw new ArgumentOutOfRangeException(nameof(version), version, "walfs segment versions are 1 and 2.");
+        }
         if (fileSize < MinimumFileSize || fileSize > WalFormat.MaxSegmentSize)
         {
             throw new ArgumentOutOfRangeException(nameof(fileSize), fileSize,
@@ -61,7 +85,7 @@ public sealed class WalSegmentWriter : IDisposable
         try
         {
             file.SetLength(fileSize); // zero fill: unwritten bytes read as zeros
-            var writer = new WalSegmentWriter(file, firstLogIndex, WalFormat.ToUnixNanoseconds(createdAt), fileSize);
+            var writer = new WalSegmentWriter(file, Path.GetFullPath(path), firstLogIndex, WalFormat.ToUnixNanoseconds(createdAt), fileSize, version, customMarker, writeSidecar);
             writer.WriteHeader();
             file.Flush(flushToDisk: true);
             Durable.FsyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
@@ -75,7 +99,9 @@ public sealed class WalSegmentWriter : IDisposable
         }
     }
 
-    public long FirstLogIndex { get; }
+    public long FirstLogIndex => _firstLogIndex;
+    /// <summary>walfs version written: 1 or 2.</summary>
+    public int Version { get; }
     public long EntryCount { get; private set; }
     public long NextLogIndex => FirstLogIndex + EntryCount;
     /// <summary>End of the last record; where the footer goes at seal.</summary>
@@ -83,18 +109,30 @@ public sealed class WalSegmentWriter : IDisposable
     public bool IsSealed => _sealed;
     public long FileSize => _fileSize;
 
-    /// <summary>Whether a record of this length still fits, leaving room for the footer.</summary>
+    /// <summary>Where records must end: before the footer reserve (v2) or the file's end (v1).</summary>
+    private long Limit => Version == 2 ? WalFormat.RecordLimit(_fileSize) : _fileSize;
+
+    /// <summary>Whether a record of this length still fits, leaving room for the footer (v2).</summary>
     public bool HasRoomFor(int dataLength) =>
-        dataLength >= 0 && !_sealed && WriteOffset + WalFormat.RecordSize(dataLength) <= WalFormat.RecordLimit(_fileSize);
+        dataLength >= 0 && !_sealed && WriteOffset + WalFormat.RecordSize(dataLength) <= Limit;
 
     /// <summary>Appends one record; returns its log index. Throws when it does not fit.</summary>
-    public long Append(ReadOnlySpan<byte> data)
+    public long Append(ReadOnlySpan<byte> data) => Append(data, EntryCount == 0 ? _firstLogIndex : NextLogIndex);
+
+    /// <summary>Appends one record whose payload carries <paramref name="logIndex"/> (UnisonDB
+    /// records may skip an index): the segment's first record sets the header's FirstLogIndex, as
+    /// walfs does. Returns <paramref name="logIndex"/>.</summary>
+    public long Append(ReadOnlySpan<byte> data, long logIndex)
     {
         ThrowIfUnwritable();
         if (!HasRoomFor(data.Length))
         {
             throw new InvalidOperationException(
-                $"A record of {data.Length} bytes does not fit in the segment (write offset {WriteOffset}, record limit {WalFormat.RecordLimit(_fileSize)}). Seal it and start a new segment.");
+                $"A record of {data.Length} bytes does not fit in the segment (write offset {WriteOffset}, record limit {Limit}). Seal it and start a new segment.");
+        }
+        if (EntryCount == 0)
+        {
+            _firstLogIndex = logIndex;
         }
         int size = checked((int)WalFormat.RecordSize(data.Length));
         byte[] buffer = ArrayPool<byte>.Shared.Rent(size);
@@ -117,7 +155,10 @@ public sealed class WalSegmentWriter : IDisposable
             _sparse.Add(((uint)EntryCount, (uint)WriteOffset));
             _lastSampledOffset = WriteOffset;
         }
-        long logIndex = NextLogIndex;
+        if (Version == 1)
+        {
+            _records.Add((WriteOffset, data.Length));
+        }
         WriteOffset += size;
         EntryCount++;
         return logIndex;
@@ -131,13 +172,28 @@ public sealed class WalSegmentWriter : IDisposable
         _file.Flush(flushToDisk: true);
     }
 
-    /// <summary>Writes the footer, syncs, sets Sealed, clears Active, stamps LastModifiedAt, and syncs.
-    /// Sealing a sealed segment does nothing.</summary>
+    /// <summary>v2: writes the footer, syncs, sets Sealed, clears Active, stamps LastModifiedAt,
+    /// and syncs. v1: syncs the records, flips the header the same way, then writes the
+    /// <c>.seg.idx</c> sidecar (temp name, fsync, rename), as walfs seals and then flushes its
+    /// index. Sealing a sealed segment does nothing.</summary>
     public void Seal(DateTimeOffset sealedAt)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_sealed)
         {
+            return;
+        }
+        if (Version == 1)
+        {
+            _file.Flush(flushToDisk: true);
+            _sealed = true;
+            _lastModifiedNs = WalFormat.ToUnixNanoseconds(sealedAt);
+            WriteHeader();
+            _file.Flush(flushToDisk: true);
+            if (_writeSidecar)
+            {
+                WriteSidecar();
+            }
             return;
         }
         int size = WalFormat.FooterHeadSize + WalFormat.FooterEntrySize * _sparse.Count;
@@ -194,17 +250,42 @@ public sealed class WalSegmentWriter : IDisposable
     private void WriteHeader()
     {
         Span<byte> header = stackalloc byte[WalFormat.HeaderSize];
+        // walfs v1 stores only the low 32 bits of the write offset while a segment is active
+        // (segment.go Write) and the whole value at seal; FirstLogIndex stays 0 until the first record.
+        ulong writeOffsetField = Version == 1 && !_sealed ? (uint)WriteOffset : (ulong)WriteOffset;
+        long firstLogIndex = Version == 1 && EntryCount == 0 ? 0 : _firstLogIndex;
         new WalHeader(
             WalFormat.Magic,
-            WalFormat.Version,
+            (uint)Version,
             _createdAtNs,
             _lastModifiedNs,
             WriteOffset,
             EntryCount,
             _sealed ? WalFormat.FlagSealed : WalFormat.FlagActive,
-            FirstLogIndex,
-            CustomMarker: 0,
-            Crc: 0).Encode(header);
+            firstLogIndex,
+            _customMarker,
+            Crc: 0).Encode(header, writeOffsetField, WalCrcKind.Castagnoli);
         RandomAccess.Write(_handle, header, 0);
+    }
+
+    /// <summary>The v1 sparse-index sidecar: one <c>{u64 offset, u32 length, u32 0}</c> per record.</summary>
+    private void WriteSidecar()
+    {
+        byte[] bytes = new byte[_records.Count * WalFormat.SidecarEntrySize];
+        for (int i = 0; i < _records.Count; i++)
+        {
+            Span<byte> e = bytes.AsSpan(i * WalFormat.SidecarEntrySize, WalFormat.SidecarEntrySize);
+            BinaryPrimitives.WriteUInt64LittleEndian(e, (ulong)_records[i].Offset);
+            BinaryPrimitives.WriteUInt32LittleEndian(e[8..], (uint)_records[i].Length);
+        }
+        string sidecar = _path + WalFormat.SidecarSuffix;
+        string temp = sidecar + ".tmp";
+        Durable.TryDelete(temp);
+        using (var f = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None))
+        {
+            f.Write(bytes);
+            f.Flush(flushToDisk: true);
+        }
+        Durable.CommitFile(temp, sidecar);
     }
 }

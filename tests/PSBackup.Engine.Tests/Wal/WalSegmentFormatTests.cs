@@ -185,19 +185,20 @@ public sealed class WalSegmentFormatTests : IDisposable
     }
 
     [Fact]
-    public void SparseIndexSamplesOneRecordPer64KiB()
+    public void SparseIndexSamplesOneRecordPer4KiB()
     {
         // 512 KiB segment, ~3 KiB records: several index entries.
         List<byte[]> payloads = Payloads(140, 9, maxSize: 6000);
         string path = WriteSegment(_dir.Combine("000000001.wal"), 1, payloads, seal: true, size: 512 << 10);
         List<long> offsets = RecordOffsets(payloads);
 
-        // Independent model: sample a record when it starts >= 64 KiB past the last sample.
+        // Independent model (the walfs v2 line, README "one per >= 4096 bytes of records"):
+        // sample a record when it starts >= 4 KiB past the last sample.
         var expected = new List<(uint, uint)>();
-        long last = -(64 << 10);
+        long last = -(4 << 10);
         for (int i = 0; i < payloads.Count; i++)
         {
-            if (offsets[i] - last >= 64 << 10)
+            if (offsets[i] - last >= 4 << 10)
             {
                 expected.Add(((uint)i, (uint)offsets[i]));
                 last = offsets[i];
@@ -222,7 +223,7 @@ public sealed class WalSegmentFormatTests : IDisposable
     public void WriterKeepsRoomForTheFooterAndRefusesWhatDoesNotFit()
     {
         using WalSegmentWriter writer = WalSegmentWriter.Create(_dir.Combine("000000001.wal"), 1, Created, SmallSegment);
-        long limit = SmallSegment - (32 + 8 * ((SmallSegment - 64) / (64 << 10) + 1));
+        long limit = SmallSegment - (32 + 8 * ((SmallSegment - 64) / 4096 + 1)); // shared/unisondb/README.md v2 footer
         Assert.True(writer.HasRoomFor((int)(limit - 64 - 16)));
         Assert.False(writer.HasRoomFor((int)(limit - 64 - 16) + 1));
         Assert.Throws<InvalidOperationException>(() => writer.Append(new byte[limit - 64 - 16 + 1]));
