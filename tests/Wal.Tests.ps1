@@ -200,7 +200,7 @@ Describe 'A real UnisonDB WAL (walfs v1 and v2 fixtures written by UnisonDB''s o
         @(Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal').AlreadyPresent | Should -Not -Contain $false
 
         $repo = Join-Path $TestDrive 'ship-v1-repo'
-        $null = Initialize-BackupRepository -Repository $repo
+        $null = Initialize-BackupRepository -Repository $repo -Unencrypted
         $first = @(Invoke-WalShip -DataDir $data -Namespace users -Repository $repo)
         @($first | Where-Object { -not $_.AlreadyPresent }).SegmentId | Should -Be @(1, 2, 3, 4, 5)
         $second = @(Invoke-WalShip -DataDir $data -Namespace users -Repository $repo)

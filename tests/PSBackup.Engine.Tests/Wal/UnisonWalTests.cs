@@ -103,7 +103,7 @@ public sealed class UnisonWalTests : IDisposable
         Assert.All(again.Backups, b => Assert.True(b.AlreadyPresent));
 
         var repo = new RepositoryTarget { Location = _dir.Combine("repo") };
-        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(repo), OperationContext.Default);
+        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(repo) { Unencrypted = true }, OperationContext.Default);
         WalShipResult first = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", null) { Repository = repo }, OperationContext.Default);
         Assert.Equal([1L, 2, 3, 4, 5], first.Backups.Where(b => !b.AlreadyPresent).Select(b => b.SegmentId));
         WalShipResult second = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", null) { Repository = repo }, OperationContext.Default);
