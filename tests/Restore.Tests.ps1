@@ -122,3 +122,53 @@ Describe 'Restore-PointInTime' {
         $into | Should -Not -Exist
     }
 }
+
+Describe 'Restore-PointInTime of a real UnisonDB WAL (judged by UnisonDB''s own reader)' {
+    BeforeAll {
+        $script:Oracle = Get-UnisonOracle
+        # The v1 store fixture: checkpoint 2:222128 = LSN 420; HLC of LSN n = 1767225600000 + (n-1)*1000.
+        $script:UData = Join-Path $TestDrive 'unison-store'
+        Copy-UnisonFixture -Name 'v1-store-bolt' -DataDir $script:UData
+        $null = Invoke-WalShip -DataDir $script:UData -Namespace users -BackupDir 'wal'
+        $partial = New-Item -ItemType Directory -Path (Join-Path $script:UData 'backups' 'users' 'partial') -Force
+        Copy-Item -LiteralPath (Join-Path $script:UData 'users' 'wal' '000000003.seg') -Destination $partial
+        # A snapshot as the store adapter records it: the store file and the checkpoint position.
+        $snapDir = New-Item -ItemType Directory -Path (Join-Path $script:UData 'backups' 'users' 'snapshots') -Force
+        $file = Join-Path $snapDir 's420'
+        [System.IO.File]::WriteAllBytes($file, [byte[]](1, 2, 3))
+        $sha = (Get-FileHash -LiteralPath $file -Algorithm SHA256).Hash.ToLowerInvariant()
+        $completed = [DateTimeOffset]::FromUnixTimeMilliseconds(1767225600000 + 419 * 1000 + 1).ToString('o')
+        @{
+            formatVersion = 1; kind = 'snapshot'; createdAt = $completed; completedAt = $completed; source = 'test'
+            wal = @{ segmentIds = @(1, 2, 3); highestLogIndex = 600; appliedLogIndex = 420; checkpoint = @{ recordsProcessed = 420; segmentId = 2; offset = 222128; raftIndex = 0; raftTerm = 0; logIndex = 420 } }
+            files = @(@{ path = 'unison.db'; size = 3; sha256 = $sha })
+        } | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath "$file.manifest.json"
+    }
+
+    It 'restores to log index <Target>: UnisonDB replays exactly 421..<Target> from the checkpoint' -ForEach @(
+        @{ Target = 500 }
+        @{ Target = 439 }
+    ) {
+        $into = Join-Path $TestDrive "unison-index-$Target"
+        $result = Restore-PointInTime -DataDir $script:UData -Namespace users -TargetLogIndex $Target -TargetDataDir $into -Confirm:$false
+        $result.LastLogIndex | Should -Be $Target
+        $out = & $script:Oracle replay -dir (Join-Path $into 'users' 'wal') -seg-size 262144 -from 2:222128
+        $LASTEXITCODE | Should -Be 0
+        ($out | Select-Object -Last 1) | Should -Match "replayed $($Target - 420) records, lsn 421\.\.$Target,"
+        # The WAL stays writable: the next record is accepted (an empty active segment follows a sealed end).
+        $null = & $script:Oracle append -dir (Join-Path $into 'users' 'wal') -seg-size 262144 -lsn ($Target + 1)
+        $LASTEXITCODE | Should -Be 0
+    }
+
+    It 'restores to a time: every record whose own HLC is at or before it, and the plan names the record it stops at' {
+        $into = Join-Path $TestDrive 'unison-time'
+        $t = [DateTimeOffset]::FromUnixTimeMilliseconds(1767225600000 + 549 * 1000 + 700)   # 0.7 s after LSN 550
+        $plan = Restore-PointInTime -DataDir $script:UData -Namespace users -TargetTime $t.UtcDateTime -TargetDataDir $into -WhatIf
+        $plan.LastLogIndex | Should -Be 550
+        $plan.LastRecordTime.ToUnixTimeMilliseconds() | Should -Be (1767225600000 + 549 * 1000)
+        ($plan.Notes -join ' ') | Should -Match 'log index 551'
+        $result = Restore-PointInTime -DataDir $script:UData -Namespace users -TargetTime $t.UtcDateTime -TargetDataDir $into -Confirm:$false
+        $out = & $script:Oracle replay -dir (Join-Path $into 'users' 'wal') -seg-size 262144 -from 2:222128
+        ($out | Select-Object -Last 1) | Should -Match 'replayed 130 records, lsn 421\.\.550,'
+    }
+}

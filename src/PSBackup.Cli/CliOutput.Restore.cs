@@ -42,6 +42,7 @@ internal static partial class CliOutput
         segments = plan.Segments.Select(s => new
         {
             segmentId = s.SegmentId,
+            fileName = s.Source.LayoutFileName,
             firstLogIndex = s.FirstLogIndex,
             lastLogIndex = s.LastLogIndex,
             records = s.RecordCount,
@@ -50,6 +51,8 @@ internal static partial class CliOutput
             bytes = s.Source.Bytes,
         }),
         lastLogIndex = plan.LastLogIndex,
+        lastRecordTime = plan.LastRecordTime,
+        emptyActiveSegmentId = plan.EmptyActiveSegmentId,
         targetPastArchive = plan.TargetPastArchive,
         lastArchivedLogIndex = plan.LastArchivedLogIndex,
         bytes = plan.Bytes,
@@ -64,8 +67,9 @@ internal static partial class CliOutput
             return;
         }
         var head = new TableWriter().Column("Namespace").Column("Target").Column("Snapshot").Column("LastLogIndex", rightAlign: true)
-            .Column("PastArchive").Column("Size", rightAlign: true);
+            .Column("LastRecordTime").Column("PastArchive").Column("Size", rightAlign: true);
         head.Row(plan.Namespace, plan.Target.ToString(), plan.Snapshot.Id, plan.LastLogIndex.ToString(CultureInfo.InvariantCulture),
+            plan.LastRecordTime is { } lrt ? lrt.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture) : "",
             plan.TargetPastArchive ? "True" : "False", TableWriter.Size(plan.Bytes));
         head.WriteTo(output);
         output.WriteLine();
@@ -79,15 +83,16 @@ internal static partial class CliOutput
         }
         else
         {
-            var segments = new TableWriter().Column("SegmentId", rightAlign: true).Column("FirstLogIndex", rightAlign: true)
-                .Column("LastLogIndex", rightAlign: true).Column("Records", rightAlign: true).Column("Cut");
+            var segments = new TableWriter().Column("SegmentId", rightAlign: true).Column("Name").Column("FirstLogIndex", rightAlign: true)
+                .Column("LastLogIndex", rightAlign: true).Column("Cut");
             foreach (PlannedSegment s in plan.Segments)
             {
-                segments.Row(s.SegmentId.ToString(CultureInfo.InvariantCulture), s.FirstLogIndex.ToString(CultureInfo.InvariantCulture),
-                    s.LastLogIndex.ToString(CultureInfo.InvariantCulture), s.RecordCount.ToString(CultureInfo.InvariantCulture), s.Cut ? "cut" : "");
+                segments.Row(s.SegmentId.ToString(CultureInfo.InvariantCulture), s.Source.LayoutFileName, s.FirstLogIndex.ToString(CultureInfo.InvariantCulture),
+                    s.LastLogIndex.ToString(CultureInfo.InvariantCulture), s.Cut ? "cut" : "");
             }
             segments.WriteTo(output);
         }
+
         foreach (string note in plan.Notes)
         {
             output.WriteLine($"Note: {note}");
@@ -122,6 +127,10 @@ internal static partial class CliOutput
         if (result.ReplacedPath is not null)
         {
             output.WriteLine($"The previous namespace folder is kept at {result.ReplacedPath}.");
+        }
+        foreach (string note in result.Plan.Notes)
+        {
+            output.WriteLine($"Note: {note}");
         }
     }
 }

@@ -74,6 +74,16 @@ public sealed record PointInTimePlan
     public long? LastArchivedLogIndex { get; init; }
     /// <summary>Why the plan is what it is, for people.</summary>
     public required IReadOnlyList<string> Notes { get; init; }
+    /// <summary>The own time (UnisonDB HLC) of the last record restored, when the records carry one.</summary>
+    public DateTimeOffset? LastRecordTime { get; init; }
+    /// <summary>An empty active segment with this id is laid out after the last planned one: the
+    /// target ends exactly at a sealed segment's end, and walfs refuses to write into a sealed
+    /// newest segment (<c>pkg/walfs/segment.go</c> Write: ErrSegmentSealed).</summary>
+    public long? EmptyActiveSegmentId { get; init; }
+    /// <summary>For a time target over records with their own times: the segment whose records
+    /// straddle the target. The plan is final only once that segment's records were read
+    /// (<see cref="PointInTimePlanner.Plan"/> with a <see cref="TimeCut"/>); null when none.</summary>
+    public long? TimeCutSegmentId { get; init; }
 
     /// <summary>The store's own WAL checkpoint the restore starts from (UnisonDB), else null.</summary>
     public Snapshots.StoreCheckpoint? Checkpoint => Snapshot.Wal.Checkpoint;
@@ -81,6 +91,11 @@ public sealed record PointInTimePlan
     public long SegmentBytes => Segments.Sum(s => s.Source.Bytes);
     public long Bytes => Snapshot.Bytes + SegmentBytes;
 }
+
+/// <summary>What the records of the segment straddling a time target say: the last record at or
+/// before the target (its log index and time; null when even the segment's first is later) and
+/// the first record after it.</summary>
+public sealed record TimeCut(long SegmentId, long? LastLogIndex, DateTimeOffset? LastTime, long? NextLogIndex, DateTimeOffset? NextTime);
 
 /// <summary>The target precedes every snapshot that could serve it: nothing older exists to
 /// replay forward from.</summary>
@@ -108,7 +123,8 @@ public static class PointInTimePlanner
         string @namespace,
         RestoreTarget target,
         IReadOnlyList<RestorableSnapshot> snapshots,
-        IReadOnlyList<ArchivedSegment> segments)
+        IReadOnlyList<ArchivedSegment> segments,
+        TimeCut? timeCut = null)
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(snapshots);
@@ -123,9 +139,180 @@ public static class PointInTimePlanner
         long? lastArchived = complete.Count == 0 ? null : complete.Values.Max(s => s.LastLogIndex);
         var notes = new List<string>();
 
-        return target.LogIndex is long index
+        PointInTimePlan plan = target.LogIndex is long index
             ? PlanLogIndex(@namespace, target, index, snapshots, complete, lastArchived, notes)
-            : PlanTime(@namespace, target, target.Time!.Value, snapshots, byId, complete, lastArchived, notes);
+            : UsesRecordTimes(complete)
+                ? PlanRecordTime(@namespace, target, target.Time!.Value, snapshots, complete, lastArchived, notes, timeCut)
+                : PlanTime(@namespace, target, target.Time!.Value, snapshots, byId, complete, lastArchived, notes);
+        return WithLayoutEnd(plan);
+    }
+
+    /// <summary>Every archived segment with records carries its records' own times (UnisonDB
+    /// payloads): a time target is then cut at the exact record.</summary>
+    private static bool UsesRecordTimes(Dictionary<long, ArchivedSegment> complete) =>
+        complete.Values.Any(s => s.EntryCount > 0) && complete.Values.Where(s => s.EntryCount > 0).All(s => s.HasRecordTimes);
+
+    /// <summary>When the layout ends with a whole sealed segment, an empty active segment follows
+    /// it (same naming), so the database can keep writing after the restore.</summary>
+    private static PointInTimePlan WithLayoutEnd(PointInTimePlan plan)
+    {
+        if (plan.Segments.Count == 0 || plan.TimeCutSegmentId is not null)
+        {
+            return plan;
+        }
+        PlannedSegment last = plan.Segments[^1];
+        // UnisonDB's segments only (walfs v1, or payloads UnisonDB wrote): another writer of the
+        // format (the example database) rotates by itself when it reopens its WAL.
+        if (last.Cut || !last.Source.Sealed || (last.Source.Version != 1 && last.Source.PayloadFormat == Wal.WalPayloadFormat.Opaque))
+        {
+            return plan;
+        }
+        long id = last.SegmentId + 1;
+        return plan with
+        {
+            EmptyActiveSegmentId = id,
+            Notes = [.. plan.Notes, $"The target ends at the end of sealed segment {last.SegmentId}; an empty active segment {id} is laid out after it, since walfs does not write into a sealed newest segment."],
+        };
+    }
+
+    /// <summary>A time target over records that carry their own time: every record whose time is
+    /// at or before T, in log order, up to the first that is later (UnisonDB's HLC is the record's
+    /// own clock, so no shipping observation is needed). The segment straddling T is named in
+    /// <see cref="PointInTimePlan.TimeCutSegmentId"/> until a <see cref="TimeCut"/> of it is given.</summary>
+    private static PointInTimePlan PlanRecordTime(string ns, RestoreTarget target, DateTimeOffset t, IReadOnlyList<RestorableSnapshot> snapshots,
+        Dictionary<long, ArchivedSegment> complete, long? lastArchived, List<string> notes, TimeCut? timeCut)
+    {
+        string shown = target.ToString();
+        var eligible = snapshots.Where(s => s.CompletedAt is { } c && c <= t).ToList();
+        if (eligible.Count == 0)
+        {
+            RestorableSnapshot? first = snapshots.Where(s => s.CompletedAt is not null).MinBy(s => s.CompletedAt);
+            throw new TargetBeforeFirstSnapshotException(first is null
+                ? $"No snapshot of namespace '{ns}' records when it completed, so none can serve a time target. Restore to a log index (-TargetLogIndex) instead."
+                : $"The target {shown} is before the first snapshot of namespace '{ns}': the oldest, '{first.Id}', completed at {Format(first.CompletedAt!.Value)}. Choose a target at or after that time.",
+                Format(t));
+        }
+        RestorableSnapshot snapshot = eligible.OrderByDescending(s => s.CompletedAt).ThenByDescending(s => s.Wal.AppliedLogIndex ?? -1).First();
+        long? applied = snapshot.Wal.AppliedLogIndex;
+        long start = StartOf(snapshot, complete, notes);
+        long? firstId = FirstSegmentOf(snapshot, start, complete);
+
+        long durable = start - 1;
+        DateTimeOffset? lastTime = null;
+        string? why = null;
+        long? pending = null;
+        bool reachedEnd = false;
+        for (long id = firstId ?? long.MaxValue; firstId is not null; id++)
+        {
+            if (!complete.TryGetValue(id, out ArchivedSegment? seg))
+            {
+                reachedEnd = !complete.Keys.Any(k => k > id);
+                if (!reachedEnd)
+                {
+                    why = $"segment {id} is not archived";
+                }
+                break;
+            }
+            if (seg.EntryCount == 0 || seg.LastLogIndex < start)
+            {
+                continue;
+            }
+            if (seg.LastRecordTime <= t)
+            {
+                durable = Math.Max(durable, seg.LastLogIndex);
+                lastTime = seg.LastRecordTime;
+                continue;
+            }
+            if (seg.FirstRecordTime > t)
+            {
+                why = $"the next record, log index {seg.FirstLogIndex} (the first of segment {id}), was written at {Format(seg.FirstRecordTime!.Value)}, after the target";
+                break;
+            }
+            if (timeCut is { } cut && cut.SegmentId == id)
+            {
+                if (cut.LastLogIndex is long l && l > durable)
+                {
+                    durable = l;
+                    lastTime = cut.LastTime;
+                }
+                why = cut.NextLogIndex is long n
+                    ? $"the next record, log index {n} in segment {id}, was written at {(cut.NextTime is { } nt ? Format(nt) : "an unknown time")}, after the target"
+                    : null;
+            }
+            else
+            {
+                pending = id;
+                durable = Math.Max(durable, seg.LastLogIndex); // provisional, until the segment is read
+            }
+            break;
+        }
+        if (firstId is null)
+        {
+            reachedEnd = true;
+        }
+
+        long effective = Math.Max(durable, applied ?? durable);
+        bool past = pending is null && reachedEnd && lastArchived is not null && effective >= lastArchived;
+        if (past)
+        {
+            notes.Add($"The target {shown} is past the last archived record ({lastArchived}{(lastTime is { } lt ? $", written at {Format(lt)}" : "")}); restoring to the latest state the backups hold. Records written after it were not shipped.");
+        }
+        else if (pending is null)
+        {
+            notes.Add($"Restoring every record written at or before the target: up to log index {effective}{(lastTime is { } lt2 && effective == durable ? $" (written at {Format(lt2)})" : "")}{(why is not null ? $"; {why}" : "")}.");
+        }
+        if (applied is long ap && ap > durable)
+        {
+            notes.Add($"Snapshot '{snapshot.Id}' (completed {Format(snapshot.CompletedAt!.Value)}) already holds records up to {ap}, later than the last record written at or before the target; all of them were written before it completed.");
+        }
+        List<PlannedSegment> chain = Chain(ns, snapshot, start, effective, complete, firstId, notes);
+        return new PointInTimePlan
+        {
+            Namespace = ns,
+            Target = target,
+            Snapshot = snapshot,
+            StartLogIndex = applied is null ? null : start,
+            Segments = chain,
+            LastLogIndex = effective,
+            LastRecordTime = effective == durable ? lastTime : null,
+            TargetPastArchive = past,
+            LastArchivedLogIndex = lastArchived,
+            Notes = notes,
+            TimeCutSegmentId = pending,
+        };
+    }
+
+    /// <summary>The first log index replay applies: the snapshot's applied index + 1, or the first
+    /// record of the oldest segment the snapshot saw (replay skips what the store already holds).</summary>
+    private static long StartOf(RestorableSnapshot snapshot, Dictionary<long, ArchivedSegment> complete, List<string> notes)
+    {
+        if (snapshot.Wal.AppliedLogIndex is long a)
+        {
+            return a + 1;
+        }
+        long? oldest = snapshot.Wal.SegmentIds.Count > 0 ? snapshot.Wal.SegmentIds.Min() : complete.Keys.Count > 0 ? complete.Keys.Min() : null;
+        if (oldest is long id && !complete.ContainsKey(id))
+        {
+            throw new WalGapException(
+                $"Snapshot '{snapshot.Id}' records no applied log index, so replay must start at the oldest segment present when it was taken, {id}, which is not archived in the source. Restore from another snapshot or recover segment {id}.",
+                snapshot.Id, [id]);
+        }
+        notes.Add($"Snapshot '{snapshot.Id}' records no applied log index; the WAL is laid out from segment {oldest?.ToString(CultureInfo.InvariantCulture) ?? "(none)"} and replay skips what the store already holds.");
+        return oldest is long o ? complete[o].FirstLogIndex : (snapshot.Wal.HighestLogIndex ?? 0) + 1;
+    }
+
+    /// <summary>The id of the first segment to lay out: the snapshot's checkpoint segment when it
+    /// records one (UnisonDB opens its reader there, so it must be present even when every record
+    /// in it is already applied), else the segment holding <paramref name="start"/>; null when
+    /// nothing archived holds it.</summary>
+    private static long? FirstSegmentOf(RestorableSnapshot snapshot, long start, Dictionary<long, ArchivedSegment> complete)
+    {
+        if (snapshot.Wal.Checkpoint is { } cp)
+        {
+            return cp.SegmentId;
+        }
+        return complete.Values.Where(s => s.EntryCount > 0 && s.FirstLogIndex <= start && start <= s.LastLogIndex).MinBy(s => s.SegmentId)?.SegmentId
+            ?? complete.Values.Where(s => s.EntryCount > 0 && s.FirstLogIndex > start).MinBy(s => s.SegmentId)?.SegmentId;
     }
 
     private static PointInTimePlan PlanLogIndex(string ns, RestoreTarget target, long wanted, IReadOnlyList<RestorableSnapshot> snapshots,
@@ -172,7 +359,7 @@ public static class PointInTimePlanner
             startIndex = null;
             notes.Add($"Snapshot '{snapshot.Id}' records no applied log index, but holds no record after {snapshot.Wal.CompletedLogIndex} (the WAL's end when its copy finished); the WAL is laid out from log index {start} and replay skips what the store already holds.");
         }
-        List<PlannedSegment> chain = Chain(ns, snapshot, start, effective, complete);
+        List<PlannedSegment> chain = Chain(ns, snapshot, start, effective, complete, snapshot.Wal.Checkpoint?.SegmentId, notes);
         return new PointInTimePlan
         {
             Namespace = ns,
@@ -333,7 +520,7 @@ public static class PointInTimePlanner
         {
             notes.Add($"Snapshot '{snapshot.Id}' (holding records up to {Format(HoldsNothingAfter(snapshot)!.Value)}) already holds records up to {ap}, later than the archived WAL proves durable at the target; all of them were written by then.");
         }
-        List<PlannedSegment> chain = Chain(ns, snapshot, start, effective, complete);
+        List<PlannedSegment> chain = Chain(ns, snapshot, start, effective, complete, snapshot.Wal.Checkpoint?.SegmentId, notes);
         return new PointInTimePlan
         {
             Namespace = ns,
@@ -352,8 +539,12 @@ public static class PointInTimePlanner
     /// indexes contiguous. When <paramref name="start"/> &gt; <paramref name="last"/> (the snapshot
     /// holds the target itself) the segment holding <paramref name="last"/>, cut there, when it
     /// is archived: the database's log then resumes right after the target.</summary>
+    /// <remarks>With <paramref name="firstSegmentId"/> (a snapshot's checkpoint segment) the chain
+    /// starts at that segment, which must be archived, even when all its records are applied.
+    /// Forward log-index jumps between segments whose payloads carry their own index are
+    /// UnisonDB's consumed indexes: noted in <paramref name="notes"/>, not a gap.</remarks>
     private static List<PlannedSegment> Chain(string ns, RestorableSnapshot snapshot, long start, long last,
-        Dictionary<long, ArchivedSegment> complete)
+        Dictionary<long, ArchivedSegment> complete, long? firstSegmentId = null, List<string>? notes = null)
     {
         // A store with a WAL checkpoint (UnisonDB) starts replay by reading the record at the
         // checkpoint and skipping it: that record's segment must be laid out too, even when the
@@ -363,16 +554,43 @@ public static class PointInTimePlanner
             start = checkpointRecord;
         }
         var chain = new List<PlannedSegment>();
+        ArchivedSegment? checkpointSegment = null;
+        if (firstSegmentId is long cpId && snapshot.Wal.Checkpoint is not null)
+        {
+            if (!complete.TryGetValue(cpId, out checkpointSegment))
+            {
+                throw Gap(ns, snapshot, start, last, [cpId],
+                    $"segment {cpId}, which holds the store's checkpoint record ({cpId}:{snapshot.Wal.Checkpoint.Offset}) where the database starts its replay, is not archived");
+            }
+            if (snapshot.Wal.Checkpoint.LogIndex is long cpIndex && checkpointSegment.EntryCount > 0 &&
+                (cpIndex < checkpointSegment.FirstLogIndex || cpIndex > checkpointSegment.LastLogIndex))
+            {
+                throw new IntegrityException("CheckpointNotInSegment",
+                    $"Snapshot '{snapshot.Id}' says the store's checkpoint record, log index {cpIndex}, is at {cpId}:{snapshot.Wal.Checkpoint.Offset}, but archived segment {cpId} holds log indexes {checkpointSegment.FirstLogIndex}..{checkpointSegment.LastLogIndex}. The snapshot and the archived WAL do not belong together; nothing was written.",
+                    snapshot.Id);
+            }
+        }
         if (start > last)
         {
-            ArchivedSegment? holding = complete.Values.Where(s => s.FirstLogIndex <= last && last <= s.LastLogIndex).MinBy(s => s.SegmentId);
+            ArchivedSegment? holding = checkpointSegment is not null && checkpointSegment.LastLogIndex >= last ? checkpointSegment
+                : complete.Values.Where(s => s.EntryCount > 0 && s.FirstLogIndex <= last && last <= s.LastLogIndex).MinBy(s => s.SegmentId);
             if (holding is not null && last >= 1)
             {
                 chain.Add(new PlannedSegment(holding, last));
             }
             return chain;
         }
-        ArchivedSegment? first = complete.Values.Where(s => s.FirstLogIndex <= start && start <= s.LastLogIndex).MinBy(s => s.SegmentId);
+        ArchivedSegment? first = checkpointSegment ?? complete.Values.Where(s => s.EntryCount > 0 && s.FirstLogIndex <= start && start <= s.LastLogIndex).MinBy(s => s.SegmentId);
+        if (first is null && notes is not null)
+        {
+            // start may be an index UnisonDB consumed: the next decoded segment then begins after it.
+            ArchivedSegment? nextDecoded = complete.Values.Where(s => s.EntryCount > 0 && s.FirstLogIndex > start && s.PayloadFormat != Wal.WalPayloadFormat.Opaque).MinBy(s => s.SegmentId);
+            ArchivedSegment? before = nextDecoded is null ? null : complete.GetValueOrDefault(nextDecoded.SegmentId - 1);
+            if (nextDecoded is not null && before is not null && before.LastLogIndex < start && before.PayloadFormat != Wal.WalPayloadFormat.Opaque)
+            {
+                first = nextDecoded;
+            }
+        }
         if (first is null)
         {
             // Which ids should hold the record: between the newest archived segment below it and
@@ -404,7 +622,7 @@ public static class PointInTimePlanner
             {
                 return chain;
             }
-            next = upTo + 1;
+            next = Math.Max(upTo, current.LastLogIndex) + 1;
             long nextId = current.SegmentId + 1;
             if (!complete.TryGetValue(nextId, out ArchivedSegment? following))
             {
@@ -419,7 +637,12 @@ public static class PointInTimePlanner
                         ? $"segment {nextId} (log index {next} on) is not archived"
                         : $"segment{(missing.Count == 1 ? "" : "s")} {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} not archived (log indexes {next}..{after.FirstLogIndex - 1})");
             }
-            if (following.FirstLogIndex != next)
+            if (following.FirstLogIndex > next && notes is not null &&
+                current.PayloadFormat != Wal.WalPayloadFormat.Opaque && following.PayloadFormat != Wal.WalPayloadFormat.Opaque)
+            {
+                notes.Add($"Log index discontinuity between segments {current.SegmentId} and {nextId}: {Wal.WalDirectory.FormatRange(next, following.FirstLogIndex - 1)} never written (UnisonDB consumes a log index when an append fails); no record is missing.");
+            }
+            else if (following.FirstLogIndex != next)
             {
                 string what = !current.Sealed
                     ? $"segment {current.SegmentId} is archived only as an unsealed prefix ending at log index {current.LastLogIndex}, and segment {nextId} starts at {following.FirstLogIndex}"

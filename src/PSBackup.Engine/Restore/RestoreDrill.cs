@@ -392,7 +392,7 @@ public static class RestoreDrill
         {
             errors.Add($"Restored WAL is missing segments {string.Join(", ", report.MissingSegmentIds)}.");
         }
-        long[] expected = plan.Segments.Select(s => s.SegmentId).ToArray();
+        long[] expected = [.. plan.Segments.Select(s => s.SegmentId), .. plan.EmptyActiveSegmentId is long empty ? [empty] : Array.Empty<long>()];
         long[] found = report.Segments.Select(s => s.SegmentId).ToArray();
         if (!expected.SequenceEqual(found))
         {
@@ -400,7 +400,7 @@ public static class RestoreDrill
         }
         else
         {
-            for (int i = 0; i < expected.Length; i++)
+            for (int i = 0; i < plan.Segments.Count; i++)
             {
                 WalSegmentInfo s = report.Segments[i];
                 PlannedSegment p = plan.Segments[i];
@@ -408,7 +408,7 @@ public static class RestoreDrill
                 {
                     errors.Add($"Restored WAL segment {s.SegmentId} holds log indexes {s.FirstLogIndex}..{s.LastLogIndex?.ToString(CultureInfo.InvariantCulture) ?? "(none)"}, not {p.FirstLogIndex}..{p.LastLogIndex} as planned.");
                 }
-                if (s.Valid && !s.Sealed && i != expected.Length - 1)
+                if (s.Valid && !s.Sealed && i != plan.Segments.Count - 1)
                 {
                     errors.Add($"Restored WAL segment {s.SegmentId} is unsealed but not the last one.");
                 }

@@ -150,6 +150,13 @@ public static class RestoreOperations
         Task<IReadOnlyList<ArchivedSegment>> segments = source.ListSegmentsAsync(ct);
         await Task.WhenAll(snapshots, segments).ConfigureAwait(false);
         PointInTimePlan plan = PointInTimePlanner.Plan(ns, target, snapshots.Result, segments.Result);
+        if (plan.TimeCutSegmentId is long straddling)
+        {
+            // The records of the segment straddling the target decide the exact cut: read it once.
+            ArchivedSegment segment = plan.Segments.First(p => p.SegmentId == straddling).Source;
+            TimeCut cut = await ResolveTimeCutAsync(source, segment, target.Time!.Value, context).ConfigureAwait(false);
+            plan = PointInTimePlanner.Plan(ns, target, snapshots.Result, segments.Result, cut);
+        }
         IReadOnlyList<string> ignored = source switch
         {
             LocalRestoreSource local => local.Ignored,
@@ -161,6 +168,44 @@ public static class RestoreOperations
             plan = plan with { Notes = [.. plan.Notes, .. ignored.Select(i => "Ignored " + i + ".")] };
         }
         return plan;
+    }
+
+    /// <summary>Reads the records of <paramref name="segment"/> (a copy in a temp file) up to the
+    /// first whose own time is after <paramref name="t"/>.</summary>
+    private static async Task<TimeCut> ResolveTimeCutAsync(IRestoreSource source, ArchivedSegment segment, DateTimeOffset t, OperationContext context)
+    {
+        CancellationToken ct = context.CancellationToken;
+        context.Report(PointInTimeActivity, $"Reading segment {segment.SegmentId} for the record at {t:O}", 0, 0);
+        string temp = Path.Combine(Path.GetTempPath(), $"psbackup-timecut-{RandomSuffix()}.tmp");
+        try
+        {
+            await using (Stream input = await source.OpenSegmentAsync(segment, ct).ConfigureAwait(false))
+            await using (var output = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
+            {
+                await input.CopyToAsync(output, FileCopy.BufferSize, ct).ConfigureAwait(false);
+            }
+            WalRecord? last = null, next = null;
+            foreach (WalRecord r in WalSegmentReader.ReadRecords(temp))
+            {
+                if (r.Time is not { } time)
+                {
+                    throw new IntegrityException("WalSegmentCorrupt",
+                        $"Archived segment {segment.SegmentId} ('{segment.Location}') was listed with record times, but its record at offset {r.Offset} carries none. Nothing was restored.",
+                        segment.Location);
+                }
+                if (time > t)
+                {
+                    next = r;
+                    break;
+                }
+                last = r;
+            }
+            return new TimeCut(segment.SegmentId, last?.LogIndex, last?.Time, next?.LogIndex, next?.Time);
+        }
+        finally
+        {
+            Durable.TryDelete(temp);
+        }
     }
 
     /// <summary>From the namespace's local backup root, or from <see cref="RestorePointInTimeOptions.Repository"/> when set.</summary>
@@ -231,6 +276,7 @@ public static class RestoreOperations
             Task snapshotCopy = CopySnapshotAsync(source, plan.Snapshot, placement, context, PointInTimeActivity, options.MaxParallelism, progress);
             Task walCopy = FetchSegmentsAsync(source, plan, Path.Combine(temp, "wal"), context, options.MaxParallelism, progress);
             await Task.WhenAll(snapshotCopy, walCopy).ConfigureAwait(false);
+            AddEmptyActiveSegment(plan, Path.Combine(temp, "wal"), context);
             Durable.FsyncTree(temp);
             ct.ThrowIfCancellationRequested();
             RequireRestorable(nsDir, options.Force, "namespace folder", ns);
@@ -438,6 +484,27 @@ public static class RestoreOperations
             }
             progress.Add(s.Bytes, $"Fetched segment {s.SegmentId}{(planned.Cut ? $", cut after log index {planned.LastLogIndex}" : "")}", final);
         });
+
+    /// <summary>Lays out the plan's empty active segment after its last (sealed) one: same version,
+    /// size, naming and mode marker, as walfs creates a segment when it rotates.</summary>
+    private static void AddEmptyActiveSegment(PointInTimePlan plan, string walDir, OperationContext context)
+    {
+        if (plan.EmptyActiveSegmentId is not long id)
+        {
+            return;
+        }
+        PlannedSegment last = plan.Segments[^1];
+        string lastPath = Path.Combine(walDir, last.Source.LayoutFileName);
+        WalSegmentInfo info = WalSegmentReader.Inspect(lastPath, plan.Namespace, last.SegmentId, headerOnly: true);
+        uint marker = info.Mode switch { "standalone" => WalFormat.MarkerStandalone, "raft" => WalFormat.MarkerRaft, _ => 0 };
+        string extension = WalFormat.TryParseSegmentFileName(last.Source.LayoutFileName, out _, out string ext) ? ext : WalFormat.SegExtension;
+        string path = Path.Combine(walDir, WalFormat.SegmentFileName(id, extension));
+        WalSegmentInfo empty = WalCutter.CreateEmptyActive(path, info.Version, info.Bytes, marker, context.UtcNow, plan.Namespace, id);
+        if (!empty.Valid || empty.Sealed || empty.EntryCount != 0)
+        {
+            throw new IntegrityException("WalCutVerifyFailed", $"The empty active segment {id} laid out after segment {last.SegmentId} does not read back as one ({empty.Error}). Check the disk, then run again.", path);
+        }
+    }
 
     /// <summary>Copies a source stream into a new file and returns what was copied. A source that
     /// verifies its own streams (<see cref="IRestoreSource.VerifiesContent"/>) already proved the

@@ -54,13 +54,15 @@ public static class WalCutter
                 }
                 writer.Sync();
             }
-            if (lastWritten != lastLogIndex)
+            // UnisonDB may have consumed the target index (a failed append): the cut then ends at
+            // the last record before it, which is every record at or before the target.
+            if (lastWritten < 0 || (lastWritten != lastLogIndex && source.PayloadFormat == WalPayloadFormat.Opaque))
             {
                 throw new IntegrityException("WalSegmentCorrupt",
                     $"Segment {segmentId} ('{sourcePath}') has no record with log index {lastLogIndex} (the last one at or before it is {lastWritten}); it changed while it was cut.", sourcePath);
             }
             WalSegmentInfo cut = WalSegmentReader.Inspect(destinationPath, @namespace, segmentId);
-            if (!cut.Valid || cut.Sealed || cut.TornTail || cut.FirstLogIndex != source.FirstLogIndex || cut.EntryCount != written || cut.LastLogIndex != lastLogIndex)
+            if (!cut.Valid || cut.Sealed || cut.TornTail || cut.FirstLogIndex != source.FirstLogIndex || cut.EntryCount != written || cut.LastLogIndex != lastWritten)
             {
                 throw new IntegrityException("WalCutVerifyFailed",
                     $"The cut of segment {segmentId} after log index {lastLogIndex} does not read back as an active segment of {written} records from {source.FirstLogIndex} ({cut.Error ?? $"{cut.EntryCount} records, sealed={cut.Sealed}"}). Check the disk, then run again.",
