@@ -103,17 +103,17 @@ public sealed class LocalRestoreSource : IRestoreSource
             var found = new List<ArchivedSegment>();
             foreach (string path in Walk(ct))
             {
-                if (!WalFormat.TryParseSegmentFileName(Path.GetFileName(path), out long id))
+                if (!WalFormat.TryParseArchivedFileName(Path.GetFileName(path), out long id, out string name, out int generation))
                 {
                     continue;
                 }
                 ArchivedSegment? segment = Describe(path, id);
                 if (segment is not null)
                 {
-                    found.Add(segment);
+                    found.Add(segment with { FileName = name, Generation = generation });
                 }
             }
-            return Deduplicate(found);
+            return WithLiveFrom(Deduplicate(found));
         }, ct);
 
     public Task<Stream> OpenSnapshotFileAsync(RestorableSnapshot snapshot, ManifestFile file, CancellationToken ct)
@@ -228,13 +228,34 @@ public sealed class LocalRestoreSource : IRestoreSource
         }
     }
 
+    /// <summary>A generation ≥ 1 (a raft rewrite) became live with its first record written after
+    /// the previous generation's last record, else at its seal; read from its records.</summary>
+    private static List<ArchivedSegment> WithLiveFrom(List<ArchivedSegment> segments)
+    {
+        var byKey = segments.Where(s => s.Sealed).GroupBy(s => (s.SegmentId, s.Generation)).ToDictionary(g => g.Key, g => g.First());
+        return segments.Select(s =>
+        {
+            if (s.Generation == 0)
+            {
+                return s;
+            }
+            DateTimeOffset? before = byKey.TryGetValue((s.SegmentId, s.Generation - 1), out ArchivedSegment? previous) ? previous.LastRecordTime : null;
+            DateTimeOffset? from = s.SealedAt;
+            if (before is { } b)
+            {
+                from = WalSegmentReader.ReadRecords(s.Location).Select(r => r.Time).FirstOrDefault(t => t > b) ?? from;
+            }
+            return s with { LiveFrom = from };
+        }).ToList();
+    }
+
     /// <summary>One entry per id: copies of a sealed segment must agree (a disagreement is an
     /// integrity error, never a silent pick); a sealed copy supersedes unsealed ones; of several
     /// unsealed copies the longest prefix is kept.</summary>
     private List<ArchivedSegment> Deduplicate(List<ArchivedSegment> found)
     {
         var result = new List<ArchivedSegment>();
-        foreach (IGrouping<long, ArchivedSegment> group in found.GroupBy(s => s.SegmentId).OrderBy(g => g.Key))
+        foreach (IGrouping<(long Id, int Generation), ArchivedSegment> group in found.GroupBy(s => (s.SegmentId, s.Generation)).OrderBy(g => g.Key))
         {
             var copies = group.ToList();
             var sealedCopies = copies.Where(s => s.Sealed).ToList();
@@ -245,7 +266,7 @@ public sealed class LocalRestoreSource : IRestoreSource
                 if (other is not null)
                 {
                     throw new IntegrityException("WalSegmentConflict",
-                        $"Segment {group.Key} is archived twice with different content: '{first.Location}' holds log indexes {first.FirstLogIndex}..{first.LastLogIndex}, '{other.Location}' holds {other.FirstLogIndex}..{other.LastLogIndex}. Find out which is right and move the other out of {Description}, then run again.",
+                        $"Segment {group.Key.Id} (generation {group.Key.Generation}) is archived twice with different content: '{first.Location}' holds log indexes {first.FirstLogIndex}..{first.LastLogIndex}, '{other.Location}' holds {other.FirstLogIndex}..{other.LastLogIndex}. Find out which is right and move the other out of {Description}, then run again.",
                         other.Location);
                 }
                 foreach (ArchivedSegment s in copies.Where(s => !s.Sealed))

@@ -134,10 +134,15 @@ public static class PointInTimePlanner
             throw new NotFoundException("NoSnapshot",
                 $"Namespace '{@namespace}' has no complete store snapshot to restore from. Create one with New-StoreSnapshot; point-in-time restore replays the WAL forward from a snapshot.", @namespace);
         }
-        var byId = segments.GroupBy(s => s.SegmentId).ToDictionary(g => g.Key, g => (IReadOnlyList<ArchivedSegment>)g.ToList());
+        IReadOnlyList<ArchivedSegment> live = LiveGenerations(segments, target.Time ?? DateTimeOffset.MaxValue, out string? generationNote);
+        var byId = live.GroupBy(s => s.SegmentId).ToDictionary(g => g.Key, g => (IReadOnlyList<ArchivedSegment>)g.ToList());
         var complete = byId.ToDictionary(p => p.Key, p => Best(p.Value));
         long? lastArchived = complete.Count == 0 ? null : complete.Values.Max(s => s.LastLogIndex);
         var notes = new List<string>();
+        if (generationNote is not null)
+        {
+            notes.Add(generationNote);
+        }
 
         PointInTimePlan plan = target.LogIndex is long index
             ? PlanLogIndex(@namespace, target, index, snapshots, complete, lastArchived, notes)
@@ -145,6 +150,50 @@ public static class PointInTimePlanner
                 ? PlanRecordTime(@namespace, target, target.Time!.Value, snapshots, complete, lastArchived, notes, timeCut)
                 : PlanTime(@namespace, target, target.Time!.Value, snapshots, byId, complete, lastArchived, notes);
         return WithLayoutEnd(plan);
+    }
+
+    /// <summary>Raft log truncation rewrites a sealed segment id and deletes the later ones: the
+    /// archive then holds generations of an id. The history live at <paramref name="t"/> takes, id
+    /// by id, the newest generation that was live by then (<see cref="ArchivedSegment.LiveFrom"/> at
+    /// or before t); once a rewritten generation is taken, older generations of later ids whose
+    /// records all predate its rewrite were deleted by that truncation and are left out.</summary>
+    private static IReadOnlyList<ArchivedSegment> LiveGenerations(IReadOnlyList<ArchivedSegment> segments, DateTimeOffset t, out string? note)
+    {
+        note = null;
+        if (!segments.Any(s => s.Generation > 0))
+        {
+            return segments;
+        }
+        var result = new List<ArchivedSegment>();
+        var chosen = new List<string>();
+        DateTimeOffset floor = DateTimeOffset.MinValue;
+        foreach (IGrouping<long, ArchivedSegment> id in segments.GroupBy(s => s.SegmentId).OrderBy(g => g.Key))
+        {
+            var candidates = id
+                .Where(s => (s.LiveFrom ?? DateTimeOffset.MinValue) <= t)
+                .Where(s => s.Generation > 0 ? (s.LiveFrom ?? DateTimeOffset.MaxValue) >= floor : (s.LastRecordTime ?? s.SealedAt ?? s.CreatedAt) >= floor)
+                .ToList();
+            if (candidates.Count == 0)
+            {
+                continue;
+            }
+            int generation = candidates.Max(s => s.Generation);
+            var copies = candidates.Where(s => s.Generation == generation).ToList();
+            result.AddRange(copies);
+            if (id.Any(s => s.Generation != generation))
+            {
+                chosen.Add($"{id.Key}: generation {generation}");
+            }
+            if (generation > 0 && copies[0].LiveFrom is { } from && from > floor)
+            {
+                floor = from;
+            }
+        }
+        if (chosen.Count > 0)
+        {
+            note = $"Raft log truncation rewrote archived segments; the history live at the target uses segment {string.Join(", ", chosen)}.";
+        }
+        return result;
     }
 
     /// <summary>Every archived segment with records carries its records' own times (UnisonDB

@@ -119,13 +119,12 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
     public async Task<IReadOnlyList<ArchivedSegment>> ListSegmentsAsync(CancellationToken ct)
     {
         string prefix = WalRepositoryShip.RefPrefix(Namespace);
-        var refs = new List<(long SegmentId, string ManifestId, string RefName)>();
+        var refs = new List<(long SegmentId, int Generation, string ManifestId, string RefName)>();
         foreach (RepositoryRef r in await Repository.ListRefsAsync(prefix, ct).ConfigureAwait(false))
         {
-            string rest = r.Name[prefix.Length..];
-            if (rest.Length == 9 && rest.All(char.IsAsciiDigit) && long.TryParse(rest, NumberStyles.None, CultureInfo.InvariantCulture, out long id))
+            if (WalRepositoryShip.TryParseRef(r.Name[prefix.Length..], out long id, out int generation))
             {
-                refs.Add((id, r.ManifestId, r.Name));
+                refs.Add((id, generation, r.ManifestId, r.Name));
             }
         }
         var found = new ConcurrentBag<ArchivedSegment>();
@@ -138,6 +137,7 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 : !string.Equals(m.Namespace, Namespace, StringComparison.Ordinal) ? $"it belongs to namespace '{m.Namespace}'"
                 : s is null ? "its manifest records no segment"
                 : s.SegmentId != r.SegmentId ? $"its manifest describes segment {s.SegmentId}"
+                : (s.Generation ?? 0) != r.Generation ? $"its manifest describes generation {s.Generation ?? 0}"
                 : s.FirstLogIndex < 0 || s.EntryCount < 0 ? "its manifest records a negative log index or count"
                 : file is null ? $"it holds {m.Files.Count} files, not one"
                 : null;
@@ -166,6 +166,8 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 LastLogIndex = s.LastLogIndex is long last && last >= s.FirstLogIndex - 1 ? last : s.FirstLogIndex + s.EntryCount - 1,
                 FirstRecordTime = s.FirstRecordTime,
                 LastRecordTime = s.LastRecordTime,
+                Generation = r.Generation,
+                LiveFrom = s.LiveFrom,
             });
         }).ConfigureAwait(false);
         return Deduplicate(found);
@@ -232,7 +234,7 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
     private List<ArchivedSegment> Deduplicate(IEnumerable<ArchivedSegment> found)
     {
         var result = new List<ArchivedSegment>();
-        foreach (IGrouping<long, ArchivedSegment> group in found.GroupBy(s => s.SegmentId).OrderBy(g => g.Key))
+        foreach (IGrouping<(long Id, int Generation), ArchivedSegment> group in found.GroupBy(s => (s.SegmentId, s.Generation)).OrderBy(g => g.Key))
         {
             var sealedCopies = group.Where(s => s.Sealed).OrderBy(s => s.Location, StringComparer.Ordinal).ToList();
             if (sealedCopies.Count > 0)
@@ -242,7 +244,7 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 if (other is not null)
                 {
                     throw new IntegrityException("WalSegmentConflict",
-                        $"Segment {group.Key} of namespace '{Namespace}' is archived twice in {Repository.Location} with different content: '{first.Location}' (log indexes {first.FirstLogIndex}..{first.LastLogIndex}, SHA-256 {first.Sha256}) and '{other.Location}' (log indexes {other.FirstLogIndex}..{other.LastLogIndex}, SHA-256 {other.Sha256}). Find out which is right before restoring; nothing was written.",
+                        $"Segment {group.Key.Id} (generation {group.Key.Generation}) of namespace '{Namespace}' is archived twice in {Repository.Location} with different content: '{first.Location}' (log indexes {first.FirstLogIndex}..{first.LastLogIndex}, SHA-256 {first.Sha256}) and '{other.Location}' (log indexes {other.FirstLogIndex}..{other.LastLogIndex}, SHA-256 {other.Sha256}). Find out which is right before restoring; nothing was written.",
                         other.Location);
                 }
                 result.Add(first);

@@ -72,6 +72,12 @@ public sealed record ArchivedSegment
     /// <summary>Records carry their own log index and time (UnisonDB payloads).</summary>
     public bool HasRecordTimes => PayloadFormat != Wal.WalPayloadFormat.Opaque && FirstRecordTime is not null && LastRecordTime is not null;
 
+    /// <summary>0, or which rewrite of this sealed id by raft log truncation this copy is.</summary>
+    public int Generation { get; init; }
+    /// <summary>For a generation ≥ 1: when it became the live history (its first record written
+    /// after the older generation's last); before it, the older generation was live.</summary>
+    public DateTimeOffset? LiveFrom { get; init; }
+
     /// <summary>The name to lay the segment out under: its own, else "%09d.seg".</summary>
     public string LayoutFileName => FileName ?? Wal.WalFormat.SegmentFileName(SegmentId, Wal.WalFormat.SegExtension);
 }

@@ -101,6 +101,31 @@ public static class WalFormat
         return true;
     }
 
+    /// <summary>A local archive's name for generation <paramref name="generation"/> ≥ 1 of a segment
+    /// that raft log truncation rewrote: "000000043.seg.g2".</summary>
+    public static string GenerationFileName(string segmentFileName, int generation) =>
+        generation == 0 ? segmentFileName : $"{segmentFileName}.g{generation.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>Parses "000000043.seg" (generation 0) or "000000043.seg.g2" (generation 2).</summary>
+    public static bool TryParseArchivedFileName(string fileName, out long segmentId, out string segmentFileName, out int generation)
+    {
+        generation = 0;
+        segmentFileName = fileName;
+        if (TryParseSegmentFileName(fileName, out segmentId))
+        {
+            return true;
+        }
+        if (fileName is null || fileName.Length < 16 || fileName[13] != '.' || fileName[14] != 'g' || fileName[15] == '0' ||
+            !int.TryParse(fileName.AsSpan(15), NumberStyles.None, CultureInfo.InvariantCulture, out generation) ||
+            !TryParseSegmentFileName(fileName[..13], out segmentId))
+        {
+            generation = 0;
+            return false;
+        }
+        segmentFileName = fileName[..13];
+        return true;
+    }
+
     /// <summary>Parses a sidecar name ("000000043.seg.idx") to its segment's id and name.</summary>
     public static bool TryParseSidecarFileName(string fileName, out long segmentId, out string segmentFileName)
     {

@@ -95,6 +95,7 @@ public static class WalOperations
 
         // 3. Destinations already there: identical is fine (idempotent re-run), different is refused.
         var present = new Dictionary<long, ContentDigest>();
+        var destinations = new Dictionary<long, string>();
         foreach (WalSegmentInfo s in selected)
         {
             ct.ThrowIfCancellationRequested();
@@ -111,6 +112,28 @@ public static class WalOperations
             SafePath.RejectLinksBelow(nsRoot, dest, "archived segment");
             ContentDigest source = await FileCopy.HashAsync(s.Path, ct).ConfigureAwait(false);
             ContentDigest existing = await FileCopy.HashAsync(dest, ct).ConfigureAwait(false);
+            if (source != existing && s.Mode == "raft")
+            {
+                // UnisonDB in raft mode rewrote the sealed segment (log truncation): archive it as
+                // the next generation beside the older ones, which stay for PITR before the rewrite.
+                for (int g = 1; ; g++)
+                {
+                    string generationPath = Path.Combine(destDir, WalFormat.GenerationFileName(s.FileName, g));
+                    if (!File.Exists(generationPath))
+                    {
+                        destinations[s.SegmentId] = generationPath;
+                        break;
+                    }
+                    ContentDigest archived = await FileCopy.HashAsync(generationPath, ct).ConfigureAwait(false);
+                    if (archived == source)
+                    {
+                        destinations[s.SegmentId] = generationPath;
+                        present[s.SegmentId] = archived;
+                        break;
+                    }
+                }
+                continue;
+            }
             if (source != existing)
             {
                 throw new ConflictException("WalSegmentConflict",
@@ -127,14 +150,14 @@ public static class WalOperations
         {
             ct.ThrowIfCancellationRequested();
             WalSegmentInfo s = selected[i];
-            string dest = Path.Combine(destDir, s.FileName);
+            string dest = destinations.GetValueOrDefault(s.SegmentId) ?? Path.Combine(destDir, s.FileName);
             if (present.TryGetValue(s.SegmentId, out ContentDigest already))
             {
                 shipped.Add(new ShippedSegment(ns, s.SegmentId, dest, already.Bytes, already.Sha256, AlreadyPresent: true));
                 context.Report(ShipActivity, $"Segment {s.SegmentId} already archived", i + 1, selected.Count, dest);
                 continue;
             }
-            if (!context.ShouldProcess(dest, $"Ship WAL segment {s.SegmentId}"))
+            if (!context.ShouldProcess(dest, destinations.ContainsKey(s.SegmentId) ? $"Ship WAL segment {s.SegmentId} (rewritten by raft log truncation) as a new generation" : $"Ship WAL segment {s.SegmentId}"))
             {
                 continue;
             }

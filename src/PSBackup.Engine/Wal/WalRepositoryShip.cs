@@ -36,26 +36,59 @@ internal static class WalRepositoryShip
 
     public static string RefName(string ns, long segmentId) => $"wal/{ns}/{segmentId.ToString("D9", CultureInfo.InvariantCulture)}";
 
+    /// <summary>Generation 0 is <c>wal/&lt;ns&gt;/&lt;id:D9&gt;</c>; a raft-mode rewrite of the same id
+    /// (log truncation) is archived beside it as <c>wal/&lt;ns&gt;/&lt;id:D9&gt;.g&lt;n&gt;</c>.</summary>
+    public static string RefName(string ns, long segmentId, int generation) =>
+        generation == 0 ? RefName(ns, segmentId) : $"{RefName(ns, segmentId)}.g{generation.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>Parses the part of a WAL ref after <c>wal/&lt;ns&gt;/</c>: "000000012" or "000000012.g2".
+    /// Anything else (other kinds a later shipper adds) is not a whole segment: false.</summary>
+    public static bool TryParseRef(string rest, out long segmentId, out int generation)
+    {
+        segmentId = 0;
+        generation = 0;
+        if (rest.Length < 9 || !rest[..9].All(char.IsAsciiDigit))
+        {
+            return false;
+        }
+        if (rest.Length > 9)
+        {
+            if (rest.Length < 12 || rest[9] != '.' || rest[10] != 'g' || !rest[11..].All(char.IsAsciiDigit) || rest[11] == '0' ||
+                !int.TryParse(rest.AsSpan(11), NumberStyles.None, CultureInfo.InvariantCulture, out generation))
+            {
+                return false;
+            }
+        }
+        segmentId = long.Parse(rest.AsSpan(0, 9), NumberStyles.None, CultureInfo.InvariantCulture);
+        return true;
+    }
+
     public static async Task<WalShipResult> RunAsync(InvokeWalShipOptions options, string ns, string walDir, RepositoryTarget target, OperationContext context)
     {
         CancellationToken ct = context.CancellationToken;
         await using OpenRepository open = await RepositoryConnector.OpenForWriteAsync(target, RepositoryLockMode.Shared, "Invoke-WalShip", context).ConfigureAwait(false);
         Repository.Repository repo = open.Repository;
 
-        // 1. What the repository holds: segment id -> manifest ids (partials and foreign names ignored).
+        // 1. What the repository holds: segment id -> manifest ids, newest generation first
+        // (partials and foreign names ignored).
         var archived = new SortedDictionary<long, List<string>>();
+        var generationOf = new Dictionary<string, int>(StringComparer.Ordinal);
         string prefix = RefPrefix(ns);
         foreach (RepositoryRef r in await repo.ListRefsAsync(prefix, ct).ConfigureAwait(false))
         {
-            string rest = r.Name[prefix.Length..];
-            if (rest.Length == 9 && rest.All(char.IsAsciiDigit) && long.TryParse(rest, NumberStyles.None, CultureInfo.InvariantCulture, out long id))
+            if (TryParseRef(r.Name[prefix.Length..], out long id, out int generation))
             {
                 if (!archived.TryGetValue(id, out List<string>? ids))
                 {
                     archived[id] = ids = new List<string>();
                 }
                 ids.Add(r.ManifestId);
+                generationOf[r.ManifestId] = Math.Max(generation, generationOf.GetValueOrDefault(r.ManifestId));
             }
+        }
+        foreach (List<string> ids in archived.Values)
+        {
+            ids.Sort((a, b) => generationOf[b].CompareTo(generationOf[a]));
         }
 
         // 2. What the WAL holds: sealed, valid, contiguous segments after AfterSegmentId.
@@ -79,6 +112,7 @@ internal static class WalRepositoryShip
         }).ConfigureAwait(false);
         var results = new List<ShippedSegment>(selected.Count);
         var toShip = new List<WalSegmentInfo>();
+        var newGenerations = new Dictionary<long, (int Generation, DateTimeOffset? LiveFrom)>();
         foreach (WalSegmentInfo s in selected)
         {
             ContentDigest local = digests[s.SegmentId];
@@ -87,39 +121,72 @@ internal static class WalRepositoryShip
                 toShip.Add(s);
                 continue;
             }
+            // The same bytes under any generation: already archived. Different bytes: a conflict,
+            // unless UnisonDB in raft mode rewrote the sealed segment (log truncation), which is
+            // archived as the next generation; the older ones stay for PITR before the rewrite.
+            string? same = null;
+            RepositoryManifest? newest = null;
             foreach (string id in ids)
             {
                 RepositoryManifest m = await repo.ReadManifestAsync(id, ct).ConfigureAwait(false);
+                newest ??= m;
                 RepositoryFile? f = m.Files.Count == 1 ? m.Files[0] : null;
-                if (m.Kind != BackupKind.WalSegment || f is null || f.Sha256 != local.Sha256 || f.Size != local.Bytes)
+                if (m.Kind == BackupKind.WalSegment && f is not null && f.Sha256 == local.Sha256 && f.Size == local.Bytes)
                 {
-                    throw new ConflictException("WalSegmentConflict",
-                        $"Segment {s.SegmentId} of namespace '{ns}' is already archived in {repo.Location} (backup {id}) with different content (SHA-256 {f?.Sha256 ?? "?"}, {f?.Size ?? 0} bytes) than the local segment (SHA-256 {local.Sha256}, {local.Bytes} bytes). PSBackup never overwrites an archived segment; nothing was shipped. Investigate which copy is right before shipping again.",
-                        RefName(ns, s.SegmentId));
+                    same = id;
+                    break;
                 }
             }
-            results.Add(new ShippedSegment(ns, s.SegmentId, RefName(ns, s.SegmentId), local.Bytes, local.Sha256, AlreadyPresent: true)
+            if (same is not null)
             {
-                Repository = target.Location,
-                BackupId = ids[0],
-            });
+                int g = generationOf[same];
+                results.Add(new ShippedSegment(ns, s.SegmentId, RefName(ns, s.SegmentId, g), local.Bytes, local.Sha256, AlreadyPresent: true)
+                {
+                    Repository = target.Location,
+                    BackupId = same,
+                });
+                continue;
+            }
+            RepositoryFile? archivedFile = newest is { Files.Count: 1 } ? newest.Files[0] : null;
+            if (s.Mode != "raft")
+            {
+                throw new ConflictException("WalSegmentConflict",
+                    $"Segment {s.SegmentId} of namespace '{ns}' is already archived in {repo.Location} (backup {ids[0]}) with different content (SHA-256 {archivedFile?.Sha256 ?? "?"}, {archivedFile?.Size ?? 0} bytes) than the local segment (SHA-256 {local.Sha256}, {local.Bytes} bytes). PSBackup never overwrites an archived segment; nothing was shipped. Only UnisonDB in raft mode rewrites a sealed segment (log truncation), and this one is not a raft segment: investigate which copy is right before shipping again.",
+                    RefName(ns, s.SegmentId));
+            }
+            // Rewritten by raft log truncation: validate the new bytes in full (only the header
+            // was read, on the assumption they were archived already).
+            WalSegmentInfo full = WalSegmentReader.Inspect(s.Path, ns, s.SegmentId);
+            if (!full.Valid || !full.Sealed)
+            {
+                throw new IntegrityException("WalSegmentCorrupt",
+                    $"Segment {s.SegmentId} ({s.Path}) was rewritten (raft log truncation) and {(full.Valid ? "is not sealed" : $"failed validation at offset {full.ErrorOffset}: {full.Error}")}. Nothing was shipped; a corrupt segment is never archived.",
+                    s.Path);
+            }
+            int next = generationOf[ids[0]] + 1;
+            newGenerations[s.SegmentId] = (next, LiveFrom(full, newest?.Segment?.LastRecordTime));
+            toShip.Add(full);
         }
+        toShip.Sort((a, b) => a.SegmentId.CompareTo(b.SegmentId));
 
         // 4. No hole between what is archived and what is shipped now, in ids or log indexes.
         if (toShip.Count > 0)
         {
-            await CheckContinuityAsync(open, ns, archived, toShip, context).ConfigureAwait(false);
+            await CheckContinuityAsync(open, ns, archived, toShip, newGenerations.Keys.ToHashSet(), context).ConfigureAwait(false);
         }
 
         // 5. Ask once per segment, then upload in parallel; each commit is independent, so an
         // interrupted run leaves whole segments archived and the next run ships the rest.
-        var accepted = toShip.Where(s => context.ShouldProcess($"{repo.Location} ({RefName(ns, s.SegmentId)})", $"Ship WAL segment {s.SegmentId}")).ToList();
+        string RefOf(long id) => RefName(ns, id, newGenerations.TryGetValue(id, out var g) ? g.Generation : 0);
+        var accepted = toShip.Where(s => context.ShouldProcess($"{repo.Location} ({RefOf(s.SegmentId)})",
+            newGenerations.TryGetValue(s.SegmentId, out var g) ? $"Ship WAL segment {s.SegmentId} (rewritten by raft log truncation) as generation {g.Generation}" : $"Ship WAL segment {s.SegmentId}")).ToList();
         int done = 0;
         var shipped = new ConcurrentBag<ShippedSegment>();
         await Parallel.ForEachAsync(accepted, new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = ct }, async (s, c) =>
         {
             ContentDigest expected = digests[s.SegmentId];
-            string refName = RefName(ns, s.SegmentId);
+            string refName = RefOf(s.SegmentId);
+            (int generation, DateTimeOffset? liveFrom) = newGenerations.GetValueOrDefault(s.SegmentId);
             await using BackupWriter writer = repo.BeginBackup(new BackupInfo
             {
                 Kind = BackupKind.WalSegment,
@@ -138,6 +205,8 @@ internal static class WalRepositoryShip
                     LastRecordTime = s.LastRecordTime,
                     PayloadFormat = s.PayloadFormat.ToString(),
                     Version = s.Version,
+                    Generation = generation == 0 ? null : generation,
+                    LiveFrom = liveFrom,
                 },
             }, context.Clock);
             RepositoryFile f = await writer.AddFileFromPathAsync("wal/" + s.FileName, s.Path, ChunkingProfile.Default, c).ConfigureAwait(false);
@@ -165,7 +234,7 @@ internal static class WalRepositoryShip
     /// newest archived segment below the first of them, every id up to the last is either archived
     /// or shipped now, and the log index runs on from that archived segment's last record.</summary>
     private static async Task CheckContinuityAsync(OpenRepository open, string ns, SortedDictionary<long, List<string>> archived,
-        List<WalSegmentInfo> toShip, OperationContext context)
+        List<WalSegmentInfo> toShip, IReadOnlySet<long> rewritten, OperationContext context)
     {
         CancellationToken ct = context.CancellationToken;
         long first = toShip[0].SegmentId, last = toShip[^1].SegmentId;
@@ -194,7 +263,9 @@ internal static class WalRepositoryShip
         {
             await CheckSeamAsync(open, ns, archived[prev][0], toShip[0], after: true, context).ConfigureAwait(false);
         }
-        if (archived.TryGetValue(last + 1, out List<string>? next))
+        // A rewritten segment (raft truncation) ends a different history than the archived ids
+        // after it, which the truncation deleted; they are older generations, not neighbours.
+        if (!rewritten.Contains(last) && archived.TryGetValue(last + 1, out List<string>? next))
         {
             await CheckSeamAsync(open, ns, next[0], toShip[^1], after: false, context).ConfigureAwait(false);
         }
@@ -227,6 +298,23 @@ internal static class WalRepositoryShip
                 $"WAL gap for namespace '{ns}': {seam} One of them is {(after ? "archived" : "local")} in {open.Repository.Location}. Nothing was shipped.",
                 RefPrefix(ns), []), context).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>When a rewritten generation became the live history: its first record written after
+    /// every record of the generation before it (raft appends after truncating), else its seal.</summary>
+    internal static DateTimeOffset? LiveFrom(WalSegmentInfo rewritten, DateTimeOffset? previousLastRecordTime)
+    {
+        if (previousLastRecordTime is { } before && rewritten.PayloadFormat != WalPayloadFormat.Opaque)
+        {
+            foreach (WalRecord r in WalSegmentReader.ReadRecords(rewritten.Path))
+            {
+                if (r.Time is { } t && t > before)
+                {
+                    return t;
+                }
+            }
+        }
+        return rewritten.LastModifiedAt;
     }
 
     /// <summary>Writes a <see cref="WalGapEvent"/> (when ShouldProcess agrees) and returns the gap to

@@ -59,6 +59,11 @@ public sealed record RepositorySegment
     public string? PayloadFormat { get; init; }
     /// <summary>walfs version (1 or 2); null in older manifests.</summary>
     public int? Version { get; init; }
+    /// <summary>Raft log truncation rewrote this sealed segment id: the generation (1, 2, …; null = 0).</summary>
+    public int? Generation { get; init; }
+    /// <summary>For a generation ≥ 1: when it became the live history (its first record written after
+    /// the previous generation's last). Point-in-time restore before it uses the older generation.</summary>
+    public DateTimeOffset? LiveFrom { get; init; }
 }
 
 /// <summary>The header of a backup: what it is and where it came from. Everything but the file list.</summary>

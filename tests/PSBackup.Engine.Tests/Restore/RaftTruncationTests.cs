@@ -1,0 +1,243 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using PSBackup.Engine.Repository;
+using PSBackup.Engine.Restore;
+using PSBackup.Engine.Tests.Support;
+using PSBackup.Engine.Wal;
+
+namespace PSBackup.Engine.Tests.Restore;
+
+/// <summary>UnisonDB in raft mode truncates its log: walfs <c>TruncateTo</c> unseals a sealed
+/// segment, cuts its records, zeroes 1 KiB after the new end and deletes the later segments
+/// (<c>pkg/walfs/segment.go:1338-1412</c>, <c>walog.go</c> Truncate); new entries then rewrite the
+/// same id. Shipping archives the rewrite as a new generation instead of refusing it forever, and
+/// a restore takes the generation that was live at the target.</summary>
+public sealed class RaftTruncationTests : IDisposable
+{
+    private const long Size = 64 << 10;
+    private static readonly DateTimeOffset T0 = new(2026, 2, 1, 0, 0, 0, TimeSpan.Zero);
+    private readonly TestDirectory _dir = new();
+    private string Data => _dir.Combine("data");
+    private string Wal => Path.Combine(Data, "users", "wal");
+
+    public void Dispose() => _dir.Dispose();
+
+    /// <summary>A raft log entry as UnisonDB's BinaryCodecV1 encodes it (pkg/raftwalfs/codec.go):
+    /// term | index | type 0 (command) | appendedAt ns | uvarint len | data | uvarint 0.</summary>
+    private static byte[] Entry(long term, long index, DateTimeOffset appendedAt)
+    {
+        byte[] data = new byte[200];
+        new Random((int)(index * 31 + term)).NextBytes(data);
+        byte[] e = new byte[25 + 2 + data.Length + 1];
+        BinaryPrimitives.WriteInt64LittleEndian(e, term);
+        BinaryPrimitives.WriteInt64LittleEndian(e.AsSpan(8), index);
+        e[16] = 0;
+        BinaryPrimitives.WriteInt64LittleEndian(e.AsSpan(17), (appendedAt - DateTimeOffset.UnixEpoch).Ticks * 100);
+        e[25] = (byte)(data.Length & 0x7F | 0x80);
+        e[26] = (byte)(data.Length >> 7);
+        data.CopyTo(e, 27);
+        e[^1] = 0;
+        return e;
+    }
+
+    private static DateTimeOffset At(double seconds) => T0.AddSeconds(seconds);
+
+    private string SegPath(long id) => Path.Combine(Wal, WalFormat.SegmentFileName(id, WalFormat.SegExtension));
+
+    private void WriteSegment(long id, long firstIndex, long count, long term, double firstSecond, bool seal)
+    {
+        using WalSegmentWriter w = WalSegmentWriter.Create(SegPath(id), firstIndex, At(firstSecond), Size, 1, WalFormat.MarkerRaft);
+        for (long i = 0; i < count; i++)
+        {
+            w.Append(Entry(term, firstIndex + i, At(firstSecond + i)), firstIndex + i);
+        }
+        if (seal)
+        {
+            w.Seal(At(firstSecond + count));
+        }
+        else
+        {
+            w.Sync();
+        }
+    }
+
+    /// <summary>What walfs TruncateTo does to a segment (then WALog.Truncate deletes the later ones).</summary>
+    private void TruncateTo(long id, long keepThroughIndex)
+    {
+        string path = SegPath(id);
+        List<WalRecord> records = WalSegmentReader.ReadRecords(path).ToList();
+        int keep = records.FindIndex(r => r.LogIndex == keepThroughIndex) + 1;
+        long end = records[keep - 1].Offset + WalFormat.RecordSize(records[keep - 1].Data.Length);
+        using (var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite))
+        {
+            byte[] header = new byte[64];
+            f.ReadExactly(header);
+            BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(24), (ulong)end);
+            BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(32), keep);
+            BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(16), (At(199) - DateTimeOffset.UnixEpoch).Ticks * 100);
+            BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(40), WalFormat.FlagActive);
+            BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(56), Crc32C.Compute(header.AsSpan(0, 56)));
+            f.Position = 0;
+            f.Write(header);
+            f.Position = end;
+            f.Write(new byte[1024]); // zeroAheadFrom: only 1 KiB; older records stay beyond it
+        }
+        File.Delete(path + ".idx");
+        foreach (string later in Directory.GetFiles(Wal, "*.seg").Where(p => WalFormat.TryParseSegmentFileName(Path.GetFileName(p), out long other) && other > id))
+        {
+            File.Delete(later);
+            File.Delete(later + ".idx");
+        }
+    }
+
+    /// <summary>walfs Write then SealSegment on the truncated segment: records at WriteOffset.</summary>
+    private void AppendAndSeal(long id, long firstIndex, long count, long term, double firstSecond)
+    {
+        string path = SegPath(id);
+        using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        byte[] header = new byte[64];
+        f.ReadExactly(header);
+        long offset = (long)BinaryPrimitives.ReadUInt64LittleEndian(header.AsSpan(24));
+        long entries = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(32));
+        for (long i = 0; i < count; i++)
+        {
+            byte[] data = Entry(term, firstIndex + i, At(firstSecond + i));
+            byte[] record = new byte[WalFormat.RecordSize(data.Length)];
+            BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(4), (uint)data.Length);
+            data.CopyTo(record, 8);
+            BinaryPrimitives.WriteUInt32LittleEndian(record, WalFormat.RecordCrc(data));
+            BinaryPrimitives.WriteUInt64LittleEndian(record.AsSpan(8 + data.Length), WalFormat.TrailerWord);
+            f.Position = offset;
+            f.Write(record);
+            offset += record.Length;
+            entries++;
+        }
+        BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(24), (ulong)offset);
+        BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(32), entries);
+        BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(16), (At(firstSecond + count) - DateTimeOffset.UnixEpoch).Ticks * 100);
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(40), WalFormat.FlagSealed);
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(56), Crc32C.Compute(header.AsSpan(0, 56)));
+        f.Position = 0;
+        f.Write(header);
+    }
+
+    private async Task<RepositoryTarget> Scenario()
+    {
+        // Term 1: segments 1 (1..50) and 2 (51..100) sealed, 3 (101..120) active; entry n at T0 + n s.
+        Directory.CreateDirectory(Wal);
+        WriteSegment(1, 1, 50, 1, 1, seal: true);
+        WriteSegment(2, 51, 50, 1, 51, seal: true);
+        WriteSegment(3, 101, 20, 1, 101, seal: false);
+        var repo = new RepositoryTarget { Location = _dir.Combine("repo") };
+        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(repo) { Unencrypted = true }, OperationContext.Default);
+        await Ship(repo);
+        byte[] before = File.ReadAllBytes(SegPath(2));
+
+        // A new leader (term 2) at T0 + 200 s: the log is truncated to 80 and entries 81..95 rewrite
+        // segment 2, which seals again; segment 3 is recreated with 96..100.
+        TruncateTo(2, 80);
+        AppendAndSeal(2, 81, 15, 2, 201);
+        WriteSegment(3, 96, 5, 2, 216, seal: false);
+        Assert.NotEqual(before, File.ReadAllBytes(SegPath(2)));
+        await WriteSnapshot(repo);
+        return repo;
+    }
+
+    private async Task<(WalShipResult Repo, WalShipResult Local)> Ship(RepositoryTarget repo) =>
+        (await WalOperations.ShipAsync(new InvokeWalShipOptions(Data, "users", null) { Repository = repo }, OperationContext.Default),
+         await WalOperations.ShipAsync(new InvokeWalShipOptions(Data, "users", "wal"), OperationContext.Default));
+
+    private async Task WriteSnapshot(RepositoryTarget repo)
+    {
+        await using (OpenRepository open = await RepositoryConnector.OpenForWriteAsync(repo, RepositoryLockMode.Shared, "test", OperationContext.Default))
+        {
+            await using BackupWriter writer = open.Repository.BeginBackup(new BackupInfo
+            {
+                Kind = BackupKind.StoreSnapshot,
+                Namespace = "users",
+                CreatedAt = T0,
+                Wal = new WalPosition([1], 0, 0),
+            }, new ManualClock(T0));
+            await using (var content = new MemoryStream([1]))
+            {
+                await writer.AddFileAsync("db/unison.db", content, ChunkingProfile.Default, CancellationToken.None);
+            }
+            await writer.CommitAsync("snapshot/users/20260201T000000Z", CancellationToken.None);
+        }
+        string file = Path.Combine(Data, "backups", "users", "snapshots", "empty");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        await File.WriteAllBytesAsync(file, [1]);
+        await ManifestIO.WriteAsync(file + ".manifest.json", new BackupManifest
+        {
+            Kind = "snapshot",
+            CreatedAt = T0,
+            CompletedAt = T0,
+            Source = "test",
+            Wal = new WalPosition([1], 0, 0),
+            Files = [new ManifestFile("unison.db", 1, Convert.ToHexStringLower(SHA256.HashData([1])))],
+        }, CancellationToken.None);
+    }
+
+    private async Task<List<WalRecord>> RestoredRecords(DateTimeOffset? time, long? index, RepositoryTarget? repo)
+    {
+        PointInTimeRestoreResult r = await RestoreOperations.RestorePointInTimeAsync(new RestorePointInTimeOptions(Data, "users")
+        {
+            TargetTime = time,
+            TargetLogIndex = index,
+            TargetDataDir = _dir.Combine("restored-" + Guid.NewGuid().ToString("N")[..6]),
+            Repository = repo,
+        }, OperationContext.Default);
+        WalDirectoryReport report = WalDirectory.Scan(Path.Combine(r.RestoredPath, "wal"), "users");
+        Assert.False(report.HasGap, string.Join(" ", report.ContinuityErrors));
+        return report.Segments.SelectMany(s => WalSegmentReader.ReadRecords(s.Path)).ToList();
+    }
+
+    private static long TermOf(WalRecord r) => BinaryPrimitives.ReadInt64LittleEndian(r.Data);
+
+    [Fact]
+    public async Task A_rewritten_segment_is_archived_as_a_new_generation_and_shipping_goes_on()
+    {
+        RepositoryTarget repo = await Scenario();
+        WalSegmentInfo rewritten = WalSegmentReader.Inspect(SegPath(2), "users");
+        Assert.True(rewritten.Valid, rewritten.Error);
+        Assert.Equal(("raft", WalPayloadFormat.Raft, 95L), (rewritten.Mode, rewritten.PayloadFormat, rewritten.LastLogIndex));
+        Assert.Contains(rewritten.Warnings, w => w.Contains("raft log truncation", StringComparison.Ordinal)); // stale bytes past the 1 KiB
+
+        (WalShipResult toRepo, WalShipResult local) = await Ship(repo);
+        ShippedSegment g1 = toRepo.Backups.Single(b => b.SegmentId == 2);
+        Assert.False(g1.AlreadyPresent);
+        Assert.Equal("wal/users/000000002.g1", g1.Path);
+        Assert.True(toRepo.Backups.Single(b => b.SegmentId == 1).AlreadyPresent);
+        Assert.Equal("000000002.seg.g1", Path.GetFileName(local.Backups.Single(b => b.SegmentId == 2).Path));
+        Assert.True(File.Exists(Path.Combine(Data, "backups", "users", "wal", "000000002.seg"))); // the older generation stays
+
+        (WalShipResult again, WalShipResult againLocal) = await Ship(repo);
+        Assert.All(again.Backups, b => Assert.True(b.AlreadyPresent));
+        Assert.All(againLocal.Backups, b => Assert.True(b.AlreadyPresent));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_restore_takes_the_generation_that_was_live_at_the_target(bool fromRepository)
+    {
+        RepositoryTarget repo = await Scenario();
+        await Ship(repo);
+        RepositoryTarget? source = fromRepository ? repo : null;
+
+        // Before the truncation (T0 + 150 s) the log held term-1 entries 1..100 (81..100 later truncated).
+        List<WalRecord> before = await RestoredRecords(At(150), null, source);
+        Assert.Equal(Enumerable.Range(1, 100).Select(i => (long)i), before.Select(r => r.LogIndex));
+        Assert.All(before, r => Assert.Equal(1, TermOf(r)));
+
+        // After it (T0 + 205 s): 1..80 of term 1, then the new leader's 81..85.
+        List<WalRecord> after = await RestoredRecords(At(205), null, source);
+        Assert.Equal(Enumerable.Range(1, 85).Select(i => (long)i), after.Select(r => r.LogIndex));
+        Assert.All(after, r => Assert.Equal(r.LogIndex <= 80 ? 1 : 2, TermOf(r)));
+
+        // By log index: the current history.
+        List<WalRecord> byIndex = await RestoredRecords(null, 90, source);
+        Assert.Equal(90, byIndex[^1].LogIndex);
+        Assert.Equal(2, TermOf(byIndex[^1]));
+    }
+}
