@@ -288,6 +288,7 @@ public static class WalOperations
             }
         }
 
+        bool HeaderOnly(WalSegmentInfo x) => x.SegmentId <= afterSegmentId || headerOnly?.Contains(x.SegmentId) == true;
         for (int i = 1; i < chain.Count; i++)
         {
             WalSegmentInfo p = chain[i - 1], s = chain[i];
@@ -295,15 +296,18 @@ public static class WalOperations
             {
                 continue; // an empty segment walfs has not assigned a first log index yet
             }
-            // A header-only anchor knows only its header's count; the payload-decoded last index
-            // of a fully read segment is exact (UnisonDB may skip log indexes inside a segment).
-            long prevLast = p.LastLogIndex ?? p.FirstLogIndex - 1;
-            WalPayloadFormat prevFormat = p.PayloadFormat;
-            if (p.PayloadFormat == WalPayloadFormat.Opaque && s.PayloadFormat != WalPayloadFormat.Opaque && s.FirstLogIndex > prevLast)
+            // A segment read header-only (already archived, or the anchor) knows only its header's
+            // count, not its payloads: UnisonDB may have skipped a log index inside it, so its last
+            // index is a lower bound. Two such neighbours were checked when they were shipped.
+            bool pPartial = HeaderOnly(p), sPartial = HeaderOnly(s);
+            if (pPartial && sPartial)
             {
-                prevFormat = s.PayloadFormat; // read from its header only: trust the decoded neighbour
+                continue;
             }
-            string? seam = WalDirectory.DescribeSeam(p.SegmentId, p.FirstLogIndex, prevLast, prevFormat, s.SegmentId, s.FirstLogIndex, s.PayloadFormat, out bool skipped);
+            long prevLast = p.LastLogIndex ?? p.FirstLogIndex - 1;
+            WalPayloadFormat prevFormat = pPartial ? s.PayloadFormat : p.PayloadFormat;
+            WalPayloadFormat nextFormat = sPartial ? p.PayloadFormat : s.PayloadFormat;
+            string? seam = WalDirectory.DescribeSeam(p.SegmentId, p.FirstLogIndex, prevLast, prevFormat, s.SegmentId, s.FirstLogIndex, nextFormat, out bool skipped);
             if (seam is not null && !skipped)
             {
                 throw new WalGapException($"WAL gap in '{walDir}': {seam} Nothing was shipped.", walDir, []);
