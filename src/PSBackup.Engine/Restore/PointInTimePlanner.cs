@@ -232,16 +232,16 @@ public static class PointInTimePlanner
         Dictionary<long, ArchivedSegment> complete, long? lastArchived, List<string> notes, TimeCut? timeCut)
     {
         string shown = target.ToString();
-        var eligible = snapshots.Where(s => s.CompletedAt is { } c && c <= t).ToList();
+        var eligible = snapshots.Where(s => HoldsNothingAfter(s) is { } c && c <= t).ToList();
         if (eligible.Count == 0)
         {
-            RestorableSnapshot? first = snapshots.Where(s => s.CompletedAt is not null).MinBy(s => s.CompletedAt);
+            RestorableSnapshot? first = snapshots.Where(s => HoldsNothingAfter(s) is not null).MinBy(HoldsNothingAfter);
             throw new TargetBeforeFirstSnapshotException(first is null
                 ? $"No snapshot of namespace '{ns}' records when it completed, so none can serve a time target. Restore to a log index (-TargetLogIndex) instead."
-                : $"The target {shown} is before the first snapshot of namespace '{ns}': the oldest, '{first.Id}', completed at {Format(first.CompletedAt!.Value)}. Choose a target at or after that time.",
+                : $"The target {shown} is before the first snapshot of namespace '{ns}': the oldest, '{first.Id}', holds records up to {Format(HoldsNothingAfter(first)!.Value)}. Choose a target at or after that time.",
                 Format(t));
         }
-        RestorableSnapshot snapshot = eligible.OrderByDescending(s => s.CompletedAt).ThenByDescending(s => s.Wal.AppliedLogIndex ?? -1).First();
+        RestorableSnapshot snapshot = eligible.OrderByDescending(HoldsNothingAfter).ThenByDescending(s => s.Wal.AppliedLogIndex ?? -1).First();
         long? applied = snapshot.Wal.AppliedLogIndex;
         long start = StartOf(snapshot, complete, notes);
         long? firstId = FirstSegmentOf(snapshot, start, complete);
@@ -312,7 +312,7 @@ public static class PointInTimePlanner
         }
         if (applied is long ap && ap > durable)
         {
-            notes.Add($"Snapshot '{snapshot.Id}' (completed {Format(snapshot.CompletedAt!.Value)}) already holds records up to {ap}, later than the last record written at or before the target; all of them were written before it completed.");
+            notes.Add($"Snapshot '{snapshot.Id}' (holding records up to {Format(HoldsNothingAfter(snapshot)!.Value)}) already holds records up to {ap}, later than the last record written at or before the target; all of them were written by then.");
         }
         List<PlannedSegment> chain = Chain(ns, snapshot, start, effective, complete, firstId, notes);
         return new PointInTimePlan
