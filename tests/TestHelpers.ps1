@@ -114,3 +114,20 @@ function Copy-UnisonFixture {
     $null = New-Item -ItemType Directory -Path $DataDir -Force
     Copy-Item -Path (Join-Path $source '*') -Destination $DataDir -Recurse -Force
 }
+
+function New-TestWal {
+    <# Writes a WAL of many small sealed walfs v2 segments (and one active) for namespace $Namespace
+       under $DataDir with UnisonDB's own writer (the v2 oracle's gen), named %09d.wal as the seed
+       archives them. About 37 segments for the default 1500 records. #>
+    param(
+        [Parameter(Mandatory)] [string] $DataDir,
+        [string] $Namespace = 'users',
+        [int] $Records = 1500
+    )
+    $wal = Join-Path $DataDir $Namespace 'wal'
+    $null = New-Item -ItemType Directory -Path $wal -Force
+    $output = & (Get-UnisonOracle -V2) gen -dir $wal -ext .wal -seg-size 307200 -records $Records -sessions 1 2>&1
+    if ($LASTEXITCODE -ne 0) {
+        throw "unisondb-walfs-v2 gen failed ($LASTEXITCODE): $($output -join [Environment]::NewLine)"
+    }
+}

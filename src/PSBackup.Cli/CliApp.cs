@@ -284,6 +284,8 @@ public static partial class CliApp
     {
         json = new Option<bool>("--json") { Description = "Write the result as JSON (camelCase) for scripts." };
         command.Options.Add(json);
+        command.Options.Add(new Option<bool>("--verbose") { Description = "Tell on stderr what the command does (repository opened, lock, key cache, parent reused, files read, bytes stored), like -Verbose." });
+        command.Options.Add(new Option<bool>("--debug") { Description = "Also print every storage call (key, size, time) on stderr, like -Debug." });
         whatIf = null;
         if (writes)
         {
@@ -349,8 +351,10 @@ public static partial class CliApp
     {
         TextWriter stdout = parse.InvocationConfiguration.Output;
         TextWriter stderr = parse.InvocationConfiguration.Error;
-        bool json = parse.CommandResult.Command.Options.Any(o => o.Name == "--json") && parse.GetValue<bool>("--json");
+        bool json = Flag(parse, "--json");
         var io = new CommandIO(stdout, stderr, json, cancellationToken);
+        bool debug = Flag(parse, "--debug");
+        using IDisposable log = OperationLog.Use(debug || Flag(parse, "--verbose") ? new StderrLog(stderr, debug) : null);
         try
         {
             await body(io).ConfigureAwait(false);
@@ -359,6 +363,24 @@ public static partial class CliApp
         catch (Exception e)
         {
             return Fail(stderr, e);
+        }
+    }
+
+    private static bool Flag(ParseResult parse, string name) =>
+        parse.CommandResult.Command.Options.Any(o => o.Name == name) && parse.GetValue<bool>(name);
+
+    /// <summary>--verbose / --debug: the engine's log on stderr, one line each, so stdout stays the
+    /// table or JSON. Lines from parallel work are written whole.</summary>
+    private sealed class StderrLog(TextWriter stderr, bool debug) : IOperationLogSink
+    {
+        public bool IsEnabled(OperationLogLevel level) => level == OperationLogLevel.Verbose || debug;
+
+        public void Write(OperationLogLevel level, string message)
+        {
+            lock (this)
+            {
+                stderr.WriteLine((level == OperationLogLevel.Verbose ? "VERBOSE: " : "DEBUG: ") + message);
+            }
         }
     }
 

@@ -43,11 +43,5 @@ internal sealed class TableWriter
         writer.WriteLine(string.Join("  ", parts).TrimEnd());
     }
 
-    public static string Size(long bytes) => bytes switch
-    {
-        >= 1L << 30 => $"{bytes / (double)(1L << 30):N1} GiB",
-        >= 1L << 20 => $"{bytes / (double)(1L << 20):N1} MiB",
-        >= 1L << 10 => $"{bytes / 1024d:N1} KiB",
-        _ => $"{bytes} B",
-    };
+    public static string Size(long bytes) => PSBackup.Engine.Sizes.Format(bytes);
 }

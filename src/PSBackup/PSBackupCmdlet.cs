@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Management.Automation;
 using PSBackup.Engine;
 
@@ -6,14 +7,25 @@ namespace PSBackup;
 
 /// <summary>Base of every PSBackup cmdlet. Owns cancellation (a token cancelled in
 /// <see cref="StopProcessing"/>) and bridges the async engine: the engine call runs on the thread
-/// pool while the pipeline thread pumps a queue, so WriteObject, WriteError, WriteProgress,
+/// pool while the pipeline thread pumps a bounded queue, so WriteObject, WriteError, WriteProgress,
 /// WriteVerbose, ShouldProcess and script block invocation only ever run on the pipeline thread.
-/// Engine errors become ErrorRecords in one place (<see cref="ErrorMapping"/>).</summary>
-public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
+/// Output is awaited (<see cref="WriteObjectAsync"/> completes once the pipeline thread has written
+/// the object, i.e. once the downstream commands have processed it), so a slow consumer slows the
+/// engine down and a stopped one (<c>Select-Object -First 1</c>, Ctrl+C) stops it at its next write.
+/// Engine errors become ErrorRecords in one place (<see cref="ErrorMapping"/>); the engine's log
+/// (<see cref="OperationLog"/>) reaches -Verbose and -Debug.</summary>
+public abstract class PSBackupCmdlet : PSCmdlet, IDisposable, IOperationLogSink
 {
+    /// <summary>Work items waiting for the pipeline thread. Output waits for its own item anyway;
+    /// the bound makes warnings, verbose and debug messages wait too rather than pile up in memory
+    /// while a slow consumer holds the pipeline thread.</summary>
+    internal const int QueueCapacity = 64;
+
     private readonly CancellationTokenSource _stop = new();
     private BlockingCollection<WorkItem>? _queue;
     private int _pipelineThreadId;
+    private bool _verbose;
+    private bool _debug;
     private bool _disposed;
 
     /// <summary>Cancelled when the user presses Ctrl+C or the pipeline is stopped.</summary>
@@ -25,17 +37,41 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
     {
     }
 
-    /// <summary>Processes one pipeline input record. Runs on the thread pool; use the Post* and
-    /// *Async members of this class, which marshal to the pipeline thread.</summary>
+    /// <summary>Processes one pipeline input record. Runs on the thread pool; use the *Async and
+    /// Post* members of this class, which marshal to the pipeline thread.</summary>
     protected abstract Task ProcessRecordAsync();
+
+    /// <summary>Runs once after the last input record, on the thread pool like
+    /// <see cref="ProcessRecordAsync"/> (for cmdlets that collect their input first).</summary>
+    protected virtual Task EndProcessingAsync() => Task.CompletedTask;
 
     protected sealed override void ProcessRecord()
     {
-        _pipelineThreadId = Environment.CurrentManagedThreadId;
+        CaptureStreams();
         PrepareRecord();
+        RunReportingItemFailures(ProcessRecordAsync);
+    }
+
+    protected sealed override void EndProcessing()
+    {
+        CaptureStreams();
         try
         {
-            RunOnThreadPool(ProcessRecordAsync);
+            RunReportingItemFailures(EndProcessingAsync);
+        }
+        finally
+        {
+            CompleteProgress();
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> through the pump; a failure that belongs to the input
+    /// item is written as a non-terminating error and the pipeline goes on.</summary>
+    private void RunReportingItemFailures(Func<Task> work)
+    {
+        try
+        {
+            RunOnThreadPool(work);
         }
         catch (PipelineStoppedException)
         {
@@ -43,7 +79,6 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
         }
         catch (Exception e) when (ErrorMapping.IsItemFailure(e))
         {
-            // A failure on this input item: report it and let the pipeline continue with the next.
             WriteError(ErrorMapping.ToErrorRecord(e));
         }
         catch (Exception)
@@ -52,6 +87,34 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
             CompleteProgress();
             throw;
         }
+    }
+
+    /// <summary>Pipeline thread: remembers it, and whether -Verbose / -Debug output is wanted (the
+    /// switches, else the preference variables), so the engine only builds messages someone reads.</summary>
+    private void CaptureStreams()
+    {
+        _pipelineThreadId = Environment.CurrentManagedThreadId;
+        _verbose = Wants("Verbose", "VerbosePreference");
+        _debug = Wants("Debug", "DebugPreference");
+    }
+
+    private bool Wants(string parameter, string preferenceVariable)
+    {
+        if (MyInvocation.BoundParameters.TryGetValue(parameter, out object? value))
+        {
+            return value is SwitchParameter s ? s.IsPresent : LanguagePrimitives.IsTrue(value);
+        }
+        object? preference = GetVariableValue(preferenceVariable);
+        if (preference is PSObject wrapped)
+        {
+            preference = wrapped.BaseObject;
+        }
+        return preference switch
+        {
+            ActionPreference p => p is not (ActionPreference.SilentlyContinue or ActionPreference.Ignore),
+            string text => Enum.TryParse(text, ignoreCase: true, out ActionPreference p) && p is not (ActionPreference.SilentlyContinue or ActionPreference.Ignore),
+            _ => false,
+        };
     }
 
     /// <summary>Ctrl+C or a downstream stop: runs on another thread, possibly after Dispose.</summary>
@@ -104,28 +167,6 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
         return resolved;
     }
 
-    /// <summary>A time parameter (-TargetTime, -After, -Before) as an instant: a local or unspecified time (Get-Date, '2025-01-08')
-    /// is local; a value whose UTC instant falls outside DateTimeOffset's range
-    /// ([datetime]::MinValue east of UTC, MaxValue west of it) is clamped instead of failing with
-    /// ArgumentOutOfRangeException.</summary>
-    protected static DateTimeOffset InstantOf(DateTime value)
-    {
-        if (value.Kind == DateTimeKind.Utc)
-        {
-            return new DateTimeOffset(value);
-        }
-        TimeSpan offset = TimeZoneInfo.Local.GetUtcOffset(value);
-        if (offset > TimeSpan.Zero && value < DateTime.MinValue + offset)
-        {
-            return DateTimeOffset.MinValue;
-        }
-        if (offset < TimeSpan.Zero && value > DateTime.MaxValue + offset)
-        {
-            return DateTimeOffset.MaxValue;
-        }
-        return new DateTimeOffset(value, offset);
-    }
-
     /// <summary>True when this call runs under -WhatIf (the switch, or $WhatIfPreference when the
     /// switch is not given); -WhatIf:$false is not.</summary>
     protected bool IsWhatIf()
@@ -139,37 +180,71 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
 
     // ---- members safe to call from the engine's thread ---------------------------------------
 
-    protected void PostWriteObject(object? value) => Post(() => WriteObject(value));
+    /// <summary>Writes <paramref name="value"/> to the pipeline and completes once the pipeline
+    /// thread has written it: the downstream commands have taken it (back-pressure). Cancelled
+    /// when the pipeline stops (a downstream <c>Select-Object -First</c>, Ctrl+C), which the
+    /// engine sees as cancellation and stops on.</summary>
+    protected Task WriteObjectAsync(object? value) => WriteOnPipelineThread(() => WriteObject(value));
+
+    /// <summary>Writes a non-terminating error and completes once it is written.</summary>
+    protected Task WriteErrorAsync(ErrorRecord record) => WriteOnPipelineThread(() => WriteError(record));
+
+    /// <summary>A write whose every failure is the pipeline's (a downstream stop, or a downstream
+    /// command's terminating error thrown through WriteObject): it stops the engine and surfaces
+    /// after the engine unwound; the awaiting engine code sees cancellation.</summary>
+    private Task WriteOnPipelineThread(Action write)
+    {
+        if (Environment.CurrentManagedThreadId == _pipelineThreadId)
+        {
+            write();
+            return Task.CompletedTask;
+        }
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() =>
+        {
+            write();
+            done.TrySetResult();
+        }, onDiscard: () => done.TrySetCanceled());
+        return done.Task;
+    }
 
     /// <summary>Writes each selected object's result (after <paramref name="before"/>), and each typed
     /// failure as a non-terminating error, so one failed object does not stop the others. A
     /// declined item (-WhatIf) writes nothing.</summary>
     protected async Task WriteEachAsync<T>(IAsyncEnumerable<Engine.ObjectStore.ObjectOutcome<T>> outcomes, Action<T>? before = null) where T : class
     {
-        await foreach (Engine.ObjectStore.ObjectOutcome<T> outcome in outcomes.ConfigureAwait(false))
+        await foreach (Engine.ObjectStore.ObjectOutcome<T> outcome in outcomes.WithCancellation(CancelToken).ConfigureAwait(false))
         {
             if (outcome.Error is not null)
             {
-                PostWriteError(ErrorMapping.ToErrorRecord(outcome.Error));
+                await WriteErrorAsync(ErrorMapping.ToErrorRecord(outcome.Error)).ConfigureAwait(false);
             }
             else if (outcome.Result is { } result)
             {
                 before?.Invoke(result);
-                PostWriteObject(result);
+                await WriteObjectAsync(result).ConfigureAwait(false);
             }
         }
     }
 
-    protected void PostWriteVerbose(string message) => Post(() => WriteVerbose(message));
-
-    protected void PostWriteError(ErrorRecord record) => Post(() => WriteError(record));
+    /// <summary>Queues a verbose message (not awaited; the bounded queue holds the caller back
+    /// when the pipeline thread is busy). Only when -Verbose (or $VerbosePreference) asks for it:
+    /// PowerShell treats -Debug alone as "inquire" for verbose messages, which would prompt (and
+    /// fail in a non-interactive session) for every line.</summary>
+    protected void PostWriteVerbose(string message)
+    {
+        if (_verbose)
+        {
+            Post(() => WriteVerbose(message));
+        }
+    }
 
     protected void PostWriteWarning(string message) => Post(() => WriteWarning(message));
 
     protected Task<bool> ShouldProcessAsync(string target, string action) => InvokeOnPipelineThread(() => ShouldProcess(target, action));
 
     /// <summary>Runs <paramref name="func"/> on the pipeline thread and returns its result to the
-    /// caller's thread (exceptions included).</summary>
+    /// caller's thread (exceptions included; cancelled when the pipeline stopped before it ran).</summary>
     protected Task<T> InvokeOnPipelineThread<T>(Func<T> func)
     {
         if (Environment.CurrentManagedThreadId == _pipelineThreadId)
@@ -187,18 +262,17 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
         var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         Post(() =>
         {
+            T result;
             try
             {
-                done.SetResult(func());
+                result = func();
             }
-            catch (Exception e)
+            catch (Exception e) when (e is not PipelineStoppedException)
             {
-                done.SetException(e);
-                if (e is PipelineStoppedException)
-                {
-                    throw; // the pump stops the engine and surfaces this
-                }
+                done.TrySetException(e);
+                return;
             }
+            done.TrySetResult(result);
         }, onDiscard: () => done.TrySetCanceled());
         return done.Task;
     }
@@ -207,6 +281,22 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
     /// its output.</summary>
     protected Task<System.Collections.ObjectModel.Collection<PSObject>> InvokeScriptAsync(ScriptBlock script) =>
         InvokeOnPipelineThread(() => script.Invoke());
+
+    // ---- the engine's log ------------------------------------------------------------------------
+
+    bool IOperationLogSink.IsEnabled(OperationLogLevel level) => level == OperationLogLevel.Verbose ? _verbose : _debug;
+
+    void IOperationLogSink.Write(OperationLogLevel level, string message)
+    {
+        if (level == OperationLogLevel.Verbose)
+        {
+            PostWriteVerbose(message);
+        }
+        else if (_debug)
+        {
+            Post(() => WriteDebug(message));
+        }
+    }
 
     // ---- the pump ------------------------------------------------------------------------------
 
@@ -231,13 +321,16 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
 
     private void RunOnThreadPool(Func<Task> work)
     {
-        using var queue = new BlockingCollection<WorkItem>();
+        using var queue = new BlockingCollection<WorkItem>(QueueCapacity);
         _queue = queue;
         Task task = Task.Run(async () =>
         {
             try
             {
-                await work().ConfigureAwait(false);
+                using (OperationLog.Use(this))
+                {
+                    await work().ConfigureAwait(false);
+                }
             }
             finally
             {
@@ -260,10 +353,13 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
             }
             catch (Exception e)
             {
-                // E.g. PipelineStoppedException from WriteObject, or a terminating error raised by
-                // a script block: stop the engine and surface this after it has unwound.
+                // E.g. PipelineStoppedException from WriteObject (a downstream Select-Object -First
+                // stops upstream commands this way), or a terminating error raised by a script
+                // block: release the waiting writer, stop the engine and surface this after it has
+                // unwound.
                 pipelineFailure = e;
                 CancelQuietly();
+                item.Discard?.Invoke();
             }
         }
         _queue = null;
@@ -293,42 +389,76 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable
 
     // ---- progress -------------------------------------------------------------------------------
 
-    /// <summary>One reused ProgressRecord per activity; completed when the cmdlet finishes.</summary>
+    /// <summary>Engine progress to the pipeline thread. Reports arriving while an earlier one of the
+    /// same activity still waits in the queue replace it (the newest state is what matters), so
+    /// progress never floods the queue; each one written is a new ProgressRecord.</summary>
     private sealed class ProgressBridge(PSBackupCmdlet cmdlet) : IProgress<OperationProgress>
     {
-        public void Report(OperationProgress value) => cmdlet.Post(() => cmdlet.WriteActivityProgress(value));
+        private readonly Dictionary<string, OperationProgress> _pending = new(StringComparer.Ordinal);
+
+        public void Report(OperationProgress value)
+        {
+            lock (_pending)
+            {
+                bool queued = _pending.ContainsKey(value.Activity);
+                _pending[value.Activity] = value;
+                if (queued)
+                {
+                    return;
+                }
+            }
+            cmdlet.Post(() => cmdlet.WriteActivityProgress(Take(value.Activity)), onDiscard: () => Take(value.Activity));
+        }
+
+        private OperationProgress Take(string activity)
+        {
+            lock (_pending)
+            {
+                _pending.Remove(activity, out OperationProgress? latest);
+                return latest!;
+            }
+        }
     }
 
-    private readonly Dictionary<string, ProgressRecord> _activities = new(StringComparer.Ordinal);
+    /// <summary>Per activity: its record id, when it began and the last status shown.</summary>
+    private sealed class ActivityState(int id, long startTimestamp)
+    {
+        public int Id { get; } = id;
+        public long StartTimestamp { get; } = startTimestamp;
+        public string Status { get; set; } = "";
+    }
+
+    private readonly Dictionary<string, ActivityState> _activities = new(StringComparer.Ordinal);
 
     private void WriteActivityProgress(OperationProgress value)
     {
-        if (!_activities.TryGetValue(value.Activity, out ProgressRecord? record))
+        if (!_activities.TryGetValue(value.Activity, out ActivityState? state))
         {
-            record = new ProgressRecord(_activities.Count + 1, value.Activity, string.IsNullOrEmpty(value.Status) ? value.Activity : value.Status);
-            _activities.Add(value.Activity, record);
+            state = new ActivityState(_activities.Count + 1, Stopwatch.GetTimestamp());
+            _activities.Add(value.Activity, state);
         }
-        if (!string.IsNullOrEmpty(value.Status))
+        ProgressEstimate view = ProgressEstimate.Of(value, Stopwatch.GetElapsedTime(state.StartTimestamp));
+        state.Status = view.Status;
+        WriteProgress(new ProgressRecord(state.Id, value.Activity, view.Status)
         {
-            record.StatusDescription = value.Status;
-        }
-        record.CurrentOperation = value.CurrentItem;
-        record.PercentComplete = value.PercentComplete;
-        record.RecordType = ProgressRecordType.Processing;
-        WriteProgress(record);
+            CurrentOperation = value.CurrentItem,
+            PercentComplete = value.PercentComplete,
+            SecondsRemaining = view.SecondsRemaining,
+            RecordType = ProgressRecordType.Processing,
+        });
     }
-
-    protected override void EndProcessing() => CompleteProgress();
 
     private void CompleteProgress()
     {
         try
         {
-            foreach (ProgressRecord record in _activities.Values)
+            foreach ((string activity, ActivityState state) in _activities)
             {
-                record.RecordType = ProgressRecordType.Completed;
-                record.PercentComplete = 100;
-                WriteProgress(record);
+                WriteProgress(new ProgressRecord(state.Id, activity, string.IsNullOrEmpty(state.Status) ? activity : state.Status)
+                {
+                    RecordType = ProgressRecordType.Completed,
+                    PercentComplete = 100,
+                });
             }
         }
         catch (PipelineStoppedException)

@@ -150,7 +150,7 @@ public static partial class ManifestIO
                     file);
             }
             done += entry.Size;
-            context.Report(activity, $"Verified {entry.Path}", done, total, entry.Path);
+            context.ReportBytes(activity, $"Verified {entry.Path}", done, total, entry.Path);
         }
     }
 }

@@ -77,12 +77,13 @@ internal static class ObjectBackup
                 Files = copy.Copied.Values.ToList(),
             };
 
-            context.Report(Activity, $"Committing {backupName}", copy.DoneBytes, copy.DoneBytes, backupName);
+            context.ReportBytes(Activity, $"Committing {backupName}", copy.DoneBytes, copy.DoneBytes, backupName);
             commitStarted = true;
             Durable.CommitDirectory(tempPath, backupPath);
             // The manifest is the commit marker; once the folder is in place it is written even if
             // cancellation arrives now, so a committed copy never lacks it.
             await ManifestIO.WriteAsync(manifestPath, manifest, CancellationToken.None).ConfigureAwait(false);
+            OperationLog.Verbose($"Copied {manifest.Files.Count} file(s), {Sizes.Format(manifest.Files.Sum(f => f.Size))}, of '{location.Dir}/{location.Object}' to '{backupPath}'; wrote its manifest last (the commit marker).");
 
             return new ObjectBackupResult
             {
@@ -144,14 +145,20 @@ internal static class ObjectBackup
             CreatedAt = startedAt,
         });
         Repository.RepositoryManifest? parent = options.Force ? null : await FindParentAsync(open.Repository, location, writer.Info.Host, ct).ConfigureAwait(false);
+        OperationLog.Verbose(parent is not null
+            ? $"Parent backup {parent.Id} of '{location.Dir}/{location.Object}' (taken {parent.CreatedAt:u} on {parent.Host}): files whose size, times and inode are unchanged reuse its chunks unread."
+            : options.Force
+                ? $"-Force: every file of '{location.Dir}/{location.Object}' is read (no parent reuse)."
+                : $"No earlier backup of '{location.Dir}/{location.Object}' from host {writer.Info.Host}: every file is read.");
         var sink = new RepositorySink(writer, parent);
         var copy = new CopyState(location.ObjectPath, sink, context, options.RacyWindow, options.Stamps);
         await CopyFencedAsync(options, copy, tree).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         BackupConsistency consistency = copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent;
         writer.UpdateInfo(writer.Info with { Consistency = consistency.ToString(), ChangedFiles = copy.Changed.ToList() });
-        context.Report(Activity, $"Committing {backupName} to {open.Repository.Location}", copy.DoneBytes, copy.DoneBytes, backupName);
+        context.ReportBytes(Activity, $"Committing {backupName} to {open.Repository.Location}", copy.DoneBytes, copy.DoneBytes, backupName);
         Repository.BackupCommitResult commit = await writer.CommitAsync(refName, ct).ConfigureAwait(false);
+        OperationLog.Verbose($"Committed backup {commit.ManifestId} of '{location.Dir}/{location.Object}': {commit.FileCount} file(s), {Sizes.Format(commit.Bytes)}; read {commit.FileCount - sink.Reused.Count}, reused {sink.Reused.Count} unchanged; {Sizes.Format(commit.StoredBytes)} new data stored.");
         return new ObjectBackupResult
         {
             DbRoot = location.DbRoot,
@@ -413,7 +420,7 @@ internal static class ObjectBackup
             }
             Copied[rel] = new ManifestFile(rel, done.Digest.Bytes, done.Digest.Sha256);
             DoneBytes += done.Digest.Bytes;
-            Context.Report(Activity, $"Copied {rel}", DoneBytes, Math.Max(_totalBytes, DoneBytes), rel);
+            Context.ReportBytes(Activity, $"Copied {rel}", DoneBytes, Math.Max(_totalBytes, DoneBytes), rel);
         }
 
         /// <summary>Copies one file until a copy provably equals the source at one instant. The proof
@@ -442,7 +449,7 @@ internal static class ObjectBackup
                 {
                     return null;
                 }
-                Context.Report(Activity, $"Copying {rel}", DoneBytes, _totalBytes, rel);
+                Context.ReportBytes(Activity, $"Copying {rel}", DoneBytes, _totalBytes, rel);
                 bool settled = before.IsSettledAt(readStart, racyWindow);
 
                 ContentDigest copied;

@@ -205,7 +205,7 @@ internal static class ObjectRestore
     private sealed class RestoreProgress(OperationContext context, long total) : IProgress<OperationProgress>
     {
         public void Report(OperationProgress value) =>
-            context.Report(Activity, $"Restored {value.CurrentItem}", value.Completed, total, value.CurrentItem);
+            context.ReportBytes(Activity, $"Restored {value.CurrentItem}", value.Completed, total, value.CurrentItem);
     }
 
     /// <summary>Turns -From into a backup folder name of this object, or refuses it before anything
@@ -299,7 +299,7 @@ internal static class ObjectRestore
         foreach (ManifestFile entry in manifest.Files)
         {
             ct.ThrowIfCancellationRequested();
-            context.Report(Activity, $"Restoring {entry.Path}", done, total, entry.Path);
+            context.ReportBytes(Activity, $"Restoring {entry.Path}", done, total, entry.Path);
             string source = SafePath.Combine(backupPath, entry.Path, "backup file");
             string dest = Path.Combine(tempPath, entry.Path);
             Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
@@ -312,6 +312,6 @@ internal static class ObjectRestore
             }
             done += entry.Size;
         }
-        context.Report(Activity, $"Restored {manifest.Files.Count} files", done, total);
+        context.ReportBytes(Activity, $"Restored {manifest.Files.Count} files", done, total);
     }
 }

@@ -40,8 +40,17 @@ public sealed record BackupRecord
     public string? Namespace { get; init; }
     public string? Dir { get; init; }
     public string? Object { get; init; }
-    /// <summary>When the backup was taken (its manifest's createdAt; for a local segment, when it was sealed or last written).</summary>
+    /// <summary>The instant the backup stands for, and the one point-in-time restore compares: for an
+    /// object backup or store snapshot its completion (<see cref="CompletedAt"/>; <see cref="CreatedAt"/>
+    /// for manifests written before completion was recorded), for a WAL segment when it was sealed
+    /// (or, for a partial, when the shipper observed it). Get-Backup lists newest first by it, and
+    /// <c>Restore-PointInTime -TargetTime $record.Time</c> restores exactly up to that backup.</summary>
     public required DateTimeOffset Time { get; init; }
+    /// <summary>When the backup began (the manifest's createdAt; a segment's creation).</summary>
+    public DateTimeOffset? CreatedAt { get; init; }
+    /// <summary>When the backup was complete (the manifest's completedAt; a sealed segment's seal
+    /// stamp); null when the manifest predates the field or the segment is a partial.</summary>
+    public DateTimeOffset? CompletedAt { get; init; }
     public required long Bytes { get; init; }
     public required int FileCount { get; init; }
     /// <summary>False for a local object backup folder without its manifest (interrupted or in progress): never restore it.</summary>
@@ -69,7 +78,37 @@ public sealed record BackupRecord
 /// <summary>Get-Backup: lists what a repository or a local backup root holds.</summary>
 public static class BackupCatalog
 {
+    /// <summary>Manifests read at once from a repository.</summary>
+    private const int ReadParallelism = 8;
+
+    /// <summary>Every matching backup, newest first by <see cref="BackupRecord.Time"/> (exactly,
+    /// ties by id): the whole listing in memory, for the CLI, health and retention.</summary>
     public static async Task<IReadOnlyList<BackupRecord>> ListAsync(GetBackupOptions options, OperationContext context)
+    {
+        var records = new List<BackupRecord>();
+        await foreach (BackupRecord r in ListEachAsync(options, context).ConfigureAwait(false))
+        {
+            records.Add(r);
+        }
+        return Sorted(records);
+    }
+
+    /// <summary>The matching backups newest first, streamed: a repository's manifests are read as
+    /// the consumer asks for records (at most <see cref="ReadParallelism"/> at once, a few ahead),
+    /// so a consumer that stops after the first record (<c>Get-Backup | Select-Object -First 1</c>)
+    /// stops the reads, and a slow one holds them back.
+    /// <para>Order without reading everything: refs name each backup (<c>object/&lt;dir&gt;/&lt;obj&gt;/&lt;start&gt;</c>,
+    /// <c>snapshot/&lt;ns&gt;/&lt;start&gt;Z</c>, <c>wal/&lt;ns&gt;/&lt;segment id&gt;</c>), which splits them into
+    /// streams (one object, one namespace's snapshots, one namespace's WAL) that are already in
+    /// time order by name: a later start means a later completion for backups of one object or
+    /// namespace, and walfs seals segment N before it creates N + 1. The streams are merged by the
+    /// exact time of their heads, so only each stream's head must be read before the newest record
+    /// is known. Backups of one object or namespace that overlap in time may come out in start
+    /// order; <see cref="ListAsync"/> sorts exactly. Manifests no usable ref names (an interrupted
+    /// commit or removal) are read first. Name filters (-Namespace, -Dir, -Object, -Kind) skip
+    /// streams by their refs without reading them, and are checked again on each manifest (the
+    /// source of truth).</para></summary>
+    public static async IAsyncEnumerable<BackupRecord> ListEachAsync(GetBackupOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
@@ -83,68 +122,286 @@ public static class BackupCatalog
         {
             throw new InvalidInputException("InvalidTimeRange", $"-After ({a:O}) is later than -Before ({b:O}); no backup can match. Swap them.");
         }
-        IEnumerable<BackupRecord> records = options.Repository is not null ? await ListRepositoryAsync(options, context).ConfigureAwait(false)
-            : options.DataDir is not null ? ListNamespace(options, context.CancellationToken)
-            : ListObjects(options, context.CancellationToken);
-        return records
-            .Where(r => options.Kind is null || r.Kind == options.Kind)
-            .Where(r => options.After is null || r.Time >= options.After)
-            .Where(r => options.Before is null || r.Time <= options.Before)
-            .OrderByDescending(r => r.Time)
-            .ThenBy(r => r.BackupId, StringComparer.Ordinal)
-            .ToList();
+        if (options.Repository is null)
+        {
+            IEnumerable<BackupRecord> local = options.DataDir is not null ? ListNamespace(options, context.CancellationToken) : ListObjects(options, context.CancellationToken);
+            foreach (BackupRecord r in Sorted(local.Where(r => Matches(options, r))))
+            {
+                yield return r;
+            }
+            yield break;
+        }
+        await foreach (BackupRecord r in StreamRepositoryAsync(options, context).ConfigureAwait(false))
+        {
+            if (Matches(options, r))
+            {
+                yield return r;
+            }
+        }
     }
 
-    private static async Task<IEnumerable<BackupRecord>> ListRepositoryAsync(GetBackupOptions options, OperationContext context)
+    /// <summary>Newest first; at equal times the higher segment id (segments sealed in one clock
+    /// tick), then by id, so the merge and the full sort agree.</summary>
+    private static List<BackupRecord> Sorted(IEnumerable<BackupRecord> records) =>
+        records.OrderByDescending(r => r.Time).ThenByDescending(r => r.SegmentId ?? -1).ThenBy(r => r.BackupId, StringComparer.Ordinal).ToList();
+
+    /// <summary>The order of <see cref="Sorted"/> for two records.</summary>
+    private static bool Precedes(BackupRecord x, BackupRecord y) =>
+        x.Time != y.Time ? x.Time > y.Time
+        : (x.SegmentId ?? -1) != (y.SegmentId ?? -1) ? (x.SegmentId ?? -1) > (y.SegmentId ?? -1)
+        : string.CompareOrdinal(x.BackupId, y.BackupId) < 0;
+
+    private static bool Matches(GetBackupOptions options, BackupRecord r) =>
+        (options.Kind is null || r.Kind == options.Kind)
+        && (options.After is null || r.Time >= options.After)
+        && (options.Before is null || r.Time <= options.Before);
+
+    /// <summary>The record Get-Backup shows for a repository manifest.</summary>
+    public static BackupRecord RecordOf(RepositoryManifest m, string repository)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        DateTimeOffset? completed = m.Kind == BackupKind.WalSegment
+            ? m.Segment is { Sealed: true } seg ? seg.LastModifiedAt ?? m.CompletedAt : null
+            : m.CompletedAt;
+        DateTimeOffset time = m.Kind == BackupKind.WalSegment
+            ? m.Segment is { } s ? (s.Sealed ? s.LastModifiedAt : s.ObservedAt) ?? m.CompletedAt ?? m.CreatedAt : m.CreatedAt
+            : m.CompletedAt ?? m.CreatedAt;
+        return new BackupRecord
+        {
+            Repository = repository,
+            BackupId = m.Id,
+            Kind = m.Kind,
+            Namespace = m.Namespace,
+            Dir = m.Dir,
+            Object = m.Object,
+            Time = time,
+            CreatedAt = m.Kind == BackupKind.WalSegment ? m.Segment?.CreatedAt ?? m.CreatedAt : m.CreatedAt,
+            CompletedAt = completed,
+            Bytes = m.TotalBytes,
+            FileCount = m.Files.Count,
+            Host = m.Host,
+            Consistency = m.Consistency,
+            SegmentId = m.Segment?.SegmentId,
+            FirstLogIndex = m.Segment?.FirstLogIndex,
+            EntryCount = m.Segment?.EntryCount,
+            Sealed = m.Segment?.Sealed,
+            Wal = m.Wal,
+        };
+    }
+
+    /// <summary>One time-ordered run of backups named by refs (see <see cref="ListEachAsync"/>):
+    /// the manifest ids still to read (newest name first) and the reads started for them.</summary>
+    private sealed class BackupStream(List<string> ids)
+    {
+        public int Next;
+        public readonly Queue<Task<BackupRecord?>> Reading = new();
+        public BackupRecord? Head;
+        public bool Done => Head is null && Reading.Count == 0 && Next >= ids.Count;
+        public List<string> Ids => ids;
+    }
+
+    /// <summary>Reads started ahead per stream: the head and the one after it, so the next record
+    /// of the stream just emitted is usually ready.</summary>
+    private const int Lookahead = 2;
+
+    private static async IAsyncEnumerable<BackupRecord> StreamRepositoryAsync(GetBackupOptions options, OperationContext context)
     {
         if (options.Namespace is not null) { SafePath.ValidateName(options.Namespace, "namespace"); }
         if (options.Dir is not null) { SafePath.ValidateName(options.Dir, "dir"); }
         if (options.Object is not null) { SafePath.ValidateName(options.Object, "object"); }
-        CancellationToken ct = context.CancellationToken;
-        using OpenRepository open = await RepositoryConnector.OpenAsync(options.Repository!, ct).ConfigureAwait(false);
+        // Manifests and refs only: the index (which chunk is where) is not needed to list.
+        using OpenRepository open = await RepositoryConnector.OpenAsync(options.Repository!, context.CancellationToken, loadIndex: false).ConfigureAwait(false);
         Repository repo = open.Repository;
-        var ids = new List<string>();
+        string location = options.Repository!.Location;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        CancellationToken ct = stop.Token;
+
+        // Refs before manifests: a listed ref's manifest was written before it, so it is in the
+        // later listing unless a removal took it meanwhile.
+        IReadOnlyList<RepositoryRef> refs = await repo.ListRefsAsync("", ct).ConfigureAwait(false);
+        var ids = new HashSet<string>(StringComparer.Ordinal);
         await foreach (StoredObject o in open.Backend.ListAsync(RepositoryLayout.SnapshotsPrefix, ct).ConfigureAwait(false))
         {
             ids.Add(o.Key[RepositoryLayout.SnapshotsPrefix.Length..]);
         }
-        var result = new List<BackupRecord>();
-        int done = 0;
-        await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct }, async (id, c) =>
+        var named = new Dictionary<string, List<(string Key, string Id)>>(StringComparer.Ordinal);
+        var placed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (RepositoryRef r in refs.OrderBy(r => r.Name, StringComparer.Ordinal).ThenBy(r => r.ManifestId, StringComparer.Ordinal))
         {
-            RepositoryManifest m = await repo.ReadManifestAsync(id, c).ConfigureAwait(false);
-            context.Report("List backups", $"Read {Interlocked.Increment(ref done)} of {ids.Count} manifests", done, ids.Count, id);
-            if ((options.Namespace is not null && m.Namespace != options.Namespace)
-                || (options.Dir is not null && m.Dir != options.Dir)
-                || (options.Object is not null && m.Object != options.Object))
+            if (!ids.Contains(r.ManifestId) || placed.Contains(r.ManifestId) || RefStream.Parse(r.Name) is not { } named1)
             {
-                return;
+                continue;
             }
-            var r = new BackupRecord
+            placed.Add(r.ManifestId);
+            if (!named1.Matches(options))
             {
-                Repository = options.Repository!.Location,
-                BackupId = id,
-                Kind = m.Kind,
-                Namespace = m.Namespace,
-                Dir = m.Dir,
-                Object = m.Object,
-                Time = m.CreatedAt,
-                Bytes = m.TotalBytes,
-                FileCount = m.Files.Count,
-                Host = m.Host,
-                Consistency = m.Consistency,
-                SegmentId = m.Segment?.SegmentId,
-                FirstLogIndex = m.Segment?.FirstLogIndex,
-                EntryCount = m.Segment?.EntryCount,
-                Sealed = m.Segment?.Sealed,
-                Wal = m.Wal,
-            };
-            lock (result)
-            {
-                result.Add(r);
+                continue; // filtered out by its name: never read
             }
-        }).ConfigureAwait(false);
-        return result;
+            if (!named.TryGetValue(named1.Stream, out List<(string, string)>? list))
+            {
+                named[named1.Stream] = list = [];
+            }
+            list.Add((named1.SortKey, r.ManifestId));
+        }
+        var unnamed = ids.Where(id => !placed.Contains(id)).Order(StringComparer.Ordinal).ToList();
+        int total = unnamed.Count + named.Values.Sum(l => l.Count);
+        int done = 0;
+        using var gate = new SemaphoreSlim(ReadParallelism);
+        var started = new List<Task>();
+
+        async Task<BackupRecord?> ReadAsync(string id)
+        {
+            await gate.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                ct.ThrowIfCancellationRequested();
+                RepositoryManifest m = await repo.ReadManifestAsync(id, ct).ConfigureAwait(false);
+                int n = Interlocked.Increment(ref done);
+                context.Report("List backups", $"Read {n} of {total} manifests", n, total, id);
+                if ((options.Namespace is not null && m.Namespace != options.Namespace)
+                    || (options.Dir is not null && m.Dir != options.Dir)
+                    || (options.Object is not null && m.Object != options.Object)
+                    || (options.Kind is not null && m.Kind != options.Kind))
+                {
+                    return null;
+                }
+                return RecordOf(m, location);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }
+
+        Task<BackupRecord?> Start(string id)
+        {
+            Task<BackupRecord?> t = ReadAsync(id);
+            started.Add(t);
+            return t;
+        }
+
+        var streams = named.Values.Select(l => new BackupStream(l.OrderByDescending(e => e.Key, StringComparer.Ordinal).Select(e => e.Id).ToList())).ToList();
+        try
+        {
+            // Unnamed manifests could be anywhere in time: read them all first.
+            var early = new List<BackupRecord>();
+            foreach (Task<BackupRecord?> t in unnamed.Select(Start).ToList())
+            {
+                if (await t.ConfigureAwait(false) is { } r)
+                {
+                    early.Add(r);
+                }
+            }
+            var loose = new Queue<BackupRecord>(Sorted(early));
+
+            void Fill(BackupStream s)
+            {
+                while (s.Reading.Count < Lookahead && s.Next < s.Ids.Count)
+                {
+                    s.Reading.Enqueue(Start(s.Ids[s.Next++]));
+                }
+            }
+
+            async Task AdvanceAsync(BackupStream s)
+            {
+                s.Head = null;
+                while (s.Head is null)
+                {
+                    Fill(s);
+                    if (s.Reading.Count == 0)
+                    {
+                        return;
+                    }
+                    s.Head = await s.Reading.Dequeue().ConfigureAwait(false);
+                }
+                Fill(s);
+            }
+
+            foreach (BackupStream s in streams)
+            {
+                Fill(s);
+            }
+            foreach (BackupStream s in streams)
+            {
+                await AdvanceAsync(s).ConfigureAwait(false);
+            }
+            while (true)
+            {
+                BackupStream? best = null;
+                foreach (BackupStream s in streams)
+                {
+                    if (s.Head is not null && (best is null || Precedes(s.Head, best.Head!)))
+                    {
+                        best = s;
+                    }
+                }
+                if (loose.Count > 0 && (best is null || Precedes(loose.Peek(), best.Head!)))
+                {
+                    yield return loose.Dequeue();
+                    continue;
+                }
+                if (best is null)
+                {
+                    yield break;
+                }
+                BackupRecord next = best.Head!;
+                yield return next;
+                await AdvanceAsync(best).ConfigureAwait(false);
+                started.RemoveAll(t => t.IsCompleted);
+            }
+        }
+        finally
+        {
+            // Nothing reads on after the consumer stopped (or failed): cancel and wait.
+            stop.Cancel();
+            try
+            {
+                await Task.WhenAll(started).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // Cancelled reads, or failures nobody asked for any more.
+            }
+        }
+    }
+
+    /// <summary>What a ref name tells about its backup without reading the manifest.</summary>
+    private sealed record RefStream(BackupKind Kind, string? Namespace, string? Dir, string? Object, string Stream, string SortKey)
+    {
+        public bool Matches(GetBackupOptions o) =>
+            (o.Kind is null || o.Kind == Kind)
+            && (o.Namespace is null || (Kind != BackupKind.Object && o.Namespace == Namespace))
+            && (o.Dir is null || (Kind == BackupKind.Object && o.Dir == Dir))
+            && (o.Object is null || (Kind == BackupKind.Object && o.Object == Object));
+
+        /// <summary><c>object/&lt;dir&gt;/&lt;obj&gt;/&lt;yyyyMMddTHHmmss&gt;</c>, <c>snapshot/&lt;ns&gt;/&lt;yyyyMMddTHHmmssZ&gt;</c>,
+        /// <c>wal/&lt;ns&gt;/&lt;id:D9&gt;[.&lt;partial&gt;]</c>; null for any other name (its manifest is read
+        /// early, like one without a ref).</summary>
+        public static RefStream? Parse(string name)
+        {
+            string[] p = name.Split('/');
+            if (p.Length == 4 && p[0] == "object" && IsStamp(p[3], 15))
+            {
+                return new RefStream(BackupKind.Object, null, p[1], p[2], $"object/{p[1]}/{p[2]}", p[3]);
+            }
+            if (p.Length == 3 && p[0] == "snapshot" && IsStamp(p[2], 15))
+            {
+                return new RefStream(BackupKind.StoreSnapshot, p[1], null, null, $"snapshot/{p[1]}", p[2]);
+            }
+            if (p.Length == 3 && p[0] == "wal" && p[2].Length >= 9 && p[2].AsSpan(0, 9).ContainsAnyExceptInRange('0', '9') is false
+                && (p[2].Length == 9 || p[2][9] == '.'))
+            {
+                // A sealed segment before the partials of the same id (they were observed before it sealed).
+                string key = p[2].Length == 9 ? p[2] + "~" : p[2];
+                return new RefStream(BackupKind.WalSegment, p[1], null, null, $"wal/{p[1]}", key);
+            }
+            return null;
+        }
+
+        /// <summary>yyyyMMddTHHmmss, optionally followed by Z: fixed width, so ordinal order is time order.</summary>
+        private static bool IsStamp(string s, int length) =>
+            (s.Length == length || (s.Length == length + 1 && s[^1] == 'Z')) && s[8] == 'T'
+            && !s.AsSpan(0, 8).ContainsAnyExceptInRange('0', '9') && !s.AsSpan(9, 6).ContainsAnyExceptInRange('0', '9');
     }
 
     /// <summary>Store snapshots (a <c>.manifest.json</c> beside each) and shipped WAL segments
@@ -181,7 +438,9 @@ public static class BackupCatalog
                     BackupId = rel[..^ObjectLayout.ManifestSuffix.Length],
                     Kind = BackupKind.StoreSnapshot,
                     Namespace = ns,
-                    Time = m.CreatedAt,
+                    Time = m.CompletedAt ?? m.CreatedAt,
+                    CreatedAt = m.CreatedAt,
+                    CompletedAt = m.CompletedAt,
                     Bytes = m.Files.Sum(f => f.Size),
                     FileCount = m.Files.Count,
                     Complete = File.Exists(snapshot) || Directory.Exists(snapshot),
@@ -199,6 +458,8 @@ public static class BackupCatalog
                     Kind = BackupKind.WalSegment,
                     Namespace = ns,
                     Time = s.LastModifiedAt ?? new DateTimeOffset(File.GetLastWriteTimeUtc(file), TimeSpan.Zero),
+                    CreatedAt = s.CreatedAt,
+                    CompletedAt = s.Sealed ? s.LastModifiedAt : null,
                     Bytes = s.Bytes,
                     FileCount = 1,
                     Complete = s.Valid,
@@ -248,6 +509,7 @@ public static class BackupCatalog
                 Dir = dir,
                 Object = o,
                 Time = stamp,
+                CreatedAt = stamp,
                 Bytes = 0,
                 FileCount = 0,
                 Path = folder,
@@ -259,7 +521,9 @@ public static class BackupCatalog
                 BackupManifest m = ManifestIO.Read(manifestPath);
                 record = record with
                 {
-                    Time = m.CreatedAt,
+                    Time = m.CompletedAt ?? m.CreatedAt,
+                    CreatedAt = m.CreatedAt,
+                    CompletedAt = m.CompletedAt,
                     Bytes = m.Files.Sum(f => f.Size),
                     FileCount = m.Files.Count,
                     Consistency = m.Consistency,

@@ -603,7 +603,7 @@ public sealed class Repository
                             {
                                 unfinished.Remove(temp);
                                 done += manifest.Files[i].Size;
-                                progress?.Report(new OperationProgress("Restore", manifest.Files[i].Path, done, total, manifest.Files[i].Path));
+                                progress?.Report(new OperationProgress("Restore", manifest.Files[i].Path, done, total, manifest.Files[i].Path) { Unit = ProgressUnit.Bytes });
                             }
                         }
                         finally

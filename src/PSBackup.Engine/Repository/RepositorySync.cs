@@ -408,7 +408,7 @@ public static class RepositorySync
                 present[o.Key] = o.Size;
             }
             Count(counter, ref counter.Copied, ref counter.CopiedBytes, o.Size);
-            context.Report(Activity, $"Copied {counter.Copied} objects", Interlocked.Read(ref counter.Done), counter.Total, o.Key);
+            context.ReportBytes(Activity, $"Copied {counter.Copied} objects", Interlocked.Read(ref counter.Done), counter.Total, o.Key);
         }).ConfigureAwait(false);
         if (failures.Count > 0)
         {
@@ -545,7 +545,7 @@ public static class RepositorySync
                         $"'{f.Key}' at {dst.Location} does not match the source after the copy (the source changed during the copy, or the destination stored other bytes); it was removed. Run the sync again.", f.Key);
                 }
                 Count(counter, ref counter.Copied, ref counter.CopiedBytes, f.Size);
-                context.Report(Activity, $"Copied {counter.Copied} files", Interlocked.Read(ref counter.Done), counter.Total, f.Key);
+                context.ReportBytes(Activity, $"Copied {counter.Copied} files", Interlocked.Read(ref counter.Done), counter.Total, f.Key);
             }).ConfigureAwait(false);
         }
     }

@@ -57,7 +57,7 @@ public static class RepositoryConnector
                 SecretKey = target.SecretKey,
                 Profile = target.Profile,
             };
-            return new RetryingBackend(new S3Backend(options.Validate()));
+            return LoggingBackend.WrapWhenDebugging(new RetryingBackend(new S3Backend(options.Validate())));
         }
         if (target.Endpoint is not null || target.AccessKey is not null || target.SecretKey is not null || target.Profile is not null)
         {
@@ -69,7 +69,7 @@ public static class RepositoryConnector
         {
             Directory.CreateDirectory(folder);
         }
-        return new LocalBackend(folder);
+        return LoggingBackend.WrapWhenDebugging(new LocalBackend(folder));
     }
 
     /// <summary>The credentials to open the repository: explicit parameters first, then the
@@ -110,14 +110,16 @@ public static class RepositoryConnector
     }
 
     /// <summary>Opens the repository at <paramref name="target"/>; dispose the result to release
-    /// the backend.</summary>
-    public static async Task<OpenRepository> OpenAsync(RepositoryTarget target, CancellationToken ct)
+    /// the backend. <paramref name="loadIndex"/> false skips reading the index objects, for readers
+    /// of manifests and refs only (listing backups).</summary>
+    public static async Task<OpenRepository> OpenAsync(RepositoryTarget target, CancellationToken ct, bool loadIndex = true)
     {
         RepositoryCredentials credentials = Credentials(target);
         IStorageBackend backend = OpenBackend(target);
         try
         {
-            Repository repository = await Repository.OpenAsync(backend, credentials, ct).ConfigureAwait(false);
+            Repository repository = await Repository.OpenAsync(backend, credentials, ct, loadIndex).ConfigureAwait(false);
+            LogOpened(repository);
             return new OpenRepository(backend, repository);
         }
         catch
@@ -144,8 +146,14 @@ public static class RepositoryConnector
             if (!context.WhatIf)
             {
                 held = await RepositoryLock.AcquireAsync(backend, mode, operation, context.Clock, ct).ConfigureAwait(false);
+                OperationLog.Verbose($"Took {(mode == RepositoryLockMode.Exclusive ? "an exclusive" : "a shared")} lock on {backend.Location} ({held.Key}).");
+            }
+            else
+            {
+                OperationLog.Verbose($"-WhatIf: no lock taken on {backend.Location}.");
             }
             await repository.ReloadIndexAsync(ct).ConfigureAwait(false);
+            LogOpened(repository);
             return new OpenRepository(backend, repository, held);
         }
         catch
@@ -156,6 +164,14 @@ public static class RepositoryConnector
             }
             backend.Dispose();
             throw;
+        }
+    }
+
+    private static void LogOpened(Repository repository)
+    {
+        if (OperationLog.IsVerbose)
+        {
+            OperationLog.Verbose($"Opened repository {repository.Location} (id {repository.Config.Id}, {(repository.IsEncrypted ? "encrypted" : "unencrypted")}, format {repository.Config.FormatVersion}).");
         }
     }
 }

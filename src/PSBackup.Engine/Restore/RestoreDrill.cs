@@ -165,7 +165,7 @@ public static class RestoreDrill
                         MaxParallelism = options.MaxParallelism,
                     }, restoreFrom, inner).ConfigureAwait(false);
                 notes.AddRange(restored.Plan.Notes);
-                context.Report(Activity, "Verifying the restored copy", 0, restored.Bytes, nsDir);
+                context.ReportBytes(Activity, "Verifying the restored copy", 0, restored.Bytes, nsDir);
                 errors.AddRange(await VerifyLaidOutAsync(restored, ct).ConfigureAwait(false));
                 if (errors.Count > 0)
                 {

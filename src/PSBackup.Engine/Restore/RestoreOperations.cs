@@ -106,7 +106,7 @@ public static class RestoreOperations
             }
             throw wrapped;
         }
-        context.Report(SnapshotActivity, "Restore complete", snapshot.Bytes, snapshot.Bytes, dbDir);
+        context.ReportBytes(SnapshotActivity, "Restore complete", snapshot.Bytes, snapshot.Bytes, dbDir);
         return new StoreSnapshotRestoreResult
         {
             Namespace = ns,
@@ -292,7 +292,7 @@ public static class RestoreOperations
             }
             throw wrapped;
         }
-        context.Report(PointInTimeActivity, "Restore complete", plan.Bytes, plan.Bytes, nsDir);
+        context.ReportBytes(PointInTimeActivity, "Restore complete", plan.Bytes, plan.Bytes, nsDir);
         return new PointInTimeRestoreResult
         {
             Namespace = ns,
@@ -410,7 +410,7 @@ public static class RestoreOperations
             }
             RequireMatch(snapshot, file, digest, "is damaged");
             done += file.Size;
-            context.Report(activity, $"Verified {file.Path}", done, snapshot.Bytes, file.Path);
+            context.ReportBytes(activity, $"Verified {file.Path}", done, snapshot.Bytes, file.Path);
         }
     }
 
@@ -554,7 +554,7 @@ public static class RestoreOperations
             lock (_lock)
             {
                 _done += bytes;
-                context.Report(activity, status, _done, Math.Max(total, _done), item);
+                context.ReportBytes(activity, status, _done, Math.Max(total, _done), item);
             }
         }
     }

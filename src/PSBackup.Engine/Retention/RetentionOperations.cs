@@ -89,7 +89,7 @@ public static class RetentionOperations
         foreach (IGrouping<string?, BackupRecord> group in records.GroupBy(r => r.Object).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             var complete = group.Where(r => r.Complete).ToList();
-            foreach (Decided<BackupRecord> d in RetentionPlanner.Decide(complete, r => r.BackupId, r => r.Time, o.Policy))
+            foreach (Decided<BackupRecord> d in RetentionPlanner.Decide(complete, r => r.BackupId, r => r.CreatedAt ?? r.Time, o.Policy))
             {
                 ctx.CancellationToken.ThrowIfCancellationRequested();
                 BackupRecord r = d.Item;

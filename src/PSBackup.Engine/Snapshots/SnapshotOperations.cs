@@ -88,7 +88,7 @@ public static class SnapshotOperations
             await ManifestIO.WriteAsync(manifestPath, manifest, ct).ConfigureAwait(false);
 
             long bytes = entries.Sum(e => e.Size);
-            context.Report(Activity, "Snapshot complete", bytes, bytes);
+            context.ReportBytes(Activity, "Snapshot complete", bytes, bytes);
             return new StoreSnapshotResult
             {
                 Namespace = ns,
@@ -186,7 +186,7 @@ public static class SnapshotOperations
             foreach (ManifestFile entry in entries)
             {
                 ct.ThrowIfCancellationRequested();
-                context.Report(Activity, $"Storing {entry.Path}", done, total, entry.Path);
+                context.ReportBytes(Activity, $"Storing {entry.Path}", done, total, entry.Path);
                 Repository.RepositoryFile stored = await writer.AddFileFromPathAsync("db/" + entry.Path,
                     single ? copyPath : SafePath.Combine(copyPath, entry.Path, "store file"), Repository.ChunkingProfile.Store, ct).ConfigureAwait(false);
                 if (stored.Sha256 != entry.Sha256 || stored.Size != entry.Size)
@@ -197,9 +197,9 @@ public static class SnapshotOperations
                 }
                 done += entry.Size;
             }
-            context.Report(Activity, $"Committing {refName}", done, total);
+            context.ReportBytes(Activity, $"Committing {refName}", done, total);
             Repository.BackupCommitResult commit = await writer.CommitAsync(refName, ct).ConfigureAwait(false);
-            context.Report(Activity, "Snapshot complete", total, total);
+            context.ReportBytes(Activity, "Snapshot complete", total, total);
             return new StoreSnapshotResult
             {
                 Namespace = ns,
@@ -256,14 +256,14 @@ public static class SnapshotOperations
             ct.ThrowIfCancellationRequested();
             string destination = single ? tempPath : SafePath.Combine(tempPath, file.RelativePath, "store file");
             Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
-            context.Report(Activity, $"Copying {file.RelativePath}", done, total, file.RelativePath);
+            context.ReportBytes(Activity, $"Copying {file.RelativePath}", done, total, file.RelativePath);
             ContentDigest digest = file.IsSqlite
                 ? await CopySqliteAsync(file, destination, ct).ConfigureAwait(false)
                 : await CopyStableAsync(file, destination, ns, context).ConfigureAwait(false);
             entries.Add(new ManifestFile(file.RelativePath, digest.Bytes, digest.Sha256));
             copies.Add(file with { FullPath = destination });
             done += digest.Bytes;
-            context.Report(Activity, $"Copied {file.RelativePath}", done, Math.Max(total, done), file.RelativePath);
+            context.ReportBytes(Activity, $"Copied {file.RelativePath}", done, Math.Max(total, done), file.RelativePath);
         }
 
         ct.ThrowIfCancellationRequested();

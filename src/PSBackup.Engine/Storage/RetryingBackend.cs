@@ -134,6 +134,7 @@ public sealed class RetryingBackend(IStorageBackend inner, StorageRetryPolicy? p
             }
             TimeSpan wait = _policy.BackoffAfter(attempt);
             _policy.OnRetry?.Invoke(attempt, failure!, wait);
+            LogRetry(attempt, failure!, wait);
             await _policy.Delay(wait, ct).ConfigureAwait(false);
             waited += wait;
         }
@@ -155,6 +156,7 @@ public sealed class RetryingBackend(IStorageBackend inner, StorageRetryPolicy? p
             {
                 TimeSpan wait = _policy.BackoffAfter(attempt);
                 _policy.OnRetry?.Invoke(attempt, e, wait);
+                LogRetry(attempt, e, wait);
                 await _policy.Delay(wait, ct).ConfigureAwait(false);
                 waited += wait;
             }
@@ -170,4 +172,7 @@ public sealed class RetryingBackend(IStorageBackend inner, StorageRetryPolicy? p
 
     private bool ShouldRetry(Exception e, int attempt, TimeSpan elapsed, CancellationToken ct) =>
         attempt < _policy.MaxAttempts && elapsed < _policy.MaxTotal && StorageRetryPolicy.IsTransient(e, ct);
+
+    private void LogRetry(int attempt, Exception failure, TimeSpan wait) =>
+        OperationLog.Verbose($"Storage call to {inner.Location} failed (attempt {attempt} of {_policy.MaxAttempts}: {failure.GetType().Name}: {failure.Message}); retrying in {wait.TotalMilliseconds:F0} ms.");
 }

@@ -30,7 +30,7 @@ public sealed class ClearStaleArtifactCommand : PSBackupCmdlet
             .ConfigureAwait(false);
         foreach (StaleArtifact artifact in artifacts)
         {
-            PostWriteObject(artifact);
+            await WriteObjectAsync(artifact).ConfigureAwait(false);
         }
     }
 }

@@ -28,7 +28,7 @@ public sealed class ExportBackupMetricCommand : PSBackupHistoryCmdlet
         var options = new MetricExportOptions { Repository = SourceRepository, DataDir = SourceDataDir, HistoryPath = SourceHistoryPath, Namespace = Namespace, Path = _path };
         if (await BackupHealth.ExportMetricsAsync(options, CreateContext()).ConfigureAwait(false) is { } result)
         {
-            PostWriteObject(result);
+            await WriteObjectAsync(result).ConfigureAwait(false);
         }
     }
 }

@@ -53,11 +53,13 @@ public sealed class GetBackupCommand : PSBackupRepositoryCmdlet
 
     /// <summary>Only backups taken at or after this time.</summary>
     [Parameter]
-    public DateTime? After { get; set; }
+    [InstantTransformation]
+    public DateTimeOffset? After { get; set; }
 
     /// <summary>Only backups taken at or before this time.</summary>
     [Parameter]
-    public DateTime? Before { get; set; }
+    [InstantTransformation]
+    public DateTimeOffset? Before { get; set; }
 
     protected override void PrepareRecord()
     {
@@ -77,12 +79,13 @@ public sealed class GetBackupCommand : PSBackupRepositoryCmdlet
             Dir = Dir,
             Object = Object,
             Kind = Kind is null ? null : BackupKinds.Parse(Kind),
-            After = After is { } a ? InstantOf(a) : null,
-            Before = Before is { } b ? InstantOf(b) : null,
+            After = After,
+            Before = Before,
         };
-        foreach (BackupRecord record in await BackupCatalog.ListAsync(options, CreateContext()).ConfigureAwait(false))
+        // Streamed and awaited: a downstream Select-Object -First n stops the manifest reads.
+        await foreach (BackupRecord record in BackupCatalog.ListEachAsync(options, CreateContext()).WithCancellation(CancelToken).ConfigureAwait(false))
         {
-            PostWriteObject(record);
+            await WriteObjectAsync(record).ConfigureAwait(false);
         }
     }
 }

@@ -67,7 +67,7 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
         IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(options, CreateContext()).ConfigureAwait(false);
         foreach (HealthAlert alert in alerts)
         {
-            PostWriteObject(alert);
+            await WriteObjectAsync(alert).ConfigureAwait(false);
         }
     }
 }

@@ -53,7 +53,7 @@ public sealed class GetWalSegmentCommand : PSBackupCmdlet
             {
                 PostWriteVerbose($"Segment {segment.SegmentId} is not valid: {segment.Error}");
             }
-            PostWriteObject(segment);
+            await WriteObjectAsync(segment).ConfigureAwait(false);
         }
     }
 }

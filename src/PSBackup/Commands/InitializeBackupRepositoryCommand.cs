@@ -31,7 +31,7 @@ public sealed class InitializeBackupRepositoryCommand : PSBackupRepositoryCmdlet
         if (info is not null)
         {
             PostWriteVerbose($"Created {(info.Encrypted ? "an encrypted" : "an unencrypted")} repository at {info.Repository} (id {info.RepositoryId}).");
-            PostWriteObject(info);
+            await WriteObjectAsync(info).ConfigureAwait(false);
         }
     }
 }

@@ -78,7 +78,7 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
         PostWriteVerbose($"Shipped {result.Backups.Count(b => !b.AlreadyPresent)} segment(s) of '{Namespace}' to '{result.Repository ?? result.BackupDir}'; {result.Backups.Count(b => b.AlreadyPresent)} already there.");
         foreach (ShippedSegment segment in result.Backups)
         {
-            PostWriteObject(segment);
+            await WriteObjectAsync(segment).ConfigureAwait(false);
         }
     }
 }

@@ -67,7 +67,7 @@ public sealed class NewStoreSnapshotCommand : PSBackupRepositoryOptionsCmdlet
         StoreSnapshotResult? result = await SnapshotOperations.CreateAsync(options, CreateContext()).ConfigureAwait(false);
         if (result is not null)
         {
-            PostWriteObject(result);
+            await WriteObjectAsync(result).ConfigureAwait(false);
         }
     }
 }

@@ -133,7 +133,7 @@ public sealed class RemoveExpiredBackupCommand : PSBackupRepositoryCmdlet
     {
         foreach (RetentionItem item in await RetentionOperations.RemoveExpiredAsync(_options!, CreateContext()).ConfigureAwait(false))
         {
-            PostWriteObject(item);
+            await WriteObjectAsync(item).ConfigureAwait(false);
         }
     }
 }

@@ -41,7 +41,8 @@ public sealed class RestorePointInTimeCommand : PSBackupRepositoryCmdlet
 
     /// <summary>Restore what was provably durable at this instant (a DateTime without a zone is local time).</summary>
     [Parameter]
-    public DateTime? TargetTime { get; set; }
+    [InstantTransformation]
+    public DateTimeOffset? TargetTime { get; set; }
 
     /// <summary>Restore up to and including this record.</summary>
     [Parameter]
@@ -80,7 +81,7 @@ public sealed class RestorePointInTimeCommand : PSBackupRepositoryCmdlet
     {
         var options = new RestorePointInTimeOptions(_dataDir ?? _targetDataDir!, Namespace)
         {
-            TargetTime = TargetTime is DateTime t ? InstantOf(t) : null,
+            TargetTime = TargetTime,
             TargetLogIndex = TargetLogIndex,
             TargetDataDir = _targetDataDir,
             Force = Force.IsPresent,
@@ -96,10 +97,10 @@ public sealed class RestorePointInTimeCommand : PSBackupRepositoryCmdlet
             // Declined: under -WhatIf the plan is the output, to inspect; a "no" at the prompt writes nothing.
             if (_whatIf)
             {
-                PostWriteObject(result.Plan);
+                await WriteObjectAsync(result.Plan).ConfigureAwait(false);
             }
             return;
         }
-        PostWriteObject(result);
+        await WriteObjectAsync(result).ConfigureAwait(false);
     }
 }

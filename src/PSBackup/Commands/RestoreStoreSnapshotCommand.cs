@@ -86,7 +86,7 @@ public sealed class RestoreStoreSnapshotCommand : PSBackupRepositoryCmdlet
         StoreSnapshotRestoreResult? result = await RestoreOperations.RestoreSnapshotAsync(options, CreateContext()).ConfigureAwait(false);
         if (result is not null)
         {
-            PostWriteObject(result);
+            await WriteObjectAsync(result).ConfigureAwait(false);
         }
     }
 }

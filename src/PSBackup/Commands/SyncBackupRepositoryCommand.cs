@@ -32,6 +32,6 @@ public sealed class SyncBackupRepositoryCommand : PSBackupRepositoryCmdlet
     protected override async Task ProcessRecordAsync()
     {
         SyncResult result = await RepositorySync.SyncAsync(new SyncBackupRepositoryOptions(_source!, _destination!), CreateContext()).ConfigureAwait(false);
-        PostWriteObject(result);
+        await WriteObjectAsync(result).ConfigureAwait(false);
     }
 }

@@ -34,6 +34,6 @@ public sealed class TestBackupRepositoryCommand : PSBackupRepositoryCmdlet
         {
             PostWriteVerbose($"{finding.Code}: {finding.Message}");
         }
-        PostWriteObject(result);
+        await WriteObjectAsync(result).ConfigureAwait(false);
     }
 }

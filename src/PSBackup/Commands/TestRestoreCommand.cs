@@ -48,7 +48,8 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
 
     /// <summary>Restore what was durable at this time instead of the latest.</summary>
     [Parameter]
-    public DateTime? TargetTime { get; set; }
+    [InstantTransformation]
+    public DateTimeOffset? TargetTime { get; set; }
 
     /// <summary>Restore up to and including this record instead of the latest.</summary>
     [Parameter]
@@ -103,7 +104,7 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
             DataDir = _dataDir,
             Repository = _repository,
             Snapshot = Snapshot ?? BackupId,
-            TargetTime = TargetTime is { } t ? InstantOf(t) : null,
+            TargetTime = TargetTime,
             TargetLogIndex = TargetLogIndex,
             ScratchPath = _scratchPath,
             Keep = Keep.IsPresent,
@@ -124,7 +125,7 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
         {
             PostWriteWarning(result.RecordError);
         }
-        PostWriteObject(result);
+        await WriteObjectAsync(result).ConfigureAwait(false);
     }
 
     /// <summary>The script runs on the pipeline thread; a throw or a $false output fails the drill.</summary>

@@ -158,7 +158,8 @@ public sealed partial class ModuleParityTests : IDisposable
         {
             SclCommand command = FindCommand(root, CliFor[cmdlet.Name])!;
             HashSet<string> options = command.Options.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
-            var expected = new HashSet<string>(StringComparer.Ordinal) { "--json" };
+            // -Verbose and -Debug are common parameters; the CLI spells them --verbose and --debug.
+            var expected = new HashSet<string>(StringComparer.Ordinal) { "--json", "--verbose", "--debug" };
             if (cmdlet.SupportsShouldProcess)
             {
                 expected.Add("--what-if");

@@ -104,13 +104,21 @@ public static class RepositoryCrypto
         bool pbkdf2 = k.Kdf == KdfPbkdf2 && cred.Passphrase is not null;
         if (pbkdf2 && WrapKeyCache.TryGet(cred.Passphrase!, k.Salt, k.Iterations) is { } cached)
         {
+            OperationLog.Verbose($"Key cache: reused the passphrase key derived earlier in this session (skipped PBKDF2, {k.Iterations} iterations; {WrapKeyCache.Variable}=off disables the cache).");
             return TryUnwrap(k, cached, repoId);
         }
         byte[] wrapKey = DeriveWrapKey(k, cred, where);
         byte[]? master = TryUnwrap(k, wrapKey, repoId);
         if (master is not null && pbkdf2)
         {
-            WrapKeyCache.Add(cred.Passphrase!, k.Salt, k.Iterations, wrapKey);
+            bool kept = WrapKeyCache.Add(cred.Passphrase!, k.Salt, k.Iterations, wrapKey);
+            OperationLog.Verbose(kept
+                ? $"Key cache: derived the passphrase key (PBKDF2, {k.Iterations} iterations) and kept it for later opens in this session."
+                : $"Key cache: derived the passphrase key (PBKDF2, {k.Iterations} iterations); the cache is off ({WrapKeyCache.Variable}).");
+        }
+        else if (master is not null)
+        {
+            OperationLog.Verbose("Opened the repository key with the key file.");
         }
         return master;
     }

@@ -53,11 +53,12 @@ internal static class WrapKeyCache
     }
 
     /// <summary>Remembers a wrap key that has just unwrapped a key object.</summary>
-    public static void Add(string passphrase, string salt, int iterations, byte[] wrapKey)
+    /// <summary>Remembers a wrap key; false when the cache is off.</summary>
+    public static bool Add(string passphrase, string salt, int iterations, byte[] wrapKey)
     {
         if (!Enabled)
         {
-            return;
+            return false;
         }
         string key = Key(passphrase, salt, iterations);
         lock (Entries)
@@ -74,6 +75,7 @@ internal static class WrapKeyCache
             }
             Entries[key] = new Entry(wrapKey.ToArray());
         }
+        return true;
     }
 
     /// <summary>Forgets every wrap key (tests; a host that wants to drop secrets early).</summary>
