@@ -172,3 +172,47 @@ Describe 'Restore-PointInTime of a real UnisonDB WAL (judged by UnisonDB''s own 
         ($out | Select-Object -Last 1) | Should -Match 'replayed 130 records, lsn 421\.\.550,'
     }
 }
+
+Describe 'Time values piped between cmdlets' {
+    It 'takes a snapshot record''s Time as -TargetTime: exactly that snapshot, no TargetBeforeFirstSnapshot' {
+        $snap = Get-Backup -Repository $script:Repo -Namespace users -Kind store-snapshot | Select-Object -First 1
+        $snap.Time | Should -BeOfType ([DateTimeOffset])
+        $snap.CompletedAt | Should -Be $snap.Time
+        $snap.CreatedAt | Should -BeLessOrEqual $snap.Time
+        $plan = Restore-PointInTime -Repository $script:Repo -Namespace users -TargetTime $snap.Time -TargetDataDir (Join-Path $TestDrive 'pitr-time') -WhatIf
+        $plan | Should -BeOfType ([PSBackup.Engine.Restore.PointInTimePlan])
+        $plan.Snapshot.Id | Should -Be $snap.BackupId
+    }
+
+    It 'refuses a snapshot''s start time, which is before it completed' {
+        $snap = Get-Backup -Repository $script:Repo -Namespace users -Kind store-snapshot | Select-Object -First 1
+        { Restore-PointInTime -Repository $script:Repo -Namespace users -TargetTime $snap.CreatedAt.AddTicks(-1) -TargetDataDir (Join-Path $TestDrive 'pitr-early') -WhatIf -ErrorAction Stop } |
+            Should -Throw -ErrorId 'TargetBeforeFirstSnapshot,PSBackup.Commands.RestorePointInTimeCommand'
+    }
+
+    It 'takes record times as -Before and -After, inclusive' {
+        $all = @(Get-Backup -Repository $script:Repo -Namespace users)
+        $oldest = $all[-1]
+        @(Get-Backup -Repository $script:Repo -Namespace users -Before $oldest.Time).BackupId | Should -Contain $oldest.BackupId
+        @(Get-Backup -Repository $script:Repo -Namespace users -After $all[0].Time).BackupId | Should -Be @($all | Where-Object Time -EQ $all[0].Time).BackupId
+    }
+
+    It 'still takes a DateTime (local when unspecified, as Get-Date) and text' {
+        $snap = Get-Backup -Repository $script:Repo -Namespace users -Kind store-snapshot | Select-Object -First 1
+        $local = $snap.Time.LocalDateTime
+        $local.Kind | Should -Be 'Local'
+        (Restore-PointInTime -Repository $script:Repo -Namespace users -TargetTime $local -TargetDataDir (Join-Path $TestDrive 'pitr-dt') -WhatIf).Snapshot.Id |
+            Should -Be $snap.BackupId
+        $text = $snap.Time.ToString('o')
+        @(Get-Backup -Repository $script:Repo -Namespace users -After $text -Kind store-snapshot).Count | Should -BeGreaterThan 0
+        @(Get-Backup -Repository $script:Repo -Namespace users -Before ([datetime]::MinValue)).Count | Should -Be 0
+        { Get-Backup -Repository $script:Repo -After 'not a time' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'ParameterArgumentTransformationError,PSBackup.Commands.GetBackupCommand'
+    }
+
+    It 'types the time parameters as DateTimeOffset' {
+        (Get-Command Get-Backup).Parameters['After'].ParameterType | Should -Be ([Nullable[DateTimeOffset]])
+        (Get-Command Restore-PointInTime).Parameters['TargetTime'].ParameterType | Should -Be ([Nullable[DateTimeOffset]])
+        (Get-Command Test-Restore).Parameters['TargetTime'].ParameterType | Should -Be ([Nullable[DateTimeOffset]])
+    }
+}

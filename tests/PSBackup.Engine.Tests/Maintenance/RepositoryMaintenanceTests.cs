@@ -43,7 +43,12 @@ public sealed class RepositoryMaintenanceTests : IDisposable
         Assert.Equal(70_000, seg.Bytes);
         BackupRecord obj = all[2];
         Assert.Equal(("tenant", "orders", "Stable", 2), (obj.Dir, obj.Object, obj.Consistency, obj.FileCount));
-        Assert.Equal(MaintenanceTestSupport.T0, obj.Time);
+        // Time is the completion PITR compares; CreatedAt when it began.
+        Assert.Equal(MaintenanceTestSupport.T0.AddMinutes(1), obj.Time);
+        Assert.Equal((MaintenanceTestSupport.T0, MaintenanceTestSupport.T0.AddMinutes(1)), (obj.CreatedAt, obj.CompletedAt));
+        Assert.Equal(MaintenanceTestSupport.T0.AddHours(1).AddMinutes(1), all[1].Time);
+        // A sealed segment's time is its seal stamp (what PITR compares), not when it was shipped.
+        Assert.Equal((MaintenanceTestSupport.T0.AddHours(2), MaintenanceTestSupport.T0.AddHours(2)), (seg.Time, seg.CompletedAt));
         Assert.Equal(118, all[1].Wal!.AppliedLogIndex);
     }
 
@@ -59,7 +64,8 @@ public sealed class RepositoryMaintenanceTests : IDisposable
         Assert.Equal([ids.Object], await Ids(new GetBackupOptions { Dir = "tenant", Object = "orders" }));
         DateTimeOffset t = MaintenanceTestSupport.T0;
         Assert.Equal([ids.Segment, ids.Snapshot], await Ids(new GetBackupOptions { After = t.AddHours(1) }));
-        Assert.Equal([ids.Snapshot, ids.Object], await Ids(new GetBackupOptions { Before = t.AddHours(1) }));
+        Assert.Equal([ids.Snapshot, ids.Object], await Ids(new GetBackupOptions { Before = t.AddHours(1).AddMinutes(1) }));
+        Assert.Equal([ids.Object], await Ids(new GetBackupOptions { Before = t.AddHours(1) }));
         Assert.Equal([ids.Snapshot], await Ids(new GetBackupOptions { After = t.AddMinutes(30), Before = t.AddMinutes(90) }));
     }
 

@@ -42,9 +42,9 @@ internal static class RepositoryTestSupport
     }
 
     public static async Task<BackupCommitResult> BackupAsync(Repo repo, IEnumerable<(string Path, byte[] Data)> files, BackupKind kind = BackupKind.Object,
-        ChunkingProfile profile = ChunkingProfile.Default, string? refName = null, BackupInfo? info = null)
+        ChunkingProfile profile = ChunkingProfile.Default, string? refName = null, BackupInfo? info = null, TimeProvider? clock = null)
     {
-        await using BackupWriter w = repo.BeginBackup(info ?? new BackupInfo { Kind = kind, Dir = "tenant", Object = "orders" });
+        await using BackupWriter w = repo.BeginBackup(info ?? new BackupInfo { Kind = kind, Dir = "tenant", Object = "orders" }, clock);
         foreach (var (path, data) in files)
         {
             await w.AddFileAsync(path, new MemoryStream(data, writable: false), profile);
