@@ -13,7 +13,7 @@ BeforeAll {
     $script:WalData = Join-Path $TestDrive 'wal-data'
     New-TestWal -DataDir $script:WalData -Namespace users
     $script:Repo = Join-Path $TestDrive 'repos' 'large'
-    $null = Initialize-BackupRepository -Repository $script:Repo
+    $null = Initialize-BackupRepository -Repository $script:Repo -Unencrypted
     $script:Shipped = @(Invoke-WalShip -DataDir $script:WalData -Namespace users -Repository $script:Repo)
 
     $script:Fixture = Join-Path $TestDrive 'example'
@@ -80,7 +80,7 @@ Describe 'Awaited pipeline writes against S3' -Tag 'Integration' {
             SecretKey = (ConvertTo-SecureString 'S3RVER' -AsPlainText -Force)
         }
         $script:S3Repo = "s3://$($script:Bucket)/large"
-        $null = Initialize-BackupRepository -Repository $script:S3Repo @script:S3
+        $null = Initialize-BackupRepository -Repository $script:S3Repo @script:S3 -Unencrypted
         $script:S3Shipped = @(Invoke-WalShip -DataDir $script:WalData -Namespace users -Repository $script:S3Repo @script:S3)
         $script:S3Log = Join-Path $TestDrive 's3' 's3rver.log'
 
