@@ -29,6 +29,7 @@
         'Restore-PointInTime'
         'Test-Restore'
         'Remove-ExpiredBackup'
+        'Remove-Backup'
         'Get-BackupHealth'
         'Export-BackupMetric'
     )

@@ -13,6 +13,7 @@ BeforeAll {
         'New-ObjectBackup'
         'New-StoreSnapshot'
         'Remove-ExpiredBackup'
+        'Remove-Backup'
         'Restore-ObjectBackup'
         'Restore-PointInTime'
         'Restore-StoreSnapshot'
@@ -53,6 +54,7 @@ Describe 'PSBackup module' {
         @{ Name = 'New-ObjectBackup' }
         @{ Name = 'New-StoreSnapshot' }
         @{ Name = 'Remove-ExpiredBackup' }
+        @{ Name = 'Remove-Backup' }
         @{ Name = 'Restore-ObjectBackup' }
         @{ Name = 'Restore-PointInTime' }
         @{ Name = 'Restore-StoreSnapshot' }
@@ -75,6 +77,7 @@ Describe 'PSBackup module' {
         @{ Name = 'New-ObjectBackup' }
         @{ Name = 'New-StoreSnapshot' }
         @{ Name = 'Remove-ExpiredBackup' }
+        @{ Name = 'Remove-Backup' }
         @{ Name = 'Restore-ObjectBackup' }
         @{ Name = 'Restore-PointInTime' }
         @{ Name = 'Restore-StoreSnapshot' }
@@ -102,6 +105,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Restore-StoreSnapshot' }
         @{ Name = 'Clear-StaleArtifact' }
         @{ Name = 'Remove-ExpiredBackup' }
+        @{ Name = 'Remove-Backup' }
     ) {
         $type = (Get-Command -Name $Name -Module PSBackup).ImplementingType
         $attribute = $type.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0]
@@ -122,6 +126,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Restore-StoreSnapshot'; Parameters = 'DataDir', 'Namespace', 'Snapshot', 'Repository', 'BackupId', 'TargetDataDir', 'Force' }
         @{ Name = 'Restore-PointInTime'; Parameters = 'DataDir', 'Namespace', 'Repository', 'TargetTime', 'TargetLogIndex', 'TargetDataDir', 'Force' }
         @{ Name = 'Test-Restore'; Parameters = 'DataDir', 'Namespace', 'Repository', 'BackupId', 'Snapshot', 'TargetTime', 'TargetLogIndex', 'ScratchPath', 'Keep', 'ValidationScript' }
+        @{ Name = 'Remove-Backup'; Parameters = 'Repository', 'DataDir', 'Namespace', 'DbRoot', 'Dir', 'BackupId', 'Force', 'Passphrase' }
         @{ Name = 'Remove-ExpiredBackup'; Parameters = 'Repository', 'DataDir', 'DbRoot', 'Namespace', 'Dir', 'Object', 'KeepLast', 'KeepHourly', 'KeepDaily', 'KeepWeekly', 'KeepMonthly', 'KeepYearly', 'KeepWithin', 'PackGracePeriod', 'Passphrase' }
         @{ Name = 'Get-BackupHealth'; Parameters = 'Repository', 'DataDir', 'HistoryPath', 'Namespace', 'MaxAge', 'SizeChangeThreshold', 'FailureThreshold', 'MaxRestoreTestAge' }
         @{ Name = 'Export-BackupMetric'; Parameters = 'Repository', 'DataDir', 'HistoryPath', 'Namespace', 'Path' }

@@ -86,6 +86,7 @@ public static partial class CliApp
         root.Subcommands.Add(RepoCommand());
         AddMaintenanceCommands(root);
         root.Subcommands.Add(PruneCommand());
+        root.Subcommands.Add(RemoveCommand());
         root.Subcommands.Add(TestRestoreCommand());
         root.Subcommands.Add(HealthCommand());
         root.Subcommands.Add(MetricsCommand());

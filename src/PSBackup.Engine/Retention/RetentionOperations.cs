@@ -145,7 +145,7 @@ public static class RetentionOperations
         return items;
     }
 
-    private static void DeleteFile(string path)
+    internal static void DeleteFile(string path)
     {
         if (File.Exists(path))
         {
@@ -154,7 +154,7 @@ public static class RetentionOperations
         }
     }
 
-    private static void DeleteData(string path)
+    internal static void DeleteData(string path)
     {
         if (Directory.Exists(path))
         {
@@ -284,7 +284,7 @@ public static class RetentionOperations
         return items;
     }
 
-    private static async Task<Dictionary<string, RepositoryManifest>> ReadAllManifestsAsync(Repository.Repository repo, CancellationToken ct)
+    internal static async Task<Dictionary<string, RepositoryManifest>> ReadAllManifestsAsync(Repository.Repository repo, CancellationToken ct)
     {
         var ids = new List<string>();
         await foreach (StoredObject so in repo.Backend.ListAsync(RepositoryLayout.SnapshotsPrefix, ct).ConfigureAwait(false))
@@ -306,13 +306,15 @@ public static class RetentionOperations
     /// <summary>Packs no manifest that will remain references, older than the grace period. The
     /// index is rewritten without them first (new object written, then the old ones deleted), then
     /// the packs go: interrupted at any step the repository stays valid (at worst unreferenced
-    /// packs or index entries that check reports as warnings and the next prune reclaims).</summary>
-    private static async Task<IEnumerable<RetentionItem>> ReclaimPacksAsync(Repository.Repository repo, HashSet<string> planned, HashSet<string> removed,
-        TimeSpan grace, OperationContext ctx)
+    /// packs or index entries that check reports as warnings and the next prune reclaims).
+    /// <paramref name="onlyWith"/>: only packs holding one of these chunks (Remove-Backup reclaims
+    /// what the removed backups used, not every unreferenced pack); null: all (prune).</summary>
+    internal static async Task<IEnumerable<RetentionItem>> ReclaimPacksAsync(Repository.Repository repo, HashSet<string> planned, HashSet<string> removed,
+        TimeSpan grace, OperationContext ctx, HashSet<ChunkId>? onlyWith = null, string activity = "Remove-ExpiredBackup")
     {
         CancellationToken ct = ctx.CancellationToken;
         string location = repo.Location;
-        ctx.Report("Remove-ExpiredBackup", "Finding unreferenced packs", 0, 0);
+        ctx.Report(activity, "Finding unreferenced packs", 0, 0);
         // Re-read what exists now: backups committed meanwhile by other hosts count as live.
         Dictionary<string, RepositoryManifest> existing = await ReadAllManifestsAsync(repo, ct).ConfigureAwait(false);
         var liveIfPlanned = new HashSet<ChunkId>();
@@ -362,6 +364,10 @@ public static class RetentionOperations
             if (has && chunks!.Overlaps(liveIfPlanned))
             {
                 continue; // in use: not listed
+            }
+            if (onlyWith is not null && !(has && chunks!.Overlaps(onlyWith)))
+            {
+                continue; // not one of the removed backups' packs
             }
             RetentionItem Make(RetentionDecision d, bool gone, string why) => new()
             {
@@ -421,7 +427,7 @@ public static class RetentionOperations
                 Time = pack.LastModified, Bytes = pack.Size, Path = pack.Key,
                 Reasons = [chunksOf.ContainsKey(id) ? "used by no remaining backup" : "in no index (left by an interrupted backup)"],
             });
-            ctx.Report("Remove-ExpiredBackup", "Removing unreferenced packs", ++done, approved.Count, id);
+            ctx.Report(activity, "Removing unreferenced packs", ++done, approved.Count, id);
         }
         await repo.ReloadIndexAsync(ct).ConfigureAwait(false);
         return items;

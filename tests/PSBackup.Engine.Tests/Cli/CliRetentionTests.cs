@@ -183,4 +183,28 @@ public sealed class CliRetentionTests : IDisposable
         Assert.Contains(mentions, run.Stderr, StringComparison.OrdinalIgnoreCase);
         before.AssertUnchanged(Repo);
     }
+
+    [Fact]
+    public async Task Remove_takes_named_ids_reclaims_their_packs_and_checks_clean()
+    {
+        List<string> ids = await RepositoryWithBackups(3);
+        Run whatIf = await RunCli("remove", "--repository", Repo, "--backup-id", ids[0], "--what-if", "--json");
+        Assert.Equal(0, whatIf.ExitCode);
+        Assert.False(whatIf.Json.GetProperty("items")[0].GetProperty("removed").GetBoolean());
+        Assert.Equal(3, (await ListedIds()).Length);
+
+        Run removed = await RunCli("remove", "--repository", Repo, "--backup-id", ids[0], "--backup-id", ids[1], "--pack-grace-period", "0h", "--json");
+        Assert.Equal(0, removed.ExitCode);
+        Assert.Equal(2, removed.Json.GetProperty("items").EnumerateArray().Count(i => i.GetProperty("kind").GetString() == "objectBackup" && i.GetProperty("removed").GetBoolean()));
+        Assert.True(removed.Json.GetProperty("items").EnumerateArray().Any(i => i.GetProperty("kind").GetString() == "pack"), "the packs only the removed backups used are reclaimed");
+        Assert.Equal([ids[2]], await ListedIds());
+        Assert.Equal(0, (await RunCli("check", "--repository", Repo, "--read-data")).ExitCode);
+
+        Run missing = await RunCli("remove", "--repository", Repo, "--backup-id", ids[0]);
+        Assert.Equal(3, missing.ExitCode);
+        Assert.Contains(ids[0], missing.Stderr);
+        Run local = await RunCli("remove", "--db-root", _obj.DbRoot, "--dir", ObjectFixture.Dir, "--backup-id", "x", "--pack-grace-period", "1h");
+        Assert.Equal(2, local.ExitCode);
+        Assert.Contains("--pack-grace-period", local.Stderr);
+    }
 }
