@@ -72,7 +72,7 @@ public static partial class ObjectLayout
         && DateTime.TryParseExact(timestamp, TimestampFormat, CultureInfo.InvariantCulture, DateTimeStyles.None, out _);
 
     /// <summary>Splits <c>&lt;obj&gt;.backup-&lt;ts&gt;</c>; false for any other name.</summary>
-    internal static bool TryParseBackupName(string name, out string obj, out string timestamp)
+    public static bool TryParseBackupName(string name, out string obj, out string timestamp)
     {
         Match m = BackupNamePattern().Match(name);
         if (m.Success && IsTimestamp(m.Groups["ts"].Value))

@@ -228,12 +228,12 @@ public static class BackupCatalog
         var placed = new HashSet<string>(StringComparer.Ordinal);
         foreach (RepositoryRef r in refs.OrderBy(r => r.Name, StringComparer.Ordinal).ThenBy(r => r.ManifestId, StringComparer.Ordinal))
         {
-            if (!ids.Contains(r.ManifestId) || placed.Contains(r.ManifestId) || RefStream.Parse(r.Name) is not { } named1)
+            if (!ids.Contains(r.ManifestId) || placed.Contains(r.ManifestId) || BackupRefName.Parse(r.Name) is not { } named1)
             {
                 continue;
             }
             placed.Add(r.ManifestId);
-            if (!named1.Matches(options))
+            if (!named1.Matches(options.Kind, options.Namespace, options.Dir, options.Object))
             {
                 continue; // filtered out by its name: never read
             }
@@ -363,45 +363,6 @@ public static class BackupCatalog
                 // Cancelled reads, or failures nobody asked for any more.
             }
         }
-    }
-
-    /// <summary>What a ref name tells about its backup without reading the manifest.</summary>
-    private sealed record RefStream(BackupKind Kind, string? Namespace, string? Dir, string? Object, string Stream, string SortKey)
-    {
-        public bool Matches(GetBackupOptions o) =>
-            (o.Kind is null || o.Kind == Kind)
-            && (o.Namespace is null || (Kind != BackupKind.Object && o.Namespace == Namespace))
-            && (o.Dir is null || (Kind == BackupKind.Object && o.Dir == Dir))
-            && (o.Object is null || (Kind == BackupKind.Object && o.Object == Object));
-
-        /// <summary><c>object/&lt;dir&gt;/&lt;obj&gt;/&lt;yyyyMMddTHHmmss&gt;</c>, <c>snapshot/&lt;ns&gt;/&lt;yyyyMMddTHHmmssZ&gt;</c>,
-        /// <c>wal/&lt;ns&gt;/&lt;id:D9&gt;[.&lt;partial&gt;]</c>; null for any other name (its manifest is read
-        /// early, like one without a ref).</summary>
-        public static RefStream? Parse(string name)
-        {
-            string[] p = name.Split('/');
-            if (p.Length == 4 && p[0] == "object" && IsStamp(p[3], 15))
-            {
-                return new RefStream(BackupKind.Object, null, p[1], p[2], $"object/{p[1]}/{p[2]}", p[3]);
-            }
-            if (p.Length == 3 && p[0] == "snapshot" && IsStamp(p[2], 15))
-            {
-                return new RefStream(BackupKind.StoreSnapshot, p[1], null, null, $"snapshot/{p[1]}", p[2]);
-            }
-            if (p.Length == 3 && p[0] == "wal" && p[2].Length >= 9 && p[2].AsSpan(0, 9).ContainsAnyExceptInRange('0', '9') is false
-                && (p[2].Length == 9 || p[2][9] == '.'))
-            {
-                // A sealed segment before the partials of the same id (they were observed before it sealed).
-                string key = p[2].Length == 9 ? p[2] + "~" : p[2];
-                return new RefStream(BackupKind.WalSegment, p[1], null, null, $"wal/{p[1]}", key);
-            }
-            return null;
-        }
-
-        /// <summary>yyyyMMddTHHmmss, optionally followed by Z: fixed width, so ordinal order is time order.</summary>
-        private static bool IsStamp(string s, int length) =>
-            (s.Length == length || (s.Length == length + 1 && s[^1] == 'Z')) && s[8] == 'T'
-            && !s.AsSpan(0, 8).ContainsAnyExceptInRange('0', '9') && !s.AsSpan(9, 6).ContainsAnyExceptInRange('0', '9');
     }
 
     /// <summary>Store snapshots (a <c>.manifest.json</c> beside each) and shipped WAL segments
@@ -570,13 +531,70 @@ public static class BackupCatalog
 /// <summary>The names users type for <see cref="BackupKind"/> (the manifest's own names, and the enum's).</summary>
 public static class BackupKinds
 {
-    public static BackupKind Parse(string value) => value.ToLowerInvariant() switch
+    public static BackupKind Parse(string value) => TryParse(value)
+        ?? throw new InvalidInputException("InvalidKind", $"'{SafePath.Printable(value)}' is not a backup kind. Use Object, StoreSnapshot or WalSegment (or object, store-snapshot, wal-segment).", value);
+
+    /// <summary>A kind in either spelling, any case; null when it is none.</summary>
+    public static BackupKind? TryParse(string? value) => value?.ToLowerInvariant() switch
     {
         "object" => BackupKind.Object,
         "store-snapshot" or "storesnapshot" => BackupKind.StoreSnapshot,
         "wal-segment" or "walsegment" => BackupKind.WalSegment,
-        _ => throw new InvalidInputException("InvalidKind", $"'{SafePath.Printable(value)}' is not a backup kind. Use object, store-snapshot or wal-segment.", value),
+        _ => null,
     };
 
     public static string ToName(BackupKind kind) => BackupKindJsonConverter.ToName(kind);
+}
+
+/// <summary>What a ref name (<c>refs/&lt;name&gt;/&lt;manifest id&gt;</c>) says of its backup without
+/// reading the manifest: <c>object/&lt;dir&gt;/&lt;obj&gt;/&lt;yyyyMMddTHHmmss&gt;</c> (begun then, UTC),
+/// <c>snapshot/&lt;ns&gt;/&lt;yyyyMMddTHHmmss&gt;Z</c>, <c>wal/&lt;ns&gt;/&lt;segment id:D9&gt;[.&lt;partial&gt;]</c>.
+/// <see cref="Stream"/> groups the backups of one object, one namespace's snapshots or one
+/// namespace's WAL, which are in time order by <see cref="SortKey"/> (ordinal). The manifest stays
+/// the source of truth; listing and completion use names to avoid reading it.</summary>
+public sealed record BackupRefName(BackupKind Kind, string? Namespace, string? Dir, string? Object, string Stream, string SortKey)
+{
+    public bool Matches(BackupKind? kind, string? @namespace, string? dir, string? @object) =>
+        (kind is null || kind == Kind)
+        && (@namespace is null || (Kind != BackupKind.Object && @namespace == Namespace))
+        && (dir is null || (Kind == BackupKind.Object && dir == Dir))
+        && (@object is null || (Kind == BackupKind.Object && @object == Object));
+
+    /// <summary>The parts of a name, or null for any other name (read like a backup without a ref).</summary>
+    public static BackupRefName? Parse(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        string[] p = name.Split('/');
+        if (p.Length == 4 && p[0] == "object" && IsStamp(p[3]))
+        {
+            return new BackupRefName(BackupKind.Object, null, p[1], p[2], $"object/{p[1]}/{p[2]}", p[3]);
+        }
+        if (p.Length == 3 && p[0] == "snapshot" && IsStamp(p[2]))
+        {
+            return new BackupRefName(BackupKind.StoreSnapshot, p[1], null, null, $"snapshot/{p[1]}", p[2]);
+        }
+        if (p.Length == 3 && p[0] == "wal" && p[2].Length >= 9 && !p[2].AsSpan(0, 9).ContainsAnyExceptInRange('0', '9')
+            && (p[2].Length == 9 || p[2][9] == '.'))
+        {
+            // A sealed segment sorts after the partials of its id (they were observed before it sealed).
+            return new BackupRefName(BackupKind.WalSegment, p[1], null, null, $"wal/{p[1]}", p[2].Length == 9 ? p[2] + "~" : p[2]);
+        }
+        return null;
+    }
+
+    /// <summary>"store-snapshot of users begun 2025-01-08T03:00:00Z", "wal-segment 43 of users", "object acme/orders begun ...".</summary>
+    public override string ToString() => Kind switch
+    {
+        BackupKind.Object => $"object {Dir}/{Object} begun {Stamp(SortKey)}",
+        BackupKind.StoreSnapshot => $"store-snapshot of {Namespace} begun {Stamp(SortKey)}",
+        _ => $"wal-segment {SortKey.TrimEnd('~').TrimStart('0')} of {Namespace}",
+    };
+
+    private static string Stamp(string s) =>
+        s.Length >= 15 ? $"{s[..4]}-{s[4..6]}-{s[6..8]}T{s[9..11]}:{s[11..13]}:{s[13..15]}Z" : s;
+
+    /// <summary>yyyyMMddTHHmmss, optionally followed by Z: fixed width, so ordinal order is time order.</summary>
+    private static bool IsStamp(string s) =>
+        (s.Length == 15 || (s.Length == 16 && s[^1] == 'Z')) && s[8] == 'T'
+        && !s.AsSpan(0, 8).ContainsAnyExceptInRange('0', '9') && !s.AsSpan(9, 6).ContainsAnyExceptInRange('0', '9');
 }

@@ -3,8 +3,14 @@ using System.Text.Json.Serialization;
 
 namespace PSBackup.Engine.Repository;
 
-/// <summary>What a backup in the repository holds.</summary>
+/// <summary>What a backup in the repository holds. One name each in PowerShell (Object,
+/// StoreSnapshot, WalSegment); the manifest's and the command line's names (object,
+/// store-snapshot, wal-segment) convert to it too (<see cref="BackupKindTypeConverter"/>: -Kind
+/// store-snapshot binds and <c>Where-Object Kind -eq 'store-snapshot'</c> matches), and
+/// ConvertTo-Json writes the name, not a number.</summary>
 [JsonConverter(typeof(BackupKindJsonConverter))]
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
+[System.ComponentModel.TypeConverter(typeof(BackupKindTypeConverter))]
 public enum BackupKind
 {
     /// <summary>"object": one object of the object store.</summary>
@@ -13,6 +19,19 @@ public enum BackupKind
     StoreSnapshot,
     /// <summary>"wal-segment": one WAL segment (or a partial prefix of one).</summary>
     WalSegment,
+}
+
+/// <summary>Text to <see cref="BackupKind"/> for PowerShell's conversions (parameter binding, -eq):
+/// either spelling, any case.</summary>
+public sealed class BackupKindTypeConverter : System.ComponentModel.EnumConverter
+{
+    public BackupKindTypeConverter()
+        : base(typeof(BackupKind))
+    {
+    }
+
+    public override object? ConvertFrom(System.ComponentModel.ITypeDescriptorContext? context, System.Globalization.CultureInfo? culture, object value) =>
+        value is string s ? BackupKinds.Parse(s.Trim()) : base.ConvertFrom(context, culture, value);
 }
 
 internal sealed class BackupKindJsonConverter : JsonConverter<BackupKind>
