@@ -94,15 +94,20 @@ Describe 'Local object backup history (-HistoryPath)' {
         $alert[0].Namespace | Should -Be 'acme'
     }
 
-    It 'exports the object backups as metrics' {
-        $result = Export-BackupMetric -HistoryPath $script:History
-        $result.Text | Should -Match 'backup_success_total\{namespace="acme",kind="object"\} 1'
-        $result.Text | Should -Match 'backup_failure_total\{namespace="acme",kind="object"\} 2'
+    It 'exports the object backups as metrics: without -Path the exposition text itself' {
+        $text = Export-BackupMetric -HistoryPath $script:History
+        $text | Should -BeOfType ([string])
+        $text | Should -Match 'backup_success_total\{namespace="acme",kind="object"\} 1'
+        $text | Should -Match 'backup_failure_total\{namespace="acme",kind="object"\} 2'
+        $file = Join-Path $TestDrive 'history.prom'
+        $result = Export-BackupMetric -HistoryPath $script:History -Path $file
+        $result | Should -BeOfType ([PSBackup.Engine.Events.MetricExportResult])
+        Get-Content -LiteralPath $file -Raw | Should -Be $text
     }
 
     It 'records a local object restore too' {
         Restore-ObjectBackup -DbRoot $script:DbRoot -Dir 'acme' -Object 'orders' -From $script:Backup.BackupName -Force -Confirm:$false -HistoryPath $script:History | Out-Null
-        (Export-BackupMetric -HistoryPath $script:History).Text | Should -Match 'backup_success_total\{namespace="acme",kind="object-restore"\} 1'
+        Export-BackupMetric -HistoryPath $script:History | Should -Match 'backup_success_total\{namespace="acme",kind="object-restore"\} 1'
     }
 
     It 'refuses a history folder inside the db root' {

@@ -21,6 +21,21 @@ public sealed record WalPosition(
 {
     public Snapshots.StoreCheckpoint? Checkpoint { get; init; }
     public long? CompletedLogIndex { get; init; }
+
+    /// <summary>"applied 118, durable 120, segments 6-7": what a person reads in a table or list.</summary>
+    public override string ToString()
+    {
+        var parts = new List<string>();
+        if (AppliedLogIndex is long a) { parts.Add($"applied {a}"); }
+        if (HighestLogIndex is long h) { parts.Add($"durable {h}"); }
+        if (SegmentIds is { Count: > 0 } ids)
+        {
+            long lo = ids.Min(), hi = ids.Max();
+            parts.Add(lo == hi ? $"segment {lo}" : ids.Count == hi - lo + 1 ? $"segments {lo}-{hi}" : $"segments {string.Join(",", ids.Order())}");
+        }
+        if (Checkpoint is not null) { parts.Add($"checkpoint {Checkpoint}"); }
+        return parts.Count == 0 ? "no WAL" : string.Join(", ", parts);
+    }
 }
 
 /// <summary>The JSON manifest written beside every local backup (object backup, store snapshot).

@@ -7,6 +7,8 @@ using PSBackup.Engine.Wal;
 
 namespace PSBackup.Engine.Events;
 
+/// <summary>How bad an alert is (ConvertTo-Json writes the name).</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum HealthSeverity
 {
     Warning,

@@ -1,5 +1,7 @@
 namespace PSBackup.Engine.ObjectStore;
 
+/// <summary>Whether a copy equals its source at one instant (ConvertTo-Json writes the name).</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum BackupConsistency
 {
     /// <summary>No file changed while it was copied: each copied file equals its source at one instant.</summary>

@@ -3,6 +3,8 @@ using PSBackup.Engine.Restore;
 
 namespace PSBackup.Engine.Retention;
 
+/// <summary>What a retention item is (ConvertTo-Json writes the name).</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum RetentionItemKind
 {
     Snapshot,
@@ -11,6 +13,8 @@ public enum RetentionItemKind
     Pack,
 }
 
+/// <summary>Keep or remove (ConvertTo-Json writes the name).</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum RetentionDecision
 {
     Keep,

@@ -29,7 +29,7 @@ public sealed partial class ModuleParityTests
         HashSet<string> compiled = ForEachValues(text, "is a compiled cmdlet in PSBackup.Commands", "Name");
         Assert.Equal(_cmdletInfos.Select(c => c.Name).Order(StringComparer.Ordinal), compiled.Order(StringComparer.Ordinal));
         HashSet<string> views = ForEachValues(text, "has a table view for", "TypeName");
-        foreach (Type output in _cmdletInfos.SelectMany(OutputTypes).DistinctBy(t => t.FullName))
+        foreach (Type output in _cmdletInfos.SelectMany(OutputTypes).Where(t => t.Namespace?.StartsWith("PSBackup", StringComparison.Ordinal) == true).DistinctBy(t => t.FullName))
         {
             Assert.True(views.Contains(output.FullName!), $"Module.Tests.ps1 'has a table view for <TypeName>' does not list {output.FullName}.");
         }
