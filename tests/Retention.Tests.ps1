@@ -106,8 +106,10 @@ Describe 'Remove-ExpiredBackup' {
         Get-TreeState -Path $backups | Should -Be $before
     }
 
-    It 'does not mix the local and repository parameter sets' {
+    It 'does not mix a local object scope with a namespace, nor two sources' {
         { Remove-ExpiredBackup -DbRoot $script:DbRoot -Dir acme -Namespace users -KeepLast 1 -ErrorAction Stop } |
-            Should -Throw -ErrorId 'AmbiguousParameterSet,PSBackup.Commands.RemoveExpiredBackupCommand'
+            Should -Throw -ErrorId 'ScopeMismatch,PSBackup.Commands.RemoveExpiredBackupCommand'
+        { Remove-ExpiredBackup -DbRoot $script:DbRoot -DataDir $script:DataDir -Dir acme -KeepLast 1 -ErrorAction Stop } |
+            Should -Throw -ErrorId 'AmbiguousBackupSource,PSBackup.Commands.RemoveExpiredBackupCommand'
     }
 }

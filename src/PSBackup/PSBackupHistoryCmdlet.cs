@@ -29,6 +29,7 @@ public abstract class PSBackupHistoryCmdlet : PSBackupRepositoryCmdlet
     /// <summary>Only these namespaces (default: every namespace with backups or history).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NamespaceCompleter))]
     public string[]? Namespace { get; set; }
 
     protected RepositoryTarget? SourceRepository { get; private set; }

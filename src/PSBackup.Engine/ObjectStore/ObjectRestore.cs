@@ -150,7 +150,12 @@ internal static class ObjectRestore
             throw new ConflictException("ObjectNotADirectory",
                 $"'{livePath}' is a file, not an object folder. Move it away by hand, then run again.", livePath);
         }
-        if (!force)
+        if (!force && context.WhatIf && IsNonEmptyFolder(livePath))
+        {
+            // A preview never fails for want of -Force: it says so.
+            action += $" (replaces the non-empty live object '{livePath}': needs -Force)";
+        }
+        else if (!force)
         {
             RequireEmptyOrMissing(livePath);
         }
@@ -272,9 +277,11 @@ internal static class ObjectRestore
             location.DirPath);
     }
 
+    private static bool IsNonEmptyFolder(string path) => Directory.Exists(path) && Directory.EnumerateFileSystemEntries(path).Any();
+
     private static void RequireEmptyOrMissing(string livePath)
     {
-        if (Directory.Exists(livePath) && Directory.EnumerateFileSystemEntries(livePath).Any())
+        if (IsNonEmptyFolder(livePath))
         {
             throw new ConflictException("ObjectNotEmpty",
                 $"The live object '{livePath}' is not empty. Stop the database and pass -Force to replace it; the current object will be kept aside as '<object>.replaced-<timestamp>'.",

@@ -63,12 +63,12 @@ public static class RestoreOperations
         string entry = Snapshots.StoreEngines.RestoredEntry(snapshot.Store);
         string dbDir = Path.Combine(nsDir, entry);
         SafePath.RejectLinksBelow(targetDataDir, dbDir, "restore target");
-        RequireRestorable(dbDir, options.Force, "store", entry);
+        string? needsForce = RequireRestorable(dbDir, options.Force, "store", entry, context.WhatIf);
 
         // Every byte first: a damaged snapshot is refused before anything is touched.
         await VerifySnapshotAsync(source, snapshot, context, SnapshotActivity).ConfigureAwait(false);
 
-        if (!context.ShouldProcess(dbDir, $"Restore store snapshot '{snapshot.Id}' ({snapshot.Files.Count} files, {snapshot.Bytes} bytes)"))
+        if (!context.ShouldProcess(dbDir, $"Restore store snapshot '{snapshot.Id}' ({snapshot.Files.Count} files, {snapshot.Bytes} bytes){needsForce}"))
         {
             return null;
         }
@@ -248,9 +248,13 @@ public static class RestoreOperations
         SafePath.RejectLinksBelow(targetDataDir, nsDir, "restore target");
         PointInTimePlan plan = await PlanPointInTimeAsync(options, source, context).ConfigureAwait(false);
         RequireLayout(plan.Snapshot);
-        RequireRestorable(nsDir, options.Force, "namespace folder", ns);
+        string? needsForce = RequireRestorable(nsDir, options.Force, "namespace folder", ns, context.WhatIf);
+        if (needsForce is not null)
+        {
+            plan = plan with { Notes = [.. plan.Notes, $"The namespace folder '{nsDir}' is not empty: the restore needs -Force (it keeps the current folder aside as '{ns}.replaced-<timestamp>')."] };
+        }
 
-        string action = $"Restore to {plan.Target}: snapshot '{plan.Snapshot.Id}' + {plan.Segments.Count} WAL segment(s), up to log index {plan.LastLogIndex}{(plan.TargetPastArchive ? " (the latest archived)" : "")}";
+        string action = $"Restore to {plan.Target}: snapshot '{plan.Snapshot.Id}' + {plan.Segments.Count} WAL segment(s), up to log index {plan.LastLogIndex}{(plan.TargetPastArchive ? " (the latest archived)" : "")}{needsForce}";
         if (!context.ShouldProcess(nsDir, action))
         {
             return new PointInTimeRestoreResult
@@ -328,17 +332,23 @@ public static class RestoreOperations
         return full;
     }
 
-    /// <summary>A missing or empty folder is free; a non-empty one needs Force; a file never.</summary>
-    private static void RequireRestorable(string path, bool force, string what, string name)
+    /// <summary>A missing or empty folder is free; a non-empty one needs Force; a file never.
+    /// Under -WhatIf a folder that would need -Force is not an error: the preview says so (the
+    /// returned text is appended to the ShouldProcess action); otherwise null.</summary>
+    private static string? RequireRestorable(string path, bool force, string what, string name, bool whatIf = false)
     {
         if (File.Exists(path) && name == Snapshots.UnisonStore.StoreName)
         {
             if (!force)
             {
+                if (whatIf)
+                {
+                    return $" (replaces the existing {what} '{path}': needs -Force)";
+                }
                 throw new ConflictException("RestoreTargetNotEmpty",
                     $"The {what} '{path}' exists. Stop the database and pass -Force to replace it; the current one will be kept aside as '{name}.replaced-<timestamp>'.", path);
             }
-            return;
+            return null;
         }
         if (File.Exists(path))
         {
@@ -347,10 +357,15 @@ public static class RestoreOperations
         }
         if (!force && Directory.Exists(path) && Directory.EnumerateFileSystemEntries(path).Any())
         {
+            if (whatIf)
+            {
+                return $" (replaces the non-empty {what} '{path}': needs -Force)";
+            }
             throw new ConflictException("RestoreTargetNotEmpty",
                 $"The {what} '{path}' is not empty. Stop the database and pass -Force to replace it; the current one will be kept aside as '{name}.replaced-<timestamp>'.",
                 path);
         }
+        return null;
     }
 
     /// <summary>A snapshot's engine and files must be a layout the engine starts from: bbolt one file

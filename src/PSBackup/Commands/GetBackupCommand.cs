@@ -33,23 +33,26 @@ public sealed class GetBackupCommand : PSBackupRepositoryCmdlet
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DataDirSet)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NamespaceCompleter))]
     public string? Namespace { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DbRootSet)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(DirCompleter))]
     public string? Dir { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = DbRootSet)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(ObjectCompleter))]
     public string? Object { get; set; }
 
-    /// <summary>object, store-snapshot or wal-segment.</summary>
+    /// <summary>Only backups of this kind: Object, StoreSnapshot or WalSegment (the command line's
+    /// object, store-snapshot and wal-segment are accepted too).</summary>
     [Parameter(ParameterSetName = RepositorySet)]
     [Parameter(ParameterSetName = DataDirSet)]
-    [ValidateSet("object", "store-snapshot", "wal-segment", "StoreSnapshot", "WalSegment")]
-    public string? Kind { get; set; }
+    public BackupKind? Kind { get; set; }
 
     /// <summary>Only backups taken at or after this time.</summary>
     [Parameter]
@@ -78,7 +81,7 @@ public sealed class GetBackupCommand : PSBackupRepositoryCmdlet
             Namespace = Namespace,
             Dir = Dir,
             Object = Object,
-            Kind = Kind is null ? null : BackupKinds.Parse(Kind),
+            Kind = Kind,
             After = After,
             Before = Before,
         };

@@ -20,6 +20,7 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
 
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NamespaceCompleter))]
     public string Namespace { get; set; } = "";
 
     /// <summary>Relative to <c>&lt;dataDir&gt;/backups/&lt;ns&gt;</c>, e.g. <c>wal/archive</c>.</summary>
@@ -33,7 +34,7 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
     public long AfterSegmentId { get; set; }
 
     /// <summary>Ship to this repository (a folder or s3://bucket/prefix) instead of -BackupDir.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = RepositorySet)]
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
     public string Repository { get; set; } = "";
 

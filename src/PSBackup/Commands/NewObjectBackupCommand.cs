@@ -27,6 +27,7 @@ public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(DirCompleter))]
     public string Dir { get; set; } = "";
 
     /// <summary>The object to back up; wildcards select several.</summary>
@@ -34,6 +35,7 @@ public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(ObjectCompleter))]
     public string Object { get; set; } = "";
 
     /// <summary>Run before the copy to pause writers (a fenced copy).</summary>

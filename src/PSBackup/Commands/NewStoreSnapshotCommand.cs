@@ -21,6 +21,7 @@ public sealed class NewStoreSnapshotCommand : PSBackupRepositoryOptionsCmdlet
 
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NamespaceCompleter))]
     public string Namespace { get; set; } = "";
 
     /// <summary>Relative to <c>&lt;dataDir&gt;/backups/&lt;ns&gt;</c>, e.g. <c>snapshots/users-20250108.snapshot</c>.</summary>
@@ -29,7 +30,7 @@ public sealed class NewStoreSnapshotCommand : PSBackupRepositoryOptionsCmdlet
     public string Path { get; set; } = "";
 
     /// <summary>Store the snapshot in this repository (a folder or s3://bucket/prefix) instead of -Path.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = RepositorySet)]
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
     public string Repository { get; set; } = "";
 

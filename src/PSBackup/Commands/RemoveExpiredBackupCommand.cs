@@ -9,47 +9,45 @@ namespace PSBackup.Commands;
 /// a namespace's local snapshots and WAL (-DataDir with -Namespace) or a tenant dir's local object
 /// backups (-DbRoot with -Dir), removes what no rule keeps and, in a repository, reclaims the packs
 /// no remaining backup uses. Writes one <see cref="RetentionItem"/> per backup, segment or pack,
-/// kept or removed, with the rules that decided; -WhatIf lists what would go.</summary>
+/// kept or removed, with the rules that decided; -WhatIf lists what would go.
+/// <para>Takes its scope from the pipeline by property name too (Repository, DataDir, DbRoot,
+/// Namespace, Dir, Object): piping Get-Backup's records applies the policy once to each namespace or
+/// object they name, after the last record arrived.</para></summary>
 [Cmdlet(VerbsCommon.Remove, "ExpiredBackup", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High,
-    DefaultParameterSetName = RepositorySet)]
+    DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(RetentionItem))]
 public sealed class RemoveExpiredBackupCommand : PSBackupRepositoryCmdlet
 {
-    private const string DataDirSet = "DataDir";
-    private const string DbRootSet = "DbRoot";
-    private RemoveExpiredBackupOptions? _options;
+    private const string DefaultSet = "Default";
+    private readonly Dictionary<string, RemoveExpiredBackupOptions> _scopes = new(StringComparer.Ordinal);
 
     /// <summary>The repository: a folder or s3://bucket/prefix.</summary>
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = RepositorySet)]
-    [ValidateNotNullOrEmpty]
-    public string Repository { get; set; } = "";
+    /// <remarks>The source parameters are in every set, optional and without null validation:
+    /// Get-Backup's records carry all of them and some are null; exactly one is checked per record.</remarks>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    public string? Repository { get; set; }
 
     /// <summary>A data directory: prune &lt;DataDir&gt;/backups/&lt;Namespace&gt; (snapshots and shipped WAL).</summary>
-    [Parameter(Mandatory = true, ParameterSetName = DataDirSet)]
-    [ValidateNotNullOrEmpty]
-    public string DataDir { get; set; } = "";
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? DataDir { get; set; }
 
     /// <summary>An object store root: prune the local object backups of -Dir.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = DbRootSet)]
-    [ValidateNotNullOrEmpty]
-    public string DbRoot { get; set; } = "";
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? DbRoot { get; set; }
 
     /// <summary>Required with -DataDir; with -Repository, only this namespace's snapshots and WAL.</summary>
-    [Parameter(ParameterSetName = RepositorySet)]
-    [Parameter(Mandatory = true, ParameterSetName = DataDirSet)]
-    [ValidateNotNullOrEmpty]
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(NamespaceCompleter))]
     public string? Namespace { get; set; }
 
     /// <summary>Required with -DbRoot; with -Repository, only this tenant dir's object backups.</summary>
-    [Parameter(ParameterSetName = RepositorySet)]
-    [Parameter(Mandatory = true, ParameterSetName = DbRootSet)]
-    [ValidateNotNullOrEmpty]
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(DirCompleter))]
     public string? Dir { get; set; }
 
     /// <summary>Only this object's backups.</summary>
-    [Parameter(ParameterSetName = RepositorySet)]
-    [Parameter(ParameterSetName = DbRootSet)]
-    [ValidateNotNullOrEmpty]
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ObjectCompleter))]
     public string? Object { get; set; }
 
     /// <summary>Keep the N newest backups.</summary>
@@ -90,12 +88,30 @@ public sealed class RemoveExpiredBackupCommand : PSBackupRepositoryCmdlet
 
     /// <summary>Repository only: unreferenced packs younger than this stay (a running backup may
     /// still commit them). Default 1h; 0h reclaims every unreferenced pack.</summary>
-    [Parameter(ParameterSetName = RepositorySet)]
+    [Parameter]
     [ValidateNotNullOrEmpty]
     public string? PackGracePeriod { get; set; }
 
     protected override void PrepareRecord()
     {
+        bool repository = !string.IsNullOrEmpty(Repository), dataDir = !string.IsNullOrEmpty(DataDir), dbRoot = !string.IsNullOrEmpty(DbRoot);
+        RequireRepositoryForOptions(Repository);
+        if ((repository ? 1 : 0) + (dataDir ? 1 : 0) + (dbRoot ? 1 : 0) != 1)
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new InvalidInputException("AmbiguousBackupSource",
+                "Say what to prune: -Repository (a repository), -DataDir with -Namespace (a namespace's local snapshots and WAL), or -DbRoot with -Dir (local object backups); exactly one of them, or pipe Get-Backup's records. Nothing was removed.", null)));
+        }
+        if ((dbRoot && !string.IsNullOrEmpty(Namespace)) || (dataDir && (!string.IsNullOrEmpty(Dir) || !string.IsNullOrEmpty(Object))))
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new InvalidInputException("ScopeMismatch", dbRoot
+                ? "-Namespace applies to -Repository or -DataDir; local object backups (-DbRoot) are scoped by -Dir and -Object. Nothing was removed."
+                : "-Dir and -Object apply to -Repository or -DbRoot; a data directory's backups (-DataDir) are scoped by -Namespace. Nothing was removed.", null)));
+        }
+        if (!repository && PackGracePeriod is not null)
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new InvalidInputException("RepositoryOptionWithoutRepository",
+                "-PackGracePeriod only applies to a repository. Give -Repository, or drop -PackGracePeriod. Nothing was removed.", null)));
+        }
         try
         {
             var policy = new RetentionPolicy
@@ -109,18 +125,19 @@ public sealed class RemoveExpiredBackupCommand : PSBackupRepositoryCmdlet
                 KeepWithin = KeepWithin is null ? null : Durations.Parse(KeepWithin),
             };
             policy.Validate();
-            RepositoryTarget? repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
-            _options = new RemoveExpiredBackupOptions
+            var options = new RemoveExpiredBackupOptions
             {
-                Repository = repository,
-                DataDir = ParameterSetName == DataDirSet ? ResolveFileSystemPath(DataDir, nameof(DataDir)) : null,
-                DbRoot = ParameterSetName == DbRootSet ? ResolveFileSystemPath(DbRoot, nameof(DbRoot)) : null,
-                Namespace = Namespace,
-                Dir = Dir,
-                Object = Object,
+                Repository = repository ? RepositoryTargetFor(Repository) : null,
+                DataDir = dataDir ? ResolveFileSystemPath(DataDir!, nameof(DataDir)) : null,
+                DbRoot = dbRoot ? ResolveFileSystemPath(DbRoot!, nameof(DbRoot)) : null,
+                Namespace = string.IsNullOrEmpty(Namespace) ? null : Namespace,
+                Dir = string.IsNullOrEmpty(Dir) ? null : Dir,
+                Object = string.IsNullOrEmpty(Object) ? null : Object,
                 Policy = policy,
                 PackGracePeriod = PackGracePeriod is null ? TimeSpan.FromHours(1) : Durations.Parse(PackGracePeriod),
             };
+            // One run per scope, however many piped records name it.
+            _scopes.TryAdd($"{options.Repository?.Location}|{options.DataDir}|{options.DbRoot}|{options.Namespace}|{options.Dir}|{options.Object}", options);
         }
         catch (InvalidInputException e)
         {
@@ -129,11 +146,17 @@ public sealed class RemoveExpiredBackupCommand : PSBackupRepositoryCmdlet
         }
     }
 
-    protected override async Task ProcessRecordAsync()
+    /// <summary>Collecting only: the policy runs once all input arrived.</summary>
+    protected override Task ProcessRecordAsync() => Task.CompletedTask;
+
+    protected override async Task EndProcessingAsync()
     {
-        foreach (RetentionItem item in await RetentionOperations.RemoveExpiredAsync(_options!, CreateContext()).ConfigureAwait(false))
+        foreach (RemoveExpiredBackupOptions options in _scopes.Values)
         {
-            await WriteObjectAsync(item).ConfigureAwait(false);
+            foreach (RetentionItem item in await RetentionOperations.RemoveExpiredAsync(options, CreateContext()).ConfigureAwait(false))
+            {
+                await WriteObjectAsync(item).ConfigureAwait(false);
+            }
         }
     }
 }

@@ -32,18 +32,21 @@ public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(DirCompleter))]
     public string Dir { get; set; } = "";
 
     /// <summary>The object; with -Repository, wildcards restore several (the newest backup of each).</summary>
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(ObjectCompleter))]
     public string Object { get; set; } = "";
 
     /// <summary>The backup folder name (<c>&lt;obj&gt;.backup-yyyyMMddTHHmmss</c>), a sibling of the
     /// object, its timestamp, or 'latest'.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [Alias("BackupName")]
+    [ArgumentCompleter(typeof(BackupIdCompleter))]
     public string? From { get; set; }
 
     /// <summary>The repository to restore from (a folder or s3://bucket/prefix).</summary>
@@ -54,6 +57,7 @@ public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
     /// newest backup of the object), its folder name locally (the same as -From).</summary>
     /// <remarks>No null validation: a local New-ObjectBackup result has a null BackupId.</remarks>
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(BackupIdCompleter))]
     public string? BackupId { get; set; }
 
     /// <summary>Replace a live object that is not empty (it is kept aside, never deleted).</summary>

@@ -33,6 +33,7 @@ public sealed class RestorePointInTimeCommand : PSBackupRepositoryCmdlet
 
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NamespaceCompleter))]
     public string Namespace { get; set; } = "";
 
     /// <summary>The repository to read snapshots and WAL from (a folder or s3://bucket/prefix).</summary>

@@ -30,11 +30,13 @@ public sealed class RestoreStoreSnapshotCommand : PSBackupRepositoryCmdlet
 
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NamespaceCompleter))]
     public string Namespace { get; set; } = "";
 
     /// <summary>Local: the snapshot's path relative to <c>&lt;DataDir&gt;/backups/&lt;ns&gt;</c> (its New-StoreSnapshot -Path).</summary>
     [Parameter(ParameterSetName = DefaultSet)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(BackupIdCompleter))]
     public string? Snapshot { get; set; }
 
     /// <summary>The repository to read from (a folder or s3://bucket/prefix).</summary>
@@ -45,6 +47,7 @@ public sealed class RestoreStoreSnapshotCommand : PSBackupRepositoryCmdlet
     /// under the backup root locally (the same as -Snapshot). Default: the newest.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(BackupIdCompleter))]
     public string? BackupId { get; set; }
 
     /// <summary>The data directory to restore into; default: -DataDir.</summary>

@@ -12,9 +12,14 @@ public sealed class SyncBackupRepositoryCommand : PSBackupRepositoryCmdlet
 {
     private RepositoryTarget? _source;
     private RepositoryTarget? _destination;
+    private readonly HashSet<string> _synced = new(StringComparer.Ordinal);
+    private bool _repeat;
 
-    /// <summary>A repository (folder or s3://bucket/prefix), or a local backup folder.</summary>
+    /// <summary>A repository (folder or s3://bucket/prefix), or a local backup folder. Binds a
+    /// piped record's Repository property, so Get-Backup's output syncs its repository (once per
+    /// pipeline, however many records name it).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
+    [Alias("Repository")]
     [ValidateNotNullOrEmpty]
     public string Source { get; set; } = "";
 
@@ -27,10 +32,16 @@ public sealed class SyncBackupRepositoryCommand : PSBackupRepositoryCmdlet
     {
         _source = RepositoryTargetFor(Source, nameof(Source));
         _destination = RepositoryTargetFor(Destination, nameof(Destination));
+        // Get-Backup writes one record per backup: the first one of a source syncs it, the rest repeat it.
+        _repeat = !_synced.Add(_source!.Location + "\n" + _destination!.Location);
     }
 
     protected override async Task ProcessRecordAsync()
     {
+        if (_repeat)
+        {
+            return;
+        }
         SyncResult result = await RepositorySync.SyncAsync(new SyncBackupRepositoryOptions(_source!, _destination!), CreateContext()).ConfigureAwait(false);
         await WriteObjectAsync(result).ConfigureAwait(false);
     }

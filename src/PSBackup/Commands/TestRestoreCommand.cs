@@ -33,17 +33,20 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
 
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(NamespaceCompleter))]
     public string Namespace { get; set; } = "";
 
     /// <summary>The snapshot to start from, as Get-Backup reports it: the manifest id in a
     /// repository, the snapshot's path under the backup root locally. Default: the newest.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(BackupIdCompleter))]
     public string? BackupId { get; set; }
 
     /// <summary>Local: the snapshot's path relative to the backup root (New-StoreSnapshot -Path); same as -BackupId.</summary>
     [Parameter(ParameterSetName = DataDirSet)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(BackupIdCompleter))]
     public string? Snapshot { get; set; }
 
     /// <summary>Restore what was durable at this time instead of the latest.</summary>

@@ -119,6 +119,8 @@ public sealed partial class ModuleParityTests
     [InlineData("Get-Backup", "Restore-StoreSnapshot")]
     [InlineData("Get-Backup", "Restore-PointInTime")]
     [InlineData("Get-Backup", "Restore-ObjectBackup")]
+    [InlineData("Get-Backup", "Remove-Backup")]
+    [InlineData("Get-Backup", "Remove-ExpiredBackup")]
     public void Results_bind_by_property_name_into_the_next_cmdlet(string from, string to)
     {
         CmdletInfo producer = _cmdletInfos.Single(c => c.Name == from);
@@ -153,6 +155,8 @@ public sealed partial class ModuleParityTests
     [InlineData("Restore-StoreSnapshot")]
     [InlineData("Restore-PointInTime")]
     [InlineData("Restore-ObjectBackup")]
+    [InlineData("Remove-Backup")]
+    [InlineData("Remove-ExpiredBackup")]
     public void Parameters_fed_from_a_nullable_BackupRecord_property_tolerate_null(string consumer)
     {
         string[] alwaysSet = consumer == "Restore-ObjectBackup" ? ObjectRecordAlwaysSet : StoreSnapshotRecordAlwaysSet;
@@ -201,6 +205,11 @@ public sealed partial class ModuleParityTests
                 {
                     Assert.True(have >= version, $"{name}.dll references {reference} {version}; the module ships {have}.");
                     pending.Enqueue(reference);
+                }
+                else if (reference == "Newtonsoft.Json")
+                {
+                    // pwsh ships and loads it (ConvertTo-Json); the engine only carries its [JsonConverter] attribute.
+                    Assert.True(version.Major <= 13, $"{name}.dll references Newtonsoft.Json {version}, newer than pwsh 7.4 ships.");
                 }
                 else if (reference == "System.Management.Automation")
                 {
