@@ -347,7 +347,7 @@ public sealed partial class ModuleParityTests
             .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
             .Select(File.ReadAllText)
             .ToArray();
-        string[] fromPowerShell = ["AmbiguousParameterSet", "ParameterArgumentValidationError", "ParameterArgumentTransformationError", "MissingMandatoryParameter", "ParameterBindingFailed"];
+        string[] fromPowerShell = ["AmbiguousParameterSet", "ParameterArgumentValidationError", "ParameterArgumentTransformationError", "MissingMandatoryParameter", "ParameterBindingFailed", "CannotConvertArgumentNoMessage"];
         int checkedIds = 0;
         foreach (string file in Directory.GetFiles(Path.Combine(_repoRoot, "tests"), "*.Tests.ps1"))
         {
