@@ -13,10 +13,12 @@ public abstract class PSBackupHistoryCmdlet : PSBackupRepositoryCmdlet
     protected const string DataDirSet = "DataDir";
     protected const string HistorySet = "History";
 
+    /// <summary>Read the history and backups of this repository: a folder or s3://bucket/prefix.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
     public string Repository { get; set; } = "";
 
+    /// <summary>Read the history and backups of the local backup roots under &lt;DataDir&gt;/backups (one per namespace).</summary>
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DataDirSet)]
     [ValidateNotNullOrEmpty]
     public string DataDir { get; set; } = "";

@@ -7,7 +7,7 @@ namespace PSBackup;
 
 /// <summary>Base of cmdlets that read or write a repository: the parameters that say how to reach
 /// and open it, beside each cmdlet's own <c>-Repository</c>. They belong to the
-/// <see cref="RepositorySet"/> parameter set; cmdlets whose only mode is a repository make it
+/// Repository parameter set; cmdlets whose only mode is a repository make it
 /// their default set. S3 credentials fall back to the AWS_* environment and the shared profile,
 /// the key to <c>PSBACKUP_PASSPHRASE</c> / <c>PSBACKUP_KEY_FILE</c>.</summary>
 public abstract class PSBackupRepositoryCmdlet : PSBackupRepositoryOptionsCmdlet
@@ -29,14 +29,17 @@ public abstract class PSBackupRepositoryOptionsCmdlet : PSBackupCmdlet
     /// <summary>The S3 endpoint given, whatever the parameter is called.</summary>
     protected abstract string? S3EndpointValue { get; }
 
+    /// <summary>The S3 region of the repository (default: the AWS profile or environment; any value for most non-AWS stores).</summary>
     [Parameter(ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
     public string? Region { get; set; }
 
+    /// <summary>The S3 access key id (default: AWS_ACCESS_KEY_ID, then the shared credentials profile).</summary>
     [Parameter(ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
     public string? AccessKey { get; set; }
 
+    /// <summary>The S3 secret access key, as a SecureString (default: AWS_SECRET_ACCESS_KEY, then the shared credentials profile).</summary>
     [Parameter(ParameterSetName = RepositorySet)]
     [ValidateNotNull]
     public SecureString? SecretKey { get; set; }

@@ -5,6 +5,19 @@ namespace PSBackup.Commands;
 
 /// <summary>The startup sweep: removes stale <c>.new</c>/<c>.old</c>/<c>.tmp</c> artifacts under a
 /// root. With -WhatIf it lists them and removes nothing.</summary>
+/// <cli>sweep</cli>
+/// <example>
+/// <summary>List what the startup sweep would remove</summary>
+/// <code>Clear-StaleArtifact -Root ./shard-db -WhatIf</code>
+/// Lists every stale .new, .old and .tmp artifact under the database root (what an interrupted rebuild
+/// or backup left) and removes nothing.
+/// </example>
+/// <example>
+/// <summary>Sweep a database root before the database starts</summary>
+/// <code>Clear-StaleArtifact -Root ./shard-db -Confirm:$false</code>
+/// The startup sweep as a service unit or scheduled task runs it: -Confirm:$false because nobody is
+/// there to answer. Each removed artifact is written as a StaleArtifact with Removed = True.
+/// </example>
 [Cmdlet(VerbsCommon.Clear, "StaleArtifact", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High,
     DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(StaleArtifact))]

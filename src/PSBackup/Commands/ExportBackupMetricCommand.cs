@@ -8,6 +8,18 @@ namespace PSBackup.Commands;
 /// atomically (temp file + rename) for the node_exporter textfile collector, and a
 /// MetricExportResult saying what was written; without -Path the exposition text itself, to read
 /// or to pipe (Set-Content, a push gateway).</summary>
+/// <cli>metrics</cli>
+/// <example>
+/// <summary>Write the textfile-collector file</summary>
+/// <code>Export-BackupMetric -Repository ./repo -Path ./psbackup.prom</code>
+/// Written to a temporary file and renamed, as node_exporter's textfile collector needs; the result
+/// says how many samples it holds.
+/// </example>
+/// <example>
+/// <summary>Read the metrics</summary>
+/// <code>Export-BackupMetric -Repository ./repo | Select-String 'backup_last_timestamp_seconds'</code>
+/// Without -Path the exposition text itself is the output.
+/// </example>
 [Cmdlet(VerbsData.Export, "BackupMetric", DefaultParameterSetName = RepositorySet, SupportsShouldProcess = true)]
 [OutputType(typeof(MetricExportResult), typeof(string))]
 public sealed class ExportBackupMetricCommand : PSBackupHistoryCmdlet

@@ -5,6 +5,26 @@ namespace PSBackup.Commands;
 
 /// <summary>Lists what a repository holds (default), a namespace's local backups (-DataDir with
 /// -Namespace) or a tenant dir's local object backups (-DbRoot with -Dir), newest first.</summary>
+/// <cli>list</cli>
+/// <example>
+/// <summary>List a repository, newest first</summary>
+/// <code>Get-Backup -Repository ./repo</code>
+/// Object backups, store snapshots and WAL segments with their time (when each backup is restorable as
+/// of), kind, size and id. The listing streams: piping it into Select-Object -First n reads only what
+/// it needs.
+/// </example>
+/// <example>
+/// <summary>A namespace's newest snapshot</summary>
+/// <code>Get-Backup -Repository ./repo -Namespace users -Kind StoreSnapshot | Select-Object -First 1</code>
+/// -Kind takes Object, StoreSnapshot or WalSegment (or store-snapshot, as the command line writes it).
+/// The record pipes into Restore-StoreSnapshot, Restore-PointInTime, Test-Restore and Remove-Backup.
+/// </example>
+/// <example>
+/// <summary>This week's local object backups</summary>
+/// <code>Get-Backup -DbRoot ./shard-db -Dir acme -After (Get-Date).AddDays(-7)</code>
+/// Local object backup folders of the tenant dir; one without its manifest (an interrupted backup) is
+/// listed with Complete = False.
+/// </example>
 [Cmdlet(VerbsCommon.Get, "Backup", DefaultParameterSetName = RepositorySet)]
 [OutputType(typeof(BackupRecord))]
 public sealed class GetBackupCommand : PSBackupRepositoryCmdlet
@@ -30,18 +50,21 @@ public sealed class GetBackupCommand : PSBackupRepositoryCmdlet
     [ValidateNotNullOrEmpty]
     public string DbRoot { get; set; } = "";
 
+    /// <summary>Only backups of this namespace (store snapshots and WAL segments); required with -DataDir.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DataDirSet)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(NamespaceCompleter))]
     public string? Namespace { get; set; }
 
+    /// <summary>Only object backups of this tenant dir; required with -DbRoot.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DbRootSet)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(DirCompleter))]
     public string? Dir { get; set; }
 
+    /// <summary>Only backups of this object.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RepositorySet)]
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = DbRootSet)]
     [ValidateNotNullOrEmpty]

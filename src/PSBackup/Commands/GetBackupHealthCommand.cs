@@ -8,6 +8,24 @@ namespace PSBackup.Commands;
 /// backup root (-DataDir): consecutive failures, stale backups, size anomalies, WAL gaps and
 /// failed or overdue restore drills. Writes one <see cref="HealthAlert"/> per problem, nothing
 /// (and an information message) when healthy.</summary>
+/// <cli>health</cli>
+/// <example>
+/// <summary>Check a repository's backups</summary>
+/// <code>Get-BackupHealth -Repository ./repo</code>
+/// One HealthAlert per problem: consecutive failures, a newest backup older than -MaxAge, a size
+/// anomaly, a WAL gap, a failed or overdue restore drill. Nothing (and an information message) when
+/// healthy.
+/// </example>
+/// <example>
+/// <summary>Alert on the critical problems of a local backup root</summary>
+/// <code>Get-BackupHealth -DataDir ./unison -MaxAge 1h | Where-Object Severity -EQ Critical</code>
+/// Critical means a restore right now might fail or lose data; the command line exits 6 on them.
+/// </example>
+/// <example>
+/// <summary>Local object backups recorded in a history folder</summary>
+/// <code>Get-BackupHealth -HistoryPath ./history</code>
+/// New-ObjectBackup -HistoryPath (or $env:PSBACKUP_HISTORY_PATH) records local object backups there.
+/// </example>
 [Cmdlet(VerbsCommon.Get, "BackupHealth", DefaultParameterSetName = RepositorySet)]
 [OutputType(typeof(HealthAlert))]
 public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet

@@ -4,6 +4,24 @@ using PSBackup.Engine.Wal;
 namespace PSBackup.Commands;
 
 /// <summary>Inspects a namespace's WAL: one <see cref="WalSegmentInfo"/> per segment.</summary>
+/// <cli>wal list</cli>
+/// <example>
+/// <summary>Inspect a namespace's WAL</summary>
+/// <code>Get-WalSegment -DataDir ./unison -Namespace users</code>
+/// One WalSegmentInfo per segment, in id order: sealed or active, first log index, entry count and
+/// whether it is valid. A gap in the segment ids is a warning naming the missing ids.
+/// </example>
+/// <example>
+/// <summary>Find damaged segments</summary>
+/// <code>Get-WalSegment -DataDir ./unison -Namespace users | Where-Object { -not $_.Valid -or $_.TornTail }</code>
+/// A sealed segment with any fault is not Valid (Error says why and ErrorOffset where); an active one
+/// ending in a torn record has TornTail set, which is normal after a crash.
+/// </example>
+/// <example>
+/// <summary>Measure the WAL on disk</summary>
+/// <code>Get-WalSegment -DataDir ./unison -Namespace users | Measure-Object -Property Bytes -Sum</code>
+/// Segments are preallocated, so Bytes is their file size; ValidBytes is how much holds records.
+/// </example>
 [Cmdlet(VerbsCommon.Get, "WalSegment", DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(WalSegmentInfo))]
 public sealed class GetWalSegmentCommand : PSBackupCmdlet
@@ -16,6 +34,7 @@ public sealed class GetWalSegmentCommand : PSBackupCmdlet
     [ValidateNotNullOrEmpty]
     public string DataDir { get; set; } = "";
 
+    /// <summary>The namespace whose WAL (&lt;DataDir&gt;/&lt;Namespace&gt;/wal) is inspected.</summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(NamespaceCompleter))]

@@ -6,6 +6,21 @@ namespace PSBackup.Commands;
 /// <summary>Creates a backup repository in a folder (created when missing) or at
 /// <c>s3://bucket/prefix</c>; encrypted with -Passphrase or -KeyFile, unencrypted only with
 /// -Unencrypted. An existing repository is refused and left untouched.</summary>
+/// <cli>repo init</cli>
+/// <example>
+/// <summary>Create an unencrypted repository in a folder</summary>
+/// <code>Initialize-BackupRepository -Repository ./new-repo -Unencrypted</code>
+/// The folder is created when missing. Choosing no encryption is explicit: without -Unencrypted and
+/// without a key the command refuses.
+/// </example>
+/// <example>
+/// <summary>Create a repository encrypted with a key file</summary>
+/// <code>[System.IO.File]::WriteAllBytes("$PWD/repo.key", [System.Security.Cryptography.RandomNumberGenerator]::GetBytes(64))
+/// Initialize-BackupRepository -Repository ./secure-repo -KeyFile ./repo.key</code>
+/// A key file needs at least 32 random bytes; keep it outside the repository. Every later command that
+/// opens the repository takes -KeyFile (or $env:PSBACKUP_KEY_FILE); -Passphrase works the same with a
+/// SecureString.
+/// </example>
 [Cmdlet(VerbsData.Initialize, "BackupRepository", SupportsShouldProcess = true, DefaultParameterSetName = RepositorySet)]
 [OutputType(typeof(RepositoryInfo))]
 public sealed class InitializeBackupRepositoryCommand : PSBackupRepositoryCmdlet

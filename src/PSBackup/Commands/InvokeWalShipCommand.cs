@@ -7,6 +7,25 @@ namespace PSBackup.Commands;
 /// <summary>Copies sealed WAL segments with id greater than -AfterSegmentId into -BackupDir
 /// (relative to <c>&lt;dataDir&gt;/backups/&lt;ns&gt;</c>), or with -Repository every sealed segment the
 /// repository does not hold yet (no state file); one <see cref="ShippedSegment"/> per segment.</summary>
+/// <cli>wal ship</cli>
+/// <example>
+/// <summary>Archive sealed segments beside the data</summary>
+/// <code>Invoke-WalShip -DataDir ./unison -Namespace users -BackupDir wal/archive</code>
+/// The seed's POST /wal/backup: every sealed segment is copied (verified) into
+/// &lt;DataDir&gt;/backups/users/wal/archive; -AfterSegmentId ships only newer ones. The active segment
+/// is never shipped as sealed.
+/// </example>
+/// <example>
+/// <summary>Ship to a repository, with no state file</summary>
+/// <code>Invoke-WalShip -DataDir ./unison -Namespace users -Repository ./repo</code>
+/// Ships every sealed segment the repository does not hold yet; running it again ships nothing new. A
+/// hole in the segment ids is refused as WalGap and recorded for Get-BackupHealth.
+/// </example>
+/// <example>
+/// <summary>Ship every namespace from one job</summary>
+/// <code>'users', 'events' | ForEach-Object { Invoke-WalShip -DataDir ./unison -Namespace $_ -Repository ./repo }</code>
+/// One call per namespace; a failure of one is an error record and the others still ship.
+/// </example>
 [Cmdlet(VerbsLifecycle.Invoke, "WalShip", SupportsShouldProcess = true, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ShippedSegment))]
 public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
@@ -14,10 +33,12 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
     private const string DefaultSet = "Default";
     private string _dataDir = "";
 
+    /// <summary>The database data directory holding one folder per namespace.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string DataDir { get; set; } = "";
 
+    /// <summary>The namespace whose sealed WAL segments are shipped.</summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(NamespaceCompleter))]

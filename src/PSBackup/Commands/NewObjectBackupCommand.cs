@@ -9,6 +9,27 @@ namespace PSBackup.Commands;
 /// or with -Repository stores it as one backup in a repository. -Dir and -Object take wildcards
 /// (<c>-Dir * -Object *</c>: every object under the root), one backup per object; an object that
 /// fails is a non-terminating error and the others still run.</summary>
+/// <cli>object backup</cli>
+/// <example>
+/// <summary>Back up one object beside itself</summary>
+/// <code>New-ObjectBackup -DbRoot ./shard-db -Dir acme -Object orders</code>
+/// Copies acme/orders to orders.backup-&lt;UTC time&gt; next to it, with a manifest (size and SHA-256
+/// per file). Consistency says Stable when every file equals its source at one instant, Recent (with
+/// ChangedFiles) when the database wrote during the copy.
+/// </example>
+/// <example>
+/// <summary>Back up every object into a repository</summary>
+/// <code>New-ObjectBackup -DbRoot ./shard-db -Dir '*' -Object '*' -Repository ./repo</code>
+/// One backup per object, one repository open for all of them; an unchanged file is not even read again
+/// (this host's previous backup of the object is the parent). A failing object is an error record and
+/// the others still run.
+/// </example>
+/// <example>
+/// <summary>A fenced copy</summary>
+/// <code>New-ObjectBackup -DbRoot ./shard-db -Dir acme -Object customers -QuiesceScript { Write-Verbose 'pause the writers here' } -ResumeScript { Write-Verbose 'resume them here' }</code>
+/// The quiesce script runs before the copy and the resume script after it, always, even when the copy
+/// fails; a script that throws fails the backup.
+/// </example>
 [Cmdlet(VerbsCommon.New, "ObjectBackup", SupportsShouldProcess = true, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ObjectBackupResult))]
 public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet

@@ -8,6 +8,20 @@ namespace PSBackup.Commands;
 /// <c>&lt;dataDir&gt;/backups/&lt;ns&gt;</c>), written as <c>{path}.tmp</c>, fsynced and renamed; with
 /// -Repository, stored in a repository (deduplicated against earlier snapshots) under the ref
 /// <c>snapshot/&lt;ns&gt;/&lt;UTC time&gt;</c>.</summary>
+/// <cli>snapshot create</cli>
+/// <example>
+/// <summary>Snapshot the store beside the data</summary>
+/// <code>New-StoreSnapshot -DataDir ./unison -Namespace users -Path "snapshots/users-$(Get-Date -Format yyyyMMddTHHmmss).snapshot"</code>
+/// The seed's POST /btree/backup: a consistent copy written as &lt;path&gt;.tmp, fsynced and renamed,
+/// with a manifest recording the WAL position it covers (WalPosition).
+/// </example>
+/// <example>
+/// <summary>Snapshot into a repository</summary>
+/// <code>New-StoreSnapshot -DataDir ./unison -Namespace users -Repository ./repo</code>
+/// Stored deduplicated against earlier snapshots (a store that changed a few pages adds only those),
+/// under the ref snapshot/users/&lt;UTC time&gt;; Get-Backup lists it and Restore-PointInTime starts
+/// from it.
+/// </example>
 [Cmdlet(VerbsCommon.New, "StoreSnapshot", SupportsShouldProcess = true, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(StoreSnapshotResult))]
 public sealed class NewStoreSnapshotCommand : PSBackupRepositoryOptionsCmdlet
@@ -15,10 +29,12 @@ public sealed class NewStoreSnapshotCommand : PSBackupRepositoryOptionsCmdlet
     private const string DefaultSet = "Default";
     private string _dataDir = "";
 
+    /// <summary>The database data directory holding one folder per namespace.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string DataDir { get; set; } = "";
 
+    /// <summary>The namespace whose store is snapshotted.</summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(NamespaceCompleter))]

@@ -15,26 +15,24 @@ namespace PSBackup.Commands;
 /// a snapshot together with the WAL only it needed is one consistent step.</para></summary>
 /// <cli>remove</cli>
 /// <example>
-/// <summary>Remove an object's backups except the three newest.</summary>
-/// <code>Get-Backup -Repository repo -Dir acme -Object orders | Select-Object -Skip 3 | Remove-Backup -Confirm:$false</code>
-/// Get-Backup lists newest first, so Select-Object -Skip 3 passes the older ones on; their packs are
-/// reclaimed once no remaining backup uses them.
+/// <summary>Remove an object's older backups</summary>
+/// <code>Get-Backup -Repository ./repo -Dir acme -Object orders | Select-Object -Skip 1 | Remove-Backup -Confirm:$false</code>
+/// Get-Backup lists newest first, so Select-Object -Skip 1 passes the older ones on; the packs only
+/// they used are reclaimed once no remaining backup uses them (after -PackGracePeriod).
 /// </example>
 /// <example>
-/// <summary>Preview removing one backup by id.</summary>
-/// <code>$oldest = Get-Backup -Repository repo -Kind StoreSnapshot | Select-Object -Last 1
-/// Remove-Backup -Repository repo -BackupId $oldest.BackupId -WhatIf</code>
-/// Nothing is removed; the preview names the backup and, when removing it would make part of a
-/// point-in-time range unrestorable, that it would need -Force.
+/// <summary>Preview removing a snapshot</summary>
+/// <code>$oldest = Get-Backup -Repository ./repo -Kind StoreSnapshot | Select-Object -Last 1
+/// Remove-Backup -Repository ./repo -BackupId $oldest.BackupId -WhatIf</code>
+/// Nothing is removed. When the removal would make part of a point-in-time range unrestorable (here:
+/// the last snapshot of its namespace), the preview says it needs -Force instead of failing.
 /// </example>
 /// <example>
-/// <summary>Remove a local object backup folder.</summary>
-/// <code>Get-Backup -DbRoot shard-db -Dir acme -Object orders | Select-Object -Last 1 | Remove-Backup -Confirm:$false</code>
-/// The manifest goes first, then the folder, so an interrupted removal leaves a folder Get-Backup
-/// shows as incomplete, never a backup that looks whole.
+/// <summary>Remove a local object backup folder</summary>
+/// <code>Get-Backup -DbRoot ./shard-db -Dir acme -Object orders | Select-Object -Last 1 | Remove-Backup -Confirm:$false</code>
+/// The manifest goes first, then the folder, so an interrupted removal leaves a folder Get-Backup shows
+/// as incomplete, never one that looks whole.
 /// </example>
-/// <seealso cref="RemoveExpiredBackupCommand"/>
-/// <seealso cref="GetBackupCommand"/>
 [Cmdlet(VerbsCommon.Remove, "Backup", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(RetentionItem))]
 public sealed class RemoveBackupCommand : PSBackupRepositoryCmdlet

@@ -13,6 +13,25 @@ namespace PSBackup.Commands;
 /// <para>Takes its scope from the pipeline by property name too (Repository, DataDir, DbRoot,
 /// Namespace, Dir, Object): piping Get-Backup's records applies the policy once to each namespace or
 /// object they name, after the last record arrived.</para></summary>
+/// <cli>prune</cli>
+/// <example>
+/// <summary>Preview a retention policy</summary>
+/// <code>Remove-ExpiredBackup -Repository ./repo -KeepDaily 7 -KeepWeekly 4 -WhatIf</code>
+/// Lists every backup, segment and pack with its decision and the rules that kept it; nothing is
+/// removed. The newest snapshot and the WAL a kept snapshot needs for point-in-time restore always
+/// stay.
+/// </example>
+/// <example>
+/// <summary>Keep a tenant dir's last two local backups</summary>
+/// <code>Remove-ExpiredBackup -DbRoot ./shard-db -Dir acme -KeepLast 2 -Confirm:$false</code>
+/// Per object: the two newest backup folders of each object under acme stay.
+/// </example>
+/// <example>
+/// <summary>Apply a policy to what Get-Backup lists</summary>
+/// <code>Get-Backup -Repository ./repo -Dir acme | Remove-ExpiredBackup -KeepWithin 30d -Confirm:$false</code>
+/// The records name the scope (repository, tenant dir and object); the policy runs once per object they
+/// name.
+/// </example>
 [Cmdlet(VerbsCommon.Remove, "ExpiredBackup", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High,
     DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(RetentionItem))]

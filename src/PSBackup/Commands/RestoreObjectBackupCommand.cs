@@ -15,6 +15,26 @@ namespace PSBackup.Commands;
 /// (a repository record has no DbRoot or BackupName, a local one no Repository), and PowerShell
 /// binds a null property by name, which would fail a validated parameter or latch the call on to
 /// one set. So -From and -Repository exclude each other per record, in <see cref="PrepareRecord"/>.</remarks>
+/// <cli>object restore</cli>
+/// <example>
+/// <summary>Restore an object's newest local backup</summary>
+/// <code>Restore-ObjectBackup -DbRoot ./shard-db -Dir acme -Object orders -From latest -Force</code>
+/// The backup is verified against its manifest first; the live object is replaced atomically and kept
+/// aside as orders.replaced-&lt;time&gt;. Without -Force a live object that is not empty is refused;
+/// stop the database first.
+/// </example>
+/// <example>
+/// <summary>Restore every object a repository holds</summary>
+/// <code>Restore-ObjectBackup -DbRoot ./shard-db -Dir '*' -Object '*' -Repository ./repo -Force</code>
+/// Disaster recovery: the newest backup of every object in the repository, each verified while it is
+/// written and swapped in; a lost tenant dir is recreated.
+/// </example>
+/// <example>
+/// <summary>Preview a restore piped from Get-Backup</summary>
+/// <code>Get-Backup -DbRoot ./shard-db -Dir acme -Object orders | Select-Object -First 1 | Restore-ObjectBackup -WhatIf</code>
+/// The record binds -DbRoot, -Dir, -Object and -From by property name. -WhatIf says what would be
+/// replaced, and that a non-empty live object would need -Force, without failing.
+/// </example>
 [Cmdlet(VerbsData.Restore, "ObjectBackup", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High,
     DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ObjectRestoreResult))]

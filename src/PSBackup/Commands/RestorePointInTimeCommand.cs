@@ -7,11 +7,33 @@ namespace PSBackup.Commands;
 /// <summary>Lays out <c>&lt;TargetDataDir&gt;/&lt;ns&gt;/{db,wal}</c> so that the database, replaying its
 /// WAL on start, holds exactly the state at -TargetTime (what was provably durable then) or
 /// -TargetLogIndex: a snapshot plus the archived segments after it, the last one cut. Reads the
-/// local backup root or a repository.</summary>
-/// <remarks>With -WhatIf nothing is read beyond the listings and nothing is written; the plan
+/// local backup root or a repository.
+/// <para>With -WhatIf nothing is read beyond the listings and nothing is written; the plan
 /// (<see cref="PointInTimePlan"/>: snapshot, segments with their cut, last log index, notes) is
 /// written to the pipeline so it can be inspected. A target past the last shipped record restores
-/// the latest archived state with a warning, and the result's TargetPastArchive is true.</remarks>
+/// the latest archived state with a warning, and the result's TargetPastArchive is true.</para></summary>
+/// <cli>pitr</cli>
+/// <example>
+/// <summary>Restore a namespace to now</summary>
+/// <code>Restore-PointInTime -Repository ./repo -Namespace users -TargetTime (Get-Date) -TargetDataDir ./restored -WarningAction SilentlyContinue</code>
+/// The newest snapshot completed by then plus the archived WAL after it, cut at the last record
+/// provably durable at the target. A target past the last shipped record restores the latest archived
+/// state with a warning (TargetPastArchive).
+/// </example>
+/// <example>
+/// <summary>Restore exactly to a snapshot</summary>
+/// <code>$snap = Get-Backup -Repository ./repo -Namespace users -Kind StoreSnapshot | Select-Object -First 1
+/// Restore-PointInTime -Repository ./repo -Namespace users -TargetTime $snap.Time -TargetDataDir ./restored</code>
+/// A record's Time is the instant point-in-time restore compares (the snapshot's completion), so it
+/// restores that snapshot; its WalPosition says up to which log index.
+/// </example>
+/// <example>
+/// <summary>Preview the plan for a log index</summary>
+/// <code>$snap = Get-Backup -DataDir ./unison -Namespace users -Kind StoreSnapshot | Select-Object -First 1
+/// Restore-PointInTime -DataDir ./unison -Namespace users -TargetLogIndex $snap.Wal.AppliedLogIndex -TargetDataDir ./restored -WhatIf</code>
+/// -WhatIf writes the plan (snapshot, segments, where the last one is cut, notes) and nothing else;
+/// -TargetLogIndex cuts at an exact record.
+/// </example>
 [Cmdlet(VerbsData.Restore, "PointInTime", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(PointInTimeRestoreResult), typeof(PointInTimePlan))]
 public sealed class RestorePointInTimeCommand : PSBackupRepositoryCmdlet
@@ -31,6 +53,7 @@ public sealed class RestorePointInTimeCommand : PSBackupRepositoryCmdlet
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     public string? DataDir { get; set; }
 
+    /// <summary>The namespace to restore.</summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(NamespaceCompleter))]

@@ -9,6 +9,18 @@ namespace PSBackup.Commands;
 /// or from a repository (-Repository, -BackupId; the newest when left out); Get-Backup's
 /// store-snapshot records, local or repository, bind by property name. Every byte is verified before
 /// anything is touched; a non-empty <c>db/</c> needs -Force and is kept aside, never deleted.</summary>
+/// <cli>snapshot restore</cli>
+/// <example>
+/// <summary>Restore the newest local snapshot</summary>
+/// <code>Restore-StoreSnapshot -DataDir ./unison -Namespace users -TargetDataDir ./restored</code>
+/// Every byte is verified before anything is written; the store lands in ./restored/users. Restoring
+/// into the live data directory needs -Force and keeps the replaced store aside.
+/// </example>
+/// <example>
+/// <summary>Restore a snapshot listed by Get-Backup</summary>
+/// <code>Get-Backup -Repository ./repo -Namespace users -Kind StoreSnapshot | Select-Object -First 1 | Restore-StoreSnapshot -TargetDataDir ./restored</code>
+/// The record binds -Repository, -Namespace and -BackupId by property name.
+/// </example>
 [Cmdlet(VerbsData.Restore, "StoreSnapshot", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(StoreSnapshotRestoreResult))]
 public sealed class RestoreStoreSnapshotCommand : PSBackupRepositoryCmdlet
@@ -28,6 +40,7 @@ public sealed class RestoreStoreSnapshotCommand : PSBackupRepositoryCmdlet
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     public string? DataDir { get; set; }
 
+    /// <summary>The namespace whose snapshot is restored.</summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(NamespaceCompleter))]

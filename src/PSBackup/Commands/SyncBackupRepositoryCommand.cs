@@ -6,6 +6,26 @@ namespace PSBackup.Commands;
 /// <summary>Copies a repository (or a plain local backup root) to another location, only what is
 /// missing there, verifying each object before it is stored. -WhatIf lists what would be copied.
 /// The S3 options (-Endpoint, ...) apply to whichever side is s3://; the key options to the source.</summary>
+/// <cli>sync</cli>
+/// <example>
+/// <summary>Copy a repository offsite</summary>
+/// <code>Sync-BackupRepository -Source ./repo -Destination ./offsite</code>
+/// Copies what the destination lacks, verifying each object before it is stored, in the order that
+/// keeps the destination valid if interrupted. Usually the destination is s3://bucket/prefix with
+/// -S3Endpoint or -Endpoint and credentials.
+/// </example>
+/// <example>
+/// <summary>Sync the repository Get-Backup lists</summary>
+/// <code>Get-Backup -Repository ./repo | Sync-BackupRepository -Destination ./offsite -WhatIf</code>
+/// The records' Repository binds -Source; the repository is synced once however many records name it.
+/// -WhatIf lists what would be copied.
+/// </example>
+/// <example>
+/// <summary>Copy a plain local backup root</summary>
+/// <code>Sync-BackupRepository -Source ./unison/backups/users -Destination ./offsite-users</code>
+/// A folder without a repository config is copied file by file, manifests last, skipping transient
+/// artifacts.
+/// </example>
 [Cmdlet(VerbsData.Sync, "BackupRepository", SupportsShouldProcess = true, DefaultParameterSetName = RepositorySet)]
 [OutputType(typeof(SyncResult))]
 public sealed class SyncBackupRepositoryCommand : PSBackupRepositoryCmdlet

@@ -5,6 +5,20 @@ namespace PSBackup.Commands;
 
 /// <summary>Checks a repository's structure and references; with -ReadData every stored byte.
 /// Returns one report; Passed is false when it found errors (each names the backup and file).</summary>
+/// <cli>check</cli>
+/// <example>
+/// <summary>Check a repository's structure</summary>
+/// <code>Test-BackupRepository -Repository ./repo</code>
+/// Reads every manifest, index and ref and checks that they agree; Passed is False when it found
+/// errors, each also written as a warning.
+/// </example>
+/// <example>
+/// <summary>Verify every stored byte</summary>
+/// <code>$report = Test-BackupRepository -Repository ./repo -ReadData
+/// $report.Errors | Format-Table Code, BackupId, File</code>
+/// Downloads every pack and checks every frame and chunk; each error names the backup and file it
+/// affects.
+/// </example>
 [Cmdlet(VerbsDiagnostic.Test, "BackupRepository", DefaultParameterSetName = RepositorySet)]
 [OutputType(typeof(RepositoryCheckResult))]
 public sealed class TestBackupRepositoryCommand : PSBackupRepositoryCmdlet

@@ -10,6 +10,19 @@ namespace PSBackup.Commands;
 /// verifies every byte, runs -ValidationScript with the restored namespace folder, removes the
 /// copy unless -Keep, records the outcome as a restore-drill event and returns it. A failed drill
 /// is a result with Passed = $false (and a warning per error), not an error; bad input is.</summary>
+/// <cli>test-restore</cli>
+/// <example>
+/// <summary>The monthly restore drill</summary>
+/// <code>Test-Restore -Repository ./repo -Namespace users</code>
+/// Restores the newest snapshot and every archived segment after it into a scratch folder, verifies
+/// every byte, removes the copy and records the outcome (Get-BackupHealth and Export-BackupMetric read
+/// it). A failed drill is a result with Passed = False, not an error.
+/// </example>
+/// <example>
+/// <summary>A drill with a check of your own</summary>
+/// <code>Test-Restore -DataDir ./unison -Namespace users -ValidationScript { param($Path) Test-Path (Join-Path $Path 'db') }</code>
+/// The script gets the restored namespace folder; the drill fails when it throws or outputs $false.
+/// </example>
 [Cmdlet(VerbsDiagnostic.Test, "Restore", SupportsShouldProcess = true, DefaultParameterSetName = DataDirSet)]
 [OutputType(typeof(RestoreDrillResult))]
 public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
@@ -31,6 +44,7 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
     [Parameter(ValueFromPipelineByPropertyName = true)]
     public string? Repository { get; set; }
 
+    /// <summary>The namespace to drill.</summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(NamespaceCompleter))]

@@ -176,6 +176,32 @@ public sealed partial class ModuleParityTests : IDisposable
         }
     }
 
+    /// <summary>The reference pages in docs/cmdlets are the help the build generates from the doc
+    /// comments (tools/PSBackup.HelpGen writes them to out/docs/cmdlets with the MAML): committed
+    /// pages that differ from what the source says would disagree with Get-Help.</summary>
+    [Fact]
+    public void The_cmdlet_reference_pages_are_the_generated_help()
+    {
+        string generated = Path.Combine(_repoRoot, "out", "docs", "cmdlets");
+        string committed = Path.Combine(_repoRoot, "docs", "cmdlets");
+        Assert.True(Directory.Exists(generated), $"{generated} is missing: the build generates it.");
+        string[] names = Directory.GetFiles(generated, "*.md").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray()!;
+        string fix = "Copy the generated pages: cp out/docs/cmdlets/*.md docs/cmdlets/ (and delete pages of removed cmdlets).";
+        Assert.True(names.SequenceEqual(Directory.GetFiles(committed, "*.md").Select(Path.GetFileName).Order(StringComparer.Ordinal)),
+            $"docs/cmdlets does not hold exactly the generated pages. {fix}");
+        foreach (string name in names)
+        {
+            Assert.True(File.ReadAllText(Path.Combine(generated, name)).ReplaceLineEndings("\n") == File.ReadAllText(Path.Combine(committed, name)).ReplaceLineEndings("\n"),
+                $"docs/cmdlets/{name} differs from the help generated from the source. {fix}");
+        }
+        foreach (CmdletInfo cmdlet in _cmdletInfos)
+        {
+            Assert.Contains($"psbackup {CliFor[cmdlet.Name]}", File.ReadAllText(Path.Combine(committed, cmdlet.Name + ".md")));
+        }
+        Assert.True(File.Exists(Path.Combine(_moduleDir, "en-US", "PSBackup.dll-Help.xml")), "The module ships no en-US/PSBackup.dll-Help.xml.");
+        Assert.True(File.Exists(Path.Combine(_moduleDir, "en-US", "about_PSBackup.help.txt")), "The module ships no about_PSBackup.");
+    }
+
     [Theory]
     [InlineData("AfterSegmentId", "--after-segment-id")]
     [InlineData("DbRoot", "--db-root")]
