@@ -47,6 +47,14 @@ foreach ($name in 'PSBackup', 'PSBackup.Engine') {
         }
     }
 }
+
+# Text converts to a backup kind in either spelling (StoreSnapshot, and store-snapshot as the
+# manifests and the command line write it): -Kind store-snapshot binds and
+# `Where-Object Kind -eq 'store-snapshot'` matches. The enum's own [TypeConverter] names a type of
+# the module's load context, which PowerShell cannot resolve from there, so it is registered here.
+$engine = $loadContext.LoadFromAssemblyName([AssemblyName]::new('PSBackup.Engine'))
+Update-TypeData -TypeName 'PSBackup.Engine.Repository.BackupKind' -TypeConverter $engine.GetType('PSBackup.Engine.Repository.BackupKindTypeConverter', $true) -Force
+
 $ExecutionContext.SessionState.Module.OnRemove = {
     foreach ($name in $registered) {
         $null = $accelerators::Remove($name)
