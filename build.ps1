@@ -80,8 +80,8 @@ if ($SkipPester) {
     exit 0
 }
 
-# The S3 and metrics tests need s3rver and an exposition parser from npm (pinned lock files).
-foreach ($npmProject in 'tests/s3', 'tests/prom') {
+# The S3, Azure and metrics tests need s3rver, Azurite and an exposition parser from npm (pinned lock files).
+foreach ($npmProject in 'tests/s3', 'tests/azure', 'tests/prom') {
     if (-not (Test-Path -LiteralPath (Join-Path $root $npmProject 'node_modules'))) {
         Invoke-Step "npm ci --prefix $npmProject" { npm ci --prefix (Join-Path $root $npmProject) --no-audit --no-fund }
     }

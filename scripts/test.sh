@@ -15,6 +15,11 @@ trap 'rm -f "$log"' EXIT
 if [ ! -d tests/s3/node_modules ]; then
   npm ci --prefix tests/s3 --no-audit --no-fund
 fi
+# The Azure Blob contract tests and the runbook test run against Azurite, Azure Storage's
+# emulator (pinned in tests/azure/package-lock.json).
+if [ ! -d tests/azure/node_modules/azurite ]; then
+  npm ci --prefix tests/azure --no-audit --no-fund
+fi
 # The metrics tests parse Export-BackupMetric's output with a real exposition-format parser
 # (parse-prometheus-text-format, pinned in tests/prom/package-lock.json).
 if [ ! -d tests/prom/node_modules/parse-prometheus-text-format ]; then

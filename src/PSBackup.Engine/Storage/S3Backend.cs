@@ -141,7 +141,7 @@ public sealed class S3Backend : IStorageBackend
             {
                 // One PUT straight from the source: the SDK reads it to sign the payload and again
                 // to send it, through a view that starts at the caller's position.
-                var view = new SourceView(content, content.Position, available);
+                var view = new UploadSource.View(content, content.Position, available);
                 await PutSingleAsync(key, objectKey, view, available, ct).ConfigureAwait(false);
                 return;
             }
@@ -151,7 +151,7 @@ public sealed class S3Backend : IStorageBackend
         bool handedOver = false;
         try
         {
-            int n = await FillAsync(content, first, partSize, ct).ConfigureAwait(false);
+            int n = await UploadSource.FillAsync(content, first, partSize, ct).ConfigureAwait(false);
             if (n < partSize)
             {
                 CheckLength(key, n, length);
@@ -189,7 +189,7 @@ public sealed class S3Backend : IStorageBackend
         }
         catch (Exception e)
         {
-            if (body is SourceView { Fault: { } fault })
+            if (body is UploadSource.View { Fault: { } fault })
             {
                 fault.Throw(); // the caller's stream failed: report that, not the SDK's wrapper
             }
@@ -232,7 +232,7 @@ public sealed class S3Backend : IStorageBackend
                 }
                 inflight = UploadPartAsync(key, objectKey, uploadId, partNumber, current, currentLength, ct);
                 total += currentLength;
-                int next = currentLength == partSize ? await FillAsync(content, spare, partSize, ct).ConfigureAwait(false) : 0;
+                int next = currentLength == partSize ? await UploadSource.FillAsync(content, spare, partSize, ct).ConfigureAwait(false) : 0;
                 parts.Add(await inflight.ConfigureAwait(false));
                 inflight = null;
                 if (next == 0)
@@ -445,7 +445,7 @@ public sealed class S3Backend : IStorageBackend
                 // that breaks the order also skips keys across pages, so its listing is refused
                 // rather than trusted (s3rver 3.7.1 walks its folders and misplaces keys with
                 // characters below '/', such as "a-b" against "a/b").
-                if (previous is not null && CompareUtf8(item.Key, previous) <= 0)
+                if (previous is not null && StorageKey.CompareUtf8(item.Key, previous) <= 0)
                 {
                     throw new StorageIOException(
                         $"The S3 server listed '{SafePath.Printable(item.Key)}' after '{SafePath.Printable(previous)}', out of key order, while listing {Location}. " +
@@ -453,7 +453,7 @@ public sealed class S3Backend : IStorageBackend
                 }
                 previous = item.Key;
                 string key = item.Key[_keyPrefix.Length..];
-                if (!IsValidKey(key))
+                if (!StorageKey.IsValid(key))
                 {
                     continue; // folder markers ("dir/") and names this backend could never address
                 }
@@ -489,26 +489,7 @@ public sealed class S3Backend : IStorageBackend
         }
     }
 
-    private string ObjectKey(string key) => _keyPrefix + StorageKey.Validate(key) switch
-    {
-        var valid when valid == key => valid,
-        _ => throw new InvalidInputException("InvalidPath", $"The storage key '{SafePath.Printable(key)}' ends with '/'. Keys name objects, not folders.", key),
-    };
-
-    private static int CompareUtf8(string a, string b) =>
-        System.Text.Encoding.UTF8.GetBytes(a).AsSpan().SequenceCompareTo(System.Text.Encoding.UTF8.GetBytes(b));
-
-    private static bool IsValidKey(string key)
-    {
-        try
-        {
-            return StorageKey.Validate(key) == key;
-        }
-        catch (InvalidInputException)
-        {
-            return false;
-        }
-    }
+    private string ObjectKey(string key) => _keyPrefix + StorageKey.ValidateObjectKey(key);
 
     private static DateTimeOffset? ToOffset(DateTime? value) =>
         value is { } v ? new DateTimeOffset(v.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(v, DateTimeKind.Utc) : v.ToUniversalTime()) : null;
@@ -521,20 +502,6 @@ public sealed class S3Backend : IStorageBackend
         }
     }
 
-    private static async Task<int> FillAsync(Stream source, byte[] buffer, int count, CancellationToken ct)
-    {
-        int filled = 0;
-        while (filled < count)
-        {
-            int n = await source.ReadAsync(buffer.AsMemory(filled, count - filled), ct).ConfigureAwait(false);
-            if (n == 0)
-            {
-                break;
-            }
-            filled += n;
-        }
-        return filled;
-    }
 
     /// <summary>Turns an SDK failure into the contract's errors: not found, access denied (a
     /// PSBackupException naming the fix), or a <see cref="StorageIOException"/> with the key
@@ -595,92 +562,5 @@ public sealed class S3Backend : IStorageBackend
             }
         }
         return false;
-    }
-
-    /// <summary>A seekable, read-only window [start, start+length) of the caller's stream that
-    /// remembers the first failure of the caller's stream, so it is reported as such.</summary>
-    private sealed class SourceView(Stream inner, long start, long length) : Stream
-    {
-        private long _position;
-
-        public ExceptionDispatchInfo? Fault { get; private set; }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => true;
-        public override bool CanWrite => false;
-        public override long Length => length;
-
-        public override long Position
-        {
-            get => _position;
-            set => Seek(value, SeekOrigin.Begin);
-        }
-
-        public override long Seek(long offset, SeekOrigin origin)
-        {
-            long target = origin switch
-            {
-                SeekOrigin.Begin => offset,
-                SeekOrigin.Current => _position + offset,
-                _ => length + offset,
-            };
-            ArgumentOutOfRangeException.ThrowIfNegative(target, nameof(offset));
-            _position = target;
-            return target;
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            int want = (int)Math.Clamp(length - _position, 0, buffer.Length);
-            if (want == 0)
-            {
-                return 0;
-            }
-            try
-            {
-                inner.Position = start + _position;
-                int n = inner.Read(buffer[..want]);
-                _position += n;
-                return n;
-            }
-            catch (Exception e)
-            {
-                Fault ??= ExceptionDispatchInfo.Capture(e);
-                throw;
-            }
-        }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            int want = (int)Math.Clamp(length - _position, 0, buffer.Length);
-            if (want == 0)
-            {
-                return 0;
-            }
-            try
-            {
-                inner.Position = start + _position;
-                int n = await inner.ReadAsync(buffer[..want], cancellationToken).ConfigureAwait(false);
-                _position += n;
-                return n;
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                Fault ??= ExceptionDispatchInfo.Capture(e);
-                throw;
-            }
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -30,4 +30,29 @@ public static class StorageKey
         }
         return prefix;
     }
+
+    /// <summary>A key that names an object (not a folder): the key rules, and no trailing '/'.</summary>
+    public static string ValidateObjectKey(string key) => Validate(key) switch
+    {
+        var valid when valid == key => valid,
+        _ => throw new InvalidInputException("InvalidPath", $"The storage key '{SafePath.Printable(key)}' ends with '/'. Keys name objects, not folders.", key),
+    };
+
+    /// <summary>True when a name read from a listing is a key this contract can address (object
+    /// stores may hold folder markers "dir/" and names no key rule allows).</summary>
+    public static bool IsValid(string key)
+    {
+        try
+        {
+            return Validate(key) == key;
+        }
+        catch (InvalidInputException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>UTF-8 byte order: the order S3 and Azure Blob list names in.</summary>
+    public static int CompareUtf8(string a, string b) =>
+        System.Text.Encoding.UTF8.GetBytes(a).AsSpan().SequenceCompareTo(System.Text.Encoding.UTF8.GetBytes(b));
 }

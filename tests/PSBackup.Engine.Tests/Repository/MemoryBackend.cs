@@ -5,7 +5,8 @@ using PSBackup.Engine.Storage;
 namespace PSBackup.Engine.Tests.Repository;
 
 /// <summary>An in-memory <see cref="IStorageBackend"/> for repository tests: atomic puts, ordinal
-/// listing, counters of writes, and helpers to damage stored bytes.</summary>
+/// listing, counters of writes, and helpers to damage stored bytes. It runs the storage contract
+/// suite (MemoryBackendContractTests) like every other backend.</summary>
 internal sealed class MemoryBackend : IStorageBackend
 {
     private readonly ConcurrentDictionary<string, byte[]> _objects = new(StringComparer.Ordinal);
@@ -20,18 +21,13 @@ internal sealed class MemoryBackend : IStorageBackend
 
     public async Task PutAsync(string key, Stream content, long length, CancellationToken ct)
     {
-        StorageKey.Validate(key);
-        byte[] bytes;
-        if (length >= 0)
+        StorageKey.ValidateObjectKey(key);
+        using var ms = new MemoryStream();
+        await content.CopyToAsync(ms, ct);
+        byte[] bytes = ms.ToArray();
+        if (length >= 0 && bytes.Length != length)
         {
-            bytes = new byte[length];
-            await content.ReadExactlyAsync(bytes, ct);
-        }
-        else
-        {
-            using var ms = new MemoryStream();
-            await content.CopyToAsync(ms, ct);
-            bytes = ms.ToArray();
+            throw new StorageIOException($"The content for '{key}' was {bytes.Length} bytes, not the {length} announced; nothing was stored.", key, Location, isTransient: false);
         }
         ct.ThrowIfCancellationRequested();
         _objects[key] = bytes;
@@ -39,13 +35,13 @@ internal sealed class MemoryBackend : IStorageBackend
     }
 
     public Task<Stream> GetAsync(string key, CancellationToken ct) =>
-        _objects.TryGetValue(key, out byte[]? b)
+        _objects.TryGetValue(StorageKey.ValidateObjectKey(key), out byte[]? b)
             ? Task.FromResult<Stream>(new MemoryStream(b, writable: false))
             : throw new StorageNotFoundException(key, Location);
 
     public Task<Stream> GetRangeAsync(string key, long offset, long length, CancellationToken ct)
     {
-        if (!_objects.TryGetValue(key, out byte[]? b))
+        if (!_objects.TryGetValue(StorageKey.ValidateObjectKey(key), out byte[]? b))
         {
             throw new StorageNotFoundException(key, Location);
         }
@@ -57,10 +53,11 @@ internal sealed class MemoryBackend : IStorageBackend
     }
 
     public Task<StoredObject?> StatAsync(string key, CancellationToken ct) =>
-        Task.FromResult(_objects.TryGetValue(key, out byte[]? b) ? new StoredObject(key, b.Length, null) : null);
+        Task.FromResult(_objects.TryGetValue(StorageKey.ValidateObjectKey(key), out byte[]? b) ? new StoredObject(key, b.Length, null) : null);
 
     public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken ct)
     {
+        StorageKey.ValidatePrefix(prefix);
         await Task.Yield();
         foreach (var kv in _objects.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList())
         {
@@ -70,7 +67,7 @@ internal sealed class MemoryBackend : IStorageBackend
 
     public Task DeleteAsync(string key, CancellationToken ct)
     {
-        _objects.TryRemove(key, out _);
+        _objects.TryRemove(StorageKey.ValidateObjectKey(key), out _);
         Interlocked.Increment(ref _deletes);
         return Task.CompletedTask;
     }
