@@ -83,16 +83,25 @@ public static partial class CliApp
 
     private static Command SyncCommand()
     {
-        var command = new Command("sync", "Copy a repository, or a local backup root, to a folder or s3:// prefix: only what is missing, verifying each object (Sync-BackupRepository).");
-        var source = new Option<string>("--source") { Description = "A repository (folder or s3://bucket/prefix), or a local backup folder such as <data-dir>/backups.", Required = true };
-        var destination = new Option<string>("--destination") { Description = "A folder or s3://bucket/prefix: empty, or an earlier copy of the source.", Required = true };
+        var command = new Command("sync", "Copy a repository, or a local backup root, to a folder, s3:// prefix or Azure Blob container: only what is missing, verifying each object (Sync-BackupRepository).");
+        var source = new Option<string>("--source") { Description = "A repository (folder, s3://bucket/prefix or az://account/container/prefix), or a local backup folder such as <data-dir>/backups.", Required = true };
+        var destination = new Option<string>("--destination") { Description = "A folder, s3://bucket/prefix or az://account/container/prefix: empty, or an earlier copy of the source.", Required = true };
         command.Options.Add(source);
         command.Options.Add(destination);
         var repo = new RepositoryCliOptions(command);
+        var destinationStorage = new RepositoryCliOptions(command, prefix: "destination");
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {
-            var options = new SyncBackupRepositoryOptions(repo.Target(parse, parse.GetValue(source))!, repo.Target(parse, parse.GetValue(destination))!);
+            RepositoryTarget from = repo.Target(parse, parse.GetValue(source))!;
+            RepositoryTarget to = repo.Target(parse, parse.GetValue(destination))!;
+            // --destination-* options describe the destination; without them the plain storage
+            // options apply to both sides (each side ignores those of another kind of storage).
+            if (destinationStorage.FirstGiven(parse) is not null)
+            {
+                to = destinationStorage.StorageOptionsOnto(parse, to).WithSasSplitOff();
+            }
+            var options = new SyncBackupRepositoryOptions(from, to);
             SyncResult result = await RepositorySync.SyncAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             MaintenanceOutput.Sync(io.Stdout, result, parse.GetValue(json));
         }));

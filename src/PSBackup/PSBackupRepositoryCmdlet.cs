@@ -8,11 +8,13 @@ namespace PSBackup;
 /// <summary>Base of cmdlets that read or write a repository: the parameters that say how to reach
 /// and open it, beside each cmdlet's own <c>-Repository</c>. They belong to the
 /// Repository parameter set; cmdlets whose only mode is a repository make it
-/// their default set. S3 credentials fall back to the AWS_* environment and the shared profile,
-/// the key to <c>PSBACKUP_PASSPHRASE</c> / <c>PSBACKUP_KEY_FILE</c>.</summary>
+/// their default set. S3 credentials fall back to the AWS_* environment, the shared profile and the
+/// SDK's default chain; Azure ones to AZURE_STORAGE_* and then Entra ID (managed identity); the
+/// key to <c>PSBACKUP_PASSPHRASE</c> / <c>PSBACKUP_KEY_FILE</c>.</summary>
 public abstract class PSBackupRepositoryCmdlet : PSBackupRepositoryOptionsCmdlet
 {
-    /// <summary>S3 endpoint URL of a non-AWS store (path-style addressing).</summary>
+    /// <summary>Endpoint URL: of a non-AWS S3 store (path-style addressing), or an Azure account's
+    /// blob endpoint in another cloud or behind a private endpoint.</summary>
     [Parameter(ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
     public string? Endpoint { get; set; }
@@ -44,10 +46,36 @@ public abstract class PSBackupRepositoryOptionsCmdlet : PSBackupCmdlet
     [ValidateNotNull]
     public SecureString? SecretKey { get; set; }
 
+    /// <summary>The session token of temporary S3 credentials (with -AccessKey/-SecretKey or
+    /// -StorageCredential); AWS_SESSION_TOKEN otherwise.</summary>
+    [Parameter(ParameterSetName = RepositorySet)]
+    [ValidateNotNull]
+    public SecureString? SessionToken { get; set; }
+
     /// <summary>A profile of the shared AWS credentials file.</summary>
     [Parameter(ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
     public string? Profile { get; set; }
+
+    /// <summary>Storage keys as one credential (Get-Credential, Get-AutomationPSCredential): for
+    /// S3 the access key id as user name and the secret access key as password; for Azure Blob
+    /// the storage account name and the account key.</summary>
+    [Parameter(ParameterSetName = RepositorySet)]
+    [ValidateNotNull]
+    [Credential]
+    public PSCredential? StorageCredential { get; set; }
+
+    /// <summary>Azure Blob: a SAS token for the container (or put it in the https:// location's
+    /// query); AZURE_STORAGE_SAS_TOKEN otherwise.</summary>
+    [Parameter(ParameterSetName = RepositorySet)]
+    [ValidateNotNull]
+    public SecureString? SasToken { get; set; }
+
+    /// <summary>Azure Blob: a storage connection string; AZURE_STORAGE_CONNECTION_STRING otherwise.
+    /// Without any Azure credential, Entra ID (managed identity, az login, ...) is used.</summary>
+    [Parameter(ParameterSetName = RepositorySet)]
+    [ValidateNotNull]
+    public SecureString? ConnectionString { get; set; }
 
     /// <summary>The passphrase of an encrypted repository.</summary>
     [Parameter(ParameterSetName = RepositorySet)]
@@ -68,18 +96,35 @@ public abstract class PSBackupRepositoryOptionsCmdlet : PSBackupCmdlet
         {
             return null;
         }
-        return new RepositoryTarget
+        var target = new RepositoryTarget
         {
-            Location = RepositoryTarget.IsS3Location(location) ? location : ResolveFileSystemPath(location, parameterName),
+            Location = RepositoryTarget.IsRemoteLocation(location) ? location : ResolveFileSystemPath(location, parameterName),
             Endpoint = S3EndpointValue,
             Region = Region,
             AccessKey = AccessKey,
             SecretKey = Plain(SecretKey),
+            SessionToken = Plain(SessionToken),
             Profile = Profile,
+            StorageCredential = CredentialOf(StorageCredential),
+            SasToken = Plain(SasToken),
+            ConnectionString = Plain(ConnectionString),
             Passphrase = Plain(Passphrase),
             KeyFile = KeyFile is null ? null : ResolveFileSystemPath(KeyFile, nameof(KeyFile)),
         };
+        try
+        {
+            return target.WithSasSplitOff();
+        }
+        catch (Engine.InvalidInputException e)
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(e));
+            throw; // not reached
+        }
     }
+
+    /// <summary>A PSCredential as the engine's user name + secret.</summary>
+    protected static StorageCredential? CredentialOf(PSCredential? credential) =>
+        credential is null || credential == PSCredential.Empty ? null : new StorageCredential(credential.UserName, Plain(credential.Password)!);
 
     /// <summary>For cmdlets that read either a local backup root (-DataDir) or a repository
     /// (-Repository) and take both by property name from Get-Backup's records, where one of them
@@ -110,11 +155,11 @@ public abstract class PSBackupRepositoryOptionsCmdlet : PSBackupCmdlet
         if (string.IsNullOrEmpty(repository) && ParameterSetName == RepositorySet)
         {
             ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.InvalidInputException("RepositoryRequired",
-                $"{(this is PSBackupRepositoryCmdlet ? "-Endpoint" : "-S3Endpoint")}, -Region, -AccessKey, -SecretKey, -Profile, -Passphrase and -KeyFile say how to open a repository: give -Repository too.", null)));
+                $"{(this is PSBackupRepositoryCmdlet ? "-Endpoint" : "-S3Endpoint")}, -Region, -AccessKey, -SecretKey, -SessionToken, -Profile, -StorageCredential, -SasToken, -ConnectionString, -Passphrase and -KeyFile say how to open a repository: give -Repository too.", null)));
         }
     }
 
-    private static string? Plain(SecureString? value)
+    protected static string? Plain(SecureString? value)
     {
         if (value is null)
         {

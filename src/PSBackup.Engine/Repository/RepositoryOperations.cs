@@ -32,7 +32,7 @@ public sealed record RepositoryInfo
 public static class RepositoryOperations
 {
     /// <summary>Creates a repository at <c>options.Repository</c>: a local folder (created when
-    /// missing) or <c>s3://bucket/prefix</c>; encrypted with the passphrase or key file given
+    /// missing), <c>s3://bucket/prefix</c> or an Azure Blob container (az://account/container/prefix); encrypted with the passphrase or key file given
     /// (or set in <c>PSBACKUP_PASSPHRASE</c> / <c>PSBACKUP_KEY_FILE</c>), unencrypted only with
     /// <see cref="InitializeRepositoryOptions.Unencrypted"/> (neither is EncryptionNotChosen, both
     /// ConflictingEncryption). An existing repository is refused (ConflictException
@@ -71,7 +71,7 @@ public static class RepositoryOperations
 
         // Everything that can be checked without writing is checked first: the location, S3
         // options on a folder, and an existing repository (a folder is only read when it exists).
-        string location = target.IsS3 ? target.Location : ValidateFolder(target.Location);
+        string location = target.Kind == RepositoryKind.Folder ? ValidateFolder(target.Location) : target.ToString();
         // The codec is chosen before anything is created: a bad PSBACKUP_ZSTD leaves no folder behind.
         _ = Compression.ZstdCodecs.Default;
         try
@@ -83,7 +83,7 @@ public static class RepositoryOperations
                     $"A repository already exists at {probe.Location}. Use it as it is (-Repository), or choose an empty location.", probe.Location);
             }
         }
-        catch (NotFoundException) when (!target.IsS3 && !Directory.Exists(location))
+        catch (NotFoundException) when (target.Kind == RepositoryKind.Folder && !Directory.Exists(location))
         {
             // A missing folder: created below, once ShouldProcess agrees.
         }
@@ -119,7 +119,7 @@ public static class RepositoryOperations
         }
         if (location.Contains("://", StringComparison.Ordinal))
         {
-            throw new InvalidInputException("InvalidRepository", $"'{SafePath.Printable(location)}' is not a folder and not s3://bucket/prefix (the only URL scheme supported). Give a folder path or s3://bucket/prefix.", location);
+            throw new InvalidInputException("InvalidRepository", $"'{SafePath.Printable(location)}' is not a folder, s3:// or Azure Blob location. Give a folder path, s3://bucket/prefix or az://account/container/prefix.", location);
         }
         if (File.Exists(location))
         {

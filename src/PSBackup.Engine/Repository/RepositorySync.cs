@@ -6,7 +6,9 @@ using PSBackup.Engine.Storage;
 namespace PSBackup.Engine.Repository;
 
 /// <summary>What Sync-BackupRepository copies: a repository, or a plain local backup root (a
-/// folder without a <c>config</c>, e.g. <c>&lt;dataDir&gt;/backups</c>), to a folder or S3 prefix.</summary>
+/// folder without a <c>config</c>, e.g. <c>&lt;dataDir&gt;/backups</c>), to a folder, an S3 prefix
+/// or an Azure Blob container. Each side carries its own storage options and credentials;
+/// options of another kind of storage than a side's are ignored for that side.</summary>
 public sealed record SyncBackupRepositoryOptions(RepositoryTarget Source, RepositoryTarget Destination);
 
 /// <summary>What a sync did. Objects the ShouldProcess stand-in declined (-WhatIf) are counted in
@@ -57,19 +59,21 @@ public static class RepositorySync
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
-        RepositoryTarget source = FolderWithoutS3Options(options.Source);
-        RepositoryTarget destination = FolderWithoutS3Options(options.Destination);
-        if (!source.IsS3 && !destination.IsS3 && SameFolder(source.Location, destination.Location))
+        ArgumentNullException.ThrowIfNull(options.Source);
+        ArgumentNullException.ThrowIfNull(options.Destination);
+        RepositoryTarget source = options.Source.WithoutForeignStorageOptions();
+        RepositoryTarget destination = options.Destination.WithoutForeignStorageOptions();
+        if (source.Kind == RepositoryKind.Folder && destination.Kind == RepositoryKind.Folder && SameFolder(source.Location, destination.Location))
         {
             throw new InvalidInputException("SameSyncTarget", $"-Source and -Destination are the same place ({source.Location}). Give a different destination.", destination.Location);
         }
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         using IStorageBackend src = RepositoryConnector.OpenBackend(source);
         StoredObject? config = await src.StatAsync(RepositoryLayout.ConfigKey, context.CancellationToken).ConfigureAwait(false);
-        if (config is null && source.IsS3)
+        if (config is null && source.Kind != RepositoryKind.Folder)
         {
             throw new NotFoundException("RepositoryNotFound",
-                $"There is no repository at {source.Location} (no 'config' object). Only a local folder can be synced as a plain backup root.", source.Location);
+                $"There is no repository at {source} (no 'config' object). Only a local folder can be synced as a plain backup root.", source.ToString());
         }
         // Open (and so authenticate) the source before the destination is touched: a wrong key writes nothing.
         Repository? repo = null;
@@ -98,8 +102,8 @@ public static class RepositorySync
         }
         return new SyncResult
         {
-            Source = source.Location,
-            Destination = destination.Location,
+            Source = source.ToString(),
+            Destination = destination.ToString(),
             Mode = mode,
             RepositoryId = id,
             Copied = counter.Copied,
@@ -120,13 +124,6 @@ public static class RepositorySync
         public long Done, Total;
     }
 
-    /// <summary>The S3 companion options (-Endpoint, ...) describe the S3 side of a sync; a folder side ignores them.</summary>
-    private static RepositoryTarget FolderWithoutS3Options(RepositoryTarget t)
-    {
-        ArgumentNullException.ThrowIfNull(t);
-        return t.IsS3 ? t : t with { Endpoint = null, Region = null, AccessKey = null, SecretKey = null, Profile = null };
-    }
-
     private static bool SameFolder(string a, string b) =>
         string.Equals(Path.TrimEndingDirectorySeparator(Path.GetFullPath(a)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(b)),
             OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
@@ -135,7 +132,7 @@ public static class RepositorySync
     /// ShouldProcess agrees; under -WhatIf it is read as an empty destination.</summary>
     private static IStorageBackend OpenDestination(RepositoryTarget destination, OperationContext context)
     {
-        if (destination.IsS3 || Directory.Exists(destination.Location))
+        if (destination.Kind != RepositoryKind.Folder || Directory.Exists(destination.Location))
         {
             return RepositoryConnector.OpenBackend(destination);
         }

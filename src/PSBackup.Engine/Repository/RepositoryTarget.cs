@@ -2,20 +2,49 @@ using PSBackup.Engine.Storage;
 
 namespace PSBackup.Engine.Repository;
 
+/// <summary>What kind of storage a repository location names.</summary>
+public enum RepositoryKind
+{
+    Folder,
+    S3,
+    AzureBlob,
+}
+
+/// <summary>A user name and secret given together (a PSCredential, or <c>--storage-credential
+/// user:secret</c>): for S3 the access key id and secret access key, for Azure Blob the storage
+/// account name and account key.</summary>
+public sealed record StorageCredential(string UserName, string Secret)
+{
+    /// <summary>Never the secret.</summary>
+    public override string ToString() => UserName;
+}
+
 /// <summary>Where a repository is and how to open it: what <c>-Repository</c> and its companion
 /// parameters bind to, in every cmdlet and CLI command that reads or writes a repository.</summary>
 public sealed record RepositoryTarget
 {
-    /// <summary>A local folder, or <c>s3://bucket/prefix</c> on any S3-compatible store.</summary>
+    /// <summary>A local folder, <c>s3://bucket/prefix</c> on any S3-compatible store, or Azure Blob
+    /// Storage: <c>az://account/container/prefix</c>, <c>https://account.blob.core.windows.net/container/prefix</c>
+    /// or the emulator's <c>http://127.0.0.1:10000/account/container/prefix</c>.</summary>
     public required string Location { get; init; }
 
-    /// <summary>S3 endpoint URL for a non-AWS store (path-style addressing is then the default).</summary>
+    /// <summary>Endpoint URL: of a non-AWS S3 store (path-style addressing is then the default), or
+    /// the blob endpoint of an Azure account in another cloud or behind a private endpoint.</summary>
     public string? Endpoint { get; init; }
     public string? Region { get; init; }
-    /// <summary>S3 credentials; when absent: AWS_* environment variables, then the shared profile.</summary>
+    /// <summary>S3 credentials; when absent: AWS_* environment variables, the shared profile, then
+    /// the SDK's default chain (SSO, web identity, container and instance roles).</summary>
     public string? AccessKey { get; init; }
     public string? SecretKey { get; init; }
+    /// <summary>The session token that goes with temporary S3 credentials.</summary>
+    public string? SessionToken { get; init; }
     public string? Profile { get; init; }
+    /// <summary>S3 access key + secret, or Azure account name + account key, given as one credential.</summary>
+    public StorageCredential? StorageCredential { get; init; }
+    /// <summary>Azure Blob: a SAS token.</summary>
+    public string? SasToken { get; init; }
+    /// <summary>Azure Blob: a storage connection string.</summary>
+    public string? ConnectionString { get; init; }
 
     /// <summary>Opens an encrypted repository; when absent, <c>PSBACKUP_PASSPHRASE</c>.</summary>
     public string? Passphrase { get; init; }
@@ -24,11 +53,60 @@ public sealed record RepositoryTarget
 
     public bool IsS3 => IsS3Location(Location);
 
-    /// <summary>True for <c>s3://...</c>; anything else is a folder path.</summary>
+    public RepositoryKind Kind => KindOf(Location);
+
+    /// <summary>True for <c>s3://...</c>.</summary>
     public static bool IsS3Location(string? location) => S3RepositoryLocation.IsS3Location(location);
 
-    /// <summary>The location as users wrote it, never with secrets.</summary>
-    public override string ToString() => Location;
+    /// <summary>s3:// is S3; az://, http:// and https:// are Azure Blob; anything else is a folder path.</summary>
+    public static RepositoryKind KindOf(string? location) =>
+        IsS3Location(location) ? RepositoryKind.S3 : AzureBlobLocation.IsAzureLocation(location) ? RepositoryKind.AzureBlob : RepositoryKind.Folder;
+
+    /// <summary>True for a location that is not a folder (front ends resolve only folders against the current location).</summary>
+    public static bool IsRemoteLocation(string? location) => KindOf(location) != RepositoryKind.Folder;
+
+    /// <summary>An Azure Blob URL carrying a SAS in its query becomes the URL without it and
+    /// <see cref="SasToken"/>, so the secret never travels as a location (messages, audit log,
+    /// history). Front ends call this on what the user gave.</summary>
+    public RepositoryTarget WithSasSplitOff()
+    {
+        int q = Location.IndexOf('?', StringComparison.Ordinal);
+        if (Kind != RepositoryKind.AzureBlob || q < 0)
+        {
+            return this;
+        }
+        if (SasToken is not null)
+        {
+            throw new InvalidInputException("AmbiguousAzureCredentials",
+                "The location carries a SAS in its query and -SasToken was given too. Give the SAS once.", AzureBlobLocation.Redact(Location));
+        }
+        string query = Location[(q + 1)..];
+        return this with { Location = Location[..q], SasToken = query.Length == 0 ? null : query };
+    }
+
+    /// <summary>This target without the storage options that do not apply to its kind (a sync
+    /// gives one set of options for two sides of different kinds).</summary>
+    public RepositoryTarget WithoutForeignStorageOptions() => Kind switch
+    {
+        RepositoryKind.Folder => this with { Endpoint = null, Region = null, AccessKey = null, SecretKey = null, SessionToken = null, Profile = null, StorageCredential = null, SasToken = null, ConnectionString = null },
+        RepositoryKind.S3 => this with { SasToken = null, ConnectionString = null },
+        _ => this with { Region = null, AccessKey = null, SecretKey = null, SessionToken = null, Profile = null },
+    };
+
+    /// <summary>The storage options given (by parameter name), for messages.</summary>
+    internal IEnumerable<string> GivenStorageOptions()
+    {
+        var given = new (string Name, bool Set)[]
+        {
+            ("-Endpoint", Endpoint is not null), ("-Region", Region is not null), ("-AccessKey", AccessKey is not null), ("-SecretKey", SecretKey is not null),
+            ("-SessionToken", SessionToken is not null), ("-Profile", Profile is not null), ("-StorageCredential", StorageCredential is not null),
+            ("-SasToken", SasToken is not null), ("-ConnectionString", ConnectionString is not null),
+        };
+        return given.Where(g => g.Set).Select(g => g.Name);
+    }
+
+    /// <summary>The location as users wrote it, never with secrets (a SAS in a URL is cut off).</summary>
+    public override string ToString() => Kind == RepositoryKind.AzureBlob ? AzureBlobLocation.Redact(Location) : Location;
 }
 
 /// <summary>Turns a <see cref="RepositoryTarget"/> into a storage backend and an open repository.
@@ -39,30 +117,51 @@ public static class RepositoryConnector
     public const string KeyFileVariable = "PSBACKUP_KEY_FILE";
 
     /// <summary>The backend for a target: a local folder (which must exist unless
-    /// <paramref name="createFolder"/>), or S3 behind the retrying wrapper.</summary>
+    /// <paramref name="createFolder"/>), or S3 or Azure Blob behind the retrying wrapper. Options
+    /// of another kind of storage are refused, naming the option.</summary>
     public static IStorageBackend OpenBackend(RepositoryTarget target, bool createFolder = false)
     {
         ArgumentNullException.ThrowIfNull(target);
         if (string.IsNullOrWhiteSpace(target.Location))
         {
-            throw new InvalidInputException("InvalidRepository", "The repository location is empty. Give a folder path or s3://bucket/prefix.", target.Location);
+            throw new InvalidInputException("InvalidRepository", "The repository location is empty. Give a folder path, s3://bucket/prefix or az://account/container/prefix.", target.Location);
         }
         if (target.IsS3)
         {
+            RefuseOptions(target, "an S3 repository", (target.SasToken, "-SasToken"), (target.ConnectionString, "-ConnectionString"));
+            if (target.StorageCredential is not null && (target.AccessKey is not null || target.SecretKey is not null))
+            {
+                throw new InvalidInputException("InvalidS3Credentials", "Give the S3 keys either as -StorageCredential or as -AccessKey/-SecretKey, not both.", target.Location);
+            }
             S3BackendOptions options = S3BackendOptions.FromLocation(target.Location) with
             {
                 Endpoint = target.Endpoint,
                 Region = target.Region,
-                AccessKey = target.AccessKey,
-                SecretKey = target.SecretKey,
+                AccessKey = target.StorageCredential?.UserName ?? target.AccessKey,
+                SecretKey = target.StorageCredential?.Secret ?? target.SecretKey,
+                SessionToken = target.SessionToken,
                 Profile = target.Profile,
             };
             return LoggingBackend.WrapWhenDebugging(new RetryingBackend(new S3Backend(options.Validate())));
         }
-        if (target.Endpoint is not null || target.AccessKey is not null || target.SecretKey is not null || target.Profile is not null)
+        if (target.Kind == RepositoryKind.AzureBlob)
+        {
+            RefuseOptions(target, "an Azure Blob repository", (target.Region, "-Region"), (target.AccessKey, "-AccessKey"), (target.SecretKey, "-SecretKey"),
+                (target.SessionToken, "-SessionToken"), (target.Profile, "-Profile"));
+            AzureBlobBackendOptions options = AzureBlobBackendOptions.FromLocation(target.Location) with
+            {
+                Endpoint = target.Endpoint,
+                ConnectionString = target.ConnectionString,
+                SasToken = target.SasToken,
+                AccountName = target.StorageCredential?.UserName,
+                AccountKey = target.StorageCredential?.Secret,
+            };
+            return new RetryingBackend(new AzureBlobBackend(options.Validate()));
+        }
+        if (target.GivenStorageOptions().FirstOrDefault() is { } option)
         {
             throw new InvalidInputException("InvalidRepository",
-                $"S3 options were given, but '{SafePath.Printable(target.Location)}' is a folder. Use s3://bucket/prefix for an S3 repository, or drop the S3 options.", target.Location);
+                $"{option} was given, but '{SafePath.Printable(target.Location)}' is a folder. Use s3://bucket/prefix or az://account/container/prefix for a repository in object storage, or drop the storage options.", target.Location);
         }
         string folder = Path.GetFullPath(target.Location);
         if (createFolder)
@@ -70,6 +169,18 @@ public static class RepositoryConnector
             Directory.CreateDirectory(folder);
         }
         return LoggingBackend.WrapWhenDebugging(new LocalBackend(folder));
+    }
+
+    private static void RefuseOptions(RepositoryTarget target, string what, params (string? Value, string Name)[] options)
+    {
+        foreach ((string? value, string name) in options)
+        {
+            if (value is not null)
+            {
+                throw new InvalidInputException("InvalidRepository",
+                    $"{name} does not apply to {what} ('{AzureBlobLocation.Redact(target.Location)}'). Drop it.", AzureBlobLocation.Redact(target.Location));
+            }
+        }
     }
 
     /// <summary>The credentials to open the repository: explicit parameters first, then the

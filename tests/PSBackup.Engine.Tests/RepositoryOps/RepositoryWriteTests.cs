@@ -588,7 +588,7 @@ public abstract class RepositoryWriteTests : IDisposable
     public async Task Writing_to_a_location_without_a_repository_is_not_found()
     {
         RepositoryTarget location = await NewLocationAsync();
-        if (!location.IsS3)
+        if (location.Kind == RepositoryKind.Folder)
         {
             Directory.CreateDirectory(location.Location);
         }
@@ -888,6 +888,22 @@ public sealed class S3RepositoryWriteTests(S3ServerFixture s3) : RepositoryWrite
             Endpoint = s3.Endpoint,
             AccessKey = S3ServerFixture.AccessKey,
             SecretKey = S3ServerFixture.SecretKey,
+        };
+    }
+}
+
+/// <summary>The same repository operations against Azure Blob Storage (Azurite), authenticated
+/// with the account name and key given as one credential.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class AzureRepositoryWriteTests(AzuriteFixture azurite) : RepositoryWriteTests
+{
+    protected override async Task<RepositoryTarget> NewLocationAsync()
+    {
+        string container = await azurite.CreateContainerAsync("repoops");
+        return new RepositoryTarget
+        {
+            Location = azurite.LocationOf(container, "backups/prod"),
+            StorageCredential = new StorageCredential(AzuriteFixture.Account, AzuriteFixture.AccountKey),
         };
     }
 }
