@@ -85,6 +85,55 @@ function Stop-TestS3Server {
     }
 }
 
+function Start-TestAzurite {
+    <# Starts Azurite's blob service (tests/azure, `npm ci --prefix tests/azure`) on 127.0.0.1 with
+       a free port and in-memory persistence; logs under $WorkPath. Returns the process, the
+       account's blob endpoint (http://127.0.0.1:PORT/devstoreaccount1), its connection string and
+       a PSCredential of the emulator's well-known account name and key. #>
+    param([Parameter(Mandatory)] [string] $WorkPath)
+    $main = Join-Path $PSScriptRoot 'azure' 'node_modules' 'azurite' 'dist' 'src' 'blob' 'main.js'
+    if (-not (Test-Path -LiteralPath $main)) {
+        throw "Azurite is not installed: run 'npm ci --prefix tests/azure' first."
+    }
+    $null = New-Item -ItemType Directory -Path $WorkPath -Force
+    $log = Join-Path $WorkPath 'azurite.log'
+    $errLog = Join-Path $WorkPath 'azurite.err'
+    $arguments = @($main, '--blobHost', '127.0.0.1', '--blobPort', '0', '--inMemoryPersistence', '--skipApiVersionCheck', '--loose') |
+        ForEach-Object { '"{0}"' -f $_ }
+    $node = (Get-Command -Name node -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
+    $process = Start-Process -FilePath $node -ArgumentList ($arguments -join ' ') -PassThru -WorkingDirectory $WorkPath `
+        -RedirectStandardOutput $log -RedirectStandardError $errLog
+    $endpoint = $null
+    foreach ($i in 1..150) {
+        $line = Get-Content -LiteralPath $log -ErrorAction SilentlyContinue | Select-String 'listens on (http://127\.0\.0\.1:\d+)' | Select-Object -First 1
+        if ($line) {
+            $endpoint = '{0}/devstoreaccount1' -f $line.Matches[0].Groups[1].Value
+            break
+        }
+        if ($process.HasExited) { break }
+        Start-Sleep -Milliseconds 200
+    }
+    if (-not $endpoint) {
+        throw "Azurite did not start: $(Get-Content -LiteralPath $log -Raw -ErrorAction SilentlyContinue) $(Get-Content -LiteralPath $errLog -Raw -ErrorAction SilentlyContinue)"
+    }
+    $key = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+    [pscustomobject]@{
+        Process          = $process
+        BlobEndpoint     = $endpoint
+        ConnectionString = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$key;BlobEndpoint=$endpoint;"
+        Credential       = [pscredential]::new('devstoreaccount1', (ConvertTo-SecureString $key -AsPlainText -Force))
+    }
+}
+
+function Stop-TestAzurite {
+    <# Stops a server from Start-TestAzurite and waits for it. #>
+    param([object] $Server)
+    if ($Server -and $Server.Process -and -not $Server.Process.HasExited) {
+        Stop-Process -Id $Server.Process.Id -Force
+        $null = $Server.Process.WaitForExit(10000)
+    }
+}
+
 function Get-UnisonOracle {
     <# The UnisonDB oracle binary (unisondb-walfs, or -V2 for unisondb-walfs-v2) from
        $env:PSBACKUP_UNISONDB_BIN or shared/unisondb/bin beside the checkout or a folder above it.

@@ -87,12 +87,21 @@ public static class RepositoryOperations
         {
             // A missing folder: created below, once ShouldProcess agrees.
         }
+        catch (NotFoundException e) when (e.ErrorId == "AzureContainerNotFound")
+        {
+            // A missing Azure container: created below, once ShouldProcess agrees (restic's init
+            // does the same); an S3 bucket is not, as bucket creation carries region and policy choices.
+        }
 
         if (!context.ShouldProcess(location, credentials.IsNone ? "Create repository" : "Create encrypted repository"))
         {
             return null;
         }
         using IStorageBackend backend = RepositoryConnector.OpenBackend(target, createFolder: true);
+        if (backend is RetryingBackend { Inner: AzureBlobBackend azure })
+        {
+            await azure.CreateContainerIfMissingAsync(ct).ConfigureAwait(false);
+        }
         var init = new RepositoryInitOptions { Passphrase = credentials.Passphrase, KeyFile = credentials.KeyFile };
         Repository repo = await Repository.InitializeAsync(backend, init, ct).ConfigureAwait(false);
         context.Report("Initialize-BackupRepository", "Repository created", 1, 1, location);

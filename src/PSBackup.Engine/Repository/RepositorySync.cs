@@ -87,6 +87,10 @@ public static class RepositorySync
             }
         }
         using IStorageBackend dst = OpenDestination(destination, context);
+        if (dst is RetryingBackend { Inner: AzureBlobBackend azure } && context.ShouldProcess(destination.ToString(), "Create the destination container if missing"))
+        {
+            await azure.CreateContainerIfMissingAsync(context.CancellationToken).ConfigureAwait(false);
+        }
         var counter = new Counter();
         string mode;
         string? id = null;

@@ -106,6 +106,21 @@ public sealed class AzureBlobBackend : IStorageBackend
         $"No Azure Storage credential was given for {Options.Location} and Entra ID tokens are only sent over https. Give -ConnectionString, -SasToken or -StorageCredential " +
         $"(or set {AzureBlobBackendOptions.ConnectionStringVariable}, {AzureBlobBackendOptions.SasTokenVariable} or {AzureBlobBackendOptions.AccountKeyVariable}).", Options.Location.ToString());
 
+    /// <summary>Creates the container when it does not exist (repository init). True when it was
+    /// created. A credential that may not create containers (a container SAS) fails with
+    /// AzureAccessDenied.</summary>
+    public async Task<bool> CreateContainerIfMissingAsync(CancellationToken ct)
+    {
+        try
+        {
+            return (await _container.CreateIfNotExistsAsync(PublicAccessType.None, cancellationToken: ct).ConfigureAwait(false))?.Value is not null;
+        }
+        catch (Exception e)
+        {
+            throw Map(e, "create the container of", null, ct);
+        }
+    }
+
     private BlockBlobClient Blob(string key) => _container.GetBlockBlobClient(_prefix + StorageKey.ValidateObjectKey(key));
 
     public async Task PutAsync(string key, Stream content, long length, CancellationToken ct)
