@@ -32,6 +32,7 @@ public static partial class CliApp
             command.Options.Add(o);
         }
         var repository = AddRepositoryOptions(command, "Drill this repository (a folder or s3://bucket/prefix) instead of a local backup root.");
+        command.Options.Add(new Option<bool>("--fail-on-error") { Description = "Accepted for parity with -FailOnError: the CLI always exits non-zero when the drill fails." });
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {

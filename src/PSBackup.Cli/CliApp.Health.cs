@@ -25,6 +25,7 @@ public static partial class CliApp
             command.Options.Add(o);
         }
         var repository = AddRepositoryOptions(command, "Check this repository (a folder or s3://bucket/prefix).");
+        command.Options.Add(new Option<bool>("--fail-on-critical") { Description = "Accepted for parity with -FailOnCritical: the CLI always exits non-zero when an alert is Critical." });
         AddCommon(command, out Option<bool> json, out _, writes: false);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {

@@ -64,6 +64,7 @@ public static partial class CliApp
         command.Options.Add(repository);
         command.Options.Add(readData);
         var repo = new RepositoryCliOptions(command);
+        command.Options.Add(new Option<bool>("--fail-on-error") { Description = "Accepted for parity with -FailOnError: the CLI always exits 4 when the check finds damage." });
         AddCommon(command, out Option<bool> json, out _, writes: false);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {

@@ -33,6 +33,7 @@ public static partial class CliApp
             command.Options.Add(o);
         }
         var repo = new RepositoryCliOptions(command);
+        command.Options.Add(new Option<bool>("--force") { Description = "Accepted for parity with -Force: the CLI never asks for confirmation." });
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {

@@ -178,6 +178,7 @@ public static partial class CliApp
         var command = new Command("sweep", "Remove stale .new/.old/.tmp artifacts under a root; --what-if lists them (Clear-StaleArtifact).");
         Option<string> root = Required("--root", "The folder to sweep.");
         command.Options.Add(root);
+        command.Options.Add(new Option<bool>("--force") { Description = "Accepted for parity with -Force: the CLI never asks for confirmation." });
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
         command.SetAction((parse, ct) => Run(parse, ct, async io =>
         {

@@ -132,11 +132,19 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable, IOperationLogSink
         }
     }
 
+    /// <summary>True when the cmdlet's -Force says "do not ask": ShouldProcess then answers yes
+    /// without prompting, so a job in a non-interactive host never meets a ConfirmImpact High
+    /// prompt. -WhatIf (switch or preference) and an explicit -Confirm still win.</summary>
+    protected virtual bool SkipConfirmation => false;
+
+    private bool ConfirmWithoutAsking() =>
+        SkipConfirmation && !IsWhatIf() && !MyInvocation.BoundParameters.ContainsKey("Confirm");
+
     /// <summary>Builds the engine's context: ShouldProcess and progress bridged to the pipeline
     /// thread, cancellation from StopProcessing.</summary>
     protected OperationContext CreateContext() => new()
     {
-        ShouldProcess = (target, action) => ShouldProcessAsync(target, action).GetAwaiter().GetResult(),
+        ShouldProcess = (target, action) => ConfirmWithoutAsking() || ShouldProcessAsync(target, action).GetAwaiter().GetResult(),
         Progress = new ProgressBridge(this),
         CancellationToken = CancelToken,
         WhatIf = MyInvocation.BoundParameters.TryGetValue("WhatIf", out object? w) && w is SwitchParameter { IsPresent: true },

@@ -33,6 +33,13 @@ public sealed class ClearStaleArtifactCommand : PSBackupCmdlet
     [ValidateNotNullOrEmpty]
     public string Root { get; set; } = "";
 
+    /// <summary>Remove without asking for confirmation (for scheduled jobs: a non-interactive
+    /// host cannot answer the ConfirmImpact High prompt). -WhatIf still only lists.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    protected override bool SkipConfirmation => Force.IsPresent;
+
     protected override void PrepareRecord() => _root = ResolveFileSystemPath(Root, nameof(Root));
 
     protected override async Task ProcessRecordAsync()

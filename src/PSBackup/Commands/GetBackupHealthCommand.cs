@@ -51,7 +51,13 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
     [ValidateNotNullOrEmpty]
     public string? MaxRestoreTestAge { get; set; }
 
+    /// <summary>After writing the alerts, fail (a terminating error, BackupUnhealthy) when any is
+    /// Critical, so a scheduled job's exit code says so.</summary>
+    [Parameter]
+    public SwitchParameter FailOnCritical { get; set; }
+
     private TimeSpan _maxAge;
+    private int _critical;
     private TimeSpan _maxRestoreTestAge;
 
     protected override void PrepareRecord()
@@ -86,6 +92,17 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
         foreach (HealthAlert alert in alerts)
         {
             await WriteObjectAsync(alert).ConfigureAwait(false);
+        }
+        Interlocked.Add(ref _critical, alerts.Count(a => a.Severity == HealthSeverity.Critical));
+    }
+
+    protected override void EndProcessing()
+    {
+        base.EndProcessing();
+        if (FailOnCritical && _critical > 0)
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new OperationFailedException("BackupUnhealthy",
+                $"Backups are unhealthy: {_critical} critical alert(s) (written above). Fix what they name; -FailOnCritical makes this an error so a scheduled job fails.")));
         }
     }
 }

@@ -111,6 +111,13 @@ public sealed class RemoveExpiredBackupCommand : PSBackupRepositoryCmdlet
     [ValidateNotNullOrEmpty]
     public string? PackGracePeriod { get; set; }
 
+    /// <summary>Remove without asking for confirmation (for scheduled jobs: a non-interactive
+    /// host cannot answer the ConfirmImpact High prompt). -WhatIf still only lists.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    protected override bool SkipConfirmation => Force.IsPresent;
+
     protected override void PrepareRecord()
     {
         bool repository = !string.IsNullOrEmpty(Repository), dataDir = !string.IsNullOrEmpty(DataDir), dbRoot = !string.IsNullOrEmpty(DbRoot);

@@ -34,6 +34,13 @@ public sealed class TestBackupRepositoryCommand : PSBackupRepositoryCmdlet
     [Parameter(ParameterSetName = RepositorySet)]
     public SwitchParameter ReadData { get; set; }
 
+    /// <summary>After writing the report, fail (a terminating error, RepositoryCheckFailed) when
+    /// the check found errors, so a scheduled job's exit code says so.</summary>
+    [Parameter(ParameterSetName = RepositorySet)]
+    public SwitchParameter FailOnError { get; set; }
+
+    private readonly List<string> _failed = [];
+
     protected override void PrepareRecord() => _repository = RepositoryTargetFor(Repository);
 
     protected override async Task ProcessRecordAsync()
@@ -49,5 +56,22 @@ public sealed class TestBackupRepositoryCommand : PSBackupRepositoryCmdlet
             PostWriteVerbose($"{finding.Code}: {finding.Message}");
         }
         await WriteObjectAsync(result).ConfigureAwait(false);
+        if (!result.Passed)
+        {
+            lock (_failed)
+            {
+                _failed.Add($"{result.Repository} ({result.ErrorCount} error(s))");
+            }
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        base.EndProcessing();
+        if (FailOnError && _failed.Count > 0)
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.IntegrityException("RepositoryCheckFailed",
+                $"The repository check failed: {string.Join(", ", _failed)}; the warnings above name each damaged backup and file. Repair or restore from a copy (Sync-BackupRepository).")));
+        }
     }
 }

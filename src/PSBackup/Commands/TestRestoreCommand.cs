@@ -143,6 +143,30 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
             PostWriteWarning(result.RecordError);
         }
         await WriteObjectAsync(result).ConfigureAwait(false);
+        if (!result.Passed)
+        {
+            lock (_failed)
+            {
+                _failed.Add(result.Namespace);
+            }
+        }
+    }
+
+    /// <summary>After writing the result, fail (a terminating error, RestoreTestFailed) when the
+    /// drill did not pass, so a scheduled job's exit code says so.</summary>
+    [Parameter]
+    public SwitchParameter FailOnError { get; set; }
+
+    private readonly List<string> _failed = [];
+
+    protected override void EndProcessing()
+    {
+        base.EndProcessing();
+        if (FailOnError && _failed.Count > 0)
+        {
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.IntegrityException("RestoreTestFailed",
+                $"The restore drill failed for {string.Join(", ", _failed)}; the warnings above say why.")));
+        }
     }
 
     /// <summary>The script runs on the pipeline thread; a throw or a $false output fails the drill.</summary>
