@@ -16,6 +16,7 @@
     FormatsToProcess     = @('PSBackup.Format.ps1xml')
     CmdletsToExport      = @(
         'New-ObjectBackup'
+        'New-BackupKeyFile'
         'Restore-ObjectBackup'
         'Clear-StaleArtifact'
         'Get-WalSegment'

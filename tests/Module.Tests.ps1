@@ -10,6 +10,7 @@ BeforeAll {
         'Get-WalSegment'
         'Initialize-BackupRepository'
         'Invoke-WalShip'
+        'New-BackupKeyFile'
         'New-ObjectBackup'
         'New-StoreSnapshot'
         'Remove-ExpiredBackup'
@@ -51,6 +52,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Get-WalSegment' }
         @{ Name = 'Initialize-BackupRepository' }
         @{ Name = 'Invoke-WalShip' }
+        @{ Name = 'New-BackupKeyFile' }
         @{ Name = 'New-ObjectBackup' }
         @{ Name = 'New-StoreSnapshot' }
         @{ Name = 'Remove-ExpiredBackup' }
@@ -74,6 +76,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Clear-StaleArtifact' }
         @{ Name = 'Initialize-BackupRepository' }
         @{ Name = 'Invoke-WalShip' }
+        @{ Name = 'New-BackupKeyFile' }
         @{ Name = 'New-ObjectBackup' }
         @{ Name = 'New-StoreSnapshot' }
         @{ Name = 'Remove-ExpiredBackup' }
@@ -153,6 +156,7 @@ Describe 'PSBackup module' {
         @{ TypeName = 'PSBackup.Engine.ObjectStore.ObjectBackupResult' }
         @{ TypeName = 'PSBackup.Engine.ObjectStore.ObjectRestoreResult' }
         @{ TypeName = 'PSBackup.Engine.ObjectStore.StaleArtifact' }
+        @{ TypeName = 'PSBackup.Engine.Repository.KeyFileInfo' }
         @{ TypeName = 'PSBackup.Engine.Wal.WalSegmentInfo' }
         @{ TypeName = 'PSBackup.Engine.Wal.ShippedSegment' }
         @{ TypeName = 'PSBackup.Engine.Snapshots.StoreSnapshotResult' }

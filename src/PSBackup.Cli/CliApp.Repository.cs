@@ -15,6 +15,28 @@ public static partial class CliApp
         return repo;
     }
 
+    private static Command KeyCommand()
+    {
+        var key = new Command("key", "Key files for encrypted repositories.");
+        var command = new Command("new", "Write a new random key file readable only by its owner (mode 0600; an owner-only ACL on Windows) (New-BackupKeyFile).");
+        var path = new Option<string>("--path") { Description = "The key file to create; its folder must exist.", Required = true };
+        var force = new Option<bool>("--force") { Description = "Replace an existing file (its repositories then need the old key, kept elsewhere)." };
+        command.Options.Add(path);
+        command.Options.Add(force);
+        AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            KeyFileInfo? info = await KeyFiles.NewAsync(new NewKeyFileOptions(FullPath(parse.GetValue(path), "--path")) { Force = parse.GetValue(force) },
+                io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            if (info is not null)
+            {
+                CliOutput.KeyFile(io.Stdout, info, parse.GetValue(json));
+            }
+        }));
+        key.Subcommands.Add(command);
+        return key;
+    }
+
     private static Command RepoInitCommand()
     {
         var command = new Command("init", "Create a repository in a folder (created when missing) or at s3://bucket/prefix, encrypted with a passphrase or key file, or --unencrypted (Initialize-BackupRepository).");

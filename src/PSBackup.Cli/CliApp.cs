@@ -84,6 +84,7 @@ public static partial class CliApp
         root.Subcommands.Add(snapshot);
         root.Subcommands.Add(PitrCommand());
         root.Subcommands.Add(RepoCommand());
+        root.Subcommands.Add(KeyCommand());
         AddMaintenanceCommands(root);
         root.Subcommands.Add(PruneCommand());
         root.Subcommands.Add(RemoveCommand());

@@ -23,6 +23,18 @@ internal static partial class CliOutput
         table.WriteTo(output);
     }
 
+    public static void KeyFile(TextWriter output, KeyFileInfo info, bool json)
+    {
+        if (json)
+        {
+            output.WriteLine(ToJson(info));
+            return;
+        }
+        var table = new TableWriter().Column("Path").Column("Fingerprint").Column("Permissions").Column("CreatedAt");
+        table.Row(info.Path, info.Fingerprint, info.Permissions, info.CreatedAt.ToString("u", CultureInfo.InvariantCulture));
+        table.WriteTo(output);
+    }
+
     private static void RepositorySnapshot(TextWriter output, StoreSnapshotResult result)
     {
         var table = new TableWriter().Column("Namespace").Column("Path").Column("BackupId").Column("Size", rightAlign: true)

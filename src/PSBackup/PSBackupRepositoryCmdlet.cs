@@ -82,10 +82,13 @@ public abstract class PSBackupRepositoryOptionsCmdlet : PSBackupCmdlet
     [ValidateNotNull]
     public SecureString? Passphrase { get; set; }
 
-    /// <summary>The key file of an encrypted repository.</summary>
+    /// <summary>The key file of an encrypted repository: its path, or its content as a SecureString
+    /// (or a PSCredential, whose password is used), e.g. from Get-AutomationPSCredential in an
+    /// Azure Automation runbook. A key file that others can read gets a warning.</summary>
     [Parameter(ParameterSetName = RepositorySet)]
-    [ValidateNotNullOrEmpty]
-    public string? KeyFile { get; set; }
+    [ValidateNotNull]
+    [KeyFileTransformation]
+    public object? KeyFile { get; set; }
 
     /// <summary>The engine's target for <paramref name="location"/> with this cmdlet's options; a
     /// folder location is resolved against PowerShell's current location (a failure names
@@ -109,8 +112,14 @@ public abstract class PSBackupRepositoryOptionsCmdlet : PSBackupCmdlet
             SasToken = Plain(SasToken),
             ConnectionString = Plain(ConnectionString),
             Passphrase = Plain(Passphrase),
-            KeyFile = KeyFile is null ? null : ResolveFileSystemPath(KeyFile, nameof(KeyFile)),
+            KeyFile = KeyFile is string path ? ResolveFileSystemPath(path, nameof(KeyFile)) : null,
+            Key = KeyFile is SecureString key ? Plain(key) : null,
         };
+        string? keyFile = target.KeyFile ?? (target.Passphrase is null && target.Key is null ? Environment.GetEnvironmentVariable(RepositoryConnector.KeyFileVariable) : null);
+        if (!string.IsNullOrEmpty(keyFile) && KeyFiles.PermissionWarning(keyFile) is { } warning)
+        {
+            WriteWarning(warning);
+        }
         try
         {
             return target.WithSasSplitOff();
@@ -174,5 +183,26 @@ public abstract class PSBackupRepositoryOptionsCmdlet : PSBackupCmdlet
         {
             Marshal.ZeroFreeBSTR(bstr);
         }
+    }
+}
+
+/// <summary>Lets -KeyFile take a path (string, FileInfo) or the key itself (SecureString, or a
+/// PSCredential's password).</summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class KeyFileTransformationAttribute : ArgumentTransformationAttribute
+{
+    public override object? Transform(EngineIntrinsics engineIntrinsics, object? inputData)
+    {
+        object? value = inputData is PSObject pso ? pso.BaseObject : inputData;
+        return value switch
+        {
+            null => null,
+            string s => s,
+            SecureString key => key,
+            PSCredential credential => credential.Password,
+            FileSystemInfo file => file.FullName,
+            _ => throw new ArgumentTransformationMetadataException(
+                $"-KeyFile takes a path or the key as a SecureString (or a PSCredential), not a {value.GetType().Name}."),
+        };
     }
 }

@@ -50,7 +50,7 @@ public sealed class Repository
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Passphrase is not null && options.KeyFile is not null)
+        if (options.Passphrase is not null && (options.KeyFile is not null || options.Key is not null))
         {
             throw new InvalidInputException("ConflictingCredentials", "Give either a passphrase or a key file, not both.");
         }
@@ -68,7 +68,11 @@ public sealed class Repository
         }
         (options.DefaultChunking ?? ChunkingParameters.Default).Validate();
         (options.StoreChunking ?? ChunkingParameters.StoreDefault).Validate();
-        if (options.KeyFile is not null)
+        if (options.Key is not null)
+        {
+            RepositoryCrypto.CheckKey(options.Key, "the key given");
+        }
+        else if (options.KeyFile is not null)
         {
             RepositoryCrypto.ReadKeyFile(options.KeyFile);
         }
@@ -78,7 +82,7 @@ public sealed class Repository
             throw new ConflictException("RepositoryExists",
                 $"A repository already exists at {backend.Location}. Open it instead, or choose an empty location.", backend.Location);
         }
-        bool encrypted = options.Passphrase is not null || options.KeyFile is not null;
+        bool encrypted = options.Passphrase is not null || options.KeyFile is not null || options.Key is not null;
         DateTimeOffset now = DateTimeOffset.UtcNow;
         var config = new RepositoryConfig
         {

@@ -64,9 +64,9 @@ public static class RepositoryOperations
                 $"-Unencrypted was given together with a {(credentials.Passphrase is not null ? "passphrase" : "key file")} (a parameter, or {RepositoryConnector.PassphraseVariable} / {RepositoryConnector.KeyFileVariable} in the environment). " +
                 "Drop -Unencrypted to create an encrypted repository, or drop the key (unset the variable) for an unencrypted one.", target.Location);
         }
-        if (credentials.KeyFile is not null)
+        if (credentials.HasKeyFile)
         {
-            RepositoryCrypto.ReadKeyFile(credentials.KeyFile); // a missing or short key file fails before anything is written
+            credentials.ReadKey(); // a missing or short key file fails before anything is written
         }
 
         // Everything that can be checked without writing is checked first: the location, S3
@@ -102,7 +102,7 @@ public static class RepositoryOperations
         {
             await azure.CreateContainerIfMissingAsync(ct).ConfigureAwait(false);
         }
-        var init = new RepositoryInitOptions { Passphrase = credentials.Passphrase, KeyFile = credentials.KeyFile };
+        var init = new RepositoryInitOptions { Passphrase = credentials.Passphrase, KeyFile = credentials.KeyFile, Key = credentials.Key };
         Repository repo = await Repository.InitializeAsync(backend, init, ct).ConfigureAwait(false);
         context.Report("Initialize-BackupRepository", "Repository created", 1, 1, location);
         return new RepositoryInfo
@@ -110,7 +110,7 @@ public static class RepositoryOperations
             Repository = location,
             RepositoryId = repo.Config.Id,
             Encrypted = repo.IsEncrypted,
-            KeyKind = credentials.Passphrase is not null ? "passphrase" : credentials.KeyFile is not null ? "key-file" : "none",
+            KeyKind = credentials.Passphrase is not null ? "passphrase" : credentials.HasKeyFile ? "key-file" : "none",
             CreatedAt = repo.Config.CreatedAt,
             FormatVersion = repo.Config.FormatVersion,
             Compression = repo.Config.Compression,

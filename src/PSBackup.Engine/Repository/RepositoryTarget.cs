@@ -50,6 +50,9 @@ public sealed record RepositoryTarget
     public string? Passphrase { get; init; }
     /// <summary>Opens an encrypted repository with a key file; when absent, <c>PSBACKUP_KEY_FILE</c>.</summary>
     public string? KeyFile { get; init; }
+    /// <summary>The key file's content itself (-KeyFile as a SecureString, e.g. from an Azure
+    /// Automation credential or variable): its UTF-8 bytes are the key file's bytes.</summary>
+    public string? Key { get; init; }
 
     public bool IsS3 => IsS3Location(Location);
 
@@ -190,6 +193,14 @@ public static class RepositoryConnector
         environment ??= Environment.GetEnvironmentVariable;
         string? passphrase = target.Passphrase;
         string? keyFile = target.KeyFile;
+        if (target.Key is not null)
+        {
+            if (passphrase is not null || keyFile is not null)
+            {
+                throw new InvalidInputException("AmbiguousRepositoryKey", "A key was given together with a passphrase or a key file path. Give one of them.");
+            }
+            return RepositoryCredentials.FromKey(System.Text.Encoding.UTF8.GetBytes(target.Key));
+        }
         bool fromEnvironment = passphrase is null && keyFile is null;
         if (fromEnvironment)
         {

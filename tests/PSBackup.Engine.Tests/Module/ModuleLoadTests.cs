@@ -384,7 +384,7 @@ public sealed partial class ModuleParityTests
     [GeneratedRegex(@"-ErrorId\s+'(?<id>[A-Za-z]+),PSBackup\.Commands\.(?<class>[A-Za-z]+)'")]
     private static partial Regex PesterErrorId();
 
-    [GeneratedRegex(@"\b(?<verb>New|Restore|Clear|Get|Invoke|Initialize|Test|Sync|Remove|Export)-(?<noun>ObjectBackup|BackupHealth|BackupMetric|StaleArtifact|WalSegment|WalShip|StoreSnapshot|BackupRepository|Backup|PointInTime|Restore|ExpiredBackup)\b")]
+    [GeneratedRegex(@"\b(?<verb>New|Restore|Clear|Get|Invoke|Initialize|Test|Sync|Remove|Export)-(?<noun>ObjectBackup|BackupHealth|BackupMetric|StaleArtifact|WalSegment|WalShip|StoreSnapshot|BackupRepository|Backup|PointInTime|Restore|ExpiredBackup|BackupKeyFile)\b")]
     private static partial Regex CmdletCall();
 
     private static object? Named(CustomAttributeData a, string name) =>

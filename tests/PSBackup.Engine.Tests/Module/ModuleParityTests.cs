@@ -23,6 +23,7 @@ public sealed partial class ModuleParityTests : IDisposable
         ["New-StoreSnapshot"] = "snapshot create",
         ["Restore-StoreSnapshot"] = "snapshot restore",
         ["Initialize-BackupRepository"] = "repo init",
+        ["New-BackupKeyFile"] = "key new",
         ["Get-Backup"] = "list",
         ["Restore-PointInTime"] = "pitr",
         ["Test-Restore"] = "test-restore",
@@ -70,7 +71,7 @@ public sealed partial class ModuleParityTests : IDisposable
     public void The_module_defines_its_cmdlets()
     {
         Assert.Equal(
-            ["Clear-StaleArtifact", "Export-BackupMetric", "Get-Backup", "Get-BackupHealth", "Get-WalSegment", "Initialize-BackupRepository", "Invoke-WalShip", "New-ObjectBackup", "New-StoreSnapshot",
+            ["Clear-StaleArtifact", "Export-BackupMetric", "Get-Backup", "Get-BackupHealth", "Get-WalSegment", "Initialize-BackupRepository", "Invoke-WalShip", "New-BackupKeyFile", "New-ObjectBackup", "New-StoreSnapshot",
              "Remove-Backup", "Remove-ExpiredBackup", "Restore-ObjectBackup", "Restore-PointInTime", "Restore-StoreSnapshot", "Sync-BackupRepository", "Test-BackupRepository", "Test-Restore"],
             _cmdletInfos.Select(c => c.Name).Order(StringComparer.Ordinal));
     }

@@ -31,11 +31,11 @@ public static class RepositoryCrypto
         }
         if (k.Kdf == KdfKeyFile)
         {
-            if (cred.KeyFile is null)
+            if (!cred.HasKeyFile)
             {
                 throw new RepositoryKeyException($"The repository at {where} is encrypted with a key file. Give the key file (-KeyFile, or the PSBACKUP_KEY_FILE environment variable).", where);
             }
-            return HKDF.DeriveKey(HashAlgorithmName.SHA256, ReadKeyFile(cred.KeyFile), 32, salt, Encoding.UTF8.GetBytes("psbackup key file"));
+            return HKDF.DeriveKey(HashAlgorithmName.SHA256, cred.ReadKey(), 32, salt, Encoding.UTF8.GetBytes("psbackup key file"));
         }
         throw new RepositoryIntegrityException("KeyInvalid", $"The key object uses an unknown key derivation '{k.Kdf}'. Use a newer PSBackup.", where);
     }
@@ -51,9 +51,15 @@ public static class RepositoryCrypto
         {
             throw new InvalidInputException("KeyFileUnreadable", $"The key file '{path}' cannot be read: {e.Message}. Give a readable key file.", path);
         }
+        return CheckKey(bytes, $"the key file '{path}'", path);
+    }
+
+    /// <summary>A key file's content must hold at least 32 bytes.</summary>
+    internal static byte[] CheckKey(byte[] bytes, string what, string? target = null)
+    {
         if (bytes.Length < 32)
         {
-            throw new InvalidInputException("KeyFileTooShort", $"The key file '{path}' has {bytes.Length} bytes; a key file needs at least 32 random bytes (e.g. 'head -c 64 /dev/urandom > repo.key').", path);
+            throw new InvalidInputException("KeyFileTooShort", $"{char.ToUpperInvariant(what[0])}{what[1..]} has {bytes.Length} bytes; a key file needs at least 32 random bytes (New-BackupKeyFile / 'psbackup key new' makes one).", target);
         }
         return bytes;
     }
@@ -79,7 +85,7 @@ public static class RepositoryCrypto
         {
             k = new KeyObject { Kdf = KdfKeyFile, Salt = Convert.ToBase64String(salt), Nonce = "", Wrapped = "", ConfigSha256 = configSha256, Checksum = "" };
         }
-        byte[] wrapKey = DeriveWrapKey(k, new RepositoryCredentialsInternal(o.Passphrase, o.KeyFile).ToCredentials(), "(new repository)");
+        byte[] wrapKey = DeriveWrapKey(k, new RepositoryCredentialsInternal(o.Passphrase, o.KeyFile, o.Key).ToCredentials(), "(new repository)");
         byte[] nonce = RandomNumberGenerator.GetBytes(NonceSize);
         byte[] ct = new byte[master.Length + TagSize];
         using (var gcm = new AesGcm(wrapKey, TagSize))
@@ -90,10 +96,11 @@ public static class RepositoryCrypto
         return k with { Checksum = k.ComputeChecksum() };
     }
 
-    private sealed record RepositoryCredentialsInternal(string? Passphrase, string? KeyFile)
+    private sealed record RepositoryCredentialsInternal(string? Passphrase, string? KeyFile, byte[]? Key)
     {
         public RepositoryCredentials ToCredentials() =>
-            Passphrase is not null ? RepositoryCredentials.FromPassphrase(Passphrase) : RepositoryCredentials.FromKeyFile(KeyFile!);
+            Passphrase is not null ? RepositoryCredentials.FromPassphrase(Passphrase)
+            : Key is not null ? RepositoryCredentials.FromKey(Key) : RepositoryCredentials.FromKeyFile(KeyFile!);
     }
 
     /// <summary>The master keys wrapped in <paramref name="k"/>, or null when the credential does not

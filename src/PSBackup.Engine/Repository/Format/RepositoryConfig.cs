@@ -73,6 +73,8 @@ public sealed record RepositoryInitOptions
     public string? Passphrase { get; init; }
     /// <summary>Encrypt with a key derived from this file's bytes (at least 32 bytes; HKDF-SHA256).</summary>
     public string? KeyFile { get; init; }
+    /// <summary>The key file's bytes given directly (-KeyFile as a SecureString); same derivation.</summary>
+    public byte[]? Key { get; init; }
     /// <summary>PBKDF2 iterations; at least 600,000.</summary>
     public int Pbkdf2Iterations { get; init; } = RepositoryCrypto.MinPbkdf2Iterations;
     public ChunkingParameters? DefaultChunking { get; init; }
@@ -89,13 +91,22 @@ public sealed record RepositoryCredentials
 {
     public string? Passphrase { get; private init; }
     public string? KeyFile { get; private init; }
+    /// <summary>A key file's content given directly (an Automation variable, a secret store).</summary>
+    public byte[]? Key { get; private init; }
 
     public static RepositoryCredentials None { get; } = new();
     public static RepositoryCredentials FromPassphrase(string passphrase) => new() { Passphrase = passphrase };
     public static RepositoryCredentials FromKeyFile(string path) => new() { KeyFile = path };
+    public static RepositoryCredentials FromKey(byte[] key) => new() { Key = key };
 
     /// <summary>No key: the repository is (or is to be) unencrypted.</summary>
-    public bool IsNone => Passphrase is null && KeyFile is null;
+    public bool IsNone => Passphrase is null && KeyFile is null && Key is null;
+
+    /// <summary>A key file or its content.</summary>
+    public bool HasKeyFile => KeyFile is not null || Key is not null;
+
+    /// <summary>The key file's bytes (read, or as given), checked for length.</summary>
+    internal byte[] ReadKey() => Key is not null ? RepositoryCrypto.CheckKey(Key, "the key given") : RepositoryCrypto.ReadKeyFile(KeyFile!);
 }
 
 /// <summary>The <c>keys/&lt;id&gt;</c> object: the master keys wrapped under a key derived from
