@@ -243,6 +243,16 @@ Describe 'An S3 repository' -Tag 'Integration' {
             Should -Throw -ErrorId 'RepositoryExists,PSBackup.Commands.InitializeBackupRepositoryCommand'
     }
 
+    It 'takes the keys as one PSCredential like the AWS tools, and refuses it beside -AccessKey' {
+        $credential = [pscredential]::new('S3RVER', (ConvertTo-SecureString 'S3RVER' -AsPlainText -Force))
+        @(Get-Backup -Repository $script:S3Repo -Endpoint $script:S3Server.Endpoint -StorageCredential $credential).Count | Should -BeGreaterOrEqual 0
+        { Get-Backup -Repository $script:S3Repo -Endpoint $script:S3Server.Endpoint -StorageCredential $credential -AccessKey 'S3RVER' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidS3Credentials,PSBackup.Commands.GetBackupCommand'
+        $wrong = [pscredential]::new('WRONGKEY', (ConvertTo-SecureString 'S3RVER' -AsPlainText -Force))
+        { Get-Backup -Repository $script:S3Repo -Endpoint $script:S3Server.Endpoint -StorageCredential $wrong -SessionToken (ConvertTo-SecureString 't' -AsPlainText -Force) -ErrorAction Stop } |
+            Should -Throw -ErrorId 'S3AccessDenied,PSBackup.Commands.GetBackupCommand'
+    }
+
     It 'takes an object backup, a snapshot and the WAL' {
         $object = New-ObjectBackup -DbRoot $script:DbRoot -Dir acme -Object orders -Repository $script:S3Repo @script:S3
         $snapshot = New-StoreSnapshot -DataDir $script:DataDir -Namespace events -Repository $script:S3Repo @script:S3Store

@@ -6,6 +6,7 @@ using System.Runtime.ExceptionServices;
 using Amazon;
 using Amazon.Runtime;
 using Amazon.Runtime.CredentialManagement;
+using Amazon.Runtime.Credentials;
 using Amazon.S3;
 using Amazon.S3.Model;
 
@@ -93,11 +94,14 @@ public sealed class S3Backend : IStorageBackend
         return config;
     }
 
-    /// <summary>Finds credentials: explicit access/secret key (and session token); else the
-    /// explicitly named <see cref="S3BackendOptions.Profile"/>; else AWS_ACCESS_KEY_ID /
-    /// AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; else AWS_PROFILE (or "default") from the shared
-    /// credentials file. <paramref name="environment"/> replaces the process environment in tests.</summary>
-    public static AWSCredentials ResolveCredentials(S3BackendOptions options, Func<string, string?>? environment = null)
+    /// <summary>Finds credentials like the AWS tools: explicit access/secret key (and session
+    /// token); else the explicitly named <see cref="S3BackendOptions.Profile"/>; else
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; else web identity
+    /// (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN: EKS IRSA, CI OIDC); else AWS_PROFILE (or
+    /// "default") from the shared files, SSO profiles included; else the SDK's default chain
+    /// (container credentials, the EC2 instance role). <paramref name="environment"/> replaces the
+    /// process environment in tests; <paramref name="defaultChain"/> the SDK's last resort.</summary>
+    public static AWSCredentials ResolveCredentials(S3BackendOptions options, Func<string, string?>? environment = null, Func<AWSCredentials?>? defaultChain = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         environment ??= Environment.GetEnvironmentVariable;
@@ -110,6 +114,11 @@ public sealed class S3Backend : IStorageBackend
         {
             return Make(envKey, envSecret, environment("AWS_SESSION_TOKEN"));
         }
+        if (options.Profile is null && environment("AWS_WEB_IDENTITY_TOKEN_FILE") is { Length: > 0 } tokenFile
+            && environment("AWS_ROLE_ARN") is { Length: > 0 } roleArn)
+        {
+            return new AssumeRoleWithWebIdentityCredentials(tokenFile, roleArn, environment("AWS_ROLE_SESSION_NAME") is { Length: > 0 } session ? session : "psbackup");
+        }
         string profile = options.Profile ?? (environment("AWS_PROFILE") is { Length: > 0 } p ? p : "default");
         string? file = options.CredentialsFile ?? (environment("AWS_SHARED_CREDENTIALS_FILE") is { Length: > 0 } f ? f : null);
         var chain = file is null ? new CredentialProfileStoreChain() : new CredentialProfileStoreChain(file);
@@ -117,9 +126,26 @@ public sealed class S3Backend : IStorageBackend
         {
             return credentials;
         }
+        if (options.Profile is null)
+        {
+            // Container credentials (ECS, EKS pod identity) and the EC2 instance role.
+            AWSCredentials? fromChain;
+            try
+            {
+                fromChain = defaultChain is not null ? defaultChain() : DefaultAWSCredentialsIdentityResolver.GetCredentials();
+            }
+            catch (AmazonClientException)
+            {
+                fromChain = null;
+            }
+            if (fromChain is not null)
+            {
+                return fromChain;
+            }
+        }
         throw new InvalidInputException("S3CredentialsMissing",
-            $"No S3 credentials found. Give an access key and secret key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, " +
-            $"or add a profile '{profile}' to the shared credentials file ({file ?? "~/.aws/credentials"}).", profile);
+            $"No S3 credentials found. Give -StorageCredential or an access key and secret key (with -SessionToken for temporary ones), set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, " +
+            $"add a profile '{profile}' to the shared credentials file ({file ?? "~/.aws/credentials"}), or run where an instance or container role applies.", profile);
 
         static AWSCredentials Make(string key, string secret, string? token) =>
             string.IsNullOrEmpty(token) ? new BasicAWSCredentials(key, secret) : new SessionAWSCredentials(key, secret, token);

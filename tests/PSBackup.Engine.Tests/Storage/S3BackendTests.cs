@@ -172,5 +172,33 @@ public sealed class S3OptionsTests : IDisposable
         static async Task<string> KeyOf(AWSCredentials c) => (await c.GetCredentialsAsync()).AccessKey;
     }
 
+    [Fact]
+    public async Task Session_tokens_web_identity_and_the_default_chain_follow_the_AWS_tools_order()
+    {
+        string file = _dir.Combine("credentials-without-default");
+        File.WriteAllText(file, "[other]\naws_access_key_id = OTHERKEY\naws_secret_access_key = OTHERSECRET\n");
+        var options = new S3BackendOptions { Bucket = "backups", CredentialsFile = file };
+        var chainKey = new BasicAWSCredentials("CHAINKEY", "CHAINSECRET");
+        int chainCalls = 0;
+        AWSCredentials? Chain()
+        {
+            chainCalls++;
+            return chainKey;
+        }
+
+        ImmutableCredentials session = await S3Backend.ResolveCredentials(options with { AccessKey = "K", SecretKey = "S", SessionToken = "TOKEN" }, _ => null, Chain).GetCredentialsAsync();
+        Assert.Equal(("K", "TOKEN"), (session.AccessKey, session.Token));
+        var webIdentity = new Dictionary<string, string> { ["AWS_WEB_IDENTITY_TOKEN_FILE"] = _dir.Combine("token"), ["AWS_ROLE_ARN"] = "arn:aws:iam::123456789012:role/backup" };
+        Assert.IsType<AssumeRoleWithWebIdentityCredentials>(S3Backend.ResolveCredentials(options, webIdentity.GetValueOrDefault, Chain));
+        Assert.Same(chainKey, S3Backend.ResolveCredentials(options, _ => null, Chain));
+        Assert.Equal(1, chainCalls);
+        var none = Assert.Throws<InvalidInputException>(() => S3Backend.ResolveCredentials(options, _ => null, () => null));
+        Assert.Equal("S3CredentialsMissing", none.ErrorId);
+        Assert.Contains("-StorageCredential", none.Message);
+        // A profile named explicitly must exist: the chain is not asked instead.
+        Assert.Throws<InvalidInputException>(() => S3Backend.ResolveCredentials(options with { Profile = "missing" }, _ => null, Chain));
+        Assert.Equal(1, chainCalls);
+    }
+
     public void Dispose() => _dir.Dispose();
 }
