@@ -23,12 +23,27 @@
 .PARAMETER Tag
     Only run Pester tests with these tags.
 
+.PARAMETER Package
+    After the build, zip the assembled module for Azure Automation (Modules > Add a module,
+    runtime 7.4) or an offline Install: the PSBackup folder is the zip's root entry, the zip stays
+    under Azure Automation's 100 MB module limit, and no tests run. The zip goes to -PackagePath
+    (default out/PSBackup-<version>.zip).
+
+.PARAMETER NoBuild
+    With -Package: zip the module already assembled in out/PSBackup instead of building first.
+
+.PARAMETER PackagePath
+    Where -Package writes the zip.
+
 .PARAMETER ExcludeTag
     Skip Pester tests with these tags (none by default: the Integration tests start their own
     s3rver on 127.0.0.1).
 
 .EXAMPLE
     ./build.ps1 -InstallPester
+
+.EXAMPLE
+    ./build.ps1 -Package   # out/PSBackup-<version>.zip for Azure Automation
 #>
 [CmdletBinding()]
 param(
@@ -41,7 +56,13 @@ param(
 
     [string[]] $Tag,
 
-    [string[]] $ExcludeTag
+    [string[]] $ExcludeTag,
+
+    [switch] $Package,
+
+    [switch] $NoBuild,
+
+    [string] $PackagePath
 )
 
 Set-StrictMode -Version Latest
@@ -62,13 +83,35 @@ function Invoke-Step {
     }
 }
 
-Invoke-Step "dotnet build ($Configuration)" {
-    dotnet build $solution --configuration $Configuration --nologo
+if (-not ($Package -and $NoBuild)) {
+    Invoke-Step "dotnet build ($Configuration)" {
+        dotnet build $solution --configuration $Configuration --nologo
+    }
 }
 
 if (-not (Test-Path -LiteralPath $moduleManifest)) {
     Write-Host "FAILED: the build did not assemble the module at $moduleManifest" -ForegroundColor Red
     exit 1
+}
+
+if ($Package) {
+    # ZipFile writes '/' separators on every OS (Azure Automation's importer needs them) and,
+    # with includeBaseDirectory, puts the PSBackup folder at the zip's root.
+    $version = (Import-PowerShellDataFile -LiteralPath $moduleManifest).ModuleVersion
+    if (-not $PackagePath) { $PackagePath = Join-Path $root 'out' "PSBackup-$version.zip" }
+    $PackagePath = [System.IO.Path]::GetFullPath($PackagePath, (Get-Location).ProviderPath)
+    $temp = "$PackagePath.$([guid]::NewGuid().ToString('n')).tmp"
+    Add-Type -AssemblyName System.IO.Compression.FileSystem
+    [System.IO.Compression.ZipFile]::CreateFromDirectory((Split-Path -Parent $moduleManifest), $temp, [System.IO.Compression.CompressionLevel]::Optimal, $true)
+    $size = (Get-Item -LiteralPath $temp).Length
+    if ($size -ge 100MB) {
+        Remove-Item -LiteralPath $temp
+        Write-Host "FAILED: the module zip is $([math]::Round($size / 1MB, 1)) MB; Azure Automation takes at most 100 MB." -ForegroundColor Red
+        exit 1
+    }
+    Move-Item -LiteralPath $temp -Destination $PackagePath -Force
+    Write-Host ("Packaged PSBackup {0}: {1} ({2:N1} MB)" -f $version, $PackagePath, ($size / 1MB)) -ForegroundColor Green
+    exit 0
 }
 
 Invoke-Step 'dotnet test (xunit)' {

@@ -1,0 +1,101 @@
+#Requires -Version 7.4
+# Pester 5: the shipped automation, run as written. The Azure Automation runbook's body with
+# Get-AutomationVariable / Get-AutomationPSCredential stubbed, against Azurite; the module zip of
+# build.ps1 -Package imported in a fresh pwsh; the systemd units checked by systemd-analyze.
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1') -Force -ErrorAction Stop
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    $env:PSBACKUP_AUDIT_LOG = Join-Path $TestDrive 'audit.jsonl'
+    $script:Root = (Resolve-Path (Join-Path $PSScriptRoot '..')).Path
+    $script:Pwsh = Join-Path $PSHOME ($IsWindows ? 'pwsh.exe' : 'pwsh')
+}
+
+AfterAll {
+    Remove-Item Env:PSBACKUP_AUDIT_LOG -ErrorAction SilentlyContinue
+    Remove-Module PSBackup -Force -ErrorAction SilentlyContinue
+}
+
+Describe 'The Azure Automation runbook' -Tag 'Integration' {
+    BeforeAll {
+        $script:Azurite = Start-TestAzurite -WorkPath (Join-Path $TestDrive 'azurite')
+        $fixture = Join-Path $TestDrive 'example'
+        New-ExampleDatabase -Path $fixture -Seed 33
+        $script:Variables = @{
+            PSBackupDataDir    = Join-Path $fixture 'unison'
+            PSBackupNamespace  = 'users'
+            PSBackupRepository = "$($script:Azurite.BlobEndpoint)/backups/runbook"
+        }
+        $script:Passphrase = ConvertTo-SecureString 'runbook passphrase' -AsPlainText -Force
+        # The managed identity's place: Azurite speaks http, where Entra ID tokens are not sent,
+        # so the storage credential comes from the standard variable the identity would replace.
+        $env:AZURE_STORAGE_CONNECTION_STRING = $script:Azurite.ConnectionString
+        $null = Initialize-BackupRepository -Repository $script:Variables.PSBackupRepository -Passphrase $script:Passphrase
+        # The stubs live in the global scope the runbook calls them from, with their data.
+        $global:AutomationVariables = $script:Variables
+        $global:AutomationPassphrase = $script:Passphrase
+        function global:Get-AutomationVariable([string] $Name) { $global:AutomationVariables[$Name] }
+        function global:Get-AutomationPSCredential([string] $Name) {
+            if ($Name -ne 'PSBackupPassphrase') { throw "no credential $Name" }
+            [pscredential]::new('psbackup', $global:AutomationPassphrase)
+        }
+        $script:Runbook = Join-Path $script:Root 'examples' 'automation' 'azure' 'Backup-UnisonNamespace.ps1'
+        # As in Azure Automation, the runbook imports PSBackup by name from the module path.
+        $script:ModulePath = $env:PSModulePath
+        $env:PSModulePath = (Join-Path $script:Root 'out') + [IO.Path]::PathSeparator + $env:PSModulePath
+    }
+
+    AfterAll {
+        Remove-Item Env:AZURE_STORAGE_CONNECTION_STRING -ErrorAction SilentlyContinue
+        $env:PSModulePath = $script:ModulePath
+        Remove-Item Function:global:Get-AutomationVariable, Function:global:Get-AutomationPSCredential -ErrorAction SilentlyContinue
+        Remove-Variable -Scope Global -Name AutomationVariables, AutomationPassphrase -ErrorAction SilentlyContinue
+        Stop-TestAzurite $script:Azurite
+    }
+
+    It 'ships the WAL and a snapshot to Blob Storage, then reports healthy' {
+        $output = & $script:Runbook -Snapshot
+        $output | Should -Contain 'healthy'
+        ($output -join "`n") | Should -Match '\d+ segment\(s\) shipped'
+        $stored = @(Get-Backup -Repository $script:Variables.PSBackupRepository -Namespace users -Passphrase $script:Passphrase)
+        @($stored | Where-Object Kind -eq 'WalSegment').Count | Should -BeGreaterThan 0
+        @($stored | Where-Object Kind -eq 'StoreSnapshot').Count | Should -Be 1
+    }
+
+    It 'fails the job (throws) when health is Critical' {
+        Start-Sleep -Seconds 2
+        { & $script:Runbook -MaxAge '0.00:00:01' } | Should -Throw -ErrorId 'BackupUnhealthy,PSBackup.Commands.GetBackupHealthCommand'
+    }
+
+    It 'fails the job when the passphrase is wrong' {
+        $global:AutomationPassphrase = ConvertTo-SecureString 'not the passphrase' -AsPlainText -Force
+        { & $script:Runbook } | Should -Throw -ErrorId 'WrongRepositoryKey,PSBackup.Commands.InvokeWalShipCommand'
+    }
+}
+
+Describe 'build.ps1 -Package' {
+    It 'zips the module folder at the root, under Azure Automation''s size limit, and the unzipped module imports in a fresh pwsh' {
+        $zip = Join-Path $TestDrive 'PSBackup.zip'
+        & $script:Pwsh -NoProfile -NonInteractive -File (Join-Path $script:Root 'build.ps1') -Package -NoBuild -PackagePath $zip | Out-Null
+        $LASTEXITCODE | Should -Be 0
+        (Get-Item -LiteralPath $zip).Length | Should -BeLessThan 100MB
+        Add-Type -AssemblyName System.IO.Compression.FileSystem
+        $archive = [IO.Compression.ZipFile]::OpenRead($zip)
+        try {
+            $names = @($archive.Entries.FullName)
+        }
+        finally {
+            $archive.Dispose()
+        }
+        $names | Should -Contain 'PSBackup/PSBackup.psd1'
+        $names | Should -Contain 'PSBackup/PSBackup.dll'
+        @($names | Where-Object { $_ -notlike 'PSBackup/*' }).Count | Should -Be 0
+        @($names | Where-Object { $_ -like '*\*' }).Count | Should -Be 0
+        $unzipped = Join-Path $TestDrive 'modules'
+        Expand-Archive -LiteralPath $zip -DestinationPath $unzipped
+        $out = & $script:Pwsh -NoProfile -NonInteractive -Command "`$env:PSModulePath = '$unzipped'; Import-Module PSBackup -ErrorAction Stop; (Get-Command -Module PSBackup).Count; (Get-Module PSBackup).ModuleBase"
+        $LASTEXITCODE | Should -Be 0
+        [int] $out[0] | Should -Be @(Get-Command -Module PSBackup).Count
+        $out[1] | Should -Be (Join-Path $unzipped 'PSBackup')
+    }
+}
