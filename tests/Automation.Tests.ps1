@@ -99,3 +99,38 @@ Describe 'build.ps1 -Package' {
         $out[1] | Should -Be (Join-Path $unzipped 'PSBackup')
     }
 }
+
+Describe 'The Linux and Windows schedules' {
+    It 'has systemd units that systemd-analyze verify accepts' -Skip:(-not (Get-Command systemd-analyze -ErrorAction SilentlyContinue)) {
+        $units = Join-Path $TestDrive 'units'
+        $null = New-Item -ItemType Directory -Path $units
+        # verify checks that ExecStart's program exists: point it at the psbackup just built.
+        $psbackup = Join-Path $script:Root 'src' 'PSBackup.Cli' 'bin' 'Release' 'net10.0' 'psbackup'
+        $psbackup | Should -Exist
+        foreach ($file in Get-ChildItem -LiteralPath (Join-Path $script:Root 'examples' 'automation' 'linux') -Include '*.service', '*.timer' -Recurse) {
+            (Get-Content -LiteralPath $file.FullName -Raw).Replace('/usr/local/bin/psbackup', $psbackup) | Set-Content -LiteralPath (Join-Path $units $file.Name)
+        }
+        $names = @(Get-ChildItem -LiteralPath $units).FullName
+        $names.Count | Should -Be 4
+        $out = & systemd-analyze verify --man=no --generators=no @names 2>&1
+        $LASTEXITCODE | Should -Be 0 -Because ($out -join "`n")
+        ($out -join "`n") | Should -BeNullOrEmpty
+    }
+
+    It 'has cron lines that run the same psbackup commands as the units, one for each seed script' {
+        $cron = Get-Content -LiteralPath (Join-Path $script:Root 'examples' 'automation' 'linux' 'unison-backup.cron') | Where-Object { $_ -match '^[\d*]' }
+        $cron.Count | Should -Be 3
+        $cron[0] | Should -Match 'psbackup snapshot create .* && /usr/local/bin/psbackup wal ship'
+        $cron[1] | Should -Match '^\*/15 .*psbackup wal ship .* && /usr/local/bin/psbackup health'
+        $cron[2] | Should -Match 'psbackup metrics .*--path /var/lib/node_exporter/textfile_collector/psbackup.prom'
+    }
+
+    It 'has a Task Scheduler registration script that parses and runs the tested job script' {
+        $script = Join-Path $script:Root 'examples' 'automation' 'windows' 'Register-PSBackupTask.ps1'
+        $errors = $null
+        $null = [System.Management.Automation.Language.Parser]::ParseFile($script, [ref] $null, [ref] $errors)
+        $errors | Should -BeNullOrEmpty
+        Get-Content -LiteralPath $script -Raw | Should -Match "Join-Path \`$PSScriptRoot 'PSBackupJob.ps1'"
+        Join-Path $script:Root 'examples' 'automation' 'windows' 'PSBackupJob.ps1' | Should -Exist
+    }
+}

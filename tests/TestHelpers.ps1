@@ -104,7 +104,8 @@ function Start-TestAzurite {
     $process = Start-Process -FilePath $node -ArgumentList ($arguments -join ' ') -PassThru -WorkingDirectory $WorkPath `
         -RedirectStandardOutput $log -RedirectStandardError $errLog
     $endpoint = $null
-    foreach ($i in 1..150) {
+    # Azurite loads many modules before it listens: allow two minutes on a loaded machine.
+    foreach ($i in 1..600) {
         $line = Get-Content -LiteralPath $log -ErrorAction SilentlyContinue | Select-String 'listens on (http://127\.0\.0\.1:\d+)' | Select-Object -First 1
         if ($line) {
             $endpoint = '{0}/devstoreaccount1' -f $line.Matches[0].Groups[1].Value
