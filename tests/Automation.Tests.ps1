@@ -64,12 +64,14 @@ Describe 'The Azure Automation runbook' -Tag 'Integration' {
 
     It 'fails the job (throws) when health is Critical' {
         Start-Sleep -Seconds 2
-        { & $script:Runbook -MaxAge '0.00:00:01' } | Should -Throw -ErrorId 'BackupUnhealthy,PSBackup.Commands.GetBackupHealthCommand'
+        $failure = { & $script:Runbook -MaxAge '0.00:00:01' } | Should -Throw -PassThru
+        $failure.FullyQualifiedErrorId | Should -Be 'BackupUnhealthy,PSBackup.Commands.GetBackupHealthCommand'
     }
 
     It 'fails the job when the passphrase is wrong' {
         $global:AutomationPassphrase = ConvertTo-SecureString 'not the passphrase' -AsPlainText -Force
-        { & $script:Runbook } | Should -Throw -ErrorId 'WrongRepositoryKey,PSBackup.Commands.InvokeWalShipCommand'
+        $failure = { & $script:Runbook } | Should -Throw -PassThru
+        $failure.FullyQualifiedErrorId | Should -Be 'WrongRepositoryKey,PSBackup.Commands.InvokeWalShipCommand'
     }
 }
 

@@ -23,6 +23,20 @@ function Get-TreeState {
     }
 }
 
+function Wait-ServerLine {
+    <# Polls a test server's log until a line matches $Pattern (returns its first group) or the
+       process exits or $Seconds pass (returns $null). #>
+    param([System.Diagnostics.Process] $Process, [string] $Log, [string] $Pattern, [int] $Seconds)
+    $deadline = [DateTime]::UtcNow.AddSeconds($Seconds)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        $line = Get-Content -LiteralPath $Log -ErrorAction SilentlyContinue | Select-String $Pattern | Select-Object -First 1
+        if ($line) { return $line.Matches[0].Groups[1].Value }
+        if ($Process.HasExited) { return $null }
+        Start-Sleep -Milliseconds 200
+    }
+    $null
+}
+
 function Start-TestS3Server {
     <# Starts s3rver (tests/s3, `npm ci --prefix tests/s3`) on 127.0.0.1 with $Bucket, data under
        $WorkPath. Returns the process and the endpoint; s3rver's keys are S3RVER / S3RVER. #>
@@ -54,18 +68,8 @@ function Start-TestS3Server {
     finally {
         $env:NODE_OPTIONS = $previousNodeOptions
     }
-    $endpoint = $null
-    foreach ($i in 1..150) {
-        $line = Get-Content -LiteralPath $log -ErrorAction SilentlyContinue | Select-String 'listening on 127\.0\.0\.1:(\d+)' | Select-Object -First 1
-        if ($line) {
-            $endpoint = 'http://127.0.0.1:{0}' -f $line.Matches[0].Groups[1].Value
-            break
-        }
-        if ($process.HasExited) {
-            break
-        }
-        Start-Sleep -Milliseconds 200
-    }
+    $endpoint = Wait-ServerLine -Process $process -Log $log -Pattern 'listening on (127\.0\.0\.1:\d+)' -Seconds 30
+    if ($endpoint) { $endpoint = "http://$endpoint" }
     if (-not $endpoint) {
         throw "s3rver did not start: $(Get-Content -LiteralPath $log -Raw -ErrorAction SilentlyContinue) $(Get-Content -LiteralPath $errLog -Raw -ErrorAction SilentlyContinue)"
     }
@@ -103,17 +107,9 @@ function Start-TestAzurite {
     $node = (Get-Command -Name node -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
     $process = Start-Process -FilePath $node -ArgumentList ($arguments -join ' ') -PassThru -WorkingDirectory $WorkPath `
         -RedirectStandardOutput $log -RedirectStandardError $errLog
-    $endpoint = $null
     # Azurite loads many modules before it listens: allow two minutes on a loaded machine.
-    foreach ($i in 1..600) {
-        $line = Get-Content -LiteralPath $log -ErrorAction SilentlyContinue | Select-String 'listens on (http://127\.0\.0\.1:\d+)' | Select-Object -First 1
-        if ($line) {
-            $endpoint = '{0}/devstoreaccount1' -f $line.Matches[0].Groups[1].Value
-            break
-        }
-        if ($process.HasExited) { break }
-        Start-Sleep -Milliseconds 200
-    }
+    $endpoint = Wait-ServerLine -Process $process -Log $log -Pattern 'listens on (http://127\.0\.0\.1:\d+)' -Seconds 120
+    if ($endpoint) { $endpoint = "$endpoint/devstoreaccount1" }
     if (-not $endpoint) {
         throw "Azurite did not start: $(Get-Content -LiteralPath $log -Raw -ErrorAction SilentlyContinue) $(Get-Content -LiteralPath $errLog -Raw -ErrorAction SilentlyContinue)"
     }

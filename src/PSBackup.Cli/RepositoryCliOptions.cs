@@ -65,21 +65,12 @@ internal sealed class RepositoryCliOptions
             return null;
         }
         string? keyFile = _keyFile is null ? null : parse.GetValue(_keyFile);
-        return new RepositoryTarget
+        return StorageOptionsOnto(parse, new RepositoryTarget
         {
             Location = RepositoryTarget.IsRemoteLocation(location) ? location : Path.GetFullPath(location),
-            Endpoint = parse.GetValue(_endpoint),
-            Region = parse.GetValue(_region),
-            AccessKey = parse.GetValue(_accessKey),
-            SecretKey = parse.GetValue(_secretKey),
-            SessionToken = parse.GetValue(_sessionToken),
-            Profile = parse.GetValue(_profile),
-            StorageCredential = Credential(parse.GetValue(_storageCredential), _storageCredential.Name),
-            SasToken = parse.GetValue(_sasToken),
-            ConnectionString = parse.GetValue(_connectionString),
             Passphrase = _passphrase is null ? null : parse.GetValue(_passphrase),
             KeyFile = keyFile is null ? null : Path.GetFullPath(keyFile),
-        }.WithSasSplitOff();
+        }).WithSasSplitOff();
     }
 
     /// <summary>The storage options of <paramref name="parse"/> applied to <paramref name="target"/>

@@ -123,47 +123,14 @@ public sealed class AzureBlobBackend : IStorageBackend
 
     private BlockBlobClient Blob(string key) => _container.GetBlockBlobClient(_prefix + StorageKey.ValidateObjectKey(key));
 
-    public async Task PutAsync(string key, Stream content, long length, CancellationToken ct)
+    /// <summary>One Put Blob up to the single-upload threshold, staged blocks above it
+    /// (<see cref="UploadSource.PutAsync"/>).</summary>
+    public Task PutAsync(string key, Stream content, long length, CancellationToken ct)
     {
         BlockBlobClient blob = Blob(key);
-        ArgumentNullException.ThrowIfNull(content);
-        ct.ThrowIfCancellationRequested();
-        if (content.CanSeek)
-        {
-            long available = content.Length - content.Position;
-            if (length >= 0 && length != available)
-            {
-                throw new ArgumentException($"The content for '{key}' has {available} bytes left, not the {length} announced.", nameof(length));
-            }
-            if (available <= Options.SingleUploadThreshold)
-            {
-                await PutSingleAsync(key, blob, new UploadSource.View(content, content.Position, available), ct).ConfigureAwait(false);
-                return;
-            }
-        }
-        int blockSize = Options.BlockSize;
-        byte[] first = ArrayPool<byte>.Shared.Rent(blockSize);
-        bool handedOver = false;
-        try
-        {
-            int n = await UploadSource.FillAsync(content, first, blockSize, ct).ConfigureAwait(false);
-            if (n < blockSize)
-            {
-                CheckLength(key, n, length);
-                using var buffered = new MemoryStream(first, 0, n, writable: false);
-                await PutSingleAsync(key, blob, buffered, ct).ConfigureAwait(false);
-                return;
-            }
-            handedOver = true;
-            await PutBlocksAsync(key, blob, content, first, length, ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (!handedOver)
-            {
-                ArrayPool<byte>.Shared.Return(first);
-            }
-        }
+        return UploadSource.PutAsync(Location, key, content, length, Options.SingleUploadThreshold, Options.BlockSize,
+            (body, _) => PutSingleAsync(key, blob, body, ct),
+            first => PutBlocksAsync(key, blob, content, first, length, ct), ct);
     }
 
     private async Task PutSingleAsync(string key, BlockBlobClient blob, Stream body, CancellationToken ct)
@@ -183,78 +150,33 @@ public sealed class AzureBlobBackend : IStorageBackend
     }
 
     /// <summary>Stages <paramref name="first"/> (a full block) and the rest of the source as
-    /// blocks, reading the next block while the previous one uploads, then commits the list.
-    /// Owns both buffers.</summary>
+    /// blocks (<see cref="UploadSource.PumpPartsAsync"/>: two buffers, owned), then commits the
+    /// block list.</summary>
     private async Task PutBlocksAsync(string key, BlockBlobClient blob, Stream content, byte[] first, long length, CancellationToken ct)
     {
         int blockSize = Options.BlockSize;
-        byte[] current = first;
-        byte[]? spare = null;
-        Task? inflight = null;
         // One id shape per upload: every id of a blob must have the same length.
         string upload = Guid.NewGuid().ToString("N")[..16];
         var ids = new List<string>();
+        long total = await UploadSource.PumpPartsAsync(content, first, blockSize, AzureBlobBackendOptions.MaxBlocks,
+            (number, buffer, count) =>
+            {
+                string id = Convert.ToBase64String(Encoding.ASCII.GetBytes($"psb-{upload}-{number:D6}"));
+                ids.Add(id);
+                return StageAsync(key, blob, id, buffer, count, number, ct);
+            },
+            () => new StorageIOException($"'{key}' needs more than {AzureBlobBackendOptions.MaxBlocks} blocks of {blockSize} bytes. Raise the block size.", key, Location, isTransient: false),
+            ct).ConfigureAwait(false);
+        UploadSource.CheckLength(Location, key, total, length);
+        ct.ThrowIfCancellationRequested();
         try
         {
-            spare = ArrayPool<byte>.Shared.Rent(blockSize);
-            int currentLength = blockSize;
-            long total = 0;
-            while (true)
-            {
-                if (ids.Count >= AzureBlobBackendOptions.MaxBlocks)
-                {
-                    throw new StorageIOException(
-                        $"'{key}' needs more than {AzureBlobBackendOptions.MaxBlocks} blocks of {blockSize} bytes. Raise the block size.", key, Location, isTransient: false);
-                }
-                string id = Convert.ToBase64String(Encoding.ASCII.GetBytes($"psb-{upload}-{ids.Count:D6}"));
-                ids.Add(id);
-                inflight = StageAsync(key, blob, id, current, currentLength, ids.Count, ct);
-                total += currentLength;
-                int next = currentLength == blockSize ? await UploadSource.FillAsync(content, spare, blockSize, ct).ConfigureAwait(false) : 0;
-                await inflight.ConfigureAwait(false);
-                inflight = null;
-                if (next == 0)
-                {
-                    break;
-                }
-                (current, spare) = (spare, current);
-                currentLength = next;
-            }
-            CheckLength(key, total, length);
-            ct.ThrowIfCancellationRequested();
-            try
-            {
-                // Not cancellable once sent: the blob then exists whole (the new one) or not at all.
-                await blob.CommitBlockListAsync(ids, new CommitBlockListOptions(), CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception e)
-            {
-                throw Map(e, "commit the blocks of", key, ct);
-            }
+            // Not cancellable once sent: the blob then exists whole (the new one) or not at all.
+            await blob.CommitBlockListAsync(ids, new CommitBlockListOptions(), CancellationToken.None).ConfigureAwait(false);
         }
-        catch
+        catch (Exception e)
         {
-            if (inflight is not null)
-            {
-                // The block's buffer goes back to the pool below: the upload must be over first.
-                try
-                {
-                    await inflight.ConfigureAwait(false);
-                }
-                catch
-                {
-                    // already failing
-                }
-            }
-            throw;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(current);
-            if (spare is not null)
-            {
-                ArrayPool<byte>.Shared.Return(spare);
-            }
+            throw Map(e, "commit the blocks of", key, ct);
         }
     }
 
@@ -417,14 +339,6 @@ public sealed class AzureBlobBackend : IStorageBackend
 
     public void Dispose() => _httpClient?.Dispose();
 
-    private void CheckLength(string key, long actual, long announced)
-    {
-        if (announced >= 0 && actual != announced)
-        {
-            throw new StorageIOException($"The content for '{key}' was {actual} bytes, not the {announced} announced; nothing was stored.", key, Location, isTransient: false);
-        }
-    }
-
     /// <summary>Turns an SDK failure into the contract's errors: not found (a missing container is
     /// its own NotFoundException), access denied and unavailable credentials (PSBackupExceptions
     /// naming the fix), or a <see cref="StorageIOException"/> saying whether retrying can help.
@@ -482,7 +396,7 @@ public sealed class AzureBlobBackend : IStorageBackend
                     $"Cannot {what}: the blob is leased by another client ({code}), so it was not changed. Wait until that client releases it, or break the lease (az storage blob lease break) if its holder is gone.",
                     key, Location, isTransient: false, e, status, code);
             }
-            bool transient = status is >= 500 or 408 or 429 || TransientCodes.Contains(code) || (status == 0 && IsNetworkFault(e));
+            bool transient = status is >= 500 or 408 or 429 || TransientCodes.Contains(code) || (status == 0 && UploadSource.IsNetworkFault(e));
             return new StorageIOException($"Cannot {what}: Azure Blob Storage answered {status} {code}: {FirstLine(r.Message)}", key, Location, transient, e,
                 status == 0 ? null : status, code);
         }
@@ -490,7 +404,7 @@ public sealed class AzureBlobBackend : IStorageBackend
         {
             return new StorageIOException($"Cannot {what}: the request timed out.", key, Location, isTransient: true, e);
         }
-        if (IsNetworkFault(e))
+        if (UploadSource.IsNetworkFault(e))
         {
             return new StorageIOException($"Cannot {what}: {e.Message}", key, Location, isTransient: true, e);
         }
@@ -537,15 +451,4 @@ public sealed class AzureBlobBackend : IStorageBackend
         return line.EndsWith('.') ? line : line + ".";
     }
 
-    private static bool IsNetworkFault(Exception e)
-    {
-        for (Exception? x = e; x is not null; x = x.InnerException)
-        {
-            if (x is HttpRequestException or IOException or SocketException or TimeoutException or WebException)
-            {
-                return true;
-            }
-        }
-        return false;
-    }
 }

@@ -151,50 +151,15 @@ public sealed class S3Backend : IStorageBackend
             string.IsNullOrEmpty(token) ? new BasicAWSCredentials(key, secret) : new SessionAWSCredentials(key, secret, token);
     }
 
-    public async Task PutAsync(string key, Stream content, long length, CancellationToken ct)
+    /// <summary>One PUT up to the multipart threshold (the SDK reads a seekable source to sign the
+    /// payload and again to send it, through a view that starts at the caller's position), a
+    /// multipart upload above it (<see cref="UploadSource.PutAsync"/>).</summary>
+    public Task PutAsync(string key, Stream content, long length, CancellationToken ct)
     {
         string objectKey = ObjectKey(key);
-        ArgumentNullException.ThrowIfNull(content);
-        ct.ThrowIfCancellationRequested();
-        if (content.CanSeek)
-        {
-            long available = content.Length - content.Position;
-            if (length >= 0 && length != available)
-            {
-                throw new ArgumentException($"The content for '{key}' has {available} bytes left, not the {length} announced.", nameof(length));
-            }
-            if (available <= Options.MultipartThreshold)
-            {
-                // One PUT straight from the source: the SDK reads it to sign the payload and again
-                // to send it, through a view that starts at the caller's position.
-                var view = new UploadSource.View(content, content.Position, available);
-                await PutSingleAsync(key, objectKey, view, available, ct).ConfigureAwait(false);
-                return;
-            }
-        }
-        int partSize = Options.PartSize;
-        byte[] first = ArrayPool<byte>.Shared.Rent(partSize);
-        bool handedOver = false;
-        try
-        {
-            int n = await UploadSource.FillAsync(content, first, partSize, ct).ConfigureAwait(false);
-            if (n < partSize)
-            {
-                CheckLength(key, n, length);
-                using var buffered = new MemoryStream(first, 0, n, writable: false);
-                await PutSingleAsync(key, objectKey, buffered, n, ct).ConfigureAwait(false);
-                return;
-            }
-            handedOver = true;
-            await PutMultipartAsync(key, objectKey, content, first, length, ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (!handedOver)
-            {
-                ArrayPool<byte>.Shared.Return(first);
-            }
-        }
+        return UploadSource.PutAsync(Location, key, content, length, Options.MultipartThreshold, Options.PartSize,
+            (body, size) => PutSingleAsync(key, objectKey, body, size, ct),
+            first => PutMultipartAsync(key, objectKey, content, first, length, ct), ct);
     }
 
     private async Task PutSingleAsync(string key, string objectKey, Stream body, long length, CancellationToken ct)
@@ -224,51 +189,30 @@ public sealed class S3Backend : IStorageBackend
     }
 
     /// <summary>Uploads <paramref name="first"/> (a full part) and the rest of the source as
-    /// parts, reading the next part while the previous one uploads. Owns both buffers.</summary>
+    /// parts (<see cref="UploadSource.PumpPartsAsync"/>: two buffers, owned), then completes the
+    /// upload; any failure aborts it.</summary>
     private async Task PutMultipartAsync(string key, string objectKey, Stream content, byte[] first, long length, CancellationToken ct)
     {
         int partSize = Options.PartSize;
-        byte[] current = first;
-        byte[]? spare = null;
-        Task<PartETag>? inflight = null;
         string? uploadId = null;
         try
         {
-            InitiateMultipartUploadResponse started;
             try
             {
-                started = await _client.InitiateMultipartUploadAsync(
-                    new InitiateMultipartUploadRequest { BucketName = Options.Bucket, Key = objectKey }, ct).ConfigureAwait(false);
+                uploadId = (await _client.InitiateMultipartUploadAsync(
+                    new InitiateMultipartUploadRequest { BucketName = Options.Bucket, Key = objectKey }, ct).ConfigureAwait(false)).UploadId;
             }
             catch (Exception e)
             {
+                ArrayPool<byte>.Shared.Return(first);
                 throw Map(e, "start a multipart upload of", key, ct);
             }
-            uploadId = started.UploadId;
-            spare = ArrayPool<byte>.Shared.Rent(partSize);
             var parts = new List<PartETag>();
-            int currentLength = partSize;
-            long total = 0;
-            for (int partNumber = 1; ; partNumber++)
-            {
-                if (partNumber > 10_000)
-                {
-                    throw new StorageIOException(
-                        $"'{key}' needs more than 10000 parts of {partSize} bytes. Raise the part size.", key, Location, isTransient: false);
-                }
-                inflight = UploadPartAsync(key, objectKey, uploadId, partNumber, current, currentLength, ct);
-                total += currentLength;
-                int next = currentLength == partSize ? await UploadSource.FillAsync(content, spare, partSize, ct).ConfigureAwait(false) : 0;
-                parts.Add(await inflight.ConfigureAwait(false));
-                inflight = null;
-                if (next == 0)
-                {
-                    break;
-                }
-                (current, spare) = (spare, current);
-                currentLength = next;
-            }
-            CheckLength(key, total, length);
+            long total = await UploadSource.PumpPartsAsync(content, first, partSize, 10_000,
+                async (number, buffer, count) => parts.Add(await UploadPartAsync(key, objectKey, uploadId, number, buffer, count, ct).ConfigureAwait(false)),
+                () => new StorageIOException($"'{key}' needs more than 10000 parts of {partSize} bytes. Raise the part size.", key, Location, isTransient: false),
+                ct).ConfigureAwait(false);
+            UploadSource.CheckLength(Location, key, total, length);
             ct.ThrowIfCancellationRequested();
             try
             {
@@ -289,31 +233,11 @@ public sealed class S3Backend : IStorageBackend
         }
         catch
         {
-            if (inflight is not null)
-            {
-                // The part's buffer goes back to the pool below: the upload must be over first.
-                try
-                {
-                    await inflight.ConfigureAwait(false);
-                }
-                catch
-                {
-                    // already failing
-                }
-            }
             if (uploadId is not null)
             {
                 await AbortAsync(objectKey, uploadId).ConfigureAwait(false);
             }
             throw;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(current);
-            if (spare is not null)
-            {
-                ArrayPool<byte>.Shared.Return(spare);
-            }
         }
     }
 
@@ -520,15 +444,6 @@ public sealed class S3Backend : IStorageBackend
     private static DateTimeOffset? ToOffset(DateTime? value) =>
         value is { } v ? new DateTimeOffset(v.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(v, DateTimeKind.Utc) : v.ToUniversalTime()) : null;
 
-    private void CheckLength(string key, long actual, long announced)
-    {
-        if (announced >= 0 && actual != announced)
-        {
-            throw new StorageIOException($"The content for '{key}' was {actual} bytes, not the {announced} announced; nothing was stored.", key, Location, isTransient: false);
-        }
-    }
-
-
     /// <summary>Turns an SDK failure into the contract's errors: not found, access denied (a
     /// PSBackupException naming the fix), or a <see cref="StorageIOException"/> with the key
     /// and whether retrying can help. Cancellation by <paramref name="ct"/> passes through.</summary>
@@ -560,14 +475,14 @@ public sealed class S3Backend : IStorageBackend
                     "Check the S3 credentials (access key, secret key, session token or profile) and the bucket's permissions.",
                     Location, e);
             }
-            bool transient = status >= 500 || status == 429 || TransientErrors.Contains(code) || (status == 0 && IsNetworkFault(e));
+            bool transient = status >= 500 || status == 429 || TransientErrors.Contains(code) || (status == 0 && UploadSource.IsNetworkFault(e));
             return new StorageIOException($"Cannot {what}: S3 answered {status} {code}: {service.Message}", key, Location, transient, e, status == 0 ? null : status, code);
         }
         if (e is OperationCanceledException or TimeoutException)
         {
             return new StorageIOException($"Cannot {what}: the request timed out.", key, Location, isTransient: true, e);
         }
-        if (IsNetworkFault(e))
+        if (UploadSource.IsNetworkFault(e))
         {
             return new StorageIOException($"Cannot {what}: {e.Message}", key, Location, isTransient: true, e);
         }
@@ -578,15 +493,4 @@ public sealed class S3Backend : IStorageBackend
         return e;
     }
 
-    private static bool IsNetworkFault(Exception e)
-    {
-        for (Exception? x = e; x is not null; x = x.InnerException)
-        {
-            if (x is HttpRequestException or IOException or SocketException or TimeoutException or WebException)
-            {
-                return true;
-            }
-        }
-        return false;
-    }
 }

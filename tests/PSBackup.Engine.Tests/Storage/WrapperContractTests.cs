@@ -20,14 +20,17 @@ public sealed class MemoryBackendContractTests : StorageContractTests
         Task.FromResult($"{_memory!.Puts}/{_memory.Deletes}/{string.Join(",", _memory.Keys)}");
 }
 
-/// <summary>The wrappers over a real folder: the contract holds through them.</summary>
-public abstract class FolderWrapperContractTests : StorageContractTests, IDisposable
+/// <summary>A folder, and the wrappers over a real folder: the contract holds through them.</summary>
+public abstract class FolderBackedContractTests : StorageContractTests, IDisposable
 {
     private readonly TestDirectory _dir = new();
 
     protected string Root => _dir.Path;
 
     protected override int LargeSize => (6 << 20) + 123;
+
+    /// <summary>A folder's keys are its file names: case-insensitive where the file system is.</summary>
+    protected override bool KeysIgnoreCase => SafePath.NamesIgnoreCase;
 
     protected abstract IStorageBackend Wrap(LocalBackend folder);
 
@@ -50,13 +53,13 @@ public abstract class FolderWrapperContractTests : StorageContractTests, IDispos
 }
 
 /// <summary><see cref="FaultInjectingBackend"/> with no rule set is the folder backend.</summary>
-public sealed class FaultInjectingBackendContractTests : FolderWrapperContractTests
+public sealed class FaultInjectingBackendContractTests : FolderBackedContractTests
 {
     protected override IStorageBackend Wrap(LocalBackend folder) => new FaultInjectingBackend(folder);
 }
 
 /// <summary><see cref="RetryingBackend"/> over a healthy folder.</summary>
-public sealed class RetryingBackendContractTests : FolderWrapperContractTests
+public sealed class RetryingBackendContractTests : FolderBackedContractTests
 {
     protected override IStorageBackend Wrap(LocalBackend folder) => new RetryingBackend(folder, NoWait());
 }
@@ -64,7 +67,7 @@ public sealed class RetryingBackendContractTests : FolderWrapperContractTests
 /// <summary><see cref="RetryingBackend"/> over a folder whose every other read, stat, listing and
 /// delete fails with a transient network error first: the retries make the contract hold anyway.
 /// (Puts are left alone: a non-seekable put is rightly not retried.)</summary>
-public sealed class RetryingOverFaultyBackendContractTests : FolderWrapperContractTests
+public sealed class RetryingOverFaultyBackendContractTests : FolderBackedContractTests
 {
     protected override IStorageBackend Wrap(LocalBackend folder)
     {
