@@ -111,6 +111,7 @@ function Start-TestAzurite {
     $endpoint = Wait-ServerLine -Process $process -Log $log -Pattern 'listens on (http://127\.0\.0\.1:\d+)' -Seconds 120
     if ($endpoint) { $endpoint = "$endpoint/devstoreaccount1" }
     if (-not $endpoint) {
+        if (-not $process.HasExited) { Stop-Process -Id $process.Id -Force -ErrorAction SilentlyContinue }
         throw "Azurite did not start: $(Get-Content -LiteralPath $log -Raw -ErrorAction SilentlyContinue) $(Get-Content -LiteralPath $errLog -Raw -ErrorAction SilentlyContinue)"
     }
     $key = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='

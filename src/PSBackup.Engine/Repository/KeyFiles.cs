@@ -104,13 +104,7 @@ public static class KeyFiles
         {
             return CreateWithOwnerAcl(path);
         }
-        return new FileStream(path, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        });
+        return new FileStream(path, PrivateFiles.CreateNew(bufferSize: 4096, options: FileOptions.None));
     }
 
     [SupportedOSPlatform("windows")]
