@@ -26,7 +26,8 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
     public const string Account = "devstoreaccount1";
     public const string AccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+    // Azurite loads many modules before it listens; two at once on a loaded 2-core machine took over a minute.
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(180);
     private readonly ConcurrentQueue<string> _log = new();
     private readonly TaskCompletionSource<int> _port = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Process? _process;
