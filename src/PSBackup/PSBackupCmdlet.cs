@@ -69,6 +69,8 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable, IOperationLogSink
     /// item is written as a non-terminating error and the pipeline goes on.</summary>
     private void RunReportingItemFailures(Func<Task> work)
     {
+        TerminationSignal.EnsureRegistered();
+        using IDisposable running = TerminationSignal.Enter(_stop);
         try
         {
             RunOnThreadPool(work);

@@ -294,6 +294,9 @@ public sealed class RepositoryLock : IAsyncDisposable
     }
 
     /// <summary>Stops refreshing and deletes the lock. A delete that fails leaves a lock that goes stale.</summary>
+    /// <summary>How long releasing the lock may take.</summary>
+    internal static readonly TimeSpan ReleaseTimeout = TimeSpan.FromSeconds(10);
+
     public async ValueTask DisposeAsync()
     {
         if (_stop.IsCancellationRequested)
@@ -306,7 +309,10 @@ public sealed class RepositoryLock : IAsyncDisposable
         try
         {
             _released = true;
-            await _backend.DeleteAsync(Key, CancellationToken.None).ConfigureAwait(false);
+            // Bounded: a stalled store must not keep a cancelled (SIGTERM) process alive; an
+            // undeleted lock goes stale (and is ignored at once on this host once this pid is gone).
+            using var bound = new CancellationTokenSource(ReleaseTimeout);
+            await _backend.DeleteAsync(Key, bound.Token).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // releasing never fails the operation: the lock goes stale instead
         catch (Exception)

@@ -55,7 +55,7 @@ internal sealed class RangeStream(Stream inner, long length, IDisposable? owner 
         {
             // The source ended before the promised length: a truncated response, never a short
             // read the caller could mistake for the whole object.
-            throw new IOException($"{what ?? "The stream"} ended after {_position} of {_length} bytes.");
+            throw new EndOfStreamException($"{what ?? "The stream"} ended after {_position} of {_length} bytes.");
         }
         _remaining -= n;
         _position += n;

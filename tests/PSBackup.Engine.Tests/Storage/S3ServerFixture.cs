@@ -37,6 +37,9 @@ public sealed partial class S3ServerFixture : IAsyncLifetime
 
     public string Endpoint { get; private set; } = "";
 
+    /// <summary>The server process (for tests that pause it with SIGSTOP to play a stalled endpoint).</summary>
+    public int ProcessId => _process?.Id ?? throw new InvalidOperationException("The S3 server is not running.");
+
     /// <summary>s3rver's data folder (buckets are folders in it).</summary>
     public string DataDirectory { get; } = Path.Combine(Path.GetTempPath(), "psbackup-tests", "s3rver-" + Guid.NewGuid().ToString("N")[..12]);
 
@@ -191,7 +194,7 @@ public sealed partial class S3ServerFixture : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    private static string FindRepoRoot()
+    internal static string FindRepoRoot()
     {
         for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
