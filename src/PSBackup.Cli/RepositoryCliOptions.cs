@@ -60,9 +60,13 @@ internal sealed class RepositoryCliOptions
     /// <summary>The engine's target for <paramref name="location"/>, or null when none was given.</summary>
     public RepositoryTarget? Target(ParseResult parse, string? location)
     {
-        if (string.IsNullOrEmpty(location))
+        if (location is null)
         {
             return null;
+        }
+        if (string.IsNullOrWhiteSpace(location))
+        {
+            throw new PSBackup.Engine.InvalidInputException("InvalidRepository", "The repository location is empty. Give a folder path, s3://bucket/prefix or az://account/container/prefix.", location);
         }
         string? keyFile = _keyFile is null ? null : parse.GetValue(_keyFile);
         return StorageOptionsOnto(parse, new RepositoryTarget

@@ -21,28 +21,42 @@ public static class Durations
         TimeSpan total = TimeSpan.Zero;
         int i = 0;
         bool any = false;
-        while (i < s.Length)
+        try
         {
-            int start = i;
-            while (i < s.Length && char.IsAsciiDigit(s[i])) { i++; }
-            if (start == i || i == s.Length)
+            while (i < s.Length)
             {
-                throw Bad(text);
+                int start = i;
+                while (i < s.Length && char.IsAsciiDigit(s[i])) { i++; }
+                if (start == i || i == s.Length)
+                {
+                    throw Bad(text);
+                }
+                if (!long.TryParse(s.AsSpan(start, i - start), NumberStyles.None, CultureInfo.InvariantCulture, out long n))
+                {
+                    throw TooLong(text);
+                }
+                char unit = s[i++];
+                total += unit switch
+                {
+                    'y' => TimeSpan.FromDays(checked(365 * n)),
+                    'w' => TimeSpan.FromDays(checked(7 * n)),
+                    'd' => TimeSpan.FromDays(n),
+                    'h' => TimeSpan.FromHours(n),
+                    _ => throw Bad(text),
+                };
+                any = true;
             }
-            long n = long.Parse(s.AsSpan(start, i - start), NumberStyles.None, CultureInfo.InvariantCulture);
-            char unit = s[i++];
-            total += unit switch
-            {
-                'y' => TimeSpan.FromDays(365 * n),
-                'w' => TimeSpan.FromDays(7 * n),
-                'd' => TimeSpan.FromDays(n),
-                'h' => TimeSpan.FromHours(n),
-                _ => throw Bad(text),
-            };
-            any = true;
+        }
+        catch (Exception e) when (e is OverflowException or ArgumentOutOfRangeException)
+        {
+            // A duration longer than TimeSpan can hold (~29,000 years) is bad input, not a crash.
+            throw TooLong(text);
         }
         return any ? total : throw Bad(text);
     }
+
+    private static InvalidInputException TooLong(string text) => new("InvalidDuration",
+        $"'{SafePath.Printable(text)}' is longer than any duration PSBackup can use (at most about 29,000 years). Give a shorter one, e.g. 10y.", text);
 
     /// <summary>The shortest of "14d", "24h", "90m" that is exact, else d.hh:mm:ss.</summary>
     public static string Format(TimeSpan d)

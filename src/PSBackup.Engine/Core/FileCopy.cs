@@ -12,11 +12,14 @@ public static class FileCopy
     public const int BufferSize = 1 << 20;
 
     /// <summary>Copies <paramref name="source"/> to a new file <paramref name="destination"/>
-    /// (which must not exist), hashing what was written, and fsyncs it.</summary>
-    public static async Task<ContentDigest> CopyAsync(string source, string destination, CancellationToken ct)
+    /// (which must not exist), hashing what was written, and fsyncs it. <paramref name="createMode"/>:
+    /// the new file's mode on Unix (e.g. 0600 until the source's own mode is given to it).</summary>
+    public static async Task<ContentDigest> CopyAsync(string source, string destination, CancellationToken ct, UnixFileMode? createMode = null)
     {
         await using var input = OpenRead(source);
-        await using var output = new FileStream(destination, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+        await using var output = createMode is { } mode
+            ? new FileStream(destination, PrivateFiles.CreateNew(bufferSize: 1, mode: mode))
+            : new FileStream(destination, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
         ContentDigest digest = await CopyAsync(input, output, ct).ConfigureAwait(false);
         output.Flush(flushToDisk: true);
         return digest;
@@ -55,7 +58,7 @@ public static class FileCopy
     /// <summary>Hashes a stream to its end.</summary>
     public static Task<ContentDigest> HashAsync(Stream input, CancellationToken ct) => CopyAsync(input, Stream.Null, ct);
 
-    /// <summary>Opens a file for a sequential read that tolerates concurrent writers and renames.</summary>
-    public static FileStream OpenRead(string path) =>
-        new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous | FileOptions.SequentialScan);
+    /// <summary>Opens a regular file for a sequential read that tolerates concurrent writers and
+    /// renames; a FIFO, device or socket is refused (<see cref="SpecialFiles"/>), never waited on.</summary>
+    public static FileStream OpenRead(string path) => SpecialFiles.OpenRegular(path);
 }

@@ -90,7 +90,7 @@ public static partial class ManifestIO
         BackupManifest? manifest;
         try
         {
-            using var stream = File.OpenRead(path);
+            using var stream = SpecialFiles.OpenRegular(path, 1 << 16, FileOptions.None);
             manifest = JsonSerializer.Deserialize<BackupManifest>(stream, JsonOptions);
         }
         catch (JsonException e)

@@ -114,6 +114,9 @@ public static class EventLog
 /// fsync, rename without replacing); no link below <paramref name="linkBase"/> is followed.</summary>
 internal sealed class LocalEventLog(string root, string linkBase) : IEventLog
 {
+    /// <summary>Events are small JSON documents; anything larger is not one.</summary>
+    internal const int MaxEventBytes = 1 << 20;
+
     public string Location => root;
 
     private string Folder(string ns) => Path.Combine(root, SafePath.ValidateName(ns, "namespace"), "events");
@@ -139,7 +142,22 @@ internal sealed class LocalEventLog(string root, string linkBase) : IEventLog
         }
         foreach (string file in Directory.EnumerateFiles(folder, "*.json"))
         {
-            byte[] content = await File.ReadAllBytesAsync(file, ct).ConfigureAwait(false);
+            byte[] content;
+            try
+            {
+                // Only regular files of a sane size are events: a FIFO or a huge stray file is skipped.
+                await using FileStream stream = SpecialFiles.OpenRegular(file);
+                if (stream.Length > MaxEventBytes)
+                {
+                    continue;
+                }
+                content = new byte[stream.Length];
+                await stream.ReadExactlyAsync(content, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is FileNotFoundException or EndOfStreamException or InvalidInputException)
+            {
+                continue;
+            }
             if (EventLog.Parse(Path.GetFileName(file), @namespace, content) is { } e)
             {
                 events.Add(e);
@@ -177,7 +195,15 @@ internal sealed class RepositoryEventLog(IStorageBackend backend) : IEventLog
             {
                 continue;
             }
-            byte[] content = await ReadAllAsync(o.Key, ct).ConfigureAwait(false);
+            byte[] content;
+            try
+            {
+                content = await Repository.Repository.GetBytesAsync(backend, o.Key, ct, LocalEventLog.MaxEventBytes).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is StorageNotFoundException or Repository.RepositoryIntegrityException)
+            {
+                continue; // deleted meanwhile, or too large to be an event
+            }
             if (EventLog.Parse(name, @namespace, content) is { } e)
             {
                 events.Add(e);
@@ -186,11 +212,4 @@ internal sealed class RepositoryEventLog(IStorageBackend backend) : IEventLog
         return events.OrderBy(e => e.Name, StringComparer.Ordinal).ToList();
     }
 
-    private async Task<byte[]> ReadAllAsync(string key, CancellationToken ct)
-    {
-        await using Stream s = await backend.GetAsync(key, ct).ConfigureAwait(false);
-        using var ms = new MemoryStream();
-        await s.CopyToAsync(ms, ct).ConfigureAwait(false);
-        return ms.ToArray();
-    }
 }

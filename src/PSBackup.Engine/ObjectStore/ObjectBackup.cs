@@ -143,7 +143,7 @@ internal static class ObjectBackup
             Dir = location.Dir,
             Object = location.Object,
             CreatedAt = startedAt,
-        });
+        }, verifyExisting: options.Force);
         Repository.RepositoryManifest? parent = options.Force ? null : await FindParentAsync(open.Repository, location, writer.Info.Host, ct).ConfigureAwait(false);
         OperationLog.Verbose(parent is not null
             ? $"Parent backup {parent.Id} of '{location.Dir}/{location.Object}' (taken {parent.CreatedAt:u} on {parent.Host}): files whose size, times and inode are unchanged reuse its chunks unread."
@@ -279,6 +279,12 @@ internal static class ObjectBackup
 
         /// <summary>Forgets an earlier attempt of <paramref name="rel"/>.</summary>
         void Discard(string rel);
+
+        /// <summary>The stored copy of <paramref name="rel"/> gets (or records) the source's mode, owner and time.</summary>
+        void SetMetadata(string rel, FileMetadata metadata);
+
+        /// <summary>Every folder below the root (empty ones included) and the root itself, with their metadata.</summary>
+        void SetFolders(IReadOnlyList<(string Rel, FileMetadata Metadata)> folders, FileMetadata? root);
     }
 
     private sealed class FolderSink(string destRoot) : IFileSink
@@ -292,7 +298,8 @@ internal static class ObjectBackup
             File.Delete(dest);
             try
             {
-                return await FileCopy.CopyAsync(source, dest, ct).ConfigureAwait(false);
+                // Private until the source's own mode is given to it: a 0600 file's copy is never world-readable.
+                return await FileCopy.CopyAsync(source, dest, ct, PrivateFiles.FileMode).ConfigureAwait(false);
             }
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
             {
@@ -306,6 +313,22 @@ internal static class ObjectBackup
         public void Settle(string rel, FileStamp stamp)
         {
             // A folder copy has no parent to compare with next time.
+        }
+
+        public void SetMetadata(string rel, FileMetadata metadata) => metadata.Apply(Path.Combine(destRoot, rel));
+
+        public void SetFolders(IReadOnlyList<(string Rel, FileMetadata Metadata)> folders, FileMetadata? root)
+        {
+            foreach ((string rel, _) in folders)
+            {
+                Directory.CreateDirectory(Path.Combine(destRoot, rel));
+            }
+            // Deepest first: making entries in a folder changes its time.
+            foreach ((string rel, FileMetadata m) in folders.OrderByDescending(f => f.Rel.Count(c => c == '/')).ThenByDescending(f => f.Rel, StringComparer.Ordinal))
+            {
+                m.Apply(Path.Combine(destRoot, rel));
+            }
+            root?.Apply(destRoot);
         }
     }
 
@@ -347,6 +370,15 @@ internal static class ObjectBackup
         }
 
         public void Settle(string rel, FileStamp stamp) => writer.SetStamp(rel, Repository.RepositoryFileStamp.From(stamp));
+
+        public void SetMetadata(string rel, FileMetadata metadata) => writer.SetMetadata(rel, metadata);
+
+        public void SetFolders(IReadOnlyList<(string Rel, FileMetadata Metadata)> folders, FileMetadata? root) =>
+            writer.UpdateInfo(writer.Info with
+            {
+                Root = root is null ? null : Repository.RepositoryDirectory.From("", root),
+                Directories = folders.Select(f => Repository.RepositoryDirectory.From(f.Rel, f.Metadata)).ToList(),
+            });
     }
 
     /// <summary>The running copy of one object into a sink.</summary>
@@ -390,6 +422,29 @@ internal static class ObjectBackup
             foreach (string rel in _attempted.Where(r => !last.Files.ContainsKey(r)))
             {
                 Changed.Add(rel); // went away during the copy
+            }
+            // Folders (empty ones too) and the object folder itself, with mode, owner and time, so a
+            // restore gives the database back the tree it had (its own files, its own permissions).
+            var folders = new List<(string, FileMetadata)>();
+            foreach (string rel in last.Directories.Union(second.Directories).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+            {
+                if (ReadMetadata(Path.Combine(SourceRoot, rel)) is { } m)
+                {
+                    folders.Add((rel, m));
+                }
+            }
+            sink.SetFolders(folders, ReadMetadata(SourceRoot));
+        }
+
+        private static FileMetadata? ReadMetadata(string path)
+        {
+            try
+            {
+                return FileMetadata.Read(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw CopyFailed(path, e);
             }
         }
 
@@ -462,7 +517,7 @@ internal static class ObjectBackup
                     sink.Discard(rel);
                     return null;
                 }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException && e is not Storage.StorageIOException)
                 {
                     throw CopyFailed(source, e);
                 }
@@ -474,6 +529,10 @@ internal static class ObjectBackup
                 if (stable && settled)
                 {
                     sink.Settle(rel, before);
+                }
+                if (ReadMetadata(source) is { } metadata)
+                {
+                    sink.SetMetadata(rel, metadata);
                 }
                 if (stable || attempt >= MaxAttempts)
                 {

@@ -21,7 +21,19 @@ public static class ObjectOperations
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
-        IReadOnlyList<(string Dir, string Object)> selected = ObjectSelection.Expand(options.DbRoot, options.Dir, options.Object);
+        var skipped = new List<(string Dir, string Object, string Why)>();
+        IReadOnlyList<(string Dir, string Object)> selected = ObjectSelection.Expand(options.DbRoot, options.Dir, options.Object, skipped);
+        // Folders the pattern matched that are not backed up are reported (a failure each, so the run
+        // says so), never left out silently.
+        foreach ((string dir, string obj, string why) in skipped)
+        {
+            yield return new ObjectOutcome<ObjectBackupResult>(dir, obj, null, new InvalidInputException("ObjectNotSelectable",
+                $"'{SafePath.Printable(Path.Combine(options.DbRoot, dir, obj))}' matched -Object '{SafePath.Printable(options.Object)}', but {why}.", Path.Combine(options.DbRoot, dir, obj)));
+        }
+        if (selected.Count == 0)
+        {
+            yield break;
+        }
         Repository.OpenRepository? session = selected.Count > 1 && options.Repository is { } target ? await TryOpenSessionAsync(target, context).ConfigureAwait(false) : null;
         await using (session)
         {

@@ -310,15 +310,23 @@ internal static class ObjectRestore
             string source = SafePath.Combine(backupPath, entry.Path, "backup file");
             string dest = Path.Combine(tempPath, entry.Path);
             Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
-            ContentDigest digest = await FileCopy.CopyAsync(source, dest, ct).ConfigureAwait(false);
+            ContentDigest digest = await FileCopy.CopyAsync(source, dest, ct, PrivateFiles.FileMode).ConfigureAwait(false);
             if (digest.Bytes != entry.Size || !string.Equals(digest.Sha256, entry.Sha256, StringComparison.Ordinal))
             {
                 throw new IntegrityException("BackupFileCorrupt",
                     $"Backup '{backupName}' file '{entry.Path}' changed while it was restored (it no longer matches its manifest). Nothing was replaced; check what is writing to the backup, then run again.",
                     source);
             }
+            // The backup copy kept the object's mode, owner and time: the restored file gets them.
+            FileMetadata.Read(source)?.Apply(dest);
             done += entry.Size;
         }
+        foreach (string dir in Directory.EnumerateDirectories(backupPath, "*", SearchOption.AllDirectories)
+            .OrderByDescending(d => d.Count(c => c == Path.DirectorySeparatorChar)).ThenByDescending(d => d, StringComparer.Ordinal))
+        {
+            FileMetadata.Read(dir)?.Apply(Path.Combine(tempPath, ObjectLayout.Relative(backupPath, dir)));
+        }
+        FileMetadata.Read(backupPath)?.Apply(tempPath);
         context.ReportBytes(Activity, $"Restored {manifest.Files.Count} files", done, total);
     }
 }

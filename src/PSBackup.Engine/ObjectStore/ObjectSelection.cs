@@ -20,7 +20,13 @@ public static class ObjectSelection
     /// artifacts and names PSBackup refuses are never objects. A pattern that matches nothing is
     /// <see cref="NotFoundException"/> (ObjectNotMatched): a scheduled job that backs up nothing
     /// must not look like success.</summary>
-    public static IReadOnlyList<(string Dir, string Object)> Expand(string dbRoot, string dir, string obj)
+    public static IReadOnlyList<(string Dir, string Object)> Expand(string dbRoot, string dir, string obj) => Expand(dbRoot, dir, obj, null);
+
+    /// <summary>As <see cref="Expand(string, string, string)"/>; folders a pattern matched that look like
+    /// objects but are not backed up go to <paramref name="skipped"/> with the reason (a folder named
+    /// like a backup sibling that has no manifest beside it, a name PSBackup cannot carry), so a
+    /// wildcard run reports them instead of leaving them out silently.</summary>
+    public static IReadOnlyList<(string Dir, string Object)> Expand(string dbRoot, string dir, string obj, List<(string Dir, string Object, string Why)>? skipped)
     {
         if (!IsPattern(dir) && !IsPattern(obj))
         {
@@ -36,8 +42,15 @@ public static class ObjectSelection
             {
                 found.Add((d, o));
             }
+            if (skipped is not null && IsPattern(obj))
+            {
+                foreach ((string o, string why) in Unselectable(Path.Combine(root, d), obj))
+                {
+                    skipped.Add((d, o, why));
+                }
+            }
         }
-        if (found.Count == 0)
+        if (found.Count == 0 && (skipped is null || skipped.Count == 0))
         {
             throw new NotFoundException("ObjectNotMatched",
                 $"No object under '{root}' matches -Dir '{dir}' -Object '{obj}'. Check the patterns (* matches any run of characters, ? one; names are case-sensitive except on Windows and macOS).", root);
@@ -93,6 +106,32 @@ public static class ObjectSelection
             .Where(d => !ObjectLayout.IsLink(d) && IsObjectName(d.Name) && Matches(d.Name, pattern, SafePath.NamesIgnoreCase))
             .Select(d => d.Name)
             .Order(StringComparer.Ordinal);
+    }
+
+    /// <summary>Folders matching <paramref name="pattern"/> that could be live objects but are not
+    /// selected: named like a backup sibling with no manifest beside it (a real local backup has one),
+    /// or with a name a manifest cannot carry. Hidden names, transient artifacts and replaced objects
+    /// are PSBackup's own and never reported.</summary>
+    private static IEnumerable<(string Name, string Why)> Unselectable(string parent, string pattern)
+    {
+        foreach (DirectoryInfo d in new DirectoryInfo(parent).EnumerateDirectories().OrderBy(d => d.Name, StringComparer.Ordinal))
+        {
+            string name = d.Name;
+            if (ObjectLayout.IsLink(d) || !Matches(name, pattern) || name.StartsWith('.') || ObjectLayout.IsTransientArtifact(name)
+                || name.Contains(ObjectLayout.ReplacedInfix, StringComparison.Ordinal) || IsObjectName(name))
+            {
+                continue;
+            }
+            if (ObjectLayout.TryParseBackupName(name, out _, out _))
+            {
+                if (!File.Exists(Path.Combine(parent, ObjectLayout.ManifestName(name))))
+                {
+                    yield return (name, $"it is named like a backup of another object ('<object>{ObjectLayout.BackupInfix}<timestamp>') but has no manifest beside it, so it is either an incomplete backup or an object whose name PSBackup reserves. It was not backed up: rename it if it is an object, or remove it if it is an interrupted backup");
+                }
+                continue;
+            }
+            yield return (name, "its name cannot be carried by a backup (use 1-128 letters, digits, '.', '_' or '-'). It was not backed up: rename it");
+        }
     }
 
     private static bool IsObjectName(string name)

@@ -56,6 +56,14 @@ internal sealed class ObjectTree
                     continue;
                 }
                 string rel = ObjectLayout.Relative(root, entry.FullName);
+                if (entry.Name.Contains('\uFFFD', StringComparison.Ordinal) && SpecialFiles.KindOf(entry.FullName) == FileKind.Missing)
+                {
+                    // .NET decodes a name that is not valid UTF-8 with U+FFFD, a name that then does
+                    // not exist (it would otherwise read as a link: its attributes are all ones).
+                    throw new InvalidInputException("UnsafeNameInObject",
+                        $"A file or folder in '{SafePath.Printable(current)}' has a name that is not valid UTF-8 (shown as '{SafePath.Printable(entry.Name)}'). A backup manifest cannot carry it; rename it to valid UTF-8, then run again.",
+                        current);
+                }
                 if (ObjectLayout.IsLink(entry))
                 {
                     throw new InvalidInputException("SymbolicLinkInObject",
@@ -76,11 +84,20 @@ internal sealed class ObjectTree
                 {
                     directories.Add(rel);
                     pending.Push(entry.FullName);
+                    continue;
                 }
-                else
+                FileKind kind = SpecialFiles.KindOf(entry.FullName);
+                if (kind == FileKind.Missing)
                 {
-                    files[rel] = ((FileInfo)entry).Length;
+                    continue; // removed while listing
                 }
+                if (kind != FileKind.Regular)
+                {
+                    throw new InvalidInputException("SpecialFileInObject",
+                        $"'{SafePath.Printable(entry.FullName)}' is {SpecialFiles.Describe(kind)} inside the object. PSBackup backs up regular files only (reading a FIFO or device would block or never end); move it out of the object, then run again.",
+                        entry.FullName);
+                }
+                files[rel] = ((FileInfo)entry).Length;
             }
         }
         directories.Sort(StringComparer.Ordinal);

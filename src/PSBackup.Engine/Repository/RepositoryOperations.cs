@@ -82,6 +82,15 @@ public static class RepositoryOperations
                 throw new ConflictException("RepositoryExists",
                     $"A repository already exists at {probe.Location}. Use it as it is (-Repository), or choose an empty location.", probe.Location);
             }
+            // A folder or prefix that already holds other things is not a repository's place: its
+            // files would be mixed with packs, and a later prune or sync would trip over them. Only
+            // what an interrupted init leaves (key objects) may be there.
+            string? other = await FirstForeignAsync(probe, location, target.IsS3, ct).ConfigureAwait(false);
+            if (other is not null)
+            {
+                throw new ConflictException("LocationNotEmpty",
+                    $"{probe.Location} is not empty ('{SafePath.Printable(other)}') and holds no repository. Create the repository in an empty or new folder (or prefix), or move what is there away first.", probe.Location);
+            }
         }
         catch (NotFoundException) when (target.Kind == RepositoryKind.Folder && !Directory.Exists(location))
         {
@@ -116,6 +125,35 @@ public static class RepositoryOperations
             Compression = repo.Config.Compression,
             CompressionLevel = repo.Config.CompressionLevel,
         };
+    }
+
+    /// <summary>The first entry of a location that an interrupted init would not have left, or null.</summary>
+    private static async Task<string?> FirstForeignAsync(IStorageBackend probe, string location, bool s3, CancellationToken ct)
+    {
+        if (!s3)
+        {
+            if (!Directory.Exists(location))
+            {
+                return null;
+            }
+            foreach (string entry in Directory.EnumerateFileSystemEntries(location))
+            {
+                string name = Path.GetFileName(entry);
+                if (name != "keys" || !Directory.Exists(entry))
+                {
+                    return name;
+                }
+            }
+            return null;
+        }
+        await foreach (StoredObject o in probe.ListAsync("", ct).ConfigureAwait(false))
+        {
+            if (!o.Key.StartsWith(RepositoryLayout.KeysPrefix, StringComparison.Ordinal))
+            {
+                return o.Key;
+            }
+        }
+        return null;
     }
 
     /// <summary>A folder location must be an absolute path (front ends resolve relative ones) and

@@ -368,7 +368,7 @@ public static class RestoreDrill
                 continue;
             }
             ContentDigest digest;
-            await using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.Asynchronous | FileOptions.SequentialScan))
+            await using (FileStream stream = SpecialFiles.OpenRegular(path))
             {
                 digest = await FileCopy.HashAsync(stream, ct).ConfigureAwait(false);
             }

@@ -334,6 +334,10 @@ public static class SnapshotOperations
             {
                 continue;
             }
+            if (SpecialFiles.KindOf(entry) is var kind and not FileKind.Regular and not FileKind.Missing)
+            {
+                throw SpecialFiles.NotRegular(entry, kind);
+            }
             all.Add((Path.GetRelativePath(dbDir, entry).Replace(Path.DirectorySeparatorChar, '/'), entry));
         }
         var databases = new HashSet<string>(StringComparer.Ordinal);

@@ -274,6 +274,12 @@ public static class WalOperations
 
         foreach (WalSegmentInfo s in candidates)
         {
+            if (!s.Valid && s.Error?.StartsWith(WalSegmentReader.UnreadablePrefix, StringComparison.Ordinal) == true)
+            {
+                throw new OperationFailedException("WalSegmentUnreadable",
+                    $"Segment {s.SegmentId} ({s.Path}) {s.Error["The segment ".Length..]}. Nothing was shipped; make it readable by this user (it is not known to be damaged), then ship again.",
+                    s.Path);
+            }
             if (!s.Valid)
             {
                 throw new IntegrityException("WalSegmentCorrupt",

@@ -29,6 +29,10 @@ public static class WalSegmentReader
     /// name (a temp copy being verified).</summary>
     public static WalSegmentInfo Inspect(string path, string @namespace, long segmentId) => Inspect(path, @namespace, segmentId, headerOnly: false);
 
+    /// <summary>How <see cref="WalSegmentInfo.Error"/> begins when the file could not be read at all
+    /// (permissions, not a regular file): that says nothing about its bytes, so it is not "corrupt".</summary>
+    internal const string UnreadablePrefix = "The segment could not be read: ";
+
     /// <summary>With <paramref name="headerOnly"/>, only the header is read and checked (magic,
     /// version, CRC, flags); the record count and valid end are the header's. For a segment whose
     /// bytes the caller proves identical to a copy validated earlier (WAL ship compares an archived
@@ -46,7 +50,8 @@ public static class WalSegmentReader
             string sidecar = full + WalFormat.SidecarSuffix;
             a = Analyze(handle, length, headerOnly, headerOnly || !File.Exists(sidecar) ? null : sidecar);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && ex is not FileNotFoundException and not DirectoryNotFoundException)
+        catch (Exception ex) when ((ex is IOException or UnauthorizedAccessException && ex is not FileNotFoundException and not DirectoryNotFoundException)
+            || ex is InvalidInputException { ErrorId: "NotARegularFile" })
         {
             return new WalSegmentInfo
             {
@@ -60,7 +65,7 @@ public static class WalSegmentReader
                 Bytes = 0,
                 ValidBytes = 0,
                 Valid = false,
-                Error = $"The segment could not be read: {ex.Message}",
+                Error = UnreadablePrefix + ex.Message,
                 ErrorOffset = 0,
             };
         }
@@ -178,7 +183,7 @@ public static class WalSegmentReader
     {
         try
         {
-            return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.SequentialScan);
+            return SpecialFiles.OpenRegularHandle(path, FileOptions.SequentialScan);
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {

@@ -20,7 +20,9 @@ public sealed class ObjectSelectionTests
         ObjectFixture.Populate(root.Combine("acme", "orders"), seed: 1);
         ObjectFixture.Populate(root.Combine("acme", "customers"), seed: 2);
         ObjectFixture.Populate(root.Combine("globex", "inventory"), seed: 3);
+        // A local backup sibling: its manifest beside it says it is one (one without is reported, issue 12).
         Directory.CreateDirectory(root.Combine("acme", "orders.backup-20260101T000000"));
+        File.WriteAllText(root.Combine("acme", "orders.backup-20260101T000000.manifest.json"), "{}");
         Directory.CreateDirectory(root.Combine("acme", "orders.replaced-20260101T000000"));
         Directory.CreateDirectory(root.Combine("acme", "rebuild.tmp"));
         Directory.CreateDirectory(root.Combine("acme", ".hidden"));

@@ -47,7 +47,15 @@ public static class RepositoryCrypto
         {
             bytes = File.ReadAllBytes(path);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new NotFoundException("KeyFileNotFound", $"The key file '{path}' does not exist. Give the path of the repository's key file (-KeyFile, or PSBACKUP_KEY_FILE).", path);
+        }
+        catch (UnauthorizedAccessException)
+        {
+            throw new InvalidInputException("KeyFileUnreadable", $"The key file '{path}' exists but this user may not read it. Run as the user the key file belongs to, or give it read permission for this user.", path);
+        }
+        catch (IOException e)
         {
             throw new InvalidInputException("KeyFileUnreadable", $"The key file '{path}' cannot be read: {e.Message}. Give a readable key file.", path);
         }
@@ -239,16 +247,23 @@ internal sealed class BlobCodec
     }
 
     /// <summary>Encodes a JSON document as a stored blob.</summary>
-    public byte[] EncodeJson<T>(T value)
+    public byte[] EncodeJson<T>(T value) => EncodeJson(value, out _);
+
+    /// <summary>Encodes a JSON document as a stored blob; <paramref name="plainLength"/> is its JSON size.</summary>
+    public byte[] EncodeJson<T>(T value, out int plainLength)
     {
         byte[] json = JsonSerializer.SerializeToUtf8Bytes(value, RepositoryJson.Options);
+        plainLength = json.Length;
         byte[] output = new byte[MaxStoredLength(json.Length)];
         int n = Encode(json, output);
         return output.AsSpan(0, n).ToArray();
     }
 
-    /// <summary>Decodes a stored blob to its JSON bytes (hash already checked by the caller).</summary>
-    public byte[] DecodeBlob(ReadOnlySpan<byte> stored, int maxPlain = 1 << 30)
+    /// <summary>Decodes a stored blob to its JSON bytes (hash already checked by the caller). The
+    /// zstd frame's declared content size is checked against <paramref name="kind"/>'s limits
+    /// (<see cref="BlobLimits"/>) before anything is allocated, so a small hostile object cannot
+    /// inflate to gigabytes.</summary>
+    public byte[] DecodeBlob(ReadOnlySpan<byte> stored, BlobKind kind)
     {
         ReadOnlySpan<byte> frame = stored;
         byte[]? scratch = null;
@@ -272,13 +287,66 @@ internal sealed class BlobCodec
             frame = scratch;
         }
         long size = ZstdFrame.ContentSize(frame);
-        if (size < 0 || size > maxPlain)
+        if (size < 0)
         {
-            throw new InvalidDataException("The zstd frame does not declare a plausible content size.");
+            throw new InvalidDataException("The zstd frame does not declare its content size.");
+        }
+        if (BlobLimits.Problem(kind, size, stored.Length) is { } problem)
+        {
+            throw new InvalidDataException(problem);
         }
         byte[] plain = new byte[size];
         int got = Zstd.Decompress(frame, plain);
         return got == size ? plain : throw new InvalidDataException("The zstd frame's content size does not match its header.");
+    }
+}
+
+/// <summary>The JSON blobs of the format.</summary>
+public enum BlobKind
+{
+    Manifest,
+    Index,
+    PackTrailer,
+}
+
+/// <summary>How far a stored blob may inflate: what a reader accepts and a writer may write. JSON
+/// of random ids compresses about 2:1, so a legitimate index or trailer is never more than a few
+/// times its stored size; a manifest repeats a chunk id for every chunk of a file of zeros, so its
+/// ratio is bounded only above a floor. A blob over its limit is damaged or hostile (a
+/// decompression bomb), refused before its plaintext is allocated.</summary>
+public static class BlobLimits
+{
+    /// <summary>Largest manifest: 1 GiB of JSON (~15 million chunk ids), as before this limit existed.</summary>
+    public const long MaxManifest = 1L << 30;
+    /// <summary>Manifests up to this size may have any compression ratio.</summary>
+    public const long ManifestFloor = 16L << 20;
+    /// <summary>Above <see cref="ManifestFloor"/>, the largest plaintext : stored ratio of a manifest.</summary>
+    public const int ManifestRatio = 256;
+    /// <summary>Largest index object or pack trailer (prune used to write one index object for the whole repository).</summary>
+    public const long MaxIndex = 1L << 30;
+    /// <summary>Index objects and trailers up to this size may have any ratio; above it at most <see cref="IndexRatio"/>.</summary>
+    public const long IndexFloor = 1L << 20;
+    public const int IndexRatio = 16;
+
+    /// <summary>Why a blob of <paramref name="kind"/> declaring <paramref name="plain"/> bytes, stored in
+    /// <paramref name="stored"/> bytes, is refused; null when it is acceptable.</summary>
+    public static string? Problem(BlobKind kind, long plain, long stored)
+    {
+        (long max, long floor, int ratio, string what) = kind switch
+        {
+            BlobKind.Manifest => (MaxManifest, ManifestFloor, ManifestRatio, "manifest"),
+            BlobKind.Index => (MaxIndex, IndexFloor, IndexRatio, "index object"),
+            _ => (MaxIndex, IndexFloor, IndexRatio, "pack trailer"),
+        };
+        if (plain > max)
+        {
+            return $"it declares {plain} bytes of {what} JSON, more than the {max} bytes a {what} may have";
+        }
+        if (plain > floor && plain / Math.Max(1, stored) >= ratio)
+        {
+            return $"it declares {plain} bytes of {what} JSON in {stored} stored bytes (a ratio of {plain / Math.Max(1, stored)}:1; a {what} above {floor} bytes compresses less than {ratio}:1), which only a decompression bomb does";
+        }
+        return null;
     }
 }
 

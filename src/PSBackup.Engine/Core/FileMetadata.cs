@@ -1,0 +1,90 @@
+using System.Runtime.InteropServices;
+
+namespace PSBackup.Engine;
+
+/// <summary>What a backup keeps about a file or folder besides its bytes, so a restored object is
+/// the object the database had: permission bits (with setuid, setgid, sticky), owner and group, and
+/// the last-write time. Unix only for mode and owner (null on Windows, whose ACLs are another
+/// matter); the owner is applied only when running as root (anyone else cannot give files away).</summary>
+public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long? ModifiedNs)
+{
+    private const int AtFdCwd = -100;
+    private const int AtSymlinkNoFollow = 0x100;
+    private const uint StatxBasic = 0x7ff;
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int Statx(int dirfd, string path, int flags, uint mask, byte* buffer);
+
+    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int LChown(string path, uint uid, uint gid);
+
+    private static bool _statx = OperatingSystem.IsLinux();
+
+    /// <summary>The metadata of the entry at <paramref name="path"/> (links not followed), or null when it is gone.</summary>
+    public static FileMetadata? Read(string path)
+    {
+        if (_statx)
+        {
+            try
+            {
+                return ReadLinux(path);
+            }
+            catch (EntryPointNotFoundException)
+            {
+                _statx = false;
+            }
+        }
+        FileSystemInfo info = Directory.Exists(path) ? new DirectoryInfo(path) : new FileInfo(path);
+        if (!info.Exists)
+        {
+            return null;
+        }
+        int? mode = OperatingSystem.IsWindows() ? null : (int)info.UnixFileMode;
+        return new FileMetadata(mode, null, null, (info.LastWriteTimeUtc - DateTime.UnixEpoch).Ticks * 100);
+    }
+
+    /// <summary>struct statx (linux/stat.h): stx_uid at 20, stx_gid at 24, stx_mode (u16) at 28, stx_mtime at 112.</summary>
+    private static unsafe FileMetadata? ReadLinux(string path)
+    {
+        byte* b = stackalloc byte[256];
+        if (Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxBasic, b) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            return errno is 2 or 20 ? null : throw new IOException($"Cannot read the file status of '{path}' (errno {errno}).");
+        }
+        long mtime = *(long*)(b + 112) * 1_000_000_000L + *(uint*)(b + 120);
+        return new FileMetadata(*(ushort*)(b + 28) & 0xFFF, *(uint*)(b + 20), *(uint*)(b + 24), mtime);
+    }
+
+    /// <summary>Gives <paramref name="path"/> this metadata: owner and group first (when root; a
+    /// chown clears setuid bits), then the mode, then the last-write time. What is null is left.</summary>
+    public void Apply(string path)
+    {
+        if (!OperatingSystem.IsWindows())
+        {
+            if (Uid is { } uid && Gid is { } gid && Environment.IsPrivilegedProcess && uid is >= 0 and <= uint.MaxValue && gid is >= 0 and <= uint.MaxValue)
+            {
+                if (LChown(path, (uint)uid, (uint)gid) != 0)
+                {
+                    throw new IOException($"Cannot give '{path}' to owner {uid}:{gid} (errno {Marshal.GetLastPInvokeError()}).");
+                }
+            }
+            if (Mode is { } mode)
+            {
+                File.SetUnixFileMode(path, (UnixFileMode)(mode & 0xFFF));
+            }
+        }
+        if (ModifiedNs is { } ns && ns / 100 > -DateTime.UnixEpoch.Ticks && ns / 100 < DateTime.MaxValue.Ticks - DateTime.UnixEpoch.Ticks)
+        {
+            DateTime time = DateTime.UnixEpoch.AddTicks(ns / 100);
+            if (Directory.Exists(path))
+            {
+                Directory.SetLastWriteTimeUtc(path, time);
+            }
+            else
+            {
+                File.SetLastWriteTimeUtc(path, time);
+            }
+        }
+    }
+}
