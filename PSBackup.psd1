@@ -25,6 +25,7 @@
         'Initialize-BackupRepository'
         'Get-Backup'
         'Test-BackupRepository'
+        'Repair-BackupRepository'
         'Sync-BackupRepository'
         'Restore-StoreSnapshot'
         'Restore-PointInTime'

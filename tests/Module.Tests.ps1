@@ -20,6 +20,7 @@ BeforeAll {
         'Restore-StoreSnapshot'
         'Sync-BackupRepository'
         'Test-BackupRepository'
+        'Repair-BackupRepository'
         'Test-Restore'
         'Get-BackupHealth'
         'Export-BackupMetric'
@@ -62,6 +63,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Restore-StoreSnapshot' }
         @{ Name = 'Sync-BackupRepository' }
         @{ Name = 'Test-BackupRepository' }
+        @{ Name = 'Repair-BackupRepository' }
         @{ Name = 'Test-Restore' }
         @{ Name = 'Get-BackupHealth' }
         @{ Name = 'Export-BackupMetric' }
@@ -85,6 +87,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Restore-PointInTime' }
         @{ Name = 'Restore-StoreSnapshot' }
         @{ Name = 'Sync-BackupRepository' }
+        @{ Name = 'Repair-BackupRepository' }
         @{ Name = 'Test-Restore' }
         @{ Name = 'Export-BackupMetric' }
     ) {
@@ -109,6 +112,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Clear-StaleArtifact' }
         @{ Name = 'Remove-ExpiredBackup' }
         @{ Name = 'Remove-Backup' }
+        @{ Name = 'Repair-BackupRepository' }
     ) {
         $type = (Get-Command -Name $Name -Module PSBackup).ImplementingType
         $attribute = $type.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0]
@@ -125,6 +129,7 @@ Describe 'PSBackup module' {
         @{ Name = 'Initialize-BackupRepository'; Parameters = 'Repository', 'Endpoint', 'Region', 'AccessKey', 'SecretKey', 'Profile', 'Passphrase', 'KeyFile' }
         @{ Name = 'Get-Backup'; Parameters = 'Repository', 'DataDir', 'DbRoot', 'Namespace', 'Dir', 'Object', 'Kind', 'After', 'Before', 'Passphrase' }
         @{ Name = 'Test-BackupRepository'; Parameters = 'Repository', 'ReadData', 'Endpoint', 'Passphrase', 'KeyFile' }
+        @{ Name = 'Repair-BackupRepository'; Parameters = 'Repository', 'SourcePath', 'ReadData', 'Endpoint', 'Passphrase', 'KeyFile' }
         @{ Name = 'Sync-BackupRepository'; Parameters = 'Source', 'Destination', 'Endpoint', 'Passphrase', 'KeyFile' }
         @{ Name = 'Restore-StoreSnapshot'; Parameters = 'DataDir', 'Namespace', 'Snapshot', 'Repository', 'BackupId', 'TargetDataDir', 'Force' }
         @{ Name = 'Restore-PointInTime'; Parameters = 'DataDir', 'Namespace', 'Repository', 'TargetTime', 'TargetLogIndex', 'TargetDataDir', 'Force' }
@@ -163,6 +168,7 @@ Describe 'PSBackup module' {
         @{ TypeName = 'PSBackup.Engine.Repository.RepositoryInfo' }
         @{ TypeName = 'PSBackup.Engine.Repository.BackupRecord' }
         @{ TypeName = 'PSBackup.Engine.Repository.RepositoryCheckResult' }
+        @{ TypeName = 'PSBackup.Engine.Repository.RepairResult' }
         @{ TypeName = 'PSBackup.Engine.Repository.SyncResult' }
         @{ TypeName = 'PSBackup.Engine.Restore.StoreSnapshotRestoreResult' }
         @{ TypeName = 'PSBackup.Engine.Restore.PointInTimeRestoreResult' }

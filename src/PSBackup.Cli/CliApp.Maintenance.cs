@@ -14,6 +14,7 @@ public static partial class CliApp
         root.Subcommands.Add(ListCommand());
         root.Subcommands.Add(CheckCommand());
         root.Subcommands.Add(SyncCommand());
+        root.Subcommands.Add(RepairCommand());
     }
 
     private static Command ListCommand()
@@ -50,8 +51,22 @@ public static partial class CliApp
                 After = Time(parse.GetValue(after), "--after"),
                 Before = Time(parse.GetValue(before), "--before"),
             };
-            IReadOnlyList<BackupRecord> records = await BackupCatalog.ListAsync(options, io.Context(whatIf: false)).ConfigureAwait(false);
-            MaintenanceOutput.List(io.Stdout, records, parse.GetValue(json));
+            BackupListing listing = await BackupCatalog.ListDetailedAsync(options, io.Context(whatIf: false)).ConfigureAwait(false);
+            MaintenanceOutput.List(io.Stdout, listing.Backups, parse.GetValue(json));
+            foreach (BackupRecord record in listing.Backups.Where(b => b.Problem is not null))
+            {
+                io.Stderr.WriteLine($"psbackup: warning: backup {record.BackupId} cannot be restored as it stands: {record.Problem}. Run 'psbackup repair'.");
+            }
+            foreach (DamagedBackup damaged in listing.Damaged)
+            {
+                io.Stderr.WriteLine($"psbackup: damaged: {OneLine(damaged.Message)}");
+            }
+            if (listing.Damaged.Count > 0)
+            {
+                throw new IntegrityException("DamagedBackups",
+                    $"{listing.Damaged.Count} manifest(s) in {options.Repository?.Location} are damaged and were not listed (see above); the other backups are listed. Remove them with 'psbackup prune'.",
+                    options.Repository?.Location);
+            }
         }));
         return command;
     }
@@ -82,6 +97,42 @@ public static partial class CliApp
         return command;
     }
 
+    private static Command RepairCommand()
+    {
+        var command = new Command("repair", "Repair a repository: salvage damaged packs, store lacking chunks from --source-path, rebuild the index, drop dangling refs (Repair-BackupRepository). Exit 4 when backups remain unrestorable.");
+        var repository = new Option<string>("--repository") { Description = "The repository: a folder or s3://bucket/prefix.", Required = true };
+        var sourcePath = new Option<string[]>("--source-path") { Description = "A folder or file still holding the original data (repeatable): chunks the repository lacks are stored again from it.", AllowMultipleArgumentsPerToken = false };
+        var readData = new Option<bool>("--read-data") { Description = "Verify every pack, not only those known to be damaged." };
+        command.Options.Add(repository);
+        command.Options.Add(sourcePath);
+        command.Options.Add(readData);
+        var repo = new RepositoryCliOptions(command);
+        AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
+        command.SetAction((parse, ct) => Run(parse, ct, async io =>
+        {
+            var options = new RepairBackupRepositoryOptions(repo.Target(parse, parse.GetValue(repository))!)
+            {
+                SourcePath = parse.GetValue(sourcePath)?.Select(p => FullPath(p, "--source-path")).ToList(),
+                ReadData = parse.GetValue(readData),
+            };
+            RepairResult result = await RepositoryRepair.RepairAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+            MaintenanceOutput.Repair(io.Stdout, result, parse.GetValue(json));
+            if (result.Applied && !result.Repaired)
+            {
+                foreach (UnrepairedFile f in result.Unrepaired)
+                {
+                    io.Stderr.WriteLine($"psbackup: unrepaired: {AsOptions(OneLine(f.Message))}");
+                }
+                foreach (string m in result.DamagedManifests)
+                {
+                    io.Stderr.WriteLine($"psbackup: damaged: {OneLine(m)}");
+                }
+                throw RepositoryRepair.IncompleteError(result);
+            }
+        }));
+        return command;
+    }
+
     private static Command SyncCommand()
     {
         var command = new Command("sync", "Copy a repository, or a local backup root, to a folder, s3:// prefix or Azure Blob container: only what is missing, verifying each object (Sync-BackupRepository).");
@@ -105,6 +156,14 @@ public static partial class CliApp
             var options = new SyncBackupRepositoryOptions(from, to);
             SyncResult result = await RepositorySync.SyncAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             MaintenanceOutput.Sync(io.Stdout, result, parse.GetValue(json));
+            foreach (string damaged in result.DamagedSkipped)
+            {
+                io.Stderr.WriteLine($"psbackup: warning: {damaged}");
+            }
+            if (result.DamagedSkipped.Count > 0)
+            {
+                throw RepositorySync.DamagedError(result);
+            }
         }));
         return command;
     }
@@ -150,6 +209,7 @@ internal static class MaintenanceOutput
                     @sealed = r.Sealed,
                     wal = r.Wal,
                     path = r.Path,
+                    problem = r.Problem,
                 }),
             }));
             return;
@@ -169,7 +229,7 @@ internal static class MaintenanceOutput
                 of += $" #{s}{(r.Sealed == false ? " (partial)" : "")}";
             }
             table.Row(r.Time.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture),
-                BackupKinds.ToName(r.Kind) + (r.Complete ? "" : " (incomplete)"), of,
+                BackupKinds.ToName(r.Kind) + (r.Complete ? "" : " (incomplete)") + (r.Problem is null ? "" : " (DAMAGED)"), of,
                 r.FileCount.ToString(CultureInfo.InvariantCulture), TableWriter.Size(r.Bytes), r.BackupId);
         }
         table.WriteTo(output);
@@ -193,6 +253,24 @@ internal static class MaintenanceOutput
             string where = string.Join(", ", new[] { f.BackupId is null ? null : $"backup {f.BackupId}", f.File is null ? null : $"file '{f.File}'", f.ObjectKey is null ? null : $"object {f.ObjectKey}" }.OfType<string>());
             output.WriteLine($"{f.Severity.ToUpperInvariant()} {f.Code}{(where.Length > 0 ? $" ({where})" : "")}: {f.Message}");
         }
+    }
+
+    public static void Repair(TextWriter output, RepairResult result, bool json)
+    {
+        if (json)
+        {
+            output.WriteLine(CliOutput.ToJson(result));
+            return;
+        }
+        var table = new TableWriter().Column("Applied").Column("Verified", rightAlign: true).Column("Damaged", rightAlign: true)
+            .Column("Missing", rightAlign: true).Column("Salvaged", rightAlign: true).Column("Restored", rightAlign: true)
+            .Column("Stored", rightAlign: true).Column("Unrepaired", rightAlign: true);
+        table.Row(result.Applied ? "yes" : "no (what if)", result.PacksVerified.ToString(CultureInfo.InvariantCulture),
+            result.DamagedPacks.Count.ToString(CultureInfo.InvariantCulture), result.MissingPacks.Count.ToString(CultureInfo.InvariantCulture),
+            result.ChunksSalvaged.ToString(CultureInfo.InvariantCulture), result.ChunksRestored.ToString(CultureInfo.InvariantCulture),
+            TableWriter.Size(result.StoredBytes), (result.Unrepaired.Count + result.DamagedManifests.Count).ToString(CultureInfo.InvariantCulture));
+        table.WriteTo(output);
+        output.WriteLine($"Index objects written {result.IndexObjectsWritten}, removed {result.IndexObjectsRemoved}; packs reindexed {result.PacksReindexed}, removed {result.PacksRemoved}; refs removed {result.RefsRemoved}, written {result.RefsWritten}; temp files removed {result.TempFilesRemoved}.");
     }
 
     public static void Sync(TextWriter output, SyncResult result, bool json)

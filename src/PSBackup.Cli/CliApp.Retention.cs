@@ -141,6 +141,8 @@ internal static class RetentionOutput
         RetentionItemKind.Snapshot => "store-snapshot",
         RetentionItemKind.WalSegment => "wal-segment",
         RetentionItemKind.ObjectBackup => "object",
+        RetentionItemKind.DamagedBackup => "damaged",
+        RetentionItemKind.TempFile => "temp",
         _ => "pack",
     };
 }

@@ -22,7 +22,7 @@ public sealed record HealthAlert
     public required string Namespace { get; init; }
     /// <summary>One of <see cref="OperationKinds"/>.</summary>
     public required string Kind { get; init; }
-    /// <summary>Stable: ConsecutiveFailures, BackupTooOld, NoSuccessfulBackup, SizeAnomaly, WalGap, WalDirectoryMissing, WalNoSegments, WalMixedNaming, RestoreDrillFailed, RestoreDrillTooOld, NoRestoreDrill.</summary>
+    /// <summary>Stable: ConsecutiveFailures, BackupTooOld, NoSuccessfulBackup, SizeAnomaly, WalGap, WalDirectoryMissing, WalNoSegments, WalMixedNaming, BackupDamaged, RestoreDrillFailed, RestoreDrillTooOld, NoRestoreDrill.</summary>
     public required string Code { get; init; }
     public required string Message { get; init; }
     public DateTimeOffset? Time { get; init; }
@@ -69,6 +69,11 @@ public sealed record NamespaceStatus(string Namespace)
     public DateTimeOffset? LastDrillSuccess { get; set; }
     public int DrillSuccesses { get; set; }
     public int DrillFailures { get; set; }
+    /// <summary>Backups of the namespace that cannot be restored as they stand: damaged manifests, or
+    /// chunks whose every copy is in a missing or damaged pack (one line each: id and why).</summary>
+    public List<string> DamagedBackups { get; } = new();
+    /// <summary>Events of the namespace that could not be read (skipped).</summary>
+    public int MalformedEvents { get; set; }
 
     public KindStatus Kind(string kind) => Kinds.TryGetValue(kind, out KindStatus? k) ? k : Kinds[kind] = new KindStatus(Namespace, kind);
 }
@@ -91,6 +96,7 @@ public static class BackupHealth
         }
         IEventLog log;
         IReadOnlyList<BackupRecord> catalog;
+        IReadOnlyList<DamagedBackup> damaged = [];
         var names = new SortedSet<string>(StringComparer.Ordinal);
         if (historyPath is not null)
         {
@@ -114,7 +120,9 @@ public static class BackupHealth
                     names.Add(parts[1]);
                 }
             }
-            catalog = await BackupCatalog.ListAsync(new GetBackupOptions { Repository = repository }, context).ConfigureAwait(false);
+            BackupListing listing = await BackupCatalog.ListDetailedAsync(new GetBackupOptions { Repository = repository }, context).ConfigureAwait(false);
+            catalog = listing.Backups;
+            damaged = listing.Damaged;
         }
         else
         {
@@ -161,6 +169,13 @@ public static class BackupHealth
                 names.Add(n);
             }
         }
+        foreach (DamagedBackup d in damaged)
+        {
+            if ((d.Namespace ?? d.Dir) is { } n)
+            {
+                names.Add(n);
+            }
+        }
         if (namespaces is { Count: > 0 })
         {
             foreach (string n in namespaces)
@@ -180,6 +195,13 @@ public static class BackupHealth
             (DateTimeOffset Time, IReadOnlyList<long> Ids, string Message)? lastGap = null;
             foreach (StoredEvent e in await log.ListAsync(ns, ct).ConfigureAwait(false))
             {
+                // One malformed event (a missing field, a wrong type, a hand-edited file) is skipped
+                // and counted; it must not blind monitoring to every other event.
+                if (!IsWellFormed(e))
+                {
+                    status.MalformedEvents++;
+                    continue;
+                }
                 switch (e.Kind)
                 {
                     case OperationEvent.EventKind:
@@ -247,6 +269,15 @@ public static class BackupHealth
                 }
             }
             status.MissingSegmentIds = missing.ToList();
+            foreach (BackupRecord r in catalog.Where(r => (r.Namespace ?? r.Dir) == ns && r.Problem is not null))
+            {
+                status.DamagedBackups.Add($"backup {r.BackupId} ({BackupKinds.ToName(r.Kind)}, {r.Time:u}): {r.Problem}");
+            }
+            // A damaged manifest no ref names belongs to no known namespace: every namespace hears of it.
+            foreach (DamagedBackup d in damaged.Where(d => (d.Namespace ?? d.Dir) is null || (d.Namespace ?? d.Dir) == ns))
+            {
+                status.DamagedBackups.Add($"backup {d.BackupId}: its manifest is damaged ({d.ErrorId})");
+            }
             if (dataDir is not null)
             {
                 CheckLiveWal(Path.Combine(Path.GetFullPath(dataDir), ns), ns, status);
@@ -257,6 +288,26 @@ public static class BackupHealth
     }
 
     private static DateTimeOffset Max(DateTimeOffset? a, DateTimeOffset b) => a is { } x && x > b ? x : b;
+
+    /// <summary>True when the event of a kind health reads deserializes with every field it needs;
+    /// unknown kinds are well-formed (readers ignore them).</summary>
+    private static bool IsWellFormed(StoredEvent e)
+    {
+        try
+        {
+            return e.Kind switch
+            {
+                OperationEvent.EventKind => e.As<OperationEvent>() is { Category.Length: > 0, Namespace: not null, Bytes: >= 0 },
+                RestoreDrillEvent.EventKind => e.As<RestoreDrillEvent>() is { Namespace: not null },
+                "wal-gap" => e.As<WalGapEvent>() is { MissingSegmentIds: not null },
+                _ => true,
+            };
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or NotSupportedException or FormatException or OverflowException)
+        {
+            return false;
+        }
+    }
 
     /// <summary>A folder of the data directory that a database keeps a namespace in: it has a WAL,
     /// a store (UnisonDB's <c>unison.db</c>, the example's <c>db/</c>) or UnisonDB's lock.</summary>
@@ -402,6 +453,16 @@ public static class BackupHealth
                     known.Any() ? $"The WAL archive of namespace '{ns}' is missing segment(s) {string.Join(", ", known.Take(20))}; point-in-time recovery across them is impossible. Take a new snapshot and ship again."
                                 : $"The last WAL ship of namespace '{ns}' failed with a WAL gap and none succeeded since. Take a new snapshot and ship again."));
             }
+            if (s.MalformedEvents > 0)
+            {
+                alerts.Add(Alert(HealthSeverity.Warning, ns, "history", "MalformedEvents",
+                    $"{s.MalformedEvents} event(s) of namespace '{ns}' are malformed and were skipped; health and metrics may miss what they recorded. Look for hand-edited or truncated files under events/{ns}/."));
+            }
+            if (s.DamagedBackups.Count > 0)
+            {
+                alerts.Add(Alert(HealthSeverity.Critical, ns, "repository", "BackupDamaged",
+                    $"{s.DamagedBackups.Count} backup(s) of namespace '{ns}' cannot be restored as they stand (first: {s.DamagedBackups[0]}). Run Repair-BackupRepository (with -SourcePath while the data still exists) and take new backups."));
+            }
             if (s.LastDrill is { } drill)
             {
                 if (s.LastDrillPassed == false)
@@ -519,6 +580,8 @@ public static class PrometheusText
         Family(sb, "backup_bytes_total", "counter", "Bytes written or restored by successful operations.", kinds.Select(k => (Labels(k), (double)k.Bytes)));
         Family(sb, "backup_last_bytes", "gauge", "Bytes of the newest successful operation.", kinds.Where(k => k.SuccessSizes.Count > 0).Select(k => (Labels(k), (double)k.SuccessSizes[^1])));
         Family(sb, "wal_gap_segments", "gauge", "WAL segments missing from the archive (0: contiguous).", statuses.Select(s => (NsLabel(s.Namespace), (double)s.MissingSegmentIds.Count)));
+        Family(sb, "backup_malformed_events", "gauge", "History events that could not be read and were skipped.", statuses.Select(s => (NsLabel(s.Namespace), (double)s.MalformedEvents)));
+        Family(sb, "backup_damaged", "gauge", "Backups that cannot be restored as they stand (damaged manifest, or a chunk only in missing or damaged packs).", statuses.Select(s => (NsLabel(s.Namespace), (double)s.DamagedBackups.Count)));
         Family(sb, "restore_test_last_success_timestamp_seconds", "gauge", "Unix time of the newest passed restore drill.", statuses.Where(s => s.LastDrillSuccess is not null).Select(s => (NsLabel(s.Namespace), (double)s.LastDrillSuccess!.Value.ToUnixTimeMilliseconds() / 1000)));
         Family(sb, "restore_test_success_total", "counter", "Passed restore drills.", statuses.Select(s => (NsLabel(s.Namespace), (double)s.DrillSuccesses)));
         Family(sb, "restore_test_failure_total", "counter", "Failed restore drills.", statuses.Select(s => (NsLabel(s.Namespace), (double)s.DrillFailures)));

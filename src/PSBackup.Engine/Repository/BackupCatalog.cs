@@ -73,7 +73,30 @@ public sealed record BackupRecord
     public string? BackupName { get; init; }
     /// <summary>Local namespace backups: the data directory.</summary>
     public string? DataDir { get; init; }
+    /// <summary>Repository backups: null when every chunk is in a pack that is present and not marked
+    /// damaged; else why the backup cannot be restored as it stands (Repair-BackupRepository, or the
+    /// next backup of the same data, may heal it).</summary>
+    public string? Problem { get; init; }
 }
+
+/// <summary>A manifest Get-Backup could not read (fails its hash, does not decode or validate):
+/// listed apart, never as a backup. Namespace, dir and object come from the refs naming it.</summary>
+public sealed record DamagedBackup
+{
+    public required string Repository { get; init; }
+    public required string BackupId { get; init; }
+    public string? Namespace { get; init; }
+    public string? Dir { get; init; }
+    public string? Object { get; init; }
+    public required string ErrorId { get; init; }
+    public required string Message { get; init; }
+
+    /// <summary>The error front ends report for it.</summary>
+    public RepositoryIntegrityException ToException() => new(ErrorId, Message, RepositoryLayout.ManifestKey(BackupId), BackupId);
+}
+
+/// <summary>What a listing found: the backups, and the manifests that could not be read.</summary>
+public sealed record BackupListing(IReadOnlyList<BackupRecord> Backups, IReadOnlyList<DamagedBackup> Damaged);
 
 /// <summary>Get-Backup: lists what a repository or a local backup root holds.</summary>
 public static class BackupCatalog
@@ -82,15 +105,27 @@ public static class BackupCatalog
     private const int ReadParallelism = 8;
 
     /// <summary>Every matching backup, newest first by <see cref="BackupRecord.Time"/> (exactly,
-    /// ties by id): the whole listing in memory, for the CLI, health and retention.</summary>
-    public static async Task<IReadOnlyList<BackupRecord>> ListAsync(GetBackupOptions options, OperationContext context)
+    /// ties by id): the whole listing in memory, for the CLI, health and retention.
+    /// Damaged manifests are left out (<see cref="ListDetailedAsync"/> names them).</summary>
+    public static async Task<IReadOnlyList<BackupRecord>> ListAsync(GetBackupOptions options, OperationContext context) =>
+        (await ListDetailedAsync(options, context).ConfigureAwait(false)).Backups;
+
+    /// <summary>The backups (sorted exactly), and (repositories) the manifests that could not be
+    /// read: one damaged manifest never hides the others.</summary>
+    public static async Task<BackupListing> ListDetailedAsync(GetBackupOptions options, OperationContext context)
     {
         var records = new List<BackupRecord>();
-        await foreach (BackupRecord r in ListEachAsync(options, context).ConfigureAwait(false))
+        var damaged = new List<DamagedBackup>();
+        await foreach (BackupRecord r in ListEachAsync(options, context, damaged).ConfigureAwait(false))
         {
             records.Add(r);
         }
-        return Sorted(records);
+        List<DamagedBackup> bad;
+        lock (damaged)
+        {
+            bad = damaged.OrderBy(d => d.BackupId, StringComparer.Ordinal).ToList();
+        }
+        return new BackupListing(Sorted(records), bad);
     }
 
     /// <summary>The matching backups newest first, streamed: a repository's manifests are read as
@@ -108,7 +143,9 @@ public static class BackupCatalog
     /// commit or removal) are read first. Name filters (-Namespace, -Dir, -Object, -Kind) skip
     /// streams by their refs without reading them, and are checked again on each manifest (the
     /// source of truth).</para></summary>
-    public static async IAsyncEnumerable<BackupRecord> ListEachAsync(GetBackupOptions options, OperationContext context)
+    /// <param name="damaged">Collects the repository manifests that could not be read (filtered by
+    /// the refs naming them); the caller reports them after the records. Null: skipped silently.</param>
+    public static async IAsyncEnumerable<BackupRecord> ListEachAsync(GetBackupOptions options, OperationContext context, ICollection<DamagedBackup>? damaged = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
@@ -131,7 +168,7 @@ public static class BackupCatalog
             }
             yield break;
         }
-        await foreach (BackupRecord r in StreamRepositoryAsync(options, context).ConfigureAwait(false))
+        await foreach (BackupRecord r in StreamRepositoryAsync(options, context, damaged).ConfigureAwait(false))
         {
             if (Matches(options, r))
             {
@@ -204,13 +241,14 @@ public static class BackupCatalog
     /// of the stream just emitted is usually ready.</summary>
     private const int Lookahead = 2;
 
-    private static async IAsyncEnumerable<BackupRecord> StreamRepositoryAsync(GetBackupOptions options, OperationContext context)
+    private static async IAsyncEnumerable<BackupRecord> StreamRepositoryAsync(GetBackupOptions options, OperationContext context, ICollection<DamagedBackup>? damaged)
     {
         if (options.Namespace is not null) { SafePath.ValidateName(options.Namespace, "namespace"); }
         if (options.Dir is not null) { SafePath.ValidateName(options.Dir, "dir"); }
         if (options.Object is not null) { SafePath.ValidateName(options.Object, "object"); }
-        // Manifests and refs only: the index (which chunk is where) is not needed to list.
-        using OpenRepository open = await RepositoryConnector.OpenAsync(options.Repository!, context.CancellationToken, loadIndex: false).ConfigureAwait(false);
+        // The index is loaded (not only manifests and refs): each record says whether every chunk it
+        // needs is in a pack that exists and is not marked damaged (BackupRecord.Problem).
+        using OpenRepository open = await RepositoryConnector.OpenAsync(options.Repository!, context.CancellationToken).ConfigureAwait(false);
         Repository repo = open.Repository;
         string location = options.Repository!.Location;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
@@ -219,6 +257,7 @@ public static class BackupCatalog
         // Refs before manifests: a listed ref's manifest was written before it, so it is in the
         // later listing unless a removal took it meanwhile.
         IReadOnlyList<RepositoryRef> refs = await repo.ListRefsAsync("", ct).ConfigureAwait(false);
+        Dictionary<string, (string? Ns, string? Dir, string? Obj)> owners = OwnersOf(refs);
         var ids = new HashSet<string>(StringComparer.Ordinal);
         await foreach (StoredObject o in open.Backend.ListAsync(RepositoryLayout.SnapshotsPrefix, ct).ConfigureAwait(false))
         {
@@ -255,7 +294,30 @@ public static class BackupCatalog
             try
             {
                 ct.ThrowIfCancellationRequested();
-                RepositoryManifest m = await repo.ReadManifestAsync(id, ct).ConfigureAwait(false);
+                RepositoryManifest m;
+                try
+                {
+                    m = await repo.ReadManifestAsync(id, ct).ConfigureAwait(false);
+                }
+                catch (RepositoryIntegrityException e)
+                {
+                    owners.TryGetValue(id, out (string? Ns, string? Dir, string? Obj) owner);
+                    if (damaged is not null
+                        && (options.Namespace is null || owner.Ns is null || owner.Ns == options.Namespace)
+                        && (options.Dir is null || owner.Dir is null || owner.Dir == options.Dir)
+                        && (options.Object is null || owner.Obj is null || owner.Obj == options.Object))
+                    {
+                        lock (damaged)
+                        {
+                            damaged.Add(new DamagedBackup
+                            {
+                                Repository = location, BackupId = id, Namespace = owner.Ns, Dir = owner.Dir, Object = owner.Obj,
+                                ErrorId = e.ErrorId, Message = e.Message,
+                            });
+                        }
+                    }
+                    return null;
+                }
                 int n = Interlocked.Increment(ref done);
                 context.Report("List backups", $"Read {n} of {total} manifests", n, total, id);
                 if ((options.Namespace is not null && m.Namespace != options.Namespace)
@@ -265,7 +327,7 @@ public static class BackupCatalog
                 {
                     return null;
                 }
-                return RecordOf(m, location);
+                return RecordOf(m, location) with { Problem = repo.RestoreProblem(m) };
             }
             finally
             {
@@ -363,6 +425,28 @@ public static class BackupCatalog
                 // Cancelled reads, or failures nobody asked for any more.
             }
         }
+    }
+
+    /// <summary>Which namespace, or dir and object, each manifest belongs to by the refs naming it
+    /// (refs are plain names, readable when the manifest is not).</summary>
+    private static Dictionary<string, (string? Ns, string? Dir, string? Obj)> OwnersOf(IEnumerable<RepositoryRef> refs)
+    {
+        var owners = new Dictionary<string, (string?, string?, string?)>(StringComparer.Ordinal);
+        foreach (RepositoryRef r in refs)
+        {
+            string[] parts = r.Name.Split('/');
+            (string?, string?, string?)? owner = parts switch
+            {
+                ["wal" or "snapshot", var ns, _] => (ns, null, null),
+                ["object", var dir, var obj, _] => (null, dir, obj),
+                _ => null,
+            };
+            if (owner is { } o)
+            {
+                owners.TryAdd(r.ManifestId, o);
+            }
+        }
+        return owners;
     }
 
     /// <summary>Store snapshots (a <c>.manifest.json</c> beside each) and shipped WAL segments

@@ -75,8 +75,14 @@ public sealed class BackupWriter : IAsyncDisposable
 
     private readonly int _level;
 
-    internal BackupWriter(Repository repo, BackupInfo info, TimeProvider clock)
+    /// <summary>Under <c>-Force</c>: every frame a chunk is deduplicated against is read back and its
+    /// SHA-256 checked before the backup references it (once per frame and repository instance); a
+    /// frame that fails marks its pack damaged and the chunk is stored again.</summary>
+    private readonly bool _verifyExisting;
+
+    internal BackupWriter(Repository repo, BackupInfo info, TimeProvider clock, bool verifyExisting = false)
     {
+        _verifyExisting = verifyExisting;
         _repo = repo;
         _info = info;
         _clock = clock;
@@ -197,10 +203,25 @@ public sealed class BackupWriter : IAsyncDisposable
         return true;
     }
 
+    /// <summary>Records the source file's mode, owner and last-write time (restores give them back).
+    /// False when the path was not added.</summary>
+    public bool SetMetadata(string path, FileMetadata metadata)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        EnsureOpen();
+        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.OrdinalIgnoreCase));
+        if (i < 0)
+        {
+            return false;
+        }
+        _files[i] = _files[i].WithMetadata(metadata);
+        return true;
+    }
+
     /// <summary>Adds the file at <paramref name="sourcePath"/> under the relative <paramref name="path"/>.</summary>
     public async Task<RepositoryFile> AddFileFromPathAsync(string path, string sourcePath, ChunkingProfile profile = ChunkingProfile.Default, CancellationToken ct = default)
     {
-        await using var fs = new FileStream(sourcePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        await using FileStream fs = SpecialFiles.OpenRegular(sourcePath);
         return await AddFileAsync(path, fs, profile, ct).ConfigureAwait(false);
     }
 
@@ -260,6 +281,10 @@ public sealed class BackupWriter : IAsyncDisposable
                     pos += cut;
                 }
                 ChunkId[] ids = ComputeIds(buf, cuts);
+                if (_verifyExisting)
+                {
+                    await VerifyExistingAsync(ids, ct).ConfigureAwait(false);
+                }
                 for (int i = 0; i < ids.Length; i++)
                 {
                     if (Stage(buf, cuts[i].Offset, cuts[i].Length, ids[i], chunks))
@@ -278,6 +303,30 @@ public sealed class BackupWriter : IAsyncDisposable
             ArrayPool<byte>.Shared.Return(buf);
         }
         return new RepositoryFile(path, total, Hex.Encode(fileHash.GetHashAndReset()), chunks);
+    }
+
+    /// <summary>Proves the stored frame of every chunk in <paramref name="ids"/> that would be
+    /// deduplicated: reads it back and checks its SHA-256. A frame that fails (or whose pack is gone)
+    /// takes its pack out of use, so the chunk's next copy is checked, or the chunk is stored again.</summary>
+    private async Task VerifyExistingAsync(ChunkId[] ids, CancellationToken ct)
+    {
+        while (true)
+        {
+            var frames = new HashSet<RepositoryIndex.FrameInfo>();
+            foreach (ChunkId id in ids)
+            {
+                if (!_pending.Contains(id) && _repo.Index.TryGet(id, out RepositoryIndex.ChunkLocation loc) && !_repo.IsVerified(loc.Frame))
+                {
+                    frames.Add(loc.Frame);
+                }
+            }
+            if (frames.Count == 0)
+            {
+                return;
+            }
+            await Parallel.ForEachAsync(frames, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = ct },
+                async (f, c) => await _repo.VerifyFrameAsync(f, c).ConfigureAwait(false)).ConfigureAwait(false);
+        }
     }
 
     /// <summary>The ids of the chunks cut from one block, hashed in parallel (one range per core).</summary>
@@ -304,11 +353,15 @@ public sealed class BackupWriter : IAsyncDisposable
         return ids;
     }
 
+    /// <summary>Repair: only chunks this accepts are stored (the ones the repository lacks); the others
+    /// are cut and hashed but not kept. Null: every new chunk is stored.</summary>
+    internal Func<ChunkId, bool>? StoreOnly { get; init; }
+
     /// <summary>Records one chunk; when it is new, copies it into the open frame. True when the frame is full.</summary>
     private bool Stage(byte[] buf, int offset, int length, ChunkId id, List<ChunkId> chunks)
     {
         chunks.Add(id);
-        if (_repo.Index.Contains(id) || !_pending.Add(id))
+        if (_repo.Index.Contains(id) || (StoreOnly is { } only && !only(id)) || !_pending.Add(id))
         {
             return false;
         }
@@ -461,6 +514,20 @@ public sealed class BackupWriter : IAsyncDisposable
                     }
                     Interlocked.Increment(ref _packs);
                     Interlocked.Add(ref _storedBytes, job.Length);
+                    if (_repo.Index.Pack(id) is { Usable: false } known)
+                    {
+                        // The same bytes again under the same content address: the pack is whole now.
+                        known.State = PackState.Present;
+                        known.Problem = null;
+                        try
+                        {
+                            await _repo.Backend.DeleteAsync(RepositoryLayout.DamagedKey(id), _cts.Token).ConfigureAwait(false);
+                        }
+                        catch (IOException)
+                        {
+                            // A stale marker only costs a re-upload next time.
+                        }
+                    }
                     _unindexed.Add(new IndexPack(id, job.Length, job.Frames));
                 }
                 finally
@@ -524,6 +591,62 @@ public sealed class BackupWriter : IAsyncDisposable
         }
     }
 
+    /// <summary>Repair: stores one chunk whose plaintext is known to be right (its id was recomputed),
+    /// unless the repository already has a usable copy.</summary>
+    internal async Task AddChunkAsync(ChunkId id, byte[] plain, int offset, int length, CancellationToken ct)
+    {
+        EnsureOpen();
+        _state = State.Failed;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _cts.Token);
+        try
+        {
+            if (Stage(plain, offset, length, id, []))
+            {
+                await SubmitFrameAsync(linked.Token).ConfigureAwait(false);
+            }
+            _state = State.Open;
+        }
+        catch (Exception e) when (_failure is not null && e is OperationCanceledException or ChannelClosedException)
+        {
+            _failure.Throw();
+            throw;
+        }
+    }
+
+    /// <summary>Repair: flushes the last frame and pack and indexes them; no manifest is written.
+    /// Returns the packs and bytes stored.</summary>
+    internal async Task<(long Packs, long StoredBytes, long Chunks)> CommitChunksAsync(CancellationToken ct)
+    {
+        EnsureOpen();
+        _state = State.Failed;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _cts.Token);
+        try
+        {
+            await FinishDataAsync(linked.Token).ConfigureAwait(false);
+            _state = State.Committed;
+            return (_packs, _storedBytes, _newChunks);
+        }
+        catch (Exception e) when (_failure is not null && e is OperationCanceledException or ChannelClosedException)
+        {
+            _failure.Throw();
+            throw;
+        }
+    }
+
+    /// <summary>The last frame and pack stored and indexed.</summary>
+    private async Task FinishDataAsync(CancellationToken ct)
+    {
+        await SubmitFrameAsync(ct).ConfigureAwait(false);
+        _toCompress.Writer.TryComplete();
+        await Task.WhenAll(_compressors).ConfigureAwait(false);
+        _failure?.Throw();
+        _toPack.Writer.TryComplete();
+        await _packer.ConfigureAwait(false);
+        await _uploader.ConfigureAwait(false);
+        _failure?.Throw();
+        await FlushIndexAsync(ct).ConfigureAwait(false);
+    }
+
     /// <summary>Finishes the backup: flushes the last frame and pack, writes the index object, then
     /// the manifest, then (when <paramref name="refName"/> is given, e.g. <c>wal/ns1/000000043</c>)
     /// the ref <c>refs/&lt;refName&gt;/&lt;manifestId&gt;</c>. Returns the manifest id and what was stored.</summary>
@@ -535,15 +658,7 @@ public sealed class BackupWriter : IAsyncDisposable
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _cts.Token);
         try
         {
-            await SubmitFrameAsync(linked.Token).ConfigureAwait(false);
-            _toCompress.Writer.TryComplete();
-            await Task.WhenAll(_compressors).ConfigureAwait(false);
-            _failure?.Throw();
-            _toPack.Writer.TryComplete();
-            await _packer.ConfigureAwait(false);
-            await _uploader.ConfigureAwait(false);
-            _failure?.Throw();
-            await FlushIndexAsync(linked.Token).ConfigureAwait(false);
+            await FinishDataAsync(linked.Token).ConfigureAwait(false);
             var manifest = new RepositoryManifest
             {
                 Kind = _info.Kind,
@@ -560,9 +675,17 @@ public sealed class BackupWriter : IAsyncDisposable
                 Store = _info.Store,
                 Segment = _info.Segment,
                 Properties = _info.Properties,
+                Root = _info.Root,
+                Directories = _info.Directories,
                 Files = _files.ToList(),
             };
-            byte[] blob = _repo.Codec.EncodeJson(manifest);
+            byte[] blob = _repo.Codec.EncodeJson(manifest, out int plainLength);
+            if (BlobLimits.Problem(BlobKind.Manifest, plainLength, blob.Length) is { } tooLarge)
+            {
+                // A reader would refuse it: fail now, never commit a backup that cannot be read back.
+                throw new OperationFailedException("ManifestTooLarge",
+                    $"This backup's manifest cannot be stored: {tooLarge}. Split the backup (fewer or smaller files per backup); nothing was committed.");
+            }
             string id = Hex.Encode(SHA256.HashData(blob));
             await Repository.PutBytesAsync(_repo.Backend, RepositoryLayout.ManifestKey(id), blob, linked.Token).ConfigureAwait(false);
             long stored = _storedBytes + blob.Length;

@@ -14,7 +14,7 @@ namespace PSBackup.Engine.Repository;
 /// Test-BackupRepository -ReadData still checks every chunk id.</summary>
 internal sealed class ManifestReader(Repository repo, RepositoryManifest manifest)
 {
-    private readonly record struct Item(int File, int Offset, int Length);
+    private readonly record struct Item(int File, int Offset, int Length, ChunkId Id);
 
     private sealed class Run(RepositoryIndex.FrameInfo frame)
     {
@@ -96,7 +96,13 @@ internal sealed class ManifestReader(Repository repo, RepositoryManifest manifes
                 RepositoryFile f = files[fi];
                 foreach (ChunkId id in f.Chunks)
                 {
-                    if (!repo.Index.TryGet(id, out RepositoryIndex.ChunkLocation loc))
+                    // A usable copy first; else the first copy at all (its pack may be marked damaged
+                    // while this frame is sound; a failed read then tries the others).
+                    if (!repo.Index.TryGet(id, out RepositoryIndex.ChunkLocation loc) && repo.Index.Locations(id) is [var first, ..])
+                    {
+                        loc = first;
+                    }
+                    if (loc.Frame is null)
                     {
                         string damaged = repo.DamagedIndexes.Count > 0 ? $" Damaged index objects: {string.Join(", ", repo.DamagedIndexes)}." : "";
                         throw new RepositoryIntegrityException("ChunkMissing",
@@ -115,7 +121,7 @@ internal sealed class ManifestReader(Repository repo, RepositoryManifest manifes
                         }
                         run = new Run(loc.Frame);
                     }
-                    run.Items.Add(new Item(fi, loc.Offset, loc.Length));
+                    run.Items.Add(new Item(fi, loc.Offset, loc.Length, id));
                 }
             }
             if (run is not null)
@@ -148,11 +154,101 @@ internal sealed class ManifestReader(Repository repo, RepositoryManifest manifes
         }
     }
 
+    /// <summary>The run's frame, decoded. When it cannot be read (pack missing, frame damaged) the
+    /// pack is marked (in memory at once, <c>damaged/&lt;id&gt;</c> best effort) and each chunk of the run
+    /// is taken from another copy, if the repository has one (a later backup stored it again, or repair
+    /// salvaged it): the run's items are then repointed into a buffer built from those copies.</summary>
     private async Task<byte[]> FetchAsync(Run run, IReadOnlyList<RepositoryFile> files, CancellationToken ct)
     {
         await Task.Yield();
-        RepositoryIndex.FrameInfo fr = run.Frame;
         string firstPath = files[run.Items[0].File].Path;
+        try
+        {
+            return await FetchFrameAsync(run.Frame, firstPath, ct).ConfigureAwait(false);
+        }
+        catch (RepositoryIntegrityException failure)
+        {
+            await NoteFailureAsync(run.Frame.Pack, failure, ct).ConfigureAwait(false);
+            byte[]? fallback = await FromOtherCopiesAsync(run, files, ct).ConfigureAwait(false);
+            if (fallback is null)
+            {
+                throw;
+            }
+            return fallback;
+        }
+    }
+
+    private async Task NoteFailureAsync(RepositoryIndex.PackInfo pack, RepositoryIntegrityException failure, CancellationToken ct)
+    {
+        if (failure.ErrorId == "PackMissing")
+        {
+            pack.State = PackState.Missing;
+            pack.Problem = $"pack {pack.Id} is missing";
+        }
+        else
+        {
+            await repo.MarkDamagedAsync(pack.Id, failure.Message, ct, bestEffort: true).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<byte[]?> FromOtherCopiesAsync(Run run, IReadOnlyList<RepositoryFile> files, CancellationToken ct)
+    {
+        int total = run.Items.Sum(i => i.Length);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, total));
+        var decoded = new Dictionary<RepositoryIndex.FrameInfo, byte[]>();
+        var moved = new List<Item>(run.Items.Count);
+        try
+        {
+            int at = 0;
+            foreach (Item it in run.Items)
+            {
+                bool found = false;
+                foreach (RepositoryIndex.ChunkLocation loc in repo.Index.Locations(it.Id))
+                {
+                    if (ReferenceEquals(loc.Frame.Pack, run.Frame.Pack) || loc.Length != it.Length)
+                    {
+                        continue;
+                    }
+                    if (!decoded.TryGetValue(loc.Frame, out byte[]? plain))
+                    {
+                        try
+                        {
+                            plain = await FetchFrameAsync(loc.Frame, files[it.File].Path, ct).ConfigureAwait(false);
+                        }
+                        catch (RepositoryIntegrityException other)
+                        {
+                            await NoteFailureAsync(loc.Frame.Pack, other, ct).ConfigureAwait(false);
+                            continue;
+                        }
+                        decoded[loc.Frame] = plain;
+                    }
+                    Buffer.BlockCopy(plain, loc.Offset, buffer, at, it.Length);
+                    moved.Add(it with { Offset = at });
+                    at += it.Length;
+                    found = true;
+                    break;
+                }
+                if (!found)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    return null;
+                }
+            }
+            run.Items.Clear();
+            run.Items.AddRange(moved);
+            return buffer;
+        }
+        finally
+        {
+            foreach (byte[] b in decoded.Values)
+            {
+                ArrayPool<byte>.Shared.Return(b);
+            }
+        }
+    }
+
+    private async Task<byte[]> FetchFrameAsync(RepositoryIndex.FrameInfo fr, string firstPath, CancellationToken ct)
+    {
         string packKey = fr.Pack.Key;
         RepositoryIntegrityException Bad(string id, string what, string path, Exception? inner = null) =>
             new(id, $"Backup {manifest.Id}, file '{path}': {what}. The data cannot be restored from this repository; restore this file from another copy.",
@@ -170,9 +266,16 @@ internal sealed class ManifestReader(Repository repo, RepositoryManifest manifes
         {
             throw Bad("PackTruncated", $"pack {packKey} is shorter than its index says", firstPath, e);
         }
-        catch (IOException e) when (e is not FileNotFoundException)
+        catch (StorageIOException e) when (!e.IsTransient)
         {
             throw Bad("PackTruncated", $"pack {packKey} could not be read at {fr.Offset}+{fr.Length} ({e.Message})", firstPath, e);
+        }
+        catch (IOException e) when (e is not FileNotFoundException)
+        {
+            // The storage failed to answer (after the retries): not evidence about the pack's bytes.
+            throw new OperationFailedException("StorageReadFailed",
+                $"Backup {manifest.Id}, file '{firstPath}': pack {packKey} could not be read from {repo.Location} ({e.Message}). The storage did not answer; nothing is known to be damaged. Check the connection or the disk, then try again.",
+                packKey, e);
         }
         byte[]? plain = null;
         byte[]? scratch = null;

@@ -311,6 +311,10 @@ public sealed class Repository
                 }
             }
         }).ConfigureAwait(false);
+        // The existence check behind every backup: packs are listed after the index was read (an
+        // index object is written after its packs, so every pack it names is in this listing unless
+        // it is gone), and packs marked damaged are left out. One listing per 1000 packs on S3.
+        await CheckPacksAsync(index, ct).ConfigureAwait(false);
         Index = index;
         lock (_damagedIndexes)
         {
@@ -319,9 +323,78 @@ public sealed class Repository
         }
     }
 
+    private async Task CheckPacksAsync(RepositoryIndex index, CancellationToken ct)
+    {
+        var listed = new Dictionary<string, long>(StringComparer.Ordinal);
+        await foreach (StoredObject o in Backend.ListAsync(RepositoryLayout.PacksPrefix, ct).ConfigureAwait(false))
+        {
+            listed[o.Key[(o.Key.LastIndexOf('/') + 1)..]] = o.Size;
+        }
+        var marked = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (StoredObject o in Backend.ListAsync(RepositoryLayout.DamagedPrefix, ct).ConfigureAwait(false))
+        {
+            marked.Add(o.Key[RepositoryLayout.DamagedPrefix.Length..]);
+        }
+        foreach (RepositoryIndex.PackInfo p in index.Packs())
+        {
+            if (!listed.TryGetValue(p.Id, out long size))
+            {
+                p.State = PackState.Missing;
+                p.Problem = $"pack {p.Id} is missing";
+            }
+            else if (size != p.Size)
+            {
+                p.State = PackState.Damaged;
+                p.Problem = $"pack {p.Id} has {size} bytes, its index says {p.Size}";
+            }
+            else if (marked.Contains(p.Id))
+            {
+                p.State = PackState.Damaged;
+                p.Problem = $"pack {p.Id} was found damaged (marked {RepositoryLayout.DamagedKey(p.Id)})";
+            }
+        }
+    }
+
+    /// <summary>Packs the index names that are missing or damaged: their chunks are not deduplicated
+    /// against (the next backup stores them again) and readers try other copies first.</summary>
+    public IReadOnlyList<(string PackId, string Problem)> UnusablePacks =>
+        Index.Packs().Where(p => !p.Usable).Select(p => (p.Id, p.Problem ?? $"pack {p.Id} is not usable")).OrderBy(p => p.Id, StringComparer.Ordinal).ToList();
+
+    /// <summary>Records that a pack's bytes failed a check: in this process at once, and as the plain
+    /// marker <c>damaged/&lt;packId&gt;</c> so every later writer stores its chunks again and every reader
+    /// tries other copies first. Idempotent. Readers call it best effort (a read-only credential must
+    /// not turn a detected corruption into another error).</summary>
+    public async Task MarkDamagedAsync(string packId, string reason, CancellationToken ct = default, bool bestEffort = false)
+    {
+        if (!Hex.IsSha256Hex(packId))
+        {
+            return;
+        }
+        if (Index.Pack(packId) is { } p && p.State != PackState.Missing)
+        {
+            p.State = PackState.Damaged;
+            p.Problem = reason;
+        }
+        byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(new DamagedPackMarker
+        {
+            Pack = packId,
+            Reason = reason,
+            DetectedAt = DateTimeOffset.UtcNow,
+            Host = Environment.MachineName,
+        }, RepositoryJson.Indented);
+        try
+        {
+            await PutBytesAsync(Backend, RepositoryLayout.DamagedKey(packId), bytes, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (bestEffort && e is IOException or UnauthorizedAccessException or PSBackupException)
+        {
+            // The in-memory mark still steers this process; check will mark it again.
+        }
+    }
+
     internal async Task<IndexObject> ReadIndexObjectAsync(string key, CancellationToken ct)
     {
-        byte[] plain = await ReadBlobAsync(key, key[RepositoryLayout.IndexPrefix.Length..], "IndexCorrupt", null, ct).ConfigureAwait(false);
+        byte[] plain = await ReadBlobAsync(key, key[RepositoryLayout.IndexPrefix.Length..], "IndexCorrupt", null, BlobKind.Index, ct).ConfigureAwait(false);
         IndexObject? idx;
         try
         {
@@ -337,16 +410,16 @@ public sealed class Repository
 
     /// <summary>Reads a content-addressed blob, checks its SHA-256 against <paramref name="expectedSha"/>
     /// before decoding, and decodes it.</summary>
-    internal async Task<byte[]> ReadBlobAsync(string key, string expectedSha, string errorId, string? manifestId, CancellationToken ct)
+    internal async Task<byte[]> ReadBlobAsync(string key, string expectedSha, string errorId, string? manifestId, BlobKind kind, CancellationToken ct)
     {
-        byte[] stored = await GetBytesAsync(Backend, key, ct).ConfigureAwait(false);
+        byte[] stored = await GetBytesAsync(Backend, key, ct, kind == BlobKind.Manifest ? BlobLimits.MaxManifest : BlobLimits.MaxIndex).ConfigureAwait(false);
         if (Hex.Encode(SHA256.HashData(stored)) != expectedSha)
         {
             throw new RepositoryIntegrityException(errorId, $"The object {key} is damaged: its SHA-256 does not match its name.", key, manifestId);
         }
         try
         {
-            return Codec.DecodeBlob(stored);
+            return Codec.DecodeBlob(stored, kind);
         }
         catch (InvalidDataException e)
         {
@@ -359,12 +432,64 @@ public sealed class Repository
     /// <summary>Starts one backup. Add files, then <see cref="BackupWriter.CommitAsync"/>; dispose
     /// or <see cref="BackupWriter.AbortAsync"/> without committing and the backup does not exist.
     /// <paramref name="clock"/> stamps the manifest's CompletedAt at commit (the operation's clock,
-    /// so it agrees with CreatedAt; the system clock when null).</summary>
-    public BackupWriter BeginBackup(BackupInfo info, TimeProvider? clock = null)
+    /// so it agrees with CreatedAt; the system clock when null).
+    /// <paramref name="verifyExisting"/> (object backups under -Force): every stored frame the backup
+    /// deduplicates against is read back and checked first (see <see cref="VerifyFrameAsync"/>).</summary>
+    public BackupWriter BeginBackup(BackupInfo info, TimeProvider? clock = null, bool verifyExisting = false)
     {
         ArgumentNullException.ThrowIfNull(info);
         ValidateNames(info.Namespace, info.Dir, info.Object);
-        return new BackupWriter(this, info, clock ?? TimeProvider.System);
+        return new BackupWriter(this, info, clock ?? TimeProvider.System, verifyExisting);
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<RepositoryIndex.FrameInfo, bool> _verifiedFrames = new();
+
+    internal bool IsVerified(RepositoryIndex.FrameInfo frame) => _verifiedFrames.ContainsKey(frame);
+
+    /// <summary>Reads one stored frame back and checks its SHA-256 (the bytes written are the bytes
+    /// stored). On failure the pack is taken out of use: missing in this process, damaged also as the
+    /// marker <c>damaged/&lt;id&gt;</c>. Storage that does not answer throws (that proves nothing).</summary>
+    internal async Task<bool> VerifyFrameAsync(RepositoryIndex.FrameInfo frame, CancellationToken ct)
+    {
+        if (_verifiedFrames.ContainsKey(frame))
+        {
+            return true;
+        }
+        string? problem = null;
+        try
+        {
+            byte[] stored = await GetRangeRentedAsync(frame.Pack.Key, frame.Offset, frame.Length, ct).ConfigureAwait(false);
+            try
+            {
+                Span<byte> h = stackalloc byte[32];
+                SHA256.HashData(stored.AsSpan(0, frame.Length), h);
+                if (!h.SequenceEqual(frame.Sha256))
+                {
+                    problem = $"the frame at offset {frame.Offset} of pack {frame.Pack.Id} fails its SHA-256";
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(stored);
+            }
+        }
+        catch (StorageNotFoundException)
+        {
+            frame.Pack.State = PackState.Missing;
+            frame.Pack.Problem = $"pack {frame.Pack.Id} is missing";
+            return false;
+        }
+        catch (Exception e) when (e is EndOfStreamException or StorageIOException { IsTransient: false })
+        {
+            problem = $"pack {frame.Pack.Id} is shorter than its index says ({e.Message})";
+        }
+        if (problem is not null)
+        {
+            await MarkDamagedAsync(frame.Pack.Id, problem, ct).ConfigureAwait(false);
+            return false;
+        }
+        _verifiedFrames.TryAdd(frame, true);
+        return true;
     }
 
     private static void ValidateNames(string? ns, string? dir, string? obj)
@@ -410,7 +535,7 @@ public sealed class Repository
         byte[] plain;
         try
         {
-            plain = await ReadBlobAsync(key, id, "ManifestCorrupt", id, ct).ConfigureAwait(false);
+            plain = await ReadBlobAsync(key, id, "ManifestCorrupt", id, BlobKind.Manifest, ct).ConfigureAwait(false);
         }
         catch (StorageNotFoundException)
         {
@@ -440,6 +565,9 @@ public sealed class Repository
         return m;
     }
 
+    /// <summary>The largest chunk any chunking profile may cut (<see cref="ChunkingParameters"/>).</summary>
+    internal const long MaxChunkSize = 8 * 1024 * 1024;
+
     /// <summary>Validates a manifest read from storage as hostile input (SafePath rules for every
     /// file path and name, no duplicates, no file under another file, sane sizes and hashes).</summary>
     internal static void ValidateManifest(RepositoryManifest m, string id)
@@ -447,7 +575,13 @@ public sealed class Repository
         string key = RepositoryLayout.ManifestKey(id);
         void Fail(string what, string? path = null) =>
             throw new RepositoryIntegrityException("ManifestInvalid", $"Backup {id}: {what}. The manifest is damaged or hostile; it will not be restored.", key, id, path);
-        if (m.FormatVersion < 1 || m.FormatVersion > RepositoryManifest.CurrentFormatVersion)
+        if (m.FormatVersion > RepositoryManifest.CurrentFormatVersion)
+        {
+            // Not damage: a newer writer. Nothing may treat it as damaged (prune never removes it).
+            throw new RepositoryIntegrityException("ManifestTooNew",
+                $"Backup {id} has manifest format version {m.FormatVersion}; this PSBackup reads 1..{RepositoryManifest.CurrentFormatVersion}. Use a newer PSBackup.", key, id);
+        }
+        if (m.FormatVersion < 1)
         {
             Fail($"manifest format version {m.FormatVersion} is not supported (this PSBackup reads 1..{RepositoryManifest.CurrentFormatVersion})");
         }
@@ -463,7 +597,17 @@ public sealed class Repository
         {
             Fail(e.Message);
         }
+        if (m.Segment is { } seg && (seg.SegmentId < 0 || seg.FirstLogIndex < 0 || seg.EntryCount < 0 || seg.FirstLogIndex > long.MaxValue - seg.EntryCount))
+        {
+            Fail("the segment facts are negative or overflow");
+        }
+        if (m.Wal is { } wal && (wal.SegmentIds is null || wal.SegmentIds.Any(i => i < 0) || wal.HighestLogIndex < 0 || wal.AppliedLogIndex < 0
+            || wal.HighestLogIndex == long.MaxValue || wal.AppliedLogIndex == long.MaxValue))
+        {
+            Fail("the WAL position is missing ids, negative or out of range");
+        }
         var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        long total = 0;
         foreach (RepositoryFile? f in m.Files!)
         {
             if (f is null)
@@ -491,6 +635,53 @@ public sealed class Repository
             {
                 Fail($"the entry for '{f.Path}' has an invalid size, hash or chunk list", f.Path);
             }
+            // Every chunk holds 1 byte to 8 MiB (the largest chunk any profile allows), so a size the
+            // chunk list cannot hold is a lie that would overflow totals and progress.
+            if (f.Chunks!.Count > f.Size || f.Size / MaxChunkSize > f.Chunks.Count || total > long.MaxValue - f.Size)
+            {
+                Fail($"the entry for '{f.Path}' claims {f.Size} bytes in {f.Chunks.Count} chunks, which no backup can hold", f.Path);
+            }
+            total += f.Size;
+        }
+        static bool SaneMetadata(int? mode, long? uid, long? gid) => mode is null or (>= 0 and <= 0xFFF) && uid is null or >= 0 && gid is null or >= 0;
+        foreach (RepositoryFile f in m.Files!)
+        {
+            if (!SaneMetadata(f.Mode, f.Uid, f.Gid))
+            {
+                Fail($"the entry for '{f.Path}' has an invalid mode or owner", f.Path);
+            }
+        }
+        if (m.Root is { } root && (root.Path != "" || !SaneMetadata(root.Mode, root.Uid, root.Gid)))
+        {
+            Fail("the root folder entry is invalid");
+        }
+        var folders = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (RepositoryDirectory? d in m.Directories ?? [])
+        {
+            if (d is null)
+            {
+                Fail("a folder entry is null");
+                continue;
+            }
+            try
+            {
+                if (SafePath.ValidateRelativePath(d.Path, "manifest folder") != d.Path)
+                {
+                    Fail($"the folder '{d.Path}' is not in canonical form", d.Path);
+                }
+            }
+            catch (InvalidInputException e)
+            {
+                Fail(e.Message, d.Path);
+            }
+            if (!folders.Add(d.Path) || seen.Contains(d.Path))
+            {
+                Fail($"the folder '{d.Path}' appears twice or is also a file", d.Path);
+            }
+            if (!SaneMetadata(d.Mode, d.Uid, d.Gid))
+            {
+                Fail($"the folder '{d.Path}' has an invalid mode or owner", d.Path);
+            }
         }
         foreach (string p in seen)
         {
@@ -504,6 +695,27 @@ public sealed class Repository
                 slash = p.LastIndexOf('/', slash - 1);
             }
         }
+    }
+
+    /// <summary>Why <paramref name="m"/> cannot be restored from this repository as it stands (a chunk
+    /// with no copy in a usable pack), or null. From the loaded index and pack listing; reads nothing.</summary>
+    public string? RestoreProblem(RepositoryManifest m)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        foreach (RepositoryFile f in m.Files)
+        {
+            foreach (ChunkId c in f.Chunks)
+            {
+                if (Index.TryGet(c, out _))
+                {
+                    continue;
+                }
+                IReadOnlyList<RepositoryIndex.ChunkLocation> all = Index.Locations(c);
+                string why = all.Count == 0 ? $"chunk {c} is in no readable index" : all[0].Frame.Pack.Problem ?? $"pack {all[0].Frame.Pack.Id} is not usable";
+                return $"file '{f.Path}': {why}";
+            }
+        }
+        return null;
     }
 
     // ---------------------------------------------------------------- refs
@@ -566,6 +778,22 @@ public sealed class Repository
             }
         }
         Directory.CreateDirectory(root);
+        // Temp names are short and random in the target's own folder: never longer than a name the
+        // folder allows (a 255-byte name plus ".tmp" is not), never a name the manifest restores
+        // (a backup holding both "x" and "x.tmp" once crossed their bytes), never an existing file.
+        var taken = new HashSet<string>(targets, StringComparer.Ordinal);
+        string TempFor(string target)
+        {
+            string dir = Path.GetDirectoryName(target)!;
+            while (true)
+            {
+                string t = Path.Combine(dir, $".psb-{Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant()}.tmp");
+                if (!taken.Contains(t) && !File.Exists(t) && !Directory.Exists(t))
+                {
+                    return t;
+                }
+            }
+        }
         long total = manifest.TotalBytes, done = 0;
         string? openTemp = null;
         Stream? openStream = null;
@@ -580,12 +808,13 @@ public sealed class Repository
                 (i, _) =>
                 {
                     Directory.CreateDirectory(Path.GetDirectoryName(targets[i])!);
-                    openTemp = targets[i] + ".tmp";
+                    openTemp = TempFor(targets[i]);
                     lock (unfinished)
                     {
                         unfinished.Add(openTemp);
                     }
-                    openStream = new FileStream(openTemp, FileMode.Create, FileAccess.Write, FileShare.None, 0);
+                    // Private until its recorded mode is given back (a 0600 file is never readable by others on the way).
+                    openStream = new FileStream(openTemp, PrivateFiles.CreateNew(bufferSize: 0, options: FileOptions.None));
                     return ValueTask.FromResult(openStream);
                 },
                 async (i, s, _) =>
@@ -602,7 +831,15 @@ public sealed class Repository
                             {
                                 ((FileStream)s).Flush(flushToDisk: true);
                             }
+                            manifest.Files[i].Metadata?.Apply(temp);
                             File.Move(temp, targets[i], overwrite: true);
+                            // The name now holds exactly the verified bytes (nothing else renamed onto it).
+                            if (new FileInfo(targets[i]).Length != manifest.Files[i].Size)
+                            {
+                                throw new RepositoryIntegrityException("RestoreSwapCrossed",
+                                    $"Backup {manifest.Id}, file '{manifest.Files[i].Path}': after the rename '{targets[i]}' does not hold the {manifest.Files[i].Size} verified bytes; something else wrote to the target during the restore. Restore into an empty folder.",
+                                    RepositoryLayout.ManifestKey(manifest.Id), manifest.Id, manifest.Files[i].Path);
+                            }
                             lock (unfinished)
                             {
                                 unfinished.Remove(temp);
@@ -618,6 +855,7 @@ public sealed class Repository
                 },
                 ct).ConfigureAwait(false);
             await Task.WhenAll(closing).ConfigureAwait(false);
+            RestoreFolders(manifest, root);
         }
         finally
         {
@@ -639,6 +877,23 @@ public sealed class Repository
             }
         }
         return new RestoreResult(manifest.Id, root, manifest.Files.Count, total);
+    }
+
+    /// <summary>Creates the backup's folders (empty ones too) and gives them and the root their
+    /// recorded mode, owner and last-write time, deepest first (a folder's time changes as entries
+    /// are made in it).</summary>
+    private static void RestoreFolders(RepositoryManifest manifest, string root)
+    {
+        var folders = (manifest.Directories ?? []).Select(d => (Full: SafePath.Combine(root, d.Path, "restored folder"), Dir: d)).ToList();
+        foreach ((string full, _) in folders)
+        {
+            Directory.CreateDirectory(full);
+        }
+        foreach ((string full, RepositoryDirectory d) in folders.OrderByDescending(f => f.Dir.Path.Count(c => c == '/')).ThenByDescending(f => f.Dir.Path, StringComparer.Ordinal))
+        {
+            d.Metadata.Apply(full);
+        }
+        manifest.Root?.Metadata.Apply(root);
     }
 
     /// <summary>Streams one file of a backup into <paramref name="destination"/>, verifying every
@@ -669,11 +924,33 @@ public sealed class Repository
         await backend.PutAsync(key, ms, bytes.Length, ct).ConfigureAwait(false);
     }
 
-    internal static async Task<byte[]> GetBytesAsync(IStorageBackend backend, string key, CancellationToken ct)
+    /// <summary>Largest small plain object: config, key, lock, event, damage marker.</summary>
+    internal const long MaxSmallObject = 1L << 20;
+
+    /// <summary>Reads a whole object of at most <paramref name="maxBytes"/> (a larger one is damaged or
+    /// hostile: an integrity error, read no further than the limit).</summary>
+    internal static async Task<byte[]> GetBytesAsync(IStorageBackend backend, string key, CancellationToken ct, long maxBytes = MaxSmallObject)
     {
         await using Stream s = await backend.GetAsync(key, ct).ConfigureAwait(false);
         using var ms = new MemoryStream();
-        await s.CopyToAsync(ms, ct).ConfigureAwait(false);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(81920);
+        try
+        {
+            int n;
+            while ((n = await s.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+            {
+                if (ms.Length + n > maxBytes)
+                {
+                    throw new RepositoryIntegrityException("ObjectTooLarge",
+                        $"The object {key} in {backend.Location} is larger than the {maxBytes} bytes such an object may have. It is damaged or was planted; it is not read.", key);
+                }
+                ms.Write(buffer, 0, n);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
         return ms.ToArray();
     }
 

@@ -36,7 +36,102 @@ internal sealed class RepositoryChecker(Repository repo)
     private readonly List<CheckIssue> _errors = new();
     private readonly List<CheckIssue> _warnings = new();
 
+    private readonly Dictionary<string, string> _damaged = new(StringComparer.Ordinal);
+
     private void Error(CheckIssue i) { lock (_errors) { _errors.Add(i); } }
+
+    private void Damaged(string packId, string why) { lock (_damaged) { _damaged.TryAdd(packId, why); } }
+
+    private async Task<DamagedPackMarker?> ReadMarkerAsync(string key, CancellationToken ct)
+    {
+        try
+        {
+            byte[] bytes = await Repository.GetBytesAsync(repo.Backend, key, ct, 64 * 1024).ConfigureAwait(false);
+            return JsonSerializer.Deserialize<DamagedPackMarker>(bytes, RepositoryJson.Options);
+        }
+        catch (Exception e) when (e is JsonException or StorageNotFoundException or RepositoryIntegrityException)
+        {
+            return null;
+        }
+    }
+
+    private static string MarkerReason(DamagedPackMarker? m) =>
+        m is null ? "no reason recorded" : $"{SafePath.Printable(m.Reason ?? "")}, {m.DetectedAt:u} on {SafePath.Printable(m.Host ?? "")}";
+
+    /// <summary>What is wrong with <paramref name="name"/> naming <paramref name="m"/>, or null when it fits.</summary>
+    internal static string? RefProblem(string name, RepositoryManifest m)
+    {
+        string[] parts = name.Split('/');
+        string kind = BackupKinds.ToName(m.Kind);
+        switch (parts[0])
+        {
+            case "wal" when parts.Length == 3:
+                string id = parts[2].Split(".partial-")[0];
+                if (m.Kind != BackupKind.WalSegment) { return $"that is a {kind} backup, not a WAL segment"; }
+                if (m.Namespace != parts[1]) { return $"that segment belongs to namespace '{m.Namespace}'"; }
+                if (m.Segment is null || m.Segment.SegmentId.ToString("D9", System.Globalization.CultureInfo.InvariantCulture) != id)
+                {
+                    return $"that backup holds segment {m.Segment?.SegmentId.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "(none)"}";
+                }
+                return null;
+            case "object" when parts.Length == 4:
+                if (m.Kind != BackupKind.Object) { return $"that is a {kind} backup, not an object backup"; }
+                if (m.Dir != parts[1] || m.Object != parts[2]) { return $"that is a backup of '{m.Dir}/{m.Object}'"; }
+                return null;
+            case "snapshot" when parts.Length == 3:
+                if (m.Kind != BackupKind.StoreSnapshot) { return $"that is a {kind} backup, not a store snapshot"; }
+                if (m.Namespace != parts[1]) { return $"that snapshot belongs to namespace '{m.Namespace}'"; }
+                return null;
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>Per namespace, the sealed segments the refs <c>wal/&lt;ns&gt;/&lt;id&gt;</c> name (what
+    /// point-in-time recovery sees) must have consecutive ids and log indexes: a hole is a WalGap,
+    /// which a restore across it would fail on.</summary>
+    private void CheckWalContinuity(IReadOnlyList<RepositoryRef> refs, Dictionary<string, RepositoryManifest> facts)
+    {
+        var segments = new Dictionary<string, SortedDictionary<long, RepositorySegment>>(StringComparer.Ordinal);
+        foreach (RepositoryRef r in refs)
+        {
+            string[] parts = r.Name.Split('/');
+            if (parts.Length != 3 || parts[0] != "wal" || parts[2].Length != 9 || !facts.TryGetValue(r.ManifestId, out RepositoryManifest? m)
+                || RefProblem(r.Name, m) is not null || m.Segment is not { Sealed: true } seg)
+            {
+                continue;
+            }
+            if (!segments.TryGetValue(parts[1], out SortedDictionary<long, RepositorySegment>? ids))
+            {
+                segments[parts[1]] = ids = new SortedDictionary<long, RepositorySegment>();
+            }
+            ids.TryAdd(seg.SegmentId, seg);
+        }
+        foreach ((string ns, SortedDictionary<long, RepositorySegment> ids) in segments.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            RepositorySegment? prev = null;
+            foreach (RepositorySegment seg in ids.Values)
+            {
+                if (prev is not null && seg.SegmentId != prev.SegmentId + 1)
+                {
+                    long from = prev.SegmentId + 1, to = seg.SegmentId - 1;
+                    Error(new CheckIssue("WalGap",
+                        $"The WAL archive of namespace '{ns}' has no segment{(from == to ? $" {from}" : $"s {from}..{to}")} between {prev.SegmentId} and {seg.SegmentId}: point-in-time recovery across the hole fails. Ship the missing segments if a WAL still has them, else take a new snapshot.",
+                        RepositoryLayout.RefsPrefix + WalRefPrefix(ns)));
+                }
+                else if (prev is not null && !(prev.FirstLogIndex == 0 && prev.EntryCount == 0) && !(seg.FirstLogIndex == 0 && seg.EntryCount == 0)
+                    && seg.FirstLogIndex != prev.FirstLogIndex + prev.EntryCount)
+                {
+                    Error(new CheckIssue("WalGap",
+                        $"The WAL archive of namespace '{ns}': segment {seg.SegmentId} starts at log index {seg.FirstLogIndex}, but segment {prev.SegmentId} ends at {prev.FirstLogIndex + prev.EntryCount - 1}. Point-in-time recovery across them fails.",
+                        RepositoryLayout.RefsPrefix + WalRefPrefix(ns)));
+                }
+                prev = seg;
+            }
+        }
+    }
+
+    private static string WalRefPrefix(string ns) => $"wal/{ns}/";
 
     public async Task<RepositoryCheckReport> RunAsync(bool readData, IProgress<OperationProgress>? progress, CancellationToken ct)
     {
@@ -120,7 +215,30 @@ internal sealed class RepositoryChecker(Repository repo)
                 else if (size != p.Size)
                 {
                     Error(new CheckIssue("PackSizeMismatch", $"Pack {p.Id} has {size} bytes; {o.Key} says {p.Size}.", RepositoryLayout.PackKey(p.Id)));
+                    Damaged(p.Id, $"pack {p.Id} has {size} bytes, its index says {p.Size}");
                 }
+            }
+        }
+        // Temp files of interrupted puts: garbage, reclaimed by prune and repair.
+        await foreach (StoredObject left in StorageLeftovers.List(b, ct).ConfigureAwait(false))
+        {
+            _warnings.Add(new CheckIssue("TempFileLeftover",
+                $"'{left.Key}' ({left.Size} bytes) is a temp file an interrupted write left; Remove-ExpiredBackup and Repair-BackupRepository remove it once it is older than the grace period.", left.Key));
+        }
+
+        // Packs found damaged earlier (by a check with read-data, a restore, a backup under -Force).
+        await foreach (StoredObject o in b.ListAsync(RepositoryLayout.DamagedPrefix, ct).ConfigureAwait(false))
+        {
+            string id = o.Key[RepositoryLayout.DamagedPrefix.Length..];
+            if (indexedPacks.ContainsKey(id) && packSizes.ContainsKey(id))
+            {
+                Error(new CheckIssue("PackDamaged",
+                    $"Pack {id} was found damaged ({MarkerReason(await ReadMarkerAsync(o.Key, ct).ConfigureAwait(false))}). New backups store its chunks again; run Repair-BackupRepository to salvage what is intact and remove it.",
+                    RepositoryLayout.PackKey(id)));
+            }
+            else
+            {
+                _warnings.Add(new CheckIssue("DamagedMarkerStale", $"'{o.Key}' marks a pack that is not indexed or no longer exists; Repair-BackupRepository removes the marker.", o.Key));
             }
         }
         foreach (string id in packSizes.Keys.Where(id => !indexedPacks.ContainsKey(id)))
@@ -136,6 +254,7 @@ internal sealed class RepositoryChecker(Repository repo)
             manifestIds.Add(o.Key[RepositoryLayout.SnapshotsPrefix.Length..]);
         }
         var goodManifests = new HashSet<string>(StringComparer.Ordinal);
+        var facts = new Dictionary<string, RepositoryManifest>(StringComparer.Ordinal);
         var usedPacks = new HashSet<string>(StringComparer.Ordinal);
         foreach (string id in manifestIds)
         {
@@ -155,6 +274,7 @@ internal sealed class RepositoryChecker(Repository repo)
                 continue;
             }
             goodManifests.Add(id);
+            facts[id] = m with { Files = [] };
             foreach (RepositoryFile f in m.Files)
             {
                 long sum = 0;
@@ -184,16 +304,36 @@ internal sealed class RepositoryChecker(Repository repo)
             _warnings.Add(new CheckIssue("PackUnused", $"Pack {id} is indexed but no backup uses it (an interrupted backup or a removed one); prune reclaims it.", RepositoryLayout.PackKey(id)));
         }
 
-        // Refs.
+        // Refs: each must point at an existing manifest of what its name says (restores find backups
+        // by ref), and the WAL segments PITR sees through them must be contiguous.
         int refCount = 0;
-        foreach (RepositoryRef r in await repo.ListRefsAsync("", ct).ConfigureAwait(false))
+        var manifestSet = manifestIds.ToHashSet(StringComparer.Ordinal);
+        IReadOnlyList<RepositoryRef> refs = await repo.ListRefsAsync("", ct).ConfigureAwait(false);
+        foreach (RepositoryRef r in refs)
         {
             refCount++;
-            if (!manifestIds.Contains(r.ManifestId))
+            if (!manifestSet.Contains(r.ManifestId))
             {
-                Error(new CheckIssue("RefDangling", $"Ref '{r.Name}' points at backup {r.ManifestId}, which does not exist.", RepositoryLayout.RefKey(r.Name, r.ManifestId), r.ManifestId));
+                Error(new CheckIssue("RefDangling", $"Ref '{r.Name}' points at backup {r.ManifestId}, which does not exist. Repair-BackupRepository removes it.", RepositoryLayout.RefKey(r.Name, r.ManifestId), r.ManifestId));
+            }
+            else if (facts.TryGetValue(r.ManifestId, out RepositoryManifest? m) && RefProblem(r.Name, m) is { } problem)
+            {
+                Error(new CheckIssue("RefMismatch", $"Ref '{r.Name}' points at backup {r.ManifestId}, but {problem}. A restore by that name would restore the wrong backup; remove the ref (it was altered or written by a faulty tool).",
+                    RepositoryLayout.RefKey(r.Name, r.ManifestId), r.ManifestId));
             }
         }
+        var named = refs.Select(r => r.ManifestId).ToHashSet(StringComparer.Ordinal);
+        // Object backups are found by id as well; snapshots and WAL segments only by their refs.
+        foreach ((string id, RepositoryManifest m) in facts.Where(kv => !named.Contains(kv.Key) && kv.Value.Kind != BackupKind.Object).OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            var issue = new CheckIssue("RefMissing",
+                $"Backup {id} ({BackupKinds.ToName(m.Kind)} of '{m.Namespace ?? $"{m.Dir}/{m.Object}"}') has no ref, so restores that look backups up by name do not see it{(m.Kind == BackupKind.Object ? "" : " (point-in-time recovery skips it)")}. Repair-BackupRepository writes its ref again.",
+                RepositoryLayout.ManifestKey(id), id);
+            // A warning: the backup itself is whole and restorable by id. A hole it leaves in the WAL
+            // that point-in-time recovery sees is the WalGap error below.
+            _warnings.Add(issue);
+        }
+        CheckWalContinuity(refs, facts);
 
         // Read data.
         long bytesRead = 0;
@@ -214,6 +354,13 @@ internal sealed class RepositoryChecker(Repository repo)
                 await ReportAffectedAsync(badChunks, goodManifests, ct).ConfigureAwait(false);
             }
         }
+        // What was found damaged is recorded, so the next backup stores those chunks again instead of
+        // deduplicating against them, and readers try other copies first (best effort: a read-only
+        // credential still gets the report).
+        foreach ((string id, string why) in _damaged.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            await repo.MarkDamagedAsync(id, why, ct, bestEffort: true).ConfigureAwait(false);
+        }
 
         return new RepositoryCheckReport(b.Location, readData, _errors.ToList(), _warnings.ToList(), packSizes.Count, indexCount, manifestIds.Count, refCount,
             index.ChunkCount, storedBytes, bytesRead);
@@ -231,6 +378,7 @@ internal sealed class RepositoryChecker(Repository repo)
         string key = RepositoryLayout.PackKey(p.Id);
         void BadChunks(IEnumerable<ChunkEntry> chunks, string why)
         {
+            Damaged(p.Id, why);
             lock (badChunks)
             {
                 foreach (ChunkEntry c in chunks)
@@ -247,6 +395,7 @@ internal sealed class RepositoryChecker(Repository repo)
         if (!read.HashMatches)
         {
             Error(new CheckIssue("PackCorrupt", $"Pack {p.Id} fails its SHA-256 (its bytes changed after it was written).", key));
+            Damaged(p.Id, $"pack {p.Id} fails its SHA-256");
             await StreamPackAsync(p, (stored, f) =>
             {
                 if (!FrameHashMatches(stored.AsSpan(0, f.Length), f))
@@ -403,7 +552,7 @@ internal sealed class RepositoryChecker(Repository repo)
         }
         try
         {
-            PackTrailer? t = JsonSerializer.Deserialize<PackTrailer>(repo.Codec.DecodeBlob(data.Slice(start, tlen)), RepositoryJson.Options);
+            PackTrailer? t = JsonSerializer.Deserialize<PackTrailer>(repo.Codec.DecodeBlob(data.Slice(start, tlen), BlobKind.PackTrailer), RepositoryJson.Options);
             if (t?.Frames is null || t.Frames.Count != p.Frames.Count || t.Frames.Zip(p.Frames).Any(x => x.First.Offset != x.Second.Offset || x.First.Sha256 != x.Second.Sha256))
             {
                 return "its trailer does not match the index";

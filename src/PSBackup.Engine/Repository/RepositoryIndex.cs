@@ -1,13 +1,33 @@
 namespace PSBackup.Engine.Repository;
 
-/// <summary>The in-memory union of the index objects: chunk id -> (pack, frame, place in the frame).</summary>
+/// <summary>Whether a pack can be relied on, as far as this process knows.</summary>
+internal enum PackState
+{
+    /// <summary>Listed in storage with the size its index says (or not checked: an index built in memory).</summary>
+    Present,
+    /// <summary>Not in the storage listing taken after the index was read.</summary>
+    Missing,
+    /// <summary>Present, but with another size, marked damaged (<c>damaged/&lt;id&gt;</c>) or found damaged while read.</summary>
+    Damaged,
+}
+
+/// <summary>The in-memory union of the index objects: chunk id -> (pack, frame, place in the frame).
+/// A chunk stored in several packs (a re-upload after damage, two hosts writing at once) keeps every
+/// location; readers take the first in a usable pack, writers deduplicate only against chunks with a
+/// usable location, so a backup never references a chunk whose every copy is missing or damaged.</summary>
 internal sealed class RepositoryIndex
 {
     internal sealed class PackInfo(string id, long size)
     {
+        private volatile PackState _state = PackState.Present;
+
         public string Id { get; } = id;
         public long Size { get; } = size;
         public string Key => RepositoryLayout.PackKey(Id);
+        public PackState State { get => _state; set => _state = value; }
+        public bool Usable => _state == PackState.Present;
+        /// <summary>Why the pack is not usable (for messages).</summary>
+        public string? Problem { get; set; }
     }
 
     internal sealed class FrameInfo(PackInfo pack, long offset, int length, byte[] sha256, int plainLength)
@@ -22,12 +42,46 @@ internal sealed class RepositoryIndex
     internal readonly record struct ChunkLocation(FrameInfo Frame, int Offset, int Length);
 
     private readonly Dictionary<ChunkId, ChunkLocation> _chunks = new();
+    /// <summary>Further locations of chunks stored in more than one pack (rare).</summary>
+    private readonly Dictionary<ChunkId, List<ChunkLocation>> _more = new();
     private readonly Dictionary<string, PackInfo> _packs = new(StringComparer.Ordinal);
     private readonly object _lock = new();
 
     public int ChunkCount { get { lock (_lock) { return _chunks.Count; } } }
 
-    public bool Contains(ChunkId id)
+    /// <summary>True when the chunk has a location in a usable pack.</summary>
+    public bool Contains(ChunkId id) => TryGet(id, out _);
+
+    /// <summary>The chunk's first location in a usable pack.</summary>
+    public bool TryGet(ChunkId id, out ChunkLocation location)
+    {
+        lock (_lock)
+        {
+            if (_chunks.TryGetValue(id, out location))
+            {
+                if (location.Frame.Pack.Usable)
+                {
+                    return true;
+                }
+                if (_more.TryGetValue(id, out List<ChunkLocation>? more))
+                {
+                    foreach (ChunkLocation l in more)
+                    {
+                        if (l.Frame.Pack.Usable)
+                        {
+                            location = l;
+                            return true;
+                        }
+                    }
+                }
+            }
+            location = default;
+            return false;
+        }
+    }
+
+    /// <summary>True when any index entry names the chunk, usable or not.</summary>
+    public bool IsIndexed(ChunkId id)
     {
         lock (_lock)
         {
@@ -35,11 +89,21 @@ internal sealed class RepositoryIndex
         }
     }
 
-    public bool TryGet(ChunkId id, out ChunkLocation location)
+    /// <summary>Every location of the chunk, usable packs first (a reader tries them in order).</summary>
+    public IReadOnlyList<ChunkLocation> Locations(ChunkId id)
     {
         lock (_lock)
         {
-            return _chunks.TryGetValue(id, out location);
+            if (!_chunks.TryGetValue(id, out ChunkLocation first))
+            {
+                return [];
+            }
+            var all = new List<ChunkLocation> { first };
+            if (_more.TryGetValue(id, out List<ChunkLocation>? more))
+            {
+                all.AddRange(more);
+            }
+            return all.OrderBy(l => l.Frame.Pack.Usable ? 0 : 1).ToList();
         }
     }
 
@@ -51,7 +115,16 @@ internal sealed class RepositoryIndex
         }
     }
 
-    /// <summary>Adds one validated index pack entry. The first location seen for a chunk wins.</summary>
+    public PackInfo? Pack(string id)
+    {
+        lock (_lock)
+        {
+            return _packs.GetValueOrDefault(id);
+        }
+    }
+
+    /// <summary>Adds one validated index pack entry. The first location seen for a chunk stays first;
+    /// locations in other packs are kept behind it.</summary>
     public void Add(IndexPack p)
     {
         lock (_lock)
@@ -68,7 +141,23 @@ internal sealed class RepositoryIndex
                 var frame = new FrameInfo(pack, f.Offset, f.Length, sha, f.PlainLength);
                 foreach (ChunkEntry c in f.Chunks)
                 {
-                    _chunks.TryAdd(c.Id, new ChunkLocation(frame, c.Offset, c.Length));
+                    var loc = new ChunkLocation(frame, c.Offset, c.Length);
+                    if (_chunks.TryAdd(c.Id, loc))
+                    {
+                        continue;
+                    }
+                    if (ReferenceEquals(_chunks[c.Id].Frame.Pack, pack))
+                    {
+                        continue;
+                    }
+                    if (!_more.TryGetValue(c.Id, out List<ChunkLocation>? more))
+                    {
+                        _more[c.Id] = more = new List<ChunkLocation>(1);
+                    }
+                    if (!more.Any(m => ReferenceEquals(m.Frame.Pack, pack)))
+                    {
+                        more.Add(loc);
+                    }
                 }
             }
         }
@@ -130,6 +219,8 @@ public static class RepositoryLayout
     public const string IndexPrefix = "index/";
     public const string SnapshotsPrefix = "snapshots/";
     public const string RefsPrefix = "refs/";
+    /// <summary>Markers of packs found damaged (<c>damaged/&lt;packId&gt;</c>): writers re-store their chunks.</summary>
+    public const string DamagedPrefix = "damaged/";
     /// <summary>Magic of the zstd skippable frame that holds a pack trailer.</summary>
     public const uint TrailerSkippableMagic = 0x184D2A5E;
     /// <summary>The last 8 bytes of every pack.</summary>
@@ -141,4 +232,5 @@ public static class RepositoryLayout
     public static string ManifestKey(string id) => SnapshotsPrefix + id;
     public static string KeyKey(string id) => KeysPrefix + id;
     public static string RefKey(string name, string manifestId) => $"{RefsPrefix}{name}/{manifestId}";
+    public static string DamagedKey(string packId) => DamagedPrefix + packId;
 }

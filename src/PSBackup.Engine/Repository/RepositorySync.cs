@@ -31,6 +31,9 @@ public sealed record SyncResult
     public long DeclinedBytes { get; init; }
     /// <summary>Source entries that are not part of the format or are transient artifacts (.new/.old/.tmp): never shipped.</summary>
     public int Ignored { get; init; }
+    /// <summary>Damaged source manifests (and the refs naming them) that were not copied: what each
+    /// is and why. Everything else was copied; a non-empty list makes the CLI exit 4.</summary>
+    public IReadOnlyList<string> DamagedSkipped { get; init; } = [];
     public required TimeSpan Duration { get; init; }
 }
 
@@ -117,6 +120,7 @@ public static class RepositorySync
             Declined = counter.Declined,
             DeclinedBytes = counter.DeclinedBytes,
             Ignored = counter.Ignored,
+            DamagedSkipped = counter.Damaged.Order(StringComparer.Ordinal).ToList(),
             Duration = System.Diagnostics.Stopwatch.GetElapsedTime(start),
         };
     }
@@ -124,6 +128,7 @@ public static class RepositorySync
     private sealed class Counter
     {
         public int Copied, Skipped, Declined, Ignored;
+        public List<string> Damaged { get; } = new();
         public long CopiedBytes, SkippedBytes, DeclinedBytes;
         public long Done, Total;
     }
@@ -260,11 +265,13 @@ public static class RepositorySync
                 }
             }
         }), context, counter).ConfigureAwait(false);
+        // A damaged manifest is a backup that cannot be restored: it is never copied (nor the refs
+        // naming it), and the rest of the sync goes on; the result lists it.
         await CopyPhaseAsync(src, dst, manifests, present, Verifier(o => Suffix(o.Key, RepositoryLayout.SnapshotsPrefix), repo is null ? null : (key, bytes) =>
         {
             string id = key[RepositoryLayout.SnapshotsPrefix.Length..];
-            Repository.ParseManifest(repo.Codec.DecodeBlob(bytes), id);
-        }), context, counter).ConfigureAwait(false);
+            Repository.ParseManifest(repo.Codec.DecodeBlob(bytes, BlobKind.Manifest), id);
+        }), context, counter, skipDamaged: true).ConfigureAwait(false);
         await CopyPhaseAsync(src, dst, refs, present, (o, bytes) =>
         {
             string rest = o.Key[RepositoryLayout.RefsPrefix.Length..];
@@ -275,8 +282,8 @@ public static class RepositorySync
                 return $"'{o.Key}' is not a ref (refs are empty objects named refs/<name>/<manifest id>)";
             }
             return present.ContainsKey(RepositoryLayout.ManifestKey(manifestId)) ? null
-                : $"ref '{o.Key}' points at backup {manifestId}, which is in neither the source listing nor the destination";
-        }, context, counter).ConfigureAwait(false);
+                : $"ref '{o.Key}' points at backup {manifestId}, which is damaged or in neither the source listing nor the destination";
+        }, context, counter, skipDamaged: true).ConfigureAwait(false);
         return config.Id;
     }
 
@@ -285,7 +292,7 @@ public static class RepositorySync
         IndexObject? idx;
         try
         {
-            idx = System.Text.Json.JsonSerializer.Deserialize<IndexObject>(repo.Codec.DecodeBlob(stored), RepositoryJson.Options);
+            idx = System.Text.Json.JsonSerializer.Deserialize<IndexObject>(repo.Codec.DecodeBlob(stored, BlobKind.Index), RepositoryJson.Options);
         }
         catch (Exception e) when (e is System.Text.Json.JsonException or InvalidDataException)
         {
@@ -338,6 +345,15 @@ public static class RepositorySync
             return null;
         };
 
+    /// <summary>The error both front ends report after a sync that skipped damaged backups.</summary>
+    public static IntegrityException DamagedError(SyncResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        return new IntegrityException("SyncSkippedDamaged",
+            $"{result.DamagedSkipped.Count} damaged source object(s) were not copied (first: {result.DamagedSkipped[0]}); everything else was. The destination has no copy of those backups: run Test-BackupRepository on the source, and remove them with Remove-ExpiredBackup.",
+            result.Source);
+    }
+
     private static async Task<List<StoredObject>> ListAsync(IStorageBackend b, string prefix, CancellationToken ct)
     {
         var list = new List<StoredObject>();
@@ -360,7 +376,7 @@ public static class RepositorySync
     /// time. Each is downloaded, verified, then stored. Any verification failure stops the sync
     /// after the phase, before a later phase could reference the object.</summary>
     private static async Task CopyPhaseAsync(IStorageBackend src, IStorageBackend dst, List<StoredObject> objects,
-        Dictionary<string, long> present, Func<StoredObject, byte[], string?> verify, OperationContext context, Counter counter)
+        Dictionary<string, long> present, Func<StoredObject, byte[], string?> verify, OperationContext context, Counter counter, bool skipDamaged = false)
     {
         CancellationToken ct = context.CancellationToken;
         var todo = new List<StoredObject>();
@@ -411,7 +427,14 @@ public static class RepositorySync
             Count(counter, ref counter.Copied, ref counter.CopiedBytes, o.Size);
             context.ReportBytes(Activity, $"Copied {counter.Copied} objects", Interlocked.Read(ref counter.Done), counter.Total, o.Key);
         }).ConfigureAwait(false);
-        if (failures.Count > 0)
+        if (failures.Count > 0 && skipDamaged)
+        {
+            lock (counter.Damaged)
+            {
+                counter.Damaged.AddRange(failures);
+            }
+        }
+        else if (failures.Count > 0)
         {
             failures.Sort(StringComparer.Ordinal);
             throw new RepositoryIntegrityException("SyncSourceCorrupt",

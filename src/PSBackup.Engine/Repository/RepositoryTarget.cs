@@ -145,7 +145,10 @@ public static class RepositoryConnector
                 SessionToken = target.SessionToken,
                 Profile = target.Profile,
             };
-            return LoggingBackend.WrapWhenDebugging(new RetryingBackend(new S3Backend(options.Validate())));
+            // The retrying wrapper owns retries and timeouts (per request, per idle transfer); the
+            // SDK does not retry on top of it, and its own timeout is the same per-request bound.
+            StorageRetryPolicy policy = StorageRetryPolicy.FromEnvironment();
+            return LoggingBackend.WrapWhenDebugging(new RetryingBackend(new S3Backend((options with { SdkMaxErrorRetry = 0, Timeout = policy.RequestTimeout + policy.IdleTimeout }).Validate()), policy));
         }
         if (target.Kind == RepositoryKind.AzureBlob)
         {
@@ -159,7 +162,7 @@ public static class RepositoryConnector
                 AccountName = target.StorageCredential?.UserName,
                 AccountKey = target.StorageCredential?.Secret,
             };
-            return new RetryingBackend(new AzureBlobBackend(options.Validate()));
+            return LoggingBackend.WrapWhenDebugging(new RetryingBackend(new AzureBlobBackend(options.Validate())));
         }
         if (target.GivenStorageOptions().FirstOrDefault() is { } option)
         {
@@ -169,7 +172,7 @@ public static class RepositoryConnector
         string folder = Path.GetFullPath(target.Location);
         if (createFolder)
         {
-            Directory.CreateDirectory(folder);
+            PrivateFiles.CreateDirectory(folder); // a new repository folder is 0700 on Unix
         }
         return LoggingBackend.WrapWhenDebugging(new LocalBackend(folder));
     }
@@ -225,6 +228,11 @@ public static class RepositoryConnector
         {
             throw new InvalidInputException("AmbiguousRepositoryKey",
                 $"Both a passphrase and a key file were given (parameters or {PassphraseVariable}/{KeyFileVariable}). Give one of them.");
+        }
+        if (keyFile is not null && !string.IsNullOrWhiteSpace(keyFile) && !File.Exists(keyFile))
+        {
+            throw new NotFoundException("KeyFileNotFound",
+                $"The key file '{SafePath.Printable(keyFile)}' does not exist. Give the path of the repository's key file (-KeyFile, or {KeyFileVariable}).", keyFile);
         }
         return passphrase is not null ? RepositoryCredentials.FromPassphrase(passphrase)
             : keyFile is not null ? RepositoryCredentials.FromKeyFile(keyFile)

@@ -90,7 +90,10 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
         var ids = refs.Select(r => r.ManifestId).Distinct(StringComparer.Ordinal).ToList();
         await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = ManifestParallelism, CancellationToken = ct }, async (id, c) =>
         {
-            RepositoryManifest m = await ReadManifestAsync(id, c).ConfigureAwait(false);
+            if (await ReadManifestAsync(id, c).ConfigureAwait(false) is not { } m)
+            {
+                return;
+            }
             string? why = m.Kind != BackupKind.StoreSnapshot ? $"it is a {BackupKinds.ToName(m.Kind)} backup"
                 : !string.Equals(m.Namespace, Namespace, StringComparison.Ordinal) ? $"it belongs to namespace '{m.Namespace}'"
                 : m.Wal is null ? "its manifest records no WAL position"
@@ -130,7 +133,10 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
         var found = new ConcurrentBag<ArchivedSegment>();
         await Parallel.ForEachAsync(refs, new ParallelOptions { MaxDegreeOfParallelism = ManifestParallelism, CancellationToken = ct }, async (r, c) =>
         {
-            RepositoryManifest m = await ReadManifestAsync(r.ManifestId, c).ConfigureAwait(false);
+            if (await ReadManifestAsync(r.ManifestId, c).ConfigureAwait(false) is not { } m)
+            {
+                return;
+            }
             RepositorySegment? s = m.Segment;
             RepositoryFile? file = m.Files.Count == 1 ? m.Files[0] : null;
             string? why = m.Kind != BackupKind.WalSegment ? $"it is a {BackupKinds.ToName(m.Kind)} backup"
@@ -207,13 +213,24 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
 
     public void Dispose() => _owned?.Dispose();
 
-    private async Task<RepositoryManifest> ReadManifestAsync(string id, CancellationToken ct)
+    /// <summary>The manifest, or null when it is damaged (left out and named in <see cref="Ignored"/>:
+    /// one damaged backup must not stop a restore from the others).</summary>
+    private async Task<RepositoryManifest?> ReadManifestAsync(string id, CancellationToken ct)
     {
         if (_manifests.TryGetValue(id, out RepositoryManifest? cached))
         {
             return cached;
         }
-        RepositoryManifest m = await Repository.ReadManifestAsync(id, ct).ConfigureAwait(false);
+        RepositoryManifest m;
+        try
+        {
+            m = await Repository.ReadManifestAsync(id, ct).ConfigureAwait(false);
+        }
+        catch (RepositoryIntegrityException e) when (e.ErrorId != "ManifestTooNew")
+        {
+            Ignore($"backup {id}: its manifest is damaged ({e.Message})");
+            return null;
+        }
         return _manifests.GetOrAdd(id, m);
     }
 

@@ -186,9 +186,23 @@ public static class RetentionOperations
         string location = repo.Location;
 
         ctx.Report("Remove-ExpiredBackup", "Reading manifests", 0, 0);
-        Dictionary<string, RepositoryManifest> manifests = await ReadAllManifestsAsync(repo, ct).ConfigureAwait(false);
+        var damaged = new Dictionary<string, RepositoryIntegrityException>(StringComparer.Ordinal);
+        Dictionary<string, RepositoryManifest> manifests = await ReadAllManifestsAsync(repo, ct, damaged).ConfigureAwait(false);
         var items = new List<RetentionItem>();
         var toRemove = new List<(string Id, string Target, Func<bool, RetentionItem> Make)>();
+
+        // Damaged manifests are not backups (nothing can restore them): they go, like expired ones,
+        // so one flipped byte never disables retention. A manifest of a newer format is not damage.
+        foreach ((string id, RepositoryIntegrityException e) in damaged.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            RetentionItem Make(bool removed) => new()
+            {
+                Kind = RetentionItemKind.DamagedBackup, Decision = RetentionDecision.Remove, Removed = removed,
+                Id = id, Repository = location, BackupId = id, Time = null, Bytes = 0,
+                Reasons = [$"damaged ({e.ErrorId}): {e.Message}"],
+            };
+            toRemove.Add((id, $"damaged backup {id} in {location}", Make));
+        }
 
         // Store snapshots and WAL segments, per namespace.
         var namespaces = manifests.Values.Where(m => m.Kind is BackupKind.StoreSnapshot or BackupKind.WalSegment && m.Namespace is not null)
@@ -281,10 +295,43 @@ public static class RetentionOperations
 
         // 2. Reclaim packs no remaining manifest references.
         items.AddRange(await ReclaimPacksAsync(repo, toRemove.Select(t => t.Id).ToHashSet(StringComparer.Ordinal), removedIds, o.PackGracePeriod, ctx).ConfigureAwait(false));
+        items.AddRange(await ReclaimLeftoversAsync(repo.Backend, o.PackGracePeriod, ctx).ConfigureAwait(false));
         return items;
     }
 
-    internal static async Task<Dictionary<string, RepositoryManifest>> ReadAllManifestsAsync(Repository.Repository repo, CancellationToken ct)
+    /// <summary>Temp files interrupted puts left (a killed backup's half-written pack): removed once
+    /// older than the grace period, since a running put's temp file is younger.</summary>
+    internal static async Task<IReadOnlyList<RetentionItem>> ReclaimLeftoversAsync(IStorageBackend backend, TimeSpan grace, OperationContext ctx)
+    {
+        CancellationToken ct = ctx.CancellationToken;
+        DateTimeOffset cutoff = ctx.UtcNow - grace;
+        var items = new List<RetentionItem>();
+        await foreach (StoredObject left in StorageLeftovers.List(backend, ct).ConfigureAwait(false))
+        {
+            RetentionItem Make(RetentionDecision d, bool gone, string why) => new()
+            {
+                Kind = RetentionItemKind.TempFile, Decision = d, Removed = gone, Id = left.Key, Repository = backend.Location,
+                Time = left.LastModified, Bytes = left.Size, Reasons = [why], Path = left.Key,
+            };
+            if (left.LastModified is not { } written || written > cutoff)
+            {
+                items.Add(Make(RetentionDecision.Keep, false, $"temp file younger than the grace period ({Durations.Format(grace)}): a running write may still own it"));
+                continue;
+            }
+            bool go = ctx.ShouldProcess($"temp file {left.Key} ({left.Size.ToString(CultureInfo.InvariantCulture)} bytes) in {backend.Location}", "Remove leftover temp file");
+            if (go)
+            {
+                await StorageLeftovers.Delete(backend, left.Key, ct).ConfigureAwait(false);
+            }
+            items.Add(Make(RetentionDecision.Remove, go, "left by an interrupted write"));
+        }
+        return items;
+    }
+
+    /// <summary>Every readable manifest; damaged ones go to <paramref name="damaged"/> (null: ignored).
+    /// A manifest of a newer format stops the prune: its retention cannot be decided here.</summary>
+    internal static async Task<Dictionary<string, RepositoryManifest>> ReadAllManifestsAsync(Repository.Repository repo, CancellationToken ct,
+        Dictionary<string, RepositoryIntegrityException>? damaged = null)
     {
         var ids = new List<string>();
         await foreach (StoredObject so in repo.Backend.ListAsync(RepositoryLayout.SnapshotsPrefix, ct).ConfigureAwait(false))
@@ -294,7 +341,30 @@ public static class RetentionOperations
         var result = new Dictionary<string, RepositoryManifest>(StringComparer.Ordinal);
         await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = ct }, async (id, c) =>
         {
-            RepositoryManifest m = await repo.ReadManifestAsync(id, c).ConfigureAwait(false);
+            RepositoryManifest m;
+            try
+            {
+                m = await repo.ReadManifestAsync(id, c).ConfigureAwait(false);
+            }
+            catch (RepositoryIntegrityException e) when (e.ErrorId != "ManifestTooNew")
+            {
+                if (damaged is not null)
+                {
+                    lock (damaged)
+                    {
+                        damaged[id] = e;
+                    }
+                }
+                return;
+            }
+            catch (RepositoryIntegrityException e)
+            {
+                throw new OperationFailedException("ManifestTooNew", $"{e.Message} Retention is not decided while backups of a newer format exist; nothing was removed.", e.ObjectKey, e);
+            }
+            catch (InvalidInputException)
+            {
+                return; // not a manifest name (a stray object); check reports it
+            }
             lock (result)
             {
                 result[id] = m;

@@ -11,6 +11,10 @@ public enum RetentionItemKind
     WalSegment,
     ObjectBackup,
     Pack,
+    /// <summary>A manifest that fails its hash or does not decode or validate: not a backup any more.</summary>
+    DamagedBackup,
+    /// <summary>A temp file an interrupted write left in the repository folder.</summary>
+    TempFile,
 }
 
 /// <summary>Keep or remove (ConvertTo-Json writes the name).</summary>

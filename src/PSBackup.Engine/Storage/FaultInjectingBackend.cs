@@ -17,7 +17,7 @@ public enum StorageOperation
 /// <summary>For tests: wraps a backend and fails chosen calls, corrupts bytes on read or
 /// truncates what a put stores, so callers' retry, integrity and cleanup paths can be proven
 /// against a real backend underneath. Thread-safe; rules apply in the order they were added.</summary>
-public sealed class FaultInjectingBackend(IStorageBackend inner) : IStorageBackend
+public sealed class FaultInjectingBackend(IStorageBackend inner) : IStorageBackend, IStorageLeftovers
 {
     private readonly ConcurrentDictionary<StorageOperation, int> _calls = new();
     private readonly ConcurrentDictionary<(StorageOperation, int), Func<Exception>> _failures = new();
@@ -121,6 +121,10 @@ public sealed class FaultInjectingBackend(IStorageBackend inner) : IStorageBacke
     }
 
     public void Dispose() => inner.Dispose();
+
+    public IAsyncEnumerable<StoredObject> ListLeftoversAsync(CancellationToken ct) => StorageLeftovers.List(inner, ct);
+
+    public Task DeleteLeftoverAsync(string name, CancellationToken ct) => StorageLeftovers.Delete(inner, name, ct);
 
     private void Enter(StorageOperation operation)
     {

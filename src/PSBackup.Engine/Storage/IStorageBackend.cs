@@ -42,3 +42,32 @@ public sealed class StorageNotFoundException(string key, string location)
 {
     public string Key { get; } = key;
 }
+
+/// <summary>A backend whose interrupted puts can leave partial temp objects behind (a folder: the
+/// <c>.psb-&lt;random&gt;.tmp</c> files a killed process left beside their targets). They are invisible to
+/// <see cref="IStorageBackend.ListAsync"/>; prune and repair reclaim them once they are older than
+/// the pack grace period (a running put is younger), and check reports them.</summary>
+public interface IStorageLeftovers
+{
+    /// <summary>Every leftover temp object: its backend-relative name, size and last write.</summary>
+    IAsyncEnumerable<StoredObject> ListLeftoversAsync(CancellationToken ct);
+
+    /// <summary>Removes one leftover listed by <see cref="ListLeftoversAsync"/>.</summary>
+    Task DeleteLeftoverAsync(string name, CancellationToken ct);
+}
+
+/// <summary>Leftovers of any backend: those of a backend that has them, else none.</summary>
+public static class StorageLeftovers
+{
+    public static IAsyncEnumerable<StoredObject> List(IStorageBackend backend, CancellationToken ct) =>
+        backend is IStorageLeftovers l ? l.ListLeftoversAsync(ct) : None();
+
+    public static Task Delete(IStorageBackend backend, string name, CancellationToken ct) =>
+        backend is IStorageLeftovers l ? l.DeleteLeftoverAsync(name, ct) : Task.CompletedTask;
+
+    private static async IAsyncEnumerable<StoredObject> None()
+    {
+        await Task.CompletedTask.ConfigureAwait(false);
+        yield break;
+    }
+}

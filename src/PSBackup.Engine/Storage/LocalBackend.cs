@@ -9,7 +9,7 @@ namespace PSBackup.Engine.Storage;
 /// torn one; a leftover temp file is invisible to the listing and harmless. A folder cannot
 /// hold both an object "a" and objects "a/..." (the second put fails with a non-transient
 /// <see cref="StorageIOException"/>); repository key layouts never need both.</summary>
-public sealed partial class LocalBackend : IStorageBackend
+public sealed partial class LocalBackend : IStorageBackend, IStorageLeftovers
 {
     private const string What = "storage key";
     private const int BufferSize = 1 << 16;
@@ -49,7 +49,8 @@ public sealed partial class LocalBackend : IStorageBackend
         string temp = Path.Combine(dir, $".psb-{Guid.NewGuid():N}.tmp");
         try
         {
-            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, BufferSize, FileOptions.Asynchronous))
+            // 0600 on Unix: repository objects (keys included) are the owner's alone.
+            await using (var file = new FileStream(temp, PrivateFiles.CreateNew(BufferSize)))
             {
                 await content.CopyToAsync(file, BufferSize, ct).ConfigureAwait(false);
                 await file.FlushAsync(ct).ConfigureAwait(false);
@@ -214,6 +215,62 @@ public sealed partial class LocalBackend : IStorageBackend
         return Task.CompletedTask;
     }
 
+    public async IAsyncEnumerable<StoredObject> ListLeftoversAsync([EnumeratorCancellation] CancellationToken ct)
+    {
+        RequireRoot();
+        var pending = new Stack<DirectoryInfo>();
+        pending.Push(new DirectoryInfo(_root));
+        while (pending.Count > 0)
+        {
+            ct.ThrowIfCancellationRequested();
+            DirectoryInfo dir = pending.Pop();
+            List<FileSystemInfo> entries;
+            try
+            {
+                entries = dir.EnumerateFileSystemInfos().ToList();
+            }
+            catch (DirectoryNotFoundException)
+            {
+                continue;
+            }
+            foreach (FileSystemInfo entry in entries)
+            {
+                if ((entry.Attributes & FileAttributes.ReparsePoint) != 0 || entry.LinkTarget is not null)
+                {
+                    continue;
+                }
+                if (entry is DirectoryInfo sub)
+                {
+                    pending.Push(sub);
+                }
+                else if (TempName().IsMatch(entry.Name))
+                {
+                    string name = Path.GetRelativePath(_root, entry.FullName).Replace(Path.DirectorySeparatorChar, '/');
+                    yield return new StoredObject(name, ((FileInfo)entry).Length, new DateTimeOffset(entry.LastWriteTimeUtc, TimeSpan.Zero));
+                }
+            }
+        }
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    public Task DeleteLeftoverAsync(string name, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        string valid = StorageKey.Validate(name);
+        if (!TempName().IsMatch(valid[(valid.LastIndexOf('/') + 1)..]))
+        {
+            throw new InvalidInputException("InvalidPath", $"'{SafePath.Printable(name)}' is not a temp file of this backend; only leftovers are deleted this way.", name);
+        }
+        ct.ThrowIfCancellationRequested();
+        string path = SafePath.Combine(_root, valid, What);
+        if (File.Exists(path))
+        {
+            File.Delete(path);
+            Durable.FsyncDirectory(Path.GetDirectoryName(path)!);
+        }
+        return Task.CompletedTask;
+    }
+
     public void Dispose()
     {
     }
@@ -271,7 +328,7 @@ public sealed partial class LocalBackend : IStorageBackend
             SafePath.RejectLinksBelow(_root, Path.GetDirectoryName(d)!, What);
             try
             {
-                Directory.CreateDirectory(d);
+                PrivateFiles.CreateDirectory(d); // 0700 on Unix
             }
             catch (IOException) when (File.Exists(d))
             {

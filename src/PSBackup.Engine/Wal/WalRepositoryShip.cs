@@ -113,6 +113,7 @@ internal static class WalRepositoryShip
         var results = new List<ShippedSegment>(selected.Count);
         var toShip = new List<WalSegmentInfo>();
         var newGenerations = new Dictionary<long, (int Generation, DateTimeOffset? LiveFrom)>();
+        var again = new Dictionary<long, (int Generation, DateTimeOffset? LiveFrom)>(); // stored again: archived copy damaged
         foreach (WalSegmentInfo s in selected)
         {
             ContentDigest local = digests[s.SegmentId];
@@ -121,21 +122,45 @@ internal static class WalRepositoryShip
                 toShip.Add(s);
                 continue;
             }
-            // The same bytes under any generation: already archived. Different bytes: a conflict,
-            // unless UnisonDB in raft mode rewrote the sealed segment (log truncation), which is
-            // archived as the next generation; the older ones stay for PITR before the rewrite.
+            // The same bytes under any generation: already archived — if that copy is still
+            // restorable (every chunk in a pack that exists and is not marked damaged, the cheap check
+            // done when the repository was opened); when no copy is, and the WAL still has the
+            // segment, it is stored again (a second manifest and ref of the same name and bytes, which
+            // readers count once). Different bytes: a conflict, unless UnisonDB in raft mode rewrote
+            // the sealed segment (log truncation), which is archived as the next generation; the
+            // older ones stay for PITR before the rewrite. Damaged manifests are skipped.
             string? same = null;
+            (string Id, RepositoryManifest M)? sameDamaged = null;
             RepositoryManifest? newest = null;
             foreach (string id in ids)
             {
-                RepositoryManifest m = await repo.ReadManifestAsync(id, ct).ConfigureAwait(false);
+                RepositoryManifest m;
+                try
+                {
+                    m = await repo.ReadManifestAsync(id, ct).ConfigureAwait(false);
+                }
+                catch (RepositoryIntegrityException e) when (e.ErrorId != "ManifestTooNew")
+                {
+                    continue; // a damaged manifest: this copy cannot be restored
+                }
                 newest ??= m;
                 RepositoryFile? f = m.Files.Count == 1 ? m.Files[0] : null;
                 if (m.Kind == BackupKind.WalSegment && f is not null && f.Sha256 == local.Sha256 && f.Size == local.Bytes)
                 {
-                    same = id;
-                    break;
+                    if (repo.RestoreProblem(m) is null)
+                    {
+                        same = id;
+                        break;
+                    }
+                    sameDamaged ??= (id, m);
                 }
+            }
+            if (same is null && (sameDamaged is not null || newest is null))
+            {
+                // Every archived copy of these bytes is damaged (or every manifest is): store again.
+                again[s.SegmentId] = sameDamaged is { } d ? (generationOf[d.Id], d.M.Segment?.LiveFrom) : (generationOf[ids[0]], null);
+                toShip.Add(s);
+                continue;
             }
             if (same is not null)
             {
@@ -177,16 +202,20 @@ internal static class WalRepositoryShip
 
         // 5. Ask once per segment, then upload in parallel; each commit is independent, so an
         // interrupted run leaves whole segments archived and the next run ships the rest.
-        string RefOf(long id) => RefName(ns, id, newGenerations.TryGetValue(id, out var g) ? g.Generation : 0);
+        (int Generation, DateTimeOffset? LiveFrom) GenerationOf(long id) =>
+            newGenerations.TryGetValue(id, out var g) ? g : again.GetValueOrDefault(id);
+        string RefOf(long id) => RefName(ns, id, GenerationOf(id).Generation);
         var accepted = toShip.Where(s => context.ShouldProcess($"{repo.Location} ({RefOf(s.SegmentId)})",
-            newGenerations.TryGetValue(s.SegmentId, out var g) ? $"Ship WAL segment {s.SegmentId} (rewritten by raft log truncation) as generation {g.Generation}" : $"Ship WAL segment {s.SegmentId}")).ToList();
+            newGenerations.TryGetValue(s.SegmentId, out var g) ? $"Ship WAL segment {s.SegmentId} (rewritten by raft log truncation) as generation {g.Generation}"
+            : again.ContainsKey(s.SegmentId) ? $"Ship WAL segment {s.SegmentId} again (its archived copy is damaged)"
+            : $"Ship WAL segment {s.SegmentId}")).ToList();
         int done = 0;
         var shipped = new ConcurrentBag<ShippedSegment>();
         await Parallel.ForEachAsync(accepted, new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = ct }, async (s, c) =>
         {
             ContentDigest expected = digests[s.SegmentId];
             string refName = RefOf(s.SegmentId);
-            (int generation, DateTimeOffset? liveFrom) = newGenerations.GetValueOrDefault(s.SegmentId);
+            (int generation, DateTimeOffset? liveFrom) = GenerationOf(s.SegmentId);
             await using BackupWriter writer = repo.BeginBackup(new BackupInfo
             {
                 Kind = BackupKind.WalSegment,

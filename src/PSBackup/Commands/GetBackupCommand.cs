@@ -109,9 +109,24 @@ public sealed class GetBackupCommand : PSBackupRepositoryCmdlet
             Before = Before,
         };
         // Streamed and awaited: a downstream Select-Object -First n stops the manifest reads.
-        await foreach (BackupRecord record in BackupCatalog.ListEachAsync(options, CreateContext()).WithCancellation(CancelToken).ConfigureAwait(false))
+        var damagedManifests = new List<DamagedBackup>();
+        await foreach (BackupRecord record in BackupCatalog.ListEachAsync(options, CreateContext(), damagedManifests).WithCancellation(CancelToken).ConfigureAwait(false))
         {
+            if (record.Problem is not null)
+            {
+                PostWriteWarning($"Backup {record.BackupId} cannot be restored as it stands: {record.Problem}. Run Repair-BackupRepository.");
+            }
             await WriteObjectAsync(record).ConfigureAwait(false);
+        }
+        // A damaged manifest is not a backup: a non-terminating error each, after the others.
+        List<DamagedBackup> damagedList;
+        lock (damagedManifests)
+        {
+            damagedList = damagedManifests.OrderBy(d => d.BackupId, StringComparer.Ordinal).ToList();
+        }
+        foreach (DamagedBackup damaged in damagedList)
+        {
+            await WriteErrorAsync(ErrorMapping.ToErrorRecord(damaged.ToException())).ConfigureAwait(false);
         }
     }
 }

@@ -132,5 +132,14 @@ public sealed class SyncBackupRepositoryCommand : PSBackupRepositoryCmdlet
         }
         SyncResult result = await RepositorySync.SyncAsync(new SyncBackupRepositoryOptions(_source!, _destination!), CreateContext()).ConfigureAwait(false);
         await WriteObjectAsync(result).ConfigureAwait(false);
+        if (result.DamagedSkipped.Count > 0)
+        {
+            // Everything else was copied; the damaged backups were not (a non-terminating error, so $? says so).
+            foreach (string damaged in result.DamagedSkipped)
+            {
+                PostWriteWarning(damaged);
+            }
+            await WriteErrorAsync(ErrorMapping.ToErrorRecord(RepositorySync.DamagedError(result))).ConfigureAwait(false);
+        }
     }
 }

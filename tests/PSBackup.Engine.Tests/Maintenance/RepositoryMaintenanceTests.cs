@@ -302,7 +302,7 @@ public sealed class RepositoryMaintenanceTests : IDisposable
     }
 
     [Fact]
-    public async Task Sync_refuses_a_damaged_manifest_when_it_can_parse_and_never_ships_stray_or_temp_objects()
+    public async Task Sync_skips_a_damaged_manifest_when_it_can_parse_and_never_ships_stray_or_temp_objects()
     {
         var (src, ids) = await RepoAsync("src");
         File.WriteAllText(Path.Combine(src, "snapshots", ".psb-0123456789abcdef0123456789abcdef.tmp"), "half-written");
@@ -318,11 +318,14 @@ public sealed class RepositoryMaintenanceTests : IDisposable
         byte[] junk = "not a zstd frame"u8.ToArray();
         string junkId = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(junk)).ToLowerInvariant();
         File.WriteAllBytes(Path.Combine(src, "snapshots", junkId), junk);
-        var e = await Assert.ThrowsAsync<RepositoryIntegrityException>(() => RepositorySync.SyncAsync(new SyncBackupRepositoryOptions(Target(src), Target(dst2)), OperationContext.Default));
-        Assert.Contains(junkId, e.Message);
-        Assert.False(Directory.Exists(Path.Combine(dst2, "refs"))); // refs come after manifests: never copied
-        Assert.True(File.Exists(Path.Combine(dst2, "snapshots", ids.Snapshot)) || !File.Exists(Path.Combine(dst2, "snapshots", junkId)));
+        // Issue 12: one damaged manifest no longer stops the sync; it (and any ref naming it) is never
+        // copied, everything else is, and the result names it (the front ends then fail with exit 4).
+        SyncResult partial = await RepositorySync.SyncAsync(new SyncBackupRepositoryOptions(Target(src), Target(dst2)), OperationContext.Default);
+        Assert.Contains(junkId, Assert.Single(partial.DamagedSkipped));
+        Assert.Equal("SyncSkippedDamaged", RepositorySync.DamagedError(partial).ErrorId);
+        Assert.True(File.Exists(Path.Combine(dst2, "snapshots", ids.Snapshot)));
         Assert.False(File.Exists(Path.Combine(dst2, "snapshots", junkId)));
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(dst2, "refs"), "*", SearchOption.AllDirectories));
     }
 
     [Fact]

@@ -28,6 +28,7 @@ public sealed partial class ModuleParityTests : IDisposable
         ["Restore-PointInTime"] = "pitr",
         ["Test-Restore"] = "test-restore",
         ["Test-BackupRepository"] = "check",
+        ["Repair-BackupRepository"] = "repair",
         ["Remove-ExpiredBackup"] = "prune",
         ["Remove-Backup"] = "remove",
         ["Sync-BackupRepository"] = "sync",
@@ -72,7 +73,7 @@ public sealed partial class ModuleParityTests : IDisposable
     {
         Assert.Equal(
             ["Clear-StaleArtifact", "Export-BackupMetric", "Get-Backup", "Get-BackupHealth", "Get-WalSegment", "Initialize-BackupRepository", "Invoke-WalShip", "New-BackupKeyFile", "New-ObjectBackup", "New-StoreSnapshot",
-             "Remove-Backup", "Remove-ExpiredBackup", "Restore-ObjectBackup", "Restore-PointInTime", "Restore-StoreSnapshot", "Sync-BackupRepository", "Test-BackupRepository", "Test-Restore"],
+             "Remove-Backup", "Remove-ExpiredBackup", "Repair-BackupRepository", "Restore-ObjectBackup", "Restore-PointInTime", "Restore-StoreSnapshot", "Sync-BackupRepository", "Test-BackupRepository", "Test-Restore"],
             _cmdletInfos.Select(c => c.Name).Order(StringComparer.Ordinal));
     }
 

@@ -146,3 +146,14 @@ internal sealed record IndexPack(string Id, long Size, IReadOnlyList<FrameEntry>
 
 /// <summary>The <c>index/&lt;id&gt;</c> object written by a backup run.</summary>
 internal sealed record IndexObject(int FormatVersion, IReadOnlyList<IndexPack> Packs);
+
+/// <summary>The plain JSON marker <c>damaged/&lt;packId&gt;</c>: a pack whose bytes failed a check.
+/// Writers store its chunks again, readers try other copies first, repair salvages and removes it.</summary>
+public sealed record DamagedPackMarker
+{
+    public int FormatVersion { get; init; } = 1;
+    public required string Pack { get; init; }
+    public required string Reason { get; init; }
+    public required DateTimeOffset DetectedAt { get; init; }
+    public required string Host { get; init; }
+}

@@ -106,6 +106,26 @@ public sealed record BackupInfo
     public RepositorySegment? Segment { get; init; }
     /// <summary>Free-form source metadata (strings only).</summary>
     public IReadOnlyDictionary<string, string>? Properties { get; init; }
+    /// <summary>Object backups: the backed-up folder itself (its path is "").</summary>
+    public RepositoryDirectory? Root { get; init; }
+    /// <summary>Object backups: every folder below the root, empty ones included.</summary>
+    public IReadOnlyList<RepositoryDirectory>? Directories { get; init; }
+}
+
+/// <summary>A folder of a backup (format version 2): its relative path and what restores give it
+/// back: permission bits, owner and group (Unix), last-write time in nanoseconds since 1970 (UTC).
+/// Null fields were not known (another platform) and are left as the restore makes them.</summary>
+public sealed record RepositoryDirectory(string Path)
+{
+    public int? Mode { get; init; }
+    public long? Uid { get; init; }
+    public long? Gid { get; init; }
+    public long? ModifiedNs { get; init; }
+
+    public static RepositoryDirectory From(string path, FileMetadata m) => new(path) { Mode = m.Mode, Uid = m.Uid, Gid = m.Gid, ModifiedNs = m.ModifiedNs };
+
+    [JsonIgnore]
+    public FileMetadata Metadata => new(Mode, Uid, Gid, ModifiedNs);
 }
 
 /// <summary>One file of a backup: path (relative, '/'-separated), size, SHA-256 of the plaintext
@@ -116,6 +136,20 @@ public sealed record RepositoryFile(string Path, long Size, string Sha256, IRead
     /// be the file; the next backup of the object reuses the chunk list without reading the file
     /// when its stamp is still this one. Null when not proven so (then it is read again).</summary>
     public RepositoryFileStamp? Stamp { get; init; }
+
+    /// <summary>Format version 2: permission bits (setuid/setgid/sticky included), owner, group and
+    /// last-write time (ns since 1970 UTC) of the source file, restored with it. Null: not recorded.</summary>
+    public int? Mode { get; init; }
+    public long? Uid { get; init; }
+    public long? Gid { get; init; }
+    public long? ModifiedNs { get; init; }
+
+    /// <summary>The recorded metadata, or null when none was.</summary>
+    [JsonIgnore]
+    public FileMetadata? Metadata => Mode is null && Uid is null && Gid is null && ModifiedNs is null ? null : new(Mode, Uid, Gid, ModifiedNs);
+
+    /// <summary>This entry with <paramref name="m"/> recorded.</summary>
+    public RepositoryFile WithMetadata(FileMetadata m) => this with { Mode = m.Mode, Uid = m.Uid, Gid = m.Gid, ModifiedNs = m.ModifiedNs };
 }
 
 /// <summary>What the file system said about a source file (see <see cref="FileStamp"/>):
@@ -129,7 +163,9 @@ public sealed record RepositoryFileStamp(long ModifiedNs, long ChangedNs, ulong 
 /// <summary>A backup manifest (<c>snapshots/&lt;id&gt;</c>): JSON, versioned, validated as hostile input on read.</summary>
 public sealed record RepositoryManifest
 {
-    public const int CurrentFormatVersion = 1;
+    /// <summary>2: files carry mode, owner and last-write time, and object backups list their folders
+    /// (<see cref="Root"/>, <see cref="Directories"/>). Version 1 manifests are read as before.</summary>
+    public const int CurrentFormatVersion = 2;
 
     /// <summary>The manifest id: SHA-256 of the stored object (not part of the JSON).</summary>
     [JsonIgnore]
@@ -150,6 +186,10 @@ public sealed record RepositoryManifest
     public string? Store { get; init; }
     public RepositorySegment? Segment { get; init; }
     public IReadOnlyDictionary<string, string>? Properties { get; init; }
+    /// <summary>Object backups (version 2): the backed-up folder itself.</summary>
+    public RepositoryDirectory? Root { get; init; }
+    /// <summary>Object backups (version 2): every folder below the root, empty ones included, parents first.</summary>
+    public IReadOnlyList<RepositoryDirectory>? Directories { get; init; }
     public required IReadOnlyList<RepositoryFile> Files { get; init; }
 
     /// <summary>Sum of the file sizes.</summary>
