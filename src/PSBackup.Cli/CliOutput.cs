@@ -61,6 +61,10 @@ internal static partial class CliOutput
                 : $"Read {r.FilesRead} file(s); reused {r.FilesReused} unchanged since parent {r.ParentId}.";
             output.WriteLine(results.Count > 1 ? $"{r.Dir}/{r.Object}: {reuse}" : reuse);
         }
+        foreach (string temp in results.SelectMany(r => r.StaleTemps))
+        {
+            output.WriteLine($"warning: '{temp}' is a temp copy an interrupted run left; remove it with 'psbackup sweep'.");
+        }
         foreach (ObjectBackupResult r in results.Where(r => r.ChangedFiles.Count > 0))
         {
             output.WriteLine();

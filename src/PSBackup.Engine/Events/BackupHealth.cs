@@ -50,6 +50,8 @@ public sealed record KindStatus(string Namespace, string Kind)
     public int Successes { get; set; }
     public int Failures { get; set; }
     public int ConsecutiveFailures { get; set; }
+    /// <summary>Runs that were cancelled (Ctrl+C, SIGTERM): not failures.</summary>
+    public int Cancellations { get; set; }
     public long Bytes { get; set; }
     public DateTimeOffset? LastSuccess { get; set; }
     public List<long> SuccessSizes { get; } = new();
@@ -207,7 +209,11 @@ public static class BackupHealth
                     case OperationEvent.EventKind:
                         OperationEvent op = e.As<OperationEvent>();
                         KindStatus k = status.Kind(op.Category);
-                        if (op.Success)
+                        if (op.Cancelled == true)
+                        {
+                            k.Cancellations++; // neither a success nor a failure
+                        }
+                        else if (op.Success)
                         {
                             k.Successes++;
                             k.ConsecutiveFailures = 0;
@@ -575,6 +581,7 @@ public static class PrometheusText
         IEnumerable<KindStatus> kinds = statuses.SelectMany(s => s.Kinds.Values).ToList();
         Family(sb, "backup_success_total", "counter", "Successful operations recorded in the history.", kinds.Select(k => (Labels(k), (double)k.Successes)));
         Family(sb, "backup_failure_total", "counter", "Failed operations recorded in the history.", kinds.Select(k => (Labels(k), (double)k.Failures)));
+        Family(sb, "backup_cancelled_total", "counter", "Operations cancelled (Ctrl+C, SIGTERM) recorded in the history.", kinds.Select(k => (Labels(k), (double)k.Cancellations)));
         Family(sb, "backup_last_timestamp_seconds", "gauge", "Unix time of the newest successful operation.", kinds.Where(k => k.LastSuccess is not null).Select(k => (Labels(k), (double)k.LastSuccess!.Value.ToUnixTimeMilliseconds() / 1000)));
         Family(sb, "backup_age_seconds", "gauge", "Seconds since the newest successful operation.", kinds.Where(k => k.LastSuccess is not null).Select(k => (Labels(k), Math.Max(0, (now - k.LastSuccess!.Value).TotalSeconds))));
         Family(sb, "backup_bytes_total", "counter", "Bytes written or restored by successful operations.", kinds.Select(k => (Labels(k), (double)k.Bytes)));

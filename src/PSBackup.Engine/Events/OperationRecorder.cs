@@ -43,6 +43,9 @@ public sealed record OperationEvent
     public required DateTimeOffset Time { get; init; }
     public required double DurationSeconds { get; init; }
     public required string Host { get; init; }
+    /// <summary>True when the run was cancelled (Ctrl+C, SIGTERM, a stopped pipeline): recorded so
+    /// the history shows it, never counted as a failure. Omitted otherwise.</summary>
+    public bool? Cancelled { get; init; }
 }
 
 /// <summary>What an operation reports about itself for the history and the audit log.</summary>
@@ -110,7 +113,9 @@ public static class OperationRecorder
         }
         catch (OperationCanceledException)
         {
-            await RecordAsync(scope, context, started, timestamp, new OperationOutcome(0, false, "Cancelled", "The operation was cancelled."), history: false).ConfigureAwait(false);
+            // Recorded in the history too (as cancelled, not failed), so a SIGTERMed job leaves a trace
+            // where monitoring looks; bounded, because the store may be what stalled.
+            await RecordAsync(scope, context, started, timestamp, new OperationOutcome(0, false, "Cancelled", "The operation was cancelled."), history: true).ConfigureAwait(false);
             throw;
         }
         catch (Exception ex)
@@ -161,8 +166,11 @@ public static class OperationRecorder
             {
                 return;
             }
+            bool cancelled = outcome.ErrorId == "Cancelled" && !outcome.Success;
+            using var bound = new CancellationTokenSource(cancelled ? TimeSpan.FromSeconds(10) : Timeout.InfiniteTimeSpan);
             await log.AppendAsync(scope.Namespace!, started, new OperationEvent
             {
+                Cancelled = cancelled ? true : null,
                 Namespace = scope.Namespace!,
                 Operation = scope.Operation,
                 Category = scope.Category,
@@ -174,7 +182,7 @@ public static class OperationRecorder
                 Time = started,
                 DurationSeconds = Math.Round(duration.TotalSeconds, 3),
                 Host = Environment.MachineName,
-            }, CancellationToken.None).ConfigureAwait(false);
+            }, bound.Token).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // recording must never change the operation's outcome
         catch (Exception)

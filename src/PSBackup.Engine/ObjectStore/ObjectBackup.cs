@@ -93,6 +93,7 @@ internal static class ObjectBackup
                 BackupName = backupName,
                 BackupPath = backupPath,
                 ManifestPath = manifestPath,
+                StaleTemps = StaleTemps(location, tempPath),
                 FileCount = manifest.Files.Count,
                 FilesRead = manifest.Files.Count,
                 Bytes = manifest.Files.Sum(f => f.Size),
@@ -257,6 +258,23 @@ internal static class ObjectBackup
         {
             ExceptionDispatchInfo.Capture(failure).Throw();
         }
+    }
+
+    /// <summary>Temp siblings of the object (<c>&lt;obj&gt;.backup-&lt;ts&gt;.&lt;hex&gt;.tmp</c>,
+    /// <c>&lt;obj&gt;.restore-&lt;ts&gt;-&lt;hex&gt;.tmp</c>) over an hour old: what a killed run left.</summary>
+    private static IReadOnlyList<string> StaleTemps(ObjectLocation location, string ownTemp)
+    {
+        var found = new List<string>();
+        DateTime cutoff = DateTime.UtcNow.AddHours(-1);
+        foreach (DirectoryInfo d in new DirectoryInfo(location.DirPath).EnumerateDirectories(location.Object + ".*.tmp"))
+        {
+            if (!string.Equals(d.FullName, ownTemp, StringComparison.Ordinal) && !ObjectLayout.IsLink(d) && d.LastWriteTimeUtc < cutoff
+                && (d.Name.StartsWith(location.Object + ObjectLayout.BackupInfix, StringComparison.Ordinal) || d.Name.StartsWith(location.Object + ".restore-", StringComparison.Ordinal)))
+            {
+                found.Add(d.FullName);
+            }
+        }
+        return found.Order(StringComparer.Ordinal).ToList();
     }
 
     private static bool Exists(string path) =>

@@ -44,6 +44,10 @@ public sealed record ObjectBackupResult
     public string? BackupPath { get; init; }
     /// <summary>The local manifest file; null when stored in a repository.</summary>
     public string? ManifestPath { get; init; }
+    /// <summary>Temp siblings of this object that an interrupted (killed) earlier backup or restore
+    /// left, over an hour old: Clear-StaleArtifact removes them. Reported, never deleted here (a
+    /// running backup's own temp is younger).</summary>
+    public IReadOnlyList<string> StaleTemps { get; init; } = [];
     /// <summary>The repository the backup was stored in; null for a local backup.</summary>
     public string? Repository { get; init; }
     /// <summary>The backup's manifest id in the repository; null for a local backup.</summary>

@@ -107,6 +107,10 @@ public sealed class NewObjectBackupCommand : PSBackupRepositoryCmdlet
             : $"Backing up object '{Dir}/{Object}' under '{_dbRoot}' to the repository {_repository}.");
         await WriteEachAsync(ObjectOperations.BackupEachAsync(options, CreateContext()), result =>
         {
+            foreach (string temp in result.StaleTemps)
+            {
+                PostWriteWarning($"'{temp}' is a temp copy an interrupted run left. Remove it with Clear-StaleArtifact.");
+            }
             if (result.Consistency == BackupConsistency.Recent)
             {
                 PostWriteWarning($"Backup '{result.BackupName}' is Recent, not Stable: {result.ChangedFiles.Count} file(s) changed during the copy. Use -QuiesceScript/-ResumeScript for a fenced copy.");

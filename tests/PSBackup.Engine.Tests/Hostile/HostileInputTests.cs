@@ -268,6 +268,20 @@ public sealed class HostileInputTests : IDisposable
     }
 
     [Fact]
+    public async Task The_next_backup_reports_the_temp_copy_a_killed_run_left()
+    {
+        using var obj = new ObjectFixture();
+        string left = Path.Combine(obj.DirPath, ObjectFixture.Object + ".backup-20250101T000000.0a1b2c3d.tmp");
+        ObjectFixture.Populate(left, seed: 9);
+        Directory.SetLastWriteTimeUtc(left, DateTime.UtcNow.AddHours(-3));
+        ObjectBackupResult r = (await ObjectOperations.BackupAsync(obj.BackupOptions(), OperationContext.Default))!;
+        Assert.Equal([left], r.StaleTemps);
+        Run cli = await RunCli("object", "backup", "--db-root", obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", ObjectFixture.Object, "--json");
+        Assert.Equal(0, cli.ExitCode);
+        Assert.Contains("0a1b2c3d.tmp", cli.Stdout);
+    }
+
+    [Fact]
     public async Task Init_refuses_a_folder_that_holds_other_things_and_writes_nothing()
     {
         string folder = _dir.Combine("busy");

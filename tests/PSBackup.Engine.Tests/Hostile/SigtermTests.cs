@@ -54,11 +54,15 @@ public sealed class SigtermTests : IDisposable
     {
         BulkData.WriteFile(Path.Combine(_obj.ObjectPath, "data", "big.bin"), 768L << 20, seed: 3);
         string audit = _dir.Combine("audit.jsonl");
+        string history = _dir.Combine("history");
         using CliProcess backup = CliProcess.Start(new Dictionary<string, string?> { ["PSBACKUP_AUDIT_LOG"] = audit },
-            "object", "backup", "--db-root", _obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", ObjectFixture.Object);
+            "object", "backup", "--db-root", _obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", ObjectFixture.Object, "--history-path", history);
         await TermWhileCopyingAsync(() => backup.HasExited, backup.Id);
         Assert.Equal(130, await backup.WaitAsync(TimeSpan.FromMinutes(1)));
         AssertCleanAndRecorded(audit);
+        // The history (what health and metrics read) has it too, as cancelled, not failed.
+        string evt = File.ReadAllText(Assert.Single(Directory.GetFiles(Path.Combine(history, ObjectFixture.Dir, "events"))));
+        Assert.Contains("\"cancelled\": true", evt);
     }
 
     [Fact]
