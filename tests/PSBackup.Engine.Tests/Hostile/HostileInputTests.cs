@@ -101,6 +101,17 @@ public sealed class HostileInputTests : IDisposable
     }
 
     [Fact]
+    public async Task A_fifo_in_a_store_folder_is_refused_by_snapshot_create_at_once()
+    {
+        string data = _dir.Combine("snapdata");
+        string nsDir = Snapshots.SnapshotTestSupport.CreateFileNamespace(data, "users");
+        Exec("mkfifo", Path.Combine(nsDir, "db", "sub", "pipe"));
+        using CliProcess snap = CliProcess.Start("snapshot", "create", "--data-dir", data, "--namespace", "users", "--path", "snapshots/s1");
+        Assert.Equal(2, await snap.WaitAsync(Bound)); // before: blocked until killed
+        Assert.Contains("FIFO", snap.Stderr);
+    }
+
+    [Fact]
     public void Opening_a_fifo_for_reading_data_throws_at_once()
     {
         string fifo = _dir.Combine("pipe");
