@@ -429,6 +429,13 @@ internal sealed class RepositoryChecker(Repository repo)
         {
             return null;
         }
+        catch (StorageIOException e) when (!e.IsTransient)
+        {
+            // Not readable as an object at all (e.g. not a regular file): damaged, like a missing pack.
+            Error(new CheckIssue("PackUnreadable", $"Pack {p.Id} cannot be read: {e.Message}", RepositoryLayout.PackKey(p.Id)));
+            Damaged(p.Id, $"pack {p.Id} cannot be read ({e.Message})");
+            return null;
+        }
         using var packHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         long position = 0;
         // Reads count bytes into buffer (fewer only where the pack ends) and hashes them.

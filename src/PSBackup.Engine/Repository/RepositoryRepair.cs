@@ -515,7 +515,7 @@ public static class RepositoryRepair
             }
             return Hex.Encode(sha.GetHashAndReset()) == plan.Id;
         }
-        catch (Exception e) when (e is EndOfStreamException or StorageNotFoundException)
+        catch (Exception e) when (e is EndOfStreamException or StorageNotFoundException or StorageIOException { IsTransient: false })
         {
             return false;
         }

@@ -299,7 +299,13 @@ public sealed partial class LocalBackend : IStorageBackend, IStorageLeftovers
             {
                 throw new StorageNotFoundException(key, _root);
             }
-            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, BufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            // Only a regular file is an object: a FIFO or device planted under a key would block the
+            // open or never end.
+            return SpecialFiles.OpenRegular(path, BufferSize);
+        }
+        catch (InvalidInputException e) when (e.ErrorId == "NotARegularFile")
+        {
+            throw new StorageIOException($"'{key}' in {_root} is not a regular file, so it is no object of this repository: {e.Message}", key, _root, isTransient: false);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {

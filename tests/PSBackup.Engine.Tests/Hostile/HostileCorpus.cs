@@ -37,6 +37,7 @@ internal static class HostileCorpus
         "downgraded-config",     // keys deleted, config says "encryption: none"
         "malformed-event",       // an operation event with a missing field
         "huge-config",           // config replaced by 64 MiB of JSON
+        "fifo-pack",             // a pack replaced by a FIFO of the same name (reading it would block)
     ];
 
     /// <summary>What was built: the repository folder, the passphrase (downgraded case), and the
@@ -149,6 +150,14 @@ internal static class HostileCorpus
                 var big = new StringBuilder("{\"formatVersion\":1,\"pad\":\"");
                 big.Append('x', 64 << 20).Append("\"}");
                 File.WriteAllText(Path.Combine(location, "config"), big.ToString());
+                break;
+            case "fifo-pack":
+                string victim = Packs(location)[0];
+                File.Delete(victim);
+                using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [victim]))
+                {
+                    mkfifo.WaitForExit();
+                }
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(kase));

@@ -112,6 +112,16 @@ public sealed class HostileInputTests : IDisposable
     }
 
     [Fact]
+    public async Task A_fifo_given_as_the_key_file_is_refused_at_once()
+    {
+        string fifo = _dir.Combine("key-pipe");
+        Exec("mkfifo", fifo);
+        using CliProcess init = CliProcess.Start("repo", "init", "--repository", _dir.Combine("keyed"), "--key-file", fifo);
+        Assert.Equal(2, await init.WaitAsync(Bound)); // before: blocked reading the FIFO
+        Assert.Contains("FIFO", init.Stderr);
+    }
+
+    [Fact]
     public void Opening_a_fifo_for_reading_data_throws_at_once()
     {
         string fifo = _dir.Combine("pipe");
@@ -287,6 +297,8 @@ public sealed class HostileInputTests : IDisposable
         Directory.SetLastWriteTimeUtc(left, DateTime.UtcNow.AddHours(-3));
         ObjectBackupResult r = (await ObjectOperations.BackupAsync(obj.BackupOptions(), OperationContext.Default))!;
         Assert.Equal([left], r.StaleTemps);
+        Directory.Delete(r.BackupPath!, recursive: true); // the CLI run may start in the same second
+        File.Delete(r.ManifestPath!);
         Run cli = await RunCli("object", "backup", "--db-root", obj.DbRoot, "--dir", ObjectFixture.Dir, "--object", ObjectFixture.Object, "--json");
         Assert.Equal(0, cli.ExitCode);
         Assert.Contains("0a1b2c3d.tmp", cli.Stdout);

@@ -45,7 +45,13 @@ public static class RepositoryCrypto
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
+            using FileStream stream = SpecialFiles.OpenRegular(path, 1, FileOptions.None); // never a FIFO that blocks
+            if (stream.Length > 1 << 20)
+            {
+                throw new InvalidInputException("KeyFileTooLarge", $"The key file '{path}' has {stream.Length} bytes; a key file is a few random bytes (e.g. 64). Give the right file.", path);
+            }
+            bytes = new byte[stream.Length];
+            stream.ReadExactly(bytes);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
