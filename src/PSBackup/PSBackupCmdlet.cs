@@ -52,12 +52,20 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable, IOperationLogSink
         RunReportingItemFailures(ProcessRecordAsync);
     }
 
+    /// <summary>Runs on the pipeline thread after <see cref="EndProcessingAsync"/> (and after every
+    /// queued write): where a cmdlet decides on a terminating error from what its records said
+    /// (-FailOnError, -FailOnCritical), since ThrowTerminatingError belongs to the pipeline thread.</summary>
+    protected virtual void EndProcessingOnPipelineThread()
+    {
+    }
+
     protected sealed override void EndProcessing()
     {
         CaptureStreams();
         try
         {
             RunReportingItemFailures(EndProcessingAsync);
+            EndProcessingOnPipelineThread();
         }
         finally
         {

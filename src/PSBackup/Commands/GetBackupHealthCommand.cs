@@ -96,9 +96,8 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
         Interlocked.Add(ref _critical, alerts.Count(a => a.Severity == HealthSeverity.Critical));
     }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingOnPipelineThread()
     {
-        base.EndProcessing();
         if (FailOnCritical && _critical > 0)
         {
             ThrowTerminatingError(ErrorMapping.ToErrorRecord(new OperationFailedException("BackupUnhealthy",

@@ -8,6 +8,20 @@ namespace PSBackup.Commands;
 /// 88 characters of base64 text without a line break, so it can also be kept in a secret store
 /// (an Azure Automation credential or variable) and given to -KeyFile as a SecureString. An
 /// existing file is never replaced without -Force.</summary>
+/// <cli>key new</cli>
+/// <example>
+/// <summary>Create a key file</summary>
+/// <code>New-BackupKeyFile -Path ./repo.key</code>
+/// Writes 64 random bytes as base64 text, readable only by the current user. Keep a copy somewhere
+/// safe: without it the repository cannot be read.
+/// </example>
+/// <example>
+/// <summary>An encrypted repository opened with a key file</summary>
+/// <code>New-BackupKeyFile -Path ./offsite.key
+/// Initialize-BackupRepository -Repository ./offsite -KeyFile ./offsite.key
+/// New-ObjectBackup -DbRoot ./shard-db -Dir acme -Object orders -Repository ./offsite -KeyFile ./offsite.key</code>
+/// Every command that opens the repository takes the same -KeyFile (or PSBACKUP_KEY_FILE).
+/// </example>
 [Cmdlet(VerbsCommon.New, "BackupKeyFile", SupportsShouldProcess = true, DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(KeyFileInfo))]
 public sealed class NewBackupKeyFileCommand : PSBackupCmdlet
@@ -32,7 +46,7 @@ public sealed class NewBackupKeyFileCommand : PSBackupCmdlet
         KeyFileInfo? info = await KeyFiles.NewAsync(new NewKeyFileOptions(_path) { Force = Force.IsPresent }, CreateContext()).ConfigureAwait(false);
         if (info is not null)
         {
-            PostWriteObject(info);
+            await WriteObjectAsync(info).ConfigureAwait(false);
         }
     }
 }

@@ -9,6 +9,20 @@ namespace PSBackup.Commands;
 /// missing from -SourcePath, rebuilds the index from the sound packs, removes damaged packs, dangling
 /// refs and stale temp files, and writes refs that backups lost. Writes one
 /// <see cref="RepairResult"/>; a backup file that is still not restorable is a non-terminating error.</summary>
+/// <cli>repair</cli>
+/// <example>
+/// <summary>Repair what check found</summary>
+/// <code>Repair-BackupRepository -Repository ./repo</code>
+/// Verifies the packs that check, a restore or a forced backup marked damaged, salvages their intact
+/// chunks, rebuilds the index and removes dangling refs and stale temp files. Asks first (ConfirmImpact
+/// High); -WhatIf shows what it would do.
+/// </example>
+/// <example>
+/// <summary>Verify every pack and store lost data again from the live source</summary>
+/// <code>Repair-BackupRepository -Repository ./repo -ReadData -SourcePath ./shard-db/acme/orders</code>
+/// Reads every pack (not only those marked damaged); a chunk no sound pack holds is stored again from
+/// the given folders when they still hold it. A file that stays unrestorable is reported as an error.
+/// </example>
 [Cmdlet(VerbsDiagnostic.Repair, "BackupRepository", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High,
     DefaultParameterSetName = RepositorySet)]
 [OutputType(typeof(RepairResult))]
@@ -42,7 +56,7 @@ public sealed class RepairBackupRepositoryCommand : PSBackupRepositoryCmdlet
     {
         RepairResult result = await RepositoryRepair.RepairAsync(
             new RepairBackupRepositoryOptions(_repository!) { SourcePath = _sources, ReadData = ReadData.IsPresent }, CreateContext()).ConfigureAwait(false);
-        PostWriteObject(result);
+        await WriteObjectAsync(result).ConfigureAwait(false);
         if (result.Applied && !result.Repaired)
         {
             foreach (UnrepairedFile f in result.Unrepaired)
@@ -53,7 +67,7 @@ public sealed class RepairBackupRepositoryCommand : PSBackupRepositoryCmdlet
             {
                 PostWriteWarning(m);
             }
-            PostWriteError(ErrorMapping.ToErrorRecord(RepositoryRepair.IncompleteError(result)));
+            await WriteErrorAsync(ErrorMapping.ToErrorRecord(RepositoryRepair.IncompleteError(result))).ConfigureAwait(false);
         }
     }
 }

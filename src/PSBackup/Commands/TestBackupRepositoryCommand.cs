@@ -65,9 +65,8 @@ public sealed class TestBackupRepositoryCommand : PSBackupRepositoryCmdlet
         }
     }
 
-    protected override void EndProcessing()
+    protected override void EndProcessingOnPipelineThread()
     {
-        base.EndProcessing();
         if (FailOnError && _failed.Count > 0)
         {
             ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.IntegrityException("RepositoryCheckFailed",

@@ -159,9 +159,8 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
 
     private readonly List<string> _failed = [];
 
-    protected override void EndProcessing()
+    protected override void EndProcessingOnPipelineThread()
     {
-        base.EndProcessing();
         if (FailOnError && _failed.Count > 0)
         {
             ThrowTerminatingError(ErrorMapping.ToErrorRecord(new Engine.IntegrityException("RestoreTestFailed",
