@@ -90,7 +90,9 @@ Describe 'build.ps1 -Package' {
             $archive.Dispose()
         }
         $names | Should -Contain 'PSBackup/PSBackup.psd1'
-        $names | Should -Contain 'PSBackup/PSBackup.dll'
+        $names | Should -Contain 'PSBackup/PSBackup.Loader.dll'
+        $names | Should -Contain 'PSBackup/dependencies/PSBackup.dll'
+        $names | Should -Contain 'PSBackup/dependencies/PSBackup.Engine.dll'
         @($names | Where-Object { $_ -notlike 'PSBackup/*' }).Count | Should -Be 0
         @($names | Where-Object { $_ -like '*\*' }).Count | Should -Be 0
         $unzipped = Join-Path $TestDrive 'modules'

@@ -35,6 +35,8 @@ BeforeAll {
     $script:Samples['RestoreDrillResult'] = Test-Restore -Repository $repo -Namespace users -ScratchPath $TestDrive
     $script:Samples['HealthAlert'] = Get-BackupHealth -Repository $repo -MaxAge '00:00:00.001' | Select-Object -First 1
     $script:Samples['MetricExportResult'] = Export-BackupMetric -Repository $repo -Path (Join-Path $TestDrive 'metrics.prom')
+    $script:Samples['KeyFileInfo'] = New-BackupKeyFile -Path (Join-Path $TestDrive 'a-rather-long-folder-name-as-on-real-hosts' 'repository.key')
+    $script:Samples['RepairResult'] = Repair-BackupRepository -Repository $repo -Confirm:$false
 
     function Get-TableLines([object] $InputObject) {
         @(($InputObject | Format-Table | Out-String -Width 80) -split "`r?`n" | Where-Object { $_.Trim() })
@@ -60,7 +62,7 @@ Describe 'Table views in an 80-column log' {
     It 'shows every column of the <_> view within 80 columns, only the last one cut' -ForEach @(
         'RepositoryInfo', 'ObjectBackupResult', 'ObjectRestoreResult', 'StaleArtifact', 'WalSegmentInfo', 'ShippedSegment',
         'StoreSnapshotResult', 'BackupRecord', 'RetentionItem', 'RepositoryCheckResult', 'SyncResult', 'StoreSnapshotRestoreResult',
-        'PointInTimePlan', 'PointInTimeRestoreResult', 'RestoreDrillResult', 'HealthAlert', 'MetricExportResult'
+        'PointInTimePlan', 'PointInTimeRestoreResult', 'RestoreDrillResult', 'HealthAlert', 'MetricExportResult', 'KeyFileInfo', 'RepairResult'
     ) {
         $sample = $script:Samples[$_]
         $labels = @((Get-FormatData -TypeName $sample.GetType().FullName).FormatViewDefinition.Control.Headers.Label)

@@ -1,3 +1,4 @@
+using PSBackup.Engine;
 using System.Security.Cryptography;
 
 namespace PSBackup.Engine.Tests.Support;
@@ -20,7 +21,11 @@ public sealed record TreeState(IReadOnlyDictionary<string, string> Entries)
                     continue;
                 }
                 string rel = Path.GetRelativePath(root, path);
-                entries[rel] = Directory.Exists(path) ? "<dir>" : Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
+                // A FIFO or device (planted by hostile-input tests) is recorded by its kind, never
+                // read: opening a FIFO for reading blocks until a writer comes.
+                entries[rel] = Directory.Exists(path) ? "<dir>"
+                    : SpecialFiles.KindOf(path) is var kind && kind != FileKind.Regular ? $"<{SpecialFiles.Describe(kind)}>"
+                    : Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
             }
         }
         return new TreeState(entries);
