@@ -326,7 +326,8 @@ public sealed class UnisonStoreSnapshotTests : IDisposable
         await using var server = new UnisonTestServer(data, "users");
         PSBackup.Engine.Wal.WalShipResult none = await PSBackup.Engine.Wal.WalOperations.ShipAsync(new PSBackup.Engine.Wal.InvokeWalShipOptions(data, "users", "wal/archive") { Endpoint = server.Endpoint, AfterSegmentId = 2 }, Context());
         Assert.Empty(none.Backups);
-        Assert.Contains(server.Requests, q => q.Contains("\"afterSegmentId\":2", StringComparison.Ordinal) && q.Contains("\"backupDir\":\"wal/archive\"", StringComparison.Ordinal));
+        // The server copies into a staging folder of the backup root; only verified segments reach wal/archive.
+        Assert.Contains(server.Requests, q => q.Contains("\"afterSegmentId\":2", StringComparison.Ordinal) && q.Contains("\"backupDir\":\"endpoint-ship-", StringComparison.Ordinal));
     }
 
     [Fact]
