@@ -385,7 +385,7 @@ public abstract class RepositoryWriteTests : IDisposable
     }
 
     private static Task<WalShipResult> Ship(string data, RepositoryTarget repo, long after = 0, OperationContext? context = null) =>
-        WalOperations.ShipAsync(new InvokeWalShipOptions(data, "users", null) { Repository = repo, AfterSegmentId = after }, context ?? OperationContext.Default);
+        WalOperations.ShipAsync(new InvokeWalShipOptions(data, "users", null) { Repository = repo, AfterSegmentId = after, SealedOnly = true }, context ?? OperationContext.Default);
 
     [Fact]
     public async Task Wal_ship_archives_each_sealed_segment_once_and_a_rerun_ships_nothing()
