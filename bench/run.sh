@@ -2,7 +2,13 @@
 # The side-by-side benchmark (SPEC §5, issue 6): PSBackup against tar | zstd -3 -T0, restic and
 # borg, in one run, on the same data, on the same disk. One command on a fresh machine:
 #
-#   bash bench/run.sh [--runs 3] [--size-mib 1024] [--small-mib 256] [--seed 6] [--quick] [--codecs both|native|managed]
+#   bash bench/run.sh [--real | --all] [--real-source DIR] [--runs 3] [--size-mib 1024] [--small-mib 256] [--seed 6] [--quick] [--codecs both|native|managed]
+# --real: the real tree only (issue 17): a copy of files Debian installed on this machine
+# (--real-source, default /usr/lib/x86_64-linux-gnu: ~1.7 GB, ~5,400 shared libraries, locale and
+# data files from a few hundred packages), backed up as one object (db root/debian/<name>): full,
+# no change, 5 % of files changed, no change right after a bulk copy (every file inside the racy
+# window), verify all data, full restore. --all: the real tree and the synthetic set in one run.
+# Default: the synthetic set (a generated object store, WAL segments, PITR, one-segment ship).
 # --codecs: which zstd codec the PSBackup rows use: libzstd ("psbackup"), the managed ZstdSharp.Port
 # that Windows and Azure Automation run ("psbackup (managed zstd)", PSBACKUP_ZSTD=managed), or both
 # (the default).
@@ -16,15 +22,19 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 runs=3 size=1024 small=256 seed=6 segments=64 cases=10 codecs=both
+synthetic=1 real=0 real_source=/usr/lib/x86_64-linux-gnu
 while [ $# -gt 0 ]; do
   case "$1" in
+    --real) synthetic=0 real=1; shift ;;
+    --all) synthetic=1 real=1; shift ;;
+    --real-source) real_source=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --size-mib) size=$2; shift 2 ;;
     --small-mib) small=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --quick) runs=1 size=128 small=32 segments=8 cases=4; shift ;;
     --codecs) codecs=$2; shift 2 ;;
-    *) echo "usage: bash bench/run.sh [--runs N] [--size-mib M] [--small-mib M] [--seed N] [--quick] [--codecs both|native|managed]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [--real | --all] [--real-source DIR] [--runs N] [--size-mib M] [--small-mib M] [--seed N] [--quick] [--codecs both|native|managed]" >&2; exit 2 ;;
   esac
 done
 case "$codecs" in
@@ -59,10 +69,21 @@ build_log=$(mktemp)
 if ! dotnet build PSBackup.sln -c Release -nologo -v quiet >"$build_log" 2>&1; then
   cat "$build_log" >&2; rm -f "$build_log"; exit 1
 fi
+# The CLI as it is installed (docs/performance.md): published framework-dependent and ReadyToRun
+# (precompiled, so a short run does not spend its time in the JIT).
+case "$(uname -m)" in x86_64) rid=linux-x64 ;; aarch64) rid=linux-arm64 ;; *) rid="" ;; esac
+if [ -n "$rid" ] && dotnet publish src/PSBackup.Cli -c Release -r "$rid" --self-contained false -p:PublishReadyToRun=true \
+     -o "$out/cli" -nologo -v quiet >"$build_log" 2>&1; then
+  cli=$out/cli/psbackup
+else
+  cat "$build_log" >&2; echo "bench: no ReadyToRun publish here; timing the plain build" >&2
+  cli=$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup
+fi
 rm -f "$build_log"
-psbackup() { "$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup" "$@"; }
+export cli
+psbackup() { "$cli" "$@"; }
 # The same CLI on the managed zstd codec (what runs where no libzstd loads).
-psbackupm() { PSBACKUP_ZSTD=managed "$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup" "$@"; }
+psbackupm() { PSBACKUP_ZSTD=managed "$cli" "$@"; }
 bench() { "$root/bench/PSBackup.Bench/bin/Release/net10.0/psbackup-bench" "$@"; }
 export -f psbackup psbackupm
 export root
@@ -89,12 +110,26 @@ dataset() {
   fi
   echo "$dir"
 }
-ds=$(dataset "$size")
-ds_small=$(dataset "$small")
-objects=("$ds"/db/*/*)
-wal_bytes=$(bytes "$ds/data/ledger/wal")
-last_log_index=$(sed 's/.*"LastLogIndex":\([0-9]*\).*/\1/' "$ds/dataset.json")
-mapfile -t wal_segments < <(ls "$ds/data/ledger/wal"/*.wal | sort)
+if [ "$synthetic" = 1 ]; then
+  ds=$(dataset "$size")
+  ds_small=$(dataset "$small")
+  objects=("$ds"/db/*/*)
+  wal_bytes=$(bytes "$ds/data/ledger/wal")
+  last_log_index=$(sed 's/.*"LastLogIndex":\([0-9]*\).*/\1/' "$ds/dataset.json")
+  mapfile -t wal_segments < <(ls "$ds/data/ledger/wal"/*.wal | sort)
+fi
+# The real tree: files nobody here wrote. An object may not hold symbolic links (PSBackup refuses
+# them rather than follow or drop them silently), so the copy keeps the regular files and folders
+# and leaves the links out (~600 small .so -> .so.N names); every tool backs up the same copy.
+real_name=$(basename "$real_source")
+real_copy() { # real_copy DEST: a fresh copy of the real tree at DEST/debian/<name>
+  mkdir -p "$1/debian"
+  cp -a "$real_source" "$1/debian/$real_name"
+  find "$1/debian/$real_name" -type l -delete
+}
+if [ "$real" = 1 ] && [ ! -d "$real_source" ]; then
+  echo "bench: --real-source '$real_source' is not a folder" >&2; exit 2
+fi
 
 
 # --- 4. Measuring --------------------------------------------------------------------------------
@@ -124,7 +159,7 @@ borg_backup() { echo "cd \"\$W\" && borg create --compression zstd,3 \"\$W/borg:
 
 # The same on a key-file repository (no PBKDF2 in each process), to show what the passphrase's
 # key derivation costs the short runs.
-psbk_backup_db='env -u PSBACKUP_PASSPHRASE "$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup" object backup --db-root "$W/db" --dir "*" --object "*" --repository "$W/psbk" --key-file "$W/psbk.key" >/dev/null'
+psbk_backup_db='env -u PSBACKUP_PASSPHRASE "$cli" object backup --db-root "$W/db" --dir "*" --object "*" --repository "$W/psbk" --key-file "$W/psbk.key" >/dev/null'
 
 # The managed-codec twin of the passphrase repository (its own repository, so dedup is alike).
 psbm_backup_db='psbackupm object backup --db-root "$W/db" --dir "*" --object "*" --repository "$W/psbm" >/dev/null'
@@ -149,13 +184,99 @@ start=$(date +%s)
 # sets every change time to now. A live database's files are older than that; restic and borg
 # have no such rule, so a fresh copy would charge PSBackup a second read nobody else pays.
 rm -rf "$out/copies"; mkdir -p "$out/copies"
-for run in $(seq 1 "$runs"); do cp -a "$ds/db" "$out/copies/db-$run"; done
-cp -a "$ds_small/db" "$out/copies/db-small"
+if [ "$synthetic" = 1 ]; then
+  for run in $(seq 1 "$runs"); do cp -a "$ds/db" "$out/copies/db-$run"; done
+  cp -a "$ds_small/db" "$out/copies/db-small"
+fi
+if [ "$real" = 1 ]; then
+  log "copying $real_source ($runs × $(du -sh "$real_source" | cut -f1))"
+  for run in $(seq 1 "$runs"); do real_copy "$out/copies/real-$run"; done
+fi
 copied=$(date +%s)
 if [ $(( copied + 36 - $(date +%s) )) -gt 0 ]; then
   log "letting the copies age past the racy window"
   sleep $(( copied + 36 - $(date +%s) ))
 fi
+# real_round RUN: the real tree's scenarios with every tool, in $RW.
+real_round() {
+  local run=$1 tree_bytes
+  export RW=$work/real
+  rm -rf "$RW"; mkdir -p "$RW/tar"
+  mv "$out/copies/real-$run" "$RW/tree"
+  export real_name
+  tree_bytes=$(bytes "$RW/tree")
+  psbackup repo init --repository "$RW/psb" >/dev/null
+  psbackupm repo init --repository "$RW/psbm" >/dev/null
+  head -c 64 /dev/urandom >"$RW/psbk.key"
+  env -u PSBACKUP_PASSPHRASE "$cli" repo init --repository "$RW/psbk" --key-file "$RW/psbk.key" >/dev/null
+  restic -r "$RW/restic" init -q >/dev/null
+  borg init --encryption repokey "$RW/borg" >/dev/null 2>&1
+  local pb='object backup --db-root "$RW/tree" --dir debian --object "$real_name"'
+  real_backups() { # real_backups SCENARIO: one backup of the tree with every tool
+    tree_bytes=$(bytes "$RW/tree")
+    [ "$native" = 1 ] && measure "$1" psbackup "$run" "$tree_bytes" "$RW/psb" "psbackup $pb --repository \"\$RW/psb\" >/dev/null"
+    [ "$managed" = 1 ] && measure "$1" "psbackup (managed zstd)" "$run" "$tree_bytes" "$RW/psbm" "psbackupm $pb --repository \"\$RW/psbm\" >/dev/null"
+    measure "$1" "psbackup (key file)" "$run" "$tree_bytes" "$RW/psbk" "env -u PSBACKUP_PASSPHRASE \"\$cli\" $pb --repository \"\$RW/psbk\" --key-file \"\$RW/psbk.key\" >/dev/null"
+    [ "$1" = real-full ] && measure "$1" "tar | zstd -3 -T0" "$run" "$tree_bytes" "$RW/tar/tree.tar.zst" 'tar -C "$RW" -cf - tree | zstd -3 -T0 -q -f -o "$RW/tar/tree.tar.zst"'
+    measure "$1" restic "$run" "$tree_bytes" "$RW/restic" 'cd "$RW" && restic -r "$RW/restic" backup -q tree'
+    measure "$1" borg "$run" "$tree_bytes" "$RW/borg" "cd \"\$RW\" && borg create --compression zstd,3 \"\$RW/borg::$1\" tree"
+  }
+  log "real tree, run $run of $runs: $(find "$RW/tree" -type f | wc -l) files, $(( tree_bytes / 1048576 )) MiB"
+  real_backups real-full
+  real_backups real-nochange
+  export tar_bytes; tar_bytes=$(bytes "$RW/tree")
+  log "mutate: $(bench mutate-tree --root "$RW/tree" --percent 5 --seed "$run")"
+  sleep 36 # the changes age past the racy window, as for the synthetic set
+  real_backups real-incremental
+
+  tree_bytes=$(bytes "$RW/tree"); export tree_bytes
+  [ "$native" = 1 ] && measure real-verify psbackup "$run" "$tree_bytes" - 'psbackup check --repository "$RW/psb" --read-data >/dev/null'
+  [ "$managed" = 1 ] && measure real-verify "psbackup (managed zstd)" "$run" "$tree_bytes" - 'psbackupm check --repository "$RW/psbm" --read-data >/dev/null'
+  measure real-verify "tar | zstd -3 -T0" "$run" "$tree_bytes" - 'zstd -t -q "$RW/tar/tree.tar.zst"'
+  measure real-verify restic "$run" "$tree_bytes" - 'restic -r "$RW/restic" check -q --read-data'
+  measure real-verify borg "$run" "$tree_bytes" - 'borg check --verify-data "$RW/borg"'
+
+  # Restore the latest backup (tar: the full backup's archive, which holds the tree as it was
+  # before the 5 % change, so its restore is checked against that size).
+  [ "$native" = 1 ] && measure real-restore psbackup "$run" "$tree_bytes" - 'mkdir -p "$RW/rp"; psbackup object restore --db-root "$RW/rp" --dir debian --object "$real_name" --repository "$RW/psb" >/dev/null; restored "$RW/rp" $tree_bytes'
+  [ "$managed" = 1 ] && measure real-restore "psbackup (managed zstd)" "$run" "$tree_bytes" - 'mkdir -p "$RW/rm"; psbackupm object restore --db-root "$RW/rm" --dir debian --object "$real_name" --repository "$RW/psbm" >/dev/null; restored "$RW/rm" $tree_bytes'
+  rm -rf "$RW/rp" "$RW/rm"
+  mkdir -p "$RW/rt" "$RW/rb"
+  measure real-restore "tar | zstd -3 -T0" "$run" "$tree_bytes" - 'zstd -d -q -c "$RW/tar/tree.tar.zst" | tar -C "$RW/rt" -xf -; restored "$RW/rt" $tar_bytes'
+  rm -rf "$RW/rt"
+  measure real-restore restic "$run" "$tree_bytes" - 'restic -r "$RW/restic" restore -q latest --target "$RW/rr"; restored "$RW/rr" $tree_bytes'
+  rm -rf "$RW/rr"
+  measure real-restore borg "$run" "$tree_bytes" - 'cd "$RW/rb" && borg extract "$RW/borg::real-incremental"; restored "$RW/rb" $tree_bytes'
+  rm -rf "$RW/rb"
+
+  # Right after a bulk copy: a fresh copy of the tree as it was before the change (every file
+  # inside the racy window) is backed up, and backed up again at once with nothing changed; each
+  # tool gets its own fresh copy, so each starts its pair equally soon after the copy. The second
+  # run is the row ("real-fresh", the first, is shown for what it is: a backup of new inodes whose
+  # content the repository already holds).
+  local tool
+  for tool in psbackup restic borg; do
+    rm -rf "$RW/tree"; real_copy "$RW/tree"
+    case $tool in
+      psbackup)
+        measure real-fresh psbackup "$run" "$tree_bytes" - "psbackup $pb --repository \"\$RW/psb\" >/dev/null"
+        measure real-racy psbackup "$run" "$tree_bytes" - "psbackup $pb --repository \"\$RW/psb\" >/dev/null" ;;
+      restic)
+        measure real-fresh restic "$run" "$tree_bytes" - 'cd "$RW" && restic -r "$RW/restic" backup -q tree'
+        measure real-racy restic "$run" "$tree_bytes" - 'cd "$RW" && restic -r "$RW/restic" backup -q tree' ;;
+      borg)
+        measure real-fresh borg "$run" "$tree_bytes" - 'cd "$RW" && borg create --compression zstd,3 "$RW/borg::fresh" tree'
+        measure real-racy borg "$run" "$tree_bytes" - 'cd "$RW" && borg create --compression zstd,3 "$RW/borg::racy" tree' ;;
+    esac
+  done
+  rm -rf "$RW"
+}
+
+if [ "$real" = 1 ]; then
+  for run in $(seq 1 "$runs"); do real_round "$run"; done
+fi
+
+if [ "$synthetic" = 1 ]; then
 for run in $(seq 1 "$runs"); do
   log "run $run of $runs"
   rm -rf "$work"; mkdir -p "$work/tar"
@@ -165,7 +286,7 @@ for run in $(seq 1 "$runs"); do
   psbackup repo init --repository "$W/psb" >/dev/null
   psbackupm repo init --repository "$W/psbm" >/dev/null
   head -c 64 /dev/urandom >"$W/psbk.key"
-  env -u PSBACKUP_PASSPHRASE "$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup" repo init --repository "$W/psbk" --key-file "$W/psbk.key" >/dev/null
+  env -u PSBACKUP_PASSPHRASE "$cli" repo init --repository "$W/psbk" --key-file "$W/psbk.key" >/dev/null
   restic -r "$W/restic" init -q >/dev/null
   borg init --encryption repokey "$W/borg" >/dev/null 2>&1
 
@@ -231,15 +352,22 @@ for run in $(seq 1 "$runs"); do
   fi
   rm -rf "$work"
 done
+fi
 rm -rf "$out/copies"
 
 # --- 5. Table ---------------------------------------------------------------------------------------
 {
   echo "# PSBackup benchmark results"
   echo
-  echo "$(date -u +%Y-%m-%dT%H:%MZ); dataset ${size} MiB object store + ${segments} × 16 MiB WAL segments (seed $seed), smaller dataset ${small} MiB; $runs run(s) in $(( $(date +%s) - start )) s."
+  echo "$(date -u +%Y-%m-%dT%H:%MZ); $runs run(s) in $(( $(date +%s) - start )) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+  if [ "$real" = 1 ]; then
+    echo "Real tree: a copy of $real_source as Debian installed it ($(dpkg-query -S "$real_source" 2>/dev/null | tr ',' '\n' | wc -l) packages own files there; Debian $(cat /etc/debian_version 2>/dev/null)): $(find "$real_source" -type f | wc -l) files, $(( $(bytes "$real_source") / 1048576 )) MiB; its $(find "$real_source" -type l | wc -l) symbolic links are left out of the copy (an object holds no links)."
+  fi
+  if [ "$synthetic" = 1 ]; then
+    echo "Synthetic set: ${size} MiB object store + ${segments} × 16 MiB WAL segments (seed $seed), smaller dataset ${small} MiB; PSBackup backs up and restores the ${#objects[@]} objects in one CLI call each way (--dir '*' --object '*')."
+  fi
   echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(df -h --output=fstype "$out" | tail -1 | tr -d ' ') on $(df --output=source "$out" | tail -1)."
-  echo "Peers: $(zstd --version | sed 's/.*v\([0-9.]*\).*/zstd \1/'), $(restic version | cut -d' ' -f1-2) (repository v2, compression auto), $(borg --version) (--compression zstd,3, --encryption repokey); PSBackup repository encrypted (passphrase), PSBackup backs up and restores the ${#objects[@]} objects in one CLI call each way (--dir '*' --object '*')."
+  echo "Peers: $(zstd --version | sed 's/.*v\([0-9.]*\).*/zstd \1/'), $(restic version | cut -d' ' -f1-2) (repository v2, compression auto), $(borg --version) (--compression zstd,3, --encryption repokey); PSBackup repository encrypted (passphrase; the key-file rows skip its PBKDF2)."
   echo
   bench report --raw "$raw"
 } | tee "$out/results.md"

@@ -147,8 +147,8 @@ Describe 'Backing up to a folder repository' {
     It 'Invoke-WalShip -Repository ships every sealed segment once, then nothing' {
         $sealed = @(Get-WalSegment -DataDir $script:DataDir -Namespace users | Where-Object Sealed)
 
-        $shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -Repository $script:Repo)
-        $again = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -Repository $script:Repo)
+        $shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -Repository $script:Repo -SealedOnly)
+        $again = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -Repository $script:Repo -SealedOnly)
 
         $shipped | Should -BeOfType ([PSBackup.Engine.Wal.ShippedSegment])
         @($shipped.SegmentId) | Should -Be @($sealed.SegmentId)

@@ -133,3 +133,43 @@ Describe 'New-StoreSnapshot on UnisonDB stores (unison.db)' {
         Join-Path $data 'backups' 'users' 's' 'users.db' | Should -Not -Exist
     }
 }
+
+Describe 'Invoke-WalShip -Endpoint (UnisonDB copies its sealed segments)' {
+    BeforeAll {
+        $script:Oracle = Get-UnisonOracle
+    }
+
+    It 'archives only segments the walfs reader accepts: a flipped byte archives nothing, then all, then nothing new' {
+        $data = Join-Path $TestDrive 'ship-endpoint'
+        Copy-UnisonFixture -Name 'v1-small' -DataDir $data
+        $archive = Join-Path $data 'backups' 'users' 'wal'
+        $server = Start-UnisonTestServer -DataDir $data
+        try {
+            $server.CorruptSegmentId = 2
+            { Invoke-WalShip -DataDir $data -Namespace users -BackupDir wal -Endpoint $server.Endpoint -ErrorAction Stop } |
+                Should -Throw -ErrorId 'EndpointSegmentInvalid,PSBackup.Commands.InvokeWalShipCommand'
+            @(Get-ChildItem -LiteralPath $archive -ErrorAction SilentlyContinue).Count | Should -Be 0
+            @(Get-ChildItem -LiteralPath (Join-Path $data 'backups' 'users') -Directory -Filter '*.tmp').Count | Should -Be 0
+
+            $server.CorruptSegmentId = $null
+            $shipped = @(Invoke-WalShip -DataDir $data -Namespace users -BackupDir wal -Endpoint $server.Endpoint)
+            @($shipped.SegmentId) | Should -Be @(1, 2, 3, 4, 5)
+            foreach ($s in $shipped) {
+                (Get-FileHash -LiteralPath $s.Path).Hash | Should -Be (Get-FileHash -LiteralPath (Join-Path $data 'users' 'wal' ('{0:D9}.seg' -f $s.SegmentId))).Hash
+            }
+
+            @(Invoke-WalShip -DataDir $data -Namespace users -BackupDir wal -Endpoint $server.Endpoint).Count | Should -Be 0
+            $server.Requests[-1] | Should -Match '"afterSegmentId":5'
+        }
+        finally {
+            $server.DisposeAsync().AsTask().Wait()
+        }
+
+        # UnisonDB's own reader replays the archive (on a copy: walfs creates its next segment in a folder it opens).
+        $judged = Join-Path $TestDrive 'ship-endpoint-judged'
+        Copy-Item -LiteralPath $archive -Destination $judged -Recurse
+        $replay = & $script:Oracle replay -dir $judged -seg-size 1048576
+        $LASTEXITCODE | Should -Be 0
+        ($replay -join "`n") | Should -Match 'replayed 978 records, lsn 1\.\.978,'
+    }
+}

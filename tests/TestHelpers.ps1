@@ -178,3 +178,17 @@ function New-TestWal {
         throw "unisondb-walfs-v2 gen failed ($LASTEXITCODE): $($output -join [Environment]::NewLine)"
     }
 }
+
+function Start-UnisonTestServer {
+    <# An HTTP server on 127.0.0.1 implementing UnisonDB's backup API contract (seed 003) over
+       $DataDir: the xunit suite's UnisonTestServer, loaded from the test assembly the build made.
+       Stop it with $server.DisposeAsync().AsTask().Wait(). #>
+    param([Parameter(Mandatory)] [string] $DataDir, [string] $Namespace = 'users')
+    if (-not ('PSBackup.Engine.Tests.Snapshots.UnisonTestServer' -as [type])) {
+        $config = if ($env:CONFIGURATION) { $env:CONFIGURATION } else { 'Release' }
+        $dll = Join-Path $PSScriptRoot 'PSBackup.Engine.Tests' 'bin' $config 'net10.0' 'PSBackup.Engine.Tests.dll'
+        if (-not (Test-Path -LiteralPath $dll)) { throw "The test assembly '$dll' is not built; run scripts/test.sh (or dotnet build -c $config)." }
+        Add-Type -LiteralPath $dll
+    }
+    [PSBackup.Engine.Tests.Snapshots.UnisonTestServer]::new($DataDir, $Namespace, $null)
+}

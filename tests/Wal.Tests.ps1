@@ -103,7 +103,7 @@ Describe 'Invoke-WalShip' {
     }
 
     It 'copies every sealed segment and writes one ShippedSegment per segment' {
-        $shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/archive')
+        $shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/archive' -SealedOnly)
 
         $shipped | Should -BeOfType ([PSBackup.Engine.Wal.ShippedSegment])
         @($shipped.SegmentId) | Should -Be @($script:Sealed.SegmentId)
@@ -117,25 +117,43 @@ Describe 'Invoke-WalShip' {
     }
 
     It 'is idempotent: a re-run reports the segments as already present' {
-        $again = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/archive')
+        $again = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/archive' -SealedOnly)
         $again.Count | Should -Be $script:Sealed.Count
         $again.AlreadyPresent | Should -Not -Contain $false
     }
 
     It 'ships only segments after -AfterSegmentId' {
         $after = $script:Sealed[0].SegmentId
-        $shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/incremental' -AfterSegmentId $after)
+        $shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/incremental' -AfterSegmentId $after -SealedOnly)
         $shipped.Count | Should -Be ($script:Sealed.Count - 1)
         $shipped.SegmentId | Should -Not -Contain $after
     }
 
-    It 'never ships the active segment' {
+    It 'with -SealedOnly never ships the active segment' {
         $active = @(Get-WalSegment -DataDir $script:DataDir -Namespace users | Where-Object { -not $_.Sealed })
         $active.Count | Should -Be 1
-        $shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/active-check')
+        $shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/active-check' -SealedOnly)
         # Not vacuous: the sealed segments were shipped, only the active one was left out.
         $shipped.Count | Should -Be $script:Sealed.Count
         $shipped.SegmentId | Should -Not -Contain $active[0].SegmentId
+    }
+
+    It 'by default also ships the active segment''s valid prefix as a partial under its own name' {
+        $active = @(Get-WalSegment -DataDir $script:DataDir -Namespace users | Where-Object { -not $_.Sealed })[0]
+        $shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/with-partial')
+        @($shipped | Where-Object { -not $_.Partial }).SegmentId | Should -Be @($script:Sealed.SegmentId)
+        $partial = @($shipped | Where-Object Partial)
+        $partial.Count | Should -Be 1
+        $partial[0].SegmentId | Should -Be $active.SegmentId
+        $partial[0].EntryCount | Should -Be $active.EntryCount
+        $partial[0].ObservedAt | Should -Not -BeNullOrEmpty
+        (Split-Path -Leaf $partial[0].Path) | Should -Match ('^{0}\.partial-\d{{8}}T\d{{9}}Z$' -f [regex]::Escape($active.FileName))
+        # Get-WalSegment of the archive folder never takes the partial for a segment.
+        $archive = Join-Path $script:DataDir 'backups' 'users' 'wal' 'with-partial'
+        @(Get-ChildItem -LiteralPath $archive -File).Count | Should -Be ($script:Sealed.Count + 1)
+        # Shipping again with nothing new: the same partial, already present.
+        $again = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal/with-partial' | Where-Object Partial)
+        $again[0].AlreadyPresent | Should -BeTrue
     }
 
     It 'rejects the backup directory <BackupDir>' -ForEach @(
@@ -194,16 +212,16 @@ Describe 'A real UnisonDB WAL (walfs v1 and v2 fixtures written by UnisonDB''s o
     It 'ships the sealed segments locally and to a repository under their own names; a second ship adds nothing' {
         $data = Join-Path $TestDrive 'ship-v1'
         Copy-UnisonFixture -Name 'v1-small' -DataDir $data
-        $local = @(Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal')
+        $local = @(Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal' -SealedOnly)
         $local.SegmentId | Should -Be @(1, 2, 3, 4, 5)
         ($local.Path | Split-Path -Leaf) | Should -Be @('000000001.seg', '000000002.seg', '000000003.seg', '000000004.seg', '000000005.seg')
-        @(Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal').AlreadyPresent | Should -Not -Contain $false
+        @(Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal' -SealedOnly).AlreadyPresent | Should -Not -Contain $false
 
         $repo = Join-Path $TestDrive 'ship-v1-repo'
         $null = Initialize-BackupRepository -Repository $repo -Unencrypted
-        $first = @(Invoke-WalShip -DataDir $data -Namespace users -Repository $repo)
+        $first = @(Invoke-WalShip -DataDir $data -Namespace users -Repository $repo -SealedOnly)
         @($first | Where-Object { -not $_.AlreadyPresent }).SegmentId | Should -Be @(1, 2, 3, 4, 5)
-        $second = @(Invoke-WalShip -DataDir $data -Namespace users -Repository $repo)
+        $second = @(Invoke-WalShip -DataDir $data -Namespace users -Repository $repo -SealedOnly)
         $second.Count | Should -Be 5
         $second.AlreadyPresent | Should -Not -Contain $false
     }

@@ -29,7 +29,8 @@ Describe 'Relative paths typed with backslashes' {
         $shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -BackupDir 'wal\archive')
         $shipped.Count | Should -BeGreaterThan 0
         $shipped[0] | Should -BeOfType ([PSBackup.Engine.Wal.ShippedSegment])
-        @(Get-ChildItem -LiteralPath (Join-Path $script:BackupRoot 'wal' 'archive') -Filter '*.wal').Count | Should -Be $shipped.Count
+        @(Get-ChildItem -LiteralPath (Join-Path $script:BackupRoot 'wal' 'archive') -Filter '*.wal').Count | Should -Be @($shipped | Where-Object { -not $_.Partial }).Count
+        @(Get-ChildItem -LiteralPath (Join-Path $script:BackupRoot 'wal' 'archive') -Filter '*.partial-*').Count | Should -Be @($shipped | Where-Object Partial).Count
     }
 
     It 'Restore-StoreSnapshot -Snapshot snapshots\users.db names the snapshot written above' {

@@ -6,6 +6,7 @@ namespace PSBackup.Bench;
 /// <code>
 /// generate --out DIR [--size-mib 1024] [--segments 64] [--seed N]
 /// mutate --out DIR [--percent 5] [--seed N]
+/// mutate-tree --root DIR [--percent 5] [--seed N]
 /// ship-latency --out DIR --work DIR [--cases 10] [--run N] [--tsv FILE]
 /// report --raw FILE [--md FILE]
 /// </code></summary>
@@ -14,6 +15,7 @@ public static class BenchProgram
     private const string Usage = """
         usage: psbackup-bench generate --out DIR [--size-mib 1024] [--segments 64] [--seed N]
                psbackup-bench mutate --out DIR [--percent 5] [--seed N]
+               psbackup-bench mutate-tree --root DIR [--percent 5] [--seed N]
                psbackup-bench ship-latency --out DIR --work DIR [--target repository|local] [--cases 10] [--run N] [--tsv FILE]
                psbackup-bench report --raw FILE [--md FILE]
         """;
@@ -53,6 +55,12 @@ public static class BenchProgram
                 {
                     MutationResult r = Mutation.Apply(Required("out"), double.Parse(Get("percent", "5"), CultureInfo.InvariantCulture), Number("seed", Dataset.DefaultSeed));
                     Console.WriteLine($"changed {r.ChangedBytes / 1048576.0:F1} of {r.TotalBytes / 1048576.0:F1} MiB ({100.0 * r.ChangedBytes / r.TotalBytes:F1} %): {r.Appended} appended, {r.Overwritten} overwritten in place, {r.Rewritten} rewritten, {r.IndexesRewritten} index files rebuilt");
+                    return 0;
+                }
+                case "mutate-tree":
+                {
+                    TreeMutationResult r = TreeMutation.Apply(Required("root"), double.Parse(Get("percent", "5"), CultureInfo.InvariantCulture), Number("seed", Dataset.DefaultSeed));
+                    Console.WriteLine($"changed {r.ChangedFiles} of {r.Files} files ({100.0 * r.ChangedFiles / r.Files:F1} %), {r.BytesWritten / 1048576.0:F1} MiB written: {r.Overwritten} overwritten in place, {r.Appended} appended to, {r.Rewritten} rewritten and renamed over");
                     return 0;
                 }
                 case "ship-latency":

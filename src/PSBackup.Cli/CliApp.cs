@@ -223,6 +223,8 @@ public static partial class CliApp
         command.Options.Add(ns);
         command.Options.Add(backupDir);
         command.Options.Add(after);
+        var sealedOnly = new Option<bool>("--sealed-only") { Description = "Ship sealed segments only: no partial (valid prefix) of the active segment." };
+        command.Options.Add(sealedOnly);
         var repository = AddRepositoryOptions(command, "Ship to this repository (a folder or s3://bucket/prefix): every sealed segment it does not hold yet.", "--s3-endpoint");
         var endpoint = AddUnisonEndpointOptions(command, "UnisonDB's HTTP API (http://host:port): the server copies its sealed segments (POST /api/v1/<ns>/wal/backup) and PSBackup verifies and archives them.");
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
@@ -242,6 +244,7 @@ public static partial class CliApp
                 Repository = target,
                 Endpoint = server,
                 EndpointTimeout = serverTimeout,
+                SealedOnly = parse.GetValue(sealedOnly),
             };
             WalShipResult result = await WalOperations.ShipAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             CliOutput.WalShip(io.Stdout, result, parse.GetValue(json));

@@ -194,9 +194,17 @@ internal static partial class CliOutput
         bool repository = result.Repository is not null;
         if (json)
         {
+            // Partials stay out of "backups": the seed's scripts pass .backups[-1].segmentId back as
+            // afterSegmentId, which must name a sealed segment.
             output.WriteLine(ToJson(new SeedShipResponse(
-                result.Backups.Select(b => new SeedShippedSegment(b.SegmentId, b.Path, b.Bytes, b.Sha256, b.AlreadyPresent, repository ? b.BackupId : null)).ToList(),
-                result.Repository)));
+                result.Backups.Where(b => !b.Partial).Select(b => new SeedShippedSegment(b.SegmentId, b.Path, b.Bytes, b.Sha256, b.AlreadyPresent, repository ? b.BackupId : null)).ToList(),
+                result.Repository)
+            {
+                Partials = result.Backups.Any(b => b.Partial)
+                    ? result.Backups.Where(b => b.Partial).Select(b => new ShippedPartial(b.SegmentId, b.Path, b.Bytes, b.Sha256, b.AlreadyPresent, repository ? b.BackupId : null,
+                        b.ObservedAt, b.EntryCount, b.LastLogIndex, b.LastRecordTime, b.StoredBytes)).ToList()
+                    : null,
+            }));
             return;
         }
         if (result.Backups.Count == 0)
@@ -209,7 +217,7 @@ internal static partial class CliOutput
         {
             table.Column("Stored", rightAlign: true);
         }
-        table.Column("AlreadyPresent").Column("Path");
+        table.Column("Kind").Column("AlreadyPresent").Column("Path");
         foreach (ShippedSegment s in result.Backups)
         {
             var cells = new List<string> { s.SegmentId.ToString(CultureInfo.InvariantCulture), TableWriter.Size(s.Bytes) };
@@ -217,6 +225,7 @@ internal static partial class CliOutput
             {
                 cells.Add(s.StoredBytes is long stored ? TableWriter.Size(stored) : "");
             }
+            cells.Add(s.Partial ? $"partial to {s.LastLogIndex?.ToString(CultureInfo.InvariantCulture) ?? "?"}" : "sealed");
             cells.Add(s.AlreadyPresent ? "True" : "False");
             cells.Add(s.Path);
             table.Row([.. cells]);
@@ -226,7 +235,18 @@ internal static partial class CliOutput
 
     private sealed record SeedShipResponse(
         IReadOnlyList<SeedShippedSegment> Backups,
-        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Repository);
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Repository)
+    {
+        /// <summary>The active segment's valid prefix, when one was shipped (not a seed field).</summary>
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public IReadOnlyList<ShippedPartial>? Partials { get; init; }
+    }
+
+    private sealed record ShippedPartial(long SegmentId, string Path, long Bytes, string Sha256, bool AlreadyPresent,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? BackupId,
+        DateTimeOffset? ObservedAt, long? EntryCount, long? LastLogIndex,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTimeOffset? LastRecordTime,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? StoredBytes);
 
     private sealed record SeedShippedSegment(long SegmentId, string Path, long Bytes, string Sha256, bool AlreadyPresent,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? BackupId);

@@ -21,6 +21,12 @@ public readonly record struct FileStamp(long Size, long ModifiedNs, long Changed
     /// (35 s by default).</summary>
     public static TimeSpan RacyWindow { get; } = ComputeRacyWindow();
 
+    /// <summary>The part of <see cref="RacyWindow"/> that no flush removes: a write in the same
+    /// tick of a coarse file-system clock (FAT 2 s, SMB/HFS+ 1 s) leaves the times unchanged. A
+    /// file whose dirty pages were written back just before it is read (<see cref="Writeback"/>)
+    /// is proven by a stamp this old.</summary>
+    public static TimeSpan ClockWindow { get; } = TimeSpan.FromSeconds(2);
+
     /// <summary>True when the times are older than <paramref name="racyWindow"/> before <paramref name="nowUtc"/>
     /// (the real wall clock, which stamps the file system), so any write after <paramref name="nowUtc"/>
     /// would give a different stamp.</summary>

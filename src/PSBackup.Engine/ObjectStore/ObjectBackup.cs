@@ -58,7 +58,7 @@ internal static class ObjectBackup
             return null;
         }
 
-        var copy = new CopyState(objectPath, new FolderSink(tempPath), context, options.RacyWindow, options.Stamps);
+        var copy = new CopyState(objectPath, new FolderSink(tempPath), context, options);
         bool commitStarted = false;
         try
         {
@@ -152,7 +152,7 @@ internal static class ObjectBackup
                 ? $"-Force: every file of '{location.Dir}/{location.Object}' is read (no parent reuse)."
                 : $"No earlier backup of '{location.Dir}/{location.Object}' from host {writer.Info.Host}: every file is read.");
         var sink = new RepositorySink(writer, parent);
-        var copy = new CopyState(location.ObjectPath, sink, context, options.RacyWindow, options.Stamps);
+        var copy = new CopyState(location.ObjectPath, sink, context, options);
         await CopyFencedAsync(options, copy, tree).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         BackupConsistency consistency = copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent;
@@ -289,8 +289,10 @@ internal static class ObjectBackup
         /// <summary>Stores the file (replacing an earlier attempt). FileNotFound/DirectoryNotFound
         /// when the source is gone; the sink is left without the path then. <paramref name="settled"/>
         /// is the file's settled stamp before the copy: a sink that has a proven copy of exactly that
-        /// stamp (a repository's parent backup) may reuse it without reading.</summary>
-        Task<ContentDigest> StoreAsync(string rel, string source, FileStamp? settled, CancellationToken ct);
+        /// stamp (a repository's parent backup) may reuse it without reading (Reused is then true).
+        /// <paramref name="beforeRead"/> runs just before the file is opened for reading, never
+        /// when it is reused.</summary>
+        Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, CancellationToken ct);
 
         /// <summary>The stored copy of <paramref name="rel"/> is proven to be the file as stamped.</summary>
         void Settle(string rel, FileStamp stamp);
@@ -309,15 +311,16 @@ internal static class ObjectBackup
     {
         public void CreateDirectory(string rel) => Directory.CreateDirectory(Path.Combine(destRoot, rel));
 
-        public async Task<ContentDigest> StoreAsync(string rel, string source, FileStamp? settled, CancellationToken ct)
+        public async Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, CancellationToken ct)
         {
             string dest = Path.Combine(destRoot, rel);
             Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
             File.Delete(dest);
             try
             {
+                beforeRead?.Invoke();
                 // Private until the source's own mode is given to it: a 0600 file's copy is never world-readable.
-                return await FileCopy.CopyAsync(source, dest, ct, PrivateFiles.FileMode).ConfigureAwait(false);
+                return (await FileCopy.CopyAsync(source, dest, ct, PrivateFiles.FileMode).ConfigureAwait(false), false);
             }
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
             {
@@ -365,7 +368,7 @@ internal static class ObjectBackup
             // A repository backup holds files; folders come back with their files.
         }
 
-        public async Task<ContentDigest> StoreAsync(string rel, string source, FileStamp? settled, CancellationToken ct)
+        public async Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, CancellationToken ct)
         {
             Discard(rel);
             if (settled is { } s
@@ -375,10 +378,11 @@ internal static class ObjectBackup
                 && writer.TryReuseFile(p))
             {
                 Reused.Add(rel);
-                return new ContentDigest(p.Size, p.Sha256);
+                return (new ContentDigest(p.Size, p.Sha256), true);
             }
+            beforeRead?.Invoke();
             Repository.RepositoryFile f = await writer.AddFileFromPathAsync(rel, source, Repository.ChunkingProfile.Default, ct).ConfigureAwait(false);
-            return new ContentDigest(f.Size, f.Sha256);
+            return (new ContentDigest(f.Size, f.Sha256), false);
         }
 
         public void Discard(string rel)
@@ -400,8 +404,13 @@ internal static class ObjectBackup
     }
 
     /// <summary>The running copy of one object into a sink.</summary>
-    private sealed class CopyState(string sourceRoot, IFileSink sink, OperationContext context, TimeSpan racyWindow, Func<string, FileStamp?> stamps)
+    private sealed class CopyState(string sourceRoot, IFileSink sink, OperationContext context, NewObjectBackupOptions options)
     {
+        private readonly TimeSpan racyWindow = options.RacyWindow;
+        private readonly TimeSpan clockWindow = options.ClockWindow;
+        private readonly Func<string, FileStamp?> stamps = options.Stamps;
+        private readonly Func<string, bool> flush = options.Flush;
+
         public string SourceRoot { get; } = sourceRoot;
         public OperationContext Context { get; } = context;
         public SortedDictionary<string, ManifestFile> Copied { get; } = new(StringComparer.Ordinal);
@@ -419,9 +428,21 @@ internal static class ObjectBackup
             CancellationToken ct = Context.CancellationToken;
             _totalBytes = tree.TotalBytes;
             CreateDirectories(tree);
-            foreach (string rel in tree.Files.Keys)
+            using (var ahead = CancellationTokenSource.CreateLinkedTokenSource(ct))
             {
-                await CopyOneAsync(rel, appeared: false).ConfigureAwait(false);
+                Task writeback = StartWritebackAhead(tree, ahead.Token);
+                try
+                {
+                    foreach (string rel in tree.Files.Keys)
+                    {
+                        await CopyOneAsync(rel, appeared: false).ConfigureAwait(false);
+                    }
+                }
+                finally
+                {
+                    await ahead.CancelAsync().ConfigureAwait(false);
+                    await writeback.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
             }
 
             ObjectTree second = ObjectTree.List(SourceRoot, ct);
@@ -466,6 +487,42 @@ internal static class ObjectBackup
             }
         }
 
+        /// <summary>Starts writeback of the dirty pages of every file that will need a flush before
+        /// it is read (written within the racy window, older than the clock window), in copy order
+        /// on a pool thread, so the disk writes while earlier files are hashed and compressed and
+        /// each file's own flush mostly finds its pages clean. Nothing to do where files need no
+        /// flush (a tree older than the racy window: one stat each) or flushing is not available.</summary>
+        private Task StartWritebackAhead(ObjectTree tree, CancellationToken ct)
+        {
+            if (!Writeback.Available || flush != (Func<string, bool>)Writeback.Flush)
+            {
+                return Task.CompletedTask;
+            }
+            return Task.Run(() =>
+            {
+                foreach (string rel in tree.Files.Keys)
+                {
+                    if (ct.IsCancellationRequested)
+                    {
+                        return;
+                    }
+                    string source = Path.Combine(SourceRoot, rel);
+                    DateTime now = DateTime.UtcNow;
+                    try
+                    {
+                        if (stamps(source) is { } stamp && !stamp.IsSettledAt(now, racyWindow) && stamp.IsSettledAt(now, clockWindow))
+                        {
+                            Writeback.Start(source);
+                        }
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        // The copy itself reports what is wrong with this file.
+                    }
+                }
+            }, CancellationToken.None);
+        }
+
         private void CreateDirectories(ObjectTree tree)
         {
             foreach (string rel in tree.Directories)
@@ -500,8 +557,13 @@ internal static class ObjectBackup
         /// is the file's stamp (size, last-write and change time, device and inode): the same before
         /// and after the copy, the copy as long as the stamp says, and the times settled (older than
         /// the racy window when the copy began), so a write during the copy would
-        /// have changed the stamp. A file written too recently for that ("racy") is re-hashed by path
-        /// and must hash as copied. Null when the file vanished before it was read.</summary>
+        /// have changed the stamp. A file written more recently ("racy") is re-hashed by path and
+        /// must hash as copied. When a racy file's times are older than the clock window, its dirty
+        /// pages are written back before it is read (<see cref="Writeback"/>): from then on any
+        /// write moves its times, so its stamp is recorded and proves it to the next backup, which
+        /// reuses it unread instead of reading it again. A file reused from the parent backup is
+        /// proven by the parent's stamp, which the parent recorded only for a proven copy. Null when
+        /// the file vanished before it was read.</summary>
         private async Task<(ContentDigest Digest, bool Stable)?> CopyStableAsync(string source, string rel, CancellationToken ct)
         {
             for (int attempt = 1; ; attempt++)
@@ -524,11 +586,15 @@ internal static class ObjectBackup
                 }
                 Context.ReportBytes(Activity, $"Copying {rel}", DoneBytes, _totalBytes, rel);
                 bool settled = before.IsSettledAt(readStart, racyWindow);
+                bool clockSettled = settled || before.IsSettledAt(readStart, clockWindow);
+                bool flushed = false;
+                Action? beforeRead = settled || !clockSettled ? null : () => flushed = flush(source);
 
                 ContentDigest copied;
+                bool reused;
                 try
                 {
-                    copied = await sink.StoreAsync(rel, source, settled ? before : null, ct).ConfigureAwait(false);
+                    (copied, reused) = await sink.StoreAsync(rel, source, clockSettled ? before : null, beforeRead, ct).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
                 {
@@ -540,11 +606,11 @@ internal static class ObjectBackup
                     throw CopyFailed(source, e);
                 }
                 bool stable = copied.Bytes == before.Size && StampOf(source) == before;
-                if (stable && !settled)
+                if (stable && !settled && !reused)
                 {
                     stable = await RehashesAsAsync(source, copied, ct).ConfigureAwait(false) && StampOf(source) == before;
                 }
-                if (stable && settled)
+                if (stable && (settled || flushed || reused))
                 {
                     sink.Settle(rel, before);
                 }

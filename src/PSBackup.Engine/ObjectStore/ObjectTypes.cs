@@ -22,6 +22,12 @@ public sealed record NewObjectBackupOptions(string DbRoot, string Dir, string Ob
     /// <summary>How recent a file's times may be and still prove it unchanged without a re-read
     /// (tests shorten it; see <see cref="FileStamp.RacyWindow"/>).</summary>
     internal TimeSpan RacyWindow { get; init; } = FileStamp.RacyWindow;
+    /// <summary>How recent a file's times may be and still prove it unchanged when its dirty pages
+    /// were written back just before the read (tests shorten it; see <see cref="FileStamp.ClockWindow"/>).</summary>
+    internal TimeSpan ClockWindow { get; init; } = FileStamp.ClockWindow;
+    /// <summary>Writes a file's dirty pages back (<see cref="Writeback.Flush"/>); tests turn it off
+    /// to show what the flush proves.</summary>
+    internal Func<string, bool> Flush { get; init; } = Writeback.Flush;
     /// <summary>Where file stamps come from (<see cref="FileStamp.Read"/>; tests substitute what
     /// NTFS reports while a writer holds a file open).</summary>
     internal Func<string, FileStamp?> Stamps { get; init; } = FileStamp.Read;

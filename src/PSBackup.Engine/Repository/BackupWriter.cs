@@ -104,7 +104,27 @@ public sealed class BackupWriter : IAsyncDisposable
     /// <summary>Adds a file read from <paramref name="content"/> (read to its end, not disposed)
     /// under the relative <paramref name="path"/>. Returns its manifest entry. If this throws, the
     /// writer is unusable: abort or dispose it.</summary>
-    public async Task<RepositoryFile> AddFileAsync(string path, Stream content, ChunkingProfile profile = ChunkingProfile.Default, CancellationToken ct = default)
+    public Task<RepositoryFile> AddFileAsync(string path, Stream content, ChunkingProfile profile = ChunkingProfile.Default, CancellationToken ct = default) =>
+        AddChunkedAsync(path, content, profile, null, ct);
+
+    /// <summary>Adds a walfs segment (or the valid prefix of an active one) read from
+    /// <paramref name="content"/>: the default profile, except that the 64-byte segment header is a
+    /// chunk of its own and a chunk is also cut at each of <paramref name="splits"/> (absolute
+    /// offsets, ascending: the chunk boundaries of the newest partial of the same segment).</summary>
+    /// <remarks>walfs rewrites the header with every append, so without its own chunk it would
+    /// change the first record chunk of every partial and of the sealed segment. The records are cut
+    /// by content alone from offset 64 on, so the sealed segment and every partial of it share every
+    /// chunk up to a partial's last content-defined cut. What follows that cut differs from ship to
+    /// ship (and from the sealed segment); cut at the previous partial's chunk boundaries, every
+    /// chunk of it is cut again exactly, so a partial (and the sealed segment) stores only the bytes
+    /// appended since (docs/design.md, "WAL: partial segments").</remarks>
+    public Task<RepositoryFile> AddWalSegmentAsync(string path, Stream content, IReadOnlyList<long>? splits = null, CancellationToken ct = default) =>
+        AddChunkedAsync(path, content, ChunkingProfile.Default, new WalCuts(Wal.WalFormat.HeaderSize, splits ?? []), ct);
+
+    /// <summary>Where a WAL file is cut besides its content: after the header, and at the splits.</summary>
+    private sealed record WalCuts(long HeaderEnd, IReadOnlyList<long> Splits);
+
+    private async Task<RepositoryFile> AddChunkedAsync(string path, Stream content, ChunkingProfile profile, WalCuts? walCuts, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(content);
         EnsureOpen();
@@ -117,7 +137,7 @@ public sealed class BackupWriter : IAsyncDisposable
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _cts.Token);
         try
         {
-            RepositoryFile f = await ChunkFileAsync(p, content, _repo.Chunker(profile), linked.Token).ConfigureAwait(false);
+            RepositoryFile f = await ChunkFileAsync(p, content, _repo.Chunker(profile), walCuts, linked.Token).ConfigureAwait(false);
             _files.Add(f);
             _state = State.Open;
             return f;
@@ -229,8 +249,9 @@ public sealed class BackupWriter : IAsyncDisposable
     /// run at once: the whole-file SHA-256 of the bytes just read on a pool thread, while this
     /// thread cuts the block into chunks and the chunk ids are then hashed across the cores; only
     /// staging (dedup and the copy of new chunks into a frame) is in file order.</summary>
-    private async Task<RepositoryFile> ChunkFileAsync(string path, Stream content, FastCdc cdc, CancellationToken ct)
+    private async Task<RepositoryFile> ChunkFileAsync(string path, Stream content, FastCdc cdc, WalCuts? walCuts, CancellationToken ct)
     {
+        long bufferBase = 0; // the file offset of buf[0]
         int size = Math.Max(4 * 1024 * 1024, 2 * cdc.Max);
         byte[] buf = ArrayPool<byte>.Shared.Rent(size);
         using var fileHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -251,6 +272,7 @@ public sealed class BackupWriter : IAsyncDisposable
                     {
                         Buffer.BlockCopy(buf, start, buf, 0, end - start);
                         end -= start;
+                        bufferBase += start;
                         start = 0;
                     }
                     int from = end;
@@ -276,7 +298,7 @@ public sealed class BackupWriter : IAsyncDisposable
                 int pos = start;
                 while (pos < end && (eof || end - pos >= cdc.Max))
                 {
-                    int cut = cdc.NextCut(buf.AsSpan(pos, end - pos));
+                    int cut = walCuts is null ? cdc.NextCut(buf.AsSpan(pos, end - pos)) : WalCut(walCuts, cdc, buf, pos, end, bufferBase);
                     cuts.Add((pos, cut));
                     pos += cut;
                 }
@@ -327,6 +349,34 @@ public sealed class BackupWriter : IAsyncDisposable
             await Parallel.ForEachAsync(frames, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = ct },
                 async (f, c) => await _repo.VerifyFrameAsync(f, c).ConfigureAwait(false)).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>The next cut of a WAL file (<see cref="AddWalSegmentAsync"/>): the end of the header,
+    /// else the content-defined cut or the first split before it.</summary>
+    private static int WalCut(WalCuts walCuts, FastCdc cdc, byte[] buf, int pos, int end, long bufferBase)
+    {
+        long at = bufferBase + pos;
+        if (at < walCuts.HeaderEnd)
+        {
+            return (int)Math.Min(walCuts.HeaderEnd - at, end - pos);
+        }
+        int cut = cdc.NextCut(buf.AsSpan(pos, end - pos));
+        IReadOnlyList<long> splits = walCuts.Splits;
+        // The first split strictly inside this chunk (splits ascend).
+        int lo = 0, hi = splits.Count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (splits[mid] <= at)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+        return lo < splits.Count && splits[lo] < at + cut ? (int)(splits[lo] - at) : cut;
     }
 
     /// <summary>The ids of the chunks cut from one block, hashed in parallel (one range per core).</summary>

@@ -103,7 +103,17 @@ public sealed class LocalRestoreSource : IRestoreSource
             var found = new List<ArchivedSegment>();
             foreach (string path in Walk(ct))
             {
-                if (!WalFormat.TryParseArchivedFileName(Path.GetFileName(path), out long id, out string name, out int generation))
+                string file = Path.GetFileName(path);
+                if (WalFormat.TryParsePartialFileName(file, out long partialId, out string segmentName, out DateTimeOffset observed))
+                {
+                    // A partial: the valid prefix of the then-active segment, observed at the time its name carries.
+                    if (Describe(path, partialId) is { Sealed: false } prefix)
+                    {
+                        found.Add(prefix with { FileName = segmentName, ObservedAt = observed });
+                    }
+                    continue;
+                }
+                if (!WalFormat.TryParseArchivedFileName(file, out long id, out string name, out int generation))
                 {
                     continue;
                 }
@@ -250,8 +260,8 @@ public sealed class LocalRestoreSource : IRestoreSource
     }
 
     /// <summary>One entry per id: copies of a sealed segment must agree (a disagreement is an
-    /// integrity error, never a silent pick); a sealed copy supersedes unsealed ones; of several
-    /// unsealed copies the longest prefix is kept.</summary>
+    /// integrity error, never a silent pick); a sealed copy supersedes unsealed ones (partials);
+    /// without one every unsealed copy is kept, each with its own observation time.</summary>
     private List<ArchivedSegment> Deduplicate(List<ArchivedSegment> found)
     {
         var result = new List<ArchivedSegment>();
@@ -269,7 +279,8 @@ public sealed class LocalRestoreSource : IRestoreSource
                         $"Segment {group.Key.Id} (generation {group.Key.Generation}) is archived twice with different content: '{first.Location}' holds log indexes {first.FirstLogIndex}..{first.LastLogIndex}, '{other.Location}' holds {other.FirstLogIndex}..{other.LastLogIndex}. Find out which is right and move the other out of {Description}, then run again.",
                         other.Location);
                 }
-                foreach (ArchivedSegment s in copies.Where(s => !s.Sealed))
+                // Partials (named as such) a sealed copy supersedes are expected, not worth a note.
+                foreach (ArchivedSegment s in copies.Where(s => !s.Sealed && s.ObservedAt is null))
                 {
                     Ignore($"segment '{Relative(s.Location)}': an unsealed copy, superseded by the sealed '{Relative(first.Location)}'");
                 }
@@ -277,7 +288,8 @@ public sealed class LocalRestoreSource : IRestoreSource
             }
             else
             {
-                result.Add(copies.OrderByDescending(s => s.EntryCount).First());
+                // Every prefix stays: each proves its records durable by its own observation time.
+                result.AddRange(copies.OrderBy(s => s.EntryCount));
             }
         }
         return result;

@@ -129,6 +129,10 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
             {
                 refs.Add((id, generation, r.ManifestId, r.Name));
             }
+            else if (WalPartialShip.TryParseRef(r.Name[prefix.Length..], out long partialId, out _))
+            {
+                refs.Add((partialId, PartialGeneration, r.ManifestId, r.Name));
+            }
         }
         var found = new ConcurrentBag<ArchivedSegment>();
         await Parallel.ForEachAsync(refs, new ParallelOptions { MaxDegreeOfParallelism = ManifestParallelism, CancellationToken = ct }, async (r, c) =>
@@ -143,7 +147,8 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 : !string.Equals(m.Namespace, Namespace, StringComparison.Ordinal) ? $"it belongs to namespace '{m.Namespace}'"
                 : s is null ? "its manifest records no segment"
                 : s.SegmentId != r.SegmentId ? $"its manifest describes segment {s.SegmentId}"
-                : (s.Generation ?? 0) != r.Generation ? $"its manifest describes generation {s.Generation ?? 0}"
+                : r.Generation == PartialGeneration && s.Sealed ? "its manifest describes a sealed segment under a partial's ref"
+                : r.Generation != PartialGeneration && (s.Generation ?? 0) != r.Generation ? $"its manifest describes generation {s.Generation ?? 0}"
                 : s.FirstLogIndex < 0 || s.EntryCount < 0 ? "its manifest records a negative log index or count"
                 : file is null ? $"it holds {m.Files.Count} files, not one"
                 : null;
@@ -164,6 +169,7 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 SealedAt = s.Sealed ? s.LastModifiedAt : null,
                 ObservedAt = s.Sealed ? null : s.ObservedAt,
                 Bytes = file!.Size,
+                LayoutBytes = !s.Sealed && s.SegmentSize is long size && size > file.Size ? size : null,
                 Sha256 = file.Sha256,
                 Location = location,
                 FileName = SegmentName(file.Path, s.SegmentId),
@@ -172,12 +178,15 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 LastLogIndex = s.LastLogIndex is long last && last >= s.FirstLogIndex - 1 ? last : s.FirstLogIndex + s.EntryCount - 1,
                 FirstRecordTime = s.FirstRecordTime,
                 LastRecordTime = s.LastRecordTime,
-                Generation = r.Generation,
+                Generation = r.Generation == PartialGeneration ? 0 : r.Generation,
                 LiveFrom = s.LiveFrom,
             });
         }).ConfigureAwait(false);
         return Deduplicate(found);
     }
+
+    /// <summary>Marks a partial's ref while refs are collected (partials are of generation 0).</summary>
+    private const int PartialGeneration = -1;
 
     /// <summary>The segment's own file name from its stored path ("wal/000000043.seg"); a path
     /// that is not a segment name of this id falls back to "%09d.seg".</summary>

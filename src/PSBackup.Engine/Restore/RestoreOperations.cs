@@ -483,6 +483,13 @@ public static class RestoreOperations
                     s.Location);
             }
             ct.ThrowIfCancellationRequested();
+            if (s.LayoutBytes is long layout && layout > digest.Bytes)
+            {
+                // A repository partial holds the valid prefix only: zero-fill it to the live segment's size.
+                await using var grow = new FileStream(fetched, FileMode.Open, FileAccess.Write, FileShare.None, 1, FileOptions.None);
+                grow.SetLength(layout);
+                grow.Flush(flushToDisk: true);
+            }
             WalSegmentInfo check = WalSegmentReader.Inspect(fetched, plan.Namespace, s.SegmentId);
             if (!check.Valid || check.Sealed != s.Sealed || check.FirstLogIndex != s.FirstLogIndex || check.EntryCount != s.EntryCount)
             {

@@ -44,6 +44,10 @@ public sealed record ArchivedSegment
     public DateTimeOffset? ObservedAt { get; init; }
     /// <summary>File size in bytes.</summary>
     public required long Bytes { get; init; }
+    /// <summary>The size to lay the segment out at when it is larger than the stored bytes: a
+    /// repository partial stores only the valid prefix of a preallocated segment, and the restore
+    /// zero-fills it back to the live segment's size, as walfs left it. Null: <see cref="Bytes"/>.</summary>
+    public long? LayoutBytes { get; init; }
     /// <summary>SHA-256 of the stored bytes when the source records one (a repository does); the
     /// copy is checked against it. Null for a local archive, which is checked by structure.</summary>
     public string? Sha256 { get; init; }

@@ -66,8 +66,7 @@ public static partial class UnisonRecoveryCheck
         {
             checkpoint = new StoreCheckpoint(long.Parse(cp.Groups[1].Value, CultureInfo.InvariantCulture), long.Parse(cp.Groups[2].Value, CultureInfo.InvariantCulture),
                 long.Parse(cp.Groups[3].Value, CultureInfo.InvariantCulture), 0, 0);
-            (long LogIndex, long Hlc)? record = UnisonStore.ReadRecordAt(walDir, checkpoint.SegmentId, checkpoint.Offset);
-            checkpoint = checkpoint with { LogIndex = record?.LogIndex, Hlc = record?.Hlc };
+            checkpoint = UnisonStore.WithRecord(checkpoint, walDir);
         }
         var result = new UnisonRecovery(recovered.Success ? long.Parse(recovered.Groups[1].Value, CultureInfo.InvariantCulture) : 0,
             checkpoint, int.Parse(content.Groups[1].Value, CultureInfo.InvariantCulture), content.Groups[2].Value);

@@ -19,9 +19,15 @@ public static class RetentionPlanner
         var starts = kept.Select(s => (Snapshot: s, Start: WalRetention.StartLogIndex(s, segments))).ToList();
         long? oldestStart = starts.Count == 0 || starts.Any(s => s.Start is null) ? null : starts.Min(s => s.Start!.Value);
         var decidedSegments = new List<Decided<ArchivedSegment>>();
+        var sealedIds = segments.Where(s => s.Sealed).Select(s => s.SegmentId).ToHashSet();
         foreach (ArchivedSegment seg in segments.OrderBy(s => s.SegmentId).ThenBy(s => s.EntryCount))
         {
-            if (kept.Count == 0)
+            if (!seg.Sealed && sealedIds.Contains(seg.SegmentId))
+            {
+                // A partial whose sealed segment is archived: the sealed copy holds every record it holds.
+                decidedSegments.Add(new(seg, false, [$"a partial superseded by the archived sealed segment {seg.SegmentId.ToString("D9", CultureInfo.InvariantCulture)}"]));
+            }
+            else if (kept.Count == 0)
             {
                 decidedSegments.Add(new(seg, true, ["no snapshot to replay it from: WAL is kept until one exists"]));
             }

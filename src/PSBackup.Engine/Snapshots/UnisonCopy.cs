@@ -41,9 +41,8 @@ internal static class UnisonCopy
         }
         else
         {
-            (long LogIndex, long Hlc)? record = UnisonStore.ReadRecordAt(Path.Combine(nsDir, "wal"), checkpoint.SegmentId, checkpoint.Offset);
-            checkpoint = checkpoint with { LogIndex = record?.LogIndex, Hlc = record?.Hlc };
-            applied = record?.LogIndex;
+            checkpoint = UnisonStore.WithRecord(checkpoint, Path.Combine(nsDir, "wal"));
+            applied = checkpoint.LogIndex;
         }
         return walAtStart with
         {

@@ -155,85 +155,20 @@ public static class UnisonStore
     }
 
     /// <summary>The log index (LSN) and HLC of the record at the checkpoint position, read from
-    /// <paramref name="walDir"/> (segment <c>%09d.seg</c> or <c>%09d.wal</c>). Null when the
-    /// segment is not there or the record cannot be decoded as a LogRecord.</summary>
-    public static (long LogIndex, long Hlc)? ReadRecordAt(string walDir, long segmentId, long offset)
+    /// <paramref name="walDir"/> by <see cref="WalRecordLocator"/> (segment <c>%09d.seg</c> or
+    /// <c>%09d.wal</c>, the offset a record start, the record whole). Both stay null when the segment or the record is not there or cannot be
+    /// read: the snapshot is still valid, its log index unknown.</summary>
+    public static StoreCheckpoint WithRecord(StoreCheckpoint checkpoint, string walDir)
     {
-        foreach (string ext in new[] { ".seg", ".wal" })
+        try
         {
-            string path = System.IO.Path.Combine(walDir, segmentId.ToString("D9", CultureInfo.InvariantCulture) + ext);
-            if (!File.Exists(path))
-            {
-                continue;
-            }
-            try
-            {
-                using FileStream s = FileCopy.OpenRead(path);
-                if (offset < WalFormat.HeaderSize || offset + 8 > s.Length)
-                {
-                    return null;
-                }
-                Span<byte> head = stackalloc byte[8];
-                s.Position = offset;
-                s.ReadExactly(head);
-                uint crc = BinaryPrimitives.ReadUInt32LittleEndian(head);
-                uint length = BinaryPrimitives.ReadUInt32LittleEndian(head[4..]);
-                if (length == 0 || offset + 8 + length > s.Length || length > 64 << 20)
-                {
-                    return null;
-                }
-                byte[] data = new byte[length];
-                s.ReadExactly(data);
-                if (WalFormat.RecordCrc(data) != crc)
-                {
-                    return null;
-                }
-                return DecodeLogRecord(data);
-            }
-            catch (IOException)
-            {
-                return null;
-            }
+            WalRecordAt record = WalRecordLocator.ReadRecordAt(walDir, checkpoint.SegmentId, checkpoint.Offset);
+            return checkpoint with { LogIndex = record.LogIndex, Hlc = record.Time?.ToUnixTimeMilliseconds() };
         }
-        return null;
-    }
-
-    /// <summary>lsn (slot 0) and hlc (slot 1) of a LogRecord FlatBuffer (schemas/logrecord);
-    /// null when the bytes are not one.</summary>
-    public static (long LogIndex, long Hlc)? DecodeLogRecord(ReadOnlySpan<byte> b)
-    {
-        if (b.Length < 8)
+        catch (Exception e) when (e is PSBackupException or IOException or UnauthorizedAccessException)
         {
-            return null;
+            return checkpoint with { LogIndex = null, Hlc = null };
         }
-        long table = BinaryPrimitives.ReadUInt32LittleEndian(b);
-        if (table + 4 > b.Length)
-        {
-            return null;
-        }
-        long vtable = table - BinaryPrimitives.ReadInt32LittleEndian(b[(int)table..]);
-        if (vtable < 0 || vtable + 4 > b.Length)
-        {
-            return null;
-        }
-        int vsize = BinaryPrimitives.ReadUInt16LittleEndian(b[(int)vtable..]);
-        if (vtable + vsize > b.Length)
-        {
-            return null;
-        }
-        long lsn = Field(b, table, vtable, vsize, 0);
-        return lsn <= 0 ? null : (lsn, Field(b, table, vtable, vsize, 1));
-    }
-
-    private static long Field(ReadOnlySpan<byte> b, long table, long vtable, int vsize, int slot)
-    {
-        int at = 4 + slot * 2;
-        if (at + 2 > vsize)
-        {
-            return 0;
-        }
-        int off = BinaryPrimitives.ReadUInt16LittleEndian(b[(int)(vtable + at)..]);
-        return off == 0 || table + off + 8 > b.Length ? 0 : (long)BinaryPrimitives.ReadUInt64LittleEndian(b[(int)(table + off)..]);
     }
 
     private static byte[] ReadHead(string path, int count)
@@ -248,8 +183,7 @@ public static class UnisonStore
 
     private static void RejectLink(string path, string ns)
     {
-        var info = new FileInfo(path);
-        if (info.LinkTarget is not null || (info.Attributes & FileAttributes.ReparsePoint) != 0)
+        if (SafePath.IsLink(new FileInfo(path)))
         {
             throw new InvalidInputException("SymbolicLink",
                 $"The store of namespace '{ns}' at '{path}' is a symbolic link. PSBackup does not follow links inside a data directory; replace it with the real file or folder.", path);

@@ -126,6 +126,55 @@ public static class WalFormat
         return true;
     }
 
+    /// <summary>Between a segment's name and the observation time in a local partial's name.</summary>
+    public const string PartialMarker = ".partial-";
+
+    /// <summary>The observation time in partial names: UTC, milliseconds, no characters Windows refuses.</summary>
+    public const string PartialTimeFormat = "yyyyMMdd'T'HHmmssfff'Z'";
+
+    /// <summary>A local archive's name for a partial (the valid prefix of the then-active segment
+    /// <paramref name="segmentFileName"/>, observed at <paramref name="observedAt"/>):
+    /// "000000043.seg.partial-20260102T030405123Z". It never parses as a segment name, so nothing
+    /// that reads a folder of archived segments mistakes it for a sealed one.</summary>
+    public static string PartialFileName(string segmentFileName, DateTimeOffset observedAt) =>
+        segmentFileName + PartialMarker + FormatPartialTime(observedAt);
+
+    /// <summary>The observation time as partial names carry it (UTC, millisecond precision).</summary>
+    public static string FormatPartialTime(DateTimeOffset observedAt) =>
+        observedAt.UtcDateTime.ToString(PartialTimeFormat, CultureInfo.InvariantCulture);
+
+    /// <summary>Parses "000000043.seg.partial-20260102T030405123Z" to the segment's id, its name and
+    /// the observation time; false for anything else.</summary>
+    public static bool TryParsePartialFileName(string fileName, out long segmentId, out string segmentFileName, out DateTimeOffset observedAt)
+    {
+        segmentId = 0;
+        segmentFileName = "";
+        observedAt = default;
+        if (fileName is null || fileName.Length != 13 + PartialMarker.Length + 19 ||
+            !fileName.AsSpan(13).StartsWith(PartialMarker, StringComparison.Ordinal) ||
+            !TryParseSegmentFileName(fileName[..13], out segmentId) ||
+            !TryParsePartialTime(fileName[(13 + PartialMarker.Length)..], out observedAt))
+        {
+            segmentId = 0;
+            return false;
+        }
+        segmentFileName = fileName[..13];
+        return true;
+    }
+
+    /// <summary>Parses the "20260102T030405123Z" of a partial's name.</summary>
+    public static bool TryParsePartialTime(string text, out DateTimeOffset observedAt)
+    {
+        observedAt = default;
+        if (text is null || text.Length != 19 ||
+            !DateTime.TryParseExact(text, PartialTimeFormat, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out DateTime t))
+        {
+            return false;
+        }
+        observedAt = new DateTimeOffset(DateTime.SpecifyKind(t, DateTimeKind.Utc));
+        return true;
+    }
+
     /// <summary>Parses a sidecar name ("000000043.seg.idx") to its segment's id and name.</summary>
     public static bool TryParseSidecarFileName(string fileName, out long segmentId, out string segmentFileName)
     {

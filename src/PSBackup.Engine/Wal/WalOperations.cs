@@ -91,7 +91,8 @@ public static class WalOperations
 
         // 2. What to ship: every segment after AfterSegmentId except an active newest one. Only
         // those and the one before them are validated, so shipping stays cheap on a long WAL.
-        List<WalSegmentInfo> selected = await Task.Run(() => Select(walDir, ns, options.AfterSegmentId, ct), ct).ConfigureAwait(false);
+        long after = WalPartialShip.AfterUnsealedPartials(nsRoot, options.AfterSegmentId);
+        List<WalSegmentInfo> selected = await Task.Run(() => Select(walDir, ns, after, ct), ct).ConfigureAwait(false);
 
         // 3. Destinations already there: identical is fine (idempotent re-run), different is refused.
         var present = new Dictionary<long, ContentDigest>();
@@ -153,6 +154,7 @@ public static class WalOperations
             string dest = destinations.GetValueOrDefault(s.SegmentId) ?? Path.Combine(destDir, s.FileName);
             if (present.TryGetValue(s.SegmentId, out ContentDigest already))
             {
+                WalPartialShip.RemoveSupersededLocal(destDir, s.FileName);
                 shipped.Add(new ShippedSegment(ns, s.SegmentId, dest, already.Bytes, already.Sha256, AlreadyPresent: true));
                 context.Report(ShipActivity, $"Segment {s.SegmentId} already archived", i + 1, selected.Count, dest);
                 continue;
@@ -169,8 +171,27 @@ public static class WalOperations
             }
             context.Report(ShipActivity, $"Copying segment {s.SegmentId}", i, selected.Count, dest);
             ContentDigest digest = await CopyVerifiedAsync(s, dest, ns, ct).ConfigureAwait(false);
+            WalPartialShip.RemoveSupersededLocal(destDir, s.FileName);
             shipped.Add(new ShippedSegment(ns, s.SegmentId, dest, digest.Bytes, digest.Sha256, AlreadyPresent: false));
             context.Report(ShipActivity, $"Shipped segment {s.SegmentId}", i + 1, selected.Count, dest);
+        }
+
+        // 5. The active segment's valid prefix (a partial), after the sealed segments before it.
+        if (!options.SealedOnly && WalPartialShip.FindActive(walDir, ns, after, context) is { } active)
+        {
+            void Ready()
+            {
+                if (!dirReady)
+                {
+                    CreateDirectoryDurably(destDir);
+                    SafePath.RejectLinksBelow(nsRoot, destDir, "backup dir");
+                    dirReady = true;
+                }
+            }
+            if (await WalPartialShip.ShipToFolderAsync(destDir, ns, active, context, Ready).ConfigureAwait(false) is { } partial)
+            {
+                shipped.Add(partial);
+            }
         }
         return new WalShipResult(ns, destDir, shipped);
     }

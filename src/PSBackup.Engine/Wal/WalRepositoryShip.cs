@@ -23,7 +23,7 @@ public sealed record WalGapEvent
 /// <c>wal/&lt;ns&gt;/&lt;segmentId:D9&gt;</c> say what is archived; every sealed segment not archived yet is
 /// verified (parsed, hashed), uploaded in parallel (one backup and one manifest per segment),
 /// checked against the hash taken before the upload, and committed with its ref.</summary>
-internal static class WalRepositoryShip
+internal static partial class WalRepositoryShip
 {
     /// <summary>Segments uploaded at once. Each backup writer already compresses on every core and
     /// holds up to three ~16 MiB packs (being filled, queued, being put), so more segments at once
@@ -74,9 +74,14 @@ internal static class WalRepositoryShip
         var archived = new SortedDictionary<long, List<string>>();
         var generationOf = new Dictionary<string, int>(StringComparer.Ordinal);
         string prefix = RefPrefix(ns);
+        var partialIds = new HashSet<long>();
         foreach (RepositoryRef r in await repo.ListRefsAsync(prefix, ct).ConfigureAwait(false))
         {
-            if (TryParseRef(r.Name[prefix.Length..], out long id, out int generation))
+            if (WalPartialShip.TryParseRef(r.Name[prefix.Length..], out long partialId, out _))
+            {
+                partialIds.Add(partialId);
+            }
+            else if (TryParseRef(r.Name[prefix.Length..], out long id, out int generation))
             {
                 if (!archived.TryGetValue(id, out List<string>? ids))
                 {
@@ -91,13 +96,21 @@ internal static class WalRepositoryShip
             ids.Sort((a, b) => generationOf[b].CompareTo(generationOf[a]));
         }
 
+        // A script may pass the id of a partial as AfterSegmentId (the last id it saw shipped):
+        // its sealed segment is shipped anyway (WalPartialShip.AfterUnsealedPartials).
+        long after = options.AfterSegmentId;
+        foreach (long p in partialIds.Where(p => p <= options.AfterSegmentId && !archived.ContainsKey(p)))
+        {
+            after = Math.Min(after, p - 1);
+        }
+
         // 2. What the WAL holds: sealed, valid, contiguous segments after AfterSegmentId.
         List<WalSegmentInfo> selected;
         try
         {
             // Archived segments are proven by their SHA-256 below, so only their headers are read here.
             var known = archived.Keys.ToHashSet();
-            selected = await Task.Run(() => WalOperations.Select(walDir, ns, options.AfterSegmentId, ct, known), ct).ConfigureAwait(false);
+            selected = await Task.Run(() => WalOperations.Select(walDir, ns, after, ct, known), ct).ConfigureAwait(false);
         }
         catch (WalGapException gap)
         {
@@ -238,7 +251,18 @@ internal static class WalRepositoryShip
                     LiveFrom = liveFrom,
                 },
             }, context.Clock);
-            RepositoryFile f = await writer.AddFileFromPathAsync("wal/" + s.FileName, s.Path, ChunkingProfile.Default, c).ConfigureAwait(false);
+            RepositoryFile f;
+            // Chunked like its newest partial (header apart, cut at that partial's chunk
+            // boundaries), so the records the partials stored are not stored again.
+            IReadOnlyList<long>? splits = null;
+            if (partialIds.Contains(s.SegmentId) && await NewestPartialAsync(repo, ns, s.SegmentId, c).ConfigureAwait(false) is { } newest)
+            {
+                splits = WalPartialShip.Splits(repo, newest.Files[0]);
+            }
+            await using (FileStream source = FileCopy.OpenRead(s.Path))
+            {
+                f = await writer.AddWalSegmentAsync("wal/" + s.FileName, source, splits, c).ConfigureAwait(false);
+            }
             if (f.Sha256 != expected.Sha256 || f.Size != expected.Bytes)
             {
                 throw new IntegrityException("WalShipVerifyFailed",
@@ -256,6 +280,12 @@ internal static class WalRepositoryShip
         }).ConfigureAwait(false);
         results.AddRange(shipped);
         results.Sort((a, b) => a.SegmentId.CompareTo(b.SegmentId));
+
+        // 6. The active segment's valid prefix, once everything before it is archived.
+        if (!options.SealedOnly && await ShipPartialAsync(open, ns, walDir, after, archived, selected, context).ConfigureAwait(false) is { } partial)
+        {
+            results.Add(partial with { Repository = target.Location });
+        }
         return new WalShipResult(ns, null, results) { Repository = target.Location };
     }
 

@@ -106,6 +106,8 @@ public sealed record InvokeWalShipOptions(string DataDir, string Namespace, stri
     public Uri? Endpoint { get; init; }
     /// <summary>How long to wait for the endpoint; null means 30 minutes.</summary>
     public TimeSpan? EndpointTimeout { get; init; }
+    /// <summary>Ship only sealed segments (the seed's behaviour): no partial of the active segment.</summary>
+    public bool SealedOnly { get; init; }
 }
 
 /// <summary>One shipped segment; the seed's response item <c>{segmentId, path}</c> plus size and
@@ -118,6 +120,17 @@ public sealed record ShippedSegment(string Namespace, long SegmentId, string Pat
     public string? BackupId { get; init; }
     /// <summary>Bytes this segment added to the repository (null when already present or local).</summary>
     public long? StoredBytes { get; init; }
+    /// <summary>A partial: the valid prefix of the active segment (not sealed), superseded by a
+    /// later partial or by the sealed segment.</summary>
+    public bool Partial { get; init; }
+    /// <summary>A partial's observation time: every record it holds was in the live WAL by then.</summary>
+    public DateTimeOffset? ObservedAt { get; init; }
+    /// <summary>Records the shipped file holds (a partial: its valid prefix).</summary>
+    public long? EntryCount { get; init; }
+    /// <summary>Log index of the last record shipped in this file.</summary>
+    public long? LastLogIndex { get; init; }
+    /// <summary>The last record's own time (UnisonDB HLC), when the payloads carry one.</summary>
+    public DateTimeOffset? LastRecordTime { get; init; }
 }
 
 /// <summary>What one ship did. <see cref="BackupDir"/> is the local destination folder (null when

@@ -70,6 +70,14 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
     [ValidateRange(1, 7 * 24 * 3600)]
     public int? EndpointTimeoutSeconds { get; set; }
 
+    /// <summary>Ship sealed segments only, as the seed's runbook did: no partial of the active
+    /// segment. By default the active segment's valid prefix is archived too (a partial:
+    /// <c>&lt;segment&gt;.partial-&lt;observed UTC&gt;</c> in -BackupDir, ref
+    /// <c>wal/&lt;ns&gt;/&lt;id&gt;.partial-&lt;observed&gt;</c> in a repository), so the recovery point
+    /// is the last ship, not the last sealed segment.</summary>
+    [Parameter]
+    public SwitchParameter SealedOnly { get; set; }
+
     /// <summary>S3 endpoint URL of a non-AWS repository store (path-style addressing).</summary>
     [Parameter(ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
@@ -95,6 +103,7 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
             Repository = _repository,
             Endpoint = Endpoint,
             EndpointTimeout = _timeout,
+            SealedOnly = SealedOnly.IsPresent,
         };
         WalShipResult result = await WalOperations.ShipAsync(options, CreateContext()).ConfigureAwait(false);
         PostWriteVerbose($"Shipped {result.Backups.Count(b => !b.AlreadyPresent)} segment(s) of '{Namespace}' to '{result.Repository ?? result.BackupDir}'; {result.Backups.Count(b => b.AlreadyPresent)} already there.");

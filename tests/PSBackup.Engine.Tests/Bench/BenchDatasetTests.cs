@@ -139,4 +139,36 @@ public sealed class BenchDatasetTests(GeneratedDatasets datasets) : IClassFixtur
         Assert.InRange(changedFiles, 1, after.Count / 2);
         Assert.DoesNotContain(after.Keys, k => k.EndsWith(".new", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void TreeMutationChangesThatShareOfFilesTheSameWayEveryTimeAndLeavesNoTempName()
+    {
+        string a = datasets.Scratch("tree-a");
+        string b = datasets.Scratch("tree-b");
+        CopyTree(datasets.First.DbRoot, a);
+        CopyTree(datasets.First.DbRoot, b);
+        var before = Hashes(a);
+
+        TreeMutationResult ra = TreeMutation.Apply(a, 10, seed: 4);
+        TreeMutationResult rb = TreeMutation.Apply(b, 10, seed: 4);
+
+        Assert.Equal(ra, rb);
+        var after = Hashes(a);
+        Assert.Equal(after, Hashes(b));
+        Assert.Equal(before.Count, ra.Files);
+        Assert.Equal((int)Math.Round(before.Count * 0.10), ra.ChangedFiles);
+        Assert.Equal(ra.ChangedFiles, ra.Overwritten + ra.Appended + ra.Rewritten);
+        Assert.True(ra.Overwritten > 0 && ra.Appended > 0 && ra.Rewritten > 0);
+        // Every picked file really differs now (a random region could only match by chance).
+        Assert.Equal(ra.ChangedFiles, after.Count(f => before[f.Key] != f.Value));
+        Assert.Equal(before.Keys, after.Keys);
+        Assert.NotEqual(after, Hashes(TreeMutationOtherSeed(datasets.Scratch("tree-c")))); // another seed, other files
+    }
+
+    private string TreeMutationOtherSeed(string dir)
+    {
+        CopyTree(datasets.First.DbRoot, dir);
+        TreeMutation.Apply(dir, 10, seed: 5);
+        return dir;
+    }
 }

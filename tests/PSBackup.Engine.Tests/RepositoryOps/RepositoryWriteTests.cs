@@ -55,7 +55,7 @@ public abstract class RepositoryWriteTests : IDisposable
         return keys;
     }
 
-    private static async Task<SortedDictionary<string, string>> RestoreAsync(RepositoryTarget target, string backupId, string into)
+    protected static async Task<SortedDictionary<string, string>> RestoreAsync(RepositoryTarget target, string backupId, string into)
     {
         using OpenRepository open = await RepositoryConnector.OpenAsync(target, CancellationToken.None);
         RepositoryManifest m = await open.Repository.ReadManifestAsync(backupId);
@@ -63,7 +63,7 @@ public abstract class RepositoryWriteTests : IDisposable
         return ObjectFixture.Snapshot(into);
     }
 
-    private static SortedDictionary<string, string> FilesOnly(SortedDictionary<string, string> tree) =>
+    protected static SortedDictionary<string, string> FilesOnly(SortedDictionary<string, string> tree) =>
         new(tree.Where(kv => kv.Value != "<dir>").ToDictionary(), StringComparer.Ordinal);
 
     // ---- object backups -------------------------------------------------------------------------
@@ -272,13 +272,14 @@ public abstract class RepositoryWriteTests : IDisposable
     }
 
     [Fact]
-    public async Task Files_written_within_the_racy_window_record_no_stamp_and_are_read_next_time()
+    public async Task Files_written_within_the_clock_window_record_no_stamp_and_are_read_next_time()
     {
         RepositoryTarget repo = await NewRepositoryAsync();
-        using var obj = new ObjectFixture(); // just written: every stamp is racy under the default window
+        using var obj = new ObjectFixture(); // just written: inside the racy window and (made so) the clock window
+        NewObjectBackupOptions options = obj.BackupOptions() with { Repository = repo, ClockWindow = TimeSpan.FromHours(1) };
 
-        ObjectBackupResult first = (await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default))!;
-        ObjectBackupResult second = (await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default))!;
+        ObjectBackupResult first = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+        ObjectBackupResult second = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
 
         Assert.Equal(first.BackupId, second.ParentId);
         Assert.Equal((first.FileCount, 0), (second.FilesRead, second.FilesReused));
@@ -384,7 +385,7 @@ public abstract class RepositoryWriteTests : IDisposable
     }
 
     private static Task<WalShipResult> Ship(string data, RepositoryTarget repo, long after = 0, OperationContext? context = null) =>
-        WalOperations.ShipAsync(new InvokeWalShipOptions(data, "users", null) { Repository = repo, AfterSegmentId = after }, context ?? OperationContext.Default);
+        WalOperations.ShipAsync(new InvokeWalShipOptions(data, "users", null) { Repository = repo, AfterSegmentId = after, SealedOnly = true }, context ?? OperationContext.Default);
 
     [Fact]
     public async Task Wal_ship_archives_each_sealed_segment_once_and_a_rerun_ships_nothing()
@@ -772,6 +773,81 @@ public sealed class LocalFolderRepositoryWriteTests : RepositoryWriteTests
 {
     protected override Task<RepositoryTarget> NewLocationAsync() =>
         Task.FromResult(new RepositoryTarget { Location = Dir.Combine("repo-" + Guid.NewGuid().ToString("N")[..8]) });
+
+    [Fact]
+    public async Task A_racy_file_whose_pages_were_written_back_records_its_stamp_and_is_reused_next_time()
+    {
+        if (!Writeback.Available)
+        {
+            return; // sync_file_range is Linux's; elsewhere racy files are re-hashed (the test above)
+        }
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture(); // just written: every file inside the racy window, dirty in the page cache
+        var flushed = new List<string>();
+        // A racy window longer than the test and no clock window: every file needs the flush.
+        NewObjectBackupOptions options = obj.BackupOptions() with
+        {
+            Repository = repo,
+            RacyWindow = TimeSpan.FromHours(1),
+            ClockWindow = TimeSpan.Zero,
+            Flush = p => { lock (flushed) { flushed.Add(p); } return Writeback.Flush(p); },
+        };
+
+        ObjectBackupResult first = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+        Assert.Equal(first.FileCount, flushed.Count);
+        Assert.Equal(BackupConsistency.Stable, first.Consistency);
+        using (OpenRepository open = await RepositoryConnector.OpenAsync(repo, CancellationToken.None))
+        {
+            RepositoryManifest m = await open.Repository.ReadManifestAsync(first.BackupId!);
+            Assert.All(m.Files, f => Assert.NotNull(f.Stamp));
+        }
+
+        ObjectBackupResult second = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+        Assert.Equal((0, first.FileCount), (second.FilesRead, second.FilesReused));
+        Assert.Equal(first.FileCount, flushed.Count); // reused files are not flushed either
+
+        // Where the flush cannot be done, a racy file is re-hashed and proves nothing for next time.
+        ObjectFixture.Write(obj.ObjectPath, "files/new.bin", ObjectFixture.Bytes("new", 5000));
+        ObjectBackupResult noFlush = (await ObjectOperations.BackupAsync(options with { Flush = _ => false }, OperationContext.Default))!;
+        Assert.Equal((1, first.FileCount), (noFlush.FilesRead, noFlush.FilesReused));
+        ObjectBackupResult after = (await ObjectOperations.BackupAsync(options with { Flush = _ => false }, OperationContext.Default))!;
+        Assert.Equal((1, first.FileCount), (after.FilesRead, after.FilesReused));
+    }
+
+    [Fact]
+    public async Task A_write_through_a_shared_memory_map_after_the_flush_moves_the_stamp_and_is_backed_up()
+    {
+        if (!Writeback.Available)
+        {
+            return; // sync_file_range is Linux's; elsewhere racy files are re-hashed (the test above)
+        }
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        string path = Path.Combine(obj.ObjectPath, "data", "mapped.bin");
+        byte[] content = ObjectFixture.Bytes("mapped", 64 * 1024);
+        File.WriteAllBytes(path, content);
+        NewObjectBackupOptions options = obj.BackupOptions() with { Repository = repo, RacyWindow = TimeSpan.FromHours(1), ClockWindow = TimeSpan.Zero };
+
+        using var map = System.IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.ReadWrite);
+        using var view = map.CreateViewAccessor(0, content.Length, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.ReadWrite);
+        // A database writing through its map: the page is dirty when the backup starts.
+        view.Write(100, (byte)(content[100] ^ 0xff));
+        content[100] ^= 0xff;
+        // Any later time update must show, whatever the clock's tick: last-write an hour back.
+        File.SetLastWriteTimeUtc(path, DateTime.UtcNow.AddHours(-1));
+        ObjectBackupResult first = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+        Assert.Equal(BackupConsistency.Stable, first.Consistency);
+
+        // The same page written again through the map, nothing else: the flush cleaned and
+        // write-protected it, so this write faults and moves the file's times.
+        view.Write(200, (byte)(content[200] ^ 0xff));
+        content[200] ^= 0xff;
+        ObjectBackupResult second = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+
+        Assert.Equal((1, first.FileCount - 1), (second.FilesRead, second.FilesReused));
+        SortedDictionary<string, string> restored = await RestoreAsync(repo, second.BackupId!, Dir.Combine("restored"));
+        Assert.Equal(ObjectFixture.Sha256(content).ToUpperInvariant(), restored["data/mapped.bin"]);
+    }
 
     [Fact]
     public async Task A_CLI_backup_holds_its_lock_until_killed_then_the_lock_is_stale()

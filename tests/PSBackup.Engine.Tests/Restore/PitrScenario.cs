@@ -86,20 +86,21 @@ public class PitrScenario : IDisposable
                 }
                 if (i == 500)
                 {
-                    WalShipResult first = WalOperations.ShipAsync(new InvokeWalShipOptions(DataDir, Ns, "wal/2026-03-01"), context).GetAwaiter().GetResult();
+                    WalShipResult first = WalOperations.ShipAsync(new InvokeWalShipOptions(DataDir, Ns, "wal/2026-03-01") { SealedOnly = true }, context).GetAwaiter().GetResult();
                     FirstShipLastId = first.Backups.Max(b => b.SegmentId);
                     if (Repository is not null)
                     {
-                        WalOperations.ShipAsync(new InvokeWalShipOptions(DataDir, Ns, null) { Repository = Repository }, context).GetAwaiter().GetResult();
+                        WalOperations.ShipAsync(new InvokeWalShipOptions(DataDir, Ns, null) { Repository = Repository, SealedOnly = true }, context).GetAwaiter().GetResult();
                     }
                 }
             }
             LastLogIndex = writer.LastLogIndex;
         }
-        WalOperations.ShipAsync(new InvokeWalShipOptions(DataDir, Ns, "wal/later") { AfterSegmentId = FirstShipLastId }, context).GetAwaiter().GetResult();
+        // Sealed segments only: these scenarios are about sealed archives (partials: PartialShipTests).
+        WalOperations.ShipAsync(new InvokeWalShipOptions(DataDir, Ns, "wal/later") { AfterSegmentId = FirstShipLastId, SealedOnly = true }, context).GetAwaiter().GetResult();
         if (Repository is not null)
         {
-            WalOperations.ShipAsync(new InvokeWalShipOptions(DataDir, Ns, null) { Repository = Repository }, context).GetAwaiter().GetResult();
+            WalOperations.ShipAsync(new InvokeWalShipOptions(DataDir, Ns, null) { Repository = Repository, SealedOnly = true }, context).GetAwaiter().GetResult();
         }
 
         BackupRoot = Path.Combine(DataDir, "backups", Ns);

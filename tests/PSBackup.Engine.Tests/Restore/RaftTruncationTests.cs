@@ -144,8 +144,8 @@ public sealed class RaftTruncationTests : IDisposable
     }
 
     private async Task<(WalShipResult Repo, WalShipResult Local)> Ship(RepositoryTarget repo) =>
-        (await WalOperations.ShipAsync(new InvokeWalShipOptions(Data, "users", null) { Repository = repo }, OperationContext.Default),
-         await WalOperations.ShipAsync(new InvokeWalShipOptions(Data, "users", "wal"), OperationContext.Default));
+        (await WalOperations.ShipAsync(new InvokeWalShipOptions(Data, "users", null) { Repository = repo, SealedOnly = true }, OperationContext.Default),
+         await WalOperations.ShipAsync(new InvokeWalShipOptions(Data, "users", "wal") { SealedOnly = true }, OperationContext.Default));
 
     private async Task WriteSnapshot(RepositoryTarget repo)
     {

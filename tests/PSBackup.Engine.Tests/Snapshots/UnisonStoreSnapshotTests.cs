@@ -71,6 +71,44 @@ public sealed class UnisonStoreSnapshotTests : IDisposable
         Assert.Equal((FixtureRecoveredHash, 525), (after.ContentSha256, after.NamespaceKeys));
     }
 
+    [Theory]
+    [InlineData("gone")]     // the checkpoint's segment was cleaned up after the store applied it
+    [InlineData("rewritten")] // a segment 2 whose records do not start at the checkpoint's offset
+    public async Task A_checkpoint_the_WAL_cannot_place_leaves_the_log_index_unknown_and_the_snapshot_valid(string how)
+    {
+        string data = UnisonOracle.CopyFixture("v1-store-lmdb", _dir.Combine("data"));
+        string segment2 = Path.Combine(data, "users", "wal", "000000002.seg");
+        if (how == "gone")
+        {
+            File.Delete(segment2);
+        }
+        else
+        {
+            // Segment 1 under segment 2's name: a real segment, but 2:222128 is inside one of its records.
+            File.Copy(Path.Combine(data, "users", "wal", "000000001.seg"), segment2, overwrite: true);
+        }
+        StoreSnapshotResult result = (await SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "users", "snapshots/users.db"), Context()))!;
+        StoreCheckpoint cp = Assert.IsType<StoreCheckpoint>(result.Checkpoint);
+        Assert.Equal((420L, 2L, 222128L), (cp.RecordsProcessed, cp.SegmentId, cp.Offset));
+        Assert.Null(cp.LogIndex);
+        Assert.Null(cp.Hlc);
+        Assert.Null(result.WalPosition.AppliedLogIndex);
+    }
+
+    [Fact]
+    public async Task A_unison_db_that_is_a_symbolic_link_is_refused()
+    {
+        string data = UnisonOracle.CopyFixture("v1-store-bolt", _dir.Combine("data"));
+        string store = Path.Combine(data, "users", "unison.db");
+        string elsewhere = _dir.Combine("elsewhere.db");
+        File.Move(store, elsewhere);
+        File.CreateSymbolicLink(store, elsewhere);
+        InvalidInputException e = await Assert.ThrowsAsync<InvalidInputException>(() =>
+            SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "users", "snapshots/users.db"), Context()));
+        Assert.Equal("SymbolicLink", e.ErrorId);
+        Assert.False(File.Exists(Path.Combine(data, "backups", "users", "snapshots", "users.db")));
+    }
+
     [Fact]
     public async Task A_bbolt_store_held_by_a_running_writer_is_refused_and_nothing_is_written()
     {
@@ -288,7 +326,8 @@ public sealed class UnisonStoreSnapshotTests : IDisposable
         await using var server = new UnisonTestServer(data, "users");
         PSBackup.Engine.Wal.WalShipResult none = await PSBackup.Engine.Wal.WalOperations.ShipAsync(new PSBackup.Engine.Wal.InvokeWalShipOptions(data, "users", "wal/archive") { Endpoint = server.Endpoint, AfterSegmentId = 2 }, Context());
         Assert.Empty(none.Backups);
-        Assert.Contains(server.Requests, q => q.Contains("\"afterSegmentId\":2", StringComparison.Ordinal) && q.Contains("\"backupDir\":\"wal/archive\"", StringComparison.Ordinal));
+        // The server copies into a staging folder of the backup root; only verified segments reach wal/archive.
+        Assert.Contains(server.Requests, q => q.Contains("\"afterSegmentId\":2", StringComparison.Ordinal) && q.Contains("\"backupDir\":\"endpoint-ship-", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -45,6 +45,9 @@ public sealed class UnisonTestServer : IAsyncDisposable
 
     public Uri Endpoint { get; }
     public Faults Fault { get; set; }
+    /// <summary>The copy of this segment id handed out by <c>/wal/backup</c> gets one byte flipped
+    /// inside its first record (a disk or transfer fault the server does not notice).</summary>
+    public long? CorruptSegmentId { get; set; }
     public List<string> Requests { get; } = [];
 
     private string BackupRoot => Path.Combine(_dataDir, "backups", _ns);
@@ -185,6 +188,14 @@ public sealed class UnisonTestServer : IAsyncDisposable
             {
                 string dst = Path.Combine(destination, Path.GetFileName(path));
                 File.Copy(path, dst, overwrite: true);
+                if (CorruptSegmentId == id)
+                {
+                    using var f = new FileStream(dst, FileMode.Open, FileAccess.ReadWrite);
+                    f.Position = 64 + 8 + 20;
+                    int b = f.ReadByte();
+                    f.Position = 64 + 8 + 20;
+                    f.WriteByte((byte)(b ^ 0x01));
+                }
                 backups.Add(new { segmentId = id, path = dst });
             }
             return (200, JsonSerializer.Serialize(new { backups }));

@@ -86,7 +86,7 @@ public sealed class UnisonWalTests : IDisposable
         Assert.Equal(121, report.Segments.Sum(s => s.EntryCount) + 1);
 
         // Shipping treats it as the warning it is: everything sealed is archived.
-        WalShipResult shipped = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive"), OperationContext.Default);
+        WalShipResult shipped = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive") { SealedOnly = true }, OperationContext.Default);
         Assert.Equal(report.Segments.Count(s => s.Sealed), shipped.Backups.Count);
     }
 
@@ -94,19 +94,19 @@ public sealed class UnisonWalTests : IDisposable
     public async Task Segments_are_shipped_locally_and_to_a_repository_under_their_own_names_and_a_second_ship_adds_nothing()
     {
         string wal = Fixture("v1-small");
-        WalShipResult local = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive"), OperationContext.Default);
+        WalShipResult local = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive") { SealedOnly = true }, OperationContext.Default);
         Assert.Equal([1L, 2, 3, 4, 5], local.Backups.Select(b => b.SegmentId));
         Assert.All(local.Backups, b => Assert.Equal(WalFormat.SegmentFileName(b.SegmentId, ".seg"), Path.GetFileName(b.Path)));
         Assert.All(local.Backups, b => Assert.Equal(File.ReadAllBytes(Seg(wal, b.SegmentId)), File.ReadAllBytes(b.Path)));
         Assert.False(File.Exists(Path.Combine(_dir.Path, "backups", "users", "archive", "000000001.seg.idx"))); // derived: UnisonDB rebuilds it
-        WalShipResult again = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive"), OperationContext.Default);
+        WalShipResult again = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive") { SealedOnly = true }, OperationContext.Default);
         Assert.All(again.Backups, b => Assert.True(b.AlreadyPresent));
 
         var repo = new RepositoryTarget { Location = _dir.Combine("repo") };
         await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(repo) { Unencrypted = true }, OperationContext.Default);
-        WalShipResult first = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", null) { Repository = repo }, OperationContext.Default);
+        WalShipResult first = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", null) { Repository = repo, SealedOnly = true }, OperationContext.Default);
         Assert.Equal([1L, 2, 3, 4, 5], first.Backups.Where(b => !b.AlreadyPresent).Select(b => b.SegmentId));
-        WalShipResult second = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", null) { Repository = repo }, OperationContext.Default);
+        WalShipResult second = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", null) { Repository = repo, SealedOnly = true }, OperationContext.Default);
         Assert.All(second.Backups, b => Assert.True(b.AlreadyPresent));
         Assert.Equal(5, second.Backups.Count);
 
@@ -124,14 +124,14 @@ public sealed class UnisonWalTests : IDisposable
         Assert.Equal(".wal", report.Naming);
         Assert.Equal(WalPayloadFormat.Opaque, report.Segments[0].PayloadFormat);
         Assert.Null(report.Segments[0].FirstRecordTime);
-        WalShipResult shipped = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive"), OperationContext.Default);
+        WalShipResult shipped = await WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive") { SealedOnly = true }, OperationContext.Default);
         Assert.Equal("000000001.wal", Path.GetFileName(Assert.Single(shipped.Backups).Path));
 
         File.Copy(Path.Combine(wal, "000000001.wal"), Path.Combine(wal, "000000003.seg"));
         var mixed = await Assert.ThrowsAsync<IntegrityException>(List);
         Assert.Equal("WalMixedNaming", mixed.ErrorId);
         Assert.Contains("000000003.seg", mixed.Message);
-        var ship = await Assert.ThrowsAsync<IntegrityException>(() => WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive2"), OperationContext.Default));
+        var ship = await Assert.ThrowsAsync<IntegrityException>(() => WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive2") { SealedOnly = true }, OperationContext.Default));
         Assert.Equal("WalMixedNaming", ship.ErrorId);
         Assert.False(Directory.Exists(Path.Combine(_dir.Path, "backups", "users", "archive2")));
     }
@@ -153,7 +153,7 @@ public sealed class UnisonWalTests : IDisposable
         var none = await Assert.ThrowsAsync<IntegrityException>(List);
         Assert.Equal("WalNoSegments", none.ErrorId);
         Assert.Contains("%09d.seg", none.Message);
-        var ship = await Assert.ThrowsAsync<IntegrityException>(() => WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive"), OperationContext.Default));
+        var ship = await Assert.ThrowsAsync<IntegrityException>(() => WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive") { SealedOnly = true }, OperationContext.Default));
         Assert.Equal("WalNoSegments", ship.ErrorId);
 
         Directory.Delete(wal, recursive: true);
@@ -206,7 +206,7 @@ public sealed class UnisonWalTests : IDisposable
         Assert.Contains(report.ContinuityErrors, e => e.Contains("Segment 2 (000000002.seg)", StringComparison.Ordinal));
         Assert.All(report.Segments.Where(x => x.SegmentId != 2), x => Assert.True(x.Valid, x.Error));
 
-        var e = await Assert.ThrowsAsync<IntegrityException>(() => WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive"), OperationContext.Default));
+        var e = await Assert.ThrowsAsync<IntegrityException>(() => WalOperations.ShipAsync(new InvokeWalShipOptions(_dir.Path, "users", "archive") { SealedOnly = true }, OperationContext.Default));
         Assert.Equal("WalSegmentCorrupt", e.ErrorId);
         Assert.Contains("Segment 2", e.Message);
         Assert.False(Directory.Exists(Path.Combine(_dir.Path, "backups", "users", "archive")));

@@ -25,7 +25,7 @@ public sealed class WalShipTests : IDisposable
     private string Dest(long id) => Path.Combine(Archive, WalFormat.SegmentFileName(id));
 
     private Task<WalShipResult> Ship(long after = 0, string backupDir = "wal/archive", OperationContext? context = null) =>
-        WalOperations.ShipAsync(new InvokeWalShipOptions(_data, "users", backupDir) { AfterSegmentId = after }, context ?? OperationContext.Default);
+        WalOperations.ShipAsync(new InvokeWalShipOptions(_data, "users", backupDir) { AfterSegmentId = after, SealedOnly = true }, context ?? OperationContext.Default);
 
     private static string Sha(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path))).ToLowerInvariant();
 

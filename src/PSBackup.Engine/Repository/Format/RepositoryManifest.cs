@@ -83,6 +83,10 @@ public sealed record RepositorySegment
     /// <summary>For a generation ≥ 1: when it became the live history (its first record written after
     /// the previous generation's last). Point-in-time restore before it uses the older generation.</summary>
     public DateTimeOffset? LiveFrom { get; init; }
+    /// <summary>For a partial: the size of the live segment file it is the valid prefix of (walfs
+    /// preallocates segments); a restore lays the segment out at this size. Null for a sealed segment,
+    /// whose stored file is the whole segment.</summary>
+    public long? SegmentSize { get; init; }
 }
 
 /// <summary>The header of a backup: what it is and where it came from. Everything but the file list.</summary>
