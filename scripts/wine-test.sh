@@ -9,7 +9,10 @@
 #      (local, backslash --backup-dir, and into the repository), snapshot create (backslash --path),
 #      pitr to the end and to a log index, judged by UnisonDB's own walfs code (the Linux oracle
 #      binary), test-restore with a cmd.exe validation command, refused Windows names;
-#   2. xunit classes, one per process (Wine's whole-suite runs crash), through the test assembly's
+#   2. the module in PowerShell for Windows: pwsh.exe 7.6.10 (from the PowerShell tool package) on
+#      the .NET and Windows Desktop runtimes laid out under C:\dotnet, running the Pester file
+#      tests/windows/WindowsModule.Tests.ps1 against out/PSBackup; each test counts in the totals;
+#   3. xunit classes, one per process (Wine's whole-suite runs crash), through the test assembly's
 #      own in-process runner (tests/PSBackup.Engine.Tests/Support/InProcessRunner.cs).
 # Every Wine run is under a timeout and retried once when Wine itself crashed or hung.
 # Prints "wine: N passed, N failed, N skipped" and the leg's duration; exits non-zero on any failure.
