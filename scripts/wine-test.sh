@@ -306,24 +306,24 @@ PROJ
   echo "[$([ "$f" -eq 0 ] && echo PASS || echo FAIL)] Pester in pwsh.exe (tests/windows): $summary"
   # The PITR the module made on Windows, judged by UnisonDB's own reader (the Linux oracle) on a
   # copy: the v1 bbolt fixture's checkpoint is 2:222128 (log index 420).
-  if [ -f "$oracle" ] && [ -d "$drive_c/psbwp/pitr-430/users/wal" ]; then
+  if [ -f "$oracle" ] && [ -d "$drive_c/psbwp/pitr-500/users/wal" ]; then
     local copy replay
     copy=$(mktemp -d)
-    cp -r "$drive_c/psbwp/pitr-430/users/wal" "$copy/"
+    cp -r "$drive_c/psbwp/pitr-500/users/wal" "$copy/"
     replay=$("$oracle" replay -dir "$copy/wal" -seg-size 262144 -from 2:222128 2>&1)
-    if grep -q 'replayed 10 records, lsn 421\.\.430,' <<<"$(tail -1 <<<"$replay")"; then
-      pass "UnisonDB's walfs replays the WAL Restore-PointInTime wrote on Windows: exactly 421..430"
+    if grep -q 'replayed 80 records, lsn 421\.\.500,' <<<"$(tail -1 <<<"$replay")"; then
+      pass "UnisonDB's walfs replays the WAL Restore-PointInTime wrote on Windows: exactly 421..500"
     else
-      fail "UnisonDB's walfs replays the WAL Restore-PointInTime wrote on Windows: exactly 421..430" "$replay"
+      fail "UnisonDB's walfs replays the WAL Restore-PointInTime wrote on Windows: exactly 421..500" "$replay"
     fi
     # The restored WAL stays writable: UnisonDB appends the next record after the cut.
-    replay=$("$oracle" append -dir "$copy/wal" -seg-size 262144 -lsn 431 2>&1)
-    if [ $? -eq 0 ]; then pass "UnisonDB appends log index 431 to that WAL"; else fail "UnisonDB appends log index 431 to that WAL" "$replay"; fi
+    replay=$("$oracle" append -dir "$copy/wal" -seg-size 262144 -lsn 501 2>&1)
+    if [ $? -eq 0 ]; then pass "UnisonDB appends log index 501 to that WAL"; else fail "UnisonDB appends log index 501 to that WAL" "$replay"; fi
     rm -rf "$copy"
   elif [ ! -f "$oracle" ]; then
     skipped=$((skipped + 1)); echo "[SKIP] the UnisonDB oracle (shared/unisondb/bin/unisondb-walfs) is missing"
   else
-    fail "Restore-PointInTime in pwsh.exe left no C:\\psbwp\\pitr-430\\users\\wal"
+    fail "Restore-PointInTime in pwsh.exe left no C:\\psbwp\\pitr-500\\users\\wal"
   fi
 }
 pwsh_part

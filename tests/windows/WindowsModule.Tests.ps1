@@ -99,13 +99,16 @@ Describe 'A key-file repository on Windows paths' {
         @(Get-Backup -DbRoot $script:DbRoot -Dir Acme -Object customers).Count | Should -Be 1
     }
 
-    It 'Invoke-WalShip ships every sealed .seg of a real UnisonDB WAL into the repository (forward slashes)' {
-        $sealed = @(Get-WalSegment -DataDir $script:UData -Namespace users | Where-Object Sealed)
+    It 'Invoke-WalShip ships every sealed .seg and the active one''s prefix of a real UnisonDB WAL into the repository (forward slashes)' {
+        $segments = @(Get-WalSegment -DataDir $script:UData -Namespace users)
+        $sealed = @($segments | Where-Object Sealed)
         $sealed.Count | Should -BeGreaterThan 1
         $shipped = @(Invoke-WalShip -DataDir $script:UData.Replace('\', '/') -Namespace users -Repository $script:Repo.Replace('\', '/') -KeyFile $script:Key)
-        $shipped.Count | Should -Be $sealed.Count
+        @($shipped | Where-Object { -not $_.Partial }).Count | Should -Be $sealed.Count
+        @($shipped | Where-Object Partial).Count | Should -Be 1
         @($shipped | Where-Object AlreadyPresent).Count | Should -Be 0
-        # Shipping again (backslashes, upper case) finds every segment already archived.
+        # Shipping again (backslashes, upper case) finds every sealed segment already archived and
+        # adds no partial: the active segment did not grow.
         $again = @(Invoke-WalShip -DataDir $script:UData.ToUpperInvariant() -Namespace users -Repository $script:Repo -KeyFile $script:Key)
         @($again | Where-Object { -not $_.AlreadyPresent }).Count | Should -Be 0
     }
@@ -155,11 +158,11 @@ Describe 'Restores on Windows paths, compared byte for byte with the source' {
         Get-TreeHash "$script:DbRoot\Acme\customers" | Should -Be $script:Customers
     }
 
-    It 'Restore-PointInTime -TargetLogIndex 430 restores the store and the WAL up to 430 into C:\...\pitr-430' {
-        # The fixture's sealed segments end at log index 439 (its active segment is never shipped).
-        $into = "$script:Root\pitr-430"
-        $result = Restore-PointInTime -Repository $script:Repo -KeyFile $script:Key -Namespace users -TargetLogIndex 430 -TargetDataDir $into -Confirm:$false
-        $result.LastLogIndex | Should -Be 430
+    It 'Restore-PointInTime -TargetLogIndex 500 restores the store and the WAL up to 500 into C:\...\pitr-500' {
+        # 500 lies in the active segment: only its shipped prefix (a partial) holds it.
+        $into = "$script:Root\pitr-500"
+        $result = Restore-PointInTime -Repository $script:Repo -KeyFile $script:Key -Namespace users -TargetLogIndex 500 -TargetDataDir $into -Confirm:$false
+        $result.LastLogIndex | Should -Be 500
         (Get-FileHash -LiteralPath "$into\users\unison.db" -Algorithm SHA256).Hash | Should -Be $script:StoreHash
         # UnisonDB's own reader judges the WAL after this run (scripts/wine-test.sh).
         @(Get-ChildItem -LiteralPath "$into\users\wal" -Filter '*.seg').Count | Should -BeGreaterThan 0
@@ -168,15 +171,15 @@ Describe 'Restores on Windows paths, compared byte for byte with the source' {
     It 'Restore-PointInTime to a time past the archive gives back every shipped segment byte for byte' {
         $into = "$script:Root\pitr-end"
         $result = Restore-PointInTime -Repository $script:Repo -KeyFile $script:Key -Namespace users -TargetTime ([DateTime]::new(2999, 1, 1, 0, 0, 0, [DateTimeKind]::Utc)) -TargetDataDir $into -Confirm:$false
-        $result.LastLogIndex | Should -Be 439
+        $result.LastLogIndex | Should -Be 600
         (Get-FileHash -LiteralPath "$into\users\unison.db" -Algorithm SHA256).Hash | Should -Be $script:StoreHash
-        # Replay starts at the store's checkpoint segment (2): it and every sealed segment after it
-        # come back as shipped.
-        $sealed = @(Get-WalSegment -DataDir $script:UData -Namespace users | Where-Object { $_.Sealed -and $_.SegmentId -ge 2 })
-        $sealed.Count | Should -BeGreaterThan 0
-        foreach ($segment in $sealed) {
+        # Replay starts at the store's checkpoint segment (2): it and every segment after it come
+        # back as the source holds them (the active one's shipped prefix, zero-filled to its size).
+        $segments = @(Get-WalSegment -DataDir $script:UData -Namespace users | Where-Object SegmentId -GE 2)
+        $segments.Count | Should -BeGreaterThan 1
+        foreach ($segment in $segments) {
             $name = Split-Path -Leaf $segment.Path
-            (Get-FileHash -LiteralPath "$into\users\wal\$name").Hash | Should -Be (Get-FileHash -LiteralPath $segment.Path).Hash -Because "$name was sealed and shipped"
+            (Get-FileHash -LiteralPath "$into\users\wal\$name").Hash | Should -Be (Get-FileHash -LiteralPath $segment.Path).Hash -Because "$name was shipped"
         }
     }
 }
