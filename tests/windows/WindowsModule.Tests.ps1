@@ -53,7 +53,7 @@ Describe 'PowerShell for Windows loads the module' {
 
     It 'shows a cmdlet''s help from its MAML file' {
         $maml = @(Get-ChildItem -LiteralPath (Split-Path -Parent $script:ModulePath) -Recurse -Filter '*-help.xml' -File)
-        if ($maml.Count -eq 0) {   # DEV-FALLBACK until the generated MAML help is on main
+        if ($maml.Count -eq 0) {   # until the generated MAML help is on main
             Set-ItResult -Skipped -Because 'this build ships no MAML help file'
             return
         }
@@ -68,16 +68,16 @@ Describe 'PowerShell for Windows loads the module' {
 Describe 'A key-file repository on Windows paths' {
     It 'New-BackupKeyFile writes an owner-only key file, and never replaces it without -Force' {
         $null = New-Item -ItemType Directory -Path "$script:Root\keys" -Force
-        if (-not (Get-Command New-BackupKeyFile -ErrorAction SilentlyContinue)) {   # DEV-FALLBACK
+        if (-not (Get-Command New-BackupKeyFile -ErrorAction SilentlyContinue)) {   # until New-BackupKeyFile is on main
             [IO.File]::WriteAllBytes($script:Key, [Security.Cryptography.RandomNumberGenerator]::GetBytes(64))
-            Set-ItResult -Skipped -Because 'DEV-FALLBACK'
+            Set-ItResult -Skipped -Because 'this build has no New-BackupKeyFile'
             return
         }
         $info = New-BackupKeyFile -Path $script:Key
         $script:Key | Should -Exist
         $info.Permissions | Should -Be 'owner only (ACL)'
         $before = Get-FileHash -LiteralPath $script:Key
-        { New-BackupKeyFile -Path $script:Key -ErrorAction Stop } | Should -Throw -ErrorId '*,PSBackup.Commands.NewBackupKeyFileCommand'
+        { New-BackupKeyFile -Path $script:Key -ErrorAction Stop } | Should -Throw -ErrorId 'KeyFileExists,PSBackup.Commands.NewBackupKeyFileCommand'
         (Get-FileHash -LiteralPath $script:Key).Hash | Should -Be $before.Hash
     }
 
@@ -135,7 +135,7 @@ Describe 'A key-file repository on Windows paths' {
     }
 
     It 'Test-BackupRepository -ReadData -FailOnError reads every pack (managed zstd, no libzstd.dll)' {
-        $fail = if ((Get-Command Test-BackupRepository).Parameters.ContainsKey('FailOnError')) { @{ FailOnError = $true } } else { @{} }   # DEV-FALLBACK
+        $fail = if ((Get-Command Test-BackupRepository).Parameters.ContainsKey('FailOnError')) { @{ FailOnError = $true } } else { @{} }   # until -FailOnError is on main
         $result = Test-BackupRepository -Repository $script:Repo -KeyFile $script:Key -ReadData @fail -ErrorAction Stop
         $result.Passed | Should -BeTrue
         $result.ReadData | Should -BeTrue
