@@ -41,10 +41,10 @@
     PrivateData          = @{
         PSData = @{
             # Platform tags name only what is tested: Linux on every CI run, Windows under Wine (the
-            # CLI and chosen test classes, scripts/wine-test.sh). macOS builds ship but are untested,
+            # CLI, chosen test classes and the module in pwsh.exe, scripts/wine-test.sh). macOS builds ship but are untested,
             # so there is no MacOS tag (docs/platforms.md says exactly what runs where).
             Tags         = @('Backup', 'Restore', 'WAL', 'PITR', 'SQLite', 'Database', 'PSEdition_Core', 'Windows', 'Linux')
-            ReleaseNotes = 'Tested: Linux x64 (all tests, both zstd codecs); Windows x64 under Wine 8 (CLI scenarios and chosen test classes). Untested: real Windows, Azure Automation sandboxes, macOS. See docs/platforms.md.'
+            ReleaseNotes = 'Tested: Linux x64 (all tests, both zstd codecs); Windows x64 under Wine 8 (CLI scenarios, the module in PowerShell for Windows, chosen test classes). Untested: real Windows, Azure Automation sandboxes, macOS. See docs/platforms.md.'
         }
     }
 }

@@ -6,30 +6,37 @@
 .DESCRIPTION
     Called by scripts/test.sh and build.ps1 in a fresh pwsh process, so the freshly built
     PSBackup.dll is the one loaded. Exits 0 only when the run passed and ran at least one test.
+    The Windows leg (scripts/wine-test.sh) runs it in pwsh.exe under Wine with -Path (its own test
+    files), -SummaryPath (the closing line also written to a file: the terminal Wine's pwsh.exe
+    needs mixes escape codes into the output) and -NoTestResult (Pester's NUnit report asks WMI
+    for Win32_OperatingSystem on Windows, which never answers under Wine).
 #>
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)] [string] $PesterPath,
     [string] $ResultPath = (Join-Path $PSScriptRoot '..' 'out' 'TestResults' 'pester.xml'),
     [string[]] $Tag,
-    [string[]] $ExcludeTag
+    [string[]] $ExcludeTag,
+    [string[]] $Path = @(Get-ChildItem -Path (Join-Path $PSScriptRoot '..' 'tests') -Filter '*.Tests.ps1' -File | ForEach-Object FullName),
+    [string] $SummaryPath,
+    [switch] $NoTestResult
 )
 
 $ErrorActionPreference = 'Stop'
 try {
     Import-Module $PesterPath -Force
     $c = New-PesterConfiguration
-    $c.Run.Path = [string[]] @(Get-ChildItem -Path (Join-Path $PSScriptRoot '..' 'tests') -Filter '*.Tests.ps1' -File | ForEach-Object FullName)
+    $c.Run.Path = [string[]] $Path
     $c.Run.PassThru = $true
     $c.Output.Verbosity = 'Normal'
     $c.Output.RenderMode = 'Plaintext'
-    $c.TestResult.Enabled = $true
+    $c.TestResult.Enabled = -not $NoTestResult
     $c.TestResult.OutputFormat = 'NUnitXml'
     $c.TestResult.OutputPath = $ResultPath
     # pwsh -File passes "a,b" as one string: split it.
     if ($Tag) { $c.Filter.Tag = [string[]] ($Tag -split ',') }
     if ($ExcludeTag) { $c.Filter.ExcludeTag = [string[]] ($ExcludeTag -split ',') }
-    $null = New-Item -ItemType Directory -Path (Split-Path -Parent $ResultPath) -Force
+    if (-not $NoTestResult) { $null = New-Item -ItemType Directory -Path (Split-Path -Parent $ResultPath) -Force }
 }
 catch {
     Write-Host "pester: could not set up Pester: $_"
@@ -47,6 +54,8 @@ if (-not $run) {
     exit 1
 }
 $skipped = $run.SkippedCount + $run.NotRunCount
-Write-Host ("pester: {0} passed, {1} failed, {2} skipped" -f $run.PassedCount, ($run.FailedCount + $run.FailedBlocksCount + $run.FailedContainersCount), $skipped)
+$summary = "pester: {0} passed, {1} failed, {2} skipped" -f $run.PassedCount, ($run.FailedCount + $run.FailedBlocksCount + $run.FailedContainersCount), $skipped
+Write-Host $summary
+if ($SummaryPath) { Set-Content -LiteralPath $SummaryPath -Value $summary }
 if ($run.Result -eq 'Passed' -and $run.PassedCount -gt 0) { exit 0 }
 exit 1

@@ -9,7 +9,10 @@
 #      (local, backslash --backup-dir, and into the repository), snapshot create (backslash --path),
 #      pitr to the end and to a log index, judged by UnisonDB's own walfs code (the Linux oracle
 #      binary), test-restore with a cmd.exe validation command, refused Windows names;
-#   2. xunit classes, one per process (Wine's whole-suite runs crash), through the test assembly's
+#   2. the module in PowerShell for Windows: pwsh.exe 7.6.10 (from the PowerShell tool package) on
+#      the .NET and Windows Desktop runtimes laid out under C:\dotnet, running the Pester file
+#      tests/windows/WindowsModule.Tests.ps1 against out/PSBackup; each test counts in the totals;
+#   3. xunit classes, one per process (Wine's whole-suite runs crash), through the test assembly's
 #      own in-process runner (tests/PSBackup.Engine.Tests/Support/InProcessRunner.cs).
 # Every Wine run is under a timeout and retried once when Wine itself crashed or hung.
 # Prints "wine: N passed, N failed, N skipped" and the leg's duration; exits non-zero on any failure.
@@ -114,6 +117,7 @@ mkdir -p "$work"
 dotnet "$root/examples/PSBackup.Example/bin/$configuration/net10.0/psbackup-example.dll" generate --out "$work/example" --seed 13 >/dev/null \
   || { fail "generate the example database"; finish; }
 mv "$work/example/shard-db/acme" "$work/example/shard-db/Acme"   # the on-disk spelling; the CLI is asked for ACME
+cp -r "$work/example" "$work/example.pristine"                      # for the pwsh.exe part (2.)
 head -c 64 /dev/urandom > "$work/repo.key"
 export PSBACKUP_AUDIT_LOG='C:\psbw\audit.jsonl'
 K=(--key-file 'C:\psbw\repo.key')
@@ -200,7 +204,133 @@ assert len(lines) >= 12, len(lines)
 for l in lines: json.loads(l)
 ' "$work/audit.jsonl" 2>/dev/null; then pass "every audit line is whole JSON"; else fail "every audit line is whole JSON"; fi
 
-# ---- 2. xunit classes, one per process -----------------------------------------------------------
+# ---- 2. the module in PowerShell for Windows (pwsh.exe) ------------------------------------------
+# PowerShell 7.6.10's tool package carries the Windows build (tools/net10.0/any/win/pwsh.exe); it
+# runs on the shared Microsoft.NETCore.App and Microsoft.WindowsDesktop.App frameworks, laid out
+# from their win-x64 runtime packs as C:\dotnet\{host\fxr,shared\...} (DOTNET_ROOT), both cached in
+# the prefix. Pester (pure PowerShell) runs tests/windows/*.Tests.ps1 through scripts/pester.ps1;
+# each of its tests counts in the leg's totals. pwsh.exe needs a terminal under Wine (without one
+# it exits 0 having run nothing): script(1) gives it one, and the summary comes back in a file.
+echo "wine: the module in PowerShell for Windows"
+pwsh_start=$(date +%s)
+pwsh_part() {
+  local tools pester_psd1 pwsh_win runtime_version packages pack restore stamp log summary attempt pid deadline
+  tools=$(bash scripts/install-pwsh.sh 2>&1) || { fail "install pwsh and Pester (scripts/install-pwsh.sh)" "$tools"; return; }
+  pester_psd1=$(sed -n 's/^pester=//p' <<<"$tools")
+  pwsh_win="$root/.tools/pwsh/.store/powershell/7.6.10/powershell/7.6.10/tools/net10.0/any/win"
+  if [ ! -f "$pwsh_win/pwsh.exe" ]; then fail "pwsh.exe in the PowerShell tool package" "not at $pwsh_win"; return; fi
+  # The runtime the SDK's self-contained publish used above (its bundled .NET 10 patch).
+  runtime_version=$(dotnet --list-runtimes | sed -n 's/^Microsoft\.NETCore\.App \(10\.[0-9.]*\) .*/\1/p' | sort -V | tail -1)
+  stamp="$drive_c/dotnet/psbackup-$runtime_version.done"
+  if [ ! -f "$stamp" ]; then
+    packages=$(dotnet nuget locals global-packages --list | sed -E 's/^global-packages: *//; s:/*$::')
+    if [ ! -d "$packages/microsoft.windowsdesktop.app.runtime.win-x64/$runtime_version/runtimes" ] || [ ! -d "$packages/microsoft.netcore.app.runtime.win-x64/$runtime_version/runtimes" ]; then
+      # Outside the repository, so its Directory.*.props stay out.
+      restore=$(mktemp -d)
+      cat > "$restore/runtimes.csproj" <<PROJ
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
+  <ItemGroup>
+    <PackageDownload Include="Microsoft.NETCore.App.Runtime.win-x64" Version="[$runtime_version]" />
+    <PackageDownload Include="Microsoft.WindowsDesktop.App.Runtime.win-x64" Version="[$runtime_version]" />
+  </ItemGroup>
+</Project>
+PROJ
+      local restored
+      restored=$(dotnet restore "$restore/runtimes.csproj" -nologo -v quiet 2>&1)
+      local rc=$?
+      rm -rf "$restore"
+      [ "$rc" -eq 0 ] || { fail "restore the win-x64 runtime packs $runtime_version" "$restored"; return; }
+    fi
+    rm -rf "$drive_c/dotnet"
+    mkdir -p "$drive_c/dotnet/host/fxr/$runtime_version"
+    cp "$packages/microsoft.netcore.app.runtime.win-x64/$runtime_version/runtimes/win-x64/native/hostfxr.dll" "$drive_c/dotnet/host/fxr/$runtime_version/"
+    for pack in Microsoft.NETCore.App Microsoft.WindowsDesktop.App; do
+      local lower=${pack,,}
+      mkdir -p "$drive_c/dotnet/shared/$pack/$runtime_version"
+      cp -r "$packages/$lower.runtime.win-x64/$runtime_version/runtimes/win-x64/lib/net10.0/." \
+            "$packages/$lower.runtime.win-x64/$runtime_version/runtimes/win-x64/native/." "$drive_c/dotnet/shared/$pack/$runtime_version/"
+    done
+    touch "$stamp"
+  fi
+  if [ ! -f "$drive_c/pwsh/psbackup-7.6.10.done" ]; then
+    rm -rf "$drive_c/pwsh"
+    cp -r "$pwsh_win" "$drive_c/pwsh"
+    touch "$drive_c/pwsh/psbackup-7.6.10.done"
+  fi
+  # Pester, the module as the build assembled it, the runner and the test files: fresh each run.
+  rm -rf "$drive_c/psb-pwsh"
+  mkdir -p "$drive_c/psb-pwsh/Pester" "$drive_c/psb-pwsh/tests"
+  cp -r "$(dirname "$pester_psd1")/." "$drive_c/psb-pwsh/Pester/"
+  cp -r "$root/out/PSBackup" "$drive_c/psb-pwsh/PSBackup"
+  cp scripts/pester.ps1 "$drive_c/psb-pwsh/pester.ps1"
+  cp tests/windows/*.Tests.ps1 "$drive_c/psb-pwsh/tests/"
+  local files
+  files=$(cd tests/windows && ls *.Tests.ps1 | sed 's/^/C:\\psb-pwsh\\tests\\/' | paste -sd, -)
+  export DOTNET_ROOT='C:\dotnet' PSBACKUP_WINTEST_ROOT='C:\psbwp' PSBACKUP_WINTEST_MODULE='C:\psb-pwsh\PSBackup\PSBackup.psd1'
+  export PSBACKUP_STATE_PATH='C:\psb-pwsh\state'
+  unset PSBACKUP_AUDIT_LOG
+  log=$(mktemp)
+  for attempt in 1 2; do
+    # The inputs the tests cannot make themselves (pwsh.exe cannot start dotnet): the example
+    # database with its Acme folder, and UnisonDB's bbolt store fixture with its real WAL.
+    rm -rf "$drive_c/psbwp" "$drive_c/psb-pwsh/summary.txt"
+    mkdir -p "$drive_c/psbwp"
+    cp -r "$work/example.pristine" "$drive_c/psbwp/example"
+    cp -r tests/fixtures/unisondb/v1-store-bolt "$drive_c/psbwp/unison"
+    script -qec "wine 'C:\\pwsh\\pwsh.exe' -NoProfile -NonInteractive -File 'C:\\psb-pwsh\\pester.ps1' -PesterPath 'C:\\psb-pwsh\\Pester\\Pester.psd1' -Path '$files' -NoTestResult -SummaryPath 'C:\\psb-pwsh\\summary.txt'" /dev/null >"$log" 2>&1 </dev/null &
+    pid=$!
+    deadline=$((SECONDS + 420))
+    # The summary file decides; a pwsh.exe that wrote it but does not exit is ended.
+    while kill -0 "$pid" 2>/dev/null; do
+      if [ -s "$drive_c/psb-pwsh/summary.txt" ]; then sleep 2; break; fi
+      if [ "$SECONDS" -ge "$deadline" ]; then break; fi
+      sleep 1
+    done
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    if [ -s "$drive_c/psb-pwsh/summary.txt" ]; then break; fi
+    echo "  (pwsh.exe: no result, wine crashed or hung; retrying once)" >&2
+    sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b\][^\a]*\a//g; s/\r//g' "$log" | tail -20 >&2
+  done
+  # Pester's own lines, without the terminal's escape codes.
+  sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b\][^\a]*\a//g; s/\r//g' "$log" | grep -vE '^\s*$' | sed 's/^/  pwsh.exe: /'
+  rm -f "$log"
+  summary=$(tr -d '\r' <"$drive_c/psb-pwsh/summary.txt" 2>/dev/null | grep -E '^pester: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' | tail -1)
+  if [ -z "$summary" ]; then
+    fail "Pester in pwsh.exe (tests/windows): no result"
+    return
+  fi
+  read -r p f s < <(sed -E 's/^pester: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped.*/\1 \2 \3/' <<<"$summary")
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  echo "[$([ "$f" -eq 0 ] && echo PASS || echo FAIL)] Pester in pwsh.exe (tests/windows): $summary"
+  # The PITR the module made on Windows, judged by UnisonDB's own reader (the Linux oracle) on a
+  # copy: the v1 bbolt fixture's checkpoint is 2:222128 (log index 420).
+  if [ -f "$oracle" ] && [ -d "$drive_c/psbwp/pitr-500/users/wal" ]; then
+    local copy replay
+    copy=$(mktemp -d)
+    cp -r "$drive_c/psbwp/pitr-500/users/wal" "$copy/"
+    replay=$("$oracle" replay -dir "$copy/wal" -seg-size 262144 -from 2:222128 2>&1)
+    if grep -q 'replayed 80 records, lsn 421\.\.500,' <<<"$(tail -1 <<<"$replay")"; then
+      pass "UnisonDB's walfs replays the WAL Restore-PointInTime wrote on Windows: exactly 421..500"
+    else
+      fail "UnisonDB's walfs replays the WAL Restore-PointInTime wrote on Windows: exactly 421..500" "$replay"
+    fi
+    # The restored WAL stays writable: UnisonDB appends the next record after the cut.
+    replay=$("$oracle" append -dir "$copy/wal" -seg-size 262144 -lsn 501 2>&1)
+    if [ $? -eq 0 ]; then pass "UnisonDB appends log index 501 to that WAL"; else fail "UnisonDB appends log index 501 to that WAL" "$replay"; fi
+    rm -rf "$copy"
+  elif [ ! -f "$oracle" ]; then
+    skipped=$((skipped + 1)); echo "[SKIP] the UnisonDB oracle (shared/unisondb/bin/unisondb-walfs) is missing"
+  else
+    fail "Restore-PointInTime in pwsh.exe left no C:\\psbwp\\pitr-500\\users\\wal"
+  fi
+}
+pwsh_part
+unset DOTNET_ROOT PSBACKUP_WINTEST_ROOT PSBACKUP_WINTEST_MODULE PSBACKUP_STATE_PATH
+echo "wine: the pwsh.exe part took $(( $(date +%s) - pwsh_start )) s"
+
+# ---- 3. xunit classes, one per process -----------------------------------------------------------
 echo "wine: xunit classes"
 # Classes that create symbolic links are left out (File.CreateSymbolicLink fails under Wine, see
 # docs/platforms.md): SafePathTests, LocalBackendTests, ObjectRestoreTests.
