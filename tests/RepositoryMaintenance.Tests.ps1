@@ -48,7 +48,9 @@ Describe 'Get-Backup' {
         # example writer dates 2026-01-01, so only the kinds taken now are excluded here.
         @(Get-Backup -Repository $script:Repo -Before (Get-Date).AddDays(-1) -Kind object).Count | Should -Be 0
         @(Get-Backup -Repository $script:Repo -Before (Get-Date).AddDays(-1) -Kind store-snapshot).Count | Should -Be 0
-        $segments | ForEach-Object { $_.Time | Should -Be $_.CompletedAt }
+        $segments | Where-Object Sealed | ForEach-Object { $_.Time | Should -Be $_.CompletedAt }
+        # A partial (the active segment's prefix) is never completed: its Time is when it was observed.
+        $segments | Where-Object { -not $_.Sealed } | ForEach-Object { $_.CompletedAt | Should -BeNullOrEmpty }
     }
 
     It 'binds Repository by property name from a piped object' {
