@@ -114,7 +114,7 @@ echo "wine: CLI scenarios"
 work="$drive_c/psbw"
 rm -rf "$work"
 mkdir -p "$work"
-dotnet "$root/examples/PSBackup.Example/bin/$configuration/net10.0/psbackup-example.dll" generate --out "$work/example" --seed 13 >/dev/null \
+dotnet "$root/examples/PSBackup.Example/bin/$configuration/net10.0/psbackup-example.dll" generate --out "$work/example" --seed 13 --store sqlite >/dev/null \
   || { fail "generate the example database"; finish; }
 mv "$work/example/shard-db/acme" "$work/example/shard-db/Acme"   # the on-disk spelling; the CLI is asked for ACME
 cp -r "$work/example" "$work/example.pristine"                      # for the pwsh.exe part (2.)

@@ -173,3 +173,33 @@ Describe 'Invoke-WalShip -Endpoint (UnisonDB copies its sealed segments)' {
         ($replay -join "`n") | Should -Match 'replayed 978 records, lsn 1\.\.978,'
     }
 }
+
+Describe 'The example database in UnisonDB''s layout (psbackup-example --store unison)' {
+    BeforeAll {
+        $script:Oracle = Get-UnisonOracle
+        $script:UExample = Join-Path $TestDrive 'uexample'
+        New-ExampleDatabase -Path $script:UExample -Seed 17 -Store unison
+        $script:UExampleData = Join-Path $script:UExample 'unison'
+    }
+
+    It 'is snapshotted live as an LMDB store with its checkpoint, and a drill of it passes UnisonDB''s recovery' {
+        Join-Path $script:UExampleData 'users' 'unison.db' 'data.mdb' | Should -Exist
+        Join-Path $script:UExampleData 'users' 'pid.lock' | Should -Exist
+        $snap = New-StoreSnapshot -DataDir $script:UExampleData -Namespace users -Path 'snapshots/users.db'
+        $snap.Store | Should -Be 'lmdb'
+        $snap.Checkpoint.LogIndex | Should -BeGreaterThan 0
+        $segments = @(Get-WalSegment -DataDir $script:UExampleData -Namespace users)
+        $segments[-1].Sealed | Should -BeFalse
+        $snap.Checkpoint.LogIndex | Should -BeLessThan ($segments[-1].FirstLogIndex + $segments[-1].EntryCount - 1)
+        # Every sealed segment and the active one's valid prefix (a partial).
+        $shipped = @(Invoke-WalShip -DataDir $script:UExampleData -Namespace users -BackupDir 'wal')
+        $shipped.Count | Should -Be $segments.Count
+        $shipped[-1].Partial | Should -BeTrue
+
+        # The last shipped record is the drill's target; UnisonDB's recovery must end exactly there.
+        $result = Test-Restore -DataDir $script:UExampleData -Namespace users -UnisonOracle $script:Oracle -ScratchPath $TestDrive
+        $result.Passed | Should -BeTrue -Because ($result.Errors -join "`n")
+        $result.LastLogIndex | Should -Be ($segments[-1].FirstLogIndex + $segments[-1].EntryCount - 1)
+        $result.UnisonRecovery.Checkpoint.LogIndex | Should -Be $result.LastLogIndex
+    }
+}

@@ -3,13 +3,17 @@
 # so the functions are visible in every It of the file.
 
 function New-ExampleDatabase {
-    <# Generates the bundled example database (shard-db + unison) into $Path from $Seed. #>
+    <# Generates the bundled example database (shard-db + unison) into $Path from $Seed. -Store
+       sqlite (the default here): the SQLite adapter's layout (<ns>/db/store.sqlite, <ns>/wal/*.wal)
+       these tests were written against; unison: exactly UnisonDB's data directory (<ns>/wal/*.seg,
+       <ns>/unison.db LMDB with a checkpoint), as the demo generates it. #>
     param(
         [Parameter(Mandatory)] [string] $Path,
-        [Parameter(Mandatory)] [int] $Seed
+        [Parameter(Mandatory)] [int] $Seed,
+        [ValidateSet('sqlite', 'unison')] [string] $Store = 'sqlite'
     )
     $generator = Join-Path $PSScriptRoot '..' 'examples' 'PSBackup.Example'
-    $output = & dotnet run --project $generator -- generate --out $Path --seed $Seed 2>&1
+    $output = & dotnet run --project $generator -- generate --out $Path --seed $Seed --store $Store 2>&1
     if ($LASTEXITCODE -ne 0) {
         throw "psbackup-example generate failed ($LASTEXITCODE): $($output -join [Environment]::NewLine)"
     }

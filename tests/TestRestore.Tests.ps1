@@ -127,3 +127,69 @@ Describe 'Test-Restore' {
         @(Get-ChildItem -LiteralPath $scratch -Force) | Should -HaveCount 0
     }
 }
+
+Describe 'Test-Restore of a UnisonDB namespace (UnisonDB''s own recovery as the proof)' {
+    BeforeAll {
+        $script:Oracle = Get-UnisonOracle
+        # The v1 LMDB store fixture: checkpoint LSN 420 in segment 2, segments 1..2 sealed (LSN 1..439),
+        # the active 3 holds 440..600; written by store-gen with these parameters (shared/unisondb/README.md).
+        $script:UData = Join-Path $TestDrive 'unison-lmdb'
+        Copy-UnisonFixture -Name 'v1-store-lmdb' -DataDir $script:UData
+        $null = New-StoreSnapshot -DataDir $script:UData -Namespace users -Path 'snapshots/users.db'
+        $null = Invoke-WalShip -DataDir $script:UData -Namespace users -BackupDir 'wal'
+        $script:URepo = Join-Path $TestDrive 'unison-repo'
+        $null = Initialize-BackupRepository -Repository $script:URepo -Unencrypted
+        $null = New-StoreSnapshot -DataDir $script:UData -Namespace users -Repository $script:URepo
+        $null = Invoke-WalShip -DataDir $script:UData -Namespace users -Repository $script:URepo
+
+        function Get-ExpectedHash([int] $Lsn) {
+            # The content of a store that applied exactly LSN 1..$Lsn, as UnisonDB's driver hashes it.
+            $dir = Join-Path $TestDrive "expected-$Lsn"
+            $null = & $script:Oracle store-gen -data $dir -ns users -engine LMDB -seg-size 262144 -records 600 -checkpoint-lsn $Lsn `
+                -flush-every 100 -seed 7 -hlc-start 1767225600000 -hlc-step 1000
+            if ($LASTEXITCODE -ne 0) { throw "store-gen failed ($LASTEXITCODE)" }
+            $info = & $script:Oracle store-info -db (Join-Path $dir 'users' 'unison.db')
+            if (($info -join "`n") -notmatch 'content sha256 ([0-9a-f]{64})') { throw "store-info printed no hash: $info" }
+            $Matches[1]
+        }
+    }
+
+    It 'passes from <Source> to log index 430 when UnisonDB recovers exactly LSN 421..430 and the validation sees unison.db' -ForEach @(
+        @{ Source = 'the local backup root' }
+        @{ Source = 'the repository' }
+    ) {
+        $scratch = Join-Path $TestDrive ('uscratch-' + [guid]::NewGuid().ToString('N').Substring(0, 6))
+        $null = New-Item -ItemType Directory -Path $scratch
+        $expected = Get-ExpectedHash 430
+        $validation = {
+            param($Path)
+            Test-Path -LiteralPath (Join-Path $Path 'unison.db' 'data.mdb')
+        }
+        $result = if ($Source -eq 'the repository') {
+            Test-Restore -Repository $script:URepo -Namespace users -TargetLogIndex 430 -ScratchPath $scratch -UnisonOracle $script:Oracle -ExpectedContentHash $expected -ValidationScript $validation
+        }
+        else {
+            Test-Restore -DataDir $script:UData -Namespace users -TargetLogIndex 430 -ScratchPath $scratch -UnisonOracle $script:Oracle -ExpectedContentHash $expected -ValidationScript $validation
+        }
+        $result.Passed | Should -BeTrue -Because ($result.Errors -join "`n")
+        $result.LastLogIndex | Should -Be 430
+        $result.UnisonRecovery.RecordsRecovered | Should -Be 10
+        $result.UnisonRecovery.Checkpoint.LogIndex | Should -Be 430
+        $result.UnisonRecovery.ContentSha256 | Should -Be $expected
+        $result.ValidationPassed | Should -BeTrue
+        @(Get-ChildItem -LiteralPath $scratch -Force) | Should -HaveCount 0
+    }
+
+    It 'fails as an integrity problem when the recovered content is not the expected one' {
+        $result = Test-Restore -Repository $script:URepo -Namespace users -TargetLogIndex 430 -UnisonOracle $script:Oracle `
+            -ExpectedContentHash (Get-ExpectedHash 431) -ScratchPath $TestDrive -WarningAction SilentlyContinue
+        $result.Passed | Should -BeFalse
+        $result.FailureKind | Should -Be 'Integrity'
+        ($result.Errors -join ' ') | Should -Match 'content hash'
+    }
+
+    It 'refuses -ExpectedContentHash without -UnisonOracle and writes nothing' {
+        { Test-Restore -DataDir $script:UData -Namespace users -ExpectedContentHash ('0' * 64) -ScratchPath $TestDrive -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidContentHash,PSBackup.Commands.TestRestoreCommand'
+    }
+}

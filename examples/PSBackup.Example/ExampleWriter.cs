@@ -7,7 +7,7 @@ namespace PSBackup.Example;
 /// every write is appended to the active walfs segment first (rotating to a new segment when it
 /// is full), and folded into <c>db/store.sqlite</c> later, in transactions, so the store lags
 /// the WAL and start-up replay matters.</summary>
-public sealed class ExampleWriter : IDisposable
+public sealed class ExampleWriter : IExampleNamespaceWriter
 {
     /// <summary>The example's segment size: small, so a few thousand records fill several.</summary>
     public const long DefaultSegmentSize = 256 * 1024;

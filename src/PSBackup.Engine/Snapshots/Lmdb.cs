@@ -17,6 +17,7 @@ public static unsafe class Lmdb
     public const string LibraryVariable = "PSBACKUP_LMDB_LIBRARY";
     private const uint NoSubDir = 0x4000, ReadOnly = 0x20000, NoTls = 0x200000, NoLock = 0x400000, NoReadAhead = 0x800000;
     private const int NotFound = -30798;
+    private const uint Create = 0x40000;
 
     private static readonly Lazy<Api?> Loaded = new(Load);
 
@@ -109,6 +110,120 @@ public static unsafe class Lmdb
                 api.TxnAbort(txn);
             }
             api.EnvClose(env);
+        }
+    }
+
+    /// <summary>Opens (creating when missing) the LMDB environment in the existing folder
+    /// <paramref name="envDir"/> for writing, as UnisonDB's LMDB driver does (pkg/kvdrivers/lmdb.go
+    /// NewLmdb: two named databases, the given map size, no read-ahead). For laying out stores in
+    /// UnisonDB's shape (the example database); never for a store another process has open.</summary>
+    public static Writer OpenWriter(string envDir, long mapSize)
+    {
+        Api api = Require();
+        IntPtr env;
+        Check(api, api.EnvCreate(&env), "creating an LMDB environment handle");
+        try
+        {
+            Check(api, api.EnvSetMaxDbs(env, 2), "configuring an LMDB environment");
+            Check(api, api.EnvSetMapSize(env, checked((nuint)mapSize)), "configuring an LMDB environment");
+            fixed (byte* p = Utf8Z(envDir))
+            {
+                Check(api, api.EnvOpen(env, p, NoReadAhead, Convert.ToUInt32("644", 8)), $"opening '{envDir}'");
+            }
+            return new Writer(api, env, envDir);
+        }
+        catch
+        {
+            api.EnvClose(env);
+            throw;
+        }
+    }
+
+    /// <summary>One change of <see cref="Writer.Commit"/>: <see cref="Value"/> stored at
+    /// <see cref="Key"/> of the named database <see cref="Database"/>, or the key deleted when
+    /// <see cref="Value"/> is null (a missing key is no error, as in UnisonDB's BatchDeleteKV).</summary>
+    public readonly record struct Change(string Database, byte[] Key, byte[]? Value);
+
+    /// <summary>An LMDB environment open for writing (<see cref="OpenWriter"/>).</summary>
+    public sealed class Writer : IDisposable
+    {
+        private readonly Api _api;
+        private readonly string _path;
+        private IntPtr _env;
+
+        internal Writer(Api api, IntPtr env, string path)
+        {
+            _api = api;
+            _env = env;
+            _path = path;
+        }
+
+        /// <summary>Applies <paramref name="changes"/> in one write transaction, creating each named
+        /// database they touch, and each of <paramref name="databases"/>, when missing; durable when
+        /// this returns (LMDB syncs on commit).</summary>
+        public void Commit(IEnumerable<Change> changes, IEnumerable<string>? databases = null)
+        {
+            ObjectDisposedException.ThrowIf(_env == IntPtr.Zero, this);
+            IntPtr begun;
+            Check(_api, _api.TxnBegin(_env, IntPtr.Zero, 0, &begun), $"starting a write transaction in '{_path}'");
+            IntPtr txn = begun;
+            try
+            {
+                var dbis = new Dictionary<string, uint>(StringComparer.Ordinal);
+                uint Open(string database)
+                {
+                    if (!dbis.TryGetValue(database, out uint dbi))
+                    {
+                        fixed (byte* name = Utf8Z(database))
+                        {
+                            Check(_api, _api.DbiOpen(txn, name, Create, &dbi), $"opening database '{database}' in '{_path}'");
+                        }
+                        dbis[database] = dbi;
+                    }
+                    return dbi;
+                }
+                foreach (string database in databases ?? [])
+                {
+                    _ = Open(database);
+                }
+                foreach (Change c in changes)
+                {
+                    uint dbi = Open(c.Database);
+                    fixed (byte* k = c.Key)
+                    fixed (byte* v = c.Value)
+                    {
+                        var key = new MdbVal { Size = (nuint)c.Key.Length, Data = (IntPtr)k };
+                        if (c.Value is null)
+                        {
+                            int rc = _api.Del(txn, dbi, &key, null);
+                            if (rc != NotFound)
+                            {
+                                Check(_api, rc, $"deleting a key of '{c.Database}' in '{_path}'");
+                            }
+                        }
+                        else
+                        {
+                            var value = new MdbVal { Size = (nuint)c.Value.Length, Data = (IntPtr)v };
+                            Check(_api, _api.Put(txn, dbi, &key, &value, 0), $"writing a key of '{c.Database}' in '{_path}'");
+                        }
+                    }
+                }
+            }
+            catch
+            {
+                _api.TxnAbort(txn);
+                throw;
+            }
+            Check(_api, _api.TxnCommit(txn), $"committing a write transaction in '{_path}'");
+        }
+
+        public void Dispose()
+        {
+            if (_env != IntPtr.Zero)
+            {
+                _api.EnvClose(_env);
+                _env = IntPtr.Zero;
+            }
         }
     }
 
@@ -213,14 +328,14 @@ public static unsafe class Lmdb
     }
 
     [StructLayout(LayoutKind.Sequential)]
-    private struct MdbVal
+    internal struct MdbVal
     {
         public nuint Size;
         public IntPtr Data;
     }
 
     [StructLayout(LayoutKind.Sequential)]
-    private struct MdbStat
+    internal struct MdbStat
     {
         public uint PageSize;
         public uint Depth;
@@ -230,7 +345,7 @@ public static unsafe class Lmdb
         public nuint Entries;
     }
 
-    private sealed class Api(IntPtr h)
+    internal sealed class Api(IntPtr h)
     {
         public string Version = "";
         public readonly delegate* unmanaged<int*, int*, int*, IntPtr> VersionCall = (delegate* unmanaged<int*, int*, int*, IntPtr>)NativeLibrary.GetExport(h, "mdb_version");
@@ -244,6 +359,10 @@ public static unsafe class Lmdb
         public readonly delegate* unmanaged<IntPtr, void> TxnAbort = (delegate* unmanaged<IntPtr, void>)NativeLibrary.GetExport(h, "mdb_txn_abort");
         public readonly delegate* unmanaged<IntPtr, byte*, uint, uint*, int> DbiOpen = (delegate* unmanaged<IntPtr, byte*, uint, uint*, int>)NativeLibrary.GetExport(h, "mdb_dbi_open");
         public readonly delegate* unmanaged<IntPtr, uint, MdbVal*, MdbVal*, int> Get = (delegate* unmanaged<IntPtr, uint, MdbVal*, MdbVal*, int>)NativeLibrary.GetExport(h, "mdb_get");
+        public readonly delegate* unmanaged<IntPtr, nuint, int> EnvSetMapSize = (delegate* unmanaged<IntPtr, nuint, int>)NativeLibrary.GetExport(h, "mdb_env_set_mapsize");
+        public readonly delegate* unmanaged<IntPtr, int> TxnCommit = (delegate* unmanaged<IntPtr, int>)NativeLibrary.GetExport(h, "mdb_txn_commit");
+        public readonly delegate* unmanaged<IntPtr, uint, MdbVal*, MdbVal*, uint, int> Put = (delegate* unmanaged<IntPtr, uint, MdbVal*, MdbVal*, uint, int>)NativeLibrary.GetExport(h, "mdb_put");
+        public readonly delegate* unmanaged<IntPtr, uint, MdbVal*, MdbVal*, int> Del = (delegate* unmanaged<IntPtr, uint, MdbVal*, MdbVal*, int>)NativeLibrary.GetExport(h, "mdb_del");
         public readonly delegate* unmanaged<IntPtr, uint, MdbStat*, int> Stat = (delegate* unmanaged<IntPtr, uint, MdbStat*, int>)NativeLibrary.GetExport(h, "mdb_stat");
 
         public string Error(int rc) => Marshal.PtrToStringUTF8(StrError(rc)) ?? $"error {rc}";

@@ -5,7 +5,8 @@ using PSBackup.Example;
 
 namespace PSBackup.Engine.Tests.Example;
 
-/// <summary>Two generations of the example with the same seed, shared by the tests of the class.</summary>
+/// <summary>Two generations of the example in the SQLite adapter's layout with the same seed,
+/// shared by the tests of the class (UnisonDB's layout: <see cref="UnisonExampleTests"/>).</summary>
 public sealed class GeneratedExamples : IDisposable
 {
     public const int Seed = 1234;
@@ -13,8 +14,8 @@ public sealed class GeneratedExamples : IDisposable
 
     public GeneratedExamples()
     {
-        First = ExampleGenerator.Generate(_dir.Combine("first"), Seed);
-        Second = ExampleGenerator.Generate(_dir.Combine("second"), Seed);
+        First = ExampleGenerator.Generate(_dir.Combine("first"), Seed, ExampleStoreKind.Sqlite);
+        Second = ExampleGenerator.Generate(_dir.Combine("second"), Seed, ExampleStoreKind.Sqlite);
     }
 
     public ExampleGenerationResult First { get; }
@@ -58,7 +59,7 @@ public sealed class ExampleDatabaseTests(GeneratedExamples examples) : IClassFix
     public void ADifferentSeedGivesDifferentData()
     {
         string other = examples.Scratch("seed-99");
-        ExampleGenerator.Generate(other, 99);
+        ExampleGenerator.Generate(other, 99, ExampleStoreKind.Sqlite);
         Assert.NotEqual(Hashes(examples.First.OutputDir)["unison/users/wal/000000001.wal"], Hashes(other)["unison/users/wal/000000001.wal"]);
     }
 

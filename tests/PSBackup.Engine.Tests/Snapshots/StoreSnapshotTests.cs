@@ -171,7 +171,7 @@ public sealed class StoreSnapshotTests
     {
         using var dir = new TestDirectory();
         string nsDir = Path.Combine(dir.Path, "users");
-        ExampleNamespaceSummary generated = ExampleGenerator.GenerateNamespace(nsDir, "users", 3000, 17, new Random(3));
+        ExampleNamespaceSummary generated = ExampleGenerator.GenerateNamespace(nsDir, "users", 3000, 17, new Random(3), ExampleStoreKind.Sqlite);
         Assert.True(generated.SealedSegments >= 1);
 
         StoreSnapshotResult result = (await SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(dir.Path, "users", "snapshots/users.snapshot"), OperationContext.Default))!;
