@@ -157,6 +157,9 @@ internal static partial class WalRepositoryShip
                 {
                     Repository = target.Location,
                     BackupId = same,
+                    EntryCount = s.EntryCount,
+                    LastLogIndex = s.LastLogIndex,
+                    LastRecordTime = s.LastRecordTime,
                 });
                 continue;
             }
@@ -246,6 +249,9 @@ internal static partial class WalRepositoryShip
                 Repository = target.Location,
                 BackupId = commit.ManifestId,
                 StoredBytes = commit.StoredBytes,
+                EntryCount = s.EntryCount,
+                LastLogIndex = s.LastLogIndex,
+                LastRecordTime = s.LastRecordTime,
             });
             context.Report(Activity, $"Shipped segment {s.SegmentId}", Interlocked.Increment(ref done), accepted.Count, refName);
         }).ConfigureAwait(false);
