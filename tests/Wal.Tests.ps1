@@ -285,4 +285,44 @@ Describe 'A real UnisonDB WAL (walfs v1 and v2 fixtures written by UnisonDB''s o
         Remove-Item -LiteralPath (Join-Path $data 'users' 'wal') -Recurse
         @(Get-BackupHealth -DataDir $data | Where-Object Code -EQ 'WalDirectoryMissing').Severity | Should -Be 'Critical'
     }
+
+    It '-Continuous ships new records as they are written, writes -Verbose lag lines and stops cleanly when the pipeline is stopped' {
+        $data = Join-Path $TestDrive 'follow'
+        Copy-UnisonFixture -Name 'v1-small' -DataDir $data
+        $module = Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1'
+        $ps = [powershell]::Create()
+        $null = $ps.AddScript("Import-Module '$module'; Invoke-WalShip -DataDir '$data' -Namespace users -BackupDir wal -Continuous -Interval 200ms -Verbose")
+        $out = [System.Management.Automation.PSDataCollection[psobject]]::new()
+        $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $out)
+        try {
+            $deadline = [DateTime]::UtcNow.AddMinutes(2)
+            while (-not ($out | Where-Object { $_.Partial -and $_.LastLogIndex -eq 1005 })) {
+                [DateTime]::UtcNow | Should -BeLessThan $deadline -Because "the first partial should ship ($($ps.Streams.Error))"
+                Start-Sleep -Milliseconds 50
+            }
+            @($out | Where-Object { -not $_.Partial }).SegmentId | Should -Be @(1, 2, 3, 4, 5)
+            # UnisonDB appends three records (the oracle's gen, LSN 1006..1008): they ship as a new partial.
+            & (Get-UnisonOracle) gen -dir (Join-Path $data 'users' 'wal') -seg-size 1048576 -records 3 -sessions 1 -start-lsn 1006 -seed 4 | Out-Null
+            $LASTEXITCODE | Should -Be 0
+            while (-not ($out | Where-Object { $_.Partial -and $_.LastLogIndex -eq 1008 })) {
+                [DateTime]::UtcNow | Should -BeLessThan $deadline -Because 'the new records should ship'
+                Start-Sleep -Milliseconds 50
+            }
+            @($ps.Streams.Verbose | Where-Object { $_.Message -match '^users: lag [0-9.]+ s, 0 record\(s\)' }).Count | Should -BeGreaterThan 0
+        }
+        finally {
+            $ps.Stop()   # what Ctrl+C does: StopProcessing cancels the follower
+        }
+        $async.IsCompleted | Should -BeTrue
+        $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+        @($ps.Streams.Error) | Should -BeNullOrEmpty
+        # One object per shipped item, each prefix once.
+        @($out | Where-Object Partial | Sort-Object LastLogIndex -Unique).Count | Should -Be @($out | Where-Object Partial).Count
+        $ps.Dispose()
+    }
+
+    It '-Interval without -Continuous is refused' {
+        { Invoke-WalShip -DataDir $TestDrive -Namespace users -BackupDir wal -Interval 1s -ErrorAction Stop } |
+            Should -Throw -ErrorId 'IntervalWithoutContinuous,PSBackup.Commands.InvokeWalShipCommand'
+    }
 }

@@ -84,11 +84,7 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
 
     protected override void PrepareRecord()
     {
-        if (Interval is not null && !Continuous.IsPresent)
-        {
-            throw new InvalidInputException("IntervalWithoutContinuous", "-Interval only applies with -Continuous. Add -Continuous, or drop -Interval.", Interval);
-        }
-        _interval = Interval is null ? null : Durations.Parse(Interval);
+
         _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));
         _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
         _timeout = EndpointTimeoutSeconds is int seconds ? TimeSpan.FromSeconds(seconds) : null;
@@ -104,6 +100,11 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
             EndpointTimeout = _timeout,
             SealedOnly = SealedOnly.IsPresent,
         };
+        if (Interval is not null && !Continuous.IsPresent)
+        {
+            throw new InvalidInputException("IntervalWithoutContinuous", "-Interval only applies with -Continuous. Add -Continuous, or drop -Interval.", Interval);
+        }
+        _interval = Interval is null ? null : Durations.Parse(Interval);
         if (Continuous.IsPresent)
         {
             var follow = new WalFollowOptions { Interval = _interval ?? new WalFollowOptions().Interval };
