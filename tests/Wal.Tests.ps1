@@ -290,34 +290,37 @@ Describe 'A real UnisonDB WAL (walfs v1 and v2 fixtures written by UnisonDB''s o
         $data = Join-Path $TestDrive 'follow'
         Copy-UnisonFixture -Name 'v1-small' -DataDir $data
         $module = Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1'
+        # A PSDataCollection's enumerator waits for the collection to close: read it by index.
+        function Read-Collection($c) { for ($i = 0; $i -lt $c.Count; $i++) { $c[$i] } }
+        function Wait-Until([scriptblock] $Condition, [string] $What) {
+            $deadline = [DateTime]::UtcNow.AddMinutes(2)
+            while (-not (& $Condition)) {
+                if ([DateTime]::UtcNow -gt $deadline) { throw "timed out waiting for $What" }
+                Start-Sleep -Milliseconds 50
+            }
+        }
         $ps = [powershell]::Create()
         $null = $ps.AddScript("Import-Module '$module'; Invoke-WalShip -DataDir '$data' -Namespace users -BackupDir wal -Continuous -Interval 200ms -Verbose")
         $out = [System.Management.Automation.PSDataCollection[psobject]]::new()
         $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $out)
         try {
-            $deadline = [DateTime]::UtcNow.AddMinutes(2)
-            while (-not ($out | Where-Object { $_.Partial -and $_.LastLogIndex -eq 1005 })) {
-                [DateTime]::UtcNow | Should -BeLessThan $deadline -Because "the first partial should ship ($($ps.Streams.Error))"
-                Start-Sleep -Milliseconds 50
-            }
-            @($out | Where-Object { -not $_.Partial }).SegmentId | Should -Be @(1, 2, 3, 4, 5)
+            Wait-Until { Read-Collection $out | Where-Object { $_.Partial -and $_.LastLogIndex -eq 1005 } } 'the first partial'
+            @(Read-Collection $out | Where-Object { -not $_.Partial }).SegmentId | Should -Be @(1, 2, 3, 4, 5)
             # UnisonDB appends three records (the oracle's gen, LSN 1006..1008): they ship as a new partial.
             & (Get-UnisonOracle) gen -dir (Join-Path $data 'users' 'wal') -seg-size 1048576 -records 3 -sessions 1 -start-lsn 1006 -seed 4 | Out-Null
             $LASTEXITCODE | Should -Be 0
-            while (-not ($out | Where-Object { $_.Partial -and $_.LastLogIndex -eq 1008 })) {
-                [DateTime]::UtcNow | Should -BeLessThan $deadline -Because 'the new records should ship'
-                Start-Sleep -Milliseconds 50
-            }
-            @($ps.Streams.Verbose | Where-Object { $_.Message -match '^users: lag [0-9.]+ s, 0 record\(s\)' }).Count | Should -BeGreaterThan 0
+            Wait-Until { Read-Collection $out | Where-Object { $_.Partial -and $_.LastLogIndex -eq 1008 } } 'the new records to ship'
+            Wait-Until { Read-Collection $ps.Streams.Verbose | Where-Object { $_.Message -match '^users: lag [0-9.]+ s, 0 record\(s\); live log index 1008, archived 1008' } } 'a lag line'
         }
         finally {
             $ps.Stop()   # what Ctrl+C does: StopProcessing cancels the follower
         }
         $async.IsCompleted | Should -BeTrue
         $ps.InvocationStateInfo.State | Should -Be 'Stopped'
-        @($ps.Streams.Error) | Should -BeNullOrEmpty
+        $ps.Streams.Error.Count | Should -Be 0
         # One object per shipped item, each prefix once.
-        @($out | Where-Object Partial | Sort-Object LastLogIndex -Unique).Count | Should -Be @($out | Where-Object Partial).Count
+        $partials = @(Read-Collection $out | Where-Object Partial)
+        @($partials | Sort-Object LastLogIndex -Unique).Count | Should -Be $partials.Count
         $ps.Dispose()
     }
 
