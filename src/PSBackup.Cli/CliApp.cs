@@ -222,13 +222,13 @@ public static partial class CliApp
         command.Options.Add(after);
         var sealedOnly = new Option<bool>("--sealed-only") { Description = "Ship sealed segments only: no partial (valid prefix) of the active segment." };
         command.Options.Add(sealedOnly);
-        var follow = new Option<bool>("--follow") { Description = "Keep shipping until stopped (Ctrl+C, SIGTERM): poll the live WAL and ship partials and newly sealed segments as they appear (Invoke-WalShip -Continuous)." };
-        var continuous = new Option<bool>("--continuous") { Description = "The same as --follow (the cmdlet's -Continuous)." };
+        // --follow is what log shippers call it (tail -f, pg_receivewal); --continuous is the cmdlet's -Continuous.
+        var continuous = new Option<bool>("--continuous", "--follow") { Description = "Keep shipping until stopped (Ctrl+C, SIGTERM): poll the live WAL and ship partials and newly sealed segments as they appear (Invoke-WalShip -Continuous)." };
         var interval = new Option<string>("--interval") { Description = "With --follow: how often the live WAL is polled (1s, 5s, 500ms, 1min; default 5s)." };
-        command.Options.Add(follow);
         command.Options.Add(continuous);
         command.Options.Add(interval);
-        var verboseOption = new Option<bool>("--verbose") { Description = "With --follow: a lag line on stderr after every pass." };
+        // The cmdlet's common -Verbose.
+        var verboseOption = new Option<bool>("-v", "--verbose") { Description = "With --follow: a lag line on stderr after every pass (the cmdlet's -Verbose)." };
         command.Options.Add(verboseOption);
         var repository = AddRepositoryOptions(command, "Ship to this repository (a folder or s3://bucket/prefix): every sealed segment it does not hold yet.", "--s3-endpoint");
         var endpoint = AddUnisonEndpointOptions(command, "UnisonDB's HTTP API (http://host:port): the server copies its sealed segments (POST /api/v1/<ns>/wal/backup) and PSBackup verifies and archives them.");
@@ -251,7 +251,7 @@ public static partial class CliApp
                 EndpointTimeout = serverTimeout,
                 SealedOnly = parse.GetValue(sealedOnly),
             };
-            bool following = parse.GetValue(follow) || parse.GetValue(continuous);
+            bool following = parse.GetValue(continuous);
             string? every = parse.GetValue(interval);
             if (every is not null && !following)
             {

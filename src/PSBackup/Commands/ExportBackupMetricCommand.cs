@@ -25,7 +25,7 @@ public sealed class ExportBackupMetricCommand : PSBackupHistoryCmdlet
 
     protected override async Task ProcessRecordAsync()
     {
-        var options = new MetricExportOptions { Repository = SourceRepository, DataDir = SourceDataDir, HistoryPath = SourceHistoryPath, Namespace = Namespace, Path = _path };
+        var options = new MetricExportOptions { Repository = SourceRepository, DataDir = SourceDataDir, HistoryPath = SourceHistoryPath, Namespace = Namespace, Path = _path, LiveDataDir = SourceLiveDataDir };
         if (await BackupHealth.ExportMetricsAsync(options, CreateContext()).ConfigureAwait(false) is { } result)
         {
             PostWriteObject(result);

@@ -33,6 +33,14 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
     [ValidateNotNullOrEmpty]
     public string? MaxRestoreTestAge { get; set; }
 
+    /// <summary>Alert (Critical, WalLagTooHigh) when the oldest WAL record not archived yet is older
+    /// than this (default 5min; written like -MaxAge, plus "min" and "s"). Measured where the live
+    /// WAL is readable: -DataDir, or -Repository with -LiveDataDir.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? MaxWalLag { get; set; }
+
+    private TimeSpan _maxWalLag;
     private TimeSpan _maxAge;
     private TimeSpan _maxRestoreTestAge;
 
@@ -44,6 +52,7 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
         {
             _maxAge = MaxAge is null ? defaults.MaxAge : Durations.Parse(MaxAge);
             _maxRestoreTestAge = MaxRestoreTestAge is null ? defaults.MaxRestoreTestAge : Durations.Parse(MaxRestoreTestAge);
+            _maxWalLag = MaxWalLag is null ? defaults.MaxWalLag : Durations.Parse(MaxWalLag);
         }
         catch (InvalidInputException e)
         {
@@ -63,6 +72,8 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
             SizeChangeThreshold = SizeChangeThreshold,
             FailureThreshold = FailureThreshold,
             MaxRestoreTestAge = _maxRestoreTestAge,
+            MaxWalLag = _maxWalLag,
+            LiveDataDir = SourceLiveDataDir,
         };
         IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(options, CreateContext()).ConfigureAwait(false);
         foreach (HealthAlert alert in alerts)
