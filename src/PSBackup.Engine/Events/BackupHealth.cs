@@ -397,7 +397,8 @@ public static class BackupHealth
         foreach (NamespaceStatus s in statuses)
         {
             string ns = s.Namespace;
-            if (s.WalLag is { Records: > 0 } lag && lag.Lag > options.MaxWalLag)
+            // Nothing archived at all is NoSuccessfulBackup's alert, not a lag.
+            if (s.WalLag is { Records: > 0, ArchivedLastLogIndex: not null } lag && lag.Lag > options.MaxWalLag)
             {
                 alerts.Add(Alert(HealthSeverity.Critical, ns, OperationKinds.WalSegment, "WalLagTooHigh",
                     $"The WAL archive of namespace '{ns}' is {lag.Records} record(s) behind the live WAL (log index {lag.ArchivedLastLogIndex?.ToString(CultureInfo.InvariantCulture) ?? "none"} of {lag.LiveLastLogIndex}); the oldest unarchived record is {Seconds(lag.Lag)} old (threshold {Seconds(options.MaxWalLag)}). Records written since would be lost with this disk. Check that Invoke-WalShip -Continuous (or the scheduled ship) runs and can reach its target."));
