@@ -253,6 +253,32 @@ internal static class WalPartialShip
         return at == file.Size ? boundaries : [];
     }
 
+    /// <summary>Forgets the partials of segment <paramref name="segmentId"/> observed before
+    /// <paramref name="newest"/> (ref first, then manifest, as retention forgets a backup): with
+    /// record times in the payloads (UnisonDB) the newest partial answers every restore an older
+    /// one could, so a quiet database shipping every second does not pile up a backup per ship.
+    /// Their chunks stay: the newest partial holds them; what only they held is reclaimed by the
+    /// next prune. A failure here is left for the next ship.</summary>
+    private static async Task ForgetOlderPartialsAsync(Repository.Repository repo, string ns, long segmentId, DateTimeOffset newest, CancellationToken ct)
+    {
+        string prefix = WalRepositoryShip.RefPrefix(ns);
+        try
+        {
+            foreach (RepositoryRef r in await repo.ListRefsAsync(WalRepositoryShip.RefName(ns, segmentId) + WalFormat.PartialMarker, ct).ConfigureAwait(false))
+            {
+                if (TryParseRef(r.Name[prefix.Length..], out long id, out DateTimeOffset observed) && id == segmentId && observed < newest)
+                {
+                    await repo.Backend.DeleteAsync(RepositoryLayout.RefKey(r.Name, r.ManifestId), ct).ConfigureAwait(false);
+                    await repo.Backend.DeleteAsync(RepositoryLayout.ManifestKey(r.ManifestId), ct).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or PSBackupException)
+        {
+            // the next ship tries again
+        }
+    }
+
     /// <summary>At most this many of a partial's chunk boundaries are reused as forced cuts (the
     /// newest); older forced cuts then merge back into content-defined chunks and are stored once
     /// more, so a manifest stays small on a quiet database that ships a record at a time.</summary>
@@ -324,6 +350,10 @@ internal static class WalPartialShip
             f = await writer.AddWalSegmentAsync("wal/" + s.FileName, prefix, splits, ct).ConfigureAwait(false);
         }
         BackupCommitResult commit = await writer.CommitAsync(refName, ct).ConfigureAwait(false);
+        if (s.PayloadFormat != WalPayloadFormat.Opaque)
+        {
+            await ForgetOlderPartialsAsync(repo, ns, s.SegmentId, active.ObservedAt, ct).ConfigureAwait(false);
+        }
         return Result(ns, active, refName, new ContentDigest(f.Size, f.Sha256), alreadyPresent: false) with
         {
             Repository = location,

@@ -168,6 +168,40 @@ public sealed class FollowCrashTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(((long)last, 1UL, (ulong)last), (replay.Count, replay.FirstLsn, replay.LastLsn));
     }
 
+    [Fact]
+    public async Task SIGTERM_stops_a_follower_cleanly_with_exit_0_after_what_it_shipped()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return; // no SIGTERM; a Windows service stop ends the process, which the kill proof covers
+        }
+        UnisonOracle.CopyFixture("v1-small", Data);
+        Assert.Equal(0, (await Cli("repo", "init", "--repository", RepoPath, "--unencrypted")).Code);
+        using CliProcess follower = CliProcess.Start("wal", "ship", "--data-dir", Data, "--namespace", "users", "--repository", RepoPath, "--follow", "--interval", "200ms", "--json", "-v");
+        var clock = Stopwatch.StartNew();
+        while (!follower.Stdout.Contains("\"lastLogIndex\":1005,", StringComparison.Ordinal))
+        {
+            Assert.False(follower.HasExited, $"the follower exited: {follower.Stderr}");
+            Assert.True(clock.Elapsed < Timeout, "no partial shipped in time");
+            await Task.Delay(20);
+        }
+        using (Process kill = Process.Start("kill", ["-TERM", follower.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+        int code = await follower.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(code == 0, $"exit {code}: {follower.Stderr}");
+        // Every stdout line is one whole JSON object: nothing was cut off.
+        foreach (string line in follower.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            using JsonDocument item = JsonDocument.Parse(line);
+            Assert.True(item.RootElement.GetProperty("segmentId").GetInt64() >= 1);
+        }
+        Assert.Contains("users: lag", follower.Stderr);
+        var check = await Cli("check", "--repository", RepoPath, "--read-data", "--json");
+        Assert.True(check.Code == 0, check.Stdout + check.Stderr);
+    }
+
     private async Task SnapshotOfEmptyStore()
     {
         WalSegmentInfo first = WalSegmentReader.Inspect(Path.Combine(WalDir, "000000001.seg"), "users");

@@ -128,9 +128,11 @@ public sealed class WalFollowTests : IDisposable
             new OperationContext { CancellationToken = stop.Token });
         await seen.WaitFor(() => seen.Shipped.Any(s => s.Partial && s.LastLogIndex == 1005), "the first partial");
 
-        // The repository disappears (an unmounted disk): new records cannot be shipped.
+        // The repository becomes unreachable (a file where its folder was, so nothing can be
+        // created there either): new records cannot be shipped.
         string away = repoPath + ".away";
         Directory.Move(repoPath, away);
+        File.WriteAllText(repoPath, "not a repository");
         Grow(data, 1005, 4, seed: 9);
         await seen.WaitFor(() => seen.Statuses.Count(s => s.Error is not null) >= 3, "three failed attempts");
         var failures = seen.Statuses.Where(s => s.Error is not null).ToList();
@@ -138,6 +140,7 @@ public sealed class WalFollowTests : IDisposable
         Assert.All(failures, f => Assert.Equal(4, f.LagRecords));
         Assert.False(follower.IsCompleted);
 
+        File.Delete(repoPath);
         Directory.Move(away, repoPath);
         await seen.WaitFor(() => seen.Shipped.Any(s => s.Partial && s.LastLogIndex == 1009), "the partial after recovery");
         stop.Cancel();
