@@ -81,7 +81,7 @@ internal static partial class WalRepositoryShip
     {
         string prefix = RefPrefix(ns);
         var partials = new List<(DateTimeOffset Observed, string ManifestId)>();
-        foreach (RepositoryRef r in await repo.ListRefsAsync(RefName(ns, id) + WalFormat.PartialMarker, ct).ConfigureAwait(false))
+        foreach (RepositoryRef r in await repo.ListRefsAsync(RefName(ns, id) + WalPartialShip.RefMarker, ct).ConfigureAwait(false))
         {
             if (WalPartialShip.TryParseRef(r.Name[prefix.Length..], out long segmentId, out DateTimeOffset observed) && segmentId == id)
             {

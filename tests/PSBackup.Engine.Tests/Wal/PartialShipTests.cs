@@ -209,7 +209,7 @@ public sealed class PartialShipTests : IDisposable
         WalShipResult first = await WalOperations.ShipAsync(ship, OperationContext.Default);
         ShippedSegment p1 = first.Backups[^1];
         Assert.Equal((true, 6L, 1005L), (p1.Partial, p1.SegmentId, p1.LastLogIndex));
-        Assert.StartsWith("wal/users/000000006.partial-", p1.Path);
+        Assert.StartsWith("wal/users/000000006_partial-", p1.Path);
 
         long before = Active(data).ValidBytes;
         Grow(data, v2, 1005, 6, seed: 11);
@@ -244,7 +244,7 @@ public sealed class PartialShipTests : IDisposable
         // Each ship forgot the partial before it (UnisonDB payloads carry their own times): one is left.
         await using (OpenRepository open = await RepositoryConnector.OpenForWriteAsync(repo, RepositoryLockMode.Shared, "test", OperationContext.Default))
         {
-            Assert.Single(await open.Repository.ListRefsAsync("wal/users/000000006.partial-"));
+            Assert.Single(await open.Repository.ListRefsAsync("wal/users/000000006_partial-"));
         }
         // Retention: the partial of 6 is superseded and removed; the sealed 6 stays.
         IReadOnlyList<RetentionItem> pruned = await RetentionOperations.RemoveExpiredAsync(new RemoveExpiredBackupOptions
