@@ -9,6 +9,10 @@
 # no change, 5 % of files changed, no change right after a bulk copy (every file inside the racy
 # window), verify all data, full restore. --all: the real tree and the synthetic set in one run.
 # Default: the synthetic set (a generated object store, WAL segments, PITR, one-segment ship).
+# --rpo: only the recovery-point scenario (issue 16): a writer appends 1,000 records/s (100 B..8 KiB)
+# to a walfs WAL while Invoke-WalShip -Continuous (--interval 1s) ships it in the same process, for
+# --rpo-seconds (600) into a local repository, then the same against s3rver; prints lag p50/p99/max,
+# repository growth / bytes written, CPU under load and idle, RSS; raw rows in bench/out/rpo.tsv.
 # --codecs: which zstd codec the PSBackup rows use: libzstd ("psbackup"), the managed ZstdSharp.Port
 # that Windows and Azure Automation run ("psbackup (managed zstd)", PSBACKUP_ZSTD=managed), or both
 # (the default).
@@ -22,7 +26,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 runs=3 size=1024 small=256 seed=6 segments=64 cases=10 codecs=both
-synthetic=1 real=0 real_source=/usr/lib/x86_64-linux-gnu
+synthetic=1 real=0 real_source=/usr/lib/x86_64-linux-gnu rpo=0 rpo_seconds=600
 while [ $# -gt 0 ]; do
   case "$1" in
     --real) synthetic=0 real=1; shift ;;
@@ -34,7 +38,9 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift 2 ;;
     --quick) runs=1 size=128 small=32 segments=8 cases=4; shift ;;
     --codecs) codecs=$2; shift 2 ;;
-    *) echo "usage: bash bench/run.sh [--real | --all] [--real-source DIR] [--runs N] [--size-mib M] [--small-mib M] [--seed N] [--quick] [--codecs both|native|managed]" >&2; exit 2 ;;
+    --rpo) rpo=1; shift ;;
+    --rpo-seconds) rpo=1 rpo_seconds=$2; shift 2 ;;
+    *) echo "usage: bash bench/run.sh [--real | --all | --rpo [--rpo-seconds 600]] [--real-source DIR] [--runs N] [--size-mib M] [--small-mib M] [--seed N] [--quick] [--codecs both|native|managed]" >&2; exit 2 ;;
   esac
 done
 case "$codecs" in
@@ -87,6 +93,39 @@ psbackupm() { PSBACKUP_ZSTD=managed "$cli" "$@"; }
 bench() { "$root/bench/PSBackup.Bench/bin/Release/net10.0/psbackup-bench" "$@"; }
 export -f psbackup psbackupm
 export root
+
+# --- RPO scenario (issue 16): its own run, then exit --------------------------------------------
+if [ "$rpo" -eq 1 ]; then
+  # Encrypted, as deployed; no audit log lines from the benchmark.
+  export PSBACKUP_PASSPHRASE=bench-passphrase PSBACKUP_AUDIT_LOG=off
+  rpo_tsv=$out/rpo.tsv
+  printf 'target\tinterval_s\tseconds\trecords\tbytes_written\trepo_growth\tgrowth_ratio\tlag_p50_s\tlag_p99_s\tlag_max_s\tunshipped\tload_cpu_pct\tidle_cpu_pct\trss_start_mib\trss_end_mib\trss_max_mib\n' >"$rpo_tsv"
+  log "load before the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+  log "rpo: local repository, ${rpo_seconds} s"
+  bench rpo --work "$out/rpo-local" --seconds "$rpo_seconds" --interval 1s --tsv "$rpo_tsv"
+  log "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [ ! -d tests/s3/node_modules ]; then npm ci --prefix tests/s3 --no-audit --no-fund >&2; fi
+  s3dir=$out/rpo-s3rver
+  rm -rf "$s3dir"; mkdir -p "$s3dir/data"
+  NODE_OPTIONS=--openssl-legacy-provider node tests/s3/node_modules/s3rver/bin/s3rver.js -d "$s3dir/data" -a 127.0.0.1 -p 0 \
+    --no-vhost-buckets --configure-bucket rpo >"$s3dir/log" 2>&1 &
+  s3pid=$!
+  trap 'kill $s3pid 2>/dev/null || true' EXIT
+  endpoint=""
+  for _ in $(seq 1 150); do
+    endpoint=$(grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$s3dir/log" | head -1 | sed 's/listening on /http:\/\//') || true
+    [ -n "$endpoint" ] && break
+    sleep 0.2
+  done
+  [ -n "$endpoint" ] || { echo "bench: s3rver did not start: $(cat "$s3dir/log")" >&2; exit 1; }
+  log "rpo: s3rver at $endpoint, ${rpo_seconds} s"
+  AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1 \
+    bench rpo --work "$out/rpo-s3" --seconds "$rpo_seconds" --interval 1s --s3 s3://rpo/repo --s3-endpoint "$endpoint" --tsv "$rpo_tsv"
+  kill $s3pid 2>/dev/null || true
+  log "load after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+  column -t -s $'\t' "$rpo_tsv"
+  exit 0
+fi
 
 # Same secrets for every tool; no audit log lines from the benchmark.
 export PSBACKUP_PASSPHRASE=bench-passphrase RESTIC_PASSWORD=bench-passphrase BORG_PASSPHRASE=bench-passphrase

@@ -285,4 +285,63 @@ Describe 'A real UnisonDB WAL (walfs v1 and v2 fixtures written by UnisonDB''s o
         Remove-Item -LiteralPath (Join-Path $data 'users' 'wal') -Recurse
         @(Get-BackupHealth -DataDir $data | Where-Object Code -EQ 'WalDirectoryMissing').Severity | Should -Be 'Critical'
     }
+
+    It '-Continuous ships new records as they are written, writes -Verbose lag lines and stops cleanly when the pipeline is stopped' {
+        $data = Join-Path $TestDrive 'follow'
+        Copy-UnisonFixture -Name 'v1-small' -DataDir $data
+        $module = Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1'
+        # A PSDataCollection's enumerator waits for the collection to close: read it by index.
+        function Read-Collection($c) { for ($i = 0; $i -lt $c.Count; $i++) { $c[$i] } }
+        function Wait-Until([scriptblock] $Condition, [string] $What) {
+            $deadline = [DateTime]::UtcNow.AddMinutes(2)
+            while (-not (& $Condition)) {
+                if ([DateTime]::UtcNow -gt $deadline) { throw "timed out waiting for $What" }
+                Start-Sleep -Milliseconds 50
+            }
+        }
+        $ps = [powershell]::Create()
+        $null = $ps.AddScript("Import-Module '$module'; Invoke-WalShip -DataDir '$data' -Namespace users -BackupDir wal -Continuous -Interval 200ms -Verbose")
+        $out = [System.Management.Automation.PSDataCollection[psobject]]::new()
+        $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $out)
+        try {
+            Wait-Until { Read-Collection $out | Where-Object { $_.Partial -and $_.LastLogIndex -eq 1005 } } 'the first partial'
+            @(Read-Collection $out | Where-Object { -not $_.Partial }).SegmentId | Should -Be @(1, 2, 3, 4, 5)
+            # UnisonDB appends three records (the oracle's gen, LSN 1006..1008): they ship as a new partial.
+            & (Get-UnisonOracle) gen -dir (Join-Path $data 'users' 'wal') -seg-size 1048576 -records 3 -sessions 1 -start-lsn 1006 -seed 4 | Out-Null
+            $LASTEXITCODE | Should -Be 0
+            Wait-Until { Read-Collection $out | Where-Object { $_.Partial -and $_.LastLogIndex -eq 1008 } } 'the new records to ship'
+            Wait-Until { Read-Collection $ps.Streams.Verbose | Where-Object { $_.Message -match '^users: lag [0-9.]+ s, 0 record\(s\); live log index 1008, archived 1008' } } 'a lag line'
+        }
+        finally {
+            $ps.Stop()   # what Ctrl+C does: StopProcessing cancels the follower
+        }
+        $async.IsCompleted | Should -BeTrue
+        $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+        $ps.Streams.Error.Count | Should -Be 0
+        # One object per shipped item, each prefix once.
+        $partials = @(Read-Collection $out | Where-Object Partial)
+        @($partials | Sort-Object LastLogIndex -Unique).Count | Should -Be $partials.Count
+        $ps.Dispose()
+    }
+
+    It 'shows the WAL lag in Export-BackupMetric and alerts on it in Get-BackupHealth -MaxWalLag' {
+        $data = Join-Path $TestDrive 'lag'
+        Copy-UnisonFixture -Name 'v1-small' -DataDir $data
+        $null = Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal'
+        $text = (Export-BackupMetric -DataDir $data).Text
+        $text | Should -Match '(?m)^backup_wal_lag_records\{namespace="users"\} 0$'
+        $text | Should -Match '(?m)^backup_wal_lag_seconds\{namespace="users"\} 0$'
+        & (Get-UnisonOracle) gen -dir (Join-Path $data 'users' 'wal') -seg-size 1048576 -records 2 -sessions 1 -start-lsn 1006 -seed 5 | Out-Null
+        $LASTEXITCODE | Should -Be 0
+        (Export-BackupMetric -DataDir $data).Text | Should -Match '(?m)^backup_wal_lag_records\{namespace="users"\} 2$'
+        $alert = @(Get-BackupHealth -DataDir $data -MaxWalLag 1ms | Where-Object Code -EQ 'WalLagTooHigh')
+        $alert.Count | Should -Be 1
+        $alert[0].Severity | Should -Be 'Critical'
+        @(Get-BackupHealth -DataDir $data | Where-Object Code -EQ 'WalLagTooHigh') | Should -BeNullOrEmpty   # default 5min
+    }
+
+    It '-Interval without -Continuous is refused' {
+        { Invoke-WalShip -DataDir $TestDrive -Namespace users -BackupDir wal -Interval 1s -ErrorAction Stop } |
+            Should -Throw -ErrorId 'IntervalWithoutContinuous,PSBackup.Commands.InvokeWalShipCommand'
+    }
 }

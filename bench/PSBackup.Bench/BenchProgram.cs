@@ -9,6 +9,7 @@ namespace PSBackup.Bench;
 /// mutate-tree --root DIR [--percent 5] [--seed N]
 /// ship-latency --out DIR --work DIR [--cases 10] [--run N] [--tsv FILE]
 /// report --raw FILE [--md FILE]
+/// rpo --work DIR [--seconds 600] [--rate 1000] [--interval 1s] [--idle-seconds 60] [--s3 s3://bucket/prefix --s3-endpoint URL] [--seed N] [--tsv FILE]
 /// </code></summary>
 public static class BenchProgram
 {
@@ -18,6 +19,7 @@ public static class BenchProgram
                psbackup-bench mutate-tree --root DIR [--percent 5] [--seed N]
                psbackup-bench ship-latency --out DIR --work DIR [--target repository|local] [--cases 10] [--run N] [--tsv FILE]
                psbackup-bench report --raw FILE [--md FILE]
+               psbackup-bench rpo --work DIR [--seconds 600] [--rate 1000] [--interval 1s] [--idle-seconds 60] [--s3 s3://bucket/prefix --s3-endpoint URL] [--seed N] [--tsv FILE]
         """;
 
     public static async Task<int> Main(string[] args)
@@ -62,6 +64,19 @@ public static class BenchProgram
                     TreeMutationResult r = TreeMutation.Apply(Required("root"), double.Parse(Get("percent", "5"), CultureInfo.InvariantCulture), Number("seed", Dataset.DefaultSeed));
                     Console.WriteLine($"changed {r.ChangedFiles} of {r.Files} files ({100.0 * r.ChangedFiles / r.Files:F1} %), {r.BytesWritten / 1048576.0:F1} MiB written: {r.Overwritten} overwritten in place, {r.Appended} appended to, {r.Rewritten} rewritten and renamed over");
                     return 0;
+                }
+                case "rpo":
+                {
+                    RpoResult r = await Rpo.RunAsync(Required("work"), TimeSpan.FromSeconds(Number("seconds", 600)), (int)Number("rate", 1000),
+                        PSBackup.Engine.Durations.Parse(Get("interval", "1s")), TimeSpan.FromSeconds(Number("idle-seconds", 60)),
+                        options.GetValueOrDefault("s3"), options.GetValueOrDefault("s3-endpoint"), (int)Number("seed", 16), Console.Error).ConfigureAwait(false);
+                    Console.WriteLine(r);
+                    if (options.TryGetValue("tsv", out string? rpoTsv))
+                    {
+                        File.AppendAllLines(rpoTsv, [string.Create(CultureInfo.InvariantCulture,
+                            $"{r.Target}\t{r.Interval.TotalSeconds}\t{r.Seconds:F0}\t{r.Records}\t{r.BytesWritten}\t{r.RepositoryGrowth}\t{r.Growth:F4}\t{r.LagP50:F4}\t{r.LagP99:F4}\t{r.LagMax:F4}\t{r.Unshipped}\t{r.LoadCpuPercent:F2}\t{r.IdleCpuPercent:F3}\t{r.RssStartMiB}\t{r.RssEndMiB}\t{r.RssMaxMiB}")]);
+                    }
+                    return r.Unshipped == 0 ? 0 : 1;
                 }
                 case "ship-latency":
                 {

@@ -20,7 +20,9 @@ public static partial class CliApp
         var failures = new Option<int?>("--failure-threshold") { Description = "Consecutive failures that are Critical (default 2)." };
         var drillAge = new Option<string>("--max-restore-test-age") { Description = "Last restore drill older than this is a Warning (like --max-age; default 31d)." };
         Option<string> history = HistoryPathOption("Check the history folder local object backups record into (object backup --history-path).");
-        foreach (Option o in new Option[] { dataDir, history, ns, maxAge, sizeChange, failures, drillAge })
+        var maxWalLag = new Option<string>("--max-wal-lag") { Description = "The oldest unarchived WAL record older than this is Critical (5min, 30s, 1h; default 5min). Measured with --data-dir, or --repository with --live-data-dir." };
+        var liveData = new Option<string>("--live-data-dir") { Description = "With --repository: the live database's data directory, to measure how far the repository's WAL archive is behind it." };
+        foreach (Option o in new Option[] { dataDir, history, ns, maxAge, sizeChange, failures, drillAge, maxWalLag, liveData })
         {
             command.Options.Add(o);
         }
@@ -41,6 +43,8 @@ public static partial class CliApp
                 SizeChangeThreshold = parse.GetValue(sizeChange) ?? defaults.SizeChangeThreshold,
                 FailureThreshold = parse.GetValue(failures) ?? defaults.FailureThreshold,
                 MaxRestoreTestAge = parse.GetValue(drillAge) is { } drill ? Durations.Parse(drill) : defaults.MaxRestoreTestAge,
+                MaxWalLag = parse.GetValue(maxWalLag) is { } walLag ? Durations.Parse(walLag) : defaults.MaxWalLag,
+                LiveDataDir = LiveDataDirOf(parse, liveData, target),
             };
             IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(options, io.Context(false)).ConfigureAwait(false);
             if (parse.GetValue(json))
@@ -77,7 +81,8 @@ public static partial class CliApp
         var ns = new Option<string[]>("--namespace") { Description = "Only these namespaces (repeatable; default: all).", AllowMultipleArgumentsPerToken = true };
         var path = new Option<string>("--path") { Description = "The .prom file to write (temp file + rename)." };
         Option<string> history = HistoryPathOption("Read the history folder local object backups record into (object backup --history-path).");
-        foreach (Option o in new Option[] { dataDir, history, ns, path })
+        var liveData = new Option<string>("--live-data-dir") { Description = "With --repository: the live database's data directory, so backup_wal_lag_seconds/records are measured against it." };
+        foreach (Option o in new Option[] { dataDir, history, ns, path, liveData })
         {
             command.Options.Add(o);
         }
@@ -87,7 +92,7 @@ public static partial class CliApp
         {
             (RepositoryTarget? target, string? local, string? historyPath) = HealthSource(parse, repository, dataDir, history);
             string? file = parse.GetValue(path);
-            var options = new MetricExportOptions { Repository = target, DataDir = local, HistoryPath = historyPath, Namespace = parse.GetValue(ns), Path = file is null ? null : FullPath(file, "--path") };
+            var options = new MetricExportOptions { Repository = target, DataDir = local, HistoryPath = historyPath, Namespace = parse.GetValue(ns), Path = file is null ? null : FullPath(file, "--path"), LiveDataDir = LiveDataDirOf(parse, liveData, target) };
             MetricExportResult? result = await BackupHealth.ExportMetricsAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is null)
             {
@@ -120,5 +125,20 @@ public static partial class CliApp
             throw new InvalidInputException("MissingSource", "Give --data-dir for local backup roots, --repository for a repository or --history-path for a history folder (exactly one).", "--data-dir");
         }
         return (target, local is null ? null : FullPath(local, "--data-dir"), folder is null ? null : FullPath(folder, "--history-path"));
+    }
+
+    /// <summary>--live-data-dir, which only goes with --repository (with --data-dir the live WAL is that one).</summary>
+    private static string? LiveDataDirOf(System.CommandLine.ParseResult parse, Option<string> option, RepositoryTarget? target)
+    {
+        string? value = parse.GetValue(option);
+        if (value is null)
+        {
+            return null;
+        }
+        if (target is null)
+        {
+            throw new InvalidInputException("LiveDataDirWithoutRepository", "--live-data-dir goes with --repository; with --data-dir the WAL lag is measured against that data directory already.", value);
+        }
+        return FullPath(value, "--live-data-dir");
     }
 }

@@ -225,6 +225,14 @@ public static partial class CliApp
         command.Options.Add(after);
         var sealedOnly = new Option<bool>("--sealed-only") { Description = "Ship sealed segments only: no partial (valid prefix) of the active segment." };
         command.Options.Add(sealedOnly);
+        // --follow is what log shippers call it (tail -f, pg_receivewal); --continuous is the cmdlet's -Continuous.
+        var continuous = new Option<bool>("--continuous", "--follow") { Description = "Keep shipping until stopped (Ctrl+C, SIGTERM): poll the live WAL and ship partials and newly sealed segments as they appear (Invoke-WalShip -Continuous)." };
+        var interval = new Option<string>("--interval") { Description = "With --follow: how often the live WAL is polled (1s, 5s, 500ms, 1min; default 5s)." };
+        command.Options.Add(continuous);
+        command.Options.Add(interval);
+        // The cmdlet's common -Verbose.
+        var verboseOption = new Option<bool>("-v", "--verbose") { Description = "With --follow: a lag line on stderr after every pass (the cmdlet's -Verbose)." };
+        command.Options.Add(verboseOption);
         var repository = AddRepositoryOptions(command, "Ship to this repository (a folder or s3://bucket/prefix): every sealed segment it does not hold yet.", "--s3-endpoint");
         var endpoint = AddUnisonEndpointOptions(command, "UnisonDB's HTTP API (http://host:port): the server copies its sealed segments (POST /api/v1/<ns>/wal/backup) and PSBackup verifies and archives them.");
         AddCommon(command, out Option<bool> json, out Option<bool>? whatIf, writes: true);
@@ -246,6 +254,30 @@ public static partial class CliApp
                 EndpointTimeout = serverTimeout,
                 SealedOnly = parse.GetValue(sealedOnly),
             };
+            bool following = parse.GetValue(continuous);
+            string? every = parse.GetValue(interval);
+            if (every is not null && !following)
+            {
+                throw new InvalidInputException("IntervalWithoutContinuous", "--interval only applies with --follow. Add --follow, or drop --interval.", every);
+            }
+            if (following)
+            {
+                var followOptions = new WalFollowOptions { Interval = every is null ? new WalFollowOptions().Interval : Durations.Parse(every) };
+                bool asJson = parse.GetValue(json);
+                bool verbose = parse.GetValue(verboseOption);
+                await WalOperations.FollowAsync(options, followOptions,
+                    s => CliOutput.WalShipped(io.Stdout, s, asJson),
+                    st =>
+                    {
+                        if (st.Error is not null || verbose)
+                        {
+                            io.Stderr.WriteLine((st.Error is null ? "" : "warning: ") + st);
+                            io.Stderr.Flush();
+                        }
+                    },
+                    io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
+                return;
+            }
             WalShipResult result = await WalOperations.ShipAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             CliOutput.WalShip(io.Stdout, result, parse.GetValue(json));
         }));

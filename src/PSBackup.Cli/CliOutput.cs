@@ -20,6 +20,9 @@ internal static partial class CliOutput
 
     public static string ToJson(object value) => JsonSerializer.Serialize(value, Json);
 
+    /// <summary>One object per line (JSON Lines), for output that streams.</summary>
+    private static readonly JsonSerializerOptions JsonLines = new(Json) { WriteIndented = false, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
+
     // ---- object backup / restore ------------------------------------------------------------
 
     /// <summary>Object backups: one table row each (a repository backup shows its id and the bytes it
@@ -231,6 +234,27 @@ internal static partial class CliOutput
             table.Row([.. cells]);
         }
         table.WriteTo(output);
+    }
+
+    /// <summary>One item a follower (<c>wal ship --follow</c>) shipped, as it happens: a JSON line
+    /// with --json, else one text line; flushed, so a log or a pipe sees it at once.</summary>
+    public static void WalShipped(TextWriter output, ShippedSegment s, bool json)
+    {
+        lock (output)
+        {
+            if (json)
+            {
+                output.WriteLine(JsonSerializer.Serialize(s, JsonLines));
+            }
+            else
+            {
+                string what = s.Partial
+                    ? $"partial of segment {s.SegmentId}: {s.EntryCount} record(s) to log index {s.LastLogIndex}, observed {s.ObservedAt:yyyy-MM-ddTHH:mm:ss.fffZ}"
+                    : $"segment {s.SegmentId}" + (s.LastLogIndex is long last ? $" to log index {last}" : "");
+                output.WriteLine($"{what}: {TableWriter.Size(s.Bytes)}{(s.StoredBytes is long stored ? $", {TableWriter.Size(stored)} stored" : "")} -> {s.Path}");
+            }
+            output.Flush();
+        }
     }
 
     private sealed record SeedShipResponse(

@@ -34,7 +34,16 @@ public abstract class PSBackupHistoryCmdlet : PSBackupRepositoryCmdlet
     [ArgumentCompleter(typeof(NamespaceCompleter))]
     public string[]? Namespace { get; set; }
 
+    /// <summary>With -Repository: the data directory of the live database, so the WAL lag (how far
+    /// the repository's archive is behind the live WAL) is measured too. -DataDir measures it
+    /// against the local backup root without this.</summary>
+    [Parameter(ParameterSetName = RepositorySet)]
+    [ValidateNotNullOrEmpty]
+    public string? LiveDataDir { get; set; }
+
     protected RepositoryTarget? SourceRepository { get; private set; }
+    /// <summary>The resolved -LiveDataDir (null without it).</summary>
+    protected string? SourceLiveDataDir { get; private set; }
     protected string? SourceDataDir { get; private set; }
     protected string? SourceHistoryPath { get; private set; }
 
@@ -43,5 +52,6 @@ public abstract class PSBackupHistoryCmdlet : PSBackupRepositoryCmdlet
         SourceRepository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
         SourceDataDir = ParameterSetName == DataDirSet ? ResolveFileSystemPath(DataDir, nameof(DataDir)) : null;
         SourceHistoryPath = ParameterSetName == HistorySet ? ResolveFileSystemPath(HistoryPath, nameof(HistoryPath)) : null;
+        SourceLiveDataDir = LiveDataDir is null ? null : ResolveFileSystemPath(LiveDataDir, nameof(LiveDataDir));
     }
 }

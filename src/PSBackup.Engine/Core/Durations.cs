@@ -4,7 +4,8 @@ namespace PSBackup.Engine;
 
 /// <summary>The one way durations are written on every command line and cmdlet (retention's
 /// -KeepWithin and -PackGracePeriod, health's -MaxAge and -MaxRestoreTestAge): restic's style
-/// "14d", "24h", "2w", "1y" (365 days) and combinations like "1d12h", or a TimeSpan
+/// "14d", "24h", "2w", "1y" (365 days) and combinations like "1d12h", plus "min", "s" and "ms" for
+/// the short intervals of continuous WAL shipping ("5s", "5min", "500ms"), or a TimeSpan
 /// ("1.12:00:00").</summary>
 public static class Durations
 {
@@ -35,13 +36,17 @@ public static class Durations
                 {
                     throw TooLong(text);
                 }
-                char unit = s[i++];
-                total += unit switch
+                int unitStart = i;
+                while (i < s.Length && char.IsAsciiLetter(s[i])) { i++; }
+                total += s[unitStart..i] switch
                 {
-                    'y' => TimeSpan.FromDays(checked(365 * n)),
-                    'w' => TimeSpan.FromDays(checked(7 * n)),
-                    'd' => TimeSpan.FromDays(n),
-                    'h' => TimeSpan.FromHours(n),
+                    "y" => TimeSpan.FromDays(checked(365 * n)),
+                    "w" => TimeSpan.FromDays(checked(7 * n)),
+                    "d" => TimeSpan.FromDays(n),
+                    "h" => TimeSpan.FromHours(n),
+                    "min" => TimeSpan.FromMinutes(n),
+                    "s" => TimeSpan.FromSeconds(n),
+                    "ms" => TimeSpan.FromMilliseconds(n),
                     _ => throw Bad(text),
                 };
                 any = true;
@@ -58,15 +63,15 @@ public static class Durations
     private static InvalidInputException TooLong(string text) => new("InvalidDuration",
         $"'{SafePath.Printable(text)}' is longer than any duration PSBackup can use (at most about 29,000 years). Give a shorter one, e.g. 10y.", text);
 
-    /// <summary>The shortest of "14d", "24h", "90m" that is exact, else d.hh:mm:ss.</summary>
+    /// <summary>The shortest of "14d", "24h", "90min" that is exact (each parses back), else d.hh:mm:ss.</summary>
     public static string Format(TimeSpan d)
     {
         if (d.Ticks % TimeSpan.TicksPerDay == 0) { return ((long)d.TotalDays).ToString(CultureInfo.InvariantCulture) + "d"; }
         if (d.Ticks % TimeSpan.TicksPerHour == 0) { return ((long)d.TotalHours).ToString(CultureInfo.InvariantCulture) + "h"; }
-        if (d.Ticks % TimeSpan.TicksPerMinute == 0) { return ((long)d.TotalMinutes).ToString(CultureInfo.InvariantCulture) + "m"; }
+        if (d.Ticks % TimeSpan.TicksPerMinute == 0) { return ((long)d.TotalMinutes).ToString(CultureInfo.InvariantCulture) + "min"; }
         return d.ToString("c", CultureInfo.InvariantCulture);
     }
 
     private static InvalidInputException Bad(string text) => new("InvalidDuration",
-        $"'{text}' is not a duration; write it as a number and a unit (y, w, d, h), e.g. 14d, 24h or 1d12h, or as d.hh:mm:ss.", text);
+        $"'{text}' is not a duration; write it as a number and a unit (y, w, d, h, min, s, ms), e.g. 14d, 24h, 1d12h, 5min or 5s, or as d.hh:mm:ss.", text);
 }

@@ -22,7 +22,7 @@ public sealed record HealthAlert
     public required string Namespace { get; init; }
     /// <summary>One of <see cref="OperationKinds"/>.</summary>
     public required string Kind { get; init; }
-    /// <summary>Stable: ConsecutiveFailures, BackupTooOld, NoSuccessfulBackup, SizeAnomaly, WalGap, WalDirectoryMissing, WalNoSegments, WalMixedNaming, BackupDamaged, RestoreDrillFailed, RestoreDrillTooOld, NoRestoreDrill.</summary>
+    /// <summary>Stable: ConsecutiveFailures, BackupTooOld, NoSuccessfulBackup, SizeAnomaly, WalGap, WalLagTooHigh, WalDirectoryMissing, WalNoSegments, WalMixedNaming, BackupDamaged, RestoreDrillFailed, RestoreDrillTooOld, NoRestoreDrill.</summary>
     public required string Code { get; init; }
     public required string Message { get; init; }
     public DateTimeOffset? Time { get; init; }
@@ -42,6 +42,11 @@ public sealed record BackupHealthOptions
     public double SizeChangeThreshold { get; init; } = 50;
     public int FailureThreshold { get; init; } = 2;
     public TimeSpan MaxRestoreTestAge { get; init; } = TimeSpan.FromDays(31);
+    /// <summary>Alert (Critical, WalLagTooHigh) when the oldest record not archived yet is older
+    /// than this: the recovery point promised by continuous shipping is missed. 5 minutes by default.</summary>
+    public TimeSpan MaxWalLag { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>With a repository: the data directory whose live WAL the lag is measured against.</summary>
+    public string? LiveDataDir { get; init; }
 }
 
 /// <summary>What the history says about one namespace and kind.</summary>
@@ -66,6 +71,9 @@ public sealed record NamespaceStatus(string Namespace)
     /// <summary>Problems of the live WAL that make archiving it impossible (no <c>wal/</c>, no
     /// recognisable segment, mixed naming): (alert id, message). Read from a data directory only.</summary>
     public List<(string Id, string Message)> WalProblems { get; } = [];
+    /// <summary>How far the archive is behind the live WAL, when the live WAL is on this host
+    /// (-DataDir, or -LiveDataDir with -Repository); null otherwise.</summary>
+    public Wal.WalLagInfo? WalLag { get; set; }
     public DateTimeOffset? LastDrill { get; set; }
     public bool? LastDrillPassed { get; set; }
     public DateTimeOffset? LastDrillSuccess { get; set; }
@@ -88,7 +96,7 @@ public static class BackupHealth
     /// <summary>Reads every selected namespace's status from one source: a repository, a data
     /// directory's local backup roots, or a history folder (events only: local object backups
     /// have no catalog outside <c>$DB_ROOT</c>).</summary>
-    public static async Task<IReadOnlyList<NamespaceStatus>> ReadStatusAsync(RepositoryTarget? repository, string? dataDir, string? historyPath, IReadOnlyList<string>? namespaces, OperationContext context)
+    public static async Task<IReadOnlyList<NamespaceStatus>> ReadStatusAsync(RepositoryTarget? repository, string? dataDir, string? historyPath, IReadOnlyList<string>? namespaces, OperationContext context, string? liveDataDir = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         CancellationToken ct = context.CancellationToken;
@@ -189,6 +197,8 @@ public static class BackupHealth
         }
 
         var result = new List<NamespaceStatus>();
+        OpenRepository? lagRepository = null;
+        await using var closeLag = new AsyncDisposer(() => lagRepository);
         foreach (string ns in names)
         {
             ct.ThrowIfCancellationRequested();
@@ -287,6 +297,13 @@ public static class BackupHealth
             if (dataDir is not null)
             {
                 CheckLiveWal(Path.Combine(Path.GetFullPath(dataDir), ns), ns, status);
+                status.WalLag = WalLagOf(() => Task.FromResult(Wal.WalLag.MeasureLocal(Path.Combine(Path.GetFullPath(dataDir), ns, "wal"), ns, Path.Combine(Path.GetFullPath(dataDir), "backups", ns), context.UtcNow)));
+            }
+            else if (repository is not null && liveDataDir is not null && Directory.Exists(Path.Combine(Path.GetFullPath(liveDataDir), ns, "wal")))
+            {
+                lagRepository ??= await RepositoryConnector.OpenAsync(repository, ct).ConfigureAwait(false);
+                OpenRepository open = lagRepository;
+                status.WalLag = await WalLagOfAsync(() => Wal.WalLag.MeasureRepositoryAsync(Path.Combine(Path.GetFullPath(liveDataDir), ns, "wal"), ns, open.Repository, context.UtcNow, ct)).ConfigureAwait(false);
             }
             result.Add(status);
         }
@@ -313,6 +330,26 @@ public static class BackupHealth
         {
             return false;
         }
+    }
+
+    /// <summary>The lag, or null when the WAL cannot be read now (its problems are reported apart).</summary>
+    private static Wal.WalLagInfo? WalLagOf(Func<Task<Wal.WalLagInfo?>> measure) => WalLagOfAsync(measure).GetAwaiter().GetResult();
+
+    private static async Task<Wal.WalLagInfo?> WalLagOfAsync(Func<Task<Wal.WalLagInfo?>> measure)
+    {
+        try
+        {
+            return await measure().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or PSBackupException)
+        {
+            return null;
+        }
+    }
+
+    private sealed class AsyncDisposer(Func<IAsyncDisposable?> target) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => target() is { } t ? t.DisposeAsync() : ValueTask.CompletedTask;
     }
 
     /// <summary>A folder of the data directory that a database keeps a namespace in: it has a WAL,
@@ -405,20 +442,26 @@ public static class BackupHealth
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
-        if (options.MaxAge <= TimeSpan.Zero || options.MaxRestoreTestAge <= TimeSpan.Zero)
+        if (options.MaxAge <= TimeSpan.Zero || options.MaxRestoreTestAge <= TimeSpan.Zero || options.MaxWalLag <= TimeSpan.Zero)
         {
-            throw new InvalidInputException("InvalidThreshold", "MaxAge and MaxRestoreTestAge must be positive durations.", null);
+            throw new InvalidInputException("InvalidThreshold", "MaxAge, MaxRestoreTestAge and MaxWalLag must be positive durations.", null);
         }
         if (options.SizeChangeThreshold <= 0 || options.FailureThreshold < 1)
         {
             throw new InvalidInputException("InvalidThreshold", "SizeChangeThreshold must be a positive percentage and FailureThreshold 1 or more.", null);
         }
-        IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(options.Repository, options.DataDir, options.HistoryPath, options.Namespace, context).ConfigureAwait(false);
+        IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(options.Repository, options.DataDir, options.HistoryPath, options.Namespace, context, options.LiveDataDir).ConfigureAwait(false);
         DateTimeOffset now = context.UtcNow;
         var alerts = new List<HealthAlert>();
         foreach (NamespaceStatus s in statuses)
         {
             string ns = s.Namespace;
+            // Nothing archived at all is NoSuccessfulBackup's alert, not a lag.
+            if (s.WalLag is { Records: > 0, ArchivedLastLogIndex: not null } lag && lag.Lag > options.MaxWalLag)
+            {
+                alerts.Add(Alert(HealthSeverity.Critical, ns, OperationKinds.WalSegment, "WalLagTooHigh",
+                    $"The WAL archive of namespace '{ns}' is {lag.Records} record(s) behind the live WAL (log index {lag.ArchivedLastLogIndex?.ToString(CultureInfo.InvariantCulture) ?? "none"} of {lag.LiveLastLogIndex}); the oldest unarchived record is {Seconds(lag.Lag)} old (threshold {Seconds(options.MaxWalLag)}). Records written since would be lost with this disk. Check that Invoke-WalShip -Continuous (or the scheduled ship) runs and can reach its target."));
+            }
             foreach (KindStatus k in s.Kinds.Values)
             {
                 if (k.ConsecutiveFailures >= options.FailureThreshold)
@@ -488,6 +531,8 @@ public static class BackupHealth
         return alerts.OrderByDescending(a => a.Severity).ThenBy(a => a.Namespace, StringComparer.Ordinal).ThenBy(a => a.Kind, StringComparer.Ordinal).ToList();
     }
 
+    private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture) + " s";
+
     private static string Hours(TimeSpan t) => t.TotalHours.ToString("0.#", CultureInfo.InvariantCulture) + " h";
 
     private static HealthAlert Alert(HealthSeverity severity, string ns, string kind, string code, string message, DateTimeOffset? time = null) =>
@@ -515,7 +560,7 @@ public static class BackupHealth
                 throw new NotFoundException("MetricsFolderNotFound", $"The folder '{dir}' for the metrics file does not exist. Create it (the node_exporter textfile collector directory) first.", dir);
             }
         }
-        IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(options.Repository, options.DataDir, options.HistoryPath, options.Namespace, context).ConfigureAwait(false);
+        IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(options.Repository, options.DataDir, options.HistoryPath, options.Namespace, context, options.LiveDataDir).ConfigureAwait(false);
         string text = PrometheusText.Render(statuses, context.UtcNow);
         var result = new MetricExportResult
         {
@@ -555,6 +600,8 @@ public sealed record MetricExportOptions
     /// <summary>A history folder (local object backups: <c>ObjectHistory</c>).</summary>
     public string? HistoryPath { get; init; }
     public IReadOnlyList<string>? Namespace { get; init; }
+    /// <summary>With a repository: the data directory whose live WAL the lag is measured against.</summary>
+    public string? LiveDataDir { get; init; }
     /// <summary>The .prom file; null: only return the text.</summary>
     public string? Path { get; init; }
 }
@@ -586,6 +633,8 @@ public static class PrometheusText
         Family(sb, "backup_age_seconds", "gauge", "Seconds since the newest successful operation.", kinds.Where(k => k.LastSuccess is not null).Select(k => (Labels(k), Math.Max(0, (now - k.LastSuccess!.Value).TotalSeconds))));
         Family(sb, "backup_bytes_total", "counter", "Bytes written or restored by successful operations.", kinds.Select(k => (Labels(k), (double)k.Bytes)));
         Family(sb, "backup_last_bytes", "gauge", "Bytes of the newest successful operation.", kinds.Where(k => k.SuccessSizes.Count > 0).Select(k => (Labels(k), (double)k.SuccessSizes[^1])));
+        Family(sb, "backup_wal_lag_seconds", "gauge", "Age of the oldest WAL record not archived yet (0: the archive is current); only where the live WAL is readable.", statuses.Where(s => s.WalLag is not null).Select(s => (NsLabel(s.Namespace), s.WalLag!.Lag.TotalSeconds)));
+        Family(sb, "backup_wal_lag_records", "gauge", "WAL records (log indexes) written but not archived yet.", statuses.Where(s => s.WalLag is not null).Select(s => (NsLabel(s.Namespace), (double)s.WalLag!.Records)));
         Family(sb, "wal_gap_segments", "gauge", "WAL segments missing from the archive (0: contiguous).", statuses.Select(s => (NsLabel(s.Namespace), (double)s.MissingSegmentIds.Count)));
         Family(sb, "backup_malformed_events", "gauge", "History events that could not be read and were skipped.", statuses.Select(s => (NsLabel(s.Namespace), (double)s.MalformedEvents)));
         Family(sb, "backup_damaged", "gauge", "Backups that cannot be restored as they stand (damaged manifest, or a chunk only in missing or damaged packs).", statuses.Select(s => (NsLabel(s.Namespace), (double)s.DamagedBackups.Count)));

@@ -55,6 +55,43 @@ public static class WalOperations
         OperationRecorder.RunAsync(new OperationScope { Operation = "Invoke-WalShip", Category = OperationKinds.WalSegment, Namespace = options?.Namespace, Target = options?.Repository?.Location ?? options?.BackupDir, DataDir = options?.DataDir, Repository = options?.Repository },
             context, c => ShipCoreAsync(options!, c), r => new OperationOutcome(r.Backups.Where(b => !b.AlreadyPresent).Sum(b => b.Bytes)));
 
+    /// <summary>Ships continuously until <see cref="OperationContext.CancellationToken"/> is
+    /// cancelled (Ctrl+C, SIGTERM, a service stop): polls the live WAL every
+    /// <see cref="WalFollowOptions.Interval"/> and ships partials and newly sealed segments as they
+    /// appear (<see cref="WalFollow"/>). <paramref name="shipped"/> gets every item shipped (not
+    /// those already archived), <paramref name="status"/> a lag line after every pass and every
+    /// failure. Returns normally when cancelled; only bad input ends it with an exception.</summary>
+    public static async Task FollowAsync(InvokeWalShipOptions options, WalFollowOptions follow, Action<ShippedSegment> shipped, Action<WalFollowStatus>? status, OperationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(follow);
+        ArgumentNullException.ThrowIfNull(shipped);
+        ArgumentNullException.ThrowIfNull(context);
+        SafePath.ValidateName(options.Namespace, "namespace");
+        if (follow.Interval < TimeSpan.FromMilliseconds(100) || follow.Interval > TimeSpan.FromDays(1))
+        {
+            throw new InvalidInputException("InvalidInterval",
+                $"The interval {follow.Interval} is out of range: give 100ms to 1d (e.g. 1s, 5s, 1min). Shorter polls cost CPU for nothing; a longer one is a cron job.", follow.Interval.ToString());
+        }
+        if (options.Endpoint is not null)
+        {
+            throw new InvalidInputException("FollowNeedsLocalWal",
+                "Continuous shipping polls the live WAL on this host, so it cannot go through -Endpoint (the server copies sealed segments only). Run it where the data directory is, without -Endpoint.", options.Endpoint.ToString());
+        }
+        if (options.SealedOnly)
+        {
+            throw new InvalidInputException("FollowNeedsPartials",
+                "Continuous shipping exists to archive the active segment as it grows; -SealedOnly would archive nothing until a segment seals. Drop -SealedOnly, or ship sealed segments from cron instead.", null);
+        }
+        if (options.AfterSegmentId < 0)
+        {
+            throw new InvalidInputException("InvalidSegmentId",
+                $"AfterSegmentId {options.AfterSegmentId} is negative. Give 0 to ship every sealed segment, or the last segment id already shipped.", options.AfterSegmentId.ToString());
+        }
+        RequireWalDirectory(options.DataDir, options.Namespace);
+        await WalFollow.RunAsync(options, follow, shipped, status, context, ShipCoreAsync).ConfigureAwait(false);
+    }
+
     private static async Task<WalShipResult> ShipCoreAsync(InvokeWalShipOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -155,7 +192,7 @@ public static class WalOperations
             if (present.TryGetValue(s.SegmentId, out ContentDigest already))
             {
                 WalPartialShip.RemoveSupersededLocal(destDir, s.FileName);
-                shipped.Add(new ShippedSegment(ns, s.SegmentId, dest, already.Bytes, already.Sha256, AlreadyPresent: true));
+                shipped.Add(new ShippedSegment(ns, s.SegmentId, dest, already.Bytes, already.Sha256, AlreadyPresent: true) { EntryCount = s.EntryCount, LastLogIndex = s.LastLogIndex, LastRecordTime = s.LastRecordTime });
                 context.Report(ShipActivity, $"Segment {s.SegmentId} already archived", i + 1, selected.Count, dest);
                 continue;
             }
@@ -172,7 +209,7 @@ public static class WalOperations
             context.Report(ShipActivity, $"Copying segment {s.SegmentId}", i, selected.Count, dest);
             ContentDigest digest = await CopyVerifiedAsync(s, dest, ns, ct).ConfigureAwait(false);
             WalPartialShip.RemoveSupersededLocal(destDir, s.FileName);
-            shipped.Add(new ShippedSegment(ns, s.SegmentId, dest, digest.Bytes, digest.Sha256, AlreadyPresent: false));
+            shipped.Add(new ShippedSegment(ns, s.SegmentId, dest, digest.Bytes, digest.Sha256, AlreadyPresent: false) { EntryCount = s.EntryCount, LastLogIndex = s.LastLogIndex, LastRecordTime = s.LastRecordTime });
             context.Report(ShipActivity, $"Shipped segment {s.SegmentId}", i + 1, selected.Count, dest);
         }
 

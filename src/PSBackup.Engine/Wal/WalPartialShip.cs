@@ -216,18 +216,24 @@ internal static class WalPartialShip
 
     // ---------------------------------------------------------------- repository
 
-    /// <summary><c>wal/&lt;ns&gt;/&lt;id:D9&gt;.partial-&lt;observed&gt;</c>.</summary>
+    /// <summary><c>wal/&lt;ns&gt;/&lt;id:D9&gt;_partial-&lt;observed&gt;</c>.</summary>
     public static string RefName(string ns, long segmentId, DateTimeOffset observedAt) =>
-        WalRepositoryShip.RefName(ns, segmentId) + WalFormat.PartialMarker + WalFormat.FormatPartialTime(observedAt);
+        WalRepositoryShip.RefName(ns, segmentId) + RefMarker + WalFormat.FormatPartialTime(observedAt);
 
-    /// <summary>Parses the part of a WAL ref after <c>wal/&lt;ns&gt;/</c> as a partial's: "000000012.partial-20260102T030405123Z".</summary>
+    /// <summary>Between the segment id and the observation time in a partial's ref. Not the local
+    /// name's ".partial-": a ref is a key prefix, and "000000012.x" sorts before "000000012/" while a
+    /// store that lists by walking folders (s3rver) returns "000000012/" first, which the S3
+    /// backend's key-order check rightly refuses; '_' sorts after '/', so both orders agree.</summary>
+    public const string RefMarker = "_partial-";
+
+    /// <summary>Parses the part of a WAL ref after <c>wal/&lt;ns&gt;/</c> as a partial's: "000000012_partial-20260102T030405123Z".</summary>
     public static bool TryParseRef(string rest, out long segmentId, out DateTimeOffset observedAt)
     {
         segmentId = 0;
         observedAt = default;
-        if (rest.Length != 9 + WalFormat.PartialMarker.Length + 19 || !rest[..9].All(char.IsAsciiDigit) ||
-            !rest.AsSpan(9).StartsWith(WalFormat.PartialMarker, StringComparison.Ordinal) ||
-            !WalFormat.TryParsePartialTime(rest[(9 + WalFormat.PartialMarker.Length)..], out observedAt))
+        if (rest.Length != 9 + RefMarker.Length + 19 || !rest[..9].All(char.IsAsciiDigit) ||
+            !rest.AsSpan(9).StartsWith(RefMarker, StringComparison.Ordinal) ||
+            !WalFormat.TryParsePartialTime(rest[(9 + RefMarker.Length)..], out observedAt))
         {
             return false;
         }
@@ -251,6 +257,32 @@ internal static class WalPartialShip
             boundaries.Add(at);
         }
         return at == file.Size ? boundaries : [];
+    }
+
+    /// <summary>Forgets the partials of segment <paramref name="segmentId"/> other than the one just
+    /// committed, <paramref name="keep"/> (ref first, then manifest, as retention forgets a backup): with
+    /// record times in the payloads (UnisonDB) the newest partial answers every restore an older
+    /// one could, so a quiet database shipping every second does not pile up a backup per ship.
+    /// Their chunks stay: the newest partial holds them; what only they held is reclaimed by the
+    /// next prune. A failure here is left for the next ship.</summary>
+    private static async Task ForgetOlderPartialsAsync(Repository.Repository repo, string ns, long segmentId, string keep, CancellationToken ct)
+    {
+        string prefix = WalRepositoryShip.RefPrefix(ns);
+        try
+        {
+            foreach (RepositoryRef r in await repo.ListRefsAsync(WalRepositoryShip.RefName(ns, segmentId) + RefMarker, ct).ConfigureAwait(false))
+            {
+                if (TryParseRef(r.Name[prefix.Length..], out long id, out _) && id == segmentId && !string.Equals(r.ManifestId, keep, StringComparison.Ordinal))
+                {
+                    await repo.Backend.DeleteAsync(RepositoryLayout.RefKey(r.Name, r.ManifestId), ct).ConfigureAwait(false);
+                    await repo.Backend.DeleteAsync(RepositoryLayout.ManifestKey(r.ManifestId), ct).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or PSBackupException)
+        {
+            // the next ship tries again
+        }
     }
 
     /// <summary>At most this many of a partial's chunk boundaries are reused as forced cuts (the
@@ -324,6 +356,10 @@ internal static class WalPartialShip
             f = await writer.AddWalSegmentAsync("wal/" + s.FileName, prefix, splits, ct).ConfigureAwait(false);
         }
         BackupCommitResult commit = await writer.CommitAsync(refName, ct).ConfigureAwait(false);
+        if (s.PayloadFormat != WalPayloadFormat.Opaque)
+        {
+            await ForgetOlderPartialsAsync(repo, ns, s.SegmentId, commit.ManifestId, ct).ConfigureAwait(false);
+        }
         return Result(ns, active, refName, new ContentDigest(f.Size, f.Sha256), alreadyPresent: false) with
         {
             Repository = location,

@@ -32,6 +32,14 @@ internal static partial class WalRepositoryShip
             {
                 missing.Add(m);
             }
+            // The database rotated while this run shipped: the segments between were still active
+            // when the sealed ones were selected, and are on disk now. The next run ships them and
+            // then this partial; nothing is missing.
+            var onDisk = WalDirectory.List(walDir).Segments.Select(x => x.Id).ToHashSet();
+            if (missing.All(onDisk.Contains))
+            {
+                return null;
+            }
             throw await RecordGapAsync(open, ns, new WalGapException(
                 $"WAL gap for namespace '{ns}': segment{(missing.Count == 1 ? "" : "s")} {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} neither archived in {repo.Location} nor shippable, so the active segment {id} cannot continue the archive (the repository holds segments up to {b}). Nothing of segment {id} was shipped. Recover the missing segments, or ship them from wherever they still exist, then ship again.",
                 RefPrefix(ns), missing), context).ConfigureAwait(false);
@@ -73,7 +81,7 @@ internal static partial class WalRepositoryShip
     {
         string prefix = RefPrefix(ns);
         var partials = new List<(DateTimeOffset Observed, string ManifestId)>();
-        foreach (RepositoryRef r in await repo.ListRefsAsync(RefName(ns, id) + WalFormat.PartialMarker, ct).ConfigureAwait(false))
+        foreach (RepositoryRef r in await repo.ListRefsAsync(RefName(ns, id) + WalPartialShip.RefMarker, ct).ConfigureAwait(false))
         {
             if (WalPartialShip.TryParseRef(r.Name[prefix.Length..], out long segmentId, out DateTimeOffset observed) && segmentId == id)
             {
@@ -90,9 +98,9 @@ internal static partial class WalRepositoryShip
                     return m;
                 }
             }
-            catch (RepositoryIntegrityException)
+            catch (Exception e) when (e is RepositoryIntegrityException or NotFoundException)
             {
-                // a damaged partial: the next older one, or none
+                // a damaged partial, or one a concurrent ship just forgot: the next older one, or none
             }
         }
         return null;

@@ -182,6 +182,9 @@ internal static partial class WalRepositoryShip
                 {
                     Repository = target.Location,
                     BackupId = same,
+                    EntryCount = s.EntryCount,
+                    LastLogIndex = s.LastLogIndex,
+                    LastRecordTime = s.LastRecordTime,
                 });
                 continue;
             }
@@ -275,6 +278,9 @@ internal static partial class WalRepositoryShip
                 Repository = target.Location,
                 BackupId = commit.ManifestId,
                 StoredBytes = commit.StoredBytes,
+                EntryCount = s.EntryCount,
+                LastLogIndex = s.LastLogIndex,
+                LastRecordTime = s.LastRecordTime,
             });
             context.Report(Activity, $"Shipped segment {s.SegmentId}", Interlocked.Increment(ref done), accepted.Count, refName);
         }).ConfigureAwait(false);

@@ -39,7 +39,7 @@ public sealed class ExportBackupMetricCommand : PSBackupHistoryCmdlet
 
     protected override async Task ProcessRecordAsync()
     {
-        var options = new MetricExportOptions { Repository = SourceRepository, DataDir = SourceDataDir, HistoryPath = SourceHistoryPath, Namespace = Namespace, Path = _path };
+        var options = new MetricExportOptions { Repository = SourceRepository, DataDir = SourceDataDir, HistoryPath = SourceHistoryPath, Namespace = Namespace, Path = _path, LiveDataDir = SourceLiveDataDir };
         if (await BackupHealth.ExportMetricsAsync(options, CreateContext()).ConfigureAwait(false) is { } result)
         {
             // Without a file the text is the output (what the CLI prints); with one, the record of what was written.

@@ -56,6 +56,14 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
     [Parameter]
     public SwitchParameter FailOnCritical { get; set; }
 
+    /// <summary>Alert (Critical, WalLagTooHigh) when the oldest WAL record not archived yet is older
+    /// than this (default 5min; written like -MaxAge, plus "min" and "s"). Measured where the live
+    /// WAL is readable: -DataDir, or -Repository with -LiveDataDir.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? MaxWalLag { get; set; }
+
+    private TimeSpan _maxWalLag;
     private TimeSpan _maxAge;
     private int _critical;
     private TimeSpan _maxRestoreTestAge;
@@ -68,6 +76,7 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
         {
             _maxAge = MaxAge is null ? defaults.MaxAge : Durations.Parse(MaxAge);
             _maxRestoreTestAge = MaxRestoreTestAge is null ? defaults.MaxRestoreTestAge : Durations.Parse(MaxRestoreTestAge);
+            _maxWalLag = MaxWalLag is null ? defaults.MaxWalLag : Durations.Parse(MaxWalLag);
         }
         catch (InvalidInputException e)
         {
@@ -87,6 +96,8 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
             SizeChangeThreshold = SizeChangeThreshold,
             FailureThreshold = FailureThreshold,
             MaxRestoreTestAge = _maxRestoreTestAge,
+            MaxWalLag = _maxWalLag,
+            LiveDataDir = SourceLiveDataDir,
         };
         IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(options, CreateContext()).ConfigureAwait(false);
         foreach (HealthAlert alert in alerts)

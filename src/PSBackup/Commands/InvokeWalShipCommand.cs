@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using PSBackup.Engine;
 using PSBackup.Engine.Repository;
 using PSBackup.Engine.Wal;
 
@@ -78,6 +79,19 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
     [Parameter]
     public SwitchParameter SealedOnly { get; set; }
 
+    /// <summary>Keep shipping until stopped (Ctrl+C, SIGTERM, a service stop): poll the live WAL
+    /// every -Interval (its listing and the newest segment's header only) and ship partials and
+    /// newly sealed segments as they appear. One result per shipped item; -Verbose prints a lag
+    /// line per pass. Storage errors are retried with backoff and jitter, never end the run.</summary>
+    [Parameter]
+    public SwitchParameter Continuous { get; set; }
+
+    /// <summary>With -Continuous: how often the live WAL is polled, written like other durations
+    /// ("1s", "5s", "500ms", "1min"); 5s by default, 100ms to 1d.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Interval { get; set; }
+
     /// <summary>S3 endpoint URL of a non-AWS repository store (path-style addressing).</summary>
     [Parameter(ParameterSetName = RepositorySet)]
     [ValidateNotNullOrEmpty]
@@ -88,8 +102,11 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
     private RepositoryTarget? _repository;
     private TimeSpan? _timeout;
 
+    private TimeSpan? _interval;
+
     protected override void PrepareRecord()
     {
+
         _dataDir = ResolveFileSystemPath(DataDir, nameof(DataDir));
         _repository = ParameterSetName == RepositorySet ? RepositoryTargetFor(Repository) : null;
         _timeout = EndpointTimeoutSeconds is int seconds ? TimeSpan.FromSeconds(seconds) : null;
@@ -105,6 +122,19 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
             EndpointTimeout = _timeout,
             SealedOnly = SealedOnly.IsPresent,
         };
+        if (Interval is not null && !Continuous.IsPresent)
+        {
+            throw new InvalidInputException("IntervalWithoutContinuous", "-Interval only applies with -Continuous. Add -Continuous, or drop -Interval.", Interval);
+        }
+        _interval = Interval is null ? null : Durations.Parse(Interval);
+        if (Continuous.IsPresent)
+        {
+            var follow = new WalFollowOptions { Interval = _interval ?? new WalFollowOptions().Interval };
+            await WalOperations.FollowAsync(options, follow, PostWriteObject,
+                status => { if (status.Error is null) { PostWriteVerbose(status.ToString()); } else { PostWriteWarning(status.ToString()); } },
+                CreateContext()).ConfigureAwait(false);
+            return;
+        }
         WalShipResult result = await WalOperations.ShipAsync(options, CreateContext()).ConfigureAwait(false);
         PostWriteVerbose($"Shipped {result.Backups.Count(b => !b.AlreadyPresent)} segment(s) of '{Namespace}' to '{result.Repository ?? result.BackupDir}'; {result.Backups.Count(b => b.AlreadyPresent)} already there.");
         foreach (ShippedSegment segment in result.Backups)
