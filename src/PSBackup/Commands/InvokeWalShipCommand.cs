@@ -130,7 +130,8 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
         if (Continuous.IsPresent)
         {
             var follow = new WalFollowOptions { Interval = _interval ?? new WalFollowOptions().Interval };
-            await WalOperations.FollowAsync(options, follow, PostWriteObject,
+            // Each result is written before the follower goes on (a stopped pipeline stops it).
+            await WalOperations.FollowAsync(options, follow, s => WriteObjectAsync(s).GetAwaiter().GetResult(),
                 status => { if (status.Error is null) { PostWriteVerbose(status.ToString()); } else { PostWriteWarning(status.ToString()); } },
                 CreateContext()).ConfigureAwait(false);
             return;
