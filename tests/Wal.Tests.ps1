@@ -328,12 +328,12 @@ Describe 'A real UnisonDB WAL (walfs v1 and v2 fixtures written by UnisonDB''s o
         $data = Join-Path $TestDrive 'lag'
         Copy-UnisonFixture -Name 'v1-small' -DataDir $data
         $null = Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal'
-        $text = (Export-BackupMetric -DataDir $data).Text
+        $text = (Export-BackupMetric -DataDir $data) -join "`n"
         $text | Should -Match '(?m)^backup_wal_lag_records\{namespace="users"\} 0$'
         $text | Should -Match '(?m)^backup_wal_lag_seconds\{namespace="users"\} 0$'
         & (Get-UnisonOracle) gen -dir (Join-Path $data 'users' 'wal') -seg-size 1048576 -records 2 -sessions 1 -start-lsn 1006 -seed 5 | Out-Null
         $LASTEXITCODE | Should -Be 0
-        (Export-BackupMetric -DataDir $data).Text | Should -Match '(?m)^backup_wal_lag_records\{namespace="users"\} 2$'
+        ((Export-BackupMetric -DataDir $data) -join "`n") | Should -Match '(?m)^backup_wal_lag_records\{namespace="users"\} 2$'
         $alert = @(Get-BackupHealth -DataDir $data -MaxWalLag 1ms | Where-Object Code -EQ 'WalLagTooHigh')
         $alert.Count | Should -Be 1
         $alert[0].Severity | Should -Be 'Critical'
