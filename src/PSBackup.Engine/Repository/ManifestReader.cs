@@ -10,7 +10,7 @@ namespace PSBackup.Engine.Repository;
 /// are fetched and decoded ahead in parallel (bounded), and consumed in order. Each file's size and
 /// SHA-256 are compared with the (hash-checked) manifest before it is closed; chunk ids are not
 /// recomputed here, since the file hash already proves every byte and a third SHA-256 pass over the
-/// plaintext cost a fifth of a restore's CPU (docs/design.md, "Performance (issue 6): read path").
+/// plaintext cost a fifth of a restore's CPU (docs/design.md, Performance, "Read path").
 /// Test-BackupRepository -ReadData still checks every chunk id.</summary>
 internal sealed class ManifestReader(Repository repo, RepositoryManifest manifest)
 {
