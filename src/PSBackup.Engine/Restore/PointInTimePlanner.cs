@@ -224,14 +224,11 @@ public static class PointInTimePlanner
         };
     }
 
-    /// <summary>A time target over records that carry their own time: every record whose time is
-    /// at or before T, in log order, up to the first that is later (UnisonDB's HLC is the record's
-    /// own clock, so no shipping observation is needed). The segment straddling T is named in
-    /// <see cref="PointInTimePlan.TimeCutSegmentId"/> until a <see cref="TimeCut"/> of it is given.</summary>
-    private static PointInTimePlan PlanRecordTime(string ns, RestoreTarget target, DateTimeOffset t, IReadOnlyList<RestorableSnapshot> snapshots,
-        Dictionary<long, ArchivedSegment> complete, long? lastArchived, List<string> notes, TimeCut? timeCut)
+    /// <summary>The snapshot a time target starts from: the newest whose records all lie at or
+    /// before <paramref name="t"/> (ties: the one that applied more); none is
+    /// TargetBeforeFirstSnapshot, naming the oldest.</summary>
+    private static RestorableSnapshot SnapshotForTime(string ns, string shown, DateTimeOffset t, IReadOnlyList<RestorableSnapshot> snapshots)
     {
-        string shown = target.ToString();
         var eligible = snapshots.Where(s => HoldsNothingAfter(s) is { } c && c <= t).ToList();
         if (eligible.Count == 0)
         {
@@ -241,7 +238,18 @@ public static class PointInTimePlanner
                 : $"The target {shown} is before the first snapshot of namespace '{ns}': the oldest, '{first.Id}', holds records up to {Format(HoldsNothingAfter(first)!.Value)}. Choose a target at or after that time.",
                 Format(t));
         }
-        RestorableSnapshot snapshot = eligible.OrderByDescending(HoldsNothingAfter).ThenByDescending(s => s.Wal.AppliedLogIndex ?? -1).First();
+        return eligible.OrderByDescending(HoldsNothingAfter).ThenByDescending(s => s.Wal.AppliedLogIndex ?? -1).First();
+    }
+
+    /// <summary>A time target over records that carry their own time: every record whose time is
+    /// at or before T, in log order, up to the first that is later (UnisonDB's HLC is the record's
+    /// own clock, so no shipping observation is needed). The segment straddling T is named in
+    /// <see cref="PointInTimePlan.TimeCutSegmentId"/> until a <see cref="TimeCut"/> of it is given.</summary>
+    private static PointInTimePlan PlanRecordTime(string ns, RestoreTarget target, DateTimeOffset t, IReadOnlyList<RestorableSnapshot> snapshots,
+        Dictionary<long, ArchivedSegment> complete, long? lastArchived, List<string> notes, TimeCut? timeCut)
+    {
+        string shown = target.ToString();
+        RestorableSnapshot snapshot = SnapshotForTime(ns, shown, t, snapshots);
         long? applied = snapshot.Wal.AppliedLogIndex;
         long start = StartOf(snapshot, complete, notes);
         long? firstId = FirstSegmentOf(snapshot, start, complete);
@@ -461,16 +469,7 @@ public static class PointInTimePlanner
         Dictionary<long, IReadOnlyList<ArchivedSegment>> byId, Dictionary<long, ArchivedSegment> complete, long? lastArchived, List<string> notes)
     {
         string shown = target.ToString();
-        var eligible = snapshots.Where(s => HoldsNothingAfter(s) is { } c && c <= t).ToList();
-        if (eligible.Count == 0)
-        {
-            RestorableSnapshot? first = snapshots.Where(s => HoldsNothingAfter(s) is not null).MinBy(HoldsNothingAfter);
-            throw new TargetBeforeFirstSnapshotException(first is null
-                ? $"No snapshot of namespace '{ns}' records when it completed, so none can serve a time target. Restore to a log index (-TargetLogIndex) instead."
-                : $"The target {shown} is before the first snapshot of namespace '{ns}': the oldest, '{first.Id}', holds records up to {Format(HoldsNothingAfter(first)!.Value)}. Choose a target at or after that time.",
-                Format(t));
-        }
-        RestorableSnapshot snapshot = eligible.OrderByDescending(HoldsNothingAfter).ThenByDescending(s => s.Wal.AppliedLogIndex ?? -1).First();
+        RestorableSnapshot snapshot = SnapshotForTime(ns, shown, t, snapshots);
         long? applied = snapshot.Wal.AppliedLogIndex;
 
         // Where the WAL starts: applied + 1, or the first record of the oldest segment the
