@@ -20,9 +20,10 @@ public static partial class CliApp
         var failures = new Option<int?>("--failure-threshold") { Description = "Consecutive failures that are Critical (default 2)." };
         var drillAge = new Option<string>("--max-restore-test-age") { Description = "Last restore drill older than this is a Warning (like --max-age; default 31d)." };
         Option<string> history = HistoryPathOption("Check the history folder local object backups record into (object backup --history-path).");
+        var dbRoot = new Option<string>("--db-root") { Description = "Also search this database root ($DB_ROOT) for temp copies killed object backups or restores left (a LeftoverTemp warning; remove them with 'psbackup sweep')." };
         var maxWalLag = new Option<string>("--max-wal-lag") { Description = "The oldest unarchived WAL record older than this is Critical (5min, 30s, 1h; default 5min). Measured with --data-dir, or --repository with --live-data-dir." };
         var liveData = new Option<string>("--live-data-dir") { Description = "With --repository: the live database's data directory, to measure how far the repository's WAL archive is behind it." };
-        foreach (Option o in new Option[] { dataDir, history, ns, maxAge, sizeChange, failures, drillAge, maxWalLag, liveData })
+        foreach (Option o in new Option[] { dataDir, history, dbRoot, ns, maxAge, sizeChange, failures, drillAge, maxWalLag, liveData })
         {
             command.Options.Add(o);
         }
@@ -39,6 +40,7 @@ public static partial class CliApp
                 DataDir = local,
                 HistoryPath = historyPath,
                 Namespace = parse.GetValue(ns),
+                DbRoot = parse.GetValue(dbRoot) is { } root ? FullPath(root, "--db-root") : null,
                 MaxAge = parse.GetValue(maxAge) is { } age ? Durations.Parse(age) : defaults.MaxAge,
                 SizeChangeThreshold = parse.GetValue(sizeChange) ?? defaults.SizeChangeThreshold,
                 FailureThreshold = parse.GetValue(failures) ?? defaults.FailureThreshold,

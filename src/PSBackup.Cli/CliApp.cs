@@ -364,7 +364,7 @@ public static partial class CliApp
         {
             if (outcome.Error is { } error)
             {
-                if (!list)
+                if (!list || error.IsSetupFailure)
                 {
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
                 }

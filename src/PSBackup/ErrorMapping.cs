@@ -19,9 +19,15 @@ public static class ErrorMapping
     };
 
     /// <summary>Failures that belong to one input item: reported with WriteError so the pipeline
-    /// goes on. Anything else (a bug) is left to PowerShell.</summary>
+    /// goes on. Setup failures (<see cref="IsSetupFailure"/>) are not: they are the call's. Anything
+    /// else (a bug) is left to PowerShell.</summary>
     public static bool IsItemFailure(Exception e) =>
-        e is PSBackupException or IOException or UnauthorizedAccessException or NotImplementedException;
+        (e is PSBackupException or IOException or UnauthorizedAccessException or NotImplementedException) && !IsSetupFailure(e);
+
+    /// <summary>The repository could not be opened or locked (missing, locked by another process,
+    /// wrong key): every other input item would fail the same way, so the cmdlet throws one
+    /// terminating error and stops instead of writing one error per object or namespace.</summary>
+    public static bool IsSetupFailure(Exception e) => e is PSBackupException { IsSetupFailure: true };
 
     public static ErrorRecord ToErrorRecord(Exception exception)
     {

@@ -87,6 +87,13 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable, IOperationLogSink
         {
             throw;
         }
+        catch (Exception e) when (ErrorMapping.IsSetupFailure(e))
+        {
+            // The repository is missing, locked or the key is wrong: one terminating error for the
+            // call, so piped input and wildcards do not repeat it per object.
+            CompleteProgress();
+            ThrowTerminatingError(ErrorMapping.ToErrorRecord(e));
+        }
         catch (Exception e) when (ErrorMapping.IsItemFailure(e))
         {
             WriteError(ErrorMapping.ToErrorRecord(e));
@@ -233,6 +240,11 @@ public abstract class PSBackupCmdlet : PSCmdlet, IDisposable, IOperationLogSink
     {
         await foreach (Engine.ObjectStore.ObjectOutcome<T> outcome in outcomes.WithCancellation(CancelToken).ConfigureAwait(false))
         {
+            if (outcome.Error is { IsSetupFailure: true } setup)
+            {
+                // The call's failure, not this object's: terminating (RunReportingItemFailures).
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(setup);
+            }
             if (outcome.Error is not null)
             {
                 await WriteErrorAsync(ErrorMapping.ToErrorRecord(outcome.Error)).ConfigureAwait(false);

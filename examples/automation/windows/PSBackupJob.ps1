@@ -7,7 +7,9 @@
 .DESCRIPTION
     Follows the template every unattended PSBackup script should follow:
       * $ErrorActionPreference = 'Stop', so any error (a failed segment, a locked repository, a
-        wrong key) ends the job instead of being printed and forgotten;
+        wrong key) ends the job instead of being printed and forgotten; a setup failure (repository
+        missing, locked, wrong key) is one terminating error for the whole call anyway, however
+        many namespaces or objects are piped in, so the log names it once;
       * nothing prompts: -Force on cmdlets with ConfirmImpact High, keys from a key file or the
         environment, never Read-Host;
       * one try/catch that logs the error and turns it into the exit code.
@@ -27,7 +29,8 @@
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)] [string] $DataDir,
-    [Parameter(Mandatory)] [string] $Namespace,
+    # One namespace, or several ('users,events'; a comma list, since pwsh -File passes one string).
+    [Parameter(Mandatory)] [string[]] $Namespace,
     [Parameter(Mandatory)] [string] $Repository,
     # A key file (New-BackupKeyFile); otherwise PSBACKUP_KEY_FILE / PSBACKUP_PASSPHRASE from the environment.
     [string] $KeyFile,
@@ -54,14 +57,18 @@ function Write-JobLog([string] $Message) {
 
 $keys = @{}
 if ($KeyFile) { $keys.KeyFile = $KeyFile }
+$names = @($Namespace | ForEach-Object { $_ -split ',' } | ForEach-Object Trim | Where-Object { $_ })
+# One input record per namespace: the cmdlets bind DataDir and Namespace from the pipeline.
+$targets = $names | ForEach-Object { [pscustomobject]@{ DataDir = $DataDir; Namespace = $_ } }
 try {
     Import-Module $ModulePath
-    Write-JobLog "start: $Namespace -> $Repository"
-    $shipped = @(Invoke-WalShip -DataDir $DataDir -Namespace $Namespace -Repository $Repository @keys)
+    Write-JobLog "start: $($names -join ', ') -> $Repository"
+    $shipped = @($targets | Invoke-WalShip -Repository $Repository @keys)
     Write-JobLog "wal: $($shipped.Count) segment(s) shipped"
     if ($Snapshot) {
-        $snap = New-StoreSnapshot -DataDir $DataDir -Namespace $Namespace -Repository $Repository @keys
-        Write-JobLog "snapshot: $($snap.Path) ($($snap.Size) bytes)"
+        $targets | New-StoreSnapshot -Repository $Repository @keys | ForEach-Object {
+            Write-JobLog "snapshot: $($_.Path) ($($_.Size) bytes)"
+        }
     }
 }
 catch {
@@ -70,7 +77,7 @@ catch {
 }
 try {
     # Each alert is logged as it is written; -FailOnCritical then throws when one is Critical.
-    Get-BackupHealth -Repository $Repository -Namespace $Namespace -MaxAge $MaxAge -FailOnCritical @keys |
+    Get-BackupHealth -Repository $Repository -Namespace $names -MaxAge $MaxAge -FailOnCritical @keys |
         ForEach-Object { Write-JobLog "health: $($_.Severity) $($_.Code): $($_.Message)" }
     Write-JobLog 'done: healthy'
     exit 0

@@ -32,6 +32,22 @@ public class PSBackupException : Exception
     public string ErrorId { get; }
     /// <summary>The path, name or id the error is about, if any.</summary>
     public string? Target { get; }
+
+    /// <summary>True when the failure is the call's, not one input item's: the repository could
+    /// not be reached, opened or locked (missing, locked by another process, wrong key, bad
+    /// credentials, damaged config). Every other item of the call would fail the same way, so the
+    /// cmdlets make it one terminating error and the CLI one message, instead of one error per
+    /// object or namespace. Set where the repository is opened (<see cref="Repository.RepositoryConnector"/>).</summary>
+    public bool IsSetupFailure { get; private set; }
+
+    /// <summary>Marks this as a setup failure; returns false, so it can sit in an exception
+    /// filter (<c>catch (PSBackupException e) when (e.MarkSetupFailure())</c>) that never catches
+    /// and so leaves the stack and the exception as they were.</summary>
+    public bool MarkSetupFailure()
+    {
+        IsSetupFailure = true;
+        return false;
+    }
 }
 
 public sealed class InvalidInputException(string errorId, string message, string? target = null)

@@ -22,7 +22,7 @@ public sealed record HealthAlert
     public required string Namespace { get; init; }
     /// <summary>One of <see cref="OperationKinds"/>.</summary>
     public required string Kind { get; init; }
-    /// <summary>Stable: ConsecutiveFailures, BackupTooOld, NoSuccessfulBackup, SizeAnomaly, WalGap, WalLagTooHigh, WalDirectoryMissing, WalNoSegments, WalMixedNaming, BackupDamaged, RestoreDrillFailed, RestoreDrillTooOld, NoRestoreDrill.</summary>
+    /// <summary>Stable: ConsecutiveFailures, BackupTooOld, NoSuccessfulBackup, SizeAnomaly, WalGap, WalLagTooHigh, WalDirectoryMissing, WalNoSegments, WalMixedNaming, BackupDamaged, RestoreDrillFailed, RestoreDrillTooOld, NoRestoreDrill, LeftoverTemp.</summary>
     public required string Code { get; init; }
     public required string Message { get; init; }
     public DateTimeOffset? Time { get; init; }
@@ -37,6 +37,10 @@ public sealed record BackupHealthOptions
     public string? HistoryPath { get; init; }
     /// <summary>Only these namespaces; null or empty: every namespace with backups or events.</summary>
     public IReadOnlyList<string>? Namespace { get; init; }
+    /// <summary>The shard-db root ($DB_ROOT) the object backups watch: its tenant dirs are searched
+    /// for the temp copies killed backups and restores left (<c>LeftoverTemp</c> alerts; with
+    /// <see cref="Namespace"/>, only those tenant dirs).</summary>
+    public string? DbRoot { get; init; }
     public TimeSpan MaxAge { get; init; } = TimeSpan.FromHours(24);
     /// <summary>Percent change between the last two successful backups of a kind that is an anomaly.</summary>
     public double SizeChangeThreshold { get; init; } = 50;
@@ -450,9 +454,15 @@ public static class BackupHealth
         {
             throw new InvalidInputException("InvalidThreshold", "SizeChangeThreshold must be a positive percentage and FailureThreshold 1 or more.", null);
         }
+        string? dbRoot = options.DbRoot is null ? null
+            : SafePath.RequireDirectory(options.DbRoot, "database root", "Give the shard-db root ($DB_ROOT) the object backups copy from (-DbRoot / --db-root).");
         IReadOnlyList<NamespaceStatus> statuses = await ReadStatusAsync(options.Repository, options.DataDir, options.HistoryPath, options.Namespace, context, options.LiveDataDir).ConfigureAwait(false);
         DateTimeOffset now = context.UtcNow;
         var alerts = new List<HealthAlert>();
+        if (dbRoot is not null)
+        {
+            alerts.AddRange(LeftoverTempAlerts(dbRoot, options.Namespace, now));
+        }
         foreach (NamespaceStatus s in statuses)
         {
             string ns = s.Namespace;
@@ -532,6 +542,39 @@ public static class BackupHealth
     }
 
     private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture) + " s";
+
+    /// <summary>One Warning per tenant dir of <paramref name="dbRoot"/> that holds temp copies a
+    /// killed object backup or restore left (<see cref="ObjectStore.ObjectLayout.LeftoverTemps"/>,
+    /// over an hour old): they fill the disk and only Clear-StaleArtifact removes them, so a job's
+    /// health check names them. Links and unreadable dirs are passed over.</summary>
+    private static IEnumerable<HealthAlert> LeftoverTempAlerts(string dbRoot, IReadOnlyList<string>? namespaces, DateTimeOffset now)
+    {
+        var dirs = new List<DirectoryInfo>();
+        foreach (DirectoryInfo d in new DirectoryInfo(dbRoot).EnumerateDirectories())
+        {
+            if (!ObjectStore.ObjectLayout.IsLink(d) && (namespaces is not { Count: > 0 } || namespaces.Contains(d.Name, StringComparer.Ordinal)))
+            {
+                dirs.Add(d);
+            }
+        }
+        foreach (DirectoryInfo d in dirs.OrderBy(d => d.Name, StringComparer.Ordinal))
+        {
+            IReadOnlyList<string> temps;
+            try
+            {
+                temps = ObjectStore.ObjectLayout.LeftoverTemps(d.FullName, null, (now - ObjectStore.ObjectLayout.LeftoverTempAge).UtcDateTime);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue;
+            }
+            if (temps.Count > 0)
+            {
+                yield return Alert(HealthSeverity.Warning, d.Name, OperationKinds.Object, "LeftoverTemp",
+                    $"{temps.Count} temp cop{(temps.Count == 1 ? "y" : "ies")} left by a killed backup or restore in '{SafePath.Printable(d.FullName)}': {string.Join(", ", temps.Take(20).Select(SafePath.Printable))}{(temps.Count > 20 ? ", ..." : "")}. Remove them with Clear-StaleArtifact -Root '{SafePath.Printable(dbRoot)}' (psbackup sweep --root) once no backup runs.");
+            }
+        }
+    }
 
     private static string Hours(TimeSpan t) => t.TotalHours.ToString("0.#", CultureInfo.InvariantCulture) + " h";
 

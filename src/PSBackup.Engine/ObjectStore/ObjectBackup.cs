@@ -260,22 +260,10 @@ internal static class ObjectBackup
         }
     }
 
-    /// <summary>Temp siblings of the object (<c>&lt;obj&gt;.backup-&lt;ts&gt;.&lt;hex&gt;.tmp</c>,
-    /// <c>&lt;obj&gt;.restore-&lt;ts&gt;-&lt;hex&gt;.tmp</c>) over an hour old: what a killed run left.</summary>
-    private static IReadOnlyList<string> StaleTemps(ObjectLocation location, string ownTemp)
-    {
-        var found = new List<string>();
-        DateTime cutoff = DateTime.UtcNow.AddHours(-1);
-        foreach (DirectoryInfo d in new DirectoryInfo(location.DirPath).EnumerateDirectories(location.Object + ".*.tmp"))
-        {
-            if (!string.Equals(d.FullName, ownTemp, StringComparison.Ordinal) && !ObjectLayout.IsLink(d) && d.LastWriteTimeUtc < cutoff
-                && (d.Name.StartsWith(location.Object + ObjectLayout.BackupInfix, StringComparison.Ordinal) || d.Name.StartsWith(location.Object + ".restore-", StringComparison.Ordinal)))
-            {
-                found.Add(d.FullName);
-            }
-        }
-        return found.Order(StringComparer.Ordinal).ToList();
-    }
+    /// <summary>Temp siblings of the object over an hour old: what a killed run left
+    /// (<see cref="ObjectLayout.LeftoverTemps"/>).</summary>
+    private static IReadOnlyList<string> StaleTemps(ObjectLocation location, string ownTemp) =>
+        ObjectLayout.LeftoverTemps(location.DirPath, location.Object, DateTime.UtcNow - ObjectLayout.LeftoverTempAge, ownTemp);
 
     private static bool Exists(string path) =>
         File.Exists(path) || Directory.Exists(path) || new FileInfo(path).LinkTarget is not null;

@@ -86,6 +86,43 @@ public static partial class ObjectLayout
         return false;
     }
 
+    /// <summary>Infix of the temp folder a restore copies into before its swap.</summary>
+    public const string RestoreTempInfix = ".restore-";
+
+    /// <summary>How old a backup or restore temp copy must be before it counts as left by a killed
+    /// run: a running copy touches its folder as it writes, and no single-object copy stays an hour
+    /// without creating an entry.</summary>
+    public static readonly TimeSpan LeftoverTempAge = TimeSpan.FromHours(1);
+
+    /// <summary>The temp copies a killed object backup (<c>&lt;obj&gt;.backup-&lt;ts&gt;.&lt;hex&gt;.tmp</c>)
+    /// or restore (<c>&lt;obj&gt;.restore-&lt;ts&gt;-&lt;hex&gt;.tmp</c>) left in the tenant dir
+    /// <paramref name="dirPath"/>: folders (never links) last written before <paramref name="olderThanUtc"/>,
+    /// of <paramref name="obj"/> only when given, <paramref name="except"/> left out (a run's own
+    /// temp). Sorted full paths; none when the dir does not exist. The next backup of the object
+    /// and Get-BackupHealth -DbRoot report them; Clear-StaleArtifact removes them.</summary>
+    internal static IReadOnlyList<string> LeftoverTemps(string dirPath, string? obj, DateTime olderThanUtc, string? except = null)
+    {
+        var found = new List<string>();
+        var dir = new DirectoryInfo(dirPath);
+        if (!dir.Exists)
+        {
+            return found;
+        }
+        foreach (DirectoryInfo d in dir.EnumerateDirectories((obj ?? "") + "*.tmp"))
+        {
+            string name = d.Name;
+            bool named = obj is null
+                ? name.Contains(BackupInfix, StringComparison.Ordinal) || name.Contains(RestoreTempInfix, StringComparison.Ordinal)
+                : name.StartsWith(obj + BackupInfix, StringComparison.Ordinal) || name.StartsWith(obj + RestoreTempInfix, StringComparison.Ordinal);
+            if (named && name.EndsWith(".tmp", StringComparison.Ordinal) && !string.Equals(d.FullName, except, StringComparison.Ordinal)
+                && !IsLink(d) && d.LastWriteTimeUtc < olderThanUtc)
+            {
+                found.Add(d.FullName);
+            }
+        }
+        return found.Order(StringComparer.Ordinal).ToList();
+    }
+
     /// <summary>True when the file system entry is a symbolic link, junction or other link-like
     /// reparse point (<see cref="SafePath.IsLink(FileSystemInfo)"/>: a deduplicated or cloud file is
     /// not one).</summary>

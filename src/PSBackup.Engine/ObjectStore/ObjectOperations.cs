@@ -16,7 +16,8 @@ public static class ObjectOperations
     /// <see cref="NewObjectBackupOptions.Object"/> select (wildcards <c>*</c>, <c>?</c>; see
     /// <see cref="ObjectSelection.Expand"/>), one backup each through <see cref="BackupAsync"/>, in
     /// order. A typed failure of one object is yielded and the next object still runs, as a
-    /// scheduled job needs.</summary>
+    /// scheduled job needs; a setup failure (repository missing, locked, wrong key) is yielded once
+    /// and ends the run.</summary>
     public static async IAsyncEnumerable<ObjectOutcome<ObjectBackupResult>> BackupEachAsync(NewObjectBackupOptions options, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -47,8 +48,9 @@ public static class ObjectOperations
 
     /// <summary>Several objects into one repository share one open: one key check, one index load,
     /// one lock, and each backup's new chunks deduplicate the next one's in memory. When it cannot
-    /// be opened, null: each backup then opens it itself and fails, so every object's failure is
-    /// recorded in the history and the audit log as a single backup's would be.</summary>
+    /// be opened, null: the first backup then opens it itself and fails, so the failure is
+    /// recorded in the history and the audit log as a single backup's would be, and (a setup
+    /// failure) ends the run there: one failure per call, not one per object.</summary>
     private static async Task<Repository.OpenRepository?> TryOpenSessionAsync(Repository.RepositoryTarget target, OperationContext context)
     {
         try
@@ -93,7 +95,9 @@ public static class ObjectOperations
     }
 
     /// <summary>Runs <paramref name="run"/> for each selected object in order, yielding its result or
-    /// typed failure; cancellation and unexpected exceptions stop the run.</summary>
+    /// typed failure; cancellation, unexpected exceptions and a setup failure (the repository is
+    /// missing, locked or the key is wrong: <see cref="PSBackupException.IsSetupFailure"/>, yielded
+    /// as the last outcome) stop the run.</summary>
     private static async IAsyncEnumerable<ObjectOutcome<T>> EachAsync<T>(IReadOnlyList<(string Dir, string Object)> selected,
         Func<string, string, Task<T?>> run, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default) where T : class
     {
@@ -111,6 +115,12 @@ public static class ObjectOperations
                 error = e;
             }
             yield return new ObjectOutcome<T>(dir, obj, result, error);
+            if (error is { IsSetupFailure: true })
+            {
+                // The repository cannot be opened or locked: every other object would fail the same
+                // way, so the run ends with this one failure (recorded once, reported once).
+                yield break;
+            }
         }
     }
 

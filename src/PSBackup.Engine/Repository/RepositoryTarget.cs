@@ -240,9 +240,21 @@ public static class RepositoryConnector
     }
 
     /// <summary>Opens the repository at <paramref name="target"/>; dispose the result to release
-    /// the backend. <paramref name="loadIndex"/> false skips reading the index objects, for readers
+    /// the backend. Every typed failure here is a setup failure (<see cref="PSBackupException.IsSetupFailure"/>). <paramref name="loadIndex"/> false skips reading the index objects, for readers
     /// of manifests and refs only (listing backups).</summary>
     public static async Task<OpenRepository> OpenAsync(RepositoryTarget target, CancellationToken ct, bool loadIndex = true)
+    {
+        try
+        {
+            return await OpenCoreAsync(target, ct, loadIndex).ConfigureAwait(false);
+        }
+        catch (PSBackupException e) when (e.MarkSetupFailure())
+        {
+            throw; // not reached: the filter only marks
+        }
+    }
+
+    private static async Task<OpenRepository> OpenCoreAsync(RepositoryTarget target, CancellationToken ct, bool loadIndex)
     {
         RepositoryCredentials credentials = Credentials(target);
         IStorageBackend backend = OpenBackend(target);
@@ -262,10 +274,23 @@ public static class RepositoryConnector
     /// <summary>Opens the repository for writing: after the config and key checks (a wrong key or
     /// a folder that holds no repository writes nothing) it takes a <paramref name="mode"/> lock
     /// (<see cref="RepositoryLock"/>), then loads the index, so a writer never reuses a pack that a
-    /// prune finishing just before deleted. No lock under -WhatIf. Dispose (await using) releases it.</summary>
+    /// prune finishing just before deleted. No lock under -WhatIf. Every typed failure here (missing,
+    /// wrong key, locked) is a setup failure (<see cref="PSBackupException.IsSetupFailure"/>). Dispose (await using) releases it.</summary>
     public static async Task<OpenRepository> OpenForWriteAsync(RepositoryTarget target, RepositoryLockMode mode, string operation, OperationContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
+        try
+        {
+            return await OpenForWriteCoreAsync(target, mode, operation, context).ConfigureAwait(false);
+        }
+        catch (PSBackupException e) when (e.MarkSetupFailure())
+        {
+            throw; // not reached: the filter only marks
+        }
+    }
+
+    private static async Task<OpenRepository> OpenForWriteCoreAsync(RepositoryTarget target, RepositoryLockMode mode, string operation, OperationContext context)
+    {
         CancellationToken ct = context.CancellationToken;
         RepositoryCredentials credentials = Credentials(target);
         IStorageBackend backend = OpenBackend(target);

@@ -22,6 +22,13 @@ namespace PSBackup.Commands;
 /// Critical means a restore right now might fail or lose data; the command line exits 6 on them.
 /// </example>
 /// <example>
+/// <summary>Object backups in a repository, and what killed runs left in the database root</summary>
+/// <code>Get-BackupHealth -Repository ./repo -DbRoot ./shard-db</code>
+/// Besides the history's alerts, a LeftoverTemp warning per tenant dir that holds temp copies
+/// (&lt;object&gt;.backup-*.tmp, &lt;object&gt;.restore-*.tmp) over an hour old, naming them; remove them
+/// with Clear-StaleArtifact -Root ./shard-db.
+/// </example>
+/// <example>
 /// <summary>Local object backups recorded in a history folder</summary>
 /// <code>Get-BackupHealth -HistoryPath ./history</code>
 /// New-ObjectBackup -HistoryPath (or $env:PSBACKUP_HISTORY_PATH) records local object backups there.
@@ -51,6 +58,13 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
     [ValidateNotNullOrEmpty]
     public string? MaxRestoreTestAge { get; set; }
 
+    /// <summary>The shard-db root ($DB_ROOT) the object backups copy from: its tenant dirs are also
+    /// searched for temp copies a killed backup or restore left (a LeftoverTemp warning naming
+    /// them; Clear-StaleArtifact removes them).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? DbRoot { get; set; }
+
     /// <summary>After writing the alerts, fail (a terminating error, BackupUnhealthy) when any is
     /// Critical, so a scheduled job's exit code says so.</summary>
     [Parameter]
@@ -65,6 +79,7 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
 
     private TimeSpan _maxWalLag;
     private TimeSpan _maxAge;
+    private string? _dbRoot;
     private int _critical;
     private TimeSpan _maxRestoreTestAge;
 
@@ -72,6 +87,7 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
     {
         base.PrepareRecord();
         var defaults = new BackupHealthOptions();
+        _dbRoot = string.IsNullOrEmpty(DbRoot) ? null : ResolveFileSystemPath(DbRoot, nameof(DbRoot));
         try
         {
             _maxAge = MaxAge is null ? defaults.MaxAge : Durations.Parse(MaxAge);
@@ -92,6 +108,7 @@ public sealed class GetBackupHealthCommand : PSBackupHistoryCmdlet
             DataDir = SourceDataDir,
             HistoryPath = SourceHistoryPath,
             Namespace = Namespace,
+            DbRoot = _dbRoot,
             MaxAge = _maxAge,
             SizeChangeThreshold = SizeChangeThreshold,
             FailureThreshold = FailureThreshold,
