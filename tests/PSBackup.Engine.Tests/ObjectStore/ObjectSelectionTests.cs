@@ -156,7 +156,7 @@ public sealed class ObjectSelectionTests
     }
 
     [Fact]
-    public async Task A_repository_that_cannot_be_opened_fails_each_selected_object_on_its_own_and_writes_nothing()
+    public async Task A_repository_that_cannot_be_opened_is_one_setup_failure_that_ends_the_run_and_writes_nothing()
     {
         using var root = Root();
         using var store = new TestDirectory();
@@ -167,13 +167,13 @@ public sealed class ObjectSelectionTests
         var outcomes = await All(ObjectOperations.BackupEachAsync(
             new NewObjectBackupOptions(root.Path, "*", "*") { Repository = right with { Passphrase = "wrong passphrase" } }, Context()));
 
-        Assert.Equal(3, outcomes.Count);
-        Assert.All(outcomes, o =>
-        {
-            Assert.Null(o.Result);
-            Assert.NotNull(o.Error);
-            Assert.DoesNotContain("wrong passphrase", o.Error!.Message);
-        });
+        // The wrong key is the call's failure, not each object's: reported once, and the run ends.
+        var only = Assert.Single(outcomes);
+        Assert.Null(only.Result);
+        Assert.NotNull(only.Error);
+        Assert.Equal("WrongRepositoryKey", only.Error!.ErrorId);
+        Assert.True(only.Error.IsSetupFailure);
+        Assert.DoesNotContain("wrong passphrase", only.Error.Message);
         repoState.AssertUnchanged(store.Path);
     }
 
