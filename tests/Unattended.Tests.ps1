@@ -242,7 +242,9 @@ Describe 'Get-BackupHealth -DbRoot: temp copies a killed object backup left' {
         $db = Join-Path $TestDrive 'db-health'
         Copy-Item -LiteralPath $script:DbRoot -Destination $db -Recurse
         $history = Join-Path $TestDrive 'history'
-        $null = New-ObjectBackup -DbRoot $db -Dir acme -Object orders -HistoryPath $history
+        # A recorded backup of another object, so the history folder exists (orders' own first
+        # backup comes below: two backups of one object within a second would collide).
+        $null = New-ObjectBackup -DbRoot $db -Dir acme -Object customers -HistoryPath $history -ErrorAction Stop
         # Named exactly as the engine names a backup's temp copy: <object>.backup-<UTC ts>.<8 hex>.tmp.
         $left = Join-Path $db 'acme' 'orders.backup-20250101T000000.0a1b2c3d.tmp'
         Copy-Item -LiteralPath (Join-Path $db 'acme' 'orders') -Destination $left -Recurse
@@ -259,7 +261,7 @@ Describe 'Get-BackupHealth -DbRoot: temp copies a killed object backup left' {
         @(Get-BackupHealth -HistoryPath $history -DbRoot $db -MaxAge 1d -Namespace globex | Where-Object Code -eq 'LeftoverTemp').Count | Should -Be 0
         # The next backup of the object reports it too.
         $warnings = @()
-        $null = New-ObjectBackup -DbRoot $db -Dir acme -Object orders -HistoryPath $history -WarningVariable warnings -WarningAction SilentlyContinue
+        $null = New-ObjectBackup -DbRoot $db -Dir acme -Object orders -HistoryPath $history -WarningVariable warnings -WarningAction SilentlyContinue -ErrorAction Stop
         ($warnings -join "`n") | Should -BeLike "*$left*Clear-StaleArtifact*"
 
         $null = Clear-StaleArtifact -Root $db -Force
