@@ -138,9 +138,13 @@ public sealed class HealthTests : IDisposable
         string healthy = _dir.Combine("healthy");
         Directory.CreateDirectory(healthy);
         await Append(healthy, Op(OperationKinds.StoreSnapshot, DateTimeOffset.UtcNow.AddHours(-1), true));
-        await EventLog.ForDataDir(healthy).AppendAsync(Ns, DateTimeOffset.UtcNow, new RestoreDrillEvent { Namespace = Ns, Passed = false, Segments = 0, Bytes = 0, DurationSeconds = 1, Errors = ["x"], Time = DateTimeOffset.UtcNow.AddMinutes(-5), Host = "h" }, CancellationToken.None);
+        // Each event is named by its own time, as Test-Restore records it: the history's order is the
+        // names' order, so a second drill named in the same millisecond could otherwise sort first.
+        DateTimeOffset failedAt = DateTimeOffset.UtcNow.AddMinutes(-5);
+        await EventLog.ForDataDir(healthy).AppendAsync(Ns, failedAt, new RestoreDrillEvent { Namespace = Ns, Passed = false, Segments = 0, Bytes = 0, DurationSeconds = 1, Errors = ["x"], Time = failedAt, Host = "h" }, CancellationToken.None);
         Assert.Equal("RestoreDrillFailed", Assert.Single(await BackupHealth.GetAlertsAsync(new BackupHealthOptions { DataDir = healthy }, Context())).Code);
-        await EventLog.ForDataDir(healthy).AppendAsync(Ns, DateTimeOffset.UtcNow, new RestoreDrillEvent { Namespace = Ns, Passed = true, Segments = 0, Bytes = 0, DurationSeconds = 1, Errors = [], Time = DateTimeOffset.UtcNow, Host = "h" }, CancellationToken.None);
+        DateTimeOffset passedAt = DateTimeOffset.UtcNow;
+        await EventLog.ForDataDir(healthy).AppendAsync(Ns, passedAt, new RestoreDrillEvent { Namespace = Ns, Passed = true, Segments = 0, Bytes = 0, DurationSeconds = 1, Errors = [], Time = passedAt, Host = "h" }, CancellationToken.None);
         Assert.Empty(await BackupHealth.GetAlertsAsync(new BackupHealthOptions { DataDir = healthy }, Context()));
         stdout = new StringWriter();
         Assert.Equal(0, await CliApp.RunAsync(["health", "--data-dir", healthy], stdout, new StringWriter(), CancellationToken.None));
