@@ -8,9 +8,11 @@
 #   ```console     every `$ psbackup ...` line is run by bash from the same folder (psbackup being the
 #                  CLI just built); what follows it is its sample output, compared where it is
 #                  deterministic: the exit code (`$ echo $?` and the number after it; 0 otherwise), a
-#                  table's column headers and its number of rows, a JSON document's shape (every
-#                  property path), that a `psbackup:` error line appears on stderr, and any other line
-#                  with numbers and paths masked.
+#                  table's column headers and its number of rows (a `...` line among the rows: rows
+#                  left out, so at least as many), a JSON document's shape (every property path),
+#                  that a `psbackup:` error line appears on stderr, and any other line with numbers
+#                  and paths masked. A powershell block's output that carries a verdict (a Passed
+#                  property) must carry a good one: an example that fails is no example.
 # The example database has a fixed seed, so row counts and shapes are the program's, not copies.
 
 BeforeDiscovery {
@@ -92,7 +94,7 @@ BeforeAll {
         param([string] $Command, [string[]] $Sample, $Run)
         $what = "README: `$ $Command"
         $all = @($Run.Stdout) + @($Run.Stderr)
-        $text = @($Sample | Where-Object { $_ -ne '...' -and $_.Trim() -ne '' })
+        $text = @($Sample | Where-Object { $_.Trim() -ne '' })
         if (-not $text) { return }
         if ($text[0] -match '^\s*[\[{]') {
             $expected = ($Sample -join "`n") | ConvertFrom-Json -AsHashtable
@@ -109,16 +111,24 @@ BeforeAll {
                 $headers = -split $line
                 $gaps = @(0..($text[$k + 1].Length - 1) | Where-Object { $text[$k + 1][$_] -eq ' ' })
                 $rows = 0
-                for ($m = $k + 2; $m -lt $text.Count -and (Test-Row $text[$m] $gaps); $m++) { $rows++ }
+                $elided = $false
+                for ($m = $k + 2; $m -lt $text.Count -and ($text[$m] -eq '...' -or (Test-Row $text[$m] $gaps)); $m++) {
+                    if ($text[$m] -eq '...') { $elided = $true } else { $rows++ }
+                }
                 $at = [array]::FindIndex([string[]] $Run.Stdout, [Predicate[string]] { param($l) ((-split $l) -join ' ') -eq ($headers -join ' ') })
                 $at | Should -BeGreaterOrEqual 0 -Because "$what prints a table with the columns $($headers -join ', ') (it printed:`n$($Run.Stdout -join "`n"))"
                 $actualGaps = @(0..($Run.Stdout[$at + 1].Length - 1) | Where-Object { $Run.Stdout[$at + 1][$_] -eq ' ' })
                 $actualRows = 0
                 for ($n = $at + 2; $n -lt $Run.Stdout.Count -and (Test-Row $Run.Stdout[$n] $actualGaps); $n++) { $actualRows++ }
-                $actualRows | Should -Be $rows -Because "$what prints $rows row(s) under the columns $($headers -join ', ') (it printed:`n$($Run.Stdout -join "`n"))"
+                if ($elided) {
+                    $actualRows | Should -BeGreaterThan $rows -Because "$what prints more than the $rows row(s) shown around '...' under the columns $($headers -join ', ') (it printed:`n$($Run.Stdout -join "`n"))"
+                } else {
+                    $actualRows | Should -Be $rows -Because "$what prints $rows row(s) under the columns $($headers -join ', ') (it printed:`n$($Run.Stdout -join "`n"))"
+                }
                 $k = $m - 1
                 continue
             }
+            if ($line -eq '...') { continue }
             if ($line -match '^psbackup: ') {
                 ($Run.Stderr | Where-Object { $_ -match '^psbackup: ' }) | Should -Not -BeNullOrEmpty -Because "$what reports its error on stderr"
                 continue
@@ -160,8 +170,13 @@ Describe 'README.md examples' {
                 Push-Location -LiteralPath $script:Work
                 try {
                     $Error.Clear()
-                    $null = & ([scriptblock]::Create($Body -join "`n")) -ErrorAction Stop
+                    $output = @(& ([scriptblock]::Create($Body -join "`n")) -ErrorAction Stop)
                     $Error.Count | Should -Be 0 -Because "the README block at line $Line writes no error: $($Error -join '; ')"
+                    foreach ($o in $output) {
+                        if ($o.PSObject.Properties['Passed']) {
+                            $o.Passed | Should -BeTrue -Because "the README block at line $Line shows a working example: $($o | Out-String)"
+                        }
+                    }
                 } finally {
                     Pop-Location
                 }
