@@ -226,6 +226,47 @@ public static partial class SafePath
         return full;
     }
 
+    /// <summary>Two '/'-separated relative paths of one tree that a case-insensitive file system takes
+    /// as one name where that loses data: two files ('a/B' and 'a/b'), or a file and a folder (the
+    /// folder given, or one a file lies in). Two folders that differ only in case are not a collision:
+    /// their entries merge into one folder, as tar and restic restore them there. Null when none.</summary>
+    public static (string First, string Second)? FindCaseCollision(IEnumerable<string> files, IEnumerable<string> folders)
+    {
+        var fileNames = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var folderNames = new List<string>(folders);
+        foreach (string f in files)
+        {
+            if (!fileNames.TryAdd(f, f) && !string.Equals(fileNames[f], f, StringComparison.Ordinal))
+            {
+                return (fileNames[f], f);
+            }
+            for (int slash = f.LastIndexOf('/'); slash > 0; slash = f.LastIndexOf('/', slash - 1))
+            {
+                folderNames.Add(f[..slash]);
+            }
+        }
+        foreach (string d in folderNames)
+        {
+            if (fileNames.TryGetValue(d, out string? file))
+            {
+                return (file, d);
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Whether names in <paramref name="folder"/> (an existing folder we may write in) ignore
+    /// case: a short-lived lowercase temp file is created and looked up by its uppercase name.</summary>
+    public static bool FolderIgnoresCase(string folder)
+    {
+        string name = $".psb-case-{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}.tmp";
+        string probe = Path.Combine(folder, name);
+        using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
+        {
+            return File.Exists(Path.Combine(folder, name.ToUpperInvariant()));
+        }
+    }
+
     /// <summary>A value safe to echo in a one-line message.</summary>
     public static string Printable(string value) =>
         new(value.Select(c => char.IsControl(c) ? '?' : c).Take(200).ToArray());

@@ -59,7 +59,9 @@ public sealed class BackupWriter : IAsyncDisposable
     private const int MaxSparePacks = 2 * PackBuffers;
     private readonly HashSet<ChunkId> _pending = new();
     private readonly List<RepositoryFile> _files = new();
-    private readonly HashSet<string> _paths = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>Exact names: 'README' and 'readme' are two files where the source's names are
+    /// case-sensitive (RemoveFile of one must never drop the other).</summary>
+    private readonly HashSet<string> _paths = new(StringComparer.Ordinal);
     private readonly List<IndexPack> _unindexed = new();
     private readonly int _frameCapacity;
     private readonly TimeProvider _clock;
@@ -175,7 +177,7 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             return false;
         }
-        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.OrdinalIgnoreCase));
+        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.Ordinal));
         if (i < 0)
         {
             return false;
@@ -214,7 +216,7 @@ public sealed class BackupWriter : IAsyncDisposable
     public bool SetStamp(string path, RepositoryFileStamp stamp)
     {
         EnsureOpen();
-        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.OrdinalIgnoreCase));
+        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.Ordinal));
         if (i < 0)
         {
             return false;
@@ -229,7 +231,7 @@ public sealed class BackupWriter : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(metadata);
         EnsureOpen();
-        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.OrdinalIgnoreCase));
+        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.Ordinal));
         if (i < 0)
         {
             return false;

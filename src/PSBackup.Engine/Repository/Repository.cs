@@ -606,7 +606,10 @@ public sealed class Repository
         {
             Fail("the WAL position is missing ids, negative or out of range");
         }
-        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        // Exact names: 'Sys' and 'sys' are two folders on Linux (Debian's perl tree has both), so a
+        // manifest holding both is sound. Where the restore target ignores case, Repository.RestoreAsync
+        // refuses such names before writing (CaseCollision).
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         long total = 0;
         foreach (RepositoryFile? f in m.Files!)
         {
@@ -655,7 +658,7 @@ public sealed class Repository
         {
             Fail("the root folder entry is invalid");
         }
-        var folders = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var folders = new HashSet<string>(StringComparer.Ordinal);
         foreach (RepositoryDirectory? d in m.Directories ?? [])
         {
             if (d is null)
@@ -778,6 +781,7 @@ public sealed class Repository
             }
         }
         Directory.CreateDirectory(root);
+        RequireDistinctNames(manifest, () => SafePath.FolderIgnoresCase(root));
         // Temp names are short and random in the target's own folder: never longer than a name the
         // folder allows (a 255-byte name plus ".tmp" is not), never a name the manifest restores
         // (a backup holding both "x" and "x.tmp" once crossed their bytes), never an existing file.
@@ -877,6 +881,21 @@ public sealed class Repository
             }
         }
         return new RestoreResult(manifest.Id, root, manifest.Files.Count, total);
+    }
+
+    /// <summary>A backup made on Linux may hold 'a/B' and 'a/b'; where the target folder's names ignore
+    /// case (Windows, macOS, a casefolded Linux folder), one would overwrite the other. Refused before
+    /// any file is written. The target is asked (<paramref name="targetIgnoresCase"/>) only when the
+    /// manifest holds such names, not assumed from the OS: a case-sensitive folder on Windows takes them.</summary>
+    internal static void RequireDistinctNames(RepositoryManifest manifest, Func<bool> targetIgnoresCase)
+    {
+        if (SafePath.FindCaseCollision(manifest.Files.Select(f => f.Path), (manifest.Directories ?? []).Select(d => d.Path)) is var (first, second)
+            && targetIgnoresCase())
+        {
+            throw new ConflictException("RestoreNameCollision",
+                $"Backup {manifest.Id} holds '{SafePath.Printable(first)}' and '{SafePath.Printable(second)}', which differ only in case: this file system takes them as one name, so one would overwrite the other. Nothing was restored; restore it on a case-sensitive file system (Linux), or into a folder made case-sensitive (Windows: fsutil file setCaseSensitiveInfo <folder> enable).",
+                second);
+        }
     }
 
     /// <summary>Creates the backup's folders (empty ones too) and gives them and the root their

@@ -168,4 +168,29 @@ public sealed class WindowsFileSemanticsTests(ITestOutputHelper output)
         await ObjectOperations.RestoreAsync(obj.RestoreOptions(backup.BackupName, force: true), OperationContext.Default);
         Assert.Equal(before, ObjectFixture.Snapshot(obj.ObjectPath));
     }
+    /// <summary>A backup made on Linux of a tree holding 'Sys' and 'sys' (Debian's perl tree does):
+    /// on NTFS the two folders merge and every file is restored; two files that differ only in case
+    /// would overwrite each other, so that backup is refused before anything is written.</summary>
+    [Fact]
+    public async Task Names_differing_only_in_case_merge_as_folders_and_are_refused_as_files()
+    {
+        if (NotWindows())
+        {
+            return;
+        }
+        using var backend = new PSBackup.Engine.Tests.Repository.MemoryBackend();
+        var repo = await PSBackup.Engine.Repository.Repository.InitializeAsync(backend, PSBackup.Engine.Tests.Repository.RepositoryTestSupport.Small());
+        byte[] hostname = PSBackup.Engine.Tests.Repository.RepositoryTestSupport.Data(3000, 1), wait = PSBackup.Engine.Tests.Repository.RepositoryTestSupport.Data(2000, 2);
+        var merged = await PSBackup.Engine.Tests.Repository.RepositoryTestSupport.BackupAsync(repo, [("perl/Sys/Hostname.pm", hostname), ("perl/sys/wait.ph", wait)]);
+        var colliding = await PSBackup.Engine.Tests.Repository.RepositoryTestSupport.BackupAsync(repo, [("docs/README", hostname), ("docs/readme", wait)]);
+        using var dir = new TestDirectory();
+
+        await repo.RestoreAsync(await repo.ReadManifestAsync(merged.ManifestId), dir.Combine("merged"));
+        Assert.Equal(hostname, File.ReadAllBytes(dir.Combine("merged", "perl", "sys", "Hostname.pm")));
+        Assert.Equal(wait, File.ReadAllBytes(dir.Combine("merged", "perl", "SYS", "wait.ph")));
+
+        var e = await Assert.ThrowsAsync<ConflictException>(async () => await repo.RestoreAsync(await repo.ReadManifestAsync(colliding.ManifestId), dir.Combine("colliding")));
+        Assert.Equal("RestoreNameCollision", e.ErrorId);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Combine("colliding")));
+    }
 }
