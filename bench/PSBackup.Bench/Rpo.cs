@@ -29,13 +29,19 @@ public sealed record RpoResult
     public required long RssMaxMiB { get; init; }
     public required long Segments { get; init; }
     public required int Items { get; init; }
+    /// <summary>Per phase of a shipping pass: mean, p50, p99 and max in ms over the passes that shipped.</summary>
+    public required string PassCost { get; init; }
+    /// <summary>RSS (MiB) at each minute, and the GC heap after the run.</summary>
+    public required string RssSeries { get; init; }
+    public required string LoadAverage { get; init; }
 
     public double Growth => BytesWritten == 0 ? 0 : (double)RepositoryGrowth / BytesWritten;
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"rpo ({Target}, interval {Interval.TotalSeconds:0.###} s, {Seconds:F0} s): {Records} records ({BytesWritten / 1048576.0:F1} MiB in {Segments} segments), " +
         $"lag p50 {LagP50:F3} s, p99 {LagP99:F3} s, max {LagMax:F3} s, unshipped {Unshipped}; repository growth {RepositoryGrowth / 1048576.0:F1} MiB = {Growth:F3}x bytes written; " +
-        $"CPU {LoadCpuPercent:F1} % of a core under load, {IdleCpuPercent:F2} % idle over {IdleSeconds:F0} s; RSS {RssStartMiB} -> {RssEndMiB} MiB (max {RssMaxMiB}); {Items} items shipped");
+        $"CPU {LoadCpuPercent:F1} % of a core under load, {IdleCpuPercent:F2} % idle over {IdleSeconds:F0} s; RSS {RssStartMiB} -> {RssEndMiB} MiB (max {RssMaxMiB}); {Items} items shipped\n" +
+        $"  load average {LoadAverage}\n  RSS by minute: {RssSeries}\n  pass cost (ms: mean / p50 / p99 / max over passes that shipped):\n{PassCost}");
 }
 
 /// <summary>The RPO benchmark (issue 16): a writer appends records of 100 B..8 KiB (log-uniform,
@@ -70,6 +76,8 @@ public static class Rpo
         double[] lag = new double[capacity + 1];
         long shippedThrough = 0;
         object gate = new();
+        var costs = new List<WalPassCost>();
+        string loadBefore = LoadAverageNow();
         int items = 0;
 
         using var stop = new CancellationTokenSource();
@@ -107,6 +115,13 @@ public static class Rpo
                 if (s.Error is not null)
                 {
                     log.WriteLine("follower: " + s);
+                }
+                else if (s.Shipped > 0 && s.Cost is { } cost)
+                {
+                    lock (costs)
+                    {
+                        costs.Add(cost);
+                    }
                 }
             },
             context);
@@ -200,6 +215,13 @@ public static class Rpo
         {
             rssSamples = rss.ToArray();
         }
+        WalPassCost[] passes;
+        lock (costs)
+        {
+            passes = costs.ToArray();
+        }
+        string loadAfter = LoadAverageNow();
+        long heap = GC.GetTotalMemory(forceFullCollection: true);
         double P(double p) => lags.Length == 0 ? double.NaN : lags[Math.Min(lags.Length - 1, (int)Math.Ceiling(p * lags.Length) - 1)];
         return new RpoResult
         {
@@ -221,7 +243,48 @@ public static class Rpo
             RssMaxMiB = rssSamples.Length == 0 ? 0 : rssSamples.Max() >> 20,
             Segments = segments,
             Items = items,
+            PassCost = Summarize(passes),
+            RssSeries = string.Join(" ", rssSamples.Where((_, i) => i % 60 == 0 || i == rssSamples.Length - 1).Select(b => (b >> 20).ToString(CultureInfo.InvariantCulture))) +
+                string.Create(CultureInfo.InvariantCulture, $" (GC heap after a full collection at the end: {heap / 1048576.0:F1} MiB)"),
+            LoadAverage = $"{loadBefore} before, {loadAfter} after",
         };
+    }
+
+    private static string LoadAverageNow()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "?";
+        }
+    }
+
+    /// <summary>One line per phase: mean, p50, p99, max (ms).</summary>
+    private static string Summarize(IReadOnlyList<WalPassCost> passes)
+    {
+        if (passes.Count == 0)
+        {
+            return "    (no pass shipped)";
+        }
+        string Line(string name, double[] ms)
+        {
+            Array.Sort(ms);
+            double P(double p) => ms[Math.Min(ms.Length - 1, Math.Max(0, (int)Math.Ceiling(p * ms.Length) - 1))];
+            return string.Create(CultureInfo.InvariantCulture, $"    {name,-8} {ms.Average(),8:F1} {P(0.5),8:F1} {P(0.99),8:F1} {ms[^1],8:F1}");
+        }
+        var lines = new List<string> { Line("total", passes.Select(p => p.Total.TotalMilliseconds).ToArray()) };
+        foreach (WalPassPhase phase in Enum.GetValues<WalPassPhase>())
+        {
+            double[] ms = passes.Select(p => p[phase].TotalMilliseconds).ToArray();
+            if (ms.Any(m => m > 0))
+            {
+                lines.Add(Line(phase.ToString().ToLowerInvariant(), ms));
+            }
+        }
+        return string.Create(CultureInfo.InvariantCulture, $"    {passes.Count} passes\n") + string.Join("\n", lines);
     }
 
     /// <summary>Bytes stored in the repository (every object).</summary>

@@ -276,12 +276,17 @@ public static class RepositoryConnector
     /// (<see cref="RepositoryLock"/>), then loads the index, so a writer never reuses a pack that a
     /// prune finishing just before deleted. No lock under -WhatIf. Every typed failure here (missing,
     /// wrong key, locked) is a setup failure (<see cref="PSBackupException.IsSetupFailure"/>). Dispose (await using) releases it.</summary>
-    public static async Task<OpenRepository> OpenForWriteAsync(RepositoryTarget target, RepositoryLockMode mode, string operation, OperationContext context)
+    public static Task<OpenRepository> OpenForWriteAsync(RepositoryTarget target, RepositoryLockMode mode, string operation, OperationContext context) =>
+        OpenForWriteAsync(target, mode, operation, context, null);
+
+    /// <summary><see cref="OpenForWriteAsync(RepositoryTarget, RepositoryLockMode, string, OperationContext)"/>,
+    /// charging opening, locking and loading the index to <paramref name="clock"/>'s phases.</summary>
+    internal static async Task<OpenRepository> OpenForWriteAsync(RepositoryTarget target, RepositoryLockMode mode, string operation, OperationContext context, Wal.WalPassClock? clock)
     {
         ArgumentNullException.ThrowIfNull(context);
         try
         {
-            return await OpenForWriteCoreAsync(target, mode, operation, context).ConfigureAwait(false);
+            return await OpenForWriteCoreAsync(target, mode, operation, context, clock).ConfigureAwait(false);
         }
         catch (PSBackupException e) when (e.MarkSetupFailure())
         {
@@ -289,7 +294,7 @@ public static class RepositoryConnector
         }
     }
 
-    private static async Task<OpenRepository> OpenForWriteCoreAsync(RepositoryTarget target, RepositoryLockMode mode, string operation, OperationContext context)
+    private static async Task<OpenRepository> OpenForWriteCoreAsync(RepositoryTarget target, RepositoryLockMode mode, string operation, OperationContext context, Wal.WalPassClock? clock)
     {
         CancellationToken ct = context.CancellationToken;
         RepositoryCredentials credentials = Credentials(target);
@@ -298,6 +303,7 @@ public static class RepositoryConnector
         try
         {
             Repository repository = await Repository.OpenAsync(backend, credentials, ct, loadIndex: false).ConfigureAwait(false);
+            clock?.Lap(Wal.WalPassPhase.Open);
             if (!context.WhatIf)
             {
                 held = await RepositoryLock.AcquireAsync(backend, mode, operation, context.Clock, ct).ConfigureAwait(false);
@@ -307,7 +313,9 @@ public static class RepositoryConnector
             {
                 OperationLog.Verbose($"-WhatIf: no lock taken on {backend.Location}.");
             }
+            clock?.Lap(Wal.WalPassPhase.Lock);
             await repository.ReloadIndexAsync(ct).ConfigureAwait(false);
+            clock?.Lap(Wal.WalPassPhase.Index);
             LogOpened(repository);
             return new OpenRepository(backend, repository, held);
         }

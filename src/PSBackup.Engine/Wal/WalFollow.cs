@@ -38,10 +38,12 @@ public sealed record WalFollowStatus
     public string? Error { get; init; }
     /// <summary>How long the follower waits before the next attempt after a failure.</summary>
     public TimeSpan? RetryIn { get; init; }
+    /// <summary>Where this pass spent its time, phase by phase (null for a pass that shipped nothing new to look at).</summary>
+    public WalPassCost? Cost { get; init; }
 
     public override string ToString() => Error is not null
         ? $"{Namespace}: ship failed ({Error}); retrying in {RetryIn?.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture)} s"
-        : $"{Namespace}: lag {Lag.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s, {LagRecords} record(s); live log index {LiveLastLogIndex?.ToString(CultureInfo.InvariantCulture) ?? "?"}, archived {ArchivedLastLogIndex?.ToString(CultureInfo.InvariantCulture) ?? "?"}; {Shipped} item(s) shipped";
+        : $"{Namespace}: lag {Lag.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s, {LagRecords} record(s); live log index {LiveLastLogIndex?.ToString(CultureInfo.InvariantCulture) ?? "?"}, archived {ArchivedLastLogIndex?.ToString(CultureInfo.InvariantCulture) ?? "?"}; {Shipped} item(s) shipped{(Cost is null ? "" : "; " + Cost)}";
 }
 
 /// <summary>The continuous shipper (<c>Invoke-WalShip -Continuous</c>, <c>wal ship --follow</c>):
@@ -70,7 +72,7 @@ internal static class WalFollow
     }
 
     public static async Task RunAsync(InvokeWalShipOptions options, WalFollowOptions follow, Action<ShippedSegment> shipped, Action<WalFollowStatus>? status,
-        OperationContext context, Func<InvokeWalShipOptions, OperationContext, Task<WalShipResult>> ship)
+        OperationContext context, Func<InvokeWalShipOptions, OperationContext, WalPassClock?, Task<WalShipResult>> ship)
     {
         CancellationToken ct = context.CancellationToken;
         string ns = options.Namespace;
@@ -82,11 +84,14 @@ internal static class WalFollow
         long? archivedLast = null;
         int failures = 0;
         var recorder = new HistoryThrottle(options, follow.HistoryEvery, context);
+        var clock = new WalPassClock();
         try
         {
             while (!ct.IsCancellationRequested)
             {
+                clock.Restart();
                 Poll now = Read(walDir, ns);
+                clock.Lap(WalPassPhase.Poll);
                 DateTimeOffset polled = context.UtcNow;
                 TimeSpan wait = follow.Interval;
                 if (done is not { } d || !d.SameWal(now) || failures > 0)
@@ -94,7 +99,7 @@ internal static class WalFollow
                     waitingSince ??= polled;
                     try
                     {
-                        WalShipResult result = await ship(options with { AfterSegmentId = after }, context).ConfigureAwait(false);
+                        WalShipResult result = await ship(options with { AfterSegmentId = after }, context, clock).ConfigureAwait(false);
                         int count = 0;
                         foreach (ShippedSegment s in result.Backups)
                         {
@@ -114,10 +119,12 @@ internal static class WalFollow
                         }
                         done = now;
                         failures = 0;
+                        clock.Skip();
                         await recorder.SucceededAsync(result.Backups.Where(b => !b.AlreadyPresent).Sum(b => b.Bytes), count).ConfigureAwait(false);
                         DateTimeOffset finished = context.UtcNow;
                         // Anything the WAL gained while this pass ran is still behind: ship it at once.
                         Poll next = Read(walDir, ns);
+                        clock.Lap(WalPassPhase.Poll);
                         bool behind = !next.SameWal(now);
                         status?.Invoke(new WalFollowStatus
                         {
@@ -128,6 +135,7 @@ internal static class WalFollow
                             LagRecords = next.LastLogIndex is long liveLast && archivedLast is long a ? Math.Max(0, liveLast - a) : 0,
                             Lag = count > 0 ? finished - waitingSince.Value : behind ? finished - polled : TimeSpan.Zero,
                             Shipped = count,
+                            Cost = clock.Snapshot(),
                         });
                         waitingSince = behind ? polled : null;
                         if (behind)
@@ -159,6 +167,7 @@ internal static class WalFollow
                             Lag = context.UtcNow - waitingSince!.Value,
                             Error = e is PSBackupException p ? $"{p.ErrorId}: {p.Message}" : e.Message,
                             RetryIn = wait,
+                            Cost = clock.Snapshot(),
                         });
                     }
                 }

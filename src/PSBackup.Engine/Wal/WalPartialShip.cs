@@ -303,7 +303,7 @@ internal static class WalPartialShip
     /// <see cref="RefName(string, long, DateTimeOffset)"/>), deduplicated against the previous
     /// partial of the same segment. Null when ShouldProcess declined.</summary>
     public static async Task<ShippedSegment?> ShipToRepositoryAsync(Repository.Repository repo, string location, string ns, ActivePrefix active,
-        RepositoryManifest? previous, OperationContext context)
+        RepositoryManifest? previous, OperationContext context, WalPassClock? clock = null)
     {
         CancellationToken ct = context.CancellationToken;
         WalSegmentInfo s = active.Info;
@@ -355,11 +355,14 @@ internal static class WalPartialShip
         {
             f = await writer.AddWalSegmentAsync("wal/" + s.FileName, prefix, splits, ct).ConfigureAwait(false);
         }
+        clock?.Lap(WalPassPhase.Store);
         BackupCommitResult commit = await writer.CommitAsync(refName, ct).ConfigureAwait(false);
+        clock?.Lap(WalPassPhase.Commit);
         if (s.PayloadFormat != WalPayloadFormat.Opaque)
         {
             await ForgetOlderPartialsAsync(repo, ns, s.SegmentId, commit.ManifestId, ct).ConfigureAwait(false);
         }
+        clock?.Lap(WalPassPhase.Forget);
         return Result(ns, active, refName, new ContentDigest(f.Size, f.Sha256), alreadyPresent: false) with
         {
             Repository = location,

@@ -10,7 +10,7 @@ internal static partial class WalRepositoryShip
     /// WAL gap, recorded like the sealed segments' gaps. Null when there is no active segment with
     /// records, its sealed copy is archived already, or ShouldProcess declined.</summary>
     private static async Task<ShippedSegment?> ShipPartialAsync(OpenRepository open, string ns, string walDir, long afterSegmentId,
-        SortedDictionary<long, List<string>> archived, IReadOnlyList<WalSegmentInfo> shippedNow, OperationContext context)
+        SortedDictionary<long, List<string>> archived, IReadOnlyList<WalSegmentInfo> shippedNow, OperationContext context, WalPassClock? clock)
     {
         CancellationToken ct = context.CancellationToken;
         Repository.Repository repo = open.Repository;
@@ -18,6 +18,7 @@ internal static partial class WalRepositoryShip
         {
             return null;
         }
+        clock?.Lap(WalPassPhase.Scan);
         WalSegmentInfo s = active.Info;
         long id = s.SegmentId;
         if (archived.ContainsKey(id))
@@ -72,7 +73,8 @@ internal static partial class WalRepositoryShip
             }
         }
         RepositoryManifest? previous = await NewestPartialAsync(repo, ns, id, ct).ConfigureAwait(false);
-        return await WalPartialShip.ShipToRepositoryAsync(repo, repo.Location, ns, active, previous, context).ConfigureAwait(false);
+        clock?.Lap(WalPassPhase.Refs);
+        return await WalPartialShip.ShipToRepositoryAsync(repo, repo.Location, ns, active, previous, context, clock).ConfigureAwait(false);
     }
 
     /// <summary>The manifest of the newest partial of segment <paramref name="id"/> (by observation

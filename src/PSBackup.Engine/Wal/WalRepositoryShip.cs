@@ -63,10 +63,23 @@ internal static partial class WalRepositoryShip
         return true;
     }
 
-    public static async Task<WalShipResult> RunAsync(InvokeWalShipOptions options, string ns, string walDir, RepositoryTarget target, OperationContext context)
+    public static async Task<WalShipResult> RunAsync(InvokeWalShipOptions options, string ns, string walDir, RepositoryTarget target, OperationContext context, WalPassClock? clock = null)
+    {
+        OpenRepository open = await RepositoryConnector.OpenForWriteAsync(target, RepositoryLockMode.Shared, "Invoke-WalShip", context, clock).ConfigureAwait(false);
+        try
+        {
+            return await RunAsync(options, ns, walDir, target, open, context, clock).ConfigureAwait(false);
+        }
+        finally
+        {
+            await open.DisposeAsync().ConfigureAwait(false);
+            clock?.Lap(WalPassPhase.Release);
+        }
+    }
+
+    private static async Task<WalShipResult> RunAsync(InvokeWalShipOptions options, string ns, string walDir, RepositoryTarget target, OpenRepository open, OperationContext context, WalPassClock? clock)
     {
         CancellationToken ct = context.CancellationToken;
-        await using OpenRepository open = await RepositoryConnector.OpenForWriteAsync(target, RepositoryLockMode.Shared, "Invoke-WalShip", context).ConfigureAwait(false);
         Repository.Repository repo = open.Repository;
 
         // 1. What the repository holds: segment id -> manifest ids, newest generation first
@@ -95,6 +108,7 @@ internal static partial class WalRepositoryShip
         {
             ids.Sort((a, b) => generationOf[b].CompareTo(generationOf[a]));
         }
+        clock?.Lap(WalPassPhase.Refs);
 
         // A script may pass the id of a partial as AfterSegmentId (the last id it saw shipped):
         // its sealed segment is shipped anyway (WalPartialShip.AfterUnsealedPartials).
@@ -216,6 +230,8 @@ internal static partial class WalRepositoryShip
             await CheckContinuityAsync(open, ns, archived, toShip, newGenerations.Keys.ToHashSet(), context).ConfigureAwait(false);
         }
 
+        clock?.Lap(WalPassPhase.Select);
+
         // 5. Ask once per segment, then upload in parallel; each commit is independent, so an
         // interrupted run leaves whole segments archived and the next run ships the rest.
         (int Generation, DateTimeOffset? LiveFrom) GenerationOf(long id) =>
@@ -286,9 +302,10 @@ internal static partial class WalRepositoryShip
         }).ConfigureAwait(false);
         results.AddRange(shipped);
         results.Sort((a, b) => a.SegmentId.CompareTo(b.SegmentId));
+        clock?.Lap(WalPassPhase.Sealed);
 
         // 6. The active segment's valid prefix, once everything before it is archived.
-        if (!options.SealedOnly && await ShipPartialAsync(open, ns, walDir, after, archived, selected, context).ConfigureAwait(false) is { } partial)
+        if (!options.SealedOnly && await ShipPartialAsync(open, ns, walDir, after, archived, selected, context, clock).ConfigureAwait(false) is { } partial)
         {
             results.Add(partial with { Repository = target.Location });
         }
