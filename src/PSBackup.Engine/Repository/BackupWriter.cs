@@ -151,6 +151,9 @@ public sealed class BackupWriter : IAsyncDisposable
         }
     }
 
+    /// <summary>The manifest as committed (with its id); null until <see cref="CommitAsync"/> succeeded.</summary>
+    internal RepositoryManifest? Committed { get; private set; }
+
     /// <summary>The header the manifest will carry.</summary>
     public BackupInfo Info => _info;
 
@@ -609,6 +612,7 @@ public sealed class BackupWriter : IAsyncDisposable
         byte[] blob = _repo.Codec.EncodeJson(new IndexObject(1, _unindexed));
         string id = Hex.Encode(SHA256.HashData(blob));
         await Repository.PutBytesAsync(_repo.Backend, RepositoryLayout.IndexKey(id), blob, ct).ConfigureAwait(false);
+        _repo.IndexWritten(RepositoryLayout.IndexKey(id));
         Interlocked.Add(ref _storedBytes, blob.Length);
         foreach (IndexPack p in _unindexed)
         {
@@ -746,6 +750,7 @@ public sealed class BackupWriter : IAsyncDisposable
                 await Repository.PutBytesAsync(_repo.Backend, RepositoryLayout.RefKey(name, id), [], linked.Token).ConfigureAwait(false);
             }
             _state = State.Committed;
+            Committed = manifest with { Id = id };
             return new BackupCommitResult(id, _files.Count, _files.Sum(f => f.Size), _newChunks, _newChunkBytes, _packs, stored);
         }
         catch (Exception e) when (_failure is not null && e is OperationCanceledException or ChannelClosedException)

@@ -321,7 +321,69 @@ public sealed class Repository
             _damagedIndexes.Clear();
             _damagedIndexes.AddRange(damaged.Order(StringComparer.Ordinal));
         }
+        lock (_sentinels)
+        {
+            _sentinels[0] = keys.Count > 0 ? keys[0] : null;
+            _sentinels[1] = keys.Count > 1 ? keys[^1] : null;
+        }
     }
+
+    /// <summary>Two index objects this instance knows to exist (the first and last listed at the
+    /// last load, then the newest it wrote): see <see cref="IndexStillCurrentAsync"/>.</summary>
+    private readonly string?[] _sentinels = new string?[2];
+
+    /// <summary>Records an index object this instance wrote.</summary>
+    internal void IndexWritten(string key)
+    {
+        lock (_sentinels)
+        {
+            if (_sentinels[1] is not null && _sentinels[1] != key)
+            {
+                _sentinels[0] = _sentinels[1];
+            }
+            _sentinels[1] = key;
+        }
+    }
+
+    /// <summary>False when a prune or repair replaced the index since it was loaded: both write new
+    /// index objects and delete the ones they replace (prune every other one), so of two distinct
+    /// objects known to exist at least one is gone afterwards. Two stats, whatever the repository's size.</summary>
+    internal async Task<bool> IndexStillCurrentAsync(CancellationToken ct)
+    {
+        string?[] keys;
+        lock (_sentinels)
+        {
+            keys = [.. _sentinels];
+        }
+        foreach (string key in keys.OfType<string>().Distinct(StringComparer.Ordinal))
+        {
+            if (await Backend.StatAsync(key, ct).ConfigureAwait(false) is null)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Applies the damaged-pack markers (<c>damaged/</c>, usually empty) to the index held,
+    /// without reading the index again.</summary>
+    internal async Task RefreshDamagedMarksAsync(CancellationToken ct)
+    {
+        await foreach (StoredObject o in Backend.ListAsync(RepositoryLayout.DamagedPrefix, ct).ConfigureAwait(false))
+        {
+            string id = o.Key[RepositoryLayout.DamagedPrefix.Length..];
+            if (Index.Pack(id) is { } p && p.State == PackState.Present)
+            {
+                p.State = PackState.Damaged;
+                p.Problem = $"pack {id} was found damaged (marked {o.Key})";
+            }
+        }
+    }
+
+    /// <summary>Cuts the index held in memory down to the locations of <paramref name="chunks"/>
+    /// (a long-running writer that deduplicates against nothing else: the continuous WAL shipper).
+    /// Chunks outside it are then stored again if met, never referenced unseen.</summary>
+    internal void KeepOnlyInIndex(IEnumerable<ChunkId> chunks) => Index = Index.Subset(chunks);
 
     private async Task CheckPacksAsync(RepositoryIndex index, CancellationToken ct)
     {

@@ -163,6 +163,34 @@ internal sealed class RepositoryIndex
         }
     }
 
+    /// <summary>A new index holding only the locations of <paramref name="keep"/> (the pack and frame
+    /// records are shared, so pack states carry over).</summary>
+    public RepositoryIndex Subset(IEnumerable<ChunkId> keep)
+    {
+        var subset = new RepositoryIndex();
+        lock (_lock)
+        {
+            foreach (ChunkId id in keep)
+            {
+                if (!_chunks.TryGetValue(id, out ChunkLocation first) || subset._chunks.ContainsKey(id))
+                {
+                    continue;
+                }
+                subset._chunks[id] = first;
+                subset._packs.TryAdd(first.Frame.Pack.Id, first.Frame.Pack);
+                if (_more.TryGetValue(id, out List<ChunkLocation>? more))
+                {
+                    subset._more[id] = [.. more];
+                    foreach (ChunkLocation l in more)
+                    {
+                        subset._packs.TryAdd(l.Frame.Pack.Id, l.Frame.Pack);
+                    }
+                }
+            }
+        }
+        return subset;
+    }
+
     /// <summary>Checks an index object's entries as hostile input; returns the first problem or null.</summary>
     public static string? Validate(IndexObject? index)
     {

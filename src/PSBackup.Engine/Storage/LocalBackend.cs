@@ -50,7 +50,7 @@ public sealed partial class LocalBackend : IStorageBackend, IStorageLeftovers
         try
         {
             // 0600 on Unix: repository objects (keys included) are the owner's alone.
-            await using (var file = new FileStream(temp, PrivateFiles.CreateNew(BufferSize)))
+            await using (FileStream file = CreateTemp(temp, dir))
             {
                 await content.CopyToAsync(file, BufferSize, ct).ConfigureAwait(false);
                 await file.FlushAsync(ct).ConfigureAwait(false);
@@ -211,8 +211,51 @@ public sealed partial class LocalBackend : IStorageBackend, IStorageLeftovers
         {
             return Task.CompletedTask;
         }
-        Durable.FsyncDirectory(Path.GetDirectoryName(path)!);
+        string dir = Path.GetDirectoryName(path)!;
+        Durable.FsyncDirectory(dir);
+        RemoveEmptyRefFolder(key, dir);
         return Task.CompletedTask;
+    }
+
+    /// <summary>A ref is <c>refs/&lt;name&gt;/&lt;manifest id&gt;</c>: one folder per name. Names come and go
+    /// (every partial of a WAL segment has its own, forgotten when the next is committed), so the
+    /// folder of a deleted ref goes with it when empty; otherwise every listing of the refs would
+    /// walk one empty folder per ref ever deleted. A writer putting a ref into the folder at that
+    /// moment creates it again (<see cref="CreateTemp"/>).</summary>
+    private void RemoveEmptyRefFolder(string key, string dir)
+    {
+        if (!key.StartsWith(RefsFolderPrefix, StringComparison.Ordinal) || key.IndexOf('/', RefsFolderPrefix.Length) < 0)
+        {
+            return;
+        }
+        try
+        {
+            Directory.Delete(dir, recursive: false); // only when empty
+            Durable.FsyncDirectory(Path.GetDirectoryName(dir)!);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // not empty (another ref of the name, a writer's temp file), or already gone
+        }
+    }
+
+    private const string RefsFolderPrefix = "refs/";
+
+    /// <summary>Creates the temp file of a put; when its folder was removed meanwhile (an empty
+    /// ref folder removed by a concurrent delete), creates the folder again and retries.</summary>
+    private FileStream CreateTemp(string temp, string dir)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return new FileStream(temp, PrivateFiles.CreateNew(BufferSize));
+            }
+            catch (DirectoryNotFoundException) when (attempt < 3)
+            {
+                CreateFolders(dir);
+            }
+        }
     }
 
     public async IAsyncEnumerable<StoredObject> ListLeftoversAsync([EnumeratorCancellation] CancellationToken ct)

@@ -72,7 +72,7 @@ internal static class WalFollow
     }
 
     public static async Task RunAsync(InvokeWalShipOptions options, WalFollowOptions follow, Action<ShippedSegment> shipped, Action<WalFollowStatus>? status,
-        OperationContext context, Func<InvokeWalShipOptions, OperationContext, WalPassClock?, Task<WalShipResult>> ship)
+        OperationContext context, Func<InvokeWalShipOptions, OperationContext, WalPassClock?, WalRepositorySession?, Task<WalShipResult>> ship)
     {
         CancellationToken ct = context.CancellationToken;
         string ns = options.Namespace;
@@ -85,6 +85,9 @@ internal static class WalFollow
         int failures = 0;
         var recorder = new HistoryThrottle(options, follow.HistoryEvery, context);
         var clock = new WalPassClock();
+        // Into a repository, what the passes share (the open repository, the index cut down to
+        // what the next pass deduplicates against, the refs): see WalRepositorySession.
+        await using WalRepositorySession? session = options.Repository is { } target ? new WalRepositorySession(target, ns) : null;
         try
         {
             while (!ct.IsCancellationRequested)
@@ -99,7 +102,7 @@ internal static class WalFollow
                     waitingSince ??= polled;
                     try
                     {
-                        WalShipResult result = await ship(options with { AfterSegmentId = after }, context, clock).ConfigureAwait(false);
+                        WalShipResult result = await ship(options with { AfterSegmentId = after }, context, clock, session).ConfigureAwait(false);
                         int count = 0;
                         foreach (ShippedSegment s in result.Backups)
                         {
@@ -150,6 +153,12 @@ internal static class WalFollow
                     catch (Exception e) when (IsRetryable(e))
                     {
                         failures++;
+                        if (session is not null)
+                        {
+                            // Start the next attempt from scratch, as a one-shot ship would: the
+                            // repository may have moved, been restored or replaced meanwhile.
+                            await session.ResetAsync().ConfigureAwait(false);
+                        }
                         double factor = Math.Pow(2, Math.Min(failures - 1, 20));
                         double capped = Math.Min(follow.Interval.TotalMilliseconds * factor, follow.MaxBackoff.TotalMilliseconds);
                         wait = TimeSpan.FromMilliseconds(Math.Max(follow.Interval.TotalMilliseconds, capped * (0.5 + random.NextDouble())));

@@ -53,7 +53,7 @@ public static class WalOperations
     /// The result's BackupDir is the full destination directory.</remarks>
     public static Task<WalShipResult> ShipAsync(InvokeWalShipOptions options, OperationContext context) =>
         OperationRecorder.RunAsync(new OperationScope { Operation = "Invoke-WalShip", Category = OperationKinds.WalSegment, Namespace = options?.Namespace, Target = options?.Repository?.Location ?? options?.BackupDir, DataDir = options?.DataDir, Repository = options?.Repository },
-            context, c => ShipCoreAsync(options!, c, null), r => new OperationOutcome(r.Backups.Where(b => !b.AlreadyPresent).Sum(b => b.Bytes)));
+            context, c => ShipCoreAsync(options!, c, null, null), r => new OperationOutcome(r.Backups.Where(b => !b.AlreadyPresent).Sum(b => b.Bytes)));
 
     /// <summary>Ships continuously until <see cref="OperationContext.CancellationToken"/> is
     /// cancelled (Ctrl+C, SIGTERM, a service stop): polls the live WAL every
@@ -92,7 +92,7 @@ public static class WalOperations
         await WalFollow.RunAsync(options, follow, shipped, status, context, ShipCoreAsync).ConfigureAwait(false);
     }
 
-    private static async Task<WalShipResult> ShipCoreAsync(InvokeWalShipOptions options, OperationContext context, WalPassClock? clock)
+    private static async Task<WalShipResult> ShipCoreAsync(InvokeWalShipOptions options, OperationContext context, WalPassClock? clock, WalRepositorySession? session)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
@@ -116,7 +116,8 @@ public static class WalOperations
         }
         if (options.Repository is { } target)
         {
-            return await WalRepositoryShip.RunAsync(options, ns, RequireWalDirectory(options.DataDir, ns), target, context, clock).ConfigureAwait(false);
+            return await WalRepositoryShip.RunAsync(options, ns, RequireWalDirectory(options.DataDir, ns), target, context, clock,
+                session is not null && ReferenceEquals(session.Target, target) ? session : null).ConfigureAwait(false);
         }
         string dataDir = Path.GetFullPath(options.DataDir);
         string backupsRoot = Path.Combine(dataDir, "backups");

@@ -265,16 +265,17 @@ internal static class WalPartialShip
     /// one could, so a quiet database shipping every second does not pile up a backup per ship.
     /// Their chunks stay: the newest partial holds them; what only they held is reclaimed by the
     /// next prune. A failure here is left for the next ship.</summary>
-    private static async Task ForgetOlderPartialsAsync(Repository.Repository repo, string ns, long segmentId, string keep, CancellationToken ct)
+    private static async Task ForgetOlderPartialsAsync(Repository.Repository repo, WalRepositorySession? session, string ns, long segmentId, string keep, DateTimeOffset now, CancellationToken ct)
     {
         string prefix = WalRepositoryShip.RefPrefix(ns);
         try
         {
-            foreach (RepositoryRef r in await repo.ListRefsAsync(WalRepositoryShip.RefName(ns, segmentId) + RefMarker, ct).ConfigureAwait(false))
+            foreach (RepositoryRef r in await WalRepositoryShip.ListRefsAsync(repo, session, WalRepositoryShip.RefName(ns, segmentId) + RefMarker, now, ct).ConfigureAwait(false))
             {
                 if (TryParseRef(r.Name[prefix.Length..], out long id, out _) && id == segmentId && !string.Equals(r.ManifestId, keep, StringComparison.Ordinal))
                 {
                     await repo.Backend.DeleteAsync(RepositoryLayout.RefKey(r.Name, r.ManifestId), ct).ConfigureAwait(false);
+                    session?.Removed(r.Name, r.ManifestId);
                     await repo.Backend.DeleteAsync(RepositoryLayout.ManifestKey(r.ManifestId), ct).ConfigureAwait(false);
                 }
             }
@@ -303,7 +304,7 @@ internal static class WalPartialShip
     /// <see cref="RefName(string, long, DateTimeOffset)"/>), deduplicated against the previous
     /// partial of the same segment. Null when ShouldProcess declined.</summary>
     public static async Task<ShippedSegment?> ShipToRepositoryAsync(Repository.Repository repo, string location, string ns, ActivePrefix active,
-        RepositoryManifest? previous, OperationContext context, WalPassClock? clock = null)
+        RepositoryManifest? previous, OperationContext context, WalPassClock? clock = null, WalRepositorySession? session = null)
     {
         CancellationToken ct = context.CancellationToken;
         WalSegmentInfo s = active.Info;
@@ -358,9 +359,14 @@ internal static class WalPartialShip
         clock?.Lap(WalPassPhase.Store);
         BackupCommitResult commit = await writer.CommitAsync(refName, ct).ConfigureAwait(false);
         clock?.Lap(WalPassPhase.Commit);
+        if (session is not null)
+        {
+            session.Added(refName, commit.ManifestId);
+            session.PartialCommitted(s.SegmentId, writer.Committed!);
+        }
         if (s.PayloadFormat != WalPayloadFormat.Opaque)
         {
-            await ForgetOlderPartialsAsync(repo, ns, s.SegmentId, commit.ManifestId, ct).ConfigureAwait(false);
+            await ForgetOlderPartialsAsync(repo, session, ns, s.SegmentId, commit.ManifestId, context.UtcNow, ct).ConfigureAwait(false);
         }
         clock?.Lap(WalPassPhase.Forget);
         return Result(ns, active, refName, new ContentDigest(f.Size, f.Sha256), alreadyPresent: false) with

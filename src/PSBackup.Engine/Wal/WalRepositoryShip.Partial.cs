@@ -10,7 +10,7 @@ internal static partial class WalRepositoryShip
     /// WAL gap, recorded like the sealed segments' gaps. Null when there is no active segment with
     /// records, its sealed copy is archived already, or ShouldProcess declined.</summary>
     private static async Task<ShippedSegment?> ShipPartialAsync(OpenRepository open, string ns, string walDir, long afterSegmentId,
-        SortedDictionary<long, List<string>> archived, IReadOnlyList<WalSegmentInfo> shippedNow, OperationContext context, WalPassClock? clock)
+        SortedDictionary<long, List<string>> archived, IReadOnlyList<WalSegmentInfo> shippedNow, OperationContext context, WalPassClock? clock, WalRepositorySession? session)
     {
         CancellationToken ct = context.CancellationToken;
         Repository.Repository repo = open.Repository;
@@ -72,18 +72,22 @@ internal static partial class WalRepositoryShip
                 }
             }
         }
-        RepositoryManifest? previous = await NewestPartialAsync(repo, ns, id, ct).ConfigureAwait(false);
+        RepositoryManifest? previous = await NewestPartialAsync(repo, session, ns, id, context.UtcNow, ct).ConfigureAwait(false);
         clock?.Lap(WalPassPhase.Refs);
-        return await WalPartialShip.ShipToRepositoryAsync(repo, repo.Location, ns, active, previous, context, clock).ConfigureAwait(false);
+        return await WalPartialShip.ShipToRepositoryAsync(repo, repo.Location, ns, active, previous, context, clock, session).ConfigureAwait(false);
     }
 
     /// <summary>The manifest of the newest partial of segment <paramref name="id"/> (by observation
     /// time), or null; damaged manifests are passed over.</summary>
-    private static async Task<RepositoryManifest?> NewestPartialAsync(Repository.Repository repo, string ns, long id, CancellationToken ct)
+    private static async Task<RepositoryManifest?> NewestPartialAsync(Repository.Repository repo, WalRepositorySession? session, string ns, long id, DateTimeOffset now, CancellationToken ct)
     {
+        if (session?.NewestPartial(id) is { } committed)
+        {
+            return committed; // this follower committed it: no listing, no read
+        }
         string prefix = RefPrefix(ns);
         var partials = new List<(DateTimeOffset Observed, string ManifestId)>();
-        foreach (RepositoryRef r in await repo.ListRefsAsync(RefName(ns, id) + WalPartialShip.RefMarker, ct).ConfigureAwait(false))
+        foreach (RepositoryRef r in await ListRefsAsync(repo, session, RefName(ns, id) + WalPartialShip.RefMarker, now, ct).ConfigureAwait(false))
         {
             if (WalPartialShip.TryParseRef(r.Name[prefix.Length..], out long segmentId, out DateTimeOffset observed) && segmentId == id)
             {

@@ -63,21 +63,49 @@ internal static partial class WalRepositoryShip
         return true;
     }
 
-    public static async Task<WalShipResult> RunAsync(InvokeWalShipOptions options, string ns, string walDir, RepositoryTarget target, OperationContext context, WalPassClock? clock = null)
+    /// <summary>One ship. With <paramref name="session"/> (the continuous shipper), the repository
+    /// stays open between passes and only this pass's lock is taken and released here.</summary>
+    public static async Task<WalShipResult> RunAsync(InvokeWalShipOptions options, string ns, string walDir, RepositoryTarget target, OperationContext context,
+        WalPassClock? clock = null, WalRepositorySession? session = null)
     {
-        OpenRepository open = await RepositoryConnector.OpenForWriteAsync(target, RepositoryLockMode.Shared, "Invoke-WalShip", context, clock).ConfigureAwait(false);
+        OpenRepository open;
+        RepositoryLock? held = null;
+        if (session is null)
+        {
+            open = await RepositoryConnector.OpenForWriteAsync(target, RepositoryLockMode.Shared, "Invoke-WalShip", context, clock).ConfigureAwait(false);
+        }
+        else
+        {
+            (open, held) = await session.BeginAsync(context, clock).ConfigureAwait(false);
+        }
         try
         {
-            return await RunAsync(options, ns, walDir, target, open, context, clock).ConfigureAwait(false);
+            WalShipResult result = await RunAsync(options, ns, walDir, target, open, context, clock, session).ConfigureAwait(false);
+            session?.EndPass();
+            return result;
         }
         finally
         {
-            await open.DisposeAsync().ConfigureAwait(false);
+            if (held is not null)
+            {
+                await held.DisposeAsync().ConfigureAwait(false);
+            }
+            if (session is null)
+            {
+                await open.DisposeAsync().ConfigureAwait(false);
+            }
             clock?.Lap(WalPassPhase.Release);
         }
     }
 
-    private static async Task<WalShipResult> RunAsync(InvokeWalShipOptions options, string ns, string walDir, RepositoryTarget target, OpenRepository open, OperationContext context, WalPassClock? clock)
+    /// <summary>The refs under <paramref name="prefix"/>: from the session's listing when there is one.</summary>
+    internal static async Task<IReadOnlyList<RepositoryRef>> ListRefsAsync(Repository.Repository repo, WalRepositorySession? session, string prefix, DateTimeOffset now, CancellationToken ct) =>
+        session is null
+            ? await repo.ListRefsAsync(prefix, ct).ConfigureAwait(false)
+            : await session.ListRefsAsync(repo, prefix, now, ct).ConfigureAwait(false);
+
+    private static async Task<WalShipResult> RunAsync(InvokeWalShipOptions options, string ns, string walDir, RepositoryTarget target, OpenRepository open, OperationContext context,
+        WalPassClock? clock, WalRepositorySession? session)
     {
         CancellationToken ct = context.CancellationToken;
         Repository.Repository repo = open.Repository;
@@ -88,7 +116,7 @@ internal static partial class WalRepositoryShip
         var generationOf = new Dictionary<string, int>(StringComparer.Ordinal);
         string prefix = RefPrefix(ns);
         var partialIds = new HashSet<long>();
-        foreach (RepositoryRef r in await repo.ListRefsAsync(prefix, ct).ConfigureAwait(false))
+        foreach (RepositoryRef r in await ListRefsAsync(repo, session, prefix, context.UtcNow, ct).ConfigureAwait(false))
         {
             if (WalPartialShip.TryParseRef(r.Name[prefix.Length..], out long partialId, out _))
             {
@@ -274,7 +302,7 @@ internal static partial class WalRepositoryShip
             // Chunked like its newest partial (header apart, cut at that partial's chunk
             // boundaries), so the records the partials stored are not stored again.
             IReadOnlyList<long>? splits = null;
-            if (partialIds.Contains(s.SegmentId) && await NewestPartialAsync(repo, ns, s.SegmentId, c).ConfigureAwait(false) is { } newest)
+            if (partialIds.Contains(s.SegmentId) && await NewestPartialAsync(repo, session, ns, s.SegmentId, context.UtcNow, c).ConfigureAwait(false) is { } newest)
             {
                 splits = WalPartialShip.Splits(repo, newest.Files[0]);
             }
@@ -289,6 +317,8 @@ internal static partial class WalRepositoryShip
                     s.Path);
             }
             BackupCommitResult commit = await writer.CommitAsync(refName, c).ConfigureAwait(false);
+            session?.Added(refName, commit.ManifestId);
+            session?.SealedCommitted(s.SegmentId);
             shipped.Add(new ShippedSegment(ns, s.SegmentId, refName, f.Size, f.Sha256, AlreadyPresent: false)
             {
                 Repository = target.Location,
@@ -305,7 +335,7 @@ internal static partial class WalRepositoryShip
         clock?.Lap(WalPassPhase.Sealed);
 
         // 6. The active segment's valid prefix, once everything before it is archived.
-        if (!options.SealedOnly && await ShipPartialAsync(open, ns, walDir, after, archived, selected, context, clock).ConfigureAwait(false) is { } partial)
+        if (!options.SealedOnly && await ShipPartialAsync(open, ns, walDir, after, archived, selected, context, clock, session).ConfigureAwait(false) is { } partial)
         {
             results.Add(partial with { Repository = target.Location });
         }

@@ -111,6 +111,12 @@ public sealed class WalFollowTests : IDisposable
         Assert.Equal(seen.Shipped.Count, seen.Shipped.Select(s => (s.SegmentId, s.Partial, s.LastLogIndex)).Distinct().Count());
         var check = await (await PSBackup.Engine.Repository.Repository.OpenAsync(new PSBackup.Engine.Storage.LocalBackend(repo.Location), RepositoryCredentials.None)).CheckAsync(readData: true);
         Assert.True(check.Ok, string.Join("; ", check.Errors));
+        // Older partials were forgotten as newer ones were committed (UnisonDB payloads carry record
+        // times), and their ref folders went with them: a listing walks only what exists.
+        IReadOnlyList<RepositoryRef> refs = await (await PSBackup.Engine.Repository.Repository.OpenAsync(new PSBackup.Engine.Storage.LocalBackend(repo.Location), RepositoryCredentials.None)).ListRefsAsync("wal/users/");
+        Assert.True(seen.Shipped.Count(s => s.Partial) > refs.Count(r => r.Name.Contains("_partial-", StringComparison.Ordinal)), "no partial was forgotten");
+        Assert.Equal(refs.Select(r => r.Name).Distinct().Order(StringComparer.Ordinal),
+            Directory.GetDirectories(Path.Combine(repo.Location, "refs", "wal", "users")).Select(d => "wal/users/" + Path.GetFileName(d)).Order(StringComparer.Ordinal));
     }
 
     [Fact]
