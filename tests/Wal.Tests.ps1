@@ -324,6 +324,47 @@ Describe 'A real UnisonDB WAL (walfs v1 and v2 fixtures written by UnisonDB''s o
         $ps.Dispose()
     }
 
+    It '-Continuous into a repository says in each -Verbose lag line where the pass spent its time, and leaves the repository checking clean' {
+        $data = Join-Path $TestDrive 'follow-repo'
+        $repo = Join-Path $TestDrive 'follow-repo-store'
+        Copy-UnisonFixture -Name 'v1-small' -DataDir $data
+        $null = Initialize-BackupRepository -Repository $repo -Unencrypted
+        $module = Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1'
+        function Read-Collection($c) { for ($i = 0; $i -lt $c.Count; $i++) { $c[$i] } }
+        function Wait-Until([scriptblock] $Condition, [string] $What) {
+            $deadline = [DateTime]::UtcNow.AddMinutes(2)
+            while (-not (& $Condition)) {
+                if ([DateTime]::UtcNow -gt $deadline) { throw "timed out waiting for $What" }
+                Start-Sleep -Milliseconds 50
+            }
+        }
+        $ps = [powershell]::Create()
+        $null = $ps.AddScript("Import-Module '$module'; Invoke-WalShip -DataDir '$data' -Namespace users -Repository '$repo' -Continuous -Interval 200ms -Verbose")
+        $out = [System.Management.Automation.PSDataCollection[psobject]]::new()
+        $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $out)
+        try {
+            Wait-Until { Read-Collection $out | Where-Object { $_.Partial -and $_.LastLogIndex -eq 1005 } } 'the first partial'
+            foreach ($round in 1..3) {
+                $first = 1005 + 3 * ($round - 1) + 1
+                & (Get-UnisonOracle) gen -dir (Join-Path $data 'users' 'wal') -seg-size 1048576 -records 3 -sessions 1 -start-lsn $first -seed (10 + $round) | Out-Null
+                $LASTEXITCODE | Should -Be 0
+                Wait-Until { Read-Collection $out | Where-Object { $_.Partial -and $_.LastLogIndex -eq ($first + 2) } } "records $first..$($first + 2) to ship"
+            }
+            # A pass that shipped names its phases: the lock it took, the prefix it validated, the commit.
+            Wait-Until { Read-Collection $ps.Streams.Verbose | Where-Object { $_.Message -match '^users: lag [0-9.]+ s, 0 record\(s\); live log index 1014, archived 1014; 1 item\(s\) shipped; pass [0-9.]+ ms: .*\block [0-9.]+.*\bscan [0-9.]+.*\bcommit [0-9.]+.* \(ms\)$' } } 'a lag line with the pass cost'
+        }
+        finally {
+            $ps.Stop()
+        }
+        $async.IsCompleted | Should -BeTrue
+        $ps.Streams.Error.Count | Should -Be 0
+        $ps.Dispose()
+        $check = Test-BackupRepository -Repository $repo -ReadData
+        $check.Passed | Should -BeTrue
+        # The older partials were forgotten as each new one was committed: one partial of segment 6 is left.
+        @(Get-Backup -Repository $repo -Namespace users | Where-Object { $_.SegmentId -eq 6 }).Count | Should -Be 1
+    }
+
     It 'shows the WAL lag in Export-BackupMetric and alerts on it in Get-BackupHealth -MaxWalLag' {
         $data = Join-Path $TestDrive 'lag'
         Copy-UnisonFixture -Name 'v1-small' -DataDir $data

@@ -516,6 +516,10 @@ public sealed class BackupWriter : IAsyncDisposable
             _packBuffersMade++;
             // Room for a full pack, one more frame and a typical trailer, so Grow is rare.
             int size = _repo.Config.PackSize + _repo.Codec.MaxStoredLength(_frameCapacity) + (256 << 10);
+            if (_repo.TakeHeldPackBuffer(size) is { } held)
+            {
+                return held;
+            }
             while (SparePacks.TryTake(out WeakReference<byte[]>? weak))
             {
                 if (weak.TryGetTarget(out byte[]? spare) && spare.Length >= size)
@@ -791,9 +795,12 @@ public sealed class BackupWriter : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await AbortAsync().ConfigureAwait(false);
-        while (_freePacks.Reader.TryRead(out byte[]? pack) && SparePacks.Count < MaxSparePacks)
+        while (_freePacks.Reader.TryRead(out byte[]? pack))
         {
-            SparePacks.Add(new WeakReference<byte[]>(pack));
+            if (!_repo.HoldPackBuffer(pack) && SparePacks.Count < MaxSparePacks)
+            {
+                SparePacks.Add(new WeakReference<byte[]>(pack));
+            }
         }
         _cts.Dispose();
     }

@@ -93,6 +93,7 @@ internal static class WalFollow
             while (!ct.IsCancellationRequested)
             {
                 clock.Restart();
+                long tickStart = context.Clock.GetTimestamp();
                 Poll now = Read(walDir, ns);
                 clock.Lap(WalPassPhase.Poll);
                 DateTimeOffset polled = context.UtcNow;
@@ -125,7 +126,7 @@ internal static class WalFollow
                         clock.Skip();
                         await recorder.SucceededAsync(result.Backups.Where(b => !b.AlreadyPresent).Sum(b => b.Bytes), count).ConfigureAwait(false);
                         DateTimeOffset finished = context.UtcNow;
-                        // Anything the WAL gained while this pass ran is still behind: ship it at once.
+                        // Anything the WAL gained while this pass ran is still behind: the next pass ships it.
                         Poll next = Read(walDir, ns);
                         clock.Lap(WalPassPhase.Poll);
                         bool behind = !next.SameWal(now);
@@ -141,7 +142,13 @@ internal static class WalFollow
                             Cost = clock.Snapshot(),
                         });
                         waitingSince = behind ? polled : null;
-                        if (behind)
+                        // Passes start at most once per interval (start to start): a pass that
+                        // took longer is followed at once, a shorter one waits out the rest. Back
+                        // to back passes would ship more, smaller partials (each re-cut at the
+                        // last one's chunk boundaries, and each a pack, an index object and a
+                        // manifest) for a lag already bounded by the interval plus one pass.
+                        wait = follow.Interval - context.Clock.GetElapsedTime(tickStart);
+                        if (wait < TimeSpan.Zero)
                         {
                             wait = TimeSpan.Zero;
                         }

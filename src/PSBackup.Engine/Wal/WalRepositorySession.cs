@@ -59,7 +59,11 @@ internal sealed class WalRepositorySession(RepositoryTarget target, string ns) :
     {
         CancellationToken ct = context.CancellationToken;
         bool fresh = _open is null;
-        _open ??= await RepositoryConnector.OpenAsync(Target, ct, loadIndex: false).ConfigureAwait(false);
+        if (_open is null)
+        {
+            _open = await RepositoryConnector.OpenAsync(Target, ct, loadIndex: false).ConfigureAwait(false);
+            _open.Repository.HoldsPackBuffers = true; // one pair of pack buffers for the session, not two per pass
+        }
         clock?.Lap(WalPassPhase.Open);
         RepositoryLock? held = context.WhatIf ? null
             : await RepositoryLock.AcquireAsync(_open.Backend, RepositoryLockMode.Shared, "Invoke-WalShip", context.Clock, ct).ConfigureAwait(false);
