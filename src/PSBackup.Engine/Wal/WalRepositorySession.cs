@@ -158,6 +158,32 @@ internal sealed class WalRepositorySession(RepositoryTarget target, string ns) :
         }
     }
 
+    /// <summary>Manifests read by id (immutable: an id is the hash of the manifest's bytes), the
+    /// last few only: the archived segment before the active one is read for the log-index seam on
+    /// every pass.</summary>
+    private readonly List<RepositoryManifest> _manifests = [];
+
+    public async Task<RepositoryManifest> ReadManifestAsync(Repository.Repository repo, string id, CancellationToken ct)
+    {
+        lock (_gate)
+        {
+            if (_manifests.Find(m => m.Id == id) is { } held)
+            {
+                return held;
+            }
+        }
+        RepositoryManifest read = await repo.ReadManifestAsync(id, ct).ConfigureAwait(false);
+        lock (_gate)
+        {
+            _manifests.Add(read);
+            if (_manifests.Count > 4)
+            {
+                _manifests.RemoveAt(0);
+            }
+        }
+        return read;
+    }
+
     /// <summary>The newest partial this session committed, when it is of <paramref name="segmentId"/>.</summary>
     public RepositoryManifest? NewestPartial(long segmentId)
     {
@@ -204,6 +230,7 @@ internal sealed class WalRepositorySession(RepositoryTarget target, string ns) :
             _refs = null;
             _newestPartial = null;
             _keep = null;
+            _manifests.Clear();
         }
         if (open is not null)
         {

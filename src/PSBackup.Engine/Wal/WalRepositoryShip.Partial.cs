@@ -54,7 +54,8 @@ internal static partial class WalRepositoryShip
             }
             else if (archived.TryGetValue(prev, out List<string>? ids))
             {
-                RepositoryManifest m = await repo.ReadManifestAsync(ids[0], ct).ConfigureAwait(false);
+                RepositoryManifest m = session is null ? await repo.ReadManifestAsync(ids[0], ct).ConfigureAwait(false)
+                    : await session.ReadManifestAsync(repo, ids[0], ct).ConfigureAwait(false);
                 if (m.Segment is { } a && !(a.FirstLogIndex == 0 && a.EntryCount == 0))
                 {
                     WalPayloadFormat format = a.PayloadFormat is null ? s.PayloadFormat
