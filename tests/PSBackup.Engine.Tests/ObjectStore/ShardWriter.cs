@@ -2,11 +2,17 @@ using System.Collections.Concurrent;
 
 namespace PSBackup.Engine.Tests.ObjectStore;
 
-/// <summary>A shard-db stand-in writing on its own thread: rewrites shard, index and metadata files
-/// in place (one positional write each) and grows them through <c>.new</c> + rename; now and then a
-/// new shard appears the same way. Every version's content is fully determined by (file, version),
-/// and its hash is recorded before it reaches the disk, so a test knows every version each file
-/// ever had. Can be paused (parked between writes) and resumed.</summary>
+/// <summary>A shard-db stand-in writing on its own thread: changes shard, index and metadata files
+/// in place (one positional write of one byte, at a position that moves across the file) and grows
+/// them through <c>.new</c> + rename; now and then a new shard appears the same way. Every state a
+/// file passes through is a version whose hash is recorded before it reaches the disk, so a test
+/// knows every state each file ever had: a one-byte write has no half-done state, and a rename
+/// switches whole files. (A multi-byte <c>write()</c> does: the kernel stamps the file's times when
+/// the call begins and copies page by page, so a writer descheduled mid-call leaves bytes of two
+/// versions in place for as long as it stalls; a backup that reads them twice, stamp unchanged, has
+/// truly copied the file as it was at one instant, yet "equals no version". That is the product's
+/// documented limit, not a false Stable, and it made this test fail under load.) Can be paused
+/// (parked between writes) and resumed.</summary>
 public sealed class ShardWriter : IDisposable
 {
     private const int GrowEvery = 5;
@@ -16,6 +22,7 @@ public sealed class ShardWriter : IDisposable
     private readonly string _root;
     private readonly List<string> _files;
     private readonly Dictionary<string, int> _version = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, byte[]> _content = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, byte>> _versions = new(StringComparer.Ordinal);
     private readonly object _gate = new();
     private Thread? _thread;
@@ -34,7 +41,8 @@ public sealed class ShardWriter : IDisposable
         foreach (string rel in _files)
         {
             _version[rel] = 0;
-            byte[] content = Content(rel, 0);
+            byte[] content = Initial(rel);
+            _content[rel] = content;
             Record(rel, content);
             ObjectFixture.Write(_root, rel, content);
         }
@@ -53,14 +61,32 @@ public sealed class ShardWriter : IDisposable
     public int Pauses { get; private set; }
     public int Resumes { get; private set; }
 
-    /// <summary>The content of version <paramref name="version"/> of a file: its length grows by
-    /// 4 KiB every <see cref="GrowEvery"/> versions (the growth happens through .new + rename).
-    /// Shards are larger than the copy buffer, so a copy takes several reads and a rewrite landing
-    /// between two of them yields a copy equal to no version: the case a backup must detect.</summary>
-    public static byte[] Content(string rel, int version)
+    /// <summary>Version 0 of a file. Shards are larger than the copy buffer, so a copy takes several
+    /// reads, and writes landing in a part already read and then in a part not yet read yield a
+    /// copy equal to no version: the case a backup must detect.</summary>
+    private static byte[] Initial(string rel)
     {
-        int baseLength = rel.StartsWith("data/", StringComparison.Ordinal) ? 2 * FileCopy.BufferSize + 300_000 : rel.StartsWith("indexes/", StringComparison.Ordinal) ? 24 * 1024 : 600;
-        return ObjectFixture.Bytes($"{rel}#{version}", baseLength + (version / GrowEvery) * 4096);
+        int length = rel.StartsWith("data/", StringComparison.Ordinal) ? 2 * FileCopy.BufferSize + 300_000 : rel.StartsWith("indexes/", StringComparison.Ordinal) ? 24 * 1024 : 600;
+        return ObjectFixture.Bytes($"{rel}#0", length);
+    }
+
+    /// <summary>Version <paramref name="version"/> from the one before: every <see cref="GrowEvery"/>
+    /// versions 4 KiB longer (written through .new + rename), otherwise one byte changed in place,
+    /// at a position that jumps across the file (a multiplicative hash of the version), so
+    /// successive writes land in different parts of a copy.</summary>
+    private static (byte[] Content, long Offset, int Count) Next(string rel, byte[] current, int version)
+    {
+        if (version % GrowEvery == 0)
+        {
+            byte[] grown = new byte[current.Length + 4096];
+            current.CopyTo(grown, 0);
+            ObjectFixture.Bytes($"{rel}#{version}", 4096).CopyTo(grown, current.Length);
+            return (grown, 0, grown.Length);
+        }
+        byte[] next = (byte[])current.Clone();
+        int at = (int)((uint)(version * 2654435761L) % (uint)next.Length);
+        next[at] = (byte)(next[at] ^ (1 + version % 255));
+        return (next, at, 1);
     }
 
     /// <summary>True when <paramref name="sha256"/> is the hash of some version <paramref name="rel"/> ever had.</summary>
@@ -150,15 +176,17 @@ public sealed class ShardWriter : IDisposable
                 {
                     string shard = $"data/{shards++:D3}.bin";
                     _version[shard] = 0;
+                    _content[shard] = Initial(shard);
                     _files.Add(shard);
-                    ReplaceViaNew(shard, Content(shard, 0));
+                    ReplaceViaNew(shard, _content[shard]);
                 }
                 else
                 {
                     string rel = _files[(int)(i % _files.Count)];
                     int v = ++_version[rel];
-                    byte[] content = Content(rel, v);
-                    if (v % GrowEvery == 0)
+                    (byte[] content, long offset, int count) = Next(rel, _content[rel], v);
+                    _content[rel] = content;
+                    if (count == content.Length)
                     {
                         ReplaceViaNew(rel, content);
                     }
@@ -166,7 +194,7 @@ public sealed class ShardWriter : IDisposable
                     {
                         Record(rel, content);
                         using var handle = File.OpenHandle(Path.Combine(_root, rel), FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-                        RandomAccess.Write(handle, content, 0);
+                        RandomAccess.Write(handle, content.AsSpan((int)offset, count), offset);
                     }
                 }
                 Interlocked.Increment(ref _writes);
