@@ -632,7 +632,7 @@ public static class BackupKinds
 
 /// <summary>What a ref name (<c>refs/&lt;name&gt;/&lt;manifest id&gt;</c>) says of its backup without
 /// reading the manifest: <c>object/&lt;dir&gt;/&lt;obj&gt;/&lt;yyyyMMddTHHmmss&gt;</c> (begun then, UTC),
-/// <c>snapshot/&lt;ns&gt;/&lt;yyyyMMddTHHmmss&gt;Z</c>, <c>wal/&lt;ns&gt;/&lt;segment id:D9&gt;[.&lt;partial&gt;]</c>.
+/// <c>snapshot/&lt;ns&gt;/&lt;yyyyMMddTHHmmss&gt;Z</c>, <c>wal/&lt;ns&gt;/&lt;segment id:D9&gt;[_g&lt;n&gt;|_partial-&lt;observed&gt;]</c>.
 /// <see cref="Stream"/> groups the backups of one object, one namespace's snapshots or one
 /// namespace's WAL, which are in time order by <see cref="SortKey"/> (ordinal). The manifest stays
 /// the source of truth; listing and completion use names to avoid reading it.</summary>
@@ -658,9 +658,10 @@ public sealed record BackupRefName(BackupKind Kind, string? Namespace, string? D
             return new BackupRefName(BackupKind.StoreSnapshot, p[1], null, null, $"snapshot/{p[1]}", p[2]);
         }
         if (p.Length == 3 && p[0] == "wal" && p[2].Length >= 9 && !p[2].AsSpan(0, 9).ContainsAnyExceptInRange('0', '9')
-            && (p[2].Length == 9 || p[2][9] == '.'))
+            && (p[2].Length == 9 || p[2][9] is '.' or '_'))
         {
-            // A sealed segment sorts after the partials of its id (they were observed before it sealed).
+            // Generations ("_g<n>", formerly ".g<n>") and partials ("_partial-<observed>") of an id
+            // sort before its sealed segment (partials were observed before it sealed).
             return new BackupRefName(BackupKind.WalSegment, p[1], null, null, $"wal/{p[1]}", p[2].Length == 9 ? p[2] + "~" : p[2]);
         }
         return null;

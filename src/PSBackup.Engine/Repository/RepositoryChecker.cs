@@ -66,8 +66,8 @@ internal sealed class RepositoryChecker(Repository repo)
         switch (parts[0])
         {
             case "wal" when parts.Length == 3:
-                // The segment id is the name's first 9 digits: NNNNNNNNN, NNNNNNNNN.g<n> (a raft
-                // generation) and NNNNNNNNN_partial-<observed> (a partial) all name segment N.
+                // The segment id is the name's first 9 digits: NNNNNNNNN, NNNNNNNNN_g<n> (a raft
+                // generation; formerly .g<n>) and NNNNNNNNN_partial-<observed> (a partial) all name segment N.
                 string id = parts[2].Length >= 9 ? parts[2][..9] : parts[2];
                 if (m.Kind != BackupKind.WalSegment) { return $"that is a {kind} backup, not a WAL segment"; }
                 if (m.Namespace != parts[1]) { return $"that segment belongs to namespace '{m.Namespace}'"; }

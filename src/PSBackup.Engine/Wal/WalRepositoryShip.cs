@@ -37,12 +37,24 @@ internal static partial class WalRepositoryShip
     public static string RefName(string ns, long segmentId) => $"wal/{ns}/{segmentId.ToString("D9", CultureInfo.InvariantCulture)}";
 
     /// <summary>Generation 0 is <c>wal/&lt;ns&gt;/&lt;id:D9&gt;</c>; a raft-mode rewrite of the same id
-    /// (log truncation) is archived beside it as <c>wal/&lt;ns&gt;/&lt;id:D9&gt;.g&lt;n&gt;</c>.</summary>
+    /// (log truncation) is archived beside it as <c>wal/&lt;ns&gt;/&lt;id:D9&gt;_g&lt;n&gt;</c>.</summary>
     public static string RefName(string ns, long segmentId, int generation) =>
-        generation == 0 ? RefName(ns, segmentId) : $"{RefName(ns, segmentId)}.g{generation.ToString(CultureInfo.InvariantCulture)}";
+        generation == 0 ? RefName(ns, segmentId) : $"{RefName(ns, segmentId)}{GenerationMarker}{generation.ToString(CultureInfo.InvariantCulture)}";
 
-    /// <summary>Parses the part of a WAL ref after <c>wal/&lt;ns&gt;/</c>: "000000012" or "000000012.g2".
-    /// Anything else (other kinds a later shipper adds) is not a whole segment: false.</summary>
+    /// <summary>Between the segment id and the generation in a ref. A ref name is a key prefix
+    /// (<c>refs/&lt;name&gt;/&lt;manifest&gt;</c>), so what follows the id must sort after '/': then
+    /// byte order ("000000012/…" before "000000012_g2/…") and the order of a store that lists by
+    /// walking folders (s3rver: folder "000000012" before "000000012_g2") agree. The first
+    /// releases wrote ".g" ('.' sorts before '/'), which such a store lists out of byte order and
+    /// the S3 backend rightly refuses; those names are still read (<see cref="LegacyGenerationMarker"/>).</summary>
+    public const string GenerationMarker = "_g";
+
+    /// <summary>The generation marker of refs written before <see cref="GenerationMarker"/>: read, never written.</summary>
+    public const string LegacyGenerationMarker = ".g";
+
+    /// <summary>Parses the part of a WAL ref after <c>wal/&lt;ns&gt;/</c>: "000000012", "000000012_g2"
+    /// or the older "000000012.g2". Anything else (partials, other kinds a later shipper adds) is
+    /// not a whole segment: false.</summary>
     public static bool TryParseRef(string rest, out long segmentId, out int generation)
     {
         segmentId = 0;
@@ -53,7 +65,9 @@ internal static partial class WalRepositoryShip
         }
         if (rest.Length > 9)
         {
-            if (rest.Length < 12 || rest[9] != '.' || rest[10] != 'g' || !rest[11..].All(char.IsAsciiDigit) || rest[11] == '0' ||
+            bool marked = rest.AsSpan(9).StartsWith(GenerationMarker, StringComparison.Ordinal)
+                || rest.AsSpan(9).StartsWith(LegacyGenerationMarker, StringComparison.Ordinal);
+            if (rest.Length < 12 || !marked || !rest[11..].All(char.IsAsciiDigit) || rest[11] == '0' ||
                 !int.TryParse(rest.AsSpan(11), NumberStyles.None, CultureInfo.InvariantCulture, out generation))
             {
                 return false;

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using PSBackup.Engine.Repository;
 using PSBackup.Engine.Restore;
+using PSBackup.Engine.Tests.Storage;
 using PSBackup.Engine.Tests.Support;
 using PSBackup.Engine.Wal;
 
@@ -11,16 +12,25 @@ namespace PSBackup.Engine.Tests.Restore;
 /// segment, cuts its records, zeroes 1 KiB after the new end and deletes the later segments
 /// (<c>pkg/walfs/segment.go:1338-1412</c>, <c>walog.go</c> Truncate); new entries then rewrite the
 /// same id. Shipping archives the rewrite as a new generation instead of refusing it forever, and
-/// a restore takes the generation that was live at the target.</summary>
-public sealed class RaftTruncationTests : IDisposable
+/// a restore takes the generation that was live at the target. Run on a folder repository and on
+/// the real S3 server (s3rver lists keys by walking folders, so generation refs must sort the same
+/// both ways).</summary>
+public abstract class RaftTruncationTests : IDisposable
 {
     private const long Size = 64 << 10;
     private static readonly DateTimeOffset T0 = new(2026, 2, 1, 0, 0, 0, TimeSpan.Zero);
-    private readonly TestDirectory _dir = new();
-    private string Data => _dir.Combine("data");
+    protected TestDirectory Dir { get; } = new();
+    protected string Data => Dir.Combine("data");
     private string Wal => Path.Combine(Data, "users", "wal");
 
-    public void Dispose() => _dir.Dispose();
+    /// <summary>A location for a new repository (not initialised yet).</summary>
+    protected abstract Task<RepositoryTarget> NewRepositoryAsync();
+
+    public void Dispose()
+    {
+        Dir.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
     /// <summary>A raft log entry as UnisonDB's BinaryCodecV1 encodes it (pkg/raftwalfs/codec.go):
     /// term | index | type 0 (command) | appendedAt ns | uvarint len | data | uvarint 0.</summary>
@@ -40,7 +50,7 @@ public sealed class RaftTruncationTests : IDisposable
         return e;
     }
 
-    private static DateTimeOffset At(double seconds) => T0.AddSeconds(seconds);
+    protected static DateTimeOffset At(double seconds) => T0.AddSeconds(seconds);
 
     private string SegPath(long id) => Path.Combine(Wal, WalFormat.SegmentFileName(id, WalFormat.SegExtension));
 
@@ -121,14 +131,14 @@ public sealed class RaftTruncationTests : IDisposable
         f.Write(header);
     }
 
-    private async Task<RepositoryTarget> Scenario()
+    protected async Task<RepositoryTarget> Scenario()
     {
         // Term 1: segments 1 (1..50) and 2 (51..100) sealed, 3 (101..120) active; entry n at T0 + n s.
         Directory.CreateDirectory(Wal);
         WriteSegment(1, 1, 50, 1, 1, seal: true);
         WriteSegment(2, 51, 50, 1, 51, seal: true);
         WriteSegment(3, 101, 20, 1, 101, seal: false);
-        var repo = new RepositoryTarget { Location = _dir.Combine("repo") };
+        RepositoryTarget repo = await NewRepositoryAsync();
         await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(repo) { Unencrypted = true }, OperationContext.Default);
         await Ship(repo);
         byte[] before = File.ReadAllBytes(SegPath(2));
@@ -143,7 +153,7 @@ public sealed class RaftTruncationTests : IDisposable
         return repo;
     }
 
-    private async Task<(WalShipResult Repo, WalShipResult Local)> Ship(RepositoryTarget repo) =>
+    protected async Task<(WalShipResult Repo, WalShipResult Local)> Ship(RepositoryTarget repo) =>
         (await WalOperations.ShipAsync(new InvokeWalShipOptions(Data, "users", null) { Repository = repo, SealedOnly = true }, OperationContext.Default),
          await WalOperations.ShipAsync(new InvokeWalShipOptions(Data, "users", "wal") { SealedOnly = true }, OperationContext.Default));
 
@@ -178,13 +188,13 @@ public sealed class RaftTruncationTests : IDisposable
         }, CancellationToken.None);
     }
 
-    private async Task<List<WalRecord>> RestoredRecords(DateTimeOffset? time, long? index, RepositoryTarget? repo)
+    protected async Task<List<WalRecord>> RestoredRecords(DateTimeOffset? time, long? index, RepositoryTarget? repo)
     {
         PointInTimeRestoreResult r = await RestoreOperations.RestorePointInTimeAsync(new RestorePointInTimeOptions(Data, "users")
         {
             TargetTime = time,
             TargetLogIndex = index,
-            TargetDataDir = _dir.Combine("restored-" + Guid.NewGuid().ToString("N")[..6]),
+            TargetDataDir = Dir.Combine("restored-" + Guid.NewGuid().ToString("N")[..6]),
             Repository = repo,
         }, OperationContext.Default);
         WalDirectoryReport report = WalDirectory.Scan(Path.Combine(r.RestoredPath, "wal"), "users");
@@ -192,7 +202,7 @@ public sealed class RaftTruncationTests : IDisposable
         return report.Segments.SelectMany(s => WalSegmentReader.ReadRecords(s.Path)).ToList();
     }
 
-    private static long TermOf(WalRecord r) => BinaryPrimitives.ReadInt64LittleEndian(r.Data);
+    protected static long TermOf(WalRecord r) => BinaryPrimitives.ReadInt64LittleEndian(r.Data);
 
     [Fact]
     public async Task A_rewritten_segment_is_archived_as_a_new_generation_and_shipping_goes_on()
@@ -206,7 +216,7 @@ public sealed class RaftTruncationTests : IDisposable
         (WalShipResult toRepo, WalShipResult local) = await Ship(repo);
         ShippedSegment g1 = toRepo.Backups.Single(b => b.SegmentId == 2);
         Assert.False(g1.AlreadyPresent);
-        Assert.Equal("wal/users/000000002.g1", g1.Path);
+        Assert.Equal("wal/users/000000002_g1", g1.Path);
         Assert.True(toRepo.Backups.Single(b => b.SegmentId == 1).AlreadyPresent);
         Assert.Equal("000000002.seg.g1", Path.GetFileName(local.Backups.Single(b => b.SegmentId == 2).Path));
         Assert.True(File.Exists(Path.Combine(Data, "backups", "users", "wal", "000000002.seg"))); // the older generation stays
@@ -214,6 +224,12 @@ public sealed class RaftTruncationTests : IDisposable
         (WalShipResult again, WalShipResult againLocal) = await Ship(repo);
         Assert.All(again.Backups, b => Assert.True(b.AlreadyPresent));
         Assert.All(againLocal.Backups, b => Assert.True(b.AlreadyPresent));
+
+        // Listing and checking the repository read both generations of segment 2 by their refs.
+        IReadOnlyList<BackupRecord> segments = await BackupCatalog.ListAsync(new GetBackupOptions { Repository = repo, Namespace = "users", Kind = BackupKind.WalSegment }, OperationContext.Default);
+        Assert.Equal(2, segments.Count(b => b.SegmentId == 2));
+        RepositoryCheckResult check = await RepositoryCheckOperation.CheckAsync(new TestBackupRepositoryOptions(repo), OperationContext.Default);
+        Assert.True(check.Passed, string.Join("; ", check.Errors.Select(i => i.Message)));
     }
 
     [Theory]
@@ -240,4 +256,44 @@ public sealed class RaftTruncationTests : IDisposable
         Assert.Equal(90, byIndex[^1].LogIndex);
         Assert.Equal(2, TermOf(byIndex[^1]));
     }
+}
+
+public sealed class FolderRaftTruncationTests : RaftTruncationTests
+{
+    protected override Task<RepositoryTarget> NewRepositoryAsync() => Task.FromResult(new RepositoryTarget { Location = Dir.Combine("repo") });
+
+    /// <summary>Repositories written before generation refs were named <c>_g&lt;n&gt;</c> hold
+    /// <c>.g&lt;n&gt;</c>: still read as that generation (shipping finds it present, the next
+    /// generation is numbered after it, a restore takes it).</summary>
+    [Fact]
+    public async Task A_generation_ref_with_the_old_name_is_still_read()
+    {
+        RepositoryTarget repo = await Scenario();
+        (WalShipResult shipped, _) = await Ship(repo);
+        Assert.Equal("wal/users/000000002_g1", shipped.Backups.Single(b => b.SegmentId == 2).Path);
+        string refs = Path.Combine(repo.Location, "refs", "wal", "users");
+        Directory.Move(Path.Combine(refs, "000000002_g1"), Path.Combine(refs, "000000002.g1"));
+
+        (WalShipResult again, _) = await Ship(repo);
+        Assert.All(again.Backups, b => Assert.True(b.AlreadyPresent));
+        Assert.False(Directory.Exists(Path.Combine(refs, "000000002_g1")), "the old-named generation was shipped again");
+        IReadOnlyList<BackupRecord> segments = await BackupCatalog.ListAsync(new GetBackupOptions { Repository = repo, Namespace = "users", Kind = BackupKind.WalSegment }, OperationContext.Default);
+        Assert.Equal(2, segments.Count(b => b.SegmentId == 2));
+
+        List<WalRecord> after = await RestoredRecords(At(205), null, repo);
+        Assert.Equal(Enumerable.Range(1, 85).Select(i => (long)i), after.Select(r => r.LogIndex));
+        Assert.All(after, r => Assert.Equal(r.LogIndex <= 80 ? 1 : 2, TermOf(r)));
+    }
+}
+
+[Collection(S3ServerCollection.Name)]
+public sealed class S3RaftTruncationTests(S3ServerFixture s3) : RaftTruncationTests
+{
+    protected override async Task<RepositoryTarget> NewRepositoryAsync() => new()
+    {
+        Location = $"s3://{await s3.CreateBucketAsync("raft")}/repo",
+        Endpoint = s3.Endpoint,
+        AccessKey = S3ServerFixture.AccessKey,
+        SecretKey = S3ServerFixture.SecretKey,
+    };
 }
