@@ -329,28 +329,8 @@ internal static class WalPartialShip
         {
             splits = Splits(repo, previous.Files[0]);
         }
-        await using BackupWriter writer = repo.BeginBackup(new BackupInfo
-        {
-            Kind = BackupKind.WalSegment,
-            Namespace = ns,
-            CreatedAt = context.UtcNow,
-            Segment = new RepositorySegment
-            {
-                SegmentId = s.SegmentId,
-                FirstLogIndex = s.FirstLogIndex,
-                EntryCount = s.EntryCount,
-                Sealed = false,
-                CreatedAt = s.CreatedAt,
-                LastModifiedAt = s.LastModifiedAt,
-                ObservedAt = active.ObservedAt,
-                LastLogIndex = s.LastLogIndex,
-                FirstRecordTime = s.FirstRecordTime,
-                LastRecordTime = s.LastRecordTime,
-                PayloadFormat = s.PayloadFormat.ToString(),
-                Version = s.Version,
-                SegmentSize = s.Bytes,
-            },
-        }, context.Clock);
+        await using BackupWriter writer = repo.BeginBackup(WalRepositoryShip.SegmentBackupInfo(ns, s, context.UtcNow,
+            segment => segment with { Sealed = false, ObservedAt = active.ObservedAt, SegmentSize = s.Bytes }), context.Clock);
         RepositoryFile f;
         await using (WalPrefixStream prefix = WalPrefixStream.Open(s))
         {

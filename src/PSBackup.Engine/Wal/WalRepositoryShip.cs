@@ -77,6 +77,31 @@ internal static partial class WalRepositoryShip
         return true;
     }
 
+    /// <summary>The header of one WAL segment's backup, the same for a sealed segment and a partial:
+    /// the segment's facts as its header and records give them. <paramref name="complete"/> adds what
+    /// only the caller knows (a generation and when it became live; a partial's observation time
+    /// and live file size).</summary>
+    internal static BackupInfo SegmentBackupInfo(string ns, WalSegmentInfo s, DateTimeOffset createdAt, Func<RepositorySegment, RepositorySegment> complete) => new()
+    {
+        Kind = BackupKind.WalSegment,
+        Namespace = ns,
+        CreatedAt = createdAt,
+        Segment = complete(new RepositorySegment
+        {
+            SegmentId = s.SegmentId,
+            FirstLogIndex = s.FirstLogIndex,
+            EntryCount = s.EntryCount,
+            Sealed = s.Sealed,
+            CreatedAt = s.CreatedAt,
+            LastModifiedAt = s.LastModifiedAt,
+            LastLogIndex = s.LastLogIndex,
+            FirstRecordTime = s.FirstRecordTime,
+            LastRecordTime = s.LastRecordTime,
+            PayloadFormat = s.PayloadFormat.ToString(),
+            Version = s.Version,
+        }),
+    };
+
     /// <summary>One ship. With <paramref name="session"/> (the continuous shipper), the repository
     /// stays open between passes and only this pass's lock is taken and released here.</summary>
     public static async Task<WalShipResult> RunAsync(InvokeWalShipOptions options, string ns, string walDir, RepositoryTarget target, OperationContext context,
@@ -290,28 +315,8 @@ internal static partial class WalRepositoryShip
             ContentDigest expected = digests[s.SegmentId];
             string refName = RefOf(s.SegmentId);
             (int generation, DateTimeOffset? liveFrom) = GenerationOf(s.SegmentId);
-            await using BackupWriter writer = repo.BeginBackup(new BackupInfo
-            {
-                Kind = BackupKind.WalSegment,
-                Namespace = ns,
-                CreatedAt = context.UtcNow,
-                Segment = new RepositorySegment
-                {
-                    SegmentId = s.SegmentId,
-                    FirstLogIndex = s.FirstLogIndex,
-                    EntryCount = s.EntryCount,
-                    Sealed = s.Sealed,
-                    CreatedAt = s.CreatedAt,
-                    LastModifiedAt = s.LastModifiedAt,
-                    LastLogIndex = s.LastLogIndex,
-                    FirstRecordTime = s.FirstRecordTime,
-                    LastRecordTime = s.LastRecordTime,
-                    PayloadFormat = s.PayloadFormat.ToString(),
-                    Version = s.Version,
-                    Generation = generation == 0 ? null : generation,
-                    LiveFrom = liveFrom,
-                },
-            }, context.Clock);
+            await using BackupWriter writer = repo.BeginBackup(SegmentBackupInfo(ns, s, context.UtcNow,
+                segment => segment with { Generation = generation == 0 ? null : generation, LiveFrom = liveFrom }), context.Clock);
             RepositoryFile f;
             // Chunked like its newest partial (header apart, cut at that partial's chunk
             // boundaries), so the records the partials stored are not stored again.
