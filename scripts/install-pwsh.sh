@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the Pester tests need on a fresh machine, from NuGet only (no PowerShell Gallery):
 #   PowerShell 7.6.10 as a .NET tool into .tools/pwsh (pinned: 7.7.0 does not run here), and
-#   Pester 5.9.1 through a throwaway project's PackageDownload restore (its module is under tools/),
-#   and, the same way, AWSSDK.Core 3.7 (the AWS.Tools generation), which the module-isolation test
+#   Pester 5.9.1 through a throwaway project's PackageDownload restore (scripts/nuget-download.sh;
+#   its module is under tools/), and, the same way, AWSSDK.Core 3.7 (the AWS.Tools generation), which the module-isolation test
 #   loads into pwsh before PSBackup (whose dependencies are AWSSDK.Core 4).
 # Prints three lines: "pwsh=<path>", "pester=<path to Pester.psd1>" and "awssdk3=<folder of the
 # AWSSDK.Core 3.x package>". Reuses earlier installs.
@@ -21,30 +21,11 @@ if [ ! -x "$pwsh" ] || ! "$pwsh" -NoProfile -NonInteractive -Command '$PSVersion
   dotnet tool install --tool-path "$tools/pwsh" PowerShell --version "$pwsh_version" >&2
 fi
 
-packages=$(dotnet nuget locals global-packages --list | sed -E 's/^global-packages: *//; s:/*$::')
+packages=$(bash scripts/nuget-download.sh "Pester=$pester_version" "AWSSDK.Core=$awssdk3_version")
 pester="$packages/pester/$pester_version/tools/Pester.psd1"
 awssdk3="$packages/awssdk.core/$awssdk3_version"
-if [ ! -f "$pester" ] || [ ! -d "$awssdk3/lib" ]; then
-  # Outside the repository, so its Directory.*.props (central versions, warnings as errors) stay out.
-  restore=$(mktemp -d)
-  trap 'rm -rf "$restore"' EXIT
-  cat > "$restore/pester-restore.csproj" <<PROJ
-<Project Sdk="Microsoft.NET.Sdk">
-  <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
-  <ItemGroup>
-    <PackageDownload Include="Pester" Version="[$pester_version]" />
-    <PackageDownload Include="AWSSDK.Core" Version="[$awssdk3_version]" />
-  </ItemGroup>
-</Project>
-PROJ
-  dotnet restore "$restore/pester-restore.csproj" -nologo -v quiet >&2
-fi
 if [ ! -f "$pester" ]; then
   echo "install-pwsh: Pester $pester_version did not arrive at $pester" >&2
-  exit 1
-fi
-if [ ! -d "$awssdk3/lib" ]; then
-  echo "install-pwsh: AWSSDK.Core $awssdk3_version did not arrive at $awssdk3" >&2
   exit 1
 fi
 echo "pwsh=$pwsh"

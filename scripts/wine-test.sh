@@ -223,25 +223,11 @@ pwsh_part() {
   runtime_version=$(dotnet --list-runtimes | sed -n 's/^Microsoft\.NETCore\.App \(10\.[0-9.]*\) .*/\1/p' | sort -V | tail -1)
   stamp="$drive_c/dotnet/psbackup-$runtime_version.done"
   if [ ! -f "$stamp" ]; then
-    packages=$(dotnet nuget locals global-packages --list | sed -E 's/^global-packages: *//; s:/*$::')
-    if [ ! -d "$packages/microsoft.windowsdesktop.app.runtime.win-x64/$runtime_version/runtimes" ] || [ ! -d "$packages/microsoft.netcore.app.runtime.win-x64/$runtime_version/runtimes" ]; then
-      # Outside the repository, so its Directory.*.props stay out.
-      restore=$(mktemp -d)
-      cat > "$restore/runtimes.csproj" <<PROJ
-<Project Sdk="Microsoft.NET.Sdk">
-  <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
-  <ItemGroup>
-    <PackageDownload Include="Microsoft.NETCore.App.Runtime.win-x64" Version="[$runtime_version]" />
-    <PackageDownload Include="Microsoft.WindowsDesktop.App.Runtime.win-x64" Version="[$runtime_version]" />
-  </ItemGroup>
-</Project>
-PROJ
-      local restored
-      restored=$(dotnet restore "$restore/runtimes.csproj" -nologo -v quiet 2>&1)
-      local rc=$?
-      rm -rf "$restore"
-      [ "$rc" -eq 0 ] || { fail "restore the win-x64 runtime packs $runtime_version" "$restored"; return; }
-    fi
+    local restored
+    restored=$(bash scripts/nuget-download.sh "Microsoft.NETCore.App.Runtime.win-x64=$runtime_version" \
+      "Microsoft.WindowsDesktop.App.Runtime.win-x64=$runtime_version" 2>&1) \
+      || { fail "restore the win-x64 runtime packs $runtime_version" "$restored"; return; }
+    packages=$(tail -1 <<<"$restored")
     rm -rf "$drive_c/dotnet"
     mkdir -p "$drive_c/dotnet/host/fxr/$runtime_version"
     cp "$packages/microsoft.netcore.app.runtime.win-x64/$runtime_version/runtimes/win-x64/native/hostfxr.dll" "$drive_c/dotnet/host/fxr/$runtime_version/"
