@@ -1,10 +1,10 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Azure.Storage;
 using Azure.Storage.Blobs;
 using Azure.Storage.Sas;
 using PSBackup.Engine.Storage;
+using PSBackup.Engine.Tests.Support;
 
 namespace PSBackup.Engine.Tests.Storage;
 
@@ -28,9 +28,7 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
 
     // Azurite loads many modules before it listens; two at once on a loaded 2-core machine took over a minute.
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(180);
-    private readonly ConcurrentQueue<string> _log = new();
-    private readonly TaskCompletionSource<int> _port = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private Process? _process;
+    private NodeServer? _server;
     private int _containers;
 
     [GeneratedRegex(@"listens on http://127\.0\.0\.1:(\d+)")]
@@ -42,62 +40,16 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
     public string ConnectionString =>
         $"DefaultEndpointsProtocol=http;AccountName={Account};AccountKey={AccountKey};BlobEndpoint={BlobEndpoint};";
 
-    public IReadOnlyCollection<string> Log => _log;
+    public IReadOnlyCollection<string> Log => _server?.Log ?? [];
 
     public async Task InitializeAsync()
     {
-        string root = FindRepoRoot();
-        string script = Path.Combine(root, "tests", "azure", "node_modules", "azurite", "dist", "src", "blob", "main.js");
-        if (!File.Exists(script))
-        {
-            throw new InvalidOperationException(
-                $"Azurite is not installed ({script} is missing). Run `npm ci --prefix tests/azure` in {root} (scripts/test.sh does this).");
-        }
         string workspace = Path.Combine(Path.GetTempPath(), "psbackup-tests", "azurite-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(workspace);
-        var start = new ProcessStartInfo("node")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = workspace,
-        };
-        foreach (string arg in new[] { script, "--blobHost", "127.0.0.1", "--blobPort", "0", "--inMemoryPersistence", "--skipApiVersionCheck", "--loose" })
-        {
-            start.ArgumentList.Add(arg);
-        }
-        try
-        {
-            _process = Process.Start(start) ?? throw new InvalidOperationException("node did not start.");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException($"Cannot start node for Azurite ({e.Message}). Install Node.js 18 or later.", e);
-        }
-        _process.OutputDataReceived += (_, e) => OnLine(e.Data);
-        _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
-        _process.EnableRaisingEvents = true;
-        _process.Exited += (_, _) => _port.TrySetException(new InvalidOperationException(
-            $"Azurite exited with code {_process.ExitCode} before listening:{Environment.NewLine}{string.Join(Environment.NewLine, _log)}"));
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-        using var timeout = new CancellationTokenSource(StartTimeout);
-        int port = await _port.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
-        BlobEndpoint = $"http://127.0.0.1:{port}/{Account}";
-    }
-
-    private void OnLine(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-        _log.Enqueue(line);
-        Match m = Listening().Match(line);
-        if (m.Success)
-        {
-            _port.TrySetResult(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
-        }
+        _server = await NodeServer.StartAsync("Azurite", Path.Combine("tests", "azure"), Path.Combine("azurite", "dist", "src", "blob", "main.js"),
+            ["--blobHost", "127.0.0.1", "--blobPort", "0", "--inMemoryPersistence", "--skipApiVersionCheck", "--loose"], Listening(), StartTimeout,
+            workingDirectory: workspace).ConfigureAwait(false);
+        BlobEndpoint = $"http://127.0.0.1:{_server.Port}/{Account}";
     }
 
     /// <summary>A raw SDK client for the emulator's account.</summary>
@@ -148,34 +100,8 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
 
     public Task DisposeAsync()
     {
-        if (_process is { } process)
-        {
-            try
-            {
-                if (!process.HasExited)
-                {
-                    process.Kill(entireProcessTree: true);
-                    process.WaitForExit(10_000);
-                }
-            }
-            catch (InvalidOperationException)
-            {
-            }
-            process.Dispose();
-        }
+        _server?.Dispose();
         return Task.CompletedTask;
-    }
-
-    private static string FindRepoRoot()
-    {
-        for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "tests", "azure", "package.json")))
-            {
-                return dir.FullName;
-            }
-        }
-        throw new InvalidOperationException($"tests/azure/package.json not found above {AppContext.BaseDirectory}.");
     }
 }
 

@@ -1,10 +1,9 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using Amazon.S3;
 using Amazon.S3.Model;
 using PSBackup.Engine.Storage;
+using PSBackup.Engine.Tests.Support;
 
 namespace PSBackup.Engine.Tests.Storage;
 
@@ -27,9 +26,7 @@ public sealed partial class S3ServerFixture : IAsyncLifetime
     public const string SecretKey = "S3RVER";
 
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
-    private readonly ConcurrentQueue<string> _log = new();
-    private readonly TaskCompletionSource<int> _port = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private Process? _process;
+    private NodeServer? _server;
     private int _buckets;
 
     [GeneratedRegex(@"S3rver listening on 127\.0\.0\.1:(\d+)")]
@@ -38,72 +35,25 @@ public sealed partial class S3ServerFixture : IAsyncLifetime
     public string Endpoint { get; private set; } = "";
 
     /// <summary>The server process (for tests that pause it with SIGSTOP to play a stalled endpoint).</summary>
-    public int ProcessId => _process?.Id ?? throw new InvalidOperationException("The S3 server is not running.");
+    public int ProcessId => _server?.ProcessId ?? throw new InvalidOperationException("The S3 server is not running.");
 
     /// <summary>s3rver's data folder (buckets are folders in it).</summary>
     public string DataDirectory { get; } = Path.Combine(Path.GetTempPath(), "psbackup-tests", "s3rver-" + Guid.NewGuid().ToString("N")[..12]);
 
     /// <summary>Every line the server printed (one per request: method, path, status).</summary>
-    public IReadOnlyCollection<string> Log => _log;
+    public IReadOnlyCollection<string> Log => _server?.Log ?? [];
 
     public async Task InitializeAsync()
     {
-        string root = FindRepoRoot();
-        string script = Path.Combine(root, "tests", "s3", "node_modules", "s3rver", "bin", "s3rver.js");
-        if (!File.Exists(script))
-        {
-            throw new InvalidOperationException(
-                $"The S3 test server is not installed ({script} is missing). Run `npm ci --prefix tests/s3` in {root} (scripts/test.sh does this).");
-        }
         Directory.CreateDirectory(DataDirectory);
-        var start = new ProcessStartInfo("node")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Path.Combine(root, "tests", "s3"),
-        };
-        foreach (string arg in new[] { script, "-d", DataDirectory, "-a", "127.0.0.1", "-p", "0", "--no-vhost-buckets" })
-        {
-            start.ArgumentList.Add(arg);
-        }
         // s3rver 3.7.1 encrypts listing continuation tokens with a cipher Node 17+ only offers
         // through the legacy OpenSSL provider; without it every paged listing fails.
-        start.Environment["NODE_OPTIONS"] = "--openssl-legacy-provider";
-        try
-        {
-            _process = Process.Start(start) ?? throw new InvalidOperationException("node did not start.");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException($"Cannot start node for the S3 test server ({e.Message}). Install Node.js 18 or later.", e);
-        }
-        _process.OutputDataReceived += (_, e) => OnLine(e.Data);
-        _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
-        _process.EnableRaisingEvents = true;
-        _process.Exited += (_, _) => _port.TrySetException(new InvalidOperationException(
-            $"s3rver exited with code {_process.ExitCode} before listening:{Environment.NewLine}{string.Join(Environment.NewLine, _log)}"));
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-
+        _server = await NodeServer.StartAsync("s3rver", Path.Combine("tests", "s3"), Path.Combine("s3rver", "bin", "s3rver.js"),
+            ["-d", DataDirectory, "-a", "127.0.0.1", "-p", "0", "--no-vhost-buckets"], Listening(), StartTimeout,
+            environment: new Dictionary<string, string> { ["NODE_OPTIONS"] = "--openssl-legacy-provider" }).ConfigureAwait(false);
+        Endpoint = $"http://127.0.0.1:{_server.Port}";
         using var timeout = new CancellationTokenSource(StartTimeout);
-        int port = await _port.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
-        Endpoint = $"http://127.0.0.1:{port}";
-        await WaitUntilAnsweringAsync(port, timeout.Token).ConfigureAwait(false);
-    }
-
-    private void OnLine(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-        _log.Enqueue(line);
-        Match m = Listening().Match(line);
-        if (m.Success)
-        {
-            _port.TrySetResult(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
-        }
+        await WaitUntilAnsweringAsync(_server.Port, timeout.Token).ConfigureAwait(false);
     }
 
     /// <summary>Polls with a real S3 request until the server answers (bounded by the token).</summary>
@@ -167,23 +117,9 @@ public sealed partial class S3ServerFixture : IAsyncLifetime
         // PSBACKUP_S3_LOG=<file> keeps the server's request log for debugging.
         if (Environment.GetEnvironmentVariable("PSBACKUP_S3_LOG") is { Length: > 0 } logFile)
         {
-            File.WriteAllLines(logFile, _log);
+            File.WriteAllLines(logFile, Log);
         }
-        if (_process is { } process)
-        {
-            try
-            {
-                if (!process.HasExited)
-                {
-                    process.Kill(entireProcessTree: true);
-                    process.WaitForExit(10_000);
-                }
-            }
-            catch (InvalidOperationException)
-            {
-            }
-            process.Dispose();
-        }
+        _server?.Dispose();
         try
         {
             Directory.Delete(DataDirectory, recursive: true);
@@ -194,15 +130,5 @@ public sealed partial class S3ServerFixture : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    internal static string FindRepoRoot()
-    {
-        for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "tests", "s3", "package.json")))
-            {
-                return dir.FullName;
-            }
-        }
-        throw new InvalidOperationException($"tests/s3/package.json not found above {AppContext.BaseDirectory}.");
-    }
+    internal static string FindRepoRoot() => NodeServer.FindRepoRoot(Path.Combine("tests", "s3", "package.json"));
 }
