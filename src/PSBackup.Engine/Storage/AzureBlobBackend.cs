@@ -30,6 +30,8 @@ public sealed class AzureBlobBackend : IStorageBackend
         "TooManyRequests", "ServiceUnavailable",
     };
 
+    private static readonly CloudService Service = new("Azure Blob Storage", "BlobNotFound", TransientCodes);
+
     private static readonly HashSet<string> LeaseCodes = new(StringComparer.Ordinal)
     {
         "LeaseIdMissing", "LeaseIdMismatchWithBlobOperation", "LeaseAlreadyPresent", "LeaseIdMismatchWithLeaseOperation",
@@ -141,10 +143,7 @@ public sealed class AzureBlobBackend : IStorageBackend
         }
         catch (Exception e)
         {
-            if (body is UploadSource.View { Fault: { } fault })
-            {
-                fault.Throw(); // the caller's stream failed: report that, not the SDK's wrapper
-            }
+            CloudFailure.ThrowSourceFault(body);
             throw Map(e, "store", key, ct);
         }
     }
@@ -215,12 +214,7 @@ public sealed class AzureBlobBackend : IStorageBackend
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         if (length == 0)
         {
-            StoredObject stat = await StatAsync(key, ct).ConfigureAwait(false) ?? throw new StorageNotFoundException(key, Location);
-            if (offset > stat.Size)
-            {
-                throw PastEnd(key, offset, length, null);
-            }
-            return new MemoryStream([], writable: false);
+            return await CloudFailure.EmptyRangeAsync(this, key, offset, ct).ConfigureAwait(false);
         }
         BlobDownloadStreamingResult result;
         try
@@ -243,8 +237,7 @@ public sealed class AzureBlobBackend : IStorageBackend
         return new RangeStream(result.Content, length, result, strict: true, what: $"The blob '{key}'");
     }
 
-    private StorageIOException PastEnd(string key, long offset, long length, Exception? inner) =>
-        new($"The range {offset}+{length} is past the end of '{key}' in {Location}.", key, Location, isTransient: false, inner);
+    private StorageIOException PastEnd(string key, long offset, long length, Exception? inner) => CloudFailure.PastEnd(Location, key, offset, length, inner);
 
     public async Task<StoredObject?> StatAsync(string key, CancellationToken ct)
     {
@@ -296,14 +289,7 @@ public sealed class AzureBlobBackend : IStorageBackend
                     {
                         continue;
                     }
-                    // The service lists in name order and pages by "after the last name"; a
-                    // listing out of order could also have skipped names, so it is refused.
-                    if (previous is not null && StorageKey.CompareUtf8(item.Name, previous) <= 0)
-                    {
-                        throw new StorageIOException(
-                            $"Azure Blob Storage listed '{SafePath.Printable(item.Name)}' after '{SafePath.Printable(previous)}', out of name order, while listing {Location}. " +
-                            "Its listings cannot be trusted to be complete.", null, Location, isTransient: false);
-                    }
+                    CloudFailure.CheckListOrder(Service, Location, item.Name, previous);
                     previous = item.Name;
                     string key = item.Name[_prefix.Length..];
                     if (!StorageKey.IsValid(key))
@@ -354,61 +340,46 @@ public sealed class AzureBlobBackend : IStorageBackend
             // The SDK's "retry failed after N tries": the last attempt's failure says why.
             return Map(aggregate.InnerExceptions[^1], action, key, ct);
         }
-        string what = key is null ? $"{action} {Location}" : $"{action} '{key}' in {Location}";
         if (e is AuthenticationFailedException or CredentialUnavailableException)
         {
             return new OperationFailedException("AzureCredentialUnavailable",
-                $"No Entra ID token could be had to {what}: {FirstLine(e.Message)} Give -ConnectionString, -SasToken or -StorageCredential, " +
+                $"No Entra ID token could be had to {CloudFailure.What(action, key, Location)}: {FirstLine(e.Message)} Give -ConnectionString, -SasToken or -StorageCredential, " +
                 "or enable the managed identity of this Automation account / VM (and grant it 'Storage Blob Data Contributor' on the container).", Location, e);
         }
-        if (e is RequestFailedException r)
-        {
-            int status = r.Status;
-            string code = r.ErrorCode ?? "";
-            if (code == "ContainerNotFound")
+        RequestFailedException? r = e as RequestFailedException;
+        return CloudFailure.Map(Service, Location, e, action, key, ct,
+            r is null ? null : new ServiceAnswer(r.Status, r.ErrorCode ?? "", FirstLine(r.Message)),
+            (a, what) =>
             {
-                return new NotFoundException("AzureContainerNotFound",
-                    $"The container '{Options.Location.Container}' does not exist in the storage account '{Options.Location.Account}'. Create it (az storage container create --name {Options.Location.Container}) or check the location.",
-                    Location);
-            }
-            if (code == "BlobNotFound" || (status == 404 && key is not null && code.Length == 0))
-            {
-                return key is null ? new StorageIOException($"Cannot {what}: not found.", key, Location, false, e, status, code) : new StorageNotFoundException(key, Location);
-            }
-            if (status is 401 or 403)
-            {
-                string hint = Auth switch
+                if (a.Code == "ContainerNotFound")
                 {
-                    AzureAuthKind.Sas when SasWindowProblem() is { } window => window,
-                    AzureAuthKind.Sas when r.Message.Contains("time frame", StringComparison.OrdinalIgnoreCase) || r.Message.Contains("expired", StringComparison.OrdinalIgnoreCase)
-                        => "The SAS token has expired or is not valid yet (its se= and st= times): make a new one.",
-                    AzureAuthKind.Sas => "Check the SAS token: it must be for this account and container, unexpired, with read, add, create, write, delete and list permissions.",
-                    AzureAuthKind.EntraId => "Grant the identity the 'Storage Blob Data Contributor' role on the container (role assignments take a few minutes to apply).",
-                    _ => "Check the account key or connection string (it may have been rotated).",
-                };
-                return new OperationFailedException("AzureAccessDenied",
-                    $"Azure Blob Storage refused access ({(code.Length > 0 ? code : status.ToString(System.Globalization.CultureInfo.InvariantCulture))}) when trying to {what}. {hint}",
-                    Location, e);
-            }
-            if (LeaseCodes.Contains(code))
-            {
-                return new StorageIOException(
-                    $"Cannot {what}: the blob is leased by another client ({code}), so it was not changed. Wait until that client releases it, or break the lease (az storage blob lease break) if its holder is gone.",
-                    key, Location, isTransient: false, e, status, code);
-            }
-            bool transient = status is >= 500 or 408 or 429 || TransientCodes.Contains(code) || (status == 0 && UploadSource.IsNetworkFault(e));
-            return new StorageIOException($"Cannot {what}: Azure Blob Storage answered {status} {code}: {FirstLine(r.Message)}", key, Location, transient, e,
-                status == 0 ? null : status, code);
-        }
-        if (e is OperationCanceledException or TimeoutException)
-        {
-            return new StorageIOException($"Cannot {what}: the request timed out.", key, Location, isTransient: true, e);
-        }
-        if (UploadSource.IsNetworkFault(e))
-        {
-            return new StorageIOException($"Cannot {what}: {e.Message}", key, Location, isTransient: true, e);
-        }
-        return e;
+                    return new NotFoundException("AzureContainerNotFound",
+                        $"The container '{Options.Location.Container}' does not exist in the storage account '{Options.Location.Account}'. Create it (az storage container create --name {Options.Location.Container}) or check the location.",
+                        Location);
+                }
+                if (a.Status is 401 or 403)
+                {
+                    string hint = Auth switch
+                    {
+                        AzureAuthKind.Sas when SasWindowProblem() is { } window => window,
+                        AzureAuthKind.Sas when r!.Message.Contains("time frame", StringComparison.OrdinalIgnoreCase) || r.Message.Contains("expired", StringComparison.OrdinalIgnoreCase)
+                            => "The SAS token has expired or is not valid yet (its se= and st= times): make a new one.",
+                        AzureAuthKind.Sas => "Check the SAS token: it must be for this account and container, unexpired, with read, add, create, write, delete and list permissions.",
+                        AzureAuthKind.EntraId => "Grant the identity the 'Storage Blob Data Contributor' role on the container (role assignments take a few minutes to apply).",
+                        _ => "Check the account key or connection string (it may have been rotated).",
+                    };
+                    return new OperationFailedException("AzureAccessDenied",
+                        $"Azure Blob Storage refused access ({(a.Code.Length > 0 ? a.Code : a.Status.ToString(System.Globalization.CultureInfo.InvariantCulture))}) when trying to {what}. {hint}",
+                        Location, e);
+                }
+                if (LeaseCodes.Contains(a.Code))
+                {
+                    return new StorageIOException(
+                        $"Cannot {what}: the blob is leased by another client ({a.Code}), so it was not changed. Wait until that client releases it, or break the lease (az storage blob lease break) if its holder is gone.",
+                        key, Location, isTransient: false, e, a.Status, a.Code);
+                }
+                return null;
+            });
     }
 
     /// <summary>When the SAS this backend uses is outside its validity window (se=, st=) by the

@@ -180,10 +180,7 @@ public sealed class S3Backend : IStorageBackend
         }
         catch (Exception e)
         {
-            if (body is UploadSource.View { Fault: { } fault })
-            {
-                fault.Throw(); // the caller's stream failed: report that, not the SDK's wrapper
-            }
+            CloudFailure.ThrowSourceFault(body);
             throw Map(e, "store", key, ct);
         }
     }
@@ -306,12 +303,7 @@ public sealed class S3Backend : IStorageBackend
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         if (length == 0)
         {
-            StoredObject stat = await StatAsync(key, ct).ConfigureAwait(false) ?? throw new StorageNotFoundException(key, Location);
-            if (offset > stat.Size)
-            {
-                throw PastEnd(key, offset, length, null);
-            }
-            return new MemoryStream([], writable: false);
+            return await CloudFailure.EmptyRangeAsync(this, key, offset, ct).ConfigureAwait(false);
         }
         GetObjectResponse response;
         try
@@ -340,8 +332,7 @@ public sealed class S3Backend : IStorageBackend
         return new RangeStream(response.ResponseStream, length, response, strict: true, what: $"The S3 object '{key}'");
     }
 
-    private StorageIOException PastEnd(string key, long offset, long length, Exception? inner) =>
-        new($"The range {offset}+{length} is past the end of '{key}' in {Location}.", key, Location, isTransient: false, inner);
+    private StorageIOException PastEnd(string key, long offset, long length, Exception? inner) => CloudFailure.PastEnd(Location, key, offset, length, inner);
 
     public async Task<StoredObject?> StatAsync(string key, CancellationToken ct)
     {
@@ -391,16 +382,9 @@ public sealed class S3Backend : IStorageBackend
                 {
                     continue;
                 }
-                // S3 lists in UTF-8 byte order and pages by "start after the last key"; a server
-                // that breaks the order also skips keys across pages, so its listing is refused
-                // rather than trusted (s3rver 3.7.1 walks its folders and misplaces keys with
-                // characters below '/', such as "a-b" against "a/b").
-                if (previous is not null && StorageKey.CompareUtf8(item.Key, previous) <= 0)
-                {
-                    throw new StorageIOException(
-                        $"The S3 server listed '{SafePath.Printable(item.Key)}' after '{SafePath.Printable(previous)}', out of key order, while listing {Location}. " +
-                        "Its listings cannot be trusted to be complete; use an S3 service that lists keys in order.", null, Location, isTransient: false);
-                }
+                // s3rver 3.7.1 walks its folders and misplaces keys with characters below '/', such
+                // as "a-b" against "a/b": refused, not trusted.
+                CloudFailure.CheckListOrder(Service, Location, item.Key, previous);
                 previous = item.Key;
                 string key = item.Key[_keyPrefix.Length..];
                 if (!StorageKey.IsValid(key))
@@ -447,50 +431,34 @@ public sealed class S3Backend : IStorageBackend
     /// <summary>Turns an SDK failure into the contract's errors: not found, access denied (a
     /// PSBackupException naming the fix), or a <see cref="StorageIOException"/> with the key
     /// and whether retrying can help. Cancellation by <paramref name="ct"/> passes through.</summary>
+    private static readonly CloudService Service = new("S3", "NoSuchKey", TransientErrors);
+
     internal Exception Map(Exception e, string action, string? key, CancellationToken ct)
     {
-        if (e is OperationCanceledException && ct.IsCancellationRequested)
-        {
-            return e;
-        }
-        string what = key is null ? $"{action} {Location}" : $"{action} '{key}' in {Location}";
-        if (e is AmazonServiceException service)
-        {
-            int status = (int)service.StatusCode;
-            string code = service.ErrorCode ?? "";
-            if (code == "NoSuchBucket")
+        AmazonServiceException? service = e as AmazonServiceException;
+        Exception mapped = CloudFailure.Map(Service, Location, e, action, key, ct,
+            service is null ? null : new ServiceAnswer((int)service.StatusCode, service.ErrorCode ?? "", service.Message),
+            (a, what) =>
             {
-                string where = Options.Endpoint is null ? "" : $" at {Options.Endpoint}";
-                return new NotFoundException("S3BucketNotFound",
-                    $"The S3 bucket '{Options.Bucket}' does not exist{where}. Create it or check the location.", Location);
-            }
-            if (code == "NoSuchKey" || (status == 404 && key is not null && code is "" or "NotFound" or "NoSuchKey"))
-            {
-                return key is null ? new StorageIOException($"Cannot {what}: not found.", key, Location, false, e, status, code) : new StorageNotFoundException(key, Location);
-            }
-            if (status is 401 or 403 || AuthErrors.Contains(code))
-            {
-                return new OperationFailedException("S3AccessDenied",
-                    $"S3 refused access ({(code.Length > 0 ? code : status.ToString(System.Globalization.CultureInfo.InvariantCulture))}) when trying to {what}. " +
-                    "Check the S3 credentials (access key, secret key, session token or profile) and the bucket's permissions.",
-                    Location, e);
-            }
-            bool transient = status >= 500 || status == 429 || TransientErrors.Contains(code) || (status == 0 && UploadSource.IsNetworkFault(e));
-            return new StorageIOException($"Cannot {what}: S3 answered {status} {code}: {service.Message}", key, Location, transient, e, status == 0 ? null : status, code);
-        }
-        if (e is OperationCanceledException or TimeoutException)
-        {
-            return new StorageIOException($"Cannot {what}: the request timed out.", key, Location, isTransient: true, e);
-        }
-        if (UploadSource.IsNetworkFault(e))
-        {
-            return new StorageIOException($"Cannot {what}: {e.Message}", key, Location, isTransient: true, e);
-        }
-        if (e is AmazonClientException)
-        {
-            return new StorageIOException($"Cannot {what}: {e.Message}", key, Location, isTransient: false, e);
-        }
-        return e;
+                if (a.Code == "NoSuchBucket")
+                {
+                    string where = Options.Endpoint is null ? "" : $" at {Options.Endpoint}";
+                    return new NotFoundException("S3BucketNotFound",
+                        $"The S3 bucket '{Options.Bucket}' does not exist{where}. Create it or check the location.", Location);
+                }
+                if (a.Status is 401 or 403 || AuthErrors.Contains(a.Code))
+                {
+                    return new OperationFailedException("S3AccessDenied",
+                        $"S3 refused access ({(a.Code.Length > 0 ? a.Code : a.Status.ToString(System.Globalization.CultureInfo.InvariantCulture))}) when trying to {what}. " +
+                        "Check the S3 credentials (access key, secret key, session token or profile) and the bucket's permissions.",
+                        Location, e);
+                }
+                return null;
+            });
+        // Any other failure inside the SDK (a bad response, a signing problem) is not worth retrying.
+        return ReferenceEquals(mapped, e) && e is AmazonClientException
+            ? new StorageIOException($"Cannot {CloudFailure.What(action, key, Location)}: {e.Message}", key, Location, isTransient: false, e)
+            : mapped;
     }
 
 }
