@@ -30,7 +30,7 @@ public sealed class AzureBlobBackend : IStorageBackend
         "TooManyRequests", "ServiceUnavailable",
     };
 
-    private static readonly CloudService Service = new("Azure Blob Storage", "BlobNotFound", TransientCodes);
+    private static readonly CloudService Service = new CloudService("Azure Blob Storage", "BlobNotFound", TransientCodes);
 
     private static readonly HashSet<string> LeaseCodes = new(StringComparer.Ordinal)
     {

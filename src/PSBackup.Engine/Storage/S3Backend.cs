@@ -431,7 +431,7 @@ public sealed class S3Backend : IStorageBackend
     /// <summary>Turns an SDK failure into the contract's errors: not found, access denied (a
     /// PSBackupException naming the fix), or a <see cref="StorageIOException"/> with the key
     /// and whether retrying can help. Cancellation by <paramref name="ct"/> passes through.</summary>
-    private static readonly CloudService Service = new("S3", "NoSuchKey", TransientErrors);
+    private static readonly CloudService Service = new CloudService("S3", "NoSuchKey", TransientErrors);
 
     internal Exception Map(Exception e, string action, string? key, CancellationToken ct)
     {
