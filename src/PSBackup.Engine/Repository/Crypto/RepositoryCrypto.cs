@@ -27,7 +27,7 @@ public static class RepositoryCrypto
             {
                 throw new RepositoryKeyException($"The repository at {where} is encrypted with a passphrase. Give the passphrase (-Passphrase, or the PSBACKUP_PASSPHRASE environment variable).", where);
             }
-            return Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(cred.Passphrase), salt, k.Iterations, HashAlgorithmName.SHA256, 32);
+            return Pbkdf2Sha256.Derive(Encoding.UTF8.GetBytes(cred.Passphrase), salt, k.Iterations, 32);
         }
         if (k.Kdf == KdfKeyFile)
         {
