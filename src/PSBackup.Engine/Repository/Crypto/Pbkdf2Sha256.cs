@@ -8,7 +8,7 @@ namespace PSBackup.Engine.Repository;
 /// iteration. The passphrase's 600,000 iterations are the whole cost of a short encrypted run's
 /// key derivation, and OpenSSL 3's <c>PKCS5_PBKDF2_HMAC</c> (what <see cref="Rfc2898DeriveBytes"/>
 /// calls on Linux) copies, allocates and cleanses a digest context per iteration: ~0.25 s here,
-/// most of it that overhead (docs/design.md, "Performance (issue 17)"). The key's inner and outer
+/// most of it that overhead (docs/design.md, Performance, "Passphrase key derivation"). The key's inner and outer
 /// pad blocks are compressed once; each iteration then compresses exactly one block for the inner
 /// hash and one for the outer, through libcrypto's <c>SHA256_Transform</c> (the same assembly,
 /// SHA-NI where the CPU has it). Where that function cannot be loaded (Windows, macOS, no

@@ -393,7 +393,7 @@ internal static class RepositoryJson
     /// <summary>The repository's JSON: camelCase, nulls left out. Its metadata for the format's
     /// own types comes from <see cref="RepositoryJsonContext"/> (generated at build time, so a
     /// short CLI run does not build and JIT a reflection serializer per type: docs/design.md,
-    /// "Performance (issue 17)"); anything else falls back to reflection.</summary>
+    /// Performance, "Profiles"); anything else falls back to reflection.</summary>
     public static readonly JsonSerializerOptions Options = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
