@@ -272,6 +272,36 @@ public abstract class RepositoryWriteTests : IDisposable
     }
 
     [Fact]
+    public async Task Names_that_differ_only_in_case_are_two_files_and_two_folders_where_the_file_system_keeps_them_apart()
+    {
+        if (SafePath.NamesIgnoreCase)
+        {
+            return; // Windows and macOS cannot hold 'Sys' and 'sys' apart, so no object there has both
+        }
+        // As Debian's /usr/lib/x86_64-linux-gnu/perl/5.36.0 has Sys/ and sys/ side by side.
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        ObjectFixture.Write(obj.ObjectPath, "perl/Sys/Hostname.pm", ObjectFixture.Bytes("Sys", 70_000));
+        ObjectFixture.Write(obj.ObjectPath, "perl/sys/ioctl.ph", ObjectFixture.Bytes("sys", 90_000));
+        ObjectFixture.Write(obj.ObjectPath, "perl/README", ObjectFixture.Bytes("README", 5_000));
+        ObjectFixture.Write(obj.ObjectPath, "perl/readme", ObjectFixture.Bytes("readme", 6_000));
+        NewObjectBackupOptions options = obj.SettledBackupOptions() with { Repository = repo };
+
+        ObjectBackupResult first = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+        ObjectBackupResult again = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+
+        // The backup reads back (the next run finds it as its parent and reuses every file) ...
+        Assert.Equal(first.BackupId, again.ParentId);
+        Assert.Equal((0, first.FileCount), (again.FilesRead, again.FilesReused));
+        // ... and restores both spellings of each name, byte for byte, folders included.
+        SortedDictionary<string, string> restored = await RestoreAsync(repo, again.BackupId!, Dir.Combine("restored"));
+        Assert.Equal(FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)), FilesOnly(restored));
+        Assert.Contains("perl/Sys/Hostname.pm", restored.Keys);
+        Assert.Contains("perl/sys/ioctl.ph", restored.Keys);
+        Assert.NotEqual(restored["perl/README"], restored["perl/readme"]);
+    }
+
+    [Fact]
     public async Task Files_written_within_the_clock_window_record_no_stamp_and_are_read_next_time()
     {
         RepositoryTarget repo = await NewRepositoryAsync();
