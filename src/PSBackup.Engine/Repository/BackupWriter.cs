@@ -49,6 +49,9 @@ public sealed class BackupWriter : IAsyncDisposable
     /// <summary>Exact names: 'README' and 'readme' are two files where the source's names are
     /// case-sensitive (RemoveFile of one must never drop the other).</summary>
     private readonly HashSet<string> _paths = new(StringComparer.Ordinal);
+    /// <summary>Where each added file is in <see cref="_files"/>: the per-file calls (stamp,
+    /// metadata) are lookups, not scans, so a 100,000-file backup is not quadratic.</summary>
+    private readonly Dictionary<string, int> _fileIndex = new(StringComparer.Ordinal);
     private readonly List<IndexPack> _unindexed = new();
     private readonly int _frameCapacity;
     private readonly TimeProvider _clock;
@@ -127,7 +130,7 @@ public sealed class BackupWriter : IAsyncDisposable
         try
         {
             RepositoryFile f = await ChunkFileAsync(p, content, _repo.Chunker(profile), walCuts, linked.Token).ConfigureAwait(false);
-            _files.Add(f);
+            AddEntry(f);
             _state = State.Open;
             return f;
         }
@@ -167,13 +170,18 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             return false;
         }
-        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.Ordinal));
+        int i = IndexOf(path);
         if (i < 0)
         {
             return false;
         }
         _paths.Remove(_files[i].Path);
         _files.RemoveAt(i);
+        _fileIndex.Clear(); // rare (a file that changed while it was read): the positions moved
+        for (int k = 0; k < _files.Count; k++)
+        {
+            _fileIndex[_files[k].Path] = k;
+        }
         return true;
     }
 
@@ -197,8 +205,44 @@ public sealed class BackupWriter : IAsyncDisposable
             }
         }
         _paths.Add(p);
-        _files.Add(file with { Path = p, Stamp = null });
+        AddEntry(file with { Path = p, Stamp = null });
         return true;
+    }
+
+    /// <summary>Adds <paramref name="path"/> with the content of <paramref name="same"/>, a file added
+    /// earlier in this backup, without reading it: another name of the same inode whose stamp proves
+    /// it unchanged since (a hard link). Its chunks are this backup's own (still being stored) or
+    /// indexed. False (nothing added) when one of them is neither.</summary>
+    internal bool TryAddSameContent(string path, RepositoryFile same)
+    {
+        ArgumentNullException.ThrowIfNull(same);
+        EnsureOpen();
+        string p = SafePath.ValidateRelativePath(path, "file path");
+        if (_paths.Contains(p))
+        {
+            throw new InvalidInputException("DuplicatePath", $"The file '{p}' was already added to this backup. Give each file once.", p);
+        }
+        foreach (ChunkId id in same.Chunks)
+        {
+            if (!_pending.Contains(id) && !_repo.Index.Contains(id))
+            {
+                return false;
+            }
+        }
+        _paths.Add(p);
+        AddEntry(same with { Path = p, Stamp = null });
+        return true;
+    }
+
+    /// <summary>The added file entry of <paramref name="path"/>, or null.</summary>
+    internal RepositoryFile? Find(string path) => IndexOf(path) is >= 0 and var i ? _files[i] : null;
+
+    private int IndexOf(string path) => _fileIndex.TryGetValue(path, out int i) ? i : -1;
+
+    private void AddEntry(RepositoryFile f)
+    {
+        _fileIndex[f.Path] = _files.Count;
+        _files.Add(f);
     }
 
     /// <summary>Records the source stamp that proves the added file <paramref name="path"/> (see
@@ -206,7 +250,7 @@ public sealed class BackupWriter : IAsyncDisposable
     public bool SetStamp(string path, RepositoryFileStamp stamp)
     {
         EnsureOpen();
-        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.Ordinal));
+        int i = IndexOf(path);
         if (i < 0)
         {
             return false;
@@ -221,7 +265,7 @@ public sealed class BackupWriter : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(metadata);
         EnsureOpen();
-        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.Ordinal));
+        int i = IndexOf(path);
         if (i < 0)
         {
             return false;

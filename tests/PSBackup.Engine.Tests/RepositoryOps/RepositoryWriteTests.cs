@@ -271,6 +271,46 @@ public abstract class RepositoryWriteTests : IDisposable
         Assert.Equal((first.FileCount, 0), (forced.FilesRead, forced.FilesReused));
     }
 
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int link(string existing, string newName);
+
+    [Fact]
+    public async Task Hard_links_to_one_inode_are_read_once_and_each_name_restores_its_content()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // the hard links are made with link(2)
+        }
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        // As Debian's dri/*_dri.so: one inode under several names.
+        ObjectFixture.Write(obj.ObjectPath, "files/driver.so", ObjectFixture.Bytes("driver", 600_000));
+        string first = Path.Combine(obj.ObjectPath, "files", "driver.so");
+        foreach (string other in new[] { Path.Combine(obj.ObjectPath, "files", "driver-b.so"), Path.Combine(obj.ObjectPath, "data", "driver-c.so") })
+        {
+            Assert.Equal(0, link(first, other));
+        }
+        NewObjectBackupOptions options = obj.SettledBackupOptions() with { Repository = repo };
+
+        ObjectBackupResult full = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+
+        Assert.Equal((full.FileCount - 2, 2), (full.FilesRead, full.FilesReused)); // the inode is read once
+        SortedDictionary<string, string> restored = await RestoreAsync(repo, full.BackupId!, Dir.Combine("full"));
+        Assert.Equal(FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)), FilesOnly(restored));
+
+        // New bytes through one name are new bytes under every name: one read, the other names follow.
+        byte[] changed = ObjectFixture.Bytes("driver v2", 650_000);
+        File.WriteAllBytes(Path.Combine(obj.ObjectPath, "files", "driver-b.so"), changed);
+        File.SetLastWriteTimeUtc(first, DateTime.UtcNow.AddMinutes(-30));
+        ObjectBackupResult next = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+
+        Assert.Equal((1, next.FileCount - 1), (next.FilesRead, next.FilesReused));
+        restored = await RestoreAsync(repo, next.BackupId!, Dir.Combine("next"));
+        string sha = ObjectFixture.Sha256(changed).ToUpperInvariant();
+        Assert.Equal((sha, sha, sha), (restored["files/driver.so"], restored["files/driver-b.so"], restored["data/driver-c.so"]));
+        Assert.Equal(FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)), FilesOnly(restored));
+    }
+
     [Fact]
     public async Task Names_that_differ_only_in_case_are_two_files_and_two_folders_where_the_file_system_keeps_them_apart()
     {
