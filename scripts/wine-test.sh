@@ -344,7 +344,7 @@ classes=(
   PSBackup.Engine.Tests.Health.AuditLogTests
   PSBackup.Engine.Tests.Storage.LocalBackendContractTests
   PSBackup.Engine.Tests.Repository.RepositoryRoundTripTests
-  PSBackup.Engine.Tests.Repository.Pbkdf2Sha256Tests
+  PSBackup.Engine.Tests.Repository.Pbkdf2Sha256PlatformTests
 )
 # A test process under Wine sometimes never exits after its last test (a thread left hanging
 # in Wine; the process shows as defunct): the class's closing line decides, and the process is
