@@ -173,20 +173,23 @@ fi
 
 # --- 4. Measuring --------------------------------------------------------------------------------
 # measure SCENARIO TOOL RUN INPUT_BYTES STORED_PATH COMMAND: runs COMMAND (bash) under
-# /usr/bin/time after a sync, appends one line to raw.tsv; STORED_PATH ("-" for none) is sized
+# /usr/bin/time after a sync, appends one line to raw.tsv (wall, peak RSS, and the CPU seconds,
+# user + sys of every process of the command: on a shared machine the steadier figure); STORED_PATH ("-" for none) is sized
 # after the command. A failing command is recorded as FAIL with its output shown.
 measure() {
-  local scenario=$1 tool=$2 run=$3 input=$4 stored_path=$5 command=$6 wall rss stored=""
+  local scenario=$1 tool=$2 run=$3 input=$4 stored_path=$5 command=$6 wall rss cpu="" stored=""
   sync
-  if /usr/bin/time -f '%e %M' -o "$out/time.txt" bash -c "set -euo pipefail; $command" >"$out/cmd.log" 2>&1; then
-    read -r wall rss < <(tail -n 1 "$out/time.txt")
+  if /usr/bin/time -f '%e %M %U %S' -o "$out/time.txt" bash -c "set -euo pipefail; $command" >"$out/cmd.log" 2>&1; then
+    local user sys
+    read -r wall rss user sys < <(tail -n 1 "$out/time.txt")
+    cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
     [ "$stored_path" = - ] || stored=$(bytes "$stored_path")
   else
     wall=FAIL rss=0
     echo "FAILED: $scenario / $tool: $command" >&2; tail -n 5 "$out/cmd.log" >&2
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n' "$scenario" "$tool" "$run" "$wall" "$rss" "$input" "$stored" >>"$raw"
-  printf '  %-12s %-20s %8s s %8s KiB\n' "$scenario" "$tool" "$wall" "$rss" >&2
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t%s\n' "$scenario" "$tool" "$run" "$wall" "$rss" "$input" "$stored" "$cpu" >>"$raw"
+  printf '  %-12s %-24s %8s s %8s KiB %6s s CPU  (load %s)\n' "$scenario" "$tool" "$wall" "$rss" "$cpu" "$(cut -d' ' -f1 /proc/loadavg)" >&2
 }
 
 # One PSBackup CLI call for every object (--dir '*' --object '*'), as an operator's job runs it.

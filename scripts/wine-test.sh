@@ -71,14 +71,17 @@ cp -r "$out/cli" "$drive_c/psb-cli"
 cp -r "$out/tests" "$drive_c/psb-tests"
 
 # One Wine run under a timeout; retried once when Wine hung (124) or crashed (its own fatal
-# errors), never when the program itself failed.
+# errors), never when the program itself failed, and never when it exited 0: a crash message
+# printed after the program finished its work (Wine's "SuspendThread failed" under load) must not
+# run a command that is not idempotent (a restore into a now non-empty folder) a second time;
+# the checks after each command judge what it did.
 wine_run() {
   local limit=$1 attempt output code
   shift
   for attempt in 1 2; do
     output=$(timeout "$limit" wine "$@" 2>&1)
     code=$?
-    if [ "$code" -ne 124 ] && ! grep -qE 'SuspendThread failed|Internal CLR error|wine: Unhandled (page fault|exception 0xc)' <<<"$output"; then
+    if [ "$code" -eq 0 ] || { [ "$code" -ne 124 ] && ! grep -qE 'SuspendThread failed|Internal CLR error|wine: Unhandled (page fault|exception 0xc)' <<<"$output"; }; then
       break
     fi
     echo "  (wine crashed or hung, exit $code; retrying once)" >&2
@@ -327,6 +330,7 @@ classes=(
   PSBackup.Engine.Tests.Health.AuditLogTests
   PSBackup.Engine.Tests.Storage.LocalBackendContractTests
   PSBackup.Engine.Tests.Repository.RepositoryRoundTripTests
+  PSBackup.Engine.Tests.Repository.Pbkdf2Sha256PlatformTests
 )
 # A test process under Wine sometimes never exits after its last test (a thread left hanging
 # in Wine; the process shows as defunct): the class's closing line decides, and the process is

@@ -4,9 +4,10 @@ using System.Text;
 namespace PSBackup.Bench;
 
 /// <summary>One timed command of one run, a line of the script's <c>raw.tsv</c>:
-/// <c>scenario tool run wall_s rss_kib input_bytes stored_bytes note</c>; wall is <c>NA</c> for a
-/// scenario the build cannot run and <c>FAIL</c> when the command failed.</summary>
-public sealed record Measurement(string Scenario, string Tool, int Run, double? WallSeconds, long? RssKiB, long InputBytes, long? StoredBytes, string Status);
+/// <c>scenario tool run wall_s rss_kib input_bytes stored_bytes note [cpu_s]</c>; wall is <c>NA</c> for a
+/// scenario the build cannot run and <c>FAIL</c> when the command failed; cpu_s (user + sys of
+/// every process of the command) is absent in older files.</summary>
+public sealed record Measurement(string Scenario, string Tool, int Run, double? WallSeconds, long? RssKiB, long InputBytes, long? StoredBytes, string Status, double? CpuSeconds = null);
 
 /// <summary>Turns the raw measurements into the README's markdown table: medians over runs, MB/s
 /// over the dataset bytes each scenario handles, the highest peak RSS of any run, PSBackup's
@@ -75,12 +76,13 @@ public static class Report
             long? rss = long.TryParse(f[4], NumberStyles.Integer, CultureInfo.InvariantCulture, out long r) && r > 0 ? r : null;
             long? stored = long.TryParse(f[6], NumberStyles.Integer, CultureInfo.InvariantCulture, out long s) ? s : null;
             string status = wall is null ? f[3] : f.Length > 7 ? f[7] : "";
-            result.Add(new Measurement(f[0], f[1], int.Parse(f[2], CultureInfo.InvariantCulture), wall, rss, long.Parse(f[5], CultureInfo.InvariantCulture), stored, status));
+            double? cpu = f.Length > 8 && double.TryParse(f[8], NumberStyles.Float, CultureInfo.InvariantCulture, out double c) ? c : null;
+            result.Add(new Measurement(f[0], f[1], int.Parse(f[2], CultureInfo.InvariantCulture), wall, rss, long.Parse(f[5], CultureInfo.InvariantCulture), stored, status, cpu));
         }
         return result;
     }
 
-    private sealed record Row(string Scenario, string Tool, double? Wall, long? RssKiB, long InputBytes, long? Stored, string Status);
+    private sealed record Row(string Scenario, string Tool, double? Wall, long? RssKiB, long InputBytes, long? Stored, string Status, double? Cpu = null);
 
     private static double Median(IEnumerable<double> values)
     {
@@ -100,14 +102,15 @@ public static class Report
                     g.Max(m => m.RssKiB),
                     g.Max(m => m.InputBytes),
                     ok.Count > 0 && ok.Any(m => m.StoredBytes is not null) ? (long)Median(ok.Where(m => m.StoredBytes is not null).Select(m => (double)m.StoredBytes!.Value)) : null,
-                    ok.Count > 0 ? string.Join("; ", g.Select(m => m.Status).Where(s => s.Length > 0).Distinct()) : g.First().Status);
+                    ok.Count > 0 ? string.Join("; ", g.Select(m => m.Status).Where(s => s.Length > 0).Distinct()) : g.First().Status,
+                    ok.Any(m => m.CpuSeconds is not null) ? Median(ok.Where(m => m.CpuSeconds is not null).Select(m => m.CpuSeconds!.Value)) : null);
             })
             .ToList();
         Row? Find(string scenario, string tool) => rows.FirstOrDefault(r => r.Scenario == scenario && r.Tool == tool);
 
         var md = new StringBuilder();
-        md.AppendLine("| scenario | tool | median wall s | MB/s | peak RSS MiB | PSBackup / peer | target | met? |");
-        md.AppendLine("|---|---|---:|---:|---:|---:|---|---|");
+        md.AppendLine("| scenario | tool | median wall s | CPU s | MB/s | peak RSS MiB | PSBackup / peer | target | met? |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---|---|");
         foreach (var (id, name, targets) in Scenarios)
         {
             Row? ours = Find(id, PsBackup);
@@ -149,7 +152,7 @@ public static class Report
                     target = $"RSS flat: full-size RSS ≤ {RssFlatFactor}× this";
                     met = large <= small * RssFlatFactor ? $"yes ({Fixed(large / (double)small, 2)}×)" : $"no ({Fixed(large / (double)small, 2)}×)";
                 }
-                md.Append(CultureInfo.InvariantCulture, $"| {name} | {Cell(row.Tool)} | {Wall(row)} | {Throughput(row)} | {Rss(row)} | {ratio} | {target} | {met} |\n");
+                md.Append(CultureInfo.InvariantCulture, $"| {name} | {Cell(row.Tool)} | {Wall(row)} | {(row.Cpu is double cpu ? Fixed(cpu, 2) : "")} | {Throughput(row)} | {Rss(row)} | {ratio} | {target} | {met} |\n");
             }
         }
 
@@ -180,7 +183,7 @@ public static class Report
         }
         int runs = measurements.Count > 0 ? measurements.Max(m => m.Run) : 0;
         md.AppendLine();
-        md.Append(CultureInfo.InvariantCulture, $"Median of {runs} run(s); MB/s = 10^6 dataset bytes the scenario handles per second of wall time; peak RSS = the highest of any run (for a pipeline or several processes, the largest single process).\n");
+        md.Append(CultureInfo.InvariantCulture, $"Median of {runs} run(s); CPU s = user + sys seconds of every process of the command (the steadier figure on a shared machine; ratios and targets are wall time); MB/s = 10^6 dataset bytes the scenario handles per second of wall time; peak RSS = the highest of any run (for a pipeline or several processes, the largest single process).\n");
         return md.ToString();
     }
 

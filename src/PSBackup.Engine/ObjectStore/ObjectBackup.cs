@@ -159,7 +159,7 @@ internal static class ObjectBackup
         writer.UpdateInfo(writer.Info with { Consistency = consistency.ToString(), ChangedFiles = copy.Changed.ToList() });
         context.ReportBytes(Activity, $"Committing {backupName} to {open.Repository.Location}", copy.DoneBytes, copy.DoneBytes, backupName);
         Repository.BackupCommitResult commit = await writer.CommitAsync(refName, ct).ConfigureAwait(false);
-        OperationLog.Verbose($"Committed backup {commit.ManifestId} of '{location.Dir}/{location.Object}': {commit.FileCount} file(s), {Sizes.Format(commit.Bytes)}; read {commit.FileCount - sink.Reused.Count}, reused {sink.Reused.Count} unchanged; {Sizes.Format(commit.StoredBytes)} new data stored.");
+        OperationLog.Verbose($"Committed backup {commit.ManifestId} of '{location.Dir}/{location.Object}': {commit.FileCount} file(s), {Sizes.Format(commit.Bytes)}; read {commit.FileCount - sink.Reused.Count}, reused {sink.Reused.Count} unread (unchanged since the parent, or another name of an inode read in this run); {Sizes.Format(commit.StoredBytes)} new data stored.");
         return new ObjectBackupResult
         {
             DbRoot = location.DbRoot,
@@ -342,13 +342,21 @@ internal static class ObjectBackup
     }
 
     /// <summary>Streams each file into one repository backup; nothing is buffered whole. A file the
-    /// parent backup proved with the same settled stamp is referenced, not read.</summary>
+    /// parent backup proved with the same settled stamp is referenced, not read; so is another name
+    /// of an inode this run already read and proved (a hard link with the same stamp), as borg reads
+    /// a hard-linked inode once (borg/archive.py, <c>create_helper</c>: <c>hard_links[(st_ino,
+    /// st_dev)]</c>). Debian's /usr/lib/x86_64-linux-gnu holds 21 names of 9 inodes, 330 MiB of
+    /// names for 35 MiB of content.</summary>
     private sealed class RepositorySink(Repository.BackupWriter writer, Repository.RepositoryManifest? parent) : IFileSink
     {
         private readonly Dictionary<string, Repository.RepositoryFile> _parentFiles =
             parent?.Files.Where(f => f.Stamp is not null).ToDictionary(f => f.Path, StringComparer.Ordinal) ?? new(StringComparer.Ordinal);
 
-        /// <summary>The paths stored from the parent without reading.</summary>
+        /// <summary>Files of this run proven by their stamp, by device and inode.</summary>
+        private readonly Dictionary<(ulong Device, ulong Inode), (FileStamp Stamp, string Path)> _proven = new();
+        private readonly Dictionary<string, (ulong Device, ulong Inode)> _provenInode = new(StringComparer.Ordinal);
+
+        /// <summary>The paths stored without reading: from the parent, or as another name of an inode read in this run.</summary>
         public HashSet<string> Reused { get; } = new(StringComparer.Ordinal);
 
         public void CreateDirectory(string rel)
@@ -368,6 +376,15 @@ internal static class ObjectBackup
                 Reused.Add(rel);
                 return (new ContentDigest(p.Size, p.Sha256), true);
             }
+            if (settled is { Inode: not 0 } linked
+                && _proven.TryGetValue((linked.Device, linked.Inode), out var twin)
+                && twin.Stamp == linked
+                && writer.Find(twin.Path) is { } same
+                && writer.TryAddSameContent(rel, same))
+            {
+                Reused.Add(rel);
+                return (new ContentDigest(same.Size, same.Sha256), true);
+            }
             beforeRead?.Invoke();
             Repository.RepositoryFile f = await writer.AddFileFromPathAsync(rel, source, Repository.ChunkingProfile.Default, ct).ConfigureAwait(false);
             return (new ContentDigest(f.Size, f.Sha256), false);
@@ -377,9 +394,20 @@ internal static class ObjectBackup
         {
             writer.RemoveFile(rel);
             Reused.Remove(rel);
+            if (_provenInode.Remove(rel, out (ulong, ulong) inode))
+            {
+                _proven.Remove(inode);
+            }
         }
 
-        public void Settle(string rel, FileStamp stamp) => writer.SetStamp(rel, Repository.RepositoryFileStamp.From(stamp));
+        public void Settle(string rel, FileStamp stamp)
+        {
+            writer.SetStamp(rel, Repository.RepositoryFileStamp.From(stamp));
+            if (stamp.Inode != 0 && _proven.TryAdd((stamp.Device, stamp.Inode), (stamp, rel)))
+            {
+                _provenInode[rel] = (stamp.Device, stamp.Inode);
+            }
+        }
 
         public void SetMetadata(string rel, FileMetadata metadata) => writer.SetMetadata(rel, metadata);
 

@@ -66,8 +66,9 @@ public sealed record ObjectBackupResult
     public string? ParentId { get; init; }
     /// <summary>Files read from the source (all of them for a local backup).</summary>
     public int FilesRead { get; init; }
-    /// <summary>Files whose content was taken from the parent backup without reading them,
-    /// because their stamp (size, times, inode) had not changed.</summary>
+    /// <summary>Files whose content was taken without reading them: from the parent backup, because
+    /// their stamp (size, times, inode) had not changed, or from another name of the same inode
+    /// read earlier in this run (a hard link).</summary>
     public int FilesReused { get; init; }
     public required int FileCount { get; init; }
     public required long Bytes { get; init; }

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.Collections.Concurrent;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using System.Threading.Channels;
@@ -11,9 +10,9 @@ namespace PSBackup.Engine.Repository;
 /// or paths; each is read once in blocks, and per block the whole-file SHA-256, the chunk cuts
 /// and the chunk ids are computed at once (see <see cref="ChunkFileAsync"/>). New chunks are
 /// gathered into ~1 MiB frames, which a pool of workers (one per core) compresses and, when the
-/// repository is encrypted, seals; an assembler appends the stored frames to a ~16 MiB pack, and
-/// an uploader puts finished packs. Every stage is joined by a bounded channel, frame buffers are
-/// pooled and exactly two pack buffers exist, so memory stays bounded whatever the data size.
+/// repository is encrypted, seals; an assembler appends the stored frames to a ~16 MiB pack spooled
+/// on disk (<see cref="PackSpool"/>), and an uploader stores finished packs. Every stage is joined
+/// by a bounded channel and frame buffers are pooled, so memory stays bounded whatever the data size.
 /// <para>Write order: packs, then index objects (one per 64 packs and one at the end), then the
 /// manifest, then the optional ref. Until the manifest is written the backup does not exist;
 /// <see cref="AbortAsync"/> (or disposing without committing) stops the pipeline and references
@@ -31,7 +30,7 @@ public sealed class BackupWriter : IAsyncDisposable
 
     private sealed record StoredFrame(byte[] Buffer, int Length, string Sha256, int PlainLength, List<ChunkEntry> Chunks);
 
-    private sealed record PackJob(byte[] Buffer, int Length, List<FrameEntry> Frames);
+    private sealed record PackJob(PackSpool Spool, string Id, List<FrameEntry> Frames);
 
     private enum State { Open, Failed, Committed, Aborted }
 
@@ -45,23 +44,14 @@ public sealed class BackupWriter : IAsyncDisposable
     private readonly Task[] _compressors;
     private readonly Task _packer;
     private readonly Task _uploader;
-    /// <summary>Pack buffers (exactly pack-sized, not pooled power-of-two arrays): one filling, one
-    /// uploading; the packer waits for a free one, so at most <see cref="PackBuffers"/> exist.</summary>
-    private readonly Channel<byte[]> _freePacks = Channel.CreateUnbounded<byte[]>();
-    private int _packBuffersMade;
-    private const int PackBuffers = 2;
-    /// <summary>Pack buffers of disposed writers, held weakly: the next writer in the process (the
-    /// next object of a wildcard run, the next WAL segment) takes them instead of allocating ~17 MiB
-    /// twice more, while a gen-2 collection may still free them, so nothing is pinned in a
-    /// long-lived session. Without this, every backup left two large-object-heap arrays of
-    /// garbage and a many-object run's peak memory grew with the number of objects.</summary>
-    private static readonly ConcurrentBag<WeakReference<byte[]>> SparePacks = new();
-    private const int MaxSparePacks = 2 * PackBuffers;
     private readonly HashSet<ChunkId> _pending = new();
     private readonly List<RepositoryFile> _files = new();
     /// <summary>Exact names: 'README' and 'readme' are two files where the source's names are
     /// case-sensitive (RemoveFile of one must never drop the other).</summary>
     private readonly HashSet<string> _paths = new(StringComparer.Ordinal);
+    /// <summary>Where each added file is in <see cref="_files"/>: the per-file calls (stamp,
+    /// metadata) are lookups, not scans, so a 100,000-file backup is not quadratic.</summary>
+    private readonly Dictionary<string, int> _fileIndex = new(StringComparer.Ordinal);
     private readonly List<IndexPack> _unindexed = new();
     private readonly int _frameCapacity;
     private readonly TimeProvider _clock;
@@ -140,7 +130,7 @@ public sealed class BackupWriter : IAsyncDisposable
         try
         {
             RepositoryFile f = await ChunkFileAsync(p, content, _repo.Chunker(profile), walCuts, linked.Token).ConfigureAwait(false);
-            _files.Add(f);
+            AddEntry(f);
             _state = State.Open;
             return f;
         }
@@ -180,13 +170,18 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             return false;
         }
-        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.Ordinal));
+        int i = IndexOf(path);
         if (i < 0)
         {
             return false;
         }
         _paths.Remove(_files[i].Path);
         _files.RemoveAt(i);
+        _fileIndex.Clear(); // rare (a file that changed while it was read): the positions moved
+        for (int k = 0; k < _files.Count; k++)
+        {
+            _fileIndex[_files[k].Path] = k;
+        }
         return true;
     }
 
@@ -210,8 +205,44 @@ public sealed class BackupWriter : IAsyncDisposable
             }
         }
         _paths.Add(p);
-        _files.Add(file with { Path = p, Stamp = null });
+        AddEntry(file with { Path = p, Stamp = null });
         return true;
+    }
+
+    /// <summary>Adds <paramref name="path"/> with the content of <paramref name="same"/>, a file added
+    /// earlier in this backup, without reading it: another name of the same inode whose stamp proves
+    /// it unchanged since (a hard link). Its chunks are this backup's own (still being stored) or
+    /// indexed. False (nothing added) when one of them is neither.</summary>
+    internal bool TryAddSameContent(string path, RepositoryFile same)
+    {
+        ArgumentNullException.ThrowIfNull(same);
+        EnsureOpen();
+        string p = SafePath.ValidateRelativePath(path, "file path");
+        if (_paths.Contains(p))
+        {
+            throw new InvalidInputException("DuplicatePath", $"The file '{p}' was already added to this backup. Give each file once.", p);
+        }
+        foreach (ChunkId id in same.Chunks)
+        {
+            if (!_pending.Contains(id) && !_repo.Index.Contains(id))
+            {
+                return false;
+            }
+        }
+        _paths.Add(p);
+        AddEntry(same with { Path = p, Stamp = null });
+        return true;
+    }
+
+    /// <summary>The added file entry of <paramref name="path"/>, or null.</summary>
+    internal RepositoryFile? Find(string path) => IndexOf(path) is >= 0 and var i ? _files[i] : null;
+
+    private int IndexOf(string path) => _fileIndex.TryGetValue(path, out int i) ? i : -1;
+
+    private void AddEntry(RepositoryFile f)
+    {
+        _fileIndex[f.Path] = _files.Count;
+        _files.Add(f);
     }
 
     /// <summary>Records the source stamp that proves the added file <paramref name="path"/> (see
@@ -219,7 +250,7 @@ public sealed class BackupWriter : IAsyncDisposable
     public bool SetStamp(string path, RepositoryFileStamp stamp)
     {
         EnsureOpen();
-        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.Ordinal));
+        int i = IndexOf(path);
         if (i < 0)
         {
             return false;
@@ -234,7 +265,7 @@ public sealed class BackupWriter : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(metadata);
         EnsureOpen();
-        int i = _files.FindLastIndex(f => string.Equals(f.Path, path, StringComparison.Ordinal));
+        int i = IndexOf(path);
         if (i < 0)
         {
             return false;
@@ -467,34 +498,35 @@ public sealed class BackupWriter : IAsyncDisposable
 
     private async Task PackLoop()
     {
-        byte[]? pack = null;
-        int len = 0;
+        PackSpool? pack = null;
         var frames = new List<FrameEntry>();
         try
         {
             await foreach (StoredFrame f in _toPack.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
             {
-                pack ??= await TakePackBufferAsync().ConfigureAwait(false);
-                if (len + f.Length > pack.Length)
+                try
                 {
-                    pack = Grow(pack, len, len + f.Length);
+                    pack ??= PackSpool.Create(_repo.Backend);
+                    frames.Add(new FrameEntry(pack.Length, f.Length, f.Sha256, f.PlainLength, f.Chunks));
+                    pack.Append(f.Buffer.AsSpan(0, f.Length));
                 }
-                Buffer.BlockCopy(f.Buffer, 0, pack, len, f.Length);
-                frames.Add(new FrameEntry(len, f.Length, f.Sha256, f.PlainLength, f.Chunks));
-                len += f.Length;
-                ArrayPool<byte>.Shared.Return(f.Buffer);
-                if (len >= _repo.Config.PackSize)
+                finally
                 {
-                    await FinishPackAsync(pack, len, frames).ConfigureAwait(false);
+                    ArrayPool<byte>.Shared.Return(f.Buffer);
+                }
+                if (pack.Length >= _repo.Config.PackSize)
+                {
+                    PackSpool full = pack;
                     pack = null;
-                    len = 0;
+                    await FinishPackAsync(full, frames).ConfigureAwait(false);
                     frames = new List<FrameEntry>();
                 }
             }
             if (pack is not null && frames.Count > 0)
             {
-                await FinishPackAsync(pack, len, frames).ConfigureAwait(false);
+                PackSpool last = pack;
                 pack = null;
+                await FinishPackAsync(last, frames).ConfigureAwait(false);
             }
             _toUpload.Writer.TryComplete();
         }
@@ -503,59 +535,47 @@ public sealed class BackupWriter : IAsyncDisposable
             Fail(e);
             _toUpload.Writer.TryComplete(e);
         }
+        finally
+        {
+            pack?.Dispose();
+        }
     }
 
-    private async Task<byte[]> TakePackBufferAsync()
+    /// <summary>Appends the trailer (a zstd skippable frame holding the frame list) and hands the
+    /// pack, now named by its SHA-256, to the uploader (which owns it from then on).</summary>
+    private async Task FinishPackAsync(PackSpool pack, List<FrameEntry> frames)
     {
-        if (_freePacks.Reader.TryRead(out byte[]? free))
+        string id;
+        try
         {
-            return free;
+            byte[] trailer = _repo.Codec.EncodeJson(new PackTrailer(1, frames));
+            byte[] tail = new byte[8 + trailer.Length + 12];
+            Span<byte> p = tail;
+            BinaryPrimitives.WriteUInt32LittleEndian(p, RepositoryLayout.TrailerSkippableMagic);
+            BinaryPrimitives.WriteUInt32LittleEndian(p[4..], (uint)(trailer.Length + 12));
+            trailer.CopyTo(p[8..]);
+            BinaryPrimitives.WriteUInt32LittleEndian(p[(8 + trailer.Length)..], (uint)trailer.Length);
+            RepositoryLayout.PackMagic.CopyTo(p[(12 + trailer.Length)..]);
+            pack.Append(tail);
+            id = pack.FinishId();
         }
-        if (_packBuffersMade < PackBuffers)
+        catch
         {
-            _packBuffersMade++;
-            // Room for a full pack, one more frame and a typical trailer, so Grow is rare.
-            int size = _repo.Config.PackSize + _repo.Codec.MaxStoredLength(_frameCapacity) + (256 << 10);
-            if (_repo.TakeHeldPackBuffer(size) is { } held)
+            pack.Dispose();
+            throw;
+        }
+        if (!_toUpload.Writer.TryWrite(new PackJob(pack, id, frames)))
+        {
+            try
             {
-                return held;
+                await _toUpload.Writer.WriteAsync(new PackJob(pack, id, frames), _cts.Token).ConfigureAwait(false);
             }
-            while (SparePacks.TryTake(out WeakReference<byte[]>? weak))
+            catch
             {
-                if (weak.TryGetTarget(out byte[]? spare) && spare.Length >= size)
-                {
-                    return spare;
-                }
+                pack.Dispose();
+                throw;
             }
-            return GC.AllocateUninitializedArray<byte>(size);
         }
-        return await _freePacks.Reader.ReadAsync(_cts.Token).ConfigureAwait(false);
-    }
-
-    /// <summary>A larger copy of a pack buffer; it takes the old one's place among the pack buffers.</summary>
-    private static byte[] Grow(byte[] old, int used, int need)
-    {
-        byte[] b = GC.AllocateUninitializedArray<byte>(need);
-        Buffer.BlockCopy(old, 0, b, 0, used);
-        return b;
-    }
-
-    /// <summary>Appends the trailer (a zstd skippable frame holding the frame list) and hands the pack to the uploader.</summary>
-    private async Task FinishPackAsync(byte[] pack, int len, List<FrameEntry> frames)
-    {
-        byte[] trailer = _repo.Codec.EncodeJson(new PackTrailer(1, frames));
-        int total = len + 8 + trailer.Length + 12;
-        if (total > pack.Length)
-        {
-            pack = Grow(pack, len, total);
-        }
-        Span<byte> p = pack.AsSpan();
-        BinaryPrimitives.WriteUInt32LittleEndian(p[len..], RepositoryLayout.TrailerSkippableMagic);
-        BinaryPrimitives.WriteUInt32LittleEndian(p[(len + 4)..], (uint)(trailer.Length + 12));
-        trailer.CopyTo(p[(len + 8)..]);
-        BinaryPrimitives.WriteUInt32LittleEndian(p[(len + 8 + trailer.Length)..], (uint)trailer.Length);
-        RepositoryLayout.PackMagic.CopyTo(p[(len + 12 + trailer.Length)..]);
-        await _toUpload.Writer.WriteAsync(new PackJob(pack, total, frames), _cts.Token).ConfigureAwait(false);
     }
 
     private async Task UploadLoop()
@@ -564,15 +584,13 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             await foreach (PackJob job in _toUpload.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
             {
-                try
+                using (PackSpool spool = job.Spool)
                 {
-                    string id = Hex.Encode(SHA256.HashData(job.Buffer.AsSpan(0, job.Length)));
-                    using (var ms = new MemoryStream(job.Buffer, 0, job.Length, writable: false))
-                    {
-                        await _repo.Backend.PutAsync(RepositoryLayout.PackKey(id), ms, job.Length, _cts.Token).ConfigureAwait(false);
-                    }
+                    string id = job.Id;
+                    long length = spool.Length;
+                    await spool.CommitAsync(RepositoryLayout.PackKey(id), _cts.Token).ConfigureAwait(false);
                     Interlocked.Increment(ref _packs);
-                    Interlocked.Add(ref _storedBytes, job.Length);
+                    Interlocked.Add(ref _storedBytes, length);
                     if (_repo.Index.Pack(id) is { Usable: false } known)
                     {
                         // The same bytes again under the same content address: the pack is whole now.
@@ -587,11 +605,7 @@ public sealed class BackupWriter : IAsyncDisposable
                             // A stale marker only costs a re-upload next time.
                         }
                     }
-                    _unindexed.Add(new IndexPack(id, job.Length, job.Frames));
-                }
-                finally
-                {
-                    _freePacks.Writer.TryWrite(job.Buffer);
+                    _unindexed.Add(new IndexPack(id, length, job.Frames));
                 }
                 if (_unindexed.Count >= IndexFlushPacks)
                 {
@@ -784,6 +798,11 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             // Loops catch their own exceptions; nothing to report on abort.
         }
+        // Finished packs the uploader never took: their spools are deleted, never stored.
+        while (_toUpload.Reader.TryRead(out PackJob? left))
+        {
+            left.Spool.Dispose();
+        }
         if (_frame is not null)
         {
             ArrayPool<byte>.Shared.Return(_frame.Buffer);
@@ -795,13 +814,6 @@ public sealed class BackupWriter : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await AbortAsync().ConfigureAwait(false);
-        while (_freePacks.Reader.TryRead(out byte[]? pack))
-        {
-            if (!_repo.HoldPackBuffer(pack) && SparePacks.Count < MaxSparePacks)
-            {
-                SparePacks.Add(new WeakReference<byte[]>(pack));
-            }
-        }
         _cts.Dispose();
     }
 }

@@ -380,38 +380,6 @@ public sealed class Repository
         }
     }
 
-    /// <summary>Pack buffers kept for this instance's next writers when <see cref="HoldsPackBuffers"/>:
-    /// a long-running writer (the continuous WAL shipper, a backup per second) would otherwise
-    /// allocate two ~17 MiB large-object arrays per backup once a collection took the weakly held
-    /// spares, and the runtime keeps what such churn commits: the process grew by hundreds of MiB
-    /// while its live heap stayed under 50 (docs/performance.md, "Recovery point").</summary>
-    private readonly System.Collections.Concurrent.ConcurrentBag<byte[]> _heldPacks = new();
-
-    /// <summary>Keep up to two pack buffers strongly between this instance's backups.</summary>
-    internal bool HoldsPackBuffers { get; set; }
-
-    internal byte[]? TakeHeldPackBuffer(int size)
-    {
-        while (HoldsPackBuffers && _heldPacks.TryTake(out byte[]? b))
-        {
-            if (b.Length >= size)
-            {
-                return b;
-            }
-        }
-        return null;
-    }
-
-    internal bool HoldPackBuffer(byte[] buffer)
-    {
-        if (!HoldsPackBuffers || _heldPacks.Count >= 2)
-        {
-            return false;
-        }
-        _heldPacks.Add(buffer);
-        return true;
-    }
-
     /// <summary>Cuts the index held in memory down to the locations of <paramref name="chunks"/>
     /// (a long-running writer that deduplicates against nothing else: the continuous WAL shipper).
     /// Chunks outside it are then stored again if met, never referenced unseen.</summary>

@@ -74,6 +74,54 @@ public sealed partial class LocalBackend : IStorageBackend, IStorageLeftovers
         Durable.FsyncDirectory(dir);
     }
 
+    /// <summary>A new, empty staging file in the folder that will hold <paramref name="folderKey"/>'s
+    /// objects, for an object written in place and committed by <see cref="CommitStaged"/> (a
+    /// repository's packs: assembled on disk instead of in memory, then renamed to their content
+    /// address, with no copy). Until then it has a temp name: invisible to the listing, and a
+    /// leftover (<see cref="IStorageLeftovers"/>) if the writer dies.</summary>
+    internal FileStream CreateStaging(string folderKey)
+    {
+        string dir = SafePath.Combine(_root, folderKey, What);
+        CreateFolders(dir);
+        FileStreamOptions options = PrivateFiles.CreateNew(bufferSize: 0, options: FileOptions.None);
+        return new FileStream(Path.Combine(dir, $".psb-{Guid.NewGuid():N}.tmp"), options);
+    }
+
+    /// <summary>Makes a staging file of <see cref="CreateStaging"/> the object <paramref name="key"/>
+    /// as a put would: its bytes fsynced, the file renamed over the key, both folders fsynced. The
+    /// stream is closed; on failure the staging file is deleted.</summary>
+    internal void CommitStaged(FileStream staging, string key)
+    {
+        ArgumentNullException.ThrowIfNull(staging);
+        string temp = staging.Name;
+        try
+        {
+            string path = Resolve(key);
+            string dir = Path.GetDirectoryName(path)!;
+            RequireSpelling(key);
+            CreateFolders(dir);
+            if (Directory.Exists(path))
+            {
+                throw new StorageIOException($"Cannot store '{key}' in {_root}: a folder of that name holds other keys.", key, _root, isTransient: false);
+            }
+            staging.Flush(flushToDisk: true);
+            staging.Dispose();
+            FolderSwap.Retry(() => File.Move(temp, path, overwrite: true), FolderSwap.DefaultAttempts);
+            Durable.FsyncDirectory(dir);
+            string from = Path.GetDirectoryName(temp)!;
+            if (!string.Equals(from, dir, StringComparison.Ordinal))
+            {
+                Durable.FsyncDirectory(from);
+            }
+        }
+        catch
+        {
+            staging.Dispose();
+            Durable.TryDelete(temp);
+            throw;
+        }
+    }
+
     public Task<Stream> GetAsync(string key, CancellationToken ct)
     {
         string path = Resolve(key);

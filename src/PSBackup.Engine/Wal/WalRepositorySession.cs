@@ -62,7 +62,6 @@ internal sealed class WalRepositorySession(RepositoryTarget target, string ns) :
         if (_open is null)
         {
             _open = await RepositoryConnector.OpenAsync(Target, ct, loadIndex: false).ConfigureAwait(false);
-            _open.Repository.HoldsPackBuffers = true; // one pair of pack buffers for the session, not two per pass
         }
         clock?.Lap(WalPassPhase.Open);
         RepositoryLock? held = context.WhatIf ? null

@@ -271,6 +271,76 @@ public abstract class RepositoryWriteTests : IDisposable
         Assert.Equal((first.FileCount, 0), (forced.FilesRead, forced.FilesReused));
     }
 
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int link(string existing, string newName);
+
+    [Fact]
+    public async Task Hard_links_to_one_inode_are_read_once_and_each_name_restores_its_content()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // the hard links are made with link(2)
+        }
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        // As Debian's dri/*_dri.so: one inode under several names.
+        ObjectFixture.Write(obj.ObjectPath, "files/driver.so", ObjectFixture.Bytes("driver", 600_000));
+        string first = Path.Combine(obj.ObjectPath, "files", "driver.so");
+        foreach (string other in new[] { Path.Combine(obj.ObjectPath, "files", "driver-b.so"), Path.Combine(obj.ObjectPath, "data", "driver-c.so") })
+        {
+            Assert.Equal(0, link(first, other));
+        }
+        NewObjectBackupOptions options = obj.SettledBackupOptions() with { Repository = repo };
+
+        ObjectBackupResult full = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+
+        Assert.Equal((full.FileCount - 2, 2), (full.FilesRead, full.FilesReused)); // the inode is read once
+        SortedDictionary<string, string> restored = await RestoreAsync(repo, full.BackupId!, Dir.Combine("full"));
+        Assert.Equal(FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)), FilesOnly(restored));
+
+        // New bytes through one name are new bytes under every name: one read, the other names follow.
+        byte[] changed = ObjectFixture.Bytes("driver v2", 650_000);
+        File.WriteAllBytes(Path.Combine(obj.ObjectPath, "files", "driver-b.so"), changed);
+        File.SetLastWriteTimeUtc(first, DateTime.UtcNow.AddMinutes(-30));
+        ObjectBackupResult next = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+
+        Assert.Equal((1, next.FileCount - 1), (next.FilesRead, next.FilesReused));
+        restored = await RestoreAsync(repo, next.BackupId!, Dir.Combine("next"));
+        string sha = ObjectFixture.Sha256(changed).ToUpperInvariant();
+        Assert.Equal((sha, sha, sha), (restored["files/driver.so"], restored["files/driver-b.so"], restored["data/driver-c.so"]));
+        Assert.Equal(FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)), FilesOnly(restored));
+    }
+
+    [Fact]
+    public async Task Names_that_differ_only_in_case_are_two_files_and_two_folders_where_the_file_system_keeps_them_apart()
+    {
+        if (SafePath.NamesIgnoreCase)
+        {
+            return; // Windows and macOS cannot hold 'Sys' and 'sys' apart, so no object there has both
+        }
+        // As Debian's /usr/lib/x86_64-linux-gnu/perl/5.36.0 has Sys/ and sys/ side by side.
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        ObjectFixture.Write(obj.ObjectPath, "perl/Sys/Hostname.pm", ObjectFixture.Bytes("Sys", 70_000));
+        ObjectFixture.Write(obj.ObjectPath, "perl/sys/ioctl.ph", ObjectFixture.Bytes("sys", 90_000));
+        ObjectFixture.Write(obj.ObjectPath, "perl/README", ObjectFixture.Bytes("README", 5_000));
+        ObjectFixture.Write(obj.ObjectPath, "perl/readme", ObjectFixture.Bytes("readme", 6_000));
+        NewObjectBackupOptions options = obj.SettledBackupOptions() with { Repository = repo };
+
+        ObjectBackupResult first = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+        ObjectBackupResult again = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+
+        // The backup reads back (the next run finds it as its parent and reuses every file) ...
+        Assert.Equal(first.BackupId, again.ParentId);
+        Assert.Equal((0, first.FileCount), (again.FilesRead, again.FilesReused));
+        // ... and restores both spellings of each name, byte for byte, folders included.
+        SortedDictionary<string, string> restored = await RestoreAsync(repo, again.BackupId!, Dir.Combine("restored"));
+        Assert.Equal(FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)), FilesOnly(restored));
+        Assert.Contains("perl/Sys/Hostname.pm", restored.Keys);
+        Assert.Contains("perl/sys/ioctl.ph", restored.Keys);
+        Assert.NotEqual(restored["perl/README"], restored["perl/readme"]);
+    }
+
     [Fact]
     public async Task Files_written_within_the_clock_window_record_no_stamp_and_are_read_next_time()
     {

@@ -27,7 +27,7 @@ public static class RepositoryCrypto
             {
                 throw new RepositoryKeyException($"The repository at {where} is encrypted with a passphrase. Give the passphrase (-Passphrase, or the PSBACKUP_PASSPHRASE environment variable).", where);
             }
-            return Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(cred.Passphrase), salt, k.Iterations, HashAlgorithmName.SHA256, 32);
+            return Pbkdf2Sha256.Derive(Encoding.UTF8.GetBytes(cred.Passphrase), salt, k.Iterations, 32);
         }
         if (k.Kdf == KdfKeyFile)
         {
@@ -390,12 +390,31 @@ internal static class ZstdFrame
 
 internal static class RepositoryJson
 {
+    /// <summary>The repository's JSON: camelCase, nulls left out. Its metadata for the format's
+    /// own types comes from <see cref="RepositoryJsonContext"/> (generated at build time, so a
+    /// short CLI run does not build and JIT a reflection serializer per type: docs/design.md,
+    /// Performance, "Profiles"); anything else falls back to reflection.</summary>
     public static readonly JsonSerializerOptions Options = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
         WriteIndented = false,
+        TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(
+            RepositoryJsonContext.Default, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver()),
     };
 
     public static readonly JsonSerializerOptions Indented = new(Options) { WriteIndented = true };
 }
+
+/// <summary>Build-time JSON metadata for the repository format's types, with the same settings as
+/// <see cref="RepositoryJson.Options"/> (which uses it).</summary>
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(
+    PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(RepositoryManifest))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(RepositoryConfig))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(KeyObject))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(PackTrailer))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(IndexObject))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(RepositoryLockInfo))]
+internal sealed partial class RepositoryJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
