@@ -43,6 +43,7 @@ internal sealed class ParallelRestore
 
     private readonly Repository _repo;
     private readonly RepositoryManifest _manifest;
+    private readonly FrameSource _source;
     private readonly FileState[] _files;
     private readonly Action<int> _sealed;
     private readonly System.Threading.Channels.Channel<FileState> _closing =
@@ -106,6 +107,7 @@ internal sealed class ParallelRestore
     {
         _repo = repo;
         _manifest = manifest;
+        _source = new FrameSource(repo, manifest);
         _files = manifest.Files.Select((f, i) => new FileState(i, f, paths[i], finals[i])).ToArray();
         _sealed = @sealed;
     }
@@ -143,19 +145,7 @@ internal sealed class ParallelRestore
             long at = 0;
             foreach (ChunkId id in f.Chunks)
             {
-                // A usable copy first; else the first copy at all (its pack may be marked damaged
-                // while this frame is sound; a failed read then tries the others).
-                if (!_repo.Index.TryGet(id, out RepositoryIndex.ChunkLocation loc) && _repo.Index.Locations(id) is [var first, ..])
-                {
-                    loc = first;
-                }
-                if (loc.Frame is null)
-                {
-                    string damaged = _repo.DamagedIndexes.Count > 0 ? $" Damaged index objects: {string.Join(", ", _repo.DamagedIndexes)}." : "";
-                    throw new RepositoryIntegrityException("ChunkMissing",
-                        $"Backup {_manifest.Id}, file '{f.Path}': chunk {id} is not in the repository index.{damaged} Run Test-BackupRepository for details.",
-                        RepositoryLayout.ManifestKey(_manifest.Id), _manifest.Id, f.Path);
-                }
+                RepositoryIndex.ChunkLocation loc = _source.Locate(id, f);
                 if (!frames.TryGetValue(loc.Frame, out FrameJob? job))
                 {
                     frames[loc.Frame] = job = new FrameJob(loc.Frame);
@@ -335,34 +325,14 @@ internal sealed class ParallelRestore
     private async Task ReadAsync(ReadJob read, Buffers buffers, CancellationToken ct)
     {
         byte[] stored = buffers.Stored(read.Length);
-        RepositoryIntegrityException? readFailure = null;
-        try
-        {
-            await _repo.ReadRangeAsync(read.Pack.Key, read.Offset, stored.AsMemory(0, read.Length), ct).ConfigureAwait(false);
-        }
-        catch (StorageNotFoundException e)
-        {
-            readFailure = Bad("PackMissing", $"pack {read.Pack.Key} is missing", read.Frames[0], e);
-        }
-        catch (EndOfStreamException e)
-        {
-            readFailure = Bad("PackTruncated", $"pack {read.Pack.Key} is shorter than its index says", read.Frames[0], e);
-        }
-        catch (StorageIOException e) when (!e.IsTransient)
-        {
-            readFailure = Bad("PackTruncated", $"pack {read.Pack.Key} could not be read at {read.Offset}+{read.Length} ({e.Message})", read.Frames[0], e);
-        }
-        catch (IOException e) when (e is not FileNotFoundException)
-        {
-            throw StorageFailed(read.Pack.Key, read.Frames[0], e);
-        }
+        RepositoryIntegrityException? readFailure = await _source.ReadAsync(read.Pack, read.Offset, stored.AsMemory(0, read.Length), PathOf(read.Frames[0]), ct).ConfigureAwait(false);
         byte[] plain = buffers.Plain(read.Frames.Max(f => f.Frame.PlainLength));
         byte[]? scratch = _repo.Codec.Encrypted ? buffers.Scratch(read.Frames.Max(f => f.Frame.Length)) : null;
         foreach (FrameJob job in read.Frames)
         {
             ct.ThrowIfCancellationRequested();
             RepositoryIntegrityException? failure = readFailure
-                ?? Decode(stored.AsSpan((int)(job.Frame.Offset - read.Offset), job.Frame.Length), job, plain, scratch);
+                ?? _source.Decode(stored.AsSpan((int)(job.Frame.Offset - read.Offset), job.Frame.Length), job.Frame, plain, scratch, PathOf(job));
             if (failure is null)
             {
                 foreach (Target t in job.Targets)
@@ -380,75 +350,24 @@ internal sealed class ParallelRestore
         }
     }
 
-    /// <summary>Checks a frame's stored bytes and decodes them into <paramref name="plain"/>; the
-    /// failure, or null.</summary>
-    private RepositoryIntegrityException? Decode(ReadOnlySpan<byte> stored, FrameJob job, byte[] plain, byte[]? scratch)
-    {
-        RepositoryIndex.FrameInfo fr = job.Frame;
-        Span<byte> h = stackalloc byte[32];
-        SHA256.HashData(stored, h);
-        if (!h.SequenceEqual(fr.Sha256))
-        {
-            return Bad("FrameCorrupt", $"the frame at offset {fr.Offset} of pack {fr.Pack.Key} fails its SHA-256", job);
-        }
-        int n;
-        try
-        {
-            n = _repo.Codec.Decode(stored, plain.AsSpan(0, fr.PlainLength), scratch);
-        }
-        catch (InvalidDataException e)
-        {
-            return Bad("FrameCorrupt", $"the frame at offset {fr.Offset} of pack {fr.Pack.Key} does not decode ({e.Message})", job, e);
-        }
-        return n == fr.PlainLength ? null
-            : Bad("FrameCorrupt", $"the frame at offset {fr.Offset} of pack {fr.Pack.Key} decodes to {n} bytes, not {fr.PlainLength}", job);
-    }
+    /// <summary>The first file a frame's chunks belong to, for messages.</summary>
+    private string PathOf(FrameJob job) => _files[job.Chunks[0].File].File.Path;
 
-    /// <summary>A frame that could not be used: its pack is taken out of use, and each of its chunks
-    /// is fetched from another copy (a later backup stored it again, or repair salvaged it) and
-    /// written; with no copy of some chunk, the frame's failure is the restore's.</summary>
+    /// <summary>A frame that could not be used: its pack is taken out of use and each of its chunks
+    /// is taken from another copy and written, once every one has a sound copy; with no copy of some
+    /// chunk, the frame's failure is the restore's.</summary>
     private async Task FromOtherCopiesAsync(FrameJob job, RepositoryIntegrityException failure, Buffers buffers, CancellationToken ct)
     {
-        await NoteFailureAsync(job.Frame.Pack, failure, ct).ConfigureAwait(false);
-        var decoded = new Dictionary<RepositoryIndex.FrameInfo, byte[]>(ReferenceEqualityComparer.Instance);
-        var pieces = new List<(int File, long FileOffset, byte[] Plain, int Offset, int Length)>();
+        await _source.NoteFailureAsync(job.Frame.Pack, failure, ct).ConfigureAwait(false);
+        var decoded = new Dictionary<RepositoryIndex.FrameInfo, byte[]>();
         try
         {
-            foreach (var c in job.Chunks)
+            List<(byte[] Plain, int Offset)> copies = await _source.OtherCopiesAsync(job.Frame.Pack,
+                job.Chunks.Select(c => (c.Id, c.Length, _files[c.File].File.Path)), decoded, ct).ConfigureAwait(false) ?? throw failure;
+            for (int k = 0; k < job.Chunks.Count; k++)
             {
-                bool found = false;
-                foreach (RepositoryIndex.ChunkLocation loc in _repo.Index.Locations(c.Id))
-                {
-                    if (ReferenceEquals(loc.Frame.Pack, job.Frame.Pack) || loc.Length != c.Length)
-                    {
-                        continue;
-                    }
-                    if (!decoded.TryGetValue(loc.Frame, out byte[]? plain))
-                    {
-                        try
-                        {
-                            plain = await FetchFrameAsync(loc.Frame, job, ct).ConfigureAwait(false);
-                        }
-                        catch (RepositoryIntegrityException other)
-                        {
-                            await NoteFailureAsync(loc.Frame.Pack, other, ct).ConfigureAwait(false);
-                            continue;
-                        }
-                        decoded[loc.Frame] = plain;
-                    }
-                    pieces.Add((c.File, c.FileOffset, plain, loc.Offset, c.Length));
-                    found = true;
-                    break;
-                }
-                if (!found)
-                {
-                    throw failure;
-                }
-            }
-            // Written only once every chunk of the frame has a sound copy.
-            foreach (var p in pieces)
-            {
-                if (Write(_files[p.File], p.FileOffset, p.Plain.AsSpan(p.Offset, p.Length), buffers) is { } done)
+                var c = job.Chunks[k];
+                if (Write(_files[c.File], c.FileOffset, copies[k].Plain.AsSpan(copies[k].Offset, c.Length), buffers) is { } done)
                 {
                     await _closing.Writer.WriteAsync(done, ct).ConfigureAwait(false);
                 }
@@ -461,86 +380,6 @@ internal sealed class ParallelRestore
                 ArrayPool<byte>.Shared.Return(b);
             }
         }
-    }
-
-    private async Task<byte[]> FetchFrameAsync(RepositoryIndex.FrameInfo fr, FrameJob forJob, CancellationToken ct)
-    {
-        byte[] stored;
-        try
-        {
-            stored = await _repo.GetRangeRentedAsync(fr.Pack.Key, fr.Offset, fr.Length, ct).ConfigureAwait(false);
-        }
-        catch (StorageNotFoundException e)
-        {
-            throw Bad("PackMissing", $"pack {fr.Pack.Key} is missing", forJob, e);
-        }
-        catch (EndOfStreamException e)
-        {
-            throw Bad("PackTruncated", $"pack {fr.Pack.Key} is shorter than its index says", forJob, e);
-        }
-        catch (StorageIOException e) when (!e.IsTransient)
-        {
-            throw Bad("PackTruncated", $"pack {fr.Pack.Key} could not be read at {fr.Offset}+{fr.Length} ({e.Message})", forJob, e);
-        }
-        catch (IOException e) when (e is not FileNotFoundException)
-        {
-            throw StorageFailed(fr.Pack.Key, forJob, e);
-        }
-        byte[] plain = ArrayPool<byte>.Shared.Rent(Math.Max(1, fr.PlainLength));
-        byte[]? scratch = _repo.Codec.Encrypted ? ArrayPool<byte>.Shared.Rent(fr.Length) : null;
-        try
-        {
-            var single = new FrameJob(fr);
-            single.Chunks.AddRange(forJob.Chunks);
-            if (Decode(stored.AsSpan(0, fr.Length), single, plain, scratch) is { } failure)
-            {
-                throw failure;
-            }
-            byte[] result = plain;
-            plain = null!;
-            return result;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(stored);
-            if (plain is not null)
-            {
-                ArrayPool<byte>.Shared.Return(plain);
-            }
-            if (scratch is not null)
-            {
-                ArrayPool<byte>.Shared.Return(scratch);
-            }
-        }
-    }
-
-    private async Task NoteFailureAsync(RepositoryIndex.PackInfo pack, RepositoryIntegrityException failure, CancellationToken ct)
-    {
-        if (failure.ErrorId == "PackMissing")
-        {
-            pack.State = PackState.Missing;
-            pack.Problem = $"pack {pack.Id} is missing";
-        }
-        else
-        {
-            await _repo.MarkDamagedAsync(pack.Id, failure.Message, ct, bestEffort: true).ConfigureAwait(false);
-        }
-    }
-
-    private RepositoryIntegrityException Bad(string id, string what, FrameJob job, Exception? inner = null)
-    {
-        string path = _files[job.Chunks[0].File].File.Path;
-        return new(id, $"Backup {_manifest.Id}, file '{path}': {what}. The data cannot be restored from this repository; restore this file from another copy.",
-            job.Frame.Pack.Key, _manifest.Id, path, inner);
-    }
-
-    private OperationFailedException StorageFailed(string packKey, FrameJob job, IOException e)
-    {
-        string path = _files[job.Chunks[0].File].File.Path;
-        // The storage failed to answer (after the retries): not evidence about the pack's bytes.
-        return new OperationFailedException("StorageReadFailed",
-            $"Backup {_manifest.Id}, file '{path}': pack {packKey} could not be read from {_repo.Location} ({e.Message}). The storage did not answer; nothing is known to be damaged. Check the connection or the disk, then try again.",
-            packKey, e);
     }
 
     // ------------------------------------------------------------------ files
