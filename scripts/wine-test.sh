@@ -341,6 +341,7 @@ classes=(
   PSBackup.Engine.Tests.Health.AuditLogTests
   PSBackup.Engine.Tests.Storage.LocalBackendContractTests
   PSBackup.Engine.Tests.Repository.RepositoryRoundTripTests
+  PSBackup.Engine.Tests.Restore.ParallelRestoreTests
 )
 # A test process under Wine sometimes never exits after its last test (a thread left hanging
 # in Wine; the process shows as defunct): the class's closing line decides, and the process is
