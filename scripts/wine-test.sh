@@ -331,6 +331,7 @@ classes=(
   PSBackup.Engine.Tests.Storage.LocalBackendContractTests
   PSBackup.Engine.Tests.Repository.RepositoryRoundTripTests
   PSBackup.Engine.Tests.Repository.Pbkdf2Sha256PlatformTests
+  PSBackup.Engine.Tests.Restore.ParallelRestoreTests
 )
 # A test process under Wine sometimes never exits after its last test (a thread left hanging
 # in Wine; the process shows as defunct): the class's closing line decides, and the process is

@@ -104,7 +104,7 @@ internal static class ObjectRestore
 
         var outcome = await ReplaceAsync(location, options.Force,
             $"Replace with backup {backupName} ({id}, {manifest.Files.Count} files, {manifest.TotalBytes} bytes) from {repo.Location}", backupName, context,
-            temp => repo.RestoreAsync(manifest, temp, overwrite: false, new RestoreProgress(context, manifest.TotalBytes), ct)).ConfigureAwait(false);
+            temp => repo.RestoreAsync(manifest, temp, overwrite: false, new RestoreProgress(context, manifest.TotalBytes), ct, freshFolder: true)).ConfigureAwait(false);
         return outcome is null ? null : new ObjectRestoreResult
         {
             DbRoot = location.DbRoot,

@@ -14,6 +14,8 @@ namespace PSBackup.Engine.Repository;
 /// Test-BackupRepository -ReadData still checks every chunk id.</summary>
 internal sealed class ManifestReader(Repository repo, RepositoryManifest manifest)
 {
+    private readonly FrameSource _source = new(repo, manifest);
+
     private readonly record struct Item(int File, int Offset, int Length, ChunkId Id);
 
     private sealed class Run(RepositoryIndex.FrameInfo frame)
@@ -96,19 +98,7 @@ internal sealed class ManifestReader(Repository repo, RepositoryManifest manifes
                 RepositoryFile f = files[fi];
                 foreach (ChunkId id in f.Chunks)
                 {
-                    // A usable copy first; else the first copy at all (its pack may be marked damaged
-                    // while this frame is sound; a failed read then tries the others).
-                    if (!repo.Index.TryGet(id, out RepositoryIndex.ChunkLocation loc) && repo.Index.Locations(id) is [var first, ..])
-                    {
-                        loc = first;
-                    }
-                    if (loc.Frame is null)
-                    {
-                        string damaged = repo.DamagedIndexes.Count > 0 ? $" Damaged index objects: {string.Join(", ", repo.DamagedIndexes)}." : "";
-                        throw new RepositoryIntegrityException("ChunkMissing",
-                            $"Backup {manifest.Id}, file '{f.Path}': chunk {id} is not in the repository index.{damaged} Run Test-BackupRepository for details.",
-                            RepositoryLayout.ManifestKey(manifest.Id), manifest.Id, f.Path);
-                    }
+                    RepositoryIndex.ChunkLocation loc = _source.Locate(id, f);
                     if (run is null || !ReferenceEquals(run.Frame, loc.Frame))
                     {
                         if (run is not null)
@@ -155,20 +145,19 @@ internal sealed class ManifestReader(Repository repo, RepositoryManifest manifes
     }
 
     /// <summary>The run's frame, decoded. When it cannot be read (pack missing, frame damaged) the
-    /// pack is marked (in memory at once, <c>damaged/&lt;id&gt;</c> best effort) and each chunk of the run
-    /// is taken from another copy, if the repository has one (a later backup stored it again, or repair
-    /// salvaged it): the run's items are then repointed into a buffer built from those copies.</summary>
+    /// pack is taken out of use and each chunk of the run is taken from another copy, if the
+    /// repository has one: the run's items are then repointed into a buffer built from those copies.</summary>
     private async Task<byte[]> FetchAsync(Run run, IReadOnlyList<RepositoryFile> files, CancellationToken ct)
     {
         await Task.Yield();
         string firstPath = files[run.Items[0].File].Path;
         try
         {
-            return await FetchFrameAsync(run.Frame, firstPath, ct).ConfigureAwait(false);
+            return await _source.FetchFrameAsync(run.Frame, firstPath, ct).ConfigureAwait(false);
         }
         catch (RepositoryIntegrityException failure)
         {
-            await NoteFailureAsync(run.Frame.Pack, failure, ct).ConfigureAwait(false);
+            await _source.NoteFailureAsync(run.Frame.Pack, failure, ct).ConfigureAwait(false);
             byte[]? fallback = await FromOtherCopiesAsync(run, files, ct).ConfigureAwait(false);
             if (fallback is null)
             {
@@ -178,61 +167,26 @@ internal sealed class ManifestReader(Repository repo, RepositoryManifest manifes
         }
     }
 
-    private async Task NoteFailureAsync(RepositoryIndex.PackInfo pack, RepositoryIntegrityException failure, CancellationToken ct)
-    {
-        if (failure.ErrorId == "PackMissing")
-        {
-            pack.State = PackState.Missing;
-            pack.Problem = $"pack {pack.Id} is missing";
-        }
-        else
-        {
-            await repo.MarkDamagedAsync(pack.Id, failure.Message, ct, bestEffort: true).ConfigureAwait(false);
-        }
-    }
-
     private async Task<byte[]?> FromOtherCopiesAsync(Run run, IReadOnlyList<RepositoryFile> files, CancellationToken ct)
     {
-        int total = run.Items.Sum(i => i.Length);
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, total));
         var decoded = new Dictionary<RepositoryIndex.FrameInfo, byte[]>();
-        var moved = new List<Item>(run.Items.Count);
         try
         {
-            int at = 0;
-            foreach (Item it in run.Items)
+            List<(byte[] Plain, int Offset)>? copies = await _source.OtherCopiesAsync(run.Frame.Pack,
+                run.Items.Select(it => (it.Id, it.Length, files[it.File].Path)), decoded, ct).ConfigureAwait(false);
+            if (copies is null)
             {
-                bool found = false;
-                foreach (RepositoryIndex.ChunkLocation loc in repo.Index.Locations(it.Id))
-                {
-                    if (ReferenceEquals(loc.Frame.Pack, run.Frame.Pack) || loc.Length != it.Length)
-                    {
-                        continue;
-                    }
-                    if (!decoded.TryGetValue(loc.Frame, out byte[]? plain))
-                    {
-                        try
-                        {
-                            plain = await FetchFrameAsync(loc.Frame, files[it.File].Path, ct).ConfigureAwait(false);
-                        }
-                        catch (RepositoryIntegrityException other)
-                        {
-                            await NoteFailureAsync(loc.Frame.Pack, other, ct).ConfigureAwait(false);
-                            continue;
-                        }
-                        decoded[loc.Frame] = plain;
-                    }
-                    Buffer.BlockCopy(plain, loc.Offset, buffer, at, it.Length);
-                    moved.Add(it with { Offset = at });
-                    at += it.Length;
-                    found = true;
-                    break;
-                }
-                if (!found)
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    return null;
-                }
+                return null;
+            }
+            byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, run.Items.Sum(i => i.Length)));
+            var moved = new List<Item>(run.Items.Count);
+            int at = 0;
+            for (int k = 0; k < run.Items.Count; k++)
+            {
+                Item it = run.Items[k];
+                Buffer.BlockCopy(copies[k].Plain, copies[k].Offset, buffer, at, it.Length);
+                moved.Add(it with { Offset = at });
+                at += it.Length;
             }
             run.Items.Clear();
             run.Items.AddRange(moved);
@@ -244,76 +198,6 @@ internal sealed class ManifestReader(Repository repo, RepositoryManifest manifes
             {
                 ArrayPool<byte>.Shared.Return(b);
             }
-        }
-    }
-
-    private async Task<byte[]> FetchFrameAsync(RepositoryIndex.FrameInfo fr, string firstPath, CancellationToken ct)
-    {
-        string packKey = fr.Pack.Key;
-        RepositoryIntegrityException Bad(string id, string what, string path, Exception? inner = null) =>
-            new(id, $"Backup {manifest.Id}, file '{path}': {what}. The data cannot be restored from this repository; restore this file from another copy.",
-                packKey, manifest.Id, path, inner);
-        byte[] stored;
-        try
-        {
-            stored = await repo.GetRangeRentedAsync(packKey, fr.Offset, fr.Length, ct).ConfigureAwait(false);
-        }
-        catch (StorageNotFoundException e)
-        {
-            throw Bad("PackMissing", $"pack {packKey} is missing", firstPath, e);
-        }
-        catch (EndOfStreamException e)
-        {
-            throw Bad("PackTruncated", $"pack {packKey} is shorter than its index says", firstPath, e);
-        }
-        catch (StorageIOException e) when (!e.IsTransient)
-        {
-            throw Bad("PackTruncated", $"pack {packKey} could not be read at {fr.Offset}+{fr.Length} ({e.Message})", firstPath, e);
-        }
-        catch (IOException e) when (e is not FileNotFoundException)
-        {
-            // The storage failed to answer (after the retries): not evidence about the pack's bytes.
-            throw new OperationFailedException("StorageReadFailed",
-                $"Backup {manifest.Id}, file '{firstPath}': pack {packKey} could not be read from {repo.Location} ({e.Message}). The storage did not answer; nothing is known to be damaged. Check the connection or the disk, then try again.",
-                packKey, e);
-        }
-        byte[]? plain = null;
-        byte[]? scratch = null;
-        try
-        {
-            Span<byte> h = stackalloc byte[32];
-            SHA256.HashData(stored.AsSpan(0, fr.Length), h);
-            if (!h.SequenceEqual(fr.Sha256))
-            {
-                throw Bad("FrameCorrupt", $"the frame at offset {fr.Offset} of pack {packKey} fails its SHA-256", firstPath);
-            }
-            plain = ArrayPool<byte>.Shared.Rent(Math.Max(fr.PlainLength, 1));
-            if (repo.Codec.Encrypted)
-            {
-                scratch = ArrayPool<byte>.Shared.Rent(fr.Length);
-            }
-            int n;
-            try
-            {
-                n = repo.Codec.Decode(stored.AsSpan(0, fr.Length), plain.AsSpan(0, fr.PlainLength), scratch);
-            }
-            catch (InvalidDataException e)
-            {
-                throw Bad("FrameCorrupt", $"the frame at offset {fr.Offset} of pack {packKey} does not decode ({e.Message})", firstPath, e);
-            }
-            if (n != fr.PlainLength)
-            {
-                throw Bad("FrameCorrupt", $"the frame at offset {fr.Offset} of pack {packKey} decodes to {n} bytes, not {fr.PlainLength}", firstPath);
-            }
-            byte[] result = plain;
-            plain = null;
-            return result;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(stored);
-            if (plain is not null) { ArrayPool<byte>.Shared.Return(plain); }
-            if (scratch is not null) { ArrayPool<byte>.Shared.Return(scratch); }
         }
     }
 }

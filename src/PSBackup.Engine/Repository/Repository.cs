@@ -818,15 +818,17 @@ public sealed class Repository
 
     // ---------------------------------------------------------------- restore
 
-    /// <summary>Restored files being fsynced and renamed at once.</summary>
-    private const int CloseParallelism = 4;
-
-    /// <summary>Restores every file of <paramref name="manifest"/> under <paramref name="targetFolder"/>.
-    /// Each file is written as '&lt;name&gt;.tmp', verified (every frame hash, every chunk id, then the
-    /// whole-file SHA-256 and size) and only then renamed to its name. Existing files are refused
-    /// (ConflictException) unless <paramref name="overwrite"/>; the check happens before anything is written.</summary>
+    /// <summary>Restores every file of <paramref name="manifest"/> under <paramref name="targetFolder"/>
+    /// with parallel workers, each pack read once (<see cref="ParallelRestore"/>). Every frame's
+    /// stored bytes are checked before decoding and each file's size and SHA-256 against the manifest
+    /// before it is sealed (metadata given back, fsynced, closed) under its name. Files are written
+    /// under short random temp names and renamed once sealed, unless <paramref name="freshFolder"/>:
+    /// the caller made the target and nothing else writes there (a restore's temp folder swapped in
+    /// afterwards), so files are written under their own names. Existing files are refused
+    /// (ConflictException) unless <paramref name="overwrite"/>; the check happens before anything is
+    /// written. On failure or cancellation no unsealed file is left behind.</summary>
     public async Task<RestoreResult> RestoreAsync(RepositoryManifest manifest, string targetFolder, bool overwrite = false,
-        IProgress<OperationProgress>? progress = null, CancellationToken ct = default)
+        IProgress<OperationProgress>? progress = null, CancellationToken ct = default, bool freshFolder = false)
     {
         ArgumentNullException.ThrowIfNull(manifest);
         ValidateManifest(manifest, manifest.Id);
@@ -844,6 +846,10 @@ public sealed class Repository
         }
         Directory.CreateDirectory(root);
         RequireDistinctNames(manifest, () => SafePath.FolderIgnoresCase(root));
+        foreach (string folder in targets.Select(t => Path.GetDirectoryName(t)!).Distinct(StringComparer.Ordinal))
+        {
+            Directory.CreateDirectory(folder);
+        }
         // Temp names are short and random in the target's own folder: never longer than a name the
         // folder allows (a 255-byte name plus ".tmp" is not), never a name the manifest restores
         // (a backup holding both "x" and "x.tmp" once crossed their bytes), never an existing file.
@@ -854,94 +860,25 @@ public sealed class Repository
             while (true)
             {
                 string t = Path.Combine(dir, $".psb-{Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant()}.tmp");
-                if (!taken.Contains(t) && !File.Exists(t) && !Directory.Exists(t))
+                if (taken.Add(t) && !File.Exists(t) && !Directory.Exists(t))
                 {
                     return t;
                 }
             }
         }
+        IReadOnlyList<string> paths = freshFolder ? targets : targets.Select(TempFor).ToList();
         long total = manifest.TotalBytes, done = 0;
-        string? openTemp = null;
-        Stream? openStream = null;
-        // A verified file is fsynced, closed and renamed off the reading path, a few at a time,
-        // so the next file is decoded while the disk writes this one back.
-        using var closers = new SemaphoreSlim(CloseParallelism);
-        var closing = new List<Task>();
-        var unfinished = new HashSet<string>(StringComparer.Ordinal);
-        try
+        var reporting = new object();
+        await ParallelRestore.RunAsync(this, manifest, paths, targets, i =>
         {
-            await new ManifestReader(this, manifest).ReadAsync(manifest.Files,
-                (i, _) =>
-                {
-                    Directory.CreateDirectory(Path.GetDirectoryName(targets[i])!);
-                    openTemp = TempFor(targets[i]);
-                    lock (unfinished)
-                    {
-                        unfinished.Add(openTemp);
-                    }
-                    // Private until its recorded mode is given back (a 0600 file is never readable by others on the way).
-                    openStream = new FileStream(openTemp, PrivateFiles.CreateNew(bufferSize: 0, options: FileOptions.None));
-                    return ValueTask.FromResult(openStream);
-                },
-                async (i, s, _) =>
-                {
-                    string temp = openTemp!;
-                    openTemp = null;
-                    openStream = null;
-                    await closers.WaitAsync(ct).ConfigureAwait(false);
-                    closing.Add(Task.Run(async () =>
-                    {
-                        try
-                        {
-                            await using (s.ConfigureAwait(false))
-                            {
-                                ((FileStream)s).Flush(flushToDisk: true);
-                            }
-                            manifest.Files[i].Metadata?.Apply(temp);
-                            File.Move(temp, targets[i], overwrite: true);
-                            // The name now holds exactly the verified bytes (nothing else renamed onto it).
-                            if (new FileInfo(targets[i]).Length != manifest.Files[i].Size)
-                            {
-                                throw new RepositoryIntegrityException("RestoreSwapCrossed",
-                                    $"Backup {manifest.Id}, file '{manifest.Files[i].Path}': after the rename '{targets[i]}' does not hold the {manifest.Files[i].Size} verified bytes; something else wrote to the target during the restore. Restore into an empty folder.",
-                                    RepositoryLayout.ManifestKey(manifest.Id), manifest.Id, manifest.Files[i].Path);
-                            }
-                            lock (unfinished)
-                            {
-                                unfinished.Remove(temp);
-                                done += manifest.Files[i].Size;
-                                progress?.Report(new OperationProgress("Restore", manifest.Files[i].Path, done, total, manifest.Files[i].Path) { Unit = ProgressUnit.Bytes });
-                            }
-                        }
-                        finally
-                        {
-                            closers.Release();
-                        }
-                    }, CancellationToken.None));
-                },
-                ct).ConfigureAwait(false);
-            await Task.WhenAll(closing).ConfigureAwait(false);
-            RestoreFolders(manifest, root);
-        }
-        finally
-        {
-            if (openStream is not null)
+            RepositoryFile f = manifest.Files[i];
+            lock (reporting)
             {
-                await openStream.DisposeAsync().ConfigureAwait(false);
+                done += f.Size;
+                progress?.Report(new OperationProgress("Restore", f.Path, done, total, f.Path) { Unit = ProgressUnit.Bytes });
             }
-            try
-            {
-                await Task.WhenAll(closing).ConfigureAwait(false);
-            }
-            catch (Exception)
-            {
-                // The first failure is the one already propagating.
-            }
-            foreach (string temp in unfinished)
-            {
-                try { File.Delete(temp); } catch (IOException) { }
-            }
-        }
+        }, ct).ConfigureAwait(false);
+        RestoreFolders(manifest, root);
         return new RestoreResult(manifest.Id, root, manifest.Files.Count, total);
     }
 
@@ -1033,6 +970,13 @@ public sealed class Repository
             ArrayPool<byte>.Shared.Return(buffer);
         }
         return ms.ToArray();
+    }
+
+    /// <summary>Reads exactly <paramref name="into"/>'s length of bytes at <paramref name="offset"/> into it.</summary>
+    internal async Task ReadRangeAsync(string key, long offset, Memory<byte> into, CancellationToken ct)
+    {
+        await using Stream s = await Backend.GetRangeAsync(key, offset, into.Length, ct).ConfigureAwait(false);
+        await s.ReadExactlyAsync(into, ct).ConfigureAwait(false);
     }
 
     /// <summary>Reads exactly <paramref name="length"/> bytes at <paramref name="offset"/> into a rented buffer.</summary>

@@ -491,7 +491,7 @@ internal sealed class RepositoryChecker(Repository repo)
     {
         BlobCodec codec = repo.Codec;
         byte[] plain = ArrayPool<byte>.Shared.Rent(Math.Max(1, f.PlainLength));
-        byte[] scratch = ArrayPool<byte>.Shared.Rent(f.Length);
+        byte[]? scratch = codec.Encrypted ? ArrayPool<byte>.Shared.Rent(f.Length) : null;
         try
         {
             string? frameProblem = null;
@@ -541,7 +541,10 @@ internal sealed class RepositoryChecker(Repository repo)
         finally
         {
             ArrayPool<byte>.Shared.Return(plain);
-            ArrayPool<byte>.Shared.Return(scratch);
+            if (scratch is not null)
+            {
+                ArrayPool<byte>.Shared.Return(scratch);
+            }
         }
     }
 
