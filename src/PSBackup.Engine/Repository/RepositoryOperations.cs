@@ -56,7 +56,7 @@ public static class RepositoryOperations
         {
             throw new InvalidInputException("EncryptionNotChosen",
                 $"No key was given for the new repository at {target}. Give -Passphrase or -KeyFile (or set {RepositoryConnector.PassphraseVariable} / {RepositoryConnector.KeyFileVariable}) " +
-                "to encrypt it, or -Unencrypted (--unencrypted) to store the backups readable by anyone who can read the storage.", target.Location);
+                "to encrypt it, or -Unencrypted to store the backups readable by anyone who can read the storage.", target.Location);
         }
         if (!credentials.IsNone && options.Unencrypted)
         {
