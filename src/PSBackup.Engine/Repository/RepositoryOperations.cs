@@ -107,9 +107,9 @@ public static class RepositoryOperations
             return null;
         }
         using IStorageBackend backend = RepositoryConnector.OpenBackend(target, createFolder: true);
-        if (backend is RetryingBackend { Inner: AzureBlobBackend azure })
+        if (backend is RetryingBackend { Inner: AzureBlobBackend azure } retrying)
         {
-            await azure.CreateContainerIfMissingAsync(ct).ConfigureAwait(false);
+            await retrying.RunWithRetriesAsync(azure.CreateContainerIfMissingAsync, "create the container", ct).ConfigureAwait(false);
         }
         var init = new RepositoryInitOptions { Passphrase = credentials.Passphrase, KeyFile = credentials.KeyFile, Key = credentials.Key };
         Repository repo = await Repository.InitializeAsync(backend, init, ct).ConfigureAwait(false);
