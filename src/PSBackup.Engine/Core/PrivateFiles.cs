@@ -33,45 +33,22 @@ public static partial class PrivateFiles
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         path = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
-        int error;
-        if (OperatingSystem.IsWindows())
+        bool windows = OperatingSystem.IsWindows();
+        if (windows ? CreateDirectoryW(LongPath(path), 0) != 0 : mkdir(path, (uint)DirectoryMode) == 0)
         {
-            if (CreateDirectoryW(LongPath(path), 0) != 0)
-            {
-                return true;
-            }
-            error = Marshal.GetLastPInvokeError();
-            if (error == ErrorAlreadyExists)
-            {
-                return ExistingFolder(path);
-            }
-            if (error is ErrorPathNotFound or ErrorFileNotFound)
-            {
-                throw new DirectoryNotFoundException($"Cannot create the folder '{path}': its parent folder does not exist.");
-            }
+            return true;
         }
-        else
+        int error = Marshal.GetLastPInvokeError();
+        if (windows ? error == ErrorAlreadyExists : error == Eexist)
         {
-            if (mkdir(path, (uint)DirectoryMode) == 0)
-            {
-                return true;
-            }
-            error = Marshal.GetLastPInvokeError();
-            if (error == Eexist)
-            {
-                return ExistingFolder(path);
-            }
-            if (error is Enoent or Enotdir)
-            {
-                throw new DirectoryNotFoundException($"Cannot create the folder '{path}': its parent folder does not exist.");
-            }
+            return Directory.Exists(path) ? false : throw new IOException($"Cannot create the folder '{path}': a file of that name exists.");
+        }
+        if (windows ? error is ErrorPathNotFound or ErrorFileNotFound : error is Enoent or Enotdir)
+        {
+            throw new DirectoryNotFoundException($"Cannot create the folder '{path}': its parent folder does not exist.");
         }
         throw new IOException($"Cannot create the folder '{path}' (error {error}: {Marshal.GetPInvokeErrorMessage(error)}).");
     }
-
-    /// <summary>After "already exists": a folder is fine, anything else (a file) is not.</summary>
-    private static bool ExistingFolder(string path) =>
-        Directory.Exists(path) ? false : throw new IOException($"Cannot create the folder '{path}': a file of that name exists.");
 
     /// <summary>Win32 calls take a path up to MAX_PATH unless it is in the \\?\ form.</summary>
     private static string LongPath(string path) =>
