@@ -71,7 +71,7 @@ Describe 'The Azure Automation runbook' -Tag 'Integration' {
         $failure.FullyQualifiedErrorId | Should -Be 'BackupUnhealthy,PSBackup.Commands.GetBackupHealthCommand'
     }
 
-    It 'takes a key file''s text from an Automation credential (-Credential -KeyFileCredential), and fails on a credential that is not there' {
+    It 'takes a key file''s text from an Automation credential (-KeyName -KeyFileText), and fails on a credential that is not there' {
         $keyPath = Join-Path $TestDrive 'runbook.key'
         $null = New-BackupKeyFile -Path $keyPath
         $global:AutomationKey = ConvertTo-SecureString (Get-Content -LiteralPath $keyPath -Raw) -AsPlainText -Force
@@ -80,10 +80,10 @@ Describe 'The Azure Automation runbook' -Tag 'Integration' {
         $previous = $global:AutomationVariables.PSBackupRepository
         $global:AutomationVariables.PSBackupRepository = $repository
         try {
-            $output = & $script:Runbook -Credential 'PSBackupKey' -KeyFileCredential
+            $output = & $script:Runbook -KeyName 'PSBackupKey' -KeyFileText
             $output | Should -Contain 'healthy'
             @(Get-Backup -Repository $repository -Namespace users -KeyFile $keyPath).Count | Should -BeGreaterThan 0
-            { & $script:Runbook -Credential 'NoSuchCredential' } | Should -Throw "*'NoSuchCredential' does not exist*"
+            { & $script:Runbook -KeyName 'NoSuchCredential' } | Should -Throw "*'NoSuchCredential' does not exist*"
         }
         finally {
             $global:AutomationVariables.PSBackupRepository = $previous
