@@ -36,8 +36,11 @@ Describe 'The Azure Automation runbook' -Tag 'Integration' {
         $global:AutomationPassphrase = $script:Passphrase
         function global:Get-AutomationVariable([string] $Name) { $global:AutomationVariables[$Name] }
         function global:Get-AutomationPSCredential([string] $Name) {
-            if ($Name -ne 'PSBackupPassphrase') { throw "no credential $Name" }
-            [pscredential]::new('psbackup', $global:AutomationPassphrase)
+            switch ($Name) {
+                'PSBackupPassphrase' { [pscredential]::new('psbackup', $global:AutomationPassphrase) }
+                'PSBackupKey' { [pscredential]::new('psbackup', $global:AutomationKey) }
+                default { $null }
+            }
         }
         $script:Runbook = Join-Path $script:Root 'examples' 'automation' 'azure' 'Backup-UnisonNamespace.ps1'
         # As in Azure Automation, the runbook imports PSBackup by name from the module path.
@@ -49,7 +52,7 @@ Describe 'The Azure Automation runbook' -Tag 'Integration' {
         Remove-Item Env:AZURE_STORAGE_CONNECTION_STRING -ErrorAction SilentlyContinue
         $env:PSModulePath = $script:ModulePath
         Remove-Item Function:global:Get-AutomationVariable, Function:global:Get-AutomationPSCredential -ErrorAction SilentlyContinue
-        Remove-Variable -Scope Global -Name AutomationVariables, AutomationPassphrase -ErrorAction SilentlyContinue
+        Remove-Variable -Scope Global -Name AutomationVariables, AutomationPassphrase, AutomationKey -ErrorAction SilentlyContinue
         Stop-TestAzurite $script:Azurite
     }
 
@@ -66,6 +69,25 @@ Describe 'The Azure Automation runbook' -Tag 'Integration' {
         Start-Sleep -Seconds 2
         $failure = { & $script:Runbook -MaxAge '0.00:00:01' } | Should -Throw -PassThru
         $failure.FullyQualifiedErrorId | Should -Be 'BackupUnhealthy,PSBackup.Commands.GetBackupHealthCommand'
+    }
+
+    It 'takes a key file''s text from an Automation credential (-KeyName -KeyFileText), and fails on a credential that is not there' {
+        $keyPath = Join-Path $TestDrive 'runbook.key'
+        $null = New-BackupKeyFile -Path $keyPath
+        $global:AutomationKey = ConvertTo-SecureString (Get-Content -LiteralPath $keyPath -Raw) -AsPlainText -Force
+        $repository = "$($script:Azurite.BlobEndpoint)/backups/runbook-key"
+        $null = Initialize-BackupRepository -Repository $repository -KeyFile $keyPath
+        $previous = $global:AutomationVariables.PSBackupRepository
+        $global:AutomationVariables.PSBackupRepository = $repository
+        try {
+            $output = & $script:Runbook -KeyName 'PSBackupKey' -KeyFileText
+            $output | Should -Contain 'healthy'
+            @(Get-Backup -Repository $repository -Namespace users -KeyFile $keyPath).Count | Should -BeGreaterThan 0
+            { & $script:Runbook -KeyName 'NoSuchCredential' } | Should -Throw "*'NoSuchCredential' does not exist*"
+        }
+        finally {
+            $global:AutomationVariables.PSBackupRepository = $previous
+        }
     }
 
     It 'fails the job when the passphrase is wrong' {
@@ -114,8 +136,11 @@ Describe 'The Linux and Windows schedules' {
         foreach ($file in Get-ChildItem -LiteralPath (Join-Path $script:Root 'examples' 'automation' 'linux') -Include '*.service', '*.timer' -Recurse) {
             (Get-Content -LiteralPath $file.FullName -Raw).Replace('/usr/local/bin/psbackup', $psbackup) | Set-Content -LiteralPath (Join-Path $units $file.Name)
         }
+        # The continuous shipper is a template unit: verified as an instance of it.
+        (Get-Content -LiteralPath (Join-Path $script:Root 'examples' 'automation' 'psbackup-wal-follow@.service') -Raw).Replace('/usr/local/bin/psbackup', $psbackup) |
+            Set-Content -LiteralPath (Join-Path $units 'psbackup-wal-follow@users.service')
         $names = @(Get-ChildItem -LiteralPath $units).FullName
-        $names.Count | Should -Be 4
+        $names.Count | Should -Be 5
         $out = & systemd-analyze verify --man=no --generators=no @names 2>&1
         $LASTEXITCODE | Should -Be 0 -Because ($out -join "`n")
         ($out -join "`n") | Should -BeNullOrEmpty

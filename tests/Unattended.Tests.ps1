@@ -34,6 +34,7 @@ Describe 'The Task Scheduler job script (pwsh -NonInteractive -File)' {
         $run = Invoke-Job @('-DataDir', $script:DataDir, '-Namespace', 'users', '-Repository', $script:Repo, '-KeyFile', $script:Key, '-Snapshot', '-MaxAge', '1d')
         $run.ExitCode | Should -Be 0 -Because $run.Output
         $run.Log | Should -Match 'wal: \d+ segment\(s\) shipped'
+        $run.Log | Should -Match 'snapshot: snapshot/users/\S+ \([1-9]\d* bytes\)'
         $run.Log | Should -Match 'done: healthy'
         @(Get-Backup -Repository $script:Repo -Namespace users -Kind wal-segment -KeyFile $script:Key).Count | Should -BeGreaterThan 0
     }

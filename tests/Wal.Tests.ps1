@@ -381,6 +381,27 @@ Describe 'A real UnisonDB WAL (walfs v1 and v2 fixtures written by UnisonDB''s o
         @(Get-BackupHealth -DataDir $data | Where-Object Code -EQ 'WalLagTooHigh') | Should -BeNullOrEmpty   # default 5min
     }
 
+    It '-Continuous on a repository that is not there ends at once with RepositoryNotFound and creates nothing' {
+        $data = Join-Path $TestDrive 'follow-missing'
+        Copy-UnisonFixture -Name 'v1-small' -DataDir $data
+        $repo = Join-Path $TestDrive 'no-such-repo'
+        $module = Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1'
+        # In a runspace of its own, so a follower that kept retrying fails the test instead of hanging it.
+        $ps = [powershell]::Create()
+        $null = $ps.AddScript("Import-Module '$module'; try { Invoke-WalShip -DataDir '$data' -Namespace users -Repository '$repo' -Continuous -Interval 100ms } catch { `$_.FullyQualifiedErrorId }")
+        $async = $ps.BeginInvoke()
+        try {
+            $async.AsyncWaitHandle.WaitOne([TimeSpan]::FromMinutes(2)) | Should -BeTrue -Because 'the follower must not retry a repository that is not there'
+            $ps.EndInvoke($async) | Should -Be 'RepositoryNotFound,PSBackup.Commands.InvokeWalShipCommand'
+        }
+        finally {
+            if (-not $async.IsCompleted) { $ps.Stop() }
+            $ps.Dispose()
+        }
+        Test-Path -LiteralPath $repo | Should -BeFalse
+        Test-Path -LiteralPath (Join-Path $data 'backups' 'users' 'wal') | Should -BeFalse
+    }
+
     It '-Interval without -Continuous is refused' {
         { Invoke-WalShip -DataDir $TestDrive -Namespace users -BackupDir wal -Interval 1s -ErrorAction Stop } |
             Should -Throw -ErrorId 'IntervalWithoutContinuous,PSBackup.Commands.InvokeWalShipCommand'

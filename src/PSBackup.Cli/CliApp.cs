@@ -395,12 +395,35 @@ public static partial class CliApp
         using IDisposable log = OperationLog.Use(debug || Flag(parse, "--verbose") ? new StderrLog(stderr, debug) : null);
         try
         {
+            WarnAboutKeyFile(parse, stderr);
             await body(io).ConfigureAwait(false);
             return ExitCodes.Success;
         }
         catch (Exception e)
         {
             return Fail(stderr, e);
+        }
+    }
+
+    /// <summary>A key file others can read gets the warning the cmdlets write (naming chmod 600 or
+    /// the ACL), on stderr, for every command that takes --key-file, whether the file came from the
+    /// option or from PSBACKUP_KEY_FILE: a cron or systemd job's log shows it too.</summary>
+    private static void WarnAboutKeyFile(ParseResult parse, TextWriter stderr)
+    {
+        IList<Option> options = parse.CommandResult.Command.Options;
+        if (!options.Any(o => o.Name == "--key-file"))
+        {
+            return;
+        }
+        string? keyFile = parse.GetValue<string>("--key-file");
+        if (keyFile is null && (!options.Any(o => o.Name == "--passphrase") || parse.GetValue<string>("--passphrase") is null))
+        {
+            keyFile = Environment.GetEnvironmentVariable(RepositoryConnector.KeyFileVariable) is { Length: > 0 } fromEnvironment
+                && Environment.GetEnvironmentVariable(RepositoryConnector.PassphraseVariable) is null ? fromEnvironment : null;
+        }
+        if (!string.IsNullOrWhiteSpace(keyFile) && KeyFiles.PermissionWarning(Path.GetFullPath(keyFile)) is { } warning)
+        {
+            stderr.WriteLine($"psbackup: warning: {warning}");
         }
     }
 

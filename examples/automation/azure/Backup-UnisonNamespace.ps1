@@ -13,7 +13,8 @@
       * Automation variables: PSBackupDataDir (e.g. /var/unison/data), PSBackupNamespace (users),
         PSBackupRepository (az://account/container/prefix);
       * an Automation credential PSBackupPassphrase whose password is the repository passphrase
-        (or PSBackupKey whose password is a key file's text from New-BackupKeyFile);
+        (or, for a repository made with a key file, a credential whose password is the key file's
+        text from New-BackupKeyFile: run with -KeyName <its name> -KeyFileText);
       * the Automation account's managed identity (system-assigned, or user-assigned with
         AZURE_CLIENT_ID set on the worker) with 'Storage Blob Data Contributor' on the container.
     No storage secret is stored anywhere: the identity's token is fetched on each run.
@@ -21,10 +22,18 @@
 
 .PARAMETER Snapshot
     Also take a store snapshot (schedule a daily run with it, the WAL every 15 minutes without).
+
+.PARAMETER KeyName
+    The Automation credential that holds the repository's key (default PSBackupPassphrase).
+
+.PARAMETER KeyFileText
+    The credential's password is a key file's text (New-BackupKeyFile), not a passphrase.
 #>
 param(
     [switch] $Snapshot,
-    [string] $MaxAge = '24h'
+    [string] $MaxAge = '24h',
+    [string] $KeyName = 'PSBackupPassphrase',
+    [switch] $KeyFileText
 )
 
 $ErrorActionPreference = 'Stop'
@@ -33,7 +42,11 @@ Import-Module PSBackup
 $dataDir = Get-AutomationVariable -Name 'PSBackupDataDir'
 $namespace = Get-AutomationVariable -Name 'PSBackupNamespace'
 $repository = Get-AutomationVariable -Name 'PSBackupRepository'
-$key = @{ Passphrase = (Get-AutomationPSCredential -Name 'PSBackupPassphrase').Password }
+$stored = Get-AutomationPSCredential -Name $KeyName
+if (-not $stored) {
+    throw "The Automation credential '$KeyName' does not exist. Create it (Shared Resources > Credentials) with the repository's passphrase or key file text as its password."
+}
+$key = if ($KeyFileText) { @{ KeyFile = $stored.Password } } else { @{ Passphrase = $stored.Password } }
 
 Write-Output "Shipping the WAL of '$namespace' to $repository"
 $shipped = @(Invoke-WalShip -DataDir $dataDir -Namespace $namespace -Repository $repository @key)

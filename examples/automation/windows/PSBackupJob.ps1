@@ -67,7 +67,7 @@ try {
     Write-JobLog "wal: $($shipped.Count) segment(s) shipped"
     if ($Snapshot) {
         $targets | New-StoreSnapshot -Repository $Repository @keys | ForEach-Object {
-            Write-JobLog "snapshot: $($_.Path) ($($_.Size) bytes)"
+            Write-JobLog "snapshot: $($_.Path) ($($_.Bytes) bytes)"
         }
     }
 }

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using PSBackup.Engine.Repository;
+using PSBackup.Engine.Storage;
 
 namespace PSBackup.Engine.Events;
 
@@ -157,17 +158,33 @@ public static class OperationRecorder
         {
             return;
         }
+        IStorageBackend? backend = null;
         try
         {
-            IEventLog? log = scope.Repository is { } repo ? EventLog.ForBackend(RepositoryConnector.OpenBackend(repo))
-                : scope.DataDir is { } dd && Directory.Exists(dd) ? EventLog.ForDataDir(Path.GetFullPath(dd))
-                : scope.HistoryPath is { } hp ? EventLog.ForFolder(Path.GetFullPath(hp)) : null;
+            bool cancelled = outcome.ErrorId == "Cancelled" && !outcome.Success;
+            using var bound = new CancellationTokenSource(cancelled ? TimeSpan.FromSeconds(10) : Timeout.InfiniteTimeSpan);
+            IEventLog? log;
+            if (scope.Repository is { } repo)
+            {
+                // The history goes into the repository only while it is one: an event written after
+                // the repository was removed (or its disk unmounted, or its prefix emptied) would
+                // start a stray folder or prefix where it was. Only Initialize-BackupRepository creates one.
+                backend = RepositoryConnector.OpenBackend(repo);
+                if (await backend.StatAsync(RepositoryLayout.ConfigKey, bound.Token).ConfigureAwait(false) is null)
+                {
+                    return;
+                }
+                log = EventLog.ForBackend(backend);
+            }
+            else
+            {
+                log = scope.DataDir is { } dd && Directory.Exists(dd) ? EventLog.ForDataDir(Path.GetFullPath(dd))
+                    : scope.HistoryPath is { } hp ? EventLog.ForFolder(Path.GetFullPath(hp)) : null;
+            }
             if (log is null)
             {
                 return;
             }
-            bool cancelled = outcome.ErrorId == "Cancelled" && !outcome.Success;
-            using var bound = new CancellationTokenSource(cancelled ? TimeSpan.FromSeconds(10) : Timeout.InfiniteTimeSpan);
             await log.AppendAsync(scope.Namespace!, started, new OperationEvent
             {
                 Cancelled = cancelled ? true : null,
@@ -188,6 +205,10 @@ public static class OperationRecorder
         catch (Exception)
 #pragma warning restore CA1031
         {
+        }
+        finally
+        {
+            backend?.Dispose();
         }
     }
 

@@ -61,7 +61,8 @@ public static class ObjectSelection
     /// <summary>The (dir, object) pairs that have a backup in <paramref name="repository"/> and match
     /// the patterns (its <c>object/&lt;dir&gt;/&lt;obj&gt;/&lt;ts&gt;</c> refs, listed without the key:
     /// ref names are plain), sorted; exact names pass through. The live tree is not consulted: after
-    /// a disaster the objects to restore may be gone. No match is ObjectNotMatched.</summary>
+    /// a disaster the objects to restore may be gone. No match is ObjectNotMatched; no repository
+    /// there, RepositoryNotFound.</summary>
     public static async Task<IReadOnlyList<(string Dir, string Object)>> ExpandBackedUpAsync(RepositoryTarget repository, string dir, string obj, CancellationToken ct)
     {
         if (!IsPattern(dir) && !IsPattern(obj))
@@ -76,7 +77,9 @@ public static class ObjectSelection
             int c = string.CompareOrdinal(a.Item1, b.Item1);
             return c != 0 ? c : string.CompareOrdinal(a.Item2, b.Item2);
         }));
-        await foreach (StoredObject o in RepositoryConnector.OpenBackend(repository).ListAsync(prefix, ct).ConfigureAwait(false))
+        // A location that holds no repository is RepositoryNotFound, not "nothing matches".
+        using IStorageBackend backend = await RepositoryConnector.OpenExistingBackendAsync(repository, ct).ConfigureAwait(false);
+        await foreach (StoredObject o in backend.ListAsync(prefix, ct).ConfigureAwait(false))
         {
             // object/<dir>/<obj>/<ts>/<manifest id>; anything else (or a hostile name) is not a backup.
             string[] parts = o.Key[prefix.Length..].Split('/');

@@ -129,8 +129,7 @@ public sealed class Repository
         }
         catch (StorageNotFoundException)
         {
-            throw new NotFoundException("RepositoryNotFound",
-                $"There is no repository at {backend.Location} (no 'config' object). Create one with Initialize-BackupRepository / 'psbackup repo init'.", backend.Location);
+            throw NoRepositoryAt(backend.Location);
         }
         RepositoryConfig config = ParseConfig(configBytes, backend.Location);
         string configSha = Hex.Encode(SHA256.HashData(configBytes));
@@ -170,6 +169,10 @@ public sealed class Repository
         }
         return repo;
     }
+
+    /// <summary>RepositoryNotFound for a location that holds no repository (no <c>config</c> object).</summary>
+    internal static NotFoundException NoRepositoryAt(string location) => new("RepositoryNotFound",
+        $"There is no repository at {location} (no 'config' object). Create one with Initialize-BackupRepository / 'psbackup repo init'.", location);
 
     internal static RepositoryConfig ParseConfig(byte[] bytes, string where)
     {

@@ -56,7 +56,7 @@ public static class RepositoryOperations
         {
             throw new InvalidInputException("EncryptionNotChosen",
                 $"No key was given for the new repository at {target}. Give -Passphrase or -KeyFile (or set {RepositoryConnector.PassphraseVariable} / {RepositoryConnector.KeyFileVariable}) " +
-                "to encrypt it, or -Unencrypted (--unencrypted) to store the backups readable by anyone who can read the storage.", target.Location);
+                "to encrypt it, or -Unencrypted to store the backups readable by anyone who can read the storage.", target.Location);
         }
         if (!credentials.IsNone && options.Unencrypted)
         {
@@ -107,9 +107,9 @@ public static class RepositoryOperations
             return null;
         }
         using IStorageBackend backend = RepositoryConnector.OpenBackend(target, createFolder: true);
-        if (backend is RetryingBackend { Inner: AzureBlobBackend azure })
+        if (backend is RetryingBackend { Inner: AzureBlobBackend azure } retrying)
         {
-            await azure.CreateContainerIfMissingAsync(ct).ConfigureAwait(false);
+            await retrying.RunWithRetriesAsync(azure.CreateContainerIfMissingAsync, "create the container", ct).ConfigureAwait(false);
         }
         var init = new RepositoryInitOptions { Passphrase = credentials.Passphrase, KeyFile = credentials.KeyFile, Key = credentials.Key };
         Repository repo = await Repository.InitializeAsync(backend, init, ct).ConfigureAwait(false);

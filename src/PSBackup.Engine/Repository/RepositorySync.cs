@@ -90,9 +90,9 @@ public static class RepositorySync
             }
         }
         using IStorageBackend dst = OpenDestination(destination, context);
-        if (dst is RetryingBackend { Inner: AzureBlobBackend azure } && context.ShouldProcess(destination.ToString(), "Create the destination container if missing"))
+        if (dst is RetryingBackend { Inner: AzureBlobBackend azure } retrying && context.ShouldProcess(destination.ToString(), "Create the destination container if missing"))
         {
-            await azure.CreateContainerIfMissingAsync(context.CancellationToken).ConfigureAwait(false);
+            await retrying.RunWithRetriesAsync(azure.CreateContainerIfMissingAsync, "create the container", context.CancellationToken).ConfigureAwait(false);
         }
         var counter = new Counter();
         string mode;

@@ -239,6 +239,34 @@ public static class RepositoryConnector
             : RepositoryCredentials.None;
     }
 
+    /// <summary>The backend of a repository that must be there, for readers that need no key (ref
+    /// listings): a location without a repository's <c>config</c> is RepositoryNotFound, a setup
+    /// failure like every failure of <see cref="OpenAsync"/>, never an empty listing.</summary>
+    public static async Task<IStorageBackend> OpenExistingBackendAsync(RepositoryTarget target, CancellationToken ct)
+    {
+        try
+        {
+            IStorageBackend backend = OpenBackend(target);
+            try
+            {
+                if (await backend.StatAsync(RepositoryLayout.ConfigKey, ct).ConfigureAwait(false) is null)
+                {
+                    throw Repository.NoRepositoryAt(backend.Location);
+                }
+                return backend;
+            }
+            catch
+            {
+                backend.Dispose();
+                throw;
+            }
+        }
+        catch (PSBackupException e) when (e.MarkSetupFailure())
+        {
+            throw; // not reached: the filter only marks
+        }
+    }
+
     /// <summary>Opens the repository at <paramref name="target"/>; dispose the result to release
     /// the backend. Every typed failure here is a setup failure (<see cref="PSBackupException.IsSetupFailure"/>). <paramref name="loadIndex"/> false skips reading the index objects, for readers
     /// of manifests and refs only (listing backups).</summary>

@@ -405,8 +405,12 @@ public sealed partial class LocalBackend : IStorageBackend, IStorageLeftovers
         }
     }
 
-    /// <summary>Creates the missing folders of <paramref name="dir"/> one by one (never through
-    /// a link) and makes each creation durable in its parent.</summary>
+    /// <summary>Creates the missing folders of <paramref name="dir"/> (below the root) one by one
+    /// from the root down, never through a link, and makes each creation durable in its parent.
+    /// Each is one mkdir that never creates a parent, and the root is never created: when the
+    /// repository folder is removed or its disk unmounted while a run writes (a follower between
+    /// passes, a history event recorded after the operation), the put fails with
+    /// RepositoryNotFound instead of quietly starting a fresh folder where the repository was.</summary>
     private void CreateFolders(string dir)
     {
         RequireRoot();
@@ -414,24 +418,34 @@ public sealed partial class LocalBackend : IStorageBackend, IStorageLeftovers
         {
             return;
         }
-        var missing = new Stack<string>();
-        for (string? d = dir; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d))
+        string relative = Path.GetRelativePath(_root, dir);
+        string current = _root;
+        foreach (string segment in relative.Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
         {
-            missing.Push(d);
-        }
-        while (missing.Count > 0)
-        {
-            string d = missing.Pop();
-            SafePath.RejectLinksBelow(_root, Path.GetDirectoryName(d)!, What);
-            try
+            string next = Path.Combine(current, segment);
+            if (!Directory.Exists(next))
             {
-                PrivateFiles.CreateDirectory(d); // 0700 on Unix
+                SafePath.RejectLinksBelow(_root, current, What);
+                bool created;
+                try
+                {
+                    created = PrivateFiles.CreateOneDirectory(next); // 0700 on Unix
+                }
+                catch (DirectoryNotFoundException)
+                {
+                    RequireRoot(); // the root went away meanwhile: RepositoryNotFound
+                    throw new StorageIOException($"Cannot create folder '{next}' in {_root}: its parent folder was removed meanwhile.", null, _root, isTransient: false);
+                }
+                catch (IOException) when (File.Exists(next))
+                {
+                    throw new StorageIOException($"Cannot create folder '{next}' in {_root}: an object of that name exists.", null, _root, isTransient: false);
+                }
+                if (created)
+                {
+                    Durable.FsyncDirectory(current);
+                }
             }
-            catch (IOException) when (File.Exists(d))
-            {
-                throw new StorageIOException($"Cannot create folder '{d}' in {_root}: an object of that name exists.", null, _root, isTransient: false);
-            }
-            Durable.FsyncDirectory(Path.GetDirectoryName(d)!);
+            current = next;
         }
     }
 

@@ -218,6 +218,15 @@ public sealed class RetryingBackend(IStorageBackend inner, StorageRetryPolicy? p
 
     public void Dispose() => inner.Dispose();
 
+    /// <summary>Runs a step of the wrapped backend that is outside the storage contract (creating
+    /// an Azure container at init or sync) under the same retries, backoff and request timeout as
+    /// the contract's operations, so a throttled container creation is retried like a throttled put.</summary>
+    public Task<T> RunWithRetriesAsync<T>(Func<CancellationToken, Task<T>> operation, string what, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(operation);
+        return RunAsync((_, _, c) => operation(c), what, "run", ct);
+    }
+
     public IAsyncEnumerable<StoredObject> ListLeftoversAsync(CancellationToken ct) => StorageLeftovers.List(inner, ct);
 
     public Task DeleteLeftoverAsync(string name, CancellationToken ct) => StorageLeftovers.Delete(inner, name, ct);

@@ -61,7 +61,8 @@ public sealed record WalFollowStatus
 /// numbers: memory stays flat for days.</para>
 /// <para>Failures (storage errors, a gap, a segment changing under the read) do not end the
 /// follower: it reports them, waits Interval × 2^n (at most MaxBackoff) with ±50 % jitter so many
-/// followers do not retry in step, and tries again. Bad input ends it at once.</para>
+/// followers do not retry in step, and tries again. Bad input, and a repository that is not there
+/// when it starts, end it at once.</para>
 /// </remarks>
 internal static class WalFollow
 {
@@ -83,6 +84,7 @@ internal static class WalFollow
         DateTimeOffset? waitingSince = null;
         long? archivedLast = null;
         int failures = 0;
+        bool reached = false;
         var recorder = new HistoryThrottle(options, follow.HistoryEvery, context);
         var clock = new WalPassClock();
         // Into a repository, what the passes share (the open repository, the index cut down to
@@ -124,6 +126,7 @@ internal static class WalFollow
                         done = now;
                         failures = 0;
                         clock.Skip();
+                        reached = true;
                         await recorder.SucceededAsync(result.Backups.Where(b => !b.AlreadyPresent).Sum(b => b.Bytes), count).ConfigureAwait(false);
                         DateTimeOffset finished = context.UtcNow;
                         // Anything the WAL gained while this pass ran is still behind: the next pass ships it.
@@ -157,7 +160,7 @@ internal static class WalFollow
                     {
                         break;
                     }
-                    catch (Exception e) when (IsRetryable(e))
+                    catch (Exception e) when (IsRetryable(e, reached))
                     {
                         failures++;
                         if (session is not null)
@@ -207,9 +210,14 @@ internal static class WalFollow
     }
 
     /// <summary>Bad input (a wrong name, path or credential) will not get better by waiting: it
-    /// ends the follower. Everything else is retried.</summary>
-    private static bool IsRetryable(Exception e) =>
-        e is not (InvalidInputException or Repository.RepositoryKeyException or ArgumentException or OperationCanceledException or OutOfMemoryException);
+    /// ends the follower. So does a repository (or Azure container) that is not there when the
+    /// follower starts (<paramref name="reached"/> false): a mistyped location or one never
+    /// initialised, which waiting cannot fix and nothing but Initialize-BackupRepository may
+    /// create. Once a pass has reached it, a repository that goes missing (a disk unmounted, a
+    /// share away) is an outage like any other and is retried. Everything else is retried.</summary>
+    private static bool IsRetryable(Exception e, bool reached) =>
+        e is not (InvalidInputException or Repository.RepositoryKeyException or ArgumentException or OperationCanceledException or OutOfMemoryException)
+        && (reached || e is not NotFoundException { IsSetupFailure: true });
 
     /// <summary>The poll: list <c>wal/</c>, read the newest segment's header and length. A WAL that
     /// cannot be listed right now (a segment deleted between listing and reading) reads as a change.</summary>

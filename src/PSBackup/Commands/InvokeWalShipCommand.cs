@@ -82,7 +82,8 @@ public sealed class InvokeWalShipCommand : PSBackupRepositoryOptionsCmdlet
     /// <summary>Keep shipping until stopped (Ctrl+C, SIGTERM, a service stop): poll the live WAL
     /// every -Interval (its listing and the newest segment's header only) and ship partials and
     /// newly sealed segments as they appear. One result per shipped item; -Verbose prints a lag
-    /// line per pass. Storage errors are retried with backoff and jitter, never end the run.</summary>
+    /// line per pass. Storage errors are retried with backoff and jitter, never end the run; bad
+    /// input, a wrong key and a repository that is not there when it starts end it at once.</summary>
     [Parameter]
     public SwitchParameter Continuous { get; set; }
 

@@ -4,6 +4,30 @@ namespace PSBackup.Engine.Tests.Core;
 
 public class DurableTests
 {
+    /// <summary>PrivateFiles.CreateOneDirectory (mkdir(2) / CreateDirectoryW, also run under Wine):
+    /// the repository folder backend relies on it never creating a parent.</summary>
+    [Fact]
+    public void Creating_one_folder_never_creates_its_parent()
+    {
+        using var dir = new TestDirectory();
+        string parent = dir.Combine("gone");
+        string child = Path.Combine(parent, "child");
+
+        Assert.Throws<DirectoryNotFoundException>(() => PrivateFiles.CreateOneDirectory(child));
+        Assert.False(Path.Exists(parent));
+
+        Directory.CreateDirectory(parent);
+        Assert.True(PrivateFiles.CreateOneDirectory(child));
+        Assert.False(PrivateFiles.CreateOneDirectory(child));
+        Assert.True(Directory.Exists(child));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(PrivateFiles.DirectoryMode, File.GetUnixFileMode(child));
+        }
+        File.WriteAllBytes(Path.Combine(parent, "file"), [1]);
+        Assert.Throws<IOException>(() => PrivateFiles.CreateOneDirectory(Path.Combine(parent, "file")));
+    }
+
     [Fact]
     public async Task WriteFileLeavesNothingWhenTheWriterFails()
     {

@@ -36,6 +36,29 @@ public sealed class HealthTests : IDisposable
     };
 
     [Fact]
+    public async Task History_is_never_written_where_the_repository_is_gone()
+    {
+        // A success recorded after the fact (a follower's summary, a run whose repository folder was
+        // removed or unmounted meanwhile) must not start a folder where the repository was: only the
+        // audit log gets the line.
+        string repo = _dir.Combine("repo");
+        var target = new RepositoryTarget { Location = repo };
+        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target) { Unencrypted = true }, OperationContext.Default);
+        var scope = new OperationScope { Operation = "Invoke-WalShip", Category = OperationKinds.WalSegment, Namespace = Ns, Target = repo, Repository = target };
+        Assert.Equal(7, await OperationRecorder.RunAsync(scope, Context(), _ => Task.FromResult(7L), b => new OperationOutcome(b)));
+        Assert.Single(Directory.EnumerateFiles(Path.Combine(repo, "events", Ns)));
+
+        Directory.Delete(repo, recursive: true);
+        Assert.Equal(7, await OperationRecorder.RunAsync(scope, Context(), _ => Task.FromResult(7L), b => new OperationOutcome(b)));
+        Assert.False(Path.Exists(repo));
+
+        Directory.CreateDirectory(repo); // an unmounted disk leaves its empty mount point
+        Assert.Equal(7, await OperationRecorder.RunAsync(scope, Context(), _ => Task.FromResult(7L), b => new OperationOutcome(b)));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(repo));
+        Assert.Equal(3, File.ReadAllLines(Audit).Length);
+    }
+
+    [Fact]
     public async Task Snapshots_are_recorded_in_the_history_and_the_audit_log()
     {
         string dataDir = _dir.Combine("data");

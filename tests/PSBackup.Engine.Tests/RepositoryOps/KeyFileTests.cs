@@ -81,6 +81,37 @@ public sealed class KeyFileTests : IDisposable
     }
 
     [Fact]
+    public async Task The_CLI_warns_about_a_key_file_others_can_read_given_as_an_option_or_in_the_environment()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return; // the ACL variant is exercised where Windows runs
+        }
+        string path = _dir.Combine("loose.key");
+        string repo = _dir.Combine("repo");
+        Assert.Equal(0, await CliApp.RunAsync(["key", "new", "--path", path], new StringWriter(), new StringWriter(), CancellationToken.None));
+        Assert.Equal(0, await CliApp.RunAsync(["repo", "init", "--repository", repo, "--key-file", path], new StringWriter(), new StringWriter(), CancellationToken.None));
+        var quiet = new StringWriter();
+        Assert.Equal(0, await CliApp.RunAsync(["list", "--repository", repo, "--key-file", path], new StringWriter(), quiet, CancellationToken.None));
+        Assert.Equal("", quiet.ToString()); // owner-only: no warning
+
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+        var e = new StringWriter();
+        Assert.Equal(0, await CliApp.RunAsync(["list", "--repository", repo, "--key-file", path], new StringWriter(), e, CancellationToken.None));
+        string line = Assert.Single(e.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("psbackup: warning: ", line);
+        Assert.Contains("its group", line);
+        Assert.Contains($"chmod 600 {path}", line);
+
+        // From the environment, as a systemd unit's EnvironmentFile gives it: a process of its own,
+        // since this one's environment is shared by the tests running beside it.
+        using Proofs.CliProcess fromEnvironment = Proofs.CliProcess.Start(
+            new Dictionary<string, string?> { [RepositoryConnector.KeyFileVariable] = path }, "list", "--repository", repo);
+        Assert.Equal(0, await fromEnvironment.WaitAsync(TimeSpan.FromMinutes(2)));
+        Assert.Contains($"chmod 600 {path}", fromEnvironment.Stderr);
+    }
+
+    [Fact]
     public async Task The_CLI_key_new_writes_the_file_and_refuses_an_existing_one_with_exit_5()
     {
         string path = _dir.Combine("cli.key");

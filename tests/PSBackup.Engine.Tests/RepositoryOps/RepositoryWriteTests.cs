@@ -981,6 +981,11 @@ public sealed class LocalFolderRepositoryWriteTests : RepositoryWriteTests
         Assert.Contains("-Unencrypted", none.Message);
         Assert.Contains("-Passphrase or -KeyFile", none.Message);
         Assert.Equal("ConflictingEncryption", both.ErrorId);
+        // The CLI names its own options, each once.
+        var stderr = new StringWriter();
+        Assert.Equal(2, await PSBackup.Cli.CliApp.RunAsync(["repo", "init", "--repository", target.Location], new StringWriter(), stderr));
+        Assert.Contains("Give --passphrase or --key-file", stderr.ToString());
+        Assert.Contains("or --unencrypted to store", stderr.ToString());
         before.AssertUnchanged(Dir.Path);
     }
 

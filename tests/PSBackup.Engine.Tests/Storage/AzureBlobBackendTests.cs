@@ -127,6 +127,35 @@ public sealed class AzureBlobBackendTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_throttled_container_creation_is_retried_like_a_put_and_the_container_is_made_once()
+    {
+        // Init and sync create the container outside the storage contract: it gets the same retries.
+        string container = azurite.NewContainerName("busyinit");
+        bool IsCreate(HttpRequestMessage r) => r.Method == HttpMethod.Put && r.RequestUri!.Query.Contains("restype=container", StringComparison.Ordinal);
+        var http = new FaultingHandler().Answer(4, 503, "ServerBusy", IsCreate);
+        using var backend = new AzureBlobBackend(azurite.OptionsFor(container, "p") with { Handler = http, SdkMaxRetries = 1 });
+        var waits = new List<TimeSpan>();
+        using var retrying = new RetryingBackend(backend, new StorageRetryPolicy { MaxAttempts = 3, Delay = (w, _) => { waits.Add(w); return Task.CompletedTask; } });
+
+        Assert.True(await retrying.RunWithRetriesAsync(backend.CreateContainerIfMissingAsync, "create the container", CancellationToken.None));
+
+        Assert.Equal(2, waits.Count); // two whole attempts (two SDK tries each) were throttled, the third made it
+        Assert.True((await azurite.CreateClient().GetBlobContainerClient(container).ExistsAsync()).Value);
+        Assert.False(await retrying.RunWithRetriesAsync(backend.CreateContainerIfMissingAsync, "create the container", CancellationToken.None));
+
+        // Throttled for good: a clear transient error naming the step, and no container.
+        string other = azurite.NewContainerName("busyinit");
+        var always = new FaultingHandler().Answer(1000, 503, "ServerBusy", IsCreate);
+        using var busy = new AzureBlobBackend(azurite.OptionsFor(other, "p") with { Handler = always, SdkMaxRetries = 0 });
+        using var busyRetrying = new RetryingBackend(busy, new StorageRetryPolicy { MaxAttempts = 3, Delay = (_, _) => Task.CompletedTask });
+        var e = await Assert.ThrowsAsync<StorageIOException>(() => busyRetrying.RunWithRetriesAsync(busy.CreateContainerIfMissingAsync, "create the container", CancellationToken.None));
+        Assert.True(e.IsTransient);
+        Assert.Contains("ServerBusy", e.Message);
+        Assert.Equal(3, always.Requests);
+        Assert.False((await azurite.CreateClient().GetBlobContainerClient(other).ExistsAsync()).Value);
+    }
+
+    [Fact]
     public async Task A_blob_leased_by_another_client_is_a_clear_conflict_and_keeps_its_content()
     {
         (string container, BlobContainerClient raw) = await ContainerWithOldObjectAsync("leased");

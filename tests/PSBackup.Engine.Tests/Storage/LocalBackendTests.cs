@@ -29,6 +29,41 @@ public sealed class LocalBackendTests : IDisposable
     }
 
     [Fact]
+    public async Task A_root_removed_while_a_put_creates_its_folders_is_never_created_again()
+    {
+        // The put and the removal race; whichever way they interleave, a removal that went through
+        // leaves no root behind (before: the put's folder creation could make the root again).
+        for (int round = 0; round < 200; round++)
+        {
+            string root = _dir.Combine($"race{round}");
+            Directory.CreateDirectory(root);
+            using var backend = new LocalBackend(root);
+            Task put = Task.Run(() => backend.PutAsync("a/b/c/d/k", new MemoryStream([1]), 1, CancellationToken.None));
+            bool removed;
+            try
+            {
+                Directory.Delete(root, recursive: true);
+                removed = true;
+            }
+            catch (IOException)
+            {
+                removed = false; // the put made an entry while the removal ran
+            }
+            try
+            {
+                await put;
+            }
+            catch (Exception e) when (e is NotFoundException or IOException)
+            {
+            }
+            if (removed)
+            {
+                Assert.False(Path.Exists(root), $"round {round}: the put created the removed root again");
+            }
+        }
+    }
+
+    [Fact]
     public async Task Leftover_temp_files_are_invisible_and_their_names_reserved()
     {
         using var backend = new LocalBackend(_dir.Path);

@@ -154,6 +154,30 @@ public sealed class WalFollowTests : IDisposable
     }
 
     [Fact]
+    public async Task A_repository_that_is_not_there_when_the_follower_starts_ends_it_at_once_and_nothing_is_created()
+    {
+        string data = _dir.Combine("data");
+        UnisonOracle.CopyFixture("v1-small", data);
+        string missing = _dir.Combine("no-such-repo");
+        string empty = _dir.Combine("empty");
+        Directory.CreateDirectory(empty);
+        foreach ((string location, string says) in new[] { (missing, "does not exist"), (empty, "no repository") })
+        {
+            var seen = new Observer();
+            Task follower = WalOperations.FollowAsync(new InvokeWalShipOptions(data, "users", null) { Repository = new RepositoryTarget { Location = location } },
+                new WalFollowOptions { Interval = TimeSpan.FromMilliseconds(100) }, seen.OnShipped, seen.OnStatus, OperationContext.Default);
+            Assert.True(await Task.WhenAny(follower, Task.Delay(Deadline)) == follower, "the follower kept retrying a repository that is not there");
+            var e = await Assert.ThrowsAsync<NotFoundException>(() => follower);
+            Assert.Equal("RepositoryNotFound", e.ErrorId);
+            Assert.Contains(says, e.Message, StringComparison.Ordinal);
+            Assert.Empty(seen.Shipped);
+        }
+        Assert.False(Path.Exists(missing));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(empty));
+        Assert.False(Path.Exists(Path.Combine(data, "backups", "users", "wal")));
+    }
+
+    [Fact]
     public async Task Bad_input_ends_the_follower_at_once_with_a_typed_error()
     {
         string data = _dir.Combine("data");
