@@ -130,6 +130,48 @@ public sealed class WalFollowSessionTests : IDisposable
     }
 
     [Fact]
+    public async Task A_new_segment_read_before_its_header_names_its_first_index_waits_for_the_next_pass_and_is_no_gap()
+    {
+        string data = _dir.Combine("data");
+        string walDir = Path.Combine(data, "users", "wal");
+        Directory.CreateDirectory(walDir);
+        var target = new RepositoryTarget { Location = _dir.Combine("repo") };
+        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(target) { Unencrypted = true }, OperationContext.Default);
+        var follower = new Follower(data, target);
+        await using WalRepositorySession session = follower.Session;
+        byte[] payload = new byte[300];
+        new Random(5).NextBytes(payload);
+
+        using (WalSegmentWriter first = WalSegmentWriter.Create(Path.Combine(walDir, "000000001.seg"), 1, DateTimeOffset.UtcNow, SegmentSize, 1, WalFormat.MarkerStandalone, writeSidecar: false))
+        {
+            for (long i = 1; i <= 5; i++)
+            {
+                first.Append(payload, i);
+            }
+            first.Sync();
+            Assert.Equal(5, await follower.PassAsync());
+            first.Seal(DateTimeOffset.UtcNow);
+        }
+        // The next segment's first records are on disk, its header (walfs v1: FirstLogIndex 0 until
+        // the header write that follows the first append) not yet rewritten.
+        using WalSegmentWriter second = WalSegmentWriter.Create(Path.Combine(walDir, "000000002.seg"), 6, DateTimeOffset.UtcNow, SegmentSize, 1, WalFormat.MarkerStandalone, writeSidecar: false);
+        second.Append(payload, 6);
+        second.Append(payload, 7);
+        var between = new InvokeWalShipOptions(data, "users", null) { Repository = target, AfterSegmentId = 1 };
+        WalShipResult sealedOnly = await WalRepositoryShip.RunAsync(new InvokeWalShipOptions(data, "users", null) { Repository = target }, "users", walDir, target, OperationContext.Default, null, session);
+        Assert.Contains(sealedOnly.Backups, b => !b.Partial && b.SegmentId == 1);
+        Assert.DoesNotContain(sealedOnly.Backups, b => b.SegmentId == 2);
+        Assert.False(Directory.Exists(Path.Combine(target.Location, "events")), "a WAL gap event was recorded for a header not yet written");
+
+        second.Sync();
+        WalShipResult next = await WalRepositoryShip.RunAsync(between, "users", walDir, target, OperationContext.Default, null, session);
+        ShippedSegment partial = Assert.Single(next.Backups, b => b.Partial);
+        Assert.Equal(2, partial.SegmentId);
+        Assert.Equal(7, partial.LastLogIndex);
+        Assert.Equal(2, partial.EntryCount);
+    }
+
+    [Fact]
     public async Task A_prune_between_passes_is_noticed_and_the_index_read_again()
     {
         string data = _dir.Combine("data");
