@@ -147,7 +147,7 @@ Describe 'Verbose narrative and Debug storage calls' {
         $verbose -match '^Took a shared lock on ' | Should -Not -BeNullOrEmpty
         $verbose -match '^Key cache: reused the passphrase key' | Should -Not -BeNullOrEmpty
         $verbose -match '^Parent backup [0-9a-f]{64} of ''acme/orders''' | Should -Not -BeNullOrEmpty
-        $verbose -match '^Committed backup [0-9a-f]{64} of ''acme/orders'': \d+ file\(s\), .*; read \d+, reused \d+ unchanged; .* new data stored\.$' |
+        $verbose -match '^Committed backup [0-9a-f]{64} of ''acme/orders'': \d+ file\(s\), .*; read \d+, reused \d+ unread .*; .* new data stored\.$' |
             Should -Not -BeNullOrEmpty
     }
 
