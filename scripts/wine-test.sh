@@ -330,7 +330,6 @@ classes=(
   PSBackup.Engine.Tests.Health.AuditLogTests
   PSBackup.Engine.Tests.Storage.LocalBackendContractTests
   PSBackup.Engine.Tests.Repository.RepositoryRoundTripTests
-  PSBackup.Engine.Tests.Repository.Pbkdf2Sha256PlatformTests
   PSBackup.Engine.Tests.Restore.ParallelRestoreTests
 )
 # A test process under Wine sometimes never exits after its last test (a thread left hanging
