@@ -17,6 +17,8 @@ BeforeAll {
     $script:Snapshot = New-StoreSnapshot -DataDir $script:DataDir -Namespace users -Repository $script:Repo
     $script:Local = New-ObjectBackup -DbRoot $script:DbRoot -Dir globex -Object inventory
     $null = New-StoreSnapshot -DataDir $script:DataDir -Namespace events -Path 'snapshots/events-1.snapshot'
+    # Shipped WAL segments beside the snapshot: a restore's id completion must not offer them.
+    $script:Shipped = @(Invoke-WalShip -DataDir $script:DataDir -Namespace users -Repository $script:Repo)
 
     function Complete([string] $Line) {
         # The cursor at the end of the line, as when Tab is pressed there.
@@ -66,6 +68,46 @@ Describe 'Argument completion' {
     It 'completes local backups: -From from -DbRoot/-Dir, -Snapshot from the backup root' {
         @((Complete "Restore-ObjectBackup -DbRoot '$script:DbRoot' -Dir globex -Object inventory -From ").CompletionText) | Should -Be @($script:Local.BackupName)
         @((Complete "Restore-StoreSnapshot -DataDir '$script:DataDir' -Namespace events -Snapshot ").CompletionText) | Should -Be @('snapshots/events-1.snapshot')
+    }
+
+    It 'offers only the kind a command restores: snapshots to Restore-StoreSnapshot and Test-Restore, object backups to Restore-ObjectBackup' {
+        $script:Shipped.Count | Should -BeGreaterThan 0
+        $walIds = @(Get-Backup -Repository $script:Repo -Kind WalSegment).BackupId
+        $walIds.Count | Should -BeGreaterThan 0
+        foreach ($line in "Restore-StoreSnapshot -Repository '$script:Repo' -Namespace users -BackupId ",
+                          "Restore-StoreSnapshot -Repository '$script:Repo' -Namespace users -Snapshot ",
+                          "Test-Restore -Repository '$script:Repo' -Namespace users -BackupId ",
+                          "Restore-StoreSnapshot -Repository '$script:Repo' -BackupId ") {
+            @((Complete $line).CompletionText) | Should -Be @($script:Snapshot.BackupId) -Because $line
+        }
+        foreach ($line in "Restore-ObjectBackup -Repository '$script:Repo' -DbRoot '$script:DbRoot' -From ",
+                          "Restore-ObjectBackup -Repository '$script:Repo' -DbRoot '$script:DbRoot' -BackupId ") {
+            @((Complete $line).CompletionText) | Should -Be @($script:Object.BackupId) -Because $line
+        }
+        # Remove-Backup takes any kind: the segments are offered there.
+        $any = @((Complete "Remove-Backup -Repository '$script:Repo' -BackupId ").CompletionText)
+        foreach ($id in @($walIds) + $script:Snapshot.BackupId + $script:Object.BackupId) { $any | Should -Contain $id }
+    }
+
+    It 'resolves relative paths against the current location (Set-Location), not the process directory' {
+        $here = [System.IO.Directory]::GetCurrentDirectory()
+        $here | Should -Not -Be $TestDrive
+        Push-Location $TestDrive
+        try {
+            @((Complete 'Get-Backup -Repository ./repo -Namespace ').CompletionText) | Should -Be @('users')
+            @((Complete 'Restore-StoreSnapshot -Repository repo -Namespace users -BackupId ').CompletionText) | Should -Be @($script:Snapshot.BackupId)
+            @((Complete 'Get-WalSegment -DataDir ./example/unison -Namespace ').CompletionText | Sort-Object -Unique) | Should -Be @('events', 'users')
+            @((Complete 'New-ObjectBackup -DbRoot example/shard-db -Dir ').CompletionText) | Should -Be @('acme', 'globex')
+            @((Complete 'Restore-ObjectBackup -DbRoot ./example/shard-db -Dir globex -Object inventory -From ').CompletionText) | Should -Be @($script:Local.BackupName)
+            Push-Location example
+            try {
+                @((Complete 'New-ObjectBackup -DbRoot ./shard-db -Dir globex -Object ').CompletionText) | Should -Be @('inventory')
+                @((Complete 'Get-Backup -Repository ../repo -Dir ').CompletionText) | Should -Be @('acme')
+            }
+            finally { Pop-Location }
+        }
+        finally { Pop-Location }
+        [System.IO.Directory]::GetCurrentDirectory() | Should -Be $here
     }
 
     It 'offers one spelling per -Kind and takes the command line''s too' {

@@ -2,6 +2,7 @@ using System.Collections;
 using System.Collections.Concurrent;
 using System.Management.Automation;
 using System.Management.Automation.Language;
+using System.Management.Automation.Runspaces;
 using PSBackup.Engine.ObjectStore;
 using PSBackup.Engine.Repository;
 using PSBackup.Engine.Storage;
@@ -100,8 +101,10 @@ public abstract class PSBackupCompleter : IArgumentCompleter
             ? "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'"
             : value;
 
-    /// <summary>The parameters bound so far. Paths resolve against the process's current directory
-    /// (pwsh keeps it at the FileSystem location for completion's purposes; good enough for names).</summary>
+    /// <summary>The parameters bound so far. Relative paths (and <c>~</c>) resolve against
+    /// PowerShell's current location, as the cmdlet itself will resolve them: pwsh never moves the
+    /// process directory on Set-Location (PowerShell/PowerShell#3428), so the process directory
+    /// would complete the names of some other folder after a <c>cd</c>.</summary>
     protected internal sealed class Bound(IDictionary bound, string command)
     {
         /// <summary>The live data is the source (New-ObjectBackup, New-StoreSnapshot, Invoke-WalShip),
@@ -116,7 +119,33 @@ public abstract class PSBackupCompleter : IArgumentCompleter
             bound.Contains(name) && bound[name] is { } v ? (v is PSObject p ? p.BaseObject : v) is var b && b is string s ? s : b?.ToString() : null;
 
         public string? Folder(string name) => Get(name) is { Length: > 0 } path && !RepositoryTarget.IsS3Location(path)
-            ? Path.GetFullPath(path, Directory.GetCurrentDirectory()) : null;
+            ? Resolve(path) : null;
+
+        /// <summary><paramref name="path"/> resolved like a cmdlet's path parameter: through the
+        /// session's FileSystem location and home (<c>~</c>), else against the process directory.
+        /// A completer runs on the pipeline thread while TabExpansion2 runs, so the runspace's
+        /// SessionStateProxy refuses ("a pipeline is already running"); a nested pipeline in the
+        /// current runspace is how PowerShell's own completers read session state.</summary>
+        public static string Resolve(string path)
+        {
+            try
+            {
+                if (Runspace.DefaultRunspace is not null)
+                {
+                    using var ps = PowerShell.Create(RunspaceMode.CurrentRunspace);
+                    ps.AddScript("param($p) $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($p)", useLocalScope: true).AddArgument(path);
+                    if (ps.Invoke() is [{ BaseObject: string resolved }] && !ps.HadErrors && System.IO.Path.IsPathFullyQualified(resolved))
+                    {
+                        return resolved;
+                    }
+                }
+            }
+            catch (Exception)
+            {
+                // Not a FileSystem path, a restricted session, or no usable runspace: fall back below.
+            }
+            return System.IO.Path.GetFullPath(path, Directory.GetCurrentDirectory());
+        }
 
         public RepositoryTarget? Repository()
         {
@@ -127,7 +156,7 @@ public abstract class PSBackupCompleter : IArgumentCompleter
             }
             return new RepositoryTarget
             {
-                Location = RepositoryTarget.IsS3Location(location) ? location : Path.GetFullPath(location, Directory.GetCurrentDirectory()),
+                Location = RepositoryTarget.IsS3Location(location) ? location : Resolve(location),
                 Endpoint = Get("Endpoint"),
                 Region = Get("Region"),
                 AccessKey = Get("AccessKey"),
@@ -208,15 +237,20 @@ public sealed class ObjectCompleter : PSBackupCompleter
     }
 }
 
-/// <summary>-BackupId, -From and -Snapshot: the backups of the repository (newest first by name,
+/// <summary>-BackupId of Remove-Backup: the backups of the repository (newest first by name,
 /// narrowed by -Namespace, -Dir, -Object, -Kind when bound), of the local backup root
-/// (&lt;DataDir&gt;/backups/&lt;Namespace&gt;: snapshot paths) or of -DbRoot/-Dir (object backup folders).</summary>
-public sealed class BackupIdCompleter : PSBackupCompleter
+/// (&lt;DataDir&gt;/backups/&lt;Namespace&gt;: snapshot paths) or of -DbRoot/-Dir (object backup folders).
+/// The restoring commands use a subclass that offers only the kind they restore.</summary>
+public class BackupIdCompleter : PSBackupCompleter
 {
+    /// <summary>The one kind the command takes (a store snapshot for Restore-StoreSnapshot and
+    /// Test-Restore, an object backup for Restore-ObjectBackup); null: any.</summary>
+    protected virtual BackupKind? Restores => null;
+
     protected internal override IEnumerable<Candidate> Candidates(Bound bound)
     {
         string? ns = bound.Get("Namespace"), dir = bound.Get("Dir"), obj = bound.Get("Object"), kind = bound.Get("Kind");
-        BackupKind? wanted = kind is null ? null : BackupKinds.TryParse(kind);
+        BackupKind? wanted = Restores ?? (kind is null ? null : BackupKinds.TryParse(kind));
         foreach (var (name, id) in RepositoryBackups(bound)
                      .Where(b => (ns is null || b.Name.Namespace == ns) && (dir is null || b.Name.Dir == dir) && (obj is null || b.Name.Object == obj)
                                  && (wanted is null || b.Name.Kind == wanted))
@@ -224,7 +258,7 @@ public sealed class BackupIdCompleter : PSBackupCompleter
         {
             yield return new Candidate(id, name.ToString());
         }
-        if (bound.Folder("DataDir") is { } dataDir && ns is { Length: > 0 })
+        if (wanted is null or BackupKind.StoreSnapshot && bound.Folder("DataDir") is { } dataDir && ns is { Length: > 0 })
         {
             string root = Path.Combine(dataDir, "backups", ns);
             if (Directory.Exists(root))
@@ -236,7 +270,7 @@ public sealed class BackupIdCompleter : PSBackupCompleter
                 }
             }
         }
-        if (bound.Folder("DbRoot") is { } dbRoot && dir is { Length: > 0 })
+        if (wanted is null or BackupKind.Object && bound.Folder("DbRoot") is { } dbRoot && dir is { Length: > 0 })
         {
             foreach (string folder in Folders(Path.Combine(dbRoot, dir), n => ObjectLayout.TryParseBackupName(n, out string o, out _) && (obj is null || o == obj)).OrderByDescending(n => n, StringComparer.Ordinal))
             {
@@ -244,4 +278,17 @@ public sealed class BackupIdCompleter : PSBackupCompleter
             }
         }
     }
+}
+
+/// <summary>-BackupId and -Snapshot of Restore-StoreSnapshot and Test-Restore: store snapshots only
+/// (a WAL segment or an object backup there fails the restore).</summary>
+public sealed class StoreSnapshotIdCompleter : BackupIdCompleter
+{
+    protected override BackupKind? Restores => BackupKind.StoreSnapshot;
+}
+
+/// <summary>-BackupId and -From of Restore-ObjectBackup: object backups only.</summary>
+public sealed class ObjectBackupIdCompleter : BackupIdCompleter
+{
+    protected override BackupKind? Restores => BackupKind.Object;
 }

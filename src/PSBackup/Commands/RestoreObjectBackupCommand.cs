@@ -66,7 +66,7 @@ public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
     /// object, its timestamp, or 'latest'.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [Alias("BackupName")]
-    [ArgumentCompleter(typeof(BackupIdCompleter))]
+    [ArgumentCompleter(typeof(ObjectBackupIdCompleter))]
     public string? From { get; set; }
 
     /// <summary>The repository to restore from (a folder or s3://bucket/prefix).</summary>
@@ -77,7 +77,7 @@ public sealed class RestoreObjectBackupCommand : PSBackupRepositoryCmdlet
     /// newest backup of the object), its folder name locally (the same as -From).</summary>
     /// <remarks>No null validation: a local New-ObjectBackup result has a null BackupId.</remarks>
     [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(BackupIdCompleter))]
+    [ArgumentCompleter(typeof(ObjectBackupIdCompleter))]
     public string? BackupId { get; set; }
 
     /// <summary>Replace a live object that is not empty (it is kept aside, never deleted).</summary>

@@ -49,7 +49,7 @@ public sealed class RestoreStoreSnapshotCommand : PSBackupRepositoryCmdlet
     /// <summary>Local: the snapshot's path relative to <c>&lt;DataDir&gt;/backups/&lt;ns&gt;</c> (its New-StoreSnapshot -Path).</summary>
     [Parameter(ParameterSetName = DefaultSet)]
     [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(BackupIdCompleter))]
+    [ArgumentCompleter(typeof(StoreSnapshotIdCompleter))]
     public string? Snapshot { get; set; }
 
     /// <summary>The repository to read from (a folder or s3://bucket/prefix).</summary>
@@ -60,7 +60,7 @@ public sealed class RestoreStoreSnapshotCommand : PSBackupRepositoryCmdlet
     /// under the backup root locally (the same as -Snapshot). Default: the newest.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(BackupIdCompleter))]
+    [ArgumentCompleter(typeof(StoreSnapshotIdCompleter))]
     public string? BackupId { get; set; }
 
     /// <summary>The data directory to restore into; default: -DataDir.</summary>

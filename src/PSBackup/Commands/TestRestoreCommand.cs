@@ -54,13 +54,13 @@ public sealed class TestRestoreCommand : PSBackupRepositoryCmdlet
     /// repository, the snapshot's path under the backup root locally. Default: the newest.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(BackupIdCompleter))]
+    [ArgumentCompleter(typeof(StoreSnapshotIdCompleter))]
     public string? BackupId { get; set; }
 
     /// <summary>Local: the snapshot's path relative to the backup root (New-StoreSnapshot -Path); same as -BackupId.</summary>
     [Parameter(ParameterSetName = DataDirSet)]
     [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(BackupIdCompleter))]
+    [ArgumentCompleter(typeof(StoreSnapshotIdCompleter))]
     public string? Snapshot { get; set; }
 
     /// <summary>Restore what was durable at this time instead of the latest.</summary>
