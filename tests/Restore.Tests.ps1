@@ -184,6 +184,46 @@ Describe 'Time values piped between cmdlets' {
         $plan.Snapshot.Id | Should -Be $snap.BackupId
     }
 
+    It 'gives New-StoreSnapshot and New-ObjectBackup results the Time Get-Backup and retention report, so -TargetTime $s.Time binds' {
+        # Repository and local snapshots: CompletedAt (the manifest's) is the Time, as in Get-Backup.
+        foreach ($pair in @(
+                @{ Result = $script:RepoSnapshot; Listed = @(Get-Backup -Repository $script:Repo -Namespace users -Kind store-snapshot) },
+                @{ Result = $script:Snapshot; Listed = @(Get-Backup -DataDir $script:DataDir -Namespace users -Kind store-snapshot) })) {
+            $s = $pair.Result
+            $s.CompletedAt | Should -BeOfType ([DateTimeOffset])
+            $s.Time | Should -Be $s.CompletedAt
+            $s.CreatedAt | Should -BeLessOrEqual $s.CompletedAt
+            $listed = @($pair.Listed | Where-Object { $_.BackupId -eq $s.BackupId -or ($s.BackupId -eq $null -and $_.Path -eq $s.Path) })
+            $listed.Count | Should -Be 1
+            $listed[0].Time | Should -Be $s.Time
+            $listed[0].CompletedAt | Should -Be $s.CompletedAt
+        }
+        $plan = Restore-PointInTime -Repository $script:Repo -Namespace users -TargetTime $script:RepoSnapshot.Time -TargetDataDir (Join-Path $TestDrive 'pitr-new') -WhatIf
+        $plan.Snapshot.Id | Should -Be $script:RepoSnapshot.BackupId
+        # The snapshot's retention item reports the same Time (not its start).
+        $kept = @(Remove-ExpiredBackup -Repository $script:Repo -Namespace users -KeepLast 10 -WhatIf | Where-Object BackupId -EQ $script:RepoSnapshot.BackupId)
+        $kept.Count | Should -Be 1
+        $kept[0].Time | Should -Be $script:RepoSnapshot.Time
+        $local = @(Remove-ExpiredBackup -DataDir $script:DataDir -Namespace users -KeepLast 10 -WhatIf | Where-Object Path -EQ $script:Snapshot.Path)
+        $local.Count | Should -Be 1
+        $local[0].Time | Should -Be $script:Snapshot.Time
+
+        # Object backups, repository and local.
+        $dbRoot = Join-Path $script:Fixture 'shard-db'
+        $o = New-ObjectBackup -DbRoot $dbRoot -Dir acme -Object orders -Repository $script:Repo
+        $o.Time | Should -Be $o.CompletedAt
+        $o.StartedAt | Should -BeLessOrEqual $o.CompletedAt
+        $rec = @(Get-Backup -Repository $script:Repo -Kind object | Where-Object BackupId -EQ $o.BackupId)
+        $rec[0].Time | Should -Be $o.Time
+        @(Get-Backup -Repository $script:Repo -Kind object -After $o.Time).BackupId | Should -Contain $o.BackupId
+        @(Remove-ExpiredBackup -Repository $script:Repo -Dir acme -KeepLast 10 -WhatIf | Where-Object BackupId -EQ $o.BackupId)[0].Time | Should -Be $o.Time
+        @(Remove-Backup -Repository $script:Repo -BackupId $o.BackupId -WhatIf -WarningAction SilentlyContinue)[0].Time | Should -Be $o.Time
+        $l = New-ObjectBackup -DbRoot $dbRoot -Dir acme -Object orders
+        $l.Time | Should -Be $l.CompletedAt
+        @(Get-Backup -DbRoot $dbRoot -Dir acme -Object orders | Where-Object BackupName -EQ $l.BackupName)[0].Time | Should -Be $l.Time
+        @(Remove-ExpiredBackup -DbRoot $dbRoot -Dir acme -Object orders -KeepLast 10 -WhatIf | Where-Object Id -EQ $l.BackupName)[0].Time | Should -Be $l.Time
+    }
+
     It 'refuses a snapshot''s start time, which is before it completed' {
         $snap = Get-Backup -Repository $script:Repo -Namespace users -Kind store-snapshot | Select-Object -First 1
         { Restore-PointInTime -Repository $script:Repo -Namespace users -TargetTime $snap.CreatedAt.AddTicks(-1) -TargetDataDir (Join-Path $TestDrive 'pitr-early') -WhatIf -ErrorAction Stop } |

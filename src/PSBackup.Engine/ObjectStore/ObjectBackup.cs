@@ -66,11 +66,12 @@ internal static class ObjectBackup
             await CopyFencedAsync(options, copy, tree).ConfigureAwait(false);
             ct.ThrowIfCancellationRequested();
 
+            DateTimeOffset completedAt = context.UtcNow;
             var manifest = new BackupManifest
             {
                 Kind = "object",
                 CreatedAt = startedAt,
-                CompletedAt = context.UtcNow,
+                CompletedAt = completedAt,
                 Source = objectPath,
                 Consistency = (copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent).ToString(),
                 ChangedFiles = copy.Changed.ToList(),
@@ -101,6 +102,7 @@ internal static class ObjectBackup
                 ChangedFiles = manifest.ChangedFiles!,
                 Fenced = options.Quiesce is not null,
                 StartedAt = startedAt,
+                CompletedAt = completedAt,
                 Duration = context.Clock.GetElapsedTime(startTimestamp),
             };
         }
@@ -180,6 +182,7 @@ internal static class ObjectBackup
             ChangedFiles = copy.Changed.ToList(),
             Fenced = options.Quiesce is not null,
             StartedAt = startedAt,
+            CompletedAt = writer.Committed?.CompletedAt ?? context.UtcNow,
             Duration = context.Clock.GetElapsedTime(startTimestamp),
         };
     }

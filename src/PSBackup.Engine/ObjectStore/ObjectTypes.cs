@@ -75,7 +75,13 @@ public sealed record ObjectBackupResult
     public required BackupConsistency Consistency { get; init; }
     public required IReadOnlyList<string> ChangedFiles { get; init; }
     public required bool Fenced { get; init; }
+    /// <summary>When the backup began (its manifest's createdAt, the time in its name).</summary>
     public required DateTimeOffset StartedAt { get; init; }
+    /// <summary>When the backup was complete: the completedAt its manifest records.</summary>
+    public required DateTimeOffset CompletedAt { get; init; }
+    /// <summary>The instant the backup stands for, the same as Get-Backup's Time for it
+    /// (<see cref="CompletedAt"/>), so <c>Get-Backup -After $b.Time</c> includes it.</summary>
+    public DateTimeOffset Time => CompletedAt;
     public required TimeSpan Duration { get; init; }
 }
 

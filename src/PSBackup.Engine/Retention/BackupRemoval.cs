@@ -323,7 +323,7 @@ public static class BackupRemoval
             items.Add(new RetentionItem
             {
                 Kind = RetentionItemKind.WalSegment, Decision = RetentionDecision.Remove, Removed = go, Id = Rel(g.Location), Namespace = ns,
-                SegmentId = g.SegmentId, Time = g.SealedAt ?? g.CreatedAt, Bytes = g.Bytes, Reasons = reasons, Path = g.Location,
+                SegmentId = g.SegmentId, Time = g.SealedAt ?? g.ObservedAt ?? g.CreatedAt, Bytes = g.Bytes, Reasons = reasons, Path = g.Location,
             });
         }
         return items;

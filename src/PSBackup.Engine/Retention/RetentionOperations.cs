@@ -73,7 +73,7 @@ public static class RetentionOperations
             items.Add(new RetentionItem
             {
                 Kind = RetentionItemKind.Snapshot, Decision = d.Keep ? RetentionDecision.Keep : RetentionDecision.Remove, Removed = removed,
-                Id = s.Id, Namespace = ns, Time = s.CreatedAt, Bytes = s.Bytes, Reasons = d.Reasons, Path = s.Location,
+                Id = s.Id, Namespace = ns, Time = s.CompletedAt ?? s.CreatedAt, Bytes = s.Bytes, Reasons = d.Reasons, Path = s.Location,
             });
         }
         items.AddRange(DecideLocalSegments(plan, ns, ctx));
@@ -231,7 +231,7 @@ public static class RetentionOperations
                     RetentionItem Make(bool removed) => new()
                     {
                         Kind = RetentionItemKind.Snapshot, Decision = d.Keep ? RetentionDecision.Keep : RetentionDecision.Remove, Removed = removed,
-                        Id = s.Id, Repository = location, BackupId = s.Id, Namespace = ns, Time = s.CreatedAt, Bytes = s.Bytes, Reasons = d.Reasons,
+                        Id = s.Id, Repository = location, BackupId = s.Id, Namespace = ns, Time = s.CompletedAt ?? s.CreatedAt, Bytes = s.Bytes, Reasons = d.Reasons,
                     };
                     if (d.Keep) { items.Add(Make(false)); }
                     else { toRemove.Add((s.Id, $"snapshot {s.Id} of namespace '{ns}' ({Stamp(s.CreatedAt)}) in {location}", Make)); }
@@ -244,7 +244,7 @@ public static class RetentionOperations
                     {
                         Kind = RetentionItemKind.WalSegment, Decision = d.Keep ? RetentionDecision.Keep : RetentionDecision.Remove, Removed = removed,
                         Id = id, Repository = location, BackupId = seg.Location, Namespace = ns, SegmentId = seg.SegmentId,
-                        Time = seg.SealedAt ?? seg.CreatedAt, Bytes = seg.Bytes, Reasons = d.Reasons,
+                        Time = seg.SealedAt ?? seg.ObservedAt ?? seg.CreatedAt, Bytes = seg.Bytes, Reasons = d.Reasons,
                     };
                     if (d.Keep) { items.Add(Make(false)); }
                     else { toRemove.Add((seg.Location, $"WAL segment {id} of namespace '{ns}' (log {seg.FirstLogIndex}..{seg.LastLogIndex}, backup {seg.Location}) in {location}", Make)); }
@@ -264,7 +264,7 @@ public static class RetentionOperations
                     RetentionItem Make(bool removed) => new()
                     {
                         Kind = RetentionItemKind.ObjectBackup, Decision = d.Keep ? RetentionDecision.Keep : RetentionDecision.Remove, Removed = removed,
-                        Id = m.Id, Repository = location, BackupId = m.Id, Dir = m.Dir, Object = m.Object, Time = m.CreatedAt, Bytes = m.TotalBytes, Reasons = d.Reasons,
+                        Id = m.Id, Repository = location, BackupId = m.Id, Dir = m.Dir, Object = m.Object, Time = m.CompletedAt ?? m.CreatedAt, Bytes = m.TotalBytes, Reasons = d.Reasons,
                     };
                     if (d.Keep) { items.Add(Make(false)); }
                     else { toRemove.Add((m.Id, $"object backup {m.Id} of '{m.Dir}/{m.Object}' ({Stamp(m.CreatedAt)}) in {location}", Make)); }

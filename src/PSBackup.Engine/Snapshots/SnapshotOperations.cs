@@ -75,11 +75,12 @@ public static class SnapshotOperations
             }
             committed = true;
 
+            DateTimeOffset completedAt = context.UtcNow;
             var manifest = new BackupManifest
             {
                 Kind = "snapshot",
                 CreatedAt = createdAt,
-                CompletedAt = context.UtcNow,
+                CompletedAt = completedAt,
                 Source = dbDir,
                 Wal = position,
                 Store = store.Engine,
@@ -99,6 +100,7 @@ public static class SnapshotOperations
                 WalPosition = position,
                 Store = store.Engine,
                 CreatedAt = createdAt,
+                CompletedAt = completedAt,
                 Duration = context.Clock.GetElapsedTime(started),
             };
         }
@@ -213,6 +215,7 @@ public static class SnapshotOperations
                 WalPosition = position,
                 Store = engine,
                 CreatedAt = createdAt,
+                CompletedAt = writer.Committed?.CompletedAt ?? context.UtcNow,
                 Duration = context.Clock.GetElapsedTime(started),
             };
         }

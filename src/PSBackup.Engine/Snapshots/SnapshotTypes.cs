@@ -39,6 +39,12 @@ public sealed record StoreSnapshotResult
     public string? Store { get; init; }
     /// <summary>The store's WAL checkpoint recorded with the snapshot (UnisonDB), else null.</summary>
     public StoreCheckpoint? Checkpoint => WalPosition.Checkpoint;
+    /// <summary>When the snapshot began (its WAL position is read first).</summary>
     public required DateTimeOffset CreatedAt { get; init; }
+    /// <summary>When the snapshot was complete: the completedAt its manifest records.</summary>
+    public required DateTimeOffset CompletedAt { get; init; }
+    /// <summary>The instant the snapshot stands for, the same as Get-Backup's Time for it
+    /// (<see cref="CompletedAt"/>): <c>Restore-PointInTime -TargetTime $s.Time</c> restores up to it.</summary>
+    public DateTimeOffset Time => CompletedAt;
     public required TimeSpan Duration { get; init; }
 }

@@ -250,11 +250,12 @@ internal static class EndpointSnapshot
                 {
                     return await SnapshotOperations.StoreInRepositoryAsync(open, options.Repository!, ns, engine, refName, createdAt, [entry], true, finalPath, position, backupRoot, started, context).ConfigureAwait(false);
                 }
+                DateTimeOffset completedAt = context.UtcNow;
                 var manifest = new BackupManifest
                 {
                     Kind = "snapshot",
                     CreatedAt = createdAt,
-                    CompletedAt = context.UtcNow,
+                    CompletedAt = completedAt,
                     Source = endpoint.Address + $"api/v1/{ns}/btree/backup",
                     Wal = position,
                     Store = engine,
@@ -272,6 +273,7 @@ internal static class EndpointSnapshot
                     WalPosition = position,
                     Store = engine,
                     CreatedAt = createdAt,
+                    CompletedAt = completedAt,
                     Duration = context.Clock.GetElapsedTime(started),
                 };
             }

@@ -182,6 +182,7 @@ public sealed class CliTests : IDisposable
             FileCount = 1,
             WalPosition = new WalPosition([1, 2, 3], 300, 250),
             CreatedAt = DateTimeOffset.UnixEpoch,
+            CompletedAt = DateTimeOffset.UnixEpoch.AddSeconds(2),
             Duration = TimeSpan.FromSeconds(2),
         };
         var output = new StringWriter();
