@@ -111,6 +111,22 @@ Describe 'Values in JSON and lists' {
         ($script:Samples['HealthAlert'] | ConvertTo-Json -Depth 1 -WarningAction SilentlyContinue | ConvertFrom-Json).Severity | Should -BeIn 'Warning', 'Critical'
     }
 
+    It 'writes every Duration as seconds, a number, in ConvertTo-Json (not a TimeSpan''s 15 fields)' {
+        $timed = @($script:Samples.Keys | Where-Object { $script:Samples[$_].PSObject.Properties['Duration'] })
+        $timed.Count | Should -BeGreaterOrEqual 8
+        foreach ($key in $timed) {
+            $sample = $script:Samples[$key]
+            $sample.Duration | Should -BeOfType ([double]) -Because "$key.Duration is seconds"
+            $back = $sample | ConvertTo-Json -Depth 1 -WarningAction SilentlyContinue | ConvertFrom-Json
+            $back.Duration | Should -BeOfType ([double]) -Because "$key's JSON Duration is a number"
+            $back.Duration | Should -Be $sample.Duration
+        }
+        foreach ($key in $script:Samples.Keys) {
+            $script:Samples[$key] | ConvertTo-Json -Depth 4 -WarningAction SilentlyContinue |
+                Should -Not -Match '"(Ticks|TotalMilliseconds)"' -Because "$key has no TimeSpan expanded in its JSON"
+        }
+    }
+
     It 'prints a WAL position as words, not as a type name' {
         $wal = $script:Samples['StoreSnapshotResult'].WalPosition
         "$wal" | Should -Match '^applied \d+, durable \d+, segments? \d+'

@@ -106,7 +106,7 @@ internal static class DrillOutput
                 result.Segments,
                 result.Bytes,
                 result.LastLogIndex,
-                DurationSeconds = Math.Round(result.Duration.TotalSeconds, 3),
+                DurationSeconds = result.Duration,
                 result.Errors,
                 result.ValidationPassed,
                 result.RestoredPath,
@@ -120,7 +120,7 @@ internal static class DrillOutput
             .Column("Segments", rightAlign: true).Column("LastLogIndex", rightAlign: true).Column("Size", rightAlign: true).Column("Duration", rightAlign: true);
         table.Row(result.Passed ? "True" : "False", result.Namespace, result.Snapshot ?? "-",
             result.Segments.ToString(CultureInfo.InvariantCulture), result.LastLogIndex?.ToString(CultureInfo.InvariantCulture) ?? "-",
-            TableWriter.Size(result.Bytes), result.Duration.TotalSeconds.ToString("0.0 's'", CultureInfo.InvariantCulture));
+            TableWriter.Size(result.Bytes), result.Duration.ToString("0.0 's'", CultureInfo.InvariantCulture));
         table.WriteTo(output);
         foreach (string error in result.Errors)
         {

@@ -114,7 +114,7 @@ internal static partial class CliOutput
                 lastLogIndex = result.LastLogIndex,
                 targetPastArchive = result.TargetPastArchive,
                 bytes = result.Bytes,
-                duration = result.Duration,
+                duration = TimeSpan.FromSeconds(result.Duration),
                 plan = PlanShape(result.Plan),
             }));
             return;

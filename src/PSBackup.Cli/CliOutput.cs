@@ -293,7 +293,7 @@ internal static partial class CliOutput
                 fileCount = result.FileCount,
                 walPosition = result.WalPosition,
                 createdAt = result.CreatedAt,
-                duration = result.Duration,
+                duration = TimeSpan.FromSeconds(result.Duration),
             }));
             return;
         }
@@ -308,7 +308,7 @@ internal static partial class CliOutput
                 fileCount = result.FileCount,
                 walPosition = result.WalPosition,
                 createdAt = result.CreatedAt,
-                duration = result.Duration,
+                duration = TimeSpan.FromSeconds(result.Duration),
             }));
             return;
         }

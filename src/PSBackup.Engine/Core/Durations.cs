@@ -63,6 +63,12 @@ public static class Durations
     private static InvalidInputException TooLong(string text) => new("InvalidDuration",
         $"'{SafePath.Printable(text)}' is longer than any duration PSBackup can use (at most about 29,000 years). Give a shorter one, e.g. 10y.", text);
 
+    /// <summary>How long an operation took, in seconds rounded to the millisecond: what every
+    /// result's <c>Duration</c> holds. A number, because ConvertTo-Json expands a TimeSpan into its
+    /// 15 properties (Ticks, Days, ..., TotalSeconds) and no attribute or types.ps1xml member can
+    /// change that for a .NET property of a piped object.</summary>
+    public static double Seconds(TimeSpan elapsed) => Math.Round(elapsed.TotalSeconds, 3);
+
     /// <summary>The shortest of "14d", "24h", "90min" that is exact (each parses back), else d.hh:mm:ss.</summary>
     public static string Format(TimeSpan d)
     {

@@ -103,7 +103,7 @@ internal static class ObjectBackup
                 Fenced = options.Quiesce is not null,
                 StartedAt = startedAt,
                 CompletedAt = completedAt,
-                Duration = context.Clock.GetElapsedTime(startTimestamp),
+                Duration = Durations.Seconds(context.Clock.GetElapsedTime(startTimestamp)),
             };
         }
         catch (Exception)
@@ -183,7 +183,7 @@ internal static class ObjectBackup
             Fenced = options.Quiesce is not null,
             StartedAt = startedAt,
             CompletedAt = writer.Committed?.CompletedAt ?? context.UtcNow,
-            Duration = context.Clock.GetElapsedTime(startTimestamp),
+            Duration = Durations.Seconds(context.Clock.GetElapsedTime(startTimestamp)),
         };
     }
 

@@ -82,7 +82,8 @@ public sealed record ObjectBackupResult
     /// <summary>The instant the backup stands for, the same as Get-Backup's Time for it
     /// (<see cref="CompletedAt"/>), so <c>Get-Backup -After $b.Time</c> includes it.</summary>
     public DateTimeOffset Time => CompletedAt;
-    public required TimeSpan Duration { get; init; }
+    /// <summary>Seconds the operation took (a number: ConvertTo-Json writes it as one).</summary>
+    public required double Duration { get; init; }
 }
 
 /// <param name="From">A local backup: its folder name, timestamp or 'latest'. With

@@ -35,7 +35,8 @@ public sealed record RepositoryCheckResult
     public required long StoredBytes { get; init; }
     /// <summary>Pack bytes downloaded and verified (0 without ReadData).</summary>
     public required long BytesRead { get; init; }
-    public required TimeSpan Duration { get; init; }
+    /// <summary>Seconds the operation took (a number: ConvertTo-Json writes it as one).</summary>
+    public required double Duration { get; init; }
 }
 
 /// <summary>Test-BackupRepository: one engine call over <see cref="Repository.CheckAsync"/>.</summary>
@@ -64,7 +65,7 @@ public static class RepositoryCheckOperation
             Chunks = report.Chunks,
             StoredBytes = report.StoredBytes,
             BytesRead = report.BytesRead,
-            Duration = System.Diagnostics.Stopwatch.GetElapsedTime(start),
+            Duration = Durations.Seconds(System.Diagnostics.Stopwatch.GetElapsedTime(start)),
         };
     }
 }

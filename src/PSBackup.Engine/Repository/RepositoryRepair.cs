@@ -59,7 +59,8 @@ public sealed record RepairResult
     /// <summary>Manifests that cannot be read (Remove-ExpiredBackup removes them).</summary>
     public required IReadOnlyList<string> DamagedManifests { get; init; }
     public bool Repaired => Unrepaired.Count == 0 && DamagedManifests.Count == 0;
-    public required TimeSpan Duration { get; init; }
+    /// <summary>Seconds the operation took (a number: ConvertTo-Json writes it as one).</summary>
+    public required double Duration { get; init; }
 }
 
 /// <summary>Repair-BackupRepository (restic's <c>repair index</c> + <c>repair packs</c> + dangling refs):
@@ -429,7 +430,7 @@ public static class RepositoryRepair
             TempFilesRemoved = tempsRemoved,
             Unrepaired = unrepaired,
             DamagedManifests = damagedManifests,
-            Duration = System.Diagnostics.Stopwatch.GetElapsedTime(start),
+            Duration = Durations.Seconds(System.Diagnostics.Stopwatch.GetElapsedTime(start)),
         };
     }
 

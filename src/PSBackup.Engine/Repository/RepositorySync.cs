@@ -34,7 +34,8 @@ public sealed record SyncResult
     /// <summary>Damaged source manifests (and the refs naming them) that were not copied: what each
     /// is and why. Everything else was copied; a non-empty list makes the CLI exit 4.</summary>
     public IReadOnlyList<string> DamagedSkipped { get; init; } = [];
-    public required TimeSpan Duration { get; init; }
+    /// <summary>Seconds the operation took (a number: ConvertTo-Json writes it as one).</summary>
+    public required double Duration { get; init; }
 }
 
 /// <summary>Sync-BackupRepository. A repository is copied object by object: keys and config
@@ -121,7 +122,7 @@ public static class RepositorySync
             DeclinedBytes = counter.DeclinedBytes,
             Ignored = counter.Ignored,
             DamagedSkipped = counter.Damaged.Order(StringComparer.Ordinal).ToList(),
-            Duration = System.Diagnostics.Stopwatch.GetElapsedTime(start),
+            Duration = Durations.Seconds(System.Diagnostics.Stopwatch.GetElapsedTime(start)),
         };
     }
 

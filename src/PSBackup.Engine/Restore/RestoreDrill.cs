@@ -58,7 +58,8 @@ public sealed record RestoreDrillResult
     public required long Bytes { get; init; }
     /// <summary>The last log index the restored copy holds once replayed.</summary>
     public long? LastLogIndex { get; init; }
-    public required TimeSpan Duration { get; init; }
+    /// <summary>Seconds the operation took (a number: ConvertTo-Json writes it as one).</summary>
+    public required double Duration { get; init; }
     public required IReadOnlyList<string> Errors { get; init; }
     /// <summary>Why it failed: <see cref="ErrorKind.Integrity"/> for damaged or unverifiable
     /// backups, <see cref="ErrorKind.Failed"/> for a failed validation or restore; null when passed.
@@ -271,7 +272,7 @@ public static class RestoreDrill
             Segments = drillEvent.Segments,
             Bytes = drillEvent.Bytes,
             LastLogIndex = drillEvent.LastLogIndex,
-            Duration = duration,
+            Duration = Durations.Seconds(duration),
             Errors = errors,
             FailureKind = failure,
             ValidationPassed = validationPassed,

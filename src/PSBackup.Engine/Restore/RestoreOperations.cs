@@ -117,7 +117,7 @@ public static class RestoreOperations
             FileCount = snapshot.Files.Count,
             Bytes = snapshot.Bytes,
             WalPosition = snapshot.Wal,
-            Duration = context.Clock.GetElapsedTime(started),
+            Duration = Durations.Seconds(context.Clock.GetElapsedTime(started)),
         };
     }
 
@@ -264,7 +264,7 @@ public static class RestoreOperations
                 Restored = false,
                 RestoredPath = nsDir,
                 Bytes = 0,
-                Duration = context.Clock.GetElapsedTime(started),
+                Duration = Durations.Seconds(context.Clock.GetElapsedTime(started)),
             };
         }
 
@@ -305,7 +305,7 @@ public static class RestoreOperations
             RestoredPath = nsDir,
             ReplacedPath = replaced,
             Bytes = plan.Bytes,
-            Duration = context.Clock.GetElapsedTime(started),
+            Duration = Durations.Seconds(context.Clock.GetElapsedTime(started)),
         };
     }
 

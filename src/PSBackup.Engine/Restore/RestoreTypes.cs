@@ -33,7 +33,8 @@ public sealed record StoreSnapshotRestoreResult
     public required int FileCount { get; init; }
     public required long Bytes { get; init; }
     public required WalPosition WalPosition { get; init; }
-    public required TimeSpan Duration { get; init; }
+    /// <summary>Seconds the operation took (a number: ConvertTo-Json writes it as one).</summary>
+    public required double Duration { get; init; }
 }
 
 /// <summary>Restore-PointInTime over the backups of <c>&lt;DataDir&gt;/backups/&lt;Namespace&gt;</c>,
@@ -70,5 +71,6 @@ public sealed record PointInTimeRestoreResult
     public long LastLogIndex => Plan.LastLogIndex;
     public bool TargetPastArchive => Plan.TargetPastArchive;
     public required long Bytes { get; init; }
-    public required TimeSpan Duration { get; init; }
+    /// <summary>Seconds the operation took (a number: ConvertTo-Json writes it as one).</summary>
+    public required double Duration { get; init; }
 }

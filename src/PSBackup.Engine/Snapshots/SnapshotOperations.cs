@@ -101,7 +101,7 @@ public static class SnapshotOperations
                 Store = store.Engine,
                 CreatedAt = createdAt,
                 CompletedAt = completedAt,
-                Duration = context.Clock.GetElapsedTime(started),
+                Duration = Durations.Seconds(context.Clock.GetElapsedTime(started)),
             };
         }
         catch (Exception e)
@@ -216,7 +216,7 @@ public static class SnapshotOperations
                 Store = engine,
                 CreatedAt = createdAt,
                 CompletedAt = writer.Committed?.CompletedAt ?? context.UtcNow,
-                Duration = context.Clock.GetElapsedTime(started),
+                Duration = Durations.Seconds(context.Clock.GetElapsedTime(started)),
             };
         }
     }

@@ -46,5 +46,6 @@ public sealed record StoreSnapshotResult
     /// <summary>The instant the snapshot stands for, the same as Get-Backup's Time for it
     /// (<see cref="CompletedAt"/>): <c>Restore-PointInTime -TargetTime $s.Time</c> restores up to it.</summary>
     public DateTimeOffset Time => CompletedAt;
-    public required TimeSpan Duration { get; init; }
+    /// <summary>Seconds the operation took (a number: ConvertTo-Json writes it as one).</summary>
+    public required double Duration { get; init; }
 }

@@ -274,7 +274,7 @@ internal static class EndpointSnapshot
                     Store = engine,
                     CreatedAt = createdAt,
                     CompletedAt = completedAt,
-                    Duration = context.Clock.GetElapsedTime(started),
+                    Duration = Durations.Seconds(context.Clock.GetElapsedTime(started)),
                 };
             }
             catch

@@ -183,7 +183,7 @@ public sealed class CliTests : IDisposable
             WalPosition = new WalPosition([1, 2, 3], 300, 250),
             CreatedAt = DateTimeOffset.UnixEpoch,
             CompletedAt = DateTimeOffset.UnixEpoch.AddSeconds(2),
-            Duration = TimeSpan.FromSeconds(2),
+            Duration = 2,
         };
         var output = new StringWriter();
         CliOutput.Snapshot(output, result, json: true);
