@@ -54,6 +54,10 @@ foreach ($name in 'PSBackup', 'PSBackup.Engine') {
 # the module's load context, which PowerShell cannot resolve from there, so it is registered here.
 $engine = $loadContext.LoadFromAssemblyName([AssemblyName]::new('PSBackup.Engine'))
 Update-TypeData -TypeName 'PSBackup.Engine.Repository.BackupKind' -TypeConverter $engine.GetType('PSBackup.Engine.Repository.BackupKindTypeConverter', $true) -Force
+# The same vocabulary on retention and removal items and on health alerts (their kinds share
+# BackupKind's names; the command line's spelling converts too).
+Update-TypeData -TypeName 'PSBackup.Engine.Retention.RetentionItemKind' -TypeConverter $engine.GetType('PSBackup.Engine.Retention.RetentionItemKindConverter', $true) -Force
+Update-TypeData -TypeName 'PSBackup.Engine.Events.HealthAlertKind' -TypeConverter $engine.GetType('PSBackup.Engine.Events.HealthAlertKindConverter', $true) -Force
 
 $ExecutionContext.SessionState.Module.OnRemove = {
     foreach ($name in $registered) {

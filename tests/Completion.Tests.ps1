@@ -124,6 +124,37 @@ Describe 'Argument completion' {
         @($all | Where-Object { $_.Kind -eq 'object' }).BackupId | Should -Be @($script:Object.BackupId)
     }
 
+    It 'speaks one Kind vocabulary on every output: records, retention items, health alerts' {
+        $outputs = [ordered]@{
+            'Get-Backup'           = @(Get-Backup -Repository $script:Repo)
+            'Remove-ExpiredBackup' = @(Remove-ExpiredBackup -Repository $script:Repo -KeepLast 100 -WhatIf)
+            'Get-BackupHealth'     = @(Get-BackupHealth -Repository $script:Repo -MaxAge '00:00:00.001')
+        }
+        foreach ($name in $outputs.Keys) {
+            $all = $outputs[$name]
+            $snapshots = @($all | Where-Object Kind -EQ StoreSnapshot)
+            $snapshots.Count | Should -BeGreaterThan 0 -Because "$name reports the snapshot"
+            @($all | Where-Object Kind -EQ 'store-snapshot').Count | Should -Be $snapshots.Count -Because "$name takes the command line's spelling"
+            @($all | Where-Object { $_.Kind -eq 'STORE-SNAPSHOT' }).Count | Should -Be $snapshots.Count
+            @($all | Where-Object { 'StoreSnapshot' -eq $_.Kind }).Count | Should -Be $snapshots.Count -Because "$name's Kind prints as StoreSnapshot"
+            @($all | Where-Object Kind -In 'StoreSnapshot', 'Object').Count | Should -BeGreaterOrEqual $snapshots.Count
+            "$($snapshots[0].Kind)" | Should -Be 'StoreSnapshot'
+            ($snapshots[0] | ConvertTo-Json -Depth 1 -WarningAction SilentlyContinue | ConvertFrom-Json).Kind | Should -Be 'StoreSnapshot'
+        }
+        foreach ($name in 'Get-Backup', 'Remove-ExpiredBackup') {
+            $all = $outputs[$name]
+            foreach ($pair in @('WalSegment', 'wal-segment'), @('Object', 'object')) {
+                $count = @($all | Where-Object Kind -EQ $pair[0]).Count
+                $count | Should -BeGreaterThan 0 -Because "$name reports $($pair[0])"
+                @($all | Where-Object Kind -EQ $pair[1]).Count | Should -Be $count
+            }
+        }
+        # Retention's own kinds, and its names before the vocabulary was one.
+        @($outputs['Remove-ExpiredBackup'] | Where-Object Kind -EQ 'Snapshot').Count | Should -Be @($outputs['Remove-ExpiredBackup'] | Where-Object Kind -EQ StoreSnapshot).Count
+        @($outputs['Remove-ExpiredBackup'] | Where-Object Kind -EQ 'ObjectBackup').Count | Should -Be @($outputs['Remove-ExpiredBackup'] | Where-Object Kind -EQ Object).Count
+        @($outputs['Remove-ExpiredBackup'] | Where-Object Kind -EQ 'no-such-kind').Count | Should -Be 0
+    }
+
     It 'offers nothing, and never fails, when the source is missing or unreadable' {
         @(Complete "Get-WalSegment -DataDir '$(Join-Path $TestDrive 'nope')' -Namespace ").Count | Should -Be 0
         @(Complete "Restore-StoreSnapshot -Repository '$(Join-Path $TestDrive 'nope')' -Namespace users -BackupId ").Count | Should -Be 0

@@ -27,7 +27,8 @@ Describe 'Get-BackupHealth' {
         $failures = @($alerts | Where-Object Code -EQ 'ConsecutiveFailures')
         $failures.Count | Should -Be 1
         $failures[0].Severity | Should -Be 'Critical'
-        $failures[0].Kind | Should -Be 'store-snapshot'
+        $failures[0].Kind | Should -Be 'StoreSnapshot'
+        $failures[0].Kind -eq 'store-snapshot' | Should -BeTrue
     }
 
     It 'takes its thresholds as parameters' {

@@ -107,7 +107,7 @@ Describe 'Values in JSON and lists' {
         ($script:Samples['ObjectBackupResult'] | ConvertTo-Json -Depth 1 -WarningAction SilentlyContinue | ConvertFrom-Json).Consistency | Should -BeIn 'Stable', 'Recent'
         $item = $script:Samples['RetentionItem'] | ConvertTo-Json -Depth 1 -WarningAction SilentlyContinue | ConvertFrom-Json
         $item.Decision | Should -BeIn 'Keep', 'Remove'
-        $item.Kind | Should -BeIn 'Snapshot', 'WalSegment', 'ObjectBackup', 'Pack'
+        $item.Kind | Should -BeIn 'StoreSnapshot', 'WalSegment', 'Object', 'Pack'
         ($script:Samples['HealthAlert'] | ConvertTo-Json -Depth 1 -WarningAction SilentlyContinue | ConvertFrom-Json).Severity | Should -BeIn 'Warning', 'Critical'
     }
 

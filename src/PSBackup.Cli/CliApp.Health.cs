@@ -51,7 +51,7 @@ public static partial class CliApp
             IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(options, io.Context(false)).ConfigureAwait(false);
             if (parse.GetValue(json))
             {
-                io.Stdout.WriteLine(CliOutput.ToJson(new { healthy = alerts.Count == 0, alerts = alerts.Select(a => new { severity = a.Severity.ToString(), a.Namespace, a.Kind, a.Code, a.Message, a.Time }) }));
+                io.Stdout.WriteLine(CliOutput.ToJson(new { healthy = alerts.Count == 0, alerts = alerts.Select(a => new { severity = a.Severity.ToString(), a.Namespace, Kind = HealthAlertKinds.ToName(a.Kind), a.Code, a.Message, a.Time }) }));
             }
             else if (alerts.Count == 0)
             {
@@ -62,7 +62,7 @@ public static partial class CliApp
                 var table = new TableWriter().Column("Severity").Column("Namespace").Column("Kind").Column("Code").Column("Message");
                 foreach (HealthAlert a in alerts)
                 {
-                    table.Row(a.Severity.ToString(), a.Namespace, a.Kind, a.Code, a.Message);
+                    table.Row(a.Severity.ToString(), a.Namespace, HealthAlertKinds.ToName(a.Kind), a.Code, a.Message);
                 }
                 table.WriteTo(io.Stdout);
             }

@@ -98,7 +98,7 @@ internal static class RetentionOutput
                 {
                     decision = i.Decision,
                     removed = i.Removed,
-                    kind = i.Kind,
+                    kind = JsonKindName(i.Kind),
                     id = i.Id,
                     repository = i.Repository,
                     backupId = i.BackupId,
@@ -136,11 +136,23 @@ internal static class RetentionOutput
             : $"{removed} of {items.Count} removed ({TableWriter.Size(bytes)}), {items.Count(i => i.Decision == RetentionDecision.Keep)} kept.");
     }
 
+    /// <summary>The kind as prune's JSON has always written it (docs/guide.md: "objectBackup",
+    /// "snapshot", ...): the module's enum names changed to Get-Backup's vocabulary, the JSON did not.</summary>
+    private static string JsonKindName(RetentionItemKind kind) => kind switch
+    {
+        RetentionItemKind.StoreSnapshot => "snapshot",
+        RetentionItemKind.Object => "objectBackup",
+        RetentionItemKind.WalSegment => "walSegment",
+        RetentionItemKind.DamagedBackup => "damagedBackup",
+        RetentionItemKind.TempFile => "tempFile",
+        _ => "pack",
+    };
+
     private static string KindName(RetentionItemKind kind) => kind switch
     {
-        RetentionItemKind.Snapshot => "store-snapshot",
+        RetentionItemKind.StoreSnapshot => "store-snapshot",
         RetentionItemKind.WalSegment => "wal-segment",
-        RetentionItemKind.ObjectBackup => "object",
+        RetentionItemKind.Object => "object",
         RetentionItemKind.DamagedBackup => "damaged",
         RetentionItemKind.TempFile => "temp",
         _ => "pack",

@@ -15,13 +15,55 @@ public enum HealthSeverity
     Critical,
 }
 
+/// <summary>What a health alert is about. The backup kinds have <see cref="BackupKind"/>'s names and
+/// values; ConvertTo-Json writes the name.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
+[System.ComponentModel.TypeConverter(typeof(HealthAlertKindConverter))]
+public enum HealthAlertKind
+{
+    Object = BackupKind.Object,
+    StoreSnapshot = BackupKind.StoreSnapshot,
+    WalSegment = BackupKind.WalSegment,
+    ObjectRestore,
+    SnapshotRestore,
+    /// <summary>"pitr" on the command line and in the history.</summary>
+    PointInTimeRestore,
+    RestoreDrill,
+    /// <summary>The history itself (malformed events).</summary>
+    History,
+    /// <summary>The repository (damaged backups).</summary>
+    Repository,
+    /// <summary>An operation kind this version does not know (a newer writer's).</summary>
+    Other,
+}
+
+/// <summary>Either spelling of a <see cref="HealthAlertKind"/> (the history's "pitr" too).</summary>
+public sealed class HealthAlertKindConverter()
+    : SpelledEnumConverter(typeof(HealthAlertKind), new Dictionary<string, object> { [OperationKinds.PointInTimeRestore] = HealthAlertKind.PointInTimeRestore });
+
+/// <summary>Between the history's operation kinds (<see cref="OperationKinds"/>) and <see cref="HealthAlertKind"/>.</summary>
+public static class HealthAlertKinds
+{
+    /// <summary>The kind an operation kind of the history is (Other when this version does not know it).</summary>
+    public static HealthAlertKind Of(string operationKind) =>
+        SpelledEnumConverter.Parse(typeof(HealthAlertKind), operationKind, new Dictionary<string, object> { [OperationKinds.PointInTimeRestore] = HealthAlertKind.PointInTimeRestore })
+            is HealthAlertKind k ? k : HealthAlertKind.Other;
+
+    /// <summary>The command line's and the history's spelling: store-snapshot, pitr, restore-drill.</summary>
+    public static string ToName(HealthAlertKind kind) =>
+        kind == HealthAlertKind.PointInTimeRestore ? OperationKinds.PointInTimeRestore : SpelledEnumConverter.Kebab(kind);
+}
+
 /// <summary>One health alert (Get-BackupHealth).</summary>
 public sealed record HealthAlert
 {
     public required HealthSeverity Severity { get; init; }
     public required string Namespace { get; init; }
-    /// <summary>One of <see cref="OperationKinds"/>.</summary>
-    public required string Kind { get; init; }
+    /// <summary>What the alert is about, in Get-Backup's vocabulary (Object, StoreSnapshot,
+    /// WalSegment) plus the restores, drills, history and repository; the command line's spelling
+    /// (store-snapshot, restore-drill, pitr) converts to it, so <c>Where-Object Kind -eq
+    /// store-snapshot</c> and <c>-eq StoreSnapshot</c> both match.</summary>
+    public required HealthAlertKind Kind { get; init; }
     /// <summary>Stable: ConsecutiveFailures, BackupTooOld, NoSuccessfulBackup, SizeAnomaly, WalGap, WalLagTooHigh, WalDirectoryMissing, WalNoSegments, WalMixedNaming, BackupDamaged, RestoreDrillFailed, RestoreDrillTooOld, NoRestoreDrill, LeftoverTemp.</summary>
     public required string Code { get; init; }
     public required string Message { get; init; }
@@ -538,7 +580,7 @@ public static class BackupHealth
                 alerts.Add(Alert(HealthSeverity.Warning, ns, OperationKinds.RestoreDrill, "NoRestoreDrill", $"Namespace '{ns}' has no recorded restore drill. Run Test-Restore."));
             }
         }
-        return alerts.OrderByDescending(a => a.Severity).ThenBy(a => a.Namespace, StringComparer.Ordinal).ThenBy(a => a.Kind, StringComparer.Ordinal).ToList();
+        return alerts.OrderByDescending(a => a.Severity).ThenBy(a => a.Namespace, StringComparer.Ordinal).ThenBy(a => HealthAlertKinds.ToName(a.Kind), StringComparer.Ordinal).ToList();
     }
 
     private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture) + " s";
@@ -579,7 +621,7 @@ public static class BackupHealth
     private static string Hours(TimeSpan t) => t.TotalHours.ToString("0.#", CultureInfo.InvariantCulture) + " h";
 
     private static HealthAlert Alert(HealthSeverity severity, string ns, string kind, string code, string message, DateTimeOffset? time = null) =>
-        new() { Severity = severity, Namespace = ns, Kind = kind, Code = code, Message = message, Time = time };
+        new() { Severity = severity, Namespace = ns, Kind = HealthAlertKinds.Of(kind), Code = code, Message = message, Time = time };
 
     /// <summary>Export-BackupMetric: the Prometheus text exposition of the history; with
     /// <see cref="MetricExportOptions.Path"/> also written there atomically (a temp file in the same

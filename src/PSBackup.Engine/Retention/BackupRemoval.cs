@@ -237,7 +237,7 @@ public static class BackupRemoval
             }
             items.Add(new RetentionItem
             {
-                Kind = m.Kind switch { BackupKind.Object => RetentionItemKind.ObjectBackup, BackupKind.StoreSnapshot => RetentionItemKind.Snapshot, _ => RetentionItemKind.WalSegment },
+                Kind = m.Kind switch { BackupKind.Object => RetentionItemKind.Object, BackupKind.StoreSnapshot => RetentionItemKind.StoreSnapshot, _ => RetentionItemKind.WalSegment },
                 Decision = RetentionDecision.Remove, Removed = go, Id = m.Id, Repository = location, BackupId = m.Id,
                 Namespace = m.Namespace, Dir = m.Dir, Object = m.Object, SegmentId = m.Segment?.SegmentId, Time = r.Time, Bytes = m.TotalBytes,
                 Reasons = chainNote is null ? ["named by Remove-Backup"] : [$"named by Remove-Backup; breaks the point-in-time chain ({chainNote}){(o.Force ? ", -Force" : ": needs -Force")}"],
@@ -308,7 +308,7 @@ public static class BackupRemoval
             }
             items.Add(new RetentionItem
             {
-                Kind = RetentionItemKind.Snapshot, Decision = RetentionDecision.Remove, Removed = go, Id = s.Id, Namespace = ns,
+                Kind = RetentionItemKind.StoreSnapshot, Decision = RetentionDecision.Remove, Removed = go, Id = s.Id, Namespace = ns,
                 Time = s.CompletedAt ?? s.CreatedAt, Bytes = s.Bytes, Reasons = reasons, Path = s.Location,
             });
         }
@@ -354,7 +354,7 @@ public static class BackupRemoval
             }
             items.Add(new RetentionItem
             {
-                Kind = RetentionItemKind.ObjectBackup, Decision = RetentionDecision.Remove, Removed = go, Id = r.BackupId, Dir = r.Dir, Object = r.Object,
+                Kind = RetentionItemKind.Object, Decision = RetentionDecision.Remove, Removed = go, Id = r.BackupId, Dir = r.Dir, Object = r.Object,
                 Time = r.Time, Bytes = r.Bytes, Reasons = ["named by Remove-Backup"], Path = r.Path,
             });
         }

@@ -72,7 +72,7 @@ public static class RetentionOperations
             }
             items.Add(new RetentionItem
             {
-                Kind = RetentionItemKind.Snapshot, Decision = d.Keep ? RetentionDecision.Keep : RetentionDecision.Remove, Removed = removed,
+                Kind = RetentionItemKind.StoreSnapshot, Decision = d.Keep ? RetentionDecision.Keep : RetentionDecision.Remove, Removed = removed,
                 Id = s.Id, Namespace = ns, Time = s.CompletedAt ?? s.CreatedAt, Bytes = s.Bytes, Reasons = d.Reasons, Path = s.Location,
             });
         }
@@ -99,13 +99,13 @@ public static class RetentionOperations
                     DeleteFile(System.IO.Path.Combine(System.IO.Path.GetDirectoryName(r.Path!)!, ObjectLayout.ManifestName(r.BackupId)));
                     DeleteData(r.Path!);
                 }
-                items.Add(Item(RetentionItemKind.ObjectBackup, d, removed, r.BackupId, null, r) with { Path = r.Path });
+                items.Add(Item(RetentionItemKind.Object, d, removed, r.BackupId, null, r) with { Path = r.Path });
             }
             foreach (BackupRecord r in group.Where(r => !r.Complete))
             {
                 items.Add(new RetentionItem
                 {
-                    Kind = RetentionItemKind.ObjectBackup, Decision = RetentionDecision.Keep, Removed = false, Id = r.BackupId,
+                    Kind = RetentionItemKind.Object, Decision = RetentionDecision.Keep, Removed = false, Id = r.BackupId,
                     Dir = r.Dir, Object = r.Object, Time = r.Time, Bytes = r.Bytes, Path = r.Path,
                     Reasons = ["incomplete (no manifest): not subject to retention; Clear-StaleArtifact or a manual check decides"],
                 });
@@ -230,7 +230,7 @@ public static class RetentionOperations
                     RestorableSnapshot s = d.Item;
                     RetentionItem Make(bool removed) => new()
                     {
-                        Kind = RetentionItemKind.Snapshot, Decision = d.Keep ? RetentionDecision.Keep : RetentionDecision.Remove, Removed = removed,
+                        Kind = RetentionItemKind.StoreSnapshot, Decision = d.Keep ? RetentionDecision.Keep : RetentionDecision.Remove, Removed = removed,
                         Id = s.Id, Repository = location, BackupId = s.Id, Namespace = ns, Time = s.CompletedAt ?? s.CreatedAt, Bytes = s.Bytes, Reasons = d.Reasons,
                     };
                     if (d.Keep) { items.Add(Make(false)); }
@@ -263,7 +263,7 @@ public static class RetentionOperations
                     RepositoryManifest m = d.Item;
                     RetentionItem Make(bool removed) => new()
                     {
-                        Kind = RetentionItemKind.ObjectBackup, Decision = d.Keep ? RetentionDecision.Keep : RetentionDecision.Remove, Removed = removed,
+                        Kind = RetentionItemKind.Object, Decision = d.Keep ? RetentionDecision.Keep : RetentionDecision.Remove, Removed = removed,
                         Id = m.Id, Repository = location, BackupId = m.Id, Dir = m.Dir, Object = m.Object, Time = m.CompletedAt ?? m.CreatedAt, Bytes = m.TotalBytes, Reasons = d.Reasons,
                     };
                     if (d.Keep) { items.Add(Make(false)); }

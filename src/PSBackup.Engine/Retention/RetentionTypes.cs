@@ -3,19 +3,39 @@ using PSBackup.Engine.Restore;
 
 namespace PSBackup.Engine.Retention;
 
-/// <summary>What a retention item is (ConvertTo-Json writes the name).</summary>
+/// <summary>What a retention item is: the backup kinds of <see cref="BackupKind"/> under the same
+/// names and values (Object, StoreSnapshot, WalSegment), so one vocabulary filters Get-Backup's
+/// records and these items alike, plus what only retention removes. ConvertTo-Json writes the name;
+/// the command line's spelling (store-snapshot) and the earlier names (Snapshot, ObjectBackup)
+/// convert to it (<c>Where-Object Kind -eq store-snapshot</c>).</summary>
 [Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
+[System.ComponentModel.TypeConverter(typeof(RetentionItemKindConverter))]
 public enum RetentionItemKind
 {
-    Snapshot,
-    WalSegment,
-    ObjectBackup,
+    /// <summary>An object backup.</summary>
+    Object = BackupKind.Object,
+    /// <summary>A store snapshot.</summary>
+    StoreSnapshot = BackupKind.StoreSnapshot,
+    /// <summary>A shipped WAL segment (or a partial).</summary>
+    WalSegment = BackupKind.WalSegment,
+    /// <summary>A pack no backup references any more.</summary>
     Pack,
     /// <summary>A manifest that fails its hash or does not decode or validate: not a backup any more.</summary>
     DamagedBackup,
     /// <summary>A temp file an interrupted write left in the repository folder.</summary>
     TempFile,
 }
+
+/// <summary>Either spelling of a <see cref="RetentionItemKind"/>, and the names before issue 14.</summary>
+public sealed class RetentionItemKindConverter()
+    : SpelledEnumConverter(typeof(RetentionItemKind), new Dictionary<string, object>
+    {
+        ["Snapshot"] = RetentionItemKind.StoreSnapshot,
+        ["ObjectBackup"] = RetentionItemKind.Object,
+        ["object-backup"] = RetentionItemKind.Object,
+        ["damaged"] = RetentionItemKind.DamagedBackup,
+        ["temp"] = RetentionItemKind.TempFile,
+    });
 
 /// <summary>Keep or remove (ConvertTo-Json writes the name).</summary>
 [Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]

@@ -263,7 +263,7 @@ public sealed class HealthTests : IDisposable
 
         IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(new BackupHealthOptions { HistoryPath = history }, Context(now));
         HealthAlert failures = Assert.Single(alerts);
-        Assert.Equal(("ConsecutiveFailures", OperationKinds.Object, dir, HealthSeverity.Critical), (failures.Code, failures.Kind, failures.Namespace, failures.Severity));
+        Assert.Equal(("ConsecutiveFailures", OperationKinds.Object, dir, HealthSeverity.Critical), (failures.Code, HealthAlertKinds.ToName(failures.Kind), failures.Namespace, failures.Severity));
         Assert.Contains("QuiesceFailed", failures.Message, StringComparison.Ordinal);
         var stdout = new StringWriter();
         Assert.Equal(ExitCodes.Unhealthy, await CliApp.RunAsync(["health", "--history-path", history], stdout, new StringWriter(), CancellationToken.None));

@@ -727,7 +727,7 @@ public abstract class RepositoryWriteTests : IDisposable
     protected static async Task PruneRemovesOneAndLeavesNoLockAsync(RepositoryTarget repo)
     {
         IReadOnlyList<RetentionItem> items = await RetentionOperations.RemoveExpiredAsync(PruneToOne(repo), OperationContext.Default);
-        Assert.Single(items, i => i.Kind == RetentionItemKind.ObjectBackup && i.Removed);
+        Assert.Single(items, i => i.Kind == RetentionItemKind.Object && i.Removed);
         Assert.Empty(await LockKeysAsync(repo));
     }
 

@@ -106,18 +106,18 @@ public sealed class RetentionExampleTests
         var ctxWhatIf = new OperationContext { Clock = new FixedClock(DateTimeOffset.UtcNow.AddHours(2)), ShouldProcess = (t, _) => { whatIf.Add(t); return false; } };
         var options = new RemoveExpiredBackupOptions { Repository = target, Policy = new RetentionPolicy { KeepLast = 2 } };
         IReadOnlyList<RetentionItem> preview = await RetentionOperations.RemoveExpiredAsync(options, ctxWhatIf);
-        Assert.Equal(2, preview.Count(i => i.Kind == RetentionItemKind.ObjectBackup && i.Decision == RetentionDecision.Remove && !i.Removed));
+        Assert.Equal(2, preview.Count(i => i.Kind == RetentionItemKind.Object && i.Decision == RetentionDecision.Remove && !i.Removed));
         Assert.Equal(4, (await repo.ListBackupsAsync()).Count);
         Assert.NotEmpty(whatIf);
 
         string audit = System.IO.Path.Combine(dir.Path, "audit.jsonl");
         IReadOnlyList<RetentionItem> result = await RetentionOperations.RemoveExpiredAsync(options, new OperationContext { Clock = new FixedClock(DateTimeOffset.UtcNow.AddHours(2)), AuditLogPath = audit });
-        Assert.Equal(2, result.Count(i => i.Kind == RetentionItemKind.ObjectBackup && i.Removed));
+        Assert.Equal(2, result.Count(i => i.Kind == RetentionItemKind.Object && i.Removed));
         string line = Assert.Single(File.ReadAllLines(audit)); // the prune is audited like every operation
         Assert.Contains("\"Remove-ExpiredBackup\"", line);
         Assert.Contains(repoDir, line);
         Assert.Contains(result, i => i.Kind == RetentionItemKind.Pack && i.Removed);
-        Assert.All(result.Where(i => i.Kind == RetentionItemKind.ObjectBackup && i.Decision == RetentionDecision.Keep), i => Assert.Equal(["last"], i.Reasons));
+        Assert.All(result.Where(i => i.Kind == RetentionItemKind.Object && i.Decision == RetentionDecision.Keep), i => Assert.Equal(["last"], i.Reasons));
 
         Repo reopened = await Repo.OpenAsync(new LocalBackend(repoDir), RepositoryCredentials.None);
         RepositoryCheckReport check = await reopened.CheckAsync(readData: true);
