@@ -94,6 +94,41 @@ Describe 'Table views in an 80-column log' {
         $header | Should -Match '^Time\s+Kind\s+Of\s+Files\s+Size\s+BackupId$'
     }
 
+    It 'keeps one line per retention item and per health alert (no wrapping ids and reasons), saying what each item is of' {
+        $items = @(Remove-ExpiredBackup -Repository (Split-Path $script:Samples['RepositoryInfo'].Repository -Parent | Join-Path -ChildPath 'repository') -KeepLast 1 -WhatIf)
+        $items.Count | Should -BeGreaterThan 2
+        $lines = Get-TableLines $items
+        $lines.Count | Should -Be ($items.Count + 2)
+        $lines[0] | Should -Match '^Decision\s+Removed\s+Kind\s+Of\s+Id\s+Reason$'
+        $snapshotRow = $lines | Where-Object { $_ -match '\bStoreSnapshot\b' } | Select-Object -First 1
+        $snapshotRow | Should -Match '\busers\b'
+        $segmentRow = $lines | Where-Object { $_ -match '\bWalSegment\b' } | Select-Object -First 1
+        $segmentRow | Should -Match 'users #\d+'
+    }
+
+    It 'shows the useful end of names and paths, an object backup''s consistency, and short ids' {
+        $b = $script:Samples['ObjectBackupResult']
+        (Get-TableLines $b)[2] | Should -Match ([regex]::Escape($b.BackupId.Substring(0, 12)) + '$')
+        $pitr = $script:Samples['PointInTimeRestoreResult']
+        $row = (Get-TableLines $pitr)[2]
+        $row | Should -Match '/users$' -Because 'the restored namespace folder is the end of the path'
+        $objects = @(Get-Backup -Repository (Split-Path $script:Samples['RepositoryInfo'].Repository -Parent | Join-Path -ChildPath 'repository') -Kind Object)
+        (Get-TableLines $objects)[2] | Should -Match 'Object (Stable|Recent)\s+acme/customers'
+        $local = @(Get-Backup -DataDir (Join-Path $script:Fixture 'unison') -Namespace users)
+        if ($local.Count -gt 0) { (Get-TableLines $local)[2] | Should -Not -Match 'wal/archive' }
+    }
+
+    It 'prints nested plans, snapshots, segments and check findings readably' {
+        $plan = $script:Samples['PointInTimePlan']
+        "$plan" | Should -Match '^users to time .*: snapshot \S+ \+ \d+ WAL segment\(s\), up to log index \d+'
+        "$($plan.Snapshot)" | Should -Match '^\S+ \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ, applied \d+'
+        if ($plan.Segments.Count) { "$($plan.Segments[0])" | Should -Match '^segment \d+: log \d+\.\.\d+' }
+        $list = $script:Samples['PointInTimeRestoreResult'] | Format-List * | Out-String -Width 200
+        $list | Should -Not -Match 'System\.Collections|List`1|PSBackup\.Engine\.'
+        $finding = [PSBackup.Engine.Repository.RepositoryCheckFinding]::new('Error', 'PackMissing', $null, $null, 'data/ab/abcd', 'Pack abcd is missing.')
+        "$finding" | Should -Be 'Error PackMissing: Pack abcd is missing.'
+    }
+
     It 'shows declined removals as not removed' {
         $lines = Get-TableLines $script:Samples['RetentionItem']
         $lines[0] | Should -Match 'Removed'

@@ -11,6 +11,9 @@ public sealed record TestBackupRepositoryOptions(RepositoryTarget Repository)
 /// object, a stable code and a message that names the fix.</summary>
 public sealed record RepositoryCheckFinding(string Severity, string Code, string? BackupId, string? File, string? ObjectKey, string Message)
 {
+    /// <summary>"Error PackMissing: ..." (what Format-List shows for a check result's Errors).</summary>
+    public override string ToString() => $"{Severity} {Code}: {Message}";
+
     internal static RepositoryCheckFinding From(string severity, CheckIssue i) => new(severity, i.Code, i.ManifestId, i.Path, i.ObjectKey, i.Message);
 }
 

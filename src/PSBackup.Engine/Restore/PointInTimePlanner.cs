@@ -50,6 +50,9 @@ public sealed record PlannedSegment(ArchivedSegment Source, long LastLogIndex)
     public long RecordCount => LastLogIndex - Source.FirstLogIndex + 1;
     /// <summary>Laid out as a shorter, unsealed segment ending at <see cref="LastLogIndex"/>.</summary>
     public bool Cut => LastLogIndex < Source.LastLogIndex;
+
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture, $"segment {SegmentId}: log {FirstLogIndex}..{LastLogIndex}{(Cut ? " (cut)" : "")}");
 }
 
 /// <summary>A point-in-time restore, decided before anything is fetched: what <c>-WhatIf</c> prints.</summary>
@@ -90,6 +93,11 @@ public sealed record PointInTimePlan
 
     public long SegmentBytes => Segments.Sum(s => s.Source.Bytes);
     public long Bytes => Snapshot.Bytes + SegmentBytes;
+
+    /// <summary>The plan in one line (what Format-List shows for a restore result's Plan): the
+    /// same words as the -WhatIf preview.</summary>
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture, $"{Namespace} to {Target}: snapshot {Snapshot.Id} + {Segments.Count} WAL segment(s), up to log index {LastLogIndex}{(TargetPastArchive ? " (target past the archive)" : "")}, {Sizes.Format(Bytes)}");
 }
 
 /// <summary>What the records of the segment straddling a time target say: the last record at or

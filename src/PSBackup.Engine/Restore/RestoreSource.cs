@@ -22,6 +22,11 @@ public sealed record RestorableSnapshot
     public required string Location { get; init; }
 
     public long Bytes => Files.Sum(f => f.Size);
+
+    /// <summary>What Format-List shows for a nested snapshot (a plan's): its id, when it completed and
+    /// the WAL position it covers, not the record's member dump.</summary>
+    public override string ToString() =>
+        $"{Id} ({(CompletedAt ?? CreatedAt).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture)}, {Wal}, {Sizes.Format(Bytes)})";
 }
 
 /// <summary>One archived WAL segment (or a partial prefix of the then-active segment), described
