@@ -191,4 +191,43 @@ Describe 'Progress records' {
         $records[-1].RecordType | Should -Be 'Completed'
         @($records | Where-Object RecordType -EQ 'Completed').Count | Should -Be 1
     }
+
+    It 'reports bytes within one large file while it is backed up and restored, with SecondsRemaining' {
+        # shard-db objects are a few large data files: progress must move inside a file, not only between files.
+        $root = Join-Path $TestDrive 'big-db'
+        $file = Join-Path $root 'big' 'blob' 'data' '001.bin'
+        $null = New-Item -ItemType Directory -Path (Split-Path $file) -Force
+        $bytes = [byte[]]::new(80MB)
+        [Random]::new(7).NextBytes($bytes)
+        [IO.File]::WriteAllBytes($file, $bytes)
+        $bytes = $null
+        $repo = Join-Path $TestDrive 'repos' 'big'
+        $null = Initialize-BackupRepository -Repository $repo -Unencrypted
+
+        function Get-ProgressOf([string] $Command, [hashtable] $Parameters) {
+            $ps = [powershell]::Create()
+            try {
+                $null = $ps.AddScript('$ProgressPreference = ''Continue''').AddStatement().
+                    AddCommand('Import-Module').AddParameter('Name', $script:Manifest).AddStatement().
+                    AddCommand($Command).AddParameters($Parameters)
+                $null = $ps.Invoke()
+                $ps.HadErrors | Should -BeFalse -Because ($ps.Streams.Error | Out-String)
+                @($ps.Streams.Progress | Where-Object Activity -EQ $Command)
+            }
+            finally {
+                $ps.Dispose()
+            }
+        }
+
+        foreach ($run in @(
+                @{ Command = 'New-ObjectBackup'; Parameters = @{ DbRoot = $root; Dir = 'big'; Object = 'blob' }; Status = 'Copying data/001.bin' },
+                @{ Command = 'New-ObjectBackup'; Parameters = @{ DbRoot = $root; Dir = 'big'; Object = 'blob'; Repository = $repo }; Status = 'Copying data/001.bin' },
+                @{ Command = 'Restore-ObjectBackup'; Parameters = @{ DbRoot = $root; Dir = 'big'; Object = 'blob'; Repository = $repo; Force = $true; Confirm = $false }; Status = 'Restoring' })) {
+            $records = Get-ProgressOf $run.Command $run.Parameters
+            $within = @($records | Where-Object { $_.RecordType -eq 'Processing' -and $_.StatusDescription -like "$($run.Status)*" -and $_.PercentComplete -gt 0 -and $_.PercentComplete -lt 100 })
+            $within.Count | Should -BeGreaterThan 0 -Because "$($run.Command) $($run.Parameters.Keys -join ',') reports inside the 80 MiB file: $(($records | ForEach-Object { '{0} {1}%' -f $_.StatusDescription, $_.PercentComplete }) -join '; ')"
+            $within | Where-Object SecondsRemaining -GE 0 | Should -Not -BeNullOrEmpty
+            $within[0].StatusDescription | Should -Match '\d+(\.\d)? MiB of 80\.0 MiB'
+        }
+    }
 }

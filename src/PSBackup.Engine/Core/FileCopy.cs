@@ -14,19 +14,20 @@ public static class FileCopy
     /// <summary>Copies <paramref name="source"/> to a new file <paramref name="destination"/>
     /// (which must not exist), hashing what was written, and fsyncs it. <paramref name="createMode"/>:
     /// the new file's mode on Unix (e.g. 0600 until the source's own mode is given to it).</summary>
-    public static async Task<ContentDigest> CopyAsync(string source, string destination, CancellationToken ct, UnixFileMode? createMode = null)
+    public static async Task<ContentDigest> CopyAsync(string source, string destination, CancellationToken ct, UnixFileMode? createMode = null, Action<long>? onBytes = null)
     {
         await using var input = OpenRead(source);
         await using var output = createMode is { } mode
             ? new FileStream(destination, PrivateFiles.CreateNew(bufferSize: 1, mode: mode))
             : new FileStream(destination, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
-        ContentDigest digest = await CopyAsync(input, output, ct).ConfigureAwait(false);
+        ContentDigest digest = await CopyAsync(input, output, ct, onBytes).ConfigureAwait(false);
         output.Flush(flushToDisk: true);
         return digest;
     }
 
-    /// <summary>Copies a stream to another, hashing as it goes.</summary>
-    public static async Task<ContentDigest> CopyAsync(Stream input, Stream output, CancellationToken ct)
+    /// <summary>Copies a stream to another, hashing as it goes; <paramref name="onBytes"/> gets the
+    /// bytes copied so far after each block (progress within a large file).</summary>
+    public static async Task<ContentDigest> CopyAsync(Stream input, Stream output, CancellationToken ct, Action<long>? onBytes = null)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
@@ -39,6 +40,7 @@ public static class FileCopy
                 hash.AppendData(buffer, 0, read);
                 await output.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
                 total += read;
+                onBytes?.Invoke(total);
             }
         }
         finally

@@ -73,3 +73,35 @@ public readonly record struct ProgressEstimate(string Status, int SecondsRemaini
         return new ProgressEstimate(amount.Length == 0 ? status : $"{status} ({amount})", remaining, rate);
     }
 }
+
+/// <summary>Lets a byte loop (a copy, a chunking read, a restore's writes) report progress within a
+/// large file without flooding: <see cref="Due"/> is true at most about four times a second, and
+/// also whenever another <see cref="ByteStep"/> bytes went by since the last report (so a large file
+/// shows its progress even where time stands still for the reader, and a test can count on it).
+/// Thread-safe.</summary>
+public sealed class ProgressThrottle
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(250);
+    public const long ByteStep = 32L << 20;
+
+    private readonly long _intervalTicks = (long)(Interval.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+    private readonly object _gate = new();
+    private long _nextTimestamp = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(Interval.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+    private long _lastPosition;
+
+    /// <summary>True when a report of <paramref name="position"/> (bytes done so far) is due now.</summary>
+    public bool Due(long position)
+    {
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        lock (_gate)
+        {
+            if (now < _nextTimestamp && position - _lastPosition < ByteStep)
+            {
+                return false;
+            }
+            _nextTimestamp = now + _intervalTicks;
+            _lastPosition = position;
+            return true;
+        }
+    }
+}

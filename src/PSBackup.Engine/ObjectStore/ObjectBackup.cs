@@ -282,8 +282,9 @@ internal static class ObjectBackup
         /// is the file's settled stamp before the copy: a sink that has a proven copy of exactly that
         /// stamp (a repository's parent backup) may reuse it without reading (Reused is then true).
         /// <paramref name="beforeRead"/> runs just before the file is opened for reading, never
-        /// when it is reused.</summary>
-        Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, CancellationToken ct);
+        /// when it is reused.
+        /// <paramref name="onBytes"/> gets the bytes read so far while the file is read.</summary>
+        Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, Action<long>? onBytes, CancellationToken ct);
 
         /// <summary>The stored copy of <paramref name="rel"/> is proven to be the file as stamped.</summary>
         void Settle(string rel, FileStamp stamp);
@@ -302,7 +303,7 @@ internal static class ObjectBackup
     {
         public void CreateDirectory(string rel) => Directory.CreateDirectory(Path.Combine(destRoot, rel));
 
-        public async Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, CancellationToken ct)
+        public async Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, Action<long>? onBytes, CancellationToken ct)
         {
             string dest = Path.Combine(destRoot, rel);
             Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
@@ -311,7 +312,7 @@ internal static class ObjectBackup
             {
                 beforeRead?.Invoke();
                 // Private until the source's own mode is given to it: a 0600 file's copy is never world-readable.
-                return (await FileCopy.CopyAsync(source, dest, ct, PrivateFiles.FileMode).ConfigureAwait(false), false);
+                return (await FileCopy.CopyAsync(source, dest, ct, PrivateFiles.FileMode, onBytes).ConfigureAwait(false), false);
             }
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
             {
@@ -367,7 +368,7 @@ internal static class ObjectBackup
             // A repository backup holds files; folders come back with their files.
         }
 
-        public async Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, CancellationToken ct)
+        public async Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, Action<long>? onBytes, CancellationToken ct)
         {
             Discard(rel);
             if (settled is { } s
@@ -389,7 +390,7 @@ internal static class ObjectBackup
                 return (new ContentDigest(same.Size, same.Sha256), true);
             }
             beforeRead?.Invoke();
-            Repository.RepositoryFile f = await writer.AddFileFromPathAsync(rel, source, Repository.ChunkingProfile.Default, ct).ConfigureAwait(false);
+            Repository.RepositoryFile f = await writer.AddFileFromPathAsync(rel, source, Repository.ChunkingProfile.Default, ct, onBytes).ConfigureAwait(false);
             return (new ContentDigest(f.Size, f.Sha256), false);
         }
 
@@ -438,6 +439,8 @@ internal static class ObjectBackup
 
         private readonly HashSet<string> _attempted = new(StringComparer.Ordinal);
         private long _totalBytes;
+        /// <summary>Progress within a file: a large file reports while it is read.</summary>
+        private readonly ProgressThrottle _throttle = new();
 
         /// <summary>Copies the listed tree, then lists it again: files that appeared are copied
         /// (and listed as changed), files that went away are listed as changed; a last listing
@@ -613,7 +616,14 @@ internal static class ObjectBackup
                 bool reused;
                 try
                 {
-                    (copied, reused) = await sink.StoreAsync(rel, source, clockSettled ? before : null, beforeRead, ct).ConfigureAwait(false);
+                    (copied, reused) = await sink.StoreAsync(rel, source, clockSettled ? before : null, beforeRead, n =>
+                    {
+                        long at = DoneBytes + n;
+                        if (_throttle.Due(at))
+                        {
+                            Context.ReportBytes(Activity, $"Copying {rel}", at, Math.Max(_totalBytes, at), rel);
+                        }
+                    }, ct).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
                 {

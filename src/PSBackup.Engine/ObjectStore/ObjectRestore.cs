@@ -210,7 +210,7 @@ internal static class ObjectRestore
     private sealed class RestoreProgress(OperationContext context, long total) : IProgress<OperationProgress>
     {
         public void Report(OperationProgress value) =>
-            context.ReportBytes(Activity, $"Restored {value.CurrentItem}", value.Completed, total, value.CurrentItem);
+            context.ReportBytes(Activity, value.Status, value.Completed, total, value.CurrentItem);
     }
 
     /// <summary>Turns -From into a backup folder name of this object, or refuses it before anything

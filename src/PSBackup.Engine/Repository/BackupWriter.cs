@@ -274,11 +274,18 @@ public sealed class BackupWriter : IAsyncDisposable
         return true;
     }
 
-    /// <summary>Adds the file at <paramref name="sourcePath"/> under the relative <paramref name="path"/>.</summary>
-    public async Task<RepositoryFile> AddFileFromPathAsync(string path, string sourcePath, ChunkingProfile profile = ChunkingProfile.Default, CancellationToken ct = default)
+    /// <summary>Adds the file at <paramref name="sourcePath"/> under the relative <paramref name="path"/>;
+    /// <paramref name="onBytes"/> gets the bytes read so far as the file is read (progress within a
+    /// large file).</summary>
+    public async Task<RepositoryFile> AddFileFromPathAsync(string path, string sourcePath, ChunkingProfile profile = ChunkingProfile.Default, CancellationToken ct = default, Action<long>? onBytes = null)
     {
         await using FileStream fs = SpecialFiles.OpenRegular(sourcePath);
-        return await AddFileAsync(path, fs, profile, ct).ConfigureAwait(false);
+        if (onBytes is null)
+        {
+            return await AddFileAsync(path, fs, profile, ct).ConfigureAwait(false);
+        }
+        await using var counted = new CountingReadStream(fs, onBytes);
+        return await AddFileAsync(path, counted, profile, ct).ConfigureAwait(false);
     }
 
     /// <summary>Reads the file in blocks of at least 4 MiB. Per block, three pieces of per-byte work

@@ -46,6 +46,7 @@ internal sealed class ParallelRestore
     private readonly FrameSource _source;
     private readonly FileState[] _files;
     private readonly Action<int> _sealed;
+    private readonly Action<int>? _written;
     private readonly System.Threading.Channels.Channel<FileState> _closing =
         System.Threading.Channels.Channel.CreateBounded<FileState>(new System.Threading.Channels.BoundedChannelOptions(2 * Closers) { SingleWriter = false, SingleReader = false });
     private int _open;
@@ -103,8 +104,9 @@ internal sealed class ParallelRestore
         public readonly Dictionary<long, int> Ahead = new();
     }
 
-    private ParallelRestore(Repository repo, RepositoryManifest manifest, IReadOnlyList<string> paths, IReadOnlyList<string> finals, Action<int> @sealed)
+    private ParallelRestore(Repository repo, RepositoryManifest manifest, IReadOnlyList<string> paths, IReadOnlyList<string> finals, Action<int> @sealed, Action<int>? written)
     {
+        _written = written;
         _repo = repo;
         _manifest = manifest;
         _source = new FrameSource(repo, manifest);
@@ -116,14 +118,15 @@ internal sealed class ParallelRestore
     /// order; each created new, 0600 on Unix until its recorded mode is given back; parent folders
     /// must exist) and, once verified and fsynced, renames it to <paramref name="finals"/> where that
     /// differs (replacing what is there). <paramref name="sealed"/> runs once per file after that
-    /// (on a closer task). On failure or cancellation every file not yet sealed is removed; no task
+    /// (on a closer task); <paramref name="written"/>, when given, after each piece written, with its
+    /// length (on the worker that wrote it: progress within a large file). On failure or cancellation every file not yet sealed is removed; no task
     /// runs after this returns or throws.</summary>
     /// <remarks>Tests: <paramref name="workers"/> replaces <see cref="Workers"/>, and
     /// <paramref name="reverse"/> reads the packs in the opposite order, which must give the same files.</remarks>
     public static async Task RunAsync(Repository repo, RepositoryManifest manifest, IReadOnlyList<string> paths, IReadOnlyList<string> finals,
-        Action<int> @sealed, CancellationToken ct, int? workers = null, bool reverse = false)
+        Action<int> @sealed, CancellationToken ct, int? workers = null, bool reverse = false, Action<int>? written = null)
     {
-        var restore = new ParallelRestore(repo, manifest, paths, finals, @sealed);
+        var restore = new ParallelRestore(repo, manifest, paths, finals, @sealed, written);
         List<ReadJob> reads = restore.Plan();
         if (reverse)
         {
@@ -439,6 +442,7 @@ internal sealed class ParallelRestore
         {
             transient?.Dispose();
         }
+        _written?.Invoke(data.Length);
         return Advance(f, offset, data, buffers);
     }
 

@@ -870,17 +870,29 @@ public sealed class Repository
             }
         }
         IReadOnlyList<string> paths = freshFolder ? targets : targets.Select(TempFor).ToList();
-        long total = manifest.TotalBytes, done = 0;
+        long total = manifest.TotalBytes, written = 0;
         var reporting = new object();
+        // Bytes written so far (a large file's progress shows while it is written, a few times a
+        // second), and a report as each file is sealed.
+        var throttle = new ProgressThrottle();
         await ParallelRestore.RunAsync(this, manifest, paths, targets, i =>
         {
             RepositoryFile f = manifest.Files[i];
             lock (reporting)
             {
-                done += f.Size;
-                progress?.Report(new OperationProgress("Restore", f.Path, done, total, f.Path) { Unit = ProgressUnit.Bytes });
+                progress?.Report(new OperationProgress("Restore", $"Restored {f.Path}", Math.Min(Interlocked.Read(ref written), total), total, f.Path) { Unit = ProgressUnit.Bytes });
             }
-        }, ct).ConfigureAwait(false);
+        }, ct, written: progress is null ? null : n =>
+        {
+            long now = Interlocked.Add(ref written, n);
+            if (throttle.Due(now))
+            {
+                lock (reporting)
+                {
+                    progress.Report(new OperationProgress("Restore", "Restoring", Math.Min(now, total), total) { Unit = ProgressUnit.Bytes });
+                }
+            }
+        }).ConfigureAwait(false);
         RestoreFolders(manifest, root);
         return new RestoreResult(manifest.Id, root, manifest.Files.Count, total);
     }
