@@ -5,17 +5,21 @@
 
 .DESCRIPTION
     1. dotnet build PSBackup.sln (the PSBackup project assembles out/PSBackup/ after its build);
-    2. dotnet test on the xunit project;
-    3. Invoke-Pester on tests/*.Tests.ps1 in a fresh pwsh process (so the freshly built
+    2. what the tests need and no project references, as scripts/test.sh and .ci/run set it up:
+       s3rver, Azurite and the exposition parser from npm (pinned lock files, before the xunit
+       tests that start them), and Pester 5.9.1 and AWSSDK.Core 3.7.402 from NuGet (a
+       PackageDownload restore, like scripts/nuget-download.sh) when they are not in the cache;
+    3. dotnet test on the xunit project;
+    4. Invoke-Pester on tests/*.Tests.ps1 in a fresh pwsh process (so the freshly built
        PSBackup.dll is loaded, never a stale copy held by this session), with CI output.
-    Exits non-zero when any step fails.
+    Exits non-zero when any step fails. A fresh clone needs only the .NET SDK, npm and pwsh.
 
 .PARAMETER Configuration
     The build configuration. Default: Release.
 
 .PARAMETER InstallPester
-    Restore Pester 5.9.1 from NuGet (a PackageDownload restore) when it is not in the NuGet cache.
-    Without it, a missing Pester fails the build (the Pester tests are part of it).
+    Kept for older command lines: Pester 5.9.1 and AWSSDK.Core 3.7.402 are restored from NuGet
+    whenever they are missing.
 
 .PARAMETER SkipPester
     Build and run the xunit tests only.
@@ -114,41 +118,58 @@ if ($Package) {
     exit 0
 }
 
-Invoke-Step 'dotnet test (xunit)' {
-    dotnet test $testProject --configuration $Configuration --no-build --nologo
-}
-
-if ($SkipPester) {
-    Write-Host 'Pester tests skipped (-SkipPester).' -ForegroundColor Yellow
-    exit 0
-}
-
-# The S3, Azure and metrics tests need s3rver, Azurite and an exposition parser from npm (pinned lock files).
+# The S3, Azure and metrics tests (xunit and Pester) need s3rver, Azurite and an exposition parser
+# from npm (pinned lock files): installed before the xunit tests, which start them.
 foreach ($npmProject in 'tests/s3', 'tests/azure', 'tests/prom') {
     if (-not (Test-Path -LiteralPath (Join-Path $root $npmProject 'node_modules'))) {
         Invoke-Step "npm ci --prefix $npmProject" { npm ci --prefix (Join-Path $root $npmProject) --no-audit --no-fund }
     }
 }
 
-# Pester 5.9.1 comes from NuGet (the package carries the module under tools/), like in scripts/test.sh.
+# A failing xunit test does not hide the Pester results: both run, and the build fails at the end.
+Write-Host '==> dotnet test (xunit)' -ForegroundColor Cyan
+dotnet test $testProject --configuration $Configuration --no-build --nologo
+$xunitExit = $LASTEXITCODE
+if ($xunitExit -ne 0) {
+    Write-Host "FAILED: dotnet test (xunit) (exit code $xunitExit); the Pester tests still run." -ForegroundColor Red
+}
+
+if ($SkipPester) {
+    Write-Host 'Pester tests skipped (-SkipPester).' -ForegroundColor Yellow
+    exit $xunitExit
+}
+
+# Pester 5.9.1 (the package carries the module under tools/) and AWSSDK.Core 3.7.402 (the AWS.Tools
+# generation the module-isolation test loads before PSBackup) come from NuGet, as in
+# scripts/install-pwsh.sh: a throwaway project's PackageDownload restore, made outside the
+# repository so its Directory.*.props stay out; a package already in the cache is not restored again.
 $pesterVersion = '5.9.1'
-$packages = ((dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').TrimEnd('/', '\')
+$downloads = [ordered]@{ Pester = $pesterVersion; 'AWSSDK.Core' = '3.7.402' }
+$packages = ((dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').Trim().TrimEnd('/', '\')
 $pesterPath = Join-Path $packages 'pester' $pesterVersion 'tools' 'Pester.psd1'
-if (-not (Test-Path -LiteralPath $pesterPath)) {
-    if (-not $InstallPester) {
-        Write-Host "FAILED: Pester $pesterVersion is not in the NuGet cache. Re-run with -InstallPester (it restores the Pester package from NuGet)." -ForegroundColor Red
-        exit 1
-    }
-    $restore = Join-Path ([System.IO.Path]::GetTempPath()) "psbackup-pester-$([guid]::NewGuid().ToString('n'))"
+$missing = @($downloads.Keys | Where-Object { -not (Test-Path -LiteralPath (Join-Path $packages $_.ToLowerInvariant() $downloads[$_] '.nupkg.metadata')) })
+if ($missing) {
+    $restore = Join-Path ([System.IO.Path]::GetTempPath()) "psbackup-download-$([guid]::NewGuid().ToString('n'))"
     $null = New-Item -ItemType Directory -Path $restore
-    Set-Content -LiteralPath (Join-Path $restore 'pester-restore.csproj') -Value @"
+    $items = ($missing | ForEach-Object { "    <PackageDownload Include=`"$_`" Version=`"[$($downloads[$_])]`" />" }) -join [Environment]::NewLine
+    Set-Content -LiteralPath (Join-Path $restore 'download.csproj') -Value @"
 <Project Sdk="Microsoft.NET.Sdk">
   <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
-  <ItemGroup><PackageDownload Include="Pester" Version="[$pesterVersion]" /></ItemGroup>
+  <ItemGroup>
+$items
+  </ItemGroup>
 </Project>
 "@
-    Invoke-Step "Restore Pester $pesterVersion from NuGet" { dotnet restore (Join-Path $restore 'pester-restore.csproj') --nologo -v quiet }
-    Remove-Item -LiteralPath $restore -Recurse -Force
+    try {
+        Invoke-Step "Restore $($missing -join ', ') from NuGet" { dotnet restore (Join-Path $restore 'download.csproj') --nologo -v quiet }
+    }
+    finally {
+        Remove-Item -LiteralPath $restore -Recurse -Force -ErrorAction SilentlyContinue
+    }
+}
+if (-not (Test-Path -LiteralPath $pesterPath)) {
+    Write-Host "FAILED: Pester $pesterVersion did not arrive at $pesterPath." -ForegroundColor Red
+    exit 1
 }
 
 $pwsh = [Environment]::ProcessPath
@@ -161,6 +182,10 @@ $pesterArgs = @('-NoProfile', '-NonInteractive', '-OutputFormat', 'Text', '-File
 if ($Tag) { $pesterArgs += @('-Tag', ($Tag -join ',')) }
 if ($ExcludeTag) { $pesterArgs += @('-ExcludeTag', ($ExcludeTag -join ',')) }
 Invoke-Step 'Invoke-Pester (tests/*.Tests.ps1, fresh pwsh)' { & $pwsh @pesterArgs }
+if ($xunitExit -ne 0) {
+    Write-Host "FAILED: dotnet test (xunit) (exit code $xunitExit); the Pester tests passed." -ForegroundColor Red
+    exit $xunitExit
+}
 
 Write-Host 'All builds and tests passed.' -ForegroundColor Green
 exit 0
