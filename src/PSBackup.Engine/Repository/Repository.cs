@@ -884,12 +884,12 @@ public sealed class Repository
             }
         }, ct, written: progress is null ? null : n =>
         {
-            long now = Interlocked.Add(ref written, n);
-            if (throttle.Due(now))
+            if (throttle.Due(Interlocked.Add(ref written, n)))
             {
                 lock (reporting)
                 {
-                    progress.Report(new OperationProgress("Restore", "Restoring", Math.Min(now, total), total) { Unit = ProgressUnit.Bytes });
+                    // Read under the lock, like the sealed reports: what is reported never goes back.
+                    progress.Report(new OperationProgress("Restore", "Restoring", Math.Min(Interlocked.Read(ref written), total), total) { Unit = ProgressUnit.Bytes });
                 }
             }
         }).ConfigureAwait(false);
