@@ -208,6 +208,44 @@ public static partial class SafePath
         return reparseTag() is not { } tag || (tag & NameSurrogateBit) != 0;
     }
 
+    /// <summary>The files below <paramref name="root"/> whose name matches <paramref name="pattern"/>
+    /// (a simple expression: <c>*</c>, <c>?</c>), in every folder but through no link
+    /// (<see cref="IsLink(FileSystemInfo)"/>: a deduplicated, cloud or tiered file or folder is walked
+    /// like any other, a symbolic link or junction is not). Folders that cannot be read are skipped.</summary>
+    public static IEnumerable<string> FilesBelowWithoutLinks(string root, string pattern)
+    {
+        var pending = new Stack<DirectoryInfo>();
+        pending.Push(new DirectoryInfo(root));
+        while (pending.Count > 0)
+        {
+            DirectoryInfo dir = pending.Pop();
+            List<FileSystemInfo> entries;
+            try
+            {
+                entries = dir.EnumerateFileSystemInfos().ToList();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.SecurityException)
+            {
+                continue;
+            }
+            foreach (FileSystemInfo entry in entries)
+            {
+                if (IsLink(entry))
+                {
+                    continue;
+                }
+                if (entry is DirectoryInfo sub)
+                {
+                    pending.Push(sub);
+                }
+                else if (System.IO.Enumeration.FileSystemName.MatchesSimpleExpression(pattern, entry.Name, ignoreCase: false))
+                {
+                    yield return entry.FullName;
+                }
+            }
+        }
+    }
+
     /// <summary>winnt.h: reparse tags with this bit name another file or folder.</summary>
     internal const uint NameSurrogateBit = 0x20000000;
 

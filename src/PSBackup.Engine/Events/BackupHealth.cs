@@ -364,7 +364,7 @@ public static class BackupHealth
     {
         try
         {
-            return e.Kind switch
+            return !e.IsUnreadable && e.Kind switch
             {
                 OperationEvent.EventKind => e.As<OperationEvent>() is { Category.Length: > 0, Namespace: not null, Bytes: >= 0 },
                 RestoreDrillEvent.EventKind => e.As<RestoreDrillEvent>() is { Namespace: not null },

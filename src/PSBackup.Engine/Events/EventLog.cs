@@ -12,6 +12,12 @@ public sealed record StoredEvent(string Name, string Kind, string Namespace, Dat
 {
     /// <summary>The document as <typeparamref name="T"/> (e.g. <see cref="RestoreDrillEvent"/>).</summary>
     public T As<T>() => Data.Deserialize<T>(EventLog.Json)!;
+
+    /// <summary>The kind of an event file that holds no JSON object (not JSON, too large, not a
+    /// regular file): listed so health counts it as malformed instead of not seeing it.</summary>
+    internal const string UnreadableKind = "(unreadable)";
+
+    internal bool IsUnreadable => Kind == UnreadableKind;
 }
 
 /// <summary>A restore drill's outcome, as Test-Restore records it for health checks and metrics.</summary>
@@ -84,7 +90,7 @@ public static class EventLog
     internal static byte[] Serialize<T>(T document) => JsonSerializer.SerializeToUtf8Bytes(document, Json);
 
     /// <summary>Parses a stored event; null when the name or content is not an event's.</summary>
-    internal static StoredEvent? Parse(string name, string @namespace, ReadOnlySpan<byte> content)
+    internal static StoredEvent? Parse(string name, string @namespace, byte[]? content)
     {
         if (name.Length < 19 || !name.EndsWith(".json", StringComparison.Ordinal)
             || !DateTime.TryParseExact(name[..19], TimeFormat, CultureInfo.InvariantCulture,
@@ -92,21 +98,29 @@ public static class EventLog
         {
             return null;
         }
+        var at = new DateTimeOffset(time, TimeSpan.Zero);
+        if (content is null)
+        {
+            return Unreadable(name, @namespace, at);
+        }
         try
         {
-            using JsonDocument doc = JsonDocument.Parse(content.ToArray());
+            using JsonDocument doc = JsonDocument.Parse(content);
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
             {
-                return null;
+                return Unreadable(name, @namespace, at);
             }
             string kind = doc.RootElement.TryGetProperty("kind", out JsonElement k) && k.ValueKind == JsonValueKind.String ? k.GetString()! : "";
-            return new StoredEvent(name, kind, @namespace, new DateTimeOffset(time, TimeSpan.Zero), doc.RootElement.Clone());
+            return kind == StoredEvent.UnreadableKind ? Unreadable(name, @namespace, at) : new StoredEvent(name, kind, @namespace, at, doc.RootElement.Clone());
         }
         catch (JsonException)
         {
-            return null;
+            return Unreadable(name, @namespace, at);
         }
     }
+
+    private static StoredEvent Unreadable(string name, string @namespace, DateTimeOffset at) =>
+        new(name, StoredEvent.UnreadableKind, @namespace, at, default);
 }
 
 /// <summary>Events as files of <c>&lt;root&gt;/&lt;ns&gt;/events/</c> (root: a data dir's <c>backups</c>
@@ -142,21 +156,25 @@ internal sealed class LocalEventLog(string root, string linkBase) : IEventLog
         }
         foreach (string file in Directory.EnumerateFiles(folder, "*.json"))
         {
-            byte[] content;
+            byte[]? content = null;
             try
             {
-                // Only regular files of a sane size are events: a FIFO or a huge stray file is skipped.
+                // Only regular files of a sane size are events: a FIFO or a huge stray file is never
+                // read, and counts as a malformed event (null content).
                 await using FileStream stream = SpecialFiles.OpenRegular(file);
-                if (stream.Length > MaxEventBytes)
+                if (stream.Length <= MaxEventBytes)
                 {
-                    continue;
+                    content = new byte[stream.Length];
+                    await stream.ReadExactlyAsync(content, ct).ConfigureAwait(false);
                 }
-                content = new byte[stream.Length];
-                await stream.ReadExactlyAsync(content, ct).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is FileNotFoundException or EndOfStreamException or InvalidInputException)
+            catch (Exception ex) when (ex is FileNotFoundException or EndOfStreamException)
             {
-                continue;
+                continue; // removed or cut while listed
+            }
+            catch (InvalidInputException)
+            {
+                content = null;
             }
             if (EventLog.Parse(Path.GetFileName(file), @namespace, content) is { } e)
             {
@@ -195,14 +213,18 @@ internal sealed class RepositoryEventLog(IStorageBackend backend) : IEventLog
             {
                 continue;
             }
-            byte[] content;
+            byte[]? content;
             try
             {
                 content = await Repository.Repository.GetBytesAsync(backend, o.Key, ct, LocalEventLog.MaxEventBytes).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is StorageNotFoundException or Repository.RepositoryIntegrityException)
+            catch (StorageNotFoundException)
             {
-                continue; // deleted meanwhile, or too large to be an event
+                continue; // deleted meanwhile
+            }
+            catch (Repository.RepositoryIntegrityException)
+            {
+                content = null; // too large to be an event, or not a regular file: malformed
             }
             if (EventLog.Parse(name, @namespace, content) is { } e)
             {

@@ -162,7 +162,7 @@ public static class OperationRecorder
         try
         {
             bool cancelled = outcome.ErrorId == "Cancelled" && !outcome.Success;
-            using var bound = new CancellationTokenSource(cancelled ? TimeSpan.FromSeconds(10) : Timeout.InfiniteTimeSpan);
+            using var bound = new CancellationTokenSource(cancelled ? CancelledRecordTimeout : Timeout.InfiniteTimeSpan);
             IEventLog? log;
             if (scope.Repository is { } repo)
             {
@@ -211,6 +211,11 @@ public static class OperationRecorder
             backend?.Dispose();
         }
     }
+
+    /// <summary>How long the history event of a cancelled run may take to write: a SIGTERMed run
+    /// against stalled storage exits within about this plus <see cref="Repository.RepositoryLock.CancelledReleaseTimeout"/>
+    /// (docs/guarantees.md); an event not written is only a missing trace (the audit log has it).</summary>
+    internal static readonly TimeSpan CancelledRecordTimeout = TimeSpan.FromSeconds(1);
 
     private static bool IsValidName(string? ns)
     {

@@ -113,8 +113,20 @@ public sealed class BackupWriter : IAsyncDisposable
     public Task<RepositoryFile> AddWalSegmentAsync(string path, Stream content, IReadOnlyList<long>? splits = null, CancellationToken ct = default) =>
         AddChunkedAsync(path, content, ChunkingProfile.Default, new WalCuts(Wal.WalFormat.HeaderSize, splits ?? []), ct);
 
-    /// <summary>Where a WAL file is cut besides its content: after the header, and at the splits.</summary>
-    private sealed record WalCuts(long HeaderEnd, IReadOnlyList<long> Splits);
+    /// <summary>Adds a file cut exactly at <paramref name="cuts"/> (absolute offsets, ascending), and
+    /// by content after the last one. Repair uses it to cut a source file where a backup's file was
+    /// cut (the chunk lengths are known from the index), whatever profile, header cut or partial
+    /// splits made those cuts: the same bytes then give the same chunk ids.</summary>
+    internal Task<RepositoryFile> AddFileCutAtAsync(string path, Stream content, IReadOnlyList<long> cuts, CancellationToken ct = default)
+    {
+        // The chunker with the larger maximum, so a whole chunk of either profile is in the buffer.
+        ChunkingProfile widest = _repo.Chunker(ChunkingProfile.Store).Max >= _repo.Chunker(ChunkingProfile.Default).Max ? ChunkingProfile.Store : ChunkingProfile.Default;
+        return AddChunkedAsync(path, content, widest, new WalCuts(0, cuts, Exact: true), ct);
+    }
+
+    /// <summary>Where a WAL file is cut besides its content: after the header, and at the splits;
+    /// <paramref name="Exact"/>: at every split, the content deciding only after the last.</summary>
+    private sealed record WalCuts(long HeaderEnd, IReadOnlyList<long> Splits, bool Exact = false);
 
     private async Task<RepositoryFile> AddChunkedAsync(string path, Stream content, ChunkingProfile profile, WalCuts? walCuts, CancellationToken ct)
     {
@@ -403,9 +415,8 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             return (int)Math.Min(walCuts.HeaderEnd - at, end - pos);
         }
-        int cut = cdc.NextCut(buf.AsSpan(pos, end - pos));
         IReadOnlyList<long> splits = walCuts.Splits;
-        // The first split strictly inside this chunk (splits ascend).
+        // The first split after this chunk's start (splits ascend).
         int lo = 0, hi = splits.Count;
         while (lo < hi)
         {
@@ -419,6 +430,11 @@ public sealed class BackupWriter : IAsyncDisposable
                 hi = mid;
             }
         }
+        if (walCuts.Exact && lo < splits.Count)
+        {
+            return (int)Math.Min(splits[lo] - at, end - pos);
+        }
+        int cut = cdc.NextCut(buf.AsSpan(pos, end - pos));
         return lo < splits.Count && splits[lo] < at + cut ? (int)(splits[lo] - at) : cut;
     }
 

@@ -964,7 +964,19 @@ public sealed class Repository
     /// hostile: an integrity error, read no further than the limit).</summary>
     internal static async Task<byte[]> GetBytesAsync(IStorageBackend backend, string key, CancellationToken ct, long maxBytes = MaxSmallObject)
     {
-        await using Stream s = await backend.GetAsync(key, ct).ConfigureAwait(false);
+        Stream s;
+        try
+        {
+            s = await backend.GetAsync(key, ct).ConfigureAwait(false);
+        }
+        catch (StorageIOException e) when (e.ErrorCode == StorageIOException.NotARegularFile)
+        {
+            // A FIFO or device under an object's name holds none of its bytes: the object is damaged
+            // (a listing shows it, prune and repair delete it), like one whose bytes do not match.
+            throw new RepositoryIntegrityException("ObjectNotRegular",
+                $"The object {key} in {backend.Location} is damaged: it is not a regular file (a FIFO, device or socket was put in its place). It is not read.", key, inner: e);
+        }
+        await using Stream disposeS = s;
         using var ms = new MemoryStream();
         byte[] buffer = ArrayPool<byte>.Shared.Rent(81920);
         try

@@ -228,6 +228,14 @@ internal sealed class RepositoryChecker(Repository repo)
                 $"'{left.Key}' ({left.Size} bytes) is a temp file an interrupted write left; Remove-ExpiredBackup and Repair-BackupRepository remove it once it is older than the grace period.", left.Key));
         }
 
+        // Lock objects that are no lock (garbage, a FIFO or device planted under a lock's name):
+        // every lock check ignores them; prune and repair remove them.
+        foreach (string key in await RepositoryLock.ListUnreadableAsync(b, TimeProvider.System, ct).ConfigureAwait(false))
+        {
+            _warnings.Add(new CheckIssue("LockUnreadable",
+                $"'{key}' is not a lock document (damaged, empty, or not a regular file); lock checks ignore it, and Remove-ExpiredBackup and Repair-BackupRepository remove it.", key));
+        }
+
         // Packs found damaged earlier (by a check with read-data, a restore, a backup under -Force).
         await foreach (StoredObject o in b.ListAsync(RepositoryLayout.DamagedPrefix, ct).ConfigureAwait(false))
         {

@@ -59,6 +59,10 @@ public sealed class RepositoryLock : IAsyncDisposable
     private RepositoryLockInfo _info;
     private bool _released;
 
+    /// <summary>The token of the operation that holds the lock: once it is cancelled (SIGTERM,
+    /// Ctrl+C), the release is bounded by <see cref="CancelledReleaseTimeout"/>.</summary>
+    private CancellationToken _operation;
+
     private RepositoryLock(IStorageBackend backend, TimeProvider clock, string key, RepositoryLockInfo info)
     {
         _backend = backend;
@@ -102,12 +106,26 @@ public sealed class RepositoryLock : IAsyncDisposable
             await backend.DeleteAsync(key, CancellationToken.None).ConfigureAwait(false);
             throw;
         }
-        return new RepositoryLock(backend, clock, key, info);
+        return new RepositoryLock(backend, clock, key, info) { _operation = ct };
     }
 
     /// <summary>Every lock of the repository, oldest first; objects under <c>locks/</c> that are
-    /// not lock documents are skipped, and so are locks released while listing.</summary>
-    public static async Task<IReadOnlyList<RepositoryLockHolder>> ListAsync(IStorageBackend backend, TimeProvider clock, CancellationToken ct)
+    /// not lock documents are skipped (see <see cref="ReadAllAsync"/>), and so are locks released
+    /// while listing.</summary>
+    public static async Task<IReadOnlyList<RepositoryLockHolder>> ListAsync(IStorageBackend backend, TimeProvider clock, CancellationToken ct) =>
+        (await ReadAllAsync(backend, clock, ct).ConfigureAwait(false)).Holders;
+
+    /// <summary>The objects under <c>locks/</c> that are no lock document: garbage JSON, an empty
+    /// file, a FIFO or device planted under a lock's name. <c>check</c> warns about them.</summary>
+    public static async Task<IReadOnlyList<string>> ListUnreadableAsync(IStorageBackend backend, TimeProvider clock, CancellationToken ct) =>
+        (await ReadAllAsync(backend, clock, ct).ConfigureAwait(false)).Unreadable;
+
+    /// <summary>Reads every object under <c>locks/</c>. One that is no lock document holds no one's
+    /// lock (a lock is put whole, by one atomic put, so a half-written lock never exists): it is
+    /// ignored by every lock check rather than blocking every run (restic does the same since
+    /// restic/restic#1653, lock.go), reported by check, and removed by prune and repair, which hold
+    /// the exclusive lock.</summary>
+    private static async Task<(List<RepositoryLockHolder> Holders, List<string> Unreadable)> ReadAllAsync(IStorageBackend backend, TimeProvider clock, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(clock);
@@ -118,6 +136,7 @@ public sealed class RepositoryLock : IAsyncDisposable
             keys.Add(o.Key);
         }
         var holders = new List<RepositoryLockHolder>();
+        var unreadable = new List<string>();
         foreach (string key in keys)
         {
             RepositoryLockInfo? info;
@@ -130,29 +149,32 @@ public sealed class RepositoryLock : IAsyncDisposable
             {
                 continue;
             }
-            catch (JsonException)
+            catch (Exception e) when (e is JsonException or RepositoryIntegrityException)
             {
-                continue;
+                info = null; // garbage, too large, or not a regular file
             }
             if (info is not null)
             {
                 holders.Add(new RepositoryLockHolder(key, info, IsStale(info, now)));
             }
+            else
+            {
+                unreadable.Add(key);
+            }
         }
-        return holders.OrderBy(h => h.Info.Created).ToList();
+        return (holders.OrderBy(h => h.Info.Created).ToList(), unreadable);
     }
 
-    /// <summary>Deletes the stale locks (prune does this once it holds its exclusive lock).</summary>
+    /// <summary>Deletes the stale locks and the objects under <c>locks/</c> that are no lock
+    /// (prune and repair do this once they hold the exclusive lock).</summary>
     public static async Task<int> RemoveStaleAsync(IStorageBackend backend, TimeProvider clock, CancellationToken ct)
     {
         int removed = 0;
-        foreach (RepositoryLockHolder h in await ListAsync(backend, clock, ct).ConfigureAwait(false))
+        (List<RepositoryLockHolder> holders, List<string> unreadable) = await ReadAllAsync(backend, clock, ct).ConfigureAwait(false);
+        foreach (string key in holders.Where(h => h.Stale).Select(h => h.Key).Concat(unreadable))
         {
-            if (h.Stale)
-            {
-                await backend.DeleteAsync(h.Key, ct).ConfigureAwait(false);
-                removed++;
-            }
+            await backend.DeleteAsync(key, ct).ConfigureAwait(false);
+            removed++;
         }
         return removed;
     }
@@ -297,6 +319,10 @@ public sealed class RepositoryLock : IAsyncDisposable
     /// <summary>How long releasing the lock may take.</summary>
     internal static readonly TimeSpan ReleaseTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long releasing the lock of a cancelled operation may take: a SIGTERMed run exits
+    /// promptly even when the store stalls (docs/guarantees.md); a lock left behind goes stale.</summary>
+    internal static readonly TimeSpan CancelledReleaseTimeout = TimeSpan.FromSeconds(1);
+
     public async ValueTask DisposeAsync()
     {
         if (_stop.IsCancellationRequested)
@@ -311,7 +337,7 @@ public sealed class RepositoryLock : IAsyncDisposable
             _released = true;
             // Bounded: a stalled store must not keep a cancelled (SIGTERM) process alive; an
             // undeleted lock goes stale (and is ignored at once on this host once this pid is gone).
-            using var bound = new CancellationTokenSource(ReleaseTimeout);
+            using var bound = new CancellationTokenSource(_operation.IsCancellationRequested ? CancelledReleaseTimeout : ReleaseTimeout);
             await _backend.DeleteAsync(Key, bound.Token).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // releasing never fails the operation: the lock goes stale instead

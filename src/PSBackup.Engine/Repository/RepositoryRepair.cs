@@ -138,6 +138,7 @@ public static class RepositoryRepair
         }
         var oldIndexKeys = new List<string>();
         var missing = new SortedSet<string>(StringComparer.Ordinal);
+        var chunkLengths = new Dictionary<ChunkId, int>();
         await foreach (StoredObject o in b.ListAsync(RepositoryLayout.IndexPrefix, ct).ConfigureAwait(false))
         {
             oldIndexKeys.Add(o.Key);
@@ -152,6 +153,10 @@ public static class RepositoryRepair
             }
             foreach (IndexPack p in idx.Packs)
             {
+                foreach (ChunkEntry c in p.Frames.SelectMany(f => f.Chunks))
+                {
+                    chunkLengths.TryAdd(c.Id, c.Length); // of lost packs too: where a source must be cut
+                }
                 if (!packs.TryGetValue(p.Id, out PackPlan? plan))
                 {
                     missing.Add(p.Id);
@@ -308,6 +313,14 @@ public static class RepositoryRepair
                 if (lacking.Count > 0 && sources.Count > 0)
                 {
                     int n = 0;
+                    foreach (PackPlan p in packs.Values)
+                    {
+                        foreach (ChunkEntry c in (p.Frames ?? []).SelectMany(f => f.Chunks))
+                        {
+                            chunkLengths.TryAdd(c.Id, c.Length);
+                        }
+                    }
+                    ILookup<string, IReadOnlyList<long>> cutsByName = CutsOfLackingFiles(manifests.Values, lacking, chunkLengths);
                     foreach (string file in SourceFiles(sources, ct))
                     {
                         if (lacking.Count == 0)
@@ -315,8 +328,23 @@ public static class RepositoryRepair
                             break;
                         }
                         context.Report(Activity, $"Reading {file}", 0, 0, file);
-                        foreach (ChunkingProfile profile in new[] { ChunkingProfile.Default, ChunkingProfile.Store })
+                        // Where the backups cut a file of this name (known from the index even when its
+                        // pack is lost), then by content with each profile, then as a WAL segment
+                        // (header chunk, content from offset 64) when the index is lost too.
+                        var ways = new List<(IReadOnlyList<long>? Cuts, ChunkingProfile Profile, bool Wal)>();
+                        ways.AddRange(cutsByName[Path.GetFileName(file)].Select(c => ((IReadOnlyList<long>?)c, ChunkingProfile.Default, false)));
+                        ways.Add((null, ChunkingProfile.Default, false));
+                        ways.Add((null, ChunkingProfile.Store, false));
+                        if (Wal.WalFormat.TryParseSegmentFileName(Path.GetFileName(file), out _))
                         {
+                            ways.Add((null, ChunkingProfile.Default, true));
+                        }
+                        foreach ((IReadOnlyList<long>? cuts, ChunkingProfile profile, bool wal) in ways)
+                        {
+                            if (lacking.Count == 0)
+                            {
+                                break;
+                            }
                             int before;
                             lock (storeFromSource)
                             {
@@ -324,7 +352,7 @@ public static class RepositoryRepair
                             }
                             try
                             {
-                                await writer.AddFileFromPathAsync($"source/{n++}", file, profile, ct).ConfigureAwait(false);
+                                await AddSourceAsync(writer, $"source/{n++}", file, cuts, profile, wal, ct).ConfigureAwait(false);
                             }
                             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                             {
@@ -614,6 +642,48 @@ public static class RepositoryRepair
     };
 
     /// <summary>Regular files under the sources (links and special files are never read).</summary>
+    /// <summary>For each file name, where the backups cut their files of that name that need a lacking
+    /// chunk: the chunk boundaries, from the chunk lengths the index (or a pack trailer) gives. Files
+    /// with a chunk of unknown length are left out (a content cut is tried for them).</summary>
+    private static ILookup<string, IReadOnlyList<long>> CutsOfLackingFiles(IEnumerable<RepositoryManifest> manifests, HashSet<ChunkId> lacking, Dictionary<ChunkId, int> lengths)
+    {
+        var result = new List<(string Name, IReadOnlyList<long> Cuts)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (RepositoryFile f in manifests.SelectMany(m => m.Files))
+        {
+            if (f.Chunks.Count < 2 || !f.Chunks.Any(lacking.Contains) || !f.Chunks.All(lengths.ContainsKey))
+            {
+                continue;
+            }
+            var cuts = new List<long>(f.Chunks.Count - 1);
+            long at = 0;
+            foreach (ChunkId c in f.Chunks.Take(f.Chunks.Count - 1))
+            {
+                at += lengths[c];
+                cuts.Add(at);
+            }
+            string name = Path.GetFileName(f.Path);
+            if (seen.Add(name + "|" + string.Join(',', cuts)))
+            {
+                result.Add((name, cuts));
+            }
+        }
+        return result.ToLookup(r => r.Name, r => r.Cuts, StringComparer.Ordinal);
+    }
+
+    /// <summary>Reads one source file into the repair's writer: cut at <paramref name="cuts"/>, as a
+    /// WAL segment, or by content with <paramref name="profile"/>.</summary>
+    private static async Task AddSourceAsync(BackupWriter writer, string path, string file, IReadOnlyList<long>? cuts, ChunkingProfile profile, bool wal, CancellationToken ct)
+    {
+        if (cuts is null && !wal)
+        {
+            await writer.AddFileFromPathAsync(path, file, profile, ct).ConfigureAwait(false);
+            return;
+        }
+        await using FileStream fs = SpecialFiles.OpenRegular(file);
+        await (cuts is not null ? writer.AddFileCutAtAsync(path, fs, cuts, ct) : writer.AddWalSegmentAsync(path, fs, null, ct)).ConfigureAwait(false);
+    }
+
     private static IEnumerable<string> SourceFiles(List<string> sources, CancellationToken ct)
     {
         foreach (string source in sources)
@@ -643,7 +713,7 @@ public static class RepositoryRepair
                 }
                 foreach (FileSystemInfo e in entries)
                 {
-                    if (e.LinkTarget is not null || (e.Attributes & FileAttributes.ReparsePoint) != 0)
+                    if (SafePath.IsLink(e))
                     {
                         continue;
                     }

@@ -408,7 +408,20 @@ public static class RepositorySync
         var failures = new List<string>();
         await Parallel.ForEachAsync(todo, new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = ct }, async (o, c) =>
         {
-            await using Stream held = await DownloadAsync(src, o, c).ConfigureAwait(false);
+            Stream held;
+            try
+            {
+                held = await DownloadAsync(src, o, c).ConfigureAwait(false);
+            }
+            catch (StorageIOException e) when (e.ErrorCode == StorageIOException.NotARegularFile)
+            {
+                lock (failures)
+                {
+                    failures.Add($"'{o.Key}' is not a regular file (a FIFO, device or socket was put in its place)");
+                }
+                return;
+            }
+            await using Stream disposeHeld = held;
             byte[] bytes = held is MemoryStream ms ? ms.ToArray() : [];
             string? problem = held is MemoryStream ? verify(o, bytes) : await VerifyLargeAsync(o, held, verify, c).ConfigureAwait(false);
             if (problem is not null)

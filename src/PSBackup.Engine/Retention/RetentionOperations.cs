@@ -410,7 +410,21 @@ public static class RetentionOperations
         var chunksOf = new Dictionary<string, HashSet<ChunkId>>(StringComparer.Ordinal);
         foreach (string key in indexKeys)
         {
-            IndexObject idx = await repo.ReadIndexObjectAsync(key, ct).ConfigureAwait(false);
+            if (!Hex.IsSha256Hex(key[RepositoryLayout.IndexPrefix.Length..]))
+            {
+                continue; // not an index name: check warns about it and ignores it, so does prune
+            }
+            IndexObject idx;
+            try
+            {
+                idx = await repo.ReadIndexObjectAsync(key, ct).ConfigureAwait(false);
+            }
+            catch (RepositoryIntegrityException e)
+            {
+                // Which packs it named is unknown, so no pack is proven unused: refuse, name the fix.
+                throw new RepositoryIntegrityException(e.ErrorId == "ObjectNotRegular" ? "IndexCorrupt" : e.ErrorId,
+                    $"{e.Message} Prune removes no pack while an index object is damaged (a pack only it names would look unused). Run Repair-BackupRepository (it rebuilds the index from the packs), then prune again.", key, inner: e);
+            }
             foreach (IndexPack p in idx.Packs)
             {
                 indexed.TryAdd(p.Id, p);

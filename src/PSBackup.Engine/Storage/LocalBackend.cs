@@ -326,9 +326,9 @@ public sealed partial class LocalBackend : IStorageBackend, IStorageLeftovers
             }
             foreach (FileSystemInfo entry in entries)
             {
-                if ((entry.Attributes & FileAttributes.ReparsePoint) != 0 || entry.LinkTarget is not null)
+                if (SafePath.IsLink(entry))
                 {
-                    continue;
+                    continue; // a link, never followed; a deduplicated or tiered temp file is listed
                 }
                 if (entry is DirectoryInfo sub)
                 {
@@ -396,7 +396,8 @@ public sealed partial class LocalBackend : IStorageBackend, IStorageLeftovers
         }
         catch (InvalidInputException e) when (e.ErrorId == "NotARegularFile")
         {
-            throw new StorageIOException($"'{key}' in {_root} is not a regular file, so it is no object of this repository: {e.Message}", key, _root, isTransient: false);
+            throw new StorageIOException($"'{key}' in {_root} is not a regular file, so it is no object of this repository: {e.Message}", key, _root, isTransient: false,
+                errorCode: StorageIOException.NotARegularFile);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {

@@ -29,6 +29,11 @@ public sealed class StorageIOException : IOException
     /// <summary>The HTTP status the server answered with, when there was an answer.</summary>
     public int? StatusCode { get; }
 
+    /// <summary><see cref="ErrorCode"/> of an object that exists but is no regular file (a FIFO,
+    /// device or socket planted under a key of a local repository): it holds no bytes of the
+    /// repository, so readers take it as a damaged object of its kind, never as a storage fault.</summary>
+    public const string NotARegularFile = "NotARegularFile";
+
     /// <summary>The server's error code (S3: SlowDown, InternalError, InvalidRange, ...).</summary>
     public string? ErrorCode { get; }
 }

@@ -68,8 +68,7 @@ public static class WalLag
         string? path = null;
         DateTimeOffset? observed = null;
         bool bestSealed = false;
-        var walk = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true };
-        foreach (string file in Directory.EnumerateFiles(backupRoot, "0*", walk))
+        foreach (string file in SafePath.FilesBelowWithoutLinks(backupRoot, "0*"))
         {
             string name = Path.GetFileName(file);
             if (WalFormat.TryParsePartialFileName(name, out long pid, out _, out DateTimeOffset at))

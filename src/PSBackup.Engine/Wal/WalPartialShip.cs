@@ -171,8 +171,7 @@ internal static class WalPartialShip
         }
         var partial = new HashSet<long>();
         var whole = new HashSet<long>();
-        var walk = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true };
-        foreach (string path in Directory.EnumerateFiles(nsRoot, "0*", walk))
+        foreach (string path in SafePath.FilesBelowWithoutLinks(nsRoot, "0*"))
         {
             string name = Path.GetFileName(path);
             if (WalFormat.TryParsePartialFileName(name, out long id, out _, out _))

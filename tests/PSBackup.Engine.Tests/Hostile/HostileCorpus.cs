@@ -38,6 +38,11 @@ internal static class HostileCorpus
         "malformed-event",       // an operation event with a missing field
         "huge-config",           // config replaced by 64 MiB of JSON
         "fifo-pack",             // a pack replaced by a FIFO of the same name (reading it would block)
+        "fifo-manifest",         // one old manifest replaced by a FIFO of the same name
+        "fifo-index",            // an index object replaced by a FIFO of the same name
+        "fifo-lock",             // a FIFO planted as locks/<32 hex>
+        "fifo-event",            // a FIFO planted as an event of namespace ns1
+        "stray-index",           // files in index/ that are no index name (notes, a foreign temp name)
     ];
 
     /// <summary>What was built: the repository folder, the passphrase (downgraded case), and the
@@ -152,17 +157,42 @@ internal static class HostileCorpus
                 File.WriteAllText(Path.Combine(location, "config"), big.ToString());
                 break;
             case "fifo-pack":
-                string victim = Packs(location)[0];
-                File.Delete(victim);
-                using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [victim]))
-                {
-                    mkfifo.WaitForExit();
-                }
+                MakeFifo(Packs(location)[0]);
+                break;
+            case "fifo-manifest":
+                damaged = ids[0];
+                MakeFifo(Path.Combine(location, "snapshots", damaged));
+                ids.RemoveAt(0);
+                break;
+            case "fifo-index":
+                MakeFifo(Directory.GetFiles(Path.Combine(location, "index")).Order(StringComparer.Ordinal).First());
+                break;
+            case "fifo-lock":
+                Directory.CreateDirectory(Path.Combine(location, "locks"));
+                MakeFifo(Path.Combine(location, "locks", "0123456789abcdef0123456789abcdef"));
+                break;
+            case "fifo-event":
+                Directory.CreateDirectory(Path.Combine(location, "events", "ns1"));
+                MakeFifo(Path.Combine(location, "events", "ns1", "20260101T000000000Z-0badbad0.json"));
+                break;
+            case "stray-index":
+                File.WriteAllText(Path.Combine(location, "index", "notes.txt"), "an operator's note");
+                File.WriteAllText(Path.Combine(location, "index", ".psb-0123456789abcdef.tmp"), "{}");
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(kase));
         }
         return new Built(location, passphrase, ids, damaged);
+    }
+
+    /// <summary>Replaces <paramref name="path"/> (when it exists) by a FIFO of the same name: opening
+    /// it for reading would block until a writer comes.</summary>
+    public static void MakeFifo(string path)
+    {
+        File.Delete(path);
+        using var mkfifo = System.Diagnostics.Process.Start("mkfifo", [path])!;
+        mkfifo.WaitForExit();
+        Assert.Equal(0, mkfifo.ExitCode);
     }
 
     public static string[] Packs(string location) =>

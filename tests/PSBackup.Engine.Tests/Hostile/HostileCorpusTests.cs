@@ -230,6 +230,116 @@ public sealed class HostileCorpusTests(Xunit.Abstractions.ITestOutputHelper outp
         Assert.Contains("backup_malformed_events{namespace=\"ns1\"} 2", metrics.Stdout);
     }
 
+    /// <summary>Before: a FIFO under a manifest's name failed list, check, health, prune and every
+    /// backup with exit 1, and nothing could remove it.</summary>
+    [Fact]
+    public async Task A_fifo_in_place_of_a_manifest_is_a_damaged_manifest_listed_pruned_and_never_synced()
+    {
+        HostileCorpus.Built b = await HostileCorpus.Build("fifo-manifest", _dir.Path);
+        string r = b.Location;
+        Run list = await RunCli("list", "--repository", r, "--json");
+        Assert.Equal(4, list.ExitCode);
+        using (JsonDocument doc = JsonDocument.Parse(list.Stdout))
+        {
+            Assert.Equal(b.Sound.Order(StringComparer.Ordinal), doc.RootElement.GetProperty("backups").EnumerateArray().Select(e => e.GetProperty("backupId").GetString()!).Order(StringComparer.Ordinal));
+        }
+        Assert.Contains(b.Damaged!, list.Stderr);
+        Assert.Contains("not a regular file", list.Stderr);
+        Run health = await RunCli("health", "--repository", r, "--max-age", "100000d");
+        Assert.True(health.ExitCode is 0 or 6, health.Stderr);
+        Assert.Contains("BackupDamaged", health.Stdout);
+
+        using (var obj = new ObjectStore.ObjectFixture())
+        {
+            Run backup = await RunCli("object", "backup", "--db-root", obj.DbRoot, "--dir", ObjectStore.ObjectFixture.Dir, "--object", ObjectStore.ObjectFixture.Object, "--repository", r);
+            Assert.True(backup.ExitCode == 0, backup.Stderr);
+        }
+
+        string copy = _dir.Combine("copy");
+        Run sync = await RunCli("sync", "--source", r, "--destination", copy);
+        Assert.True(sync.ExitCode == 4, sync.Stderr);
+        Assert.False(File.Exists(Path.Combine(copy, "snapshots", b.Damaged!)));
+        Assert.Equal(0, (await RunCli("check", "--repository", copy, "--read-data")).ExitCode);
+
+        Run prune = await RunCli("prune", "--repository", r, "--keep-last", "10");
+        Assert.True(prune.ExitCode == 0, prune.Stderr);
+        Assert.False(Path.Exists(Path.Combine(r, "snapshots", b.Damaged!)));
+        Assert.Equal(0, (await RunCli("list", "--repository", r)).ExitCode);
+    }
+
+    /// <summary>Before: exit 1 for every command. Now: the index is damaged (like one with a flipped
+    /// byte): backups and lists run from the others, check names it, prune refuses (which packs it
+    /// named is unknown) and says to repair, and repair rebuilds the index without it.</summary>
+    [Fact]
+    public async Task A_fifo_in_place_of_an_index_object_is_a_damaged_index_that_repair_replaces()
+    {
+        HostileCorpus.Built b = await HostileCorpus.Build("fifo-index", _dir.Path);
+        string r = b.Location;
+        Run list = await RunCli("list", "--repository", r, "--json");
+        Assert.True(list.ExitCode == 0, list.Stderr);
+        Run check = await RunCli("check", "--repository", r, "--json");
+        Assert.Equal(4, check.ExitCode);
+        Assert.Contains("\"code\": \"IndexCorrupt\"", check.Stdout);
+        Assert.Contains("not a regular file", check.Stdout);
+        Run prune = await RunCli("prune", "--repository", r, "--keep-last", "10");
+        Assert.Equal(4, prune.ExitCode);
+        Assert.Contains("Repair-BackupRepository", prune.Stderr);
+        Run repair = await RunCli("repair", "--repository", r);
+        Assert.True(repair.ExitCode == 0, repair.Stdout + repair.Stderr);
+        Assert.Equal(0, (await RunCli("check", "--repository", r, "--read-data")).ExitCode);
+        Assert.Equal(0, (await RunCli("prune", "--repository", r, "--keep-last", "10")).ExitCode);
+    }
+
+    /// <summary>Before: every backup and prune failed with exit 1 while the FIFO lock existed. A lock
+    /// object that is no lock holds no one's lock (restic ignores such locks too): runs go on, check
+    /// warns, prune removes it.</summary>
+    [Fact]
+    public async Task A_fifo_in_place_of_a_lock_is_ignored_by_backups_reported_by_check_and_removed_by_prune()
+    {
+        HostileCorpus.Built b = await HostileCorpus.Build("fifo-lock", _dir.Path);
+        string r = b.Location;
+        using (var obj = new ObjectStore.ObjectFixture())
+        {
+            Run backup = await RunCli("object", "backup", "--db-root", obj.DbRoot, "--dir", ObjectStore.ObjectFixture.Dir, "--object", ObjectStore.ObjectFixture.Object, "--repository", r);
+            Assert.True(backup.ExitCode == 0, backup.Stderr);
+        }
+        Run check = await RunCli("check", "--repository", r, "--json");
+        Assert.True(check.ExitCode == 0, check.Stdout);
+        Assert.Contains("LockUnreadable", check.Stdout);
+        Run prune = await RunCli("prune", "--repository", r, "--keep-last", "10");
+        Assert.True(prune.ExitCode == 0, prune.Stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(r, "locks")));
+        Assert.DoesNotContain("LockUnreadable", (await RunCli("check", "--repository", r, "--json")).Stdout);
+    }
+
+    /// <summary>Before: health exited 1. A FIFO event is a malformed event: counted, not fatal.</summary>
+    [Fact]
+    public async Task A_fifo_in_place_of_an_event_is_counted_as_malformed()
+    {
+        HostileCorpus.Built b = await HostileCorpus.Build("fifo-event", _dir.Path);
+        Run health = await RunCli("health", "--repository", b.Location, "--max-age", "100000d");
+        Assert.True(health.ExitCode is 0 or 6, health.Stderr);
+        Assert.Contains("MalformedEvents", health.Stdout);
+        Run metrics = await RunCli("metrics", "--repository", b.Location);
+        Assert.Equal(0, metrics.ExitCode);
+        Assert.Contains("backup_malformed_events{namespace=\"ns1\"} 1", metrics.Stdout);
+    }
+
+    /// <summary>Before: check said a stray file in index/ "is ignored" while prune failed with exit 4
+    /// calling it a damaged object. Both ignore it now; repair (which rewrites index/) removes it.</summary>
+    [Fact]
+    public async Task A_stray_file_in_the_index_folder_is_ignored_alike_by_check_and_prune()
+    {
+        HostileCorpus.Built b = await HostileCorpus.Build("stray-index", _dir.Path);
+        string r = b.Location;
+        Run check = await RunCli("check", "--repository", r, "--json");
+        Assert.True(check.ExitCode == 0, check.Stdout);
+        Assert.Contains("StrayObject", check.Stdout);
+        Run prune = await RunCli("prune", "--repository", r, "--keep-last", "10");
+        Assert.True(prune.ExitCode == 0, prune.Stderr);
+        Assert.Equal(0, (await RunCli("check", "--repository", r, "--read-data")).ExitCode);
+    }
+
     [Fact]
     public async Task A_huge_config_is_refused_without_reading_it_whole()
     {

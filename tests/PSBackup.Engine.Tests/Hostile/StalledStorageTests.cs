@@ -67,7 +67,9 @@ public sealed class StalledStorageTests(Xunit.Abstractions.ITestOutputHelper out
             var stop = Stopwatch.StartNew();
             Assert.Equal(130, await backup.WaitAsync(TimeSpan.FromMinutes(1))); // before: ignored, ran > 5 min
             output.WriteLine($"backup stalled in an S3 request: exit 130 {stop.Elapsed.TotalSeconds:0.0} s after SIGTERM");
-            Assert.True(stop.Elapsed < TimeSpan.FromSeconds(30), $"SIGTERM took {stop.Elapsed} to end the run");
+            // The cancelled run's history event and lock release get 1 s each against the stalled
+            // store (before: 10 s each, so 10-20 s); the rest is slack for a loaded machine.
+            Assert.True(stop.Elapsed < TimeSpan.FromSeconds(6), $"SIGTERM took {stop.Elapsed} to end the run");
             Assert.Contains("cancelled", backup.Stderr);
         }
         finally

@@ -26,7 +26,9 @@ internal static class History
     /// <summary>True for an operation event file below an <c>events</c> folder (a local history
     /// <c>.../events/&lt;name&gt;.json</c>, or a folder repository's <c>events/&lt;ns&gt;/&lt;name&gt;.json</c>).</summary>
     public static bool IsOperationEventFile(string path) =>
-        File.Exists(path) && path.Split(Path.DirectorySeparatorChar).Contains("events") && IsOperationEvent(File.ReadAllBytes(path));
+        File.Exists(path) && path.Split(Path.DirectorySeparatorChar).Contains("events")
+        && SpecialFiles.KindOf(path) == FileKind.Regular // a planted FIFO is never opened: that would block
+        && IsOperationEvent(File.ReadAllBytes(path));
 
     /// <summary>True for a folder that holds operation event files and no other file (e.g. the
     /// <c>backups/&lt;ns&gt;/events</c> a refused operation created to record its refusal).</summary>
