@@ -137,11 +137,6 @@ public static class PointInTimePlanner
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(snapshots);
         ArgumentNullException.ThrowIfNull(segments);
-        if (snapshots.Count == 0)
-        {
-            throw new NotFoundException("NoSnapshot",
-                $"Namespace '{@namespace}' has no complete store snapshot to restore from. Create one with New-StoreSnapshot; point-in-time restore replays the WAL forward from a snapshot.", @namespace);
-        }
         IReadOnlyList<ArchivedSegment> live = LiveGenerations(segments, target.Time ?? DateTimeOffset.MaxValue, out string? generationNote);
         var byId = live.GroupBy(s => s.SegmentId).ToDictionary(g => g.Key, g => (IReadOnlyList<ArchivedSegment>)g.ToList());
         var complete = byId.ToDictionary(p => p.Key, p => Best(p.Value));
@@ -151,6 +146,10 @@ public static class PointInTimePlanner
         {
             notes.Add(generationNote);
         }
+        if (snapshots.Count == 0)
+        {
+            snapshots = [EmptyStoreBase(@namespace, complete, notes)];
+        }
 
         PointInTimePlan plan = target.LogIndex is long index
             ? PlanLogIndex(@namespace, target, index, snapshots, complete, lastArchived, notes)
@@ -158,6 +157,48 @@ public static class PointInTimePlanner
                 ? PlanRecordTime(@namespace, target, target.Time!.Value, snapshots, complete, lastArchived, notes, timeCut)
                 : PlanTime(@namespace, target, target.Time!.Value, snapshots, byId, complete, lastArchived, notes);
         return WithLayoutEnd(plan);
+    }
+
+    /// <summary>With no snapshot at all, a UnisonDB namespace restores from nothing but its WAL: the
+    /// engine, finding no <c>unison.db</c>, creates an empty store whose checkpoint is 0:0 and
+    /// replays every segment from the first (what <c>store-recover</c> on a WAL-only directory does),
+    /// so the archive must hold the WAL from its first segment, id 1 (walfs numbers segments from 1),
+    /// with UnisonDB payloads (a record's own log index and time; another writer's WAL may not
+    /// rebuild a store from empty). Otherwise NoSnapshot, saying which condition failed.</summary>
+    private static RestorableSnapshot EmptyStoreBase(string ns, Dictionary<long, ArchivedSegment> complete, List<string> notes)
+    {
+        string? why = null;
+        ArchivedSegment? first = complete.Count == 0 ? null : complete[complete.Keys.Min()];
+        if (first is null)
+        {
+            why = "and no archived WAL either";
+        }
+        else if (first.SegmentId != 1)
+        {
+            why = $"and its archived WAL starts at segment {first.SegmentId} (log index {first.FirstLogIndex}), not at the WAL's first segment (1), so it cannot be replayed into an empty store";
+        }
+        else if (complete.Values.FirstOrDefault(s => s.EntryCount > 0 && s.PayloadFormat == Wal.WalPayloadFormat.Opaque) is { } opaque)
+        {
+            why = $"and its archived WAL is not UnisonDB's (segment {opaque.SegmentId}'s records carry no log index and time of their own), so nothing says it rebuilds a store from empty";
+        }
+        if (why is not null)
+        {
+            throw new NotFoundException("NoSnapshot",
+                $"Namespace '{ns}' has no complete store snapshot to restore from, {why}. Create one with New-StoreSnapshot; point-in-time restore replays the WAL forward from a snapshot (or, for a UnisonDB WAL archived from segment 1, from an empty store).", ns);
+        }
+        long applied = Math.Max(0, first!.FirstLogIndex - 1);
+        notes.Add($"No store snapshot: the restore starts from an empty store and lays out only wal/ (no unison.db), from segment 1 (log index {first.FirstLogIndex}); UnisonDB creates the store at start-up and replays the WAL from 0:0.");
+        return new RestorableSnapshot
+        {
+            Id = RestorableSnapshot.EmptyStoreId,
+            CreatedAt = DateTimeOffset.MinValue,
+            CompletedAt = DateTimeOffset.MinValue,
+            Wal = new WalPosition([1], applied, applied),
+            Store = Snapshots.StoreEngines.None,
+            Files = [],
+            Location = "the archived WAL from segment 1",
+            EmptyStore = true,
+        };
     }
 
     /// <summary>Raft log truncation rewrites a sealed segment id and deletes the later ones: the
@@ -414,9 +455,12 @@ public static class PointInTimePlanner
         {
             start = applied + 1;
             startIndex = start;
-            notes.Add(snapshot.Wal.Checkpoint is { } cp
+            if (!snapshot.EmptyStore)
+            {
+                notes.Add(snapshot.Wal.Checkpoint is { } cp
                 ? $"Snapshot '{snapshot.Id}' holds records up to log index {applied} (its checkpoint, {cp.SegmentId}:{cp.Offset}); replay starts at {applied + 1}."
                 : $"Snapshot '{snapshot.Id}' holds records up to log index {applied}; replay starts at {applied + 1}.");
+            }
         }
         else
         {
@@ -448,6 +492,10 @@ public static class PointInTimePlanner
     /// UnisonDB store with no checkpoint has applied no record at all.</summary>
     private static DateTimeOffset? HoldsNothingAfter(RestorableSnapshot s)
     {
+        if (s.EmptyStore)
+        {
+            return DateTimeOffset.MinValue;
+        }
         if (s.Wal.Checkpoint is { Hlc: long hlc } && hlc > 0 && s.Wal.AppliedLogIndex is not null)
         {
             DateTimeOffset data = DateTimeOffset.FromUnixTimeMilliseconds(Math.Min(hlc, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()));

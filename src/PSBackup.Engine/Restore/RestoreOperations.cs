@@ -274,7 +274,10 @@ public static class RestoreOperations
         try
         {
             string placement = Snapshots.StoreEngines.PlacementFolder(plan.Snapshot.Store, temp);
-            Directory.CreateDirectory(placement);
+            if (!plan.Snapshot.EmptyStore)
+            {
+                Directory.CreateDirectory(placement); // the empty-store base lays out wal/ alone
+            }
             Directory.CreateDirectory(Path.Combine(temp, "wal"));
             var progress = new ProgressCounter(context, PointInTimeActivity, plan.Bytes);
             Task snapshotCopy = CopySnapshotAsync(source, plan.Snapshot, placement, context, PointInTimeActivity, options.MaxParallelism, progress);
@@ -376,6 +379,7 @@ public static class RestoreOperations
         string? why = snapshot.Store switch
         {
             null or Snapshots.StoreEngines.DbFolder => null,
+            Snapshots.StoreEngines.None => snapshot.EmptyStore && snapshot.Files.Count == 0 ? null : "only the planner's empty-store base has no store",
             Snapshots.StoreEngines.Bolt => snapshot.Files.Count == 1 && snapshot.Files[0].Path == Snapshots.UnisonStore.StoreName ? null : "a bbolt snapshot must hold exactly the file 'unison.db'",
             Snapshots.StoreEngines.Lmdb => snapshot.Files.Count == 1 && snapshot.Files[0].Path == "data.mdb" ? null : "an LMDB snapshot must hold exactly the file 'data.mdb'",
             var other => $"its store engine '{SafePath.Printable(other)}' is unknown",

@@ -25,8 +25,17 @@ public sealed record RestorableSnapshot
 
     /// <summary>What Format-List shows for a nested snapshot (a plan's): its id, when it completed and
     /// the WAL position it covers, not the record's member dump.</summary>
-    public override string ToString() =>
+    public override string ToString() => EmptyStore ? Id :
         $"{Id} ({(CompletedAt ?? CreatedAt).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture)}, {Wal}, {Sizes.Format(Bytes)})";
+
+    /// <summary>Not a stored snapshot: the empty store a UnisonDB namespace starts from when it has
+    /// no <c>unison.db</c> (the engine creates one and replays its WAL from 0:0). The planner uses
+    /// it when the source holds no snapshot but the archived WAL begins at the WAL's first segment;
+    /// a restore from it lays out only <c>wal/</c>. Never read from a manifest.</summary>
+    public bool EmptyStore { get; init; }
+
+    /// <summary>The id an empty-store base shows in plans and messages.</summary>
+    public const string EmptyStoreId = "(empty store)";
 }
 
 /// <summary>One archived WAL segment (or a partial prefix of the then-active segment), described

@@ -15,6 +15,9 @@ public static class StoreEngines
     public const string Lmdb = "lmdb";
     /// <summary>Files under <c>&lt;ns&gt;/db/</c> (the example database's SQLite store, other engines).</summary>
     public const string DbFolder = "db";
+    /// <summary>No store at all: a restore from the empty-store base lays out only <c>wal/</c>
+    /// (<see cref="Restore.RestorableSnapshot.EmptyStore"/>).</summary>
+    public const string None = "none";
 
     /// <summary>Where a snapshot of this engine is laid out, relative to the namespace folder: the
     /// folder its manifest paths are relative to.</summary>

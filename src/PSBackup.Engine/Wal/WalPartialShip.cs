@@ -27,28 +27,82 @@ internal static class WalPartialShip
         {
             return null;
         }
-        WalSegmentInfo info;
-        try
+        WalSegmentInfo? info = InspectSettled(path, ns, id, context.CancellationToken);
+        if (info is null)
         {
-            info = WalSegmentReader.Inspect(path, ns, id);
-        }
-        catch (NotFoundException)
-        {
-            return null; // removed since the listing: nothing active to archive now
+            return null; // removed since the listing, or not initialised yet: nothing active to archive now
         }
         DateTimeOffset observed = context.UtcNow;
+        // Damage first: a damaged header reads as no records, and a segment that cannot be read
+        // must never pass for an empty one (nothing archived, nothing said).
+        if (!info.Valid && !info.Sealed)
+        {
+            throw Corrupt(id, path, info);
+        }
         if (info.Sealed || info.EntryCount == 0)
         {
             return null;
         }
-        if (!info.Valid)
-        {
-            throw new IntegrityException("WalSegmentCorrupt",
-                $"The active segment {id} ({path}) cannot be read: {info.Error} (offset {info.ErrorOffset}). No partial was archived; check the database's WAL.",
-                path);
-        }
         return new ActivePrefix(info, observed);
     }
+
+    /// <summary>The newest segment's bytes are still being written. walfs rewrites the header field
+    /// by field and its CRC last (<c>pkg/walfs/segment.go:797-804</c>), and copies a record before
+    /// counting it, so one read can catch a header between its fields and its CRC, or a record
+    /// half copied with the next already behind it. What such a read reports as damage is read
+    /// again (at most four times, 10-250 ms apart); only damage that every read sees is damage.
+    /// A header of zeros is a segment walfs created but has not initialised yet (null).</summary>
+    internal static WalSegmentInfo? InspectSettled(string path, string ns, long id, CancellationToken ct)
+    {
+        int[] waits = [10, 50, 250];
+        for (int attempt = 0; ; attempt++)
+        {
+            WalSegmentInfo info;
+            try
+            {
+                info = WalSegmentReader.Inspect(path, ns, id);
+            }
+            catch (NotFoundException)
+            {
+                return null;
+            }
+            if (info.Valid || info.Sealed)
+            {
+                return info;
+            }
+            if (info.Error is { } e && e.StartsWith("Bad magic 0x00000000 ", StringComparison.Ordinal) && info.ErrorOffset == 0 && HeaderIsZero(path))
+            {
+                return null;
+            }
+            if (attempt == waits.Length || info.Error?.StartsWith(WalSegmentReader.UnreadablePrefix, StringComparison.Ordinal) == true)
+            {
+                return info;
+            }
+            ct.WaitHandle.WaitOne(waits[attempt]);
+            ct.ThrowIfCancellationRequested();
+        }
+    }
+
+    private static bool HeaderIsZero(string path)
+    {
+        try
+        {
+            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            byte[] header = new byte[WalFormat.HeaderSize];
+            int read = f.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
+            return header.AsSpan(0, read).IndexOfAnyExcept((byte)0) < 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>WalSegmentCorrupt (exit 4) for the active segment: its id, file, offset and reason.</summary>
+    internal static IntegrityException Corrupt(long id, string path, WalSegmentInfo info) =>
+        new("WalSegmentCorrupt",
+            $"The active segment {id} ({path}) is damaged at offset {info.ErrorOffset}: {info.Error}. No partial was archived (the sealed segments before it were shipped as usual). Check the database's WAL: copy the segment aside and, once the database is stopped, repair or remove it; Get-WalSegment shows the segment's state.",
+            path);
 
     /// <summary>The result line of a partial.</summary>
     public static ShippedSegment Result(string ns, ActivePrefix active, string path, ContentDigest digest, bool alreadyPresent) =>
