@@ -156,7 +156,38 @@ public static class PointInTimePlanner
             : UsesRecordTimes(complete)
                 ? PlanRecordTime(@namespace, target, target.Time!.Value, snapshots, complete, lastArchived, notes, timeCut)
                 : PlanTime(@namespace, target, target.Time!.Value, snapshots, byId, complete, lastArchived, notes);
-        return WithLayoutEnd(plan);
+        return WithLayoutEnd(WithDiscontinuities(plan));
+    }
+
+    /// <summary>Log indexes UnisonDB consumed (a failed append) inside the restored segments, from
+    /// the first record replay applies to the last laid out, become notes with the exact indexes
+    /// (or, where the source does not record them, their number); the discontinuities between
+    /// segments are noted by <see cref="Chain"/>.</summary>
+    private static PointInTimePlan WithDiscontinuities(PointInTimePlan plan)
+    {
+        var notes = new List<string>();
+        long from = plan.StartLogIndex ?? (plan.Segments.Count > 0 ? plan.Segments[0].FirstLogIndex : 0);
+        foreach (PlannedSegment p in plan.Segments)
+        {
+            ArchivedSegment s = p.Source;
+            if (s.PayloadFormat == Wal.WalPayloadFormat.Opaque || s.EntryCount == 0)
+            {
+                continue;
+            }
+            if (s.LogIndexGaps is { } gaps)
+            {
+                foreach (Wal.WalLogIndexGap g in gaps.Where(g => g.Next <= p.LastLogIndex && g.Next > from))
+                {
+                    notes.Add($"Log index discontinuity in segment {s.SegmentId} at offset {g.Offset}: log index {g.Next} follows {g.After}; {Wal.WalDirectory.FormatRange(g.After + 1, g.Next - 1)} never written (UnisonDB consumes a log index when an append fails); no record is missing.");
+                }
+            }
+            else if (s.LastLogIndex - s.FirstLogIndex + 1 > s.EntryCount && p.LastLogIndex >= from)
+            {
+                long missing = s.LastLogIndex - s.FirstLogIndex + 1 - s.EntryCount;
+                notes.Add($"Segment {s.SegmentId} holds {s.EntryCount} records for log indexes {s.FirstLogIndex}..{s.LastLogIndex}: {missing} log index{(missing == 1 ? " was" : "es were")} never written inside it (UnisonDB consumes a log index when an append fails); this archive does not record which. No record is missing.");
+            }
+        }
+        return notes.Count == 0 ? plan : plan with { Notes = [.. plan.Notes, .. notes] };
     }
 
     /// <summary>With no snapshot at all, a UnisonDB namespace restores from nothing but its WAL: the
@@ -469,6 +500,7 @@ public static class PointInTimePlanner
             notes.Add($"Snapshot '{snapshot.Id}' records no applied log index, but holds no record after {snapshot.Wal.CompletedLogIndex} (the WAL's end when its copy finished); the WAL is laid out from log index {start} and replay skips what the store already holds.");
         }
         List<PlannedSegment> chain = Chain(ns, snapshot, start, effective, complete, snapshot.Wal.Checkpoint?.SegmentId, notes);
+        effective = StopAtWrittenRecord(chain, effective, past, notes);
         return new PointInTimePlan
         {
             Namespace = ns,
@@ -481,6 +513,34 @@ public static class PointInTimePlanner
             LastArchivedLogIndex = lastArchived,
             Notes = notes,
         };
+    }
+
+    /// <summary>A log-index target UnisonDB consumed (never written) ends the restore at the record
+    /// before it, and the plan says so: inside a segment (its recorded discontinuities; the cut
+    /// there keeps the records before the target) or between two segments (the chain ends with the
+    /// earlier one).</summary>
+    private static long StopAtWrittenRecord(List<PlannedSegment> chain, long effective, bool past, List<string> notes)
+    {
+        if (past || chain.Count == 0 || chain[^1].Source.PayloadFormat == Wal.WalPayloadFormat.Opaque)
+        {
+            return effective;
+        }
+        PlannedSegment last = chain[^1];
+        long stop = effective;
+        if (last.LastLogIndex < effective)
+        {
+            stop = last.LastLogIndex; // the next segment starts after the target
+        }
+        else if (last.Source.LogIndexGaps?.FirstOrDefault(g => g.After < effective && effective < g.Next) is { } g)
+        {
+            stop = g.After;
+            chain[^1] = last with { LastLogIndex = g.After };
+        }
+        if (stop != effective)
+        {
+            notes.Add($"Log index {effective} was never written (UnisonDB consumes a log index when an append fails); the restore ends at log index {stop}, the last record before it.");
+        }
+        return stop;
     }
 
     /// <summary>The last log index a snapshot can hold: its applied index, else the WAL's end when its copy finished.</summary>
@@ -740,6 +800,11 @@ public static class PointInTimePlanner
                     after is null
                         ? $"segment {nextId} (log index {next} on) is not archived"
                         : $"segment{(missing.Count == 1 ? "" : "s")} {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} not archived (log indexes {next}..{after.FirstLogIndex - 1})");
+            }
+            if (following.FirstLogIndex > last && following.FirstLogIndex > next && notes is not null &&
+                current.PayloadFormat != Wal.WalPayloadFormat.Opaque && following.PayloadFormat != Wal.WalPayloadFormat.Opaque)
+            {
+                return chain; // the target is an index consumed between the two: it ends with this segment
             }
             if (following.FirstLogIndex > next && notes is not null &&
                 current.PayloadFormat != Wal.WalPayloadFormat.Opaque && following.PayloadFormat != Wal.WalPayloadFormat.Opaque)

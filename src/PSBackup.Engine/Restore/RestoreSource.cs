@@ -96,6 +96,11 @@ public sealed record ArchivedSegment
     /// after the older generation's last); before it, the older generation was live.</summary>
     public DateTimeOffset? LiveFrom { get; init; }
 
+    /// <summary>Log indexes UnisonDB consumed inside this segment without writing a record (failed
+    /// appends), exactly; null when the source does not know them (opaque payloads, or a
+    /// repository manifest from before they were recorded).</summary>
+    public IReadOnlyList<Wal.WalLogIndexGap>? LogIndexGaps { get; init; }
+
     /// <summary>The name to lay the segment out under: its own, else "%09d.seg".</summary>
     public string LayoutFileName => FileName ?? Wal.WalFormat.SegmentFileName(SegmentId, Wal.WalFormat.SegExtension);
 }

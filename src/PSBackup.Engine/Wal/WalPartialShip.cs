@@ -98,6 +98,31 @@ internal static class WalPartialShip
         }
     }
 
+    /// <summary>In raft mode the only way the active segment can carry an id archived sealed is log
+    /// truncation (walfs <c>TruncateTo</c> unseals it, or <c>WALog.Truncate</c> deletes it and the id is
+    /// created again: <c>pkg/walfs/segment.go:1338-1412</c>, <c>walog.go:759-820</c>). When its records
+    /// are not a prefix of the archived copy (another first record, or records later than the
+    /// archived copy's last), they are a new history that a partial cannot archive yet (partials of
+    /// a rewritten id are not supported): WalActiveRewritten (exit 5) says so instead of skipping them
+    /// silently. The sealed segments were shipped before; once the segment is sealed again it ships
+    /// as a new generation.</summary>
+    internal static void RequireNotRewritten(WalSegmentInfo active, long archivedFirst, DateTimeOffset? archivedFirstTime, long? archivedLast, DateTimeOffset? archivedLastTime, string archivedAt)
+    {
+        if (active.Mode != "raft" || active.EntryCount == 0)
+        {
+            return;
+        }
+        bool prefix = active.FirstLogIndex == archivedFirst && active.FirstRecordTime == archivedFirstTime &&
+            active.LastLogIndex <= archivedLast && (active.LastRecordTime is null || archivedLastTime is null || active.LastRecordTime <= archivedLastTime);
+        if (prefix)
+        {
+            return;
+        }
+        throw new ConflictException("WalActiveRewritten",
+            $"The active segment {active.SegmentId} ({active.Path}) was rewritten by raft log truncation: it holds log indexes {active.FirstLogIndex}..{active.LastLogIndex}, not a prefix of segment {active.SegmentId} as archived in {archivedAt} (log indexes {archivedFirst}..{archivedLast}). A partial of a rewritten segment id is not archived (not supported yet), so these records exist only in the live WAL until the segment is sealed; its sealed copy then ships as a new generation. The sealed segments before it were shipped.",
+            active.Path);
+    }
+
     /// <summary>WalSegmentCorrupt (exit 4) for the active segment: its id, file, offset and reason.</summary>
     internal static IntegrityException Corrupt(long id, string path, WalSegmentInfo info) =>
         new("WalSegmentCorrupt",
@@ -132,7 +157,18 @@ internal static class WalPartialShip
         List<(string Path, DateTimeOffset ObservedAt)> existing = LocalPartials(destDir, s.FileName);
         if (File.Exists(Path.Combine(destDir, s.FileName)))
         {
-            return null; // archived sealed under the same name already: nothing partial to add
+            // Archived sealed under the same name already: nothing partial to add, unless raft log
+            // truncation rewrote the id (its newest generation is what the active one must continue).
+            string newest = Path.Combine(destDir, s.FileName);
+            for (int g = 1; File.Exists(Path.Combine(destDir, WalFormat.GenerationFileName(s.FileName, g))); g++)
+            {
+                newest = Path.Combine(destDir, WalFormat.GenerationFileName(s.FileName, g));
+            }
+            if (TrySummarize(newest, ns, s.SegmentId) is { } held)
+            {
+                RequireNotRewritten(s, held.FirstLogIndex, held.FirstRecordTime, held.LastLogIndex, held.LastRecordTime, $"'{newest}'");
+            }
+            return null;
         }
         if (existing.Count > 0)
         {

@@ -123,4 +123,38 @@ public sealed class CliUnisonWalOnlyTests : IDisposable
         Run fine = await RunCli("health", "--repository", full, "--namespace", "users", "--json");
         Assert.DoesNotContain(fine.Json.GetProperty("alerts").EnumerateArray(), a => a.GetProperty("code").GetString() == "NoRestoreBase");
     }
+
+    [Fact]
+    public async Task A_consumed_log_index_inside_a_segment_is_in_the_plans_notes_and_a_target_on_it_reports_where_it_stops()
+    {
+        string data = _dir.Combine("data");
+        string wal = Path.Combine(data, "users", "wal");
+        Directory.CreateDirectory(wal);
+        // LSN 61 is consumed by a failed append inside segment 1 (1..89; segment 2 starts at 90).
+        UnisonOracle.OracleRun gen = UnisonOracle.Run(UnisonOracle.V1, "gen", "-dir", wal, "-seg-size", "262144", "-records", "120", "-sessions", "1", "-fail-at", "60", "-seed", "5");
+        Assert.True(gen.ExitCode == 0, gen.ToString());
+        string repo = _dir.Combine("repo");
+        Assert.Equal(0, (await RunCli("repo", "init", "--repository", repo, "--unencrypted")).ExitCode);
+        Assert.Equal(0, (await RunCli("wal", "ship", "--data-dir", data, "--namespace", "users", "--repository", repo)).ExitCode);
+        Assert.Equal(0, (await RunCli("wal", "ship", "--data-dir", data, "--namespace", "users", "--backup-dir", "wal")).ExitCode);
+
+        foreach (string[] source in new[] { new[] { "--repository", repo }, new[] { "--data-dir", data } })
+        {
+            Run across = await RunCli([.. new[] { "pitr", "--namespace", "users", "--target-log-index", "100", "--target-data-dir", _dir.Combine("never"), "--what-if", "--json" }, .. source]);
+            Assert.True(across.ExitCode == 0, across.ToString());
+            JsonElement plan = JsonDocument.Parse(across.Stdout[across.Stdout.IndexOf('{')..(across.Stdout.LastIndexOf('}') + 1)]).RootElement;
+            plan = plan.TryGetProperty("plan", out JsonElement inner) ? inner : plan;
+            Assert.Equal(100, plan.GetProperty("lastLogIndex").GetInt64());
+            Assert.Contains(plan.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("segment 1", StringComparison.Ordinal) && n.GetString()!.Contains("log index 62 follows 60; log index 61 was never written", StringComparison.Ordinal));
+
+            string into = _dir.Combine("at-61-" + source[0].TrimStart('-'));
+            Run at = await RunCli([.. new[] { "pitr", "--namespace", "users", "--target-log-index", "61", "--target-data-dir", into, "--json" }, .. source]);
+            Assert.True(at.ExitCode == 0, at.ToString());
+            Assert.Equal(60, at.Json.GetProperty("lastLogIndex").GetInt64());
+            Assert.Contains(at.Json.GetProperty("plan").GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("Log index 61 was never written", StringComparison.Ordinal) && n.GetString()!.Contains("ends at log index 60", StringComparison.Ordinal));
+            UnisonOracle.ReplayResult replay = UnisonOracle.Replay(Path.Combine(into, "users", "wal"), 262144, from: "0:0");
+            Assert.True(replay.ExitCode == 0, replay.ToString());
+            Assert.Equal((60L, 1UL, 60UL), (replay.Count, replay.FirstLsn, replay.LastLsn));
+        }
+    }
 }
