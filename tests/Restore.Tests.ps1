@@ -173,6 +173,52 @@ Describe 'Restore-PointInTime of a real UnisonDB WAL (judged by UnisonDB''s own 
     }
 }
 
+Describe 'Restore-PointInTime of a WAL-only UnisonDB namespace (no unison.db, no snapshot)' {
+    BeforeAll {
+        $script:Oracle = Get-UnisonOracle
+        $script:Oracle2 = Get-UnisonOracle -V2
+    }
+
+    It 'restores <Fixture> by log index and by time from an empty store: wal/ alone, replayed 1..target by UnisonDB' -ForEach @(
+        @{ Fixture = 'v1-small'; V2 = $false }
+        @{ Fixture = 'v2-small'; V2 = $true }
+    ) {
+        $data = Join-Path $TestDrive "walonly-$Fixture"
+        Copy-UnisonFixture -Name $Fixture -DataDir $data
+        $repo = Join-Path $TestDrive "walonly-repo-$Fixture"
+        $null = Initialize-BackupRepository -Repository $repo -Unencrypted
+        $null = Invoke-WalShip -DataDir $data -Namespace users -Repository $repo
+        $reader = if ($V2) { $script:Oracle2 } else { $script:Oracle }
+
+        $plan = Restore-PointInTime -Repository $repo -Namespace users -TargetLogIndex 700 -TargetDataDir (Join-Path $TestDrive "walonly-never-$Fixture") -WhatIf
+        $plan.Snapshot.EmptyStore | Should -BeTrue
+        ($plan.Notes -join ' ') | Should -Match 'empty store'
+
+        $into = Join-Path $TestDrive "walonly-index-$Fixture"
+        $result = Restore-PointInTime -Repository $repo -Namespace users -TargetLogIndex 700 -TargetDataDir $into -Confirm:$false
+        $result.LastLogIndex | Should -Be 700
+        @(Get-ChildItem -LiteralPath (Join-Path $into 'users')).Name | Should -Be @('wal')
+        $out = & $reader replay -dir (Join-Path $into 'users' 'wal') -seg-size 1048576 -from 0:0
+        $LASTEXITCODE | Should -Be 0
+        ($out | Select-Object -Last 1) | Should -Match 'replayed 700 records, lsn 1\.\.700,'
+
+        # By time: the oracle's own listing names the HLC of LSN 650; every record at or before it is restored.
+        $records = & $reader replay -dir (Join-Path $data 'users' 'wal') -seg-size 1048576 -v | Select-String 'lsn=(\d+) hlc=(\d+)' | ForEach-Object { [pscustomobject]@{ Lsn = [long]$_.Matches[0].Groups[1].Value; Hlc = [long]$_.Matches[0].Groups[2].Value } }
+        $hlc = ($records | Where-Object Lsn -EQ 650).Hlc
+        $expected = ($records | Where-Object Hlc -LE $hlc | Measure-Object Lsn -Maximum).Maximum
+        $byTime = Join-Path $TestDrive "walonly-time-$Fixture"
+        $t = Restore-PointInTime -Repository $repo -Namespace users -TargetTime ([DateTimeOffset]::FromUnixTimeMilliseconds($hlc)) -TargetDataDir $byTime -Confirm:$false
+        $t.LastLogIndex | Should -Be $expected
+        $out = & $reader replay -dir (Join-Path $byTime 'users' 'wal') -seg-size 1048576 -from 0:0
+        ($out | Select-Object -Last 1) | Should -Match "replayed $expected records, lsn 1\.\.$expected,"
+
+        # Test-Restore proves it with UnisonDB's recovery, which creates the empty store itself.
+        $drill = Test-Restore -Repository $repo -Namespace users -TargetLogIndex 900 -UnisonOracle $script:Oracle
+        $drill.Passed | Should -BeTrue
+        $drill.LastLogIndex | Should -Be 900
+    }
+}
+
 Describe 'Time values piped between cmdlets' {
     It 'takes a snapshot record''s Time as -TargetTime: exactly that snapshot, no TargetBeforeFirstSnapshot' {
         $snap = Get-Backup -Repository $script:Repo -Namespace users -Kind store-snapshot | Select-Object -First 1

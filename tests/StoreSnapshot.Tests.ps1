@@ -104,6 +104,30 @@ Describe 'New-StoreSnapshot on UnisonDB stores (unison.db)' {
         ($info -join "`n") | Should -Match 'content sha256 cc0223e5d261bc7258d66ba39331b66f7f46695c3901d8870995a3f75cd953c8'
     }
 
+    It 'Restore-StoreSnapshot into a fresh target lays out the archived WAL at the checkpoint, so UnisonDB starts from it; without it, warns' {
+        $data = Join-Path $TestDrive 'u-walout'
+        Copy-UnisonFixture -Name 'v1-store-lmdb' -DataDir $data
+        $null = New-StoreSnapshot -DataDir $data -Namespace users -Path 'snapshots/s.db'
+
+        $alone = Join-Path $TestDrive 'u-walout-alone'
+        $r = Restore-StoreSnapshot -DataDir $data -Namespace users -TargetDataDir $alone -Confirm:$false -WarningVariable warned -WarningAction SilentlyContinue
+        $r.WalPath | Should -BeNullOrEmpty
+        ($warned -join ' ') | Should -Match 'cannot start from this store alone.*segment 2.*Restore-PointInTime'
+
+        $null = Invoke-WalShip -DataDir $data -Namespace users -BackupDir 'wal'
+        $target = Join-Path $TestDrive 'u-walout-target'
+        $r = Restore-StoreSnapshot -DataDir $data -Namespace users -TargetDataDir $target -Confirm:$false -WarningVariable none
+        $none | Should -BeNullOrEmpty
+        $r.WalPath | Should -Be (Join-Path $target 'users' 'wal')
+        Join-Path $r.WalPath '000000002.seg' | Should -Exist
+        # UnisonDB's start-up recovery reads the checkpoint record (420) and finds nothing after it.
+        $out = & $script:Oracle store-recover -data $target -ns users -engine LMDB -seg-size 262144
+        $LASTEXITCODE | Should -Be 0
+        ($out -join "`n") | Should -Match 'checkpoint: RecordProcessed=420 Pos=2:222128'
+        $info = & $script:Oracle store-info -db (Join-Path $target 'users' 'unison.db')
+        ($info -join "`n") | Should -Match 'content sha256 cc0223e5d261bc7258d66ba39331b66f7f46695c3901d8870995a3f75cd953c8'
+    }
+
     It 'refuses a bbolt store a running server holds, naming -Endpoint, and writes no snapshot' {
         $data = Join-Path $TestDrive 'u-held'
         Copy-UnisonFixture -Name 'v1-store-bolt' -DataDir $data

@@ -12,7 +12,7 @@ public static partial class CliApp
 {
     private static Command SnapshotRestoreCommand()
     {
-        var command = new Command("restore", "Verify a store snapshot and swap it in as <target-data-dir>/<namespace>/db, keeping a replaced db/ aside (Restore-StoreSnapshot).");
+        var command = new Command("restore", "Verify a store snapshot and swap it in as <target-data-dir>/<namespace>/unison.db (UnisonDB; with the archived WAL at its checkpoint when the target has no wal/, else a warning) or /db, keeping the replaced store aside (Restore-StoreSnapshot).");
         var dataDir = new Option<string>("--data-dir") { Description = "The data directory; its backups are read from <data-dir>/backups/<namespace> (local mode), and it is the default --target-data-dir." };
         Option<string> ns = Required("--namespace", "The namespace.");
         var snapshot = new Option<string>("--snapshot") { Description = "The snapshot's path relative to <data-dir>/backups/<namespace> (local mode); default: the newest." };
@@ -40,6 +40,10 @@ public static partial class CliApp
             StoreSnapshotRestoreResult? result = await RestoreOperations.RestoreSnapshotAsync(options, io.Context(parse.GetValue(whatIf!))).ConfigureAwait(false);
             if (result is not null)
             {
+                if (result.Warning is { } warning)
+                {
+                    io.Stderr.WriteLine($"psbackup: warning: {warning}");
+                }
                 CliOutput.SnapshotRestore(io.Stdout, result, parse.GetValue(json));
             }
         }));
@@ -48,7 +52,7 @@ public static partial class CliApp
 
     private static Command PitrCommand()
     {
-        var command = new Command("pitr", "Lay out <target-data-dir>/<namespace>/{db,wal} so the database replays to exactly --target-time or --target-log-index (Restore-PointInTime).");
+        var command = new Command("pitr", "Lay out <target-data-dir>/<namespace>/{unison.db or db, wal} so the database replays to exactly --target-time or --target-log-index (Restore-PointInTime); with no snapshot, a UnisonDB WAL archived from segment 1 restores from an empty store (wal/ alone).");
         var dataDir = new Option<string>("--data-dir") { Description = "The data directory; its backups are read from <data-dir>/backups/<namespace> (local mode), and it is the default --target-data-dir." };
         Option<string> ns = Required("--namespace", "The namespace.");
         var targetTime = new Option<string>("--target-time") { Description = "Restore what was provably durable at this instant (ISO 8601, e.g. 2026-03-01T12:00:00Z; without an offset: UTC)." };

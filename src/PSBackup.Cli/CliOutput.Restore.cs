@@ -28,8 +28,9 @@ internal static partial class CliOutput
         snapshot = new
         {
             id = plan.Snapshot.Id,
-            createdAt = plan.Snapshot.CreatedAt,
-            completedAt = plan.Snapshot.CompletedAt,
+            emptyStore = plan.Snapshot.EmptyStore,
+            createdAt = plan.Snapshot.EmptyStore ? (DateTimeOffset?)null : plan.Snapshot.CreatedAt,
+            completedAt = plan.Snapshot.EmptyStore ? null : plan.Snapshot.CompletedAt,
             appliedLogIndex = plan.Snapshot.Wal.AppliedLogIndex,
             store = plan.Snapshot.Store ?? "db",
             checkpoint = plan.Snapshot.Wal.Checkpoint is { } cp ? new { segmentId = cp.SegmentId, offset = cp.Offset, recordsProcessed = cp.RecordsProcessed, logIndex = cp.LogIndex } : null,

@@ -64,7 +64,7 @@ public sealed record HealthAlert
     /// (store-snapshot, restore-drill, pitr) converts to it, so <c>Where-Object Kind -eq
     /// store-snapshot</c> and <c>-eq StoreSnapshot</c> both match.</summary>
     public required HealthAlertKind Kind { get; init; }
-    /// <summary>Stable: ConsecutiveFailures, BackupTooOld, NoSuccessfulBackup, SizeAnomaly, WalGap, WalLagTooHigh, WalDirectoryMissing, WalNoSegments, WalMixedNaming, BackupDamaged, RestoreDrillFailed, RestoreDrillTooOld, NoRestoreDrill, LeftoverTemp.</summary>
+    /// <summary>Stable: ConsecutiveFailures, BackupTooOld, NoSuccessfulBackup, SizeAnomaly, WalGap, WalLagTooHigh, WalDirectoryMissing, WalNoSegments, WalMixedNaming, WalSegmentCorrupt, NoRestoreBase, BackupDamaged, RestoreDrillFailed, RestoreDrillTooOld, NoRestoreDrill, LeftoverTemp.</summary>
     public required string Code { get; init; }
     public required string Message { get; init; }
     public DateTimeOffset? Time { get; init; }
@@ -114,6 +114,9 @@ public sealed record NamespaceStatus(string Namespace)
 {
     public SortedDictionary<string, KindStatus> Kinds { get; } = new(StringComparer.Ordinal);
     public IReadOnlyList<long> MissingSegmentIds { get; set; } = [];
+    /// <summary>Why no point-in-time restore of the namespace is possible at all (no store snapshot,
+    /// and the WAL archive does not start at the WAL's first segment); null when one is.</summary>
+    public string? NoRestoreBase { get; set; }
     /// <summary>Problems of the live WAL that make archiving it impossible (no <c>wal/</c>, no
     /// recognisable segment, mixed naming): (alert id, message). Read from a data directory only.</summary>
     public List<(string Id, string Message)> WalProblems { get; } = [];
@@ -331,6 +334,14 @@ public static class BackupHealth
                 }
             }
             status.MissingSegmentIds = missing.ToList();
+            // Point-in-time restore starts from a store snapshot, or, with none, from an empty store
+            // replaying the WAL from its first segment (UnisonDB starts an empty store at 0:0): an
+            // archive that lost its start and has no snapshot can restore nothing.
+            if (archived.Count > 0 && archived.Min() > 1 &&
+                !catalog.Any(r => (r.Namespace ?? r.Dir) == ns && r.Kind == BackupKind.StoreSnapshot && r.Complete))
+            {
+                status.NoRestoreBase = $"Namespace '{ns}' has no store snapshot, and its WAL archive starts at segment {archived.Min()}, not at the WAL's first segment (1): no point-in-time restore is possible from it. Take a store snapshot (New-StoreSnapshot) now.";
+            }
             foreach (BackupRecord r in catalog.Where(r => (r.Namespace ?? r.Dir) == ns && r.Problem is not null))
             {
                 status.DamagedBackups.Add($"backup {r.BackupId} ({BackupKinds.ToName(r.Kind)}, {r.Time:u}): {r.Problem}");
@@ -451,6 +462,13 @@ public static class BackupHealth
             return;
         }
         bool anySealed = listing.Segments.Count > 1;
+        (long newestId, string newestPath) = listing.Segments[^1];
+        // The newest segment as the shipper reads it: damage there (a damaged header, a record
+        // damaged mid-way) stops its partials, and the records in it are unreadable to the database.
+        if (WalPartialShip.InspectSettled(newestPath, ns, newestId, CancellationToken.None) is { Valid: false, Sealed: false } damaged)
+        {
+            status.WalProblems.Add(("WalSegmentCorrupt", WalPartialShip.Corrupt(newestId, newestPath, damaged).Message));
+        }
         if (!anySealed)
         {
             try
@@ -553,6 +571,10 @@ public static class BackupHealth
                 alerts.Add(Alert(HealthSeverity.Critical, ns, OperationKinds.WalSegment, "WalGap",
                     known.Any() ? $"The WAL archive of namespace '{ns}' is missing segment(s) {string.Join(", ", known.Take(20))}; point-in-time recovery across them is impossible. Take a new snapshot and ship again."
                                 : $"The last WAL ship of namespace '{ns}' failed with a WAL gap and none succeeded since. Take a new snapshot and ship again."));
+            }
+            if (s.NoRestoreBase is { } noBase)
+            {
+                alerts.Add(Alert(HealthSeverity.Critical, ns, OperationKinds.StoreSnapshot, "NoRestoreBase", noBase));
             }
             if (s.MalformedEvents > 0)
             {

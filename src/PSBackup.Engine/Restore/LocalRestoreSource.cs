@@ -229,6 +229,7 @@ public sealed class LocalRestoreSource : IRestoreSource
                 PayloadFormat = info.PayloadFormat,
                 FirstRecordTime = info.FirstRecordTime,
                 LastRecordTime = info.LastRecordTime,
+                LogIndexGaps = info.PayloadFormat == Wal.WalPayloadFormat.Opaque ? null : info.LogIndexGaps,
             };
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotFoundException)

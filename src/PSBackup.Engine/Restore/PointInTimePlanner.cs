@@ -137,11 +137,6 @@ public static class PointInTimePlanner
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(snapshots);
         ArgumentNullException.ThrowIfNull(segments);
-        if (snapshots.Count == 0)
-        {
-            throw new NotFoundException("NoSnapshot",
-                $"Namespace '{@namespace}' has no complete store snapshot to restore from. Create one with New-StoreSnapshot; point-in-time restore replays the WAL forward from a snapshot.", @namespace);
-        }
         IReadOnlyList<ArchivedSegment> live = LiveGenerations(segments, target.Time ?? DateTimeOffset.MaxValue, out string? generationNote);
         var byId = live.GroupBy(s => s.SegmentId).ToDictionary(g => g.Key, g => (IReadOnlyList<ArchivedSegment>)g.ToList());
         var complete = byId.ToDictionary(p => p.Key, p => Best(p.Value));
@@ -151,13 +146,90 @@ public static class PointInTimePlanner
         {
             notes.Add(generationNote);
         }
+        if (snapshots.Count == 0)
+        {
+            snapshots = [EmptyStoreBase(@namespace, complete, notes)];
+        }
 
         PointInTimePlan plan = target.LogIndex is long index
             ? PlanLogIndex(@namespace, target, index, snapshots, complete, lastArchived, notes)
             : UsesRecordTimes(complete)
                 ? PlanRecordTime(@namespace, target, target.Time!.Value, snapshots, complete, lastArchived, notes, timeCut)
                 : PlanTime(@namespace, target, target.Time!.Value, snapshots, byId, complete, lastArchived, notes);
-        return WithLayoutEnd(plan);
+        return WithLayoutEnd(WithDiscontinuities(plan));
+    }
+
+    /// <summary>Log indexes UnisonDB consumed (a failed append) inside the restored segments, from
+    /// the first record replay applies to the last laid out, become notes with the exact indexes
+    /// (or, where the source does not record them, their number); the discontinuities between
+    /// segments are noted by <see cref="Chain"/>.</summary>
+    private static PointInTimePlan WithDiscontinuities(PointInTimePlan plan)
+    {
+        var notes = new List<string>();
+        long from = plan.StartLogIndex ?? (plan.Segments.Count > 0 ? plan.Segments[0].FirstLogIndex : 0);
+        foreach (PlannedSegment p in plan.Segments)
+        {
+            ArchivedSegment s = p.Source;
+            if (s.PayloadFormat == Wal.WalPayloadFormat.Opaque || s.EntryCount == 0)
+            {
+                continue;
+            }
+            if (s.LogIndexGaps is { } gaps)
+            {
+                foreach (Wal.WalLogIndexGap g in gaps.Where(g => g.Next <= p.LastLogIndex && g.Next > from))
+                {
+                    notes.Add($"Log index discontinuity in segment {s.SegmentId} at offset {g.Offset}: log index {g.Next} follows {g.After}; {Wal.WalDirectory.FormatRange(g.After + 1, g.Next - 1)} never written (UnisonDB consumes a log index when an append fails); no record is missing.");
+                }
+            }
+            else if (s.LastLogIndex - s.FirstLogIndex + 1 > s.EntryCount && p.LastLogIndex >= from)
+            {
+                long missing = s.LastLogIndex - s.FirstLogIndex + 1 - s.EntryCount;
+                notes.Add($"Segment {s.SegmentId} holds {s.EntryCount} records for log indexes {s.FirstLogIndex}..{s.LastLogIndex}: {missing} log index{(missing == 1 ? " was" : "es were")} never written inside it (UnisonDB consumes a log index when an append fails); this archive does not record which. No record is missing.");
+            }
+        }
+        return notes.Count == 0 ? plan : plan with { Notes = [.. plan.Notes, .. notes] };
+    }
+
+    /// <summary>With no snapshot at all, a UnisonDB namespace restores from nothing but its WAL: the
+    /// engine, finding no <c>unison.db</c>, creates an empty store whose checkpoint is 0:0 and
+    /// replays every segment from the first (what <c>store-recover</c> on a WAL-only directory does),
+    /// so the archive must hold the WAL from its first segment, id 1 (walfs numbers segments from 1),
+    /// with UnisonDB payloads (a record's own log index and time; another writer's WAL may not
+    /// rebuild a store from empty). Otherwise NoSnapshot, saying which condition failed.</summary>
+    private static RestorableSnapshot EmptyStoreBase(string ns, Dictionary<long, ArchivedSegment> complete, List<string> notes)
+    {
+        string? why = null;
+        ArchivedSegment? first = complete.Count == 0 ? null : complete[complete.Keys.Min()];
+        if (first is null)
+        {
+            why = "and no archived WAL either";
+        }
+        else if (first.SegmentId != 1)
+        {
+            why = $"and its archived WAL starts at segment {first.SegmentId} (log index {first.FirstLogIndex}), not at the WAL's first segment (1), so it cannot be replayed into an empty store";
+        }
+        else if (complete.Values.FirstOrDefault(s => s.EntryCount > 0 && s.PayloadFormat == Wal.WalPayloadFormat.Opaque) is { } opaque)
+        {
+            why = $"and its archived WAL is not UnisonDB's (segment {opaque.SegmentId}'s records carry no log index and time of their own), so nothing says it rebuilds a store from empty";
+        }
+        if (why is not null)
+        {
+            throw new NotFoundException("NoSnapshot",
+                $"Namespace '{ns}' has no complete store snapshot to restore from, {why}. Create one with New-StoreSnapshot; point-in-time restore replays the WAL forward from a snapshot (or, for a UnisonDB WAL archived from segment 1, from an empty store).", ns);
+        }
+        long applied = Math.Max(0, first!.FirstLogIndex - 1);
+        notes.Add($"No store snapshot: the restore starts from an empty store and lays out only wal/ (no unison.db), from segment 1 (log index {first.FirstLogIndex}); UnisonDB creates the store at start-up and replays the WAL from 0:0.");
+        return new RestorableSnapshot
+        {
+            Id = RestorableSnapshot.EmptyStoreId,
+            CreatedAt = DateTimeOffset.MinValue,
+            CompletedAt = DateTimeOffset.MinValue,
+            Wal = new WalPosition([1], applied, applied),
+            Store = Snapshots.StoreEngines.None,
+            Files = [],
+            Location = "the archived WAL from segment 1",
+            EmptyStore = true,
+        };
     }
 
     /// <summary>Raft log truncation rewrites a sealed segment id and deletes the later ones: the
@@ -414,9 +486,12 @@ public static class PointInTimePlanner
         {
             start = applied + 1;
             startIndex = start;
-            notes.Add(snapshot.Wal.Checkpoint is { } cp
+            if (!snapshot.EmptyStore)
+            {
+                notes.Add(snapshot.Wal.Checkpoint is { } cp
                 ? $"Snapshot '{snapshot.Id}' holds records up to log index {applied} (its checkpoint, {cp.SegmentId}:{cp.Offset}); replay starts at {applied + 1}."
                 : $"Snapshot '{snapshot.Id}' holds records up to log index {applied}; replay starts at {applied + 1}.");
+            }
         }
         else
         {
@@ -425,6 +500,7 @@ public static class PointInTimePlanner
             notes.Add($"Snapshot '{snapshot.Id}' records no applied log index, but holds no record after {snapshot.Wal.CompletedLogIndex} (the WAL's end when its copy finished); the WAL is laid out from log index {start} and replay skips what the store already holds.");
         }
         List<PlannedSegment> chain = Chain(ns, snapshot, start, effective, complete, snapshot.Wal.Checkpoint?.SegmentId, notes);
+        effective = StopAtWrittenRecord(chain, effective, past, notes);
         return new PointInTimePlan
         {
             Namespace = ns,
@@ -439,6 +515,34 @@ public static class PointInTimePlanner
         };
     }
 
+    /// <summary>A log-index target UnisonDB consumed (never written) ends the restore at the record
+    /// before it, and the plan says so: inside a segment (its recorded discontinuities; the cut
+    /// there keeps the records before the target) or between two segments (the chain ends with the
+    /// earlier one).</summary>
+    private static long StopAtWrittenRecord(List<PlannedSegment> chain, long effective, bool past, List<string> notes)
+    {
+        if (past || chain.Count == 0 || chain[^1].Source.PayloadFormat == Wal.WalPayloadFormat.Opaque)
+        {
+            return effective;
+        }
+        PlannedSegment last = chain[^1];
+        long stop = effective;
+        if (last.LastLogIndex < effective)
+        {
+            stop = last.LastLogIndex; // the next segment starts after the target
+        }
+        else if (last.Source.LogIndexGaps?.FirstOrDefault(g => g.After < effective && effective < g.Next) is { } g)
+        {
+            stop = g.After;
+            chain[^1] = last with { LastLogIndex = g.After };
+        }
+        if (stop != effective)
+        {
+            notes.Add($"Log index {effective} was never written (UnisonDB consumes a log index when an append fails); the restore ends at log index {stop}, the last record before it.");
+        }
+        return stop;
+    }
+
     /// <summary>The last log index a snapshot can hold: its applied index, else the WAL's end when its copy finished.</summary>
     private static long? Bound(RestorableSnapshot s) => s.Wal.AppliedLogIndex ?? s.Wal.CompletedLogIndex;
 
@@ -448,6 +552,10 @@ public static class PointInTimePlanner
     /// UnisonDB store with no checkpoint has applied no record at all.</summary>
     private static DateTimeOffset? HoldsNothingAfter(RestorableSnapshot s)
     {
+        if (s.EmptyStore)
+        {
+            return DateTimeOffset.MinValue;
+        }
         if (s.Wal.Checkpoint is { Hlc: long hlc } && hlc > 0 && s.Wal.AppliedLogIndex is not null)
         {
             DateTimeOffset data = DateTimeOffset.FromUnixTimeMilliseconds(Math.Min(hlc, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()));
@@ -692,6 +800,11 @@ public static class PointInTimePlanner
                     after is null
                         ? $"segment {nextId} (log index {next} on) is not archived"
                         : $"segment{(missing.Count == 1 ? "" : "s")} {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} not archived (log indexes {next}..{after.FirstLogIndex - 1})");
+            }
+            if (following.FirstLogIndex > last && following.FirstLogIndex > next && notes is not null &&
+                current.PayloadFormat != Wal.WalPayloadFormat.Opaque && following.PayloadFormat != Wal.WalPayloadFormat.Opaque)
+            {
+                return chain; // the target is an index consumed between the two: it ends with this segment
             }
             if (following.FirstLogIndex > next && notes is not null &&
                 current.PayloadFormat != Wal.WalPayloadFormat.Opaque && following.PayloadFormat != Wal.WalPayloadFormat.Opaque)

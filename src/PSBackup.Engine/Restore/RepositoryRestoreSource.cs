@@ -180,6 +180,7 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 LastRecordTime = s.LastRecordTime,
                 Generation = r.Generation == PartialGeneration ? 0 : r.Generation,
                 LiveFrom = s.LiveFrom,
+                LogIndexGaps = s.LogIndexGaps?.Where(g => g.After < g.Next).ToList(),
             });
         }).ConfigureAwait(false);
         return Deduplicate(found);

@@ -176,7 +176,9 @@ public static class RestoreDrill
                 {
                     context.Report(Activity, "UnisonDB's recovery of the restored copy", 0, 0, nsDir);
                     string work = Path.Combine(scratch, "unison-recovery");
-                    (List<string> found, recovery) = await UnisonRecoveryCheck.RunAsync(oracle, nsDir, ns, restored.Plan.Snapshot.Store ?? Snapshots.StoreEngines.DbFolder,
+                    (List<string> found, recovery) = await UnisonRecoveryCheck.RunAsync(oracle, nsDir, ns, 
+                        // From the empty-store base UnisonDB creates the store itself: any engine recovers the same content.
+                        restored.Plan.Snapshot.EmptyStore ? Snapshots.StoreEngines.Bolt : restored.Plan.Snapshot.Store ?? Snapshots.StoreEngines.DbFolder,
                         restored.LastLogIndex, options.ExpectedContentHash, work, ct).ConfigureAwait(false);
                     Durable.TryDelete(work);
                     if (found.Count > 0)
@@ -236,7 +238,7 @@ public static class RestoreDrill
 
         bool passed = failure is null;
         TimeSpan duration = context.Clock.GetElapsedTime(started);
-        string? backupId = options.Repository is not null ? restored?.Plan.Snapshot.Id ?? options.Snapshot : null;
+        string? backupId = options.Repository is not null && restored?.Plan.Snapshot.EmptyStore != true ? restored?.Plan.Snapshot.Id ?? options.Snapshot : null;
         var drillEvent = new RestoreDrillEvent
         {
             Namespace = ns,

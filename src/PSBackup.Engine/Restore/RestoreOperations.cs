@@ -65,20 +65,38 @@ public static class RestoreOperations
         SafePath.RejectLinksBelow(targetDataDir, dbDir, "restore target");
         string? needsForce = RequireRestorable(dbDir, options.Force, "store", entry, context.WhatIf);
 
+        // A UnisonDB store without the WAL at its checkpoint cannot start: planned before anything is read.
+        (PointInTimePlan? walPlan, string? walWarning) = await PlanCheckpointWalAsync(ns, source, snapshot, nsDir, ct).ConfigureAwait(false);
+
         // Every byte first: a damaged snapshot is refused before anything is touched.
         await VerifySnapshotAsync(source, snapshot, context, SnapshotActivity).ConfigureAwait(false);
 
-        if (!context.ShouldProcess(dbDir, $"Restore store snapshot '{snapshot.Id}' ({snapshot.Files.Count} files, {snapshot.Bytes} bytes){needsForce}"))
+        string withWal = walPlan is null ? "" : $", and the archived WAL from its checkpoint {snapshot.Wal.Checkpoint} ({walPlan.Segments.Count} segment(s){(walPlan.EmptyActiveSegmentId is long emptyId ? $" and an empty active segment {emptyId}" : "")}) into '{Path.Combine(nsDir, "wal")}'";
+        if (!context.ShouldProcess(dbDir, $"Restore store snapshot '{snapshot.Id}' ({snapshot.Files.Count} files, {snapshot.Bytes} bytes){withWal}{needsForce}"))
         {
             return null;
         }
 
         string stamp = context.UtcNow.UtcDateTime.ToString(TimestampFormat, CultureInfo.InvariantCulture);
         string temp = Path.Combine(nsDir, $"{entry}.restore-{stamp}-{RandomSuffix()}.tmp");
+        string walTemp = Path.Combine(nsDir, $"wal.restore-{stamp}-{RandomSuffix()}.tmp");
+        string walDir = Path.Combine(nsDir, "wal");
+        bool walPlaced = false;
         string? replaced;
         try
         {
             CreateDirectoryDurably(nsDir);
+            if (walPlan is not null)
+            {
+                // The WAL first, in a temp sibling renamed into place: the store never lands without it.
+                Directory.CreateDirectory(walTemp);
+                await FetchSegmentsAsync(source, walPlan, walTemp, context, 1, new ProgressCounter(context, SnapshotActivity, walPlan.SegmentBytes)).ConfigureAwait(false);
+                AddEmptyActiveSegment(walPlan, walTemp, context);
+                Durable.FsyncTree(walTemp);
+                ct.ThrowIfCancellationRequested();
+                FolderSwap.Replace(walTemp, walDir, stamp, "WAL folder", deleteEmptyLive: true);
+                walPlaced = true;
+            }
             Directory.CreateDirectory(temp);
             // bbolt: the one file unison.db; LMDB: the folder unison.db holding data.mdb (never a
             // lock.mdb: LMDB creates a fresh one); otherwise the files of db/.
@@ -99,6 +117,11 @@ public static class RestoreOperations
         catch (Exception e)
         {
             Durable.TryDelete(temp);
+            Durable.TryDelete(walTemp);
+            if (walPlaced)
+            {
+                Durable.TryDelete(walDir); // it was laid out by this restore, into a target that had none
+            }
             Exception wrapped = Wrap(e, $"Restoring snapshot '{snapshot.Id}' into '{dbDir}'");
             if (ReferenceEquals(wrapped, e))
             {
@@ -117,8 +140,49 @@ public static class RestoreOperations
             FileCount = snapshot.Files.Count,
             Bytes = snapshot.Bytes,
             WalPosition = snapshot.Wal,
+            WalPath = walPlan is null ? null : walDir,
+            WalSegments = walPlan is null ? 0 : walPlan.Segments.Count + (walPlan.EmptyActiveSegmentId is null ? 0 : 1),
+            Warning = walWarning,
             Duration = Durations.Seconds(context.Clock.GetElapsedTime(started)),
         };
+    }
+
+    /// <summary>UnisonDB starts a store by reading the WAL record at its checkpoint and replaying
+    /// what follows (<c>dbkernel/internal/recovery/wal_recovery.go:56-93</c>): <c>unison.db</c> alone,
+    /// in a namespace folder without <c>wal/</c>, fails its start-up ("segment not found"). For such a
+    /// target the archived WAL is laid out as a restore to the snapshot's own checkpoint lays it out
+    /// (the checkpoint's segment, cut right after the checkpoint record, or whole and followed by an
+    /// empty active segment when the record ends it), so the database resumes exactly at the
+    /// snapshot's state. No plan when nothing is needed (another engine, no checkpoint, or a target
+    /// that has its WAL: an in-place restore keeps the live one); when the source does not hold that
+    /// segment, no plan and the warning to give (the store is still restored: it is what was asked
+    /// for, and can be put beside a WAL that holds the checkpoint).</summary>
+    private static async Task<(PointInTimePlan? Plan, string? Warning)> PlanCheckpointWalAsync(string ns, IRestoreSource source, RestorableSnapshot snapshot, string nsDir, CancellationToken ct)
+    {
+        if (snapshot.Store is not (Snapshots.StoreEngines.Bolt or Snapshots.StoreEngines.Lmdb) ||
+            snapshot.Wal.Checkpoint is not { } checkpoint || snapshot.Wal.AppliedLogIndex is not long applied || applied < 1)
+        {
+            return (null, null);
+        }
+        string walDir = Path.Combine(nsDir, "wal");
+        if (Directory.Exists(walDir) && Directory.EnumerateFileSystemEntries(walDir).Any())
+        {
+            return (null, null);
+        }
+        IReadOnlyList<ArchivedSegment> segments = await source.ListSegmentsAsync(ct).ConfigureAwait(false);
+        try
+        {
+            PointInTimePlan plan = PointInTimePlanner.Plan(ns, RestoreTarget.AtLogIndex(applied), [snapshot], segments);
+            if (plan.Segments.Count > 0 && plan.Segments[0].SegmentId == checkpoint.SegmentId && plan.LastLogIndex == applied)
+            {
+                return (plan, null);
+            }
+        }
+        catch (PSBackupException e) when (e is WalGapException or TargetBeforeFirstSnapshotException || e.ErrorId == "CheckpointNotInSegment")
+        {
+            // the checkpoint's segment is missing from the source, or does not hold the checkpoint record
+        }
+        return (null, $"UnisonDB cannot start from this store alone: it reads its WAL at the checkpoint {checkpoint} first, '{nsDir}' has no wal/, and segment {checkpoint.SegmentId} holding that record is not archived in the {source.Description}. Put the store beside a WAL that holds segment {checkpoint.SegmentId}, ship that WAL (Invoke-WalShip) and restore again, or use Restore-PointInTime, which lays out a store and its WAL together.");
     }
 
     /// <summary>From the namespace's local backup root, or from <see cref="RestorePointInTimeOptions.Repository"/> when set.</summary>
@@ -274,7 +338,10 @@ public static class RestoreOperations
         try
         {
             string placement = Snapshots.StoreEngines.PlacementFolder(plan.Snapshot.Store, temp);
-            Directory.CreateDirectory(placement);
+            if (!plan.Snapshot.EmptyStore)
+            {
+                Directory.CreateDirectory(placement); // the empty-store base lays out wal/ alone
+            }
             Directory.CreateDirectory(Path.Combine(temp, "wal"));
             var progress = new ProgressCounter(context, PointInTimeActivity, plan.Bytes);
             Task snapshotCopy = CopySnapshotAsync(source, plan.Snapshot, placement, context, PointInTimeActivity, options.MaxParallelism, progress);
@@ -376,6 +443,7 @@ public static class RestoreOperations
         string? why = snapshot.Store switch
         {
             null or Snapshots.StoreEngines.DbFolder => null,
+            Snapshots.StoreEngines.None => snapshot.EmptyStore && snapshot.Files.Count == 0 ? null : "only the planner's empty-store base has no store",
             Snapshots.StoreEngines.Bolt => snapshot.Files.Count == 1 && snapshot.Files[0].Path == Snapshots.UnisonStore.StoreName ? null : "a bbolt snapshot must hold exactly the file 'unison.db'",
             Snapshots.StoreEngines.Lmdb => snapshot.Files.Count == 1 && snapshot.Files[0].Path == "data.mdb" ? null : "an LMDB snapshot must hold exactly the file 'data.mdb'",
             var other => $"its store engine '{SafePath.Printable(other)}' is unknown",

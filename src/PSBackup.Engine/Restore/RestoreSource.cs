@@ -25,8 +25,17 @@ public sealed record RestorableSnapshot
 
     /// <summary>What Format-List shows for a nested snapshot (a plan's): its id, when it completed and
     /// the WAL position it covers, not the record's member dump.</summary>
-    public override string ToString() =>
+    public override string ToString() => EmptyStore ? Id :
         $"{Id} ({(CompletedAt ?? CreatedAt).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture)}, {Wal}, {Sizes.Format(Bytes)})";
+
+    /// <summary>Not a stored snapshot: the empty store a UnisonDB namespace starts from when it has
+    /// no <c>unison.db</c> (the engine creates one and replays its WAL from 0:0). The planner uses
+    /// it when the source holds no snapshot but the archived WAL begins at the WAL's first segment;
+    /// a restore from it lays out only <c>wal/</c>. Never read from a manifest.</summary>
+    public bool EmptyStore { get; init; }
+
+    /// <summary>The id an empty-store base shows in plans and messages.</summary>
+    public const string EmptyStoreId = "(empty store)";
 }
 
 /// <summary>One archived WAL segment (or a partial prefix of the then-active segment), described
@@ -86,6 +95,11 @@ public sealed record ArchivedSegment
     /// <summary>For a generation ≥ 1: when it became the live history (its first record written
     /// after the older generation's last); before it, the older generation was live.</summary>
     public DateTimeOffset? LiveFrom { get; init; }
+
+    /// <summary>Log indexes UnisonDB consumed inside this segment without writing a record (failed
+    /// appends), exactly; null when the source does not know them (opaque payloads, or a
+    /// repository manifest from before they were recorded).</summary>
+    public IReadOnlyList<Wal.WalLogIndexGap>? LogIndexGaps { get; init; }
 
     /// <summary>The name to lay the segment out under: its own, else "%09d.seg".</summary>
     public string LayoutFileName => FileName ?? Wal.WalFormat.SegmentFileName(SegmentId, Wal.WalFormat.SegExtension);

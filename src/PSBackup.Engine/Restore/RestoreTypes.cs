@@ -26,13 +26,21 @@ public sealed record StoreSnapshotRestoreResult
     /// <summary>The snapshot's id (path relative to the backup root, or the backup id in a repository).</summary>
     public required string Snapshot { get; init; }
     public required string SnapshotPath { get; init; }
-    /// <summary>The restored <c>&lt;target&gt;/&lt;ns&gt;/db</c>.</summary>
+    /// <summary>The restored store: <c>&lt;target&gt;/&lt;ns&gt;/unison.db</c> (UnisonDB) or <c>/db</c>.</summary>
     public required string RestoredPath { get; init; }
     /// <summary>Where the replaced <c>db/</c> was kept (<c>db.replaced-&lt;ts&gt;</c>); null when there was none.</summary>
     public string? ReplacedPath { get; init; }
     public required int FileCount { get; init; }
     public required long Bytes { get; init; }
     public required WalPosition WalPosition { get; init; }
+    /// <summary>UnisonDB into a target without <c>wal/</c>: the <c>wal/</c> laid out from the archive
+    /// (the checkpoint's segment, cut after the checkpoint record); null when none was needed.</summary>
+    public string? WalPath { get; init; }
+    /// <summary>Segments laid out in <see cref="WalPath"/> (an added empty active segment counts).</summary>
+    public int WalSegments { get; init; }
+    /// <summary>Why the restored store cannot start as it stands (a UnisonDB store in a target
+    /// without wal/ whose checkpoint segment is not archived); null when it can.</summary>
+    public string? Warning { get; init; }
     /// <summary>Seconds the operation took (a number: ConvertTo-Json writes it as one).</summary>
     public required double Duration { get; init; }
 }

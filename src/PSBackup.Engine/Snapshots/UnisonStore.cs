@@ -15,6 +15,9 @@ public static class StoreEngines
     public const string Lmdb = "lmdb";
     /// <summary>Files under <c>&lt;ns&gt;/db/</c> (the example database's SQLite store, other engines).</summary>
     public const string DbFolder = "db";
+    /// <summary>No store at all: a restore from the empty-store base lays out only <c>wal/</c>
+    /// (<see cref="Restore.RestorableSnapshot.EmptyStore"/>).</summary>
+    public const string None = "none";
 
     /// <summary>Where a snapshot of this engine is laid out, relative to the namespace folder: the
     /// folder its manifest paths are relative to.</summary>
@@ -90,9 +93,15 @@ public static class UnisonStore
         {
             RejectLink(unison, @namespace);
             string data = Path.Combine(unison, "data.mdb");
-            if (File.Exists(data) && IsLmdbData(ReadHead(data, 32)))
+            if (File.Exists(data))
             {
-                return new DiscoveredStore(StoreEngines.Lmdb, unison);
+                byte[] dataHead = ReadHead(data, 32);
+                if (IsLmdbData(dataHead))
+                {
+                    return new DiscoveredStore(StoreEngines.Lmdb, unison);
+                }
+                throw new InvalidInputException("UnknownStore",
+                    $"'{data}' of namespace '{@namespace}' is not an LMDB data file ({Describe(dataHead)}; an LMDB environment starts with a meta page carrying the magic 0xBEEFC0DE). UnisonDB's LMDB engine keeps data.mdb and lock.mdb in '{unison}'; check the data directory, or restore the store from a snapshot.", data);
             }
             string found = string.Join(", ", Directory.EnumerateFileSystemEntries(unison).Select(System.IO.Path.GetFileName).Order(StringComparer.Ordinal).Take(8));
             throw new InvalidInputException("UnknownStore",

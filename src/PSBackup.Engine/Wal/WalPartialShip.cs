@@ -27,28 +27,107 @@ internal static class WalPartialShip
         {
             return null;
         }
-        WalSegmentInfo info;
-        try
+        WalSegmentInfo? info = InspectSettled(path, ns, id, context.CancellationToken);
+        if (info is null)
         {
-            info = WalSegmentReader.Inspect(path, ns, id);
-        }
-        catch (NotFoundException)
-        {
-            return null; // removed since the listing: nothing active to archive now
+            return null; // removed since the listing, or not initialised yet: nothing active to archive now
         }
         DateTimeOffset observed = context.UtcNow;
+        // Damage first: a damaged header reads as no records, and a segment that cannot be read
+        // must never pass for an empty one (nothing archived, nothing said).
+        if (!info.Valid && !info.Sealed)
+        {
+            throw Corrupt(id, path, info);
+        }
         if (info.Sealed || info.EntryCount == 0)
         {
             return null;
         }
-        if (!info.Valid)
-        {
-            throw new IntegrityException("WalSegmentCorrupt",
-                $"The active segment {id} ({path}) cannot be read: {info.Error} (offset {info.ErrorOffset}). No partial was archived; check the database's WAL.",
-                path);
-        }
         return new ActivePrefix(info, observed);
     }
+
+    /// <summary>The newest segment's bytes are still being written. walfs rewrites the header field
+    /// by field and its CRC last (<c>pkg/walfs/segment.go:797-804</c>), and copies a record before
+    /// counting it, so one read can catch a header between its fields and its CRC, or a record
+    /// half copied with the next already behind it. What such a read reports as damage is read
+    /// again (at most four times, 10-250 ms apart); only damage that every read sees is damage.
+    /// A header of zeros is a segment walfs created but has not initialised yet (null).</summary>
+    internal static WalSegmentInfo? InspectSettled(string path, string ns, long id, CancellationToken ct)
+    {
+        int[] waits = [10, 50, 250];
+        for (int attempt = 0; ; attempt++)
+        {
+            WalSegmentInfo info;
+            try
+            {
+                info = WalSegmentReader.Inspect(path, ns, id);
+            }
+            catch (NotFoundException)
+            {
+                return null;
+            }
+            if (info.Valid || info.Sealed)
+            {
+                return info;
+            }
+            if (info.Error is { } e && e.StartsWith("Bad magic 0x00000000 ", StringComparison.Ordinal) && info.ErrorOffset == 0 && HeaderIsZero(path))
+            {
+                return null;
+            }
+            if (attempt == waits.Length || info.Error?.StartsWith(WalSegmentReader.UnreadablePrefix, StringComparison.Ordinal) == true)
+            {
+                return info;
+            }
+            ct.WaitHandle.WaitOne(waits[attempt]);
+            ct.ThrowIfCancellationRequested();
+        }
+    }
+
+    private static bool HeaderIsZero(string path)
+    {
+        try
+        {
+            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            byte[] header = new byte[WalFormat.HeaderSize];
+            int read = f.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
+            return header.AsSpan(0, read).IndexOfAnyExcept((byte)0) < 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>In raft mode the only way the active segment can carry an id archived sealed is log
+    /// truncation (walfs <c>TruncateTo</c> unseals it, or <c>WALog.Truncate</c> deletes it and the id is
+    /// created again: <c>pkg/walfs/segment.go:1338-1412</c>, <c>walog.go:759-820</c>). When its records
+    /// are not a prefix of the archived copy (another first record, or records later than the
+    /// archived copy's last), they are a new history that a partial cannot archive yet (partials of
+    /// a rewritten id are not supported): WalActiveRewritten (exit 5) says so instead of skipping them
+    /// silently. The sealed segments were shipped before; once the segment is sealed again it ships
+    /// as a new generation.</summary>
+    internal static void RequireNotRewritten(WalSegmentInfo active, long archivedFirst, DateTimeOffset? archivedFirstTime, long? archivedLast, DateTimeOffset? archivedLastTime, string archivedAt)
+    {
+        if (active.Mode != "raft" || active.EntryCount == 0)
+        {
+            return;
+        }
+        bool prefix = active.FirstLogIndex == archivedFirst && active.FirstRecordTime == archivedFirstTime &&
+            active.LastLogIndex <= archivedLast && (active.LastRecordTime is null || archivedLastTime is null || active.LastRecordTime <= archivedLastTime);
+        if (prefix)
+        {
+            return;
+        }
+        throw new ConflictException("WalActiveRewritten",
+            $"The active segment {active.SegmentId} ({active.Path}) was rewritten by raft log truncation: it holds log indexes {active.FirstLogIndex}..{active.LastLogIndex}, not a prefix of segment {active.SegmentId} as archived in {archivedAt} (log indexes {archivedFirst}..{archivedLast}). A partial of a rewritten segment id is not archived (not supported yet), so these records exist only in the live WAL until the segment is sealed; its sealed copy then ships as a new generation. The sealed segments before it were shipped.",
+            active.Path);
+    }
+
+    /// <summary>WalSegmentCorrupt (exit 4) for the active segment: its id, file, offset and reason.</summary>
+    internal static IntegrityException Corrupt(long id, string path, WalSegmentInfo info) =>
+        new("WalSegmentCorrupt",
+            $"The active segment {id} ({path}) is damaged at offset {info.ErrorOffset}: {info.Error}. No partial was archived (the sealed segments before it were shipped as usual). Check the database's WAL: copy the segment aside and, once the database is stopped, repair or remove it; Get-WalSegment shows the segment's state.",
+            path);
 
     /// <summary>The result line of a partial.</summary>
     public static ShippedSegment Result(string ns, ActivePrefix active, string path, ContentDigest digest, bool alreadyPresent) =>
@@ -78,7 +157,18 @@ internal static class WalPartialShip
         List<(string Path, DateTimeOffset ObservedAt)> existing = LocalPartials(destDir, s.FileName);
         if (File.Exists(Path.Combine(destDir, s.FileName)))
         {
-            return null; // archived sealed under the same name already: nothing partial to add
+            // Archived sealed under the same name already: nothing partial to add, unless raft log
+            // truncation rewrote the id (its newest generation is what the active one must continue).
+            string newest = Path.Combine(destDir, s.FileName);
+            for (int g = 1; File.Exists(Path.Combine(destDir, WalFormat.GenerationFileName(s.FileName, g))); g++)
+            {
+                newest = Path.Combine(destDir, WalFormat.GenerationFileName(s.FileName, g));
+            }
+            if (TrySummarize(newest, ns, s.SegmentId) is { } held)
+            {
+                RequireNotRewritten(s, held.FirstLogIndex, held.FirstRecordTime, held.LastLogIndex, held.LastRecordTime, $"'{newest}'");
+            }
+            return null;
         }
         if (existing.Count > 0)
         {

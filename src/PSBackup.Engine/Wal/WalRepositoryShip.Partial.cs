@@ -21,8 +21,18 @@ internal static partial class WalRepositoryShip
         clock?.Lap(WalPassPhase.Scan);
         WalSegmentInfo s = active.Info;
         long id = s.SegmentId;
-        if (archived.ContainsKey(id))
+        if (archived.TryGetValue(id, out List<string>? sealedCopies))
         {
+            if (s.Mode == "raft" && s.EntryCount > 0)
+            {
+                // Newest generation first (RunAsync sorts them): the history the active one must continue.
+                RepositoryManifest held = session is null ? await repo.ReadManifestAsync(sealedCopies[0], ct).ConfigureAwait(false)
+                    : await session.ReadManifestAsync(repo, sealedCopies[0], ct).ConfigureAwait(false);
+                if (held.Segment is { } a)
+                {
+                    WalPartialShip.RequireNotRewritten(s, a.FirstLogIndex, a.FirstRecordTime, a.LastLogIndex ?? a.FirstLogIndex + a.EntryCount - 1, a.LastRecordTime, $"{repo.Location} (backup {sealedCopies[0]})");
+                }
+            }
             return null;
         }
         long? below = archived.Keys.Where(k => k < id).Concat(shippedNow.Select(x => x.SegmentId).Where(k => k < id)).Select(k => (long?)k).Max();

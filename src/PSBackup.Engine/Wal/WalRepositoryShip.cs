@@ -99,6 +99,7 @@ internal static partial class WalRepositoryShip
             LastRecordTime = s.LastRecordTime,
             PayloadFormat = s.PayloadFormat.ToString(),
             Version = s.Version,
+            LogIndexGaps = s.PayloadFormat == WalPayloadFormat.Opaque ? null : s.LogIndexGaps,
         }),
     };
 

@@ -493,6 +493,51 @@ public static class WalSegmentReader
             break;
         }
         a.ValidEnd = offset;
+        if (!a.Light)
+        {
+            ProveTornTail(window, length, a, crc, offset);
+        }
+    }
+
+    /// <summary>Where an active segment's scan stopped, a torn tail (the last append, unfinished)
+    /// must look like one: walfs copies a record into the mapping before it rewrites the header's
+    /// WriteOffset (low 32 bits), EntryCount and CRC (<c>pkg/walfs/segment.go:781-804</c> Write,
+    /// <c>:928-936</c> WriteBatch), so a CRC-valid header never counts a record that is not
+    /// complete, and the writer starts a record only after the previous one is whole, so nothing
+    /// valid follows an unfinished one. A header that counts more records, or a write offset past
+    /// the stop, or a valid record right after the invalid one, proves the stop is damage in the
+    /// middle of the segment: it is reported as corruption (the records after it would otherwise
+    /// be dropped silently), never as a torn tail.</summary>
+    private static void ProveTornTail(FileWindow window, long length, SegmentAnalysis a, WalCrcKind crc, long offset)
+    {
+        WalHeader h = a.Header;
+        string? proof = null;
+        if (h.EntryCount > a.Count)
+        {
+            proof = $"the header (CRC valid) counts {h.EntryCount} records and only {a.Count} valid records precede offset {offset}";
+        }
+        else if ((uint)h.WriteOffset > (ulong)offset && offset < uint.MaxValue)
+        {
+            proof = $"the header (CRC valid) puts the end of the records at offset {(uint)h.WriteOffset}, past offset {offset} where the valid records stop";
+        }
+        else if (a.TornTail && h.CustomMarker != WalFormat.MarkerRaft && window.TryGet(offset, WalFormat.RecordHeaderSize, out ReadOnlySpan<byte> header))
+        {
+            // The damaged record's length field, if intact, names where the next record starts.
+            long next = offset + WalFormat.RecordSize(BinaryPrimitives.ReadUInt32LittleEndian(header[4..]));
+            if (next < length && CheckRecord(window, next, length, "the end of the file", crc).Status == RecordStatus.Valid)
+            {
+                proof = $"a valid record follows it at offset {next}";
+            }
+        }
+        if (proof is null)
+        {
+            return;
+        }
+        string what = a.Error is { } e && e.StartsWith("Torn tail: ", StringComparison.Ordinal) ? e["Torn tail: ".Length..] : $"the records end at offset {offset}";
+        a.TornTail = false;
+        a.Error = null;
+        a.ErrorOffset = null;
+        a.Fail($"Damaged record in the middle of the active segment: {what}; yet {proof}. A torn tail (an unfinished append) is the last thing written: the header never counts it and nothing valid follows it. The records after offset {offset} are unreadable to the database too", offset);
     }
 
     private static void AnalyzeSealed(SafeFileHandle handle, FileWindow window, long length, SegmentAnalysis a, WalCrcKind crc)

@@ -4,10 +4,12 @@ using PSBackup.Engine.Restore;
 
 namespace PSBackup.Commands;
 
-/// <summary>Lays out <c>&lt;TargetDataDir&gt;/&lt;ns&gt;/{db,wal}</c> so that the database, replaying its
+/// <summary>Lays out <c>&lt;TargetDataDir&gt;/&lt;ns&gt;</c> (the store in its engine's shape: UnisonDB's
+/// <c>unison.db</c>, or <c>db/</c>; and <c>wal/</c>) so that the database, replaying its
 /// WAL on start, holds exactly the state at -TargetTime (what was provably durable then) or
-/// -TargetLogIndex: a snapshot plus the archived segments after it, the last one cut. Reads the
-/// local backup root or a repository.
+/// -TargetLogIndex: a snapshot plus the archived segments after it, the last one cut. A UnisonDB
+/// namespace with no snapshot whose WAL is archived from segment 1 restores from an empty store:
+/// <c>wal/</c> alone, which UnisonDB replays from its start. Reads the local backup root or a repository.
 /// <para>With -WhatIf nothing is read beyond the listings and nothing is written; the plan
 /// (<see cref="PointInTimePlan"/>: snapshot, segments with their cut, last log index, notes) is
 /// written to the pipeline so it can be inspected. A target past the last shipped record restores

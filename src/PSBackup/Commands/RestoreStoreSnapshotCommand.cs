@@ -4,11 +4,16 @@ using PSBackup.Engine.Restore;
 
 namespace PSBackup.Commands;
 
-/// <summary>Restores a store snapshot into <c>&lt;TargetDataDir&gt;/&lt;ns&gt;/db</c>: from the local backup
+/// <summary>Restores a store snapshot into <c>&lt;TargetDataDir&gt;/&lt;ns&gt;</c> in its engine's own
+/// shape (UnisonDB BOLT: the file <c>unison.db</c>; LMDB: <c>unison.db/data.mdb</c>, never a lock.mdb;
+/// other engines: <c>db/</c>), from the local backup
 /// root <c>&lt;DataDir&gt;/backups/&lt;ns&gt;</c> (-Snapshot, its relative path; the newest when left out)
 /// or from a repository (-Repository, -BackupId; the newest when left out); Get-Backup's
 /// store-snapshot records, local or repository, bind by property name. Every byte is verified before
-/// anything is touched; a non-empty <c>db/</c> needs -Force and is kept aside, never deleted.</summary>
+/// anything is touched; an existing store needs -Force and is kept aside, never deleted. A UnisonDB
+/// store starts its replay at its checkpoint, so into a target without <c>wal/</c> the archived WAL
+/// from the checkpoint's segment up to what the snapshot holds is laid out too (when that WAL is not
+/// archived, a warning says the store cannot start alone and points to Restore-PointInTime).</summary>
 /// <cli>snapshot restore</cli>
 /// <example>
 /// <summary>Restore the newest local snapshot</summary>
@@ -102,6 +107,10 @@ public sealed class RestoreStoreSnapshotCommand : PSBackupRepositoryCmdlet
         StoreSnapshotRestoreResult? result = await RestoreOperations.RestoreSnapshotAsync(options, CreateContext()).ConfigureAwait(false);
         if (result is not null)
         {
+            if (result.Warning is { } warning)
+            {
+                PostWriteWarning(warning);
+            }
             await WriteObjectAsync(result).ConfigureAwait(false);
         }
     }

@@ -232,6 +232,47 @@ public abstract class RaftTruncationTests : IDisposable
         Assert.True(check.Passed, string.Join("; ", check.Errors.Select(i => i.Message)));
     }
 
+    [Fact]
+    public async Task An_active_segment_whose_id_was_archived_sealed_before_the_truncation_is_never_skipped_silently()
+    {
+        // Term 1: 1 (1..50), 2 (51..100) and 3 (101..150) sealed and archived; 4 (151..160) active.
+        Directory.CreateDirectory(Wal);
+        WriteSegment(1, 1, 50, 1, 1, seal: true);
+        WriteSegment(2, 51, 50, 1, 51, seal: true);
+        WriteSegment(3, 101, 50, 1, 101, seal: true);
+        WriteSegment(4, 151, 10, 1, 151, seal: false);
+        RepositoryTarget repo = await NewRepositoryAsync();
+        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(repo) { Unencrypted = true }, OperationContext.Default);
+        await Ship(repo);
+
+        // Term 2 truncates to 80 (3 and 4 deleted), rewrites 2 (81..95, sealed) and creates 3 again, active (96..100).
+        TruncateTo(2, 80);
+        AppendAndSeal(2, 81, 15, 2, 201);
+        WriteSegment(3, 96, 5, 2, 216, seal: false);
+
+        ConflictException toRepo = await Assert.ThrowsAsync<ConflictException>(() =>
+            WalOperations.ShipAsync(new InvokeWalShipOptions(Data, "users", null) { Repository = repo }, OperationContext.Default));
+        Assert.Equal("WalActiveRewritten", toRepo.ErrorId);
+        Assert.Contains("log indexes 96..100", toRepo.Message, StringComparison.Ordinal);
+        Assert.Contains("log indexes 101..150", toRepo.Message, StringComparison.Ordinal);
+        ConflictException local = await Assert.ThrowsAsync<ConflictException>(() =>
+            WalOperations.ShipAsync(new InvokeWalShipOptions(Data, "users", "wal"), OperationContext.Default));
+        Assert.Equal("WalActiveRewritten", local.ErrorId);
+        // The rewritten sealed segment 2 was shipped before the active one was refused.
+        Assert.True(File.Exists(Path.Combine(Data, "backups", "users", "wal", "000000002.seg.g1")));
+
+        // Sealed again, segment 3 ships as generation 1 and the newest history restores to 100.
+        File.Delete(SegPath(3));
+        WriteSegment(3, 96, 5, 2, 216, seal: true);
+        (WalShipResult shipped, WalShipResult shippedLocal) = await Ship(repo);
+        Assert.Equal("wal/users/000000003_g1", shipped.Backups.Single(b => b.SegmentId == 3).Path);
+        Assert.Equal("000000003.seg.g1", Path.GetFileName(shippedLocal.Backups.Single(b => b.SegmentId == 3).Path));
+        await WriteSnapshot(repo);
+        List<WalRecord> newest = await RestoredRecords(null, 100, repo);
+        Assert.Equal(100L, newest[^1].LogIndex);
+        Assert.Equal(2L, TermOf(newest[^1]));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

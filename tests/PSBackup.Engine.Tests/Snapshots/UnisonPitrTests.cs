@@ -378,6 +378,48 @@ public sealed class UnisonPitrTests : IDisposable
     }
 
     /// <summary>Copies the namespace's WAL (every segment, sealed or not) into its local backup root.</summary>
+    [Theory]
+    [InlineData("BOLT", 900, 333, 41)]
+    [InlineData("LMDB", 900, 700, 42)]
+    public async Task Restore_StoreSnapshot_into_a_fresh_target_lays_out_the_WAL_at_its_checkpoint_and_UnisonDB_starts_from_it(string engine, int records, int checkpoint, int seed)
+    {
+        string data = _dir.Combine("data");
+        StoreGen(data, engine, records, checkpoint, seed, 40);
+        var location = new RepositoryTarget { Location = _dir.Combine("repo") };
+        await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(location) { Unencrypted = true }, Context());
+        await SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "users", null) { Repository = location }, Context());
+
+        // Without the WAL archived the store alone cannot start: restored as asked, with a warning that says so.
+        StoreSnapshotRestoreResult alone = (await RestoreOperations.RestoreSnapshotAsync(
+            new RestoreStoreSnapshotOptions(data, "users") { TargetDataDir = _dir.Combine("alone"), Repository = location }, Context()))!;
+        Assert.Null(alone.WalPath);
+        Assert.Contains("cannot start from this store alone", alone.Warning, StringComparison.Ordinal);
+        Assert.Contains("Restore-PointInTime", alone.Warning, StringComparison.Ordinal);
+        Assert.False(Path.Exists(_dir.Combine("alone", "users", "wal")));
+
+        await WalOperations.ShipAsync(new InvokeWalShipOptions(data, "users", null) { Repository = location }, Context());
+        foreach ((string name, RestoreStoreSnapshotOptions options) in new[]
+        {
+            ("from-repo", new RestoreStoreSnapshotOptions(data, "users") { TargetDataDir = _dir.Combine("from-repo"), Repository = location }),
+        })
+        {
+            StoreSnapshotRestoreResult r = (await RestoreOperations.RestoreSnapshotAsync(options, Context()))!;
+            string nsDir = Path.Combine(_dir.Combine(name), "users");
+            Assert.Equal(Path.Combine(nsDir, "wal"), r.WalPath);
+            Assert.True(r.WalSegments >= 1);
+            Assert.Null(r.Warning);
+            UnisonOracle.StoreInfo before = UnisonOracle.StoreInfoOf(Path.Combine(nsDir, "unison.db"));
+            // UnisonDB's start-up recovery reads the checkpoint record and finds nothing after it:
+            // the store is the snapshot's, exactly records 1..checkpoint.
+            AssertRecovers(_dir.Combine(name), engine, from: checkpoint + 1, target: checkpoint, Expected(engine, records, checkpoint, seed, 40));
+            UnisonOracle.StoreInfo after = UnisonOracle.StoreInfoOf(Path.Combine(nsDir, "unison.db"));
+            Assert.Equal((before.CheckpointSegment, before.CheckpointOffset), (after.CheckpointSegment, after.CheckpointOffset));
+            // The database can keep writing after the restored checkpoint.
+            UnisonOracle.OracleRun append = UnisonOracle.Run(UnisonOracle.V1, "append", "-dir", Path.Combine(nsDir, "wal"), "-seg-size", SegmentSize.ToString(CultureInfo.InvariantCulture), "-lsn", (checkpoint + 1).ToString(CultureInfo.InvariantCulture));
+            Assert.True(append.ExitCode == 0, append.ToString());
+        }
+    }
+
     private static void ArchiveWal(string data)
     {
         string archive = Path.Combine(data, "backups", "users", "wal", "archive");

@@ -340,6 +340,13 @@ public sealed class UnisonStoreSnapshotTests : IDisposable
         Assert.Equal("UnknownStore", e.ErrorId);
         Assert.Contains("notes.txt", e.Message, StringComparison.Ordinal);
 
+        // A data.mdb that is not LMDB is named as such (not "holds no data.mdb (found: data.mdb)").
+        File.WriteAllText(Path.Combine(data, "users", "unison.db", "data.mdb"), "SQLite format 3\0 not LMDB at all, padded past 32 bytes");
+        e = await Assert.ThrowsAsync<InvalidInputException>(() => SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "users", "s.db"), Context()));
+        Assert.Equal("UnknownStore", e.ErrorId);
+        Assert.Contains("data.mdb' of namespace 'users' is not an LMDB data file", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("holds no LMDB", e.Message, StringComparison.Ordinal);
+
         Directory.Delete(Path.Combine(data, "users", "unison.db"), true);
         File.WriteAllText(Path.Combine(data, "users", "unison.db"), "SQLite format 3\0 not a bolt file");
         e = await Assert.ThrowsAsync<InvalidInputException>(() => SnapshotOperations.CreateAsync(new NewStoreSnapshotOptions(data, "users", "s.db"), Context()));

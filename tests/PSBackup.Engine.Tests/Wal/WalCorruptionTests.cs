@@ -268,7 +268,9 @@ public sealed class WalCorruptionTests : IDisposable
     [Fact]
     public void ActiveSegmentWithATornLastRecord()
     {
-        string path = Active();
+        // The header was last written before the last append (walfs rewrites it after each record
+        // is complete), so it does not count the torn record.
+        string path = WriteSegment(_dir.Combine("000000003.wal"), 100, _payloads, seal: false, sync: false);
         FlipBit(path, _offsets[9] + 8 + _payloads[9].Length + 1); // last record's trailer
         WalSegmentInfo info = WalSegmentReader.Inspect(path, "ns");
         Assert.True(info.Valid);
@@ -278,6 +280,17 @@ public sealed class WalCorruptionTests : IDisposable
         Assert.Equal(9, info.EntryCount);
         Assert.Equal(_offsets[9], info.ValidBytes);
         Assert.Equal(9, WalSegmentReader.ReadRecords(path).Count());
+    }
+
+    [Fact]
+    public void ActiveSegmentWhoseHeaderCountsTheDamagedLastRecordIsCorrupt()
+    {
+        // walfs counts a record in the header only once it is complete: a counted record that no
+        // longer checks out was damaged after it was written, not torn while being written.
+        string path = Active();
+        FlipBit(path, _offsets[9] + 8 + _payloads[9].Length + 1);
+        WalSegmentInfo info = AssertInvalid(path, "counts 10 records and only 9 valid records", _offsets[9]);
+        Assert.Contains("trailer", info.Error, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -87,6 +87,10 @@ public sealed record RepositorySegment
     /// preallocates segments); a restore lays the segment out at this size. Null for a sealed segment,
     /// whose stored file is the whole segment.</summary>
     public long? SegmentSize { get; init; }
+    /// <summary>Log indexes UnisonDB consumed without writing a record inside this segment (a failed
+    /// append), exactly; null in older manifests (then only their number is known: LastLogIndex -
+    /// FirstLogIndex + 1 - EntryCount).</summary>
+    public IReadOnlyList<Wal.WalLogIndexGap>? LogIndexGaps { get; init; }
 }
 
 /// <summary>The header of a backup: what it is and where it came from. Everything but the file list.</summary>
