@@ -112,7 +112,7 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 CompletedAt = m.CompletedAt,
                 Wal = m.Wal!,
                 Store = m.Store,
-                Files = m.Files.Select(f => new ManifestFile(f.Path["db/".Length..], f.Size, f.Sha256)).ToList(),
+                Files = m.Files.Select(f => new ManifestFile(f.Path["db/".Length..], f.Size, f.Sha256) { Metadata = f.Metadata }).ToList(),
                 Location = $"{Repository.Location} backup {id}",
             });
         }).ConfigureAwait(false);
@@ -180,6 +180,7 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 LastRecordTime = s.LastRecordTime,
                 Generation = r.Generation == PartialGeneration ? 0 : r.Generation,
                 LiveFrom = s.LiveFrom,
+                Metadata = file.Metadata,
             });
         }).ConfigureAwait(false);
         return Deduplicate(found);
