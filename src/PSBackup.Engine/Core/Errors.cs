@@ -18,15 +18,24 @@ public enum ErrorKind
 
 /// <summary>Base of every error a user can cause or must act on. The message names the problem
 /// and the fix; <see cref="ErrorId"/> is stable for scripts and Pester's -ErrorId.</summary>
-public class PSBackupException : Exception
+public partial class PSBackupException : Exception
 {
     public PSBackupException(ErrorKind kind, string errorId, string message, string? target = null, Exception? inner = null)
-        : base(message, inner)
+        : base(Tidy(message), inner)
     {
         Kind = kind;
         ErrorId = errorId;
         Target = target;
     }
+
+    /// <summary>One period where a message built from another message got two ("… relative path..
+    /// The manifest …"): exactly two periods ending a sentence (before a space or the end) become
+    /// one; an ellipsis and a quoted '..' are left alone.</summary>
+    internal static string Tidy(string message) =>
+        message is null ? message! : DoublePeriod().Replace(message, ".");
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?<![.'/\\])\.\.(?=\s|$)")]
+    private static partial System.Text.RegularExpressions.Regex DoublePeriod();
 
     public ErrorKind Kind { get; }
     public string ErrorId { get; }

@@ -43,6 +43,37 @@ public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long?
         return new FileMetadata(mode, null, null, (info.LastWriteTimeUtc - DateTime.UnixEpoch).Ticks * 100);
     }
 
+    /// <summary><see cref="Read"/>, or null when the status cannot be read: for what a store snapshot
+    /// or WAL segment records beside its bytes, which must never fail the backup itself.</summary>
+    public static FileMetadata? TryRead(string path)
+    {
+        try
+        {
+            return Read(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>This metadata without the time: for a local backup copy, which keeps the source's
+    /// mode and owner (a copy of a private file is private) but its own write time.</summary>
+    public FileMetadata WithoutTime() => this with { ModifiedNs = null };
+
+    /// <summary><see cref="Apply"/> where the file system allows it: a backup disk that keeps no
+    /// modes (FAT, some network shares) leaves the copy as it was created, never fails the backup.</summary>
+    public void TryApply(string path)
+    {
+        try
+        {
+            Apply(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
     /// <summary>struct statx (linux/stat.h): stx_uid at 20, stx_gid at 24, stx_mode (u16) at 28, stx_mtime at 112.</summary>
     private static unsafe FileMetadata? ReadLinux(string path)
     {

@@ -5,7 +5,15 @@ using System.Text.RegularExpressions;
 namespace PSBackup.Engine;
 
 /// <summary>One file of a local backup: its path relative to the backup, size and SHA-256.</summary>
-public sealed record ManifestFile(string Path, long Size, string Sha256);
+public sealed record ManifestFile(string Path, long Size, string Sha256)
+{
+    /// <summary>The source file's mode, owner and time when the backup recorded them (repository
+    /// store snapshots since format 2); a restore gives them back. Null: left as created.
+    /// Not part of the local manifest's JSON (its format is the seed's; a local copy carries its
+    /// metadata itself).</summary>
+    [JsonIgnore]
+    public FileMetadata? Metadata { get; init; }
+}
 
 /// <summary>Where a store snapshot stands in its namespace's WAL when it began (SPEC §2).</summary>
 /// <remarks><see cref="AppliedLogIndex"/> is the last record the copy contains (UnisonDB: the log

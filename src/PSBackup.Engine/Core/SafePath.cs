@@ -108,6 +108,12 @@ public static partial class SafePath
         {
             throw new InvalidInputException("InvalidPath", $"The {what} '{shown}' contains a backslash. Use '/' to separate folders in a relative path.", value);
         }
+        if (DriveQualified().IsMatch(value) && value.Length > 2 && value[2] != '/')
+        {
+            // 'x:y.txt' is a legal name on Linux but names drive X: on Windows (relative to that
+            // drive's current folder): refused everywhere, so a backup restores on every platform.
+            throw new InvalidInputException("InvalidPath", $"The {what} '{shown}' starts with '{value[..2]}', which Windows reads as drive {char.ToUpperInvariant(value[0])}: (a colon is not allowed in a name there). Rename it so a backup restores on every platform.", value);
+        }
         if (value.StartsWith('/') || DriveQualified().IsMatch(value) || Path.IsPathRooted(value))
         {
             throw new InvalidInputException("InvalidPath", $"The {what} '{shown}' is absolute. Give a path relative to the backup root, such as 'wal/archive'.", value);
@@ -245,6 +251,12 @@ public static partial class SafePath
             }
         }
     }
+
+    /// <summary>True for Windows' ERROR_SHARING_VIOLATION (32) and ERROR_LOCK_VIOLATION (33): another
+    /// process holds the file open without sharing it (or a range locked), which says nothing about
+    /// the disk or the file's permissions.</summary>
+    internal static bool IsSharingViolation(Exception e) =>
+        OperatingSystem.IsWindows() && e is IOException && (e.HResult == unchecked((int)0x80070020) || e.HResult == unchecked((int)0x80070021));
 
     /// <summary>winnt.h: reparse tags with this bit name another file or folder.</summary>
     internal const uint NameSurrogateBit = 0x20000000;

@@ -684,6 +684,8 @@ internal static class ObjectBackup
         }
 
         private static OperationFailedException CopyFailed(string source, Exception e) =>
-            new("CopyFailed", $"Cannot copy '{source}' into the backup ({e.Message}). Check that the file is readable and the backup disk has space, then run again.", source, e);
+            new("CopyFailed", SafePath.IsSharingViolation(e)
+                ? $"Cannot copy '{source}' into the backup: another process holds it open without sharing it for reading ({e.Message.TrimEnd('.')}). Back it up while that process does not hold it, or have it open the file with read sharing, then run again."
+                : $"Cannot copy '{source}' into the backup ({e.Message.TrimEnd('.')}). Check that the file is readable and the backup disk has space, then run again.", source, e);
     }
 }

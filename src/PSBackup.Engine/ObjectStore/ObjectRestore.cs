@@ -85,6 +85,15 @@ internal static class ObjectRestore
         Repository.Repository repo = open.Repository;
         string id = options.BackupId ?? await FindLatestInRepositoryAsync(repo, location, ct).ConfigureAwait(false);
         Repository.RepositoryManifest manifest = await repo.ReadManifestAsync(id, ct).ConfigureAwait(false);
+        // Where the target root ignores case (Windows), 'acme/deep' is the object whose history is
+        // 'Acme/Deep': restored under the history's spelling unless the disk already has one.
+        if (manifest.Kind == Repository.BackupKind.Object && manifest.Dir is not null && manifest.Object is not null
+            && (!string.Equals(manifest.Dir, location.Dir, StringComparison.Ordinal) || !string.Equals(manifest.Object, location.Object, StringComparison.Ordinal))
+            && string.Equals(manifest.Dir, location.Dir, StringComparison.OrdinalIgnoreCase) && string.Equals(manifest.Object, location.Object, StringComparison.OrdinalIgnoreCase)
+            && TargetIgnoresCase(location))
+        {
+            location = ObjectLocation.Resolve(location.DbRoot, manifest.Dir, manifest.Object, requireDir: false) with { Dir = manifest.Dir, Object = manifest.Object };
+        }
         if (manifest.Kind != Repository.BackupKind.Object
             || !string.Equals(manifest.Dir, location.Dir, StringComparison.Ordinal)
             || !string.Equals(manifest.Object, location.Object, StringComparison.Ordinal))
@@ -122,10 +131,38 @@ internal static class ObjectRestore
 
     /// <summary>The newest backup of the object by its ref <c>object/&lt;dir&gt;/&lt;obj&gt;/&lt;ts&gt;</c>
     /// (a ref is written after its manifest, so a listed ref is a complete backup).</summary>
+    /// <summary>Whether names under the target root ignore case (probed in the nearest existing
+    /// folder). <see cref="CaseProbe"/> replaces the probe in tests, so the Windows rule runs on Linux.</summary>
+    private static bool TargetIgnoresCase(ObjectLocation location) =>
+        (CaseProbe.Value ?? SafePath.FolderIgnoresCase)(Directory.Exists(location.DirPath) ? location.DirPath : location.DbRoot);
+
+    /// <summary>Tests: answers "does this folder ignore case" for the current async flow.</summary>
+    internal static readonly AsyncLocal<Func<string, bool>?> CaseProbe = new();
+
     private static async Task<string> FindLatestInRepositoryAsync(Repository.Repository repo, ObjectLocation location, CancellationToken ct)
     {
         string prefix = $"object/{location.Dir}/{location.Object}/";
         IReadOnlyList<Repository.RepositoryRef> refs = await repo.ListRefsAsync(prefix, ct).ConfigureAwait(false);
+        if (refs.Count == 0 && TargetIgnoresCase(location))
+        {
+            // A disaster recovery into an empty root on Windows: '-Dir acme' for the history
+            // 'Acme/...' (a case-sensitive store, S3, keeps the spelling it was given). One history
+            // matching ignoring case is taken; two are ambiguous and named.
+            IReadOnlyList<Repository.RepositoryRef> all = await repo.ListRefsAsync("object/", ct).ConfigureAwait(false);
+            var spellings = all.Select(r => r.Name.Split('/')).Where(p => p.Length == 4
+                    && string.Equals(p[1], location.Dir, StringComparison.OrdinalIgnoreCase) && string.Equals(p[2], location.Object, StringComparison.OrdinalIgnoreCase))
+                .Select(p => $"object/{p[1]}/{p[2]}/").Distinct(StringComparer.Ordinal).ToList();
+            if (spellings.Count > 1)
+            {
+                throw new InvalidInputException("AmbiguousObjectName",
+                    $"The repository {repo.Location} holds histories of '{location.Dir}/{location.Object}' under several spellings ({string.Join(", ", spellings.Select(s => s[7..^1]))}), and this root does not tell them apart. Give -BackupId (from Get-Backup -Kind Object).", repo.Location);
+            }
+            if (spellings.Count == 1)
+            {
+                prefix = spellings[0];
+                refs = all.Where(r => r.Name.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+            }
+        }
         Repository.RepositoryRef? newest = refs
             .Where(r => ObjectLayout.IsTimestamp(r.Name[prefix.Length..]))
             .OrderByDescending(r => r.Name, StringComparer.Ordinal)

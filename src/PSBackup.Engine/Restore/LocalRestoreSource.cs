@@ -90,7 +90,12 @@ public sealed class LocalRestoreSource : IRestoreSource
                     CompletedAt = manifest.CompletedAt,
                     Wal = manifest.Wal,
                     Store = manifest.Store,
-                    Files = manifest.Files,
+                    // The copies keep the store files' mode and owner (the snapshot made them so): a
+                    // restore gives those back, never the time (the copy's own).
+                    Files = manifest.Files.Select(f => f with
+                    {
+                        Metadata = FileMetadata.TryRead(isDir ? SafePath.Combine(dataPath, f.Path, "snapshot file") : dataPath)?.WithoutTime(),
+                    }).ToList(),
                     Location = dataPath,
                 });
             }
@@ -230,6 +235,7 @@ public sealed class LocalRestoreSource : IRestoreSource
                 FirstRecordTime = info.FirstRecordTime,
                 LastRecordTime = info.LastRecordTime,
                 LogIndexGaps = info.PayloadFormat == Wal.WalPayloadFormat.Opaque ? null : info.LogIndexGaps,
+                Metadata = FileMetadata.TryRead(path)?.WithoutTime(), // the archived copy's mode and owner (the live segment's)
             };
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotFoundException)

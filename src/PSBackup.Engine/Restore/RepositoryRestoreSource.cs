@@ -112,7 +112,7 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 CompletedAt = m.CompletedAt,
                 Wal = m.Wal!,
                 Store = m.Store,
-                Files = m.Files.Select(f => new ManifestFile(f.Path["db/".Length..], f.Size, f.Sha256)).ToList(),
+                Files = m.Files.Select(f => new ManifestFile(f.Path["db/".Length..], f.Size, f.Sha256) { Metadata = f.Metadata }).ToList(),
                 Location = $"{Repository.Location} backup {id}",
             });
         }).ConfigureAwait(false);
@@ -181,6 +181,7 @@ public sealed class RepositoryRestoreSource : IRestoreSource, IDisposable
                 Generation = r.Generation == PartialGeneration ? 0 : r.Generation,
                 LiveFrom = s.LiveFrom,
                 LogIndexGaps = s.LogIndexGaps?.Where(g => g.After < g.Next).ToList(),
+                Metadata = file.Metadata,
             });
         }).ConfigureAwait(false);
         return Deduplicate(found);

@@ -348,6 +348,16 @@ public static class RestoreOperations
             Task walCopy = FetchSegmentsAsync(source, plan, Path.Combine(temp, "wal"), context, options.MaxParallelism, progress);
             await Task.WhenAll(snapshotCopy, walCopy).ConfigureAwait(false);
             AddEmptyActiveSegment(plan, Path.Combine(temp, "wal"), context);
+            // The folders the restore made belong to whoever owns the files in them, so a database
+            // that runs as its own user can add segments and store files (before: root, 0755).
+            FileMetadata? walFiles = plan.Segments.Select(p => p.Source.Metadata).FirstOrDefault(m => m is not null);
+            FileMetadata? storeFiles = plan.Snapshot.Files.Select(f => f.Metadata).FirstOrDefault(m => m is not null);
+            FolderFor(walFiles)?.TryApply(Path.Combine(temp, "wal"));
+            if (!string.Equals(Path.GetFullPath(placement), Path.GetFullPath(temp), StringComparison.Ordinal))
+            {
+                FolderFor(storeFiles)?.TryApply(placement);
+            }
+            FolderFor(walFiles ?? storeFiles)?.TryApply(temp);
             Durable.FsyncTree(temp);
             ct.ThrowIfCancellationRequested();
             RequireRestorable(nsDir, options.Force, "namespace folder", ns);
@@ -524,6 +534,7 @@ public static class RestoreOperations
                 output.Flush(flushToDisk: true);
             }
             RequireMatch(snapshot, file, digest, "changed while it was restored");
+            file.Metadata?.Apply(dest); // owner, mode, time of the store file (so its own user can open it)
             progress.Add(file.Size, $"Restored {file.Path}", file.Path);
         });
     }
@@ -572,6 +583,8 @@ public static class RestoreOperations
                 WalCutter.Cut(fetched, final, planned.LastLogIndex, plan.Namespace, s.SegmentId);
                 File.Delete(fetched);
             }
+            // The live segment's owner and mode (its time only when whole: a cut segment is new).
+            (planned.Cut ? s.Metadata?.WithoutTime() : s.Metadata)?.Apply(final);
             progress.Add(s.Bytes, $"Fetched segment {s.SegmentId}{(planned.Cut ? $", cut after log index {planned.LastLogIndex}" : "")}", final);
         });
 
@@ -594,6 +607,7 @@ public static class RestoreOperations
         {
             throw new IntegrityException("WalCutVerifyFailed", $"The empty active segment {id} laid out after segment {last.SegmentId} does not read back as one ({empty.Error}). Check the disk, then run again.", path);
         }
+        last.Source.Metadata?.WithoutTime().Apply(path); // the same owner and mode as the segments before it
     }
 
     /// <summary>Copies a source stream into a new file and returns what was copied. A source that
@@ -608,6 +622,12 @@ public static class RestoreOperations
         await input.CopyToAsync(output, FileCopy.BufferSize, ct).ConfigureAwait(false);
         return new ContentDigest(output.Length, listedSha256);
     }
+
+    /// <summary>What a folder holding files of <paramref name="file"/>'s owner and mode gets: the same
+    /// owner and group, the mode with search ('x') wherever the files are readable (0600 gives 0700,
+    /// 0640 gives 0750). The folders themselves are not in the backup; their files are.</summary>
+    private static FileMetadata? FolderFor(FileMetadata? file) =>
+        file is null ? null : new FileMetadata(file.Mode is int m ? (m & 0x1FF) | ((m & 0x124) >> 2) : null, file.Uid, file.Gid, null);
 
     private static void CreateDirectoryDurably(string directory)
     {

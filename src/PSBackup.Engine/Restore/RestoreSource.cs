@@ -43,6 +43,9 @@ public sealed record RestorableSnapshot
 public sealed record ArchivedSegment
 {
     public required long SegmentId { get; init; }
+    /// <summary>The live segment's mode and owner (and time, when sealed) as the ship recorded them;
+    /// the restore gives them back. Null when not recorded (older manifests, local archives).</summary>
+    public FileMetadata? Metadata { get; init; }
     /// <summary>The header's sealed flag. A sealed segment is complete.</summary>
     public required bool Sealed { get; init; }
     public required long FirstLogIndex { get; init; }

@@ -65,6 +65,12 @@ public static class SnapshotOperations
             (List<ManifestFile> entries, bool single, WalPosition position) = await CopyStoreAsync(ns, nsDir, store, tempPath, singleFileAllowed: true, adapters, context).ConfigureAwait(false);
 
             ct.ThrowIfCancellationRequested();
+            // The copy keeps the store file's mode and owner: a copy of a private store is private
+            // (before: 0644, world-readable), and its user can open it after a restore.
+            foreach (ManifestFile entry in entries)
+            {
+                FileMetadata.TryRead(StoreFileOf(store, entry.Path))?.WithoutTime().TryApply(single ? tempPath : SafePath.Combine(tempPath, entry.Path, "store file"));
+            }
             if (single)
             {
                 Durable.CommitFile(tempPath, finalPath);
@@ -151,7 +157,8 @@ public static class SnapshotOperations
             Directory.CreateDirectory(backupRoot);
             SafePath.RejectLinksBelow(Path.GetDirectoryName(Path.GetDirectoryName(backupRoot)!)!, backupRoot, "namespace backup root");
             (List<ManifestFile> entries, bool single, WalPosition position) = await CopyStoreAsync(ns, nsDir, store, tempPath, singleFileAllowed: store.Engine != StoreEngines.DbFolder, adapters, context).ConfigureAwait(false);
-            return await StoreInRepositoryAsync(open, target, ns, store.Engine, refName, createdAt, entries, single, tempPath, position, backupRoot, started, context).ConfigureAwait(false);
+            return await StoreInRepositoryAsync(open, target, ns, store.Engine, refName, createdAt, entries, single, tempPath, position, backupRoot, started, context,
+                sourceOf: path => StoreFileOf(store, path)).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or SqliteException && e is not PSBackupException)
         {
@@ -165,6 +172,11 @@ public static class SnapshotOperations
         }
     }
 
+    /// <summary>The live file a snapshot entry was copied from: the store file itself (bbolt), or the
+    /// entry inside the store folder (LMDB's data.mdb, the files of db/).</summary>
+    private static string StoreFileOf(DiscoveredStore store, string entryPath) =>
+        Directory.Exists(store.Path) ? SafePath.Combine(store.Path, entryPath, "store file") : store.Path;
+
     /// <summary>The ref a snapshot made at <paramref name="createdAt"/> gets.</summary>
     internal static string RefName(string ns, DateTimeOffset createdAt) =>
         $"snapshot/{ns}/{createdAt.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture)}";
@@ -172,7 +184,8 @@ public static class SnapshotOperations
     /// <summary>Stores a finished copy (a file or a folder at <paramref name="copyPath"/>) as one
     /// snapshot backup, each file checked against the hash taken when it was copied.</summary>
     internal static async Task<StoreSnapshotResult> StoreInRepositoryAsync(Repository.OpenRepository open, Repository.RepositoryTarget target, string ns, string engine,
-        string refName, DateTimeOffset createdAt, List<ManifestFile> entries, bool single, string copyPath, WalPosition position, string backupRoot, long started, OperationContext context)
+        string refName, DateTimeOffset createdAt, List<ManifestFile> entries, bool single, string copyPath, WalPosition position, string backupRoot, long started, OperationContext context,
+        Func<string, string>? sourceOf = null)
     {
         CancellationToken ct = context.CancellationToken;
         {
@@ -196,6 +209,12 @@ public static class SnapshotOperations
                     throw new IntegrityException("SnapshotVerifyFailed",
                         $"The copy of store file '{entry.Path}' of namespace '{ns}' read back as SHA-256 {stored.Sha256} ({stored.Size} bytes), not {entry.Sha256} ({entry.Size} bytes) as copied. Nothing was stored; check the disk under '{backupRoot}' and run again.",
                         entry.Path);
+                }
+                // The store file's mode and owner (not the copy's): a restore gives them back, so a
+                // store that runs as its own user can open what was restored.
+                if (sourceOf is not null && FileMetadata.TryRead(sourceOf(entry.Path)) is { } metadata)
+                {
+                    writer.SetMetadata("db/" + entry.Path, metadata);
                 }
                 done += entry.Size;
             }

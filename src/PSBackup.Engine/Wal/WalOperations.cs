@@ -401,6 +401,8 @@ public static class WalOperations
                     $"The copy of segment {source.SegmentId} failed verification: {why}. The segment changed while it was copied or the backup disk is faulty; nothing was archived.",
                     dest);
             }
+            // A copy of a private segment is private (before: 0644): the live segment's mode and owner.
+            FileMetadata.TryRead(source.Path)?.WithoutTime().TryApply(temp);
             Durable.CommitFile(temp, dest);
             return copied;
         }

@@ -207,6 +207,7 @@ internal static class WalPartialShip
                     $"The partial copy of segment {s.SegmentId} failed verification ({check.Error ?? $"{check.EntryCount} records from {check.FirstLogIndex}, sealed={check.Sealed}"}); nothing was archived. Check the backup disk, then ship again.",
                     dest);
             }
+            FileMetadata.TryRead(s.Path)?.WithoutTime().TryApply(temp); // private like the live segment
             Durable.CommitFile(temp, dest);
         }
         catch (Exception ex)
@@ -424,6 +425,10 @@ internal static class WalPartialShip
         await using (WalPrefixStream prefix = WalPrefixStream.Open(s))
         {
             f = await writer.AddWalSegmentAsync("wal/" + s.FileName, prefix, splits, ct).ConfigureAwait(false);
+        }
+        if (FileMetadata.TryRead(s.Path) is { } metadata)
+        {
+            writer.SetMetadata("wal/" + s.FileName, metadata.WithoutTime()); // the live segment's time moves on
         }
         clock?.Lap(WalPassPhase.Store);
         BackupCommitResult commit = await writer.CommitAsync(refName, ct).ConfigureAwait(false);

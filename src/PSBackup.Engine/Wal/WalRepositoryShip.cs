@@ -330,6 +330,10 @@ internal static partial class WalRepositoryShip
             {
                 f = await writer.AddWalSegmentAsync("wal/" + s.FileName, source, splits, c).ConfigureAwait(false);
             }
+            if (FileMetadata.TryRead(s.Path) is { } metadata)
+            {
+                writer.SetMetadata("wal/" + s.FileName, metadata); // a restore gives the segment its mode and owner back
+            }
             if (f.Sha256 != expected.Sha256 || f.Size != expected.Bytes)
             {
                 throw new IntegrityException("WalShipVerifyFailed",

@@ -232,6 +232,70 @@ public sealed class HostileInputTests : IDisposable
         Assert.True(Directory.Exists(Path.Combine(obj.ObjectPath, "empty", "deeper")));
     }
 
+    /// <summary>Before: store snapshots, the local WAL archive and PITR gave back 0644/0755 root files
+    /// for a 0600/0700 store of its own user, and local copies of 0600 files were world-readable.</summary>
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task Store_snapshots_wal_segments_and_pitr_keep_mode_and_owner_and_local_copies_are_private()
+    {
+        Assert.True(Environment.IsPrivilegedProcess, "this test gives files to another owner and needs root");
+        string data = _dir.Combine("data");
+        UnisonOracle.CopyFixture("v1-store-bolt", data);
+        string nsDir = Path.Combine(data, "users");
+        foreach (string d in Directory.GetDirectories(nsDir, "*", SearchOption.AllDirectories).Append(nsDir))
+        {
+            File.SetUnixFileMode(d, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        foreach (string f in Directory.GetFiles(nsDir, "*", SearchOption.AllDirectories))
+        {
+            File.SetUnixFileMode(f, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        Exec("chown", "-R", "1234:2345", nsDir);
+        static void AssertPrivateOf1234(string file)
+        {
+            FileMetadata m = FileMetadata.Read(file)!;
+            Assert.True(m.Mode == 0x180 && m.Uid == 1234 && m.Gid == 2345, $"'{file}' is {Convert.ToString(m.Mode ?? 0, 8)} {m.Uid}:{m.Gid}, not 600 1234:2345");
+        }
+
+        // Local copies: a snapshot and the WAL archive.
+        PSBackup.Engine.Snapshots.StoreSnapshotResult local = (await PSBackup.Engine.Snapshots.SnapshotOperations.CreateAsync(new PSBackup.Engine.Snapshots.NewStoreSnapshotOptions(data, "users", "snapshots/priv.db"), OperationContext.Default))!;
+        AssertPrivateOf1234(local.Path);
+        await WalOperations.ShipAsync(new InvokeWalShipOptions(data, "users", "arch") { SealedOnly = true }, OperationContext.Default);
+        string[] archived = Directory.GetFiles(Path.Combine(data, "backups", "users", "arch"), "*.seg");
+        Assert.NotEmpty(archived);
+        Assert.All(archived, AssertPrivateOf1234);
+
+        // The repository: snapshot, WAL ship, then a point-in-time restore into an empty folder.
+        RepositoryTarget repo = await NewRepositoryAsync();
+        await PSBackup.Engine.Snapshots.SnapshotOperations.CreateAsync(new PSBackup.Engine.Snapshots.NewStoreSnapshotOptions(data, "users", null) { Repository = repo }, OperationContext.Default);
+        await WalOperations.ShipAsync(new InvokeWalShipOptions(data, "users", null) { Repository = repo }, OperationContext.Default);
+        string target = _dir.Combine("pitr");
+        await PSBackup.Engine.Restore.RestoreOperations.RestorePointInTimeAsync(new PSBackup.Engine.Restore.RestorePointInTimeOptions(data, "users")
+        {
+            TargetLogIndex = 500,
+            TargetDataDir = target,
+            Repository = repo,
+        }, OperationContext.Default);
+        string[] restored = Directory.GetFiles(target, "*", SearchOption.AllDirectories);
+        Assert.Contains(restored, f => f.EndsWith(".seg", StringComparison.Ordinal));
+        Assert.Contains(restored, f => Path.GetFileName(f) == "unison.db");
+        Assert.All(restored, AssertPrivateOf1234);
+        foreach (string d in Directory.GetDirectories(target, "*", SearchOption.AllDirectories))
+        {
+            FileMetadata m = FileMetadata.Read(d)!;
+            Assert.True(m.Mode == 0x1C0 && m.Uid == 1234, $"folder '{d}' is {Convert.ToString(m.Mode ?? 0, 8)} {m.Uid}:{m.Gid}, not 700 1234"); // before: 755 root
+        }
+
+        // Local sources too: the snapshot restored from the local copy keeps its mode and owner.
+        string fromLocal = _dir.Combine("from-local");
+        await PSBackup.Engine.Restore.RestoreOperations.RestorePointInTimeAsync(new PSBackup.Engine.Restore.RestorePointInTimeOptions(data, "users")
+        {
+            TargetLogIndex = 420,
+            TargetDataDir = fromLocal,
+        }, OperationContext.Default);
+        Assert.All(Directory.GetFiles(fromLocal, "unison.db", SearchOption.AllDirectories), AssertPrivateOf1234);
+    }
+
     private static void AssertSame(FileMetadata expected, FileMetadata actual)
     {
         Assert.Equal(expected.Mode, actual.Mode);

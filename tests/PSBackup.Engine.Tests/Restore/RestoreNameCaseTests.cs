@@ -82,4 +82,46 @@ public sealed class RestoreNameCaseTests(ITestOutputHelper output)
         Assert.Equal(OperatingSystem.IsWindows() || OperatingSystem.IsMacOS(), SafePath.FolderIgnoresCase(dir.Path));
         Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Path));
     }
+
+    /// <summary>Before: under Wine, restoring '--dir acme --object deep' into an empty root when the
+    /// history is 'Acme/Deep' was refused ("is a backup of 'Acme/Deep', not of 'acme/deep'") after the
+    /// backup was found ignoring case. Where the target root ignores case (the probe says so here, so
+    /// the Windows rule runs on Linux), the history's spelling is found and restored.</summary>
+    [Fact]
+    public async Task Where_the_target_ignores_case_a_restore_finds_and_takes_the_historys_spelling()
+    {
+        using var obj = new ObjectFixture();
+        using var loc = new TestDirectory();
+        var repo = new RepositoryTarget { Location = loc.Combine("repo") };
+        Assert.NotNull(await RepositoryOperations.InitializeAsync(new InitializeRepositoryOptions(repo) { Unencrypted = true }, OperationContext.Default));
+        ObjectBackupResult backup = (await ObjectOperations.BackupAsync(obj.SettledBackupOptions() with { Repository = repo }, OperationContext.Default))!;
+        SortedDictionary<string, string> tree = ObjectFixture.Snapshot(obj.ObjectPath);
+        string emptyRoot = loc.Combine("recovery");
+        Directory.CreateDirectory(emptyRoot);
+        string otherDir = ObjectFixture.Dir.ToUpperInvariant(), otherObject = ObjectFixture.Object.ToUpperInvariant();
+
+        // Where names are exact, another spelling is another object: nothing is found.
+        await Assert.ThrowsAsync<NotFoundException>(() => ObjectOperations.RestoreAsync(
+            new RestoreObjectBackupOptions(emptyRoot, otherDir, otherObject, null) { Repository = repo }, OperationContext.Default));
+
+        ObjectRestore.CaseProbe.Value = _ => true;
+        try
+        {
+            ObjectRestoreResult restored = (await ObjectOperations.RestoreAsync(
+                new RestoreObjectBackupOptions(emptyRoot, otherDir, otherObject, null) { Repository = repo }, OperationContext.Default))!;
+            Assert.Equal(ObjectFixture.Dir, restored.Dir);
+            Assert.Equal(ObjectFixture.Object, restored.Object);
+            Assert.Equal(tree, ObjectFixture.Snapshot(Path.Combine(emptyRoot, ObjectFixture.Dir, ObjectFixture.Object)));
+
+            // By id too (before: refused as another object's backup).
+            string byId = loc.Combine("recovery-by-id");
+            Directory.CreateDirectory(byId);
+            await ObjectOperations.RestoreAsync(new RestoreObjectBackupOptions(byId, otherDir, otherObject, null) { Repository = repo, BackupId = backup.BackupId }, OperationContext.Default);
+            Assert.Equal(tree, ObjectFixture.Snapshot(Path.Combine(byId, ObjectFixture.Dir, ObjectFixture.Object)));
+        }
+        finally
+        {
+            ObjectRestore.CaseProbe.Value = null;
+        }
+    }
 }
