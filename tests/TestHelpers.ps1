@@ -196,3 +196,15 @@ function Start-UnisonTestServer {
     }
     [PSBackup.Engine.Tests.Snapshots.UnisonTestServer]::new($DataDir, $Namespace, $null)
 }
+
+# A PSDataCollection's enumerator waits for the collection to close: read it by index.
+function Read-Collection($c) { for ($i = 0; $i -lt $c.Count; $i++) { $c[$i] } }
+
+# Polls a condition (50 ms apart, at most 2 minutes) and fails naming what it waited for.
+function Wait-Until([scriptblock] $Condition, [string] $What) {
+    $deadline = [DateTime]::UtcNow.AddMinutes(2)
+    while (-not (& $Condition)) {
+        if ([DateTime]::UtcNow -gt $deadline) { throw "timed out waiting for $What" }
+        Start-Sleep -Milliseconds 50
+    }
+}

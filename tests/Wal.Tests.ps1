@@ -290,15 +290,6 @@ Describe 'A real UnisonDB WAL (walfs v1 and v2 fixtures written by UnisonDB''s o
         $data = Join-Path $TestDrive 'follow'
         Copy-UnisonFixture -Name 'v1-small' -DataDir $data
         $module = Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1'
-        # A PSDataCollection's enumerator waits for the collection to close: read it by index.
-        function Read-Collection($c) { for ($i = 0; $i -lt $c.Count; $i++) { $c[$i] } }
-        function Wait-Until([scriptblock] $Condition, [string] $What) {
-            $deadline = [DateTime]::UtcNow.AddMinutes(2)
-            while (-not (& $Condition)) {
-                if ([DateTime]::UtcNow -gt $deadline) { throw "timed out waiting for $What" }
-                Start-Sleep -Milliseconds 50
-            }
-        }
         $ps = [powershell]::Create()
         $null = $ps.AddScript("Import-Module '$module'; Invoke-WalShip -DataDir '$data' -Namespace users -BackupDir wal -Continuous -Interval 200ms -Verbose")
         $out = [System.Management.Automation.PSDataCollection[psobject]]::new()
@@ -330,14 +321,6 @@ Describe 'A real UnisonDB WAL (walfs v1 and v2 fixtures written by UnisonDB''s o
         Copy-UnisonFixture -Name 'v1-small' -DataDir $data
         $null = Initialize-BackupRepository -Repository $repo -Unencrypted
         $module = Join-Path $PSScriptRoot '..' 'out' 'PSBackup' 'PSBackup.psd1'
-        function Read-Collection($c) { for ($i = 0; $i -lt $c.Count; $i++) { $c[$i] } }
-        function Wait-Until([scriptblock] $Condition, [string] $What) {
-            $deadline = [DateTime]::UtcNow.AddMinutes(2)
-            while (-not (& $Condition)) {
-                if ([DateTime]::UtcNow -gt $deadline) { throw "timed out waiting for $What" }
-                Start-Sleep -Milliseconds 50
-            }
-        }
         $ps = [powershell]::Create()
         $null = $ps.AddScript("Import-Module '$module'; Invoke-WalShip -DataDir '$data' -Namespace users -Repository '$repo' -Continuous -Interval 200ms -Verbose")
         $out = [System.Management.Automation.PSDataCollection[psobject]]::new()
