@@ -78,6 +78,7 @@ public static partial class ManifestIO
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        TypeInfoResolver = EngineJsonContext.Default,
     };
 
     [GeneratedRegex("^[0-9a-f]{64}$")]
@@ -85,7 +86,7 @@ public static partial class ManifestIO
 
     /// <summary>Writes the manifest atomically (temp, fsync, rename, fsync dir).</summary>
     public static Task WriteAsync(string path, BackupManifest manifest, CancellationToken ct) =>
-        Durable.WriteFileAsync(path, (s, c) => JsonSerializer.SerializeAsync(s, manifest, JsonOptions, c), ct);
+        Durable.WriteFileAsync(path, (s, c) => JsonSerializer.SerializeAsync(s, manifest, JsonInfo.Of<BackupManifest>(JsonOptions), c), ct);
 
     /// <summary>Reads and validates a manifest: known version, safe relative paths, sane sizes
     /// and hashes, no duplicates. Anything else is an integrity error naming the file.</summary>
@@ -99,7 +100,7 @@ public static partial class ManifestIO
         try
         {
             using var stream = SpecialFiles.OpenRegular(path, 1 << 16, FileOptions.None);
-            manifest = JsonSerializer.Deserialize<BackupManifest>(stream, JsonOptions);
+            manifest = JsonSerializer.Deserialize(stream, JsonInfo.Of<BackupManifest>(JsonOptions));
         }
         catch (JsonException e)
         {

@@ -13,7 +13,7 @@ public abstract class SpelledEnumConverter : EnumConverter
 {
     private readonly IReadOnlyDictionary<string, object> _aliases;
 
-    protected SpelledEnumConverter(Type type, IReadOnlyDictionary<string, object>? aliases = null)
+    protected SpelledEnumConverter([System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicParameterlessConstructor | System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicFields)] Type type, IReadOnlyDictionary<string, object>? aliases = null)
         : base(type)
     {
         _aliases = aliases ?? new Dictionary<string, object>();

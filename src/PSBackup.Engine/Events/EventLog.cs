@@ -11,7 +11,7 @@ namespace PSBackup.Engine.Events;
 public sealed record StoredEvent(string Name, string Kind, string Namespace, DateTimeOffset Time, JsonElement Data)
 {
     /// <summary>The document as <typeparamref name="T"/> (e.g. <see cref="RestoreDrillEvent"/>).</summary>
-    public T As<T>() => Data.Deserialize<T>(EventLog.Json)!;
+    public T As<T>() => Data.Deserialize(JsonInfo.Of<T>(EventLog.Json))!;
 
     /// <summary>The kind of an event file that holds no JSON object (not JSON, too large, not a
     /// regular file): listed so health counts it as malformed instead of not seeing it.</summary>
@@ -72,6 +72,7 @@ public static class EventLog
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         WriteIndented = true,
+        TypeInfoResolver = EngineJsonContext.Default,
     };
 
     /// <summary>The event log of a local backup root: <c>&lt;dataDir&gt;/backups/&lt;ns&gt;/events/</c>.</summary>
@@ -87,7 +88,7 @@ public static class EventLog
     internal static string NewName(DateTimeOffset time) =>
         $"{time.UtcDateTime.ToString(TimeFormat, CultureInfo.InvariantCulture)}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant()}.json";
 
-    internal static byte[] Serialize<T>(T document) => JsonSerializer.SerializeToUtf8Bytes(document, Json);
+    internal static byte[] Serialize<T>(T document) => JsonSerializer.SerializeToUtf8Bytes(document, JsonInfo.Of<T>(Json));
 
     /// <summary>Parses a stored event; null when the name or content is not an event's.</summary>
     internal static StoredEvent? Parse(string name, string @namespace, byte[]? content)

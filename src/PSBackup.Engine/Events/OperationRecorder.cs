@@ -272,6 +272,7 @@ public static class AuditLog
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         WriteIndented = false,
+        TypeInfoResolver = EngineJsonContext.Default,
     };
 
     private static readonly object Gate = new();
@@ -295,7 +296,7 @@ public static class AuditLog
         {
             return;
         }
-        byte[] line = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(entry, Json) + "\n");
+        byte[] line = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(entry, JsonInfo.Of<AuditEntry>(Json)) + "\n");
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);

@@ -13,7 +13,7 @@ public static class KnownRepositories
 {
     public const string PathVariable = "PSBACKUP_STATE_PATH";
 
-    private sealed record Entry(int FormatVersion, string Id, bool Encrypted, string Location, DateTimeOffset FirstSeen);
+    internal sealed record Entry(int FormatVersion, string Id, bool Encrypted, string Location, DateTimeOffset FirstSeen);
 
     /// <summary>The state folder, or null when disabled.</summary>
     public static string? Folder()
@@ -45,7 +45,7 @@ public static class KnownRepositories
             {
                 return false;
             }
-            Entry? e = JsonSerializer.Deserialize<Entry>(File.ReadAllBytes(path), RepositoryJson.Options);
+            Entry? e = RepositoryJson.Deserialize<Entry>(File.ReadAllBytes(path));
             return e is { Encrypted: true } && e.Id == id;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
@@ -66,7 +66,7 @@ public static class KnownRepositories
         {
             string dir = Path.GetDirectoryName(path)!;
             PrivateFiles.CreateDirectory(dir);
-            byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(new Entry(1, id, true, location, DateTimeOffset.UtcNow), RepositoryJson.Indented);
+            byte[] bytes = RepositoryJson.Serialize(new Entry(1, id, true, location, DateTimeOffset.UtcNow), indented: true);
             Durable.WriteFileAsync(path, (s, c) => s.WriteAsync(bytes, c).AsTask(), CancellationToken.None, unixMode: PrivateFiles.FileMode).GetAwaiter().GetResult();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or PSBackupException)

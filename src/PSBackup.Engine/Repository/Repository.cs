@@ -96,14 +96,14 @@ public sealed class Repository
             FrameSize = options.FrameSize,
             PackSize = options.PackSize,
         };
-        byte[] configBytes = JsonSerializer.SerializeToUtf8Bytes(config, RepositoryJson.Indented);
+        byte[] configBytes = RepositoryJson.Serialize(config, indented: true);
         string configSha = Hex.Encode(SHA256.HashData(configBytes));
         byte[]? master = null;
         if (encrypted)
         {
             master = RandomNumberGenerator.GetBytes(64);
             KeyObject key = RepositoryCrypto.CreateKey(options, config.Id, configSha, master, now);
-            byte[] keyBytes = JsonSerializer.SerializeToUtf8Bytes(key, RepositoryJson.Indented);
+            byte[] keyBytes = RepositoryJson.Serialize(key, indented: true);
             await PutBytesAsync(backend, RepositoryLayout.KeyKey(Hex.Encode(SHA256.HashData(keyBytes))), keyBytes, ct).ConfigureAwait(false);
         }
         await PutBytesAsync(backend, RepositoryLayout.ConfigKey, configBytes, ct).ConfigureAwait(false);
@@ -179,7 +179,7 @@ public sealed class Repository
         RepositoryConfig? c;
         try
         {
-            c = JsonSerializer.Deserialize<RepositoryConfig>(bytes, RepositoryJson.Options);
+            c = RepositoryJson.Deserialize<RepositoryConfig>(bytes);
         }
         catch (JsonException e)
         {
@@ -227,7 +227,7 @@ public sealed class Repository
             }
             try
             {
-                KeyObject? k = JsonSerializer.Deserialize<KeyObject>(bytes, RepositoryJson.Options);
+                KeyObject? k = RepositoryJson.Deserialize<KeyObject>(bytes);
                 result.Add(k is not null && k.Checksum == k.ComputeChecksum() ? (o.Key, k, null) : (o.Key, null, "its checksum does not verify"));
             }
             catch (Exception e) when (e is JsonException or FormatException)
@@ -440,13 +440,13 @@ public sealed class Repository
             p.State = PackState.Damaged;
             p.Problem = reason;
         }
-        byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(new DamagedPackMarker
+        byte[] bytes = RepositoryJson.Serialize(new DamagedPackMarker
         {
             Pack = packId,
             Reason = reason,
             DetectedAt = DateTimeOffset.UtcNow,
             Host = Environment.MachineName,
-        }, RepositoryJson.Indented);
+        }, indented: true);
         try
         {
             await PutBytesAsync(Backend, RepositoryLayout.DamagedKey(packId), bytes, ct).ConfigureAwait(false);
@@ -463,7 +463,7 @@ public sealed class Repository
         IndexObject? idx;
         try
         {
-            idx = JsonSerializer.Deserialize<IndexObject>(plain, RepositoryJson.Options);
+            idx = RepositoryJson.Deserialize<IndexObject>(plain);
         }
         catch (JsonException e)
         {
@@ -616,7 +616,7 @@ public sealed class Repository
         RepositoryManifest? m;
         try
         {
-            m = JsonSerializer.Deserialize<RepositoryManifest>(json, RepositoryJson.Options);
+            m = RepositoryJson.Deserialize<RepositoryManifest>(json);
         }
         catch (JsonException e)
         {

@@ -47,7 +47,7 @@ internal sealed class RepositoryChecker(Repository repo)
         try
         {
             byte[] bytes = await Repository.GetBytesAsync(repo.Backend, key, ct, 64 * 1024).ConfigureAwait(false);
-            return JsonSerializer.Deserialize<DamagedPackMarker>(bytes, RepositoryJson.Options);
+            return RepositoryJson.Deserialize<DamagedPackMarker>(bytes);
         }
         catch (Exception e) when (e is JsonException or StorageNotFoundException or RepositoryIntegrityException)
         {
@@ -572,7 +572,7 @@ internal sealed class RepositoryChecker(Repository repo)
         }
         try
         {
-            PackTrailer? t = JsonSerializer.Deserialize<PackTrailer>(repo.Codec.DecodeBlob(data.Slice(start, tlen), BlobKind.PackTrailer), RepositoryJson.Options);
+            PackTrailer? t = RepositoryJson.Deserialize<PackTrailer>(repo.Codec.DecodeBlob(data.Slice(start, tlen), BlobKind.PackTrailer));
             if (t?.Frames is null || t.Frames.Count != p.Frames.Count || t.Frames.Zip(p.Frames).Any(x => x.First.Offset != x.Second.Offset || x.First.Sha256 != x.Second.Sha256))
             {
                 return "its trailer does not match the index";

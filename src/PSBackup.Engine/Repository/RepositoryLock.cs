@@ -143,7 +143,7 @@ public sealed class RepositoryLock : IAsyncDisposable
             try
             {
                 byte[] bytes = await Repository.GetBytesAsync(backend, key, ct).ConfigureAwait(false);
-                info = JsonSerializer.Deserialize<RepositoryLockInfo>(bytes, RepositoryJson.Options);
+                info = RepositoryJson.Deserialize<RepositoryLockInfo>(bytes);
             }
             catch (StorageNotFoundException)
             {
@@ -266,7 +266,7 @@ public sealed class RepositoryLock : IAsyncDisposable
 
     private static async Task PutAsync(IStorageBackend backend, string key, RepositoryLockInfo info, CancellationToken ct)
     {
-        byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(info, RepositoryJson.Indented);
+        byte[] bytes = RepositoryJson.Serialize(info, indented: true);
         using var ms = new MemoryStream(bytes, writable: false);
         await backend.PutAsync(key, ms, bytes.Length, ct).ConfigureAwait(false);
     }

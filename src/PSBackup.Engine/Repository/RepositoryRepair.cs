@@ -501,7 +501,7 @@ public static class RepositoryRepair
             {
                 return null;
             }
-            PackTrailer? t = JsonSerializer.Deserialize<PackTrailer>(repo.Codec.DecodeBlob(trailer.AsSpan(startAt, (int)tlen), BlobKind.PackTrailer), RepositoryJson.Options);
+            PackTrailer? t = RepositoryJson.Deserialize<PackTrailer>(repo.Codec.DecodeBlob(trailer.AsSpan(startAt, (int)tlen), BlobKind.PackTrailer));
             long dataEnd = plan.Size - tlen - 20;
             if (t?.Frames is null || RepositoryIndex.ValidateFrames(t.Frames, dataEnd) is not null)
             {

@@ -293,7 +293,7 @@ public static class RepositorySync
         IndexObject? idx;
         try
         {
-            idx = System.Text.Json.JsonSerializer.Deserialize<IndexObject>(repo.Codec.DecodeBlob(stored, BlobKind.Index), RepositoryJson.Options);
+            idx = RepositoryJson.Deserialize<IndexObject>(repo.Codec.DecodeBlob(stored, BlobKind.Index));
         }
         catch (Exception e) when (e is System.Text.Json.JsonException or InvalidDataException)
         {

@@ -15,7 +15,7 @@ namespace PSBackup.Engine.Snapshots;
 public sealed class UnisonEndpoint
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(30);
-    private static readonly JsonSerializerOptions Json = new() { PropertyNameCaseInsensitive = false };
+    private static readonly JsonSerializerOptions Json = new() { PropertyNameCaseInsensitive = false, TypeInfoResolver = EngineJsonContext.Default };
 
     private readonly Uri _base;
     private readonly TimeSpan _timeout;
@@ -45,7 +45,7 @@ public sealed class UnisonEndpoint
     /// <summary><c>POST /btree/backup</c>: the server writes the snapshot to {path}.tmp, fsyncs and renames it.</summary>
     public async Task<BtreeBackupReply> BackupBtreeAsync(string ns, string relativePath, CancellationToken ct)
     {
-        string body = JsonSerializer.Serialize(new BtreeRequest(relativePath));
+        string body = JsonSerializer.Serialize(new BtreeRequest(relativePath), JsonInfo.Of<BtreeRequest>(Json));
         (HttpStatusCode status, string text) = await PostAsync(ns, "btree/backup", body, ct).ConfigureAwait(false);
         if (status != HttpStatusCode.OK)
         {
@@ -64,7 +64,7 @@ public sealed class UnisonEndpoint
     /// as UnisonDB answers it when no segment follows.</summary>
     public async Task<IReadOnlyList<SegmentBackup>> BackupWalAsync(string ns, long afterSegmentId, string backupDir, CancellationToken ct)
     {
-        string body = JsonSerializer.Serialize(new WalRequest(afterSegmentId, backupDir));
+        string body = JsonSerializer.Serialize(new WalRequest(afterSegmentId, backupDir), JsonInfo.Of<WalRequest>(Json));
         (HttpStatusCode status, string text) = await PostAsync(ns, "wal/backup", body, ct).ConfigureAwait(false);
         if (status == HttpStatusCode.NotFound && !NamespaceMissing(text))
         {
@@ -131,7 +131,7 @@ public sealed class UnisonEndpoint
     {
         try
         {
-            return JsonSerializer.Deserialize<T>(text, Json);
+            return JsonSerializer.Deserialize(text, JsonInfo.Of<T>(Json));
         }
         catch (JsonException)
         {
@@ -144,7 +144,7 @@ public sealed class UnisonEndpoint
         string? serverError = null;
         try
         {
-            serverError = JsonSerializer.Deserialize<ErrorResponse>(text, Json)?.Error;
+            serverError = JsonSerializer.Deserialize(text, JsonInfo.Of<ErrorResponse>(Json))?.Error;
         }
         catch (JsonException)
         {
@@ -170,17 +170,17 @@ public sealed class UnisonEndpoint
         return t.Length == 0 ? "empty body" : "'" + t + "'";
     }
 
-    private sealed record BtreeRequest([property: JsonPropertyName("path")] string Path);
+    internal sealed record BtreeRequest([property: JsonPropertyName("path")] string Path);
 
-    private sealed record WalRequest([property: JsonPropertyName("afterSegmentId")] long AfterSegmentId, [property: JsonPropertyName("backupDir")] string BackupDir);
+    internal sealed record WalRequest([property: JsonPropertyName("afterSegmentId")] long AfterSegmentId, [property: JsonPropertyName("backupDir")] string BackupDir);
 
-    private sealed record BtreeResponse([property: JsonPropertyName("path")] string? Path, [property: JsonPropertyName("bytes")] long? Bytes);
+    internal sealed record BtreeResponse([property: JsonPropertyName("path")] string? Path, [property: JsonPropertyName("bytes")] long? Bytes);
 
-    private sealed record WalEntry([property: JsonPropertyName("segmentId")] long? SegmentId, [property: JsonPropertyName("path")] string? Path);
+    internal sealed record WalEntry([property: JsonPropertyName("segmentId")] long? SegmentId, [property: JsonPropertyName("path")] string? Path);
 
-    private sealed record WalResponse([property: JsonPropertyName("backups")] IReadOnlyList<WalEntry?>? Backups);
+    internal sealed record WalResponse([property: JsonPropertyName("backups")] IReadOnlyList<WalEntry?>? Backups);
 
-    private sealed record ErrorResponse([property: JsonPropertyName("error")] string? Error);
+    internal sealed record ErrorResponse([property: JsonPropertyName("error")] string? Error);
 }
 
 /// <summary>New-StoreSnapshot -Endpoint: the snapshot is made by UnisonDB itself, then verified

@@ -473,7 +473,7 @@ internal static partial class WalRepositoryShip
         };
         try
         {
-            byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(e, RepositoryJson.Indented);
+            byte[] bytes = RepositoryJson.Serialize(e, indented: true);
             using var ms = new MemoryStream(bytes, writable: false);
             await open.Backend.PutAsync(key, ms, bytes.Length, CancellationToken.None).ConfigureAwait(false);
             return gap;

@@ -258,7 +258,7 @@ internal sealed class BlobCodec
     /// <summary>Encodes a JSON document as a stored blob; <paramref name="plainLength"/> is its JSON size.</summary>
     public byte[] EncodeJson<T>(T value, out int plainLength)
     {
-        byte[] json = JsonSerializer.SerializeToUtf8Bytes(value, RepositoryJson.Options);
+        byte[] json = RepositoryJson.Serialize(value);
         plainLength = json.Length;
         byte[] output = new byte[MaxStoredLength(json.Length)];
         int n = Encode(json, output);
@@ -390,31 +390,20 @@ internal static class ZstdFrame
 
 internal static class RepositoryJson
 {
-    /// <summary>The repository's JSON: camelCase, nulls left out. Its metadata for the format's
-    /// own types comes from <see cref="RepositoryJsonContext"/> (generated at build time, so a
-    /// short CLI run does not build and JIT a reflection serializer per type: docs/design.md,
-    /// Performance, "Profiles"); anything else falls back to reflection.</summary>
+    /// <summary>The repository's JSON: camelCase, nulls left out; metadata from
+    /// <see cref="EngineJsonContext"/> (generated at build time: a short CLI run builds no
+    /// reflection serializer, and the CLI can run as Native AOT).</summary>
     public static readonly JsonSerializerOptions Options = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
         WriteIndented = false,
-        TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(
-            RepositoryJsonContext.Default, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver()),
+        TypeInfoResolver = EngineJsonContext.Default,
     };
 
     public static readonly JsonSerializerOptions Indented = new(Options) { WriteIndented = true };
-}
 
-/// <summary>Build-time JSON metadata for the repository format's types, with the same settings as
-/// <see cref="RepositoryJson.Options"/> (which uses it).</summary>
-[System.Text.Json.Serialization.JsonSourceGenerationOptions(
-    PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase,
-    DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
-[System.Text.Json.Serialization.JsonSerializable(typeof(RepositoryManifest))]
-[System.Text.Json.Serialization.JsonSerializable(typeof(RepositoryConfig))]
-[System.Text.Json.Serialization.JsonSerializable(typeof(KeyObject))]
-[System.Text.Json.Serialization.JsonSerializable(typeof(PackTrailer))]
-[System.Text.Json.Serialization.JsonSerializable(typeof(IndexObject))]
-[System.Text.Json.Serialization.JsonSerializable(typeof(RepositoryLockInfo))]
-internal sealed partial class RepositoryJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
+    public static T? Deserialize<T>(ReadOnlySpan<byte> json) => JsonSerializer.Deserialize(json, JsonInfo.Of<T>(Options));
+
+    public static byte[] Serialize<T>(T value, bool indented = false) => JsonSerializer.SerializeToUtf8Bytes(value, JsonInfo.Of<T>(indented ? Indented : Options));
+}
