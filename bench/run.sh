@@ -75,14 +75,14 @@ build_log=$(mktemp)
 if ! dotnet build PSBackup.sln -c Release -nologo -v quiet >"$build_log" 2>&1; then
   cat "$build_log" >&2; rm -f "$build_log"; exit 1
 fi
-# The CLI as it is installed (docs/performance.md): published framework-dependent and ReadyToRun
-# (precompiled, so a short run does not spend its time in the JIT).
-case "$(uname -m)" in x86_64) rid=linux-x64 ;; aarch64) rid=linux-arm64 ;; *) rid="" ;; esac
-if [ -n "$rid" ] && dotnet publish src/PSBackup.Cli -c Release -r "$rid" --self-contained false -p:PublishReadyToRun=true \
-     -o "$out/cli" -nologo -v quiet >"$build_log" 2>&1; then
-  cli=$out/cli/psbackup
+# The CLI as it is installed (docs/performance.md): Native AOT on Linux (scripts/publish-cli.sh;
+# ReadyToRun where AOT cannot be built), so a short run pays no JIT and no runtime start-up.
+rm -rf "$out/cli"
+if cli_built=$(bash scripts/publish-cli.sh "$out/cli" 2>"$build_log"); then
+  cli=$cli_built
+  [ -s "$build_log" ] && cat "$build_log" >&2
 else
-  cat "$build_log" >&2; echo "bench: no ReadyToRun publish here; timing the plain build" >&2
+  cat "$build_log" >&2; echo "bench: no published CLI here; timing the plain build" >&2
   cli=$root/src/PSBackup.Cli/bin/Release/net10.0/psbackup
 fi
 rm -f "$build_log"

@@ -52,6 +52,19 @@ echo "xunit: repository suite with PSBACKUP_ZSTD=managed"
 PSBACKUP_ZSTD=managed dotnet test tests/PSBackup.Engine.Tests -c "$configuration" --no-build -nologo --filter "$managed_filter" "$@" 2>&1 | tee -a "$log"
 managed_status=${PIPESTATUS[0]}
 if [ "$managed_status" -ne 0 ]; then xunit_status=$managed_status; fi
+# The CLI tests again against the published binary (Native AOT on Linux, scripts/publish-cli.sh):
+# every test that runs psbackup through Support/TestCli.cs then starts that executable instead of
+# calling CliApp in-process, so what only breaks in the AOT build (a type without build-time JSON
+# metadata, a trimmed member, a native library it cannot find) fails here. Counted in the totals.
+cli_filter="FullyQualifiedName~PSBackup.Engine.Tests.Cli.|FullyQualifiedName~PSBackup.Engine.Tests.Health.HealthTests|FullyQualifiedName~PSBackup.Engine.Tests.RepositoryOps.KeyFileTests|FullyQualifiedName~PSBackup.Engine.Tests.Hostile.|FullyQualifiedName~PSBackup.Engine.Tests.Maintenance.|FullyQualifiedName~PSBackup.Engine.Tests.ObjectStore.ObjectSelectionTests|FullyQualifiedName~PSBackup.Engine.Tests.Snapshots.UnisonPitrTests"
+echo "xunit: CLI tests against the published psbackup"
+if published=$(bash scripts/publish-cli.sh out/cli-published); then
+  PSBACKUP_TEST_CLI="$PWD/$published" dotnet test tests/PSBackup.Engine.Tests -c "$configuration" --no-build -nologo --filter "$cli_filter" "$@" 2>&1 | tee -a "$log"
+  published_status=${PIPESTATUS[0]}
+else
+  echo "xunit: could not publish the CLI"; published_status=1
+fi
+if [ "$published_status" -ne 0 ]; then xunit_status=$published_status; fi
 # Every Pester test (Integration ones included) against the module the build just assembled,
 # in a fresh pwsh; -OutputFormat Text keeps a logged run plain text.
 "$pwsh" -NoProfile -NonInteractive -OutputFormat Text -File scripts/pester.ps1 -PesterPath "$pester" 2>&1 | tee -a "$log"

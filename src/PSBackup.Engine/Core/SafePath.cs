@@ -99,39 +99,40 @@ public static partial class SafePath
         {
             throw new InvalidInputException("InvalidPath", $"The {what} is empty. Give a relative path such as 'wal/archive'.", value);
         }
-        string shown = Printable(value);
-        if (value.Any(char.IsControl))
+        // Runs for every file of every listing and manifest: the message text is built only on the
+        // way out (it was 15 % of a no-change backup's CPU when built for every path).
+        if (ContainsControl(value))
         {
-            throw new InvalidInputException("InvalidPath", $"The {what} '{shown}' contains control characters. Give a plain relative path.", value);
+            throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' contains control characters. Give a plain relative path.", value);
         }
         if (value.Contains('\\'))
         {
-            throw new InvalidInputException("InvalidPath", $"The {what} '{shown}' contains a backslash. Use '/' to separate folders in a relative path.", value);
+            throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' contains a backslash. Use '/' to separate folders in a relative path.", value);
         }
         if (DriveQualified().IsMatch(value) && value.Length > 2 && value[2] != '/')
         {
             // 'x:y.txt' is a legal name on Linux but names drive X: on Windows (relative to that
             // drive's current folder): refused everywhere, so a backup restores on every platform.
-            throw new InvalidInputException("InvalidPath", $"The {what} '{shown}' starts with '{value[..2]}', which Windows reads as drive {char.ToUpperInvariant(value[0])}: (a colon is not allowed in a name there). Rename it so a backup restores on every platform.", value);
+            throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' starts with '{value[..2]}', which Windows reads as drive {char.ToUpperInvariant(value[0])}: (a colon is not allowed in a name there). Rename it so a backup restores on every platform.", value);
         }
         if (value.StartsWith('/') || DriveQualified().IsMatch(value) || Path.IsPathRooted(value))
         {
-            throw new InvalidInputException("InvalidPath", $"The {what} '{shown}' is absolute. Give a path relative to the backup root, such as 'wal/archive'.", value);
+            throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' is absolute. Give a path relative to the backup root, such as 'wal/archive'.", value);
         }
         string trimmed = value.TrimEnd('/');
         foreach (string segment in trimmed.Split('/'))
         {
             if (segment.Length == 0)
             {
-                throw new InvalidInputException("InvalidPath", $"The {what} '{shown}' has an empty segment ('//'). Remove the doubled '/'.", value);
+                throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' has an empty segment ('//'). Remove the doubled '/'.", value);
             }
             if (segment is "." or "..")
             {
-                throw new InvalidInputException("InvalidPath", $"The {what} '{shown}' contains '{segment}'. Paths may not climb out of or refer to the current folder; give a plain relative path.", value);
+                throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' contains '{segment}'. Paths may not climb out of or refer to the current folder; give a plain relative path.", value);
             }
             if (windows && WindowsNameProblem(segment) is { } problem)
             {
-                throw new InvalidInputException("InvalidPath", $"The {what} '{shown}' cannot be used on Windows: {problem}. Rename it.", value);
+                throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' cannot be used on Windows: {problem}. Rename it.", value);
             }
         }
         return trimmed;
@@ -318,6 +319,27 @@ public static partial class SafePath
     }
 
     /// <summary>A value safe to echo in a one-line message.</summary>
-    public static string Printable(string value) =>
-        new(value.Select(c => char.IsControl(c) ? '?' : c).Take(200).ToArray());
+    public static string Printable(string value)
+    {
+        int n = Math.Min(value.Length, 200);
+        return string.Create(n, value, static (span, v) =>
+        {
+            for (int i = 0; i < span.Length; i++)
+            {
+                span[i] = char.IsControl(v[i]) ? '?' : v[i];
+            }
+        });
+    }
+
+    private static bool ContainsControl(string value)
+    {
+        foreach (char c in value)
+        {
+            if (char.IsControl(c))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 }

@@ -30,7 +30,7 @@ public sealed class CliDrillTests(PitrScenario scenario) : IClassFixture<PitrSce
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = await CliApp.RunAsync(args, stdout, stderr);
+        int code = await TestCli.RunAsync(args, stdout, stderr);
         return (code, stdout.ToString(), stderr.ToString());
     }
 

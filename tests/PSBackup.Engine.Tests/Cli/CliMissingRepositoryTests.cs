@@ -128,7 +128,7 @@ public sealed class CliMissingRepositoryTests(S3ServerFixture s3, AzuriteFixture
             var stdout = new StringWriter();
             var stderr = new StringWriter();
             using var deadline = new CancellationTokenSource();
-            Task<int> run = CliApp.RunAsync(args, stdout, stderr, deadline.Token);
+            Task<int> run = TestCli.RunAsync(args, stdout, stderr, deadline.Token);
             if (await Task.WhenAny(run, Task.Delay(TimeSpan.FromMinutes(2))) != run)
             {
                 await deadline.CancelAsync();
@@ -160,7 +160,7 @@ public sealed class CliMissingRepositoryTests(S3ServerFixture s3, AzuriteFixture
     {
         Missing missing = await MissingAsync("folder");
         var stderr = new StringWriter();
-        Assert.Equal(0, await CliApp.RunAsync(["repo", "init", "--repository", missing.Location, "--unencrypted"], new StringWriter(), stderr));
+        Assert.Equal(0, await TestCli.RunAsync(["repo", "init", "--repository", missing.Location, "--unencrypted"], new StringWriter(), stderr));
         Assert.NotNull(await missing.Leftover());
         using var backend = new LocalBackend(missing.Location);
         Assert.NotNull(await backend.StatAsync(RepositoryLayout.ConfigKey, CancellationToken.None));

@@ -25,7 +25,7 @@ public sealed class CliRepositoryTests : IDisposable
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = await CliApp.RunAsync(args, stdout, stderr);
+        int code = await TestCli.RunAsync(args, stdout, stderr);
         return new Run(code, stdout.ToString(), stderr.ToString());
     }
 
@@ -241,7 +241,7 @@ public sealed class CliS3RepositoryTests(S3ServerFixture s3) : IDisposable
         {
             var o = new StringWriter();
             var e = new StringWriter();
-            int code = await CliApp.RunAsync([.. args, .. s3Options], o, e);
+            int code = await TestCli.RunAsync([.. args, .. s3Options], o, e);
             return (code, o.ToString(), e.ToString());
         }
         using var obj = new ObjectFixture();
@@ -254,7 +254,7 @@ public sealed class CliS3RepositoryTests(S3ServerFixture s3) : IDisposable
         // On wal ship (and snapshot create) --endpoint is UnisonDB's HTTP API; S3's is --s3-endpoint.
         var o2 = new StringWriter();
         var e2 = new StringWriter();
-        int shipCode = await CliApp.RunAsync(["wal", "ship", "--data-dir", data, "--namespace", "users", "--repository", repo, "--json",
+        int shipCode = await TestCli.RunAsync(["wal", "ship", "--data-dir", data, "--namespace", "users", "--repository", repo, "--json",
             "--s3-endpoint", s3.Endpoint, "--access-key", S3ServerFixture.AccessKey, "--secret-key", S3ServerFixture.SecretKey], o2, e2);
         var ship = (Code: shipCode, Out: o2.ToString(), Err: e2.ToString());
 

@@ -20,7 +20,7 @@ public sealed class CliRestoreTests(RepositoryPitrScenario scenario) : IClassFix
     {
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
-        int code = await CliApp.RunAsync(args, stdout, stderr);
+        int code = await TestCli.RunAsync(args, stdout, stderr);
         return new Run(code, stdout.ToString(), stderr.ToString());
     }
 

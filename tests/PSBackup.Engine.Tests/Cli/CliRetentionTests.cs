@@ -28,7 +28,7 @@ public sealed class CliRetentionTests : IDisposable
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = await CliApp.RunAsync(args, stdout, stderr);
+        int code = await TestCli.RunAsync(args, stdout, stderr);
         return new Run(code, stdout.ToString(), stderr.ToString());
     }
 

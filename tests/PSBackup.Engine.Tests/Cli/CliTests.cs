@@ -24,7 +24,7 @@ public sealed class CliTests : IDisposable
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = await CliApp.RunAsync(args, stdout, stderr, cancellationToken);
+        int code = await TestCli.RunAsync(args, stdout, stderr, cancellationToken);
         return new Run(code, stdout.ToString(), stderr.ToString());
     }
 

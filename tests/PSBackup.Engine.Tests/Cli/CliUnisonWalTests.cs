@@ -25,7 +25,7 @@ public sealed class CliUnisonWalTests : IDisposable
     {
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
-        int code = await CliApp.RunAsync(args, stdout, stderr);
+        int code = await TestCli.RunAsync(args, stdout, stderr);
         return new Run(code, stdout.ToString(), stderr.ToString());
     }
 

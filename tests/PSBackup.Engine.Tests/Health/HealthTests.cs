@@ -100,7 +100,7 @@ public sealed class HealthTests : IDisposable
         messages.Add(e1.ToString());
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = await CliApp.RunAsync(["snapshot", "create", "--data-dir", dataDir, "--namespace", Ns, "--repository", repo, "--passphrase", Secret + "-cli-wrong"], stdout, stderr, CancellationToken.None);
+        int code = await TestCli.RunAsync(["snapshot", "create", "--data-dir", dataDir, "--namespace", Ns, "--repository", repo, "--passphrase", Secret + "-cli-wrong"], stdout, stderr, CancellationToken.None);
         Assert.NotEqual(0, code);
         messages.Add(stdout.ToString() + stderr.ToString());
 
@@ -153,7 +153,7 @@ public sealed class HealthTests : IDisposable
 
         // CLI: critical -> exit 6.
         var stdout = new StringWriter();
-        int code = await CliApp.RunAsync(["health", "--data-dir", dataDir], stdout, new StringWriter(), CancellationToken.None);
+        int code = await TestCli.RunAsync(["health", "--data-dir", dataDir], stdout, new StringWriter(), CancellationToken.None);
         Assert.Equal(ExitCodes.Unhealthy, code);
         Assert.Contains("WalGap", stdout.ToString(), StringComparison.Ordinal);
 
@@ -170,7 +170,7 @@ public sealed class HealthTests : IDisposable
         await EventLog.ForDataDir(healthy).AppendAsync(Ns, passedAt, new RestoreDrillEvent { Namespace = Ns, Passed = true, Segments = 0, Bytes = 0, DurationSeconds = 1, Errors = [], Time = passedAt, Host = "h" }, CancellationToken.None);
         Assert.Empty(await BackupHealth.GetAlertsAsync(new BackupHealthOptions { DataDir = healthy }, Context()));
         stdout = new StringWriter();
-        Assert.Equal(0, await CliApp.RunAsync(["health", "--data-dir", healthy], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Equal(0, await TestCli.RunAsync(["health", "--data-dir", healthy], stdout, new StringWriter(), CancellationToken.None));
         Assert.Equal("healthy: no alerts", stdout.ToString().Trim());
     }
 
@@ -182,21 +182,21 @@ public sealed class HealthTests : IDisposable
         await Append(dataDir, Op(OperationKinds.StoreSnapshot, DateTimeOffset.UtcNow.AddDays(-3), true));
 
         var stdout = new StringWriter();
-        Assert.Equal(ExitCodes.Unhealthy, await CliApp.RunAsync(["health", "--data-dir", dataDir], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Equal(ExitCodes.Unhealthy, await TestCli.RunAsync(["health", "--data-dir", dataDir], stdout, new StringWriter(), CancellationToken.None));
         Assert.Contains("BackupTooOld", stdout.ToString(), StringComparison.Ordinal);
         stdout = new StringWriter();
-        Assert.Equal(0, await CliApp.RunAsync(["health", "--data-dir", dataDir, "--max-age", "3d12h", "--max-restore-test-age", "1y"], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Equal(0, await TestCli.RunAsync(["health", "--data-dir", dataDir, "--max-age", "3d12h", "--max-restore-test-age", "1y"], stdout, new StringWriter(), CancellationToken.None));
         Assert.DoesNotContain("BackupTooOld", stdout.ToString(), StringComparison.Ordinal);
         Assert.Contains("NoRestoreDrill", stdout.ToString(), StringComparison.Ordinal);
         stdout = new StringWriter();
-        Assert.Equal(ExitCodes.Unhealthy, await CliApp.RunAsync(["health", "--data-dir", dataDir, "--max-age", "2.00:00:00"], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Equal(ExitCodes.Unhealthy, await TestCli.RunAsync(["health", "--data-dir", dataDir, "--max-age", "2.00:00:00"], stdout, new StringWriter(), CancellationToken.None));
         Assert.Contains("BackupTooOld", stdout.ToString(), StringComparison.Ordinal);
 
         // A bad duration is the same typed error, with the same message and exit code, as prune's.
         var healthError = new StringWriter();
-        int healthCode = await CliApp.RunAsync(["health", "--data-dir", dataDir, "--max-age", "3x"], new StringWriter(), healthError, CancellationToken.None);
+        int healthCode = await TestCli.RunAsync(["health", "--data-dir", dataDir, "--max-age", "3x"], new StringWriter(), healthError, CancellationToken.None);
         var pruneError = new StringWriter();
-        int pruneCode = await CliApp.RunAsync(["prune", "--data-dir", dataDir, "--namespace", Ns, "--keep-within", "3x"], new StringWriter(), pruneError, CancellationToken.None);
+        int pruneCode = await TestCli.RunAsync(["prune", "--data-dir", dataDir, "--namespace", Ns, "--keep-within", "3x"], new StringWriter(), pruneError, CancellationToken.None);
         Assert.Equal(ExitCodes.InvalidArgument, healthCode);
         Assert.Equal(pruneCode, healthCode);
         Assert.Equal(pruneError.ToString(), healthError.ToString());
@@ -237,7 +237,7 @@ public sealed class HealthTests : IDisposable
 
         // CLI without --path writes the same text to stdout.
         var stdout = new StringWriter();
-        Assert.Equal(0, await CliApp.RunAsync(["metrics", "--data-dir", dataDir], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Equal(0, await TestCli.RunAsync(["metrics", "--data-dir", dataDir], stdout, new StringWriter(), CancellationToken.None));
         Assert.Contains("# TYPE wal_gap_segments gauge", stdout.ToString(), StringComparison.Ordinal);
     }
 
@@ -266,11 +266,11 @@ public sealed class HealthTests : IDisposable
         Assert.Equal(("ConsecutiveFailures", OperationKinds.Object, dir, HealthSeverity.Critical), (failures.Code, HealthAlertKinds.ToName(failures.Kind), failures.Namespace, failures.Severity));
         Assert.Contains("QuiesceFailed", failures.Message, StringComparison.Ordinal);
         var stdout = new StringWriter();
-        Assert.Equal(ExitCodes.Unhealthy, await CliApp.RunAsync(["health", "--history-path", history], stdout, new StringWriter(), CancellationToken.None));
+        Assert.Equal(ExitCodes.Unhealthy, await TestCli.RunAsync(["health", "--history-path", history], stdout, new StringWriter(), CancellationToken.None));
         Assert.Contains("ConsecutiveFailures", stdout.ToString(), StringComparison.Ordinal);
 
         string prom = _dir.Combine("objects.prom");
-        Assert.Equal(0, await CliApp.RunAsync(["metrics", "--history-path", history, "--path", prom], new StringWriter(), new StringWriter(), CancellationToken.None));
+        Assert.Equal(0, await TestCli.RunAsync(["metrics", "--history-path", history, "--path", prom], new StringWriter(), new StringWriter(), CancellationToken.None));
         var byName = ParseWithPrometheusParser(prom).EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!);
         string Value(string family, string kind) => byName[family].GetProperty("metrics").EnumerateArray()
             .Single(m => m.GetProperty("labels").GetProperty("kind").GetString() == kind && m.GetProperty("labels").GetProperty("namespace").GetString() == dir).GetProperty("value").GetString()!;
@@ -294,7 +294,7 @@ public sealed class HealthTests : IDisposable
         Assert.Equal("HistoryInsideDbRoot", e.ErrorId);
         before.AssertUnchanged(obj.DbRoot);
         var stderr = new StringWriter();
-        Assert.Equal(ExitCodes.InvalidArgument, await CliApp.RunAsync(["object", "backup", "--db-root", obj.DbRoot, "--dir", PSBackup.Engine.Tests.ObjectStore.ObjectFixture.Dir,
+        Assert.Equal(ExitCodes.InvalidArgument, await TestCli.RunAsync(["object", "backup", "--db-root", obj.DbRoot, "--dir", PSBackup.Engine.Tests.ObjectStore.ObjectFixture.Dir,
             "--object", PSBackup.Engine.Tests.ObjectStore.ObjectFixture.Object, "--history-path", Path.Combine(obj.DbRoot, "h")], new StringWriter(), stderr, CancellationToken.None));
         Assert.Contains("inside the database root", stderr.ToString(), StringComparison.Ordinal);
         before.AssertUnchanged(obj.DbRoot);

@@ -29,7 +29,7 @@ public sealed class HostileCorpusTests(Xunit.Abstractions.ITestOutputHelper outp
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        Task<int> run = CliApp.RunAsync(args, stdout, stderr);
+        Task<int> run = TestCli.RunAsync(args, stdout, stderr);
         Assert.True(await Task.WhenAny(run, Task.Delay(Bound)) == run, $"psbackup {string.Join(' ', args)} did not finish within {Bound}");
         return new Run(await run, stdout.ToString(), stderr.ToString());
     }

@@ -84,7 +84,7 @@ public sealed class SyncAcrossStoresTests(S3ServerFixture s3, AzuriteFixture azu
         var stdout = new StringWriter();
         var stderr = new StringWriter();
 
-        int code = await CliApp.RunAsync(
+        int code = await TestCli.RunAsync(
         [
             "sync", "--source", $"s3://{bucket}/offsite", "--endpoint", s3.Endpoint, "--storage-credential", $"{S3ServerFixture.AccessKey}:{S3ServerFixture.SecretKey}",
             "--destination", azurite.LocationOf(container, "copy"), "--destination-storage-credential", $"{AzuriteFixture.Account}:{AzuriteFixture.AccountKey}", "--json",

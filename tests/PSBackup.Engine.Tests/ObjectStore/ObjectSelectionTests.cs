@@ -205,7 +205,7 @@ public sealed class ObjectSelectionTests
         var stdout = new StringWriter();
         var stderr = new StringWriter();
 
-        int ok = await CliApp.RunAsync(["object", "backup", "--db-root", root.Path, "--dir", "*", "--object", "*", "--json"], stdout, stderr, CancellationToken.None);
+        int ok = await TestCli.RunAsync(["object", "backup", "--db-root", root.Path, "--dir", "*", "--object", "*", "--json"], stdout, stderr, CancellationToken.None);
 
         Assert.Equal(ExitCodes.Success, ok);
         var results = System.Text.Json.JsonDocument.Parse(stdout.ToString()).RootElement;
@@ -223,7 +223,7 @@ public sealed class ObjectSelectionTests
         stdout = new StringWriter();
         stderr = new StringWriter();
 
-        int failed = await CliApp.RunAsync(["object", "backup", "--db-root", root.Path, "--dir", "*", "--object", "*"], stdout, stderr, CancellationToken.None);
+        int failed = await TestCli.RunAsync(["object", "backup", "--db-root", root.Path, "--dir", "*", "--object", "*"], stdout, stderr, CancellationToken.None);
 
         Assert.Equal(ExitCodes.InvalidArgument, failed);
         Assert.Contains("customers", stdout.ToString());

@@ -47,7 +47,7 @@ public sealed class ConcurrentWriterTests(S3ServerFixture s3) : IDisposable
 
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int check = await CliApp.RunAsync(["check", "--repository", repository, "--read-data", .. extra], stdout, stderr);
+        int check = await TestCli.RunAsync(["check", "--repository", repository, "--read-data", .. extra], stdout, stderr);
         Assert.True(check == 0, $"check --read-data exited {check}: {stderr}{stdout}");
 
         Repo repo = await Repo.OpenAsync(backend, RepositoryCredentials.None);

@@ -89,7 +89,7 @@ public sealed class CrashSafetyTests(ITestOutputHelper output) : IDisposable
             var check = Stopwatch.StartNew();
             var stdout = new StringWriter();
             var stderr = new StringWriter();
-            int code = await CliApp.RunAsync(["check", "--repository", RepoPath, "--read-data", "--json"], stdout, stderr);
+            int code = await TestCli.RunAsync(["check", "--repository", RepoPath, "--read-data", "--json"], stdout, stderr);
             checkTimes.Add(check.Elapsed.TotalMilliseconds);
             Assert.True(code == 0, $"round {round}, killed at {delay} ms: check --read-data exited {code}: {stderr}{stdout}");
             using (JsonDocument report = JsonDocument.Parse(stdout.ToString()))

@@ -74,7 +74,7 @@ public sealed class FollowCrashTests(ITestOutputHelper output) : IDisposable
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = await CliApp.RunAsync(args, stdout, stderr);
+        int code = await TestCli.RunAsync(args, stdout, stderr);
         return (code, stdout.ToString(), stderr.ToString());
     }
 

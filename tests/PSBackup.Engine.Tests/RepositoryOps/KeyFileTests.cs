@@ -89,15 +89,15 @@ public sealed class KeyFileTests : IDisposable
         }
         string path = _dir.Combine("loose.key");
         string repo = _dir.Combine("repo");
-        Assert.Equal(0, await CliApp.RunAsync(["key", "new", "--path", path], new StringWriter(), new StringWriter(), CancellationToken.None));
-        Assert.Equal(0, await CliApp.RunAsync(["repo", "init", "--repository", repo, "--key-file", path], new StringWriter(), new StringWriter(), CancellationToken.None));
+        Assert.Equal(0, await TestCli.RunAsync(["key", "new", "--path", path], new StringWriter(), new StringWriter(), CancellationToken.None));
+        Assert.Equal(0, await TestCli.RunAsync(["repo", "init", "--repository", repo, "--key-file", path], new StringWriter(), new StringWriter(), CancellationToken.None));
         var quiet = new StringWriter();
-        Assert.Equal(0, await CliApp.RunAsync(["list", "--repository", repo, "--key-file", path], new StringWriter(), quiet, CancellationToken.None));
+        Assert.Equal(0, await TestCli.RunAsync(["list", "--repository", repo, "--key-file", path], new StringWriter(), quiet, CancellationToken.None));
         Assert.Equal("", quiet.ToString()); // owner-only: no warning
 
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
         var e = new StringWriter();
-        Assert.Equal(0, await CliApp.RunAsync(["list", "--repository", repo, "--key-file", path], new StringWriter(), e, CancellationToken.None));
+        Assert.Equal(0, await TestCli.RunAsync(["list", "--repository", repo, "--key-file", path], new StringWriter(), e, CancellationToken.None));
         string line = Assert.Single(e.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.StartsWith("psbackup: warning: ", line);
         Assert.Contains("its group", line);
@@ -117,10 +117,10 @@ public sealed class KeyFileTests : IDisposable
         string path = _dir.Combine("cli.key");
         var o = new StringWriter();
         var e = new StringWriter();
-        Assert.Equal(0, await CliApp.RunAsync(["key", "new", "--path", path, "--json"], o, e, CancellationToken.None));
+        Assert.Equal(0, await TestCli.RunAsync(["key", "new", "--path", path, "--json"], o, e, CancellationToken.None));
         Assert.Contains("\"fingerprint\"", o.ToString());
         Assert.True(File.Exists(path));
-        Assert.Equal(5, await CliApp.RunAsync(["key", "new", "--path", path], new StringWriter(), e, CancellationToken.None));
+        Assert.Equal(5, await TestCli.RunAsync(["key", "new", "--path", path], new StringWriter(), e, CancellationToken.None));
         Assert.Contains("already exists", e.ToString());
     }
 }

@@ -941,7 +941,7 @@ public sealed class LocalFolderRepositoryWriteTests : RepositoryWriteTests
         ConflictException e = await Assert.ThrowsAsync<ConflictException>(() => RetentionOperations.RemoveExpiredAsync(PruneToOne(repo), OperationContext.Default));
         Assert.Contains($"a shared lock of New-ObjectBackup on host '{Environment.MachineName}' (pid {child.Id}", e.Message, StringComparison.Ordinal);
         var cli = new StringWriter();
-        Assert.Equal(PSBackup.Cli.ExitCodes.Conflict, await PSBackup.Cli.CliApp.RunAsync(["prune", "--repository", repo.Location, "--keep-last", "1"], new StringWriter(), cli, CancellationToken.None));
+        Assert.Equal(PSBackup.Cli.ExitCodes.Conflict, await TestCli.RunAsync(["prune", "--repository", repo.Location, "--keep-last", "1"], new StringWriter(), cli, CancellationToken.None));
         Assert.Contains("is locked by a shared lock of New-ObjectBackup", cli.ToString(), StringComparison.Ordinal);
         Assert.Equal(before, await KeysAsync(repo));
 
@@ -983,7 +983,7 @@ public sealed class LocalFolderRepositoryWriteTests : RepositoryWriteTests
         Assert.Equal("ConflictingEncryption", both.ErrorId);
         // The CLI names its own options, each once.
         var stderr = new StringWriter();
-        Assert.Equal(2, await PSBackup.Cli.CliApp.RunAsync(["repo", "init", "--repository", target.Location], new StringWriter(), stderr));
+        Assert.Equal(2, await TestCli.RunAsync(["repo", "init", "--repository", target.Location], new StringWriter(), stderr));
         Assert.Contains("Give --passphrase or --key-file", stderr.ToString());
         Assert.Contains("or --unencrypted to store", stderr.ToString());
         before.AssertUnchanged(Dir.Path);

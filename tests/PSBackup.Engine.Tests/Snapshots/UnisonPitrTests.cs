@@ -311,7 +311,7 @@ public sealed class UnisonPitrTests : IDisposable
     {
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
-        int code = await PSBackup.Cli.CliApp.RunAsync(args, stdout, stderr);
+        int code = await TestCli.RunAsync(args, stdout, stderr);
         return (code, stdout.ToString(), stderr.ToString());
     }
 
