@@ -95,25 +95,9 @@ internal static class DrillOutput
     {
         if (json)
         {
-            output.WriteLine(CliOutput.ToJson(new
-            {
-                result.Passed,
-                result.Namespace,
-                result.Snapshot,
-                result.BackupId,
-                result.Repository,
-                result.DataDir,
-                result.Segments,
-                result.Bytes,
-                result.LastLogIndex,
-                DurationSeconds = result.Duration,
-                result.Errors,
-                result.ValidationPassed,
-                result.RestoredPath,
-                result.StartedAt,
-                result.EventName,
-                result.RecordError,
-            }));
+            output.WriteLine(CliOutput.ToJson(new DrillJson(result.Passed, result.Namespace, result.Snapshot, result.BackupId, result.Repository, result.DataDir,
+                result.Segments, result.Bytes, result.LastLogIndex, result.Duration, result.Errors, result.ValidationPassed, result.RestoredPath,
+                result.StartedAt, result.EventName, result.RecordError)));
             return;
         }
         var table = new TableWriter().Column("Passed").Column("Namespace").Column("Snapshot")
@@ -131,4 +115,9 @@ internal static class DrillOutput
             output.WriteLine($"Kept the restored copy at {result.RestoredPath}");
         }
     }
+
+    /// <summary><c>test-restore --json</c> (CliJsonContext): the result's fields scripts read, the duration in seconds.</summary>
+    internal sealed record DrillJson(bool Passed, string Namespace, string? Snapshot, string? BackupId, string? Repository, string? DataDir,
+        int Segments, long Bytes, long? LastLogIndex, double DurationSeconds, IReadOnlyList<string> Errors, bool? ValidationPassed,
+        string? RestoredPath, DateTimeOffset StartedAt, string? EventName, string? RecordError);
 }

@@ -51,7 +51,8 @@ public static partial class CliApp
             IReadOnlyList<HealthAlert> alerts = await BackupHealth.GetAlertsAsync(options, io.Context(false)).ConfigureAwait(false);
             if (parse.GetValue(json))
             {
-                io.Stdout.WriteLine(CliOutput.ToJson(new { healthy = alerts.Count == 0, alerts = alerts.Select(a => new { severity = a.Severity.ToString(), a.Namespace, Kind = HealthAlertKinds.ToName(a.Kind), a.Code, a.Message, a.Time }) }));
+                io.Stdout.WriteLine(CliOutput.ToJson(new HealthJson(alerts.Count == 0,
+                    [.. alerts.Select(a => new HealthAlertJson(a.Severity.ToString(), a.Namespace, HealthAlertKinds.ToName(a.Kind), a.Code, a.Message, a.Time))])));
             }
             else if (alerts.Count == 0)
             {
@@ -106,7 +107,7 @@ public static partial class CliApp
             }
             else if (parse.GetValue(json))
             {
-                io.Stdout.WriteLine(CliOutput.ToJson(new { result.Path, result.Namespaces, result.Samples, result.Bytes }));
+                io.Stdout.WriteLine(CliOutput.ToJson(new MetricsJson(result.Path, result.Namespaces, result.Samples, result.Bytes)));
             }
             else
             {
@@ -143,4 +144,12 @@ public static partial class CliApp
         }
         return FullPath(value, "--live-data-dir");
     }
+
+    /// <summary><c>health --json</c> (CliJsonContext): the severity as its enum name, the kind as Get-BackupHealth writes it.</summary>
+    internal sealed record HealthJson(bool Healthy, IReadOnlyList<HealthAlertJson> Alerts);
+
+    internal sealed record HealthAlertJson(string Severity, string Namespace, string Kind, string Code, string Message, DateTimeOffset? Time);
+
+    /// <summary><c>metrics --path --json</c> (CliJsonContext): the result without the exposition text.</summary>
+    internal sealed record MetricsJson(string? Path, int Namespaces, int Samples, long Bytes);
 }

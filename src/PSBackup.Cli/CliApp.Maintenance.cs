@@ -187,31 +187,9 @@ internal static class MaintenanceOutput
     {
         if (json)
         {
-            output.WriteLine(CliOutput.ToJson(new
-            {
-                backups = records.Select(r => new
-                {
-                    repository = r.Repository,
-                    backupId = r.BackupId,
-                    kind = BackupKinds.ToName(r.Kind),
-                    @namespace = r.Namespace,
-                    dir = r.Dir,
-                    @object = r.Object,
-                    time = r.Time,
-                    bytes = r.Bytes,
-                    fileCount = r.FileCount,
-                    complete = r.Complete,
-                    host = r.Host,
-                    consistency = r.Consistency,
-                    segmentId = r.SegmentId,
-                    firstLogIndex = r.FirstLogIndex,
-                    entryCount = r.EntryCount,
-                    @sealed = r.Sealed,
-                    wal = r.Wal,
-                    path = r.Path,
-                    problem = r.Problem,
-                }),
-            }));
+            output.WriteLine(CliOutput.ToJson(new ListJson([.. records.Select(r => new ListItemJson(r.Repository, r.BackupId, BackupKinds.ToName(r.Kind),
+                r.Namespace, r.Dir, r.Object, r.Time, r.Bytes, r.FileCount, r.Complete, r.Host, r.Consistency, r.SegmentId, r.FirstLogIndex,
+                r.EntryCount, r.Sealed, r.Wal, r.Path, r.Problem))])));
             return;
         }
         if (records.Count == 0)
@@ -287,4 +265,11 @@ internal static class MaintenanceOutput
             result.Declined.ToString(CultureInfo.InvariantCulture), result.Ignored.ToString(CultureInfo.InvariantCulture));
         table.WriteTo(output);
     }
+
+    /// <summary><c>list --json</c> (CliJsonContext): the kind as Get-Backup names it.</summary>
+    internal sealed record ListJson(IReadOnlyList<ListItemJson> Backups);
+
+    internal sealed record ListItemJson(string? Repository, string BackupId, string Kind, string? Namespace, string? Dir, string? Object,
+        DateTimeOffset Time, long Bytes, int FileCount, bool Complete, string? Host, string? Consistency, long? SegmentId, long? FirstLogIndex,
+        long? EntryCount, bool? Sealed, WalPosition? Wal, string? Path, string? Problem);
 }

@@ -88,30 +88,13 @@ internal static class RetentionOutput
     {
         if (json)
         {
-            output.WriteLine(CliOutput.ToJson(new
-            {
+            output.WriteLine(CliOutput.ToJson(new PruneJson(
                 whatIf,
-                kept = items.Count(i => i.Decision == RetentionDecision.Keep),
-                removed = items.Count(i => i.Removed),
-                removedBytes = items.Where(i => i.Removed).Sum(i => i.Bytes),
-                items = items.Select(i => new
-                {
-                    decision = i.Decision,
-                    removed = i.Removed,
-                    kind = JsonKindName(i.Kind),
-                    id = i.Id,
-                    repository = i.Repository,
-                    backupId = i.BackupId,
-                    @namespace = i.Namespace,
-                    dir = i.Dir,
-                    @object = i.Object,
-                    segmentId = i.SegmentId,
-                    time = i.Time,
-                    bytes = i.Bytes,
-                    reasons = i.Reasons,
-                    path = i.Path,
-                }),
-            }));
+                items.Count(i => i.Decision == RetentionDecision.Keep),
+                items.Count(i => i.Removed),
+                items.Where(i => i.Removed).Sum(i => i.Bytes),
+                [.. items.Select(i => new PruneItemJson(i.Decision, i.Removed, JsonKindName(i.Kind), i.Id, i.Repository, i.BackupId, i.Namespace,
+                    i.Dir, i.Object, i.SegmentId, i.Time, i.Bytes, i.Reasons, i.Path))])));
             return;
         }
         if (items.Count == 0)
@@ -157,4 +140,11 @@ internal static class RetentionOutput
         RetentionItemKind.TempFile => "temp",
         _ => "pack",
     };
+
+    /// <summary><c>prune --json</c> (CliJsonContext).</summary>
+    internal sealed record PruneJson(bool WhatIf, int Kept, int Removed, long RemovedBytes, IReadOnlyList<PruneItemJson> Items);
+
+    /// <summary>One backup's decision; the kind in prune's own vocabulary (<see cref="JsonKindName"/>).</summary>
+    internal sealed record PruneItemJson(RetentionDecision Decision, bool Removed, string Kind, string Id, string? Repository, string? BackupId,
+        string? Namespace, string? Dir, string? Object, long? SegmentId, DateTimeOffset? Time, long Bytes, IReadOnlyList<string> Reasons, string? Path);
 }

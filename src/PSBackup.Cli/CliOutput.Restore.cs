@@ -21,44 +21,31 @@ internal static partial class CliOutput
     }
 
     /// <summary>The plan as JSON: what <c>pitr --what-if --json</c> prints, and <c>plan</c> of the result.</summary>
-    public static object PlanShape(PointInTimePlan plan) => new
-    {
-        @namespace = plan.Namespace,
-        target = new { time = plan.Target.Time, logIndex = plan.Target.LogIndex },
-        snapshot = new
-        {
-            id = plan.Snapshot.Id,
-            emptyStore = plan.Snapshot.EmptyStore,
-            createdAt = plan.Snapshot.EmptyStore ? (DateTimeOffset?)null : plan.Snapshot.CreatedAt,
-            completedAt = plan.Snapshot.EmptyStore ? null : plan.Snapshot.CompletedAt,
-            appliedLogIndex = plan.Snapshot.Wal.AppliedLogIndex,
-            store = plan.Snapshot.Store ?? "db",
-            checkpoint = plan.Snapshot.Wal.Checkpoint is { } cp ? new { segmentId = cp.SegmentId, offset = cp.Offset, recordsProcessed = cp.RecordsProcessed, logIndex = cp.LogIndex } : null,
-            completedLogIndex = plan.Snapshot.Wal.CompletedLogIndex,
-            fileCount = plan.Snapshot.Files.Count,
-            bytes = plan.Snapshot.Bytes,
-            location = plan.Snapshot.Location,
-        },
-        startLogIndex = plan.StartLogIndex,
-        segments = plan.Segments.Select(s => new
-        {
-            segmentId = s.SegmentId,
-            fileName = s.Source.LayoutFileName,
-            firstLogIndex = s.FirstLogIndex,
-            lastLogIndex = s.LastLogIndex,
-            records = s.RecordCount,
-            cut = s.Cut,
-            @sealed = s.Source.Sealed,
-            bytes = s.Source.Bytes,
-        }),
-        lastLogIndex = plan.LastLogIndex,
-        lastRecordTime = plan.LastRecordTime,
-        emptyActiveSegmentId = plan.EmptyActiveSegmentId,
-        targetPastArchive = plan.TargetPastArchive,
-        lastArchivedLogIndex = plan.LastArchivedLogIndex,
-        bytes = plan.Bytes,
-        notes = plan.Notes,
-    };
+    public static PlanJson PlanShape(PointInTimePlan plan) => new(
+        plan.Namespace,
+        new PlanTargetJson(plan.Target.Time, plan.Target.LogIndex),
+        new PlanSnapshotJson(
+            plan.Snapshot.Id,
+            plan.Snapshot.EmptyStore,
+            plan.Snapshot.EmptyStore ? null : plan.Snapshot.CreatedAt,
+            plan.Snapshot.EmptyStore ? null : plan.Snapshot.CompletedAt,
+            plan.Snapshot.Wal.AppliedLogIndex,
+            plan.Snapshot.Store ?? "db",
+            plan.Snapshot.Wal.Checkpoint is { } cp ? new PlanCheckpointJson(cp.SegmentId, cp.Offset, cp.RecordsProcessed, cp.LogIndex) : null,
+            plan.Snapshot.Wal.CompletedLogIndex,
+            plan.Snapshot.Files.Count,
+            plan.Snapshot.Bytes,
+            plan.Snapshot.Location),
+        plan.StartLogIndex,
+        [.. plan.Segments.Select(s => new PlanSegmentJson(s.SegmentId, s.Source.LayoutFileName, s.FirstLogIndex, s.LastLogIndex, s.RecordCount, s.Cut,
+            s.Source.Sealed, s.Source.Bytes))],
+        plan.LastLogIndex,
+        plan.LastRecordTime,
+        plan.EmptyActiveSegmentId,
+        plan.TargetPastArchive,
+        plan.LastArchivedLogIndex,
+        plan.Bytes,
+        plan.Notes);
 
     public static void Plan(TextWriter output, PointInTimePlan plan, bool json)
     {
@@ -104,20 +91,8 @@ internal static partial class CliOutput
     {
         if (json)
         {
-            output.WriteLine(ToJson(new
-            {
-                @namespace = result.Namespace,
-                repository = result.Repository,
-                restored = result.Restored,
-                snapshot = result.Snapshot,
-                restoredPath = result.RestoredPath,
-                replacedPath = result.ReplacedPath,
-                lastLogIndex = result.LastLogIndex,
-                targetPastArchive = result.TargetPastArchive,
-                bytes = result.Bytes,
-                duration = TimeSpan.FromSeconds(result.Duration),
-                plan = PlanShape(result.Plan),
-            }));
+            output.WriteLine(ToJson(new PointInTimeJson(result.Namespace, result.Repository, result.Restored, result.Snapshot, result.RestoredPath,
+                result.ReplacedPath, result.LastLogIndex, result.TargetPastArchive, result.Bytes, TimeSpan.FromSeconds(result.Duration), PlanShape(result.Plan))));
             return;
         }
         var table = new TableWriter().Column("Namespace").Column("Snapshot").Column("LastLogIndex", rightAlign: true).Column("PastArchive")
@@ -134,4 +109,25 @@ internal static partial class CliOutput
             output.WriteLine($"Note: {note}");
         }
     }
+
+    // ---- JSON shapes (CliJsonContext); the property order is the JSON's order ----------------
+
+    internal sealed record PlanJson(string Namespace, PlanTargetJson Target, PlanSnapshotJson Snapshot, long? StartLogIndex,
+        IReadOnlyList<PlanSegmentJson> Segments, long LastLogIndex, DateTimeOffset? LastRecordTime, long? EmptyActiveSegmentId,
+        bool TargetPastArchive, long? LastArchivedLogIndex, long Bytes, IReadOnlyList<string> Notes);
+
+    internal sealed record PlanTargetJson(DateTimeOffset? Time, long? LogIndex);
+
+    /// <summary>An empty store's snapshot has no times (null, not the placeholder it carries).</summary>
+    internal sealed record PlanSnapshotJson(string Id, bool EmptyStore, DateTimeOffset? CreatedAt, DateTimeOffset? CompletedAt, long? AppliedLogIndex,
+        string Store, PlanCheckpointJson? Checkpoint, long? CompletedLogIndex, int FileCount, long Bytes, string Location);
+
+    internal sealed record PlanCheckpointJson(long SegmentId, long Offset, long RecordsProcessed, long? LogIndex);
+
+    /// <summary>A planned segment; <c>records</c> is how many of its records replay.</summary>
+    internal sealed record PlanSegmentJson(long SegmentId, string FileName, long FirstLogIndex, long LastLogIndex, long Records, bool Cut, bool Sealed, long Bytes);
+
+    /// <summary><c>pitr --json</c>: the result, then its plan.</summary>
+    internal sealed record PointInTimeJson(string Namespace, string? Repository, bool Restored, string Snapshot, string RestoredPath, string? ReplacedPath,
+        long LastLogIndex, bool TargetPastArchive, long Bytes, TimeSpan Duration, PlanJson Plan);
 }

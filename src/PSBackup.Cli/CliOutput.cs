@@ -1,7 +1,10 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+using PSBackup.Engine;
 using PSBackup.Engine.ObjectStore;
+using PSBackup.Engine.Retention;
 using PSBackup.Engine.Snapshots;
 using PSBackup.Engine.Wal;
 
@@ -12,16 +15,31 @@ namespace PSBackup.Cli;
 /// responses (<c>backups[].segmentId</c>, <c>path</c>, <c>bytes</c>).</summary>
 internal static partial class CliOutput
 {
+    /// <summary>The options of every JSON output: resolved through <see cref="CliJsonContext"/> only
+    /// (no reflection fallback, so Native AOT and the tests see the same types), enums as camelCase
+    /// strings: one converter per enum an output can hold (the non-generic converter needs
+    /// reflection); CliJsonContextTests fails when an output type reaches an enum not listed here.</summary>
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
         WriteIndented = true,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        TypeInfoResolver = CliJsonContext.Default,
+        Converters =
+        {
+            new JsonStringEnumConverter<BackupConsistency>(JsonNamingPolicy.CamelCase),
+            new JsonStringEnumConverter<WalCrcKind>(JsonNamingPolicy.CamelCase),
+            new JsonStringEnumConverter<WalPayloadFormat>(JsonNamingPolicy.CamelCase),
+            new JsonStringEnumConverter<RetentionDecision>(JsonNamingPolicy.CamelCase),
+        },
     };
 
-    public static string ToJson(object value) => JsonSerializer.Serialize(value, Json);
+    /// <summary>The value as indented JSON through its registered metadata; a type not in
+    /// <see cref="CliJsonContext"/> throws <see cref="NotSupportedException"/>.</summary>
+    public static string ToJson<T>(T value) => JsonSerializer.Serialize(value, TypeInfo<T>(Json));
+
+    private static JsonTypeInfo<T> TypeInfo<T>(JsonSerializerOptions options) => (JsonTypeInfo<T>)options.GetTypeInfo(typeof(T));
 
     /// <summary>One object per line (JSON Lines), for output that streams.</summary>
-    private static readonly JsonSerializerOptions JsonLines = new(Json) { WriteIndented = false, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
+    private static readonly JsonSerializerOptions JsonLines = new(Json) { WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     // ---- object backup / restore ------------------------------------------------------------
 
@@ -123,7 +141,7 @@ internal static partial class CliOutput
     {
         if (json)
         {
-            output.WriteLine(ToJson(new { artifacts }));
+            output.WriteLine(ToJson(new SweepJson(artifacts)));
             return;
         }
         if (artifacts.Count == 0)
@@ -145,16 +163,8 @@ internal static partial class CliOutput
     {
         if (json)
         {
-            output.WriteLine(ToJson(new
-            {
-                walDirectory = report.WalDirectory,
-                naming = report.Naming,
-                segments = report.Segments,
-                missingSegmentIds = report.MissingSegmentIds,
-                continuityErrors = report.ContinuityErrors,
-                warnings = report.Warnings,
-                otherFiles = report.OtherFiles,
-            }));
+            output.WriteLine(ToJson(new WalListJson(report.WalDirectory, report.Naming, report.Segments, report.MissingSegmentIds,
+                report.ContinuityErrors, report.Warnings, report.OtherFiles)));
             return;
         }
         var table = new TableWriter().Column("SegmentId", rightAlign: true).Column("Name").Column("V", rightAlign: true).Column("Sealed")
@@ -244,7 +254,7 @@ internal static partial class CliOutput
         {
             if (json)
             {
-                output.WriteLine(JsonSerializer.Serialize(s, JsonLines));
+                output.WriteLine(JsonSerializer.Serialize(s, TypeInfo<ShippedSegment>(JsonLines)));
             }
             else
             {
@@ -257,7 +267,7 @@ internal static partial class CliOutput
         }
     }
 
-    private sealed record SeedShipResponse(
+    internal sealed record SeedShipResponse(
         IReadOnlyList<SeedShippedSegment> Backups,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Repository)
     {
@@ -266,13 +276,13 @@ internal static partial class CliOutput
         public IReadOnlyList<ShippedPartial>? Partials { get; init; }
     }
 
-    private sealed record ShippedPartial(long SegmentId, string Path, long Bytes, string Sha256, bool AlreadyPresent,
+    internal sealed record ShippedPartial(long SegmentId, string Path, long Bytes, string Sha256, bool AlreadyPresent,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? BackupId,
         DateTimeOffset? ObservedAt, long? EntryCount, long? LastLogIndex,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTimeOffset? LastRecordTime,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? StoredBytes);
 
-    private sealed record SeedShippedSegment(long SegmentId, string Path, long Bytes, string Sha256, bool AlreadyPresent,
+    internal sealed record SeedShippedSegment(long SegmentId, string Path, long Bytes, string Sha256, bool AlreadyPresent,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? BackupId);
 
     // ---- snapshot ---------------------------------------------------------------------------
@@ -282,34 +292,14 @@ internal static partial class CliOutput
     {
         if (json && result.Repository is not null)
         {
-            output.WriteLine(ToJson(new
-            {
-                path = result.Path,
-                bytes = result.Bytes,
-                @namespace = result.Namespace,
-                repository = result.Repository,
-                backupId = result.BackupId,
-                storedBytes = result.StoredBytes,
-                fileCount = result.FileCount,
-                walPosition = result.WalPosition,
-                createdAt = result.CreatedAt,
-                duration = TimeSpan.FromSeconds(result.Duration),
-            }));
+            output.WriteLine(ToJson(new RepositorySnapshotJson(result.Path, result.Bytes, result.Namespace, result.Repository, result.BackupId,
+                result.StoredBytes, result.FileCount, result.WalPosition, result.CreatedAt, TimeSpan.FromSeconds(result.Duration))));
             return;
         }
         if (json)
         {
-            output.WriteLine(ToJson(new
-            {
-                path = result.Path,
-                bytes = result.Bytes,
-                @namespace = result.Namespace,
-                manifestPath = result.ManifestPath,
-                fileCount = result.FileCount,
-                walPosition = result.WalPosition,
-                createdAt = result.CreatedAt,
-                duration = TimeSpan.FromSeconds(result.Duration),
-            }));
+            output.WriteLine(ToJson(new LocalSnapshotJson(result.Path, result.Bytes, result.Namespace, result.ManifestPath, result.FileCount,
+                result.WalPosition, result.CreatedAt, TimeSpan.FromSeconds(result.Duration))));
             return;
         }
         if (result.Repository is not null)
@@ -323,4 +313,22 @@ internal static partial class CliOutput
             result.CreatedAt.ToString("u", CultureInfo.InvariantCulture));
         table.WriteTo(output);
     }
+
+    // ---- JSON shapes ------------------------------------------------------------------------
+    // Named for CliJsonContext (build-time metadata); the property order is the JSON's order.
+
+    /// <summary><c>sweep --json</c>.</summary>
+    internal sealed record SweepJson(IReadOnlyList<StaleArtifact> Artifacts);
+
+    /// <summary><c>wal list --json</c>: the report without its derived <c>HasGap</c>.</summary>
+    internal sealed record WalListJson(string WalDirectory, string? Naming, IReadOnlyList<WalSegmentInfo> Segments, IReadOnlyList<long> MissingSegmentIds,
+        IReadOnlyList<string> ContinuityErrors, IReadOnlyList<string> Warnings, IReadOnlyList<string> OtherFiles);
+
+    /// <summary><c>snapshot create --repository --json</c>: the seed's <c>{path, bytes}</c> first.</summary>
+    internal sealed record RepositorySnapshotJson(string Path, long Bytes, string Namespace, string? Repository, string? BackupId, long? StoredBytes,
+        int FileCount, WalPosition WalPosition, DateTimeOffset CreatedAt, TimeSpan Duration);
+
+    /// <summary><c>snapshot create --json</c> to a local path.</summary>
+    internal sealed record LocalSnapshotJson(string Path, long Bytes, string Namespace, string? ManifestPath, int FileCount,
+        WalPosition WalPosition, DateTimeOffset CreatedAt, TimeSpan Duration);
 }
