@@ -58,7 +58,8 @@ if [ "$managed_status" -ne 0 ]; then xunit_status=$managed_status; fi
 # metadata, a trimmed member, a native library it cannot find) fails here. Counted in the totals.
 cli_filter="FullyQualifiedName~PSBackup.Engine.Tests.Cli.|FullyQualifiedName~PSBackup.Engine.Tests.Health.HealthTests|FullyQualifiedName~PSBackup.Engine.Tests.RepositoryOps.KeyFileTests|FullyQualifiedName~PSBackup.Engine.Tests.Hostile.|FullyQualifiedName~PSBackup.Engine.Tests.Maintenance.|FullyQualifiedName~PSBackup.Engine.Tests.ObjectStore.ObjectSelectionTests|FullyQualifiedName~PSBackup.Engine.Tests.Snapshots.UnisonPitrTests"
 echo "xunit: CLI tests against the published psbackup"
-if published=$(bash scripts/publish-cli.sh out/cli-published); then
+aot_mode=""; [ "${PSBACKUP_AOT:-}" = "required" ] && aot_mode=--aot-only
+if published=$(bash scripts/publish-cli.sh out/cli-published $aot_mode); then
   PSBACKUP_TEST_CLI="$PWD/$published" dotnet test tests/PSBackup.Engine.Tests -c "$configuration" --no-build -nologo --filter "$cli_filter" "$@" 2>&1 | tee -a "$log"
   published_status=${PIPESTATUS[0]}
 else

@@ -9,7 +9,8 @@ namespace PSBackup.Engine.Tests.Support;
 /// process with the same arguments, environment and working folder. scripts/test.sh sets it to the
 /// Native AOT build (what bench/run.sh and docs/performance.md install), so the same assertions
 /// prove the published binary, where a type without build-time JSON metadata or a trimmed member
-/// fails only at run time. A cancelled token sends SIGTERM, as a service manager would.</summary>
+/// fails only at run time. A cancelled token sends SIGINT, as Ctrl+C does (exit 130, like an
+/// in-process cancellation).</summary>
 internal static class TestCli
 {
     public const string Variable = "PSBACKUP_TEST_CLI";
@@ -17,8 +18,13 @@ internal static class TestCli
     /// <summary>The executable under test, or null for in-process runs.</summary>
     public static string? Executable => Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } path ? path : null;
 
+    /// <remarks>A token cancelled before the call runs in-process either way: it tests how the CLI
+    /// treats a cancelled token, which has no process equivalent (a signal sent before the child
+    /// installs its handlers kills it without a word).</remarks>
     public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken = default) =>
-        Executable is { } exe ? RunChildAsync(exe, args, stdout, stderr, cancellationToken) : CliApp.RunAsync(args, stdout, stderr, cancellationToken);
+        Executable is { } exe && !cancellationToken.IsCancellationRequested
+            ? RunChildAsync(exe, args, stdout, stderr, cancellationToken)
+            : CliApp.RunAsync(args, stdout, stderr, cancellationToken);
 
     private static async Task<int> RunChildAsync(string exe, string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
@@ -56,7 +62,7 @@ internal static class TestCli
             }
             else
             {
-                _ = kill(p.Id, 15);
+                _ = kill(p.Id, 2); // SIGINT
             }
         }
         catch (InvalidOperationException)

@@ -164,12 +164,12 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
         return ["libzstd.so.1", "libzstd.so"];
     }
 
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("SingleFile", "IL3000",
+        Justification = "Location is empty in a single-file or Native AOT app; the app's folder (AppContext.BaseDirectory) is used then.")]
     private static nint LoadLibrary()
     {
         Assembly asm = typeof(ZstdCompressor).Assembly;
-#pragma warning disable IL3000 // Empty in a single-file or Native AOT app: then the app's folder, below.
         string baseDir = Path.GetDirectoryName(asm.Location) is { Length: > 0 } d ? d : AppContext.BaseDirectory;
-#pragma warning restore IL3000
         string rid = RuntimeInformation.RuntimeIdentifier;
         string arch = RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant();
         string os = OperatingSystem.IsWindows() ? "win" : OperatingSystem.IsMacOS() ? "osx" : "linux";
