@@ -256,14 +256,39 @@ internal sealed class RepositoryChecker(Repository repo)
             _warnings.Add(new CheckIssue("PackUnreferenced", $"Pack {id} is in no index (left by an interrupted backup); it is unused garbage that prune removes.", RepositoryLayout.PackKey(id)));
         }
 
-        // Manifests.
+        // Read data, on every core, while the manifests, refs and WAL continuity are checked below
+        // on this thread: that part reads and parses every manifest (0.2-0.7 s for a few backups of
+        // 5,000 files) and left the pack workers' cores idle when it ran first.
+        var badChunks = new Dictionary<ChunkId, string>();
         var manifestIds = new List<string>();
+        var goodManifests = new HashSet<string>(StringComparer.Ordinal);
+        int refCount = 0;
+        using var readCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        Task<long> reading = readData ? ReadPacksAsync(indexedPacks, packSizes, badChunks, progress, readCts.Token) : Task.FromResult(0L);
+        try
+        {
+            await CheckManifestsAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            await readCts.CancelAsync().ConfigureAwait(false);
+            await reading.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+            throw;
+        }
+        long bytesRead = await reading.ConfigureAwait(false);
+        if (badChunks.Count > 0)
+        {
+            await ReportAffectedAsync(badChunks, goodManifests, ct).ConfigureAwait(false);
+        }
+
+        async Task CheckManifestsAsync()
+        {
+        // Manifests.
         await foreach (StoredObject o in b.ListAsync(RepositoryLayout.SnapshotsPrefix, ct).ConfigureAwait(false))
         {
             storedBytes += o.Size;
             manifestIds.Add(o.Key[RepositoryLayout.SnapshotsPrefix.Length..]);
         }
-        var goodManifests = new HashSet<string>(StringComparer.Ordinal);
         var facts = new Dictionary<string, RepositoryManifest>(StringComparer.Ordinal);
         var usedPacks = new HashSet<string>(StringComparer.Ordinal);
         foreach (string id in manifestIds)
@@ -316,7 +341,6 @@ internal sealed class RepositoryChecker(Repository repo)
 
         // Refs: each must point at an existing manifest of what its name says (restores find backups
         // by ref), and the WAL segments PITR sees through them must be contiguous.
-        int refCount = 0;
         var manifestSet = manifestIds.ToHashSet(StringComparer.Ordinal);
         IReadOnlyList<RepositoryRef> refs = await repo.ListRefsAsync("", ct).ConfigureAwait(false);
         foreach (RepositoryRef r in refs)
@@ -344,25 +368,6 @@ internal sealed class RepositoryChecker(Repository repo)
             _warnings.Add(issue);
         }
         CheckWalContinuity(refs, facts);
-
-        // Read data.
-        long bytesRead = 0;
-        if (readData)
-        {
-            var badChunks = new Dictionary<ChunkId, string>();
-            var ordered = indexedPacks.Values.Where(p => packSizes.ContainsKey(p.Id)).OrderBy(p => p.Id, StringComparer.Ordinal).ToList();
-            int done = 0;
-            await Parallel.ForEachAsync(ordered, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount), CancellationToken = ct }, async (p, c) =>
-            {
-                long n = await VerifyPackAsync(p, badChunks, c).ConfigureAwait(false);
-                Interlocked.Add(ref bytesRead, n);
-                int d = Interlocked.Increment(ref done);
-                progress?.Report(new OperationProgress("Check repository", $"Read {d} of {ordered.Count} packs", d, ordered.Count, p.Id));
-            }).ConfigureAwait(false);
-            if (badChunks.Count > 0)
-            {
-                await ReportAffectedAsync(badChunks, goodManifests, ct).ConfigureAwait(false);
-            }
         }
         // What was found damaged is recorded, so the next backup stores those chunks again instead of
         // deduplicating against them, and readers try other copies first (best effort: a read-only
@@ -383,6 +388,26 @@ internal sealed class RepositoryChecker(Repository repo)
     /// the chunk ids every plaintext byte, so on a sound pack it would prove nothing more. When the
     /// pack hash fails, the pack is streamed again and every frame hash checked, so damage that
     /// still decodes to the right chunks (which a restore refuses) is named too.</summary>
+    /// <summary>Reads and verifies every indexed pack that exists, one per core, largest first
+    /// (longest-processing-time order: the workers then finish together instead of one reading
+    /// the last 16 MiB pack alone). Returns the bytes read.</summary>
+    private async Task<long> ReadPacksAsync(Dictionary<string, IndexPack> indexedPacks, Dictionary<string, long> packSizes,
+        Dictionary<ChunkId, string> badChunks, IProgress<OperationProgress>? progress, CancellationToken ct)
+    {
+        long bytesRead = 0;
+        var ordered = indexedPacks.Values.Where(p => packSizes.ContainsKey(p.Id))
+            .OrderByDescending(p => packSizes[p.Id]).ThenBy(p => p.Id, StringComparer.Ordinal).ToList();
+        int done = 0;
+        await Parallel.ForEachAsync(ordered, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount), CancellationToken = ct }, async (p, c) =>
+        {
+            long n = await VerifyPackAsync(p, badChunks, c).ConfigureAwait(false);
+            Interlocked.Add(ref bytesRead, n);
+            int d = Interlocked.Increment(ref done);
+            progress?.Report(new OperationProgress("Check repository", $"Read {d} of {ordered.Count} packs", d, ordered.Count, p.Id));
+        }).ConfigureAwait(false);
+        return bytesRead;
+    }
+
     private async Task<long> VerifyPackAsync(IndexPack p, Dictionary<ChunkId, string> badChunks, CancellationToken ct)
     {
         string key = RepositoryLayout.PackKey(p.Id);
