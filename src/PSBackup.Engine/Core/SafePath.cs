@@ -197,7 +197,15 @@ public static partial class SafePath
     public static bool IsLink(FileSystemInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
-        return IsLink(info.Attributes, info.LinkTarget, () => OperatingSystem.IsWindows() ? WindowsFiles.ReparseTag(info.FullName) : null);
+        FileAttributes attributes = info.Attributes;
+        if ((int)attributes == -1 || (attributes & FileAttributes.ReparsePoint) == 0)
+        {
+            // Only a reparse point can be a link (.NET reports a symbolic link as one on Unix too), so
+            // readlink(2) is asked only then: it was a syscall and a path walk for every entry of
+            // every object walk (9 % of a 5,425-file no-change backup's CPU).
+            return false;
+        }
+        return IsLink(attributes, info.LinkTarget, () => OperatingSystem.IsWindows() ? WindowsFiles.ReparseTag(info.FullName) : null);
     }
 
     /// <summary>The rule of <see cref="IsLink(FileSystemInfo)"/> on given facts (tests feed it Windows
