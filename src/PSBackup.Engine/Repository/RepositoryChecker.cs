@@ -283,91 +283,91 @@ internal sealed class RepositoryChecker(Repository repo)
 
         async Task CheckManifestsAsync()
         {
-        // Manifests.
-        await foreach (StoredObject o in b.ListAsync(RepositoryLayout.SnapshotsPrefix, ct).ConfigureAwait(false))
-        {
-            storedBytes += o.Size;
-            manifestIds.Add(o.Key[RepositoryLayout.SnapshotsPrefix.Length..]);
-        }
-        var facts = new Dictionary<string, RepositoryManifest>(StringComparer.Ordinal);
-        var usedPacks = new HashSet<string>(StringComparer.Ordinal);
-        foreach (string id in manifestIds)
-        {
-            ct.ThrowIfCancellationRequested();
-            RepositoryManifest m;
-            try
+            // Manifests.
+            await foreach (StoredObject o in b.ListAsync(RepositoryLayout.SnapshotsPrefix, ct).ConfigureAwait(false))
             {
-                if (!Hex.IsSha256Hex(id))
-                {
-                    throw new RepositoryIntegrityException("ManifestInvalid", $"'{RepositoryLayout.ManifestKey(id)}' is not a manifest name.", RepositoryLayout.ManifestKey(id), id);
-                }
-                m = await repo.ReadManifestAsync(id, ct).ConfigureAwait(false);
+                storedBytes += o.Size;
+                manifestIds.Add(o.Key[RepositoryLayout.SnapshotsPrefix.Length..]);
             }
-            catch (RepositoryIntegrityException e)
+            var facts = new Dictionary<string, RepositoryManifest>(StringComparer.Ordinal);
+            var usedPacks = new HashSet<string>(StringComparer.Ordinal);
+            foreach (string id in manifestIds)
             {
-                Error(new CheckIssue(e.ErrorId, e.Message, e.ObjectKey, id, e.Path));
-                continue;
-            }
-            goodManifests.Add(id);
-            facts[id] = m with { Files = [] };
-            foreach (RepositoryFile f in m.Files)
-            {
-                long sum = 0;
-                bool missing = false;
-                foreach (ChunkId c in f.Chunks)
+                ct.ThrowIfCancellationRequested();
+                RepositoryManifest m;
+                try
                 {
-                    if (index.TryGet(c, out RepositoryIndex.ChunkLocation loc))
+                    if (!Hex.IsSha256Hex(id))
                     {
-                        sum += loc.Length;
-                        usedPacks.Add(loc.Frame.Pack.Id);
+                        throw new RepositoryIntegrityException("ManifestInvalid", $"'{RepositoryLayout.ManifestKey(id)}' is not a manifest name.", RepositoryLayout.ManifestKey(id), id);
                     }
-                    else if (!missing)
-                    {
-                        missing = true;
-                        string why = damagedIndexes.Count > 0 ? $" (damaged index objects: {string.Join(", ", damagedIndexes)})" : "";
-                        Error(new CheckIssue("ChunkMissing", $"Backup {id}, file '{f.Path}': chunk {c} is in no readable index{why}. This file cannot be restored.", RepositoryLayout.ManifestKey(id), id, f.Path));
-                    }
+                    m = await repo.ReadManifestAsync(id, ct).ConfigureAwait(false);
                 }
-                if (!missing && sum != f.Size)
+                catch (RepositoryIntegrityException e)
                 {
-                    Error(new CheckIssue("FileSizeMismatch", $"Backup {id}, file '{f.Path}': its chunks add up to {sum} bytes, the manifest says {f.Size}.", RepositoryLayout.ManifestKey(id), id, f.Path));
+                    Error(new CheckIssue(e.ErrorId, e.Message, e.ObjectKey, id, e.Path));
+                    continue;
+                }
+                goodManifests.Add(id);
+                facts[id] = m with { Files = [] };
+                foreach (RepositoryFile f in m.Files)
+                {
+                    long sum = 0;
+                    bool missing = false;
+                    foreach (ChunkId c in f.Chunks)
+                    {
+                        if (index.TryGet(c, out RepositoryIndex.ChunkLocation loc))
+                        {
+                            sum += loc.Length;
+                            usedPacks.Add(loc.Frame.Pack.Id);
+                        }
+                        else if (!missing)
+                        {
+                            missing = true;
+                            string why = damagedIndexes.Count > 0 ? $" (damaged index objects: {string.Join(", ", damagedIndexes)})" : "";
+                            Error(new CheckIssue("ChunkMissing", $"Backup {id}, file '{f.Path}': chunk {c} is in no readable index{why}. This file cannot be restored.", RepositoryLayout.ManifestKey(id), id, f.Path));
+                        }
+                    }
+                    if (!missing && sum != f.Size)
+                    {
+                        Error(new CheckIssue("FileSizeMismatch", $"Backup {id}, file '{f.Path}': its chunks add up to {sum} bytes, the manifest says {f.Size}.", RepositoryLayout.ManifestKey(id), id, f.Path));
+                    }
                 }
             }
-        }
-        foreach (string id in indexedPacks.Keys.Where(id => !usedPacks.Contains(id) && packSizes.ContainsKey(id)))
-        {
-            _warnings.Add(new CheckIssue("PackUnused", $"Pack {id} is indexed but no backup uses it (an interrupted backup or a removed one); prune reclaims it.", RepositoryLayout.PackKey(id)));
-        }
+            foreach (string id in indexedPacks.Keys.Where(id => !usedPacks.Contains(id) && packSizes.ContainsKey(id)))
+            {
+                _warnings.Add(new CheckIssue("PackUnused", $"Pack {id} is indexed but no backup uses it (an interrupted backup or a removed one); prune reclaims it.", RepositoryLayout.PackKey(id)));
+            }
 
-        // Refs: each must point at an existing manifest of what its name says (restores find backups
-        // by ref), and the WAL segments PITR sees through them must be contiguous.
-        var manifestSet = manifestIds.ToHashSet(StringComparer.Ordinal);
-        IReadOnlyList<RepositoryRef> refs = await repo.ListRefsAsync("", ct).ConfigureAwait(false);
-        foreach (RepositoryRef r in refs)
-        {
-            refCount++;
-            if (!manifestSet.Contains(r.ManifestId))
+            // Refs: each must point at an existing manifest of what its name says (restores find backups
+            // by ref), and the WAL segments PITR sees through them must be contiguous.
+            var manifestSet = manifestIds.ToHashSet(StringComparer.Ordinal);
+            IReadOnlyList<RepositoryRef> refs = await repo.ListRefsAsync("", ct).ConfigureAwait(false);
+            foreach (RepositoryRef r in refs)
             {
-                Error(new CheckIssue("RefDangling", $"Ref '{r.Name}' points at backup {r.ManifestId}, which does not exist. Repair-BackupRepository removes it.", RepositoryLayout.RefKey(r.Name, r.ManifestId), r.ManifestId));
+                refCount++;
+                if (!manifestSet.Contains(r.ManifestId))
+                {
+                    Error(new CheckIssue("RefDangling", $"Ref '{r.Name}' points at backup {r.ManifestId}, which does not exist. Repair-BackupRepository removes it.", RepositoryLayout.RefKey(r.Name, r.ManifestId), r.ManifestId));
+                }
+                else if (facts.TryGetValue(r.ManifestId, out RepositoryManifest? m) && RefProblem(r.Name, m) is { } problem)
+                {
+                    Error(new CheckIssue("RefMismatch", $"Ref '{r.Name}' points at backup {r.ManifestId}, but {problem}. A restore by that name would restore the wrong backup; remove the ref (it was altered or written by a faulty tool).",
+                        RepositoryLayout.RefKey(r.Name, r.ManifestId), r.ManifestId));
+                }
             }
-            else if (facts.TryGetValue(r.ManifestId, out RepositoryManifest? m) && RefProblem(r.Name, m) is { } problem)
+            var named = refs.Select(r => r.ManifestId).ToHashSet(StringComparer.Ordinal);
+            // Object backups are found by id as well; snapshots and WAL segments only by their refs.
+            foreach ((string id, RepositoryManifest m) in facts.Where(kv => !named.Contains(kv.Key) && kv.Value.Kind != BackupKind.Object).OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
-                Error(new CheckIssue("RefMismatch", $"Ref '{r.Name}' points at backup {r.ManifestId}, but {problem}. A restore by that name would restore the wrong backup; remove the ref (it was altered or written by a faulty tool).",
-                    RepositoryLayout.RefKey(r.Name, r.ManifestId), r.ManifestId));
+                var issue = new CheckIssue("RefMissing",
+                    $"Backup {id} ({BackupKinds.ToName(m.Kind)} of '{m.Namespace ?? $"{m.Dir}/{m.Object}"}') has no ref, so restores that look backups up by name do not see it{(m.Kind == BackupKind.Object ? "" : " (point-in-time recovery skips it)")}. Repair-BackupRepository writes its ref again.",
+                    RepositoryLayout.ManifestKey(id), id);
+                // A warning: the backup itself is whole and restorable by id. A hole it leaves in the WAL
+                // that point-in-time recovery sees is the WalGap error below.
+                _warnings.Add(issue);
             }
-        }
-        var named = refs.Select(r => r.ManifestId).ToHashSet(StringComparer.Ordinal);
-        // Object backups are found by id as well; snapshots and WAL segments only by their refs.
-        foreach ((string id, RepositoryManifest m) in facts.Where(kv => !named.Contains(kv.Key) && kv.Value.Kind != BackupKind.Object).OrderBy(kv => kv.Key, StringComparer.Ordinal))
-        {
-            var issue = new CheckIssue("RefMissing",
-                $"Backup {id} ({BackupKinds.ToName(m.Kind)} of '{m.Namespace ?? $"{m.Dir}/{m.Object}"}') has no ref, so restores that look backups up by name do not see it{(m.Kind == BackupKind.Object ? "" : " (point-in-time recovery skips it)")}. Repair-BackupRepository writes its ref again.",
-                RepositoryLayout.ManifestKey(id), id);
-            // A warning: the backup itself is whole and restorable by id. A hole it leaves in the WAL
-            // that point-in-time recovery sees is the WalGap error below.
-            _warnings.Add(issue);
-        }
-        CheckWalContinuity(refs, facts);
+            CheckWalContinuity(refs, facts);
         }
         // What was found damaged is recorded, so the next backup stores those chunks again instead of
         // deduplicating against them, and readers try other copies first (best effort: a read-only
@@ -381,13 +381,6 @@ internal sealed class RepositoryChecker(Repository repo)
             index.ChunkCount, storedBytes, bytesRead);
     }
 
-    /// <summary>Streams a pack front to back: its SHA-256 against its id, every frame (decode,
-    /// every chunk id) as it passes, then the trailer against the index. One stored frame and its
-    /// plaintext are held at a time, so memory does not grow with the pack size. A frame's own
-    /// SHA-256 is computed only where something failed: the pack hash covers every stored byte and
-    /// the chunk ids every plaintext byte, so on a sound pack it would prove nothing more. When the
-    /// pack hash fails, the pack is streamed again and every frame hash checked, so damage that
-    /// still decodes to the right chunks (which a restore refuses) is named too.</summary>
     /// <summary>Reads and verifies every indexed pack that exists, one per core, largest first
     /// (longest-processing-time order: the workers then finish together instead of one reading
     /// the last 16 MiB pack alone). Returns the bytes read.</summary>
@@ -408,6 +401,13 @@ internal sealed class RepositoryChecker(Repository repo)
         return bytesRead;
     }
 
+    /// <summary>Streams a pack front to back: its SHA-256 against its id, every frame (decode,
+    /// every chunk id) as it passes, then the trailer against the index. One stored frame and its
+    /// plaintext are held at a time, so memory does not grow with the pack size. A frame's own
+    /// SHA-256 is computed only where something failed: the pack hash covers every stored byte and
+    /// the chunk ids every plaintext byte, so on a sound pack it would prove nothing more. When the
+    /// pack hash fails, the pack is streamed again and every frame hash checked, so damage that
+    /// still decodes to the right chunks (which a restore refuses) is named too.</summary>
     private async Task<long> VerifyPackAsync(IndexPack p, Dictionary<ChunkId, string> badChunks, CancellationToken ct)
     {
         string key = RepositoryLayout.PackKey(p.Id);
