@@ -27,6 +27,13 @@ internal static class WalPartialShip
         {
             return null;
         }
+        // A sealed header (its CRC checked) is never active, whatever its records: the full read
+        // below would return null for it too, after parsing every record (10 ms for 16 MiB, on every
+        // run whose newest segment is sealed, as in catch-up and right after a rotation).
+        if (HeaderSealed(path, ns, id))
+        {
+            return null;
+        }
         WalSegmentInfo? info = InspectSettled(path, ns, id, context.CancellationToken);
         if (info is null)
         {
@@ -80,6 +87,20 @@ internal static class WalPartialShip
             }
             ct.WaitHandle.WaitOne(waits[attempt]);
             ct.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>The segment's header is readable (magic, version, CRC) and says sealed. A missing
+    /// file or an unreadable header is not sealed here: the full read decides.</summary>
+    internal static bool HeaderSealed(string path, string ns, long id)
+    {
+        try
+        {
+            return WalSegmentReader.Inspect(path, ns, id, headerOnly: true).Sealed;
+        }
+        catch (NotFoundException)
+        {
+            return false;
         }
     }
 

@@ -489,6 +489,29 @@ public abstract class RepositoryWriteTests : IDisposable
     }
 
     [Fact]
+    public async Task A_sealed_segment_is_cut_after_its_header_and_then_every_chunking_maximum()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        string data = Dir.Combine("data");
+        string wal = Path.Combine(data, "users", "wal");
+        Directory.CreateDirectory(wal);
+        // 3.5 MiB of records (random bytes: content-defined cuts would fall anywhere) in a 4 MiB segment.
+        WriteSegment(Path.Combine(wal, "000000001.wal"), 1, Payloads(1400, 7, maxSize: 5000), seal: true, size: 4 << 20);
+
+        ShippedSegment s = Assert.Single((await Ship(data, repo)).Backups);
+
+        using OpenRepository open = await RepositoryConnector.OpenAsync(repo, CancellationToken.None);
+        RepositoryFile f = Assert.Single((await open.Repository.ReadManifestAsync(s.BackupId!)).Files);
+        int max = open.Repository.Config.DefaultChunking.MaxSize;
+        var lengths = f.Chunks.Select(id => open.Repository.Index.TryGet(id, out RepositoryIndex.ChunkLocation loc) ? loc.Length : -1).ToList();
+        Assert.Equal(4L << 20, lengths.Sum(l => (long)l));
+        Assert.Equal(WalFormat.HeaderSize, lengths[0]);
+        Assert.All(lengths.Skip(1).SkipLast(1), l => Assert.Equal(max, l));
+        Assert.Equal((4 << 20) - WalFormat.HeaderSize - (lengths.Count - 2) * (long)max, lengths[^1]);
+        Assert.InRange(lengths[^1], 1, max);
+    }
+
+    [Fact]
     public async Task Wal_ship_ships_only_what_is_new_after_the_database_sealed_more()
     {
         RepositoryTarget repo = await NewRepositoryAsync();
