@@ -21,7 +21,7 @@ namespace PSBackup.Engine.Repository;
 /// written behind it, read back from the file (the page cache); pieces ahead wait as (offset,
 /// length) only, so memory does not grow with files or their order. When a file's hash reaches its
 /// size, size and SHA-256 are compared with the manifest.</para>
-/// <para>A verified file is sealed by one of <see cref="Closers"/> closer tasks while the workers go
+/// <para>A verified file is sealed by one of <see cref="Closers"/> closer threads while the workers go
 /// on: its recorded mode, owner and time are given back, it is fsynced and closed, and a temp name
 /// is renamed to the file's name. Fsync per file, a few at once, measured faster here than
 /// sync_file_range writeback plus one fsync pass or syncfs at the end (docs/design.md, Restore,
@@ -208,16 +208,32 @@ internal sealed class ParallelRestore
     private async Task ExecuteAsync(List<ReadJob> reads, int workerCount, CancellationToken ct)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        // Closers are threads of their own: sealing blocks in fsync (a large file's for a good part of
+        // a second), and on the thread pool (as many threads as cores to begin with) that left the
+        // cores idle with decoding work queued until the pool added threads.
         var closers = new Task[Closers];
         for (int c = 0; c < closers.Length; c++)
         {
-            closers[c] = Run(async token =>
+            closers[c] = Task.Factory.StartNew(() =>
             {
-                await foreach (FileState f in _closing.Reader.ReadAllAsync(token).ConfigureAwait(false))
+                try
                 {
-                    Seal(f);
+                    System.Threading.Channels.ChannelReader<FileState> reader = _closing.Reader;
+                    while (reader.WaitToReadAsync(cts.Token).AsTask().GetAwaiter().GetResult())
+                    {
+                        while (reader.TryRead(out FileState? f))
+                        {
+                            cts.Token.ThrowIfCancellationRequested();
+                            Seal(f);
+                        }
+                    }
                 }
-            }, cts);
+                catch
+                {
+                    cts.Cancel();
+                    throw;
+                }
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }
         Task[] workers = [];
         try
