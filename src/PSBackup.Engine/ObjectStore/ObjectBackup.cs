@@ -46,7 +46,20 @@ internal static class ObjectBackup
         }
 
         // Listing first rejects links and unsafe names before anything is written, also under -WhatIf.
-        ObjectTree tree = ObjectTree.List(objectPath, ct);
+        // Meanwhile another core derives the repository's passphrase key, which the open then
+        // finds in the session's key cache (reads only; see RepositoryConnector.PrewarmKeyAsync).
+        Task prewarm = options.Repository is { } repositoryTarget && options.Session is null
+            ? Task.Run(() => Repository.RepositoryConnector.PrewarmKeyAsync(repositoryTarget, ct), CancellationToken.None)
+            : Task.CompletedTask;
+        ObjectTree tree;
+        try
+        {
+            tree = ObjectTree.List(objectPath, ct);
+        }
+        finally
+        {
+            await prewarm.ConfigureAwait(false); // never throws; nothing runs on after this call
+        }
 
         if (options.Repository is { } target)
         {

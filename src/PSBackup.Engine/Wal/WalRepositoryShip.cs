@@ -110,6 +110,10 @@ internal static partial class WalRepositoryShip
     {
         OpenRepository open;
         RepositoryLock? held = null;
+        // A one-off ship hashes the sealed segments from the start, on another core, while the
+        // repository opens (a CLI call's PBKDF2 alone is ~0.1 s); the continuous shipper's
+        // repository is open already, and each pass hashes beside its validation.
+        await using EarlyHashes? early = session is null ? new EarlyHashes(walDir, ns, options.AfterSegmentId, context.CancellationToken) : null;
         if (session is null)
         {
             open = await RepositoryConnector.OpenForWriteAsync(target, RepositoryLockMode.Shared, "Invoke-WalShip", context, clock).ConfigureAwait(false);
@@ -120,7 +124,7 @@ internal static partial class WalRepositoryShip
         }
         try
         {
-            WalShipResult result = await RunAsync(options, ns, walDir, target, open, context, clock, session).ConfigureAwait(false);
+            WalShipResult result = await RunAsync(options, ns, walDir, target, open, context, clock, session, early).ConfigureAwait(false);
             session?.EndPass();
             return result;
         }
@@ -145,7 +149,7 @@ internal static partial class WalRepositoryShip
             : await session.ListRefsAsync(repo, prefix, now, ct).ConfigureAwait(false);
 
     private static async Task<WalShipResult> RunAsync(InvokeWalShipOptions options, string ns, string walDir, RepositoryTarget target, OpenRepository open, OperationContext context,
-        WalPassClock? clock, WalRepositorySession? session)
+        WalPassClock? clock, WalRepositorySession? session, EarlyHashes? early)
     {
         CancellationToken ct = context.CancellationToken;
         Repository.Repository repo = open.Repository;
@@ -191,11 +195,11 @@ internal static partial class WalRepositoryShip
         // taken while the records are validated, on the other core, for every segment whose header
         // says sealed: the two passes are CPU-bound (CRC-32C per record, SHA-256), and one after
         // the other they were a third of shipping one 16 MiB segment.
-        var digests = new ConcurrentDictionary<long, ContentDigest>();
         List<WalSegmentInfo> selected;
-        using (var hashing = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        EarlyHashes? own = early is null ? new EarlyHashes(walDir, ns, after, ct) : null;
+        EarlyHashes hashes = early ?? own!;
+        try
         {
-            Task early = Task.Run(() => HashSealedAsync(walDir, ns, after, digests, hashing.Token), CancellationToken.None);
             try
             {
                 // Archived segments are proven by their SHA-256 below, so only their headers are read here.
@@ -204,18 +208,18 @@ internal static partial class WalRepositoryShip
             }
             catch (WalGapException gap)
             {
-                hashing.Cancel();
-                await early.ConfigureAwait(false);
                 throw await RecordGapAsync(open, ns, gap, context).ConfigureAwait(false);
             }
-            catch
-            {
-                hashing.Cancel();
-                await early.ConfigureAwait(false);
-                throw;
-            }
-            await early.ConfigureAwait(false);
+            await hashes.Completion.ConfigureAwait(false);
         }
+        finally
+        {
+            if (own is not null)
+            {
+                await own.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        ConcurrentDictionary<long, ContentDigest> digests = hashes.Digests;
 
         // 3. Each one's SHA-256 (the few not hashed above: a header sealed since); an archived one
         // must be the same bytes (AlreadyPresent), never different.
@@ -385,6 +389,34 @@ internal static partial class WalRepositoryShip
         return new WalShipResult(ns, null, results) { Repository = target.Location };
     }
 
+    /// <summary>The SHA-256s of the sealed segments after an id, taken on another core while the
+    /// ship does other work (<see cref="HashSealedAsync"/>). Disposing cancels what is left and waits
+    /// for it, so nothing runs on after the ship.</summary>
+    private sealed class EarlyHashes : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _cts;
+
+        public EarlyHashes(string walDir, string ns, long after, CancellationToken ct)
+        {
+            _cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            CancellationToken token = _cts.Token;
+            Completion = Task.Run(() => HashSealedAsync(walDir, ns, after, Digests, token), CancellationToken.None);
+        }
+
+        /// <summary>By segment id; a segment missing here is hashed afterwards.</summary>
+        public ConcurrentDictionary<long, ContentDigest> Digests { get; } = new();
+
+        /// <summary>Done hashing; never faults.</summary>
+        public Task Completion { get; }
+
+        public async ValueTask DisposeAsync()
+        {
+            _cts.Cancel();
+            await Completion.ConfigureAwait(false);
+            _cts.Dispose();
+        }
+    }
+
     /// <summary>The SHA-256 of every segment after <paramref name="after"/> whose header says sealed,
     /// <see cref="Parallelism"/> at a time, into <paramref name="digests"/> by id. A segment that
     /// cannot be read here is left out (step 3 hashes it again and reports what is wrong);
@@ -407,9 +439,10 @@ internal static partial class WalRepositoryShip
                 }
             }).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is OperationCanceledException or IOException or UnauthorizedAccessException or PSBackupException)
+        catch (Exception)
         {
-            // cancelled (Select failed, or the caller cancelled: Select reports that) or an unreadable listing (Select reports it)
+            // Cancelled (the ship failed, or the caller cancelled: the ship reports that) or the
+            // folder could not be listed (Select reports it): step 3 hashes what is missing.
         }
     }
 

@@ -96,6 +96,60 @@ public abstract class RepositoryWriteTests : IDisposable
         Assert.Equal(result.BackupId, r.ManifestId);
     }
 
+    private sealed class LogLines : IOperationLogSink
+    {
+        public readonly System.Collections.Concurrent.ConcurrentQueue<string> Lines = new();
+        public bool IsEnabled(OperationLogLevel level) => level == OperationLogLevel.Verbose;
+        public void Write(OperationLogLevel level, string message) => Lines.Enqueue(message);
+    }
+
+    [Fact]
+    public async Task An_object_backup_derives_the_passphrase_key_while_it_lists_and_the_open_reuses_it()
+    {
+        string passphrase = "prewarm " + Guid.NewGuid().ToString("N"); // this test's own cache entry
+        RepositoryTarget repo = await NewRepositoryAsync(passphrase);
+        using var obj = new ObjectFixture();
+        var log = new LogLines();
+
+        using (OperationLog.Use(log))
+        {
+            Assert.NotNull(await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default));
+        }
+
+        // Derived once, beside the listing; the open found it in the session's key cache.
+        Assert.Single(log.Lines, l => l.StartsWith("Key cache: derived", StringComparison.Ordinal));
+        Assert.Single(log.Lines, l => l.StartsWith("Key cache: reused", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Deriving_the_key_ahead_keeps_only_a_key_that_opens_the_repository_and_never_throws()
+    {
+        string passphrase = "prewarm " + Guid.NewGuid().ToString("N");
+        RepositoryTarget repo = await NewRepositoryAsync(passphrase);
+        KeyObject key;
+        using (IStorageBackend backend = RepositoryConnector.OpenBackend(repo))
+        {
+            key = Assert.Single(await PSBackup.Engine.Repository.Repository.ReadKeysAsync(backend, CancellationToken.None)).Item2!;
+        }
+        Assert.Null(WrapKeyCache.TryGet(passphrase, key.Salt, key.Iterations));
+
+        await RepositoryConnector.PrewarmKeyAsync(repo with { Passphrase = passphrase + "x" }, CancellationToken.None);
+        Assert.Null(WrapKeyCache.TryGet(passphrase + "x", key.Salt, key.Iterations));
+        await RepositoryConnector.PrewarmKeyAsync(repo with { Location = repo.Location + "-missing" }, CancellationToken.None);
+        using (var cancelled = new CancellationTokenSource())
+        {
+            cancelled.Cancel();
+            await RepositoryConnector.PrewarmKeyAsync(repo, cancelled.Token);
+        }
+
+        await RepositoryConnector.PrewarmKeyAsync(repo, CancellationToken.None);
+
+        Assert.Equal(System.Security.Cryptography.Rfc2898DeriveBytes.Pbkdf2(passphrase, Convert.FromBase64String(key.Salt), key.Iterations,
+            System.Security.Cryptography.HashAlgorithmName.SHA256, 32), WrapKeyCache.TryGet(passphrase, key.Salt, key.Iterations));
+        // A wrong passphrase still fails the open (the cache never stands in for another one).
+        await Assert.ThrowsAsync<RepositoryKeyException>(() => RepositoryConnector.OpenAsync(repo with { Passphrase = passphrase + "x" }, CancellationToken.None));
+    }
+
     [Fact]
     public async Task A_second_object_backup_of_a_slightly_changed_object_stores_little()
     {
