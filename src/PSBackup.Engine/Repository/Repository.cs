@@ -122,18 +122,7 @@ public sealed class Repository
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(credentials);
-        byte[] configBytes;
-        try
-        {
-            configBytes = await GetBytesAsync(backend, RepositoryLayout.ConfigKey, ct).ConfigureAwait(false);
-        }
-        catch (StorageNotFoundException)
-        {
-            throw NoRepositoryAt(backend.Location);
-        }
-        RepositoryConfig config = ParseConfig(configBytes, backend.Location);
-        string configSha = Hex.Encode(SHA256.HashData(configBytes));
-        List<(string Key, KeyObject? Key2, string? Problem)> keys = await ReadKeysAsync(backend, ct).ConfigureAwait(false);
+        (RepositoryConfig config, string configSha, List<(string Key, KeyObject? Key2, string? Problem)> keys) = await ReadConfigAndKeysAsync(backend, ct).ConfigureAwait(false);
         byte[]? master = null;
         if (config.IsEncrypted)
         {
@@ -211,6 +200,36 @@ public sealed class Repository
             }
         }
         return ok ? c : throw new RepositoryIntegrityException("ConfigInvalid", $"The config of the repository at {where} has invalid or unknown values. It is damaged; restore it from a copy.", RepositoryLayout.ConfigKey);
+    }
+
+    /// <summary>What an open reads before it can decide anything: the config (parsed, and the SHA-256
+    /// of its bytes that key objects are bound to) and every key object.</summary>
+    private static async Task<(RepositoryConfig Config, string ConfigSha, List<(string Key, KeyObject? Key2, string? Problem)> Keys)> ReadConfigAndKeysAsync(IStorageBackend backend, CancellationToken ct)
+    {
+        byte[] configBytes;
+        try
+        {
+            configBytes = await GetBytesAsync(backend, RepositoryLayout.ConfigKey, ct).ConfigureAwait(false);
+        }
+        catch (StorageNotFoundException)
+        {
+            throw NoRepositoryAt(backend.Location);
+        }
+        RepositoryConfig config = ParseConfig(configBytes, backend.Location);
+        return (config, Hex.Encode(SHA256.HashData(configBytes)), await ReadKeysAsync(backend, ct).ConfigureAwait(false));
+    }
+
+    /// <summary>The key step of <see cref="OpenAsync"/> alone: reads the config and the key objects and
+    /// unwraps the master key with <paramref name="credentials"/>, which keeps a passphrase's derived
+    /// wrap key in the session's key cache (<see cref="WrapKeyCache"/>). Throws what the open would
+    /// throw for a wrong or missing key; writes nothing and remembers nothing else.</summary>
+    internal static async Task UnlockAsync(IStorageBackend backend, RepositoryCredentials credentials, CancellationToken ct)
+    {
+        (RepositoryConfig config, string configSha, List<(string Key, KeyObject? Key2, string? Problem)> keys) = await ReadConfigAndKeysAsync(backend, ct).ConfigureAwait(false);
+        if (config.IsEncrypted)
+        {
+            UnwrapMaster(backend.Location, config, configSha, keys, credentials);
+        }
     }
 
     internal static async Task<List<(string, KeyObject?, string?)>> ReadKeysAsync(IStorageBackend backend, CancellationToken ct)

@@ -317,17 +317,7 @@ public static class RepositoryConnector
                 return;
             }
             using IStorageBackend backend = OpenBackend(target);
-            byte[] configBytes = await Repository.GetBytesAsync(backend, RepositoryLayout.ConfigKey, ct).ConfigureAwait(false);
-            RepositoryConfig config = Repository.ParseConfig(configBytes, backend.Location);
-            string configSha = Hex.Encode(System.Security.Cryptography.SHA256.HashData(configBytes));
-            foreach (var (_, key, _) in await Repository.ReadKeysAsync(backend, ct).ConfigureAwait(false))
-            {
-                if (key is { Kdf: RepositoryCrypto.KdfPbkdf2 } && key.ConfigSha256 == configSha
-                    && RepositoryCrypto.Unwrap(key, credentials, config.Id, backend.Location) is not null)
-                {
-                    return; // kept in the cache by Unwrap
-                }
-            }
+            await Repository.UnlockAsync(backend, credentials, ct).ConfigureAwait(false);
         }
         catch (Exception)
         {
