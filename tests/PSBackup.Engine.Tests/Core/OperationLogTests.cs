@@ -1,24 +1,15 @@
-using System.Collections.Concurrent;
 using PSBackup.Engine.Storage;
+using PSBackup.Engine.Tests.Support;
 
 namespace PSBackup.Engine.Tests.Core;
 
 /// <summary>The engine's log (-Verbose/-Debug) and the progress text the module shows.</summary>
 public sealed class OperationLogTests
 {
-    private sealed class Sink(bool debug) : IOperationLogSink
-    {
-        public ConcurrentQueue<(OperationLogLevel Level, string Message)> Lines { get; } = new();
-
-        public bool IsEnabled(OperationLogLevel level) => level == OperationLogLevel.Verbose || debug;
-
-        public void Write(OperationLogLevel level, string message) => Lines.Enqueue((level, message));
-    }
-
     [Fact]
     public async Task Messages_reach_the_sink_of_their_flow_from_parallel_work_and_nowhere_else()
     {
-        var sink = new Sink(debug: false);
+        var sink = new RecordingLogSink(debug: false);
         using (OperationLog.Use(sink))
         {
             await Parallel.ForEachAsync(Enumerable.Range(0, 8), async (i, _) =>
@@ -39,11 +30,11 @@ public sealed class OperationLogTests
     public async Task Storage_calls_are_logged_only_when_someone_reads_debug()
     {
         using var dir = new Support.TestDirectory();
-        using (OperationLog.Use(new Sink(debug: false)))
+        using (OperationLog.Use(new RecordingLogSink(debug: false)))
         {
             Assert.IsType<LocalBackend>(LoggingBackend.WrapWhenDebugging(new LocalBackend(dir.Path)));
         }
-        var sink = new Sink(debug: true);
+        var sink = new RecordingLogSink(debug: true);
         using (OperationLog.Use(sink))
         {
             using IStorageBackend backend = LoggingBackend.WrapWhenDebugging(new LocalBackend(dir.Path));

@@ -96,20 +96,13 @@ public abstract class RepositoryWriteTests : IDisposable
         Assert.Equal(result.BackupId, r.ManifestId);
     }
 
-    private sealed class LogLines : IOperationLogSink
-    {
-        public readonly System.Collections.Concurrent.ConcurrentQueue<string> Lines = new();
-        public bool IsEnabled(OperationLogLevel level) => level == OperationLogLevel.Verbose;
-        public void Write(OperationLogLevel level, string message) => Lines.Enqueue(message);
-    }
-
     [Fact]
     public async Task An_object_backup_derives_the_passphrase_key_while_it_lists_and_the_open_reuses_it()
     {
         string passphrase = "prewarm " + Guid.NewGuid().ToString("N"); // this test's own cache entry
         RepositoryTarget repo = await NewRepositoryAsync(passphrase);
         using var obj = new ObjectFixture();
-        var log = new LogLines();
+        var log = new RecordingLogSink();
 
         using (OperationLog.Use(log))
         {
@@ -117,8 +110,8 @@ public abstract class RepositoryWriteTests : IDisposable
         }
 
         // Derived once, beside the listing; the open found it in the session's key cache.
-        Assert.Single(log.Lines, l => l.StartsWith("Key cache: derived", StringComparison.Ordinal));
-        Assert.Single(log.Lines, l => l.StartsWith("Key cache: reused", StringComparison.Ordinal));
+        Assert.Single(log.Lines, l => l.Message.StartsWith("Key cache: derived", StringComparison.Ordinal));
+        Assert.Single(log.Lines, l => l.Message.StartsWith("Key cache: reused", StringComparison.Ordinal));
     }
 
     [Fact]
