@@ -160,8 +160,13 @@ public static partial class SpecialFiles
             int errno = Marshal.GetLastPInvokeError();
             return errno is ENoent or ENotDir ? FileKind.Missing : throw new IOException($"Cannot read the file status of '{path}' (errno {errno}).");
         }
-        int mode = *(ushort*)(b + 28) & 0xF000;
-        return mode switch
+        return KindFromMode(*(ushort*)(b + 28));
+    }
+
+    /// <summary>The kind a statx/stat mode's file-type bits say.</summary>
+    internal static FileKind KindFromMode(int mode)
+    {
+        return (mode & 0xF000) switch
         {
             0x8000 => FileKind.Regular,
             0x4000 => FileKind.Directory,

@@ -51,20 +51,46 @@ internal static class ObjectBackup
         Task prewarm = options.Repository is { } repositoryTarget && options.Session is null
             ? Task.Run(() => Repository.RepositoryConnector.PrewarmKeyAsync(repositoryTarget, ct), CancellationToken.None)
             : Task.CompletedTask;
-        ObjectTree tree;
+        // Then, on that core, the parent backup is read while this one opens the repository (see
+        // RunToRepositoryAsync: the lock and the index load) instead of after it.
+        Task<(Repository.RepositoryManifest? Manifest, string? RepositoryId)> parentAhead = options.Repository is { } parentTarget && options.Session is null && !options.Force
+            ? Task.Run(async () =>
+            {
+                await prewarm.ConfigureAwait(false);
+                return await Repository.RepositoryConnector.PeekAsync(parentTarget,
+                    (repo, c) => FindParentAsync(repo, location, Environment.MachineName, c), ct).ConfigureAwait(false);
+            }, CancellationToken.None)
+            : Task.FromResult<(Repository.RepositoryManifest?, string?)>((null, null));
         try
         {
-            tree = ObjectTree.List(objectPath, ct);
+            ObjectTree tree;
+            try
+            {
+                tree = ObjectTree.List(objectPath, ct);
+            }
+            finally
+            {
+                await prewarm.ConfigureAwait(false); // never throws
+            }
+
+            if (options.Repository is { } target)
+            {
+                return await RunToRepositoryAsync(options, target, location, tree, backupName, startedAt, startTimestamp, parentAhead, context).ConfigureAwait(false);
+            }
+            return await RunToFolderAsync(options, location, tree, backupName, backupPath, manifestPath, tempPath, startedAt, startTimestamp, context).ConfigureAwait(false);
         }
         finally
         {
-            await prewarm.ConfigureAwait(false); // never throws; nothing runs on after this call
+            await parentAhead.ConfigureAwait(false); // never throws; nothing runs on after this call
         }
+    }
 
-        if (options.Repository is { } target)
-        {
-            return await RunToRepositoryAsync(options, target, location, tree, backupName, startedAt, startTimestamp, context).ConfigureAwait(false);
-        }
+    /// <summary>The local path: a sibling folder, committed by its rename and then its manifest.</summary>
+    private static async Task<ObjectBackupResult?> RunToFolderAsync(NewObjectBackupOptions options, ObjectLocation location, ObjectTree tree,
+        string backupName, string backupPath, string manifestPath, string tempPath, DateTimeOffset startedAt, long startTimestamp, OperationContext context)
+    {
+        CancellationToken ct = context.CancellationToken;
+        string objectPath = location.ObjectPath;
 
         if (!context.ShouldProcess(backupPath, "Create object backup"))
         {
@@ -139,9 +165,15 @@ internal static class ObjectBackup
     /// parent's chunk list unread, unless <see cref="NewObjectBackupOptions.Force"/>. The manifest
     /// is the commit; a failure commits nothing.</summary>
     private static async Task<ObjectBackupResult?> RunToRepositoryAsync(NewObjectBackupOptions options, Repository.RepositoryTarget target,
-        ObjectLocation location, ObjectTree tree, string backupName, DateTimeOffset startedAt, long startTimestamp, OperationContext context)
+        ObjectLocation location, ObjectTree tree, string backupName, DateTimeOffset startedAt, long startTimestamp,
+        Task<(Repository.RepositoryManifest? Manifest, string? RepositoryId)> parentAhead, OperationContext context)
     {
         CancellationToken ct = context.CancellationToken;
+        if (options.BeforeOpen is { } beforeOpen)
+        {
+            await parentAhead.ConfigureAwait(false);
+            await beforeOpen(ct).ConfigureAwait(false);
+        }
         // Opening checks the location, the S3 options and the key, then takes a shared lock (released
         // on return); a wildcard run hands every object the session it opened once.
         await using Repository.OpenRepository? owned = options.Session is null
@@ -160,7 +192,18 @@ internal static class ObjectBackup
             Object = location.Object,
             CreatedAt = startedAt,
         }, verifyExisting: options.Force);
-        Repository.RepositoryManifest? parent = options.Force ? null : await FindParentAsync(open.Repository, location, writer.Info.Host, ct).ConfigureAwait(false);
+        // The parent read ahead (without the lock) serves when it is this repository's and this
+        // host's; its chunks are reused only where the index loaded under the lock still holds them
+        // (BackupWriter.TryReuseFile), so a prune that ran in between costs reads, never data.
+        Repository.RepositoryManifest? parent = null;
+        if (!options.Force)
+        {
+            (Repository.RepositoryManifest? ahead, string? aheadRepository) = await parentAhead.ConfigureAwait(false);
+            parent = ahead is not null && ahead.Host == writer.Info.Host
+                && string.Equals(aheadRepository, open.Repository.Config.Id, StringComparison.Ordinal)
+                ? ahead
+                : await FindParentAsync(open.Repository, location, writer.Info.Host, ct).ConfigureAwait(false);
+        }
         OperationLog.Verbose(parent is not null
             ? $"Parent backup {parent.Id} of '{location.Dir}/{location.Object}' (taken {parent.CreatedAt:u} on {parent.Host}): files whose size, times and inode are unchanged reuse its chunks unread."
             : options.Force
@@ -299,6 +342,11 @@ internal static class ObjectBackup
         /// <paramref name="onBytes"/> gets the bytes read so far while the file is read.</summary>
         Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, Action<long>? onBytes, CancellationToken ct);
 
+        /// <summary>Stores <paramref name="rel"/> without reading it when the sink has a proven copy of
+        /// exactly the <paramref name="settled"/> stamp (what <see cref="StoreAsync"/> does first);
+        /// null, and nothing stored, when it has none.</summary>
+        ContentDigest? TryReuse(string rel, FileStamp settled);
+
         /// <summary>The stored copy of <paramref name="rel"/> is proven to be the file as stamped.</summary>
         void Settle(string rel, FileStamp stamp);
 
@@ -315,6 +363,8 @@ internal static class ObjectBackup
     private sealed class FolderSink(string destRoot) : IFileSink
     {
         public void CreateDirectory(string rel) => Directory.CreateDirectory(Path.Combine(destRoot, rel));
+
+        public ContentDigest? TryReuse(string rel, FileStamp settled) => null; // a folder copy has no parent
 
         public async Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, Action<long>? onBytes, CancellationToken ct)
         {
@@ -383,28 +433,37 @@ internal static class ObjectBackup
 
         public async Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, Action<long>? onBytes, CancellationToken ct)
         {
+            if (settled is { } s && TryReuse(rel, s) is { } reused)
+            {
+                return (reused, true);
+            }
             Discard(rel);
-            if (settled is { } s
-                && _parentFiles.TryGetValue(rel, out Repository.RepositoryFile? p)
-                && p.Size == s.Size
-                && p.Stamp == Repository.RepositoryFileStamp.From(s)
+            beforeRead?.Invoke();
+            Repository.RepositoryFile f = await writer.AddFileFromPathAsync(rel, source, Repository.ChunkingProfile.Default, ct, onBytes).ConfigureAwait(false);
+            return (new ContentDigest(f.Size, f.Sha256), false);
+        }
+
+        public ContentDigest? TryReuse(string rel, FileStamp settled)
+        {
+            Discard(rel);
+            if (_parentFiles.TryGetValue(rel, out Repository.RepositoryFile? p)
+                && p.Size == settled.Size
+                && p.Stamp == Repository.RepositoryFileStamp.From(settled)
                 && writer.TryReuseFile(p))
             {
                 Reused.Add(rel);
-                return (new ContentDigest(p.Size, p.Sha256), true);
+                return new ContentDigest(p.Size, p.Sha256);
             }
-            if (settled is { Inode: not 0 } linked
-                && _proven.TryGetValue((linked.Device, linked.Inode), out var twin)
-                && twin.Stamp == linked
+            if (settled.Inode != 0
+                && _proven.TryGetValue((settled.Device, settled.Inode), out var twin)
+                && twin.Stamp == settled
                 && writer.Find(twin.Path) is { } same
                 && writer.TryAddSameContent(rel, same))
             {
                 Reused.Add(rel);
-                return (new ContentDigest(same.Size, same.Sha256), true);
+                return new ContentDigest(same.Size, same.Sha256);
             }
-            beforeRead?.Invoke();
-            Repository.RepositoryFile f = await writer.AddFileFromPathAsync(rel, source, Repository.ChunkingProfile.Default, ct, onBytes).ConfigureAwait(false);
-            return (new ContentDigest(f.Size, f.Sha256), false);
+            return null;
         }
 
         public void Discard(string rel)
@@ -443,6 +502,9 @@ internal static class ObjectBackup
         private readonly TimeSpan clockWindow = options.ClockWindow;
         private readonly Func<string, FileStamp?> stamps = options.Stamps;
         private readonly Func<string, bool> flush = options.Flush;
+        /// <summary>One statx answers kind, stamp and metadata at once (<see cref="FileStatus"/>),
+        /// unless a test stands in for the stamps.</summary>
+        private readonly bool oneStat = FileStatus.Available && options.Stamps == (Func<string, FileStamp?>)FileStamp.Read;
 
         public string SourceRoot { get; } = sourceRoot;
         public OperationContext Context { get; } = context;
@@ -470,7 +532,11 @@ internal static class ObjectBackup
                 {
                     foreach (string rel in tree.Files.Keys)
                     {
-                        await CopyOneAsync(rel, appeared: false).ConfigureAwait(false);
+                        // A fenced copy is of the files as the fence left them: a status listed before the
+                        // Quiesce hook ran proves nothing about them.
+                        ObjectTree.ListedStatus? listed = oneStat && options.Quiesce is null
+                            && tree.Statuses is { } statuses && statuses.TryGetValue(rel, out ObjectTree.ListedStatus l) ? l : null;
+                        await CopyOneAsync(rel, appeared: false, listed).ConfigureAwait(false);
                     }
                 }
                 finally
@@ -480,15 +546,16 @@ internal static class ObjectBackup
                 }
             }
 
-            ObjectTree second = ObjectTree.List(SourceRoot, ct);
+            // The later listings look for names that appeared or went away: only a new name is examined.
+            ObjectTree second = ObjectTree.List(SourceRoot, r => !_attempted.Contains(r), ct);
             CreateDirectories(second);
             foreach (string rel in second.Files.Keys.Where(r => !_attempted.Contains(r)).ToList())
             {
                 _totalBytes += second.Files[rel];
-                await CopyOneAsync(rel, appeared: true).ConfigureAwait(false);
+                await CopyOneAsync(rel, appeared: true, listed: null).ConfigureAwait(false);
             }
 
-            ObjectTree last = ObjectTree.List(SourceRoot, ct);
+            ObjectTree last = ObjectTree.List(SourceRoot, _ => false, ct);
             foreach (string rel in last.Files.Keys.Where(r => !_attempted.Contains(r)))
             {
                 Changed.Add(rel); // appeared at the very end: not in this backup
@@ -533,6 +600,7 @@ internal static class ObjectBackup
             {
                 return Task.CompletedTask;
             }
+            IReadOnlyDictionary<string, ObjectTree.ListedStatus>? listed = oneStat ? tree.Statuses : null;
             return Task.Run(() =>
             {
                 foreach (string rel in tree.Files.Keys)
@@ -545,7 +613,10 @@ internal static class ObjectBackup
                     DateTime now = DateTime.UtcNow;
                     try
                     {
-                        if (stamps(source) is { } stamp && !stamp.IsSettledAt(now, racyWindow) && stamp.IsSettledAt(now, clockWindow))
+                        // The listing's stamp decides when there is one (a stale one costs at most a
+                        // needless or a missed early writeback; the copy flushes what it must).
+                        FileStamp? stamp = listed is not null && listed.TryGetValue(rel, out ObjectTree.ListedStatus l) ? l.Status.Stamp : stamps(source);
+                        if (stamp is { } s && !s.IsSettledAt(now, racyWindow) && s.IsSettledAt(now, clockWindow))
                         {
                             Writeback.Start(source);
                         }
@@ -566,14 +637,14 @@ internal static class ObjectBackup
             }
         }
 
-        private async Task CopyOneAsync(string rel, bool appeared)
+        private async Task CopyOneAsync(string rel, bool appeared, ObjectTree.ListedStatus? listed)
         {
             CancellationToken ct = Context.CancellationToken;
             ct.ThrowIfCancellationRequested();
             _attempted.Add(rel);
             string source = Path.Combine(SourceRoot, rel);
 
-            (ContentDigest Digest, bool Stable)? result = await CopyStableAsync(source, rel, ct).ConfigureAwait(false);
+            (ContentDigest Digest, bool Stable)? result = await CopyStableAsync(source, rel, listed, ct).ConfigureAwait(false);
             if (result is not { } done)
             {
                 Changed.Add(rel); // removed before it could be read
@@ -599,25 +670,53 @@ internal static class ObjectBackup
         /// reuses it unread instead of reading it again. A file reused from the parent backup is
         /// proven by the parent's stamp, which the parent recorded only for a proven copy. Null when
         /// the file vanished before it was read.</summary>
-        private async Task<(ContentDigest Digest, bool Stable)?> CopyStableAsync(string source, string rel, CancellationToken ct)
+        private async Task<(ContentDigest Digest, bool Stable)?> CopyStableAsync(string source, string rel, ObjectTree.ListedStatus? listed, CancellationToken ct)
         {
+            // The listing's own status, read moments ago, proves the parent's copy when its stamp is
+            // the parent's and was settled (clock window) when read: the file is this backup's as of
+            // that instant, and nothing is read, so there is no copy for a second stamp to check.
+            if (listed is { } l
+                && (l.Status.Stamp.IsSettledAt(l.ObservedAtUtc, racyWindow) || l.Status.Stamp.IsSettledAt(l.ObservedAtUtc, clockWindow))
+                && sink.TryReuse(rel, l.Status.Stamp) is { } reusedAsListed)
+            {
+                sink.Settle(rel, l.Status.Stamp);
+                sink.SetMetadata(rel, l.Status.Metadata);
+                return (reusedAsListed, true);
+            }
             for (int attempt = 1; ; attempt++)
             {
-                var info = new FileInfo(source);
-                if (!info.Exists)
+                DateTime readStart;
+                FileStamp before;
+                if (oneStat)
                 {
-                    return null;
+                    readStart = DateTime.UtcNow;
+                    if (StatusOf(source) is not { } status || status.Kind == FileKind.Directory)
+                    {
+                        return null;
+                    }
+                    if (status.Kind == FileKind.SymbolicLink)
+                    {
+                        throw BecameLink(source);
+                    }
+                    before = status.Stamp;
                 }
-                if (ObjectLayout.IsLink(info))
+                else
                 {
-                    throw new InvalidInputException("SymbolicLinkInObject",
-                        $"'{SafePath.Printable(source)}' became a symbolic link during the backup. PSBackup does not follow links in an object; replace it with the real file, then run again.",
-                        source);
-                }
-                DateTime readStart = DateTime.UtcNow;
-                if (StampOf(source) is not { } before)
-                {
-                    return null;
+                    var info = new FileInfo(source);
+                    if (!info.Exists)
+                    {
+                        return null;
+                    }
+                    if (ObjectLayout.IsLink(info))
+                    {
+                        throw BecameLink(source);
+                    }
+                    readStart = DateTime.UtcNow;
+                    if (StampOf(source) is not { } stamped)
+                    {
+                        return null;
+                    }
+                    before = stamped;
                 }
                 Context.ReportBytes(Activity, $"Copying {rel}", DoneBytes, _totalBytes, rel);
                 bool settled = before.IsSettledAt(readStart, racyWindow);
@@ -647,16 +746,20 @@ internal static class ObjectBackup
                 {
                     throw CopyFailed(source, e);
                 }
-                bool stable = copied.Bytes == before.Size && StampOf(source) == before;
+                // After the copy: the stamp again (and the metadata, from the same statx where one answers both).
+                FileStatus? after = oneStat ? StatusOf(source) : null;
+                bool stable = copied.Bytes == before.Size && (oneStat ? after?.Stamp : StampOf(source)) == before;
                 if (stable && !settled && !reused)
                 {
-                    stable = await RehashesAsAsync(source, copied, ct).ConfigureAwait(false) && StampOf(source) == before;
+                    stable = await RehashesAsAsync(source, copied, ct).ConfigureAwait(false);
+                    after = oneStat ? StatusOf(source) : null;
+                    stable = stable && (oneStat ? after?.Stamp : StampOf(source)) == before;
                 }
                 if (stable && (settled || flushed || reused))
                 {
                     sink.Settle(rel, before);
                 }
-                if (ReadMetadata(source) is { } metadata)
+                if ((oneStat ? after?.Metadata : ReadMetadata(source)) is { } metadata)
                 {
                     sink.SetMetadata(rel, metadata);
                 }
@@ -683,6 +786,23 @@ internal static class ObjectBackup
                 throw CopyFailed(source, e);
             }
         }
+
+        private static FileStatus? StatusOf(string source)
+        {
+            try
+            {
+                return FileStatus.Read(source);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw CopyFailed(source, e);
+            }
+        }
+
+        private static InvalidInputException BecameLink(string source) =>
+            new("SymbolicLinkInObject",
+                $"'{SafePath.Printable(source)}' became a symbolic link during the backup. PSBackup does not follow links in an object; replace it with the real file, then run again.",
+                source);
 
         private FileStamp? StampOf(string source)
         {

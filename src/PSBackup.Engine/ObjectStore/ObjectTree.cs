@@ -1,3 +1,5 @@
+using System.IO.Enumeration;
+
 namespace PSBackup.Engine.ObjectStore;
 
 /// <summary>One listing of an object folder: its folders and regular files (relative '/' paths),
@@ -13,24 +15,116 @@ internal sealed class ObjectTree
         MatchType = MatchType.Simple,
     };
 
-    private ObjectTree(List<string> directories, SortedDictionary<string, long> files)
+    private ObjectTree(List<string> directories, SortedDictionary<string, long> files, Dictionary<string, ListedStatus>? statuses)
     {
         Directories = directories;
         Files = files;
+        Statuses = statuses;
     }
 
     /// <summary>Folders below the root, parents before children.</summary>
     public IReadOnlyList<string> Directories { get; }
 
-    /// <summary>Regular files by relative path, with the size seen when listed.</summary>
+    /// <summary>Regular files by relative path, with the size seen when listed (0 for a name a
+    /// names-only listing did not examine).</summary>
     public IReadOnlyDictionary<string, long> Files { get; }
 
+    /// <summary>Where <see cref="FileStatus.Available"/> (Linux): each examined file's status and
+    /// when it was read, so the copy can decide from it without asking the file system again.
+    /// Null elsewhere.</summary>
+    public IReadOnlyDictionary<string, ListedStatus>? Statuses { get; }
+
     public long TotalBytes => Files.Values.Sum();
+
+    /// <summary>A file's status as the listing read it, and the wall-clock time just before it was read.</summary>
+    internal readonly record struct ListedStatus(FileStatus Status, DateTime ObservedAtUtc);
 
     /// <summary>Lists <paramref name="root"/> without following links. A symbolic link anywhere
     /// (outside artifacts) or a name that cannot travel in a manifest is an
     /// <see cref="InvalidInputException"/> naming it. Folders removed while listing are skipped.</summary>
-    public static ObjectTree List(string root, CancellationToken ct)
+    public static ObjectTree List(string root, CancellationToken ct) => List(root, null, ct);
+
+    /// <summary><see cref="List(string, CancellationToken)"/>; where the file system is asked one
+    /// <c>statx</c> per entry (<see cref="FileStatus.Available"/>), a file whose relative path
+    /// <paramref name="examine"/> rejects is listed by name only, unasked (its size reads 0 and its
+    /// kind is taken from the directory entry: a link or special file under such a name is not told
+    /// apart). The copy's later listings only look for names that appeared or went away.</summary>
+    public static ObjectTree List(string root, Func<string, bool>? examine, CancellationToken ct) =>
+        FileStatus.Available ? ListByStatus(root, examine, ct) : ListPortable(root, ct);
+
+    private static ObjectTree ListByStatus(string root, Func<string, bool>? examine, CancellationToken ct)
+    {
+        var directories = new List<string>();
+        var files = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        var statuses = new Dictionary<string, ListedStatus>(StringComparer.Ordinal);
+        var pending = new Stack<(string Full, string Rel)>();
+        pending.Push((root, ""));
+        while (pending.Count > 0)
+        {
+            ct.ThrowIfCancellationRequested();
+            (string current, string currentRel) = pending.Pop();
+            List<(string Name, string Full, bool IsDirectory)> entries;
+            try
+            {
+                // Names and the directory entry's type (d_type) only: nothing here asks for a stat.
+                entries = new FileSystemEnumerable<(string, string, bool)>(current,
+                    (ref FileSystemEntry e) => (e.FileName.ToString(), e.ToFullPath(), e.IsDirectory), OneLevel).ToList();
+            }
+            catch (DirectoryNotFoundException) when (!string.Equals(current, root, StringComparison.Ordinal))
+            {
+                continue;
+            }
+            foreach ((string name, string full, bool isDirectory) in entries)
+            {
+                if (ObjectLayout.IsTransientArtifact(name))
+                {
+                    continue;
+                }
+                string rel = currentRel.Length == 0 ? name : currentRel + "/" + name;
+                bool undecodable = name.Contains('\uFFFD', StringComparison.Ordinal);
+                FileStatus? status = null;
+                DateTime observed = default;
+                if (isDirectory || undecodable || examine is null || examine(rel))
+                {
+                    observed = DateTime.UtcNow;
+                    status = FileStatus.Read(full);
+                    if (status is null)
+                    {
+                        if (undecodable)
+                        {
+                            throw NotUtf8(current, name);
+                        }
+                        continue; // removed while listing
+                    }
+                }
+                FileKind kind = status?.Kind ?? FileKind.Regular;
+                if (kind == FileKind.SymbolicLink)
+                {
+                    throw LinkInObject(full);
+                }
+                ValidateName(rel, full);
+                if (kind == FileKind.Directory)
+                {
+                    directories.Add(rel);
+                    pending.Push((full, rel));
+                    continue;
+                }
+                if (kind != FileKind.Regular)
+                {
+                    throw SpecialInObject(full, kind);
+                }
+                files[rel] = status?.Stamp.Size ?? 0;
+                if (status is { } listed)
+                {
+                    statuses[rel] = new ListedStatus(listed, observed);
+                }
+            }
+        }
+        directories.Sort(StringComparer.Ordinal);
+        return new ObjectTree(directories, files, statuses);
+    }
+
+    private static ObjectTree ListPortable(string root, CancellationToken ct)
     {
         var directories = new List<string>();
         var files = new SortedDictionary<string, long>(StringComparer.Ordinal);
@@ -60,26 +154,13 @@ internal sealed class ObjectTree
                 {
                     // .NET decodes a name that is not valid UTF-8 with U+FFFD, a name that then does
                     // not exist (it would otherwise read as a link: its attributes are all ones).
-                    throw new InvalidInputException("UnsafeNameInObject",
-                        $"A file or folder in '{SafePath.Printable(current)}' has a name that is not valid UTF-8 (shown as '{SafePath.Printable(entry.Name)}'). A backup manifest cannot carry it; rename it to valid UTF-8, then run again.",
-                        current);
+                    throw NotUtf8(current, entry.Name);
                 }
                 if (ObjectLayout.IsLink(entry))
                 {
-                    throw new InvalidInputException("SymbolicLinkInObject",
-                        $"'{SafePath.Printable(entry.FullName)}' is a symbolic link inside the object. PSBackup does not follow links in an object; replace it with the real file or folder, then run again.",
-                        entry.FullName);
+                    throw LinkInObject(entry.FullName);
                 }
-                try
-                {
-                    SafePath.ValidateRelativePath(rel, "object file");
-                }
-                catch (InvalidInputException e)
-                {
-                    throw new InvalidInputException("UnsafeNameInObject",
-                        $"'{SafePath.Printable(entry.FullName)}' has a name a backup manifest cannot carry ({e.Message}). Rename it, then run again.",
-                        entry.FullName);
-                }
+                ValidateName(rel, entry.FullName);
                 if (entry is DirectoryInfo)
                 {
                     directories.Add(rel);
@@ -93,14 +174,42 @@ internal sealed class ObjectTree
                 }
                 if (kind != FileKind.Regular)
                 {
-                    throw new InvalidInputException("SpecialFileInObject",
-                        $"'{SafePath.Printable(entry.FullName)}' is {SpecialFiles.Describe(kind)} inside the object. PSBackup backs up regular files only (reading a FIFO or device would block or never end); move it out of the object, then run again.",
-                        entry.FullName);
+                    throw SpecialInObject(entry.FullName, kind);
                 }
                 files[rel] = ((FileInfo)entry).Length;
             }
         }
         directories.Sort(StringComparer.Ordinal);
-        return new ObjectTree(directories, files);
+        return new ObjectTree(directories, files, null);
+    }
+
+    private static InvalidInputException NotUtf8(string folder, string name) =>
+        // .NET decodes a name that is not valid UTF-8 with U+FFFD, a name that then does not exist.
+        new("UnsafeNameInObject",
+            $"A file or folder in '{SafePath.Printable(folder)}' has a name that is not valid UTF-8 (shown as '{SafePath.Printable(name)}'). A backup manifest cannot carry it; rename it to valid UTF-8, then run again.",
+            folder);
+
+    private static InvalidInputException LinkInObject(string path) =>
+        new("SymbolicLinkInObject",
+            $"'{SafePath.Printable(path)}' is a symbolic link inside the object. PSBackup does not follow links in an object; replace it with the real file or folder, then run again.",
+            path);
+
+    private static InvalidInputException SpecialInObject(string path, FileKind kind) =>
+        new("SpecialFileInObject",
+            $"'{SafePath.Printable(path)}' is {SpecialFiles.Describe(kind)} inside the object. PSBackup backs up regular files only (reading a FIFO or device would block or never end); move it out of the object, then run again.",
+            path);
+
+    private static void ValidateName(string rel, string path)
+    {
+        try
+        {
+            SafePath.ValidateRelativePath(rel, "object file");
+        }
+        catch (InvalidInputException e)
+        {
+            throw new InvalidInputException("UnsafeNameInObject",
+                $"'{SafePath.Printable(path)}' has a name a backup manifest cannot carry ({e.Message}). Rename it, then run again.",
+                path);
+        }
     }
 }

@@ -36,6 +36,10 @@ public sealed record NewObjectBackupOptions(string DbRoot, string Dir, string Ob
     /// <summary>An open, locked <see cref="Repository"/> shared by the backups of one wildcard run
     /// (<see cref="ObjectOperations.BackupEachAsync"/>); null: the backup opens its own.</summary>
     internal Repository.OpenRepository? Session { get; init; }
+
+    /// <summary>Tests: runs after the parent backup was read ahead (without the lock) and before
+    /// the repository is opened and locked, e.g. a prune that removes that parent.</summary>
+    internal Func<CancellationToken, Task>? BeforeOpen { get; init; }
 }
 
 public sealed record ObjectBackupResult

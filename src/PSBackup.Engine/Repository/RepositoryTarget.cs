@@ -325,6 +325,32 @@ public static class RepositoryConnector
         }
     }
 
+    /// <summary>A look into the repository ahead of its open, on another core: opens it for reading
+    /// (no lock, no index; the key comes from the session's cache that <see cref="PrewarmKeyAsync"/>
+    /// filled) and runs <paramref name="read"/>. What it returns is a hint: the caller checks it
+    /// against what it reads under its lock. Never throws; (null, null) when anything fails, when
+    /// the key would be derived a second time (a passphrase with the cache off), or on cancellation.
+    /// Also returns the repository's id, so the hint is never taken for another repository's.</summary>
+    internal static async Task<(T? Value, string? RepositoryId)> PeekAsync<T>(RepositoryTarget target, Func<Repository, CancellationToken, Task<T?>> read, CancellationToken ct)
+        where T : class
+    {
+        try
+        {
+            RepositoryCredentials credentials = Credentials(target);
+            if (credentials.Passphrase is not null && !WrapKeyCache.Enabled)
+            {
+                return (null, null);
+            }
+            using IStorageBackend backend = OpenBackend(target);
+            Repository repository = await Repository.OpenAsync(backend, credentials, ct, loadIndex: false).ConfigureAwait(false);
+            return (await read(repository, ct).ConfigureAwait(false), repository.Config.Id);
+        }
+        catch (Exception)
+        {
+            return (null, null); // the open reports what is wrong
+        }
+    }
+
     /// <summary>Opens the repository for writing: after the config and key checks (a wrong key or
     /// a folder that holds no repository writes nothing) it takes a <paramref name="mode"/> lock
     /// (<see cref="RepositoryLock"/>), then loads the index, so a writer never reuses a pack that a

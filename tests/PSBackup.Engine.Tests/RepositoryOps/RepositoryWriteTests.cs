@@ -109,9 +109,33 @@ public abstract class RepositoryWriteTests : IDisposable
             Assert.NotNull(await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default));
         }
 
-        // Derived once, beside the listing; the open found it in the session's key cache.
+        // Derived once, beside the listing; the look for a parent backup that follows it on that
+        // core and the open both found it in the session's key cache.
         Assert.Single(log.Lines, l => l.Message.StartsWith("Key cache: derived", StringComparison.Ordinal));
-        Assert.Single(log.Lines, l => l.Message.StartsWith("Key cache: reused", StringComparison.Ordinal));
+        Assert.Equal(2, log.Lines.Count(l => l.Message.StartsWith("Key cache: reused", StringComparison.Ordinal)));
+    }
+
+    /// <summary>The parent is read ahead, without the lock, beside the open; what it proves is
+    /// checked under the lock: when a prune removed that backup and its data in between, its chunks
+    /// are not reused, every file is read again and the backup restores.</summary>
+    [Fact]
+    public async Task A_parent_read_ahead_that_a_prune_removed_before_the_lock_costs_reads_never_data()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        NewObjectBackupOptions options = obj.SettledBackupOptions() with { Repository = repo };
+        ObjectBackupResult first = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+
+        ObjectBackupResult second = (await ObjectOperations.BackupAsync(options with
+        {
+            BeforeOpen = async _ => Assert.Contains(await BackupRemoval.RemoveAsync(
+                new RemoveBackupOptions { Repository = repo, BackupIds = [first.BackupId!], PackGracePeriod = TimeSpan.Zero }, OperationContext.Default), i => i.Removed),
+        }, OperationContext.Default))!;
+
+        Assert.Equal(first.BackupId, second.ParentId); // the parent read ahead, gone by the lock
+        Assert.Equal((first.FileCount, 0), (second.FilesRead, second.FilesReused));
+        SortedDictionary<string, string> restored = await RestoreAsync(repo, second.BackupId!, Dir.Combine("after-prune"));
+        Assert.Equal(FilesOnly(ObjectFixture.Snapshot(obj.ObjectPath)), FilesOnly(restored));
     }
 
     [Fact]
@@ -316,6 +340,36 @@ public abstract class RepositoryWriteTests : IDisposable
         ObjectBackupResult forced = (await ObjectOperations.BackupAsync(options with { Force = true }, OperationContext.Default))!;
         Assert.Null(forced.ParentId);
         Assert.Equal((first.FileCount, 0), (forced.FilesRead, forced.FilesReused));
+    }
+
+    /// <summary>The listing runs before the Quiesce hook; a fenced backup is of the files as the
+    /// fence left them, so a file the last write before the fence changed is read, never reused
+    /// from the parent because the listing saw the parent's stamp.</summary>
+    [Fact]
+    public async Task A_file_written_just_before_the_fence_is_read_not_reused_from_the_stamp_listed_before_it()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        NewObjectBackupOptions options = obj.SettledBackupOptions() with { Repository = repo };
+        ObjectBackupResult first = (await ObjectOperations.BackupAsync(options, OperationContext.Default))!;
+        string changed = Path.Combine(obj.ObjectPath, "data", "001.bin");
+        byte[] content = ObjectFixture.Bytes("written before the fence", (int)new FileInfo(changed).Length);
+
+        ObjectBackupResult fenced = (await ObjectOperations.BackupAsync(options with
+        {
+            Quiesce = _ =>
+            {
+                File.WriteAllBytes(changed, content); // the writer's last write, then it pauses
+                File.SetLastWriteTimeUtc(changed, DateTime.UtcNow.AddMinutes(-30));
+                return Task.CompletedTask;
+            },
+            Resume = _ => Task.CompletedTask,
+        }, OperationContext.Default))!;
+
+        Assert.Equal(first.BackupId, fenced.ParentId);
+        Assert.Equal((1, first.FileCount - 1), (fenced.FilesRead, fenced.FilesReused));
+        SortedDictionary<string, string> restored = await RestoreAsync(repo, fenced.BackupId!, Dir.Combine("fenced"));
+        Assert.Equal(ObjectFixture.Sha256(content).ToUpperInvariant(), restored["data/001.bin"]);
     }
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
