@@ -9,9 +9,6 @@ public static partial class SafePath
     [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")]
     private static partial Regex NamePattern();
 
-    [GeneratedRegex("^[A-Za-z]:")]
-    private static partial Regex DriveQualified();
-
     /// <summary>DOS device names, which Windows resolves to a device in any folder and with any
     /// extension (<c>nul.txt</c> is NUL): a file or folder of that name cannot exist there.</summary>
     [GeneratedRegex(@"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9\u00B9\u00B2\u00B3]|LPT[0-9\u00B9\u00B2\u00B3])(\..*)?$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
@@ -109,19 +106,26 @@ public static partial class SafePath
         {
             throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' contains a backslash. Use '/' to separate folders in a relative path.", value);
         }
-        if (DriveQualified().IsMatch(value) && value.Length > 2 && value[2] != '/')
+        // A drive letter and a colon (^[A-Za-z]:), tested by hand: this runs for every path of every manifest.
+        bool driveQualified = value.Length >= 2 && char.IsAsciiLetter(value[0]) && value[1] == ':';
+        if (driveQualified && value.Length > 2 && value[2] != '/')
         {
             // 'x:y.txt' is a legal name on Linux but names drive X: on Windows (relative to that
             // drive's current folder): refused everywhere, so a backup restores on every platform.
             throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' starts with '{value[..2]}', which Windows reads as drive {char.ToUpperInvariant(value[0])}: (a colon is not allowed in a name there). Rename it so a backup restores on every platform.", value);
         }
-        if (value.StartsWith('/') || DriveQualified().IsMatch(value) || Path.IsPathRooted(value))
+        if (value.StartsWith('/') || driveQualified || Path.IsPathRooted(value))
         {
             throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' is absolute. Give a path relative to the backup root, such as 'wal/archive'.", value);
         }
         string trimmed = value.TrimEnd('/');
-        foreach (string segment in trimmed.Split('/'))
+        // Segment by segment over spans (String.Split allocated an array and a string per segment:
+        // 6 % of a no-change backup's CPU, for the listing's and the parent manifest's paths).
+        ReadOnlySpan<char> rest = trimmed;
+        while (true)
         {
+            int slash = rest.IndexOf('/');
+            ReadOnlySpan<char> segment = slash < 0 ? rest : rest[..slash];
             if (segment.Length == 0)
             {
                 throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' has an empty segment ('//'). Remove the doubled '/'.", value);
@@ -130,10 +134,15 @@ public static partial class SafePath
             {
                 throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' contains '{segment}'. Paths may not climb out of or refer to the current folder; give a plain relative path.", value);
             }
-            if (windows && WindowsNameProblem(segment) is { } problem)
+            if (windows && WindowsNameProblem(segment.ToString()) is { } problem)
             {
                 throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(value)}' cannot be used on Windows: {problem}. Rename it.", value);
             }
+            if (slash < 0)
+            {
+                break;
+            }
+            rest = rest[(slash + 1)..];
         }
         return trimmed;
     }
