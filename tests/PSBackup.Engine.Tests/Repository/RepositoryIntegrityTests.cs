@@ -410,3 +410,88 @@ public sealed class RepositoryRefTests
         Assert.Contains(check.Errors, i => i.Code == "RefDangling");
     }
 }
+
+/// <summary>Manifest file entries are read and written by a hand-written converter
+/// (RepositoryFileJsonConverter): the format document's JSON must read field by field, what it
+/// writes must read back the same, and a value of the wrong type is a manifest that does not parse.</summary>
+public sealed class ManifestFileJsonTests
+{
+    private const string IdA = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    private const string IdB = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    private const string Sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    /// <summary>A valid manifest whose file list is <paramref name="files"/> (JSON text).</summary>
+    private static byte[] ManifestWith(string files)
+    {
+        var m = new RepositoryManifest { Kind = BackupKind.Object, Dir = "d", Object = "o", Host = "h", CreatedAt = DateTimeOffset.UnixEpoch, Files = [] };
+        string json = Encoding.UTF8.GetString(RepositoryJson.Serialize(m));
+        Assert.Contains("\"files\":[]", json);
+        return Encoding.UTF8.GetBytes(json.Replace("\"files\":[]", "\"files\":" + files));
+    }
+
+    [Fact]
+    public void The_format_documents_file_entry_reads_every_field_skips_unknown_ones_and_writes_back_the_same()
+    {
+        // docs/repository-format.md's entry, with properties a later version might add.
+        string entry = "{\"path\":\"db/data.mdb\",\"size\":12345678,\"sha256\":\"" + Sha + "\",\"chunks\":[\"" + IdA + "\",\"" + IdB + "\"],"
+            + "\"future\":{\"nested\":[1,{\"x\":null}]},"
+            + "\"stamp\":{\"modifiedNs\":1767225600123456789,\"changedNs\":1767225600123456790,\"device\":18446744073709551615,\"inode\":131075,\"later\":[]},"
+            + "\"mode\":384,\"uid\":1001,\"gid\":1002,\"modifiedNs\":1767225600123456788,\"tags\":[\"a\"]}";
+        RepositoryManifest m = Repo.ParseManifest(ManifestWith("[" + entry + "]"), new string('a', 64));
+
+        RepositoryFile f = Assert.Single(m.Files);
+        Assert.Equal(("db/data.mdb", 12345678L, Sha), (f.Path, f.Size, f.Sha256));
+        Assert.Equal([IdA, IdB], f.Chunks.Select(c => c.ToString()));
+        Assert.Equal(new RepositoryFileStamp(1767225600123456789, 1767225600123456790, ulong.MaxValue, 131075), f.Stamp);
+        Assert.Equal(new FileMetadata(384, 1001, 1002, 1767225600123456788), f.Metadata);
+
+        string written = Encoding.UTF8.GetString(RepositoryJson.Serialize(m));
+        Assert.Contains("{\"path\":\"db/data.mdb\",\"size\":12345678,\"sha256\":\"" + Sha + "\",\"chunks\":[\"" + IdA + "\",\"" + IdB + "\"],"
+            + "\"stamp\":{\"modifiedNs\":1767225600123456789,\"changedNs\":1767225600123456790,\"device\":18446744073709551615,\"inode\":131075},"
+            + "\"mode\":384,\"uid\":1001,\"gid\":1002,\"modifiedNs\":1767225600123456788}", written);
+        RepositoryFile again = Assert.Single(Repo.ParseManifest(Encoding.UTF8.GetBytes(written), new string('b', 64)).Files);
+        Assert.Equal((f.Path, f.Size, f.Sha256, f.Stamp, f.Metadata), (again.Path, again.Size, again.Sha256, again.Stamp, again.Metadata));
+        Assert.Equal(f.Chunks, again.Chunks);
+    }
+
+    [Fact]
+    public void Absent_and_null_optional_fields_stay_absent_and_an_escaped_chunk_id_reads_as_the_plain_one()
+    {
+        string escaped = "\\u0030" + IdA[1..]; // "0" written as \u0030
+        string entry = "{\"path\":\"x\",\"size\":5,\"sha256\":\"" + Sha + "\",\"chunks\":[\"" + escaped + "\"],\"stamp\":null,\"mode\":null}";
+        RepositoryFile f = Assert.Single(Repo.ParseManifest(ManifestWith("[" + entry + "]"), new string('a', 64)).Files);
+
+        Assert.Equal(IdA, Assert.Single(f.Chunks).ToString());
+        Assert.Null(f.Stamp);
+        Assert.Null(f.Metadata);
+        string written = Encoding.UTF8.GetString(RepositoryJson.Serialize(f));
+        Assert.Equal("{\"path\":\"x\",\"size\":5,\"sha256\":\"" + Sha + "\",\"chunks\":[\"" + IdA + "\"]}", written);
+    }
+
+    [Theory]
+    [InlineData("\"size\":\"5\"")]
+    [InlineData("\"size\":5.5")]
+    [InlineData("\"size\":null")]
+    [InlineData("\"size\":99999999999999999999")]
+    [InlineData("\"path\":7")]
+    [InlineData("\"sha256\":[]")]
+    [InlineData("\"chunks\":\"" + IdA + "\"")]
+    [InlineData("\"chunks\":[\"" + IdA + "0\"]")]
+    [InlineData("\"chunks\":[\"zz" + Sha + "\"]")]
+    [InlineData("\"chunks\":[7]")]
+    [InlineData("\"stamp\":5")]
+    [InlineData("\"stamp\":{\"inode\":-1}")]
+    [InlineData("\"stamp\":{\"modifiedNs\":\"1\"}")]
+    [InlineData("\"mode\":\"rw\"")]
+    [InlineData("\"mode\":4294967296")]
+    [InlineData("\"uid\":1e3")]
+    [InlineData("\"gid\":true")]
+    public void A_file_entry_value_of_the_wrong_type_is_a_manifest_that_does_not_parse(string field)
+    {
+        string entry = "{\"path\":\"x\",\"size\":5,\"sha256\":\"" + Sha + "\",\"chunks\":[\"" + IdA + "\"]," + field + "}";
+
+        var e = Assert.Throws<RepositoryIntegrityException>(() => Repo.ParseManifest(ManifestWith("[" + entry + "]"), new string('a', 64)));
+        Assert.Equal("ManifestInvalid", e.ErrorId);
+        Assert.Contains("does not parse", e.Message);
+    }
+}

@@ -57,6 +57,40 @@ public readonly struct ChunkId : IEquatable<ChunkId>
     public static bool operator ==(ChunkId x, ChunkId y) => x.Equals(y);
     public static bool operator !=(ChunkId x, ChunkId y) => !x.Equals(y);
 
+    /// <summary>Writes the 64 lowercase hex digits as UTF-8 into <paramref name="destination"/> (64 bytes).</summary>
+    public void FormatUtf8(Span<byte> destination)
+    {
+        Span<byte> b = stackalloc byte[32];
+        CopyTo(b);
+        for (int i = 0; i < 32; i++)
+        {
+            destination[2 * i] = (byte)"0123456789abcdef"[b[i] >> 4];
+            destination[2 * i + 1] = (byte)"0123456789abcdef"[b[i] & 0xF];
+        }
+    }
+
+    /// <summary>Parses 64 hex digits given as UTF-8 bytes; anything else returns false.</summary>
+    public static bool TryParseUtf8(ReadOnlySpan<byte> hex, out ChunkId id)
+    {
+        id = default;
+        if (hex.Length != 64)
+        {
+            return false;
+        }
+        Span<byte> b = stackalloc byte[32];
+        for (int i = 0; i < 32; i++)
+        {
+            int hi = Hex.Nibble((char)hex[2 * i]), lo = Hex.Nibble((char)hex[2 * i + 1]);
+            if (hi < 0 || lo < 0)
+            {
+                return false;
+            }
+            b[i] = (byte)((hi << 4) | lo);
+        }
+        id = new ChunkId(b);
+        return true;
+    }
+
     public override string ToString()
     {
         Span<byte> b = stackalloc byte[32];
@@ -67,13 +101,28 @@ public readonly struct ChunkId : IEquatable<ChunkId>
 
 internal sealed class ChunkIdJsonConverter : JsonConverter<ChunkId>
 {
-    public override ChunkId Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-        reader.TokenType == JsonTokenType.String && ChunkId.TryParse(reader.GetString(), out ChunkId id)
-            ? id
-            : throw new JsonException("A chunk id must be a string of 64 hex digits.");
+    public override ChunkId Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => ReadId(ref reader);
 
-    public override void Write(Utf8JsonWriter writer, ChunkId value, JsonSerializerOptions options) =>
-        writer.WriteStringValue(value.ToString());
+    /// <summary>The chunk id at the reader's string token, decoded from its UTF-8 bytes (no string
+    /// is made for an id written plainly, as every writer does).</summary>
+    internal static ChunkId ReadId(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType == JsonTokenType.String
+            && (reader.ValueIsEscaped || reader.HasValueSequence
+                ? ChunkId.TryParse(reader.GetString(), out ChunkId id)
+                : ChunkId.TryParseUtf8(reader.ValueSpan, out id)))
+        {
+            return id;
+        }
+        throw new JsonException("A chunk id must be a string of 64 hex digits.");
+    }
+
+    public override void Write(Utf8JsonWriter writer, ChunkId value, JsonSerializerOptions options)
+    {
+        Span<byte> hex = stackalloc byte[64];
+        value.FormatUtf8(hex);
+        writer.WriteStringValue(hex);
+    }
 }
 
 /// <summary>Lowercase hex without APIs newer than .NET 8.</summary>
@@ -116,7 +165,7 @@ internal static class Hex
         return true;
     }
 
-    private static int Nibble(char c) => c switch
+    internal static int Nibble(char c) => c switch
     {
         >= '0' and <= '9' => c - '0',
         >= 'a' and <= 'f' => c - 'a' + 10,

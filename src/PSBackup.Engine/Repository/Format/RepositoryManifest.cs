@@ -138,6 +138,7 @@ public sealed record RepositoryDirectory(string Path)
 
 /// <summary>One file of a backup: path (relative, '/'-separated), size, SHA-256 of the plaintext
 /// and the ordered chunk ids whose concatenation is the file.</summary>
+[JsonConverter(typeof(RepositoryFileJsonConverter))]
 public sealed record RepositoryFile(string Path, long Size, string Sha256, IReadOnlyList<ChunkId> Chunks)
 {
     /// <summary>Object backups: the source file's settled stamp when this content was proven to
