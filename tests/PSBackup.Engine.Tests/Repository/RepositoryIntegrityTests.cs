@@ -495,3 +495,34 @@ public sealed class ManifestFileJsonTests
         Assert.Contains("does not parse", e.Message);
     }
 }
+
+/// <summary>The hex helpers every manifest and index read goes through (by table and vectorized).</summary>
+public sealed class HexTests
+{
+    [Fact]
+    public void Every_char_decodes_as_a_hex_digit_of_either_case_or_not_at_all()
+    {
+        for (int c = 0; c <= char.MaxValue; c++)
+        {
+            int expected = c is >= '0' and <= '9' ? c - '0' : c is >= 'a' and <= 'f' ? c - 'a' + 10 : c is >= 'A' and <= 'F' ? c - 'A' + 10 : -1;
+            Assert.Equal(expected, Hex.Nibble((char)c));
+        }
+    }
+
+    [Fact]
+    public void Only_64_lowercase_hex_digits_are_a_sha256()
+    {
+        string good = string.Concat(Enumerable.Repeat("0123456789abcdef", 4));
+        Assert.True(Hex.IsSha256Hex(good));
+        Assert.False(Hex.IsSha256Hex(null));
+        Assert.False(Hex.IsSha256Hex(good[..63]));
+        Assert.False(Hex.IsSha256Hex(good + "0"));
+        for (int i = 0; i < 64; i++)
+        {
+            foreach (char bad in "gA:/ \u0660\uff10")
+            {
+                Assert.False(Hex.IsSha256Hex(good[..i] + bad + good[(i + 1)..]), $"'{bad}' at {i}");
+            }
+        }
+    }
+}
