@@ -8,13 +8,6 @@ namespace PSBackup.Engine;
 /// matter); the owner is applied only when running as root (anyone else cannot give files away).</summary>
 public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long? ModifiedNs)
 {
-    private const int AtFdCwd = -100;
-    private const int AtSymlinkNoFollow = 0x100;
-    private const uint StatxBasic = 0x7ff;
-
-    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static unsafe partial int Statx(int dirfd, string path, int flags, uint mask, byte* buffer);
-
     [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int LChown(string path, uint uid, uint gid);
 
@@ -74,18 +67,8 @@ public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long?
         }
     }
 
-    /// <summary>struct statx (linux/stat.h): stx_uid at 20, stx_gid at 24, stx_mode (u16) at 28, stx_mtime at 112.</summary>
-    private static unsafe FileMetadata? ReadLinux(string path)
-    {
-        byte* b = stackalloc byte[256];
-        if (Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxBasic, b) != 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            return errno is 2 or 20 ? null : throw new IOException($"Cannot read the file status of '{path}' (errno {errno}).");
-        }
-        long mtime = *(long*)(b + 112) * 1_000_000_000L + *(uint*)(b + 120);
-        return new FileMetadata(*(ushort*)(b + 28) & 0xFFF, *(uint*)(b + 20), *(uint*)(b + 24), mtime);
-    }
+    /// <summary>The metadata part of one statx (<see cref="FileStatus.Read"/>).</summary>
+    private static FileMetadata? ReadLinux(string path) => FileStatus.Read(path)?.Metadata;
 
     /// <summary>Gives <paramref name="path"/> this metadata: owner and group first (when root; a
     /// chown clears setuid bits), then the mode, then the last-write time. What is null is left.</summary>

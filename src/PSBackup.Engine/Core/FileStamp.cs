@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace PSBackup.Engine;
 
 /// <summary>What the file system says about a file without reading it: size, last-write time,
@@ -65,30 +63,8 @@ public readonly record struct FileStamp(long Size, long ModifiedNs, long Changed
 
     private static bool StatxAvailable = true;
 
-    private const int AtFdCwd = -100;
-    private const int AtSymlinkNoFollow = 0x100;
-    private const uint StatxBasicStats = 0x7ff;
-    private const int ENOENT = 2, ENOTDIR = 20;
-
-    [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
-    private static extern unsafe int Statx(int dirfd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, byte* buffer);
-
-    /// <summary>struct statx (linux/stat.h): ino at 32, size at 40, ctime at 96, mtime at 112
-    /// (each a 64-bit second and a 32-bit nanosecond), dev major/minor at 136/140.</summary>
-    private static unsafe FileStamp? ReadLinux(string path)
-    {
-        byte* b = stackalloc byte[256];
-        if (Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxBasicStats, b) != 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            return errno is ENOENT or ENOTDIR
-                ? null
-                : throw new IOException($"Cannot read the file status of '{path}' (errno {errno}).");
-        }
-        static long Ns(byte* t) => *(long*)t * 1_000_000_000L + *(uint*)(t + 8);
-        ulong dev = ((ulong)*(uint*)(b + 136) << 32) | *(uint*)(b + 140);
-        return new FileStamp(*(long*)(b + 40), Ns(b + 112), Ns(b + 96), dev, *(ulong*)(b + 32));
-    }
+    /// <summary>The stamp part of one statx (<see cref="FileStatus.Read"/>).</summary>
+    private static FileStamp? ReadLinux(string path) => FileStatus.Read(path)?.Stamp;
 
     private static TimeSpan ComputeRacyWindow()
     {
