@@ -11,21 +11,12 @@ public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long?
     [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int LChown(string path, uint uid, uint gid);
 
-    private static bool _statx = OperatingSystem.IsLinux();
-
     /// <summary>The metadata of the entry at <paramref name="path"/> (links not followed), or null when it is gone.</summary>
     public static FileMetadata? Read(string path)
     {
-        if (_statx)
+        if (FileStatus.Available)
         {
-            try
-            {
-                return ReadLinux(path);
-            }
-            catch (EntryPointNotFoundException)
-            {
-                _statx = false;
-            }
+            return FileStatus.Read(path)?.Metadata;
         }
         FileSystemInfo info = Directory.Exists(path) ? new DirectoryInfo(path) : new FileInfo(path);
         if (!info.Exists)
@@ -66,9 +57,6 @@ public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long?
         {
         }
     }
-
-    /// <summary>The metadata part of one statx (<see cref="FileStatus.Read"/>).</summary>
-    private static FileMetadata? ReadLinux(string path) => FileStatus.Read(path)?.Metadata;
 
     /// <summary>Gives <paramref name="path"/> this metadata: owner and group first (when root; a
     /// chown clears setuid bits), then the mode, then the last-write time. What is null is left.</summary>

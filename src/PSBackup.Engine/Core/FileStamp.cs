@@ -42,16 +42,9 @@ public readonly record struct FileStamp(long Size, long ModifiedNs, long Changed
         {
             return WindowsFiles.ReadStamp(path);
         }
-        if (OperatingSystem.IsLinux() && StatxAvailable)
+        if (FileStatus.Available)
         {
-            try
-            {
-                return ReadLinux(path);
-            }
-            catch (EntryPointNotFoundException)
-            {
-                StatxAvailable = false;
-            }
+            return FileStatus.Read(path)?.Stamp;
         }
         var fi = new FileInfo(path);
         if (!fi.Exists)
@@ -60,11 +53,6 @@ public readonly record struct FileStamp(long Size, long ModifiedNs, long Changed
         }
         return new FileStamp(fi.Length, (fi.LastWriteTimeUtc - DateTime.UnixEpoch).Ticks * 100, 0, 0, 0);
     }
-
-    private static bool StatxAvailable = true;
-
-    /// <summary>The stamp part of one statx (<see cref="FileStatus.Read"/>).</summary>
-    private static FileStamp? ReadLinux(string path) => FileStatus.Read(path)?.Stamp;
 
     private static TimeSpan ComputeRacyWindow()
     {

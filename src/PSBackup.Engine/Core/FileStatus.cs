@@ -18,25 +18,25 @@ internal readonly partial record struct FileStatus(FileKind Kind, FileStamp Stam
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int Statx(int dirfd, string path, int flags, uint mask, byte* buffer);
 
-    private static bool _statx = OperatingSystem.IsLinux();
+    /// <summary>True where <see cref="Read"/> works (Linux with statx, glibc 2.28 and later):
+    /// probed once per process, and the one answer for every statx caller (FileStamp,
+    /// FileMetadata, SpecialFiles, the object listing).</summary>
+    public static bool Available { get; } = Probe();
 
-    /// <summary>True where <see cref="Read"/> works (Linux with statx, glibc 2.28 and later).</summary>
-    public static bool Available
+    private static bool Probe()
     {
-        get
+        if (!OperatingSystem.IsLinux())
         {
-            if (_statx)
-            {
-                try
-                {
-                    _ = Read("/");
-                }
-                catch (EntryPointNotFoundException)
-                {
-                    _statx = false;
-                }
-            }
-            return _statx;
+            return false;
+        }
+        try
+        {
+            _ = Read("/");
+            return true;
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return false;
         }
     }
 

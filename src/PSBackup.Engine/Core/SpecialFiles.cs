@@ -43,21 +43,12 @@ public static partial class SpecialFiles
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int fd);
 
-    private static bool _statx = OperatingSystem.IsLinux();
-
     /// <summary>The kind of the entry at <paramref name="path"/> (links not followed).</summary>
     public static FileKind KindOf(string path)
     {
-        if (_statx)
+        if (FileStatus.Available)
         {
-            try
-            {
-                return KindLinux(AtFdCwd, path, AtSymlinkNoFollow);
-            }
-            catch (EntryPointNotFoundException)
-            {
-                _statx = false;
-            }
+            return KindLinux(AtFdCwd, path, AtSymlinkNoFollow);
         }
         var info = new FileInfo(path);
         if (info.LinkTarget is not null)
@@ -96,7 +87,7 @@ public static partial class SpecialFiles
     /// without blocking. A missing file is a <see cref="FileNotFoundException"/>, as File.Open's.</summary>
     public static SafeFileHandle OpenRegularHandle(string path, FileOptions options = FileOptions.None)
     {
-        if (!_statx)
+        if (!FileStatus.Available)
         {
             FileKind kind = KindOf(path);
             if (kind is not FileKind.Regular and not FileKind.Missing)
