@@ -196,10 +196,10 @@ internal static partial class WalRepositoryShip
         // says sealed: the two passes are CPU-bound (CRC-32C per record, SHA-256), and one after
         // the other they were a third of shipping one 16 MiB segment.
         List<WalSegmentInfo> selected;
-        EarlyHashes? own = early is null ? new EarlyHashes(walDir, ns, after, ct) : null;
-        EarlyHashes hashes = early ?? own!;
-        try
+        EarlyHashes hashes;
+        await using (EarlyHashes? own = early is null ? new EarlyHashes(walDir, ns, after, ct) : null)
         {
+            hashes = early ?? own!;
             try
             {
                 // Archived segments are proven by their SHA-256 below, so only their headers are read here.
@@ -211,13 +211,6 @@ internal static partial class WalRepositoryShip
                 throw await RecordGapAsync(open, ns, gap, context).ConfigureAwait(false);
             }
             await hashes.Completion.ConfigureAwait(false);
-        }
-        finally
-        {
-            if (own is not null)
-            {
-                await own.DisposeAsync().ConfigureAwait(false);
-            }
         }
         ConcurrentDictionary<long, ContentDigest> digests = hashes.Digests;
 
