@@ -52,7 +52,9 @@ public static class RepositoryCheckOperation
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        using OpenRepository open = await RepositoryConnector.OpenAsync(options.Repository, context.CancellationToken).ConfigureAwait(false);
+        // No index load at open: the check reads and judges every index object itself, and reading
+        // them twice was the single-core start of every check (docs/design.md, "Check").
+        using OpenRepository open = await RepositoryConnector.OpenAsync(options.Repository, context.CancellationToken, loadIndex: false).ConfigureAwait(false);
         RepositoryCheckReport report = await open.Repository.CheckAsync(options.ReadData, context.Progress, context.CancellationToken).ConfigureAwait(false);
         return new RepositoryCheckResult
         {
