@@ -968,6 +968,11 @@ public sealed class Repository
     public Task<RepositoryCheckReport> CheckAsync(bool readData, IProgress<OperationProgress>? progress = null, CancellationToken ct = default) =>
         new RepositoryChecker(this).RunAsync(readData, progress, ct);
 
+    /// <summary>As <see cref="CheckAsync(bool, IProgress{OperationProgress}?, CancellationToken)"/>,
+    /// taking the pack hashes <paramref name="prehash"/> took while the repository was opened.</summary>
+    internal Task<RepositoryCheckReport> CheckAsync(bool readData, PackPrehash? prehash, IProgress<OperationProgress>? progress, CancellationToken ct) =>
+        new RepositoryChecker(this, prehash).RunAsync(readData, progress, ct);
+
     // ---------------------------------------------------------------- storage helpers
 
     internal static async Task PutBytesAsync(IStorageBackend backend, string key, byte[] bytes, CancellationToken ct)

@@ -31,7 +31,7 @@ public sealed record RepositoryCheckReport(
 /// <summary>Structure check (config, keys, indexes against the pack listing, manifests against the
 /// index, refs against manifests) and, with read-data, every indexed pack downloaded and every
 /// frame and chunk verified. Damage is mapped back to the backups and files it affects.</summary>
-internal sealed class RepositoryChecker(Repository repo)
+internal sealed class RepositoryChecker(Repository repo, PackPrehash? prehash = null)
 {
     private readonly List<CheckIssue> _errors = new();
     private readonly List<CheckIssue> _warnings = new();
@@ -387,6 +387,8 @@ internal sealed class RepositoryChecker(Repository repo)
     private async Task<long> ReadPacksAsync(Dictionary<string, IndexPack> indexedPacks, Dictionary<string, long> packSizes,
         Dictionary<ChunkId, string> badChunks, IProgress<OperationProgress>? progress, CancellationToken ct)
     {
+        // From here the workers hash what the prehash has not (it would compete for the same cores).
+        prehash?.Stop();
         long bytesRead = 0;
         var ordered = indexedPacks.Values.Where(p => packSizes.ContainsKey(p.Id))
             .OrderByDescending(p => packSizes[p.Id]).ThenBy(p => p.Id, StringComparer.Ordinal).ToList();
@@ -422,7 +424,8 @@ internal sealed class RepositoryChecker(Repository repo)
                 }
             }
         }
-        PackRead? read = await StreamPackAsync(p, (stored, f) => VerifyFrame(stored.AsSpan(0, f.Length), f, p, BadChunks), BadChunks, ct).ConfigureAwait(false);
+        ContentDigest? hashed = prehash is not null && prehash.TryGet(p.Id, out ContentDigest d) ? d : null;
+        PackRead? read = await StreamPackAsync(p, (stored, f) => VerifyFrame(stored.AsSpan(0, f.Length), f, p, BadChunks), BadChunks, ct, hashed).ConfigureAwait(false);
         if (read is null)
         {
             return 0;
@@ -452,8 +455,12 @@ internal sealed class RepositoryChecker(Repository repo)
     private sealed record PackRead(long Bytes, bool HashMatches, byte[] Rest);
 
     /// <summary>Reads a pack once, hashing every byte, and hands each indexed frame's stored bytes
-    /// (in a pooled buffer, valid during the call) to <paramref name="frame"/>. Null when the pack is missing.</summary>
-    private async Task<PackRead?> StreamPackAsync(IndexPack p, Action<byte[], FrameEntry> frame, Action<IEnumerable<ChunkEntry>, string> badChunks, CancellationToken ct)
+    /// (in a pooled buffer, valid during the call) to <paramref name="frame"/>. Null when the pack is missing.
+    /// <paramref name="hashed"/>: the pack's size and SHA-256 taken earlier in this check
+    /// (<see cref="PackPrehash"/>); its bytes are then not hashed again, and a pack whose length now
+    /// differs from what was hashed fails its hash.</summary>
+    private async Task<PackRead?> StreamPackAsync(IndexPack p, Action<byte[], FrameEntry> frame, Action<IEnumerable<ChunkEntry>, string> badChunks, CancellationToken ct,
+        ContentDigest? hashed = null)
     {
         Stream stream;
         try
@@ -477,7 +484,10 @@ internal sealed class RepositoryChecker(Repository repo)
         async Task<bool> ReadAsync(byte[] buffer, int count)
         {
             int n = await stream.ReadAtLeastAsync(buffer.AsMemory(0, count), count, throwOnEndOfStream: false, ct).ConfigureAwait(false);
-            packHash.AppendData(buffer, 0, n);
+            if (hashed is null)
+            {
+                packHash.AppendData(buffer, 0, n);
+            }
             position += n;
             return n == count;
         }
@@ -511,7 +521,8 @@ internal sealed class RepositoryChecker(Repository repo)
         }
         packHash.AppendData(rest.GetBuffer(), 0, (int)rest.Length);
         position += rest.Length;
-        return new PackRead(position, Hex.Encode(packHash.GetHashAndReset()) == p.Id, rest.ToArray());
+        bool matches = hashed is { } h ? h.Sha256 == p.Id && h.Bytes == position : Hex.Encode(packHash.GetHashAndReset()) == p.Id;
+        return new PackRead(position, matches, rest.ToArray());
     }
 
     private static bool FrameHashMatches(ReadOnlySpan<byte> stored, FrameEntry f) => Hex.Encode(SHA256.HashData(stored)) == f.Sha256;

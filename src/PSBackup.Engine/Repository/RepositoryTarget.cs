@@ -270,11 +270,17 @@ public static class RepositoryConnector
     /// <summary>Opens the repository at <paramref name="target"/>; dispose the result to release
     /// the backend. Every typed failure here is a setup failure (<see cref="PSBackupException.IsSetupFailure"/>). <paramref name="loadIndex"/> false skips reading the index objects, for readers
     /// of manifests and refs only (listing backups).</summary>
-    public static async Task<OpenRepository> OpenAsync(RepositoryTarget target, CancellationToken ct, bool loadIndex = true)
+    public static async Task<OpenRepository> OpenAsync(RepositoryTarget target, CancellationToken ct, bool loadIndex = true) =>
+        await OpenAsync(target, ct, loadIndex, backendOpened: null).ConfigureAwait(false);
+
+    /// <summary>As <see cref="OpenAsync(RepositoryTarget, CancellationToken, bool)"/>;
+    /// <paramref name="backendOpened"/> runs once the storage is open, before the key is derived
+    /// (work that needs no key can start beside the derivation).</summary>
+    internal static async Task<OpenRepository> OpenAsync(RepositoryTarget target, CancellationToken ct, bool loadIndex, Action<IStorageBackend>? backendOpened)
     {
         try
         {
-            return await OpenCoreAsync(target, ct, loadIndex).ConfigureAwait(false);
+            return await OpenCoreAsync(target, ct, loadIndex, backendOpened).ConfigureAwait(false);
         }
         catch (PSBackupException e) when (e.MarkSetupFailure())
         {
@@ -282,12 +288,13 @@ public static class RepositoryConnector
         }
     }
 
-    private static async Task<OpenRepository> OpenCoreAsync(RepositoryTarget target, CancellationToken ct, bool loadIndex)
+    private static async Task<OpenRepository> OpenCoreAsync(RepositoryTarget target, CancellationToken ct, bool loadIndex, Action<IStorageBackend>? backendOpened)
     {
         RepositoryCredentials credentials = Credentials(target);
         IStorageBackend backend = OpenBackend(target);
         try
         {
+            backendOpened?.Invoke(backend);
             Repository repository = await Repository.OpenAsync(backend, credentials, ct, loadIndex).ConfigureAwait(false);
             LogOpened(repository);
             return new OpenRepository(backend, repository);
