@@ -153,6 +153,20 @@ public static partial class SafePath
     {
         string rel = ValidateRelativePath(relative, what);
         string fullRoot = Path.GetFullPath(root);
+        string full = JoinValidated(fullRoot, rel, relative, what);
+        RejectLinksBelow(fullRoot, full, what);
+        return full;
+    }
+
+    /// <summary><see cref="Combine"/> without its walk for links, under a root the caller just made
+    /// and still holds empty (a restore's fresh temp folder): nothing below it exists yet, so the
+    /// walk could only stop at the first missing name. Still refuses every path that is not
+    /// relative or leaves the root. <paramref name="fullRoot"/> is already full.</summary>
+    public static string JoinUnderFreshRoot(string fullRoot, string relative, string what) =>
+        JoinValidated(fullRoot, ValidateRelativePath(relative, what), relative, what);
+
+    private static string JoinValidated(string fullRoot, string rel, string relative, string what)
+    {
         // Joined with the platform's separator: an extended-length root (\\?\C:\...) is taken
         // verbatim by Windows, so a '/' left inside it would be part of a name ("Invalid name").
         string full = Path.GetFullPath(Path.Combine(fullRoot, rel.Replace('/', Path.DirectorySeparatorChar)));
@@ -161,7 +175,6 @@ public static partial class SafePath
         {
             throw new InvalidInputException("InvalidPath", $"The {what} '{Printable(relative)}' resolves outside '{fullRoot}'. Give a path inside it.", relative);
         }
-        RejectLinksBelow(fullRoot, full, what);
         return full;
     }
 

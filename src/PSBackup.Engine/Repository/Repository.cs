@@ -848,15 +848,22 @@ public sealed class Repository
     /// the caller made the target and nothing else writes there (a restore's temp folder swapped in
     /// afterwards), so files are written under their own names. Existing files are refused
     /// (ConflictException) unless <paramref name="overwrite"/>; the check happens before anything is
-    /// written. On failure or cancellation no unsealed file is left behind.</summary>
+    /// written (in a fresh folder, which is empty, each file's exclusive create is the check). On
+    /// failure or cancellation no unsealed file is left behind.</summary>
     public async Task<RestoreResult> RestoreAsync(RepositoryManifest manifest, string targetFolder, bool overwrite = false,
         IProgress<OperationProgress>? progress = null, CancellationToken ct = default, bool freshFolder = false)
     {
         ArgumentNullException.ThrowIfNull(manifest);
         ValidateManifest(manifest, manifest.Id);
         string root = Path.GetFullPath(targetFolder);
-        var targets = manifest.Files.Select(f => SafePath.Combine(root, f.Path, "restored file")).ToList();
-        if (!overwrite)
+        // A fresh folder is empty and the caller's alone: no name below it can exist or be a link
+        // yet, so the per-file walk for links and the existence checks (~17,000 failed stats and
+        // ~40 ms on one core for 4,632 files, before any data moved) are left out. A file that
+        // appeared there anyway still stops the restore: each is created exclusively (O_EXCL).
+        var targets = manifest.Files.Select(f => freshFolder
+            ? SafePath.JoinUnderFreshRoot(root, f.Path, "restored file")
+            : SafePath.Combine(root, f.Path, "restored file")).ToList();
+        if (!overwrite && !freshFolder)
         {
             foreach (string t in targets)
             {

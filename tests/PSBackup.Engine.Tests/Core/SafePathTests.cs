@@ -89,6 +89,28 @@ public class SafePathTests
         Assert.Equal("SymbolicLink", e.ErrorId);
     }
 
+    [Theory]
+    [InlineData("../x")]
+    [InlineData("a/../../x")]
+    [InlineData("/etc/passwd")]
+    [InlineData("a//b")]
+    [InlineData("")]
+    public void JoinUnderAFreshRootRefusesWhatCombineRefuses(string relative)
+    {
+        using var dir = new TestDirectory();
+        Assert.Throws<InvalidInputException>(() => SafePath.Combine(dir.Path, relative, "restored file"));
+        Assert.Throws<InvalidInputException>(() => SafePath.JoinUnderFreshRoot(dir.Path, relative, "restored file"));
+    }
+
+    [Fact]
+    public void JoinUnderAFreshRootGivesCombinesPathWithoutTouchingTheDisk()
+    {
+        using var dir = new TestDirectory();
+        string root = dir.Combine("never-made");
+        Assert.Equal(Path.Combine(root, "data", "000.bin"), SafePath.JoinUnderFreshRoot(root, "data/000.bin", "restored file"));
+        Assert.False(Directory.Exists(root));
+    }
+
     [Fact]
     public void RequireDirectoryReportsMissingFolderAsNotFound()
     {
