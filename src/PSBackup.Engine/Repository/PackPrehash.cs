@@ -60,9 +60,7 @@ internal sealed class PackPrehash : IAsyncDisposable
             foreach (StoredObject o in packs.OrderByDescending(o => o.Size).ThenBy(o => o.Key, StringComparer.Ordinal))
             {
                 ct.ThrowIfCancellationRequested();
-                string name = o.Key[RepositoryLayout.PacksPrefix.Length..];
-                string id = name.Length > 3 && name[2] == '/' ? name[3..] : "";
-                if (!Hex.IsSha256Hex(id) || name[..2] != id[..2])
+                if (RepositoryLayout.PackIdOf(o.Key) is not { } id)
                 {
                     continue; // a stray object: the check reports it
                 }

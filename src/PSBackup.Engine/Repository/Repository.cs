@@ -973,7 +973,7 @@ public sealed class Repository
     /// <summary>Checks the repository; see <see cref="RepositoryChecker"/>. Never throws for
     /// damage: every problem lands in the report.</summary>
     public Task<RepositoryCheckReport> CheckAsync(bool readData, IProgress<OperationProgress>? progress = null, CancellationToken ct = default) =>
-        new RepositoryChecker(this).RunAsync(readData, progress, ct);
+        CheckAsync(readData, prehash: null, progress, ct);
 
     /// <summary>As <see cref="CheckAsync(bool, IProgress{OperationProgress}?, CancellationToken)"/>,
     /// taking the pack hashes <paramref name="prehash"/> took while the repository was opened.</summary>

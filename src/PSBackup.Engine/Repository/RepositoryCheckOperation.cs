@@ -56,7 +56,6 @@ public static class RepositoryCheckOperation
         // them twice was the single-core start of every check. With read-data, the packs' SHA-256s
         // start on the idle core as soon as the storage is open, beside the key derivation and the
         // index (docs/design.md, "Check").
-        // Only a folder repository's (PackPrehash.Start), whose Dispose releases nothing the prehash reads.
         PackPrehash? prehash = null;
         OpenRepository? open = null;
         try
@@ -70,7 +69,9 @@ public static class RepositoryCheckOperation
         {
             if (prehash is not null)
             {
-                await prehash.DisposeAsync().ConfigureAwait(false); // stopped and finished before the storage is closed
+                // Stopped and finished before the storage is closed. When the open itself fails, the
+                // storage was closed first; a prehash runs only on a folder, whose Dispose frees nothing.
+                await prehash.DisposeAsync().ConfigureAwait(false);
             }
             open?.Dispose();
         }

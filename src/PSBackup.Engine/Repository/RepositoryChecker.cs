@@ -31,7 +31,7 @@ public sealed record RepositoryCheckReport(
 /// <summary>Structure check (config, keys, indexes against the pack listing, manifests against the
 /// index, refs against manifests) and, with read-data, every indexed pack downloaded and every
 /// frame and chunk verified. Damage is mapped back to the backups and files it affects.</summary>
-internal sealed class RepositoryChecker(Repository repo, PackPrehash? prehash = null)
+internal sealed class RepositoryChecker(Repository repo, PackPrehash? prehash)
 {
     private readonly List<CheckIssue> _errors = new();
     private readonly List<CheckIssue> _warnings = new();
@@ -170,10 +170,7 @@ internal sealed class RepositoryChecker(Repository repo, PackPrehash? prehash = 
         await foreach (StoredObject o in b.ListAsync(RepositoryLayout.PacksPrefix, ct).ConfigureAwait(false))
         {
             storedBytes += o.Size;
-            string name = o.Key[RepositoryLayout.PacksPrefix.Length..];
-            int slash = name.IndexOf('/');
-            string id = slash == 2 ? name[3..] : "";
-            if (!Hex.IsSha256Hex(id) || name[..2] != id[..2])
+            if (RepositoryLayout.PackIdOf(o.Key) is not { } id)
             {
                 _warnings.Add(new CheckIssue("StrayObject", $"'{o.Key}' is not a pack name; it is ignored.", o.Key));
                 continue;

@@ -256,6 +256,18 @@ public static class RepositoryLayout
     internal const int MaxFramePlain = 64 * 1024 * 1024;
 
     public static string PackKey(string id) => $"{PacksPrefix}{id[..2]}/{id}";
+
+    /// <summary>The pack id a listed key names (<see cref="PackKey"/>'s inverse: <c>packs/ab/ab…</c>
+    /// with 64 lowercase hex digits under the folder of their first two), or null for anything else.</summary>
+    public static string? PackIdOf(string key)
+    {
+        if (!key.StartsWith(PacksPrefix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+        string rest = key[PacksPrefix.Length..];
+        return rest.Length == 67 && rest[2] == '/' && Hex.IsSha256Hex(rest[3..]) && rest[..2] == rest[3..5] ? rest[3..] : null;
+    }
     public static string IndexKey(string id) => IndexPrefix + id;
     public static string ManifestKey(string id) => SnapshotsPrefix + id;
     public static string KeyKey(string id) => KeysPrefix + id;

@@ -130,10 +130,9 @@ public static class RepositoryRepair
         var packs = new Dictionary<string, PackPlan>(StringComparer.Ordinal);
         await foreach (StoredObject o in b.ListAsync(RepositoryLayout.PacksPrefix, ct).ConfigureAwait(false))
         {
-            string name = o.Key[RepositoryLayout.PacksPrefix.Length..];
-            if (name.Length == 67 && name[2] == '/' && Hex.IsSha256Hex(name[3..]) && name[..2] == name[3..5])
+            if (RepositoryLayout.PackIdOf(o.Key) is { } id)
             {
-                packs[name[3..]] = new PackPlan(name[3..], o.Size);
+                packs[id] = new PackPlan(id, o.Size);
             }
         }
         var oldIndexKeys = new List<string>();

@@ -305,11 +305,7 @@ public static class RepositorySync
 
     private static string? KeyName(StoredObject o) => Suffix(o.Key, RepositoryLayout.KeysPrefix);
 
-    private static string? PackName(StoredObject o)
-    {
-        string rest = o.Key[RepositoryLayout.PacksPrefix.Length..];
-        return rest.Length == 67 && rest[2] == '/' && Hex.IsSha256Hex(rest[3..]) && rest[..2] == rest[3..5] ? rest[3..] : null;
-    }
+    private static string? PackName(StoredObject o) => RepositoryLayout.PackIdOf(o.Key);
 
     private static string? Suffix(string key, string prefix)
     {

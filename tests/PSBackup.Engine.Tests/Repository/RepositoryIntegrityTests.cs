@@ -526,3 +526,30 @@ public sealed class HexTests
         }
     }
 }
+
+/// <summary>Pack keys as check, repair, sync and the check's prehash read them from a listing.</summary>
+public sealed class PackKeyTests
+{
+    private static readonly string Id = new string('a', 2) + new string('0', 62);
+
+    [Fact]
+    public void A_pack_key_gives_back_the_id_it_was_made_from()
+    {
+        string id = Hex.Encode(System.Security.Cryptography.SHA256.HashData("pack"u8));
+        Assert.Equal(id, RepositoryLayout.PackIdOf(RepositoryLayout.PackKey(id)));
+    }
+
+    [Theory]
+    [InlineData("packs/bb/aa00000000000000000000000000000000000000000000000000000000000000")] // wrong folder
+    [InlineData("packs/aa00000000000000000000000000000000000000000000000000000000000000")] // no folder
+    [InlineData("packs/aa/aa00000000000000000000000000000000000000000000000000000000000000.tmp")]
+    [InlineData("packs/aa/AA00000000000000000000000000000000000000000000000000000000000000")] // upper case
+    [InlineData("packs/aa/aa0000000000000000000000000000000000000000000000000000000000000")] // 63 digits
+    [InlineData("index/aa/aa00000000000000000000000000000000000000000000000000000000000000")] // not under packs/
+    [InlineData("packs/")]
+    public void Anything_else_is_no_pack(string key)
+    {
+        Assert.Equal(Id, RepositoryLayout.PackIdOf(RepositoryLayout.PackKey(Id)));
+        Assert.Null(RepositoryLayout.PackIdOf(key));
+    }
+}
