@@ -292,6 +292,10 @@ internal static class ObjectBackup
             if (options.Quiesce is not null)
             {
                 await options.Quiesce(copy.Context.CancellationToken).ConfigureAwait(false);
+                // A fenced copy is of the tree as the fence left it: names created or removed between
+                // the first listing and the hook are neither changes during the copy nor missing
+                // from it (listed before the hook, they made every such copy Recent).
+                tree = ObjectTree.List(copy.SourceRoot, copy.Context.CancellationToken);
             }
             await copy.CopyAllAsync(tree).ConfigureAwait(false);
         }
