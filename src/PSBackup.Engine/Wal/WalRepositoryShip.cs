@@ -197,13 +197,15 @@ internal static partial class WalRepositoryShip
         // the other they were a third of shipping one 16 MiB segment.
         List<WalSegmentInfo> selected;
         EarlyHashes hashes;
-        await using (EarlyHashes? own = early is null ? new EarlyHashes(walDir, ns, after, ct) : null)
+        var known = archived.Keys.ToHashSet();
+        early?.Archived(known);
+        await using (EarlyHashes? own = early is null ? new EarlyHashes(walDir, ns, after, ct, known) : null)
         {
             hashes = early ?? own!;
             try
             {
-                // Archived segments are proven by their SHA-256 below, so only their headers are read here.
-                var known = archived.Keys.ToHashSet();
+                // Archived segments are proven below (by their recorded identity or their SHA-256),
+                // so only their headers are read here.
                 selected = await Task.Run(() => WalOperations.Select(walDir, ns, after, ct, known), ct).ConfigureAwait(false);
             }
             catch (WalGapException gap)
@@ -214,8 +216,35 @@ internal static partial class WalRepositoryShip
         }
         ConcurrentDictionary<long, ContentDigest> digests = hashes.Digests;
 
-        // 3. Each one's SHA-256 (the few not hashed above: a header sealed since); an archived one
-        // must be the same bytes (AlreadyPresent), never different.
+        // 3. Each one's SHA-256; an archived one must be the same bytes (AlreadyPresent), never
+        // different. An archived segment whose size, last-write time and header are those its
+        // manifest recorded takes the recorded SHA-256 (RecordedDigest) and is not read; the rest
+        // not hashed above (a header sealed since, or an archived one that changed) are hashed now.
+        var manifestsOf = new Dictionary<long, List<(string Id, RepositoryManifest M)>>();
+        foreach (WalSegmentInfo s in selected)
+        {
+            if (!archived.TryGetValue(s.SegmentId, out List<string>? ids))
+            {
+                continue;
+            }
+            var readable = new List<(string Id, RepositoryManifest M)>(ids.Count);
+            foreach (string id in ids)
+            {
+                try
+                {
+                    readable.Add((id, await repo.ReadManifestAsync(id, ct).ConfigureAwait(false)));
+                }
+                catch (RepositoryIntegrityException e) when (e.ErrorId != "ManifestTooNew")
+                {
+                    // a damaged manifest: this copy cannot be restored
+                }
+            }
+            manifestsOf[s.SegmentId] = readable;
+            if (!digests.ContainsKey(s.SegmentId) && RecordedDigest(s, readable) is { } recorded)
+            {
+                digests[s.SegmentId] = recorded;
+            }
+        }
         await Parallel.ForEachAsync(selected.Where(s => !digests.ContainsKey(s.SegmentId)),
             new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = ct }, async (s, c) =>
         {
@@ -243,17 +272,8 @@ internal static partial class WalRepositoryShip
             string? same = null;
             (string Id, RepositoryManifest M)? sameDamaged = null;
             RepositoryManifest? newest = null;
-            foreach (string id in ids)
+            foreach ((string id, RepositoryManifest m) in manifestsOf[s.SegmentId])
             {
-                RepositoryManifest m;
-                try
-                {
-                    m = await repo.ReadManifestAsync(id, ct).ConfigureAwait(false);
-                }
-                catch (RepositoryIntegrityException e) when (e.ErrorId != "ManifestTooNew")
-                {
-                    continue; // a damaged manifest: this copy cannot be restored
-                }
                 newest ??= m;
                 RepositoryFile? f = m.Files.Count == 1 ? m.Files[0] : null;
                 if (m.Kind == BackupKind.WalSegment && f is not null && f.Sha256 == local.Sha256 && f.Size == local.Bytes)
@@ -382,25 +402,65 @@ internal static partial class WalRepositoryShip
         return new WalShipResult(ns, null, results) { Repository = target.Location };
     }
 
-    /// <summary>The SHA-256s of the sealed segments after an id, taken on another core while the
-    /// ship does other work (<see cref="HashSealedAsync"/>). Disposing cancels what is left and waits
-    /// for it, so nothing runs on after the ship.</summary>
+    /// <summary>The content an archived copy recorded, when the local segment is provably that file
+    /// still: the same size and last-write time (to the nanosecond where the platform keeps them)
+    /// as the manifest recorded after its upload, and the same walfs header (version, created and
+    /// last-modified stamps, record count, sealed). walfs never writes a sealed segment again but
+    /// for raft log truncation, which rewrites the header; any write through the file system moves
+    /// the last-write time. Null otherwise (older manifests record no time or version): then the
+    /// segment is hashed and compared byte for byte. A copy damaged on disk without a write keeps
+    /// its time and is not caught here, as no archiver re-reads what it archived on each push
+    /// (pgBackRest, Litestream); <c>check</c> and a restore prove the archived copy.</summary>
+    private static ContentDigest? RecordedDigest(WalSegmentInfo s, List<(string Id, RepositoryManifest M)> manifests)
+    {
+        if (!s.Valid || !s.Sealed || s.LastModifiedAt is null || FileMetadata.TryRead(s.Path)?.ModifiedNs is not { } modifiedNs)
+        {
+            return null;
+        }
+        foreach ((_, RepositoryManifest m) in manifests)
+        {
+            if (m is { Kind: BackupKind.WalSegment, Files.Count: 1, Segment: { Sealed: true } seg }
+                && m.Files[0] is { ModifiedNs: { } recordedNs } f
+                && recordedNs == modifiedNs && f.Size == s.Bytes
+                && seg.SegmentId == s.SegmentId && seg.EntryCount == s.EntryCount && seg.Version == s.Version
+                && seg.CreatedAt == s.CreatedAt && seg.LastModifiedAt == s.LastModifiedAt)
+            {
+                return new ContentDigest(f.Size, f.Sha256);
+            }
+        }
+        return null;
+    }
+
+    /// <summary>The SHA-256s of the sealed segments after an id that the repository does not hold
+    /// yet, taken on another core while the ship does other work (<see cref="HashSealedAsync"/>).
+    /// Disposing cancels what is left and waits for it, so nothing runs on after the ship.</summary>
     private sealed class EarlyHashes : IAsyncDisposable
     {
         private readonly CancellationTokenSource _cts;
+        private readonly TaskCompletionSource<IReadOnlySet<long>> _archived = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public EarlyHashes(string walDir, string ns, long after, CancellationToken ct)
+        /// <param name="archived">The archived segment ids when already known (the continuous
+        /// shipper's pass); otherwise <see cref="Archived"/> tells them once the refs are read.</param>
+        public EarlyHashes(string walDir, string ns, long after, CancellationToken ct, IReadOnlySet<long>? archived = null)
         {
+            if (archived is not null)
+            {
+                _archived.SetResult(archived);
+            }
             _cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
             CancellationToken token = _cts.Token;
-            Completion = Task.Run(() => HashSealedAsync(walDir, ns, after, Digests, token), CancellationToken.None);
+            Completion = Task.Run(() => HashSealedAsync(walDir, ns, after, Digests, _archived.Task, token), CancellationToken.None);
         }
 
-        /// <summary>By segment id; a segment missing here is hashed afterwards.</summary>
+        /// <summary>By segment id; a segment missing here is hashed afterwards when it is needed.</summary>
         public ConcurrentDictionary<long, ContentDigest> Digests { get; } = new();
 
         /// <summary>Done hashing; never faults.</summary>
         public Task Completion { get; }
+
+        /// <summary>The segment ids the repository holds: those are not hashed here (step 3 proves
+        /// them by their recorded identity, or hashes them when it cannot).</summary>
+        public void Archived(IReadOnlySet<long> ids) => _archived.TrySetResult(ids);
 
         public async ValueTask DisposeAsync()
         {
@@ -410,27 +470,48 @@ internal static partial class WalRepositoryShip
         }
     }
 
-    /// <summary>The SHA-256 of every segment after <paramref name="after"/> whose header says sealed,
-    /// <see cref="Parallelism"/> at a time, into <paramref name="digests"/> by id. A segment that
-    /// cannot be read here is left out (step 3 hashes it again and reports what is wrong);
-    /// cancellation ends it quietly. Never throws.</summary>
-    private static async Task HashSealedAsync(string walDir, string ns, long after, ConcurrentDictionary<long, ContentDigest> digests, CancellationToken ct)
+    /// <summary>The SHA-256 of every segment after <paramref name="after"/> whose header says sealed
+    /// and that is not archived, into <paramref name="digests"/> by id. The newest is hashed at once
+    /// (in the steady state it is the one new segment), the others once the archived ids are known,
+    /// <see cref="Parallelism"/> at a time: a WAL keeps its sealed segments (UnisonDB standalone
+    /// never removes them), and hashing every one of them on every ship made a ship cost the size of
+    /// the whole WAL. A segment that cannot be read here is left out (step 3 hashes it again and
+    /// reports what is wrong); cancellation ends it quietly. Never throws.</summary>
+    private static async Task HashSealedAsync(string walDir, string ns, long after, ConcurrentDictionary<long, ContentDigest> digests,
+        Task<IReadOnlySet<long>> archivedIds, CancellationToken ct)
     {
+        async ValueTask Hash((long Id, string Path) x, CancellationToken c)
+        {
+            try
+            {
+                digests[x.Id] = await FileCopy.HashAsync(x.Path, c).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // hashed again in step 3, which reports it
+            }
+        }
         try
         {
             List<(long Id, string Path)> sealedFiles = WalDirectory.List(walDir).Segments
-                .Where(x => x.Id > after && WalPartialShip.HeaderSealed(x.Path, ns, x.Id)).ToList();
-            await Parallel.ForEachAsync(sealedFiles, new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = ct }, async (x, c) =>
+                .Where(x => x.Id > after && WalPartialShip.HeaderSealed(x.Path, ns, x.Id)).OrderByDescending(x => x.Id).ToList();
+            if (sealedFiles.Count == 0)
             {
-                try
-                {
-                    digests[x.Id] = await FileCopy.HashAsync(x.Path, c).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    // hashed again in step 3, which reports it
-                }
-            }).ConfigureAwait(false);
+                return;
+            }
+            Task newest = archivedIds.IsCompletedSuccessfully && archivedIds.Result.Contains(sealedFiles[0].Id)
+                ? Task.CompletedTask
+                : Hash(sealedFiles[0], ct).AsTask();
+            try
+            {
+                IReadOnlySet<long> archived = await archivedIds.WaitAsync(ct).ConfigureAwait(false);
+                await Parallel.ForEachAsync(sealedFiles.Skip(1).Where(x => !archived.Contains(x.Id)),
+                    new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = ct }, Hash).ConfigureAwait(false);
+            }
+            finally
+            {
+                await newest.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+            }
         }
         catch (Exception)
         {

@@ -635,7 +635,8 @@ public abstract class RepositoryWriteTests : IDisposable
         RepositoryTarget repo = await NewRepositoryAsync();
         string data = NewWal((4, true), (3, true), (2, false));
         Assert.Equal([1L, 2L], (await Ship(data, repo)).Backups.Select(b => b.SegmentId));
-        // A record of archived segment 2 rots on the local disk (the header is intact), then the
+        // A write damages a record of archived segment 2 (the header is intact; the write moves
+        // the file's last-write time, so the segment is read and compared again), then the
         // database seals 3 and opens 4.
         string wal = Path.Combine(data, "users", "wal");
         string two = Path.Combine(wal, "000000002.wal");
@@ -651,6 +652,40 @@ public abstract class RepositoryWriteTests : IDisposable
         var e = await Assert.ThrowsAsync<ConflictException>(() => Ship(data, repo));
 
         Assert.Equal("WalSegmentConflict", e.ErrorId);
+        Assert.Equal("wal/users/000000002", e.Target);
+        Assert.Equal(before, await KeysAsync(repo));
+    }
+
+    [Fact]
+    public async Task An_archived_segment_unchanged_since_its_upload_is_proven_by_its_recorded_identity_not_read_again()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        string data = NewWal((4, true), (3, true), (2, false));
+        string wal = Path.Combine(data, "users", "wal");
+        string two = Path.Combine(wal, "000000002.wal");
+        var stamp = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        File.SetLastWriteTimeUtc(two, stamp);
+        Assert.Equal([1L, 2L], (await Ship(data, repo)).Backups.Select(b => b.SegmentId));
+        // A byte of segment 2 changes under a write that puts its last-write time back: the ship
+        // sees the size, time and header its manifest recorded, so it does not read the segment
+        // (a ship over a WAL of a thousand sealed segments must not hash 16 GiB each time).
+        using (var f = new FileStream(two, FileMode.Open, FileAccess.Write))
+        {
+            f.Position = WalFormat.HeaderSize + 20;
+            f.WriteByte(0x5a);
+        }
+        File.SetLastWriteTimeUtc(two, stamp);
+        File.Delete(Path.Combine(wal, "000000003.wal"));
+        WriteSegment(Path.Combine(wal, "000000003.wal"), 8, Payloads(2, 3 * 31), seal: true);
+        WriteSegment(Path.Combine(wal, "000000004.wal"), 10, Payloads(1, 4 * 31), seal: false);
+
+        WalShipResult next = await Ship(data, repo);
+
+        Assert.Equal([(1L, true), (2L, true), (3L, false)], next.Backups.Select(b => (b.SegmentId, b.AlreadyPresent)));
+        // Any other last-write time: read and compared, and refused.
+        File.SetLastWriteTimeUtc(two, stamp.AddSeconds(1));
+        var before = await KeysAsync(repo);
+        var e = await Assert.ThrowsAsync<ConflictException>(() => Ship(data, repo));
         Assert.Equal("wal/users/000000002", e.Target);
         Assert.Equal(before, await KeysAsync(repo));
     }
