@@ -142,7 +142,7 @@ export -f bytes restored
 # dataset SIZE -> prints the dataset folder, generating it unless one with this seed/size exists.
 dataset() {
   local dir=$out/dataset-$1mib-seed$seed-wal$segments
-  if ! grep -qs "\"Version\":1,\"Seed\":$seed,\"SizeMiB\":$1,\"Segments\":$segments," "$dir/dataset.json"; then
+  if ! grep -qs "\"Version\":2,\"Seed\":$seed,\"SizeMiB\":$1,\"Segments\":$segments," "$dir/dataset.json"; then
     log "generating $1 MiB + $segments WAL segments (seed $seed) in $dir"
     rm -rf "$dir"
     bench generate --out "$dir" --size-mib "$1" --segments "$segments" --seed "$seed" >&2
@@ -155,7 +155,7 @@ if [ "$synthetic" = 1 ]; then
   objects=("$ds"/db/*/*)
   wal_bytes=$(bytes "$ds/data/ledger/wal")
   last_log_index=$(sed 's/.*"LastLogIndex":\([0-9]*\).*/\1/' "$ds/dataset.json")
-  mapfile -t wal_segments < <(ls "$ds/data/ledger/wal"/*.wal | sort)
+  mapfile -t wal_segments < <(ls "$ds/data/ledger/wal"/*.seg | sort)
 fi
 # The real tree: files nobody here wrote. An object may not hold symbolic links (PSBackup refuses
 # them rather than follow or drop them silently), so the copy keeps the regular files and folders
@@ -355,7 +355,8 @@ for run in $(seq 1 "$runs"); do
   measure verify restic "$run" "$db_bytes" - 'restic -r "$W/restic" check -q --read-data'
   measure verify borg "$run" "$db_bytes" - 'borg check --verify-data "$W/borg"'
 
-  # WAL: a store snapshot first (untimed; PITR needs it), then ship 64 sealed segments.
+  # WAL (written by UnisonDB's own code): a store snapshot first (untimed; PITR needs it), then
+  # ship the 64 sealed segments and the active one's prefix.
   psbackup snapshot create --data-dir "$W/data" --namespace ledger --repository "$W/psb" >/dev/null
   measure walship psbackup "$run" "$wal_bytes" - 'psbackup wal ship --data-dir "$W/data" --namespace ledger --repository "$W/psb" >/dev/null'
   if [ "$managed" = 1 ]; then
@@ -378,12 +379,23 @@ for run in $(seq 1 "$runs"); do
   # both in the steady state "the repository holds the earlier segment, the WAL the new one".
   bench ship-latency --out "$ds" --work "$W/latency" --cases "$cases" --run "$run" --tsv "$raw" >&2
   bench ship-latency --target local --out "$ds" --work "$W/latency" --cases "$cases" --run "$run" --tsv "$raw" >&2
+  # A segment is linked with its walfs v1 sidecar, as UnisonDB leaves it.
+  seg_ln() { ln "$1" "$2/"; [ ! -e "$1.idx" ] || ln "$1.idx" "$2/"; }
   mkdir -p "$W/s1/data/ledger/wal"
   psbackup repo init --repository "$W/s1/repo" >/dev/null
-  ln "${wal_segments[0]}" "$W/s1/data/ledger/wal/"
+  seg_ln "${wal_segments[0]}" "$W/s1/data/ledger/wal"
   psbackup wal ship --data-dir "$W/s1/data" --namespace ledger --repository "$W/s1/repo" >/dev/null
-  ln "${wal_segments[1]}" "$W/s1/data/ledger/wal/"
+  seg_ln "${wal_segments[1]}" "$W/s1/data/ledger/wal"
   measure ship1 "psbackup (CLI)" "$run" "$(bytes "${wal_segments[1]}")" - 'psbackup wal ship --data-dir "$W/s1/data" --namespace ledger --repository "$W/s1/repo" >/dev/null'
+  # The same with every earlier segment still in the WAL (UnisonDB standalone never removes
+  # them): a ship must cost the new segment, not the WAL.
+  last=$(( ${#wal_segments[@]} - 2 ))     # the newest sealed one (the last file is the active segment)
+  mkdir -p "$W/s2/data/ledger/wal"
+  psbackup repo init --repository "$W/s2/repo" >/dev/null
+  for f in "${wal_segments[@]:0:$last}"; do seg_ln "$f" "$W/s2/data/ledger/wal"; done
+  psbackup wal ship --data-dir "$W/s2/data" --namespace ledger --repository "$W/s2/repo" >/dev/null
+  seg_ln "${wal_segments[$last]}" "$W/s2/data/ledger/wal"
+  measure ship1 "psbackup (CLI, WAL keeps all)" "$run" "$(bytes "${wal_segments[$last]}")" - 'psbackup wal ship --data-dir "$W/s2/data" --namespace ledger --repository "$W/s2/repo" >/dev/null'
 
   if [ "$run" = 1 ]; then
     # Peak RSS as the data grows: the same full backup of the smaller dataset.

@@ -16,19 +16,22 @@ public sealed record DatasetResult(string OutputDir, string DbRoot, string DataD
 /// <summary>The benchmark's reference data (SPEC §5), deterministic from a seed:
 /// <c>db/&lt;tenant&gt;/&lt;object&gt;/...</c>, a shard-db object store of about <c>sizeMiB</c> of
 /// semi-compressible shard files, index files and small metadata; and <c>data/&lt;ns&gt;/</c>, a
-/// UnisonDB namespace with sealed 16 MiB walfs segments and a small SQLite store (the example
-/// database's schema) whose applied index lies in the first segment, so a point-in-time restore
-/// lays out every segment.</summary>
+/// UnisonDB namespace written by UnisonDB's own code: sealed 16 MiB walfs v1 segments, an active
+/// one, and a bbolt store whose checkpoint lies in the first segment, so a point-in-time restore
+/// lays out every segment (<see cref="GenerateNamespace"/>).</summary>
 public static class Dataset
 {
-    public const int FormatVersion = 1;
+    /// <summary>2: the namespace is written by UnisonDB's own code (walfs v1 <c>.seg</c>, bbolt).</summary>
+    public const int FormatVersion = 2;
     public const string Namespace = "ledger";
     public const string StampFile = "dataset.json";
     public const int DefaultSizeMiB = 1024;
     public const int DefaultSegments = 64;
     public const long DefaultSeed = 6;
-    /// <summary>Records of the first segment already folded into the store.</summary>
-    public const int AppliedRecords = 100;
+    /// <summary>Records of the first segment already folded into the store (its checkpoint).</summary>
+    public const int AppliedRecords = 1000;
+    /// <summary>Records in the active segment after the sealed ones.</summary>
+    public const int ActiveRecords = 1000;
     public static readonly DateTimeOffset BaseTime = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
     /// <summary>(tenant, object, the indexed fields, an attachment, share of the total size in per mille).</summary>
@@ -134,47 +137,62 @@ public static class Dataset
         }
     }
 
-    /// <summary>Writes <paramref name="segments"/> sealed 16 MiB segments of put records (values
-    /// 512 B–6 KiB of the same mixed content) with continuous ids and log indexes, then a store
-    /// holding the first <see cref="AppliedRecords"/> records. Returns the last log index.</summary>
+    /// <summary>Writes the namespace with UnisonDB's own code (<c>unisondb-walfs store-gen</c>:
+    /// walfs v1 <c>%09d.seg</c> segments of 16 MiB with <c>.seg.idx</c> sidecars, and a bbolt
+    /// <c>unison.db</c> that applied the first <see cref="AppliedRecords"/> records, its checkpoint
+    /// in the first segment, so a point-in-time restore replays every segment): exactly
+    /// <paramref name="segments"/> sealed segments and an active one holding
+    /// <see cref="ActiveRecords"/> records. store-gen takes a record count, not a segment count, and
+    /// its records are the same for a seed whatever the count, so a first run with a generous
+    /// count says where segment <paramref name="segments"/> + 1 begins and the second stops there.
+    /// Returns the last log index.</summary>
     private static long GenerateNamespace(string namespaceDir, long seed, int segments)
     {
+        string dataDir = Path.GetDirectoryName(namespaceDir)!;
         string walDir = Path.Combine(namespaceDir, ExampleStore.WalFolder);
-        Directory.CreateDirectory(walDir);
-        var prng = Prng.For(seed, "wal");
-        long timeMs = BaseTime.ToUnixTimeMilliseconds();
-        long nextLogIndex = 1;
-        long recordId = 0;
-        var applied = new List<(long, ExampleRecord)>();
-        for (long id = 1; id <= segments; id++)
+        long records = (segments + 2) * 20_000L;
+        for (int attempt = 0; ; attempt++)
         {
-            using var writer = WalSegmentWriter.Create(Path.Combine(walDir, WalFormat.SegmentFileName(id)), nextLogIndex, DateTimeOffset.FromUnixTimeMilliseconds(timeMs));
-            while (true)
+            StoreGen(dataDir, seed, records);
+            string active = Path.Combine(walDir, WalFormat.SegmentFileName(segments + 1, WalFormat.SegExtension));
+            if (File.Exists(active))
             {
-                byte[] value = new byte[prng.Next(512, 6 * 1024)];
-                Content.Fill(value, prng, Namespace, ref recordId);
-                var record = ExampleRecord.Put($"{Namespace}:{prng.Next(100_000):000000}", value, timeMs + prng.Next(1, 50));
-                byte[] data = record.Encode();
-                if (!writer.HasRoomFor(data.Length))
+                long first = WalSegmentReader.Inspect(active, Namespace).FirstLogIndex;
+                if (records == first + ActiveRecords - 1)
                 {
                     break;
                 }
-                timeMs = record.TimestampUnixMs;
-                long logIndex = writer.Append(data);
-                if (applied.Count < AppliedRecords)
-                {
-                    applied.Add((logIndex, record));
-                }
+                records = first + ActiveRecords - 1;
             }
-            writer.Seal(DateTimeOffset.FromUnixTimeMilliseconds(timeMs));
-            nextLogIndex = writer.NextLogIndex;
-            timeMs += 1;
+            else
+            {
+                records *= 2;
+            }
+            if (attempt == 3)
+            {
+                throw new InvalidOperationException($"unisondb-walfs store-gen did not give {segments} sealed segments in {walDir}.");
+            }
         }
-        using (var store = ExampleStore.Open(ExampleStore.DbPath(namespaceDir)))
+        var listed = WalDirectory.ListSegmentFiles(walDir);
+        if (listed.Count != segments + 1 || File.Exists(Path.Combine(walDir, WalFormat.SegmentFileName(segments + 2, WalFormat.SegExtension))))
         {
-            ExampleStore.ApplyBatch(store, applied);
+            throw new InvalidOperationException($"unisondb-walfs store-gen wrote {listed.Count} segments in {walDir}, not {segments} sealed and one active.");
         }
-        return nextLogIndex - 1;
+        return records;
+    }
+
+    private static void StoreGen(string dataDir, long seed, long records)
+    {
+        string nsDir = Path.Combine(dataDir, Namespace);
+        if (Directory.Exists(nsDir))
+        {
+            Directory.Delete(nsDir, recursive: true);
+        }
+        Directory.CreateDirectory(dataDir);
+        string I(long n) => n.ToString(CultureInfo.InvariantCulture);
+        UnisonWalfs.Run("store-gen", "-data", dataDir, "-ns", Namespace, "-engine", "BOLT", "-seg-size", I(WalFormat.DefaultSegmentSize),
+            "-records", I(records), "-checkpoint-lsn", I(AppliedRecords), "-flush-every", I(AppliedRecords), "-seed", I(seed),
+            "-hlc-start", I(BaseTime.ToUnixTimeMilliseconds()), "-hlc-step", "10");
     }
 
     /// <summary>Reads <c>dataset.json</c>, or null when the folder holds no complete dataset.</summary>

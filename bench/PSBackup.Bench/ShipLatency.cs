@@ -60,8 +60,13 @@ public static class ShipLatency
             if (i >= 2)
             {
                 File.Delete(Path.Combine(walDir, Path.GetFileName(segments[i - 2].Path)));
+                File.Delete(Path.Combine(walDir, Path.GetFileName(segments[i - 2].Path) + WalFormat.SidecarSuffix));
             }
             File.Copy(segments[i].Path, Path.Combine(walDir, Path.GetFileName(segments[i].Path)));
+            if (File.Exists(segments[i].Path + WalFormat.SidecarSuffix)) // walfs v1 writes one per sealed segment
+            {
+                File.Copy(segments[i].Path + WalFormat.SidecarSuffix, Path.Combine(walDir, Path.GetFileName(segments[i].Path) + WalFormat.SidecarSuffix));
+            }
             var watch = Stopwatch.StartNew();
             var options = repository
                 ? new InvokeWalShipOptions(dataDir, Dataset.Namespace, null) { Repository = target }

@@ -3,7 +3,6 @@ using PSBackup.Bench;
 using PSBackup.Engine.Repository.Compression;
 using PSBackup.Engine.Tests.Support;
 using PSBackup.Engine.Wal;
-using PSBackup.Example;
 
 namespace PSBackup.Engine.Tests.Bench;
 
@@ -47,20 +46,28 @@ public sealed class BenchDatasetTests(GeneratedDatasets datasets) : IClassFixtur
         }
     }
 
+    /// <summary>Per segment file name: the SHA-256 of each record's data, in order.</summary>
+    private static SortedDictionary<string, string> RecordHashes(string walDir) =>
+        new(WalDirectory.ListSegmentFiles(walDir).ToDictionary(s => Path.GetFileName(s.Path),
+                s => string.Join(",", WalSegmentReader.ReadRecords(s.Path).Select(r => Convert.ToHexString(SHA256.HashData(r.Data))))),
+            StringComparer.Ordinal);
+
     [Fact]
-    public void TheSameSeedGivesTheSameBytes()
+    public void TheSameSeedGivesTheSameObjectBytesWalRecordsAndStoreContent()
     {
-        var first = Hashes(datasets.First.OutputDir);
-        var second = Hashes(datasets.Second.OutputDir);
-        Assert.Equal(first, second);
-        Assert.Contains(first.Keys, k => k.StartsWith("db/acme/orders/data/", StringComparison.Ordinal));
-        Assert.Contains(first.Keys, k => k.StartsWith("data/ledger/wal/", StringComparison.Ordinal));
-        // The SQLite store is not byte-stable across writes; its rows are.
-        ExampleState a = ExampleStore.ReadState(ExampleStore.DbPath(Path.Combine(datasets.First.DataDir, Dataset.Namespace)));
-        ExampleState b = ExampleStore.ReadState(ExampleStore.DbPath(Path.Combine(datasets.Second.DataDir, Dataset.Namespace)));
-        Assert.Equal(a.AppliedLogIndex, b.AppliedLogIndex);
-        Assert.Equal(a.Rows, b.Rows);
-        Assert.Equal(Dataset.AppliedRecords, a.AppliedLogIndex);
+        Assert.Equal(Hashes(datasets.First.DbRoot), Hashes(datasets.Second.DbRoot));
+        Assert.Contains(Hashes(datasets.First.DbRoot).Keys, k => k.StartsWith("acme/orders/data/", StringComparison.Ordinal));
+        // UnisonDB stamps segment headers with the wall clock, so the WAL is compared by its
+        // records, and the bbolt store by its content (store-info's hash over every key and value).
+        string walA = Path.Combine(datasets.First.DataDir, Dataset.Namespace, "wal");
+        string walB = Path.Combine(datasets.Second.DataDir, Dataset.Namespace, "wal");
+        Assert.Equal(RecordHashes(walA), RecordHashes(walB));
+        UnisonOracle.StoreInfo a = UnisonOracle.StoreInfoOf(Path.Combine(datasets.First.DataDir, Dataset.Namespace, "unison.db"));
+        UnisonOracle.StoreInfo b = UnisonOracle.StoreInfoOf(Path.Combine(datasets.Second.DataDir, Dataset.Namespace, "unison.db"));
+        Assert.Equal(0, a.ExitCode);
+        Assert.NotNull(a.ContentSha256);
+        Assert.Equal(a.ContentSha256, b.ContentSha256);
+        Assert.Equal((ulong)Dataset.AppliedRecords, a.RecordProcessed);
     }
 
     [Fact]
@@ -99,23 +106,37 @@ public sealed class BenchDatasetTests(GeneratedDatasets datasets) : IClassFixtur
     }
 
     [Fact]
-    public async Task TheNamespaceHoldsContinuousSealedSegmentsAndAStoreAtTheStartOfTheLog()
+    public async Task TheNamespaceIsUnisonDbsOwnSealedSegmentsAnActiveOneAndAStoreCheckpointedInTheFirst()
     {
         DatasetResult d = datasets.First;
+        string nsDir = Path.Combine(d.DataDir, Dataset.Namespace);
         WalDirectoryReport report = await WalOperations.GetSegmentsAsync(new GetWalSegmentOptions(d.DataDir, Dataset.Namespace), OperationContext.Default);
         Assert.False(report.HasGap);
-        Assert.Equal(Enumerable.Range(1, GeneratedDatasets.Segments).Select(i => (long)i), report.Segments.Select(s => s.SegmentId));
+        Assert.Equal(Enumerable.Range(1, GeneratedDatasets.Segments + 1).Select(i => (long)i), report.Segments.Select(s => s.SegmentId));
         Assert.All(report.Segments, s =>
         {
             Assert.True(s.Valid, s.Error);
-            Assert.True(s.Sealed);
+            Assert.Equal(1, s.Version);
+            Assert.EndsWith(".seg", s.Path, StringComparison.Ordinal);
             Assert.Equal(WalFormat.DefaultSegmentSize, s.Bytes);
+        });
+        Assert.All(report.Segments.SkipLast(1), s =>
+        {
+            Assert.True(s.Sealed);
+            Assert.True(File.Exists(s.Path + ".idx"), "walfs v1 writes a sidecar for each sealed segment");
             Assert.True(s.ValidBytes > WalFormat.DefaultSegmentSize * 9 / 10, "a sealed segment is nearly full");
         });
+        Assert.False(report.Segments[^1].Sealed);
+        Assert.Equal(Dataset.ActiveRecords, report.Segments[^1].EntryCount);
         Assert.Equal(d.Stamp.LastLogIndex, report.Segments[^1].LastLogIndex);
         Assert.Equal(d.Stamp, Dataset.ReadStamp(d.OutputDir));
-        // Every record is a put of the example database, so its replay can apply the WAL.
-        Assert.All(WalSegmentReader.ReadRecords(report.Segments[0].Path).Take(50), r => Assert.Equal(ExampleOp.Put, ExampleRecord.Decode(r.Data).Op));
+        // UnisonDB's reader takes the whole log, and its store's checkpoint lies in segment 1.
+        UnisonOracle.ReplayResult replay = UnisonOracle.Replay(Path.Combine(nsDir, "wal"), WalFormat.DefaultSegmentSize);
+        Assert.Equal(d.Stamp.LastLogIndex, replay.Count);
+        Assert.Equal(0, replay.ExitCode);
+        Assert.Empty(replay.Discontinuities);
+        UnisonOracle.StoreInfo store = UnisonOracle.StoreInfoOf(Path.Combine(nsDir, "unison.db"));
+        Assert.Equal(1u, store.CheckpointSegment);
     }
 
     [Fact]

@@ -12,7 +12,7 @@ namespace PSBackup.Engine.Tests.Support;
 internal static partial class UnisonOracle
 {
     /// <summary>Environment variable naming the folder of the oracle binaries.</summary>
-    public const string BinVariable = "PSBACKUP_UNISONDB_BIN";
+    public const string BinVariable = PSBackup.Bench.UnisonWalfs.BinVariable;
 
     public const string V1 = "unisondb-walfs";
     public const string V2 = "unisondb-walfs-v2";
@@ -26,33 +26,7 @@ internal static partial class UnisonOracle
 
     /// <summary>The folder holding the oracle binaries: <see cref="BinVariable"/>, else
     /// <c>shared/unisondb/bin</c> beside the checkout or beside any folder above it.</summary>
-    public static string BinDir
-    {
-        get
-        {
-            string? fromEnv = Environment.GetEnvironmentVariable(BinVariable);
-            if (!string.IsNullOrEmpty(fromEnv))
-            {
-                return Directory.Exists(fromEnv) ? fromEnv
-                    : throw new InvalidOperationException($"{BinVariable}='{fromEnv}' is not a folder.");
-            }
-            for (DirectoryInfo? d = new(RepoRoot); d is not null; d = d.Parent)
-            {
-                string candidate = Path.Combine(d.FullName, "shared", "unisondb", "bin");
-                if (File.Exists(Path.Combine(candidate, V1)))
-                {
-                    return candidate;
-                }
-                candidate = Path.Combine(d.FullName, "..", "shared", "unisondb", "bin");
-                if (File.Exists(Path.Combine(candidate, V1)))
-                {
-                    return Path.GetFullPath(candidate);
-                }
-            }
-            throw new InvalidOperationException(
-                $"The UnisonDB oracle binaries were not found (looked for shared/unisondb/bin/{V1} beside '{RepoRoot}' and its parents). Set {BinVariable}.");
-        }
-    }
+    public static string BinDir => PSBackup.Bench.UnisonWalfs.BinDir(RepoRoot);
 
     /// <summary>Copies fixture <paramref name="name"/> (e.g. <c>v1-small</c>) into
     /// <paramref name="dataDir"/>, giving <c>dataDir/users/...</c>; returns <paramref name="dataDir"/>.</summary>
