@@ -220,19 +220,20 @@ internal static partial class WalRepositoryShip
         // different. An archived segment whose size, last-write time and header are those its
         // manifest recorded takes the recorded SHA-256 (RecordedDigest) and is not read; the rest
         // not hashed above (a header sealed since, or an archived one that changed) are hashed now.
-        var manifestsOf = new Dictionary<long, List<(string Id, RepositoryManifest M)>>();
-        foreach (WalSegmentInfo s in selected)
+        // A WAL keeps its sealed segments, so these are read at once: one manifest each (a small
+        // read and decrypt), ~0.13 ms apiece, which one after the other cost a ship over 600 kept
+        // segments ~80 ms.
+        var manifestsOf = new ConcurrentDictionary<long, List<(string Id, RepositoryManifest M)>>();
+        await Parallel.ForEachAsync(selected.Where(s => archived.ContainsKey(s.SegmentId)),
+            new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct }, async (s, c) =>
         {
-            if (!archived.TryGetValue(s.SegmentId, out List<string>? ids))
-            {
-                continue;
-            }
+            List<string> ids = archived[s.SegmentId];
             var readable = new List<(string Id, RepositoryManifest M)>(ids.Count);
             foreach (string id in ids)
             {
                 try
                 {
-                    readable.Add((id, await repo.ReadManifestAsync(id, ct).ConfigureAwait(false)));
+                    readable.Add((id, await repo.ReadManifestAsync(id, c).ConfigureAwait(false)));
                 }
                 catch (RepositoryIntegrityException e) when (e.ErrorId != "ManifestTooNew")
                 {
@@ -244,7 +245,7 @@ internal static partial class WalRepositoryShip
             {
                 digests[s.SegmentId] = recorded;
             }
-        }
+        }).ConfigureAwait(false);
         await Parallel.ForEachAsync(selected.Where(s => !digests.ContainsKey(s.SegmentId)),
             new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = ct }, async (s, c) =>
         {
