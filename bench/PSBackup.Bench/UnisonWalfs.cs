@@ -43,7 +43,16 @@ public static class UnisonWalfs
     /// exception carrying its output.</summary>
     public static string Run(params string[] args)
     {
-        var start = new ProcessStartInfo(Path.Combine(BinDir(AppContext.BaseDirectory), V1))
+        (int exit, string stdout, string stderr) = Start(Path.Combine(BinDir(AppContext.BaseDirectory), V1), args, TimeSpan.FromMinutes(30));
+        return exit == 0 ? stdout
+            : throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture, $"{V1} {string.Join(' ', args)} exited with {exit}: {stderr}{stdout}"));
+    }
+
+    /// <summary>Runs <paramref name="path"/> with <paramref name="args"/> and returns its exit code and
+    /// output; one that outlives <paramref name="timeout"/> is killed and a <see cref="TimeoutException"/>.</summary>
+    public static (int ExitCode, string Stdout, string Stderr) Start(string path, IEnumerable<string> args, TimeSpan timeout)
+    {
+        var start = new ProcessStartInfo(path)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -53,12 +62,15 @@ public static class UnisonWalfs
         {
             start.ArgumentList.Add(a);
         }
-        using Process p = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {V1}.");
+        using Process p = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {path}.");
         Task<string> stdout = p.StandardOutput.ReadToEndAsync();
         Task<string> stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeout))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{path} {string.Join(' ', start.ArgumentList)} did not finish in {timeout.TotalMinutes:0} minutes.");
+        }
         p.WaitForExit();
-        return p.ExitCode == 0 ? stdout.Result
-            : throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
-                $"{V1} {string.Join(' ', args)} exited with {p.ExitCode}: {stderr.Result}{stdout.Result}"));
+        return (p.ExitCode, stdout.Result, stderr.Result);
     }
 }

@@ -49,26 +49,8 @@ internal static partial class UnisonOracle
     /// <summary>Runs an oracle binary; never throws on a non-zero exit (the caller asserts it).</summary>
     public static OracleRun Run(string binary, params string[] args)
     {
-        var start = new ProcessStartInfo(Path.Combine(BinDir, binary))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-        using Process p = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {binary}.");
-        Task<string> stdout = p.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{binary} {string.Join(' ', args)} did not finish in 2 minutes.");
-        }
-        p.WaitForExit();
-        return new OracleRun(binary, args, p.ExitCode, stdout.Result, stderr.Result);
+        (int exit, string stdout, string stderr) = PSBackup.Bench.UnisonWalfs.Start(Path.Combine(BinDir, binary), args, TimeSpan.FromMinutes(2));
+        return new OracleRun(binary, args, exit, stdout, stderr);
     }
 
     /// <summary><c>replay -dir walDir -seg-size n [-from seg:off] [-raw]</c>, parsed.</summary>
