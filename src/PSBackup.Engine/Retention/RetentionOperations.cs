@@ -373,6 +373,9 @@ public static class RetentionOperations
         return result;
     }
 
+    /// <summary>Prune folds the index objects into one from this many on, even when no pack goes.</summary>
+    internal const int CompactIndexObjects = 16;
+
     /// <summary>Packs no manifest that will remain references, older than the grace period. The
     /// index is rewritten without them first (new object written, then the old ones deleted), then
     /// the packs go: interrupted at any step the repository stays valid (at worst unreferenced
@@ -478,13 +481,21 @@ public static class RetentionOperations
                 items.Add(Make(RetentionDecision.Remove, false, what));
             }
         }
-        if (approved.Count == 0)
+        // Index first: one new object without the packs going, then the old objects. Prune also
+        // folds many index objects into one when no pack goes: every backup writes one (a WAL
+        // shipper every minute, 1,440 a day), and every open of the repository reads them all.
+        // One object, never several: a session that holds the index (the continuous shipper) knows
+        // it is stale when one of two objects it knows is gone, and only a single new object
+        // cannot leave two distinct old ones standing.
+        var going = approved.Select(p => p.Key[(p.Key.LastIndexOf('/') + 1)..]).ToHashSet(StringComparer.Ordinal);
+        int indexObjects = indexKeys.Count(k => Hex.IsSha256Hex(k[RepositoryLayout.IndexPrefix.Length..]));
+        bool compact = onlyWith is null && approved.Count == 0 && indexObjects >= CompactIndexObjects
+            && ctx.ShouldProcess($"{indexObjects.ToString(CultureInfo.InvariantCulture)} index objects in {location}", "Fold the index objects into one");
+        if (approved.Count == 0 && !compact)
         {
             return items;
         }
-        // Index first: one new object without the packs going, then the old objects.
-        var going = approved.Select(p => p.Key[(p.Key.LastIndexOf('/') + 1)..]).ToHashSet(StringComparer.Ordinal);
-        if (indexed.Keys.Any(going.Contains))
+        if (compact || indexed.Keys.Any(going.Contains))
         {
             var remaining = indexed.Values.Where(p => !going.Contains(p.Id)).OrderBy(p => p.Id, StringComparer.Ordinal).ToList();
             string? newKey = null;
@@ -497,6 +508,10 @@ public static class RetentionOperations
             foreach (string key in indexKeys.Where(k => k != newKey))
             {
                 await repo.Backend.DeleteAsync(key, ct).ConfigureAwait(false);
+            }
+            if (compact)
+            {
+                OperationLog.Verbose($"Folded {indexObjects.ToString(CultureInfo.InvariantCulture)} index objects of {location} into one ({remaining.Count.ToString(CultureInfo.InvariantCulture)} packs).");
             }
         }
         int done = 0;

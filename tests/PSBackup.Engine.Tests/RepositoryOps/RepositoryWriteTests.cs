@@ -890,6 +890,56 @@ public abstract class RepositoryWriteTests : IDisposable
         Assert.Empty(await LockKeysAsync(repo));
     }
 
+    private static async Task<string[]> IndexKeysAsync(RepositoryTarget repo) =>
+        (await KeysAsync(repo)).Keys.Where(k => k.StartsWith(RepositoryLayout.IndexPrefix, StringComparison.Ordinal)).ToArray();
+
+    /// <summary>Every backup writes an index object and every open reads them all, so a prune that
+    /// removes nothing still folds many of them into one (a WAL shipper writes 1,440 a day); every
+    /// backup then still restores and the check finds nothing. Fewer, or -WhatIf: left alone.</summary>
+    [Fact]
+    public async Task Prune_folds_many_index_objects_into_one_when_nothing_else_goes()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        var ids = new List<string>();
+        var keepAll = new RemoveExpiredBackupOptions { Repository = repo, Policy = new RetentionPolicy { KeepLast = 100 }, PackGracePeriod = TimeSpan.Zero };
+        int fold = RetentionOperations.CompactIndexObjects;
+        for (int i = 0; i < fold; i++)
+        {
+            File.WriteAllText(Path.Combine(obj.ObjectPath, $"more-{i}.txt"), $"data of backup {i} " + new string('x', 100 + i));
+            ids.Add((await ObjectOperations.BackupAsync(obj.BackupOptions() with { Repository = repo }, OperationContext.Default))!.BackupId!);
+            if (i == fold - 2)
+            {
+                string[] few = await IndexKeysAsync(repo);
+                Assert.Equal(fold - 1, few.Length);
+                await RetentionOperations.RemoveExpiredAsync(keepAll, OperationContext.Default);
+                Assert.Equal(few, await IndexKeysAsync(repo));
+            }
+        }
+        Assert.Equal(fold, (await IndexKeysAsync(repo)).Length);
+        var before = await KeysAsync(repo);
+        await RetentionOperations.RemoveExpiredAsync(keepAll, new OperationContext { ShouldProcess = (_, _) => false });
+        Assert.Equal(before, await KeysAsync(repo));
+
+        IReadOnlyList<RetentionItem> items = await RetentionOperations.RemoveExpiredAsync(keepAll, OperationContext.Default);
+
+        Assert.DoesNotContain(items, i => i.Removed);
+        Assert.Single(await IndexKeysAsync(repo));
+        Assert.Equal(before.Keys.Where(k => !k.StartsWith(RepositoryLayout.IndexPrefix, StringComparison.Ordinal)),
+            (await KeysAsync(repo)).Keys.Where(k => !k.StartsWith(RepositoryLayout.IndexPrefix, StringComparison.Ordinal)));
+        using (OpenRepository open = await RepositoryConnector.OpenAsync(repo, CancellationToken.None))
+        {
+            RepositoryCheckReport report = await open.Repository.CheckAsync(readData: true);
+            Assert.Empty(report.Errors);
+            Assert.Empty(report.Warnings);
+            Assert.Equal(1, report.Indexes);
+        }
+        foreach (string id in ids)
+        {
+            Assert.NotEmpty(await RestoreAsync(repo, id, Dir.Combine("restored-" + id[..8])));
+        }
+    }
+
     /// <summary>Two object backups a minute apart, so a keep-last-1 prune has one to remove.</summary>
     protected static async Task TwoBackupsAsync(ObjectFixture obj, RepositoryTarget repo)
     {
