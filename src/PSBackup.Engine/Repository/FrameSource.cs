@@ -63,23 +63,16 @@ internal sealed class FrameSource(Repository repo, RepositoryManifest manifest)
         }
     }
 
-    /// <summary>Decodes a frame's stored bytes into <paramref name="plain"/>; the failure, or null.
-    /// Unencrypted, the bytes are first checked against the index SHA-256. Encrypted, the AES-GCM
-    /// tag authenticates them under the repository key, so the SHA-256 (a second pass over every
-    /// stored byte) proves nothing more: a frame changed by anyone without the key fails its tag,
-    /// and a valid frame of this repository moved to where another was indexed decodes to bytes
-    /// whose file fails the SHA-256 every restore takes of each file it writes.
+    /// <summary>Checks a frame's stored bytes against the index SHA-256, then decodes them (AES-GCM
+    /// authenticates them too when encrypted) into <paramref name="plain"/>; the failure, or null.
     /// <paramref name="scratch"/>: at least the stored length when the repository is encrypted.</summary>
     public RepositoryIntegrityException? Decode(ReadOnlySpan<byte> stored, RepositoryIndex.FrameInfo fr, Span<byte> plain, Span<byte> scratch, string path)
     {
-        if (!repo.Codec.Encrypted)
+        Span<byte> h = stackalloc byte[32];
+        SHA256.HashData(stored, h);
+        if (!h.SequenceEqual(fr.Sha256))
         {
-            Span<byte> h = stackalloc byte[32];
-            SHA256.HashData(stored, h);
-            if (!h.SequenceEqual(fr.Sha256))
-            {
-                return Bad("FrameCorrupt", $"the frame at offset {fr.Offset} of pack {fr.Pack.Key} fails its SHA-256", fr.Pack, path);
-            }
+            return Bad("FrameCorrupt", $"the frame at offset {fr.Offset} of pack {fr.Pack.Key} fails its SHA-256", fr.Pack, path);
         }
         int n;
         try
