@@ -139,19 +139,21 @@ restored() { [ "$(bytes "$1")" = "$2" ] || { echo "restored $(bytes "$1") bytes 
 export -f bytes restored
 
 # --- 3. Data -------------------------------------------------------------------------------------
-# dataset SIZE -> prints the dataset folder, generating it unless one with this seed/size exists.
+# dataset SIZE [SEGMENTS] -> prints the dataset folder, generating it unless one with this
+# seed/size/segment count exists.
 dataset() {
-  local dir=$out/dataset-$1mib-seed$seed-wal$segments
-  if ! grep -qs "\"Version\":2,\"Seed\":$seed,\"SizeMiB\":$1,\"Segments\":$segments," "$dir/dataset.json"; then
-    log "generating $1 MiB + $segments WAL segments (seed $seed) in $dir"
+  local segs=${2:-$segments}
+  local dir=$out/dataset-$1mib-seed$seed-wal$segs
+  if ! grep -qs "\"Version\":2,\"Seed\":$seed,\"SizeMiB\":$1,\"Segments\":$segs," "$dir/dataset.json"; then
+    log "generating $1 MiB + $segs WAL segments (seed $seed) in $dir"
     rm -rf "$dir"
-    bench generate --out "$dir" --size-mib "$1" --segments "$segments" --seed "$seed" >&2
+    bench generate --out "$dir" --size-mib "$1" --segments "$segs" --seed "$seed" >&2
   fi
   echo "$dir"
 }
 if [ "$synthetic" = 1 ]; then
   ds=$(dataset "$size")
-  ds_small=$(dataset "$small")
+  ds_small=$(dataset "$small" 2)        # only its object store is used (peak RSS as data grows)
   objects=("$ds"/db/*/*)
   wal_bytes=$(bytes "$ds/data/ledger/wal")
   last_log_index=$(sed 's/.*"LastLogIndex":\([0-9]*\).*/\1/' "$ds/dataset.json")
