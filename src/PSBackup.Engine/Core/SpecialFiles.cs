@@ -34,6 +34,9 @@ public static partial class SpecialFiles
 
     private static int ONoFollow => RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x8000 : 0x20000;
 
+    /// <summary>O_NOATIME (asm-generic 01000000; the same on x86-64, arm64 and arm).</summary>
+    private const int ONoAtime = 0x40000;
+
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int Statx(int dirfd, string path, int flags, uint mask, byte* buffer);
 
@@ -96,7 +99,16 @@ public static partial class SpecialFiles
             }
             return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, options);
         }
-        int fd = Open(path, ORdOnly | ONonBlock | OCloExec | ONoFollow);
+        // O_NOATIME, as restic reads (restic PR 2816): under relatime the first read of a file
+        // whose access time is older than its last change writes the inode's access time, so a
+        // backup of a freshly copied, restored or written tree dirtied every inode it read on the
+        // database's volume. The kernel refuses it (EPERM) on another user's file without
+        // CAP_FOWNER: that file is opened again without it.
+        int fd = Open(path, ORdOnly | ONonBlock | OCloExec | ONoFollow | ONoAtime);
+        if (fd < 0 && Marshal.GetLastPInvokeError() == EPerm)
+        {
+            fd = Open(path, ORdOnly | ONonBlock | OCloExec | ONoFollow);
+        }
         if (fd < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
