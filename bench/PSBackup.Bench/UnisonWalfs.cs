@@ -16,7 +16,8 @@ public static class UnisonWalfs
     public const string V1 = "unisondb-walfs";
 
     /// <summary>The folder holding the binaries: <see cref="BinVariable"/>, else
-    /// <c>shared/unisondb/bin</c> in or beside <paramref name="start"/> or any folder above it.</summary>
+    /// <c>shared/unisondb/bin</c> in <paramref name="start"/> or the nearest folder above it that
+    /// has one (a checkout's sibling <c>../shared</c> is its parent's <c>shared</c>).</summary>
     public static string BinDir(string start)
     {
         string? fromEnv = Environment.GetEnvironmentVariable(BinVariable);
@@ -25,14 +26,12 @@ public static class UnisonWalfs
             return Directory.Exists(fromEnv) ? fromEnv
                 : throw new InvalidOperationException($"{BinVariable}='{fromEnv}' is not a folder.");
         }
-        for (DirectoryInfo? d = new(start); d is not null; d = d.Parent)
+        for (DirectoryInfo? d = new(Path.GetFullPath(start)); d is not null; d = d.Parent)
         {
-            foreach (string candidate in new[] { Path.Combine(d.FullName, "shared", "unisondb", "bin"), Path.Combine(d.FullName, "..", "shared", "unisondb", "bin") })
+            string candidate = Path.Combine(d.FullName, "shared", "unisondb", "bin");
+            if (File.Exists(Path.Combine(candidate, V1)))
             {
-                if (File.Exists(Path.Combine(candidate, V1)))
-                {
-                    return Path.GetFullPath(candidate);
-                }
+                return candidate;
             }
         }
         throw new InvalidOperationException(

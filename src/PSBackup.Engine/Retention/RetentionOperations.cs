@@ -411,12 +411,14 @@ public static class RetentionOperations
         }
         var indexed = new Dictionary<string, IndexPack>(StringComparer.Ordinal);
         var chunksOf = new Dictionary<string, HashSet<ChunkId>>(StringComparer.Ordinal);
+        int indexObjects = 0;
         foreach (string key in indexKeys)
         {
             if (!Hex.IsSha256Hex(key[RepositoryLayout.IndexPrefix.Length..]))
             {
                 continue; // not an index name: check warns about it and ignores it, so does prune
             }
+            indexObjects++;
             IndexObject idx;
             try
             {
@@ -488,7 +490,6 @@ public static class RetentionOperations
         // it is stale when one of two objects it knows is gone, and only a single new object
         // cannot leave two distinct old ones standing.
         var going = approved.Select(p => p.Key[(p.Key.LastIndexOf('/') + 1)..]).ToHashSet(StringComparer.Ordinal);
-        int indexObjects = indexKeys.Count(k => Hex.IsSha256Hex(k[RepositoryLayout.IndexPrefix.Length..]));
         bool compact = onlyWith is null && approved.Count == 0 && indexObjects >= CompactIndexObjects
             && ctx.ShouldProcess($"{indexObjects.ToString(CultureInfo.InvariantCulture)} index objects in {location}", "Fold the index objects into one");
         if (approved.Count == 0 && !compact)
