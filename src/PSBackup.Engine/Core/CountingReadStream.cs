@@ -6,6 +6,9 @@ internal sealed class CountingReadStream(Stream inner, Action<long> onBytes) : S
 {
     private long _read;
 
+    /// <summary>The stream whose bytes are counted.</summary>
+    public Stream Inner => inner;
+
     public override bool CanRead => true;
     public override bool CanSeek => false;
     public override bool CanWrite => false;

@@ -308,10 +308,23 @@ public sealed class BackupWriter : IAsyncDisposable
         return await AddFileAsync(path, counted, profile, ct).ConfigureAwait(false);
     }
 
+    /// <summary>Blocks below this are hashed on the reading thread, not on the pool.</summary>
+    internal const int InlineHashBytes = 1024 * 1024;
+
+    /// <summary>True for a local file's stream (or one counting its bytes): a
+    /// <see cref="FileStream"/> without an asynchronous handle runs <c>ReadAsync</c> as the same
+    /// blocking read on a pool thread, so reading it here blocks no longer and saves the switches.
+    /// Any other stream (a pipe, a download) is read asynchronously.</summary>
+    private static bool ReadsLocalFile(Stream content) => (content is CountingReadStream counting ? counting.Inner : content) is FileStream { IsAsync: false };
+
     /// <summary>Reads the file in blocks of at least 4 MiB. Per block, three pieces of per-byte work
     /// run at once: the whole-file SHA-256 of the bytes just read on a pool thread, while this
     /// thread cuts the block into chunks and the chunk ids are then hashed across the cores; only
-    /// staging (dedup and the copy of new chunks into a frame) is in file order.</summary>
+    /// staging (dedup and the copy of new chunks into a frame) is in file order.
+    /// <para>A block under <see cref="InlineHashBytes"/> (every small file) is hashed on this thread,
+    /// and a local file is read with blocking reads (<see cref="ReadsLocalFile"/>): handing either to
+    /// the pool costs two thread switches, more than the work for a file of a few KiB, and a tree
+    /// of many small files paid them on every file.</para></summary>
     private async Task<RepositoryFile> ChunkFileAsync(string path, Stream content, FastCdc cdc, WalCuts? walCuts, CancellationToken ct)
     {
         long bufferBase = 0; // the file offset of buf[0]
@@ -320,6 +333,7 @@ public sealed class BackupWriter : IAsyncDisposable
         using var fileHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var chunks = new List<ChunkId>();
         var cuts = new List<(int Offset, int Length)>();
+        bool blocking = ReadsLocalFile(content);
         Task hashing = Task.CompletedTask;
         long total = 0;
         int start = 0, end = 0;
@@ -341,7 +355,16 @@ public sealed class BackupWriter : IAsyncDisposable
                     int from = end;
                     while (end < size)
                     {
-                        int n = await content.ReadAsync(buf.AsMemory(end, size - end), ct).ConfigureAwait(false);
+                        int n;
+                        if (blocking)
+                        {
+                            ct.ThrowIfCancellationRequested();
+                            n = content.Read(buf, end, size - end);
+                        }
+                        else
+                        {
+                            n = await content.ReadAsync(buf.AsMemory(end, size - end), ct).ConfigureAwait(false);
+                        }
                         if (n == 0)
                         {
                             eof = true;
@@ -351,7 +374,14 @@ public sealed class BackupWriter : IAsyncDisposable
                     }
                     total += end - from;
                     int count = end - from;
-                    hashing = count == 0 ? Task.CompletedTask : Task.Run(() => fileHash.AppendData(buf, from, count), ct);
+                    if (count < InlineHashBytes)
+                    {
+                        fileHash.AppendData(buf, from, count);
+                    }
+                    else
+                    {
+                        hashing = Task.Run(() => fileHash.AppendData(buf, from, count), ct);
+                    }
                 }
                 if (end == start)
                 {
