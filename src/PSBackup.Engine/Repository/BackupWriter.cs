@@ -311,11 +311,12 @@ public sealed class BackupWriter : IAsyncDisposable
     /// <summary>Blocks below this are hashed on the reading thread, not on the pool.</summary>
     internal const int InlineHashBytes = 1024 * 1024;
 
-    /// <summary>True for a local file's stream (or one counting its bytes): a
+    /// <summary>True for a regular file's stream (or one counting its bytes): a seekable
     /// <see cref="FileStream"/> without an asynchronous handle runs <c>ReadAsync</c> as the same
     /// blocking read on a pool thread, so reading it here blocks no longer and saves the switches.
-    /// Any other stream (a pipe, a download) is read asynchronously.</summary>
-    private static bool ReadsLocalFile(Stream content) => (content is CountingReadStream counting ? counting.Inner : content) is FileStream { IsAsync: false };
+    /// A file opened for asynchronous I/O (Windows), an unseekable one (a pipe or FIFO, whose reads
+    /// wait for a writer) and any other stream (a download) are read asynchronously.</summary>
+    private static bool ReadsLocalFile(Stream content) => (content is CountingReadStream counting ? counting.Inner : content) is FileStream { IsAsync: false, CanSeek: true };
 
     /// <summary>Reads the file in blocks of at least 4 MiB. Per block, three pieces of per-byte work
     /// run at once: the whole-file SHA-256 of the bytes just read on a pool thread, while this

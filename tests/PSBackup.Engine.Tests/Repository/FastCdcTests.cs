@@ -10,8 +10,12 @@ public sealed class FastCdcTests
 {
     /// <summary>FastCDC with normalized chunking (level 2), byte by byte: skip the minimum, test the
     /// gear hash against the stricter mask up to the average size, the looser one up to the maximum.</summary>
-    private static int ReferenceCut(ReadOnlySpan<byte> data, ChunkingParameters p, ulong[] gear)
+    private static int ReferenceCut(ReadOnlySpan<byte> data, ChunkingParameters p, ulong[] gear) => ReferenceCut(data, p, gear, out _);
+
+    /// <param name="byHash">True when the gear hash cut (not the end of the input or the maximum).</param>
+    private static int ReferenceCut(ReadOnlySpan<byte> data, ChunkingParameters p, ulong[] gear, out bool byHash)
     {
+        byHash = false;
         if (data.Length <= p.MinSize)
         {
             return data.Length;
@@ -26,6 +30,7 @@ public sealed class FastCdcTests
             h = (h << 1) + gear[data[i]];
             if ((h & (i < p.AvgSize ? strict : loose)) == 0)
             {
+                byHash = true;
                 return i + 1;
             }
         }
@@ -43,7 +48,7 @@ public sealed class FastCdcTests
 
     [Theory]
     [MemberData(nameof(Parameters))]
-    public void Cuts_where_the_per_byte_definition_cuts_at_every_offset_and_length(int min, int avg, int max)
+    public void Cuts_where_the_per_byte_definition_cuts_on_random_and_repetitive_data(int min, int avg, int max)
     {
         var p = new ChunkingParameters(min, avg, max);
         var cdc = new FastCdc(p, RepositoryConfig.DefaultGearSeed);
@@ -81,5 +86,50 @@ public sealed class FastCdcTests
         // masks, and chunks ended by the maximum.
         Assert.True(residues.Count == 4, $"cut offsets modulo 4: {string.Join(",", residues)}");
         Assert.True(strictCut && looseCut && maxCut, $"strict {strictCut}, loose {looseCut}, max {maxCut}");
+    }
+
+    public static TheoryData<int, int, int> SmallParameters => new()
+    {
+        // (avg - min) % 4 of 0, 1, 2 and 3: the strict mask's last bytes fall in the unrolled loop's
+        // remainder in every alignment; max - avg likewise for the loose mask.
+        { 64, 128, 256 },
+        { 65, 128, 259 },
+        { 66, 128, 261 },
+        { 67, 128, 263 },
+    };
+
+    [Theory]
+    [MemberData(nameof(SmallParameters))]
+    public void Cuts_where_the_per_byte_definition_cuts_for_every_length_from_every_start(int min, int avg, int max)
+    {
+        var p = new ChunkingParameters(min, avg, max);
+        var cdc = new FastCdc(p, RepositoryConfig.DefaultGearSeed);
+        ulong[] gear = FastCdc.GearTable(RepositoryConfig.DefaultGearSeed);
+        byte[] data = new byte[4 * max];
+        new Random(min).NextBytes(data);
+        int atAverage = 0, strictRemainder = 0, looseRemainder = 0;
+        for (int start = 0; start < 3 * max; start++)
+        {
+            for (int len = 0; len <= max + 4 && start + len <= data.Length; len++)
+            {
+                ReadOnlySpan<byte> span = data.AsSpan(start, len);
+                int expected = ReferenceCut(span, p, gear, out bool byHash);
+                Assert.Equal(expected, cdc.NextCut(span));
+                int n = Math.Min(len, max), strictEnd = Math.Min(avg, n);
+                if (!byHash)
+                {
+                    continue; // the span or its maximum ended the chunk
+                }
+                atAverage += expected == avg ? 1 : 0;
+                int i = expected - 1; // the byte whose hash cut
+                strictRemainder += i < strictEnd && i >= strictEnd - (strictEnd - min) % 4 ? 1 : 0;
+                looseRemainder += i >= avg && i >= n - (n - avg) % 4 ? 1 : 0;
+            }
+        }
+        // What the data reached: a cut on the last byte under the strict mask, and cuts in the
+        // remainder of the unrolled loop under each mask (not for a mask whose range is a multiple of 4).
+        Assert.True(atAverage > 0, "no cut at the average size");
+        Assert.True((avg - min) % 4 == 0 || strictRemainder > 0, "no strict cut in the unrolled loop's remainder");
+        Assert.True(looseRemainder > 0, "no loose cut in the unrolled loop's remainder");
     }
 }

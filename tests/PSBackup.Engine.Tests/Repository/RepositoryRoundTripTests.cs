@@ -119,6 +119,30 @@ public sealed class RepositoryRoundTripTests
         Assert.Equal(data, await RestoreBytesAsync(repo, await repo.ReadManifestAsync(r.ManifestId), "db/store.db"));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1024 * 1024 - 1)]
+    [InlineData(9 * 1024 * 1024 + 300_001)]
+    public async Task A_file_read_from_its_path_in_blocks_and_a_small_tail_hashes_counts_and_restores_whole(int size)
+    {
+        // Blocks of 4 MiB are hashed beside the chunking, a tail under 1 MiB on the reading thread:
+        // the file's SHA-256 must still take every byte once, in order.
+        using var backend = new MemoryBackend();
+        using var dir = new TestDirectory();
+        byte[] data = Data(size, 11);
+        string src = dir.Combine("data.bin");
+        File.WriteAllBytes(src, data);
+        Repo repo = await Repo.InitializeAsync(backend, Small());
+        await using BackupWriter w = repo.BeginBackup(new BackupInfo { Kind = BackupKind.Object, Dir = "d", Object = "o" });
+        long counted = -1;
+        RepositoryFile f = await w.AddFileFromPathAsync("data.bin", src, ChunkingProfile.Default, onBytes: n => counted = n);
+        Assert.Equal(Convert.ToHexString(SHA256.HashData(data)).ToLowerInvariant(), f.Sha256);
+        Assert.Equal(size, f.Size);
+        Assert.Equal(size == 0 ? -1 : size, counted);
+        BackupCommitResult r = await w.CommitAsync();
+        Assert.Equal(data, await RestoreBytesAsync(repo, await repo.ReadManifestAsync(r.ManifestId), "data.bin"));
+    }
+
     [Fact]
     public async Task FastCdcIsDeterministicBoundedAndResynchronisesAfterAnInsert()
     {
