@@ -1,7 +1,9 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using PSBackup.Engine.Repository.Compression;
 
 namespace PSBackup.Engine.Repository;
@@ -258,7 +260,7 @@ internal sealed class BlobCodec
     /// <summary>Encodes a JSON document as a stored blob; <paramref name="plainLength"/> is its JSON size.</summary>
     public byte[] EncodeJson<T>(T value, out int plainLength)
     {
-        byte[] json = RepositoryJson.Serialize(value);
+        byte[] json = RepositoryJson.SerializeExact(value);
         plainLength = json.Length;
         byte[] output = new byte[MaxStoredLength(json.Length)];
         int n = Encode(json, output);
@@ -406,4 +408,95 @@ internal static class RepositoryJson
     public static T? Deserialize<T>(ReadOnlySpan<byte> json) => JsonSerializer.Deserialize(json, JsonInfo.Of<T>(Options));
 
     public static byte[] Serialize<T>(T value, bool indented = false) => JsonSerializer.SerializeToUtf8Bytes(value, JsonInfo.Of<T>(indented ? Indented : Options));
+
+    /// <summary>What <see cref="Serialize{T}"/> gives (the same bytes), in one array of exactly the
+    /// JSON's length: a first pass only counts the bytes, a second writes them into that array.
+    /// <c>SerializeToUtf8Bytes</c> grows a buffer from the shared <see cref="ArrayPool{T}"/> by
+    /// doubling and returns each to the pool, which keeps them: after a manifest of 62,000 files
+    /// (25 MiB of JSON) ~70 MiB stayed reachable in the pool for the rest of the process (a
+    /// PowerShell session, an Azure Automation job, the next object of a wildcard run). The second
+    /// serialization costs ~1 % of such a backup's CPU.</summary>
+    public static byte[] SerializeExact<T>(T value)
+    {
+        JsonTypeInfo<T> info = JsonInfo.Of<T>(Options);
+        var counter = new CountingBufferWriter();
+        using (var writer = new Utf8JsonWriter(counter, WriterOptions))
+        {
+            JsonSerializer.Serialize(writer, value, info);
+        }
+        byte[] json = GC.AllocateUninitializedArray<byte>(checked((int)counter.Written));
+        var fill = new FillBufferWriter(json);
+        using (var writer = new Utf8JsonWriter(fill, WriterOptions))
+        {
+            JsonSerializer.Serialize(writer, value, info);
+        }
+        return fill.Written == json.Length ? json : throw new InvalidOperationException($"The JSON of a {typeof(T).Name} serialized to {fill.Written} bytes after counting {json.Length}.");
+    }
+
+    /// <summary>The writer options <see cref="JsonSerializer"/> derives from <see cref="Options"/>.</summary>
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = Options.Encoder, Indented = false, SkipValidation = true };
+
+    /// <summary>Counts what is written into one reused scratch buffer.</summary>
+    private sealed class CountingBufferWriter : IBufferWriter<byte>
+    {
+        private byte[] _scratch = new byte[16 * 1024];
+
+        public long Written { get; private set; }
+
+        public void Advance(int count) => Written += count;
+
+        public Memory<byte> GetMemory(int sizeHint = 0)
+        {
+            if (sizeHint > _scratch.Length)
+            {
+                _scratch = new byte[sizeHint];
+            }
+            return _scratch;
+        }
+
+        public Span<byte> GetSpan(int sizeHint = 0) => GetMemory(sizeHint).Span;
+    }
+
+    /// <summary>Writes into an array sized beforehand; a request larger than what is left gets a
+    /// scratch buffer whose bytes are copied in on <see cref="Advance"/> (the writer asks for more
+    /// room than it uses).</summary>
+    private sealed class FillBufferWriter(byte[] target) : IBufferWriter<byte>
+    {
+        private byte[]? _scratch;
+        private bool _inScratch;
+
+        public int Written { get; private set; }
+
+        public void Advance(int count)
+        {
+            if (count < 0 || count > target.Length - Written)
+            {
+                throw new InvalidOperationException($"The JSON outgrew the {target.Length} bytes it was counted at.");
+            }
+            if (_inScratch)
+            {
+                _scratch.AsSpan(0, count).CopyTo(target.AsSpan(Written));
+                _inScratch = false;
+            }
+            Written += count;
+        }
+
+        public Memory<byte> GetMemory(int sizeHint = 0)
+        {
+            int left = target.Length - Written;
+            if (left >= Math.Max(sizeHint, 1))
+            {
+                _inScratch = false;
+                return target.AsMemory(Written);
+            }
+            if (_scratch is null || _scratch.Length < Math.Max(sizeHint, 256))
+            {
+                _scratch = new byte[Math.Max(sizeHint, 256)];
+            }
+            _inScratch = true;
+            return _scratch;
+        }
+
+        public Span<byte> GetSpan(int sizeHint = 0) => GetMemory(sizeHint).Span;
+    }
 }

@@ -21,7 +21,7 @@ internal sealed class RepositoryFileJsonConverter : JsonConverter<RepositoryFile
         }
         string? path = null, sha256 = null;
         long size = 0;
-        List<ChunkId>? chunks = null;
+        ChunkId[]? chunks = null;
         RepositoryFileStamp? stamp = null;
         int? mode = null;
         long? uid = null, gid = null, modifiedNs = null;
@@ -158,7 +158,9 @@ internal sealed class RepositoryFileJsonConverter : JsonConverter<RepositoryFile
     private static ulong ReadUInt64(ref Utf8JsonReader reader, string what) =>
         reader.TokenType == JsonTokenType.Number && reader.TryGetUInt64(out ulong v) ? v : throw new JsonException($"A file stamp's {what} must be a whole number.");
 
-    private static List<ChunkId>? ReadChunks(ref Utf8JsonReader reader)
+    /// <summary>The ids as an exact array: a parent manifest of many one-chunk files is held whole
+    /// during the next backup, and a list grown by doubling kept room for four ids behind each.</summary>
+    private static ChunkId[]? ReadChunks(ref Utf8JsonReader reader)
     {
         if (reader.TokenType == JsonTokenType.Null)
         {
@@ -173,7 +175,7 @@ internal sealed class RepositoryFileJsonConverter : JsonConverter<RepositoryFile
         {
             chunks.Add(ChunkIdJsonConverter.ReadId(ref reader));
         }
-        return chunks;
+        return chunks.ToArray();
     }
 
     private static RepositoryFileStamp? ReadStamp(ref Utf8JsonReader reader)
