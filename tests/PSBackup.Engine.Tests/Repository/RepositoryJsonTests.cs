@@ -58,6 +58,27 @@ public sealed class RepositoryJsonTests
     }
 
     [Fact]
+    public void Writes_the_bytes_the_serializer_writes_when_long_escaped_names_outgrow_what_is_left()
+    {
+        // Files without stamp or metadata end in long strings, and '<' escapes to six bytes: the
+        // writer then asks for more room than the counted array has left after a partial fill,
+        // several times in a row, at every length of the name.
+        var rnd = new Random(21);
+        for (int round = 0; round < 120; round++)
+        {
+            var files = new List<RepositoryFile>();
+            int count = 1 + rnd.Next(6);
+            for (int i = 0; i < count; i++)
+            {
+                string name = new string('<', rnd.Next(1, round < 60 ? 400 : 20000)) + i;
+                files.Add(new RepositoryFile(name, i, new string('a', 64), []));
+            }
+            var m = new RepositoryManifest { Kind = BackupKind.Object, Dir = "d", Object = "o", Host = new string('&', rnd.Next(0, 300)), CreatedAt = DateTimeOffset.UnixEpoch, Files = files };
+            Assert.Equal(RepositoryJson.Serialize(m), RepositoryJson.SerializeExact(m));
+        }
+    }
+
+    [Fact]
     public void An_encoded_manifest_decodes_to_its_json_encrypted_or_not()
     {
         RepositoryManifest m = Manifest(500, 9);

@@ -424,7 +424,8 @@ internal static class RepositoryJson
         {
             JsonSerializer.Serialize(writer, value, info);
         }
-        byte[] json = GC.AllocateUninitializedArray<byte>(checked((int)counter.Written));
+        // Zeroed: a writer that skipped a byte would leave zeros here, never stale heap memory.
+        byte[] json = new byte[checked((int)counter.Written)];
         var fill = new FillBufferWriter(json);
         using (var writer = new Utf8JsonWriter(fill, WriterOptions))
         {
@@ -434,7 +435,7 @@ internal static class RepositoryJson
     }
 
     /// <summary>The writer options <see cref="JsonSerializer"/> derives from <see cref="Options"/>.</summary>
-    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = Options.Encoder, Indented = false, SkipValidation = true };
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = Options.Encoder, Indented = false, MaxDepth = 64, SkipValidation = true };
 
     /// <summary>Counts what is written into one reused scratch buffer.</summary>
     private sealed class CountingBufferWriter : IBufferWriter<byte>
