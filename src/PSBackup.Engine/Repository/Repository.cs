@@ -478,11 +478,10 @@ public sealed class Repository
 
     internal async Task<IndexObject> ReadIndexObjectAsync(string key, CancellationToken ct)
     {
-        byte[] plain = await ReadBlobAsync(key, key[RepositoryLayout.IndexPrefix.Length..], "IndexCorrupt", null, BlobKind.Index, ct).ConfigureAwait(false);
         IndexObject? idx;
         try
         {
-            idx = RepositoryJson.Deserialize<IndexObject>(plain);
+            idx = await ReadJsonBlobAsync<IndexObject>(key, key[RepositoryLayout.IndexPrefix.Length..], "IndexCorrupt", null, BlobKind.Index, ct).ConfigureAwait(false);
         }
         catch (JsonException e)
         {
@@ -492,9 +491,11 @@ public sealed class Repository
         return problem is null ? idx! : throw new RepositoryIntegrityException("IndexCorrupt", $"The index object {key} is invalid: {problem}.", key);
     }
 
-    /// <summary>Reads a content-addressed blob, checks its SHA-256 against <paramref name="expectedSha"/>
-    /// before decoding, and decodes it.</summary>
-    internal async Task<byte[]> ReadBlobAsync(string key, string expectedSha, string errorId, string? manifestId, BlobKind kind, CancellationToken ct)
+    /// <summary>Reads a content-addressed JSON blob, checks its SHA-256 against <paramref name="expectedSha"/>
+    /// before decoding, and parses it (<see cref="BlobCodec.DecodeJson{T}"/>: a large blob is parsed
+    /// as it is decompressed). Bytes that do not decode are <paramref name="errorId"/>; JSON that
+    /// does not parse is left to the caller (<see cref="JsonException"/>).</summary>
+    internal async Task<T?> ReadJsonBlobAsync<T>(string key, string expectedSha, string errorId, string? manifestId, BlobKind kind, CancellationToken ct)
     {
         byte[] stored = await GetBytesAsync(Backend, key, ct, kind == BlobKind.Manifest ? BlobLimits.MaxManifest : BlobLimits.MaxIndex).ConfigureAwait(false);
         if (Hex.Encode(SHA256.HashData(stored)) != expectedSha)
@@ -503,7 +504,7 @@ public sealed class Repository
         }
         try
         {
-            return Codec.DecodeBlob(stored, kind);
+            return Codec.DecodeJson<T>(stored, kind);
         }
         catch (InvalidDataException e)
         {
@@ -616,19 +617,26 @@ public sealed class Repository
             throw new InvalidInputException("InvalidBackupId", $"'{id}' is not a backup id (64 lowercase hex digits). Get ids from Get-Backup.", id);
         }
         string key = RepositoryLayout.ManifestKey(id);
-        byte[] plain;
+        RepositoryManifest? m;
         try
         {
-            plain = await ReadBlobAsync(key, id, "ManifestCorrupt", id, BlobKind.Manifest, ct).ConfigureAwait(false);
+            m = await ReadJsonBlobAsync<RepositoryManifest>(key, id, "ManifestCorrupt", id, BlobKind.Manifest, ct).ConfigureAwait(false);
         }
         catch (StorageNotFoundException)
         {
             throw new NotFoundException("BackupNotFound", $"Backup {id} does not exist in {Location}. List backups with Get-Backup.", id);
         }
-        RepositoryManifest m = ParseManifest(plain, id);
+        catch (JsonException e)
+        {
+            throw ManifestUnparsed(id, e);
+        }
+        m = CheckManifest(m, id);
         m.Id = id;
         return m;
     }
+
+    private static RepositoryIntegrityException ManifestUnparsed(string id, JsonException e) =>
+        new("ManifestInvalid", $"Backup {id}: the manifest does not parse ({e.Message}).", RepositoryLayout.ManifestKey(id), id, inner: e);
 
     internal static RepositoryManifest ParseManifest(byte[] json, string id)
     {
@@ -639,8 +647,13 @@ public sealed class Repository
         }
         catch (JsonException e)
         {
-            throw new RepositoryIntegrityException("ManifestInvalid", $"Backup {id}: the manifest does not parse ({e.Message}).", RepositoryLayout.ManifestKey(id), id, inner: e);
+            throw ManifestUnparsed(id, e);
         }
+        return CheckManifest(m, id);
+    }
+
+    private static RepositoryManifest CheckManifest(RepositoryManifest? m, string id)
+    {
         if (m is null)
         {
             throw new RepositoryIntegrityException("ManifestInvalid", $"Backup {id}: the manifest is empty.", RepositoryLayout.ManifestKey(id), id);
@@ -1008,6 +1021,16 @@ public sealed class Repository
                 $"The object {key} in {backend.Location} is damaged: it is not a regular file (a FIFO, device or socket was put in its place). It is not read.", key, inner: e);
         }
         await using Stream disposeS = s;
+        if (s.CanSeek && s.Length <= maxBytes)
+        {
+            // A file of known length (the local backend): one array of exactly its size, where a
+            // growing MemoryStream and its copy held ~3x a 5 MiB manifest. A file cut short while
+            // it is read gives fewer bytes, which the callers' checks (SHA-256 of a
+            // content-addressed object, parsing) refuse as any other damage.
+            byte[] exact = new byte[s.Length];
+            int got = await s.ReadAtLeastAsync(exact, exact.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+            return got == exact.Length ? exact : exact[..got];
+        }
         using var ms = new MemoryStream();
         byte[] buffer = ArrayPool<byte>.Shared.Rent(81920);
         try

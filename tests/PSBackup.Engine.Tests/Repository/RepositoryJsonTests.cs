@@ -91,4 +91,107 @@ public sealed class RepositoryJsonTests
             Assert.Equal(json, codec.DecodeBlob(stored, BlobKind.Manifest));
         }
     }
+
+    /// <summary>Both codecs of this machine: libzstd where it loads, and the managed port.</summary>
+    public static TheoryData<string> Codecs() => new(CodecNames());
+
+    private static string[] CodecNames() => ZstdCompressor.TryLoad() is null ? ["managed"] : ["native", "managed"];
+
+    private static IBlockCompressor Codec(string name) => name == "native" ? ZstdCompressor.Instance : ManagedZstdCompressor.Instance;
+
+    private static void AssertSameFiles(RepositoryManifest expected, RepositoryManifest? actual)
+    {
+        Assert.NotNull(actual);
+        Assert.Equal(expected.Files.Select(f => (f.Path, f.Size, f.Sha256, f.Stamp, f.Mode, f.Uid, f.ModifiedNs)),
+            actual.Files.Select(f => (f.Path, f.Size, f.Sha256, f.Stamp, f.Mode, f.Uid, f.ModifiedNs)));
+        Assert.Equal(expected.Files.SelectMany(f => f.Chunks), actual.Files.SelectMany(f => f.Chunks));
+    }
+
+    /// <summary>JSON from 1 MiB on is compressed while it is serialized and parsed while it is
+    /// decompressed: the stored blob is one standard frame declaring its size, which the one-call
+    /// decoder reads too, and a blob compressed in one call (older writers) parses in steps.</summary>
+    [Theory]
+    [MemberData(nameof(Codecs))]
+    public void A_large_blob_is_written_and_parsed_in_steps_and_reads_back_either_way(string codecName)
+    {
+        RepositoryManifest m = Manifest(20000, 11);
+        byte[] json = RepositoryJson.Serialize(m);
+        Assert.True(json.Length >= BlobCodec.StreamedJsonFrom, $"{json.Length} bytes is below the streamed size");
+        foreach (byte[]? key in new[] { null, RandomNumberGenerator.GetBytes(32) })
+        {
+            var codec = new BlobCodec(Codec(codecName), key, key, 3);
+            byte[] stored = codec.EncodeJson(m, out int plainLength);
+            Assert.Equal(json.Length, plainLength);
+            Assert.True(stored.Length < json.Length / 2, $"stored {stored.Length} of {json.Length}");
+
+            // Every codec reads it, in one call or in steps, and the frame declares its size.
+            foreach (string other in CodecNames())
+            {
+                var reader = new BlobCodec(Codec(other), key, key, 3);
+                Assert.Equal(json, reader.DecodeBlob(stored, BlobKind.Manifest));
+                AssertSameFiles(m, reader.DecodeJson<RepositoryManifest>(stored.ToArray(), BlobKind.Manifest));
+            }
+
+            // A blob compressed in one call parses in steps.
+            byte[] oneCall = new byte[codec.MaxStoredLength(json.Length)];
+            int n = codec.Encode(json, oneCall);
+            AssertSameFiles(m, codec.DecodeJson<RepositoryManifest>(oneCall[..n], BlobKind.Manifest));
+        }
+    }
+
+    /// <summary>A large frame parsed in steps is as hostile as any stored byte: cut short, followed
+    /// by other bytes, declaring another size than it holds, or its JSON ending early, it is refused.</summary>
+    [Theory]
+    [MemberData(nameof(Codecs))]
+    public void A_large_blob_cut_short_padded_or_declaring_another_size_is_refused(string codecName)
+    {
+        RepositoryManifest m = Manifest(20000, 12);
+        var codec = new BlobCodec(Codec(codecName), null, null, 3);
+        byte[] stored = codec.EncodeJson(m, out int plainLength);
+        Assert.Equal(plainLength, ZstdFrame.ContentSize(stored));
+
+        Assert.Throws<InvalidDataException>(() => codec.DecodeJson<RepositoryManifest>(stored[..^1], BlobKind.Manifest));
+        Assert.Throws<InvalidDataException>(() => codec.DecodeJson<RepositoryManifest>(stored[..(stored.Length / 2)], BlobKind.Manifest));
+        Assert.Throws<InvalidDataException>(() => codec.DecodeJson<RepositoryManifest>([.. stored, 0], BlobKind.Manifest));
+        Assert.Throws<InvalidDataException>(() => codec.DecodeJson<RepositoryManifest>([.. stored, .. stored], BlobKind.Manifest));
+        foreach (int delta in new[] { -1, 1 })
+        {
+            byte[] lying = stored.ToArray();
+            WithContentSize(lying, plainLength + delta);
+            Assert.Equal(plainLength + delta, ZstdFrame.ContentSize(lying));
+            Assert.Throws<InvalidDataException>(() => codec.DecodeJson<RepositoryManifest>(lying, BlobKind.Manifest));
+        }
+
+        // Valid JSON followed by more JSON inside the frame: the parser refuses it.
+        byte[] json = RepositoryJson.Serialize(m);
+        byte[] doubled = [.. json, .. json];
+        byte[] frame = new byte[codec.MaxStoredLength(doubled.Length)];
+        int n = codec.Encode(doubled, frame);
+        Assert.ThrowsAny<System.Text.Json.JsonException>(() => codec.DecodeJson<RepositoryManifest>(frame[..n], BlobKind.Manifest));
+
+        // Encrypted: a flipped byte fails the tag before anything is parsed.
+        var sealedCodec = new BlobCodec(Codec(codecName), RandomNumberGenerator.GetBytes(32), RandomNumberGenerator.GetBytes(32), 3);
+        byte[] sealedBlob = sealedCodec.EncodeJson(m, out _);
+        sealedBlob[sealedBlob.Length / 2] ^= 1;
+        Assert.Throws<InvalidDataException>(() => sealedCodec.DecodeJson<RepositoryManifest>(sealedBlob, BlobKind.Manifest));
+    }
+
+    /// <summary>Rewrites the frame header's content size field (RFC 8878, 3.1.1.1.4) in place.</summary>
+    private static void WithContentSize(byte[] frame, long size)
+    {
+        byte fhd = frame[4];
+        bool single = (fhd & 0x20) != 0;
+        int pos = 5 + (single ? 0 : 1) + (fhd & 3) switch { 0 => 0, 1 => 1, 2 => 2, _ => 4 };
+        switch (fhd >> 6)
+        {
+            case 2:
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(pos), checked((uint)size));
+                break;
+            case 3:
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(frame.AsSpan(pos), (ulong)size);
+                break;
+            default:
+                throw new InvalidOperationException($"A {size}-byte frame with a content size field of flag {fhd >> 6}.");
+        }
+    }
 }

@@ -58,6 +58,104 @@ public sealed class ManagedZstdCompressor : IBlockCompressor
         }
     }
 
+    /// <summary>Starts one frame of exactly <paramref name="contentSize"/> bytes, written in steps
+    /// (ZSTD_compressStream2 of the port), as <see cref="ZstdCompressor.BeginFrame"/>.</summary>
+    internal ZstdFrameWriter BeginFrame(int level, long contentSize) => new ManagedFrame(level, contentSize);
+
+    private sealed unsafe class ManagedFrame : ZstdFrameWriter
+    {
+        private ZstdSharp.Unsafe.ZSTD_CCtx_s* _ctx;
+
+        public ManagedFrame(int level, long contentSize)
+        {
+            _ctx = ZstdSharp.Unsafe.Methods.ZSTD_createCCtx();
+            if (_ctx == null)
+            {
+                throw new OutOfMemoryException("ZSTD_createCCtx failed.");
+            }
+            try
+            {
+                Check(ZstdSharp.Unsafe.Methods.ZSTD_CCtx_setParameter(_ctx, ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_compressionLevel, level));
+                Check(ZstdSharp.Unsafe.Methods.ZSTD_CCtx_setPledgedSrcSize(_ctx, checked((ulong)contentSize)));
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+        }
+
+        private static void Check(nuint r)
+        {
+            if (ZstdSharp.Unsafe.Methods.ZSTD_isError(r))
+            {
+                throw new InvalidOperationException("zstd compression failed: " + ZstdSharp.Unsafe.Methods.ZSTD_getErrorName(r));
+            }
+        }
+
+        public override nuint Step(ReadOnlySpan<byte> input, Span<byte> output, bool end, out int consumed, out int written)
+        {
+            ObjectDisposedException.ThrowIf(_ctx == null, this);
+            fixed (byte* i = input)
+            fixed (byte* o = output)
+            {
+                var inb = new ZstdSharp.Unsafe.ZSTD_inBuffer_s { src = i, size = (nuint)input.Length };
+                var outb = new ZstdSharp.Unsafe.ZSTD_outBuffer_s { dst = o, size = (nuint)output.Length };
+                nuint r = ZstdSharp.Unsafe.Methods.ZSTD_compressStream2(_ctx, &outb, &inb,
+                    end ? ZstdSharp.Unsafe.ZSTD_EndDirective.ZSTD_e_end : ZstdSharp.Unsafe.ZSTD_EndDirective.ZSTD_e_continue);
+                Check(r);
+                consumed = (int)inb.pos;
+                written = (int)outb.pos;
+                return r;
+            }
+        }
+
+        public override void Dispose()
+        {
+            if (_ctx != null)
+            {
+                ZstdSharp.Unsafe.Methods.ZSTD_freeCCtx(_ctx);
+                _ctx = null;
+            }
+        }
+    }
+
+    /// <summary>Reads one frame in steps, as <see cref="ZstdCompressor.BeginRead"/>.</summary>
+    internal ZstdFrameReader BeginRead() => new ManagedReader();
+
+    private sealed unsafe class ManagedReader : ZstdFrameReader
+    {
+        private ZstdSharp.Unsafe.ZSTD_DCtx_s* _ctx = ZstdSharp.Unsafe.Methods.ZSTD_createDCtx();
+
+        public override nuint Step(ReadOnlySpan<byte> input, Span<byte> output, out int consumed, out int written)
+        {
+            ObjectDisposedException.ThrowIf(_ctx == null, this);
+            fixed (byte* i = input)
+            fixed (byte* o = output)
+            {
+                var inb = new ZstdSharp.Unsafe.ZSTD_inBuffer_s { src = i, size = (nuint)input.Length };
+                var outb = new ZstdSharp.Unsafe.ZSTD_outBuffer_s { dst = o, size = (nuint)output.Length };
+                nuint r = ZstdSharp.Unsafe.Methods.ZSTD_decompressStream(_ctx, &outb, &inb);
+                if (ZstdSharp.Unsafe.Methods.ZSTD_isError(r))
+                {
+                    throw new InvalidDataException("zstd decompression failed: " + ZstdSharp.Unsafe.Methods.ZSTD_getErrorName(r));
+                }
+                consumed = (int)inb.pos;
+                written = (int)outb.pos;
+                return r;
+            }
+        }
+
+        public override void Dispose()
+        {
+            if (_ctx != null)
+            {
+                ZstdSharp.Unsafe.Methods.ZSTD_freeDCtx(_ctx);
+                _ctx = null;
+            }
+        }
+    }
+
     public int Decompress(ReadOnlySpan<byte> frame, Span<byte> destination)
     {
         if (!_decompressors.TryTake(out Decompressor? d))

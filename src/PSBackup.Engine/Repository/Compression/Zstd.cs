@@ -44,6 +44,12 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
     private readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint> _compressCCtx;
     private readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint> _decompressDCtx;
     private readonly delegate* unmanaged<uint> _versionNumber;
+    private readonly delegate* unmanaged<nint, ZstdOutBuffer*, ZstdInBuffer*, int, nuint> _compressStream2;
+    private readonly delegate* unmanaged<nint, int, int, nuint> _setParameter;
+    private readonly delegate* unmanaged<nint, ulong, nuint> _setPledgedSrcSize;
+    private readonly delegate* unmanaged<nint, int, nuint> _reset;
+    private readonly delegate* unmanaged<nint, ZstdOutBuffer*, ZstdInBuffer*, nuint> _decompressStream;
+    private readonly delegate* unmanaged<nint, int, nuint> _resetD;
     private readonly ConcurrentBag<nint> _cctx = new();
     private readonly ConcurrentBag<nint> _dctx = new();
 
@@ -59,6 +65,12 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
         _compressCCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint>)NativeLibrary.GetExport(lib, "ZSTD_compressCCtx");
         _decompressDCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint>)NativeLibrary.GetExport(lib, "ZSTD_decompressDCtx");
         _versionNumber = (delegate* unmanaged<uint>)NativeLibrary.GetExport(lib, "ZSTD_versionNumber");
+        _compressStream2 = (delegate* unmanaged<nint, ZstdOutBuffer*, ZstdInBuffer*, int, nuint>)NativeLibrary.GetExport(lib, "ZSTD_compressStream2");
+        _setParameter = (delegate* unmanaged<nint, int, int, nuint>)NativeLibrary.GetExport(lib, "ZSTD_CCtx_setParameter");
+        _setPledgedSrcSize = (delegate* unmanaged<nint, ulong, nuint>)NativeLibrary.GetExport(lib, "ZSTD_CCtx_setPledgedSrcSize");
+        _reset = (delegate* unmanaged<nint, int, nuint>)NativeLibrary.GetExport(lib, "ZSTD_CCtx_reset");
+        _decompressStream = (delegate* unmanaged<nint, ZstdOutBuffer*, ZstdInBuffer*, nuint>)NativeLibrary.GetExport(lib, "ZSTD_decompressStream");
+        _resetD = (delegate* unmanaged<nint, int, nuint>)NativeLibrary.GetExport(lib, "ZSTD_DCtx_reset");
     }
 
     /// <summary>The loaded library's version, e.g. 10504 for 1.5.4.</summary>
@@ -128,6 +140,128 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
         }
     }
 
+    /// <summary>Starts one frame of exactly <paramref name="contentSize"/> bytes, written in steps
+    /// (ZSTD_compressStream2); the size is declared in the frame header as <see cref="Compress"/> does.</summary>
+    internal ZstdFrameWriter BeginFrame(int level, long contentSize)
+    {
+        nint ctx = RentC();
+        try
+        {
+            Check(_reset(ctx, ZstdFrameWriter.ResetSessionAndParameters));
+            Check(_setParameter(ctx, ZstdFrameWriter.CompressionLevelParameter, level));
+            Check(_setPledgedSrcSize(ctx, checked((ulong)contentSize)));
+            return new NativeFrame(this, ctx);
+        }
+        catch
+        {
+            _freeCCtx(ctx);
+            throw;
+        }
+    }
+
+    private void Check(nuint r)
+    {
+        if (_isError(r) != 0)
+        {
+            throw new InvalidOperationException("zstd compression failed: " + ErrorName(r));
+        }
+    }
+
+    private sealed class NativeFrame(ZstdCompressor zstd, nint ctx) : ZstdFrameWriter
+    {
+        private nint _ctx = ctx;
+
+        public override nuint Step(ReadOnlySpan<byte> input, Span<byte> output, bool end, out int consumed, out int written)
+        {
+            ObjectDisposedException.ThrowIf(_ctx == 0, this);
+            fixed (byte* i = input)
+            fixed (byte* o = output)
+            {
+                var inb = new ZstdInBuffer { Src = i, Size = (nuint)input.Length };
+                var outb = new ZstdOutBuffer { Dst = o, Size = (nuint)output.Length };
+                nuint r = zstd._compressStream2(_ctx, &outb, &inb, end ? EndFrame : ContinueFrame);
+                zstd.Check(r);
+                consumed = (int)inb.Pos;
+                written = (int)outb.Pos;
+                return r;
+            }
+        }
+
+        public override void Dispose()
+        {
+            nint c = _ctx;
+            _ctx = 0;
+            if (c == 0)
+            {
+                return;
+            }
+            // Back to the pool clean (a frame left half-written is dropped by the reset).
+            if (zstd._isError(zstd._reset(c, ResetSessionAndParameters)) == 0)
+            {
+                zstd._cctx.Add(c);
+            }
+            else
+            {
+                zstd._freeCCtx(c);
+            }
+        }
+    }
+
+    /// <summary>Reads one frame in steps (ZSTD_decompressStream), for a caller that consumes the
+    /// plaintext as it comes instead of holding all of it (<see cref="ZstdFrameReader"/>).</summary>
+    internal ZstdFrameReader BeginRead()
+    {
+        nint ctx = RentD();
+        if (_isError(_resetD(ctx, ZstdFrameWriter.ResetSessionAndParameters)) != 0)
+        {
+            _freeDCtx(ctx);
+            throw new InvalidOperationException("ZSTD_DCtx_reset failed.");
+        }
+        return new NativeReader(this, ctx);
+    }
+
+    private sealed class NativeReader(ZstdCompressor zstd, nint ctx) : ZstdFrameReader
+    {
+        private nint _ctx = ctx;
+
+        public override nuint Step(ReadOnlySpan<byte> input, Span<byte> output, out int consumed, out int written)
+        {
+            ObjectDisposedException.ThrowIf(_ctx == 0, this);
+            fixed (byte* i = input)
+            fixed (byte* o = output)
+            {
+                var inb = new ZstdInBuffer { Src = i, Size = (nuint)input.Length };
+                var outb = new ZstdOutBuffer { Dst = o, Size = (nuint)output.Length };
+                nuint r = zstd._decompressStream(_ctx, &outb, &inb);
+                if (zstd._isError(r) != 0)
+                {
+                    throw new InvalidDataException("zstd decompression failed: " + zstd.ErrorName(r));
+                }
+                consumed = (int)inb.Pos;
+                written = (int)outb.Pos;
+                return r;
+            }
+        }
+
+        public override void Dispose()
+        {
+            nint c = _ctx;
+            _ctx = 0;
+            if (c == 0)
+            {
+                return;
+            }
+            if (zstd._isError(zstd._resetD(c, ZstdFrameWriter.ResetSessionAndParameters)) == 0)
+            {
+                zstd._dctx.Add(c);
+            }
+            else
+            {
+                zstd._freeDCtx(c);
+            }
+        }
+    }
+
     private nint RentC()
     {
         if (_cctx.TryTake(out nint c))
@@ -194,4 +328,20 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
     /// <summary>ZstdMissing: only raised when <c>PSBACKUP_ZSTD=native</c> demands the library.</summary>
     internal static OperationFailedException MissingError() => new("ZstdMissing",
         $"The zstd library could not be loaded (tried {string.Join(", ", CandidateNames())}). {ZstdCodecs.Variable}=native requires it: install zstd (Debian/Ubuntu: 'apt-get install libzstd1'; macOS: 'brew install zstd'; Windows: place libzstd.dll beside PSBackup.Engine.dll), or unset {ZstdCodecs.Variable} to use the managed codec.");
+}
+
+/// <summary>ZSTD_inBuffer (zstd.h).</summary>
+internal unsafe struct ZstdInBuffer
+{
+    public byte* Src;
+    public nuint Size;
+    public nuint Pos;
+}
+
+/// <summary>ZSTD_outBuffer (zstd.h).</summary>
+internal unsafe struct ZstdOutBuffer
+{
+    public byte* Dst;
+    public nuint Size;
+    public nuint Pos;
 }
