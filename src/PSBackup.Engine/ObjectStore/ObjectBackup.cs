@@ -1,4 +1,6 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
 
 namespace PSBackup.Engine.ObjectStore;
 
@@ -53,14 +55,15 @@ internal static class ObjectBackup
             : Task.CompletedTask;
         // Then, on that core, the parent backup is read while this one opens the repository (see
         // RunToRepositoryAsync: the lock and the index load) instead of after it.
-        Task<(Repository.RepositoryManifest? Manifest, string? RepositoryId)> parentAhead = options.Repository is { } parentTarget && options.Session is null && !options.Force
+        Task<ParentAhead> parentAhead = options.Repository is { } parentTarget && options.Session is null && !options.Force
             ? Task.Run(async () =>
             {
                 await prewarm.ConfigureAwait(false);
-                return await Repository.RepositoryConnector.PeekAsync(parentTarget,
+                (Repository.RepositoryManifest? m, string? id) = await Repository.RepositoryConnector.PeekAsync(parentTarget,
                     (repo, c) => FindParentAsync(repo, location, Environment.MachineName, c), ct).ConfigureAwait(false);
+                return new ParentAhead(m, id);
             }, CancellationToken.None)
-            : Task.FromResult<(Repository.RepositoryManifest?, string?)>((null, null));
+            : Task.FromResult(new ParentAhead(null, null));
         try
         {
             ObjectTree tree;
@@ -114,7 +117,7 @@ internal static class ObjectBackup
                 Source = objectPath,
                 Consistency = (copy.Changed.Count == 0 ? BackupConsistency.Stable : BackupConsistency.Recent).ToString(),
                 ChangedFiles = copy.Changed.ToList(),
-                Files = copy.Copied.Values.ToList(),
+                Files = copy.Copied!.Values.ToList(),
             };
 
             context.ReportBytes(Activity, $"Committing {backupName}", copy.DoneBytes, copy.DoneBytes, backupName);
@@ -166,7 +169,7 @@ internal static class ObjectBackup
     /// is the commit; a failure commits nothing.</summary>
     private static async Task<ObjectBackupResult?> RunToRepositoryAsync(NewObjectBackupOptions options, Repository.RepositoryTarget target,
         ObjectLocation location, ObjectTree tree, string backupName, DateTimeOffset startedAt, long startTimestamp,
-        Task<(Repository.RepositoryManifest? Manifest, string? RepositoryId)> parentAhead, OperationContext context)
+        Task<ParentAhead> parentAhead, OperationContext context)
     {
         CancellationToken ct = context.CancellationToken;
         if (options.BeforeOpen is { } beforeOpen)
@@ -195,21 +198,18 @@ internal static class ObjectBackup
         // The parent read ahead (without the lock) serves when it is this repository's and this
         // host's; its chunks are reused only where the index loaded under the lock still holds them
         // (BackupWriter.TryReuseFile), so a prune that ran in between costs reads, never data.
-        Repository.RepositoryManifest? parent = null;
-        if (!options.Force)
-        {
-            (Repository.RepositoryManifest? ahead, string? aheadRepository) = await parentAhead.ConfigureAwait(false);
-            parent = ahead is not null && ahead.Host == writer.Info.Host
-                && string.Equals(aheadRepository, open.Repository.Config.Id, StringComparison.Ordinal)
-                ? ahead
-                : await FindParentAsync(open.Repository, location, writer.Info.Host, ct).ConfigureAwait(false);
-        }
+        Repository.RepositoryManifest? parent = options.Force ? null
+            : await ChooseParentAsync((await parentAhead.ConfigureAwait(false)).Take(), open.Repository, location, writer.Info.Host, ct).ConfigureAwait(false);
+        string? parentId = parent?.Id;
         OperationLog.Verbose(parent is not null
             ? $"Parent backup {parent.Id} of '{location.Dir}/{location.Object}' (taken {parent.CreatedAt:u} on {parent.Host}): files whose size, times and inode are unchanged reuse its chunks unread."
             : options.Force
                 ? $"-Force: every file of '{location.Dir}/{location.Object}' is read (no parent reuse)."
                 : $"No earlier backup of '{location.Dir}/{location.Object}' from host {writer.Info.Host}: every file is read.");
         var sink = new RepositorySink(writer, parent);
+        // The sink holds the parent's files it may still reuse and lets each go once its path is
+        // copied; the manifest itself is not kept (62,105 files: ~10 MiB at the commit).
+        parent = null;
         var copy = new CopyState(location.ObjectPath, sink, context, options);
         await CopyFencedAsync(options, copy, tree).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
@@ -229,7 +229,7 @@ internal static class ObjectBackup
             Repository = target.Location,
             BackupId = commit.ManifestId,
             StoredBytes = commit.StoredBytes,
-            ParentId = parent?.Id,
+            ParentId = parentId,
             FilesReused = sink.Reused.Count,
             FilesRead = commit.FileCount - sink.Reused.Count,
             FileCount = commit.FileCount,
@@ -242,6 +242,29 @@ internal static class ObjectBackup
             Duration = Durations.Seconds(context.Clock.GetElapsedTime(startTimestamp)),
         };
     }
+
+    /// <summary>The parent read ahead, handed over once (<see cref="Take"/>), so a backup does not
+    /// keep the whole manifest alive through the task that read it.</summary>
+    private sealed class ParentAhead(Repository.RepositoryManifest? manifest, string? repositoryId)
+    {
+        private Repository.RepositoryManifest? _manifest = manifest;
+
+        public (Repository.RepositoryManifest? Manifest, string? RepositoryId) Take()
+        {
+            Repository.RepositoryManifest? m = _manifest;
+            _manifest = null;
+            return (m, repositoryId);
+        }
+    }
+
+    /// <summary>The parent read ahead when it is this repository's and this host's; otherwise
+    /// found again under the lock.</summary>
+    private static async Task<Repository.RepositoryManifest?> ChooseParentAsync((Repository.RepositoryManifest? Manifest, string? RepositoryId) ahead,
+        Repository.Repository repo, ObjectLocation location, string host, CancellationToken ct) =>
+        ahead.Manifest is not null && ahead.Manifest.Host == host
+            && string.Equals(ahead.RepositoryId, repo.Config.Id, StringComparison.Ordinal)
+            ? ahead.Manifest
+            : await FindParentAsync(repo, location, host, ct).ConfigureAwait(false);
 
     /// <summary>How many of the newest ref names of the object are looked at for a parent.</summary>
     private const int ParentCandidates = 10;
@@ -351,11 +374,17 @@ internal static class ObjectBackup
         /// null, and nothing stored, when it has none.</summary>
         ContentDigest? TryReuse(string rel, FileStamp settled);
 
-        /// <summary>The stored copy of <paramref name="rel"/> is proven to be the file as stamped.</summary>
-        void Settle(string rel, FileStamp stamp);
+        /// <summary>The stored copy of <paramref name="rel"/> is proven to be the file as stamped.
+        /// <paramref name="mayHaveOtherNames"/> is false when the file system said the file has one
+        /// name only (no hard link can reuse it).</summary>
+        void Settle(string rel, FileStamp stamp, bool mayHaveOtherNames);
 
         /// <summary>Forgets an earlier attempt of <paramref name="rel"/>.</summary>
         void Discard(string rel);
+
+        /// <summary>The copy of <paramref name="rel"/> is over (stored, or gone): nothing of a
+        /// parent's entry for it is needed again.</summary>
+        void Done(string rel);
 
         /// <summary>The stored copy of <paramref name="rel"/> gets (or records) the source's mode, owner and time.</summary>
         void SetMetadata(string rel, FileMetadata metadata);
@@ -390,7 +419,12 @@ internal static class ObjectBackup
 
         public void Discard(string rel) => File.Delete(Path.Combine(destRoot, rel));
 
-        public void Settle(string rel, FileStamp stamp)
+        public void Done(string rel)
+        {
+            // A folder copy has no parent.
+        }
+
+        public void Settle(string rel, FileStamp stamp, bool mayHaveOtherNames)
         {
             // A folder copy has no parent to compare with next time.
         }
@@ -480,10 +514,14 @@ internal static class ObjectBackup
             }
         }
 
-        public void Settle(string rel, FileStamp stamp)
+        public void Done(string rel) => _parentFiles.Remove(rel);
+
+        public void Settle(string rel, FileStamp stamp, bool mayHaveOtherNames)
         {
             writer.SetStamp(rel, Repository.RepositoryFileStamp.From(stamp));
-            if (stamp.Inode != 0 && _proven.TryAdd((stamp.Device, stamp.Inode), (stamp, rel)))
+            // Only a file with other names can be another name's twin: remembering every file cost
+            // ~135 bytes each (62,105 files: 8.4 MiB) for the few hard links a tree has.
+            if (mayHaveOtherNames && stamp.Inode != 0 && _proven.TryAdd((stamp.Device, stamp.Inode), (stamp, rel)))
             {
                 _provenInode[rel] = (stamp.Device, stamp.Inode);
             }
@@ -512,11 +550,14 @@ internal static class ObjectBackup
 
         public string SourceRoot { get; } = sourceRoot;
         public OperationContext Context { get; } = context;
-        public SortedDictionary<string, ManifestFile> Copied { get; } = new(StringComparer.Ordinal);
+        /// <summary>What a folder copy's manifest lists; null for a repository backup, whose writer
+        /// holds the files (a second entry per file there cost ~100 bytes each).</summary>
+        public SortedDictionary<string, ManifestFile>? Copied { get; } = sink is FolderSink ? new(StringComparer.Ordinal) : null;
         public SortedSet<string> Changed { get; } = new(StringComparer.Ordinal);
         public long DoneBytes { get; private set; }
 
-        private readonly HashSet<string> _attempted = new(StringComparer.Ordinal);
+        /// <summary>Every path a copy was attempted of; true once the last listing has seen it again.</summary>
+        private readonly Dictionary<string, bool> _attempted = new(StringComparer.Ordinal);
         private long _totalBytes;
         /// <summary>Progress within a file: a large file reports while it is read.</summary>
         private readonly ProgressThrottle _throttle = new();
@@ -550,23 +591,39 @@ internal static class ObjectBackup
                 }
             }
 
-            // The later listings look for names that appeared or went away: only a new name is examined.
-            ObjectTree second = ObjectTree.List(SourceRoot, r => !_attempted.Contains(r), ct);
+            tree.ReleaseFiles();
+
+            // The later listings look for names that appeared or went away: only a new name is
+            // examined and kept; a name already copied is only marked as still there.
+            Func<string, bool> isNew = r => !_attempted.ContainsKey(r);
+            ObjectTree second = ObjectTree.List(SourceRoot, isNew, isNew, ct);
             CreateDirectories(second);
-            foreach (string rel in second.Files.Keys.Where(r => !_attempted.Contains(r)).ToList())
+            foreach ((string rel, long size) in second.Files)
             {
-                _totalBytes += second.Files[rel];
+                _totalBytes += size;
                 await CopyOneAsync(rel, appeared: true, listed: null).ConfigureAwait(false);
             }
 
-            ObjectTree last = ObjectTree.List(SourceRoot, _ => false, ct);
-            foreach (string rel in last.Files.Keys.Where(r => !_attempted.Contains(r)))
+            ObjectTree last = ObjectTree.List(SourceRoot, _ => false, r =>
+            {
+                ref bool present = ref CollectionsMarshal.GetValueRefOrNullRef(_attempted, r);
+                if (Unsafe.IsNullRef(ref present))
+                {
+                    return true;
+                }
+                present = true;
+                return false;
+            }, ct);
+            foreach (string rel in last.Files.Keys)
             {
                 Changed.Add(rel); // appeared at the very end: not in this backup
             }
-            foreach (string rel in _attempted.Where(r => !last.Files.ContainsKey(r)))
+            foreach ((string rel, bool present) in _attempted)
             {
-                Changed.Add(rel); // went away during the copy
+                if (!present)
+                {
+                    Changed.Add(rel); // went away during the copy
+                }
             }
             // Folders (empty ones too) and the object folder itself, with mode, owner and time, so a
             // restore gives the database back the tree it had (its own files, its own permissions).
@@ -645,10 +702,11 @@ internal static class ObjectBackup
         {
             CancellationToken ct = Context.CancellationToken;
             ct.ThrowIfCancellationRequested();
-            _attempted.Add(rel);
+            _attempted[rel] = false;
             string source = Path.Combine(SourceRoot, rel);
 
             (ContentDigest Digest, bool Stable)? result = await CopyStableAsync(source, rel, listed, ct).ConfigureAwait(false);
+            sink.Done(rel);
             if (result is not { } done)
             {
                 Changed.Add(rel); // removed before it could be read
@@ -658,7 +716,10 @@ internal static class ObjectBackup
             {
                 Changed.Add(rel);
             }
-            Copied[rel] = new ManifestFile(rel, done.Digest.Bytes, done.Digest.Sha256);
+            if (Copied is not null)
+            {
+                Copied[rel] = new ManifestFile(rel, done.Digest.Bytes, done.Digest.Sha256);
+            }
             DoneBytes += done.Digest.Bytes;
             Context.ReportBytes(Activity, $"Copied {rel}", DoneBytes, Math.Max(_totalBytes, DoneBytes), rel);
         }
@@ -683,7 +744,7 @@ internal static class ObjectBackup
                 && (l.Status.Stamp.IsSettledAt(l.ObservedAtUtc, racyWindow) || l.Status.Stamp.IsSettledAt(l.ObservedAtUtc, clockWindow))
                 && sink.TryReuse(rel, l.Status.Stamp) is { } reusedAsListed)
             {
-                sink.Settle(rel, l.Status.Stamp);
+                sink.Settle(rel, l.Status.Stamp, l.Status.Links != 1);
                 sink.SetMetadata(rel, l.Status.Metadata);
                 return (reusedAsListed, true);
             }
@@ -691,6 +752,7 @@ internal static class ObjectBackup
             {
                 DateTime readStart;
                 FileStamp before;
+                uint links = 0; // not known
                 if (oneStat)
                 {
                     readStart = DateTime.UtcNow;
@@ -703,6 +765,7 @@ internal static class ObjectBackup
                         throw BecameLink(source);
                     }
                     before = status.Stamp;
+                    links = status.Links;
                 }
                 else
                 {
@@ -761,7 +824,7 @@ internal static class ObjectBackup
                 }
                 if (stable && (settled || flushed || reused))
                 {
-                    sink.Settle(rel, before);
+                    sink.Settle(rel, before, links != 1);
                 }
                 if ((oneStat ? after?.Metadata : ReadMetadata(source)) is { } metadata)
                 {

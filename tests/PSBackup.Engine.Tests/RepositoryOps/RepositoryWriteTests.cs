@@ -342,6 +342,43 @@ public abstract class RepositoryWriteTests : IDisposable
         Assert.Equal((first.FileCount, 0), (forced.FilesRead, forced.FilesReused));
     }
 
+    /// <summary>The listings after the copy keep only names that appeared; a name copied before is
+    /// only marked as still there. A file removed after its copy, one that appeared during the copy
+    /// and one that appeared while that one was copied are each told apart.</summary>
+    [Fact]
+    public async Task A_file_removed_after_its_copy_and_files_that_appeared_during_the_copy_or_at_its_end_are_listed_as_changed()
+    {
+        RepositoryTarget repo = await NewRepositoryAsync();
+        using var obj = new ObjectFixture();
+        string removedLater = Path.Combine(obj.ObjectPath, "data", "000.bin");
+        byte[] removedContent = File.ReadAllBytes(removedLater);
+        byte[] appeared = ObjectFixture.Bytes("appeared", 7_000);
+        byte[] atTheEnd = ObjectFixture.Bytes("at the end", 3_000);
+        var progress = new PSBackup.Engine.Tests.Restore.SyncProgress(p =>
+        {
+            if (p.Status == "Copied data/001.bin")
+            {
+                File.Delete(removedLater); // already copied
+                ObjectFixture.Write(obj.ObjectPath, "data/003.bin", appeared); // the second listing finds it
+            }
+            else if (p.Status == "Copied data/003.bin")
+            {
+                ObjectFixture.Write(obj.ObjectPath, "indexes/age/001.idx", atTheEnd); // only the last listing sees it
+            }
+        });
+        OperationContext context = new() { Progress = progress };
+
+        ObjectBackupResult result = (await ObjectOperations.BackupAsync(obj.SettledBackupOptions() with { Repository = repo }, context))!;
+
+        Assert.Equal(BackupConsistency.Recent, result.Consistency);
+        Assert.Equal(["data/000.bin", "data/003.bin", "indexes/age/001.idx"], result.ChangedFiles);
+        SortedDictionary<string, string> restored = FilesOnly(await RestoreAsync(repo, result.BackupId!, Dir.Combine("restored")));
+        Assert.Equal(ObjectFixture.Sha256(removedContent).ToUpperInvariant(), restored["data/000.bin"]);
+        Assert.Equal(ObjectFixture.Sha256(appeared).ToUpperInvariant(), restored["data/003.bin"]);
+        Assert.DoesNotContain("indexes/age/001.idx", restored.Keys);
+        Assert.Equal(result.FileCount, restored.Count);
+    }
+
     /// <summary>The listing runs before the Quiesce hook; a fenced backup is of the files as the
     /// fence left them, so a file the last write before the fence changed is read, never reused
     /// from the parent because the listing saw the parent's stamp.</summary>
