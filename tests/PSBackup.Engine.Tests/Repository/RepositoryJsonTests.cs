@@ -120,7 +120,9 @@ public sealed class RepositoryJsonTests
         foreach (byte[]? key in new[] { null, RandomNumberGenerator.GetBytes(32) })
         {
             var codec = new BlobCodec(Codec(codecName), key, key, 3);
+            int streamedBefore = BlobCodec.StreamedEncodes;
             byte[] stored = codec.EncodeJson(m, out int plainLength);
+            Assert.Equal(streamedBefore + 1, BlobCodec.StreamedEncodes);
             Assert.Equal(json.Length, plainLength);
             Assert.True(stored.Length < json.Length / 2, $"stored {stored.Length} of {json.Length}");
 
@@ -129,13 +131,93 @@ public sealed class RepositoryJsonTests
             {
                 var reader = new BlobCodec(Codec(other), key, key, 3);
                 Assert.Equal(json, reader.DecodeBlob(stored, BlobKind.Manifest));
+                int before = BlobCodec.StreamedDecodes;
                 AssertSameFiles(m, reader.DecodeJson<RepositoryManifest>(stored.ToArray(), BlobKind.Manifest));
+                Assert.Equal(before + 1, BlobCodec.StreamedDecodes);
             }
 
             // A blob compressed in one call parses in steps.
             byte[] oneCall = new byte[codec.MaxStoredLength(json.Length)];
             int n = codec.Encode(json, oneCall);
+            int decodes = BlobCodec.StreamedDecodes;
             AssertSameFiles(m, codec.DecodeJson<RepositoryManifest>(oneCall[..n], BlobKind.Manifest));
+            Assert.Equal(decodes + 1, BlobCodec.StreamedDecodes);
+        }
+
+        // Small JSON stays on the one-call path both ways.
+        RepositoryManifest small = Manifest(20, 13);
+        var plainCodec = new BlobCodec(Codec(codecName), null, null, 3);
+        (int encodes, int reads) = (BlobCodec.StreamedEncodes, BlobCodec.StreamedDecodes);
+        AssertSameFiles(small, plainCodec.DecodeJson<RepositoryManifest>(plainCodec.EncodeJson(small, out _), BlobKind.Manifest));
+        Assert.Equal((encodes, reads), (BlobCodec.StreamedEncodes, BlobCodec.StreamedDecodes));
+    }
+
+    /// <summary>A frame asking for a window over 8 MiB (no writer of ours makes one; a hostile or
+    /// foreign one can) is decoded in one call, as before streaming: a stream never holds more.</summary>
+    [Theory]
+    [MemberData(nameof(Codecs))]
+    public void A_large_blob_with_a_window_over_8_MiB_is_decoded_in_one_call(string codecName)
+    {
+        RepositoryManifest m = Manifest(20000, 14);
+        var codec = new BlobCodec(Codec(codecName), null, null, 3);
+        byte[] stored = codec.EncodeJson(m, out _);
+        Assert.Equal(0, stored[4] & 0x20); // not single-segment: the window descriptor follows
+        Assert.InRange(ZstdFrame.WindowSize(stored), 1, BlobCodec.MaxStreamedWindow);
+        stored[5] = 14 << 3; // 2^(10 + 14) = 16 MiB: larger than any reference the frame makes, so still valid
+        Assert.Equal(16L << 20, ZstdFrame.WindowSize(stored));
+
+        int before = BlobCodec.StreamedDecodes;
+        AssertSameFiles(m, codec.DecodeJson<RepositoryManifest>(stored, BlobKind.Manifest));
+        Assert.Equal(before, BlobCodec.StreamedDecodes);
+    }
+
+    /// <summary>The frame stream's own checks, whatever the decoder says: more plaintext than the
+    /// header declares, a frame that ends short of it, bytes after the frame's end, and a decoder that
+    /// makes no progress are each refused.</summary>
+    [Fact]
+    public void The_frame_stream_refuses_too_much_too_little_trailing_bytes_and_no_progress()
+    {
+        static int ReadAll(ZstdFrameStream s)
+        {
+            var buffer = new byte[64];
+            int total = 0, n;
+            while ((n = s.Read(buffer)) > 0)
+            {
+                total += n;
+            }
+            return total;
+        }
+
+        // (consumed, written, left) per step, over a 10-byte input.
+        Assert.Equal(10, ReadAll(new ZstdFrameStream(new ScriptedReader((4, 6, 1), (6, 4, 0)), new byte[10], 10)));
+        InvalidDataException tooMuch = Assert.Throws<InvalidDataException>(() => ReadAll(new ZstdFrameStream(new ScriptedReader((4, 6, 1), (6, 5, 0)), new byte[10], 10)));
+        Assert.Contains("more than", tooMuch.Message);
+        InvalidDataException short_ = Assert.Throws<InvalidDataException>(() => ReadAll(new ZstdFrameStream(new ScriptedReader((4, 6, 1), (6, 3, 0)), new byte[10], 10)));
+        Assert.Contains("does not match", short_.Message);
+        InvalidDataException trailing = Assert.Throws<InvalidDataException>(() => ReadAll(new ZstdFrameStream(new ScriptedReader((4, 6, 1), (5, 4, 0)), new byte[10], 10)));
+        Assert.Contains("follow", trailing.Message);
+        InvalidDataException stuck = Assert.Throws<InvalidDataException>(() => ReadAll(new ZstdFrameStream(new ScriptedReader((4, 6, 1), (0, 0, 1)), new byte[10], 10)));
+        Assert.Contains("does not decode", stuck.Message);
+        InvalidDataException cut = Assert.Throws<InvalidDataException>(() => ReadAll(new ZstdFrameStream(new ScriptedReader((10, 6, 1), (0, 0, 1)), new byte[10], 10)));
+        Assert.Contains("cut short", cut.Message);
+    }
+
+    /// <summary>A decoder that answers each step from a script: consumes, writes (zeros), and returns what is left.</summary>
+    private sealed class ScriptedReader(params (int Consumed, int Written, int Left)[] steps) : ZstdFrameReader
+    {
+        private int _next;
+
+        public override nuint Step(ReadOnlySpan<byte> input, Span<byte> output, out int consumed, out int written)
+        {
+            (int c, int w, int left) = steps[_next++];
+            consumed = Math.Min(c, input.Length);
+            written = Math.Min(w, output.Length);
+            output[..written].Clear();
+            return (nuint)left;
+        }
+
+        public override void Dispose()
+        {
         }
     }
 

@@ -47,9 +47,10 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
     private readonly delegate* unmanaged<nint, ZstdOutBuffer*, ZstdInBuffer*, int, nuint> _compressStream2;
     private readonly delegate* unmanaged<nint, int, int, nuint> _setParameter;
     private readonly delegate* unmanaged<nint, ulong, nuint> _setPledgedSrcSize;
-    private readonly delegate* unmanaged<nint, int, nuint> _reset;
     private readonly delegate* unmanaged<nint, ZstdOutBuffer*, ZstdInBuffer*, nuint> _decompressStream;
-    private readonly delegate* unmanaged<nint, int, nuint> _resetD;
+    private readonly bool _streams;
+
+    private static void* Optional(nint lib, string name) => NativeLibrary.TryGetExport(lib, name, out nint f) ? (void*)f : null;
     private readonly ConcurrentBag<nint> _cctx = new();
     private readonly ConcurrentBag<nint> _dctx = new();
 
@@ -65,12 +66,13 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
         _compressCCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint>)NativeLibrary.GetExport(lib, "ZSTD_compressCCtx");
         _decompressDCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint>)NativeLibrary.GetExport(lib, "ZSTD_decompressDCtx");
         _versionNumber = (delegate* unmanaged<uint>)NativeLibrary.GetExport(lib, "ZSTD_versionNumber");
-        _compressStream2 = (delegate* unmanaged<nint, ZstdOutBuffer*, ZstdInBuffer*, int, nuint>)NativeLibrary.GetExport(lib, "ZSTD_compressStream2");
-        _setParameter = (delegate* unmanaged<nint, int, int, nuint>)NativeLibrary.GetExport(lib, "ZSTD_CCtx_setParameter");
-        _setPledgedSrcSize = (delegate* unmanaged<nint, ulong, nuint>)NativeLibrary.GetExport(lib, "ZSTD_CCtx_setPledgedSrcSize");
-        _reset = (delegate* unmanaged<nint, int, nuint>)NativeLibrary.GetExport(lib, "ZSTD_CCtx_reset");
-        _decompressStream = (delegate* unmanaged<nint, ZstdOutBuffer*, ZstdInBuffer*, nuint>)NativeLibrary.GetExport(lib, "ZSTD_decompressStream");
-        _resetD = (delegate* unmanaged<nint, int, nuint>)NativeLibrary.GetExport(lib, "ZSTD_DCtx_reset");
+        // Streaming (libzstd 1.3.8 and later; stable since 1.4.0): only large JSON blobs use it, so an
+        // older library still serves every chunk, and those blobs are compressed in one call.
+        _compressStream2 = (delegate* unmanaged<nint, ZstdOutBuffer*, ZstdInBuffer*, int, nuint>)Optional(lib, "ZSTD_compressStream2");
+        _setParameter = (delegate* unmanaged<nint, int, int, nuint>)Optional(lib, "ZSTD_CCtx_setParameter");
+        _setPledgedSrcSize = (delegate* unmanaged<nint, ulong, nuint>)Optional(lib, "ZSTD_CCtx_setPledgedSrcSize");
+        _decompressStream = (delegate* unmanaged<nint, ZstdOutBuffer*, ZstdInBuffer*, nuint>)Optional(lib, "ZSTD_decompressStream");
+        _streams = _compressStream2 != null && _setParameter != null && _setPledgedSrcSize != null && _decompressStream != null;
     }
 
     /// <summary>The loaded library's version, e.g. 10504 for 1.5.4.</summary>
@@ -141,13 +143,23 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
     }
 
     /// <summary>Starts one frame of exactly <paramref name="contentSize"/> bytes, written in steps
-    /// (ZSTD_compressStream2); the size is declared in the frame header as <see cref="Compress"/> does.</summary>
-    internal ZstdFrameWriter BeginFrame(int level, long contentSize)
+    /// (ZSTD_compressStream2); the size is declared in the frame header as <see cref="Compress"/> does.
+    /// A context of its own, freed with it: a streaming context keeps its window and buffers (~4 MiB
+    /// at level 3), which the pool of one-call contexts would hold for the rest of the process.
+    /// Null where the library has no streaming functions.</summary>
+    internal ZstdFrameWriter? BeginFrame(int level, long contentSize)
     {
-        nint ctx = RentC();
+        if (!_streams)
+        {
+            return null;
+        }
+        nint ctx = _createCCtx();
+        if (ctx == 0)
+        {
+            throw new OutOfMemoryException("ZSTD_createCCtx failed.");
+        }
         try
         {
-            Check(_reset(ctx, ZstdFrameWriter.ResetSessionAndParameters));
             Check(_setParameter(ctx, ZstdFrameWriter.CompressionLevelParameter, level));
             Check(_setPledgedSrcSize(ctx, checked((ulong)contentSize)));
             return new NativeFrame(this, ctx);
@@ -191,16 +203,7 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
         {
             nint c = _ctx;
             _ctx = 0;
-            if (c == 0)
-            {
-                return;
-            }
-            // Back to the pool clean (a frame left half-written is dropped by the reset).
-            if (zstd._isError(zstd._reset(c, ResetSessionAndParameters)) == 0)
-            {
-                zstd._cctx.Add(c);
-            }
-            else
+            if (c != 0)
             {
                 zstd._freeCCtx(c);
             }
@@ -208,16 +211,17 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
     }
 
     /// <summary>Reads one frame in steps (ZSTD_decompressStream), for a caller that consumes the
-    /// plaintext as it comes instead of holding all of it (<see cref="ZstdFrameReader"/>).</summary>
-    internal ZstdFrameReader BeginRead()
+    /// plaintext as it comes instead of holding all of it (<see cref="ZstdFrameReader"/>). A context
+    /// of its own, freed with it (a streaming context keeps a window-sized buffer); null where the
+    /// library has no streaming functions.</summary>
+    internal ZstdFrameReader? BeginRead()
     {
-        nint ctx = RentD();
-        if (_isError(_resetD(ctx, ZstdFrameWriter.ResetSessionAndParameters)) != 0)
+        if (!_streams)
         {
-            _freeDCtx(ctx);
-            throw new InvalidOperationException("ZSTD_DCtx_reset failed.");
+            return null;
         }
-        return new NativeReader(this, ctx);
+        nint ctx = _createDCtx();
+        return ctx != 0 ? new NativeReader(this, ctx) : throw new OutOfMemoryException("ZSTD_createDCtx failed.");
     }
 
     private sealed class NativeReader(ZstdCompressor zstd, nint ctx) : ZstdFrameReader
@@ -247,15 +251,7 @@ public sealed unsafe class ZstdCompressor : IBlockCompressor
         {
             nint c = _ctx;
             _ctx = 0;
-            if (c == 0)
-            {
-                return;
-            }
-            if (zstd._isError(zstd._resetD(c, ZstdFrameWriter.ResetSessionAndParameters)) == 0)
-            {
-                zstd._dctx.Add(c);
-            }
-            else
+            if (c != 0)
             {
                 zstd._freeDCtx(c);
             }

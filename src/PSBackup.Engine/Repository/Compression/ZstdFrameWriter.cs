@@ -6,8 +6,8 @@ namespace PSBackup.Engine.Repository.Compression;
 /// like any other.</summary>
 internal abstract class ZstdFrameWriter : IDisposable
 {
-    /// <summary>ZSTD_c_compressionLevel, ZSTD_e_continue, ZSTD_e_end, ZSTD_reset_session_and_parameters (zstd.h).</summary>
-    internal const int CompressionLevelParameter = 100, ContinueFrame = 0, EndFrame = 2, ResetSessionAndParameters = 3;
+    /// <summary>ZSTD_c_compressionLevel, ZSTD_e_continue, ZSTD_e_end (zstd.h).</summary>
+    internal const int CompressionLevelParameter = 100, ContinueFrame = 0, EndFrame = 2;
 
     /// <summary>Compresses what it can of <paramref name="input"/> into <paramref name="output"/>;
     /// <paramref name="end"/> says no input follows. Returns what zstd still has to flush: 0 once

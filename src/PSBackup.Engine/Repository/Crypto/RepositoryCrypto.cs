@@ -279,6 +279,10 @@ internal sealed class BlobCodec
         return output.AsSpan(0, n).ToArray();
     }
 
+    /// <summary>Blobs written and read in steps on this thread (tests: the paths are taken).</summary>
+    [ThreadStatic]
+    internal static int StreamedEncodes, StreamedDecodes;
+
     /// <summary>JSON from this size on is compressed while it is serialized
     /// (<see cref="EncodeStreamed"/>); smaller JSON in one call, as before.</summary>
     internal const long StreamedJsonFrom = 1 << 20;
@@ -290,6 +294,7 @@ internal sealed class BlobCodec
     /// were ~50 MiB at the very end of a backup, its peak.</summary>
     private byte[] EncodeStreamed<T>(T value, ZstdFrameWriter frame, long counted)
     {
+        StreamedEncodes++;
         int front = _encKey is null ? 0 : RepositoryCrypto.NonceSize;
         var sink = new CompressingBufferWriter(frame);
         RepositoryJson.SerializeTo(sink, value);
@@ -473,6 +478,7 @@ internal sealed class BlobCodec
         if (size >= StreamedJsonFrom && ZstdFrame.WindowSize(frame.Span) is > 0 and <= MaxStreamedWindow
             && ZstdFrameReader.Begin(Zstd) is { } reader)
         {
+            StreamedDecodes++;
             using var plain = new ZstdFrameStream(reader, frame, size);
             T? value = JsonSerializer.Deserialize(plain, info);
             // The parser reads to the end of the stream, where the frame's own checks run; make sure.
