@@ -318,6 +318,7 @@ internal static class ObjectBackup
                 // A fenced copy is of the tree as the fence left it: names created or removed between
                 // the first listing and the hook are neither changes during the copy nor missing
                 // from it (listed before the hook, they made every such copy Recent).
+                tree.ReleaseFiles(); // the callers still hold the first listing
                 tree = ObjectTree.List(copy.SourceRoot, copy.Context.CancellationToken);
             }
             await copy.CopyAllAsync(tree).ConfigureAwait(false);
@@ -372,7 +373,9 @@ internal static class ObjectBackup
         /// <summary>Stores <paramref name="rel"/> without reading it when the sink has a proven copy of
         /// exactly the <paramref name="settled"/> stamp (what <see cref="StoreAsync"/> does first);
         /// null, and nothing stored, when it has none.</summary>
-        ContentDigest? TryReuse(string rel, FileStamp settled);
+        /// <paramref name="settling"/>: the caller settles <paramref name="settled"/> right after
+        /// (<see cref="Settle"/>), so a copy proven by that very stamp may keep it.
+        ContentDigest? TryReuse(string rel, FileStamp settled, bool settling = false);
 
         /// <summary>The stored copy of <paramref name="rel"/> is proven to be the file as stamped.
         /// <paramref name="mayHaveOtherNames"/> is false when the file system said the file has one
@@ -397,7 +400,7 @@ internal static class ObjectBackup
     {
         public void CreateDirectory(string rel) => Directory.CreateDirectory(Path.Combine(destRoot, rel));
 
-        public ContentDigest? TryReuse(string rel, FileStamp settled) => null; // a folder copy has no parent
+        public ContentDigest? TryReuse(string rel, FileStamp settled, bool settling = false) => null; // a folder copy has no parent
 
         public async Task<(ContentDigest Digest, bool Reused)> StoreAsync(string rel, string source, FileStamp? settled, Action? beforeRead, Action<long>? onBytes, CancellationToken ct)
         {
@@ -481,13 +484,13 @@ internal static class ObjectBackup
             return (new ContentDigest(f.Size, f.Sha256), false);
         }
 
-        public ContentDigest? TryReuse(string rel, FileStamp settled)
+        public ContentDigest? TryReuse(string rel, FileStamp settled, bool settling = false)
         {
             Discard(rel);
             if (_parentFiles.TryGetValue(rel, out Repository.RepositoryFile? p)
                 && p.Size == settled.Size
                 && p.Stamp == Repository.RepositoryFileStamp.From(settled)
-                && writer.TryReuseFile(p))
+                && writer.TryReuseFile(p, keepStamp: settling))
             {
                 Reused.Add(rel);
                 return new ContentDigest(p.Size, p.Sha256);
@@ -742,7 +745,7 @@ internal static class ObjectBackup
             // that instant, and nothing is read, so there is no copy for a second stamp to check.
             if (listed is { } l
                 && (l.Status.Stamp.IsSettledAt(l.ObservedAtUtc, racyWindow) || l.Status.Stamp.IsSettledAt(l.ObservedAtUtc, clockWindow))
-                && sink.TryReuse(rel, l.Status.Stamp) is { } reusedAsListed)
+                && sink.TryReuse(rel, l.Status.Stamp, settling: true) is { } reusedAsListed)
             {
                 sink.Settle(rel, l.Status.Stamp, l.Status.Links != 1);
                 sink.SetMetadata(rel, l.Status.Metadata);

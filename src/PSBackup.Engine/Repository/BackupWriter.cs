@@ -216,7 +216,12 @@ public sealed class BackupWriter : IAsyncDisposable
     /// <summary>Adds a file of an earlier backup as it is, without reading it: its chunk list is
     /// referenced again. False (nothing added) when one of its chunks is no longer in the index
     /// (pruned since); the caller then reads the file.</summary>
-    public bool TryReuseFile(RepositoryFile file)
+    public bool TryReuseFile(RepositoryFile file) => TryReuseFile(file, keepStamp: false);
+
+    /// <summary><see cref="TryReuseFile(RepositoryFile)"/>; with <paramref name="keepStamp"/> the
+    /// entry keeps the file's stamp (the caller proves and sets that very stamp next), so a
+    /// no-change backup adds the parent's own entry instead of two copies of it per file.</summary>
+    internal bool TryReuseFile(RepositoryFile file, bool keepStamp)
     {
         ArgumentNullException.ThrowIfNull(file);
         EnsureOpen();
@@ -233,7 +238,7 @@ public sealed class BackupWriter : IAsyncDisposable
             }
         }
         _paths.Add(p);
-        AddEntry(file with { Path = p, Stamp = null });
+        AddEntry(keepStamp && string.Equals(p, file.Path, StringComparison.Ordinal) ? file : file with { Path = p, Stamp = null });
         return true;
     }
 

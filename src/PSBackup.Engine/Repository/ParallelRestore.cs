@@ -85,7 +85,9 @@ internal sealed class ParallelRestore
 
     private sealed class FileState(int index, RepositoryFile file, string path, string final)
     {
-        public readonly object Lock = new();
+        /// <summary>What guards the fields below: the state itself (a lock object and a dictionary
+        /// per file were ~100 bytes each of every file a restore holds).</summary>
+        public object Lock => this;
         public int Index { get; } = index;
         public RepositoryFile File { get; } = file;
         /// <summary>Where the bytes are written: the final name, or a temp name renamed to it once sealed.</summary>
@@ -100,8 +102,8 @@ internal sealed class ParallelRestore
         public IncrementalHash? Hash;
         public long HashedUpTo;
         public bool Hashing;
-        /// <summary>Pieces written ahead of the hash: offset to length.</summary>
-        public readonly Dictionary<long, int> Ahead = new();
+        /// <summary>Pieces written ahead of the hash: offset to length (made at the first such piece).</summary>
+        public Dictionary<long, int>? Ahead;
     }
 
     private ParallelRestore(Repository repo, RepositoryManifest manifest, IReadOnlyList<string> paths, IReadOnlyList<string> finals, Action<int> @sealed, Action<int>? written)
@@ -473,7 +475,7 @@ internal sealed class ParallelRestore
         {
             if (f.Hashing || offset != f.HashedUpTo)
             {
-                f.Ahead.Add(offset, data.Length);
+                (f.Ahead ??= new()).Add(offset, data.Length);
                 return null;
             }
             f.Hashing = true;
@@ -487,7 +489,7 @@ internal sealed class ParallelRestore
             lock (f.Lock)
             {
                 f.HashedUpTo = at;
-                if (!f.Ahead.Remove(at, out length))
+                if (f.Ahead is null || !f.Ahead.Remove(at, out length))
                 {
                     f.Hashing = false;
                     break;
