@@ -54,10 +54,6 @@ public sealed class BackupWriter : IAsyncDisposable
     private readonly Dictionary<string, int> _fileIndex = new(StringComparer.Ordinal);
     private readonly List<IndexPack> _unindexed = new();
     private readonly int _frameCapacity;
-    private readonly BufferStack _frames;
-    private readonly BufferStack _storedFrames;
-    /// <summary>The read buffer of the default chunking (files are chunked one at a time).</summary>
-    private readonly BufferStack _readBuffers = new(4 * 1024 * 1024, 1);
     private readonly TimeProvider _clock;
     private ExceptionDispatchInfo? _failure;
     private FrameJob? _frame;
@@ -89,10 +85,6 @@ public sealed class BackupWriter : IAsyncDisposable
         int workers = Math.Max(1, Environment.ProcessorCount);
         _level = Math.Min(repo.Config.CompressionLevel, info.Kind == BackupKind.WalSegment ? WalCompressionLevel : int.MaxValue);
         _frameCapacity = repo.Config.FrameSize + Math.Max(repo.Config.DefaultChunking.MaxSize, repo.Config.StoreChunking.MaxSize);
-        // Everything in flight at once: the open frame, the queue to and the frames in each
-        // compressor, then the same again compressed on their way to the packer.
-        _frames = new BufferStack(_frameCapacity, 2 * workers + 2);
-        _storedFrames = new BufferStack(repo.Codec.MaxStoredLength(_frameCapacity), 2 * workers + 2);
         _toCompress = Channel.CreateBounded<FrameJob>(new BoundedChannelOptions(workers) { SingleWriter = true });
         _toPack = Channel.CreateBounded<StoredFrame>(new BoundedChannelOptions(workers) { SingleReader = true });
         _toUpload = Channel.CreateBounded<PackJob>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
@@ -349,8 +341,8 @@ public sealed class BackupWriter : IAsyncDisposable
     private async Task<RepositoryFile> ChunkFileAsync(string path, Stream content, FastCdc cdc, WalCuts? walCuts, CancellationToken ct)
     {
         long bufferBase = 0; // the file offset of buf[0]
-        int size = Math.Max(_readBuffers.Size, 2 * cdc.Max);
-        byte[] buf = size == _readBuffers.Size ? _readBuffers.Rent() : new byte[size];
+        int size = Math.Max(4 * 1024 * 1024, 2 * cdc.Max);
+        byte[] buf = ArrayPool<byte>.Shared.Rent(size);
         using var fileHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var chunks = new List<ChunkId>();
         var cuts = new List<(int Offset, int Length)>();
@@ -436,7 +428,7 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             // A failed read or stage may leave the hash running over the buffer: let it finish first.
             await hashing.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
-            _readBuffers.Return(buf);
+            ArrayPool<byte>.Shared.Return(buf);
         }
         // An exact array: a list grown by doubling kept room for four ids (144 bytes) behind a file
         // of one chunk, for every file of the backup until its manifest is written.
@@ -535,7 +527,7 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             return false;
         }
-        _frame ??= new FrameJob(_frames.Rent());
+        _frame ??= new FrameJob(ArrayPool<byte>.Shared.Rent(_frameCapacity));
         Buffer.BlockCopy(buf, offset, _frame.Buffer, _frame.Length, length);
         _frame.Chunks.Add(new ChunkEntry(id, _frame.Length, length));
         _frame.Length += length;
@@ -560,7 +552,7 @@ public sealed class BackupWriter : IAsyncDisposable
             BlobCodec codec = _repo.Codec;
             await foreach (FrameJob job in _toCompress.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
             {
-                byte[] output = _storedFrames.Rent();
+                byte[] output = ArrayPool<byte>.Shared.Rent(codec.MaxStoredLength(job.Length));
                 int n;
                 try
                 {
@@ -568,7 +560,7 @@ public sealed class BackupWriter : IAsyncDisposable
                 }
                 finally
                 {
-                    _frames.Return(job.Buffer);
+                    ArrayPool<byte>.Shared.Return(job.Buffer);
                 }
                 string sha = Hex.Encode(SHA256.HashData(output.AsSpan(0, n)));
                 await _toPack.Writer.WriteAsync(new StoredFrame(output, n, sha, job.Length, job.Chunks), _cts.Token).ConfigureAwait(false);
@@ -596,7 +588,7 @@ public sealed class BackupWriter : IAsyncDisposable
                 }
                 finally
                 {
-                    _storedFrames.Return(f.Buffer);
+                    ArrayPool<byte>.Shared.Return(f.Buffer);
                 }
                 if (pack.Length >= _repo.Config.PackSize)
                 {
@@ -889,7 +881,7 @@ public sealed class BackupWriter : IAsyncDisposable
         }
         if (_frame is not null)
         {
-            _frames.Return(_frame.Buffer);
+            ArrayPool<byte>.Shared.Return(_frame.Buffer);
             _frame = null;
         }
     }
