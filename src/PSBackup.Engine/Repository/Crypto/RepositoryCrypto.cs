@@ -220,13 +220,41 @@ internal sealed class BlobCodec
         {
             return Zstd.Compress(plain, output, level);
         }
-        Span<byte> frame = output[RepositoryCrypto.NonceSize..^RepositoryCrypto.TagSize];
-        int n = Zstd.Compress(plain, frame, level);
-        Span<byte> nonce = output[..RepositoryCrypto.NonceSize];
-        RandomNumberGenerator.Fill(nonce);
-        using var gcm = new AesGcm(_encKey, RepositoryCrypto.TagSize);
-        gcm.Encrypt(nonce, frame[..n], frame[..n], output.Slice(RepositoryCrypto.NonceSize + n, RepositoryCrypto.TagSize));
+        int n = Zstd.Compress(plain, output[RepositoryCrypto.NonceSize..^RepositoryCrypto.TagSize], level);
+        Seal(output, n);
         return n + RepositoryCrypto.SealOverhead;
+    }
+
+    /// <summary>Seals the <paramref name="n"/>-byte frame that follows the nonce's room in
+    /// <paramref name="output"/> in place: a fresh nonce before it, the AES-GCM tag after it.</summary>
+    private void Seal(Span<byte> output, int n)
+    {
+        Span<byte> nonce = output[..RepositoryCrypto.NonceSize];
+        Span<byte> frame = output.Slice(RepositoryCrypto.NonceSize, n);
+        RandomNumberGenerator.Fill(nonce);
+        using var gcm = new AesGcm(_encKey!, RepositoryCrypto.TagSize);
+        gcm.Encrypt(nonce, frame, frame, output.Slice(RepositoryCrypto.NonceSize + n, RepositoryCrypto.TagSize));
+    }
+
+    /// <summary>Authenticates and decrypts a sealed object's frame into <paramref name="into"/>
+    /// (which may be the frame's own bytes in <paramref name="stored"/>); returns its length.</summary>
+    private int Unseal(ReadOnlySpan<byte> stored, Span<byte> into)
+    {
+        if (stored.Length < RepositoryCrypto.SealOverhead)
+        {
+            throw new InvalidDataException("The sealed object is shorter than its nonce and tag.");
+        }
+        int n = stored.Length - RepositoryCrypto.SealOverhead;
+        try
+        {
+            using var gcm = new AesGcm(_encKey!, RepositoryCrypto.TagSize);
+            gcm.Decrypt(stored[..RepositoryCrypto.NonceSize], stored.Slice(RepositoryCrypto.NonceSize, n), stored[^RepositoryCrypto.TagSize..], into[..n]);
+        }
+        catch (AuthenticationTagMismatchException e)
+        {
+            throw new InvalidDataException("The AES-GCM tag does not verify.", e);
+        }
+        return n;
     }
 
     /// <summary>Decodes stored bytes (already hash-checked) into <paramref name="plain"/>;
@@ -237,20 +265,7 @@ internal sealed class BlobCodec
         {
             return Zstd.Decompress(stored, plain);
         }
-        if (stored.Length < RepositoryCrypto.SealOverhead)
-        {
-            throw new InvalidDataException("The sealed object is shorter than its nonce and tag.");
-        }
-        int n = stored.Length - RepositoryCrypto.SealOverhead;
-        try
-        {
-            using var gcm = new AesGcm(_encKey, RepositoryCrypto.TagSize);
-            gcm.Decrypt(stored[..RepositoryCrypto.NonceSize], stored.Slice(RepositoryCrypto.NonceSize, n), stored[^RepositoryCrypto.TagSize..], scratch[..n]);
-        }
-        catch (AuthenticationTagMismatchException e)
-        {
-            throw new InvalidDataException("The AES-GCM tag does not verify.", e);
-        }
+        int n = Unseal(stored, scratch);
         return Zstd.Decompress(scratch[..n], plain);
     }
 
@@ -305,12 +320,7 @@ internal sealed class BlobCodec
         byte[] stored = sink.Finish(front, _encKey is null ? 0 : RepositoryCrypto.TagSize);
         if (_encKey is not null)
         {
-            int n = stored.Length - RepositoryCrypto.SealOverhead;
-            Span<byte> body = stored.AsSpan(front, n);
-            Span<byte> nonce = stored.AsSpan(0, RepositoryCrypto.NonceSize);
-            RandomNumberGenerator.Fill(nonce);
-            using var gcm = new AesGcm(_encKey, RepositoryCrypto.TagSize);
-            gcm.Encrypt(nonce, body, body, stored.AsSpan(front + n, RepositoryCrypto.TagSize));
+            Seal(stored, stored.Length - RepositoryCrypto.SealOverhead);
         }
         return stored;
     }
@@ -400,35 +410,29 @@ internal sealed class BlobCodec
     public byte[] DecodeBlob(ReadOnlySpan<byte> stored, BlobKind kind)
     {
         ReadOnlySpan<byte> frame = stored;
-        byte[]? scratch = null;
         if (_encKey is not null)
         {
-            if (stored.Length < RepositoryCrypto.SealOverhead)
-            {
-                throw new InvalidDataException("The sealed object is shorter than its nonce and tag.");
-            }
-            int n = stored.Length - RepositoryCrypto.SealOverhead;
-            scratch = new byte[n];
-            try
-            {
-                using var gcm = new AesGcm(_encKey, RepositoryCrypto.TagSize);
-                gcm.Decrypt(stored[..RepositoryCrypto.NonceSize], stored.Slice(RepositoryCrypto.NonceSize, n), stored[^RepositoryCrypto.TagSize..], scratch);
-            }
-            catch (AuthenticationTagMismatchException e)
-            {
-                throw new InvalidDataException("The AES-GCM tag does not verify.", e);
-            }
-            frame = scratch;
+            byte[] scratch = new byte[Math.Max(0, stored.Length - RepositoryCrypto.SealOverhead)];
+            frame = scratch.AsSpan(0, Unseal(stored, scratch));
         }
+        return DecompressWhole(frame, DeclaredSize(frame, kind, stored.Length));
+    }
+
+    /// <summary>The frame's declared content size, refused when absent or over <paramref name="kind"/>'s
+    /// limits (<see cref="BlobLimits"/>): checked before anything is allocated for it.</summary>
+    private static long DeclaredSize(ReadOnlySpan<byte> frame, BlobKind kind, int storedLength)
+    {
         long size = ZstdFrame.ContentSize(frame);
         if (size < 0)
         {
             throw new InvalidDataException("The zstd frame does not declare its content size.");
         }
-        if (BlobLimits.Problem(kind, size, stored.Length) is { } problem)
-        {
-            throw new InvalidDataException(problem);
-        }
+        return BlobLimits.Problem(kind, size, storedLength) is { } problem ? throw new InvalidDataException(problem) : size;
+    }
+
+    /// <summary>The whole plaintext of a frame of <paramref name="size"/> declared bytes, in one call.</summary>
+    private byte[] DecompressWhole(ReadOnlySpan<byte> frame, long size)
+    {
         byte[] plain = new byte[size];
         int got = Zstd.Decompress(frame, plain);
         return got == size ? plain : throw new InvalidDataException("The zstd frame's content size does not match its header.");
@@ -449,31 +453,10 @@ internal sealed class BlobCodec
         Memory<byte> frame = stored;
         if (_encKey is not null)
         {
-            if (stored.Length < RepositoryCrypto.SealOverhead)
-            {
-                throw new InvalidDataException("The sealed object is shorter than its nonce and tag.");
-            }
-            int n = stored.Length - RepositoryCrypto.SealOverhead;
-            frame = stored.AsMemory(RepositoryCrypto.NonceSize, n);
-            try
-            {
-                using var gcm = new AesGcm(_encKey, RepositoryCrypto.TagSize);
-                gcm.Decrypt(stored.AsSpan(0, RepositoryCrypto.NonceSize), frame.Span, stored.AsSpan(RepositoryCrypto.NonceSize + n, RepositoryCrypto.TagSize), frame.Span);
-            }
-            catch (AuthenticationTagMismatchException e)
-            {
-                throw new InvalidDataException("The AES-GCM tag does not verify.", e);
-            }
+            // In place: the frame's plaintext over its ciphertext, after the nonce.
+            frame = stored.AsMemory(RepositoryCrypto.NonceSize, Unseal(stored, stored.AsSpan(RepositoryCrypto.NonceSize)));
         }
-        long size = ZstdFrame.ContentSize(frame.Span);
-        if (size < 0)
-        {
-            throw new InvalidDataException("The zstd frame does not declare its content size.");
-        }
-        if (BlobLimits.Problem(kind, size, stored.Length) is { } problem)
-        {
-            throw new InvalidDataException(problem);
-        }
+        long size = DeclaredSize(frame.Span, kind, stored.Length);
         JsonTypeInfo<T> info = JsonInfo.Of<T>(RepositoryJson.Options);
         if (size >= StreamedJsonFrom && ZstdFrame.WindowSize(frame.Span) is > 0 and <= MaxStreamedWindow
             && ZstdFrameReader.Begin(Zstd) is { } reader)
@@ -484,9 +467,7 @@ internal sealed class BlobCodec
             // The parser reads to the end of the stream, where the frame's own checks run; make sure.
             return plain.ReadByte() == -1 && plain.Position == size ? value : throw new InvalidDataException("The JSON ends before its zstd frame does.");
         }
-        byte[] json = new byte[size];
-        int got = Zstd.Decompress(frame.Span, json);
-        return got == size ? JsonSerializer.Deserialize(json, info) : throw new InvalidDataException("The zstd frame's content size does not match its header.");
+        return JsonSerializer.Deserialize(DecompressWhole(frame.Span, size), info);
     }
 }
 
