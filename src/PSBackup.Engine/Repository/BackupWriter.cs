@@ -432,7 +432,7 @@ public sealed class BackupWriter : IAsyncDisposable
         }
         // An exact array: a list grown by doubling kept room for four ids (144 bytes) behind a file
         // of one chunk, for every file of the backup until its manifest is written.
-        return new RepositoryFile(path, total, Hex.Encode(fileHash.GetHashAndReset()), chunks.ToArray());
+        return RepositoryFile.FromDigest(path, total, new ChunkId(fileHash.GetHashAndReset()), chunks.ToArray());
     }
 
     /// <summary>Proves the stored frame of every chunk in <paramref name="ids"/> that would be

@@ -469,6 +469,47 @@ public sealed class ManifestFileJsonTests
     }
 
     [Theory]
+    [InlineData("0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef")]
+    [InlineData("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde")]
+    [InlineData("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0")]
+    [InlineData("")]
+    [InlineData(null)]
+    public void A_file_sha256_not_in_the_usual_form_reads_back_as_given_writes_back_as_given_and_is_refused(string? sha)
+    {
+        // The usual form is held as its 32 bytes; anything else must stay exactly what was given
+        // (never normalized into a hash that would then pass), and validation refuses it.
+        var f = new RepositoryFile("x", 5, sha!, [ChunkId.Parse(IdA)]);
+        Assert.Equal(sha, f.Sha256);
+        Assert.False(f.TryGetSha256(out _));
+        string written = Encoding.UTF8.GetString(RepositoryJson.Serialize(f));
+        Assert.Equal(sha is null ? "{\"path\":\"x\",\"size\":5,\"chunks\":[\"" + IdA + "\"]}" : "{\"path\":\"x\",\"size\":5,\"sha256\":\"" + sha + "\",\"chunks\":[\"" + IdA + "\"]}", written);
+
+        var e = Assert.Throws<RepositoryIntegrityException>(() => Repo.ParseManifest(ManifestWith("[" + written + "]"), new string('a', 64)));
+        Assert.Equal("ManifestInvalid", e.ErrorId);
+    }
+
+    [Fact]
+    public void A_file_sha256_in_the_usual_form_is_the_same_however_it_was_given_and_an_escaped_one_reads_as_the_plain_one()
+    {
+        ChunkId[] chunks = [ChunkId.Parse(IdA)];
+        var given = new RepositoryFile("x", 5, Sha, chunks);
+        RepositoryFile fromBytes = RepositoryFile.FromDigest("x", 5, ChunkId.Parse(Sha), chunks);
+        Assert.Equal(given, fromBytes);
+        Assert.Equal(given.GetHashCode(), fromBytes.GetHashCode());
+        Assert.True(given.TryGetSha256(out ChunkId held));
+        Assert.Equal(Sha, held.ToString());
+        Assert.NotEqual(given, given with { Sha256 = IdA });
+        Assert.Equal(IdA, (given with { Sha256 = IdA }).Sha256);
+        Assert.Equal("X", (given with { Sha256 = "X" }).Sha256);
+
+        string escaped = "\\u00" + ((int)Sha[0]).ToString("x2") + Sha[1..]; // the first digit escaped
+        string entry = "{\"path\":\"x\",\"size\":5,\"sha256\":\"" + escaped + "\",\"chunks\":[\"" + IdA + "\"]}";
+        RepositoryFile read = Assert.Single(Repo.ParseManifest(ManifestWith("[" + entry + "]"), new string('a', 64)).Files);
+        Assert.Equal(Sha, read.Sha256);
+        Assert.True(read.TryGetSha256(out _));
+    }
+
+    [Theory]
     [InlineData("\"size\":\"5\"")]
     [InlineData("\"size\":5.5")]
     [InlineData("\"size\":null")]

@@ -91,11 +91,31 @@ public readonly struct ChunkId : IEquatable<ChunkId>
         return true;
     }
 
-    public override string ToString()
+    /// <summary>The 64 lowercase hex digits, made in one string (a file's SHA-256 is made from its
+    /// bytes each time it is read, <see cref="RepositoryFile.Sha256"/>).</summary>
+    public override string ToString() => string.Create(64, this, static (chars, id) =>
     {
         Span<byte> b = stackalloc byte[32];
-        CopyTo(b);
-        return Hex.Encode(b);
+        id.CopyTo(b);
+        for (int i = 0; i < 32; i++)
+        {
+            chars[2 * i] = "0123456789abcdef"[b[i] >> 4];
+            chars[2 * i + 1] = "0123456789abcdef"[b[i] & 0xF];
+        }
+    });
+
+    private static readonly System.Buffers.SearchValues<byte> LowerHexUtf8 = System.Buffers.SearchValues.Create("0123456789abcdef"u8);
+
+    /// <summary>Parses exactly 64 lowercase hex digits given as UTF-8; anything else (uppercase
+    /// included) returns false.</summary>
+    internal static bool TryParseLowerUtf8(ReadOnlySpan<byte> hex, out ChunkId id)
+    {
+        if (hex.Length != 64 || hex.IndexOfAnyExcept(LowerHexUtf8) >= 0)
+        {
+            id = default;
+            return false;
+        }
+        return TryParseUtf8(hex, out id);
     }
 }
 

@@ -20,6 +20,8 @@ internal sealed class RepositoryFileJsonConverter : JsonConverter<RepositoryFile
             throw new JsonException("A file entry must be an object.");
         }
         string? path = null, sha256 = null;
+        ChunkId digest = default;
+        bool held = false;
         long size = 0;
         ChunkId[]? chunks = null;
         RepositoryFileStamp? stamp = null;
@@ -44,7 +46,11 @@ internal sealed class RepositoryFileJsonConverter : JsonConverter<RepositoryFile
             else if (reader.ValueTextEquals("sha256"u8))
             {
                 Next(ref reader);
-                sha256 = ReadString(ref reader, "sha256");
+                // The usual form straight to its bytes, with no string made; anything else is read as
+                // text for validation to judge (and refuse).
+                held = reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped && !reader.HasValueSequence
+                    && ChunkId.TryParseLowerUtf8(reader.ValueSpan, out digest);
+                sha256 = held ? null : ReadString(ref reader, "sha256");
             }
             else if (reader.ValueTextEquals("chunks"u8))
             {
@@ -84,7 +90,9 @@ internal sealed class RepositoryFileJsonConverter : JsonConverter<RepositoryFile
                 reader.Skip(); // a property this version does not know
             }
         }
-        return new RepositoryFile(path!, size, sha256!, chunks!) { Stamp = stamp, Mode = mode, Uid = uid, Gid = gid, ModifiedNs = modifiedNs };
+        return held
+            ? new RepositoryFile(path!, size, null!, chunks!) { Digest = digest, Stamp = stamp, Mode = mode, Uid = uid, Gid = gid, ModifiedNs = modifiedNs }
+            : new RepositoryFile(path!, size, sha256!, chunks!) { Stamp = stamp, Mode = mode, Uid = uid, Gid = gid, ModifiedNs = modifiedNs };
     }
 
     public override void Write(Utf8JsonWriter writer, RepositoryFile value, JsonSerializerOptions options)
@@ -95,7 +103,13 @@ internal sealed class RepositoryFileJsonConverter : JsonConverter<RepositoryFile
             writer.WriteString("path"u8, value.Path);
         }
         writer.WriteNumber("size"u8, value.Size);
-        if (value.Sha256 is not null)
+        if (value.TryGetSha256(out ChunkId sha))
+        {
+            Span<byte> digits = stackalloc byte[64];
+            sha.FormatUtf8(digits);
+            writer.WriteString("sha256"u8, digits);
+        }
+        else if (value.Sha256 is not null)
         {
             writer.WriteString("sha256"u8, value.Sha256);
         }
