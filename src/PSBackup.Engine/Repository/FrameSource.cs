@@ -65,8 +65,10 @@ internal sealed class FrameSource(Repository repo, RepositoryManifest manifest)
 
     /// <summary>Checks a frame's stored bytes against the index SHA-256, then decodes them (AES-GCM
     /// authenticates them too when encrypted) into <paramref name="plain"/>; the failure, or null.
-    /// <paramref name="scratch"/>: at least the stored length when the repository is encrypted.</summary>
-    public RepositoryIntegrityException? Decode(ReadOnlySpan<byte> stored, RepositoryIndex.FrameInfo fr, Span<byte> plain, Span<byte> scratch, string path)
+    /// An encrypted frame is decrypted in place: <paramref name="stored"/> is the caller's and is
+    /// not read again (a restore worker's read buffer; a second buffer of the frame's size for each
+    /// of them was 2 MiB a worker).</summary>
+    public RepositoryIntegrityException? Decode(Span<byte> stored, RepositoryIndex.FrameInfo fr, Span<byte> plain, string path)
     {
         Span<byte> h = stackalloc byte[32];
         SHA256.HashData(stored, h);
@@ -77,7 +79,7 @@ internal sealed class FrameSource(Repository repo, RepositoryManifest manifest)
         int n;
         try
         {
-            n = repo.Codec.Decode(stored, plain[..fr.PlainLength], scratch);
+            n = repo.Codec.DecodeInPlace(stored, plain[..fr.PlainLength]);
         }
         catch (InvalidDataException e)
         {
@@ -93,11 +95,10 @@ internal sealed class FrameSource(Repository repo, RepositoryManifest manifest)
     {
         byte[] stored = ArrayPool<byte>.Shared.Rent(Math.Max(fr.Length, 1));
         byte[]? plain = ArrayPool<byte>.Shared.Rent(Math.Max(fr.PlainLength, 1));
-        byte[]? scratch = repo.Codec.Encrypted ? ArrayPool<byte>.Shared.Rent(fr.Length) : null;
         try
         {
             RepositoryIntegrityException? failure = await ReadAsync(fr.Pack, fr.Offset, stored.AsMemory(0, fr.Length), path, ct).ConfigureAwait(false)
-                ?? Decode(stored.AsSpan(0, fr.Length), fr, plain, scratch, path);
+                ?? Decode(stored.AsSpan(0, fr.Length), fr, plain, path);
             if (failure is not null)
             {
                 throw failure;
@@ -112,10 +113,6 @@ internal sealed class FrameSource(Repository repo, RepositoryManifest manifest)
             if (plain is not null)
             {
                 ArrayPool<byte>.Shared.Return(plain);
-            }
-            if (scratch is not null)
-            {
-                ArrayPool<byte>.Shared.Return(scratch);
             }
         }
     }

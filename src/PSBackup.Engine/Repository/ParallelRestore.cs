@@ -72,18 +72,17 @@ internal sealed class ParallelRestore
     /// pool threads, which held ~80 MiB of cached 1-4 MiB arrays in a 2 GiB restore.</summary>
     private sealed class Buffers
     {
-        private byte[] _stored = [], _plain = [], _scratch = [], _readBack = [];
+        private byte[] _stored = [], _plain = [], _readBack = [];
 
         public byte[] Stored(int n) => Ensure(ref _stored, n);
         public byte[] Plain(int n) => Ensure(ref _plain, n);
-        public byte[] Scratch(int n) => Ensure(ref _scratch, n);
         public byte[] ReadBack => Ensure(ref _readBack, 256 * 1024);
 
         private static byte[] Ensure(ref byte[] buffer, int n) =>
             buffer.Length >= n ? buffer : buffer = GC.AllocateUninitializedArray<byte>(Math.Max(n, 1));
     }
 
-    private sealed class FileState(int index, RepositoryFile file, string path, string final)
+    private sealed class FileState(int index, RepositoryFile file, IReadOnlyList<string> paths, IReadOnlyList<string> finals)
     {
         /// <summary>What guards the fields below: the state itself (a lock object and a dictionary
         /// per file were ~100 bytes each of every file a restore holds).</summary>
@@ -91,8 +90,15 @@ internal sealed class ParallelRestore
         public int Index { get; } = index;
         public RepositoryFile File { get; } = file;
         /// <summary>Where the bytes are written: the final name, or a temp name renamed to it once sealed.</summary>
-        public string Path { get; } = path;
-        public string Final { get; } = final;
+        /// <remarks>From the caller's list, kept while the file is written and let go once it is
+        /// sealed: a restore into a fresh folder makes its names as they are read rather than
+        /// holding one per file for the whole restore.</remarks>
+        public string Path => _path ??= paths[Index];
+        public string Final => finals[Index];
+        private string? _path;
+
+        /// <summary>Sealed: the name is made again should a message need it.</summary>
+        public void ForgetPath() => _path = null;
         /// <summary>Open while the file is being written (unbuffered; pieces go through its handle).</summary>
         public FileStream? Stream;
         public SafeFileHandle? Handle;
@@ -112,7 +118,7 @@ internal sealed class ParallelRestore
         _repo = repo;
         _manifest = manifest;
         _source = new FrameSource(repo, manifest);
-        _files = manifest.Files.Select((f, i) => new FileState(i, f, paths[i], finals[i])).ToArray();
+        _files = manifest.Files.Select((f, i) => new FileState(i, f, paths, finals)).ToArray();
         _sealed = @sealed;
     }
 
@@ -348,12 +354,11 @@ internal sealed class ParallelRestore
         byte[] stored = buffers.Stored(read.Length);
         RepositoryIntegrityException? readFailure = await _source.ReadAsync(read.Pack, read.Offset, stored.AsMemory(0, read.Length), PathOf(read.Frames[0]), ct).ConfigureAwait(false);
         byte[] plain = buffers.Plain(read.Frames.Max(f => f.Frame.PlainLength));
-        byte[]? scratch = _repo.Codec.Encrypted ? buffers.Scratch(read.Frames.Max(f => f.Frame.Length)) : null;
         foreach (FrameJob job in read.Frames)
         {
             ct.ThrowIfCancellationRequested();
             RepositoryIntegrityException? failure = readFailure
-                ?? _source.Decode(stored.AsSpan((int)(job.Frame.Offset - read.Offset), job.Frame.Length), job.Frame, plain, scratch, PathOf(job));
+                ?? _source.Decode(stored.AsSpan((int)(job.Frame.Offset - read.Offset), job.Frame.Length), job.Frame, plain, PathOf(job));
             if (failure is null)
             {
                 foreach (Target t in job.Targets)
@@ -560,11 +565,12 @@ internal sealed class ParallelRestore
     /// the final one.</summary>
     private void Seal(FileState f)
     {
-        _manifest.Files[f.Index].Metadata?.Apply(f.Path);
+        string path = f.Path, final = f.Final;
+        _manifest.Files[f.Index].Metadata?.Apply(path);
         FileStream stream;
         lock (f.Lock)
         {
-            stream = f.Stream ?? Reopen(f.Path);
+            stream = f.Stream ?? Reopen(path);
             if (f.Stream is not null)
             {
                 Interlocked.Decrement(ref _open);
@@ -577,18 +583,19 @@ internal sealed class ParallelRestore
         {
             stream.Flush(flushToDisk: true);
         }
-        if (!string.Equals(f.Path, f.Final, StringComparison.Ordinal))
+        if (!string.Equals(path, final, StringComparison.Ordinal))
         {
-            File.Move(f.Path, f.Final, overwrite: true);
+            File.Move(path, final, overwrite: true);
             // The name now holds exactly the verified bytes (nothing else renamed onto it).
-            if (new FileInfo(f.Final).Length != f.File.Size)
+            if (new FileInfo(final).Length != f.File.Size)
             {
                 throw new RepositoryIntegrityException("RestoreSwapCrossed",
-                    $"Backup {_manifest.Id}, file '{f.File.Path}': after the rename '{f.Final}' does not hold the {f.File.Size} verified bytes; something else wrote to the target during the restore. Restore into an empty folder.",
+                    $"Backup {_manifest.Id}, file '{f.File.Path}': after the rename '{final}' does not hold the {f.File.Size} verified bytes; something else wrote to the target during the restore. Restore into an empty folder.",
                     RepositoryLayout.ManifestKey(_manifest.Id), _manifest.Id, f.File.Path);
             }
         }
         f.Sealed = true;
+        f.ForgetPath();
         _sealed(f.Index);
     }
 }

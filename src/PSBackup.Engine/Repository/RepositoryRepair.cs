@@ -567,7 +567,7 @@ public static class RepositoryRepair
         byte[] plain = new byte[Math.Max(1, f.PlainLength)];
         try
         {
-            if (repo.Codec.Decode(stored, plain.AsSpan(0, f.PlainLength), repo.Codec.Encrypted ? new byte[stored.Length] : null) != f.PlainLength)
+            if (repo.Codec.DecodeInPlace(stored, plain.AsSpan(0, f.PlainLength)) != f.PlainLength)
             {
                 return null;
             }

@@ -92,6 +92,37 @@ public sealed class RepositoryJsonTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Codecs))]
+    public void A_frame_decoded_in_place_gives_what_a_decode_into_scratch_gives_and_refuses_a_changed_byte(string codecName)
+    {
+        byte[] plain = RandomNumberGenerator.GetBytes(300_000);
+        plain.AsSpan(0, 200_000).Clear(); // compressible in part
+        foreach (byte[]? key in new[] { null, RandomNumberGenerator.GetBytes(32) })
+        {
+            var codec = new BlobCodec(Codec(codecName), key, key, 3);
+            byte[] stored = new byte[codec.MaxStoredLength(plain.Length)];
+            stored = stored[..codec.Encode(plain, stored)];
+
+            byte[] viaScratch = new byte[plain.Length];
+            Assert.Equal(plain.Length, codec.Decode(stored, viaScratch, new byte[stored.Length]));
+            byte[] inPlace = new byte[plain.Length];
+            byte[] copy = (byte[])stored.Clone();
+            Assert.Equal(plain.Length, codec.DecodeInPlace(copy, inPlace));
+            Assert.Equal(plain, inPlace);
+            Assert.Equal(plain, viaScratch);
+
+            if (key is not null)
+            {
+                // Sealed: any changed byte fails the tag (an unsealed frame's bytes are proven by
+                // the frame's SHA-256 before it is decoded, FrameSource.Decode).
+                byte[] changed = (byte[])stored.Clone();
+                changed[changed.Length / 2] ^= 1;
+                Assert.Throws<InvalidDataException>(() => codec.DecodeInPlace(changed, new byte[plain.Length]));
+            }
+        }
+    }
+
     /// <summary>Both codecs of this machine: libzstd where it loads, and the managed port.</summary>
     public static TheoryData<string> Codecs() => new(CodecNames());
 

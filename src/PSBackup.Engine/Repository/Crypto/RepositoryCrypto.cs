@@ -269,6 +269,19 @@ internal sealed class BlobCodec
         return Zstd.Decompress(scratch[..n], plain);
     }
 
+    /// <summary><see cref="Decode"/> for stored bytes the caller owns and will not read again: an
+    /// encrypted frame is decrypted where it lies (no second buffer of the frame's size), so
+    /// <paramref name="stored"/> holds the compressed frame afterwards.</summary>
+    public int DecodeInPlace(Span<byte> stored, Span<byte> plain)
+    {
+        if (_encKey is null)
+        {
+            return Zstd.Decompress(stored, plain);
+        }
+        int n = Unseal(stored, stored[RepositoryCrypto.NonceSize..]);
+        return Zstd.Decompress(stored.Slice(RepositoryCrypto.NonceSize, n), plain);
+    }
+
     /// <summary>Encodes a JSON document as a stored blob.</summary>
     public byte[] EncodeJson<T>(T value) => EncodeJson(value, out _);
 
