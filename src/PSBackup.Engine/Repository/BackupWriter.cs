@@ -342,7 +342,7 @@ public sealed class BackupWriter : IAsyncDisposable
     {
         long bufferBase = 0; // the file offset of buf[0]
         int size = Math.Max(4 * 1024 * 1024, 2 * cdc.Max);
-        byte[] buf = ArrayPool<byte>.Shared.Rent(size);
+        byte[] buf = BlockPool.Shared.Rent(size);
         using var fileHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var chunks = new List<ChunkId>();
         var cuts = new List<(int Offset, int Length)>();
@@ -428,7 +428,7 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             // A failed read or stage may leave the hash running over the buffer: let it finish first.
             await hashing.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
-            ArrayPool<byte>.Shared.Return(buf);
+            BlockPool.Shared.Return(buf);
         }
         // An exact array: a list grown by doubling kept room for four ids (144 bytes) behind a file
         // of one chunk, for every file of the backup until its manifest is written.
@@ -527,7 +527,7 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             return false;
         }
-        _frame ??= new FrameJob(ArrayPool<byte>.Shared.Rent(_frameCapacity));
+        _frame ??= new FrameJob(BlockPool.Shared.Rent(_frameCapacity));
         Buffer.BlockCopy(buf, offset, _frame.Buffer, _frame.Length, length);
         _frame.Chunks.Add(new ChunkEntry(id, _frame.Length, length));
         _frame.Length += length;
@@ -552,7 +552,7 @@ public sealed class BackupWriter : IAsyncDisposable
             BlobCodec codec = _repo.Codec;
             await foreach (FrameJob job in _toCompress.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
             {
-                byte[] output = ArrayPool<byte>.Shared.Rent(codec.MaxStoredLength(job.Length));
+                byte[] output = BlockPool.Shared.Rent(codec.MaxStoredLength(job.Length));
                 int n;
                 try
                 {
@@ -560,7 +560,7 @@ public sealed class BackupWriter : IAsyncDisposable
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(job.Buffer);
+                    BlockPool.Shared.Return(job.Buffer);
                 }
                 string sha = Hex.Encode(SHA256.HashData(output.AsSpan(0, n)));
                 await _toPack.Writer.WriteAsync(new StoredFrame(output, n, sha, job.Length, job.Chunks), _cts.Token).ConfigureAwait(false);
@@ -588,7 +588,7 @@ public sealed class BackupWriter : IAsyncDisposable
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(f.Buffer);
+                    BlockPool.Shared.Return(f.Buffer);
                 }
                 if (pack.Length >= _repo.Config.PackSize)
                 {
@@ -881,7 +881,7 @@ public sealed class BackupWriter : IAsyncDisposable
         }
         if (_frame is not null)
         {
-            ArrayPool<byte>.Shared.Return(_frame.Buffer);
+            BlockPool.Shared.Return(_frame.Buffer);
             _frame = null;
         }
     }

@@ -499,7 +499,7 @@ internal sealed class RepositoryChecker(Repository repo, PackPrehash? prehash)
                     badChunks(f.Chunks, $"the frame at offset {f.Offset} of pack {p.Id} overlaps another frame or lies outside the pack");
                     continue;
                 }
-                byte[] stored = ArrayPool<byte>.Shared.Rent((int)Math.Max(1, Math.Max(f.Length, gap)));
+                byte[] stored = BlockPool.Shared.Rent((int)Math.Max(1, Math.Max(f.Length, gap)));
                 try
                 {
                     if (!await ReadAsync(stored, (int)gap).ConfigureAwait(false) || !await ReadAsync(stored, f.Length).ConfigureAwait(false))
@@ -511,7 +511,7 @@ internal sealed class RepositoryChecker(Repository repo, PackPrehash? prehash)
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(stored);
+                    BlockPool.Shared.Return(stored);
                 }
             }
             await stream.CopyToAsync(rest, ct).ConfigureAwait(false);
@@ -531,8 +531,8 @@ internal sealed class RepositoryChecker(Repository repo, PackPrehash? prehash)
     private void VerifyFrame(ReadOnlySpan<byte> stored, FrameEntry f, IndexPack p, Action<IEnumerable<ChunkEntry>, string> badChunks)
     {
         BlobCodec codec = repo.Codec;
-        byte[] plain = ArrayPool<byte>.Shared.Rent(Math.Max(1, f.PlainLength));
-        byte[]? scratch = codec.Encrypted ? ArrayPool<byte>.Shared.Rent(f.Length) : null;
+        byte[] plain = BlockPool.Shared.Rent(Math.Max(1, f.PlainLength));
+        byte[]? scratch = codec.Encrypted ? BlockPool.Shared.Rent(f.Length) : null;
         try
         {
             string? frameProblem = null;
@@ -581,10 +581,10 @@ internal sealed class RepositoryChecker(Repository repo, PackPrehash? prehash)
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(plain);
+            BlockPool.Shared.Return(plain);
             if (scratch is not null)
             {
-                ArrayPool<byte>.Shared.Return(scratch);
+                BlockPool.Shared.Return(scratch);
             }
         }
     }
