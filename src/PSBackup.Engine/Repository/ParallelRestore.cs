@@ -94,7 +94,7 @@ internal sealed class ParallelRestore
         /// sealed: a restore into a fresh folder makes its names as they are read rather than
         /// holding one per file for the whole restore.</remarks>
         public string Path => _path ??= paths[Index];
-        public string Final => finals[Index];
+        public string Final => ReferenceEquals(paths, finals) ? Path : finals[Index];
         private string? _path;
 
         /// <summary>Sealed: the name is made again should a message need it.</summary>
@@ -258,7 +258,7 @@ internal sealed class ParallelRestore
                         f.Created = true;
                         Interlocked.Increment(ref _open);
                     }
-                    await _closing.Writer.WriteAsync(Verified(f, Hex.Encode(SHA256.HashData([]))), cts.Token).ConfigureAwait(false);
+                    await _closing.Writer.WriteAsync(Verified(f, SHA256.HashData([])), cts.Token).ConfigureAwait(false);
                 }
             }
             int next = -1;
@@ -509,7 +509,7 @@ internal sealed class ParallelRestore
             }
             at += length;
         }
-        return at == f.File.Size ? Verified(f, Hex.Encode(hash.GetHashAndReset())) : null;
+        return at == f.File.Size ? Verified(f, hash.GetHashAndReset()) : null;
     }
 
     /// <summary>Reads written bytes back for the hash.</summary>
@@ -542,7 +542,7 @@ internal sealed class ParallelRestore
     }
 
     /// <summary>The file's hash reached its size: size and hash must be the manifest's.</summary>
-    private FileState Verified(FileState f, string sha)
+    private FileState Verified(FileState f, byte[] sha)
     {
         long length;
         lock (f.Lock)
@@ -551,10 +551,10 @@ internal sealed class ParallelRestore
             f.Hash?.Dispose();
             f.Hash = null;
         }
-        if (length != f.File.Size || sha != f.File.Sha256)
+        if (length != f.File.Size || !f.File.Sha256Is(sha))
         {
             throw new RepositoryIntegrityException("FileMismatch",
-                $"Backup {_manifest.Id}, file '{f.File.Path}': the restored bytes ({length} bytes, SHA-256 {sha}) do not match the manifest ({f.File.Size} bytes, {f.File.Sha256}). Do not use this file.",
+                $"Backup {_manifest.Id}, file '{f.File.Path}': the restored bytes ({length} bytes, SHA-256 {Hex.Encode(sha)}) do not match the manifest ({f.File.Size} bytes, {f.File.Sha256}). Do not use this file.",
                 RepositoryLayout.ManifestKey(_manifest.Id), _manifest.Id, f.File.Path);
         }
         return f;

@@ -731,7 +731,8 @@ public sealed class Repository
             {
                 Fail($"the path '{f.Path}' appears twice", f.Path);
             }
-            if (f.Size < 0 || !Hex.IsSha256Hex(f.Sha256) || f.Chunks is null || (f.Size == 0) != (f.Chunks.Count == 0))
+            // Held as bytes exactly when it is 64 lowercase hex digits (no string made per file).
+            if (f.Size < 0 || !f.TryGetSha256(out _) || f.Chunks is null || (f.Size == 0) != (f.Chunks.Count == 0))
             {
                 Fail($"the entry for '{f.Path}' has an invalid size, hash or chunk list", f.Path);
             }

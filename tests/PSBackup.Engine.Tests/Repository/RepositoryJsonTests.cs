@@ -119,6 +119,12 @@ public sealed class RepositoryJsonTests
                 byte[] changed = (byte[])stored.Clone();
                 changed[changed.Length / 2] ^= 1;
                 Assert.Throws<InvalidDataException>(() => codec.DecodeInPlace(changed, new byte[plain.Length]));
+                // Shorter than a nonce and a tag: refused as bad data, like any other damage.
+                foreach (int length in new[] { 0, 1, 11, 12, 27 })
+                {
+                    Assert.Throws<InvalidDataException>(() => codec.DecodeInPlace(stored.AsSpan(0, length).ToArray(), new byte[plain.Length]));
+                    Assert.Throws<InvalidDataException>(() => codec.DecodeJson<RepositoryManifest>(stored.AsSpan(0, length).ToArray(), BlobKind.Manifest));
+                }
             }
         }
     }

@@ -278,9 +278,16 @@ internal sealed class BlobCodec
         {
             return Zstd.Decompress(stored, plain);
         }
-        int n = Unseal(stored, stored[RepositoryCrypto.NonceSize..]);
+        int n = UnsealInPlace(stored);
         return Zstd.Decompress(stored.Slice(RepositoryCrypto.NonceSize, n), plain);
     }
+
+    /// <summary><see cref="Unseal"/> into the sealed bytes themselves: the plaintext over the
+    /// ciphertext, after the nonce; its length.</summary>
+    private int UnsealInPlace(Span<byte> stored) =>
+        stored.Length < RepositoryCrypto.SealOverhead
+            ? throw new InvalidDataException("The sealed object is shorter than its nonce and tag.") // before the slice below
+            : Unseal(stored, stored[RepositoryCrypto.NonceSize..]);
 
     /// <summary>Encodes a JSON document as a stored blob.</summary>
     public byte[] EncodeJson<T>(T value) => EncodeJson(value, out _);
@@ -467,7 +474,7 @@ internal sealed class BlobCodec
         if (_encKey is not null)
         {
             // In place: the frame's plaintext over its ciphertext, after the nonce.
-            frame = stored.AsMemory(RepositoryCrypto.NonceSize, Unseal(stored, stored.AsSpan(RepositoryCrypto.NonceSize)));
+            frame = stored.AsMemory(RepositoryCrypto.NonceSize, UnsealInPlace(stored));
         }
         long size = DeclaredSize(frame.Span, kind, stored.Length);
         JsonTypeInfo<T> info = JsonInfo.Of<T>(RepositoryJson.Options);

@@ -167,6 +167,9 @@ public sealed record RepositoryFile(string Path, long Size, string Sha256, IRead
         return _shaHeld;
     }
 
+    /// <summary>True when the file's SHA-256 is <paramref name="digest"/> (32 bytes).</summary>
+    internal bool Sha256Is(ReadOnlySpan<byte> digest) => _shaHeld && _sha == new ChunkId(digest);
+
     /// <summary>An entry whose SHA-256 is given as its bytes (a manifest being read; a file just stored).</summary>
     internal static RepositoryFile FromDigest(string path, long size, ChunkId sha, IReadOnlyList<ChunkId> chunks) =>
         new(path, size, null!, chunks) { Digest = sha };
