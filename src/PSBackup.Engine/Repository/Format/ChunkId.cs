@@ -93,24 +93,18 @@ public readonly struct ChunkId : IEquatable<ChunkId>
 
     /// <summary>The 64 lowercase hex digits, made in one string (a file's SHA-256 is made from its
     /// bytes each time it is read, <see cref="RepositoryFile.Sha256"/>).</summary>
-    public override string ToString() => string.Create(64, this, static (chars, id) =>
+    public override string ToString()
     {
-        Span<byte> b = stackalloc byte[32];
-        id.CopyTo(b);
-        for (int i = 0; i < 32; i++)
-        {
-            chars[2 * i] = "0123456789abcdef"[b[i] >> 4];
-            chars[2 * i + 1] = "0123456789abcdef"[b[i] & 0xF];
-        }
-    });
-
-    private static readonly System.Buffers.SearchValues<byte> LowerHexUtf8 = System.Buffers.SearchValues.Create("0123456789abcdef"u8);
+        Span<byte> digits = stackalloc byte[64];
+        FormatUtf8(digits);
+        return System.Text.Encoding.ASCII.GetString(digits);
+    }
 
     /// <summary>Parses exactly 64 lowercase hex digits given as UTF-8; anything else (uppercase
     /// included) returns false.</summary>
     internal static bool TryParseLowerUtf8(ReadOnlySpan<byte> hex, out ChunkId id)
     {
-        if (hex.Length != 64 || hex.IndexOfAnyExcept(LowerHexUtf8) >= 0)
+        if (!Hex.IsSha256HexUtf8(hex))
         {
             id = default;
             return false;
@@ -173,6 +167,12 @@ internal static class Hex
     /// <summary>True for exactly 64 lowercase hex digits (the form every id in the repository takes).
     /// Vectorized (SearchValues): it runs for every hash of every manifest and index read.</summary>
     public static bool IsSha256Hex(string? s) => s is not null && s.Length == 64 && s.AsSpan().IndexOfAnyExcept(LowerHexDigits) < 0;
+
+    private static readonly System.Buffers.SearchValues<byte> LowerHexDigitsUtf8 = System.Buffers.SearchValues.Create("0123456789abcdef"u8);
+
+    /// <summary><see cref="IsSha256Hex(string?)"/> for the digits as UTF-8 (a manifest's bytes, read
+    /// without making a string).</summary>
+    public static bool IsSha256HexUtf8(ReadOnlySpan<byte> utf8) => utf8.Length == 64 && utf8.IndexOfAnyExcept(LowerHexDigitsUtf8) < 0;
 
     /// <summary>A hex digit's value (either case), -1 for anything else; by table: it runs twice for
     /// every byte of every chunk id read.</summary>

@@ -144,31 +144,27 @@ public sealed record RepositoryFile(string Path, long Size, string Sha256, IRead
     // The SHA-256 is held as its 32 bytes when it is in the form every valid manifest gives it
     // (64 lowercase hex digits), and as the text given otherwise (for validation to refuse). As a
     // string it was 154 bytes of every file a backup, restore or check holds: ~9 MB for 62,105 files.
-    private readonly ChunkId _sha = Hex.IsSha256Hex(Sha256) ? ChunkId.Parse(Sha256) : default;
-    private readonly string? _shaText = Hex.IsSha256Hex(Sha256) ? null : Sha256;
-    private readonly bool _shaHeld = Hex.IsSha256Hex(Sha256);
+    private readonly (ChunkId Bytes, string? Text, bool Held) _sha = Hold(Sha256);
 
     /// <summary>SHA-256 of the file's plaintext: 64 lowercase hex digits (in a valid manifest).</summary>
     public string Sha256
     {
-        get => _shaHeld ? _sha.ToString() : _shaText!;
-        init
-        {
-            _shaHeld = Hex.IsSha256Hex(value);
-            _sha = _shaHeld ? ChunkId.Parse(value) : default;
-            _shaText = _shaHeld ? null : value;
-        }
+        get => _sha.Held ? _sha.Bytes.ToString() : _sha.Text!;
+        init => _sha = Hold(value);
     }
+
+    private static (ChunkId, string?, bool) Hold(string? text) =>
+        Hex.IsSha256Hex(text) ? (ChunkId.Parse(text!), null, true) : (default, text, false);
 
     /// <summary>The SHA-256's 32 bytes, when <see cref="Sha256"/> is 64 lowercase hex digits.</summary>
     internal bool TryGetSha256(out ChunkId sha)
     {
-        sha = _sha;
-        return _shaHeld;
+        sha = _sha.Bytes;
+        return _sha.Held;
     }
 
     /// <summary>True when the file's SHA-256 is <paramref name="digest"/> (32 bytes).</summary>
-    internal bool Sha256Is(ReadOnlySpan<byte> digest) => _shaHeld && _sha == new ChunkId(digest);
+    internal bool Sha256Is(ReadOnlySpan<byte> digest) => _sha.Held && _sha.Bytes == new ChunkId(digest);
 
     /// <summary>An entry whose SHA-256 is given as its bytes (a manifest being read; a file just stored).</summary>
     internal static RepositoryFile FromDigest(string path, long size, ChunkId sha, IReadOnlyList<ChunkId> chunks) =>
@@ -177,12 +173,7 @@ public sealed record RepositoryFile(string Path, long Size, string Sha256, IRead
     /// <summary>Sets the SHA-256 from its bytes (<see cref="FromDigest"/>, the manifest reader).</summary>
     internal ChunkId Digest
     {
-        init
-        {
-            _sha = value;
-            _shaText = null;
-            _shaHeld = true;
-        }
+        init => _sha = (value, null, true);
     }
 
     /// <summary>Object backups: the source file's settled stamp when this content was proven to
