@@ -875,6 +875,8 @@ public sealed class Repository
         // ~40 ms on one core for 4,632 files, before any data moved) are left out. A file that
         // appeared there anyway still stops the restore: each is created exclusively (O_EXCL).
         IReadOnlyList<string> targets;
+        // The folders the files go in (each made once, below); a set, not a list per file.
+        HashSet<string>? folders = new(StringComparer.Ordinal);
         if (freshFolder)
         {
             // Each file's full name is made again where it is needed, not held for the whole
@@ -882,7 +884,7 @@ public sealed class Repository
             // here first, before anything is written.
             foreach (RepositoryFile f in manifest.Files)
             {
-                SafePath.JoinUnderFreshRoot(root, f.Path, "restored file");
+                folders.Add(Path.GetDirectoryName(SafePath.JoinUnderFreshRoot(root, f.Path, "restored file"))!);
             }
             IReadOnlyList<RepositoryFile> files = manifest.Files;
             targets = new ComputedList(files.Count, i => SafePath.JoinUnderFreshRoot(root, files[i].Path, "restored file"));
@@ -890,6 +892,7 @@ public sealed class Repository
         else
         {
             targets = manifest.Files.Select(f => SafePath.Combine(root, f.Path, "restored file")).ToList();
+            folders.UnionWith(targets.Select(t => Path.GetDirectoryName(t)!));
         }
         if (!overwrite && !freshFolder)
         {
@@ -903,16 +906,11 @@ public sealed class Repository
         }
         Directory.CreateDirectory(root);
         RequireDistinctNames(manifest, () => SafePath.FolderIgnoresCase(root));
-        var made = new HashSet<string>(StringComparer.Ordinal);
-        foreach (string t in targets)
+        foreach (string folder in folders)
         {
-            string folder = Path.GetDirectoryName(t)!;
-            if (made.Add(folder))
-            {
-                Directory.CreateDirectory(folder);
-            }
+            Directory.CreateDirectory(folder);
         }
-        made = null;
+        folders = null; // not carried through the restore (an async method keeps its locals)
         IReadOnlyList<string> paths = targets;
         if (!freshFolder)
         {
