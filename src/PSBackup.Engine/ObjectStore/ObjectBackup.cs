@@ -578,13 +578,12 @@ internal static class ObjectBackup
                 Task writeback = StartWritebackAhead(tree, ahead.Token);
                 try
                 {
-                    foreach (string rel in tree.Files.Keys)
+                    foreach (ObjectTree.ListedFile file in tree.Files)
                     {
                         // A fenced copy is of the files as the fence left them: a status listed before the
                         // Quiesce hook ran proves nothing about them.
-                        ObjectTree.ListedStatus? listed = oneStat && options.Quiesce is null
-                            && tree.Statuses is { } statuses && statuses.TryGetValue(rel, out ObjectTree.ListedStatus l) ? l : null;
-                        await CopyOneAsync(rel, appeared: false, listed).ConfigureAwait(false);
+                        ObjectTree.ListedStatus? listed = oneStat && options.Quiesce is null ? file.Status : null;
+                        await CopyOneAsync(file.Rel, appeared: false, listed).ConfigureAwait(false);
                     }
                 }
                 finally
@@ -601,10 +600,10 @@ internal static class ObjectBackup
             Func<string, bool> isNew = r => !_attempted.ContainsKey(r);
             ObjectTree second = ObjectTree.List(SourceRoot, isNew, isNew, ct);
             CreateDirectories(second);
-            foreach ((string rel, long size) in second.Files)
+            foreach (ObjectTree.ListedFile file in second.Files)
             {
-                _totalBytes += size;
-                await CopyOneAsync(rel, appeared: true, listed: null).ConfigureAwait(false);
+                _totalBytes += file.Size;
+                await CopyOneAsync(file.Rel, appeared: true, listed: null).ConfigureAwait(false);
             }
 
             ObjectTree last = ObjectTree.List(SourceRoot, _ => false, r =>
@@ -617,9 +616,9 @@ internal static class ObjectBackup
                 present = true;
                 return false;
             }, ct);
-            foreach (string rel in last.Files.Keys)
+            foreach (ObjectTree.ListedFile file in last.Files)
             {
-                Changed.Add(rel); // appeared at the very end: not in this backup
+                Changed.Add(file.Rel); // appeared at the very end: not in this backup
             }
             foreach ((string rel, bool present) in _attempted)
             {
@@ -664,11 +663,12 @@ internal static class ObjectBackup
             {
                 return Task.CompletedTask;
             }
-            IReadOnlyDictionary<string, ObjectTree.ListedStatus>? listed = oneStat ? tree.Statuses : null;
+            IReadOnlyList<ObjectTree.ListedFile> files = tree.Files; // the copy releases the tree's files when it is done
             return Task.Run(() =>
             {
-                foreach (string rel in tree.Files.Keys)
+                foreach (ObjectTree.ListedFile file in files)
                 {
+                    string rel = file.Rel;
                     if (ct.IsCancellationRequested)
                     {
                         return;
@@ -679,7 +679,7 @@ internal static class ObjectBackup
                     {
                         // The listing's stamp decides when there is one (a stale one costs at most a
                         // needless or a missed early writeback; the copy flushes what it must).
-                        FileStamp? stamp = listed is not null && listed.TryGetValue(rel, out ObjectTree.ListedStatus l) ? l.Status.Stamp : stamps(source);
+                        FileStamp? stamp = oneStat && file.Status is { } l ? l.Status.Stamp : stamps(source);
                         if (stamp is { } s && !s.IsSettledAt(now, racyWindow) && s.IsSettledAt(now, clockWindow))
                         {
                             Writeback.Start(source);

@@ -320,10 +320,7 @@ public sealed class Repository
             try
             {
                 IndexObject idx = await ReadIndexObjectAsync(key, c).ConfigureAwait(false);
-                foreach (IndexPack p in idx.Packs)
-                {
-                    index.Add(p);
-                }
+                index.AddAll(idx.Packs);
             }
             catch (RepositoryIntegrityException)
             {
