@@ -458,7 +458,7 @@ internal static class ObjectBackup
     private sealed class RepositorySink(Repository.BackupWriter writer, Repository.RepositoryManifest? parent) : IFileSink
     {
         private readonly Dictionary<string, Repository.RepositoryFile> _parentFiles =
-            parent?.Files.Where(f => f.Stamp is not null).ToDictionary(f => f.Path, StringComparer.Ordinal) ?? new(StringComparer.Ordinal);
+            parent?.Files.Where(f => f.HasStamp).ToDictionary(f => f.Path, StringComparer.Ordinal) ?? new(StringComparer.Ordinal);
 
         /// <summary>Files of this run proven by their stamp, by device and inode.</summary>
         private readonly Dictionary<(ulong Device, ulong Inode), (FileStamp Stamp, string Path)> _proven = new();
@@ -489,7 +489,7 @@ internal static class ObjectBackup
             Discard(rel);
             if (_parentFiles.TryGetValue(rel, out Repository.RepositoryFile? p)
                 && p.Size == settled.Size
-                && p.Stamp == Repository.RepositoryFileStamp.From(settled)
+                && p.StampIs(settled)
                 && writer.TryReuseFile(p, keepStamp: settling))
             {
                 Reused.Add(rel);
@@ -578,12 +578,14 @@ internal static class ObjectBackup
                 Task writeback = StartWritebackAhead(tree, ahead.Token);
                 try
                 {
-                    foreach (ObjectTree.ListedFile file in tree.Files)
+                    IReadOnlyList<ObjectTree.ListedFile> files = tree.Files;
+                    IReadOnlyList<ObjectTree.ListedStatus?>? statuses = tree.Statuses;
+                    for (int i = 0; i < files.Count; i++)
                     {
                         // A fenced copy is of the files as the fence left them: a status listed before the
                         // Quiesce hook ran proves nothing about them.
-                        ObjectTree.ListedStatus? listed = oneStat && options.Quiesce is null ? file.Status : null;
-                        await CopyOneAsync(file.Rel, appeared: false, listed).ConfigureAwait(false);
+                        ObjectTree.ListedStatus? listed = oneStat && options.Quiesce is null ? statuses?[i] : null;
+                        await CopyOneAsync(files[i].Rel, appeared: false, listed).ConfigureAwait(false);
                     }
                 }
                 finally
@@ -663,12 +665,14 @@ internal static class ObjectBackup
             {
                 return Task.CompletedTask;
             }
-            IReadOnlyList<ObjectTree.ListedFile> files = tree.Files; // the copy releases the tree's files when it is done
+            // The copy lets go of the tree's files when it is done; this keeps its own references.
+            IReadOnlyList<ObjectTree.ListedFile> files = tree.Files;
+            IReadOnlyList<ObjectTree.ListedStatus?>? statuses = oneStat ? tree.Statuses : null;
             return Task.Run(() =>
             {
-                foreach (ObjectTree.ListedFile file in files)
+                for (int i = 0; i < files.Count; i++)
                 {
-                    string rel = file.Rel;
+                    string rel = files[i].Rel;
                     if (ct.IsCancellationRequested)
                     {
                         return;
@@ -679,7 +683,7 @@ internal static class ObjectBackup
                     {
                         // The listing's stamp decides when there is one (a stale one costs at most a
                         // needless or a missed early writeback; the copy flushes what it must).
-                        FileStamp? stamp = oneStat && file.Status is { } l ? l.Status.Stamp : stamps(source);
+                        FileStamp? stamp = statuses?[i] is { } l ? l.Status.Stamp : stamps(source);
                         if (stamp is { } s && !s.IsSettledAt(now, racyWindow) && s.IsSettledAt(now, clockWindow))
                         {
                             Writeback.Start(source);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.IO.Enumeration;
 
 namespace PSBackup.Engine.ObjectStore;
@@ -15,15 +16,46 @@ internal sealed class ObjectTree
         MatchType = MatchType.Simple,
     };
 
-    private ObjectTree(List<string> directories, List<ListedFile> files)
+    private ObjectTree(List<string> directories, List<ListedFile> files, List<ListedStatus?>? statuses)
     {
         Directories = directories;
-        // One array of the files in path order, each with its status: a sorted dictionary of sizes
-        // beside a dictionary of statuses cost ~175 bytes a file (62,105 files: ~11 MB through the
-        // whole copy), this ~105.
-        files.Sort(static (a, b) => string.CompareOrdinal(a.Rel, b.Rel));
+        // Arrays in path order, the statuses beside the files (Linux only): a sorted dictionary of
+        // sizes beside a dictionary of statuses cost ~175 bytes a file (62,105 files: ~11 MB through
+        // the whole copy), these ~105, and ~16 where there are no statuses.
+        Span<ListedFile> byPath = CollectionsMarshal.AsSpan(files);
+        if (statuses is null)
+        {
+            byPath.Sort(static (a, b) => string.CompareOrdinal(a.Rel, b.Rel));
+        }
+        else
+        {
+            byPath.Sort(CollectionsMarshal.AsSpan(statuses), static (a, b) => string.CompareOrdinal(a.Rel, b.Rel));
+        }
+        // A name read twice from one folder (POSIX allows it when the folder changes while it is
+        // read, e.g. a file renamed over another) is one file, as it was in the sorted dictionary.
+        int kept = 0;
+        for (int i = 0; i < files.Count; i++)
+        {
+            if (kept > 0 && string.Equals(files[kept - 1].Rel, files[i].Rel, StringComparison.Ordinal))
+            {
+                continue;
+            }
+            files[kept] = files[i];
+            if (statuses is not null)
+            {
+                statuses[kept] = statuses[i];
+            }
+            kept++;
+        }
+        files.RemoveRange(kept, files.Count - kept);
         files.TrimExcess();
         Files = files;
+        if (statuses is not null)
+        {
+            statuses.RemoveRange(kept, statuses.Count - kept);
+            statuses.TrimExcess();
+        }
+        Statuses = statuses;
     }
 
     /// <summary>Folders below the root, parents before children.</summary>
@@ -32,9 +64,18 @@ internal sealed class ObjectTree
     /// <summary>Regular files in ordinal order of their relative paths.</summary>
     public IReadOnlyList<ListedFile> Files { get; private set; }
 
+    /// <summary>Where <see cref="FileStatus.Available"/> (Linux): each file's status as listed, at
+    /// the file's position in <see cref="Files"/> (null for a name a names-only listing did not
+    /// examine), so the copy can decide from it without asking the file system again. Null elsewhere.</summary>
+    public IReadOnlyList<ListedStatus?>? Statuses { get; private set; }
+
     /// <summary>Lets go of the files and their statuses once the copy has used them (the folders
     /// stay): the rest of a backup (the later listings, the manifest) need not carry them.</summary>
-    public void ReleaseFiles() => Files = [];
+    public void ReleaseFiles()
+    {
+        Files = [];
+        Statuses = null;
+    }
 
     public long TotalBytes
     {
@@ -52,10 +93,9 @@ internal sealed class ObjectTree
     /// <summary>A file's status as the listing read it, and the wall-clock time just before it was read.</summary>
     internal readonly record struct ListedStatus(FileStatus Status, DateTime ObservedAtUtc);
 
-    /// <summary>A listed regular file: its relative path, the size seen (0 for a name a names-only
-    /// listing did not examine) and, where <see cref="FileStatus.Available"/> (Linux) and it was
-    /// examined, its status, so the copy can decide from it without asking the file system again.</summary>
-    internal readonly record struct ListedFile(string Rel, long Size, ListedStatus? Status);
+    /// <summary>A listed regular file: its relative path and the size seen (0 for a name a
+    /// names-only listing did not examine).</summary>
+    internal readonly record struct ListedFile(string Rel, long Size);
 
     /// <summary>Lists <paramref name="root"/> without following links. A symbolic link anywhere
     /// (outside artifacts) or a name that cannot travel in a manifest is an
@@ -82,6 +122,7 @@ internal sealed class ObjectTree
         root = Path.GetFullPath(root); // as the enumeration's own full paths were
         var directories = new List<string>();
         var files = new List<ListedFile>();
+        var statuses = new List<ListedStatus?>();
         var pending = new Stack<(string Full, string Rel)>();
         pending.Push((root, ""));
         while (pending.Count > 0)
@@ -145,13 +186,12 @@ internal sealed class ObjectTree
                 {
                     continue;
                 }
-                files.Add(status is { } listed
-                    ? new ListedFile(rel, listed.Stamp.Size, new ListedStatus(listed, observed))
-                    : new ListedFile(rel, 0, null));
+                files.Add(new ListedFile(rel, status?.Stamp.Size ?? 0));
+                statuses.Add(status is { } listed ? new ListedStatus(listed, observed) : null);
             }
         }
         directories.Sort(StringComparer.Ordinal);
-        return new ObjectTree(directories, files);
+        return new ObjectTree(directories, files, statuses);
     }
 
     private static ObjectTree ListPortable(string root, Func<string, bool>? keep, CancellationToken ct)
@@ -210,11 +250,11 @@ internal sealed class ObjectTree
                 {
                     continue;
                 }
-                files.Add(new ListedFile(rel, ((FileInfo)entry).Length, null));
+                files.Add(new ListedFile(rel, ((FileInfo)entry).Length));
             }
         }
         directories.Sort(StringComparer.Ordinal);
-        return new ObjectTree(directories, files);
+        return new ObjectTree(directories, files, null);
     }
 
     private static InvalidInputException NotUtf8(string folder, string name) =>

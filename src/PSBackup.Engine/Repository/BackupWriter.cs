@@ -280,7 +280,7 @@ public sealed class BackupWriter : IAsyncDisposable
         {
             return false;
         }
-        if (_files[i].Stamp != stamp)
+        if (!_files[i].StampIs(stamp))
         {
             _files[i] = _files[i] with { Stamp = stamp };
         }

@@ -140,12 +140,15 @@ internal sealed class RepositoryIndex
     {
         lock (_lock)
         {
-            long chunks = 0;
+            long chunks = 0; // not yet in the table (a repair re-stores indexed chunks)
             foreach (IndexPack p in packs)
             {
                 foreach (FrameEntry f in p.Frames)
                 {
-                    chunks += f.Chunks.Count;
+                    foreach (ChunkEntry c in f.Chunks)
+                    {
+                        chunks += _chunks.ContainsKey(c.Id) ? 0 : 1;
+                    }
                 }
             }
             // Room for all of them, but never less than a doubling: a repository of many index

@@ -469,6 +469,62 @@ public sealed class ManifestFileJsonTests
     }
 
     [Theory]
+    [InlineData("\"mode\":420", 420, null, null, null)]
+    [InlineData("\"uid\":0,\"gid\":null", null, 0L, null, null)]
+    [InlineData("\"gid\":7,\"modifiedNs\":5", null, null, 7L, 5L)]
+    public void Partly_recorded_metadata_reads_and_writes_back_field_by_field(string fields, int? mode, long? uid, long? gid, long? modifiedNs)
+    {
+        // Each of the four is held apart with its own "present" mark: a value of 0 is recorded, a
+        // null or absent one is not, and one field never stands in for another.
+        string entry = "{\"path\":\"x\",\"size\":5,\"sha256\":\"" + Sha + "\",\"chunks\":[\"" + IdA + "\"]," + fields + "}";
+        RepositoryFile f = Assert.Single(Repo.ParseManifest(ManifestWith("[" + entry + "]"), new string('a', 64)).Files);
+
+        Assert.Equal((mode, uid, gid, modifiedNs), (f.Mode, f.Uid, f.Gid, f.ModifiedNs));
+        Assert.Equal(new FileMetadata(mode, uid, gid, modifiedNs), f.Metadata);
+        string written = Encoding.UTF8.GetString(RepositoryJson.Serialize(f));
+        RepositoryFile again = Assert.Single(Repo.ParseManifest(ManifestWith("[" + written + "]"), new string('b', 64)).Files);
+        Assert.Equal((mode, uid, gid, modifiedNs), (again.Mode, again.Uid, again.Gid, again.ModifiedNs));
+        Assert.Equal(f, again with { Chunks = f.Chunks }); // records compare the chunk list by reference
+    }
+
+    [Fact]
+    public void Stamp_and_metadata_fields_take_part_in_equality_and_with_changes_only_what_it_names()
+    {
+        var plain = new RepositoryFile("x", 5, Sha, [ChunkId.Parse(IdA)]);
+        var zero = new RepositoryFileStamp(0, 0, 0, 0);
+        RepositoryFile stamped = plain with { Stamp = zero };
+        Assert.Equal(zero, stamped.Stamp); // an all-zero stamp is a stamp, not none
+        Assert.NotEqual(plain, stamped);
+        Assert.Equal(plain, stamped with { Stamp = null });
+        Assert.Equal(plain.GetHashCode(), (stamped with { Stamp = null }).GetHashCode());
+        Assert.True(stamped.StampIs(zero));
+        Assert.True(stamped.StampIs(new FileStamp(123, 0, 0, 0, 0)));
+        Assert.False(plain.StampIs(new FileStamp(0, 0, 0, 0, 0)));
+        Assert.True(plain.StampIs((RepositoryFileStamp?)null));
+
+        RepositoryFile full = stamped.WithMetadata(new FileMetadata(384, 1, 2, 3));
+        Assert.Equal(zero, full.Stamp);
+        RepositoryFile partly = full.WithMetadata(new FileMetadata(384, null, 2, null));
+        Assert.Equal((384, (long?)null, 2L, (long?)null), (partly.Mode, partly.Uid, partly.Gid, partly.ModifiedNs));
+        Assert.Equal(zero, partly.Stamp);
+        Assert.NotEqual(full, full with { Uid = 9 });
+        Assert.NotEqual(full, full with { ModifiedNs = null });
+        Assert.Equal(full, full with { Uid = 9 } with { Uid = 1 });
+        Assert.Equal(plain, partly with { Stamp = null, Mode = null, Gid = null });
+    }
+
+    [Fact]
+    public void A_null_sha256_is_not_equal_to_any_text_given()
+    {
+        ChunkId[] chunks = [ChunkId.Parse(IdA)];
+        var absent = new RepositoryFile("x", 5, null!, chunks);
+        Assert.Null(absent.Sha256);
+        Assert.Equal(absent, new RepositoryFile("x", 5, null!, chunks));
+        Assert.NotEqual(absent, new RepositoryFile("x", 5, "\0", chunks));
+        Assert.NotEqual(absent, new RepositoryFile("x", 5, "", chunks));
+    }
+
+    [Theory]
     [InlineData("0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef")]
     [InlineData("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde")]
     [InlineData("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0")]

@@ -157,23 +157,23 @@ public sealed record RepositoryFile(string Path, long Size, string Sha256, IRead
     [Flags]
     private enum Has : byte { Stamp = 1, Mode = 2, Uid = 4, Gid = 8, ModifiedNs = 16 }
 
-    /// <summary>The SHA-256: its bytes when <see cref="Text"/> is null, else the text as given
-    /// (<see cref="Absent"/> standing for a null one).</summary>
-    private readonly record struct Sha(ChunkId Bytes, string? Text)
+    /// <summary>The SHA-256: its bytes when <see cref="Given"/> is null, else what was given (a
+    /// string, or <see cref="Absent"/> for a null one: an object no string equals).</summary>
+    private readonly record struct Sha(ChunkId Bytes, object? Given)
     {
-        private static readonly string Absent = new('\0', 1);
+        private static readonly object Absent = new();
 
         public static Sha Of(string? text) => Hex.IsSha256Hex(text) ? new(ChunkId.Parse(text!), null) : new(default, text ?? Absent);
 
-        public bool Held => Text is null;
+        public bool Held => Given is null;
 
-        public string? Given => ReferenceEquals(Text, Absent) ? null : Text;
+        public string? Text => Given as string;
     }
 
     /// <summary>SHA-256 of the file's plaintext: 64 lowercase hex digits (in a valid manifest).</summary>
     public string Sha256
     {
-        get => _sha.Held ? _sha.Bytes.ToString() : _sha.Given!;
+        get => _sha.Held ? _sha.Bytes.ToString() : _sha.Text!;
         init => _sha = Sha.Of(value);
     }
 
@@ -209,6 +209,18 @@ public sealed record RepositoryFile(string Path, long Size, string Sha256, IRead
             _has = value is null ? _has & ~Has.Stamp : _has | Has.Stamp;
         }
     }
+
+    /// <summary>True when a stamp is recorded (without making the <see cref="Stamp"/> object).</summary>
+    internal bool HasStamp => (_has & Has.Stamp) != 0;
+
+    /// <summary>True when the recorded stamp is <paramref name="s"/>'s (see <see cref="RepositoryFileStamp.From"/>).</summary>
+    internal bool StampIs(FileStamp s) =>
+        HasStamp && _stampModifiedNs == s.ModifiedNs && _stampChangedNs == s.ChangedNs && _stampDevice == s.Device && _stampInode == s.Inode;
+
+    /// <summary>True when the recorded stamp equals <paramref name="s"/> (both none, or the same values).</summary>
+    internal bool StampIs(RepositoryFileStamp? s) => s is null
+        ? !HasStamp
+        : HasStamp && _stampModifiedNs == s.ModifiedNs && _stampChangedNs == s.ChangedNs && _stampDevice == s.Device && _stampInode == s.Inode;
 
     /// <summary>Format version 2: permission bits (setuid/setgid/sticky included), owner, group and
     /// last-write time (ns since 1970 UTC) of the source file, restored with it. Null: not recorded.</summary>
