@@ -23,13 +23,14 @@ internal sealed class ObjectTree
         // sizes beside a dictionary of statuses cost ~175 bytes a file (62,105 files: ~11 MB through
         // the whole copy), these ~105, and ~16 where there are no statuses.
         Span<ListedFile> byPath = CollectionsMarshal.AsSpan(files);
+        Comparison<ListedFile> ordinal = static (a, b) => string.CompareOrdinal(a.Rel, b.Rel);
         if (statuses is null)
         {
-            byPath.Sort(static (a, b) => string.CompareOrdinal(a.Rel, b.Rel));
+            byPath.Sort(ordinal);
         }
         else
         {
-            byPath.Sort(CollectionsMarshal.AsSpan(statuses), static (a, b) => string.CompareOrdinal(a.Rel, b.Rel));
+            byPath.Sort(CollectionsMarshal.AsSpan(statuses), ordinal);
         }
         // A name read twice from one folder (POSIX allows it when the folder changes while it is
         // read, e.g. a file renamed over another) is one file, as it was in the sorted dictionary.

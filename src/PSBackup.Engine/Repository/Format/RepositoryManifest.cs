@@ -202,7 +202,7 @@ public sealed record RepositoryFile(string Path, long Size, string Sha256, IRead
     /// when its stamp is still this one. Null when not proven so (then it is read again).</summary>
     public RepositoryFileStamp? Stamp
     {
-        get => (_has & Has.Stamp) != 0 ? new(_stampModifiedNs, _stampChangedNs, _stampDevice, _stampInode) : null;
+        get => HasStamp ? new(_stampModifiedNs, _stampChangedNs, _stampDevice, _stampInode) : null;
         init
         {
             (_stampModifiedNs, _stampChangedNs, _stampDevice, _stampInode) = value is { } s ? (s.ModifiedNs, s.ChangedNs, s.Device, s.Inode) : default;
@@ -214,39 +214,41 @@ public sealed record RepositoryFile(string Path, long Size, string Sha256, IRead
     internal bool HasStamp => (_has & Has.Stamp) != 0;
 
     /// <summary>True when the recorded stamp is <paramref name="s"/>'s (see <see cref="RepositoryFileStamp.From"/>).</summary>
-    internal bool StampIs(FileStamp s) =>
-        HasStamp && _stampModifiedNs == s.ModifiedNs && _stampChangedNs == s.ChangedNs && _stampDevice == s.Device && _stampInode == s.Inode;
+    internal bool StampIs(FileStamp s) => StampIs(s.ModifiedNs, s.ChangedNs, s.Device, s.Inode);
 
     /// <summary>True when the recorded stamp equals <paramref name="s"/> (both none, or the same values).</summary>
-    internal bool StampIs(RepositoryFileStamp? s) => s is null
-        ? !HasStamp
-        : HasStamp && _stampModifiedNs == s.ModifiedNs && _stampChangedNs == s.ChangedNs && _stampDevice == s.Device && _stampInode == s.Inode;
+    internal bool StampIs(RepositoryFileStamp? s) => s is null ? !HasStamp : StampIs(s.ModifiedNs, s.ChangedNs, s.Device, s.Inode);
+
+    private bool StampIs(long modifiedNs, long changedNs, ulong device, ulong inode) =>
+        HasStamp && _stampModifiedNs == modifiedNs && _stampChangedNs == changedNs && _stampDevice == device && _stampInode == inode;
 
     /// <summary>Format version 2: permission bits (setuid/setgid/sticky included), owner, group and
     /// last-write time (ns since 1970 UTC) of the source file, restored with it. Null: not recorded.</summary>
     public int? Mode
     {
-        get => (_has & Has.Mode) != 0 ? _mode : null;
+        get => Get(_mode, Has.Mode);
         init => _has = Set(value, ref _mode, Has.Mode);
     }
 
     public long? Uid
     {
-        get => (_has & Has.Uid) != 0 ? _uid : null;
+        get => Get(_uid, Has.Uid);
         init => _has = Set(value, ref _uid, Has.Uid);
     }
 
     public long? Gid
     {
-        get => (_has & Has.Gid) != 0 ? _gid : null;
+        get => Get(_gid, Has.Gid);
         init => _has = Set(value, ref _gid, Has.Gid);
     }
 
     public long? ModifiedNs
     {
-        get => (_has & Has.ModifiedNs) != 0 ? _modifiedNs : null;
+        get => Get(_modifiedNs, Has.ModifiedNs);
         init => _has = Set(value, ref _modifiedNs, Has.ModifiedNs);
     }
+
+    private T? Get<T>(T field, Has bit) where T : struct => (_has & bit) != 0 ? field : null;
 
     private Has Set<T>(T? value, ref T field, Has bit) where T : struct
     {
