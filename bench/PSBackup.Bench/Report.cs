@@ -159,7 +159,9 @@ public static class Report
             }
         }
 
-        var ourRss = rows.Where(r => r.Tool is PsBackup or ManagedZstd && r.RssKiB is not null).ToList();
+        // Every row a psbackup process was measured in: the key-file rows and the CLI ship too (the
+        // summary said "met" over a key-file row of 130 MiB).
+        var ourRss = rows.Where(r => r.Tool is PsBackup or ManagedZstd or KeyFile or Cli or CliKept && r.RssKiB is not null).ToList();
         if (ourRss.Count > 0)
         {
             Row worst = ourRss.MaxBy(r => r.RssKiB)!;
