@@ -146,10 +146,7 @@ public sealed class BackupWriter : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(content);
         EnsureOpen();
         string p = SafePath.ValidateRelativePath(path, "file path");
-        if (_fileIndex.ContainsKey(p))
-        {
-            throw new InvalidInputException("DuplicatePath", $"The file '{p}' was already added to this backup. Give each file once.", p);
-        }
+        RefuseAdded(p);
         _state = State.Failed;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _cts.Token);
         try
@@ -218,10 +215,7 @@ public sealed class BackupWriter : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(file);
         EnsureOpen();
         string p = SafePath.ValidateRelativePath(file.Path, "file path");
-        if (_fileIndex.ContainsKey(p))
-        {
-            throw new InvalidInputException("DuplicatePath", $"The file '{p}' was already added to this backup. Give each file once.", p);
-        }
+        RefuseAdded(p);
         foreach (ChunkId id in file.Chunks)
         {
             if (!_repo.Index.Contains(id))
@@ -242,10 +236,7 @@ public sealed class BackupWriter : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(same);
         EnsureOpen();
         string p = SafePath.ValidateRelativePath(path, "file path");
-        if (_fileIndex.ContainsKey(p))
-        {
-            throw new InvalidInputException("DuplicatePath", $"The file '{p}' was already added to this backup. Give each file once.", p);
-        }
+        RefuseAdded(p);
         foreach (ChunkId id in same.Chunks)
         {
             if (!_pending.Contains(id) && !_repo.Index.Contains(id))
@@ -261,6 +252,15 @@ public sealed class BackupWriter : IAsyncDisposable
     internal RepositoryFile? Find(string path) => IndexOf(path) is >= 0 and var i ? _files[i] : null;
 
     private int IndexOf(string path) => _fileIndex.TryGetValue(path, out int i) ? i : -1;
+
+    /// <summary>Refuses a name already added (each way of adding a file checks it first).</summary>
+    private void RefuseAdded(string p)
+    {
+        if (_fileIndex.ContainsKey(p))
+        {
+            throw new InvalidInputException("DuplicatePath", $"The file '{p}' was already added to this backup. Give each file once.", p);
+        }
+    }
 
     private void AddEntry(RepositoryFile f)
     {
