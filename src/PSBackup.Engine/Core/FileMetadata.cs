@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace PSBackup.Engine;
 
@@ -10,6 +11,9 @@ public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long?
 {
     [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int LChown(string path, uint uid, uint gid);
+
+    [LibraryImport("libc", EntryPoint = "fchown", SetLastError = true)]
+    private static partial int FChown(int fd, uint uid, uint gid);
 
     /// <summary>The metadata of the entry at <paramref name="path"/> (links not followed), or null when it is gone.</summary>
     public static FileMetadata? Read(string path)
@@ -58,6 +62,52 @@ public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long?
         }
     }
 
+    /// <summary><see cref="Apply(string)"/> through an open handle of the regular file at
+    /// <paramref name="path"/> (the name is for messages, and for Windows): on Unix fchown, fchmod
+    /// and futimens, with no walk of the path and no stat before each call (a restore gives back
+    /// the metadata of every file it writes, so these are ~5 system calls fewer per file).</summary>
+    public void Apply(SafeFileHandle handle, string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Apply(path);
+            return;
+        }
+        if (Uid is { } uid && Gid is { } gid && Environment.IsPrivilegedProcess && uid is >= 0 and <= uint.MaxValue && gid is >= 0 and <= uint.MaxValue)
+        {
+            bool added = false;
+            try
+            {
+                handle.DangerousAddRef(ref added);
+                if (FChown((int)handle.DangerousGetHandle(), (uint)uid, (uint)gid) != 0)
+                {
+                    throw new IOException($"Cannot give '{path}' to owner {uid}:{gid} (errno {Marshal.GetLastPInvokeError()}).");
+                }
+            }
+            finally
+            {
+                if (added)
+                {
+                    handle.DangerousRelease();
+                }
+            }
+        }
+        if (Mode is { } mode)
+        {
+            File.SetUnixFileMode(handle, (UnixFileMode)(mode & 0xFFF));
+        }
+        if (TimeOf(ModifiedNs) is { } time)
+        {
+            File.SetLastWriteTimeUtc(handle, time);
+        }
+    }
+
+    /// <summary>A recorded time as a DateTime, or null when there is none or it is outside what DateTime holds.</summary>
+    private static DateTime? TimeOf(long? modifiedNs) =>
+        modifiedNs is { } ns && ns / 100 > -DateTime.UnixEpoch.Ticks && ns / 100 < DateTime.MaxValue.Ticks - DateTime.UnixEpoch.Ticks
+            ? DateTime.UnixEpoch.AddTicks(ns / 100)
+            : null;
+
     /// <summary>Gives <paramref name="path"/> this metadata: owner and group first (when root; a
     /// chown clears setuid bits), then the mode, then the last-write time. What is null is left.</summary>
     public void Apply(string path)
@@ -76,9 +126,8 @@ public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long?
                 File.SetUnixFileMode(path, (UnixFileMode)(mode & 0xFFF));
             }
         }
-        if (ModifiedNs is { } ns && ns / 100 > -DateTime.UnixEpoch.Ticks && ns / 100 < DateTime.MaxValue.Ticks - DateTime.UnixEpoch.Ticks)
+        if (TimeOf(ModifiedNs) is { } time)
         {
-            DateTime time = DateTime.UnixEpoch.AddTicks(ns / 100);
             if (Directory.Exists(path))
             {
                 Directory.SetLastWriteTimeUtc(path, time);

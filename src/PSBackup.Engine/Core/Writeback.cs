@@ -34,6 +34,47 @@ internal static class Writeback
     /// later <see cref="Flush"/> finds them written or in flight.</summary>
     public static void Start(string path) => Run(path, Write);
 
+    /// <summary>Linux: asks the kernel to start writing <paramref name="count"/> bytes of
+    /// <paramref name="handle"/> from <paramref name="offset"/> back to the disk (SYNC_FILE_RANGE_WRITE:
+    /// start, do not wait), so a later fsync waits only for what was written after. Durability is
+    /// unchanged: the fsync still decides it. False when refused (a pipe, say); off for the process
+    /// where the kernel or file system has no such call. Not Linux: false.</summary>
+    public static bool StartRange(SafeFileHandle handle, long offset, long count)
+    {
+        if (!s_rangeAvailable)
+        {
+            return false;
+        }
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            if (SyncFileRange((int)handle.DangerousGetHandle(), offset, count, Write) == 0)
+            {
+                return true;
+            }
+            if (Marshal.GetLastPInvokeError() is 38 /* ENOSYS */ or 95 /* EOPNOTSUPP */)
+            {
+                s_rangeAvailable = false;
+            }
+            return false;
+        }
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
+        {
+            s_rangeAvailable = false;
+            return false;
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
+    }
+
+    private static volatile bool s_rangeAvailable = OperatingSystem.IsLinux();
+
     private static bool Run(string path, uint flags)
     {
         if (!s_available)

@@ -24,13 +24,19 @@ namespace PSBackup.Engine.Repository;
 /// <para>A verified file is sealed by one of <see cref="Closers"/> closer threads while the workers go
 /// on: its recorded mode, owner and time are given back, it is fsynced and closed, and a temp name
 /// is renamed to the file's name. Fsync per file, a few at once, measured faster here than
-/// sync_file_range writeback plus one fsync pass or syncfs at the end (docs/design.md, Restore,
-/// "Parallel restore"). Memory: per worker one read (at most <see cref="MaxRead"/>, or one frame)
+/// sync_file_range writeback plus one fsync pass or syncfs at the end; each piece's writeback is
+/// started as it is written, so that fsync mostly finds the pages on their way (docs/design.md,
+/// Restore, "Parallel restore"). Memory: per worker one read (at most <see cref="MaxRead"/>, or one frame)
 /// and one decoded frame.</para></summary>
 internal sealed class ParallelRestore
 {
     /// <summary>The largest ranged read adjacent frames are coalesced into (one frame may be larger).</summary>
     internal const int MaxRead = 2 << 20;
+
+    /// <summary>Pieces at least this long have their writeback started as soon as they are written
+    /// (<see cref="Writeback.StartRange"/>), so the disk writes while the workers decode and a file's
+    /// fsync waits for little; smaller ones (small files, mostly) are left to their fsync, which follows soon.</summary>
+    private const int WritebackPiece = 64 * 1024;
 
     /// <summary>Files kept open between pieces; beyond this a piece opens and closes its file.</summary>
     private const int MaxOpenFiles = 128;
@@ -460,6 +466,10 @@ internal sealed class ParallelRestore
         try
         {
             RandomAccess.Write(handle, data, offset);
+            if (data.Length >= WritebackPiece)
+            {
+                Writeback.StartRange(handle, offset, data.Length);
+            }
         }
         finally
         {
@@ -566,11 +576,14 @@ internal sealed class ParallelRestore
     private void Seal(FileState f)
     {
         string path = f.Path, final = f.Final;
-        _manifest.Files[f.Index].Metadata?.Apply(path);
         FileStream stream;
+        SafeFileHandle handle;
         lock (f.Lock)
         {
             stream = f.Stream ?? Reopen(path);
+            // The handle kept beside the stream: FileStream.SafeFileHandle would seek the file to
+            // the stream's position first, one lseek per file.
+            handle = f.Handle ?? stream.SafeFileHandle;
             if (f.Stream is not null)
             {
                 Interlocked.Decrement(ref _open);
@@ -581,6 +594,7 @@ internal sealed class ParallelRestore
         // fsync on Unix, FlushFileBuffers on Windows.
         using (stream)
         {
+            _manifest.Files[f.Index].Metadata?.Apply(handle, path);
             stream.Flush(flushToDisk: true);
         }
         if (!string.Equals(path, final, StringComparison.Ordinal))

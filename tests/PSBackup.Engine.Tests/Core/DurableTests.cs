@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using PSBackup.Engine.Tests.Support;
 
 namespace PSBackup.Engine.Tests.Core;
@@ -26,6 +27,30 @@ public class DurableTests
         }
         File.WriteAllBytes(Path.Combine(parent, "file"), [1]);
         Assert.Throws<IOException>(() => PrivateFiles.CreateOneDirectory(Path.Combine(parent, "file")));
+    }
+
+    /// <summary>Writeback.StartRange, the early writeback of a restore's pieces and of a pack being
+    /// spooled: a regular file's written range starts, a device is refused, and the refusal does not
+    /// turn it off for the files after it. Elsewhere than Linux it does nothing and says so.</summary>
+    [Fact]
+    public void Writeback_of_a_written_range_starts_and_a_device_refused_does_not_turn_it_off()
+    {
+        using var dir = new TestDirectory();
+        using SafeFileHandle file = File.OpenHandle(dir.Combine("f"), FileMode.CreateNew, FileAccess.ReadWrite);
+        RandomAccess.Write(file, new byte[256 * 1024], 0);
+        if (!OperatingSystem.IsLinux())
+        {
+            Assert.False(Writeback.StartRange(file, 0, 256 * 1024));
+            return;
+        }
+        Assert.True(Writeback.StartRange(file, 0, 256 * 1024));
+        using (SafeFileHandle device = File.OpenHandle("/dev/null", FileMode.Open, FileAccess.ReadWrite))
+        {
+            Assert.False(Writeback.StartRange(device, 0, 4096));
+        }
+        RandomAccess.Write(file, new byte[4096], 256 * 1024);
+        Assert.True(Writeback.StartRange(file, 256 * 1024, 4096));
+        Assert.Equal(256 * 1024 + 4096, RandomAccess.GetLength(file));
     }
 
     [Fact]

@@ -199,6 +199,12 @@ public sealed class HostileInputTests : IDisposable
         Directory.CreateDirectory(Path.Combine(obj.ObjectPath, "empty", "deeper"));
         File.SetUnixFileMode(obj.ObjectPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Exec("chown", "-R", "1234:2345", obj.ObjectPath);
+        // setuid and setgid after the chown that would clear them: the restore must give the owner first.
+        string tool = Path.Combine(obj.ObjectPath, "metadata", "tool");
+        File.WriteAllText(tool, "#!/bin/sh\n");
+        Exec("chown", "1234:2345", tool);
+        File.SetUnixFileMode(tool, (UnixFileMode)Convert.ToInt32("6750", 8));
+        FileMetadata sourceTool = FileMetadata.Read(tool)!;
         var when = new DateTime(2021, 5, 6, 7, 8, 9, DateTimeKind.Utc);
         File.SetLastWriteTimeUtc(secret, when);
         FileMetadata sourceRoot = FileMetadata.Read(obj.ObjectPath)!;
@@ -219,6 +225,8 @@ public sealed class HostileInputTests : IDisposable
         await ObjectOperations.RestoreAsync(new RestoreObjectBackupOptions(obj.DbRoot, ObjectFixture.Dir, ObjectFixture.Object, null) { Repository = repo, BackupId = backup.BackupId }, OperationContext.Default);
         AssertSame(sourceRoot, FileMetadata.Read(obj.ObjectPath)!);
         AssertSame(sourceSecret, FileMetadata.Read(secret)!);
+        AssertSame(sourceTool, FileMetadata.Read(tool)!);
+        Assert.Equal(Convert.ToInt32("6750", 8), sourceTool.Mode);
         Assert.True(Directory.Exists(Path.Combine(obj.ObjectPath, "empty", "deeper"))); // before: empty folders were dropped
         Assert.Equal(1234, FileMetadata.Read(Path.Combine(obj.ObjectPath, "empty", "deeper"))!.Uid);
 
