@@ -13,14 +13,27 @@ public static class FileCopy
 
     /// <summary>Copies <paramref name="source"/> to a new file <paramref name="destination"/>
     /// (which must not exist), hashing what was written, and fsyncs it. <paramref name="createMode"/>:
-    /// the new file's mode on Unix (e.g. 0600 until the source's own mode is given to it).</summary>
+    /// the new file's mode on Unix (e.g. 0600 until the source's own mode is given to it). Each
+    /// block's writeback is started as it is written (<see cref="Writeback.StartRange"/>), so the
+    /// fsync waits for the last blocks only, not the whole file.</summary>
     public static async Task<ContentDigest> CopyAsync(string source, string destination, CancellationToken ct, UnixFileMode? createMode = null, Action<long>? onBytes = null)
     {
         await using var input = OpenRead(source);
         await using var output = createMode is { } mode
             ? new FileStream(destination, PrivateFiles.CreateNew(bufferSize: 1, mode: mode))
             : new FileStream(destination, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
-        ContentDigest digest = await CopyAsync(input, output, ct, onBytes).ConfigureAwait(false);
+        // Linux only (nothing to start elsewhere): on Windows the stream's handle is left as it was.
+        Microsoft.Win32.SafeHandles.SafeFileHandle? handle = OperatingSystem.IsLinux() ? output.SafeFileHandle : null;
+        long started = 0;
+        ContentDigest digest = await CopyAsync(input, output, ct, total =>
+        {
+            if (handle is not null)
+            {
+                Writeback.StartRange(handle, started, total - started);
+                started = total;
+            }
+            onBytes?.Invoke(total);
+        }).ConfigureAwait(false);
         output.Flush(flushToDisk: true);
         return digest;
     }

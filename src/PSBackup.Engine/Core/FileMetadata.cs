@@ -64,8 +64,8 @@ public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long?
 
     /// <summary><see cref="Apply(string)"/> through an open handle of the regular file at
     /// <paramref name="path"/> (the name is for messages, and for Windows): on Unix fchown, fchmod
-    /// and futimens, with no walk of the path and no stat before each call (a restore gives back
-    /// the metadata of every file it writes, so these are ~5 system calls fewer per file).</summary>
+    /// and futimens (after one fstat for the access time it keeps), with no walk of the path (a
+    /// restore gives back the metadata of every file it writes: four calls by name fewer per file).</summary>
     public void Apply(SafeFileHandle handle, string path)
     {
         if (OperatingSystem.IsWindows())
