@@ -22,8 +22,8 @@ public static class FileCopy
         await using var output = createMode is { } mode
             ? new FileStream(destination, PrivateFiles.CreateNew(bufferSize: 1, mode: mode))
             : new FileStream(destination, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
-        // Linux only (nothing to start elsewhere): on Windows the stream's handle is left as it was.
-        Microsoft.Win32.SafeHandles.SafeFileHandle? handle = OperatingSystem.IsLinux() ? output.SafeFileHandle : null;
+        // Only where writeback can be started (Linux): elsewhere the stream's handle is left as it was.
+        Microsoft.Win32.SafeHandles.SafeFileHandle? handle = Writeback.Available ? output.SafeFileHandle : null;
         long started = 0;
         ContentDigest digest = await CopyAsync(input, output, ct, total =>
         {

@@ -73,15 +73,15 @@ public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long?
             Apply(path);
             return;
         }
-        if (Uid is { } uid && Gid is { } gid && Environment.IsPrivilegedProcess && uid is >= 0 and <= uint.MaxValue && gid is >= 0 and <= uint.MaxValue)
+        if (OwnerToGive(out uint uid, out uint gid))
         {
             bool added = false;
             try
             {
                 handle.DangerousAddRef(ref added);
-                if (FChown((int)handle.DangerousGetHandle(), (uint)uid, (uint)gid) != 0)
+                if (FChown((int)handle.DangerousGetHandle(), uid, gid) != 0)
                 {
-                    throw new IOException($"Cannot give '{path}' to owner {uid}:{gid} (errno {Marshal.GetLastPInvokeError()}).");
+                    throw OwnerRefused(path, uid, gid);
                 }
             }
             finally
@@ -102,6 +102,19 @@ public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long?
         }
     }
 
+    /// <summary>The recorded owner and group, when both are recorded, fit a uid_t/gid_t, and this
+    /// process may give files away (root).</summary>
+    private bool OwnerToGive(out uint uid, out uint gid)
+    {
+        bool give = Uid is >= 0 and <= uint.MaxValue && Gid is >= 0 and <= uint.MaxValue && Environment.IsPrivilegedProcess;
+        uid = give ? (uint)Uid!.Value : 0;
+        gid = give ? (uint)Gid!.Value : 0;
+        return give;
+    }
+
+    private static IOException OwnerRefused(string path, uint uid, uint gid) =>
+        new($"Cannot give '{path}' to owner {uid}:{gid} (errno {Marshal.GetLastPInvokeError()}).");
+
     /// <summary>A recorded time as a DateTime, or null when there is none or it is outside what DateTime holds.</summary>
     private static DateTime? TimeOf(long? modifiedNs) =>
         modifiedNs is { } ns && ns / 100 > -DateTime.UnixEpoch.Ticks && ns / 100 < DateTime.MaxValue.Ticks - DateTime.UnixEpoch.Ticks
@@ -114,12 +127,9 @@ public sealed partial record FileMetadata(int? Mode, long? Uid, long? Gid, long?
     {
         if (!OperatingSystem.IsWindows())
         {
-            if (Uid is { } uid && Gid is { } gid && Environment.IsPrivilegedProcess && uid is >= 0 and <= uint.MaxValue && gid is >= 0 and <= uint.MaxValue)
+            if (OwnerToGive(out uint uid, out uint gid) && LChown(path, uid, gid) != 0)
             {
-                if (LChown(path, (uint)uid, (uint)gid) != 0)
-                {
-                    throw new IOException($"Cannot give '{path}' to owner {uid}:{gid} (errno {Marshal.GetLastPInvokeError()}).");
-                }
+                throw OwnerRefused(path, uid, gid);
             }
             if (Mode is { } mode)
             {

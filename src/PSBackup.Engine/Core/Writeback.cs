@@ -20,9 +20,10 @@ internal static class Writeback
     [DllImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
     private static extern int SyncFileRange(int fd, long offset, long nbytes, uint flags);
 
-    private static bool s_available = OperatingSystem.IsLinux();
+    private static volatile bool s_available = OperatingSystem.IsLinux();
 
-    /// <summary>True where <see cref="Flush"/> can clean a file's pages.</summary>
+    /// <summary>True where <see cref="Flush"/> can clean a file's pages and <see cref="StartRange"/>
+    /// start a writeback (Linux, until the kernel refuses the call as unknown).</summary>
     public static bool Available => s_available;
 
     /// <summary>Writes back every dirty page of <paramref name="path"/> and waits for it. False
@@ -39,41 +40,8 @@ internal static class Writeback
     /// start, do not wait), so a later fsync waits only for what was written after. Durability is
     /// unchanged: the fsync still decides it. False when refused (a pipe, say); off for the process
     /// where the kernel or file system has no such call. Not Linux: false.</summary>
-    public static bool StartRange(SafeFileHandle handle, long offset, long count)
-    {
-        if (!s_rangeAvailable)
-        {
-            return false;
-        }
-        bool added = false;
-        try
-        {
-            handle.DangerousAddRef(ref added);
-            if (SyncFileRange((int)handle.DangerousGetHandle(), offset, count, Write) == 0)
-            {
-                return true;
-            }
-            if (Marshal.GetLastPInvokeError() is 38 /* ENOSYS */ or 95 /* EOPNOTSUPP */)
-            {
-                s_rangeAvailable = false;
-            }
-            return false;
-        }
-        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
-        {
-            s_rangeAvailable = false;
-            return false;
-        }
-        finally
-        {
-            if (added)
-            {
-                handle.DangerousRelease();
-            }
-        }
-    }
-
-    private static volatile bool s_rangeAvailable = OperatingSystem.IsLinux();
+    public static bool StartRange(SafeFileHandle handle, long offset, long count) =>
+        s_available && Call(handle, offset, count, Write);
 
     private static bool Run(string path, uint flags)
     {
@@ -84,25 +52,43 @@ internal static class Writeback
         try
         {
             using SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            if (SyncFileRange((int)handle.DangerousGetHandle(), 0, 0, flags) == 0)
-            {
-                return true;
-            }
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno is 38 /* ENOSYS */ or 95 /* EOPNOTSUPP */)
-            {
-                s_available = false;
-            }
-            return false;
+            return Call(handle, 0, 0, flags);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
+            return false;
+        }
+    }
+
+    /// <summary>sync_file_range on an open handle; a kernel, file system or libc without it turns
+    /// <see cref="Available"/> off for the process.</summary>
+    private static bool Call(SafeFileHandle handle, long offset, long count, uint flags)
+    {
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            if (SyncFileRange((int)handle.DangerousGetHandle(), offset, count, flags) == 0)
+            {
+                return true;
+            }
+            if (Marshal.GetLastPInvokeError() is 38 /* ENOSYS */ or 95 /* EOPNOTSUPP */)
+            {
+                s_available = false;
+            }
             return false;
         }
         catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
         {
             s_available = false;
             return false;
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
         }
     }
 }
